@@ -1,0 +1,64 @@
+// The closed set of user-facing errors. Only the CLI's main and the server's
+// error handler print or map them (STYLE habit 7).
+
+export type ErrorCode =
+  | "KILN_E_SPEC" // kiln.yaml is invalid
+  | "KILN_E_USAGE" // bad command-line input
+  | "KILN_E_IMAGE" // image store / bake / tag problem
+  | "KILN_E_UNSAFE" // a layer tried to escape its root, or a digest did not verify
+  | "KILN_E_TAG_IMMUTABLE" // a tag would move to another digest
+  | "KILN_E_NOT_FOUND" // image, release or instance not found
+  | "KILN_E_PROVIDER" // the provider could not launch/stop an instance
+  | "KILN_E_CONTROLLER" // controller unreachable or refused
+  | "KILN_E_ROLLOUT" // a rollout failed (and was rolled back)
+  | "KILN_E_STATE" // state database problem
+  | "KILN_E_INTERNAL";
+
+/** Exit codes are a stable contract: 0 ok, 1 failed operation, 2 bad input. */
+export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
+
+const badInputCodes: ReadonlySet<ErrorCode> = new Set([
+  "KILN_E_SPEC",
+  "KILN_E_USAGE",
+  "KILN_E_TAG_IMMUTABLE",
+  "KILN_E_NOT_FOUND",
+  "KILN_E_UNSAFE",
+]);
+
+export interface ErrorDetail {
+  /** file:line:col, instance id, digest… whatever locates the problem */
+  where?: string;
+  /** the key path in kiln.yaml, when there is one */
+  path?: string;
+  message: string;
+  hint?: string;
+}
+
+export class KilnError extends Error {
+  readonly code: ErrorCode;
+  readonly hint?: string;
+  readonly details: ErrorDetail[];
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { hint?: string; cause?: unknown; details?: ErrorDetail[] } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "KilnError";
+    this.code = code;
+    this.hint = opts.hint;
+    this.details = opts.details ?? [];
+  }
+
+  get exitCode(): number {
+    return badInputCodes.has(this.code) ? EXIT.badInput : EXIT.failed;
+  }
+
+  toJSON() {
+    return { code: this.code, message: this.message, hint: this.hint, details: this.details };
+  }
+}
+
+export function isKilnError(e: unknown): e is KilnError {
+  return e instanceof KilnError;
+}
