@@ -1,0 +1,539 @@
+// The reconcile loop: observe (provider, router, probes) → plan (pure strategy) →
+// act (journaled, idempotent) → record (state). Any tick can be re-run after a crash.
+
+import { randomBytes } from "node:crypto";
+import { KilnError } from "../errors.js";
+import type { Provider } from "../providers/provider.js";
+import { nextSteps, phaseOf, planSteady } from "../rollout/index.js";
+import type { FleetInstance, Observed, RolloutSpec, Step } from "../rollout/types.js";
+import type { InstanceRecord, Release, RolloutRecord, StateDb } from "../state/db.js";
+import type { Router, RouterStats, RoutingTable, Target } from "../traffic/router.js";
+import { initialHealth, phaseFrom, recordProbe, type ProbeOutcome, type TrackedHealth } from "./health-tracker.js";
+import type { DeployRequest, InstanceView, ReleaseSpec, ReleaseView, RolloutView, StatusView } from "./types.js";
+
+export interface Clock {
+  now(): number;
+}
+
+export interface ControllerDeps {
+  service: string;
+  /** spec used for health and routing before the first release */
+  defaultSpec: ReleaseSpec;
+  listen: string;
+  db: StateDb;
+  provider: Provider;
+  router: Router;
+  probe: (address: string, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
+  clock: Clock;
+  newId?: (release: string) => string;
+  log?: (line: string) => void;
+  /** per-instance deadline to turn healthy; default 60 s + grace */
+  instanceDeadline?: number;
+}
+
+interface Runtime {
+  health: Map<string, TrackedHealth>;
+  probing: Set<string>;
+  terminating: Map<string, Promise<void>>;
+  lastTable?: string;
+  lastStats?: RouterStats;
+  lastSteps: Step[];
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+export class Controller {
+  private readonly d: ControllerDeps;
+  private readonly rt: Runtime = { health: new Map(), probing: new Set(), terminating: new Map(), lastSteps: [] };
+  private ticking = false;
+
+  constructor(deps: ControllerDeps) {
+    this.d = deps;
+  }
+
+  private get db(): StateDb {
+    return this.d.db;
+  }
+
+  private now(): number {
+    return this.d.clock.now();
+  }
+
+  private event(level: "info" | "warn" | "error", message: string, extra: { release?: string; instance?: string; rollout?: number } = {}): void {
+    this.db.addEvent({ at: this.now(), level, service: this.d.service, message, ...extra });
+    this.d.log?.(`[${level}] ${message}`);
+  }
+
+  liveRelease(): Release | undefined {
+    const id = this.db.getMeta("live");
+    return id ? this.db.getRelease(id) : undefined;
+  }
+
+  desiredInstances(): number {
+    const v = this.db.getMeta("instances");
+    return v === undefined ? this.d.defaultSpec.instances : Number(v);
+  }
+
+  private specOf(releaseId: string | undefined): ReleaseSpec {
+    const r = releaseId ? this.db.getRelease(releaseId) : undefined;
+    return (r?.spec as ReleaseSpec | undefined) ?? this.d.defaultSpec;
+  }
+
+  // ---------------------------------------------------------------- adoption
+
+  /**
+   * On start: adopt the instances state recorded that are still running, mark the ones that
+   * are gone, and stop any the provider runs that state cannot account for.
+   */
+  async adopt(): Promise<void> {
+    const running = await this.d.provider.list(this.d.service);
+    const known = new Map(this.db.liveInstances(this.d.service).map((i) => [i.id, i]));
+    for (const inst of running) {
+      const rec = known.get(inst.id);
+      if (!rec && inst.state === "running") {
+        this.event("warn", `stopping instance ${inst.id}: running but not in state (launched by an interrupted controller?)`, { instance: inst.id });
+        await this.d.provider.terminate(inst.id, { graceMs: 2000 });
+        continue;
+      }
+      if (rec && rec.state === "launching" && inst.state === "running") {
+        this.db.updateInstance(inst.id, { state: "running", address: inst.address, pid: inst.pid });
+        this.event("info", `adopted instance ${inst.id} whose launch was interrupted`, { instance: inst.id });
+      }
+    }
+    const runningIds = new Set(running.filter((i) => i.state === "running").map((i) => i.id));
+    for (const rec of known.values()) {
+      this.rt.health.set(rec.id, initialHealth(rec.healthySince !== undefined && runningIds.has(rec.id)));
+      if (rec.state === "terminating") this.startTerminate(rec.id, "termination interrupted by a restart");
+      else if (rec.state === "launching" && !runningIds.has(rec.id)) {
+        this.db.updateInstance(rec.id, { state: "terminated", routing: "none", terminatedAt: this.now(), reason: "launch interrupted" });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- observe
+
+  private async observe(): Promise<{ records: InstanceRecord[]; running: Map<string, boolean>; stats?: RouterStats }> {
+    const list = await this.d.provider.list(this.d.service);
+    const running = new Map(list.map((i) => [i.id, i.state === "running"]));
+    let stats: RouterStats | undefined;
+    try {
+      stats = await this.d.router.stats();
+    } catch (e) {
+      this.d.log?.(`router unreachable: ${(e as Error).message}`);
+    }
+    this.rt.lastStats = stats;
+    const records = this.db.liveInstances(this.d.service).filter((r) => r.state !== "terminating");
+    this.probeDue(records, running);
+    return { records, running, stats };
+  }
+
+  /** Probes run in the background; the loop reads whatever they last recorded. */
+  private probeDue(records: InstanceRecord[], running: Map<string, boolean>): void {
+    const now = this.now();
+    for (const rec of records) {
+      if (!rec.address || !running.get(rec.id) || this.rt.probing.has(rec.id)) continue;
+      const hp = this.specOf(rec.release).health;
+      const h = this.rt.health.get(rec.id) ?? initialHealth(false);
+      if (now - h.lastProbeAt < hp.interval) continue;
+      this.rt.probing.add(rec.id);
+      void this.d
+        .probe(rec.address, hp.path, hp.timeout)
+        .then((o) => {
+          const cur = this.rt.health.get(rec.id) ?? initialHealth(false);
+          const next = recordProbe(cur, o, hp, this.now());
+          this.rt.health.set(rec.id, next);
+          if (next.healthy && !cur.healthy) {
+            const r = this.db.getInstance(rec.id);
+            if (r && r.healthySince === undefined) this.db.updateInstance(rec.id, { healthySince: this.now() });
+          }
+          if (!next.healthy && cur.healthy) this.event("warn", `instance ${rec.id} failed health checks: ${next.lastReason ?? "unknown"}`, { instance: rec.id, release: rec.release });
+        })
+        .finally(() => this.rt.probing.delete(rec.id));
+    }
+  }
+
+  private fleet(records: InstanceRecord[], running: Map<string, boolean>, stats: RouterStats | undefined): Observed {
+    const now = this.now();
+    const byId = new Map((stats?.targets ?? []).map((t) => [t.id, t]));
+    const instances: FleetInstance[] = records.map((r) => {
+      const hp = this.specOf(r.release).health;
+      const h = this.rt.health.get(r.id) ?? initialHealth(false);
+      const isRunning = r.state === "launching" ? true : (running.get(r.id) ?? false);
+      const t = byId.get(r.id);
+      return {
+        id: r.id,
+        release: r.release,
+        phase: phaseFrom(h, isRunning, r.launchedAt, hp, now),
+        routing: r.routing,
+        inRotation: t?.inRotation ?? false,
+        // Unknown in-flight counts (router unreachable) must not let a drain finish early.
+        inflight: t ? t.inflight : stats ? 0 : Number.MAX_SAFE_INTEGER,
+        launchedAt: r.launchedAt,
+        healthySince: h.healthy ? r.healthySince ?? now : undefined,
+        drainingSince: r.drainingSince,
+      };
+    });
+    return { instances };
+  }
+
+  private rolloutSpec(rel: ReleaseSpec, strategy: string): RolloutSpec {
+    return {
+      strategy: strategy === "blue-green" ? "blue-green" : "rolling",
+      instances: this.desiredInstances(),
+      rolling: rel.strategy.rolling,
+      blueGreen: rel.strategy.blueGreen,
+      drainTimeout: rel.drainTimeout,
+      instanceDeadline: this.d.instanceDeadline ?? 60_000 + rel.health.grace,
+    };
+  }
+
+  // ---------------------------------------------------------------- tick
+
+  /** One reconcile pass. Never runs concurrently with itself. */
+  async tick(): Promise<Step[]> {
+    if (this.ticking) return [];
+    this.ticking = true;
+    try {
+      const { records, running, stats } = await this.observe();
+      // Without the router's read-back nothing can be confirmed or drained safely: wait for it.
+      if (!stats) return [];
+      const observed = this.fleet(records, running, stats);
+      const rollout = this.db.activeRollout(this.d.service);
+      const now = this.now();
+      let steps: Step[];
+      if (rollout) {
+        const rel = this.specOf(rollout.target);
+        steps = nextSteps(
+          this.rolloutSpec(rel, rollout.strategy),
+          { target: rollout.target, previous: rollout.previous, startedAt: rollout.startedAt, switchedAt: rollout.switchedAt, promoteRequested: rollout.promoteRequested, fast: rollout.fast },
+          observed,
+          now,
+        );
+      } else {
+        const live = this.liveRelease();
+        const standbyUntil = this.db.getMeta("standbyUntil");
+        steps = planSteady(
+          { live: live?.id, instances: this.desiredInstances(), drainTimeout: this.specOf(live?.id).drainTimeout, keepStandbyUntil: standbyUntil ? Number(standbyUntil) : undefined },
+          observed,
+          now,
+        );
+      }
+      this.rt.lastSteps = steps;
+      for (const step of steps) await this.apply(step, rollout);
+      await this.syncRouter(stats);
+      return steps;
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- act
+
+  private async apply(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
+    if (step.kind === "wait") return;
+    const now = this.now();
+    const stepId = this.db.journal(this.d.service, rollout?.id, step.kind, step, now);
+    try {
+      await this.execute(step, rollout);
+      this.db.finishStep(stepId, "done", this.now());
+    } catch (e) {
+      this.db.finishStep(stepId, "failed", this.now(), (e as Error).message);
+      this.event("error", `${step.kind} failed: ${(e as Error).message}`, { rollout: rollout?.id });
+    }
+  }
+
+  private async execute(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
+    const now = this.now();
+    switch (step.kind) {
+      case "launch":
+        await Promise.all(Array.from({ length: step.count }, () => this.launch(step.release, rollout)));
+        return;
+      case "register":
+        this.db.tx(() => step.ids.forEach((id) => this.db.updateInstance(id, { routing: "active", drainingSince: undefined })));
+        this.event("info", `in rotation: ${step.ids.join(", ")}`, { rollout: rollout?.id });
+        return;
+      case "standby":
+        this.db.tx(() => step.ids.forEach((id) => this.db.updateInstance(id, { routing: "standby" })));
+        return;
+      case "drain":
+        this.db.tx(() => step.ids.forEach((id) => this.db.updateInstance(id, { routing: "draining", drainingSince: now })));
+        this.event("info", `draining ${step.ids.join(", ")} (${step.reason})`, { rollout: rollout?.id });
+        return;
+      case "terminate":
+        // Out of the routing table first, then stopped; the stop itself runs in the background.
+        this.db.tx(() => step.ids.forEach((id) => this.db.updateInstance(id, { state: "terminating", routing: "none" })));
+        await this.syncRouter(this.rt.lastStats);
+        for (const id of step.ids) this.startTerminate(id, step.reason);
+        return;
+      case "switch": {
+        const target = step.to;
+        this.db.tx(() => {
+          for (const r of this.db.liveInstances(this.d.service)) {
+            if (r.release === target && r.routing !== "draining" && r.state !== "terminating") this.db.updateInstance(r.id, { routing: "active", drainingSince: undefined });
+            else if (step.standby.includes(r.id)) this.db.updateInstance(r.id, { routing: "standby" });
+          }
+        });
+        this.event("info", `switched traffic to ${target}`, { rollout: rollout?.id, release: target });
+        return;
+      }
+      case "mark-switched":
+        if (rollout) this.db.updateRollout(rollout.id, { switchedAt: now });
+        return;
+      case "done":
+        if (rollout) this.finishRollout(rollout, step.reason);
+        return;
+      case "abort":
+        if (rollout) this.abortRollout(rollout, step.reason);
+        return;
+    }
+  }
+
+  private async launch(releaseId: string, rollout: RolloutRecord | undefined): Promise<void> {
+    const rel = this.db.getRelease(releaseId);
+    if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${releaseId} not found`);
+    const spec = rel.spec as ReleaseSpec;
+    const id = this.d.newId ? this.d.newId(releaseId) : `${this.d.service}-${releaseId}-${randomBytes(3).toString("hex")}`;
+    // Intent first: a controller killed between this row and the launch adopts or removes it on restart.
+    this.db.insertInstance({ id, service: this.d.service, release: releaseId, digest: rel.digest, state: "launching", routing: "none", launchedAt: this.now() });
+    this.rt.health.set(id, initialHealth(false));
+    try {
+      const inst = await this.d.provider.launch({ instanceId: id, service: this.d.service, release: releaseId, digest: rel.digest, env: spec.env, volumes: spec.volumes });
+      this.db.updateInstance(id, { state: "running", address: inst.address, pid: inst.pid, launchedAt: this.now() });
+      this.event("info", `launched ${id} (${rel.version}) at ${inst.address}`, { instance: id, release: releaseId, rollout: rollout?.id });
+    } catch (e) {
+      this.db.updateInstance(id, { state: "terminated", terminatedAt: this.now(), reason: `launch failed: ${(e as Error).message}` });
+      throw e;
+    }
+  }
+
+  private startTerminate(id: string, reason: string): void {
+    if (this.rt.terminating.has(id)) return;
+    const rec = this.db.getInstance(id);
+    const grace = this.specOf(rec?.release).drainTimeout;
+    const p = this.d.provider
+      .terminate(id, { graceMs: Math.min(grace, 10_000) })
+      .then(() => {
+        this.db.updateInstance(id, { state: "terminated", routing: "none", terminatedAt: this.now(), reason });
+        this.rt.health.delete(id);
+        this.event("info", `terminated ${id} (${reason})`, { instance: id, release: rec?.release });
+      })
+      .catch((e) => this.event("error", `terminating ${id} failed: ${(e as Error).message}`, { instance: id }))
+      .finally(() => this.rt.terminating.delete(id));
+    this.rt.terminating.set(id, p);
+  }
+
+  private finishRollout(rollout: RolloutRecord, reason: string): void {
+    const now = this.now();
+    const prevLive = this.db.getMeta("live");
+    const spec = this.specOf(rollout.target);
+    this.db.tx(() => {
+      this.db.updateRollout(rollout.id, { state: "done", finishedAt: now, reason });
+      this.db.updateRelease(rollout.target, { status: "live", liveAt: now, reason: undefined });
+      if (prevLive && prevLive !== rollout.target) {
+        const prev = this.db.getRelease(prevLive);
+        if (prev && prev.status === "live") this.db.updateRelease(prevLive, { status: rollout.kind === "rollback" ? "rolled-back" : "superseded", finishedAt: now });
+      }
+      this.db.setMeta("live", rollout.target);
+      const keep = rollout.strategy === "blue-green" && rollout.kind === "deploy" ? now + spec.strategy.blueGreen.keepPreviousFor : undefined;
+      this.db.setMeta("standbyUntil", keep === undefined ? undefined : String(keep));
+    });
+    this.event("info", `${rollout.kind === "rollback" ? "rolled back to" : "release live:"} ${rollout.target} (${reason})`, { rollout: rollout.id, release: rollout.target });
+  }
+
+  private abortRollout(rollout: RolloutRecord, reason: string): void {
+    const now = this.now();
+    const spec = this.specOf(rollout.target);
+    const autoRollback = rollout.strategy === "blue-green" ? spec.strategy.blueGreen.autoRollback : spec.strategy.rolling.autoRollback;
+    const live = this.db.getMeta("live");
+    this.db.tx(() => {
+      this.db.updateRollout(rollout.id, { state: "aborted", finishedAt: now, reason });
+      if (rollout.kind === "deploy") this.db.updateRelease(rollout.target, { status: "failed", reason, finishedAt: now });
+      // Roll back onto the release that was live. Its instances may still be serving (nothing
+      // to launch) or partly replaced (a fast rolling replacement restores them).
+      if (rollout.kind === "deploy" && live && (autoRollback || rollout.strategy === "blue-green")) {
+        this.db.createRollout({ service: this.d.service, kind: "rollback", strategy: "rolling", target: live, previous: rollout.target, state: "running", startedAt: now, fast: true, promoteRequested: false });
+      }
+    });
+    this.event("error", `release ${rollout.target} failed: ${reason}${live && autoRollback ? ` — rolling back to ${live}` : ""}`, { rollout: rollout.id, release: rollout.target });
+  }
+
+  // ---------------------------------------------------------------- router
+
+  private buildTable(version: number): RoutingTable {
+    const live = this.liveRelease();
+    const rollout = this.db.activeRollout(this.d.service);
+    const spec = this.specOf(rollout?.target ?? live?.id);
+    const targets: Target[] = [];
+    for (const r of this.db.liveInstances(this.d.service)) {
+      if (r.routing === "none" || !r.address || r.state === "terminating") continue;
+      targets.push({
+        id: r.id,
+        release: r.release,
+        address: r.address,
+        weight: r.routing === "active" ? 1 : 0,
+        state: r.routing === "draining" ? "draining" : "active",
+      });
+    }
+    return {
+      version,
+      targets,
+      health: { path: spec.health.path, intervalMs: spec.health.interval, timeoutMs: spec.health.timeout, healthyThreshold: spec.health.healthyThreshold, unhealthyThreshold: spec.health.unhealthyThreshold },
+      drainTimeoutMs: spec.drainTimeout,
+    };
+  }
+
+  /** Push the table when it changed, or when the router holds an older one (it restarted without its file). */
+  private async syncRouter(stats: RouterStats | undefined): Promise<void> {
+    const current = Number(this.db.getMeta("tableVersion") ?? "0");
+    const candidate = this.buildTable(current);
+    const key = JSON.stringify({ t: candidate.targets, h: candidate.health, d: candidate.drainTimeoutMs });
+    const routerBehind = stats !== undefined && stats.tableVersion < current;
+    if (key === this.rt.lastTable && !routerBehind) return;
+    const version = current + 1;
+    try {
+      await this.d.router.setTable({ ...candidate, version });
+      this.db.setMeta("tableVersion", String(version));
+      this.rt.lastTable = key;
+    } catch (e) {
+      this.d.log?.(`routing table not pushed: ${(e as Error).message}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  deploy(req: DeployRequest): { release: ReleaseView; rollout: RolloutView } {
+    const active = this.db.activeRollout(this.d.service);
+    if (active) {
+      throw new KilnError("KILN_E_CONTROLLER", `a rollout is already in progress (${active.kind} to ${active.target})`, { hint: "wait for it to finish (`kiln status`)" });
+    }
+    const now = this.now();
+    const live = this.liveRelease();
+    const strategy = req.strategy ?? req.spec.strategy.type;
+    const { rel, rollout } = this.db.tx(() => {
+      const rel = this.db.createRelease({
+        service: this.d.service, ref: req.ref, version: req.version, digest: req.digest, configHash: req.configHash, env: req.spec.env,
+        spec: req.spec, strategy, status: "deploying", createdAt: now, previous: live?.id,
+      });
+      this.db.setMeta("instances", String(req.spec.instances));
+      const rollout = this.db.createRollout({ service: this.d.service, kind: "deploy", strategy, target: rel.id, previous: live?.id, state: "running", startedAt: now, fast: false, promoteRequested: false });
+      return { rel, rollout };
+    });
+    this.event("info", `deploying ${req.ref} (${req.digest.slice(0, 19)}) as ${rel.id}, ${strategy}`, { release: rel.id, rollout: rollout.id });
+    return { release: this.releaseView(rel), rollout: this.rolloutView(rollout) };
+  }
+
+  /**
+   * Back to the release that was live before the current one. Inside the blue-green keep
+   * window its fleet is still warm: traffic flips back with no new instance. Otherwise the
+   * previous release is rolled out again, fast (no warmup gating beyond health).
+   */
+  rollback(): { release: ReleaseView; rollout: RolloutView } {
+    if (this.db.activeRollout(this.d.service)) throw new KilnError("KILN_E_CONTROLLER", "a rollout is in progress", { hint: "wait for it to finish; a failing release rolls itself back" });
+    const live = this.liveRelease();
+    if (!live) throw new KilnError("KILN_E_NOT_FOUND", "nothing is deployed yet, so there is nothing to roll back", { hint: "run `kiln deploy`" });
+    const target = live.previous ? this.db.getRelease(live.previous) : undefined;
+    if (!target) throw new KilnError("KILN_E_NOT_FOUND", `release ${live.id} has no previous release to roll back to`, { hint: "deploy an earlier image with `kiln deploy NAME:VERSION`" });
+    const warm = this.db.liveInstances(this.d.service).filter((i) => i.release === target.id && i.routing === "standby" && i.state === "running");
+    const n = this.desiredInstances();
+    const instant = warm.length >= n && n > 0;
+    const now = this.now();
+    const rollout = this.db.createRollout({
+      service: this.d.service, kind: "rollback", strategy: instant ? "blue-green" : "rolling", target: target.id, previous: live.id,
+      state: "running", startedAt: now, fast: true, promoteRequested: true,
+    });
+    this.event("info", `rolling back ${live.id} → ${target.id} (${instant ? "instant: previous fleet still warm" : "replacement: previous fleet gone"})`, { rollout: rollout.id, release: target.id });
+    return { release: this.releaseView(target), rollout: this.rolloutView(rollout) };
+  }
+
+  scale(instances: number): number {
+    if (!Number.isInteger(instances) || instances < 0 || instances > 1000) {
+      throw new KilnError("KILN_E_USAGE", `cannot scale to ${instances}`, { hint: "give a whole number from 0 to 1000" });
+    }
+    this.db.setMeta("instances", String(instances));
+    this.event("info", `scaled to ${instances} instance(s)`);
+    return instances;
+  }
+
+  promote(): RolloutView {
+    const r = this.db.activeRollout(this.d.service);
+    if (!r || r.strategy !== "blue-green") throw new KilnError("KILN_E_CONTROLLER", "no blue-green rollout is waiting for promotion", { hint: "see `kiln status`" });
+    this.db.updateRollout(r.id, { promoteRequested: true });
+    this.event("info", `promotion requested for ${r.target}`, { rollout: r.id });
+    return this.rolloutView({ ...r, promoteRequested: true });
+  }
+
+  /** Stop every instance (used by `kiln down`). */
+  async stopAll(): Promise<void> {
+    const recs = this.db.liveInstances(this.d.service);
+    this.db.tx(() => recs.forEach((r) => this.db.updateInstance(r.id, { routing: "none" })));
+    await this.syncRouter(undefined);
+    for (const r of recs) this.startTerminate(r.id, "kiln down");
+    await Promise.all([...this.rt.terminating.values()]);
+    // Anything the provider still runs that state did not know about goes too.
+    for (const inst of await this.d.provider.list(this.d.service)) {
+      if (inst.state === "running") await this.d.provider.terminate(inst.id, { graceMs: 2000 });
+    }
+  }
+
+  async settle(): Promise<void> {
+    await Promise.all([...this.rt.terminating.values()]);
+  }
+
+  // ---------------------------------------------------------------- views
+
+  releaseView(r: Release): ReleaseView {
+    return {
+      id: r.id, version: r.version, ref: r.ref, digest: r.digest, configHash: r.configHash, strategy: r.strategy, status: r.status,
+      reason: r.reason, createdAt: iso(r.createdAt)!, liveAt: iso(r.liveAt), finishedAt: iso(r.finishedAt), previous: r.previous,
+    };
+  }
+
+  rolloutView(r: RolloutRecord): RolloutView {
+    const active = r.state === "running";
+    return {
+      id: r.id, kind: r.kind, strategy: r.strategy, target: r.target, previous: r.previous, state: r.state,
+      phase: active ? phaseOf(this.rt.lastSteps) : undefined, reason: r.reason, startedAt: iso(r.startedAt)!, finishedAt: iso(r.finishedAt),
+      steps: active ? this.rt.lastSteps.map((s) => `${s.kind}: ${s.reason}`) : undefined,
+    };
+  }
+
+  rolloutById(id: number): RolloutView | undefined {
+    const r = this.db.getRollout(id);
+    return r ? this.rolloutView(r) : undefined;
+  }
+
+  async status(): Promise<StatusView> {
+    const stats = this.rt.lastStats;
+    const byId = new Map((stats?.targets ?? []).map((t) => [t.id, t]));
+    const now = this.now();
+    const live = this.liveRelease();
+    const rollout = this.db.activeRollout(this.d.service);
+    const versions = new Map(this.db.listReleases(this.d.service).map((r) => [r.id, r.version]));
+    const instances: InstanceView[] = this.db.liveInstances(this.d.service).map((r) => {
+      const h = this.rt.health.get(r.id) ?? initialHealth(false);
+      const t = byId.get(r.id);
+      return {
+        id: r.id, pid: r.pid, address: r.address, release: r.release, version: versions.get(r.release), digest: r.digest,
+        health: r.state === "terminating" ? "exited" : phaseFrom(h, true, r.launchedAt, this.specOf(r.release).health, now),
+        routing: r.routing, inRotation: t?.inRotation ?? false, inflight: t?.inflight ?? 0, launchedAt: r.launchedAt, state: r.state,
+      };
+    });
+    return {
+      schemaVersion: 1,
+      service: this.d.service,
+      controller: { pid: process.pid },
+      proxy: { pid: stats?.pid, address: stats?.listen ?? this.d.listen, reachable: stats !== undefined, tableVersion: stats?.tableVersion },
+      desiredInstances: this.desiredInstances(),
+      release: live ? this.releaseView(live) : undefined,
+      rollout: rollout ? this.rolloutView(rollout) : undefined,
+      instances,
+    };
+  }
+
+  history(): { releases: ReleaseView[]; rollouts: RolloutView[] } {
+    return {
+      releases: this.db.listReleases(this.d.service).map((r) => this.releaseView(r)),
+      rollouts: this.db.listRollouts(this.d.service).map((r) => this.rolloutView(r)),
+    };
+  }
+}

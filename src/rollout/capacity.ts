@@ -1,0 +1,61 @@
+// Capacity arithmetic shared by the strategies. Pure.
+
+import type { FleetInstance } from "./types.js";
+
+export interface Bounds {
+  /** most instances (any release, draining included) alive at once */
+  maxTotal: number;
+  /** fewest healthy in-rotation instances the rollout may leave serving */
+  minHealthy: number;
+  /** extra instances allowed above the fleet size */
+  surge: number;
+}
+
+/**
+ * Turns percentages into instance counts.
+ *
+ * - 6 instances, min 100 %, max 150 % → surge 3, maxTotal 9, minHealthy 6 (launch 3 first).
+ * - 1 instance, min 100 %, max 150 % → 1.5 rounds down to 1, which would allow no
+ *   surge at all (the AWS rounding trap); any max > 100 % allows at least one
+ *   extra instance, so surge 1: the single instance is replaced launch-first.
+ * - 4 instances, min 75 %, max 100 % → no surge; minHealthy 3 (terminate one, then launch).
+ * - 3 instances, min 100 %, max 100 % → no surge, and a floor of 3 could never move;
+ *   like AWS's 100/100 it becomes one at a time, minHealthy 2.
+ * - 0 instances → nothing to keep: minHealthy 0.
+ */
+export function computeBounds(instances: number, minHealthyPercent: number, maxHealthyPercent: number): Bounds {
+  const n = Math.max(0, Math.floor(instances));
+  const surge = n === 0 ? 0 : maxHealthyPercent > 100 ? Math.max(1, Math.floor((n * maxHealthyPercent) / 100) - n) : 0;
+  let minHealthy = Math.ceil((n * minHealthyPercent) / 100);
+  if (surge === 0) minHealthy = Math.min(minHealthy, Math.max(0, n - 1));
+  return { maxTotal: n + surge, minHealthy, surge };
+}
+
+export function isServing(i: FleetInstance): boolean {
+  return i.routing === "active" && i.inRotation && i.phase === "healthy";
+}
+
+/** Warm and confirmed by the router: the only kind of instance that may stand in for an old one. */
+export function isConfirmed(i: FleetInstance, warmup: number, now: number): boolean {
+  return isServing(i) && i.healthySince !== undefined && now - i.healthySince >= warmup;
+}
+
+/** A draining instance may stop once nothing is in flight, or its drain timeout passed. */
+export function isDrained(i: FleetInstance, drainTimeout: number, now: number): boolean {
+  if (i.routing !== "draining") return false;
+  if (i.inflight === 0) return true;
+  return i.drainingSince !== undefined && now - i.drainingSince >= drainTimeout;
+}
+
+/** Why an instance of the target release counts as failed, or undefined if it has not failed. */
+export function failureOf(i: FleetInstance, instanceDeadline: number, now: number): string | undefined {
+  if (i.phase === "exited") return `instance ${i.id} exited`;
+  if (i.phase === "unhealthy") return `instance ${i.id} failed its health checks`;
+  if (i.phase === "starting" && now - i.launchedAt > instanceDeadline)
+    return `instance ${i.id} was not healthy within ${Math.round(instanceDeadline / 1000)}s`;
+  return undefined;
+}
+
+export function ids(list: FleetInstance[]): string[] {
+  return list.map((i) => i.id);
+}

@@ -1,0 +1,28 @@
+// Strategies are data in, data out: no I/O, no clock (DESIGN.md, principle 2).
+
+import { planBlueGreen } from "./blue-green.js";
+import { planRolling } from "./rolling.js";
+import type { Observed, Phase, RolloutSpec, RolloutStatus, Step } from "./types.js";
+
+export * from "./types.js";
+export { computeBounds, isConfirmed, isDrained, isServing } from "./capacity.js";
+export { planRolling } from "./rolling.js";
+export { planBlueGreen } from "./blue-green.js";
+export { planSteady, type SteadyInput } from "./steady.js";
+
+/**
+ * The steps a rollout takes next. A rollback to a fleet that is still warm (standby) is a
+ * blue-green switch whatever the release's strategy: it needs no new instance.
+ */
+export function nextSteps(spec: RolloutSpec, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
+  if (spec.strategy === "blue-green") return planBlueGreen(spec, rollout, observed, now, rollout.fast ? "drain" : "standby");
+  return planRolling(spec, rollout, observed, now);
+}
+
+/** The rollout's phase, derived from the steps it would take now. */
+export function phaseOf(steps: Step[]): Phase {
+  if (steps.some((s) => s.kind === "abort")) return "aborted";
+  if (steps.some((s) => s.kind === "done")) return "healthy";
+  if (steps.some((s) => s.kind === "wait" && s.paused)) return "paused";
+  return "progressing";
+}

@@ -1,0 +1,90 @@
+// Rolling replacement as a pure function of (spec, rollout, observed fleet, now).
+
+import { computeBounds, failureOf, ids, isConfirmed, isDrained, isServing } from "./capacity.js";
+import type { Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
+
+/**
+ * Every step that is safe to take now for a rolling replacement to `rollout.target`.
+ *
+ * Old instances leave rotation only when enough confirmed new capacity stands in for them:
+ * a new instance counts once it is healthy, warmed up (`instanceWarmup`) and read back from
+ * the router as in rotation. With surge allowed (maxHealthyPercent > 100) an old instance is
+ * drained only when a confirmed new one replaces it; without surge, old instances are drained
+ * down to the minHealthy floor first (terminate-first, like AWS 100/100).
+ *
+ * Worked examples (fleet of N, "old" = any release other than the target):
+ * - N=3, min 100, max 150, 3 old serving, nothing new → launch 1 (surge 1).
+ * - N=3, same, 3 old serving, 1 new confirmed → drain 1 old (4 serving, floor 3).
+ * - N=3, same, 1 old draining with 0 in flight → terminate it; then, 3 alive < maxTotal 4 → launch 1.
+ * - N=1, min 100, max 150 → launch the replacement first, drain the only old one after it is confirmed.
+ * - N=4, min 75, max 100, 4 old serving → drain 1 (serving 3 = floor); launch 1 when it is terminated.
+ * - any new instance exits or fails health, or the deadline passes → abort (the controller rolls back).
+ */
+export function planRolling(spec: RolloutSpec, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
+  const p = spec.rolling;
+  const n = spec.instances;
+  const warmup = rollout.fast ? 0 : p.instanceWarmup;
+  const steps: Step[] = [];
+
+  const exited = observed.instances.filter((i) => i.phase === "exited" && i.release !== rollout.target);
+  const alive = observed.instances.filter((i) => !exited.includes(i));
+  // A draining instance of the target (taken out by auto-heal) is on its way out: treat it as old.
+  let fresh = alive.filter((i) => i.release === rollout.target && i.routing !== "draining");
+  const old = alive.filter((i) => !fresh.includes(i));
+
+  const failed = fresh.filter((i) => failureOf(i, spec.instanceDeadline, now) !== undefined);
+  if (failed.length && !rollout.fast) return [{ kind: "abort", reason: failureOf(failed[0]!, spec.instanceDeadline, now)! }];
+  if (failed.length) {
+    // A rollback has nowhere further to fall back to: replace a failed instance of the
+    // release it restores instead of giving up.
+    fresh = fresh.filter((i) => !failed.includes(i));
+    const routed = failed.filter((i) => i.routing !== "none");
+    const unrouted = failed.filter((i) => i.routing === "none");
+    if (routed.length) steps.push({ kind: "drain", ids: ids(routed), reason: "failed: leave rotation" });
+    if (unrouted.length) steps.push({ kind: "terminate", ids: ids(unrouted), reason: "failed: replace" });
+  }
+  if (now - rollout.startedAt > p.deadline) {
+    const ok = fresh.filter((i) => isConfirmed(i, warmup, now)).length;
+    return [{ kind: "abort", reason: `deadline of ${Math.round(p.deadline / 1000)}s passed with ${ok} of ${n} new instances healthy` }];
+  }
+
+  if (exited.length) steps.push({ kind: "terminate", ids: ids(exited), reason: "clean up exited instances" });
+
+  const toRegister = fresh.filter((i) => i.phase === "healthy" && (i.routing === "none" || i.routing === "standby"));
+  if (toRegister.length) steps.push({ kind: "register", ids: ids(toRegister), reason: "healthy: add to rotation" });
+
+  const drained = old.filter((i) => isDrained(i, spec.drainTimeout, now));
+  // Out of the table with nothing in flight (e.g. taken out for failing health): stop it directly.
+  const idle = old.filter((i) => i.routing === "none" && i.inflight === 0);
+  const stoppable = [...drained, ...idle];
+  if (stoppable.length) steps.push({ kind: "terminate", ids: ids(stoppable), reason: "old instance drained" });
+
+  // Warm standbys of an earlier blue-green release and unhealthy old ones carry no capacity:
+  // take them out of the table (draining first, in case something is still in flight).
+  const noCapacity = old.filter((i) => i.routing === "standby" || (i.routing === "active" && i.phase === "unhealthy"));
+  if (noCapacity.length) steps.push({ kind: "drain", ids: ids(noCapacity), reason: "not serving: leave rotation" });
+
+  const bounds = computeBounds(n, p.minHealthyPercent, p.maxHealthyPercent);
+  const confirmedNew = fresh.filter((i) => isConfirmed(i, warmup, now));
+  const oldServing = old.filter((i) => i.routing === "active" && isServing(i));
+  const capacity = confirmedNew.length + oldServing.length;
+
+  let drainCount = Math.min(oldServing.length, capacity - bounds.minHealthy);
+  if (bounds.surge > 0) drainCount = Math.min(drainCount, capacity - n);
+  if (drainCount > 0) {
+    // Oldest first: they have been warm longest and are furthest from the target.
+    const victims = [...oldServing].sort((a, b) => a.launchedAt - b.launchedAt).slice(0, drainCount);
+    steps.push({ kind: "drain", ids: ids(victims), reason: `${confirmedNew.length} new instance(s) confirmed in rotation` });
+  }
+
+  const stillAlive = alive.length - stoppable.length - failed.filter((i) => i.routing === "none").length;
+  const room = bounds.maxTotal - stillAlive;
+  const want = n - fresh.length;
+  const launch = Math.min(room, want);
+  if (launch > 0) steps.push({ kind: "launch", release: rollout.target, count: launch, reason: `${fresh.length}/${n} new instances` });
+
+  if (confirmedNew.length >= n && old.length === 0 && fresh.length === n) return [{ kind: "done", reason: `${n} instances of the new release in rotation` }];
+  if (n === 0 && old.length === 0) return [{ kind: "done", reason: "fleet scaled to zero" }];
+  if (steps.length === 0) steps.push({ kind: "wait", reason: `${confirmedNew.length}/${n} new instances confirmed` });
+  return steps;
+}

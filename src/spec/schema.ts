@@ -1,0 +1,317 @@
+// The kiln.yaml definition: the single source of truth for validation (Ajv),
+// defaults, the JSON Schema export and the docs. Every key carries a type, a
+// default (when optional) and a one-sentence description.
+
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+
+export const API_VERSION = "kiln/v1";
+
+// Patterns are named so that load.ts can say in words what they mean (PATTERN_TEXT).
+export const PATTERNS = {
+  name: "^[a-z][a-z0-9-]{0,62}$",
+  version: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+  base: "^(node|oci:.+|docker-archive:.+)$",
+  absolutePath: "^/",
+  urlPath: "^/\\S*$",
+  user: "^[0-9]+(:[0-9]+)?$",
+  listen: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+  volumeName: "^[a-z][a-z0-9-]*$",
+  envName: "^[A-Za-z_][A-Za-z0-9_]*$",
+  mode: "^[0-7]{3,4}$",
+  duration: "^\\d+(\\.\\d+)?(ms|s|m|h)$",
+  nonEmpty: "^.+$",
+} as const;
+
+export const PATTERN_TEXT: Readonly<Record<string, string>> = {
+  [PATTERNS.name]:
+    'a name of lowercase letters, digits and "-", starting with a letter, at most 63 characters',
+  [PATTERNS.version]:
+    'a tag-safe version of letters, digits, "_", "." and "-", not starting with "." or "-", at most 128 characters',
+  [PATTERNS.base]: '"node", "oci:PATH[:TAG]" or "docker-archive:PATH"',
+  [PATTERNS.absolutePath]: 'an absolute path (starting with "/")',
+  [PATTERNS.urlPath]: 'a URL path starting with "/"',
+  [PATTERNS.user]: 'a numeric "UID:GID" (or "UID"), e.g. "1000:1000"',
+  [PATTERNS.listen]: 'an address "host:port", e.g. "127.0.0.1:8080"',
+  [PATTERNS.volumeName]: 'a name of lowercase letters, digits and "-", starting with a letter',
+  [PATTERNS.envName]: 'an environment variable name (letters, digits and "_", not starting with a digit)',
+  [PATTERNS.mode]: 'an octal mode string like "0755"',
+  [PATTERNS.duration]: 'a duration like "500ms", "30s", "5m", "1h" or a number of seconds',
+  [PATTERNS.nonEmpty]: "a non-empty string",
+};
+
+// Titles mark the two composite types so error messages can name them as a whole
+// instead of listing why each anyOf branch failed.
+export const DURATION_TITLE = "Duration";
+export const FILE_ENTRY_TITLE = "FileEntry";
+
+function duration(description: string, defaultValue: string) {
+  return Type.Optional(
+    Type.Union(
+      [
+        Type.String({ pattern: PATTERNS.duration }),
+        Type.Number({ minimum: 0, description: "seconds" }),
+      ],
+      { title: DURATION_TITLE, description, default: defaultValue },
+    ),
+  );
+}
+
+function stringMap(description: string, keyPattern?: string) {
+  return Type.Optional(
+    Type.Record(Type.String({ pattern: keyPattern ?? PATTERNS.nonEmpty }), Type.String(), {
+      description,
+      default: {},
+      additionalProperties: false,
+    }),
+  );
+}
+
+function stringList(description: string) {
+  return Type.Optional(Type.Array(Type.String(), { description, default: [] }));
+}
+
+function object<P extends Record<string, TSchema>>(properties: P, description: string) {
+  return Type.Optional(
+    Type.Object(properties, { description, default: {}, additionalProperties: false }),
+  );
+}
+
+const FileEntrySchema = Type.Union(
+  [
+    Type.String({
+      minLength: 1,
+      description: "A path relative to kiln.yaml, copied to the same relative path under image.workdir.",
+    }),
+    Type.Object(
+      {
+        src: Type.String({
+          minLength: 1,
+          description: "Source path relative to the kiln.yaml directory; it may not leave that directory.",
+        }),
+        dest: Type.String({
+          pattern: PATTERNS.absolutePath,
+          description: "Absolute destination path inside the image.",
+        }),
+        mode: Type.Optional(
+          Type.String({
+            pattern: PATTERNS.mode,
+            description: 'Octal permission bits for the copied file(s), e.g. "0755"; kept from the source when absent.',
+          }),
+        ),
+      },
+      {
+        additionalProperties: false,
+        description: "A file or directory copied from src to an absolute dest inside the image.",
+      },
+    ),
+  ],
+  { title: FILE_ENTRY_TITLE },
+);
+
+function fileList(description: string) {
+  return Type.Optional(Type.Array(FileEntrySchema, { description, default: [] }));
+}
+
+const ImageSchema = object(
+  {
+    base: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.base,
+        default: "node",
+        description:
+          'Base image: "node" (a runtime base built from the running Node binary), "oci:PATH[:TAG]" (an OCI layout directory or archive) or "docker-archive:PATH".',
+      }),
+    ),
+    dependencies: fileList("Files for the dependencies layer (e.g. node_modules), which changes less often than the app."),
+    files: fileList("Files for the app layer."),
+    config: fileList("Files for the config layer, baked into the image like everything else."),
+    workdir: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.absolutePath,
+        default: "/app",
+        description: "Absolute working directory of the app inside the image; string file entries are copied under it.",
+      }),
+    ),
+    env: stringMap("Environment variables baked into the image config.", PATTERNS.envName),
+    entrypoint: stringList("Entrypoint argv of the image."),
+    cmd: stringList("Default arguments (argv) appended to the entrypoint."),
+    user: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.user,
+        default: "1000:1000",
+        description: 'Numeric "UID:GID" the app runs as; root is refused.',
+      }),
+    ),
+    port: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65535,
+        default: 8080,
+        description: "Port the app listens on inside a container (the local provider overrides it through the PORT variable).",
+      }),
+    ),
+    labels: stringMap("Extra OCI annotations and labels on the image."),
+  },
+  "How the image is baked: base, layers and image config.",
+);
+
+const VolumeSchema = Type.Object(
+  {
+    name: Type.String({
+      pattern: PATTERNS.volumeName,
+      description: "Name of the external volume, unique in this file.",
+    }),
+    path: Type.String({
+      pattern: PATTERNS.absolutePath,
+      description: "Absolute mount path inside the instance, unique in this file.",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const HealthSchema = object(
+  {
+    path: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.urlPath,
+        default: "/healthz",
+        description: "HTTP path probed on each instance; any 2xx answer is healthy.",
+      }),
+    ),
+    interval: duration("Time between two probes of one instance.", "1s"),
+    timeout: duration("Time a probe may take before it counts as a failure.", "2s"),
+    healthyThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        default: 2,
+        description: "Consecutive successes that make an instance healthy.",
+      }),
+    ),
+    unhealthyThreshold: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        default: 3,
+        description: "Consecutive failures that make an instance unhealthy.",
+      }),
+    ),
+    grace: duration("Time after start during which probe failures are ignored.", "0s"),
+  },
+  "How instances are health-checked.",
+);
+
+const RollingSchema = object(
+  {
+    minHealthyPercent: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        default: 100,
+        description: "Lowest share of the fleet, in percent of instances, that must stay healthy during a rollout.",
+      }),
+    ),
+    maxHealthyPercent: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        maximum: 200,
+        default: 150,
+        description: "Highest share of the fleet, in percent of instances, that may run at once during a rollout (at most minHealthyPercent + 100).",
+      }),
+    ),
+    instanceWarmup: duration("Time a new healthy instance warms up before it counts towards the fleet.", "2s"),
+    deadline: duration("Time the whole rollout may take before it fails.", "5m"),
+    autoRollback: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: "Whether a failed rollout returns the fleet to the previous release.",
+      }),
+    ),
+  },
+  "Settings of the rolling strategy.",
+);
+
+const BlueGreenSchema = object(
+  {
+    keepPreviousFor: duration("Time the previous (blue) fleet is kept after promotion, for instant rollback.", "10m"),
+    promotion: Type.Optional(
+      Type.Union([Type.Literal("auto"), Type.Literal("manual")], {
+        default: "auto",
+        description: 'Whether the new (green) fleet takes traffic as soon as it is healthy ("auto") or on "kiln promote" ("manual").',
+      }),
+    ),
+    deadline: duration("Time the whole rollout may take before it fails.", "5m"),
+    autoRollback: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: "Whether a failed rollout returns the fleet to the previous release.",
+      }),
+    ),
+  },
+  "Settings of the blue-green strategy.",
+);
+
+const StrategySchema = object(
+  {
+    type: Type.Optional(
+      Type.Union([Type.Literal("rolling"), Type.Literal("blue-green")], {
+        default: "rolling",
+        description: "How a new release replaces the fleet.",
+      }),
+    ),
+    rolling: RollingSchema,
+    blueGreen: BlueGreenSchema,
+  },
+  "How a new release replaces the running fleet.",
+);
+
+export const KilnSpecSchema = Type.Object(
+  {
+    apiVersion: Type.Optional(
+      Type.Literal(API_VERSION, {
+        default: API_VERSION,
+        description: "Version of this file format.",
+      }),
+    ),
+    name: Type.String({
+      pattern: PATTERNS.name,
+      description: "Service name, used in image names, instance ids and the state database.",
+    }),
+    version: Type.String({
+      pattern: PATTERNS.version,
+      description: "Release version, also the image tag, so it must be tag-safe.",
+    }),
+    image: ImageSchema,
+    instances: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1000,
+        default: 3,
+        description: "Number of instances in the fleet.",
+      }),
+    ),
+    listen: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.listen,
+        default: "127.0.0.1:8080",
+        description: 'Address "host:port" the proxy listens on.',
+      }),
+    ),
+    env: stringMap("Declared environment given to each instance at launch; part of the release.", PATTERNS.envName),
+    volumes: Type.Optional(
+      Type.Array(VolumeSchema, {
+        default: [],
+        description: "External volumes: the only writable persistent paths of an instance.",
+      }),
+    ),
+    drainTimeout: duration("Time in-flight requests may take to finish before an instance is terminated.", "30s"),
+    health: HealthSchema,
+    strategy: StrategySchema,
+  },
+  {
+    additionalProperties: false,
+    title: "kiln.yaml",
+    description: "A kiln service: how its image is baked, and how its fleet is run and replaced.",
+  },
+);
+
+/** kiln.yaml as written (before defaults and normalization). */
+export type RawSpec = Static<typeof KilnSpecSchema>;

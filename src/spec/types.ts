@@ -1,0 +1,110 @@
+// The normalized kiln.yaml: every default filled, file entries in one shape,
+// every duration in milliseconds under the key it was written with.
+// Written out by hand (not derived from the schema's Static type) because it is
+// the shape *after* normalization, and plain interfaces read better than mapped types.
+
+/** A path copied into the image. `src` is relative to the kiln.yaml directory. */
+export interface FileEntry {
+  src: string;
+  /** absolute path inside the image */
+  dest: string;
+  /** octal string as written, e.g. "0755" */
+  mode?: string;
+}
+
+export interface ImageSpec {
+  base: string;
+  dependencies: FileEntry[];
+  files: FileEntry[];
+  config: FileEntry[];
+  workdir: string;
+  env: Record<string, string>;
+  entrypoint: string[];
+  cmd: string[];
+  user: string;
+  port: number;
+  labels: Record<string, string>;
+}
+
+export interface VolumeSpec {
+  name: string;
+  path: string;
+}
+
+export interface HealthSpec {
+  path: string;
+  /** ms */
+  interval: number;
+  /** ms */
+  timeout: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
+  /** ms */
+  grace: number;
+}
+
+export interface RollingSpec {
+  minHealthyPercent: number;
+  maxHealthyPercent: number;
+  /** ms */
+  instanceWarmup: number;
+  /** ms */
+  deadline: number;
+  autoRollback: boolean;
+}
+
+export interface BlueGreenSpec {
+  /** ms */
+  keepPreviousFor: number;
+  promotion: "auto" | "manual";
+  /** ms */
+  deadline: number;
+  autoRollback: boolean;
+}
+
+export type StrategyType = "rolling" | "blue-green";
+
+export interface StrategySpec {
+  type: StrategyType;
+  rolling: RollingSpec;
+  blueGreen: BlueGreenSpec;
+}
+
+export interface Spec {
+  apiVersion: "kiln/v1";
+  name: string;
+  version: string;
+  image: ImageSpec;
+  instances: number;
+  listen: string;
+  env: Record<string, string>;
+  volumes: VolumeSpec[];
+  /** ms */
+  drainTimeout: number;
+  health: HealthSpec;
+  strategy: StrategySpec;
+}
+
+export interface LoadedSpec {
+  spec: Spec;
+  /** absolute path of kiln.yaml */
+  file: string;
+  /** absolute directory of kiln.yaml; file entry sources are relative to it */
+  dir: string;
+  /** "sha256:<hex>" of the runtime configuration that is not in the image */
+  configHash: string;
+}
+
+export interface SpecProblem {
+  /** "file:line:col" */
+  where: string;
+  /** dotted key path, e.g. "strategy.rolling.minHealthyPercent" ("" for the whole file) */
+  path: string;
+  message: string;
+  hint?: string;
+}
+
+export type ImageBase =
+  | { kind: "node" }
+  | { kind: "oci"; path: string; tag?: string }
+  | { kind: "docker-archive"; path: string };

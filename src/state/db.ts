@@ -1,0 +1,348 @@
+// Durable state in SQLite: releases, instances, rollouts, the step journal and events.
+// Every multi-row change goes through `tx` so a crash leaves either all of it or none.
+
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { KilnError } from "../errors.js";
+
+export type ReleaseStatus = "pending" | "deploying" | "live" | "superseded" | "failed" | "rolled-back";
+
+export interface Release {
+  id: string;
+  seq: number;
+  service: string;
+  ref: string;
+  version: string;
+  digest: string;
+  configHash: string;
+  /** declared environment given at launch */
+  env: Record<string, string>;
+  /** the runtime part of the spec this release was deployed with (JSON) */
+  spec: unknown;
+  strategy: string;
+  status: ReleaseStatus;
+  reason?: string;
+  createdAt: number;
+  liveAt?: number;
+  finishedAt?: number;
+  previous?: string;
+}
+
+export type InstanceRecordState = "launching" | "running" | "terminating" | "terminated";
+
+export interface InstanceRecord {
+  id: string;
+  service: string;
+  release: string;
+  digest: string;
+  address?: string;
+  pid?: number;
+  state: InstanceRecordState;
+  routing: "none" | "active" | "standby" | "draining";
+  launchedAt: number;
+  healthySince?: number;
+  drainingSince?: number;
+  terminatedAt?: number;
+  reason?: string;
+}
+
+export type RolloutKind = "deploy" | "rollback";
+export type RolloutState = "running" | "done" | "aborted" | "failed";
+
+export interface RolloutRecord {
+  id: number;
+  service: string;
+  kind: RolloutKind;
+  strategy: string;
+  target: string;
+  previous?: string;
+  state: RolloutState;
+  reason?: string;
+  startedAt: number;
+  switchedAt?: number;
+  finishedAt?: number;
+  fast: boolean;
+  promoteRequested: boolean;
+}
+
+export interface EventRecord {
+  id: number;
+  at: number;
+  level: "info" | "warn" | "error";
+  service: string;
+  release?: string;
+  instance?: string;
+  rollout?: number;
+  message: string;
+}
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE releases (
+     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, service TEXT NOT NULL, ref TEXT NOT NULL, version TEXT NOT NULL,
+     digest TEXT NOT NULL, config_hash TEXT NOT NULL, env TEXT NOT NULL, spec TEXT NOT NULL, strategy TEXT NOT NULL,
+     status TEXT NOT NULL, reason TEXT, created_at INTEGER NOT NULL, live_at INTEGER, finished_at INTEGER, previous TEXT);
+   CREATE UNIQUE INDEX releases_seq ON releases(service, seq);
+   CREATE TABLE instances (
+     id TEXT PRIMARY KEY, service TEXT NOT NULL, release TEXT NOT NULL, digest TEXT NOT NULL, address TEXT, pid INTEGER,
+     state TEXT NOT NULL, routing TEXT NOT NULL, launched_at INTEGER NOT NULL, healthy_since INTEGER,
+     draining_since INTEGER, terminated_at INTEGER, reason TEXT);
+   CREATE INDEX instances_service ON instances(service, state);
+   CREATE TABLE rollouts (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, kind TEXT NOT NULL, strategy TEXT NOT NULL,
+     target TEXT NOT NULL, previous TEXT, state TEXT NOT NULL, reason TEXT, started_at INTEGER NOT NULL,
+     switched_at INTEGER, finished_at INTEGER, fast INTEGER NOT NULL DEFAULT 0, promote_requested INTEGER NOT NULL DEFAULT 0);
+   CREATE TABLE steps (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, rollout INTEGER, service TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+     status TEXT NOT NULL, error TEXT, at INTEGER NOT NULL, done_at INTEGER);
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, level TEXT NOT NULL, service TEXT NOT NULL,
+     release TEXT, instance TEXT, rollout INTEGER, message TEXT NOT NULL);
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+type Row = Record<string, unknown>;
+const opt = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
+
+function toRelease(r: Row): Release {
+  return {
+    id: r.id as string,
+    seq: r.seq as number,
+    service: r.service as string,
+    ref: r.ref as string,
+    version: r.version as string,
+    digest: r.digest as string,
+    configHash: r.config_hash as string,
+    env: JSON.parse(r.env as string),
+    spec: JSON.parse(r.spec as string),
+    strategy: r.strategy as string,
+    status: r.status as ReleaseStatus,
+    reason: opt(r.reason),
+    createdAt: r.created_at as number,
+    liveAt: opt(r.live_at),
+    finishedAt: opt(r.finished_at),
+    previous: opt(r.previous),
+  };
+}
+
+function toInstance(r: Row): InstanceRecord {
+  return {
+    id: r.id as string,
+    service: r.service as string,
+    release: r.release as string,
+    digest: r.digest as string,
+    address: opt(r.address),
+    pid: opt(r.pid),
+    state: r.state as InstanceRecordState,
+    routing: r.routing as InstanceRecord["routing"],
+    launchedAt: r.launched_at as number,
+    healthySince: opt(r.healthy_since),
+    drainingSince: opt(r.draining_since),
+    terminatedAt: opt(r.terminated_at),
+    reason: opt(r.reason),
+  };
+}
+
+function toRollout(r: Row): RolloutRecord {
+  return {
+    id: r.id as number,
+    service: r.service as string,
+    kind: r.kind as RolloutKind,
+    strategy: r.strategy as string,
+    target: r.target as string,
+    previous: opt(r.previous),
+    state: r.state as RolloutState,
+    reason: opt(r.reason),
+    startedAt: r.started_at as number,
+    switchedAt: opt(r.switched_at),
+    finishedAt: opt(r.finished_at),
+    fast: r.fast === 1,
+    promoteRequested: r.promote_requested === 1,
+  };
+}
+
+const instanceColumns: Record<keyof InstanceRecord, string> = {
+  id: "id", service: "service", release: "release", digest: "digest", address: "address", pid: "pid", state: "state",
+  routing: "routing", launchedAt: "launched_at", healthySince: "healthy_since", drainingSince: "draining_since",
+  terminatedAt: "terminated_at", reason: "reason",
+};
+const releaseColumns: Partial<Record<keyof Release, string>> = {
+  status: "status", reason: "reason", liveAt: "live_at", finishedAt: "finished_at",
+};
+const rolloutColumns: Partial<Record<keyof RolloutRecord, string>> = {
+  state: "state", reason: "reason", switchedAt: "switched_at", finishedAt: "finished_at",
+  promoteRequested: "promote_requested",
+};
+
+function setClause(patch: object, columns: Partial<Record<string, string>>): { sql: string; values: unknown[] } {
+  const parts: string[] = [];
+  const values: unknown[] = [];
+  for (const [k, v] of Object.entries(patch)) {
+    const col = columns[k];
+    if (!col) throw new KilnError("KILN_E_INTERNAL", `cannot update field ${k}`);
+    parts.push(`${col} = ?`);
+    values.push(typeof v === "boolean" ? (v ? 1 : 0) : (v ?? null));
+  }
+  return { sql: parts.join(", "), values };
+}
+
+export class StateDb {
+  readonly db: Database.Database;
+
+  constructor(file: string) {
+    if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+    try {
+      this.db = new Database(file);
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = FULL");
+      this.db.pragma("busy_timeout = 5000");
+    } catch (cause) {
+      throw new KilnError("KILN_E_STATE", `cannot open state database ${file}`, { cause, hint: "check the file's permissions, or run `kiln doctor`" });
+    }
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma("user_version", { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.tx(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      });
+    }
+  }
+
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // --- meta ---
+  getMeta(key: string): string | undefined {
+    const r = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as Row | undefined;
+    return r ? (r.value as string) : undefined;
+  }
+  setMeta(key: string, value: string | undefined): void {
+    if (value === undefined) this.db.prepare("DELETE FROM meta WHERE key = ?").run(key);
+    else this.db.prepare("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
+  }
+
+  // --- releases ---
+  createRelease(r: Omit<Release, "id" | "seq">): Release {
+    return this.tx(() => {
+      const row = this.db.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM releases WHERE service = ?").get(r.service) as Row;
+      const seq = row.next as number;
+      const id = `r${seq}`;
+      this.db
+        .prepare(
+          `INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, reason, created_at, live_at, finished_at, previous)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(id, seq, r.service, r.ref, r.version, r.digest, r.configHash, JSON.stringify(r.env), JSON.stringify(r.spec), r.strategy, r.status, r.reason ?? null, r.createdAt, r.liveAt ?? null, r.finishedAt ?? null, r.previous ?? null);
+      return { ...r, id, seq };
+    });
+  }
+  getRelease(id: string): Release | undefined {
+    const r = this.db.prepare("SELECT * FROM releases WHERE id = ?").get(id) as Row | undefined;
+    return r ? toRelease(r) : undefined;
+  }
+  listReleases(service: string): Release[] {
+    return (this.db.prepare("SELECT * FROM releases WHERE service = ? ORDER BY seq DESC").all(service) as Row[]).map(toRelease);
+  }
+  updateRelease(id: string, patch: Partial<Pick<Release, "status" | "reason" | "liveAt" | "finishedAt">>): void {
+    const { sql, values } = setClause(patch, releaseColumns);
+    this.db.prepare(`UPDATE releases SET ${sql} WHERE id = ?`).run(...values, id);
+  }
+
+  // --- instances ---
+  insertInstance(i: InstanceRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO instances (id, service, release, digest, address, pid, state, routing, launched_at, healthy_since, draining_since, terminated_at, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null);
+  }
+  updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
+    const { sql, values } = setClause(patch, instanceColumns);
+    if (sql) this.db.prepare(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
+  }
+  getInstance(id: string): InstanceRecord | undefined {
+    const r = this.db.prepare("SELECT * FROM instances WHERE id = ?").get(id) as Row | undefined;
+    return r ? toInstance(r) : undefined;
+  }
+  /** Instances not yet terminated. */
+  liveInstances(service: string): InstanceRecord[] {
+    return (this.db.prepare("SELECT * FROM instances WHERE service = ? AND state != 'terminated' ORDER BY launched_at").all(service) as Row[]).map(toInstance);
+  }
+  allInstances(service: string, limit = 200): InstanceRecord[] {
+    return (this.db.prepare("SELECT * FROM instances WHERE service = ? ORDER BY launched_at DESC LIMIT ?").all(service, limit) as Row[]).map(toInstance);
+  }
+
+  // --- rollouts ---
+  createRollout(r: Omit<RolloutRecord, "id">): RolloutRecord {
+    const info = this.db
+      .prepare(
+        `INSERT INTO rollouts (service, kind, strategy, target, previous, state, reason, started_at, switched_at, finished_at, fast, promote_requested)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(r.service, r.kind, r.strategy, r.target, r.previous ?? null, r.state, r.reason ?? null, r.startedAt, r.switchedAt ?? null, r.finishedAt ?? null, r.fast ? 1 : 0, r.promoteRequested ? 1 : 0);
+    return { ...r, id: Number(info.lastInsertRowid) };
+  }
+  getRollout(id: number): RolloutRecord | undefined {
+    const r = this.db.prepare("SELECT * FROM rollouts WHERE id = ?").get(id) as Row | undefined;
+    return r ? toRollout(r) : undefined;
+  }
+  activeRollout(service: string): RolloutRecord | undefined {
+    const r = this.db.prepare("SELECT * FROM rollouts WHERE service = ? AND state = 'running' ORDER BY id DESC LIMIT 1").get(service) as Row | undefined;
+    return r ? toRollout(r) : undefined;
+  }
+  listRollouts(service: string, limit = 50): RolloutRecord[] {
+    return (this.db.prepare("SELECT * FROM rollouts WHERE service = ? ORDER BY id DESC LIMIT ?").all(service, limit) as Row[]).map(toRollout);
+  }
+  updateRollout(id: number, patch: Partial<Pick<RolloutRecord, "state" | "reason" | "switchedAt" | "finishedAt" | "promoteRequested">>): void {
+    const { sql, values } = setClause(patch, rolloutColumns);
+    this.db.prepare(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
+  }
+
+  // --- journal: a step's intent is committed before it is acted on ---
+  journal(service: string, rollout: number | undefined, kind: string, payload: unknown, at: number): number {
+    const info = this.db
+      .prepare("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (?, ?, ?, ?, 'intent', ?)")
+      .run(rollout ?? null, service, kind, JSON.stringify(payload), at);
+    return Number(info.lastInsertRowid);
+  }
+  finishStep(id: number, status: "done" | "failed", at: number, error?: string): void {
+    this.db.prepare("UPDATE steps SET status = ?, error = ?, done_at = ? WHERE id = ?").run(status, error ?? null, at, id);
+  }
+  openSteps(service: string): { id: number; kind: string; payload: unknown }[] {
+    return (this.db.prepare("SELECT id, kind, payload FROM steps WHERE service = ? AND status = 'intent' ORDER BY id").all(service) as Row[]).map((r) => ({
+      id: r.id as number,
+      kind: r.kind as string,
+      payload: JSON.parse(r.payload as string),
+    }));
+  }
+
+  // --- events ---
+  addEvent(e: Omit<EventRecord, "id">): EventRecord {
+    const info = this.db
+      .prepare("INSERT INTO events (at, level, service, release, instance, rollout, message) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(e.at, e.level, e.service, e.release ?? null, e.instance ?? null, e.rollout ?? null, e.message);
+    return { ...e, id: Number(info.lastInsertRowid) };
+  }
+  events(service: string, afterId = 0, limit = 500): EventRecord[] {
+    return (this.db.prepare("SELECT * FROM events WHERE service = ? AND id > ? ORDER BY id LIMIT ?").all(service, afterId, limit) as Row[]).map((r) => ({
+      id: r.id as number,
+      at: r.at as number,
+      level: r.level as EventRecord["level"],
+      service: r.service as string,
+      release: opt(r.release),
+      instance: opt(r.instance),
+      rollout: opt(r.rollout),
+      message: r.message as string,
+    }));
+  }
+}

@@ -1,0 +1,281 @@
+// The proxy's live view of its targets: which are eligible, their health,
+// in-flight work, drain deadlines, keep-alive pools and counters.
+//
+// Lifecycle of one target (keyed by id; a new address for the same id is a new target):
+//
+//   table adds it ──▶ active (healthy until checks say otherwise)
+//   table sets draining ──▶ no new requests; drainingSince = now; at
+//                           drainingSince + drainTimeoutMs its in-flight requests are aborted
+//   table drops it ──▶ "retired": listed as draining while requests are in flight,
+//                      same deadline; disposed (agent closed) when the last one ends
+//
+// Health: new targets start healthy (the controller registers only instances
+// it has already checked). Active probes every health.intervalMs fold into
+// nextHealth; a failed connect marks a target unhealthy at once (passive) and
+// the active probes bring it back.
+
+import http from "node:http";
+import type { Counters, RoutingTable, Target, TargetState, TargetStatus } from "../router.js";
+import { nextHealth, parseHostPort, probeHttp, type HealthState } from "../../health/probe.js";
+import { pickSmoothWeighted } from "./balancer.js";
+import { EMPTY_TABLE } from "./table.js";
+
+export interface Upstream {
+  readonly id: string;
+  release: string;
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  weight: number;
+  state: TargetState;
+  /** dropped from the table; kept only while requests are in flight */
+  retired: boolean;
+  health: HealthState;
+  inflight: number;
+  drainingSince?: number;
+  readonly counters: Counters;
+  /** smooth weighted round robin score */
+  currentWeight: number;
+  readonly agent: http.Agent;
+  /** abort functions of in-flight attempts, called at the drain deadline */
+  readonly aborts: Set<() => void>;
+  drainTimer?: NodeJS.Timeout;
+  healthTimer?: NodeJS.Timeout;
+}
+
+export interface PoolOptions {
+  log: (line: string) => void;
+  now: () => number;
+  /** keep-alive connections per target (bounded: a slow instance cannot eat every fd) */
+  maxSocketsPerTarget: number;
+  /** idle keep-alive sockets are closed after this; below typical 5 s server keep-alive timeouts */
+  idleSocketMs: number;
+}
+
+const zero = (): Counters => ({ requests: 0, errors5xx: 0, connectFailures: 0 });
+
+export function isEligible(u: Upstream): boolean {
+  return !u.retired && u.state === "active" && u.weight > 0 && u.health.healthy;
+}
+
+export class TargetPool {
+  private table: RoutingTable = EMPTY_TABLE;
+  private live = new Map<string, Upstream>();
+  private order: Upstream[] = [];
+  private readonly retired = new Set<Upstream>();
+  private readonly releases = new Map<string, Counters>();
+  private closed = false;
+
+  constructor(private readonly opts: PoolOptions) {}
+
+  get version(): number {
+    return this.table.version;
+  }
+
+  /** Make `table` the routing table. The caller has checked it and its version. */
+  apply(table: RoutingTable): void {
+    const now = this.opts.now();
+    const next = new Map<string, Upstream>();
+    for (const t of table.targets) {
+      let u = this.live.get(t.id);
+      if (u !== undefined && u.address !== t.address) u = undefined; // replaced: old one retires below
+      if (u === undefined) {
+        u = this.create(t, now);
+      } else {
+        u.release = t.release;
+        u.weight = t.weight;
+      }
+      this.releaseCounters(u.release);
+      if (t.state === "draining" && u.state !== "draining") {
+        u.drainingSince = now;
+        this.opts.log(`target ${u.id} (${u.address}) draining, ${u.inflight} in flight`);
+      }
+      if (t.state === "active" && u.state === "draining") {
+        u.drainingSince = undefined;
+        this.opts.log(`target ${u.id} (${u.address}) active again`);
+      }
+      u.state = t.state;
+      next.set(t.id, u);
+    }
+    const previous = this.live;
+    this.live = next;
+    this.order = [...next.values()];
+    this.table = table;
+    for (const u of previous.values()) if (next.get(u.id) !== u) this.retire(u, now);
+    // A new drainTimeoutMs applies to targets already draining too.
+    for (const u of this.order) this.scheduleDrainDeadline(u);
+    for (const u of this.retired) this.scheduleDrainDeadline(u);
+  }
+
+  /** The next target for a new request, skipping `exclude` (targets already tried). */
+  pick(exclude?: ReadonlySet<Upstream>): Upstream | undefined {
+    const candidates =
+      exclude && exclude.size > 0
+        ? this.order.filter((u) => isEligible(u) && !exclude.has(u))
+        : this.order.filter(isEligible);
+    return pickSmoothWeighted(candidates);
+  }
+
+  /** Count an attempt as in flight; returns its (idempotent) completion function. */
+  begin(u: Upstream, abort: () => void): () => void {
+    u.inflight++;
+    u.aborts.add(abort);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      u.inflight--;
+      u.aborts.delete(abort);
+      if (u.retired && u.inflight === 0) this.dispose(u);
+    };
+  }
+
+  count(u: Upstream, delta: Partial<Counters>): void {
+    const r = this.releaseCounters(u.release);
+    for (const c of [u.counters, r]) {
+      c.requests += delta.requests ?? 0;
+      c.errors5xx += delta.errors5xx ?? 0;
+      c.connectFailures += delta.connectFailures ?? 0;
+    }
+  }
+
+  /** Passive health: a failed connect takes the target out until active checks pass again. */
+  markDown(u: Upstream, reason: string): void {
+    if (u.health.healthy) this.opts.log(`target ${u.id} (${u.address}) unhealthy: connect failed (${reason})`);
+    u.health = {
+      healthy: false,
+      consecutiveOk: 0,
+      consecutiveFail: Math.max(u.health.consecutiveFail + 1, this.table.health.unhealthyThreshold),
+    };
+  }
+
+  targetStatuses(): TargetStatus[] {
+    const out: TargetStatus[] = [];
+    for (const u of [...this.order, ...this.retired]) {
+      const s: TargetStatus = {
+        id: u.id,
+        release: u.release,
+        address: u.address,
+        // a removed target with requests still in flight is, for every purpose, draining
+        state: u.retired ? "draining" : u.state,
+        weight: u.retired ? 0 : u.weight,
+        healthy: u.health.healthy,
+        inRotation: isEligible(u),
+        inflight: u.inflight,
+        ...u.counters,
+      };
+      if (u.drainingSince !== undefined) s.drainingSince = u.drainingSince;
+      out.push(s);
+    }
+    return out;
+  }
+
+  releaseStats(): Record<string, Counters> {
+    const out: Record<string, Counters> = {};
+    for (const [k, v] of this.releases) out[k] = { ...v };
+    return out;
+  }
+
+  /** Active requests across all targets (the server waits on its own count at close). */
+  close(): void {
+    this.closed = true;
+    for (const u of [...this.order, ...this.retired]) this.dispose(u);
+    this.live.clear();
+    this.order = [];
+  }
+
+  private releaseCounters(release: string): Counters {
+    let c = this.releases.get(release);
+    if (c === undefined) {
+      c = zero();
+      this.releases.set(release, c);
+    }
+    return c;
+  }
+
+  private create(t: Target, now: number): Upstream {
+    const hp = parseHostPort(t.address);
+    if (!hp) throw new Error(`unchecked target address ${t.address}`); // checkTable guarantees this
+    const u: Upstream = {
+      id: t.id,
+      release: t.release,
+      address: t.address,
+      host: hp.host,
+      port: hp.port,
+      weight: t.weight,
+      state: t.state,
+      retired: false,
+      health: { healthy: true, consecutiveOk: 0, consecutiveFail: 0 },
+      inflight: 0,
+      drainingSince: t.state === "draining" ? now : undefined,
+      counters: zero(),
+      currentWeight: 0,
+      agent: new http.Agent({
+        keepAlive: true,
+        maxSockets: this.opts.maxSocketsPerTarget,
+        maxFreeSockets: this.opts.maxSocketsPerTarget,
+        timeout: this.opts.idleSocketMs,
+        // LIFO keeps the fewest sockets warm: the rest time out instead of going stale.
+        scheduling: "lifo",
+      }),
+      aborts: new Set(),
+    };
+    this.scheduleProbe(u);
+    return u;
+  }
+
+  private retire(u: Upstream, now: number): void {
+    u.retired = true;
+    clearTimeout(u.healthTimer);
+    u.healthTimer = undefined;
+    if (u.inflight === 0) {
+      this.dispose(u);
+      return;
+    }
+    if (u.drainingSince === undefined) u.drainingSince = now;
+    this.retired.add(u);
+    this.opts.log(`target ${u.id} (${u.address}) removed with ${u.inflight} in flight; draining`);
+  }
+
+  private dispose(u: Upstream): void {
+    clearTimeout(u.healthTimer);
+    clearTimeout(u.drainTimer);
+    u.healthTimer = undefined;
+    u.drainTimer = undefined;
+    u.agent.destroy();
+    this.retired.delete(u);
+  }
+
+  private scheduleDrainDeadline(u: Upstream): void {
+    clearTimeout(u.drainTimer);
+    u.drainTimer = undefined;
+    if (u.drainingSince === undefined || this.closed) return;
+    const delay = Math.max(0, u.drainingSince + this.table.drainTimeoutMs - this.opts.now());
+    u.drainTimer = setTimeout(() => {
+      u.drainTimer = undefined;
+      if (u.aborts.size === 0) return;
+      this.opts.log(`target ${u.id} (${u.address}) drain timeout: aborting ${u.aborts.size} in-flight request(s)`);
+      for (const abort of [...u.aborts]) abort();
+    }, delay);
+  }
+
+  private scheduleProbe(u: Upstream): void {
+    if (this.closed || u.retired) return;
+    u.healthTimer = setTimeout(() => void this.probe(u), this.table.health.intervalMs);
+  }
+
+  private async probe(u: Upstream): Promise<void> {
+    u.healthTimer = undefined;
+    const h = this.table.health;
+    const r = await probeHttp(u.address, h.path, h.timeoutMs);
+    if (this.closed || u.retired) return;
+    const was = u.health.healthy;
+    u.health = nextHealth(u.health, r.ok, h);
+    if (was !== u.health.healthy) {
+      this.opts.log(
+        `target ${u.id} (${u.address}) ${u.health.healthy ? "healthy" : `unhealthy: ${r.ok ? "" : r.reason}`}`,
+      );
+    }
+    this.scheduleProbe(u);
+  }
+}
