@@ -1,0 +1,57 @@
+// What every verb needs: the kiln.yaml it works on, $KILN_HOME, and output helpers.
+
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { KilnError } from "../errors.js";
+import { homeFor, homePaths, type HomePaths } from "../home.js";
+import { ControllerClient } from "../server/client.js";
+import { loadSpec, type LoadedSpec } from "../spec/index.js";
+
+export interface GlobalOptions {
+  file?: string;
+  verbose?: boolean;
+}
+
+export function specFile(opts: GlobalOptions): string {
+  const file = resolve(opts.file ?? "kiln.yaml");
+  if (!existsSync(file)) {
+    throw new KilnError("KILN_E_USAGE", `no kiln.yaml at ${file}`, { hint: "run kiln in the directory that holds kiln.yaml, or pass -f PATH" });
+  }
+  return file;
+}
+
+export interface Context {
+  loaded: LoadedSpec;
+  home: string;
+  paths: HomePaths;
+  client: ControllerClient;
+}
+
+export function context(opts: GlobalOptions): Context {
+  const loaded = loadSpec(specFile(opts));
+  const home = homeFor(loaded.file);
+  const paths = homePaths(home);
+  return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket) };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function out(line = ""): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Short digest for people: "sha256:0123456789ab". */
+export function short(digest: string | undefined): string {
+  return digest ? digest.slice(0, 19) : "-";
+}
+
+export function ago(iso: string | undefined, now = Date.now()): string {
+  if (!iso) return "-";
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.round(s / 60)}m ago`;
+  if (s < 86400) return `${Math.round(s / 3600)}h ago`;
+  return `${Math.round(s / 86400)}d ago`;
+}

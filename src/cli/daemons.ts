@@ -1,0 +1,131 @@
+// Starting and stopping the two long-lived processes: the proxy (data plane) and the
+// controller (control plane). Each runs detached in its own process group, so a crash or
+// restart of one never takes the other down.
+
+import { spawn } from "node:child_process";
+import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { KilnError } from "../errors.js";
+import type { HomePaths } from "../home.js";
+import { createProvider } from "../providers/registry.js";
+import { ControllerClient } from "../server/client.js";
+import { ProxyClient } from "../traffic/proxy/client.js";
+
+const proxyMain = fileURLToPath(new URL("../traffic/proxy/main.js", import.meta.url));
+const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.url));
+
+export function readPid(file: string): number | undefined {
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return false;
+}
+
+function tail(file: string, lines = 15): string {
+  if (!existsSync(file)) return "";
+  return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+function startDetached(script: string, args: string[], logFile: string): number {
+  const fd = openSync(logFile, "a");
+  try {
+    const child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ["ignore", fd, fd] });
+    child.unref();
+    if (!child.pid) throw new KilnError("KILN_E_INTERNAL", `could not start ${script}`);
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface UpResult {
+  proxyPid: number;
+  controllerPid: number;
+  alreadyUp: boolean;
+}
+
+export async function startDaemons(opts: { paths: HomePaths; specFile: string; listen: string; home: string; sandbox?: string }): Promise<UpResult> {
+  const { paths } = opts;
+  const proxy = new ProxyClient(paths.proxyAdminSocket);
+  const controller = new ControllerClient(paths.controllerSocket);
+  let proxyPid = readPid(paths.proxyPid);
+  let controllerPid = readPid(paths.controllerPid);
+  const alreadyUp = proxyPid !== undefined && controllerPid !== undefined;
+
+  if (proxyPid === undefined || !(await proxy.ping())) {
+    if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
+    const pid = startDetached(proxyMain, ["--listen", opts.listen, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
+    const ok = await waitFor(async () => !isAlive(pid) || (await proxy.ping()), 15_000);
+    if (!ok || !isAlive(pid)) {
+      throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tail(paths.proxyLog, 5)}` });
+    }
+    writeFileSync(paths.proxyPid, String(pid));
+    proxyPid = pid;
+  }
+  if (controllerPid === undefined || !(await controller.ping())) {
+    if (controllerPid !== undefined) process.kill(controllerPid, "SIGKILL");
+    const args = ["--spec", opts.specFile, "--home", opts.home];
+    if (opts.sandbox) args.push("--sandbox", opts.sandbox);
+    const pid = startDetached(controllerMain, args, paths.controllerLog);
+    const ok = await waitFor(async () => !isAlive(pid) || (await controller.ping()), 30_000);
+    if (!ok || !isAlive(pid)) {
+      throw new KilnError("KILN_E_CONTROLLER", "the controller did not start", { hint: `its log says:\n${tail(paths.controllerLog, 8)}` });
+    }
+    controllerPid = pid;
+  }
+  return { proxyPid, controllerPid, alreadyUp };
+}
+
+async function stopPid(pid: number | undefined, graceMs: number): Promise<void> {
+  if (pid === undefined || !isAlive(pid)) return;
+  process.kill(pid, "SIGTERM");
+  if (!(await waitFor(() => !isAlive(pid), graceMs))) {
+    process.kill(pid, "SIGKILL");
+    await waitFor(() => !isAlive(pid), 5000);
+  }
+}
+
+/** Stop everything: instances (through the controller when it answers), controller, proxy. */
+export async function stopDaemons(opts: { paths: HomePaths; home: string; service: string }): Promise<{ stopped: string[] }> {
+  const { paths } = opts;
+  const stopped: string[] = [];
+  const controller = new ControllerClient(paths.controllerSocket);
+  const controllerPid = readPid(paths.controllerPid);
+  if (await controller.ping()) {
+    await controller.shutdown(true);
+    stopped.push("instances");
+  }
+  await stopPid(controllerPid, 10_000);
+  if (controllerPid) stopped.push("controller");
+  // Whatever the controller could not stop (it was down, or crashed) is stopped directly.
+  const provider = createProvider("local", { home: opts.home });
+  for (const inst of await provider.list(opts.service)) {
+    if (inst.state === "running") {
+      await provider.terminate(inst.id, { graceMs: 5000 });
+      if (!stopped.includes("instances")) stopped.push("instances");
+    }
+  }
+  const proxyPid = readPid(paths.proxyPid);
+  await stopPid(proxyPid, 10_000);
+  if (proxyPid) stopped.push("proxy");
+  // Every instance is gone, so the persisted routes would only point at dead addresses.
+  for (const f of [paths.proxyPid, paths.controllerPid, paths.routesFile, paths.controllerSocket, paths.proxyAdminSocket]) rmSync(f, { force: true });
+  return { stopped };
+}

@@ -1,0 +1,101 @@
+// deploy / rollback as the CLI and the demo drive them: send the request, then follow the
+// rollout (and the automatic rollback it may turn into) until it settles.
+
+import { toReleaseSpec } from "../controller/release-spec.js";
+import type { DeployRequest, ReleaseView, RolloutView } from "../controller/types.js";
+import { KilnError } from "../errors.js";
+import { openStore, readImage, resolveRef } from "../image/index.js";
+import type { StrategyName } from "../rollout/types.js";
+import type { ControllerClient } from "../server/client.js";
+import type { EventRecord } from "../state/db.js";
+import type { Context } from "./context.js";
+
+export type Outcome = "live" | "rolled-back" | "failed";
+
+export interface WatchResult {
+  outcome: Outcome;
+  release: ReleaseView;
+  reason?: string;
+  rollouts: RolloutView[];
+}
+
+export async function buildDeployRequest(ctx: Context, ref: string | undefined, strategy?: StrategyName): Promise<DeployRequest> {
+  const store = openStore(ctx.home);
+  const wanted = ref ?? `${ctx.loaded.spec.name}:${ctx.loaded.spec.version}`;
+  let digest: string;
+  try {
+    digest = await resolveRef(store, wanted);
+  } catch (e) {
+    if (e instanceof KilnError && e.code === "KILN_E_NOT_FOUND" && ref === undefined) {
+      throw new KilnError("KILN_E_NOT_FOUND", `image ${wanted} is not baked yet`, { hint: "run `kiln bake` first, or name an image: `kiln deploy NAME:VERSION`", cause: e });
+    }
+    throw e;
+  }
+  const { manifest } = await readImage(store, digest);
+  const ann = (manifest as { annotations?: Record<string, string> }).annotations ?? {};
+  return {
+    ref: wanted.startsWith("sha256:") ? `${ctx.loaded.spec.name}@${digest}` : wanted,
+    version: ann["org.opencontainers.image.version"] ?? wanted.split(":").pop() ?? "unknown",
+    digest,
+    configHash: ctx.loaded.configHash,
+    spec: toReleaseSpec(ctx.loaded.spec),
+    strategy,
+  };
+}
+
+/** Follow a rollout until it is no longer running; if it aborted, follow the rollback it started. */
+export async function watch(
+  client: ControllerClient,
+  first: RolloutView,
+  opts: { onEvent?: (e: EventRecord) => void; timeoutMs?: number; afterEvent?: number } = {},
+): Promise<WatchResult> {
+  const until = Date.now() + (opts.timeoutMs ?? 15 * 60_000);
+  let after = opts.afterEvent ?? 0;
+  const seen: RolloutView[] = [];
+  let current = first;
+  const drain = async () => {
+    const { events } = await client.events(after);
+    for (const e of events) {
+      after = e.id;
+      opts.onEvent?.(e);
+    }
+  };
+  for (;;) {
+    if (Date.now() > until) throw new KilnError("KILN_E_ROLLOUT", `rollout ${current.id} still running after the watch timeout`, { hint: "see `kiln status`; the controller keeps going" });
+    await new Promise((r) => setTimeout(r, 150));
+    await drain();
+    const r = await client.rollout(current.id);
+    if (r.state === "running") continue;
+    seen.push(r);
+    if (r.state === "done") {
+      const { releases } = await client.history();
+      const rel = releases.find((x) => x.id === r.target)!;
+      if (r.kind === "rollback" && seen.length > 1) {
+        const failed = releases.find((x) => x.id === seen[0]!.target)!;
+        await drain();
+        return { outcome: "rolled-back", release: failed, reason: failed.reason ?? seen[0]!.reason, rollouts: seen };
+      }
+      await drain();
+      return { outcome: "live", release: rel, rollouts: seen };
+    }
+    // Aborted: the controller starts a rollback rollout at once when one applies.
+    const status = await client.status();
+    if (status.rollout && status.rollout.kind === "rollback" && status.rollout.id > r.id) {
+      current = status.rollout;
+      continue;
+    }
+    const { releases } = await client.history();
+    const rel = releases.find((x) => x.id === r.target)!;
+    await drain();
+    return { outcome: "failed", release: rel, reason: r.reason, rollouts: seen };
+  }
+}
+
+export async function lastEventId(client: ControllerClient): Promise<number> {
+  let after = 0;
+  for (;;) {
+    const { events } = await client.events(after);
+    if (events.length === 0) return after;
+    after = events[events.length - 1]!.id;
+  }
+}

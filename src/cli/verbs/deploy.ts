@@ -1,0 +1,79 @@
+import type { Command } from "commander";
+import { KilnError } from "../../errors.js";
+import type { StrategyName } from "../../rollout/types.js";
+import { context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { buildDeployRequest, lastEventId, watch, type WatchResult } from "../deploy-flow.js";
+
+const time = (at: number) => new Date(at).toISOString().slice(11, 19);
+
+function report(r: WatchResult, json: boolean | undefined): void {
+  if (json) printJson({ outcome: r.outcome, release: r.release, reason: r.reason, rollouts: r.rollouts });
+  else if (r.outcome === "live") out(`✔ ${r.release.ref} is live as ${r.release.id} (${short(r.release.digest)})`);
+  else if (r.outcome === "rolled-back") out(`✘ ${r.release.ref} failed and was rolled back: ${r.reason ?? "unknown reason"}`);
+  else out(`✘ ${r.release.ref} failed: ${r.reason ?? "unknown reason"}`);
+  process.exitCode = r.outcome === "live" ? 0 : 1;
+}
+
+export function register(program: Command): void {
+  program
+    .command("deploy [ref]")
+    .description("replace the fleet with instances of an image (default: NAME:VERSION from kiln.yaml)")
+    .option("--strategy <name>", "rolling or blue-green (default: strategy.type in kiln.yaml)")
+    .option("--json", "print the outcome as JSON instead of progress")
+    .addHelpText(
+      "after",
+      "\nExit status: 0 when the release is live, 1 when it failed (and was rolled back), 2 on bad input.\n\nExamples:\n  kiln deploy                       # the image kiln.yaml names\n  kiln deploy hello:2.0.0 --strategy blue-green",
+    )
+    .action(async (ref: string | undefined, opts: { strategy?: string; json?: boolean }, cmd: Command) => {
+      if (opts.strategy && opts.strategy !== "rolling" && opts.strategy !== "blue-green") {
+        throw new KilnError("KILN_E_USAGE", `unknown strategy "${opts.strategy}"`, { hint: "use --strategy rolling or --strategy blue-green" });
+      }
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const req = await buildDeployRequest(ctx, ref, opts.strategy as StrategyName | undefined);
+      const after = await lastEventId(ctx.client);
+      const { release, rollout } = await ctx.client.deploy(req);
+      if (!opts.json) out(`deploying ${req.ref} (${short(req.digest)}) as ${release.id} with ${rollout.strategy}`);
+      const r = await watch(ctx.client, rollout, { afterEvent: after, onEvent: opts.json ? undefined : (e) => out(`  ${time(e.at)} ${e.message}`) });
+      report(r, opts.json);
+    });
+
+  program
+    .command("rollback")
+    .description("return to the previous release: instantly if its fleet is still warm, otherwise by a fast replacement")
+    .option("--json", "print the outcome as JSON")
+    .addHelpText("after", "\nExample:\n  kiln rollback")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const after = await lastEventId(ctx.client);
+      const { release, rollout } = await ctx.client.rollback();
+      if (!opts.json) out(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
+      const r = await watch(ctx.client, rollout, { afterEvent: after, onEvent: opts.json ? undefined : (e) => out(`  ${time(e.at)} ${e.message}`) });
+      report(r, opts.json);
+    });
+
+  program
+    .command("promote")
+    .description("promote a blue-green release waiting for manual promotion")
+    .option("--json", "print the rollout as JSON")
+    .addHelpText("after", "\nExample:\n  kiln promote")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const r = await ctx.client.promote();
+      if (opts.json) printJson(r);
+      else out(`promotion requested for ${r.target}`);
+    });
+
+  program
+    .command("scale <instances>")
+    .description("set the fleet size; the controller launches or drains instances of the live release")
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", "\nExample:\n  kiln scale 5")
+    .action(async (n: string, opts: { json?: boolean }, cmd: Command) => {
+      const count = Number(n);
+      if (!/^\d+$/.test(n) || count > 1000) throw new KilnError("KILN_E_USAGE", `cannot scale to "${n}"`, { hint: "give a whole number from 0 to 1000" });
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const r = await ctx.client.scale(count);
+      if (opts.json) printJson(r);
+      else out(`desired instances: ${r.instances}`);
+    });
+}

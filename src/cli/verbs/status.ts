@@ -1,0 +1,63 @@
+import Table from "cli-table3";
+import type { Command } from "commander";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { KilnError } from "../../errors.js";
+import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
+
+export function register(program: Command): void {
+  program
+    .command("status")
+    .description("show the live release, any rollout in progress and every instance")
+    .option("--json", "print the status as JSON (a stable contract, schemaVersion 1)")
+    .addHelpText("after", "\nExamples:\n  kiln status\n  kiln status --json | jq '.instances[] | {id, pid, health}'")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const s = await ctx.client.status();
+      if (opts.json) return printJson(s);
+      out(`service     ${s.service}`);
+      out(`proxy       http://${s.proxy.address} (pid ${s.proxy.pid ?? "?"}${s.proxy.reachable ? "" : ", UNREACHABLE"})`);
+      out(`controller  pid ${s.controller.pid}`);
+      out(`release     ${s.release ? `${s.release.id} ${s.release.ref} ${short(s.release.digest)} live ${ago(s.release.liveAt)}` : "none deployed"}`);
+      if (s.rollout) out(`rollout     ${s.rollout.kind} to ${s.rollout.target} (${s.rollout.strategy}), ${s.rollout.phase}: ${(s.rollout.steps ?? []).join("; ")}`);
+      out(`instances   ${s.instances.filter((i) => i.inRotation).length} in rotation, ${s.desiredInstances} desired`);
+      const t = new Table({ head: ["instance", "pid", "release", "version", "health", "routing", "in rotation", "address"], style: { head: [], border: [] } });
+      for (const i of s.instances) t.push([i.id, String(i.pid ?? "-"), i.release, i.version ?? "-", i.health, i.routing, i.inRotation ? "yes" : "no", i.address ?? "-"]);
+      out(t.toString());
+    });
+
+  program
+    .command("history")
+    .description("list releases (newest first) with their status and why a failed one failed")
+    .option("--json", "print releases and rollouts as JSON")
+    .addHelpText("after", "\nExample:\n  kiln history")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const h = await ctx.client.history();
+      if (opts.json) return printJson(h);
+      const t = new Table({ head: ["release", "image", "digest", "strategy", "status", "created", "reason"], style: { head: [], border: [] } });
+      for (const r of h.releases) t.push([r.id, r.ref, short(r.digest), r.strategy, r.status, ago(r.createdAt), r.reason ?? ""]);
+      out(t.toString());
+    });
+
+  program
+    .command("logs [instance]")
+    .description("print an instance's log (default: every instance of the service, newest last); there is no way to exec into one, by design")
+    .option("-n, --lines <n>", "last N lines of each log", "50")
+    .addHelpText("after", "\nExamples:\n  kiln logs\n  kiln logs hello-r2-1a2b3c -n 200")
+    .action(async (instance: string | undefined, opts: { lines: string }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const dir = join(ctx.home, "instances");
+      const ids = existsSync(dir) ? readdirSync(dir).filter((d) => d.startsWith(`${ctx.loaded.spec.name}-`)) : [];
+      const chosen = instance ? ids.filter((d) => d === instance || d.startsWith(instance)) : ids;
+      if (instance && chosen.length === 0) throw new KilnError("KILN_E_NOT_FOUND", `no instance "${instance}"`, { hint: ids.length ? `known: ${ids.slice(-5).join(", ")}` : "nothing has been launched yet" });
+      const n = Math.max(1, Number(opts.lines) || 50);
+      for (const id of chosen) {
+        const f = join(dir, id, "log");
+        if (!existsSync(f)) continue;
+        const lines = readFileSync(f, "utf8").trimEnd().split("\n").slice(-n);
+        if (chosen.length > 1) out(`==> ${id} <==`);
+        for (const l of lines) out(l);
+      }
+    });
+}

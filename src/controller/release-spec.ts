@@ -1,0 +1,14 @@
+import type { Spec } from "../spec/index.js";
+import type { ReleaseSpec } from "./types.js";
+
+/** The runtime part of a loaded kiln.yaml, as a release records it. */
+export function toReleaseSpec(spec: Spec): ReleaseSpec {
+  return {
+    instances: spec.instances,
+    health: { ...spec.health },
+    drainTimeout: spec.drainTimeout,
+    strategy: { type: spec.strategy.type, rolling: { ...spec.strategy.rolling }, blueGreen: { ...spec.strategy.blueGreen } },
+    volumes: spec.volumes.map((v) => ({ name: v.name, path: v.path })),
+    env: { ...spec.env },
+  };
+}

@@ -1,0 +1,94 @@
+// An in-memory provider driven by a manual clock, for fast tests and simulation.
+// Each release can be given a behaviour: how long its instances take to turn healthy,
+// whether they fail health checks, or exit.
+
+import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
+
+export interface FakeBehaviour {
+  /** ms after launch before health checks pass (default 0) */
+  readyAfter?: number;
+  /** health checks answer 500 (the app is up but says it is not healthy) */
+  unhealthy?: boolean;
+  /** the process exits this many ms after launch */
+  exitAfter?: number;
+  /** launch itself throws */
+  launchFails?: boolean;
+}
+
+export interface ManualClock {
+  now(): number;
+  advance(ms: number): void;
+}
+
+export function manualClock(start = 1_700_000_000_000): ManualClock {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => void (t += ms) };
+}
+
+interface FakeInstance extends ObservedInstance {
+  behaviour: FakeBehaviour;
+}
+
+export class FakeProvider implements Provider {
+  readonly name = "fake";
+  private readonly instances = new Map<string, FakeInstance>();
+  private readonly behaviours = new Map<string, FakeBehaviour>();
+  private nextPort = 20000;
+  launches = 0;
+
+  constructor(private readonly clock: { now(): number }) {}
+
+  /** Behaviour for instances of a release (by release id). */
+  behave(release: string, b: FakeBehaviour): void {
+    this.behaviours.set(release, b);
+  }
+
+  /** Kill an instance from outside, as a crash would. */
+  crash(id: string): void {
+    const i = this.instances.get(id);
+    if (i) Object.assign(i, { state: "exited", exitCode: 137 });
+  }
+
+  async launch(req: LaunchRequest): Promise<ObservedInstance> {
+    const existing = this.instances.get(req.instanceId);
+    if (existing) return { ...existing };
+    const behaviour = this.behaviours.get(req.release) ?? {};
+    if (behaviour.launchFails) throw new Error(`fake launch failure for ${req.release}`);
+    this.launches++;
+    const inst: FakeInstance = {
+      id: req.instanceId, service: req.service, release: req.release, digest: req.digest, address: `127.0.0.1:${this.nextPort++}`,
+      state: "running", startedAt: this.clock.now(), behaviour,
+    };
+    this.instances.set(inst.id, inst);
+    return { ...inst };
+  }
+
+  async terminate(instanceId: string): Promise<void> {
+    this.instances.delete(instanceId);
+  }
+
+  async list(service: string): Promise<ObservedInstance[]> {
+    const now = this.clock.now();
+    const out: ObservedInstance[] = [];
+    for (const i of this.instances.values()) {
+      if (i.service !== service) continue;
+      if (i.state === "running" && i.behaviour.exitAfter !== undefined && now - i.startedAt >= i.behaviour.exitAfter) Object.assign(i, { state: "exited", exitCode: 1 });
+      const { behaviour: _b, ...rest } = i;
+      out.push({ ...rest });
+    }
+    return out;
+  }
+
+  /** The health check as an instance would answer it. */
+  async probe(address: string): Promise<{ ok: boolean; answered: boolean; reason?: string }> {
+    const i = [...this.instances.values()].find((x) => x.address === address);
+    if (!i || i.state !== "running") return { ok: false, answered: false, reason: "connection refused" };
+    if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return { ok: false, answered: false, reason: "connection refused" };
+    if (i.behaviour.unhealthy) return { ok: false, answered: true, reason: "status 500" };
+    return { ok: true, answered: true };
+  }
+
+  running(): ObservedInstance[] {
+    return [...this.instances.values()].filter((i) => i.state === "running").map(({ behaviour: _b, ...rest }) => rest);
+  }
+}

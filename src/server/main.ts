@@ -1,0 +1,83 @@
+// The controller process: `node dist/src/server/main.js --spec kiln.yaml [--home DIR] [--provider local]`.
+// Composition root of the control plane: it wires the controller to state, the provider,
+// the proxy and the probes, serves the API on a unix socket and runs the reconcile loop.
+
+import { getRequestListener } from "@hono/node-server";
+import { appendFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { parseArgs } from "node:util";
+import { Controller } from "../controller/controller.js";
+import { toReleaseSpec } from "../controller/release-spec.js";
+import { isKilnError } from "../errors.js";
+import { probeHttp } from "../health/probe.js";
+import { homeFor, homePaths } from "../home.js";
+import { createProvider } from "../providers/registry.js";
+import { loadSpec } from "../spec/index.js";
+import { StateDb } from "../state/db.js";
+import { ProxyClient } from "../traffic/proxy/client.js";
+import { createApp } from "./app.js";
+
+const TICK_MS = 100;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string", default: "local" }, sandbox: { type: "string", default: "auto" } } });
+  if (!values.spec) throw new Error("--spec is required");
+  const loaded = loadSpec(values.spec);
+  const home = values.home ?? homeFor(loaded.file);
+  const paths = homePaths(home);
+  const log = (line: string) => appendFileSync(paths.controllerLog, `${new Date().toISOString()} ${line}\n`);
+
+  const db = new StateDb(paths.stateDb);
+  const controller = new Controller({
+    service: loaded.spec.name,
+    defaultSpec: toReleaseSpec(loaded.spec),
+    listen: loaded.spec.listen,
+    db,
+    provider: createProvider(values.provider!, { home, sandbox: values.sandbox as "auto", log }),
+    router: new ProxyClient(paths.proxyAdminSocket),
+    probe: async (address, path, timeout) => {
+      const r = await probeHttp(address, path, timeout);
+      return r.ok ? { ok: true, answered: true } : { ok: false, answered: r.status !== undefined, reason: r.reason };
+    },
+    clock: { now: () => Date.now() },
+    log,
+  });
+  await controller.adopt();
+
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    server.close();
+    void controller.settle().finally(() => {
+      db.close();
+      rmSync(paths.controllerPid, { force: true });
+      process.exit(0);
+    });
+  };
+  const app = createApp({ controller, db, service: loaded.spec.name, onShutdown: stop });
+  if (existsSync(paths.controllerSocket)) rmSync(paths.controllerSocket);
+  const server = createServer(getRequestListener(app.fetch));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(paths.controllerSocket, () => resolve());
+  });
+  writeFileSync(paths.controllerPid, String(process.pid));
+  log(`controller ${process.pid} up for ${loaded.spec.name}`);
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+
+  while (!stopping) {
+    try {
+      await controller.tick();
+    } catch (e) {
+      log(`tick failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+    }
+    await new Promise((r) => setTimeout(r, TICK_MS));
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`kiln controller: ${isKilnError(e) ? `${e.message}${e.hint ? `\n  hint: ${e.hint}` : ""}` : (e as Error).stack}\n`);
+  process.exit(isKilnError(e) ? e.exitCode : 1);
+});
