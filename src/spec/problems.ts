@@ -128,28 +128,39 @@ function unknownKeyHint(key: string, allowed: string[], here: string): string {
   return allowed.length > 0 ? `allowed keys here: ${allowed.join(", ")}` : "remove it";
 }
 
+// "5 min", "30 secs", "2 hours": the right number in a spelling we do not read.
+const DURATION_SLIP = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|sec|secs|seconds?|mins?|minutes?|hours?)\s*$/i;
+
 function valueHint(s: SchemaNode, v: unknown, key: Segment | undefined, source: string | undefined): string | undefined {
   if (v === null || v === undefined) return "give it a value, or remove the key to use the default";
+  if (s.title === DURATION_TITLE) {
+    if (typeof v === "number") return "a duration may not be negative";
+    const m = typeof v === "string" ? DURATION_SLIP.exec(v) : null;
+    if (!m) return undefined;
+    const unit = m[2]!.toLowerCase();
+    const short = unit === "ms" ? "ms" : unit.startsWith("h") ? "h" : unit.startsWith("m") ? "m" : "s";
+    return `write it as "${m[1]}${short}"`;
+  }
   const wantsString = s.type === "string" || s.anyOf?.some((b) => b.type === "string" && b.const === undefined);
   if (wantsString && (typeof v === "number" || typeof v === "boolean")) {
     // YAML reads 1.0 as the number 1 and 0755 as 755: quoting keeps what was written.
     return `quote it to keep it a string: ${typeof key === "string" ? `${key}: ` : ""}"${source ?? String(v)}"`;
   }
-  if ((s.type === "integer" || s.type === "number" || s.type === "boolean") && typeof v === "string") {
+  const scalarType = s.type === "integer" || s.type === "number" || s.type === "boolean";
+  if (scalarType && typeof v === "string" && /^(-?\d+(\.\d+)?|true|false)$/.test(v.trim())) {
     return "remove the quotes";
   }
+  if (s.type === "object" && typeof v === "string") {
+    // "strategy: blue-green" meant "strategy: {type: blue-green}".
+    for (const [k, child] of Object.entries(s.properties ?? {})) {
+      if (child.anyOf?.some((b) => b.const === v)) return `write ${typeof key === "string" ? `${key}: ` : ""}{${k}: ${v}}`;
+    }
+  }
+  if (s.const !== undefined) return `write ${typeof key === "string" ? `${key}: ` : ""}${JSON.stringify(s.const)}`;
   if (s.anyOf?.every((b) => b.const !== undefined) && typeof v === "string") {
     const allowed = s.anyOf.map((b) => String(b.const));
     const near = closest(v, allowed);
     return near !== undefined ? `did you mean "${near}"?` : `allowed: ${allowed.map((a) => `"${a}"`).join(", ")}`;
-  }
-  if (s.title === DURATION_TITLE && typeof v === "string") {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|sec|secs|seconds?|mins?|minutes?|hours?)\s*$/i.exec(v);
-    if (m) {
-      const unit = m[2]!.toLowerCase();
-      const short = unit === "ms" ? "ms" : unit.startsWith("h") ? "h" : unit.startsWith("m") ? "m" : "s";
-      return `write it as "${m[1]}${short}"`;
-    }
   }
   return undefined;
 }
@@ -163,11 +174,14 @@ export function problemsFromAjv(errors: readonly ErrorObject[], data: unknown, l
 
   const valueProblem = (e: ErrorObject, s: SchemaNode) => {
     const path = pointerToPath(e.instancePath, data);
+    const source = loc.source(path);
+    // For numbers show what was written: version 1.0 is read as 1, mode 0755 as 755.
+    const shown = (typeof e.data === "number" || typeof e.data === "boolean") && source ? source : show(e.data);
     out.push({
       where: loc.value(path),
       path: formatPath(path),
-      message: `expected ${describe(s)}, got ${show(e.data)}`,
-      hint: valueHint(s, e.data, path.at(-1), loc.source(path)),
+      message: `expected ${describe(s)}, got ${shown}`,
+      hint: valueHint(s, e.data, path.at(-1), source),
     });
   };
 

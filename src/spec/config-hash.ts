@@ -1,0 +1,31 @@
+import { createHash } from "node:crypto";
+import type { Spec } from "./types.js";
+
+/** JSON with object keys sorted at every depth, so equal data always gives equal bytes. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== "object") return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  const obj = v as Record<string, unknown>;
+  const keys = Object.keys(obj)
+    .filter((k) => obj[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
+}
+
+/**
+ * Hash of what a release runs with besides its image: declared env, volumes,
+ * health checks and drain timeout. Two specs with the same image digest and
+ * config hash are the same release. `instances` (scaling is not a new release),
+ * `listen` (the proxy's business), strategy (how to roll, not what runs) and
+ * `image.*` (covered by the digest) are left out on purpose.
+ */
+export function computeConfigHash(spec: Spec): string {
+  const relevant = {
+    env: spec.env,
+    // Volume order in the file carries no meaning; names are unique.
+    volumes: [...spec.volumes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    health: spec.health,
+    drainTimeout: spec.drainTimeout,
+  };
+  return `sha256:${createHash("sha256").update(canonicalJson(relevant)).digest("hex")}`;
+}

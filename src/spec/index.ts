@@ -1,0 +1,20 @@
+// The public API of spec/: everything other modules may import.
+export { loadSpec, parseSpec, parseImageBase } from "./load.js";
+export { parseDuration, formatDuration } from "./duration.js";
+export { computeConfigHash, canonicalJson } from "./config-hash.js";
+export { jsonSchema, jsonSchemaText } from "./json-schema.js";
+export { KilnSpecSchema, API_VERSION, type RawSpec } from "./schema.js";
+export type {
+  Spec,
+  ImageSpec,
+  FileEntry,
+  VolumeSpec,
+  HealthSpec,
+  StrategySpec,
+  StrategyType,
+  RollingSpec,
+  BlueGreenSpec,
+  LoadedSpec,
+  SpecProblem,
+  ImageBase,
+} from "./types.js";

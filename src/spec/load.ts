@@ -1,0 +1,410 @@
+// kiln.yaml → checked, normalized Spec. Every problem in the file is collected
+// (YAML syntax, duplicate keys, schema, cross-field rules) and reported at once.
+
+import { readFileSync, statSync } from "node:fs";
+import { dirname, join, posix, resolve } from "node:path";
+import { Ajv, type ValidateFunction } from "ajv";
+import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit, type Document } from "yaml";
+import { KilnError } from "../errors.js";
+import { computeConfigHash } from "./config-hash.js";
+import { parseDuration } from "./duration.js";
+import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
+import { formatPath, problemsFromAjv } from "./problems.js";
+import { KilnSpecSchema } from "./schema.js";
+import type { FileEntry, ImageBase, LoadedSpec, Spec, SpecProblem } from "./types.js";
+
+// Compiling costs a few ms, so it is done on first use and kept; the validator
+// itself holds no state between calls.
+let compiled: ValidateFunction | undefined;
+function validator(): ValidateFunction {
+  // useDefaults fills defaults into the data (a fresh object from toJS) while validating, so the
+  // cross-field checks and normalization see the same defaults the schema documents.
+  compiled ??= new Ajv({ allErrors: true, verbose: true, useDefaults: true, strict: true }).compile(KilnSpecSchema);
+  return compiled;
+}
+
+const YAML_HINTS: Record<string, string> = {
+  BAD_INDENT: "check the indentation, and that brackets and quotes above are closed",
+  TAB_AS_INDENT: "indent with spaces, not tabs",
+  MULTIPLE_DOCS: "kiln.yaml holds one document: remove the extra ---",
+  BLOCK_AS_IMPLICIT_KEY: 'quote values that contain ": " or " #"',
+  MULTILINE_IMPLICIT_KEY: 'quote values that contain ": " or " #"',
+  MISSING_CHAR: "a quote or bracket is not closed",
+  UNEXPECTED_TOKEN: 'quote values that contain ": " or " #"',
+};
+
+export function parseSpec(text: string, file: string): { spec: Spec } | { errors: SpecProblem[] } {
+  const lineCounter = new LineCounter();
+  // Duplicate keys are found below, with their path; the yaml library's check would only give a position.
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
+  const loc = makeLocator(doc, text, lineCounter, file);
+
+  const syntax: SpecProblem[] = doc.errors.map((e) => ({
+    where: loc.offset(e.pos[0]),
+    path: "",
+    message: `YAML: ${e.message.replace(/\s+/g, " ").trim()}`,
+    hint: YAML_HINTS[e.code],
+  }));
+  syntax.push(...unresolvedAliases(doc, loc));
+  // After a syntax error the tree is a guess; schema problems found in it would mislead.
+  if (syntax.length > 0) return { errors: sortProblems(syntax) };
+
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return { errors: [{ where: loc.offset(0), path: "", message: `YAML: ${(e as Error).message}` }] };
+  }
+  if (data === null || data === undefined) {
+    return {
+      errors: [
+        {
+          where: loc.offset(0),
+          path: "",
+          message: "the file is empty",
+          hint: 'start with "name:" and "version:"; "kiln schema" prints every key',
+        },
+      ],
+    };
+  }
+
+  const validate = validator();
+  validate(data);
+  const schemaProblems = problemsFromAjv(validate.errors ?? [], data, loc);
+  // A rule-specific problem (root user, src outside the project) explains more than
+  // the generic one found at the same path by the schema.
+  const ruleProblems = crossChecks(data, loc);
+  const ruled = new Set(ruleProblems.map((p) => p.path));
+  const problems = [
+    ...duplicateKeys(doc, loc),
+    ...schemaProblems.filter((p) => !ruled.has(p.path)),
+    ...ruleProblems,
+  ];
+  if (problems.length > 0) return { errors: sortProblems(problems) };
+  return { spec: normalize(data as Defaulted) };
+}
+
+export function loadSpec(file: string): LoadedSpec {
+  let path = resolve(file);
+  let shown = file;
+  let text: string;
+  try {
+    if (statSync(path).isDirectory()) {
+      path = join(path, "kiln.yaml");
+      shown = join(file, "kiln.yaml");
+    }
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new KilnError("KILN_E_SPEC", `${shown}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
+      cause: e,
+      hint: "run kiln in the directory that holds kiln.yaml, or pass its path with -f",
+    });
+  }
+  const parsed = parseSpec(text, shown);
+  if ("errors" in parsed) {
+    const n = parsed.errors.length;
+    throw new KilnError("KILN_E_SPEC", `${shown}: ${n} ${n === 1 ? "problem" : "problems"}`, {
+      details: parsed.errors,
+    });
+  }
+  return { spec: parsed.spec, file: path, dir: dirname(path), configHash: computeConfigHash(parsed.spec) };
+}
+
+/** "oci:./base:1.2" → { kind: "oci", path: "./base", tag: "1.2" }; paths stay relative to kiln.yaml. */
+export function parseImageBase(base: string): ImageBase {
+  if (base === "node") return { kind: "node" };
+  if (base.startsWith("docker-archive:")) return { kind: "docker-archive", path: base.slice("docker-archive:".length) };
+  if (base.startsWith("oci:")) {
+    const rest = base.slice("oci:".length);
+    // A tag is the part after the last ":" only if it cannot be part of a path.
+    const m = /^(.+):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/.exec(rest);
+    return m ? { kind: "oci", path: m[1]!, tag: m[2]! } : { kind: "oci", path: rest };
+  }
+  throw new KilnError("KILN_E_SPEC", `invalid image base ${JSON.stringify(base)}`, {
+    hint: 'use "node", "oci:PATH[:TAG]" or "docker-archive:PATH"',
+  });
+}
+
+function sortProblems(ps: SpecProblem[]): SpecProblem[] {
+  const pos = (w: string) => {
+    const m = /:(\d+):(\d+)$/.exec(w);
+    return m ? Number(m[1]) * 1e6 + Number(m[2]) : 0;
+  };
+  return [...ps].sort((a, b) => pos(a.where) - pos(b.where));
+}
+
+function unresolvedAliases(doc: Document, loc: Locator): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  visit(doc, {
+    Alias(_, node) {
+      if (node.resolve(doc) === undefined) {
+        out.push({
+          where: loc.offset(node.range?.[0] ?? 0),
+          path: "",
+          message: `YAML: unknown alias "*${node.source}"`,
+          hint: `define the anchor "&${node.source}" before using it`,
+        });
+      }
+    },
+  });
+  return out;
+}
+
+function duplicateKeys(doc: Document, loc: Locator): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  const walk = (node: unknown, path: Segment[]) => {
+    if (isAlias(node)) return; // its target is walked where it is defined
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        const k = keyText(pair.key);
+        if (seen.has(k)) {
+          const at = [...path, k];
+          out.push({
+            where: loc.offset((pair.key as { range?: [number, number, number] }).range?.[0] ?? 0),
+            path: formatPath(at),
+            message: `duplicate key "${k}"`,
+            hint: "each key may appear once in a mapping; merge the two entries",
+          });
+        }
+        seen.add(k);
+        walk(pair.value, [...path, k]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...path, i]));
+    }
+  };
+  walk(doc.contents, []);
+  return out;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** "./a/b/" → "a/b"; null when the path is absolute or climbs out of the kiln.yaml directory. */
+function relativeInside(src: string): string | null {
+  if (posix.isAbsolute(src) || /^[A-Za-z]:[\\/]/.test(src)) return null;
+  const n = posix.normalize(src).replace(/\/+$/, "");
+  if (n === ".." || n.startsWith("../")) return null;
+  return n === "" ? "." : n;
+}
+
+function normalizeAbsolute(p: string): string {
+  const n = posix.normalize(p);
+  return n.length > 1 ? n.replace(/\/+$/, "") : n;
+}
+
+// Rules the schema cannot express. They run on the defaulted data and check types
+// themselves, because the data may also have schema problems.
+function crossChecks(data: unknown, loc: Locator): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  if (!isRecord(data)) return out;
+  const image = isRecord(data.image) ? data.image : {};
+
+  if (typeof image.user === "string") {
+    const uid = image.user.split(":")[0]!;
+    if (uid === "root" || (/^[0-9]+$/.test(uid) && Number(uid) === 0)) {
+      const at = ["image", "user"];
+      out.push({
+        where: loc.value(at),
+        path: formatPath(at),
+        message: `the app may not run as root, got ${JSON.stringify(image.user)}`,
+        hint: 'use an unprivileged numeric user, e.g. user: "1000:1000"; write only to declared volumes',
+      });
+    }
+  }
+
+  for (const layer of ["dependencies", "files", "config"] as const) {
+    const entries = image[layer];
+    if (!Array.isArray(entries)) continue;
+    entries.forEach((entry: unknown, i) => {
+      const isObj = isRecord(entry);
+      const src = isObj ? entry.src : entry;
+      if (typeof src !== "string" || src === "") return;
+      if (relativeInside(src) === null) {
+        const at: Segment[] = isObj ? ["image", layer, i, "src"] : ["image", layer, i];
+        out.push({
+          where: loc.value(at),
+          path: formatPath(at),
+          message: posix.isAbsolute(src)
+            ? `file source ${JSON.stringify(src)} is an absolute path`
+            : `file source ${JSON.stringify(src)} is outside the kiln.yaml directory`,
+          hint: "sources are relative to the directory of kiln.yaml and stay inside it: copy the file into the project, or move kiln.yaml up",
+        });
+      }
+    });
+  }
+
+  if (typeof data.listen === "string") {
+    const port = Number(/:(\d+)$/.exec(data.listen)?.[1]);
+    if (Number.isInteger(port) && (port < 1 || port > 65535)) {
+      out.push({
+        where: loc.value(["listen"]),
+        path: "listen",
+        message: `expected a port 1–65535 in "host:port", got ${port}`,
+      });
+    }
+  }
+
+  if (Array.isArray(data.volumes)) {
+    const names = new Map<string, number>();
+    const paths = new Map<string, number>();
+    data.volumes.forEach((v: unknown, i) => {
+      if (!isRecord(v)) return;
+      if (typeof v.name === "string") {
+        const first = names.get(v.name);
+        if (first !== undefined) {
+          const at = ["volumes", i, "name"];
+          out.push({
+            where: loc.value(at),
+            path: formatPath(at),
+            message: `duplicate volume name "${v.name}" (also volumes[${first}])`,
+            hint: "give each volume its own name",
+          });
+        } else names.set(v.name, i);
+      }
+      if (typeof v.path === "string" && v.path.startsWith("/")) {
+        const p = normalizeAbsolute(v.path);
+        const first = paths.get(p);
+        if (first !== undefined) {
+          const at = ["volumes", i, "path"];
+          out.push({
+            where: loc.value(at),
+            path: formatPath(at),
+            message: `duplicate volume path "${p}" (also volumes[${first}])`,
+            hint: "mount each volume at its own path",
+          });
+        } else paths.set(p, i);
+      }
+    });
+  }
+
+  const strategy = isRecord(data.strategy) ? data.strategy : {};
+  const rolling = isRecord(strategy.rolling) ? strategy.rolling : {};
+  const min = rolling.minHealthyPercent;
+  const max = rolling.maxHealthyPercent;
+  // Only when both are in range; otherwise the schema has already said what is wrong.
+  const inRange = (v: unknown, lo: number, hi: number): v is number => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  if (inRange(min, 0, 100) && inRange(max, 100, 200) && max - min > 100) {
+    // Point at whichever one the user wrote (the other is a default); with both written, at max.
+    const written = loc.source(["strategy", "rolling", "maxHealthyPercent"]) !== undefined ? "maxHealthyPercent" : "minHealthyPercent";
+    const at = ["strategy", "rolling", written];
+    out.push({
+      where: loc.value(at),
+      path: formatPath(at),
+      message: `maxHealthyPercent − minHealthyPercent must be at most 100, got ${max} − ${min} = ${max - min}`,
+      hint: `lower maxHealthyPercent to ${min + 100} or raise minHealthyPercent to ${max - 100}`,
+    });
+  }
+  return out;
+}
+
+// The data after validation and defaults: the schema's shape with every optional key present.
+interface Defaulted {
+  apiVersion: "kiln/v1";
+  name: string;
+  version: string;
+  image: {
+    base: string;
+    dependencies: RawFileEntry[];
+    files: RawFileEntry[];
+    config: RawFileEntry[];
+    workdir: string;
+    env: Record<string, string>;
+    entrypoint: string[];
+    cmd: string[];
+    user: string;
+    port: number;
+    labels: Record<string, string>;
+  };
+  instances: number;
+  listen: string;
+  env: Record<string, string>;
+  volumes: { name: string; path: string }[];
+  drainTimeout: string | number;
+  health: {
+    path: string;
+    interval: string | number;
+    timeout: string | number;
+    healthyThreshold: number;
+    unhealthyThreshold: number;
+    grace: string | number;
+  };
+  strategy: {
+    type: "rolling" | "blue-green";
+    rolling: {
+      minHealthyPercent: number;
+      maxHealthyPercent: number;
+      instanceWarmup: string | number;
+      deadline: string | number;
+      autoRollback: boolean;
+    };
+    blueGreen: {
+      keepPreviousFor: string | number;
+      promotion: "auto" | "manual";
+      deadline: string | number;
+      autoRollback: boolean;
+    };
+  };
+}
+type RawFileEntry = string | { src: string; dest: string; mode?: string };
+
+function normalize(d: Defaulted): Spec {
+  const workdir = normalizeAbsolute(d.image.workdir);
+  const entry = (e: RawFileEntry): FileEntry => {
+    if (typeof e === "string") {
+      const src = relativeInside(e)!;
+      return { src, dest: src === "." ? workdir : posix.join(workdir, src) };
+    }
+    const out: FileEntry = { src: relativeInside(e.src)!, dest: normalizeAbsolute(e.dest) };
+    if (e.mode !== undefined) out.mode = e.mode;
+    return out;
+  };
+  const { health, strategy } = d;
+  return {
+    apiVersion: d.apiVersion,
+    name: d.name,
+    version: d.version,
+    image: {
+      base: d.image.base,
+      dependencies: d.image.dependencies.map(entry),
+      files: d.image.files.map(entry),
+      config: d.image.config.map(entry),
+      workdir,
+      env: { ...d.image.env },
+      entrypoint: [...d.image.entrypoint],
+      cmd: [...d.image.cmd],
+      user: d.image.user,
+      port: d.image.port,
+      labels: { ...d.image.labels },
+    },
+    instances: d.instances,
+    listen: d.listen,
+    env: { ...d.env },
+    volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
+    drainTimeout: parseDuration(d.drainTimeout),
+    health: {
+      path: health.path,
+      interval: parseDuration(health.interval),
+      timeout: parseDuration(health.timeout),
+      healthyThreshold: health.healthyThreshold,
+      unhealthyThreshold: health.unhealthyThreshold,
+      grace: parseDuration(health.grace),
+    },
+    strategy: {
+      type: strategy.type,
+      rolling: {
+        minHealthyPercent: strategy.rolling.minHealthyPercent,
+        maxHealthyPercent: strategy.rolling.maxHealthyPercent,
+        instanceWarmup: parseDuration(strategy.rolling.instanceWarmup),
+        deadline: parseDuration(strategy.rolling.deadline),
+        autoRollback: strategy.rolling.autoRollback,
+      },
+      blueGreen: {
+        keepPreviousFor: parseDuration(strategy.blueGreen.keepPreviousFor),
+        promotion: strategy.blueGreen.promotion,
+        deadline: parseDuration(strategy.blueGreen.deadline),
+        autoRollback: strategy.blueGreen.autoRollback,
+      },
+    },
+  };
+}
