@@ -1,0 +1,88 @@
+import Table from "cli-table3";
+import type { Command } from "commander";
+import { execFileSync } from "node:child_process";
+import { KilnError } from "../../errors.js";
+import { bake, exportImage, listImages, openStore, type BakeRecipe } from "../../image/index.js";
+import type { LoadedSpec } from "../../spec/index.js";
+import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
+
+function gitRevision(dir: string): string | undefined {
+  try {
+    const rev = execFileSync("git", ["rev-parse", "HEAD"], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    return /^[0-9a-f]{40}$/.test(rev) ? rev : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function recipeOf(loaded: LoadedSpec): BakeRecipe {
+  const { spec } = loaded;
+  const img = spec.image;
+  return {
+    name: spec.name,
+    version: spec.version,
+    contextDir: loaded.dir,
+    base: img.base,
+    dependencies: img.dependencies,
+    files: img.files,
+    config: img.config,
+    workdir: img.workdir,
+    env: img.env,
+    entrypoint: img.entrypoint,
+    cmd: img.cmd,
+    user: img.user,
+    port: img.port,
+    labels: img.labels,
+    revision: gitRevision(loaded.dir),
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command("bake")
+    .description("build the image kiln.yaml describes into the content-addressed store; prints its reference and digest")
+    .option("--json", "print the result as JSON")
+    .addHelpText(
+      "after",
+      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH or the last commit).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
+    )
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const store = openStore(ctx.home);
+      const started = Date.now();
+      const r = await bake(recipeOf(ctx.loaded), {
+        store,
+        onProgress: opts.json || !process.stderr.isTTY ? undefined : (e) => process.stderr.write(`  ${e.phase}${e.detail ? ` ${e.detail}` : ""}\n`),
+      });
+      if (opts.json) return printJson({ ...r, durationMs: Date.now() - started });
+      out(`${r.ref} ${r.digest}${r.cached ? " (unchanged, from cache)" : ""}`);
+      out(`  name ${r.timestampedName}, ${r.layers.length} layers, ${Date.now() - started} ms`);
+    });
+
+  program
+    .command("images")
+    .description("list baked images in the store")
+    .option("--json", "print the list as JSON")
+    .addHelpText("after", "\nExample:\n  kiln images --json")
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const images = await listImages(openStore(ctx.home));
+      if (opts.json) return printJson({ images });
+      const t = new Table({ head: ["image", "digest", "name", "created", "size"], style: { head: [], border: [] } });
+      for (const i of images) t.push([i.ref, short(i.digest), i.timestampedName, ago(i.created), `${(i.size / 1e6).toFixed(1)} MB`]);
+      out(t.toString());
+    });
+
+  program
+    .command("export <ref>")
+    .description("write an image as a tarball other tools load: an OCI archive or a docker-archive")
+    .requiredOption("-o, --output <file>", "tarball to write")
+    .option("--format <format>", "oci or docker-archive", "oci")
+    .addHelpText("after", "\nExamples:\n  kiln export hello:1.0.0 --format oci -o hello.oci.tar            # skopeo inspect oci-archive:hello.oci.tar\n  kiln export hello:1.0.0 --format docker-archive -o hello.tar     # docker load -i hello.tar")
+    .action(async (ref: string, opts: { output: string; format: string }, cmd: Command) => {
+      if (opts.format !== "oci" && opts.format !== "docker-archive") throw new KilnError("KILN_E_USAGE", `unknown format "${opts.format}"`, { hint: "use --format oci or --format docker-archive" });
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      await exportImage(openStore(ctx.home), ref, opts.format, opts.output);
+      out(`wrote ${opts.output} (${opts.format})`);
+    });
+}

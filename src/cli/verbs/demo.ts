@@ -1,0 +1,224 @@
+import Table from "cli-table3";
+import type { Command } from "commander";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { parseDocument } from "yaml";
+import { bake, openStore } from "../../image/index.js";
+import { startLoad, type LoadTotals } from "../../loadgen/client.js";
+import type { StatusView } from "../../controller/types.js";
+import { context, out, printJson, short, specFile, type Context, type GlobalOptions } from "../context.js";
+import { startDaemons, stopDaemons } from "../daemons.js";
+import { buildDeployRequest, lastEventId, watch } from "../deploy-flow.js";
+import { recipeOf } from "./bake.js";
+
+export interface DemoStep {
+  name: string;
+  outcome: "ok" | "failed";
+  durationMs: number;
+  requests: number;
+  failed: number;
+  detail: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** The demo works on a copy of the example, editing it the way a developer would between releases. */
+class Workspace {
+  constructor(readonly dir: string) {}
+  get specFile(): string {
+    return join(this.dir, "kiln.yaml");
+  }
+  setSpec(edit: (doc: ReturnType<typeof parseDocument>) => void): void {
+    const doc = parseDocument(readFileSync(this.specFile, "utf8"));
+    edit(doc);
+    writeFileSync(this.specFile, doc.toString());
+  }
+  setAppConfig(patch: Record<string, unknown>): void {
+    const f = join(this.dir, "config", "app.json");
+    const cur = JSON.parse(readFileSync(f, "utf8")) as Record<string, unknown>;
+    writeFileSync(f, `${JSON.stringify({ ...cur, ...patch }, null, 2)}\n`);
+  }
+  release(version: string, healthy = true): void {
+    this.setSpec((d) => d.set("version", version));
+    this.setAppConfig({ version, healthy });
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command("demo")
+    .description("bake → deploy → rolling → broken release auto-rolled back → blue-green → instant rollback → heal, under continuous load")
+    .option("--json", "print the steps and totals as JSON")
+    .option("--keep", "leave the fleet running at the end (stop it with `kiln down -f <workspace>/kiln.yaml`)")
+    .addHelpText("after", "\nRuns on a copy of the example next to its kiln.yaml (.kiln/demo/), on a free port.\nExit status 0 when every step is ok with 0 failed requests.\n\nExample:\n  kiln demo -f examples/hello/kiln.yaml --json")
+    .action(async (opts: { json?: boolean; keep?: boolean }, cmd: Command) => {
+      const source = specFile(cmd.optsWithGlobals<GlobalOptions>());
+      const say = opts.json ? (_: string) => undefined : out;
+      const base = join(dirname(source), ".kiln", "demo");
+      const ws = new Workspace(join(base, "workspace"));
+
+      // A previous demo may have been interrupted: stop what it left, then start from a clean copy.
+      if (existsSync(ws.specFile)) {
+        const old = context({ file: ws.specFile });
+        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.spec.name });
+      }
+      // Start from a clean copy of the example, but keep the image store (blobs, layer cache,
+      // unpacked roots) so the runtime base is not rebuilt on every run.
+      mkdirSync(ws.dir, { recursive: true });
+      for (const entry of readdirSync(ws.dir)) if (entry !== ".kiln") rmSync(join(ws.dir, entry), { recursive: true, force: true });
+      for (const entry of ["state.db", "state.db-wal", "state.db-shm", "instances", "volumes", "run", "logs"]) rmSync(join(ws.dir, ".kiln", entry), { recursive: true, force: true });
+      for (const entry of readdirSync(dirname(source))) {
+        if (entry !== ".kiln") cpSync(join(dirname(source), entry), join(ws.dir, entry), { recursive: true });
+      }
+      const port = await freePort();
+      ws.setSpec((d) => d.set("listen", `127.0.0.1:${port}`));
+      ws.release("1.0.0");
+
+      const steps: DemoStep[] = [];
+      let load: Awaited<ReturnType<typeof startLoad>> | undefined;
+      let mark: LoadTotals = { requests: 0, failed: 0 } as LoadTotals;
+      let ctx: Context = context({ file: ws.specFile });
+
+      const step = async (name: string, fn: () => Promise<string>) => {
+        say(`▶ ${name}`);
+        const started = Date.now();
+        let outcome: "ok" | "failed" = "ok";
+        let detail = "";
+        try {
+          detail = await fn();
+        } catch (e) {
+          outcome = "failed";
+          detail = (e as Error).message;
+        }
+        const now = load ? await load.snapshot() : mark;
+        const s: DemoStep = { name, outcome, durationMs: Date.now() - started, requests: now.requests - mark.requests, failed: now.failed - mark.failed, detail };
+        mark = now;
+        steps.push(s);
+        say(`  ${outcome === "ok" ? "✔" : "✘"} ${detail} (${s.durationMs} ms, ${s.requests} requests, ${s.failed} failed)`);
+        return outcome === "ok";
+      };
+
+      const bakeNow = async () => {
+        ctx = context({ file: ws.specFile });
+        const r = await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
+        return `${r.ref} ${short(r.digest)}${r.cached ? " (cached)" : ""}`;
+      };
+      const deployNow = async (strategy?: "rolling" | "blue-green") => {
+        ctx = context({ file: ws.specFile });
+        const req = await buildDeployRequest(ctx, undefined, strategy);
+        const after = await lastEventId(ctx.client);
+        const { rollout } = await ctx.client.deploy(req);
+        return watch(ctx.client, rollout, { afterEvent: after, timeoutMs: 5 * 60_000 });
+      };
+      const status = (): Promise<StatusView> => ctx.client.status();
+      const fleetOn = async (version: string) => {
+        const s = await status();
+        const serving = s.instances.filter((i) => i.inRotation);
+        return s.release?.version === version && serving.length === s.desiredInstances && serving.every((i) => i.version === version);
+      };
+      const expect = (cond: boolean, what: string) => {
+        if (!cond) throw new Error(what);
+      };
+
+      try {
+        await step("bake v1", async () => bakeNow());
+        await step("deploy v1 (3 instances)", async () => {
+          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, home: ctx.home });
+          const r = await deployNow();
+          expect(r.outcome === "live", `v1 did not go live: ${r.reason}`);
+          load = await startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 4, durationMs: 10 * 60_000 });
+          await new Promise((res) => setTimeout(res, 1000));
+          mark = await load.snapshot();
+          return `live on http://127.0.0.1:${port} (proxy ${up.proxyPid}, controller ${up.controllerPid}); load started`;
+        });
+        await step("rolling v1 → v2", async () => {
+          ws.release("2.0.0");
+          await bakeNow();
+          const r = await deployNow("rolling");
+          expect(r.outcome === "live", `v2 did not go live: ${r.reason}`);
+          expect(await fleetOn("2.0.0"), "fleet is not all on 2.0.0");
+          return `${r.release.id} live, 3/3 instances on 2.0.0`;
+        });
+        await step("broken v3 → automatic rollback", async () => {
+          ws.release("3.0.0", false);
+          await bakeNow();
+          const r = await deployNow("rolling");
+          expect(r.outcome === "rolled-back", `expected an automatic rollback, got ${r.outcome}`);
+          expect(await fleetOn("2.0.0"), "fleet is not back on 2.0.0");
+          return `${r.release.id} failed (${r.reason}); fleet back on 2.0.0`;
+        });
+        await step("blue-green v4", async () => {
+          ws.release("4.0.0");
+          await bakeNow();
+          const r = await deployNow("blue-green");
+          expect(r.outcome === "live", `v4 did not go live: ${r.reason}`);
+          expect(await fleetOn("4.0.0"), "fleet is not all on 4.0.0");
+          const warm = (await status()).instances.filter((i) => i.routing === "standby" && i.version === "2.0.0");
+          expect(warm.length === 3, `expected 3 warm v2 instances, found ${warm.length}`);
+          return `${r.release.id} live; 3 v2 instances kept warm`;
+        });
+        await step("instant rollback", async () => {
+          const warm = new Set((await status()).instances.filter((i) => i.routing === "standby").map((i) => i.id));
+          const after = await lastEventId(ctx.client);
+          const started = Date.now();
+          const { rollout } = await ctx.client.rollback();
+          const r = await watch(ctx.client, rollout, { afterEvent: after });
+          const flipMs = Date.now() - started;
+          expect(r.outcome === "live", `rollback did not finish: ${r.reason}`);
+          const serving = (await status()).instances.filter((i) => i.inRotation);
+          expect(serving.length === 3 && serving.every((i) => warm.has(i.id)), "traffic is not on the warm v2 fleet");
+          return `traffic back on the warm v2 fleet in ${flipMs} ms, no new instance`;
+        });
+        await step("kill an instance → healed", async () => {
+          const victim = (await status()).instances.find((i) => i.inRotation && i.pid);
+          expect(victim !== undefined, "no instance to kill");
+          process.kill(-victim!.pid!, "SIGKILL");
+          const healed = await until(async () => {
+            const s = await status();
+            const serving = s.instances.filter((i) => i.inRotation && i.health === "healthy");
+            return serving.length === 3 && !serving.some((i) => i.id === victim!.id);
+          }, 60_000);
+          expect(healed, "the fleet was not healed within 60 s");
+          return `${victim!.id} killed; replaced from v2`;
+        });
+      } finally {
+        const totals = load ? await load.stop() : undefined;
+        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name });
+        const failedSteps = steps.filter((s) => s.outcome !== "ok").length;
+        const result = {
+          steps: steps.map(({ name, outcome, durationMs, requests, failed, detail }) => ({ name, outcome, durationMs, requests, failed, detail })),
+          totals: { requests: totals?.requests ?? 0, failed: totals?.failed ?? 0 },
+          counter: { max: totals?.maxCounter ?? null, wentBackwards: totals?.counterWentBackwards ?? false },
+          workspace: ws.dir,
+        };
+        if (opts.json) printJson(result);
+        else {
+          const t = new Table({ head: ["step", "outcome", "duration", "requests", "failed"], style: { head: [], border: [] } });
+          for (const s of result.steps) t.push([s.name, s.outcome, `${(s.durationMs / 1000).toFixed(1)} s`, s.requests, s.failed]);
+          t.push(["total", failedSteps ? `${failedSteps} failed` : "ok", "", result.totals.requests, result.totals.failed]);
+          out(t.toString());
+          out(`counter: max ${result.counter.max ?? "-"}, ${result.counter.wentBackwards ? "WENT BACKWARDS" : "never went backwards"}`);
+        }
+        process.exitCode = failedSteps === 0 && result.totals.failed === 0 && !result.counter.wentBackwards ? 0 : 1;
+      }
+    });
+}
