@@ -11,7 +11,8 @@ import net from "node:net";
 
 export type ProbeResult =
   | { ok: true; status: number; latencyMs: number }
-  | { ok: false; reason: string };
+  /** `status` is set when the instance answered, with a status that is not 2xx/3xx */
+  | { ok: false; reason: string; status?: number };
 
 export interface HealthState {
   healthy: boolean;
@@ -72,7 +73,7 @@ export function probeHttp(address: string, path: string, timeoutMs: number): Pro
       const latencyMs = Math.round((performance.now() - started) * 100) / 100;
       res.resume();
       if (status >= 200 && status < 400) settle({ ok: true, status, latencyMs });
-      else settle({ ok: false, reason: `HTTP ${status}` });
+      else settle({ ok: false, reason: `HTTP ${status}`, status });
     });
     req.on("error", (err: NodeJS.ErrnoException) => settle({ ok: false, reason: err.code ?? err.message }));
     req.end();

@@ -75,6 +75,8 @@ export class TargetPool {
   /** Make `table` the routing table. The caller has checked it and its version. */
   apply(table: RoutingTable): void {
     const now = this.opts.now();
+    // Set first: new targets schedule their first probe with the new health config.
+    this.table = table;
     const next = new Map<string, Upstream>();
     for (const t of table.targets) {
       let u = this.live.get(t.id);
@@ -100,7 +102,6 @@ export class TargetPool {
     const previous = this.live;
     this.live = next;
     this.order = [...next.values()];
-    this.table = table;
     for (const u of previous.values()) if (next.get(u.id) !== u) this.retire(u, now);
     // A new drainTimeoutMs applies to targets already draining too.
     for (const u of this.order) this.scheduleDrainDeadline(u);
@@ -151,7 +152,9 @@ export class TargetPool {
 
   targetStatuses(): TargetStatus[] {
     const out: TargetStatus[] = [];
-    for (const u of [...this.order, ...this.retired]) {
+    // Retired first: a caller indexing by id then sees the live target when an
+    // id was removed and re-added while its old requests were still running.
+    for (const u of [...this.retired, ...this.order]) {
       const s: TargetStatus = {
         id: u.id,
         release: u.release,
@@ -176,7 +179,7 @@ export class TargetPool {
     return out;
   }
 
-  /** Active requests across all targets (the server waits on its own count at close). */
+  /** Stop probes and timers and close every keep-alive pool (in-flight sockets included). */
   close(): void {
     this.closed = true;
     for (const u of [...this.order, ...this.retired]) this.dispose(u);

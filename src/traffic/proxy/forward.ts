@@ -1,0 +1,276 @@
+// Forwarding one client request to an instance, with retries.
+//
+// Retry rules (at most MAX_ATTEMPTS attempts, each on a target not tried yet):
+//   - could not connect (refused, unreachable, connect timeout)    → retry, any method;
+//                                                                     the target is marked unhealthy
+//   - a reused keep-alive socket failed before any response byte   → retry, any method (the instance
+//                                                                     closed an idle socket; it most
+//                                                                     likely never saw the request)
+//   - reached the instance, then no response (reset, crash)        → retry only idempotent methods
+//   - the response has started                                     → never (the client sees the cut)
+// Bodies up to MAX_BUFFERED_BODY are buffered so they can be replayed; larger
+// ones are streamed through. A streamed body is only sent once the connection
+// is up, so a connect failure can still be retried; after the first byte of
+// it has gone out, it never is.
+//
+// Counting: `requests` and `errors5xx` go to the target whose response (or whose
+// failure, as a 502/504) the client received; `connectFailures` to every failed attempt.
+
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { planDownstreamHeaders, planUpstreamHeaders } from "./headers.js";
+import { isEligible, type TargetPool, type Upstream } from "./targets.js";
+
+export const MAX_ATTEMPTS = 3;
+export const MAX_BUFFERED_BODY = 1024 * 1024;
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
+
+export interface ForwardOptions {
+  pool: TargetPool;
+  log: (line: string) => void;
+  connectTimeoutMs: number;
+  /** no byte from the instance for this long → 504 (not retried: the instance may still be working) */
+  upstreamTimeoutMs: number;
+  isClosing: () => boolean;
+}
+
+type Body =
+  | { kind: "none" }
+  | { kind: "buffered"; data: Buffer }
+  /** too big to buffer: `prefix` was read already, the rest is still in the request stream */
+  | { kind: "stream"; prefix: Buffer[] };
+
+type Why = "drain-timeout" | "connect-timeout" | "upstream-timeout";
+
+/** Marks an attempt the proxy itself aborted, so the failure is classified by cause, not by errno. */
+class AttemptAbort extends Error {
+  constructor(readonly why: Why) {
+    super(why);
+  }
+}
+
+type Failure = "connect" | "stale-socket" | "reached" | "timeout";
+
+function classify(err: Error, connected: boolean, reusedSocket: boolean): Failure {
+  if (err instanceof AttemptAbort) {
+    if (err.why === "connect-timeout") return "connect";
+    if (err.why === "upstream-timeout") return "timeout";
+    return "reached"; // drain deadline: the instance had the request
+  }
+  if (!connected) return "connect";
+  if (reusedSocket) return "stale-socket";
+  return "reached";
+}
+
+function readBody(req: IncomingMessage): Promise<Body> {
+  const cl = req.headers["content-length"];
+  const chunked = req.headers["transfer-encoding"] !== undefined;
+  if (!chunked && (cl === undefined || cl === "0")) return Promise.resolve({ kind: "none" });
+  if (!chunked && Number(cl) > MAX_BUFFERED_BODY) return Promise.resolve({ kind: "stream", prefix: [] });
+  return new Promise<Body>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+    };
+    const onData = (c: Buffer) => {
+      chunks.push(c);
+      size += c.length;
+      if (size > MAX_BUFFERED_BODY) {
+        cleanup();
+        req.pause();
+        resolve({ kind: "stream", prefix: chunks });
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve({ kind: "buffered", data: Buffer.concat(chunks, size) });
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error("client closed the request before sending its body"));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
+
+function clientIp(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? "";
+  return a.startsWith("::ffff:") ? a.slice(7) : a;
+}
+
+export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { pool, log } = o;
+
+  const reply = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}) => {
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(status, {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": String(Buffer.byteLength(text)),
+      ...(o.isClosing() ? { connection: "close" } : {}),
+      ...extra,
+    });
+    res.end(text);
+  };
+
+  return (req, res) => {
+    const method = req.method ?? "GET";
+    let clientGone = false;
+    let current: http.ClientRequest | undefined;
+    res.on("close", () => {
+      if (res.writableFinished) return;
+      clientGone = true;
+      current?.destroy();
+    });
+
+    const attempt = (n: number, tried: Set<Upstream>, body: Body, last?: { u: Upstream; failure: Failure }) => {
+      if (clientGone) return;
+      let u = pool.pick(tried);
+      // An instance that just closed an idle socket is fine: if it is the only
+      // choice, try it once more on a fresh connection.
+      const freshConnection = u === undefined && last?.failure === "stale-socket" && isEligible(last.u);
+      if (freshConnection) u = last?.u;
+      if (u === undefined) {
+        if (last === undefined) {
+          reply(res, 503, "kiln: no healthy instance available\n", { "retry-after": "1" });
+        } else {
+          pool.count(last.u, { requests: 1, errors5xx: 1 });
+          reply(res, 502, "kiln: bad gateway (no instance answered)\n", {
+            "x-kiln-instance": last.u.id,
+            "x-kiln-release": last.u.release,
+          });
+        }
+        return;
+      }
+      const target = u;
+
+      const up = http.request({
+        host: target.host,
+        port: target.port,
+        method,
+        path: req.url,
+        headers: planUpstreamHeaders(req.headers, {
+          clientIp: clientIp(req),
+          body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body,
+        }),
+        agent: freshConnection ? false : target.agent,
+      });
+      current = up;
+      let connected = false;
+      let responded = false;
+      let failed = false;
+      let bodyStarted = false;
+      let connectTimer: NodeJS.Timeout | undefined;
+      const end = pool.begin(target, () => up.destroy(new AttemptAbort("drain-timeout")));
+
+      const startStreaming = () => {
+        if (body.kind !== "stream" || bodyStarted || failed) return;
+        bodyStarted = true;
+        for (const c of body.prefix) up.write(c);
+        req.pipe(up);
+      };
+      up.on("socket", (s) => {
+        if (!s.connecting) {
+          connected = true;
+          startStreaming();
+          return;
+        }
+        connectTimer = setTimeout(() => up.destroy(new AttemptAbort("connect-timeout")), o.connectTimeoutMs);
+        s.once("connect", () => {
+          connected = true;
+          clearTimeout(connectTimer);
+          startStreaming();
+        });
+      });
+      up.setTimeout(o.upstreamTimeoutMs, () => up.destroy(new AttemptAbort("upstream-timeout")));
+
+      up.on("response", (upRes) => {
+        responded = true;
+        clearTimeout(connectTimer);
+        const status = upRes.statusCode ?? 502;
+        pool.count(target, { requests: 1, errors5xx: status >= 500 ? 1 : 0 });
+        upRes.on("error", () => undefined); // surfaced through 'close' below
+        upRes.on("close", () => {
+          if (!upRes.complete) res.destroy(); // cut mid-body: the client must see a cut, not a short 200
+          end();
+        });
+        if (clientGone) {
+          up.destroy();
+          return;
+        }
+        try {
+          res.writeHead(status, planDownstreamHeaders(upRes.headers, target, { closing: o.isClosing() }));
+        } catch (e) {
+          log(`bad response headers from ${target.id}: ${(e as Error).message}`);
+          up.destroy();
+          res.destroy();
+          return;
+        }
+        upRes.pipe(res);
+      });
+
+      const fail = (err: Error) => {
+        if (failed) return;
+        failed = true;
+        clearTimeout(connectTimer);
+        if (responded) {
+          res.destroy();
+          end();
+          return;
+        }
+        end();
+        if (clientGone) return; // we hung up on the instance ourselves; not its fault
+        const failure = classify(err, connected, up.reusedSocket);
+        const reason = (err as NodeJS.ErrnoException).code ?? err.message;
+        pool.count(target, { connectFailures: 1 });
+        if (failure === "connect") pool.markDown(target, reason);
+        if (failure === "timeout") {
+          pool.count(target, { requests: 1, errors5xx: 1 });
+          log(`${method} ${req.url} → ${target.id}: no response in ${o.upstreamTimeoutMs}ms; 504`);
+          reply(res, 504, "kiln: gateway timeout\n", { "x-kiln-instance": target.id, "x-kiln-release": target.release });
+          return;
+        }
+        const retriable =
+          !bodyStarted &&
+          n + 1 < MAX_ATTEMPTS &&
+          (failure === "connect" || failure === "stale-socket" || IDEMPOTENT.has(method));
+        log(`${method} ${req.url} → ${target.id}: ${failure} (${reason})${retriable ? "; retrying" : "; 502"}`);
+        if (retriable) {
+          tried.add(target);
+          attempt(n + 1, tried, body, { u: target, failure });
+        } else {
+          pool.count(target, { requests: 1, errors5xx: 1 });
+          reply(res, 502, "kiln: bad gateway (instance failed)\n", {
+            "x-kiln-instance": target.id,
+            "x-kiln-release": target.release,
+          });
+        }
+      };
+      up.on("error", fail);
+      up.on("close", () => {
+        clearTimeout(connectTimer);
+        if (!responded) fail(new Error("instance closed the connection without a response"));
+      });
+
+      // A streamed body waits for the connection (startStreaming); the others go now.
+      if (body.kind !== "stream") up.end(body.kind === "buffered" ? body.data : undefined);
+    };
+
+    readBody(req).then(
+      (body) => attempt(0, new Set(), body),
+      () => res.destroy(),
+    );
+  };
+}

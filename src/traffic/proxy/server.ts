@@ -1,0 +1,246 @@
+// kiln's built-in data plane: an HTTP/1.1 reverse proxy driven by routing
+// tables pushed over a unix-socket admin API and persisted to disk, so it keeps
+// routing when the controller is down and after its own restart.
+
+import http from "node:http";
+import net from "node:net";
+import { chmod, lstat, mkdir, rename, unlink } from "node:fs/promises";
+import path from "node:path";
+import { KilnError } from "../../errors.js";
+import { parseHostPort } from "../../health/probe.js";
+import type { RouterStats, RoutingTable } from "../router.js";
+import { createAdminHandler, type AcceptResult } from "./admin.js";
+import { createForwarder } from "./forward.js";
+import { loadTableFile, saveTableFile } from "./state-file.js";
+import { TargetPool } from "./targets.js";
+
+export interface ProxyOptions {
+  /** "127.0.0.1:PORT" clients connect to; port 0 picks a free one */
+  listen: string;
+  /** unix socket path of the admin API */
+  admin: string;
+  /** where the last accepted routing table is kept */
+  stateFile: string;
+  log?: (line: string) => void;
+  /** default 2000 */
+  connectTimeoutMs?: number;
+  /** no byte from an instance for this long → 504; default 60000 */
+  upstreamTimeoutMs?: number;
+  /** close(): how long in-flight client requests may take to finish; default 10000 */
+  closeTimeoutMs?: number;
+  /** keep-alive connections per target; default 64 */
+  maxSocketsPerTarget?: number;
+}
+
+export interface RunningProxy {
+  /** the actual "host:port" (with the real port when 0 was asked for) */
+  readonly address: string;
+  readonly adminSocket: string;
+  /** Stop accepting, let in-flight requests finish (bounded), close keep-alive pools. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Unix socket paths are limited to 108 bytes including the terminator on Linux (104 on macOS). */
+const MAX_SOCKET_PATH = 103;
+
+function listenErrorToKiln(err: NodeJS.ErrnoException, what: string, fix: string): KilnError {
+  if (err.code === "EADDRINUSE") {
+    return new KilnError("KILN_E_USAGE", `proxy cannot listen on ${what}: address already in use`, {
+      hint: `another process (perhaps another kiln proxy) is listening there; stop it or ${fix}`,
+      cause: err,
+    });
+  }
+  if (err.code === "EACCES") {
+    return new KilnError("KILN_E_USAGE", `proxy cannot listen on ${what}: permission denied`, {
+      hint: `ports below 1024 need privileges; ${fix}`,
+      cause: err,
+    });
+  }
+  if (err.code === "EADDRNOTAVAIL") {
+    return new KilnError("KILN_E_USAGE", `proxy cannot listen on ${what}: no such local address`, { hint: fix, cause: err });
+  }
+  return new KilnError("KILN_E_INTERNAL", `proxy cannot listen on ${what}: ${err.message}`, { cause: err });
+}
+
+function listen(server: net.Server, where: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    server.once("error", onError);
+    server.listen(where, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Make `socketPath` available: a leftover socket from a killed proxy is
+ * removed, but a live one (another proxy answering) or a non-socket file is
+ * never touched.
+ */
+async function claimAdminSocket(socketPath: string): Promise<void> {
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+    throw new KilnError("KILN_E_USAGE", `admin socket path is too long (${Buffer.byteLength(socketPath)} bytes): ${socketPath}`, {
+      hint: `unix socket paths must be under ${MAX_SOCKET_PATH + 1} bytes; use a shorter state directory`,
+    });
+  }
+  await mkdir(path.dirname(socketPath), { recursive: true });
+  let st;
+  try {
+    st = await lstat(socketPath);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  if (!st.isSocket()) {
+    throw new KilnError("KILN_E_USAGE", `admin socket path ${socketPath} exists and is not a socket`, {
+      hint: "remove it or choose another admin socket path",
+    });
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const s = net.connect({ path: socketPath });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+  if (live) {
+    throw new KilnError("KILN_E_USAGE", `another proxy is already serving the admin socket ${socketPath}`, {
+      hint: "stop that proxy first, or give this one a different admin socket",
+    });
+  }
+  await unlink(socketPath).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+  });
+}
+
+export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  const log = opts.log ?? (() => undefined);
+  const hp = parseHostPort(opts.listen);
+  if (!hp) {
+    throw new KilnError("KILN_E_USAGE", `proxy listen address "${opts.listen}" is not host:port`, {
+      hint: 'use e.g. "127.0.0.1:8080"',
+    });
+  }
+
+  const pool = new TargetPool({
+    log,
+    now: Date.now,
+    maxSocketsPerTarget: opts.maxSocketsPerTarget ?? 64,
+    idleSocketMs: 4000,
+  });
+
+  await mkdir(path.dirname(path.resolve(opts.stateFile)), { recursive: true });
+  const loaded = await loadTableFile(opts.stateFile);
+  if (loaded.kind === "invalid") {
+    // Atomic writes make this unlikely (a disk fault, a hand edit). Refusing to
+    // start would keep the data plane down until someone intervenes; starting
+    // empty lets the controller heal it (it re-sends its table when the proxy
+    // reports an older version). The bad file is kept for inspection.
+    const aside = `${opts.stateFile}.invalid-${Date.now()}`;
+    await rename(opts.stateFile, aside).catch(() => undefined);
+    log(`routing table file ${opts.stateFile} is invalid (${loaded.problems.join("; ")}); moved to ${aside}, starting with no routes`);
+  }
+  if (loaded.kind === "ok") {
+    pool.apply(loaded.table);
+    log(`loaded routing table v${loaded.table.version} (${loaded.table.targets.length} targets) from ${opts.stateFile}`);
+  }
+
+  // Tables are accepted one at a time: check version, persist, then apply.
+  // The table is on disk before the controller hears "ok", so an acknowledged
+  // table survives a proxy crash.
+  let queue: Promise<unknown> = Promise.resolve();
+  const acceptTable = (table: RoutingTable): Promise<AcceptResult> => {
+    const run = queue.then(async (): Promise<AcceptResult> => {
+      if (table.version < pool.version) return { ok: false, currentVersion: pool.version };
+      await saveTableFile(opts.stateFile, table);
+      pool.apply(table);
+      log(`routing table v${table.version} accepted (${table.targets.length} targets)`);
+      return { ok: true, version: table.version };
+    });
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  let closing = false;
+  let activeRequests = 0;
+  const forward = createForwarder({
+    pool,
+    log,
+    connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
+    upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 60_000,
+    isClosing: () => closing,
+  });
+  const server = http.createServer({ keepAlive: true }, (req, res) => {
+    activeRequests++;
+    res.once("close", () => activeRequests--);
+    forward(req, res);
+  });
+  // WebSocket/CONNECT tunnelling is not supported yet: say so instead of hanging up silently.
+  const refuseTunnel = (_req: http.IncomingMessage, socket: net.Socket) => {
+    socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+  };
+  server.on("upgrade", refuseTunnel);
+  server.on("connect", refuseTunnel);
+  server.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    else socket.destroy();
+  });
+
+  try {
+    await listen(server, { host: hp.host, port: hp.port });
+  } catch (e) {
+    pool.close();
+    throw listenErrorToKiln(e as NodeJS.ErrnoException, opts.listen, "change `listen` in kiln.yaml");
+  }
+  const bound = server.address() as net.AddressInfo;
+  const address = `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`;
+
+  const stats = (): RouterStats => ({
+    tableVersion: pool.version,
+    targets: pool.targetStatuses(),
+    releases: pool.releaseStats(),
+    pid: process.pid,
+    listen: address,
+  });
+  const admin = http.createServer(createAdminHandler({ acceptTable, stats, log }));
+  try {
+    await claimAdminSocket(opts.admin);
+    await listen(admin, { path: opts.admin });
+    await chmod(opts.admin, 0o600);
+  } catch (e) {
+    server.close();
+    pool.close();
+    if (e instanceof KilnError) throw e;
+    throw listenErrorToKiln(e as NodeJS.ErrnoException, `admin socket ${opts.admin}`, "choose another admin socket path");
+  }
+  log(`proxy listening on ${address}, admin ${opts.admin}`);
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      admin.close();
+      admin.closeIdleConnections();
+      const deadline = Date.now() + (opts.closeTimeoutMs ?? 10_000);
+      // Idle keep-alive clients are disconnected; busy ones get "connection:
+      // close" on their response and are disconnected once it is sent.
+      while (activeRequests > 0 && Date.now() < deadline) {
+        server.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (activeRequests > 0) log(`close: ${activeRequests} request(s) still in flight at the deadline; cutting them`);
+      server.closeAllConnections();
+      admin.closeAllConnections();
+      await stopped;
+      pool.close();
+      await unlink(opts.admin).catch(() => undefined);
+      log("proxy closed");
+    })();
+    return closed;
+  };
+
+  return { address, adminSocket: opts.admin, close };
+}

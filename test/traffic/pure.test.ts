@@ -1,0 +1,142 @@
+// Table tests for the proxy's pure parts: balancing, table checking, headers, health thresholds.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { nextHealth, parseHostPort, type HealthState } from "../../src/health/probe.js";
+import { pickSmoothWeighted } from "../../src/traffic/proxy/balancer.js";
+import { planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/proxy/headers.js";
+import { checkTable } from "../../src/traffic/proxy/table.js";
+import { table, target } from "./helpers.js";
+
+function sequence(weights: Record<string, number>, n: number): string {
+  const cs = Object.entries(weights).map(([id, weight]) => ({ id, weight, currentWeight: 0 }));
+  let out = "";
+  for (let i = 0; i < n; i++) out += pickSmoothWeighted(cs)?.id ?? "-";
+  return out;
+}
+
+describe("pickSmoothWeighted", () => {
+  const cases: Array<[Record<string, number>, number, string]> = [
+    [{ a: 5, b: 1, c: 1 }, 14, "aabacaaaabacaa"],
+    [{ a: 1, b: 1 }, 4, "abab"],
+    [{ a: 2, b: 1 }, 6, "abaaba"],
+    [{ a: 0, b: 3 }, 3, "bbb"],
+    [{ a: 0 }, 2, "--"],
+    [{}, 1, "-"],
+  ];
+  for (const [weights, n, want] of cases) {
+    it(`${JSON.stringify(weights)} → ${want}`, () => assert.equal(sequence(weights, n), want));
+  }
+
+  it("gives each target its share over a long run", () => {
+    const s = sequence({ a: 1, b: 2, c: 7 }, 1000);
+    const count = (ch: string) => [...s].filter((x) => x === ch).length;
+    assert.deepEqual([count("a"), count("b"), count("c")], [100, 200, 700]);
+  });
+});
+
+describe("nextHealth", () => {
+  const th = { healthyThreshold: 2, unhealthyThreshold: 3 };
+  const run = (start: HealthState, outcomes: boolean[]) => outcomes.reduce((h, ok) => nextHealth(h, ok, th), start);
+  const healthy: HealthState = { healthy: true, consecutiveOk: 0, consecutiveFail: 0 };
+  const unhealthy: HealthState = { healthy: false, consecutiveOk: 0, consecutiveFail: 0 };
+
+  it("healthy stays healthy until unhealthyThreshold failures in a row", () => {
+    assert.equal(run(healthy, [false, false]).healthy, true);
+    assert.deepEqual(run(healthy, [false, false, false]), { healthy: false, consecutiveOk: 0, consecutiveFail: 3 });
+    assert.equal(run(healthy, [false, false, true, false, false]).healthy, true);
+  });
+  it("unhealthy turns healthy after healthyThreshold successes in a row", () => {
+    assert.equal(run(unhealthy, [true]).healthy, false);
+    assert.deepEqual(run(unhealthy, [true, true]), { healthy: true, consecutiveOk: 2, consecutiveFail: 0 });
+    assert.equal(run(unhealthy, [true, false, true]).healthy, false);
+  });
+  it("thresholds below 1 act as 1", () => {
+    assert.equal(nextHealth(healthy, false, { healthyThreshold: 0, unhealthyThreshold: 0 }).healthy, false);
+    assert.equal(nextHealth(unhealthy, true, { healthyThreshold: 0, unhealthyThreshold: 0 }).healthy, true);
+  });
+});
+
+describe("parseHostPort", () => {
+  it("parses v4, names and bracketed v6", () => {
+    assert.deepEqual(parseHostPort("127.0.0.1:8080"), { host: "127.0.0.1", port: 8080 });
+    assert.deepEqual(parseHostPort("[::1]:80"), { host: "::1", port: 80 });
+    assert.deepEqual(parseHostPort("localhost:0"), { host: "localhost", port: 0 });
+  });
+  it("refuses what is not host:port", () => {
+    for (const bad of ["127.0.0.1", ":80", "a:b", "1.2.3.4:70000", "::1:80", "a b:1"]) {
+      assert.equal(parseHostPort(bad), undefined, bad);
+    }
+  });
+});
+
+describe("checkTable", () => {
+  it("accepts a valid table and drops unknown keys", () => {
+    const t = { ...table(3, [target("a", "127.0.0.1:9001")]), extra: true };
+    const r = checkTable(t);
+    assert.ok(r.ok);
+    assert.deepEqual(r.table, table(3, [target("a", "127.0.0.1:9001")]));
+  });
+  it("reports every problem with its path", () => {
+    const r = checkTable({
+      version: -1,
+      drainTimeoutMs: "x",
+      health: { path: "healthz", intervalMs: 1, timeoutMs: 100, healthyThreshold: 0, unhealthyThreshold: 1 },
+      targets: [
+        { id: "a", release: "r", address: "localhost", weight: 1, state: "active" },
+        { id: "a", release: "r", address: "127.0.0.1:1", weight: -1, state: "gone" },
+        7,
+      ],
+    });
+    assert.ok(!r.ok);
+    assert.deepEqual(r.problems, [
+      "version: expected an integer >= 0, got -1",
+      'drainTimeoutMs: expected an integer >= 0, got "x"',
+      'health.path: expected a path starting with "/", got "healthz"',
+      "health.intervalMs: expected an integer >= 10, got 1",
+      "health.healthyThreshold: expected an integer >= 1, got 0",
+      'targets[0].address: expected "host:port", got "localhost"',
+      'targets[1].id: duplicate id "a"',
+      "targets[1].weight: expected a number >= 0, got -1",
+      'targets[1].state: expected "active" or "draining", got "gone"',
+      "targets[2]: expected an object, got 7",
+    ]);
+  });
+  it("refuses non-objects", () => {
+    assert.deepEqual(checkTable(null), { ok: false, problems: ["table: expected an object, got null"] });
+  });
+});
+
+describe("headers", () => {
+  it("strips hop-by-hop headers and adds X-Forwarded-*", () => {
+    const out = planUpstreamHeaders(
+      { host: "app.test", connection: "keep-alive, x-secret", "x-secret": "1", te: "trailers", "keep-alive": "timeout=5", accept: "*/*", expect: "100-continue" },
+      { clientIp: "10.0.0.1", body: { kind: "none" } },
+    );
+    assert.deepEqual(out, {
+      host: "app.test",
+      accept: "*/*",
+      "x-forwarded-for": "10.0.0.1",
+      "x-forwarded-proto": "http",
+      "x-forwarded-host": "app.test",
+    });
+  });
+  it("appends to an existing X-Forwarded-For and sets an exact length for a buffered body", () => {
+    const out = planUpstreamHeaders(
+      { "x-forwarded-for": "1.1.1.1", "transfer-encoding": "chunked" },
+      { clientIp: "10.0.0.1", body: { kind: "buffered", length: 12 } },
+    );
+    assert.equal(out["x-forwarded-for"], "1.1.1.1, 10.0.0.1");
+    assert.equal(out["content-length"], "12");
+    assert.equal(out["transfer-encoding"], undefined);
+  });
+  it("labels responses with the instance and release", () => {
+    const out = planDownstreamHeaders(
+      { "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] },
+      { id: "i-1", release: "r7" },
+      { closing: false },
+    );
+    assert.deepEqual(out, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-kiln-instance": "i-1", "x-kiln-release": "r7" });
+    assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true })["connection"], "close");
+  });
+});
