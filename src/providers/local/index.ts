@@ -1,0 +1,1 @@
+export { LocalProvider, type LocalProviderOptions, type ImageRunConfig } from "./local-provider.js";

@@ -1,0 +1,547 @@
+// The local provider: every instance is a process on this machine, run from
+// the image's unpacked root filesystem inside bubblewrap (see
+// sandbox-command.ts for the exact command lines and why they look so).
+//
+// Durable facts live on disk, under <home>/instances/<id>/: meta.json (pid,
+// its start time, port…), the log (the instance's stdout+stderr, appended
+// through file descriptors so the instance never depends on us), and bwrap's
+// status lines (its PID namespace, its exit code). Instances are spawned
+// detached in their own session and process group and without
+// --die-with-parent: a controller may exit or crash, and the next one adopts
+// the running instances from these files.
+
+import { spawn } from "node:child_process";
+import { accessSync, chownSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import type { Writable } from "node:stream";
+import { delimiter, join } from "node:path";
+import { constants as osConstants } from "node:os";
+import { KilnError } from "../../errors.js";
+import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
+import { resolveImageUser } from "./image-user.js";
+import { fsImageTree } from "./image-tree.js";
+import { LOG_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
+import { planMounts } from "./mount-plan.js";
+import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat } from "./procfs.js";
+import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnSpec, type Tools } from "./sandbox-command.js";
+
+export interface ImageRunConfig {
+  /** "K=V" */
+  env: string[];
+  entrypoint: string[];
+  cmd: string[];
+  /** "1000:1000" */
+  user: string;
+  workdir: string;
+}
+
+export interface LocalProviderOptions {
+  /** $KILN_HOME */
+  home: string;
+  /** an unpacked, read-only root filesystem directory for the image */
+  rootfs: (digest: string) => Promise<string>;
+  imageConfig: (digest: string) => Promise<ImageRunConfig>;
+  /** "auto" (default): bubblewrap when installed, else the unisolated fallback with a loud warning */
+  sandbox?: "bwrap" | "none" | "auto";
+  log?: (line: string) => void;
+  /** size of each instance's /tmp tmpfs (default 64 MiB) */
+  tmpSizeBytes?: number;
+  /** root-owned host directory the private staging tmpfs is mounted on (default /run/kiln-stage) */
+  stageDir?: string;
+  /** epoch ms */
+  now?: () => number;
+}
+
+type Mode = { kind: "staged-bwrap" | "user-bwrap" | "chroot"; tools: Tools };
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const STARTUP_WAIT_MS = 5000;
+const KILL_WAIT_MS = 5000;
+const POLL_MS = 20;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function providerError(message: string, hint: string, cause?: unknown, where?: string): KilnError {
+  return new KilnError("KILN_E_PROVIDER", message, {
+    hint,
+    cause,
+    details: where ? [{ where, message }] : undefined,
+  });
+}
+
+function findExecutable(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), ...HOST_PATH.split(":")];
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = join(d, name);
+    try {
+      accessSync(p, constants.X_OK);
+      if (lstatSync(p).isDirectory()) continue;
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+async function freePort(isTaken: (port: number) => boolean): Promise<number> {
+  // Bind port 0, read it, close. Another process may take it before the
+  // instance binds; the instance then fails its health check and is replaced.
+  // Ports of our own live instances (which may still be starting up, port
+  // not yet bound) are skipped, so at least kiln never races itself.
+  for (let i = 0; i < 20; i++) {
+    const port = await probePort();
+    if (!isTaken(port)) return port;
+  }
+  return probePort();
+}
+
+function probePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function signalNumber(sig: NodeJS.Signals | null): number | undefined {
+  return sig ? (osConstants.signals as Record<string, number>)[sig] : undefined;
+}
+
+function tail(file: string, bytes = 2000): string {
+  try {
+    const t = readFileSync(file, "utf8");
+    return t.length > bytes ? t.slice(-bytes) : t;
+  } catch {
+    return "";
+  }
+}
+
+export class LocalProvider implements Provider {
+  readonly name = "local";
+  private readonly opts: LocalProviderOptions;
+  private readonly log: (line: string) => void;
+  private readonly now: () => number;
+  private mode: Mode | undefined;
+  private warned = false;
+  private readonly pending = new Map<string, Promise<ObservedInstance>>();
+  /** ports given to launches in the last minute (a concurrent launch has not written its meta yet) */
+  private readonly handedOut = new Map<number, number>();
+  /** instances this object spawned: settles once their exit code is in meta.json */
+  private readonly exits = new Map<string, Promise<void>>();
+
+  constructor(opts: LocalProviderOptions) {
+    this.opts = opts;
+    this.log = opts.log ?? ((line) => process.stderr.write(line + "\n"));
+    this.now = opts.now ?? Date.now;
+  }
+
+  logPath(instanceId: string): string | undefined {
+    return SEGMENT.test(instanceId) ? join(this.instanceDir(instanceId), LOG_FILE) : undefined;
+  }
+
+  /** How instances are sandboxed here; throws KILN_E_PROVIDER when they cannot be run at all. */
+  sandboxKind(): SandboxKind {
+    return this.resolveMode().kind === "chroot" ? "chroot" : "bwrap";
+  }
+
+  launch(req: LaunchRequest): Promise<ObservedInstance> {
+    const running = this.pending.get(req.instanceId);
+    if (running) return running;
+    const p = this.launchOnce(req).finally(() => this.pending.delete(req.instanceId));
+    this.pending.set(req.instanceId, p);
+    return p;
+  }
+
+  async terminate(instanceId: string, opts: { graceMs: number }): Promise<void> {
+    if (!SEGMENT.test(instanceId)) return;
+    await this.pending.get(instanceId)?.catch(() => undefined);
+    const dir = this.instanceDir(instanceId);
+    const meta = readMeta(dir);
+    if (!meta) return;
+
+    const ns = meta.sandbox === "bwrap" ? readBwrapStatus(dir).pidNamespace : undefined;
+    const members = () => this.members(meta, ns);
+    const gone = () => !isSameProcessAlive(meta.pid, meta.startTime) && members().length === 0;
+
+    if (!gone()) {
+      // Polite first. Under bwrap the leader is bwrap's monitor: it is spared
+      // so it can report the app's exit code, and bwrap's PID 1 ignores
+      // SIGTERM from outside its namespace; the app and its children get it.
+      for (const pid of members()) {
+        if (meta.sandbox === "bwrap" && pid === meta.pid) continue;
+        this.signal(pid, "SIGTERM");
+      }
+      const deadline = Date.now() + Math.max(0, opts.graceMs);
+      while (!gone() && Date.now() < deadline) await sleep(POLL_MS);
+    }
+    if (!gone()) {
+      // SIGKILL to bwrap's PID 1 takes the whole namespace with it; the group
+      // covers the monitor and anything that forked before the namespace.
+      for (const pid of members()) this.signal(pid, "SIGKILL");
+      const deadline = Date.now() + KILL_WAIT_MS;
+      while (!gone() && Date.now() < deadline) await sleep(POLL_MS);
+      if (!gone())
+        throw providerError(
+          `instance ${instanceId} did not stop: processes ${members().join(", ")} survived SIGKILL`,
+          "a process stuck in uninterruptible sleep (D state) cannot be killed; check `ps -o pid,stat,cmd -p …` and the host's storage",
+          undefined,
+          instanceId,
+        );
+    }
+    // Our own child may be dead but not yet reaped: let its exit event record the real code.
+    const exited = this.exits.get(instanceId);
+    if (exited) await Promise.race([exited, sleep(1000)]);
+    const latest = readMeta(dir) ?? meta;
+    writeMeta(dir, {
+      ...latest,
+      terminatedAt: latest.terminatedAt ?? this.now(),
+      exitCode: latest.exitCode ?? this.statusExitCode(latest) ?? null,
+      exitedAt: latest.exitedAt ?? this.now(),
+    });
+  }
+
+  async list(service: string): Promise<ObservedInstance[]> {
+    const root = join(this.opts.home, "instances");
+    let names: string[];
+    try {
+      names = readdirSync(root);
+    } catch {
+      return [];
+    }
+    const out: ObservedInstance[] = [];
+    for (const name of names.sort()) {
+      let meta = readMeta(join(root, name));
+      if (!meta || meta.service !== service) continue;
+      let seen = this.observe(meta);
+      const exited = this.exits.get(meta.id);
+      if (seen.state === "exited" && seen.exitCode === null && exited) {
+        // our child, dead but not yet reaped: its exit event is about to record the code
+        await Promise.race([exited, sleep(500)]);
+        meta = readMeta(join(root, name)) ?? meta;
+        seen = this.observe(meta);
+      }
+      out.push(seen);
+    }
+    return out;
+  }
+
+  /** Deletes an exited instance's directory (meta, log). Refuses while it runs. */
+  async removeRecord(instanceId: string): Promise<void> {
+    if (!SEGMENT.test(instanceId)) return;
+    const dir = this.instanceDir(instanceId);
+    const meta = readMeta(dir);
+    if (meta && this.observe(meta).state === "running")
+      throw providerError(`instance ${instanceId} is still running`, `run terminate first`, undefined, instanceId);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  // ---------------------------------------------------------------- private
+
+  /** ports of instances that are (or were just) ours: recorded in meta.json and still running */
+  private portsInUse(): Set<number> {
+    const ports = new Set<number>();
+    const root = join(this.opts.home, "instances");
+    let names: string[] = [];
+    try {
+      names = readdirSync(root);
+    } catch {
+      return ports;
+    }
+    for (const name of names) {
+      const m = readMeta(join(root, name));
+      if (m && isSameProcessAlive(m.pid, m.startTime)) ports.add(m.port);
+    }
+    return ports;
+  }
+
+  private instanceDir(id: string): string {
+    return join(this.opts.home, "instances", id);
+  }
+
+  private observe(meta: InstanceMeta): ObservedInstance {
+    const running = isSameProcessAlive(meta.pid, meta.startTime);
+    const base: ObservedInstance = {
+      id: meta.id,
+      service: meta.service,
+      release: meta.release,
+      digest: meta.digest,
+      address: meta.address,
+      pid: meta.pid,
+      state: running ? "running" : "exited",
+      startedAt: meta.startedAt,
+    };
+    if (!running) base.exitCode = meta.exitCode ?? this.statusExitCode(meta) ?? null;
+    return base;
+  }
+
+  private statusExitCode(meta: InstanceMeta): number | undefined {
+    return meta.sandbox === "bwrap" ? readBwrapStatus(this.instanceDir(meta.id)).exitCode : undefined;
+  }
+
+  /** Live processes of the instance; the group is used only while it can still be ours. */
+  private members(meta: InstanceMeta, pidNamespace: number | undefined): number[] {
+    const leader = readStat(meta.pid);
+    // A process group id cannot be handed out again while the group has
+    // members, so the group is ours unless its number now names a different
+    // live process (our group emptied and the pid was reused).
+    const groupIsOurs = !isLiveStat(leader) || leader.startTime === meta.startTime;
+    return instanceProcesses({ pgid: groupIsOurs ? meta.pid : -1, pidNamespace, mountNamespace: meta.mountNamespace });
+  }
+
+  private signal(pid: number, sig: NodeJS.Signals): void {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+
+  private resolveMode(): Mode {
+    if (this.mode) return this.mode;
+    const wanted = this.opts.sandbox ?? "auto";
+    const isRoot = process.geteuid?.() === 0;
+    const bwrap = wanted === "none" ? undefined : findExecutable("bwrap");
+    if (wanted === "bwrap" && !bwrap)
+      throw providerError("bubblewrap (bwrap) is not installed", 'install it (Debian: apt-get install bubblewrap) or set the sandbox to "none" to run unisolated');
+    const need = (name: string): string => {
+      const p = findExecutable(name);
+      if (!p) throw providerError(`${name} is not installed`, `the local provider needs ${name} (Debian: util-linux / coreutils / dash)`);
+      return p;
+    };
+    if (bwrap && !isRoot) {
+      this.mode = { kind: "user-bwrap", tools: { bwrap, unshare: "", setpriv: "", mount: "", mkdir: "", ln: "", sh: "" } };
+    } else if (!isRoot) {
+      throw providerError(
+        "cannot run instances: bubblewrap is not installed and kiln is not root",
+        "install bubblewrap (Debian: apt-get install bubblewrap); the unisolated fallback needs root to chroot",
+      );
+    } else {
+      const tools: Tools = { bwrap, unshare: need("unshare"), setpriv: need("setpriv"), mount: need("mount"), mkdir: need("mkdir"), ln: need("ln"), sh: need("sh") };
+      this.mode = { kind: bwrap ? "staged-bwrap" : "chroot", tools };
+    }
+    if (this.mode.kind === "chroot" && !this.warned) {
+      this.warned = true;
+      this.log(
+        "WARNING: instances are NOT isolated: install bubblewrap (apt-get install bubblewrap). " +
+          "Falling back to a chroot as the image user: no PID, IPC or UTS namespace, no /proc.",
+      );
+    }
+    return this.mode;
+  }
+
+  private ensureStageDir(dir: string): void {
+    // The staging tmpfs is mounted over this directory inside each instance's
+    // private mount namespace; the host only ever sees it empty. It must be
+    // ours alone: root-owned, a real directory, writable by nobody else.
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+    } catch (e) {
+      throw providerError(`cannot create the staging directory ${dir}`, "set stageDir to a root-owned directory", e);
+    }
+    const st = lstatSync(dir);
+    if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0)
+      throw providerError(
+        `staging directory ${dir} is not a root-owned directory writable only by root`,
+        `remove it or choose another stageDir`,
+      );
+  }
+
+  private async launchOnce(req: LaunchRequest): Promise<ObservedInstance> {
+    for (const [what, v] of [
+      ["instance id", req.instanceId],
+      ["service", req.service],
+      ...req.volumes.map((vol) => ["volume name", vol.name] as const),
+    ] as const) {
+      if (!SEGMENT.test(v))
+        throw providerError(`${what} "${v}" is not a safe name`, "use letters, digits, '.', '_' and '-' (at most 128)", undefined, req.instanceId);
+    }
+    const dir = this.instanceDir(req.instanceId);
+    const existing = readMeta(dir);
+    if (existing) return this.observe(existing); // idempotent: the same id is the same instance
+
+    const mode = this.resolveMode();
+    let rootfs: string;
+    let cfg: ImageRunConfig;
+    try {
+      rootfs = await this.opts.rootfs(req.digest);
+      cfg = await this.opts.imageConfig(req.digest);
+    } catch (e) {
+      if (e instanceof KilnError) throw e;
+      throw providerError(`cannot prepare image ${req.digest}`, "check that the image is in the store (`kiln images`)", e, req.instanceId);
+    }
+
+    const readEtc = (name: string) => {
+      try {
+        return readFileSync(join(rootfs, "etc", name), "utf8");
+      } catch {
+        return undefined;
+      }
+    };
+    const user = resolveImageUser(cfg.user, readEtc("passwd"), readEtc("group"));
+    if (!user.ok) throw providerError(user.reason, user.hint, undefined, req.digest);
+
+    const plan = planMounts(fsImageTree(rootfs), req.volumes);
+    if (!plan.ok) throw providerError(plan.reason, plan.hint, undefined, req.instanceId);
+
+    const argv = [...cfg.entrypoint, ...cfg.cmd];
+    if (argv.length === 0)
+      throw providerError(`image ${req.digest} has no entrypoint or cmd`, "set image.entrypoint / image.cmd in kiln.yaml and bake again", undefined, req.digest);
+
+    const isRoot = process.geteuid?.() === 0;
+    const volumeDirs: Record<string, string> = {};
+    for (const v of req.volumes) {
+      const vdir = join(this.opts.home, "volumes", req.service, v.name);
+      mkdirSync(vdir, { recursive: true, mode: 0o750 });
+      if (!lstatSync(vdir).isDirectory())
+        throw providerError(`volume directory ${vdir} is not a directory`, "remove it; kiln recreates it", undefined, req.instanceId);
+      // Only the top: a volume written by an earlier image under another uid keeps its files' owners.
+      if (isRoot) chownSync(vdir, user.uid, user.gid);
+      volumeDirs[v.name] = vdir;
+    }
+
+    for (const [p, at] of this.handedOut) if (at <= this.now() - 60_000) this.handedOut.delete(p);
+    const inUse = this.portsInUse();
+    const port = await freePort((p) => inUse.has(p) || (this.handedOut.get(p) ?? -Infinity) > this.now() - 60_000);
+    this.handedOut.set(port, this.now());
+    const env = new Map<string, string>();
+    for (const kv of cfg.env) {
+      const i = kv.indexOf("=");
+      if (i > 0) env.set(kv.slice(0, i), kv.slice(i + 1));
+    }
+    for (const [k, v] of Object.entries(req.env)) env.set(k, v);
+    env.set("PORT", String(port));
+    env.set("KILN_INSTANCE_ID", req.instanceId);
+    for (const [k, v] of env) {
+      if (!k || k.includes("=") || k.includes("\0") || v.includes("\0") || k.startsWith(RESERVED_ENV_PREFIX))
+        throw providerError(`environment variable ${JSON.stringify(k)} cannot be passed`, `names may not contain '=' or NUL nor start with ${RESERVED_ENV_PREFIX}, values may not contain NUL`, undefined, req.instanceId);
+    }
+
+    const stageDir = this.opts.stageDir ?? "/run/kiln-stage";
+    const input: SandboxInput = {
+      instanceId: req.instanceId,
+      mounts: plan.mounts,
+      rootfs,
+      volumeDirs,
+      uid: user.uid,
+      gid: user.gid,
+      workdir: cfg.workdir || "/",
+      env: [...env.entries()],
+      argv,
+      tmpSizeBytes: this.opts.tmpSizeBytes ?? 64 * 1024 * 1024,
+      stageDir,
+      hostPath: HOST_PATH,
+    };
+    let spec: SpawnSpec;
+    if (mode.kind === "user-bwrap") spec = userBwrapCommand(input, mode.tools);
+    else {
+      this.ensureStageDir(stageDir);
+      spec = mode.kind === "staged-bwrap" ? stagedBwrapCommand(input, mode.tools) : chrootCommand(input, mode.tools);
+    }
+    const sandbox: SandboxKind = mode.kind === "chroot" ? "chroot" : "bwrap";
+
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const logPath = join(dir, LOG_FILE);
+    const logFd = openSync(logPath, "a", 0o640);
+    const statusFd = sandbox === "bwrap" ? openSync(join(dir, STATUS_FILE), "w", 0o644) : undefined;
+    let child;
+    try {
+      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}\n`);
+      child = spawn(spec.file, spec.args, {
+        detached: true, // own session + process group: survives us, and can be signalled as one
+        stdio: statusFd === undefined ? ["ignore", logFd, logFd] : ["ignore", logFd, logFd, statusFd, "pipe"],
+        env: spec.env,
+        cwd: "/",
+      });
+    } finally {
+      closeSync(logFd);
+      if (statusFd !== undefined) closeSync(statusFd);
+    }
+    const pid = child.pid;
+    if (pid === undefined) {
+      const err = await new Promise<unknown>((r) => child.once("error", r));
+      throw providerError(`cannot start ${spec.file}`, "check that the sandbox tools are installed and executable", err, req.instanceId);
+    }
+    child.on("error", () => undefined);
+    if (spec.envArgs !== undefined) {
+      // Fits the pipe buffer for any sane environment, and bwrap reads it at once.
+      const envPipe = child.stdio[ENV_FD] as Writable | null;
+      envPipe?.on("error", () => undefined); // bwrap died before reading: the startup check reports it
+      envPipe?.end(spec.envArgs);
+    }
+    const stat = readStat(pid);
+    const meta: InstanceMeta = {
+      schema: 1,
+      id: req.instanceId,
+      service: req.service,
+      release: req.release,
+      digest: req.digest,
+      address: `127.0.0.1:${port}`,
+      port,
+      pid,
+      // A zombie still has its stat; only a reaped process has none, and we reap only after this tick.
+      startTime: stat?.startTime ?? -1,
+      startedAt: this.now(),
+      sandbox,
+      uid: user.uid,
+      gid: user.gid,
+    };
+    writeMeta(dir, meta); // synchronously after spawn: no await lies between the two
+    const exited = new Promise<void>((resolve) =>
+      child.on("exit", (code, signal) => {
+        // While we are its parent we learn the real exit code; later controllers read bwrap's status line.
+        const latest = readMeta(dir);
+        if (latest && latest.pid === pid && latest.exitCode == null) {
+          const sig = signalNumber(signal);
+          writeMeta(dir, { ...latest, exitCode: code ?? (sig !== undefined ? 128 + sig : null), exitedAt: this.now() });
+        }
+        resolve();
+      }),
+    );
+    this.exits.set(req.instanceId, exited);
+    child.unref();
+
+    if (sandbox === "bwrap") {
+      // bwrap writes its first status line once the namespaces exist; an
+      // earlier death is a sandbox failure (staging, bwrap options), not the app's.
+      const deadline = Date.now() + STARTUP_WAIT_MS;
+      for (;;) {
+        if (readBwrapStatus(dir).childPid !== undefined) break;
+        const alive = isSameProcessAlive(pid, meta.startTime);
+        if (!alive || Date.now() > deadline) {
+          if (alive) this.signal(-pid, "SIGKILL"); // stuck before the namespaces exist: nothing of it may stay
+          throw providerError(
+            `the sandbox for ${req.instanceId} did not start: ${tail(logPath).trim().split("\n").slice(-3).join(" | ")}`,
+            `see the full log with \`kiln logs ${req.instanceId}\` (${logPath})`,
+            undefined,
+            req.instanceId,
+          );
+        }
+        await sleep(10);
+      }
+    } else {
+      // No PID namespace to sweep in the fallback: remember the private mount
+      // namespace instead (once unshare(1) has entered it), so terminate can
+      // find children that setsid() out of the process group.
+      const own = namespaceOf(process.pid, "mnt");
+      const deadline = Date.now() + STARTUP_WAIT_MS;
+      while (isSameProcessAlive(pid, meta.startTime) && Date.now() < deadline) {
+        const mnt = namespaceOf(pid, "mnt");
+        if (mnt !== undefined && mnt !== own) {
+          meta.mountNamespace = mnt;
+          const latest = readMeta(dir);
+          writeMeta(dir, { ...(latest ?? meta), mountNamespace: mnt });
+          break;
+        }
+        await sleep(5);
+      }
+    }
+    return this.observe(meta);
+  }
+}

@@ -1,0 +1,87 @@
+// <home>/instances/<id>/meta.json: everything a later controller needs to
+// adopt, observe and stop an instance it did not start. Written atomically
+// (tmp + rename), so a reader sees the old or the new record, never half.
+
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export type SandboxKind = "bwrap" | "chroot";
+
+export interface InstanceMeta {
+  schema: 1;
+  id: string;
+  service: string;
+  release: string;
+  digest: string;
+  /** "127.0.0.1:PORT" */
+  address: string;
+  port: number;
+  /** the spawned process: bwrap's monitor (bwrap) or the app itself (chroot); also the process group id */
+  pid: number;
+  /** /proc/<pid>/stat field 22, to tell our process from a later one with the same pid */
+  startTime: number;
+  /** epoch ms */
+  startedAt: number;
+  sandbox: SandboxKind;
+  uid: number;
+  gid: number;
+  /** the instance's private mount namespace (inode number); every process of the instance lives in it */
+  mountNamespace?: number;
+  /** set when kiln asked it to stop */
+  terminatedAt?: number;
+  /** known exit code; a death by signal N is recorded as 128+N; null when unknown */
+  exitCode?: number | null;
+  exitedAt?: number;
+}
+
+export const META_FILE = "meta.json";
+/** bwrap --json-status-fd output: {"child-pid": …, "pid-namespace": …} then {"exit-code": N} */
+export const STATUS_FILE = "bwrap-status.jsonl";
+export const LOG_FILE = "log";
+
+export function readMeta(dir: string): InstanceMeta | undefined {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, META_FILE), "utf8")) as InstanceMeta;
+    return m && m.schema === 1 && typeof m.pid === "number" ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeMeta(dir: string, meta: InstanceMeta): void {
+  const tmp = join(dir, `.${META_FILE}.${process.pid}.tmp`);
+  writeFileSync(tmp, JSON.stringify(meta, null, 2) + "\n", { mode: 0o644 });
+  renameSync(tmp, join(dir, META_FILE));
+}
+
+export interface BwrapStatus {
+  /** host pid of the sandbox's PID 1 */
+  childPid?: number;
+  pidNamespace?: number;
+  exitCode?: number;
+}
+
+export function parseBwrapStatus(text: string): BwrapStatus {
+  const out: BwrapStatus = {};
+  // bwrap writes whole JSON documents, one per line in 0.8; tolerate pretty-printed ones too
+  for (const doc of text.split(/\n(?=\{)/)) {
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(doc) as Record<string, unknown>;
+    } catch {
+      continue; // a document still being written
+    }
+    if (typeof o["child-pid"] === "number") out.childPid = o["child-pid"];
+    if (typeof o["pid-namespace"] === "number") out.pidNamespace = o["pid-namespace"];
+    if (typeof o["exit-code"] === "number") out.exitCode = o["exit-code"];
+  }
+  return out;
+}
+
+export function readBwrapStatus(dir: string): BwrapStatus {
+  try {
+    return parseBwrapStatus(readFileSync(join(dir, STATUS_FILE), "utf8"));
+  } catch {
+    return {};
+  }
+}

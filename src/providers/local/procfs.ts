@@ -1,0 +1,100 @@
+// Reading /proc: is an instance's process still the one we started, and which
+// processes belong to it. Linux only (the local provider is Linux only).
+
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+
+export interface ProcStat {
+  pid: number;
+  /** R, S, D, Z, T, X… */
+  state: string;
+  ppid: number;
+  pgrp: number;
+  /** field 22: clock ticks after boot; with the pid it names one process for the life of the machine */
+  startTime: number;
+}
+
+/** Parses /proc/PID/stat text. The comm field may hold spaces and ")", so split after the last ")". */
+export function parseStat(text: string): ProcStat | undefined {
+  const open = text.indexOf("(");
+  const close = text.lastIndexOf(")");
+  if (open < 0 || close < open) return undefined;
+  const pid = Number(text.slice(0, open).trim());
+  const rest = text.slice(close + 2).trim().split(" ");
+  // rest[0] is field 3, so field N is rest[N - 3]
+  const state = rest[0] ?? "";
+  const ppid = Number(rest[1]);
+  const pgrp = Number(rest[2]);
+  const startTime = Number(rest[19]);
+  if (!Number.isInteger(pid) || !Number.isInteger(startTime)) return undefined;
+  return { pid, state, ppid, pgrp, startTime };
+}
+
+export function readStat(pid: number): ProcStat | undefined {
+  try {
+    return parseStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A zombie has finished: it only waits to be reaped. */
+export function isLiveStat(s: ProcStat | undefined): s is ProcStat {
+  return s !== undefined && s.state !== "Z" && s.state !== "X";
+}
+
+/** True iff `pid` is alive and is the process that started at `startTime` (not a reused pid). */
+export function isSameProcessAlive(pid: number, startTime: number): boolean {
+  const s = readStat(pid);
+  return isLiveStat(s) && s.startTime === startTime;
+}
+
+function allPids(): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (/^[0-9]+$/.test(name)) out.push(Number(name));
+  }
+  return out;
+}
+
+/** "pid:[4026532182]" → 4026532182 */
+export function namespaceOf(pid: number, kind: "pid" | "mnt"): number | undefined {
+  try {
+    const m = /\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/${kind}`));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface InstanceIdentity {
+  /** its process group (the spawned process's pid); -1 when the number may no longer be ours */
+  pgid: number;
+  /** bwrap's PID namespace: an app may setsid() away from the group, but it cannot leave this */
+  pidNamespace?: number;
+  /** the instance's private mount namespace (the fallback has no PID namespace) */
+  mountNamespace?: number;
+}
+
+/** Live processes that belong to an instance: its group, and everything inside its namespaces. */
+export function instanceProcesses(id: InstanceIdentity): number[] {
+  const out: number[] = [];
+  for (const pid of allPids()) {
+    const s = readStat(pid);
+    if (!isLiveStat(s)) continue;
+    if (
+      s.pgrp === id.pgid ||
+      (id.pidNamespace !== undefined && namespaceOf(pid, "pid") === id.pidNamespace) ||
+      (id.mountNamespace !== undefined && namespaceOf(pid, "mnt") === id.mountNamespace)
+    )
+      out.push(pid);
+  }
+  return out;
+}
+
+export function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,240 @@
+// The local provider's pure pieces: mount plan, image user, /proc parsing,
+// bwrap status lines and the sandbox command lines (compared by equality).
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { resolveImageUser } from "../../src/providers/local/image-user.js";
+import { parseBwrapStatus } from "../../src/providers/local/meta.js";
+import { planMounts, type ImageTree, type TreeEntry } from "../../src/providers/local/mount-plan.js";
+import { parseStat, readStat } from "../../src/providers/local/procfs.js";
+import { bwrapArgs, chrootCommand, renderStageOps, stagedBwrapCommand, STAGE_SCRIPT, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
+import type { LaunchRequest } from "../../src/providers/provider.js";
+
+// ------------------------------------------------------------------ pure parts
+
+function literalTree(dirs: Record<string, TreeEntry[]>): ImageTree {
+  return {
+    list: (dir) => dirs[dir],
+    kind: (path) => {
+      if (dirs[path]) return "dir";
+      const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+      const name = path.slice(path.lastIndexOf("/") + 1);
+      return dirs[parent]?.find((e) => e.name === name)?.kind ?? "missing";
+    },
+  };
+}
+
+const image = literalTree({
+  "/": [
+    { name: "usr", kind: "dir" },
+    { name: "etc", kind: "dir" },
+    { name: "lib", kind: "symlink", linkTarget: "usr/lib" },
+    { name: "var", kind: "dir" },
+    { name: "proc", kind: "dir" },
+    { name: "VERSION", kind: "file" },
+    { name: "fifo", kind: "other" },
+  ],
+  "/var": [
+    { name: "log", kind: "dir" },
+    { name: "run", kind: "symlink", linkTarget: "/run" },
+  ],
+  "/usr": [],
+  "/etc": [],
+});
+
+describe("planMounts", () => {
+  test("binds each image entry read-only on a fresh root, then the sandbox's own mounts and the volumes", () => {
+    const plan = planMounts(image, [{ name: "data", path: "/data" }]);
+    assert.deepEqual(plan, {
+      ok: true,
+      mounts: [
+        { kind: "image", target: "/VERSION", isDir: false },
+        { kind: "image", target: "/etc", isDir: true },
+        { kind: "symlink", target: "/lib", linkTarget: "usr/lib" },
+        { kind: "image", target: "/usr", isDir: true },
+        { kind: "image", target: "/var", isDir: true },
+        { kind: "proc", target: "/proc" },
+        { kind: "dev", target: "/dev" },
+        { kind: "tmp", target: "/tmp" },
+        { kind: "volume", target: "/data", name: "data" },
+      ],
+    });
+  });
+
+  test("synthesizes the directories on the way to a nested volume, missing ones included", () => {
+    const plan = planMounts(image, [{ name: "cache", path: "/var/cache/app" }]);
+    assert.ok(plan.ok);
+    assert.deepEqual(
+      plan.mounts.filter((m) => m.target.startsWith("/var")),
+      [
+        { kind: "dir", target: "/var" },
+        { kind: "image", target: "/var/log", isDir: true },
+        { kind: "symlink", target: "/var/run", linkTarget: "/run" },
+        { kind: "dir", target: "/var/cache" },
+        { kind: "volume", target: "/var/cache/app", name: "cache" },
+      ],
+    );
+  });
+
+  const bad: Array<[string, LaunchRequest["volumes"], RegExp]> = [
+    ["relative path", [{ name: "a", path: "data" }], /not absolute/],
+    ["unnormalized path", [{ name: "a", path: "/data/../etc" }], /not normalized/],
+    ["trailing slash", [{ name: "a", path: "/data/" }], /not normalized/],
+    ["root", [{ name: "a", path: "/" }], /cannot be mounted at "\/"/],
+    ["inside /proc", [{ name: "a", path: "/proc/x" }], /inside \/proc/],
+    ["/tmp itself", [{ name: "a", path: "/tmp" }], /inside \/tmp/],
+    ["duplicate", [{ name: "a", path: "/d" }, { name: "b", path: "/d" }], /two volumes/],
+    ["nested", [{ name: "a", path: "/d" }, { name: "b", path: "/d/e" }], /nested/],
+    ["through a symlink", [{ name: "a", path: "/lib/x" }], /symlink in the image/],
+    ["through a file", [{ name: "a", path: "/VERSION/x" }], /file in the image/],
+  ];
+  for (const [name, volumes, reason] of bad) {
+    test(`refuses a volume: ${name}`, () => {
+      const plan = planMounts(image, volumes);
+      assert.equal(plan.ok, false);
+      if (!plan.ok) {
+        assert.match(plan.reason, reason);
+        assert.ok(plan.hint.length > 0);
+      }
+    });
+  }
+});
+
+describe("resolveImageUser", () => {
+  const passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/app:/bin/sh\n";
+  const group = "root:x:0:\napp:x:1001:\nstaff:x:50:\n";
+  const cases: Array<[string, { uid: number; gid: number } | RegExp]> = [
+    ["1000:1000", { uid: 1000, gid: 1000 }],
+    ["1000", { uid: 1000, gid: 1001 }],
+    ["4242", { uid: 4242, gid: 4242 }],
+    ["app", { uid: 1000, gid: 1001 }],
+    ["app:staff", { uid: 1000, gid: 50 }],
+    ["app:123", { uid: 1000, gid: 123 }],
+    ["", /no user/],
+    ["0:0", /is root/],
+    ["root", /is root/],
+    ["1000:0", /is root/],
+    ["ghost", /not in the image's \/etc\/passwd/],
+    ["app:ghosts", /not in the image's \/etc\/group/],
+    ["a:b:c", /not USER\[:GROUP\]/],
+  ];
+  for (const [spec, want] of cases) {
+    test(`"${spec}"`, () => {
+      const got = resolveImageUser(spec, passwd, group);
+      if (want instanceof RegExp) {
+        assert.equal(got.ok, false);
+        if (!got.ok) assert.match(got.reason, want);
+      } else assert.deepEqual(got, { ok: true, ...want });
+    });
+  }
+});
+
+describe("procfs and status parsing", () => {
+  test("parseStat survives spaces and parentheses in the command name", () => {
+    const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+    fields[0] = "S";
+    fields[1] = "77"; // ppid
+    fields[2] = "88"; // pgrp
+    fields[19] = "123456"; // starttime (field 22)
+    const s = parseStat(`4242 (my (odd) name) ${fields.join(" ")}\n`);
+    assert.deepEqual(s, { pid: 4242, state: "S", ppid: 77, pgrp: 88, startTime: 123456 });
+  });
+
+  test("readStat reads this process", () => {
+    const s = readStat(process.pid);
+    assert.equal(s?.pid, process.pid);
+    assert.ok((s?.startTime ?? 0) > 0);
+  });
+
+  test("parseBwrapStatus reads the start and exit documents", () => {
+    const text =
+      '{ "child-pid": 5559, "ipc-namespace": 1, "mnt-namespace": 2, "pid-namespace": 4026532182, "uts-namespace": 3 }\n{ "exit-code": 7 }\n';
+    assert.deepEqual(parseBwrapStatus(text), { childPid: 5559, pidNamespace: 4026532182, exitCode: 7 });
+    assert.deepEqual(parseBwrapStatus('{ "child-pid": 1'), {});
+  });
+});
+
+describe("sandbox command lines", () => {
+  const input: SandboxInput = {
+    instanceId: "web-1",
+    mounts: [
+      { kind: "image", target: "/usr", isDir: true },
+      { kind: "image", target: "/VERSION", isDir: false },
+      { kind: "symlink", target: "/lib", linkTarget: "usr/lib" },
+      { kind: "proc", target: "/proc" },
+      { kind: "dev", target: "/dev" },
+      { kind: "tmp", target: "/tmp" },
+      { kind: "volume", target: "/data", name: "data" },
+    ],
+    rootfs: "/root/.kiln/rootfs/abc",
+    volumeDirs: { data: "/root/.kiln/volumes/web/data" },
+    uid: 1000,
+    gid: 1000,
+    workdir: "/app",
+    env: [
+      ["PORT", "8080"],
+      ["A", "x y"],
+    ],
+    argv: ["/usr/local/bin/node", "/app/server.js"],
+    tmpSizeBytes: 1024,
+    stageDir: "/run/kiln-stage",
+    hostPath: "/usr/bin:/bin",
+  };
+  const tools = { bwrap: "/usr/bin/bwrap", unshare: "/usr/bin/unshare", setpriv: "/usr/bin/setpriv", mount: "/usr/bin/mount", mkdir: "/usr/bin/mkdir", ln: "/usr/bin/ln", sh: "/bin/sh" };
+
+  test("staged bwrap: root stages every source, drops to the image user, then bwrap builds the root", () => {
+    const spec = stagedBwrapCommand(input, tools);
+    assert.deepEqual(spec, {
+      file: "/usr/bin/unshare",
+      env: { PATH: "/usr/bin:/bin" },
+      args: [
+        "--mount", "--propagation", "private", "--",
+        "/bin/sh", "-c", STAGE_SCRIPT, "kiln-stage", "/usr/bin/mount", "/usr/bin/mkdir", "/usr/bin/ln",
+        "tmpfs", "mode=0755,size=1m", "/run/kiln-stage",
+        "dir", "-", "/run/kiln-stage/web-1/0", "bind", "/root/.kiln/rootfs/abc/usr", "/run/kiln-stage/web-1/0",
+        "file", "-", "/run/kiln-stage/web-1/1", "bind", "/root/.kiln/rootfs/abc/VERSION", "/run/kiln-stage/web-1/1",
+        "dir", "-", "/run/kiln-stage/web-1/6", "bind", "/root/.kiln/volumes/web/data", "/run/kiln-stage/web-1/6",
+        "--",
+        "/usr/bin/setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", "--inh-caps=-all", "--",
+        "/usr/bin/bwrap",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "web-1",
+        "--json-status-fd", "3", "--tmpfs", "/",
+        "--ro-bind", "/run/kiln-stage/web-1/0", "/usr",
+        "--ro-bind", "/run/kiln-stage/web-1/1", "/VERSION",
+        "--symlink", "usr/lib", "/lib",
+        "--proc", "/proc", "--dev", "/dev",
+        "--perms", "1777", "--size", "1024", "--tmpfs", "/tmp",
+        "--bind", "/run/kiln-stage/web-1/6", "/data",
+        "--remount-ro", "/", "--chdir", "/app", "--clearenv", "--args", "4",
+        "--", "/usr/local/bin/node", "/app/server.js",
+      ],
+      // environment values may be secrets: never on a command line (ps), only through a pipe
+      envArgs: ["--setenv", "PORT", "8080", "--setenv", "A", "x y", ""].join("\0"),
+    });
+  });
+
+  test("the fallback passes the environment as the environment, not as arguments", () => {
+    const spec = chrootCommand(input, tools);
+    assert.deepEqual(spec.env, { PORT: "8080", A: "x y" });
+    assert.ok(!spec.args.some((a) => a.includes("x y")));
+    assert.deepEqual(spec.args.slice(-8), ["/usr/bin/unshare", "--root=/run/kiln-stage", "--wd=/app", "--setgid=1000", "--setuid=1000", "--", "/usr/local/bin/node", "/app/server.js"]);
+  });
+
+  test("unprivileged bwrap maps the image user in a user namespace and binds the real paths", () => {
+    const args = bwrapArgs(input, (m) => (m.kind === "volume" ? "/v" : "/img" + m.target), { uid: 1000, gid: 1000 });
+    assert.deepEqual(args.slice(0, 11), ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "web-1", "--unshare-user", "--uid", "1000", "--gid", "1000", "--json-status-fd"]);
+    assert.ok(!args.includes("--unshare-net"), "instances share the host loopback");
+    assert.ok(!args.includes("--die-with-parent"), "instances outlive the controller");
+  });
+
+  test("stage ops render as triples", () => {
+    assert.deepEqual(
+      renderStageOps([
+        { op: "symlink", linkTarget: "a", target: "/b" },
+        { op: "remount-ro", target: "/s" },
+      ]),
+      ["symlink", "a", "/b", "remount-ro", "-", "/s"],
+    );
+  });
+});
+
