@@ -1,0 +1,85 @@
+// Bases: the "node" runtime base built from this machine's Node binary
+// (node-base.ts), or an existing image imported from an OCI layout, an
+// oci-archive or a docker-archive (import.ts). Either way the result is a
+// manifest in the store (untagged), its layers and its config.
+
+import { stat } from "node:fs/promises";
+import { isAbsolute, resolve } from "node:path";
+import { KilnError } from "../errors.js";
+import { extractArchive } from "./archive.js";
+import { archiveSource, dirSource, importDockerArchive, importOci } from "./import.js";
+import { nodeBase } from "./node-base.js";
+import type { Store } from "./store.js";
+import type { LayerRecord, OciImageConfig, ProgressFn } from "./types.js";
+
+export interface BaseImage {
+  /** recorded as org.opencontainers.image.base.name */
+  name: string;
+  /** manifest digest (docker-archive: the config digest, Docker's image id) */
+  digest: string;
+  config: OciImageConfig;
+  layers: LayerRecord[];
+  /** true when nothing had to be built, compressed or copied */
+  cached: boolean;
+}
+
+export interface BaseContext {
+  store: Store;
+  contextDir: string;
+  onProgress: ProgressFn;
+}
+
+export type BaseSpec =
+  | { kind: "node" }
+  | { kind: "oci"; path: string; tag?: string }
+  | { kind: "docker-archive"; path: string; tag?: string };
+
+/**
+ * "node" | "oci:PATH[:TAG]" | "docker-archive:PATH[:NAME:TAG]". PATH ends at the
+ * first ":" (as in skopeo), so "oci:/home/me/.kiln:shop:1.2" is the store
+ * /home/me/.kiln, tag "shop:1.2".
+ */
+export function parseBaseSpec(base: string): BaseSpec {
+  if (base === "node") return { kind: "node" };
+  for (const kind of ["oci", "docker-archive"] as const) {
+    const prefix = `${kind}:`;
+    if (base.startsWith(prefix)) {
+      const rest = base.slice(prefix.length);
+      const i = rest.indexOf(":");
+      const path = i === -1 ? rest : rest.slice(0, i);
+      const tag = i === -1 ? undefined : rest.slice(i + 1);
+      if (path === "" || tag === "") break;
+      return tag === undefined ? { kind, path } : { kind, path, tag };
+    }
+  }
+  throw new KilnError("KILN_E_IMAGE", `unknown base ${JSON.stringify(base)}`, {
+    hint: 'use "node", "oci:PATH[:TAG]" (an OCI layout directory or oci-archive file) or "docker-archive:PATH" (a docker save file)',
+  });
+}
+
+export async function resolveBase(base: string, ctx: BaseContext): Promise<BaseImage> {
+  const spec = parseBaseSpec(base);
+  if (spec.kind === "node") return nodeBase(ctx);
+  const path = isAbsolute(spec.path) ? spec.path : resolve(ctx.contextDir, spec.path);
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    throw new KilnError("KILN_E_IMAGE", `base ${base}: ${path} does not exist`, { cause: e, hint: "relative base paths are resolved from the directory holding kiln.yaml" });
+  }
+  if (spec.kind === "oci") {
+    if (st.isDirectory()) return importOci(dirSource(path), base, spec.tag, ctx);
+    const archive = await extractArchive(ctx.store, path);
+    try {
+      return await importOci(archiveSource(archive, path), base, spec.tag, ctx);
+    } finally {
+      await archive.cleanup();
+    }
+  }
+  const archive = await extractArchive(ctx.store, path);
+  try {
+    return await importDockerArchive(archive, path, base, spec.tag, ctx);
+  } finally {
+    await archive.cleanup();
+  }
+}

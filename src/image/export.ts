@@ -1,0 +1,232 @@
+// Export an image from the store as a single file other tools load:
+// - "oci": an oci-archive (an OCI image layout in a tar, index.json carrying
+//   org.opencontainers.image.ref.name = "name:version");
+// - "docker-archive": `docker save` format (manifest.json with Config /
+//   RepoTags / Layers, the config as <hex>.json, uncompressed layers as
+//   <diffid-hex>.tar, and the legacy `repositories` file).
+// Every blob is verified as it is read; the file appears by rename when complete.
+
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import tar from "tar-stream";
+import { KilnError } from "../errors.js";
+import { canonicalBytes, digestHex } from "./digest.js";
+import { readImage, resolveRef } from "./images.js";
+import type { TarHeader } from "./layer.js";
+import { splitRef } from "./ref.js";
+import type { Store } from "./store.js";
+import { ANNOTATION, MEDIA_TYPE, type Descriptor, type OciIndex } from "./types.js";
+
+export type ExportFormat = "oci" | "docker-archive";
+
+export interface ExportResult {
+  /** the tag written into the archive, if the image has one */
+  ref?: string;
+  digest: string;
+  format: ExportFormat;
+  outFile: string;
+  /** bytes */
+  size: number;
+}
+
+interface TarMember {
+  name: string;
+  size: number;
+  /** an in-memory body, or a host file, or a verified store blob */
+  body: { data: Buffer } | { file: string } | { blob: string };
+}
+
+export async function exportImage(store: Store, ref: string, format: ExportFormat, outFile: string): Promise<ExportResult> {
+  if (format !== "oci" && format !== "docker-archive") {
+    throw new KilnError("KILN_E_USAGE", `unknown export format ${JSON.stringify(format)}`, { hint: 'use "oci" or "docker-archive"' });
+  }
+  const digest = await resolveRef(store, ref);
+  const tags = (await store.listTags()).filter((t) => t.descriptor.digest === digest).map((t) => t.ref);
+  const tag = tags.includes(ref) ? ref : tags[0];
+  const { manifest, config } = await readImage(store, digest);
+  const created = manifest.annotations?.[ANNOTATION.created] ?? config.created;
+  const mtime = created ? Math.max(0, Math.floor(Date.parse(created) / 1000)) || 0 : 0;
+
+  await mkdir(dirname(outFile), { recursive: true });
+  const tmpOut = `${outFile}.tmp-${process.pid}-${Date.now()}`;
+  const scratch: string[] = [];
+  try {
+    let members: TarMember[];
+    if (format === "oci") {
+      members = ociMembers(await store.readBlob(digest), digest, [manifest.config, ...manifest.layers], tag);
+    } else {
+      members = [];
+      const layerNames: string[] = [];
+      const seen = new Set<string>();
+      for (const [i, l] of manifest.layers.entries()) {
+        const diffId = config.rootfs.diff_ids[i];
+        if (diffId === undefined) throw new KilnError("KILN_E_IMAGE", `${digest}: config has fewer diff_ids than layers`);
+        const name = `${digestHex(diffId)}.tar`;
+        layerNames.push(name);
+        if (seen.has(name)) continue;
+        seen.add(name);
+        const file = `${tmpOut}.layer${i}`;
+        scratch.push(file);
+        const size = await uncompressedLayer(store, l, diffId, file);
+        members.push({ name, size, body: { file } });
+      }
+      const configName = `${digestHex(manifest.config.digest)}.json`;
+      members.push({ name: configName, size: manifest.config.size, body: { blob: manifest.config.digest } });
+      const repoTags = tag ? [tag] : null;
+      const dm = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: repoTags, Layers: layerNames }]));
+      members.push({ name: "manifest.json", size: dm.length, body: { data: dm } });
+      const parts = tag ? splitRef(tag) : undefined;
+      if (parts && layerNames.length > 0) {
+        const top = layerNames[layerNames.length - 1]!.replace(/\.tar$/, "");
+        const repos = canonicalBytes({ [parts.name]: { [parts.version]: top } });
+        members.push({ name: "repositories", size: repos.length, body: { data: repos } });
+      }
+    }
+    members.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    await writeTar(store, members, mtime, tmpOut);
+    await rename(tmpOut, outFile);
+  } catch (e) {
+    await rm(tmpOut, { force: true });
+    throw e;
+  } finally {
+    for (const f of scratch) await rm(f, { force: true });
+  }
+  const { size } = await stat(outFile);
+  return { ref: tag, digest, format, outFile, size };
+}
+
+function ociMembers(manifestBytes: Buffer, digest: string, blobs: Descriptor[], tag: string | undefined): TarMember[] {
+  const index: OciIndex = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPE.index,
+    manifests: [
+      {
+        mediaType: MEDIA_TYPE.manifest,
+        digest,
+        size: manifestBytes.length,
+        ...(tag ? { annotations: { [ANNOTATION.refName]: tag } } : {}),
+      },
+    ],
+  };
+  const indexBytes = canonicalBytes(index);
+  const layout = Buffer.from('{"imageLayoutVersion":"1.0.0"}');
+  const members: TarMember[] = [
+    { name: "oci-layout", size: layout.length, body: { data: layout } },
+    { name: "index.json", size: indexBytes.length, body: { data: indexBytes } },
+    { name: `blobs/sha256/${digestHex(digest)}`, size: manifestBytes.length, body: { data: manifestBytes } },
+  ];
+  const seen = new Set<string>([digest]);
+  for (const b of blobs) {
+    if (seen.has(b.digest)) continue;
+    seen.add(b.digest);
+    members.push({ name: `blobs/sha256/${digestHex(b.digest)}`, size: b.size, body: { blob: b.digest } });
+  }
+  return members;
+}
+
+/** Decompress (if needed) a layer blob to `file`, checking blob digest and diff_id; returns the tar's size. */
+async function uncompressedLayer(store: Store, layer: Descriptor, diffId: string, file: string): Promise<number> {
+  const gz = layer.mediaType === MEDIA_TYPE.layerGzip || layer.mediaType === MEDIA_TYPE.dockerLayerGzip;
+  const hash = createHash("sha256");
+  let size = 0;
+  const out = createWriteStream(file, { mode: 0o600 });
+  const count = async function* (src: AsyncIterable<Buffer>) {
+    for await (const chunk of src) {
+      hash.update(chunk);
+      size += chunk.length;
+      yield chunk;
+    }
+  };
+  try {
+    if (gz) await pipeline(store.openBlob(layer.digest), createGunzip(), count, out);
+    else await pipeline(store.openBlob(layer.digest), count, out);
+  } catch (e) {
+    if (e instanceof KilnError) throw e;
+    await store.verifyBlob(layer.digest); // a corrupt blob is KILN_E_UNSAFE, not a gzip error
+    throw new KilnError("KILN_E_IMAGE", `cannot decompress layer ${layer.digest}: ${(e as Error).message}`, { cause: e });
+  }
+  const actual = "sha256:" + hash.digest("hex");
+  if (actual !== diffId) {
+    throw new KilnError("KILN_E_UNSAFE", `layer ${layer.digest} does not match its diff_id ${diffId} (got ${actual})`, {
+      details: [{ where: layer.digest, message: "diff_id mismatch" }],
+    });
+  }
+  return size;
+}
+
+async function writeTar(store: Store, members: TarMember[], mtime: number, outFile: string): Promise<void> {
+  const pack = tar.pack();
+  const dirs = new Set<string>();
+  for (const m of members) {
+    const parts = m.name.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
+  }
+  const header = (name: string, size: number, type: "file" | "directory"): TarHeader => ({
+    name: type === "directory" ? `${name}/` : name,
+    size,
+    type,
+    mode: type === "directory" ? 0o755 : 0o644,
+    uid: 0,
+    gid: 0,
+    uname: "",
+    gname: "",
+    mtime: new Date(mtime * 1000),
+  });
+  const produce = async () => {
+    try {
+      for (const d of [...dirs].sort()) {
+        await new Promise<void>((res, rej) => pack.entry(header(d, 0, "directory"), (e) => (e ? rej(e) : res())));
+      }
+      for (const m of members) {
+        const h = header(m.name, m.size, "file");
+        if ("data" in m.body) {
+          const data = m.body.data;
+          await new Promise<void>((res, rej) => pack.entry(h, data, (e) => (e ? rej(e) : res())));
+          continue;
+        }
+        const body = m.body;
+        await new Promise<void>((res, rej) => {
+          const sink = pack.entry(h, (e) => (e ? rej(e) : res()));
+          sink.on("error", () => undefined); // reported through rej
+          const source = "file" in body ? fileChunks(body.file) : (store.openBlob(body.blob) as AsyncIterable<Buffer>);
+          (async () => {
+            for await (const chunk of source) {
+              if (!sink.write(chunk)) await new Promise<void>((r) => sink.once("drain", () => r()));
+            }
+            sink.end(undefined);
+          })().catch((e: Error) => {
+            sink.destroy(e);
+            rej(e);
+          });
+        });
+      }
+      pack.finalize();
+    } catch (e) {
+      pack.destroy(e as Error);
+      throw e;
+    }
+  };
+  const out = createWriteStream(outFile, { mode: 0o644 });
+  const results = await Promise.allSettled([produce(), pipeline(pack, out)]);
+  const errors = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
+  // The producer's error says why (e.g. a blob failed verification); the pipeline's only that it stopped.
+  if (errors.length > 0) throw errors.find((e) => e instanceof KilnError) ?? errors[0];
+}
+
+async function* fileChunks(path: string): AsyncIterable<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    for (;;) {
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,28 @@
+// Public API of the image module. Everything else in src/image is internal.
+
+export { openStore } from "./store.js";
+export type { Store, BlobWriter, TaggedManifest } from "./store.js";
+export { bake, resolveCreatedEpoch } from "./bake.js";
+export type { BakeOptions, CreatedSource } from "./bake.js";
+export { listImages, resolveRef, readImage } from "./images.js";
+export { exportImage } from "./export.js";
+export type { ExportFormat, ExportResult } from "./export.js";
+export { unpackRootfs } from "./unpack.js";
+export { parseBaseSpec } from "./base.js";
+export type { BaseSpec } from "./base.js";
+export { isDigest } from "./digest.js";
+export { ANNOTATION, MEDIA_TYPE } from "./types.js";
+export type {
+  BakeRecipe,
+  BakeResult,
+  FileEntry,
+  ImageSummary,
+  LayerRole,
+  LayerSummary,
+  ProgressEvent,
+  ProgressFn,
+  Descriptor,
+  OciImageConfig,
+  OciIndex,
+  OciManifest,
+} from "./types.js";

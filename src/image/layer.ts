@@ -1,0 +1,441 @@
+// Deterministic layers: the same entries and mtime give the same tar bytes
+// and the same gzip bytes, on any machine and any Node version.
+//
+// What makes a layer reproducible here:
+// - entries are planned first (planLayer): parents added, sorted byte-wise,
+//   duplicates refused, so host readdir order never leaks in;
+// - every header is written from the plan alone: uid/gid 0, empty
+//   uname/gname, one mtime for all, normalized modes, no atime/ctime/pax extras;
+// - gzip is fflate (pure JS, pinned) at a pinned level and memory setting, fed
+//   in fixed 64 KiB chunks (fflate's streaming output depends on chunk
+//   boundaries), with mtime 0 and no file name in the header. Node's zlib is
+//   avoided for writing because its output changes with the bundled zlib.
+
+import { createHash } from "node:crypto";
+import { lstat, open, readdir, readlink, stat } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { Gzip } from "fflate";
+import tar from "tar-stream";
+import { KilnError } from "../errors.js";
+import { canonicalJson, isDigest, sha256Digest } from "./digest.js";
+import { compareBytes, entryComponents, imagePathFromDest, resolveLinkTarget } from "./paths.js";
+import type { Store } from "./store.js";
+import { MEDIA_TYPE, type FileEntry, type LayerRecord, type LayerRole } from "./types.js";
+
+/** What tar-stream's pack.entry() accepts. */
+export type TarHeader = Partial<tar.Header> & { name: string };
+
+export const GZIP_LEVEL = 6;
+const GZIP_MEM = 8;
+const GZIP_CHUNK = 64 * 1024;
+/** Changes whenever anything above would change a layer's bytes; part of every cache key. */
+export const LAYER_FORMAT = `kiln-layer/1 tar-stream@3.2.2 fflate@0.8.3 level=${GZIP_LEVEL} mem=${GZIP_MEM} chunk=${GZIP_CHUNK}`;
+
+export interface LayerFile {
+  size: number;
+  /** hex sha256 of the content */
+  sha256: string;
+  /** read from here at write time (re-hashed and checked)… */
+  hostPath?: string;
+  /** …or taken from memory */
+  data?: Uint8Array;
+}
+
+export interface LayerEntry {
+  /** relative to the image root, no leading or trailing "/" ("usr/local/bin/node") */
+  path: string;
+  kind: "file" | "dir" | "symlink";
+  /** permission bits, already normalized */
+  mode: number;
+  file?: LayerFile;
+  linkTarget?: string;
+}
+
+export interface SkippedPath {
+  path: string;
+  reason: string;
+}
+
+// ---------------------------------------------------------------------------
+// Planning (pure)
+
+/**
+ * Validate, de-duplicate, complete and order a layer's entries.
+ *
+ * - every ancestor directory gets an entry (mode 0755) if it has none;
+ * - an identical duplicate is dropped, a conflicting one is refused;
+ * - nothing may live below a file or a symlink of the same layer;
+ * - a symlink whose target climbs above the image root is refused;
+ * - the result is sorted by path, byte-wise, so parents precede children.
+ *
+ * Example: [file "app/a.js"] → [dir "app", file "app/a.js"].
+ */
+export function planLayer(entries: readonly LayerEntry[]): LayerEntry[] {
+  const byPath = new Map<string, LayerEntry>();
+  for (const e of entries) {
+    const parts = entryComponents(e.path);
+    if (parts.length === 0 || parts.join("/") !== e.path || parts.includes("..")) {
+      throw new KilnError("KILN_E_IMAGE", `invalid layer path ${JSON.stringify(e.path)}`);
+    }
+    if (e.kind === "file" && !e.file) throw new KilnError("KILN_E_INTERNAL", `file entry ${e.path} has no content`);
+    if (e.kind === "symlink") {
+      const target = e.linkTarget ?? "";
+      if (target === "" || resolveLinkTarget(parts.slice(0, -1), target) === undefined) {
+        throw new KilnError("KILN_E_UNSAFE", `symlink /${e.path} → ${target} points outside the image`, {
+          hint: "only symlinks that stay inside the image are kept",
+        });
+      }
+    }
+    const prev = byPath.get(e.path);
+    if (prev === undefined) {
+      byPath.set(e.path, e);
+    } else if (!sameEntry(prev, e)) {
+      throw new KilnError("KILN_E_IMAGE", `two different entries for /${e.path} in one layer`, {
+        hint: "each destination path may be written once per layer (files, dependencies and config are separate layers)",
+      });
+    }
+  }
+  for (const e of [...byPath.values()]) {
+    const parts = e.path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join("/");
+      const existing = byPath.get(dir);
+      if (existing === undefined) {
+        byPath.set(dir, { path: dir, kind: "dir", mode: 0o755 });
+      } else if (existing.kind !== "dir") {
+        throw new KilnError("KILN_E_IMAGE", `/${e.path} would be written below the ${existing.kind} /${dir}`, {
+          hint: "a path cannot be both a file (or symlink) and a directory",
+        });
+      }
+    }
+  }
+  return [...byPath.values()].sort((a, b) => compareBytes(a.path, b.path));
+}
+
+function sameEntry(a: LayerEntry, b: LayerEntry): boolean {
+  return (
+    a.kind === b.kind &&
+    a.mode === b.mode &&
+    a.linkTarget === b.linkTarget &&
+    a.file?.sha256 === b.file?.sha256
+  );
+}
+
+/**
+ * The cache key of a planned layer: everything that determines its bytes
+ * (paths, kinds, modes, content hashes, link targets, mtime, writer format).
+ */
+export function layerCacheKey(role: LayerRole, planned: readonly LayerEntry[], mtime: number): string {
+  const material = {
+    format: LAYER_FORMAT,
+    role,
+    mtime,
+    entries: planned.map((e) => [e.path, e.kind, e.mode, e.file?.sha256 ?? e.linkTarget ?? ""]),
+  };
+  return sha256Digest(canonicalJson(material)).slice("sha256:".length);
+}
+
+/** Normalized file mode: an explicit "0640" wins; otherwise 0755 if any execute bit is set, else 0644. */
+export function normalizeFileMode(hostMode: number, override?: string, where?: string): number {
+  if (override !== undefined) {
+    if (!/^0?[0-7]{3}$/.test(override)) {
+      throw new KilnError("KILN_E_IMAGE", `mode ${JSON.stringify(override)} is not an octal permission like "0755"`, {
+        details: where ? [{ where, message: "bad mode" }] : [],
+      });
+    }
+    return parseInt(override, 8) & 0o777;
+  }
+  return hostMode & 0o111 ? 0o755 : 0o644;
+}
+
+// ---------------------------------------------------------------------------
+// Collecting host files (I/O)
+
+/**
+ * Turn FileEntry specs into layer entries, hashing every file. A directory
+ * src is copied recursively (".git" directories are left out). Symlinks are
+ * kept when their target is relative and stays inside the image root
+ * (node_modules/.bin links, lib → ../shared); absolute targets name host
+ * paths and are skipped, as are links climbing above the root and
+ * sockets/fifos/devices. Every skip is reported.
+ */
+export async function collectFiles(
+  contextDir: string,
+  specs: readonly FileEntry[],
+  where: string,
+): Promise<{ entries: LayerEntry[]; skipped: SkippedPath[] }> {
+  const entries: LayerEntry[] = [];
+  const skipped: SkippedPath[] = [];
+  const files: { entry: LayerEntry; hostPath: string }[] = [];
+
+  for (const [i, spec] of specs.entries()) {
+    const at = `${where}[${i}]`;
+    const srcAbs = resolve(contextDir, spec.src);
+    let st;
+    try {
+      st = await stat(srcAbs);
+    } catch (e) {
+      throw new KilnError("KILN_E_IMAGE", `cannot read ${spec.src}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
+        hint: `paths in ${where} are relative to ${contextDir}`,
+        details: [{ where: at, path: `${at}.src`, message: srcAbs }],
+        cause: e,
+      });
+    }
+    let destRel = imagePathFromDest(spec.dest, `${at}.dest`);
+    if (st.isFile()) {
+      if (spec.dest.endsWith("/")) destRel = destRel === "" ? basename(srcAbs) : `${destRel}/${basename(srcAbs)}`;
+      if (destRel === "") throw new KilnError("KILN_E_IMAGE", `a file cannot be copied to "/"`, { details: [{ where: at, message: spec.dest }] });
+      const entry: LayerEntry = { path: destRel, kind: "file", mode: normalizeFileMode(st.mode, spec.mode, `${at}.mode`) };
+      entries.push(entry);
+      files.push({ entry, hostPath: srcAbs });
+    } else if (st.isDirectory()) {
+      if (spec.mode !== undefined) normalizeFileMode(0, spec.mode, `${at}.mode`); // validate early
+      await walk(srcAbs, destRel, spec.mode, entries, files, skipped);
+    } else {
+      throw new KilnError("KILN_E_IMAGE", `${spec.src} is neither a file nor a directory`, { details: [{ where: at, message: srcAbs }] });
+    }
+  }
+
+  await mapLimit(files, 8, async ({ entry, hostPath }) => {
+    entry.file = { ...(await hashFile(hostPath)), hostPath };
+  });
+  return { entries, skipped };
+}
+
+async function walk(
+  dirAbs: string,
+  destRel: string,
+  modeOverride: string | undefined,
+  entries: LayerEntry[],
+  files: { entry: LayerEntry; hostPath: string }[],
+  skipped: SkippedPath[],
+): Promise<void> {
+  if (destRel !== "") entries.push({ path: destRel, kind: "dir", mode: 0o755 });
+  const names = (await readdir(dirAbs)).sort(compareBytes);
+  for (const name of names) {
+    const abs = join(dirAbs, name);
+    const rel = destRel === "" ? name : `${destRel}/${name}`;
+    const st = await lstat(abs);
+    if (st.isDirectory()) {
+      if (name === ".git") {
+        skipped.push({ path: `/${rel}`, reason: "version-control metadata" });
+        continue;
+      }
+      await walk(abs, rel, modeOverride, entries, files, skipped);
+    } else if (st.isFile()) {
+      const entry: LayerEntry = { path: rel, kind: "file", mode: normalizeFileMode(st.mode, modeOverride) };
+      entries.push(entry);
+      files.push({ entry, hostPath: abs });
+    } else if (st.isSymbolicLink()) {
+      const target = await readlink(abs);
+      if (target.startsWith("/")) {
+        skipped.push({ path: `/${rel}`, reason: `symlink to the absolute host path ${target}` });
+      } else if (resolveLinkTarget(rel.split("/").slice(0, -1), target) === undefined) {
+        skipped.push({ path: `/${rel}`, reason: `symlink to ${target} leaves the image root` });
+      } else {
+        entries.push({ path: rel, kind: "symlink", mode: 0o777, linkTarget: target });
+      }
+    } else {
+      skipped.push({ path: `/${rel}`, reason: "not a regular file, directory or symlink" });
+    }
+  }
+}
+
+export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const fh = await open(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      size += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return { size, sha256: hash.digest("hex") };
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+// ---------------------------------------------------------------------------
+// Writing (I/O)
+
+/** gzip with fflate, fed in fixed-size chunks so the output depends only on the input bytes. */
+export class DeterministicGzip {
+  private readonly gzip: Gzip;
+  private readonly buf = new Uint8Array(GZIP_CHUNK);
+  private fill = 0;
+  private out: Uint8Array[] = [];
+
+  constructor() {
+    this.gzip = new Gzip({ level: GZIP_LEVEL, mem: GZIP_MEM, mtime: 0 }, (data) => {
+      this.out.push(data);
+    });
+  }
+
+  /** Feed bytes; returns the compressed bytes that became ready. */
+  push(data: Uint8Array): Uint8Array[] {
+    let off = 0;
+    while (off < data.length) {
+      const n = Math.min(GZIP_CHUNK - this.fill, data.length - off);
+      this.buf.set(data.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+      // fflate copies the chunk into its own window, so buf can be reused.
+      if (this.fill === GZIP_CHUNK) {
+        this.gzip.push(this.buf, false);
+        this.fill = 0;
+      }
+    }
+    return this.take();
+  }
+
+  finish(): Uint8Array[] {
+    this.gzip.push(this.buf.subarray(0, this.fill), true);
+    this.fill = 0;
+    return this.take();
+  }
+
+  private take(): Uint8Array[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+}
+
+/**
+ * Write a planned layer as a gzip blob into the store. `mtime` (seconds since
+ * the epoch) is stamped on every entry.
+ */
+export async function writeLayer(store: Store, planned: readonly LayerEntry[], mtime: number): Promise<LayerRecord> {
+  const pack = tar.pack();
+  const writer = await store.createBlobWriter();
+  const diffHash = createHash("sha256");
+  const gz = new DeterministicGzip();
+
+  const produce = async () => {
+    try {
+      for (const e of planned) await addEntry(pack, e, mtime);
+      pack.finalize();
+    } catch (e) {
+      pack.destroy(e as Error);
+      throw e;
+    }
+  };
+  const consume = async () => {
+    try {
+      for await (const chunk of pack as AsyncIterable<Buffer>) {
+        diffHash.update(chunk);
+        for (const out of gz.push(chunk)) await writer.write(out);
+      }
+      for (const out of gz.finish()) await writer.write(out);
+    } catch (e) {
+      pack.destroy(e as Error);
+      throw e;
+    }
+  };
+  const [p, c] = await Promise.allSettled([produce(), consume()]);
+  if (p.status === "rejected" || c.status === "rejected") {
+    await writer.abort();
+    throw p.status === "rejected" ? p.reason : (c as PromiseRejectedResult).reason;
+  }
+  const { digest, size } = await writer.commit();
+  return { descriptor: { mediaType: MEDIA_TYPE.layerGzip, digest, size }, diffId: "sha256:" + diffHash.digest("hex") };
+}
+
+function headerFor(e: LayerEntry, mtime: number): TarHeader {
+  return {
+    name: e.kind === "dir" ? `${e.path}/` : e.path,
+    mode: e.mode,
+    uid: 0,
+    gid: 0,
+    uname: "",
+    gname: "",
+    mtime: new Date(mtime * 1000),
+    type: e.kind === "dir" ? "directory" : e.kind === "symlink" ? "symlink" : "file",
+    size: e.kind === "file" ? e.file!.size : 0,
+    ...(e.kind === "symlink" ? { linkname: e.linkTarget! } : {}),
+  };
+}
+
+async function addEntry(pack: tar.Pack, e: LayerEntry, mtime: number): Promise<void> {
+  const header = headerFor(e, mtime);
+  if (e.kind !== "file") {
+    await new Promise<void>((res, rej) => pack.entry(header, (err) => (err ? rej(err) : res())));
+    return;
+  }
+  const file = e.file!;
+  if (file.data !== undefined) {
+    const data = Buffer.from(file.data);
+    await new Promise<void>((res, rej) => pack.entry(header, data, (err) => (err ? rej(err) : res())));
+    return;
+  }
+  let sinkError: Error | undefined;
+  const done = new Promise<void>((res, rej) => {
+    const sink = pack.entry(header, (err) => (err ? rej(err) : res()));
+    // Failures reach the caller through this promise; the sink's own 'error' event would be unhandled.
+    sink.on("error", () => undefined);
+    copyChecked(file, `/${e.path}`, sink).catch((err: Error) => {
+      sinkError = err;
+      sink.destroy(err);
+      rej(err);
+    });
+  });
+  await done.catch((err) => {
+    throw sinkError ?? err;
+  });
+}
+
+type TarSink = ReturnType<tar.Pack["entry"]>;
+
+/** Stream exactly file.size bytes into the tar entry, refusing content that changed since it was hashed. */
+async function copyChecked(file: LayerFile, imagePath: string, sink: TarSink): Promise<void> {
+  const hash = createHash("sha256");
+  const fh = await open(file.hostPath!, "r");
+  let total = 0;
+  try {
+    while (total < file.size) {
+      // A fresh buffer per chunk: the tar stream may hold on to it.
+      const buf = Buffer.allocUnsafe(Math.min(1024 * 1024, file.size - total));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      hash.update(chunk);
+      total += bytesRead;
+      if (!sink.write(chunk)) await new Promise<void>((res) => sink.once("drain", () => res()));
+    }
+    const extra = await fh.read(Buffer.alloc(1), 0, 1, null);
+    if (total !== file.size || extra.bytesRead !== 0 || hash.digest("hex") !== file.sha256) {
+      throw new KilnError("KILN_E_IMAGE", `${file.hostPath} changed while it was being baked (${imagePath})`, {
+        hint: "stop whatever is writing to the build context and bake again",
+      });
+    }
+  } finally {
+    await fh.close();
+  }
+  sink.end(undefined);
+}
+
+/** Reuse a cached layer when its cache entry exists and its blob is still in the store; otherwise build and remember it. */
+export async function cachedLayer(store: Store, namespace: string, key: string, build: () => Promise<LayerRecord>): Promise<{ record: LayerRecord; cached: boolean }> {
+  const hit = await store.cacheGet<LayerRecord>(namespace, key);
+  if (hit && isDigest(hit.descriptor?.digest ?? "") && isDigest(hit.diffId ?? "") && (await store.hasBlob(hit.descriptor.digest))) {
+    return { record: hit, cached: true };
+  }
+  const record = await build();
+  await store.cachePut(namespace, key, record);
+  return { record, cached: false };
+}

@@ -1,0 +1,276 @@
+// Unpack an image into <store>/rootfs/<hex>, once per digest, for providers
+// that run an instance on a read-only root (bubblewrap).
+//
+// Safety: layers come from the store but may have been imported from anywhere,
+// so every entry is checked before anything is written:
+// - absolute names and ".." components are refused (KILN_E_UNSAFE, naming the
+//   layer and the entry), as are symlinks whose target climbs above the root
+//   and hard links that name a path outside it;
+// - parent directories are resolved physically inside the root (symlinks
+//   followed with the root as "/"), so a symlink planted by an earlier layer
+//   cannot redirect a later write to the host;
+// - an existing path is removed before a file is created with O_EXCL, so a
+//   write never follows a symlink;
+// - blob digests and diff_ids are verified while streaming; on any failure
+//   the temporary tree is deleted and nothing is renamed into place.
+//
+// The result is owned by root (when run as root), directories 0755, files
+// 0755 or 0644: readable by the instance's user (1000), writable by nobody else.
+// Empty /dev, /proc, /sys and /tmp are added when the image lacks them, as
+// mount points for the sandbox.
+
+import { createHash } from "node:crypto";
+import { chmod, link, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
+import { join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import tar from "tar-stream";
+import { KilnError } from "../errors.js";
+import { digestHex } from "./digest.js";
+import { readImage } from "./images.js";
+import { entryComponents, resolveLinkTarget, unsafeEntryName } from "./paths.js";
+import type { Store } from "./store.js";
+import { MEDIA_TYPE, type Descriptor } from "./types.js";
+
+const MOUNT_POINTS = ["dev", "proc", "sys", "tmp"];
+
+export async function unpackRootfs(store: Store, digest: string): Promise<string> {
+  const hex = digestHex(digest);
+  const final = join(store.rootfsRoot(), hex);
+  if (await isDir(final)) return final;
+
+  const { manifest, config } = await readImage(store, digest);
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== manifest.layers.length) {
+    throw new KilnError("KILN_E_IMAGE", `${digest}: ${manifest.layers.length} layers but ${diffIds.length} diff_ids`);
+  }
+  const tmp = store.tmpPath(`rootfs-${hex.slice(0, 12)}`);
+  await mkdir(store.rootfsRoot(), { recursive: true, mode: 0o755 });
+  await mkdir(tmp, { recursive: true, mode: 0o755 });
+  try {
+    for (const [i, layer] of manifest.layers.entries()) {
+      await applyLayer(store, tmp, layer, diffIds[i]!);
+    }
+    // Mount points for a sandbox (bwrap --proc /proc --dev /dev --tmpfs /tmp)
+    // must exist in a read-only root; images from elsewhere may lack them.
+    for (const dir of MOUNT_POINTS) {
+      if ((await lstat(join(tmp, dir)).catch(() => undefined)) === undefined) await mkdir(join(tmp, dir), { mode: 0o755 });
+    }
+    await chmod(tmp, 0o755);
+    try {
+      await rename(tmp, final);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // Another caller finished first: theirs is identical, keep it.
+      if ((code === "ENOTEMPTY" || code === "EEXIST") && (await isDir(final))) {
+        await rm(tmp, { recursive: true, force: true });
+        return final;
+      }
+      throw e;
+    }
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return final;
+}
+
+async function isDir(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function unsafe(layer: string, entry: string, why: string): KilnError {
+  return new KilnError("KILN_E_UNSAFE", `layer ${layer} entry ${JSON.stringify(entry)}: ${why}`, {
+    hint: "the image tries to write outside its root; do not run it (re-bake it, or import it from a trusted source)",
+    details: [{ where: `${layer}:${entry}`, message: why }],
+  });
+}
+
+async function applyLayer(store: Store, root: string, layer: Descriptor, diffId: string): Promise<void> {
+  let gz: boolean;
+  if (layer.mediaType === MEDIA_TYPE.layerGzip || layer.mediaType === MEDIA_TYPE.dockerLayerGzip) gz = true;
+  else if (layer.mediaType === MEDIA_TYPE.layerTar || layer.mediaType === MEDIA_TYPE.dockerLayerTar) gz = false;
+  else throw new KilnError("KILN_E_IMAGE", `layer ${layer.digest} has unsupported media type ${layer.mediaType}`);
+
+  const hash = createHash("sha256");
+  const tap = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const extract = tar.extract();
+  const source = store.openBlob(layer.digest);
+  const feed = gz ? pipeline(source, createGunzip(), tap, extract) : pipeline(source, tap, extract);
+  const created = new Set<string>();
+  const apply = async () => {
+    for await (const entry of extract) {
+      await applyEntry(root, layer.digest, entry, created);
+    }
+  };
+  const results = await Promise.allSettled([
+    feed,
+    apply().catch((e: unknown) => {
+      extract.destroy(e as Error);
+      source.destroy();
+      throw e;
+    }),
+  ]);
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
+  if (failed.length > 0) {
+    const kiln = failed.find((e) => e instanceof KilnError);
+    if (kiln) throw kiln;
+    // A corrupt blob usually breaks gunzip before its digest can be checked:
+    // say "corrupt" (KILN_E_UNSAFE) rather than "bad gzip" when that is the cause.
+    await store.verifyBlob(layer.digest);
+    throw new KilnError("KILN_E_IMAGE", `cannot unpack layer ${layer.digest}: ${(failed[0] as Error).message}`, { cause: failed[0] });
+  }
+  const actual = "sha256:" + hash.digest("hex");
+  if (actual !== diffId) {
+    throw new KilnError("KILN_E_UNSAFE", `layer ${layer.digest} does not match its diff_id ${diffId} (got ${actual})`, {
+      hint: "the image is corrupt or was modified",
+      details: [{ where: layer.digest, message: "diff_id mismatch" }],
+    });
+  }
+}
+
+/**
+ * Resolve a directory path inside the root, following symlinks with the root
+ * as "/", creating missing directories when `create`. Returns the physical
+ * path as components relative to the root.
+ */
+async function resolveDir(root: string, parts: string[], create: boolean, layer: string, entry: string): Promise<string[]> {
+  const cur: string[] = [];
+  const queue = [...parts];
+  let hops = 0;
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    if (p === "" || p === ".") continue;
+    if (p === "..") {
+      if (cur.length === 0) throw unsafe(layer, entry, "path resolves above the root");
+      cur.pop();
+      continue;
+    }
+    const abs = join(root, ...cur, p);
+    const st = await lstat(abs).catch(() => undefined);
+    if (st === undefined) {
+      if (!create) throw unsafe(layer, entry, `/${[...cur, p].join("/")} does not exist`);
+      await mkdir(abs, { mode: 0o755 });
+      await chmod(abs, 0o755);
+      cur.push(p);
+    } else if (st.isSymbolicLink()) {
+      if (++hops > 40) throw unsafe(layer, entry, "too many levels of symbolic links");
+      const target = await readlink(abs);
+      if (target.startsWith("/")) cur.length = 0;
+      queue.unshift(...target.split("/"));
+    } else if (st.isDirectory()) {
+      cur.push(p);
+    } else {
+      throw new KilnError("KILN_E_IMAGE", `layer ${layer} entry ${JSON.stringify(entry)}: /${[...cur, p].join("/")} is not a directory`);
+    }
+  }
+  return cur;
+}
+
+async function removeExisting(abs: string): Promise<void> {
+  const st = await lstat(abs).catch(() => undefined);
+  if (st === undefined) return;
+  // rm never follows symlinks: a link is removed, not its target.
+  await rm(abs, { recursive: st.isDirectory(), force: true });
+}
+
+type TarEntry = AsyncIterable<unknown> & { header: tar.Header; resume(): unknown };
+
+async function applyEntry(root: string, layer: string, entry: TarEntry, created: Set<string>): Promise<void> {
+  const h = entry.header;
+  const bad = unsafeEntryName(h.name);
+  if (bad) {
+    entry.resume();
+    throw unsafe(layer, h.name, bad);
+  }
+  const parts = entryComponents(h.name);
+  if (parts.length === 0) {
+    entry.resume(); // the root itself ("./")
+    return;
+  }
+  const leaf = parts[parts.length - 1]!;
+  const parent = await resolveDir(root, parts.slice(0, -1), true, layer, h.name);
+  const parentAbs = join(root, ...parent);
+
+  if (leaf.startsWith(".wh.")) {
+    entry.resume();
+    if (leaf === ".wh..wh..opq") {
+      // Opaque directory: hide everything lower layers put here.
+      for (const child of await readdir(parentAbs)) {
+        if (!created.has([...parent, child].join("/"))) await rm(join(parentAbs, child), { recursive: true, force: true });
+      }
+    } else {
+      const victim = leaf.slice(4);
+      if (victim === "" || victim === "." || victim === "..") throw unsafe(layer, h.name, "malformed whiteout");
+      await rm(join(parentAbs, victim), { recursive: true, force: true });
+    }
+    return;
+  }
+
+  const rel = [...parent, leaf];
+  const abs = join(parentAbs, leaf);
+  switch (h.type) {
+    case "directory": {
+      entry.resume();
+      const st = await lstat(abs).catch(() => undefined);
+      if (st !== undefined && !st.isDirectory()) await removeExisting(abs);
+      if (st === undefined || !st.isDirectory()) await mkdir(abs, { mode: 0o755 });
+      await chmod(abs, 0o755);
+      break;
+    }
+    case "file":
+    case "contiguous-file": {
+      await removeExisting(abs);
+      const mode = (h.mode ?? 0) & 0o111 ? 0o755 : 0o644;
+      const fh = await open(abs, "wx", mode);
+      try {
+        for await (const chunk of entry) await fh.write(chunk as Buffer);
+        await fh.chmod(mode);
+      } finally {
+        await fh.close();
+      }
+      break;
+    }
+    case "symlink": {
+      entry.resume();
+      const target = h.linkname ?? "";
+      if (target === "" || target.includes("\0")) throw unsafe(layer, h.name, "empty symlink target");
+      if (resolveLinkTarget(parent, target) === undefined) throw unsafe(layer, h.name, `symlink to ${target} escapes the root`);
+      await removeExisting(abs);
+      await symlink(target, abs);
+      break;
+    }
+    case "link": {
+      entry.resume();
+      const target = h.linkname ?? "";
+      const badTarget = target === "" ? "empty link target" : unsafeEntryName(target);
+      if (badTarget) throw unsafe(layer, h.name, `hard link to ${target}: ${badTarget}`);
+      const tparts = entryComponents(target);
+      if (tparts.length === 0) throw unsafe(layer, h.name, "hard link to the root");
+      const tparent = await resolveDir(root, tparts.slice(0, -1), false, layer, h.name);
+      const tabs = join(root, ...tparent, tparts[tparts.length - 1]!);
+      const tst = await lstat(tabs).catch(() => undefined);
+      if (tst === undefined) throw unsafe(layer, h.name, `hard link target ${target} does not exist`);
+      if (tst.isDirectory()) throw unsafe(layer, h.name, `hard link to directory ${target}`);
+      if (tabs === abs) break;
+      await removeExisting(abs);
+      await link(tabs, abs);
+      break;
+    }
+    default:
+      // Devices, fifos and the like have no place in an app image: skip them.
+      entry.resume();
+      return;
+  }
+  created.add(rel.join("/"));
+}
