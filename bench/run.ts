@@ -1,0 +1,167 @@
+// npm run bench → bench/results/rollout.json and bench/results/bake.json.
+// Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
+
+import { mkdirSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { context } from "../src/cli/context.js";
+import { startDaemons, stopDaemons } from "../src/cli/daemons.js";
+import { buildDeployRequest, lastEventId, watch } from "../src/cli/deploy-flow.js";
+import { recipeOf } from "../src/cli/verbs/bake.js";
+import { probeHttp } from "../src/health/probe.js";
+import { bake, openStore } from "../src/image/index.js";
+import { startLoad } from "../src/loadgen/client.js";
+import { computeBounds } from "../src/rollout/index.js";
+import { helloWorkspace, repoRoot } from "../test/integration/support.js";
+
+const results = join(repoRoot, "bench/results");
+mkdirSync(results, { recursive: true });
+const round = (n: number) => Math.round(n * 1000) / 1000;
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t = performance.now();
+  const value = await fn();
+  return { ms: performance.now() - t, value };
+}
+
+async function benchBake() {
+  const ws = await helloWorkspace("kiln-bench-bake-");
+  try {
+    const ctx = () => context({ file: join(ws.dir, "kiln.yaml") });
+    const store = openStore(ctx().home);
+    const cold = await timed(() => bake(recipeOf(ctx().loaded), { store }));
+    const unchanged = await timed(() => bake(recipeOf(ctx().loaded), { store }));
+    ws.release("1.0.1");
+    appendFileSync(join(ws.dir, "server.js"), "\n// app change\n");
+    const appOnly = await timed(() => bake(recipeOf(ctx().loaded), { store }));
+    const out = {
+      generatedAt: new Date().toISOString(),
+      node: process.version,
+      coldBakeMs: Math.round(cold.ms),
+      unchangedRebakeMs: Math.round(unchanged.ms),
+      appOnlyRebakeMs: Math.round(appOnly.ms),
+      unchangedRebakeFromCache: unchanged.value.cached,
+      ratios: { unchangedToCold: round(unchanged.ms / cold.ms), appOnlyToCold: round(appOnly.ms / cold.ms) },
+      layers: cold.value.layers.map((l) => ({ role: l.role, size: l.size })),
+    };
+    writeFileSync(join(results, "bake.json"), `${JSON.stringify(out, null, 2)}\n`);
+    return out;
+  } finally {
+    rmSync(ws.dir, { recursive: true, force: true });
+  }
+}
+
+async function benchRollout() {
+  const ws = await helloWorkspace("kiln-bench-rollout-");
+  const instances = 6;
+  const { readFileSync, writeFileSync: w } = await import("node:fs");
+  const f = join(ws.dir, "kiln.yaml");
+  w(f, readFileSync(f, "utf8").replace(/^instances: \d+/m, `instances: ${instances}`));
+  let ctx = context({ file: f });
+  const paths = ctx.paths;
+  try {
+    await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
+    await startDaemons({ paths, specFile: f, listen: ctx.loaded.spec.listen, home: ctx.home });
+    const deploy = async (strategy: "rolling" | "blue-green") => {
+      ctx = context({ file: f });
+      const req = await buildDeployRequest(ctx, undefined, strategy);
+      const after = await lastEventId(ctx.client);
+      const { rollout } = await ctx.client.deploy(req);
+      return watch(ctx.client, rollout, { afterEvent: after });
+    };
+    await deploy("rolling");
+
+    // Start time of one instance: from launch until its health check first passes, measured on
+    // the running v1 fleet's events is indirect, so launch one more instance and time it.
+    const s0 = await ctx.client.status();
+    const startSamples: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = new Set((await ctx.client.status()).instances.map((x) => x.id));
+      await ctx.client.scale(instances + 1);
+      const t = performance.now();
+      let id: string | undefined;
+      for (let k = 0; k < 300 && !id; k++) {
+        const s = await ctx.client.status();
+        const n = s.instances.find((x) => !before.has(x.id) && x.address);
+        if (n) {
+          for (let j = 0; j < 600; j++) {
+            const p = await probeHttp(n.address!, "/healthz", 1000);
+            if (p.ok) break;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          id = n.id;
+        } else await new Promise((r) => setTimeout(r, 10));
+      }
+      startSamples.push(performance.now() - t);
+      await ctx.client.scale(instances);
+      for (let k = 0; k < 300; k++) {
+        if ((await ctx.client.status()).instances.length === instances) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    void s0;
+    const startMs = startSamples.sort((a, b) => a - b)[1]!;
+
+    const load = startLoad({ url: `http://127.0.0.1:${ws.port}/`, concurrency: 4, durationMs: 5 * 60_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = await load.snapshot();
+    ws.release("2.0.0");
+    ctx = context({ file: f });
+    await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
+    const rolling = await timed(() => deploy("rolling"));
+    const afterRolling = await load.snapshot();
+
+    const spec = ctx.loaded.spec;
+    const bounds = computeBounds(instances, spec.strategy.rolling.minHealthyPercent, spec.strategy.rolling.maxHealthyPercent);
+    const batches = Math.ceil(instances / Math.max(1, bounds.surge || 1));
+    const healthMs = (spec.health.healthyThreshold - 1) * spec.health.interval;
+    const theoreticalMs = batches * (startMs + spec.strategy.rolling.instanceWarmup + healthMs);
+
+    // Blue-green to v3, then time the rollback flip: request → the proxy serves v2 again.
+    ws.release("3.0.0");
+    ctx = context({ file: f });
+    await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
+    await deploy("blue-green");
+    const flipStart = performance.now();
+    const { rollout } = await ctx.client.rollback();
+    let servedOldMs = NaN;
+    for (let i = 0; i < 2000; i++) {
+      const body = await fetch(`http://127.0.0.1:${ws.port}/`).then((r) => r.json() as Promise<{ version: string }>);
+      if (body.version === "2.0.0") {
+        servedOldMs = performance.now() - flipStart;
+        break;
+      }
+    }
+    const done = await watch(ctx.client, rollout, {});
+    const confirmedMs = performance.now() - flipStart;
+    const totals = await load.stop();
+
+    const out = {
+      generatedAt: new Date().toISOString(),
+      instances,
+      strategy: { minHealthyPercent: spec.strategy.rolling.minHealthyPercent, maxHealthyPercent: spec.strategy.rolling.maxHealthyPercent, instanceWarmupMs: spec.strategy.rolling.instanceWarmup },
+      rolling: {
+        outcome: rolling.value.outcome,
+        durationMs: Math.round(rolling.ms),
+        batches,
+        instanceStartMs: Math.round(startMs),
+        theoreticalMinimumMs: Math.round(theoreticalMs),
+        ratioToTheoreticalMinimum: round(rolling.ms / theoreticalMs),
+        requests: afterRolling.requests - before.requests,
+        failedRequests: afterRolling.failed - before.failed,
+      },
+      blueGreenRollback: { outcome: done.outcome, firstOldResponseMs: Math.round(servedOldMs), confirmedMs: Math.round(confirmedMs) },
+      load: { requests: totals.requests, failed: totals.failed },
+    };
+    writeFileSync(join(results, "rollout.json"), `${JSON.stringify(out, null, 2)}\n`);
+    return out;
+  } finally {
+    await stopDaemons({ paths, home: ctx.home, service: ctx.loaded.spec.name });
+    rmSync(ws.dir, { recursive: true, force: true });
+  }
+}
+
+const bakeResult = await benchBake();
+console.log("bake", JSON.stringify(bakeResult));
+const rolloutResult = await benchRollout();
+console.log("rollout", JSON.stringify(rolloutResult));
