@@ -46,6 +46,8 @@ export class Controller {
   private readonly d: ControllerDeps;
   private readonly rt: Runtime = { health: new Map(), probing: new Set(), terminating: new Map(), lastSteps: [] };
   private ticking = false;
+  /** set by stopAll: the loop must not re-register instances that are being stopped */
+  private halted = false;
 
   constructor(deps: ControllerDeps) {
     this.d = deps;
@@ -191,7 +193,7 @@ export class Controller {
 
   /** One reconcile pass. Never runs concurrently with itself. */
   async tick(): Promise<Step[]> {
-    if (this.ticking) return [];
+    if (this.ticking || this.halted) return [];
     this.ticking = true;
     try {
       const { records, running, stats } = await this.observe();
@@ -464,6 +466,8 @@ export class Controller {
 
   /** Stop every instance (used by `kiln down`). */
   async stopAll(): Promise<void> {
+    this.halted = true;
+    while (this.ticking) await new Promise((r) => setTimeout(r, 10));
     const recs = this.db.liveInstances(this.d.service);
     this.db.tx(() => recs.forEach((r) => this.db.updateInstance(r.id, { routing: "none" })));
     await this.syncRouter(undefined);
