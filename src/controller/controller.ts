@@ -38,13 +38,14 @@ interface Runtime {
   lastTable?: string;
   lastStats?: RouterStats;
   lastSteps: Step[];
+  specs: Map<string, ReleaseSpec>;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
 
 export class Controller {
   private readonly d: ControllerDeps;
-  private readonly rt: Runtime = { health: new Map(), probing: new Set(), terminating: new Map(), lastSteps: [] };
+  private readonly rt: Runtime = { health: new Map(), probing: new Set(), terminating: new Map(), lastSteps: [], specs: new Map() };
   private ticking = false;
   /** set by stopAll: the loop must not re-register instances that are being stopped */
   private halted = false;
@@ -76,9 +77,15 @@ export class Controller {
     return v === undefined ? this.d.defaultSpec.instances : Number(v);
   }
 
+  /** A release's spec never changes once recorded, so it is read from state once. */
   private specOf(releaseId: string | undefined): ReleaseSpec {
-    const r = releaseId ? this.db.getRelease(releaseId) : undefined;
-    return (r?.spec as ReleaseSpec | undefined) ?? this.d.defaultSpec;
+    if (releaseId === undefined) return this.d.defaultSpec;
+    const cached = this.rt.specs.get(releaseId);
+    if (cached) return cached;
+    const spec = this.db.getRelease(releaseId)?.spec as ReleaseSpec | undefined;
+    if (!spec) return this.d.defaultSpec;
+    this.rt.specs.set(releaseId, spec);
+    return spec;
   }
 
   // ---------------------------------------------------------------- adoption
