@@ -212,6 +212,18 @@ export class StateDb {
     }
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared once per SQL text: preparing is most of the cost of a small query. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   tx<T>(fn: () => T): T {
     return this.db.transaction(fn)();
   }
@@ -222,18 +234,18 @@ export class StateDb {
 
   // --- meta ---
   getMeta(key: string): string | undefined {
-    const r = this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key) as Row | undefined;
+    const r = this.stmt("SELECT value FROM meta WHERE key = ?").get(key) as Row | undefined;
     return r ? (r.value as string) : undefined;
   }
   setMeta(key: string, value: string | undefined): void {
-    if (value === undefined) this.db.prepare("DELETE FROM meta WHERE key = ?").run(key);
-    else this.db.prepare("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
+    if (value === undefined) this.stmt("DELETE FROM meta WHERE key = ?").run(key);
+    else this.stmt("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
   }
 
   // --- releases ---
   createRelease(r: Omit<Release, "id" | "seq">): Release {
     return this.tx(() => {
-      const row = this.db.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM releases WHERE service = ?").get(r.service) as Row;
+      const row = this.stmt("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM releases WHERE service = ?").get(r.service) as Row;
       const seq = row.next as number;
       const id = `r${seq}`;
       this.db
@@ -246,15 +258,15 @@ export class StateDb {
     });
   }
   getRelease(id: string): Release | undefined {
-    const r = this.db.prepare("SELECT * FROM releases WHERE id = ?").get(id) as Row | undefined;
+    const r = this.stmt("SELECT * FROM releases WHERE id = ?").get(id) as Row | undefined;
     return r ? toRelease(r) : undefined;
   }
   listReleases(service: string): Release[] {
-    return (this.db.prepare("SELECT * FROM releases WHERE service = ? ORDER BY seq DESC").all(service) as Row[]).map(toRelease);
+    return (this.stmt("SELECT * FROM releases WHERE service = ? ORDER BY seq DESC").all(service) as Row[]).map(toRelease);
   }
   updateRelease(id: string, patch: Partial<Pick<Release, "status" | "reason" | "liveAt" | "finishedAt">>): void {
     const { sql, values } = setClause(patch, releaseColumns);
-    this.db.prepare(`UPDATE releases SET ${sql} WHERE id = ?`).run(...values, id);
+    this.stmt(`UPDATE releases SET ${sql} WHERE id = ?`).run(...values, id);
   }
 
   // --- instances ---
@@ -268,18 +280,18 @@ export class StateDb {
   }
   updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
     const { sql, values } = setClause(patch, instanceColumns);
-    if (sql) this.db.prepare(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
+    if (sql) this.stmt(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
   }
   getInstance(id: string): InstanceRecord | undefined {
-    const r = this.db.prepare("SELECT * FROM instances WHERE id = ?").get(id) as Row | undefined;
+    const r = this.stmt("SELECT * FROM instances WHERE id = ?").get(id) as Row | undefined;
     return r ? toInstance(r) : undefined;
   }
   /** Instances not yet terminated. */
   liveInstances(service: string): InstanceRecord[] {
-    return (this.db.prepare("SELECT * FROM instances WHERE service = ? AND state != 'terminated' ORDER BY launched_at").all(service) as Row[]).map(toInstance);
+    return (this.stmt("SELECT * FROM instances WHERE service = ? AND state != 'terminated' ORDER BY launched_at").all(service) as Row[]).map(toInstance);
   }
   allInstances(service: string, limit = 200): InstanceRecord[] {
-    return (this.db.prepare("SELECT * FROM instances WHERE service = ? ORDER BY launched_at DESC LIMIT ?").all(service, limit) as Row[]).map(toInstance);
+    return (this.stmt("SELECT * FROM instances WHERE service = ? ORDER BY launched_at DESC LIMIT ?").all(service, limit) as Row[]).map(toInstance);
   }
 
   // --- rollouts ---
@@ -293,19 +305,19 @@ export class StateDb {
     return { ...r, id: Number(info.lastInsertRowid) };
   }
   getRollout(id: number): RolloutRecord | undefined {
-    const r = this.db.prepare("SELECT * FROM rollouts WHERE id = ?").get(id) as Row | undefined;
+    const r = this.stmt("SELECT * FROM rollouts WHERE id = ?").get(id) as Row | undefined;
     return r ? toRollout(r) : undefined;
   }
   activeRollout(service: string): RolloutRecord | undefined {
-    const r = this.db.prepare("SELECT * FROM rollouts WHERE service = ? AND state = 'running' ORDER BY id DESC LIMIT 1").get(service) as Row | undefined;
+    const r = this.stmt("SELECT * FROM rollouts WHERE service = ? AND state = 'running' ORDER BY id DESC LIMIT 1").get(service) as Row | undefined;
     return r ? toRollout(r) : undefined;
   }
   listRollouts(service: string, limit = 50): RolloutRecord[] {
-    return (this.db.prepare("SELECT * FROM rollouts WHERE service = ? ORDER BY id DESC LIMIT ?").all(service, limit) as Row[]).map(toRollout);
+    return (this.stmt("SELECT * FROM rollouts WHERE service = ? ORDER BY id DESC LIMIT ?").all(service, limit) as Row[]).map(toRollout);
   }
   updateRollout(id: number, patch: Partial<Pick<RolloutRecord, "state" | "reason" | "switchedAt" | "finishedAt" | "promoteRequested">>): void {
     const { sql, values } = setClause(patch, rolloutColumns);
-    this.db.prepare(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
+    this.stmt(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
   }
 
   // --- journal: a step's intent is committed before it is acted on ---
@@ -316,10 +328,10 @@ export class StateDb {
     return Number(info.lastInsertRowid);
   }
   finishStep(id: number, status: "done" | "failed", at: number, error?: string): void {
-    this.db.prepare("UPDATE steps SET status = ?, error = ?, done_at = ? WHERE id = ?").run(status, error ?? null, at, id);
+    this.stmt("UPDATE steps SET status = ?, error = ?, done_at = ? WHERE id = ?").run(status, error ?? null, at, id);
   }
   openSteps(service: string): { id: number; kind: string; payload: unknown }[] {
-    return (this.db.prepare("SELECT id, kind, payload FROM steps WHERE service = ? AND status = 'intent' ORDER BY id").all(service) as Row[]).map((r) => ({
+    return (this.stmt("SELECT id, kind, payload FROM steps WHERE service = ? AND status = 'intent' ORDER BY id").all(service) as Row[]).map((r) => ({
       id: r.id as number,
       kind: r.kind as string,
       payload: JSON.parse(r.payload as string),
@@ -334,7 +346,7 @@ export class StateDb {
     return { ...e, id: Number(info.lastInsertRowid) };
   }
   events(service: string, afterId = 0, limit = 500): EventRecord[] {
-    return (this.db.prepare("SELECT * FROM events WHERE service = ? AND id > ? ORDER BY id LIMIT ?").all(service, afterId, limit) as Row[]).map((r) => ({
+    return (this.stmt("SELECT * FROM events WHERE service = ? AND id > ? ORDER BY id LIMIT ?").all(service, afterId, limit) as Row[]).map((r) => ({
       id: r.id as number,
       at: r.at as number,
       level: r.level as EventRecord["level"],
