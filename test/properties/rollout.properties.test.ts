@@ -156,7 +156,10 @@ export async function run(sc: Scenario): Promise<void> {
   for (let i = 0; i < 3000 && db.activeRollout("svc"); i++) {
     if (sc.oldCrashAtTick === i) {
       const victim = fake.running().find((x) => x.release === "r1");
-      if (victim) fake.crash(victim.id);
+      if (victim) {
+        fake.crash(victim.id);
+        worldDead++;
+      }
     }
     const before = runningById();
     await tick();

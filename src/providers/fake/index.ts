@@ -13,11 +13,25 @@ export interface FakeBehaviour {
   exitAfter?: number;
   /** launch itself throws */
   launchFails?: boolean;
+  /** share of instances (0–1) that answer their health check with a failure; drawn per instance */
+  failRate?: number;
 }
 
 export interface ManualClock {
   now(): number;
   advance(ms: number): void;
+}
+
+/** mulberry32: a small, seeded PRNG so simulations repeat exactly. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 export function manualClock(start = 1_700_000_000_000): ManualClock {
@@ -36,7 +50,11 @@ export class FakeProvider implements Provider {
   private nextPort = 20000;
   launches = 0;
 
-  constructor(private readonly clock: { now(): number }) {}
+  constructor(
+    private readonly clock: { now(): number },
+    /** deterministic random numbers in [0, 1) for per-instance draws */
+    private readonly random: () => number = seededRandom(1),
+  ) {}
 
   /** Behaviour for instances of a release (by release id). */
   behave(release: string, b: FakeBehaviour): void {
@@ -52,7 +70,8 @@ export class FakeProvider implements Provider {
   async launch(req: LaunchRequest): Promise<ObservedInstance> {
     const existing = this.instances.get(req.instanceId);
     if (existing) return { ...existing };
-    const behaviour = this.behaviours.get(req.release) ?? {};
+    const base = this.behaviours.get(req.release) ?? {};
+    const behaviour = base.failRate !== undefined && this.random() < base.failRate ? { ...base, unhealthy: true } : base;
     if (behaviour.launchFails) throw new Error(`fake launch failure for ${req.release}`);
     this.launches++;
     const inst: FakeInstance = {

@@ -1,0 +1,133 @@
+// Runs the real controller against the in-memory provider and router with a manual clock:
+// the same code that drives real processes, so what a simulation shows is what a deploy does.
+
+import { FakeProvider, manualClock, seededRandom } from "../providers/fake/index.js";
+import type { StrategyName } from "../rollout/types.js";
+import { StateDb } from "../state/db.js";
+import { FakeRouter } from "../traffic/fake.js";
+import { Controller } from "./controller.js";
+import type { ReleaseSpec } from "./types.js";
+
+export interface SimulationInput {
+  spec: ReleaseSpec;
+  /** instances of the current release before the deploy (0 = first deploy) */
+  current: number;
+  /** fleet size after the deploy */
+  instances: number;
+  strategy: StrategyName;
+  /** share of new instances that fail their health checks (0–1) */
+  failRate: number;
+  /** ms for a new instance to start answering */
+  startMs: number;
+  seed: number;
+  /** ms of simulated time between samples of the timeline */
+  sampleEveryMs?: number;
+  /** upper bound on simulated time */
+  maxMs?: number;
+}
+
+export interface SimulatedStep {
+  atMs: number;
+  kind: string;
+  count: number;
+  release?: string;
+  reason: string;
+}
+
+export interface TimelinePoint {
+  atMs: number;
+  /** serving (in rotation) instances per release */
+  serving: Record<string, number>;
+  /** instances alive (any state) */
+  alive: number;
+}
+
+export interface SimulationResult {
+  schemaVersion: 1;
+  outcome: "live" | "rolled-back" | "failed" | "timeout";
+  reason?: string;
+  durationMs: number;
+  from?: string;
+  to: string;
+  steps: SimulatedStep[];
+  timeline: TimelinePoint[];
+  minServing: number;
+  maxAlive: number;
+  launches: number;
+}
+
+const TICK_MS = 100;
+
+export async function simulateRollout(input: SimulationInput): Promise<SimulationResult> {
+  const clock = manualClock(0);
+  const provider = new FakeProvider(clock, seededRandom(input.seed));
+  const router = new FakeRouter({ now: clock.now, pid: 0, listen: "simulated" });
+  const db = new StateDb(":memory:");
+  let n = 0;
+  const controller = new Controller({
+    service: "sim", defaultSpec: input.spec, listen: "simulated", db, provider, router,
+    probe: (address) => provider.probe(address), clock, newId: (release) => `${release}-${++n}`,
+  });
+  const steps: SimulatedStep[] = [];
+  const timeline: TimelinePoint[] = [];
+  const sampleEvery = input.sampleEveryMs ?? 1000;
+  const maxMs = input.maxMs ?? 60 * 60_000;
+  let lastSample = -Infinity;
+  const sample = () => {
+    const serving: Record<string, number> = {};
+    for (const t of router.table?.targets ?? []) if (t.state === "active" && t.weight > 0) serving[t.release] = (serving[t.release] ?? 0) + 1;
+    timeline.push({ atMs: clock.now(), serving, alive: provider.running().length });
+    lastSample = clock.now();
+  };
+  const tick = async (record: boolean) => {
+    clock.advance(TICK_MS);
+    const done = await controller.tick();
+    for (let k = 0; k < 3; k++) await new Promise((r) => setImmediate(r));
+    if (!record) return;
+    for (const s of done) {
+      if (s.kind === "wait") continue;
+      const count = s.kind === "launch" ? s.count : "ids" in s ? s.ids.length : s.kind === "switch" ? 1 : 0;
+      steps.push({ atMs: clock.now(), kind: s.kind, count, release: s.kind === "launch" ? s.release : s.kind === "switch" ? s.to : undefined, reason: s.reason });
+    }
+    if (clock.now() - lastSample >= sampleEvery) sample();
+  };
+
+  const spec = { ...input.spec, instances: input.instances };
+  const request = (version: string, s: ReleaseSpec, strategy: StrategyName) => ({ ref: `sim:${version}`, version, digest: `sha256:${version.padEnd(64, "0")}`, configHash: "sha256:sim", spec: s, strategy });
+  let from: string | undefined;
+  if (input.current > 0) {
+    provider.behave("r1", { readyAfter: input.startMs });
+    controller.deploy(request("current", { ...input.spec, instances: input.current }, "rolling"));
+    for (let i = 0; i < 100_000 && db.activeRollout("sim"); i++) await tick(false);
+    from = "r1";
+  }
+  const to = from ? "r2" : "r1";
+  provider.behave(to, { readyAfter: input.startMs, failRate: input.failRate });
+  const t0 = clock.now();
+  const { rollout } = controller.deploy(request("next", spec, input.strategy));
+  sample();
+  while (db.activeRollout("sim") && clock.now() - t0 < maxMs) await tick(true);
+  // A few more seconds so the timeline shows where the fleet settles.
+  for (let i = 0; i < 30; i++) await tick(true);
+  sample();
+  await controller.settle();
+
+  const first = db.getRollout(rollout.id)!;
+  const rel = db.getRelease(to)!;
+  const outcome: SimulationResult["outcome"] = db.activeRollout("sim") ? "timeout" : first.state === "done" ? "live" : from ? "rolled-back" : "failed";
+  const servingTotals = timeline.map((p) => Object.values(p.serving).reduce((a, b) => a + b, 0));
+  db.close();
+  return {
+    schemaVersion: 1,
+    outcome,
+    reason: outcome === "live" ? undefined : rel.reason ?? first.reason,
+    durationMs: (first.finishedAt ?? clock.now()) - t0,
+    from,
+    to,
+    steps,
+    timeline,
+    minServing: Math.min(...servingTotals),
+    maxAlive: Math.max(...timeline.map((p) => p.alive)),
+    launches: provider.launches,
+  };
+}
