@@ -29,6 +29,9 @@ export interface ControllerDeps {
   log?: (line: string) => void;
   /** per-instance deadline to turn healthy; default 60 s + grace */
   instanceDeadline?: number;
+  /** lease owner id ("pid@host"); with it, the controller acts only while it holds the service's lease */
+  owner?: string;
+  leaseTtlMs?: number;
 }
 
 interface Runtime {
@@ -39,6 +42,7 @@ interface Runtime {
   lastStats?: RouterStats;
   lastSteps: Step[];
   specs: Map<string, ReleaseSpec>;
+  leaseLost?: boolean;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -203,6 +207,7 @@ export class Controller {
     if (this.ticking || this.halted) return [];
     this.ticking = true;
     try {
+      if (!this.holdLease()) return [];
       const { records, running, stats } = await this.observe();
       // Without the router's read-back nothing can be confirmed or drained safely: wait for it.
       if (!stats) return [];
@@ -210,7 +215,9 @@ export class Controller {
       const rollout = this.db.activeRollout(this.d.service);
       const now = this.now();
       let steps: Step[];
-      if (rollout) {
+      if (rollout?.paused) {
+        steps = [{ kind: "wait", reason: "paused: `kiln resume` continues", paused: true }];
+      } else if (rollout) {
         const rel = this.specOf(rollout.target);
         steps = nextSteps(
           this.rolloutSpec(rel, rollout.strategy),
@@ -349,10 +356,10 @@ export class Controller {
     this.event("info", `${rollout.kind === "rollback" ? "rolled back to" : "release live:"} ${rollout.target} (${reason})`, { rollout: rollout.id, release: rollout.target });
   }
 
-  private abortRollout(rollout: RolloutRecord, reason: string): void {
+  private abortRollout(rollout: RolloutRecord, reason: string, force = false): void {
     const now = this.now();
     const spec = this.specOf(rollout.target);
-    const autoRollback = rollout.strategy === "blue-green" ? spec.strategy.blueGreen.autoRollback : spec.strategy.rolling.autoRollback;
+    const autoRollback = force || (rollout.strategy === "blue-green" ? spec.strategy.blueGreen.autoRollback : spec.strategy.rolling.autoRollback);
     const live = this.db.getMeta("live");
     this.db.tx(() => {
       this.db.updateRollout(rollout.id, { state: "aborted", finishedAt: now, reason });
@@ -408,7 +415,66 @@ export class Controller {
     }
   }
 
+  // ---------------------------------------------------------------- lease
+
+  /**
+   * Two controllers must never act on one service: each tick renews the lease, and a
+   * controller that cannot (another one holds it) takes no step.
+   */
+  holdLease(): boolean {
+    return this.takeLease(undefined);
+  }
+
+  /**
+   * Take the lease; `takeFrom` names a holder known to be dead (its process is gone on this
+   * host), whose lease need not run out first.
+   */
+  takeLease(takeFrom: string | undefined): boolean {
+    if (!this.d.owner) return true;
+    const r = this.db.acquireLease(this.d.service, this.d.owner, this.now(), this.d.leaseTtlMs ?? 5000, takeFrom);
+    if (!r.ok && !this.rt.leaseLost) this.event("warn", `not acting: controller ${r.holder} holds the lease`);
+    this.rt.leaseLost = !r.ok;
+    return r.ok;
+  }
+
+  leaseHolder(): string | undefined {
+    const raw = this.db.getMeta(`lease:${this.d.service}`);
+    return raw ? (JSON.parse(raw) as { owner: string }).owner : undefined;
+  }
+
+  releaseLease(): void {
+    if (this.d.owner) this.db.releaseLease(this.d.service, this.d.owner);
+  }
+
   // ---------------------------------------------------------------- commands
+
+  private activeOrThrow(what: string): RolloutRecord {
+    const r = this.db.activeRollout(this.d.service);
+    if (!r) throw new KilnError("KILN_E_CONTROLLER", `no rollout is in progress to ${what}`, { hint: "see `kiln status`" });
+    return r;
+  }
+
+  pause(): RolloutView {
+    const r = this.activeOrThrow("pause");
+    this.db.updateRollout(r.id, { paused: true });
+    this.event("info", `paused the ${r.kind} to ${r.target}`, { rollout: r.id });
+    return this.rolloutView({ ...r, paused: true });
+  }
+
+  resume(): RolloutView {
+    const r = this.activeOrThrow("resume");
+    this.db.updateRollout(r.id, { paused: false });
+    this.event("info", `resumed the ${r.kind} to ${r.target}`, { rollout: r.id });
+    return this.rolloutView({ ...r, paused: false });
+  }
+
+  /** Stop a deploy now and return to the release that was live (whatever autoRollback says). */
+  abort(): RolloutView {
+    const r = this.activeOrThrow("abort");
+    if (r.kind !== "deploy") throw new KilnError("KILN_E_CONTROLLER", "a rollback is in progress; it cannot be aborted", { hint: "wait for it to finish" });
+    this.abortRollout(r, "aborted by `kiln abort`", true);
+    return this.rolloutView(this.db.getRollout(r.id)!);
+  }
 
   deploy(req: DeployRequest): { release: ReleaseView; rollout: RolloutView } {
     const active = this.db.activeRollout(this.d.service);

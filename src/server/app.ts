@@ -49,6 +49,9 @@ export function createApp(d: AppDeps): Hono {
   });
   app.post("/v1/rollback", (c) => c.json(d.controller.rollback(), 202));
   app.post("/v1/promote", (c) => c.json(d.controller.promote()));
+  app.post("/v1/pause", (c) => c.json(d.controller.pause()));
+  app.post("/v1/resume", (c) => c.json(d.controller.resume()));
+  app.post("/v1/abort", (c) => c.json(d.controller.abort()));
   app.post("/v1/scale", async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { instances?: unknown };
     return c.json({ instances: d.controller.scale(Number(body.instances)) });

@@ -69,6 +69,15 @@ export class ControllerClient {
   promote(): Promise<RolloutView> {
     return this.request("POST", "/v1/promote", {});
   }
+  pause(): Promise<RolloutView> {
+    return this.request("POST", "/v1/pause", {});
+  }
+  resume(): Promise<RolloutView> {
+    return this.request("POST", "/v1/resume", {});
+  }
+  abort(): Promise<RolloutView> {
+    return this.request("POST", "/v1/abort", {});
+  }
   scale(instances: number): Promise<{ instances: number }> {
     return this.request("POST", "/v1/scale", { instances });
   }

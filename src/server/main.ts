@@ -5,10 +5,11 @@
 import { getRequestListener } from "@hono/node-server";
 import { appendFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { Controller } from "../controller/controller.js";
 import { toReleaseSpec } from "../controller/release-spec.js";
-import { isKilnError } from "../errors.js";
+import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
 import { homeFor, homePaths } from "../home.js";
 import { createProvider } from "../providers/registry.js";
@@ -18,6 +19,16 @@ import { ProxyClient } from "../traffic/proxy/client.js";
 import { createApp } from "./app.js";
 
 const TICK_MS = 100;
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string", default: "local" }, sandbox: { type: "string", default: "auto" } } });
@@ -41,7 +52,15 @@ async function main(): Promise<void> {
     },
     clock: { now: () => Date.now() },
     log,
+    owner: `${process.pid}@${hostname()}`,
   });
+  // A holder whose process is gone on this host (a crashed controller) is taken over at once.
+  const holder = controller.leaseHolder();
+  const [holderPid, holderHost] = (holder ?? "").split("@");
+  const holderDead = holder !== undefined && holderHost === hostname() && !pidAlive(Number(holderPid));
+  if (!controller.takeLease(holderDead ? holder : undefined)) {
+    throw new KilnError("KILN_E_CONTROLLER", `another controller is acting on ${loaded.spec.name}`, { hint: "stop it with `kiln down`, or wait: its lease expires 5 s after it stops" });
+  }
   await controller.adopt();
 
   let stopping = false;
@@ -50,6 +69,7 @@ async function main(): Promise<void> {
     stopping = true;
     server.close();
     void controller.settle().finally(() => {
+      controller.releaseLease();
       db.close();
       rmSync(paths.controllerPid, { force: true });
       process.exit(0);

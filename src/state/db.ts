@@ -64,6 +64,8 @@ export interface RolloutRecord {
   finishedAt?: number;
   fast: boolean;
   promoteRequested: boolean;
+  /** set by `kiln pause`: the rollout takes no step until `kiln resume` */
+  paused: boolean;
 }
 
 export interface EventRecord {
@@ -99,6 +101,7 @@ const MIGRATIONS: string[] = [
      id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, level TEXT NOT NULL, service TEXT NOT NULL,
      release TEXT, instance TEXT, rollout INTEGER, message TEXT NOT NULL);
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  `ALTER TABLE rollouts ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 type Row = Record<string, unknown>;
@@ -158,6 +161,7 @@ function toRollout(r: Row): RolloutRecord {
     finishedAt: opt(r.finished_at),
     fast: r.fast === 1,
     promoteRequested: r.promote_requested === 1,
+    paused: r.paused === 1,
   };
 }
 
@@ -172,6 +176,7 @@ const releaseColumns: Partial<Record<keyof Release, string>> = {
 const rolloutColumns: Partial<Record<keyof RolloutRecord, string>> = {
   state: "state", reason: "reason", switchedAt: "switched_at", finishedAt: "finished_at",
   promoteRequested: "promote_requested",
+  paused: "paused",
 };
 
 function setClause(patch: object, columns: Partial<Record<string, string>>): { sql: string; values: unknown[] } {
@@ -242,6 +247,29 @@ export class StateDb {
     else this.stmt("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
   }
 
+  // --- lease: one controller acts on a service at a time ---
+  /**
+   * Take or renew the lease for `owner` until `now + ttlMs`. Refused (returns the holder)
+   * while another owner's lease has not expired.
+   */
+  acquireLease(service: string, owner: string, now: number, ttlMs: number, takeFrom?: string): { ok: true } | { ok: false; holder: string; until: number } {
+    return this.tx(() => {
+      const raw = this.getMeta(`lease:${service}`);
+      if (raw && (JSON.parse(raw) as { owner: string }).owner !== takeFrom) {
+        const cur = JSON.parse(raw) as { owner: string; until: number };
+        if (cur.owner !== owner && cur.until > now) return { ok: false as const, holder: cur.owner, until: cur.until };
+      }
+      this.setMeta(`lease:${service}`, JSON.stringify({ owner, until: now + ttlMs }));
+      return { ok: true as const };
+    });
+  }
+  releaseLease(service: string, owner: string): void {
+    this.tx(() => {
+      const raw = this.getMeta(`lease:${service}`);
+      if (raw && (JSON.parse(raw) as { owner: string }).owner === owner) this.setMeta(`lease:${service}`, undefined);
+    });
+  }
+
   // --- releases ---
   createRelease(r: Omit<Release, "id" | "seq">): Release {
     return this.tx(() => {
@@ -295,14 +323,14 @@ export class StateDb {
   }
 
   // --- rollouts ---
-  createRollout(r: Omit<RolloutRecord, "id">): RolloutRecord {
+  createRollout(r: Omit<RolloutRecord, "id" | "paused">): RolloutRecord {
     const info = this.db
       .prepare(
         `INSERT INTO rollouts (service, kind, strategy, target, previous, state, reason, started_at, switched_at, finished_at, fast, promote_requested)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(r.service, r.kind, r.strategy, r.target, r.previous ?? null, r.state, r.reason ?? null, r.startedAt, r.switchedAt ?? null, r.finishedAt ?? null, r.fast ? 1 : 0, r.promoteRequested ? 1 : 0);
-    return { ...r, id: Number(info.lastInsertRowid) };
+    return { ...r, paused: false, id: Number(info.lastInsertRowid) };
   }
   getRollout(id: number): RolloutRecord | undefined {
     const r = this.stmt("SELECT * FROM rollouts WHERE id = ?").get(id) as Row | undefined;
@@ -315,7 +343,7 @@ export class StateDb {
   listRollouts(service: string, limit = 50): RolloutRecord[] {
     return (this.stmt("SELECT * FROM rollouts WHERE service = ? ORDER BY id DESC LIMIT ?").all(service, limit) as Row[]).map(toRollout);
   }
-  updateRollout(id: number, patch: Partial<Pick<RolloutRecord, "state" | "reason" | "switchedAt" | "finishedAt" | "promoteRequested">>): void {
+  updateRollout(id: number, patch: Partial<Pick<RolloutRecord, "state" | "reason" | "switchedAt" | "finishedAt" | "promoteRequested" | "paused">>): void {
     const { sql, values } = setClause(patch, rolloutColumns);
     this.stmt(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
   }

@@ -130,3 +130,49 @@ test("scale changes the fleet size of the live release", async () => {
   w.controller.scale(2);
   await w.run(() => w.provider.running().length === 2 && w.serving().length === 2);
 });
+
+test("pause holds a rollout where it is; resume finishes it", async () => {
+  const w = world();
+  await firstDeploy(w);
+  w.controller.deploy(deployReq("v2", releaseSpec()));
+  await w.run(() => w.provider.running().some((i) => i.release === "r2"));
+  w.controller.pause();
+  const launches = w.provider.launches;
+  for (let i = 0; i < 100; i++) {
+    w.clock.advance(50);
+    await w.controller.tick();
+  }
+  assert.equal(w.provider.launches, launches, "no step while paused");
+  assert.ok(w.db.activeRollout("svc")?.paused);
+  w.controller.resume();
+  await w.run(settled(w));
+  assert.equal(w.controller.liveRelease()?.id, "r2");
+});
+
+test("abort returns to the live release even with autoRollback off", async () => {
+  const w = world();
+  await firstDeploy(w);
+  const spec = releaseSpec({}, { rolling: { minHealthyPercent: 100, maxHealthyPercent: 150, instanceWarmup: 300, deadline: 60_000, autoRollback: false } });
+  w.controller.deploy(deployReq("v2", spec));
+  await w.run(() => w.provider.running().some((i) => i.release === "r2"));
+  w.controller.abort();
+  await w.run(settled(w));
+  await w.run(() => w.provider.running().every((i) => i.release === "r1"));
+  assert.equal(w.controller.liveRelease()?.id, "r1");
+  assert.equal(w.db.getRelease("r2")?.status, "failed");
+  assert.match(w.db.getRelease("r2")?.reason ?? "", /kiln abort/);
+});
+
+test("a lease keeps a second controller from acting on the same service", async () => {
+  const { Controller } = await import("../../src/controller/controller.js");
+  const w = world();
+  const mk = (owner: string) =>
+    new Controller({ service: "svc", defaultSpec: releaseSpec(), listen: "x", db: w.db, provider: w.provider, router: w.router, probe: (a) => w.provider.probe(a), clock: w.clock, owner, leaseTtlMs: 1000 });
+  const a = mk("a");
+  const b = mk("b");
+  assert.equal(a.holdLease(), true);
+  assert.equal(b.holdLease(), false);
+  w.clock.advance(1500); // a stopped renewing: its lease expired
+  assert.equal(b.holdLease(), true);
+  assert.equal(a.holdLease(), false);
+});

@@ -63,6 +63,24 @@ export function register(program: Command): void {
       else out(`promotion requested for ${r.target}`);
     });
 
+  for (const [verb, what] of [
+    ["pause", "pause the rollout in progress: it takes no further step until `kiln resume`"],
+    ["resume", "resume a paused rollout"],
+    ["abort", "stop the deploy in progress and return to the release that was live"],
+  ] as const) {
+    program
+      .command(verb)
+      .description(what)
+      .option("--json", "print the rollout as JSON")
+      .addHelpText("after", `\nExample:\n  kiln ${verb}`)
+      .action(async (opts: { json?: boolean }, cmd: Command) => {
+        const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+        const r = await ctx.client[verb]();
+        if (opts.json) printJson(r);
+        else out(`${verb}: ${r.kind} to ${r.target} (${r.state})`);
+      });
+  }
+
   program
     .command("scale <instances>")
     .description("set the fleet size; the controller launches or drains instances of the live release")
