@@ -7,6 +7,10 @@ import { EXIT, isKilnError, type KilnError } from "../errors.js";
 import * as bake from "./verbs/bake.js";
 import * as demo from "./verbs/demo.js";
 import * as deploy from "./verbs/deploy.js";
+import * as plan from "./verbs/plan.js";
+import * as review from "./verbs/review.js";
+import * as generate from "./verbs/generate.js";
+import * as init from "./verbs/init.js";
 import * as spec from "./verbs/spec.js";
 import * as status from "./verbs/status.js";
 import * as up from "./verbs/up.js";
@@ -32,15 +36,25 @@ export function buildProgram(): Command {
     .option("--verbose", "show stack traces of errors")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  init.register(program);
   spec.register(program);
   bake.register(program);
   up.register(program);
   deploy.register(program);
+  plan.register(program);
   status.register(program);
   demo.register(program);
+  review.register(program);
+  generate.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
+
+// `kiln images | head` closes the pipe early: that is not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
 
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();

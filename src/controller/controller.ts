@@ -376,9 +376,8 @@ export class Controller {
   // ---------------------------------------------------------------- router
 
   private buildTable(version: number): RoutingTable {
-    const live = this.liveRelease();
     const rollout = this.db.activeRollout(this.d.service);
-    const spec = this.specOf(rollout?.target ?? live?.id);
+    const spec = this.specOf(rollout?.target ?? this.db.getMeta("live"));
     const targets: Target[] = [];
     for (const r of this.db.liveInstances(this.d.service)) {
       if (r.routing === "none" || !r.address || r.state === "terminating") continue;

@@ -316,7 +316,7 @@ export class StateDb {
   }
   /** Instances not yet terminated. */
   liveInstances(service: string): InstanceRecord[] {
-    return (this.stmt("SELECT * FROM instances WHERE service = ? AND state != 'terminated' ORDER BY launched_at").all(service) as Row[]).map(toInstance);
+    return (this.stmt("SELECT * FROM instances WHERE service = ? AND state IN ('launching', 'running', 'terminating') ORDER BY launched_at").all(service) as Row[]).map(toInstance);
   }
   allInstances(service: string, limit = 200): InstanceRecord[] {
     return (this.stmt("SELECT * FROM instances WHERE service = ? ORDER BY launched_at DESC LIMIT ?").all(service, limit) as Row[]).map(toInstance);

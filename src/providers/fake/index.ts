@@ -46,6 +46,7 @@ interface FakeInstance extends ObservedInstance {
 export class FakeProvider implements Provider {
   readonly name = "fake";
   private readonly instances = new Map<string, FakeInstance>();
+  private readonly byAddress = new Map<string, FakeInstance>();
   private readonly behaviours = new Map<string, FakeBehaviour>();
   private nextPort = 20000;
   launches = 0;
@@ -79,10 +80,13 @@ export class FakeProvider implements Provider {
       state: "running", startedAt: this.clock.now(), behaviour,
     };
     this.instances.set(inst.id, inst);
+    this.byAddress.set(inst.address, inst);
     return { ...inst };
   }
 
   async terminate(instanceId: string): Promise<void> {
+    const i = this.instances.get(instanceId);
+    if (i) this.byAddress.delete(i.address);
     this.instances.delete(instanceId);
   }
 
@@ -100,7 +104,7 @@ export class FakeProvider implements Provider {
 
   /** The health check as an instance would answer it. */
   async probe(address: string): Promise<{ ok: boolean; answered: boolean; reason?: string }> {
-    const i = [...this.instances.values()].find((x) => x.address === address);
+    const i = this.byAddress.get(address);
     if (!i || i.state !== "running") return { ok: false, answered: false, reason: "connection refused" };
     if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return { ok: false, answered: false, reason: "connection refused" };
     if (i.behaviour.unhealthy) return { ok: false, answered: true, reason: "status 500" };

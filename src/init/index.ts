@@ -1,0 +1,88 @@
+// `kiln init [DIR]`: scaffold a commented kiln.yaml for an existing app.
+// scan (read the project) → plan (pure) → check (the result validates) → write.
+
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { KilnError } from "../errors.js";
+import type { PinnedPackage } from "../generate/index.js";
+import { parseSpec } from "../spec/index.js";
+import { parsePackageList, resolvePackages, systemRunner, type Runner } from "./packages.js";
+import { planInit, type InitPlan } from "./plan.js";
+import { scanProject } from "./scan.js";
+
+export { planInit, serviceName, entryFromStartScript, yamlString, type InitPlan, type InitFile, type Runtime } from "./plan.js";
+export { scanProject, parseDockerfile, HEALTH_ROUTES, type ProjectFacts } from "./scan.js";
+export {
+  parsePackageList,
+  resolvePackages,
+  parseInstalled,
+  parseCandidate,
+  installedVersionCommand,
+  candidateVersionCommand,
+  systemRunner,
+  type Runner,
+  type CommandSpec,
+  type CommandResult,
+} from "./packages.js";
+export { STATIC_SERVER_FILE, staticServerSource } from "./static-server.js";
+
+export interface InitOptions {
+  force?: boolean;
+  /** a file listing Debian packages, one a line */
+  packagesFile?: string;
+}
+
+export interface InitResult {
+  dir: string;
+  plan: InitPlan;
+  packages: PinnedPackage[];
+  /** absolute paths written */
+  written: string[];
+}
+
+export function initProject(dirArg: string, opts: InitOptions = {}, run: Runner = systemRunner): InitResult {
+  const dir = resolve(dirArg);
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!isDir) throw new KilnError("KILN_E_USAGE", `${dirArg} is not a directory`, { hint: "pass the directory of the app: kiln init path/to/app" });
+
+  // Refuse before doing anything else, so a refused init changes nothing and costs nothing.
+  const target = join(dir, "kiln.yaml");
+  if (existsSync(target) && !opts.force) {
+    throw new KilnError("KILN_E_USAGE", `${target} already exists`, { hint: "kiln init never overwrites it: pass --force to replace it" });
+  }
+
+  let packages: PinnedPackage[] = [];
+  if (opts.packagesFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(opts.packagesFile, "utf8");
+    } catch (e) {
+      throw new KilnError("KILN_E_USAGE", `cannot read ${opts.packagesFile} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+    }
+    packages = resolvePackages(parsePackageList(text, opts.packagesFile), opts.packagesFile, run);
+  }
+
+  const plan = planInit(scanProject(dir), { packages });
+  const conflicts = plan.files.filter((f) => f.path !== "kiln.yaml" && existsSync(join(dir, f.path)) && !opts.force);
+  if (conflicts.length) {
+    throw new KilnError("KILN_E_USAGE", `kiln init would overwrite ${conflicts.map((f) => f.path).join(", ")}`, { hint: "move it away, or pass --force" });
+  }
+  const yaml = plan.files[0]!;
+  const checked = parseSpec(yaml.content, target);
+  if ("errors" in checked) {
+    // A bug in planInit, not a user error: say what it wrote and why it is invalid.
+    throw new KilnError("KILN_E_INTERNAL", "kiln init produced an invalid kiln.yaml", { details: checked.errors });
+  }
+  const written: string[] = [];
+  for (const f of plan.files) {
+    const p = join(dir, f.path);
+    writeFileSync(p, f.content);
+    written.push(p);
+  }
+  return { dir, plan, packages, written };
+}

@@ -1,0 +1,177 @@
+// What `kiln init` looks at in an existing app: its top-level entries,
+// package.json, a Dockerfile, and route strings in its source. Reading only;
+// the decisions are made from these facts by plan.ts.
+
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
+import { basename, extname, join } from "node:path";
+
+export interface TopEntry {
+  name: string;
+  kind: "file" | "dir" | "other";
+  /** a regular file with an exec bit */
+  executable: boolean;
+  /** starts with the ELF magic */
+  elf: boolean;
+}
+
+export interface PackageJson {
+  name?: string;
+  version?: string;
+  main?: string;
+  scripts?: Record<string, string>;
+  dependencies?: Record<string, string>;
+}
+
+export interface DockerfileFacts {
+  entrypoint?: string[];
+  cmd?: string[];
+  expose?: number;
+  workdir?: string;
+  user?: string;
+  env: Record<string, string>;
+}
+
+export interface ProjectFacts {
+  /** basename of the directory */
+  dirName: string;
+  entries: TopEntry[];
+  packageJson?: PackageJson;
+  dockerfile?: DockerfileFacts;
+  /** route strings found in the source, in HEALTH_ROUTES order, with the file each was first seen in */
+  healthRoutes: { route: string; file: string }[];
+  /** whether any source file mentions PORT (the app likely reads process.env.PORT) */
+  readsPort: boolean;
+  /** directories (relative) holding an index.html: ".", "public", "dist", … */
+  staticRoots: string[];
+}
+
+export const HEALTH_ROUTES = ["/healthz", "/health", "/up", "/status"] as const;
+
+const SOURCE_EXT = new Set([".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx", ".go", ".py", ".rb", ".rs", ".java", ".kt", ".php", ".ex"]);
+const SKIP_DIRS = new Set(["node_modules", ".git", ".kiln", "vendor", "coverage", "dist", "build", "target", ".next", ".cache"]);
+const STATIC_DIRS = [".", "public", "dist", "build", "site", "_site", "www", "static"];
+const MAX_FILES = 2000;
+const MAX_BYTES = 512 * 1024;
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+function isElf(path: string): boolean {
+  const fd = openSync(path, "r");
+  try {
+    const b = Buffer.alloc(4);
+    return readSync(fd, b, 0, 4, 0) === 4 && b.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A Dockerfile instruction's argument: JSON exec form, or the shell form split on spaces. */
+function argv(rest: string): string[] {
+  const t = rest.trim();
+  if (t.startsWith("[")) {
+    try {
+      const v = JSON.parse(t) as unknown;
+      if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v as string[];
+    } catch {
+      // fall through to the shell form
+    }
+  }
+  return ["/bin/sh", "-c", t];
+}
+
+export function parseDockerfile(text: string): DockerfileFacts {
+  const facts: DockerfileFacts = { env: {} };
+  // Join continuation lines, drop comments; only the last stage matters (it is what runs).
+  const lines = text.replace(/\\\r?\n/g, " ").split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  for (const line of lines) {
+    const m = /^(\w+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const [op, rest] = [m[1]!.toUpperCase(), m[2]!];
+    if (op === "FROM") {
+      // a new stage: what the earlier one said does not run
+      facts.entrypoint = facts.cmd = facts.expose = facts.workdir = facts.user = undefined;
+      facts.env = {};
+    } else if (op === "CMD") facts.cmd = argv(rest);
+    else if (op === "ENTRYPOINT") facts.entrypoint = argv(rest);
+    else if (op === "EXPOSE") {
+      const port = Number(/^(\d+)/.exec(rest.trim())?.[1]);
+      if (Number.isInteger(port) && port > 0 && port < 65536) facts.expose = port;
+    } else if (op === "WORKDIR") facts.workdir = rest.trim();
+    else if (op === "USER") facts.user = rest.trim();
+    else if (op === "ENV") {
+      const kv = /^([A-Za-z_][A-Za-z0-9_]*)(?:=|\s+)(.*)$/.exec(rest.trim());
+      if (kv) facts.env[kv[1]!] = kv[2]!.replace(/^"(.*)"$/, "$1");
+    }
+  }
+  return facts;
+}
+
+function sourceFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    if (out.length >= MAX_FILES) return;
+    let names: string[];
+    try {
+      names = readdirSync(d).sort();
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (out.length >= MAX_FILES) return;
+      const abs = join(d, name);
+      const st = lstatSync(abs);
+      if (st.isDirectory()) {
+        if (!SKIP_DIRS.has(name) && !name.startsWith(".")) walk(abs, rel ? `${rel}/${name}` : name);
+      } else if (st.isFile() && SOURCE_EXT.has(extname(name)) && st.size <= MAX_BYTES) {
+        out.push(rel ? `${rel}/${name}` : name);
+      }
+    }
+  };
+  walk(dir, "");
+  return out;
+}
+
+export function scanProject(dir: string): ProjectFacts {
+  const entries: TopEntry[] = readdirSync(dir)
+    .sort()
+    .map((name) => {
+      const abs = join(dir, name);
+      const st = lstatSync(abs);
+      const kind = st.isFile() ? "file" : st.isDirectory() ? "dir" : "other";
+      const executable = kind === "file" && (st.mode & 0o111) !== 0;
+      return { name, kind, executable, elf: executable && isElf(abs) };
+    });
+
+  const pkg = readJson(join(dir, "package.json"));
+  const packageJson = pkg && typeof pkg === "object" && !Array.isArray(pkg) ? (pkg as PackageJson) : undefined;
+  const dockerfile = existsSync(join(dir, "Dockerfile")) ? parseDockerfile(readFileSync(join(dir, "Dockerfile"), "utf8")) : undefined;
+
+  const found = new Map<string, string>();
+  let readsPort = false;
+  for (const rel of sourceFiles(dir)) {
+    const text = readFileSync(join(dir, rel), "utf8");
+    if (/\bPORT\b/.test(text)) readsPort = true;
+    for (const route of HEALTH_ROUTES) {
+      if (found.has(route)) continue;
+      // the route as a string literal: "/healthz", '/healthz', `/healthz`
+      if (new RegExp(`["'\`]${route.replace("/", "\\/")}["'\`]`).test(text)) found.set(route, rel);
+    }
+  }
+  const healthRoutes = HEALTH_ROUTES.filter((r) => found.has(r)).map((route) => ({ route, file: found.get(route)! }));
+
+  const staticRoots = STATIC_DIRS.filter((d) => {
+    try {
+      return statSync(join(dir, d, "index.html")).isFile();
+    } catch {
+      return false;
+    }
+  });
+
+  return { dirName: basename(dir), entries, packageJson, dockerfile, healthRoutes, readsPort, staticRoots };
+}

@@ -1,0 +1,44 @@
+// Which files to review and what each one is: by extension first, then by content.
+
+import { readdirSync, statSync } from "node:fs";
+import { basename, extname, join } from "node:path";
+import type { FileKind } from "./types.js";
+
+const SKIP_DIRS = new Set(["node_modules", ".git", ".terraform", "dist", "vendor", ".kiln", "__pycache__"]);
+
+export function detectKind(path: string, text: string): FileKind | undefined {
+  const name = basename(path).toLowerCase();
+  const ext = extname(name);
+  if (name === "kiln.yaml" || name === "kiln.yml") return "kiln";
+  if (name.endsWith(".pkr.hcl")) return "packer";
+  if (ext === ".tf") return "terraform";
+  if (ext === ".hcl") return /^\s*(source\s+"[^"]+"\s+"[^"]+"|build)\s*\{/m.test(text) ? "packer" : "terraform";
+  if (ext === ".sh" || ext === ".bash") return "shell";
+  if (ext === "" && /^#!.*\b(bash|sh|zsh|ksh|dash)\b/.test(text)) return "shell";
+  if (ext === ".yaml" || ext === ".yml" || ext === ".json" || ext === ".template") {
+    if (/(^|["\s])AWSTemplateFormatVersion["']?\s*:/m.test(text) || (/(^|["\s])Resources["']?\s*:/m.test(text) && /["'\s:]AWS::[A-Za-z0-9]+::/.test(text))) return "cloudformation";
+    if (/^apiVersion:\s*["']?kiln\/v1/m.test(text)) return "kiln";
+    if (/(^|[{,\s])["']?apiVersion["']?\s*:/m.test(text) && /(^|[{,\s])["']?kind["']?\s*:/m.test(text)) return "kubernetes";
+    if (/^services:\s*$/m.test(text) || /^\s*"services"\s*:/m.test(text)) return "compose";
+  }
+  return undefined;
+}
+
+/** Files under dir, sorted, skipping dependency, VCS and build folders. */
+export function walkDir(dir: string): string[] {
+  const out: string[] = [];
+  const names = readdirSync(dir).sort();
+  for (const n of names) {
+    const p = join(dir, n);
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      continue;
+    }
+    if (st.isDirectory()) {
+      if (!SKIP_DIRS.has(n) && !n.startsWith(".")) out.push(...walkDir(p));
+    } else if (st.isFile()) out.push(p);
+  }
+  return out;
+}

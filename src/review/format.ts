@@ -1,0 +1,120 @@
+// Rendering a review: text for people (grouped by file), JSON for scripts, SARIF 2.1.0 for
+// code-scanning UIs. All three are pure functions of the result, so the same input gives
+// byte-identical output.
+
+import type * as Sarif from "sarif";
+import { RULES } from "./rules.js";
+import type { Finding, ReviewResult, Severity } from "./types.js";
+
+const RANK: Record<Severity, number> = { info: 0, warning: 1, error: 2 };
+
+/** True when a finding at or above the threshold exists (the CLI exits 1). */
+export function failsAt(result: ReviewResult, threshold: "warning" | "error"): boolean {
+  return result.findings.some((f) => RANK[f.severity] >= RANK[threshold]);
+}
+
+export function formatText(result: ReviewResult, opts: { color: boolean }): string {
+  const paint = (code: string) => (s: string) => (opts.color ? `\x1b[${code}m${s}\x1b[0m` : s);
+  const red = paint("31");
+  const yellow = paint("33");
+  const blue = paint("34");
+  const dim = paint("2");
+  const bold = paint("1");
+  const sev = (s: Severity) => (s === "error" ? red : s === "warning" ? yellow : blue)(s.padEnd(7));
+  const lines: string[] = [];
+  const byFile = new Map<string, Finding[]>();
+  for (const f of result.findings) byFile.set(f.file, [...(byFile.get(f.file) ?? []), f]);
+  for (const [file, fs] of byFile) {
+    lines.push(bold(file));
+    const width = Math.max(...fs.map((f) => `${f.line}:${f.col}`.length));
+    for (const f of fs) {
+      lines.push(`  ${`${f.line}:${f.col}`.padEnd(width)}  ${sev(f.severity)}  ${f.ruleId}  ${f.message}`);
+      lines.push(`  ${" ".repeat(width)}  ${dim(`fix: ${f.fix}`)}`);
+    }
+    lines.push("");
+  }
+  const count = (s: Severity) => result.findings.filter((f) => f.severity === s).length;
+  const e = count("error");
+  const w = count("warning");
+  const i = count("info");
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const summary =
+    result.findings.length === 0
+      ? `no findings in ${plural(result.files.length, "file")}`
+      : `${plural(result.findings.length, "finding")} (${plural(e, "error")}, ${plural(w, "warning")}, ${i} info) in ${plural(byFile.size, "file")} of ${result.files.length} reviewed`;
+  lines.push(summary + (result.suppressed.length > 0 ? `; ${result.suppressed.length} suppressed with a reason` : ""));
+  return `${lines.join("\n")}\n`;
+}
+
+export function formatJson(result: ReviewResult): string {
+  const count = (s: Severity) => result.findings.filter((f) => f.severity === s).length;
+  return `${JSON.stringify(
+    {
+      version: 1,
+      files: result.files,
+      findings: result.findings,
+      suppressed: result.suppressed,
+      summary: { files: result.files.length, errors: count("error"), warnings: count("warning"), info: count("info"), suppressed: result.suppressed.length },
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+const LEVEL: Record<Severity, Sarif.ReportingConfiguration.level> = { error: "error", warning: "warning", info: "note" };
+
+/** SARIF 2.1.0: one run, every rule in tool.driver.rules, suppressed findings marked inSource. */
+export function toSarif(result: ReviewResult, toolVersion: string): Sarif.Log {
+  const index = new Map(RULES.map((r, i) => [r.id, i]));
+  const toResult = (f: Finding, reason?: string): Sarif.Result => ({
+    ruleId: f.ruleId,
+    ruleIndex: index.get(f.ruleId)!,
+    level: LEVEL[f.severity],
+    message: { text: `${f.message}. Fix: ${f.fix}` },
+    locations: [
+      {
+        physicalLocation: {
+          artifactLocation: { uri: encodeURI(f.file), uriBaseId: "%SRCROOT%" },
+          region: { startLine: f.line, startColumn: f.col },
+        },
+      },
+    ],
+    ...(reason !== undefined ? { suppressions: [{ kind: "inSource" as const, justification: reason }] } : {}),
+  });
+  return {
+    $schema: "https://json.schemastore.org/sarif-2.1.0.json",
+    version: "2.1.0",
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: "kiln review",
+            version: toolVersion,
+            rules: RULES.map((r) => ({
+              id: r.id,
+              name: pascal(r.title),
+              shortDescription: { text: r.title },
+              fullDescription: { text: r.rationale },
+              help: { text: `Fix: ${r.fix}`, markdown: `**Protects:** ${r.pattern}\n\n${r.rationale}\n\n**Fix:** ${r.fix}` },
+              defaultConfiguration: { level: LEVEL[r.severity] },
+              properties: { tags: ["immutable-infrastructure", ...r.kinds], pattern: r.pattern },
+            })),
+          },
+        },
+        originalUriBaseIds: { "%SRCROOT%": { description: { text: "the directory kiln review ran in" } } },
+        artifacts: [...new Set([...result.findings, ...result.suppressed].map((f) => f.file))].sort().map((file) => ({ location: { uri: encodeURI(file), uriBaseId: "%SRCROOT%" } })),
+        results: [...result.findings.map((f) => toResult(f)), ...result.suppressed.map((f) => toResult(f, f.reason))],
+        columnKind: "utf16CodeUnits",
+      },
+    ],
+  };
+}
+
+function pascal(s: string): string {
+  return s
+    .replace(/`[^`]*`/g, "")
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((w) => w[0]!.toUpperCase() + w.slice(1))
+    .join("");
+}

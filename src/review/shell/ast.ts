@@ -1,0 +1,227 @@
+// The shell parser: mvdan/sh (the parser behind shfmt), compiled to JavaScript by its
+// author as the `mvdan-sh` package. These interfaces describe the part of its syntax tree
+// kiln reads; field names are the Go ones (https://pkg.go.dev/mvdan.cc/sh/v3/syntax).
+
+import { createRequire } from "node:module";
+import type { Pos } from "../types.js";
+
+export interface ShPos {
+  Line(): number;
+  Col(): number;
+  Offset(): number;
+}
+
+export interface ShNode {
+  Pos(): ShPos;
+  End(): ShPos;
+}
+
+export interface File extends ShNode {
+  Stmts: Stmt[];
+  Last: Comment[] | null;
+}
+
+export interface Comment extends ShNode {
+  Text: string;
+}
+
+export interface Stmt extends ShNode {
+  Cmd: Command | null;
+  Negated: boolean;
+  Background: boolean;
+  Redirs: Redirect[] | null;
+  Comments: Comment[] | null;
+}
+
+export interface Redirect extends ShNode {
+  Op: number;
+  Word: Word | null;
+  Hdoc: Word | null;
+}
+
+export type Command = ShNode & Record<string, unknown>;
+
+export interface CallExpr extends ShNode {
+  Assigns: Assign[] | null;
+  Args: Word[] | null;
+}
+
+export interface Assign extends ShNode {
+  Name: Lit | null;
+  Value: Word | null;
+  Array: { Elems: { Value: Word | null }[] | null } | null;
+  Naked: boolean;
+}
+
+export interface BinaryCmd extends ShNode {
+  Op: number;
+  X: Stmt;
+  Y: Stmt;
+}
+
+export interface IfClause extends ShNode {
+  Cond: Stmt[] | null;
+  Then: Stmt[] | null;
+  Else: IfClause | null;
+}
+
+export interface WhileClause extends ShNode {
+  Until: boolean;
+  Cond: Stmt[] | null;
+  Do: Stmt[] | null;
+}
+
+export interface ForClause extends ShNode {
+  Do: Stmt[] | null;
+}
+
+export interface FuncDecl extends ShNode {
+  Name: Lit;
+  Body: Stmt;
+}
+
+export interface Block extends ShNode {
+  Stmts: Stmt[] | null;
+}
+
+export interface CaseClause extends ShNode {
+  Word: Word;
+  Items: { Patterns: Word[] | null; Stmts: Stmt[] | null }[] | null;
+}
+
+export interface TestClause extends ShNode {
+  X: TestExpr;
+}
+
+export type TestExpr = ShNode & { Op?: number; X?: TestExpr; Y?: TestExpr } & Partial<Word>;
+
+export interface ArithmCmd extends ShNode {
+  X: ShNode & { Op?: number; X?: ShNode; Y?: ShNode } & Partial<Word>;
+}
+
+export interface DeclClause extends ShNode {
+  Variant: Lit;
+  Args: Assign[] | null;
+}
+
+export interface TimeClause extends ShNode {
+  Stmt: Stmt | null;
+}
+
+export interface Word extends ShNode {
+  Parts: WordPart[] | null;
+}
+
+export type WordPart = ShNode & Record<string, unknown>;
+
+export interface Lit extends ShNode {
+  Value: string;
+}
+
+interface Syntax {
+  NewParser(...opts: unknown[]): { Parse(src: string, name: string): File };
+  KeepComments(on: boolean): unknown;
+  Variant(v: unknown): unknown;
+  LangBash: unknown;
+  NodeType(n: unknown): string;
+}
+
+// The GopherJS build is CommonJS without type declarations.
+let syntax: Syntax | undefined;
+export function sh(): Syntax {
+  syntax ??= (createRequire(import.meta.url)("mvdan-sh") as { syntax: Syntax }).syntax;
+  return syntax;
+}
+
+export function nodeType(n: unknown): string {
+  return n ? sh().NodeType(n) : "";
+}
+
+export function pos(n: ShNode): Pos {
+  const p = n.Pos();
+  return { line: p.Line(), col: p.Col() };
+}
+
+export type ShellParse = { file: File } | { error: { line: number; col: number; message: string } };
+
+export function parseShell(text: string, name: string): ShellParse {
+  const s = sh();
+  try {
+    return { file: s.NewParser(s.KeepComments(true), s.Variant(s.LangBash)).Parse(text, name) };
+  } catch (e) {
+    const err = e as { Pos?: ShPos; Text?: string; message?: string };
+    if (err && typeof err.Text === "string" && err.Pos) return { error: { line: err.Pos.Line(), col: err.Pos.Col(), message: err.Text } };
+    return { error: { line: 1, col: 1, message: String(err?.message ?? e) } };
+  }
+}
+
+// Operator codes of mvdan/sh's syntax package (BinCmdOperator, BinTestOperator, UnTestOperator, BinAritOperator).
+export const OP = {
+  and: 10,
+  or: 11,
+  pipe: 12,
+  pipeAll: 13,
+  testEq: 40, // ==
+  testNe: 41, // !=
+  testMatchShort: 74, // =
+  testNumEq: 116, // -eq
+  testNumNe: 117, // -ne
+  testNonEmpty: 108, // -n
+  testEmpty: 107, // -z
+  arithEq: 40,
+  arithNe: 41,
+} as const;
+
+/**
+ * A word as the analysis sees it: its literal text when it has one, otherwise a rendering
+ * where expansions appear as "$name" / "$(…)", plus what it expands.
+ */
+export interface WordInfo {
+  /** rendered text; quotes removed, expansions kept as written */
+  text: string;
+  /** true when the word has no expansions: its text is exactly what the command receives */
+  literal: boolean;
+  /** parameters it expands, e.g. ["TG_ARN"]; "@" for "$@" */
+  params: string[];
+  /** command substitutions inside it */
+  substs: Stmt[][];
+  pos: Pos;
+  node: Word;
+}
+
+export function wordInfo(w: Word): WordInfo {
+  const info: WordInfo = { text: "", literal: true, params: [], substs: [], pos: pos(w), node: w };
+  const visit = (parts: WordPart[] | null) => {
+    for (const p of parts ?? []) {
+      switch (nodeType(p)) {
+        case "Lit":
+          info.text += String(p.Value);
+          break;
+        case "SglQuoted":
+          info.text += String(p.Value);
+          break;
+        case "DblQuoted":
+          visit(p.Parts as WordPart[] | null);
+          break;
+        case "ParamExp": {
+          const name = (p.Param as Lit | null)?.Value ?? "";
+          info.literal = false;
+          info.params.push(name);
+          info.text += `\${${name}}`;
+          break;
+        }
+        case "CmdSubst":
+        case "ProcSubst":
+          info.literal = false;
+          info.substs.push((p.Stmts as Stmt[] | null) ?? []);
+          info.text += "$(…)";
+          break;
+        default:
+          info.literal = false;
+          info.text += "…";
+      }
+    }
+  };
+  visit(w.Parts);
+  return info;
+}
