@@ -1,0 +1,132 @@
+// Kill test: SIGKILL the controller at random moments during rolling and blue-green rollouts
+// on the real local provider under continuous load. Every rollout must converge (live or rolled
+// back), no client request may fail, no instance process may be orphaned, history stays intact.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { context } from "../../src/cli/context.js";
+import { startDaemons, stopDaemons } from "../../src/cli/daemons.js";
+import { buildDeployRequest } from "../../src/cli/deploy-flow.js";
+import { recipeOf } from "../../src/cli/verbs/bake.js";
+import { bake, openStore } from "../../src/image/index.js";
+import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
+import { seededRandom } from "../../src/providers/fake/index.js";
+import { helloWorkspace, isAlive, requireTool, until } from "./support.js";
+
+const KILLS = Number(process.env.KILN_KILL_COUNT ?? 30);
+const SEED = Number(process.env.KILN_KILL_SEED ?? 424242);
+
+let cleanup: (() => Promise<void>) | undefined;
+after(async () => cleanup?.());
+
+/** Processes whose command line mentions this workspace: instances, controller, proxy. */
+function processesOf(dir: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(dir)) pids.push(Number(p));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+test(`controller SIGKILLed at ${KILLS} random moments across rolling and blue-green rollouts: all converge, 0 failed requests, no orphans`, async (t) => {
+  let bwrap = true;
+  try {
+    execFileSync("bwrap", ["--version"], { stdio: "ignore" });
+  } catch {
+    bwrap = false;
+  }
+  if (!requireTool(bwrap, "bubblewrap is not installed", t)) return;
+  const ws = await helloWorkspace("kiln-kill-");
+  const file = join(ws.dir, "kiln.yaml");
+  let ctx = context({ file });
+  let load: LoadHandle | undefined;
+  cleanup = async () => {
+    if (load) await load.stop();
+    await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name });
+    rmSync(ws.dir, { recursive: true, force: true });
+  };
+  const random = seededRandom(SEED);
+  const up = () => startDaemons({ paths: ctx.paths, specFile: file, listen: ctx.loaded.spec.listen, home: ctx.home });
+  const bakeVersion = async (version: string, healthy = true) => {
+    ws.release(version, healthy);
+    ctx = context({ file });
+    await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
+  };
+
+  await bakeVersion("1.0.0");
+  await up();
+  const first = await ctx.client.deploy(await buildDeployRequest(ctx, undefined, "rolling"));
+  await until(async () => (await ctx.client.rollout(first.rollout.id)).state !== "running", 120_000, "first deploy");
+  load = startLoad({ url: `http://127.0.0.1:${ws.port}/`, concurrency: 4, durationMs: 20 * 60_000 });
+  await until(async () => (await load!.snapshot()).requests > 20, 10_000, "load");
+
+  let kills = 0;
+  let rollouts = 0;
+  const outcomes: string[] = [];
+  for (let v = 2; kills < KILLS && v < 60; v++) {
+    const strategy = v % 2 === 0 ? "rolling" : "blue-green";
+    // Every fourth release is broken: the kill lands in a rollout that must roll back.
+    const broken = v % 4 === 0;
+    await bakeVersion(`${v}.0.0`, !broken);
+    const { release } = await ctx.client.deploy(await buildDeployRequest(ctx, undefined, strategy));
+    rollouts++;
+    // Kill at 1–3 random moments while the rollout (or the rollback it turns into) runs.
+    for (let k = 0; k < 3 && kills < KILLS; k++) {
+      await new Promise((r) => setTimeout(r, 150 + random() * 2500));
+      const s = await ctx.client.status();
+      if (!s.rollout) break;
+      process.kill(s.controller.pid, "SIGKILL");
+      kills++;
+      await until(() => !isAlive(s.controller.pid), 5000, "controller death");
+      await up();
+    }
+    await until(async () => !(await ctx.client.status()).rollout, 180_000, `rollout of ${release.id} to settle`);
+    const h = await ctx.client.history();
+    const rel = h.releases.find((r) => r.id === release.id)!;
+    outcomes.push(`${release.id}:${strategy}:${rel.status}`);
+    assert.equal(rel.status, broken ? "failed" : "live", `${release.id} (${strategy}, broken=${broken}) ended ${rel.status}: ${rel.reason ?? ""}`);
+    const s = await ctx.client.status();
+    const expected = broken ? h.releases.find((r) => r.status === "live")! : rel;
+    await until(async () => {
+      const st = await ctx.client.status();
+      const serving = st.instances.filter((i) => i.inRotation);
+      return serving.length === 3 && serving.every((i) => i.release === expected.id);
+    }, 60_000, `fleet on ${expected.id}`);
+    void s;
+  }
+  assert.ok(kills >= KILLS, `only ${kills} kills`);
+
+  // Let warm standbys and drains settle, then account for every process.
+  const s = await ctx.client.status();
+  const totals = await load.stop();
+  load = undefined;
+  const known = new Set([s.controller.pid, s.proxy.pid!, ...s.instances.map((i) => i.pid!)]);
+  // An instance is a process group (launcher, bwrap, the app); its leader is the pid state records.
+  const pgid = (pid: number) => {
+    try {
+      return Number(readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[2]);
+    } catch {
+      return -1;
+    }
+  };
+  const stray = processesOf(ws.dir).filter((p) => !known.has(p) && !known.has(pgid(p)) && p !== process.pid);
+  // Instance processes inside bwrap show the rootfs path, not the workspace, so also ask the provider.
+  const listed = (await import("../../src/providers/registry.js")).createProvider("local", { home: ctx.home });
+  const running = (await listed.list(ctx.loaded.spec.name)).filter((i) => i.state === "running").map((i) => i.id).sort();
+  assert.deepEqual(running, s.instances.map((i) => i.id).sort(), "every running instance is one state knows");
+  const h = await ctx.client.history();
+  assert.ok(h.rollouts.every((r) => r.state !== "running"));
+  assert.ok(h.releases.every((r) => ["live", "superseded", "failed", "rolled-back"].includes(r.status)), JSON.stringify(h.releases.map((r) => r.status)));
+  assert.equal(h.releases.filter((r) => r.status === "live").length, 1);
+  t.diagnostic(`seed ${SEED}: ${kills} kills over ${rollouts} rollouts (${outcomes.join(", ")}); ${totals.requests} requests, ${totals.failed} failed; stray processes: ${stray.length}`);
+  assert.equal(totals.failed, 0, JSON.stringify(totals.errors ?? []));
+  assert.deepEqual(stray, []);
+});
