@@ -180,9 +180,22 @@ usage() {
   exit 2
 }
 
-stack_output() {
-  aws cloudformation describe-stacks --stack-name "$STACK" \\
-    --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
+# The stack's outputs, read once: the listener, and each color's target group and Auto Scaling group.
+load_stack() {
+  local key value
+  while read -r key value; do
+    case "$key" in
+      ListenerArn) LISTENER_ARN="$value" ;;
+      BlueTargetGroupArn) BLUE_TG="$value" ;;
+      GreenTargetGroupArn) GREEN_TG="$value" ;;
+      BlueAutoScalingGroupName) BLUE_ASG="$value" ;;
+      GreenAutoScalingGroupName) GREEN_ASG="$value" ;;
+    esac
+  done < <(aws cloudformation describe-stacks --stack-name "$STACK" \\
+    --query "Stacks[0].Outputs[].[OutputKey,OutputValue]" --output text)
+  if [ -z "\${LISTENER_ARN:-}" ] || [ -z "\${BLUE_TG:-}" ] || [ -z "\${GREEN_TG:-}" ] || [ -z "\${BLUE_ASG:-}" ] || [ -z "\${GREEN_ASG:-}" ]; then
+    die "stack $STACK lacks the outputs of cloudformation.yaml (set STACK to its name)"
+  fi
 }
 
 check_color() {
@@ -201,11 +214,11 @@ capitalized() {
 }
 
 target_group() {
-  stack_output "$(capitalized "$1")TargetGroupArn"
+  if [ "$1" = blue ]; then echo "$BLUE_TG"; else echo "$GREEN_TG"; fi
 }
 
 auto_scaling_group() {
-  stack_output "$(capitalized "$1")AutoScalingGroupName"
+  if [ "$1" = blue ]; then echo "$BLUE_ASG"; else echo "$GREEN_ASG"; fi
 }
 
 # count_targets TG [STATE]: targets registered in TG (in STATE: healthy, unhealthy, …)
@@ -219,7 +232,7 @@ count_targets() {
 # The color whose target group has the listener's weight.
 live_color() {
   local live_tg
-  live_tg="$(aws elbv2 describe-listeners --listener-arns "$(stack_output ListenerArn)" \\
+  live_tg="$(aws elbv2 describe-listeners --listener-arns "$LISTENER_ARN" \\
     --query "Listeners[0].DefaultActions[0].ForwardConfig.TargetGroups[?Weight > \\\`0\\\`].TargetGroupArn | [0]" --output text)"
   if [ "$live_tg" = "$(target_group blue)" ]; then
     echo blue
@@ -247,19 +260,18 @@ wait_healthy() {
 # switch_to COLOR: all traffic to COLOR, only if all its targets are in service (a rollback too: never onto a
 # broken fleet); then read the listener back: the switch is done only when it says so.
 switch_to() {
-  local listener actions
+  local actions
   aws elbv2 wait target-in-service --target-group-arn "$(target_group "$1")" || die "$1 is not healthy: traffic not switched"
-  listener="$(stack_output ListenerArn)"
   actions="$(printf '[{"Type":"forward","ForwardConfig":{"TargetGroups":[{"TargetGroupArn":"%s","Weight":100},{"TargetGroupArn":"%s","Weight":0}]}}]' \\
     "$(target_group "$1")" "$(target_group "$(other_color "$1")")")"
-  aws elbv2 modify-listener --listener-arn "$listener" --default-actions "$actions" >/dev/null
+  aws elbv2 modify-listener --listener-arn "$LISTENER_ARN" --default-actions "$actions" >/dev/null
   [ "$(live_color)" = "$1" ] || die "the listener does not read back $1 after the switch"
-  aws elbv2 add-tags --resource-arns "$listener" --tags "Key=kiln:switched-at,Value=$(date +%s)"
+  aws elbv2 add-tags --resource-arns "$LISTENER_ARN" --tags "Key=kiln:switched-at,Value=$(date +%s)"
   echo "traffic: 100% $1"
 }
 
 switched_at() {
-  aws elbv2 describe-tags --resource-arns "$(stack_output ListenerArn)" \\
+  aws elbv2 describe-tags --resource-arns "$LISTENER_ARN" \\
     --query "TagDescriptions[0].Tags[?Key=='kiln:switched-at'].Value | [0]" --output text
 }
 
@@ -333,11 +345,14 @@ status() {
 }
 
 case "\${1:-}" in
+  promote | retire | rollback | status) load_stack ;;
+  *) usage ;;
+esac
+case "$1" in
   promote) promote "\${2:-}" ;;
   retire) retire ;;
   rollback) rollback ;;
   status) status ;;
-  *) usage ;;
 esac
 `;
 }

@@ -159,8 +159,8 @@ export function scanProject(dir: string): ProjectFacts {
     if (/\bPORT\b/.test(text)) readsPort = true;
     for (const route of HEALTH_ROUTES) {
       if (found.has(route)) continue;
-      // the route as a string literal: "/healthz", '/healthz', `/healthz`
-      if (new RegExp(`["'\`]${route.replace("/", "\\/")}["'\`]`).test(text)) found.set(route, rel);
+      // the route in a string literal: "/healthz", '/up', `/status`, "GET /health"
+      if (new RegExp(`["'\`](?:[A-Z]+ )?${route.replace("/", "\\/")}["'\`?]`).test(text)) found.set(route, rel);
     }
   }
   const healthRoutes = HEALTH_ROUTES.filter((r) => found.has(r)).map((route) => ({ route, file: found.get(route)! }));
