@@ -85,7 +85,7 @@ const behaviour: fc.Arbitrary<FakeBehaviour> = fc.oneof(
 const scenario = (strategy: "rolling" | "blue-green"): fc.Arbitrary<Scenario> =>
   fc
     .record({
-      instances: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 1, max: 12 }) }, { weight: 1, arbitrary: fc.integer({ min: 13, max: 200 }) }),
+      instances: fc.oneof({ weight: 30, arbitrary: fc.integer({ min: 1, max: 12 }) }, { weight: 1, arbitrary: fc.integer({ min: 13, max: 200 }) }),
       minHealthyPercent: fc.integer({ min: 0, max: 100 }),
       surge: fc.integer({ min: 0, max: 100 }),
       warmup: fc.integer({ min: 0, max: 1000 }),
