@@ -16,6 +16,8 @@ export function detectKind(path: string, text: string): FileKind | undefined {
   if (ext === ".sh" || ext === ".bash") return "shell";
   if (ext === "" && /^#!.*\b(bash|sh|zsh|ksh|dash)\b/.test(text)) return "shell";
   if (ext === ".yaml" || ext === ".yml" || ext === ".json" || ext === ".template") {
+    // Helm and other Go templates are not YAML until rendered: review the rendered output instead.
+    if (/^\s*\{\{-?|:\s*\{\{-?\s*(if|range|with|include|template|\.Values)/m.test(text) && !/AWSTemplateFormatVersion/.test(text)) return undefined;
     if (/(^|["\s])AWSTemplateFormatVersion["']?\s*:/m.test(text) || (/(^|["\s])Resources["']?\s*:/m.test(text) && /["'\s:]AWS::[A-Za-z0-9]+::/.test(text))) return "cloudformation";
     if (/^apiVersion:\s*["']?kiln\/v1/m.test(text)) return "kiln";
     if (/(^|[{,\s])["']?apiVersion["']?\s*:/m.test(text) && /(^|[{,\s])["']?kind["']?\s*:/m.test(text)) return "kubernetes";

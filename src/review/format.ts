@@ -2,6 +2,8 @@
 // code-scanning UIs. All three are pure functions of the result, so the same input gives
 // byte-identical output.
 
+import { isAbsolute } from "node:path";
+import { pathToFileURL } from "node:url";
 import type * as Sarif from "sarif";
 import { RULES } from "./rules.js";
 import type { Finding, ReviewResult, Severity } from "./types.js";
@@ -74,7 +76,7 @@ export function toSarif(result: ReviewResult, toolVersion: string): Sarif.Log {
     locations: [
       {
         physicalLocation: {
-          artifactLocation: { uri: encodeURI(f.file), uriBaseId: "%SRCROOT%" },
+          artifactLocation: artifact(f.file),
           region: { startLine: f.line, startColumn: f.col },
         },
       },
@@ -102,12 +104,17 @@ export function toSarif(result: ReviewResult, toolVersion: string): Sarif.Log {
           },
         },
         originalUriBaseIds: { "%SRCROOT%": { description: { text: "the directory kiln review ran in" } } },
-        artifacts: [...new Set([...result.findings, ...result.suppressed].map((f) => f.file))].sort().map((file) => ({ location: { uri: encodeURI(file), uriBaseId: "%SRCROOT%" } })),
+        artifacts: [...new Set([...result.findings, ...result.suppressed].map((f) => f.file))].sort().map((file) => ({ location: artifact(file) })),
         results: [...result.findings.map((f) => toResult(f)), ...result.suppressed.map((f) => toResult(f, f.reason))],
         columnKind: "utf16CodeUnits",
       },
     ],
   };
+}
+
+/** A relative path is relative to %SRCROOT% (where review ran); an absolute one becomes a file: URI. */
+function artifact(file: string): Sarif.ArtifactLocation {
+  return isAbsolute(file) ? { uri: pathToFileURL(file).href } : { uri: encodeURI(file), uriBaseId: "%SRCROOT%" };
 }
 
 function pascal(s: string): string {
@@ -117,4 +124,28 @@ function pascal(s: string): string {
     .filter(Boolean)
     .map((w) => w[0]!.toUpperCase() + w.slice(1))
     .join("");
+}
+
+/** docs/review-rules.md: the catalog as a table, then each rule's rationale and fix. */
+export function rulesMarkdown(): string {
+  const esc = (s: string) => s.replace(/\|/g, "\\|");
+  const lines = [
+    "# kiln review rules",
+    "",
+    "<!-- Generated from src/review/rules.ts (rulesMarkdown); test/review/rules.test.ts keeps the two in step. -->",
+    "",
+    "`kiln review PATH...` reads deploy shell scripts, Packer HCL2 templates, CloudFormation (YAML or JSON),",
+    "Terraform, Kubernetes and Argo Rollouts manifests, Docker Compose/Swarm stack files and kiln.yaml, each",
+    "with a real parser, and reports where they break the patterns of immutable infrastructure. Suppress a",
+    "finding, with a reason, on its line or the line above: `# kiln-ignore KR012: why`.",
+    "",
+    "| id | severity | title | reads | protects |",
+    "|---|---|---|---|---|",
+    ...RULES.map((r) => `| ${r.id} | ${r.severity} | ${esc(r.title)} | ${r.kinds.join(", ")} | ${esc(r.pattern)} |`),
+    "",
+  ];
+  for (const r of RULES) {
+    lines.push(`## ${r.id} — ${r.title}`, "", `*${r.severity}; protects: ${r.pattern}*`, "", r.rationale, "", `**Fix:** ${r.fix}`, "");
+  }
+  return lines.join("\n");
 }

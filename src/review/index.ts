@@ -24,7 +24,7 @@ import { checkKubernetes } from "./yaml/kubernetes.js";
 import { parseYaml } from "./yaml/parse.js";
 
 export { RULES, ruleById } from "./rules.js";
-export { formatText, formatJson, toSarif, failsAt } from "./format.js";
+export { formatText, formatJson, toSarif, failsAt, rulesMarkdown } from "./format.js";
 export type * from "./types.js";
 
 type Checked = { findings: RawFinding[] } | { error: { line: number; col: number; message: string } | { where: string; message: string } };

@@ -5,7 +5,7 @@ import type { Pos, RawFinding } from "../types.js";
 /** A reference that is wholly a variable (`$IMAGE`, `${var.image}`, `{{ .Values.image }}`) says nothing. */
 const WHOLLY_VARIABLE = /^(\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\{\{[^}]*\}\}|\$\(…\))$/;
 
-export function checkImageRef(ref: string, pos: Pos, _literal = true): RawFinding[] {
+export function checkImageRef(ref: string, pos: Pos): RawFinding[] {
   const r = ref.trim();
   if (r === "" || WHOLLY_VARIABLE.test(r)) return [];
   // a digest, literal or from a variable, pins the bytes

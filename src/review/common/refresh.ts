@@ -16,6 +16,8 @@ export interface RefreshContext {
   desired?: number;
   /** where to report a missing preferences block */
   at?: Pos;
+  /** CloudFormation's AutoScalingInstanceRefresh update policy has no AutoRollback: a failed refresh fails the stack update, which CloudFormation rolls back */
+  rollbackElsewhere?: boolean;
 }
 
 const NAMES = {
@@ -68,6 +70,7 @@ export function checkRefreshPreferences(prefs: LNode | undefined, ctx: RefreshCo
     });
   }
   const rbE = e("rollback");
+  if (ctx.rollbackElsewhere) return out;
   if (rbE && bool(rbE.value) === false) {
     out.push({ ruleId: "KR014", pos: rbE.value.pos, message: `${n("rollback")} is false: a failed refresh leaves the group half on the new launch template` });
   } else if (!rbE) {

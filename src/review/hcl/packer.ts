@@ -142,5 +142,14 @@ function disablesSsh(texts: string[]): boolean {
 }
 
 function findSshEnable(texts: string[]): boolean {
-  return texts.some((t) => /systemctl (enable|start) (ssh|sshd)\b|apt-get install[^\n]*openssh-server|apk add[^\n]*openssh/.test(t));
+  let found = false;
+  for (const t of texts) {
+    const parsed = parseShell(t, "script");
+    if ("error" in parsed) continue;
+    walkCalls(parsed.file.Stmts, (argv) => {
+      const s = (argv[0] === "sudo" ? argv.slice(1) : argv).join(" ");
+      if (/^systemctl (enable|start)( --now)? (ssh|sshd)\b/.test(s) || /^(apt-get|apt|apk|yum|dnf) (install|add)\b.*\bopenssh(-server)?\b/.test(s)) found = true;
+    });
+  }
+  return found;
 }

@@ -5,38 +5,25 @@
 import { createRequire } from "node:module";
 import type { Pos } from "../types.js";
 
-export interface ShPos {
+interface GoPos {
   Line(): number;
   Col(): number;
-  Offset(): number;
 }
 
+/** Every node carries its kind (mvdan/sh's NodeType) and where it starts. */
 export interface ShNode {
-  Pos(): ShPos;
-  End(): ShPos;
+  type: string;
+  pos: Pos;
 }
 
 export interface File extends ShNode {
   Stmts: Stmt[];
-  Last: Comment[] | null;
-}
-
-export interface Comment extends ShNode {
-  Text: string;
 }
 
 export interface Stmt extends ShNode {
   Cmd: Command | null;
   Negated: boolean;
   Background: boolean;
-  Redirs: Redirect[] | null;
-  Comments: Comment[] | null;
-}
-
-export interface Redirect extends ShNode {
-  Op: number;
-  Word: Word | null;
-  Hdoc: Word | null;
 }
 
 export type Command = ShNode & Record<string, unknown>;
@@ -119,8 +106,7 @@ export interface Lit extends ShNode {
 }
 
 interface Syntax {
-  NewParser(...opts: unknown[]): { Parse(src: string, name: string): File };
-  KeepComments(on: boolean): unknown;
+  NewParser(...opts: unknown[]): { Parse(src: string, name: string): unknown };
   Variant(v: unknown): unknown;
   LangBash: unknown;
   NodeType(n: unknown): string;
@@ -134,12 +120,67 @@ export function sh(): Syntax {
 }
 
 export function nodeType(n: unknown): string {
-  return n ? sh().NodeType(n) : "";
+  return (n as ShNode | null | undefined)?.type ?? "";
 }
 
 export function pos(n: ShNode): Pos {
-  const p = n.Pos();
-  return { line: p.Line(), col: p.Col() };
+  return n.pos;
+}
+
+// Field names per node type that the analysis reads. The GopherJS tree copies a slice
+// every time a field is read, so the tree is converted to plain objects once, here.
+const FIELDS: Record<string, readonly string[]> = {
+  File: ["Stmts"],
+  Stmt: ["Cmd", "Negated", "Background"],
+  CallExpr: ["Assigns", "Args"],
+  Assign: ["Name", "Value", "Array", "Naked"],
+  ArrayExpr: ["Elems"],
+  ArrayElem: ["Value"],
+  BinaryCmd: ["Op", "X", "Y"],
+  IfClause: ["Cond", "Then", "Else"],
+  WhileClause: ["Until", "Cond", "Do"],
+  ForClause: ["Loop", "Do"],
+  WordIter: ["Items"],
+  CStyleLoop: [],
+  FuncDecl: ["Name", "Body"],
+  Block: ["Stmts"],
+  Subshell: ["Stmts"],
+  CaseClause: ["Word", "Items"],
+  CaseItem: ["Patterns", "Stmts"],
+  TestClause: ["X"],
+  BinaryTest: ["Op", "X", "Y"],
+  UnaryTest: ["Op", "X"],
+  ParenTest: ["X"],
+  ArithmCmd: ["X"],
+  BinaryArithm: ["Op", "X", "Y"],
+  UnaryArithm: ["Op", "X"],
+  ParenArithm: ["X"],
+  DeclClause: ["Variant", "Args"],
+  TimeClause: ["Stmt"],
+  Word: ["Parts"],
+  Lit: ["Value"],
+  SglQuoted: ["Value"],
+  DblQuoted: ["Parts"],
+  ParamExp: ["Param"],
+  CmdSubst: ["Stmts"],
+  ProcSubst: ["Stmts"],
+};
+
+function plain(n: unknown, depth = 0): unknown {
+  if (n === null || n === undefined || typeof n !== "object" || depth > 400) return n ?? null;
+  if (Array.isArray(n)) return n.map((x) => plain(x, depth + 1));
+  const type = sh().NodeType(n);
+  const out: Record<string, unknown> = { type };
+  const p = (n as { Pos?: () => GoPos }).Pos;
+  if (typeof p === "function") {
+    const gp = p.call(n);
+    out.pos = { line: gp.Line(), col: gp.Col() };
+  }
+  for (const f of FIELDS[type] ?? []) {
+    const v = (n as Record<string, unknown>)[f];
+    out[f] = typeof v === "object" ? plain(v, depth + 1) : v;
+  }
+  return out;
 }
 
 export type ShellParse = { file: File } | { error: { line: number; col: number; message: string } };
@@ -147,9 +188,10 @@ export type ShellParse = { file: File } | { error: { line: number; col: number; 
 export function parseShell(text: string, name: string): ShellParse {
   const s = sh();
   try {
-    return { file: s.NewParser(s.KeepComments(true), s.Variant(s.LangBash)).Parse(text, name) };
+    const f = s.NewParser(s.Variant(s.LangBash)).Parse(text, name);
+    return { file: plain(f) as File };
   } catch (e) {
-    const err = e as { Pos?: ShPos; Text?: string; message?: string };
+    const err = e as { Pos?: GoPos; Text?: string; message?: string };
     if (err && typeof err.Text === "string" && err.Pos) return { error: { line: err.Pos.Line(), col: err.Pos.Col(), message: err.Text } };
     return { error: { line: 1, col: 1, message: String(err?.message ?? e) } };
   }

@@ -4,16 +4,12 @@
 
 import { basename } from "node:path";
 import type { RawFinding } from "../types.js";
-import { nodeType, parseShell, wordInfo, type CallExpr, type File } from "./ast.js";
-import { unwrap } from "./commands.js";
+import { parseShell, type File } from "./ast.js";
 import { analyzeFlow } from "./flow.js";
 import { bakeFindings, runtimeConfig } from "./packages.js";
-import { walkStmts } from "./walk.js";
 
 /** deploy: run from CI or a laptop against a fleet; bake: runs inside an image build; userdata: runs on an instance at boot. */
 export type ShellRole = "deploy" | "bake" | "userdata";
-
-const DEPLOY_TOOLS = new Set(["aws", "kubectl", "oc", "helm", "docker", "podman", "docker-compose", "terraform", "tofu", "gcloud", "az", "nomad", "ssh", "scp", "ansible", "ansible-playbook", "eksctl", "ecs-cli"]);
 
 export type ShellCheck = { findings: RawFinding[]; role: ShellRole } | { error: { line: number; col: number; message: string } };
 
@@ -21,7 +17,7 @@ export function checkShell(text: string, name: string, role?: ShellRole): ShellC
   const parsed = parseShell(text, name);
   if ("error" in parsed) return parsed;
   const findings = analyzeFlow(parsed.file, { text }).findings;
-  const r = role ?? detectRole(parsed.file, name);
+  const r = role ?? detectRole(name);
   if (r === "bake") findings.push(...bakeFindings(parsed.file));
   if (r === "userdata") findings.push(...userDataFindings(parsed.file));
   return { findings, role: r };
@@ -35,14 +31,13 @@ export function userDataFindings(file: File, map: (p: { line: number; col: numbe
   }));
 }
 
-function detectRole(file: File, name: string): ShellRole {
+/**
+ * A script's role when no Packer template names it: user data by its name, a bake script by
+ * the folder it lives in (packer/, provisioners/, bake/…); anything else is read as a deploy
+ * script, whose own package installs (a CI runner installing jq) concern nobody's fleet.
+ */
+function detectRole(name: string): ShellRole {
   if (/user[-_]?data|cloud[-_]?init/i.test(basename(name))) return "userdata";
-  let deploy = false;
-  walkStmts(file.Stmts, (st) => {
-    if (nodeType(st.Cmd) !== "CallExpr") return;
-    const words = unwrap(((st.Cmd as unknown as CallExpr).Args ?? []).map(wordInfo));
-    const cmd = words[0]?.text ?? "";
-    if (DEPLOY_TOOLS.has(cmd.slice(cmd.lastIndexOf("/") + 1))) deploy = true;
-  });
-  return deploy ? "deploy" : "bake";
+  if (/(^|\/)(packer|provision|provisioners|provisioning|bake|baking|image-build)\//i.test(name)) return "bake";
+  return "deploy";
 }

@@ -2,7 +2,7 @@
 // traffic, confirms health, probes health (output only), enters an instance, configures
 // one, or waits out a rollback window. Pure: argv in, classification out.
 
-import type { Pos, RawFinding } from "../types.js";
+import type { RawFinding } from "../types.js";
 import { checkImageRef } from "../common/image-ref.js";
 import { isSecretName, looksLikeLiteralSecret } from "../common/secrets.js";
 import { checkRefreshPreferences } from "../common/refresh.js";
@@ -408,7 +408,7 @@ function kubectl(args: WordInfo[]): Classified {
     case "set": {
       if (p[1]?.text === "image") for (const w of p.slice(3)) {
         const eq = w.text.indexOf("=");
-        if (eq > 0) findings.push(...checkImageRef(w.text.slice(eq + 1), w.pos, w.literal));
+        if (eq > 0) findings.push(...checkImageRef(w.text.slice(eq + 1), w.pos));
       }
       return { name: "kubectl set image", effect: "none", findings };
     }
@@ -444,7 +444,7 @@ function docker(args: WordInfo[], cmd: string): Classified {
     case "run":
     case "create": {
       const pp = positionals(rest, runOpts);
-      if (pp[0]) findings.push(...checkImageRef(pp[0].text, pp[0].pos, pp[0].literal));
+      if (pp[0]) findings.push(...checkImageRef(pp[0].text, pp[0].pos));
       for (let i = 0; i < rest.length; i++) {
         const t = rest[i]!.text;
         const v = t === "-v" || t === "--volume" ? rest[i + 1] : t.startsWith("--volume=") || t.startsWith("-v=") ? { ...rest[i]!, text: t.slice(t.indexOf("=") + 1) } : undefined;
@@ -459,7 +459,7 @@ function docker(args: WordInfo[], cmd: string): Classified {
     }
     case "pull": {
       const pp = positionals(rest);
-      if (pp[0]) findings.push(...checkImageRef(pp[0].text, pp[0].pos, pp[0].literal));
+      if (pp[0]) findings.push(...checkImageRef(pp[0].text, pp[0].pos));
       return { name: `${cmd} pull`, effect: "none", findings };
     }
     case "inspect":
@@ -471,10 +471,10 @@ function docker(args: WordInfo[], cmd: string): Classified {
       const sp = positionals(rest.slice(1), runOpts);
       if (sub === "rm" || sub === "remove") return { name: `${cmd} service rm`, effect: "remove", findings };
       if (sub === "scale" && sp.some((w) => /=0$/.test(w.text))) return { name: `${cmd} service scale …=0`, effect: "remove", findings };
-      if (sub === "create" && sp[0]) findings.push(...checkImageRef(sp[0].text, sp[0].pos, sp[0].literal));
+      if (sub === "create" && sp[0]) findings.push(...checkImageRef(sp[0].text, sp[0].pos));
       if (sub === "update") {
         const img = opt(rest, "--image");
-        if (img) findings.push(...checkImageRef(img.text, img.pos, img.literal));
+        if (img) findings.push(...checkImageRef(img.text, img.pos));
       }
       if (sub === "ps" || sub === "inspect") return { name: `${cmd} service ${sub}`, effect: "probe", findings };
       return { name: `${cmd} service ${sub}`, effect: "none", findings };

@@ -113,18 +113,7 @@ const OK: Out = { ok: null, fail: null };
 function merge(a: State | null, b: State | null): State | null {
   if (!a) return b;
   if (!b) return a;
-  const vars = new Map<string, VarFact>();
-  for (const k of new Set([...a.vars.keys(), ...b.vars.keys()])) {
-    const x = a.vars.get(k);
-    const y = b.vars.get(k);
-    if (!x || !y) vars.set(k, { kind: "values", values: new Map([["?", "unknown"]]) });
-    else if (x.kind === "probe" && y.kind === "probe") vars.set(k, x);
-    else if (x.kind === "values" && y.kind === "values") {
-      const m = new Map(x.values);
-      for (const [v, h] of y.values) m.set(v, m.has(v) ? mergeH(m.get(v)!, h) : h);
-      vars.set(k, { kind: "values", values: m });
-    } else vars.set(k, { kind: "values", values: new Map([["?", "unknown"]]) });
-  }
+  const vars = a.vars === b.vars ? a.vars : mergeVars(a.vars, b.vars);
   return {
     h: mergeH(a.h, b.h),
     errexit: a.errexit && b.errexit,
@@ -132,18 +121,43 @@ function merge(a: State | null, b: State | null): State | null {
     flagged: a.flagged && b.flagged,
     window: a.window === b.window ? a.window : a.window === "soaked" || b.window === "soaked" ? "soaked" : "none",
     vars,
-    seen: [...new Set([...a.seen, ...b.seen])].sort((p, q) => p - q),
+    seen: a.seen === b.seen ? a.seen : addSeen(a.seen, ...b.seen),
   };
 }
 
+function mergeVars(av: ReadonlyMap<string, VarFact>, bv: ReadonlyMap<string, VarFact>): ReadonlyMap<string, VarFact> {
+  const vars = new Map<string, VarFact>();
+  for (const k of new Set([...av.keys(), ...bv.keys()])) {
+    const x = av.get(k);
+    const y = bv.get(k);
+    if (x === y) vars.set(k, x!);
+    else if (!x || !y) vars.set(k, { kind: "values", values: new Map([["?", "unknown"]]) });
+    else if (x.kind === "probe" && y.kind === "probe") vars.set(k, x);
+    else if (x.kind === "values" && y.kind === "values") {
+      const m = new Map(x.values);
+      for (const [v, h] of y.values) m.set(v, m.has(v) ? mergeH(m.get(v)!, h) : h);
+      vars.set(k, { kind: "values", values: m });
+    } else vars.set(k, { kind: "values", values: new Map([["?", "unknown"]]) });
+  }
+  return vars;
+}
+
 const mergeH = (a: H, b: H): H => (a === b ? a : "unknown");
+
+/** The latest few health-check lines, enough to explain a finding. */
+function addSeen(seen: readonly number[], ...lines: number[]): number[] {
+  if (lines.length === 0) return seen as number[];
+  return [...new Set([...seen, ...lines])].sort((p, q) => p - q).slice(-3);
+}
 
 function sameState(a: State | null, b: State | null): boolean {
   if (!a || !b) return a === b;
   if (a.h !== b.h || a.errexit !== b.errexit || a.pipefail !== b.pipefail || a.flagged !== b.flagged || a.window !== b.window) return false;
   if (a.seen.join() !== b.seen.join() || a.vars.size !== b.vars.size) return false;
+  if (a.vars === b.vars) return true;
   for (const [k, x] of a.vars) {
     const y = b.vars.get(k);
+    if (x === y) continue;
     if (!y || x.kind !== y.kind) return false;
     if (x.kind === "values" && y.kind === "values") {
       if (x.values.size !== y.values.size) return false;
@@ -158,8 +172,6 @@ const mergeOut = (o: Out): State | null => merge(o.ok, o.fail);
 
 export interface FlowResult {
   findings: RawFinding[];
-  /** every simple command's classification, for the role of the file */
-  effects: Set<Effect>;
 }
 
 export interface FlowOptions {
@@ -176,7 +188,8 @@ class Flow {
   private readonly funcs = new Map<string, FuncDecl>();
   private readonly called = new Set<string>();
   private readonly trapped = new Set<string>();
-  readonly effects = new Set<Effect>();
+  /** statements interpreted so far; past a budget, loops stop iterating towards a fixed point and widen */
+  private steps = 0;
 
   constructor(
     private readonly file: File,
@@ -195,12 +208,12 @@ class Flow {
     // Functions never called here may be called by a dispatcher ("$@") or another script:
     // read them from a fresh state. Trap handlers run when something failed: a removal in
     // them is a rollback.
-    for (const [name, fn] of [...this.funcs].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [name, fn] of [...this.funcs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       if (this.called.has(name)) continue;
       const start = this.trapped.has(name) ? with_(init, { h: "failed" }) : init;
       this.callFunction(name, fn, [], start, { ...ctx, stack: [name] });
     }
-    return { findings: [...this.findings.values()], effects: this.effects };
+    return { findings: [...this.findings.values()] };
   }
 
   private report(f: RawFinding, ctx: Ctx): void {
@@ -224,6 +237,7 @@ class Flow {
   }
 
   private stmt(st: Stmt, state: State, ctx: Ctx): Out {
+    this.steps++;
     if (st.Background) {
       // Started, not finished: nothing it checks is known when the next line runs.
       this.command(st, state, { ...ctx, cond: true });
@@ -282,12 +296,13 @@ class Flow {
   private binary(b: BinaryCmd, st: Stmt, state: State, ctx: Ctx): Out {
     if (b.Op === OP.and) {
       const x = this.stmt(b.X, state, { ...ctx, cond: true, tail: false });
-      const y = x.ok ? this.stmt(b.Y, x.ok, ctx) : OK;
+      // on the right, $? is the left side's (0 after &&, non-zero after ||)
+      const y = x.ok ? this.stmt(b.Y, x.ok, { ...ctx, prev: { ok: x.ok, fail: null } }) : OK;
       return { ok: y.ok, fail: merge(x.fail, y.fail) };
     }
     if (b.Op === OP.or) {
       const x = this.stmt(b.X, state, { ...ctx, cond: true, tail: false });
-      const y = x.fail ? this.stmt(b.Y, x.fail, ctx) : OK;
+      const y = x.fail ? this.stmt(b.Y, x.fail, { ...ctx, prev: { ok: null, fail: x.fail } }) : OK;
       return { ok: merge(x.ok, y.ok), fail: y.fail };
     }
     if (b.Op === OP.pipe || b.Op === OP.pipeAll) return this.pipeline(st, state, ctx);
@@ -307,7 +322,7 @@ class Flow {
     if (state.pipefail && outs.some((o) => o.ok?.h === "ok" && state.h !== "ok")) okH = "ok";
     let ok = last.ok ? with_(last.ok, { h: okH ?? last.ok.h }) : null;
     let fail = last.fail;
-    if (okH === "ok" && ok) ok = with_(ok, { seen: [...new Set([...ok.seen, posOf(st).line])] });
+    if (okH === "ok" && ok) ok = with_(ok, { seen: addSeen(ok.seen, posOf(st).line) });
     if (okH === "ok" && fail && fail.h === state.h) fail = with_(fail, { h: "failed" });
     const out = this.errexit({ ok, fail }, ctx);
     this.checkIgnored(st, state, out, ctx);
@@ -336,7 +351,7 @@ class Flow {
   private whileClause(w: WhileClause, state: State, ctx: Ctx): Out {
     let head: State = state;
     let exit: State | null = null;
-    for (let iter = 0; iter < 8; iter++) {
+    for (let iter = 0; iter < this.maxIterations(); iter++) {
       const loop = { brk: null as State | null, cont: null as State | null };
       const c = this.stmts(w.Cond, head, { ...ctx, cond: true, tail: false });
       const [bodyIn, out] = w.Until ? [c.fail, c.ok] : [c.ok, c.fail];
@@ -344,9 +359,13 @@ class Flow {
       exit = merge(out, loop.brk);
       const next = merge(state, merge(mergeOut(body), loop.cont))!;
       if (sameState(next, head)) break;
-      head = iter >= 6 ? widen(next) : next;
+      head = iter >= this.maxIterations() - 2 ? widen(next) : next;
     }
     return { ok: exit, fail: exit };
+  }
+
+  private maxIterations(): number {
+    return this.steps > 100_000 ? 2 : 8;
   }
 
   private forClause(f: ForClause, state: State, ctx: Ctx): Out {
@@ -360,14 +379,14 @@ class Flow {
     const atLeastOnce = isCStyle(f) || (loopWords.length > 0 && loopWords.every((w) => { const i = wordInfo(w); return i.literal || i.substs.length > 0; }));
     let head: State = s;
     let exit: State | null = null;
-    for (let iter = 0; iter < 8; iter++) {
+    for (let iter = 0; iter < this.maxIterations(); iter++) {
       const loop = { brk: null as State | null, cont: null as State | null };
       const body = this.stmts(f.Do, head, { ...ctx, loop, tail: false });
       const end = merge(mergeOut(body), loop.cont);
       exit = merge(atLeastOnce ? end : merge(head, end), loop.brk);
       const next = merge(s, end)!;
       if (sameState(next, head)) break;
-      head = iter >= 6 ? widen(next) : next;
+      head = iter >= this.maxIterations() - 2 ? widen(next) : next;
     }
     return { ok: exit, fail: exit };
   }
@@ -521,8 +540,9 @@ class Flow {
         return OK;
       }
       case "return": {
-        if (ctx.func) this.exitTo(ctx.func, rest[0]?.text, state, ctx.prev);
-        else if (ctx.sub) this.exitTo(ctx.sub, rest[0]?.text, state, ctx.prev);
+        // a subshell entered inside the function is left first (callFunction clears `sub`)
+        const target = ctx.sub ?? ctx.func;
+        if (target) this.exitTo(target, rest[0]?.text, state, ctx.prev);
         return OK;
       }
       case "break":
@@ -575,7 +595,6 @@ class Flow {
       return this.errexit(o, ctx);
     }
     const c = classify(argv);
-    this.effects.add(c.effect);
     for (const f of c.findings) this.report(f, ctx);
     return this.errexit(this.effect(c, st, state, ctx), ctx);
   }
@@ -621,7 +640,7 @@ class Flow {
         return { ok: next, fail: next };
       }
       case "health": {
-        const seen = [...new Set([...state.seen, here.line])].sort((a, b) => a - b);
+        const seen = addSeen(state.seen, here.line);
         return { ok: with_(state, { h: "ok", seen }), fail: with_(state, { h: "failed", seen }) };
       }
       case "enter":
@@ -663,7 +682,7 @@ class Flow {
   private why(state: State, ctx: Ctx): string {
     const from = ctx.callLine !== undefined ? ` (reached from the call at line ${ctx.callLine})` : "";
     if (state.seen.length === 0) return `: nothing checks the new capacity's health before this line${from}`;
-    const lines = state.seen.slice(-3).join(", ");
+    const lines = state.seen.join(", ");
     return `: the health check at line${state.seen.length > 1 ? "s" : ""} ${lines} does not stop the script when it fails${from}`;
   }
 

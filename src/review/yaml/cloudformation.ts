@@ -87,7 +87,22 @@ function autoScalingGroup(name: string, res: LNode, props: LNode | undefined, at
   const policy = get(res, "UpdatePolicy");
   const rolling = entry(policy, "AutoScalingRollingUpdate");
   const replacing = get(policy, "AutoScalingReplacingUpdate");
-  if ((lt || get(props, "LaunchConfigurationName") || get(props, "MixedInstancesPolicy")) && !rolling && bool(get(replacing, "WillReplace")) !== true) {
+  const refresh = entry(policy, "AutoScalingInstanceRefresh");
+  const warmup = num(get(props, "DefaultInstanceWarmup")) ?? 0;
+  const grace = num(get(props, "HealthCheckGracePeriod")) ?? 0;
+  if (refresh) {
+    out.push(
+      ...checkRefreshPreferences(get(refresh.value, "Preferences"), {
+        where: `${name}'s AutoScalingInstanceRefresh`,
+        style: "cfn",
+        defaultWarmup: warmup > 0 || grace > 0,
+        desired,
+        at: refresh.keyPos,
+        rollbackElsewhere: true,
+      }),
+    );
+  }
+  if ((lt || get(props, "LaunchConfigurationName") || get(props, "MixedInstancesPolicy")) && !rolling && !refresh && bool(get(replacing, "WillReplace")) !== true) {
     out.push({
       ruleId: "KR022",
       pos: at,
@@ -114,8 +129,6 @@ function autoScalingGroup(name: string, res: LNode, props: LNode | undefined, at
     }
   }
   const imp = entry(props, "InstanceMaintenancePolicy");
-  const warmup = num(get(props, "DefaultInstanceWarmup")) ?? 0;
-  const grace = num(get(props, "HealthCheckGracePeriod")) ?? 0;
   if (imp) {
     const minE = entry(imp.value, "MinHealthyPercentage");
     const maxE = entry(imp.value, "MaxHealthyPercentage");
