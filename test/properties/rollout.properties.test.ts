@@ -213,3 +213,15 @@ for (const strategy of ["rolling", "blue-green"] as const) {
     await fc.assert(fc.asyncProperty(scenario(strategy), run), { numRuns: RUNS, verbose: 1, seed: Number(process.env.KILN_PROPERTY_SEED ?? 20261127) });
   });
 }
+
+// Shrunk counterexamples the properties found while they were written, kept as regressions.
+const regressions: Scenario[] = [
+  { instances: 1, strategy: "blue-green", minHealthyPercent: 0, maxHealthyPercent: 100, warmup: 0, lagMs: 1, newRelease: { readyAfter: 0 } },
+  { instances: 1, strategy: "blue-green", minHealthyPercent: 0, maxHealthyPercent: 100, warmup: 0, lagMs: 1, newRelease: { readyAfter: 0, exitAfter: 201 } },
+  { instances: 100, strategy: "rolling", minHealthyPercent: 6, maxHealthyPercent: 103, warmup: 0, lagMs: 201, newRelease: { readyAfter: 0, exitAfter: 2601 }, oldCrashAtTick: 9 },
+  { instances: 1, strategy: "rolling", minHealthyPercent: 61, maxHealthyPercent: 101, warmup: 0, lagMs: 1, newRelease: { readyAfter: 0 }, oldCrashAtTick: 1 },
+  { instances: 1, strategy: "blue-green", minHealthyPercent: 0, maxHealthyPercent: 100, warmup: 0, lagMs: 0, newRelease: { launchFails: true }, oldCrashAtTick: 1 },
+];
+test("regressions: shrunk counterexamples", async () => {
+  for (const sc of regressions) await run(sc);
+});
