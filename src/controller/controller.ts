@@ -32,6 +32,8 @@ export interface ControllerDeps {
   /** lease owner id ("pid@host"); with it, the controller acts only while it holds the service's lease */
   owner?: string;
   leaseTtlMs?: number;
+  /** whether an image is still in the store (checked before a deploy starts) */
+  imageExists?: (digest: string) => Promise<boolean>;
 }
 
 interface Runtime {
@@ -473,6 +475,23 @@ export class Controller {
     if (r.kind !== "deploy") throw new KilnError("KILN_E_CONTROLLER", "a rollback is in progress; it cannot be aborted", { hint: "wait for it to finish" });
     this.abortRollout(r, "aborted by `kiln abort`", true);
     return this.rolloutView(this.db.getRollout(r.id)!);
+  }
+
+  /**
+   * Refuse a deploy that could not be undone or could not start: its image, or the image of
+   * the release it would roll back to, is missing from the store.
+   */
+  async checkDeployable(req: DeployRequest): Promise<void> {
+    if (!this.d.imageExists) return;
+    if (!(await this.d.imageExists(req.digest))) {
+      throw new KilnError("KILN_E_NOT_FOUND", `image ${req.ref} (${req.digest.slice(0, 19)}) is not in the store`, { hint: "bake it first (`kiln bake`)" });
+    }
+    const live = this.liveRelease();
+    if (live && !(await this.d.imageExists(live.digest))) {
+      throw new KilnError("KILN_E_NOT_FOUND", `the rollback target ${live.id} (${live.ref}, ${live.digest.slice(0, 19)}) is missing from the image store`, {
+        hint: `a deploy now could not be rolled back: re-bake ${live.ref} from its sources, or deploy it again first`,
+      });
+    }
   }
 
   deploy(req: DeployRequest): { release: ReleaseView; rollout: RolloutView } {

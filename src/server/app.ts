@@ -45,6 +45,7 @@ export function createApp(d: AppDeps): Hono {
   app.post("/v1/deploy", async (c) => {
     const body = (await c.req.json().catch(() => undefined)) as DeployRequest | undefined;
     if (!body || typeof body.digest !== "string" || !body.spec) throw new KilnError("KILN_E_USAGE", "deploy needs a JSON body with ref, digest and spec");
+    await d.controller.checkDeployable(body);
     return c.json(d.controller.deploy(body), 202);
   });
   app.post("/v1/rollback", (c) => c.json(d.controller.rollback(), 202));

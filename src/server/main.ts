@@ -12,6 +12,7 @@ import { toReleaseSpec } from "../controller/release-spec.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
 import { homeFor, homePaths } from "../home.js";
+import { openStore } from "../image/index.js";
 import { createProvider } from "../providers/registry.js";
 import { loadSpec } from "../spec/index.js";
 import { StateDb } from "../state/db.js";
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
   const log = (line: string) => appendFileSync(paths.controllerLog, `${new Date().toISOString()} ${line}\n`);
 
   const db = new StateDb(paths.stateDb);
+  const store = openStore(home);
   const controller = new Controller({
     service: loaded.spec.name,
     defaultSpec: toReleaseSpec(loaded.spec),
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
     clock: { now: () => Date.now() },
     log,
     owner: `${process.pid}@${hostname()}`,
+    imageExists: (digest) => store.hasBlob(digest),
   });
   // A holder whose process is gone on this host (a crashed controller) is taken over at once.
   const holder = controller.leaseHolder();

@@ -176,3 +176,16 @@ test("a lease keeps a second controller from acting on the same service", async 
   assert.equal(b.holdLease(), true);
   assert.equal(a.holdLease(), false);
 });
+
+test("a deploy whose rollback target's image is missing is refused before anything changes", async () => {
+  const w = world();
+  await firstDeploy(w);
+  const { Controller } = await import("../../src/controller/controller.js");
+  const present = new Set([deployReq("v2", releaseSpec()).digest]);
+  const c = new Controller({ service: "svc", defaultSpec: releaseSpec(), listen: "x", db: w.db, provider: w.provider, router: w.router, probe: (a) => w.provider.probe(a), clock: w.clock, imageExists: async (d) => present.has(d) });
+  await assert.rejects(c.checkDeployable(deployReq("v2", releaseSpec())), /rollback target r1 .* is missing/);
+  await assert.rejects(c.checkDeployable(deployReq("v3", releaseSpec())), /not in the store/);
+  present.add(deployReq("v1", releaseSpec()).digest);
+  await c.checkDeployable(deployReq("v2", releaseSpec()));
+  assert.equal(w.db.listReleases("svc").length, 1, "nothing was recorded");
+});
