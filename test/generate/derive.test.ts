@@ -96,8 +96,8 @@ test("ALB health check: kiln's values, moved into AWS's ranges with a note", () 
   assert.equal(hello.intervalSeconds, 5);
   assert.equal(hello.timeoutSeconds, 2);
   assert.equal(hello.healthyThreshold, 2);
-  assert.equal(hello.unhealthyThreshold, 2);
-  assert.equal(hello.notes.length, 2);
+  assert.equal(hello.unhealthyThreshold, 3);
+  assert.equal(hello.notes.length, 1);
   const exact = albHealthCheck(helloSpec([[["health"], { path: "/up", interval: "10s", timeout: "3s", healthyThreshold: 3, unhealthyThreshold: 4 }]]));
   assert.deepEqual({ ...exact, notes: exact.notes.length }, { path: "/up", intervalSeconds: 10, timeoutSeconds: 3, healthyThreshold: 3, unhealthyThreshold: 4, notes: 0 });
 });

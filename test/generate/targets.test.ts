@@ -167,7 +167,7 @@ describe("aws-asg", () => {
     const tg = cfn.Resources.TargetGroup.Properties;
     assert.equal(tg.HealthCheckPath, "/healthz");
     assert.equal(tg.HealthyThresholdCount, 2);
-    assert.equal(tg.UnhealthyThresholdCount, 2);
+    assert.equal(tg.UnhealthyThresholdCount, 3);
     assert.deepEqual(tg.Matcher, { HttpCode: "200-299" });
     assert.equal(cfn.Resources.LaunchTemplate.Properties.LaunchTemplateData.MetadataOptions.HttpTokens, "required");
     assert.equal(cfn.Resources.LaunchTemplate.Properties.LaunchTemplateData.KeyName, undefined);
@@ -192,7 +192,7 @@ describe("aws-asg", () => {
     assert.match(tf, /skip_matching\s+= true/);
     assert.match(tf, /auto_rollback\s+= true/);
     assert.match(tf, /version = aws_launch_template\.app\.latest_version/);
-    assert.match(tf, /health_check \{[^}]*path\s+= "\/healthz"[^}]*healthy_threshold\s+= 2[^}]*unhealthy_threshold = 2/s);
+    assert.match(tf, /health_check \{[^}]*path\s+= "\/healthz"[^}]*healthy_threshold\s+= 2[^}]*unhealthy_threshold = 3/s);
     assert.doesNotMatch(tf, /from_port\s+= 22\b/);
     assert.doesNotMatch(tf, /key_name/);
   });
@@ -270,7 +270,7 @@ describe("kubernetes", () => {
     const pod = dep.spec.template.spec;
     const c = pod.containers[0];
     assert.equal(c.image, IMAGE.reference);
-    assert.deepEqual(c.readinessProbe, { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 1, timeoutSeconds: 1, successThreshold: 2, failureThreshold: 2 });
+    assert.deepEqual(c.readinessProbe, { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 1, timeoutSeconds: 2, successThreshold: 2, failureThreshold: 3 });
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     assert.equal(c.securityContext.runAsNonRoot, true);
     assert.equal(c.securityContext.runAsUser, 1000);
@@ -319,7 +319,7 @@ describe("swarm", () => {
     assert.equal(s.deploy.rollback_config.order, "start-first");
     assert.equal(s.deploy.rollback_config.failure_action, "pause");
     assert.equal(s.healthcheck.interval, "500ms");
-    assert.equal(s.healthcheck.retries, 2);
+    assert.equal(s.healthcheck.retries, 3);
     assert.equal(s.stop_grace_period, "10s");
     assert.equal(s.user, "1000:1000");
   });
@@ -359,7 +359,7 @@ describe("haproxy", () => {
   test("backend health checks: httpchk GET path, inter, fall, rise", () => {
     const cfg = file(generate("haproxy", helloSpec(), IMAGE), "haproxy.cfg");
     assert.match(cfg, /option httpchk GET \/healthz/);
-    assert.match(cfg, /server-template hello- 4 hello:8080 check inter 500ms fall 2 rise 2 slowstart 1000ms/);
+    assert.match(cfg, /server-template hello- 4 hello:8080 check inter 500ms fall 3 rise 2 slowstart 1000ms/);
     assert.match(cfg, /bind 127\.0\.0\.1:8080/);
     const bg = generate("haproxy", blueGreenSpec(), IMAGE);
     assert.deepEqual(bg.map((f) => f.path), ["haproxy.cfg", "hello-active.map"]);
