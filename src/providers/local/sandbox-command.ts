@@ -214,6 +214,14 @@ export function bwrapArgs(
   return a;
 }
 
+/**
+ * `unshare` arguments up to the command that runs inside the staged mount namespace: a private
+ * mount namespace, then the root shell that binds every source under the stage before handing over.
+ */
+function stagePrefix(tools: Tools, ops: readonly StageOp[]): string[] {
+  return ["--mount", "--propagation", "private", "--", tools.sh, "-c", STAGE_SCRIPT, "kiln-stage", tools.mount, tools.mkdir, tools.ln, ...renderStageOps(ops), "--"];
+}
+
 /** Shape 1: kiln is root, bwrap runs as the image user from a private staging area. */
 export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnSpec {
   if (!tools.bwrap) throw new Error("stagedBwrapCommand needs bwrap");
@@ -227,19 +235,7 @@ export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnSpec
     ops.push({ op: isDir ? "dir" : "file", target: alias(i) }, { op: "bind", source: src, target: alias(i) });
   });
   const args = [
-    "--mount",
-    "--propagation",
-    "private",
-    "--",
-    tools.sh,
-    "-c",
-    STAGE_SCRIPT,
-    "kiln-stage",
-    tools.mount,
-    tools.mkdir,
-    tools.ln,
-    ...renderStageOps(ops),
-    "--",
+    ...stagePrefix(tools, ops),
     tools.setpriv,
     "--reuid",
     String(input.uid),
@@ -306,19 +302,7 @@ export function chrootCommand(input: SandboxInput, tools: Tools): SpawnSpec {
   }
   ops.push({ op: "remount-ro", target: root });
   const args = [
-    "--mount",
-    "--propagation",
-    "private",
-    "--",
-    tools.sh,
-    "-c",
-    STAGE_SCRIPT,
-    "kiln-stage",
-    tools.mount,
-    tools.mkdir,
-    tools.ln,
-    ...renderStageOps(ops),
-    "--",
+    ...stagePrefix(tools, ops),
     tools.unshare,
     `--root=${root}`,
     `--wd=${input.workdir}`,
