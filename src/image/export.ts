@@ -40,13 +40,18 @@ interface TarMember {
   body: { data: Buffer } | { file: string } | { blob: string };
 }
 
-export async function exportImage(store: Store, ref: string, format: ExportFormat, outFile: string): Promise<ExportResult> {
+export interface ExportOptions {
+  /** write no tag into the archive (a Docker Engine then knows the image only by its ID) */
+  untagged?: boolean;
+}
+
+export async function exportImage(store: Store, ref: string, format: ExportFormat, outFile: string, opts: ExportOptions = {}): Promise<ExportResult> {
   if (format !== "oci" && format !== "docker-archive") {
     throw new KilnError("KILN_E_USAGE", `unknown export format ${JSON.stringify(format)}`, { hint: 'use "oci" or "docker-archive"' });
   }
   const digest = await resolveRef(store, ref);
   const tags = (await store.listTags()).filter((t) => t.descriptor.digest === digest).map((t) => t.ref);
-  const tag = tags.includes(ref) ? ref : tags[0];
+  const tag = opts.untagged ? undefined : tags.includes(ref) ? ref : tags[0];
   const { manifest, config } = await readImage(store, digest);
   const created = manifest.annotations?.[ANNOTATION.created] ?? config.created;
   const mtime = created ? Math.max(0, Math.floor(Date.parse(created) / 1000)) || 0 : 0;

@@ -6,7 +6,7 @@ export { bake, resolveCreatedEpoch } from "./bake.js";
 export type { BakeOptions, CreatedSource } from "./bake.js";
 export { listImages, resolveRef, readImage } from "./images.js";
 export { exportImage } from "./export.js";
-export type { ExportFormat, ExportResult } from "./export.js";
+export type { ExportFormat, ExportOptions, ExportResult } from "./export.js";
 export { unpackRootfs } from "./unpack.js";
 export { parseBaseSpec } from "./base.js";
 export type { BaseSpec } from "./base.js";
