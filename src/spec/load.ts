@@ -11,7 +11,7 @@ import { parseDuration } from "./duration.js";
 import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
 import { KilnSpecSchema } from "./schema.js";
-import type { FileEntry, ImageBase, LoadedSpec, Spec, SpecProblem } from "./types.js";
+import type { FileEntry, ImageBase, LoadedSpec, ProviderKind, Spec, SpecProblem } from "./types.js";
 
 // Compiling costs a few ms, so it is done on first use and kept; the validator
 // itself holds no state between calls.
@@ -318,6 +318,7 @@ interface Defaulted {
   };
   instances: number;
   listen: string;
+  provider: ProviderKind;
   env: Record<string, string>;
   volumes: { name: string; path: string }[];
   drainTimeout: string | number;
@@ -379,6 +380,7 @@ function normalize(d: Defaulted): Spec {
     },
     instances: d.instances,
     listen: d.listen,
+    provider: d.provider,
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
     drainTimeout: parseDuration(d.drainTimeout),

@@ -295,6 +295,13 @@ export const KilnSpecSchema = Type.Object(
         description: 'Address "host:port" the proxy listens on.',
       }),
     ),
+    provider: Type.Optional(
+      Type.Union([Type.Literal("local"), Type.Literal("docker"), Type.Literal("swarm")], {
+        default: "local",
+        description:
+          'What runs the instances: "local" (sandboxed processes on this machine), "docker" (containers on a Docker Engine) or "swarm" (a Docker Swarm service that performs the rollout itself).',
+      }),
+    ),
     env: stringMap("Declared environment given to each instance at launch; part of the release.", PATTERNS.envName),
     volumes: Type.Optional(
       Type.Array(VolumeSchema, {

@@ -70,6 +70,8 @@ export interface StrategySpec {
   blueGreen: BlueGreenSpec;
 }
 
+export type ProviderKind = "local" | "docker" | "swarm";
+
 export interface Spec {
   apiVersion: "kiln/v1";
   name: string;
@@ -77,6 +79,8 @@ export interface Spec {
   image: ImageSpec;
   instances: number;
   listen: string;
+  /** what runs the instances */
+  provider: ProviderKind;
   env: Record<string, string>;
   volumes: VolumeSpec[];
   /** ms */
