@@ -1,19 +1,62 @@
 // An in-memory Router for fast controller tests. It behaves like the proxy at
 // the interface (same version rule, same inRotation rule, draining timestamps,
-// release counters kept after removal) and lets a test play the world: mark
-// targets unhealthy, set in-flight counts, record traffic.
+// release counters kept after removal, the same per-release split and preview
+// rule, picked by the same balancer) and lets a test play the world: mark
+// targets unhealthy, set in-flight counts, play traffic.
 
 import { KilnError } from "../errors.js";
-import type { Counters, Router, RouterStats, RoutingTable, Target, TargetStatus } from "./router.js";
+import { groupByRelease, pickByRelease, type ReleaseGroup } from "./proxy/balancer.js";
+import {
+  LATENCY_HISTOGRAM_SIZE,
+  latencyBucket,
+  type Counters,
+  type Router,
+  type RouterStats,
+  type RoutingTable,
+  type Target,
+  type TargetStatus,
+} from "./router.js";
 
 export interface FakeRouterOptions {
   /** clock for drainingSince; pass the test's manual clock */
   now?: () => number;
   pid?: number;
   listen?: string;
+  /** as the proxy's --preview-listen: stats() then reports `preview` */
+  previewListen?: string;
+}
+
+/** One request as the proxy would count it. */
+export interface RequestOutcome {
+  /** the status the client received */
+  status: number;
+  /** arrival at the proxy → end of the response */
+  latencyMs: number;
+  /** served on the preview listener: counted in previewCounters, not in production counters */
+  preview?: boolean;
+}
+
+export interface ConnectFailureOutcome {
+  /**
+   * true: the proxy retried elsewhere, so only connectFailures grows here;
+   * false (default): the client got a 502 from this target (connectFailures,
+   * requests, errors5xx and the latency histogram grow).
+   */
+  retried?: boolean;
+  latencyMs?: number;
+  preview?: boolean;
 }
 
 const zero = (): Counters => ({ requests: 0, errors5xx: 0, connectFailures: 0 });
+const zeroRelease = (): Counters => ({ ...zero(), latency: new Array<number>(LATENCY_HISTOGRAM_SIZE).fill(0) });
+const copy = (c: Counters): Counters => (c.latency ? { ...c, latency: [...c.latency] } : { ...c });
+
+interface Candidate {
+  readonly target: Target;
+  readonly release: string;
+  readonly weight: number;
+  currentWeight: number;
+}
 
 export class FakeRouter implements Router {
   /** every accepted table, oldest first (copies) */
@@ -22,7 +65,11 @@ export class FakeRouter implements Router {
   private readonly inflight = new Map<string, number>();
   private readonly targetCounters = new Map<string, Counters>();
   private readonly releaseCounters = new Map<string, Counters>();
+  private readonly previewCounters = new Map<string, Counters>();
   private readonly drainingSince = new Map<string, number>();
+  private candidates: Candidate[] = [];
+  private groups: ReleaseGroup<Candidate>[] | undefined;
+  private previewCursor = 0;
   private readonly now: () => number;
 
   constructor(private readonly opts: FakeRouterOptions = {}) {
@@ -43,30 +90,47 @@ export class FakeRouter implements Router {
         { hint: "the controller's table version must only grow" },
       );
     }
-    const copy: RoutingTable = structuredClone(table);
-    const ids = new Set(copy.targets.map((t) => t.id));
-    for (const t of copy.targets) {
+    const copied: RoutingTable = structuredClone(table);
+    const ids = new Set(copied.targets.map((t) => t.id));
+    for (const t of copied.targets) {
       if (t.state === "draining" && !this.drainingSince.has(t.id)) this.drainingSince.set(t.id, this.now());
       if (t.state === "active") this.drainingSince.delete(t.id);
-      if (!this.releaseCounters.has(t.release)) this.releaseCounters.set(t.release, zero());
+      if (!this.releaseCounters.has(t.release)) this.releaseCounters.set(t.release, zeroRelease());
     }
     for (const id of [...this.drainingSince.keys()]) if (!ids.has(id)) this.drainingSince.delete(id);
     for (const id of [...this.targetCounters.keys()]) if (!ids.has(id)) this.targetCounters.delete(id);
-    this.tables.push(copy);
+    // Balancer scores survive a new table for the same target id, as in the proxy.
+    const scores = new Map(this.candidates.map((c) => [c.target.id, c.currentWeight]));
+    this.candidates = copied.targets.map((t) => ({
+      target: t,
+      release: t.release,
+      weight: t.weight,
+      currentWeight: scores.get(t.id) ?? 0,
+    }));
+    this.groups = groupByRelease(copied.releaseWeights, this.candidates, this.groups);
+    this.tables.push(copied);
   }
 
   async stats(): Promise<RouterStats> {
     const table = this.table;
     const targets: TargetStatus[] = (table?.targets ?? []).map((t) => this.status(t));
     const releases: Record<string, Counters> = {};
-    for (const [k, v] of this.releaseCounters) releases[k] = { ...v };
-    return {
+    for (const [k, v] of this.releaseCounters) releases[k] = copy(v);
+    const previewCounters: Record<string, Counters> = {};
+    for (const [k, v] of this.previewCounters) previewCounters[k] = copy(v);
+    const s: RouterStats = {
       tableVersion: table?.version ?? 0,
       targets,
       releases,
       pid: this.opts.pid ?? 0,
       listen: this.opts.listen ?? "127.0.0.1:0",
+      previewCounters,
     };
+    if (this.opts.previewListen !== undefined) {
+      s.preview = { listen: this.opts.previewListen };
+      if (table?.preview !== undefined) s.preview.release = table.preview;
+    }
+    return s;
   }
 
   /** The test's view of health: unhealthy targets leave rotation as they would in the proxy. */
@@ -79,24 +143,115 @@ export class FakeRouter implements Router {
     this.inflight.set(targetId, n);
   }
 
-  /** Record traffic: adds to the target's counters and to its release's (like the proxy does). */
+  /**
+   * The target the proxy would send the next new production request to
+   * (releaseWeights split, then target weights; see RoutingTable), advancing
+   * the rotation. undefined = the proxy would answer 503.
+   */
+  pick(): Target | undefined {
+    return pickByRelease(this.groups, this.candidates, (c) => this.eligible(c.target))?.target;
+  }
+
+  /** The target the next preview request would go to (round robin); undefined = 503. */
+  pickPreview(): Target | undefined {
+    const release = this.table?.preview;
+    if (release === undefined) return undefined;
+    const n = this.candidates.length;
+    for (let i = 0; i < n; i++) {
+      const t = this.candidates[(this.previewCursor + i) % n]!.target;
+      if (t.release === release && t.state === "active" && !this.unhealthy.has(t.id)) {
+        this.previewCursor = (this.previewCursor + i + 1) % n;
+        return t;
+      }
+    }
+    return undefined;
+  }
+
+  /** Record one request a target answered, as the proxy counts it (target, release, histogram). */
+  recordRequest(targetId: string, o: RequestOutcome): void {
+    const { tc, rc } = this.countersOf(targetId, o.preview === true);
+    for (const c of [tc, rc]) {
+      c.requests += 1;
+      if (o.status >= 500) c.errors5xx += 1;
+    }
+    rc.latency![latencyBucket(o.latencyMs)]! += 1;
+  }
+
+  /** Record a failed attempt on a target (see ConnectFailureOutcome for what is counted). */
+  recordConnectFailure(targetId: string, o: ConnectFailureOutcome = {}): void {
+    const { tc, rc } = this.countersOf(targetId, o.preview === true);
+    for (const c of [tc, rc]) c.connectFailures += 1;
+    if (o.retried !== true) this.recordRequest(targetId, { status: 502, latencyMs: o.latencyMs ?? 0, preview: o.preview });
+  }
+
+  /**
+   * Play `n` requests through the routing rule: each goes to pick() (or
+   * pickPreview()) and `respond` says what that target answered. Returns how
+   * many each target served; "503" counts requests no target could take.
+   *
+   *   serve(1000, (t) => ({ status: t.release === "canary" ? 500 : 200, latencyMs: 3 }))
+   */
+  serve(
+    n: number,
+    respond: (t: Target) => { status: number; latencyMs: number },
+    opts: { preview?: boolean } = {},
+  ): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const t = opts.preview ? this.pickPreview() : this.pick();
+      const key = t?.id ?? "503";
+      out[key] = (out[key] ?? 0) + 1;
+      if (t) this.recordRequest(t.id, { ...respond(t), preview: opts.preview });
+    }
+    return out;
+  }
+
+  /** Add raw counts to a target and its release (production counters). */
   addCounters(targetId: string, delta: Partial<Counters>): void {
-    const t = this.table?.targets.find((x) => x.id === targetId);
-    if (!t) throw new Error(`FakeRouter.addCounters: no target ${targetId} in the current table`);
-    const tc = this.targetCounters.get(targetId) ?? zero();
-    this.targetCounters.set(targetId, tc);
-    const rc = this.releaseCounters.get(t.release) ?? zero();
-    this.releaseCounters.set(t.release, rc);
+    const { tc, rc } = this.countersOf(targetId, false);
     for (const c of [tc, rc]) {
       c.requests += delta.requests ?? 0;
       c.errors5xx += delta.errors5xx ?? 0;
       c.connectFailures += delta.connectFailures ?? 0;
     }
+    delta.latency?.forEach((x, i) => {
+      if (i < LATENCY_HISTOGRAM_SIZE) rc.latency![i]! += x;
+    });
   }
 
   /** Overwrite one release's counters (e.g. to stage a canary's error rate). */
   setReleaseCounters(release: string, counters: Counters): void {
-    this.releaseCounters.set(release, { ...counters });
+    const c = zeroRelease();
+    c.requests = counters.requests;
+    c.errors5xx = counters.errors5xx;
+    c.connectFailures = counters.connectFailures;
+    counters.latency?.forEach((x, i) => {
+      if (i < LATENCY_HISTOGRAM_SIZE) c.latency![i] = x;
+    });
+    this.releaseCounters.set(release, c);
+  }
+
+  private eligible(t: Target): boolean {
+    return t.state === "active" && t.weight > 0 && !this.unhealthy.has(t.id);
+  }
+
+  private countersOf(targetId: string, preview: boolean): { tc: Counters; rc: Counters } {
+    const t = this.table?.targets.find((x) => x.id === targetId);
+    if (!t) throw new Error(`FakeRouter: no target ${targetId} in the current table`);
+    const byRelease = preview ? this.previewCounters : this.releaseCounters;
+    let rc = byRelease.get(t.release);
+    if (rc === undefined) {
+      rc = zeroRelease();
+      byRelease.set(t.release, rc);
+    }
+    // Preview traffic is not in the target's (production) counters either.
+    if (preview) return { tc: zero(), rc };
+    let tc = this.targetCounters.get(targetId);
+    if (tc === undefined) {
+      tc = zero();
+      this.targetCounters.set(targetId, tc);
+    }
+    return { tc, rc };
   }
 
   private status(t: Target): TargetStatus {

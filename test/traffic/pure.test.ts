@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { nextHealth, parseHostPort, type HealthState } from "../../src/health/probe.js";
-import { pickSmoothWeighted } from "../../src/traffic/proxy/balancer.js";
+import { groupByRelease, pickByRelease, pickSmoothWeighted } from "../../src/traffic/proxy/balancer.js";
+import { LATENCY_BUCKETS_MS, LATENCY_HISTOGRAM_SIZE, latencyBucket, windowOf, type Counters, type CountersWindow } from "../../src/traffic/router.js";
 import { planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/proxy/headers.js";
 import { checkTable } from "../../src/traffic/proxy/table.js";
 import { table, target } from "./helpers.js";
@@ -138,5 +139,61 @@ describe("headers", () => {
     );
     assert.deepEqual(out, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-kiln-instance": "i-1", "x-kiln-release": "r7" });
     assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true })["connection"], "close");
+  });
+});
+
+describe("latencyBucket / windowOf", () => {
+  const hist = (cells: Record<number, number>) => {
+    const h = new Array<number>(LATENCY_HISTOGRAM_SIZE).fill(0);
+    for (const [i, n] of Object.entries(cells)) h[Number(i)] = n;
+    return h;
+  };
+  const c = (requests: number, errors5xx = 0, connectFailures = 0, latency?: number[]): Counters =>
+    latency ? { requests, errors5xx, connectFailures, latency } : { requests, errors5xx, connectFailures };
+
+  it("puts a latency in the first bucket whose bound it does not exceed", () => {
+    assert.equal(LATENCY_HISTOGRAM_SIZE, LATENCY_BUCKETS_MS.length + 1);
+    const cases: Array<[number, number]> = [[0, 0], [0.4, 0], [1, 0], [1.2, 1], [250, 8], [10_000, 12], [10_001, 13], [1e9, 13]];
+    for (const [ms, want] of cases) assert.equal(latencyBucket(ms), want, `${ms} ms`);
+  });
+
+  const cases: Array<[string, Counters | undefined, Counters, CountersWindow]> = [
+    ["errors over a window", c(100, 1), c(300, 3), { requests: 200, errors: 2, errorRate: 0.01 }],
+    ["since start", undefined, c(10, 0, 10), { requests: 10, errors: 10, errorRate: 0.5 }],
+    ["all attempts retried away", c(0), c(0, 0, 4), { requests: 0, errors: 4, errorRate: 1 }],
+    ["no traffic", c(5, 1, 0, hist({ 2: 5 })), c(5, 1, 0, hist({ 2: 5 })), { requests: 0, errors: 0, errorRate: 0 }],
+    ["p99 in a slower bucket", c(0, 0, 0, hist({})), c(100, 0, 0, hist({ 2: 98, 8: 2 })), { requests: 100, errors: 0, errorRate: 0, p50Ms: 5, p99Ms: 500 }],
+    ["p99 at the edge", undefined, c(100, 0, 0, hist({ 2: 99, 8: 1 })), { requests: 100, errors: 0, errorRate: 0, p50Ms: 5, p99Ms: 5 }],
+    ["only the window counts", c(100, 0, 0, hist({ 0: 100 })), c(200, 0, 0, hist({ 0: 100, 6: 100 })), { requests: 100, errors: 0, errorRate: 0, p50Ms: 100, p99Ms: 100 }],
+    ["overflow", undefined, c(100, 0, 0, hist({ 13: 100 })), { requests: 100, errors: 0, errorRate: 0, p50Ms: Infinity, p99Ms: Infinity }],
+    ["a 502 after a connect failure counts in both", undefined, c(2, 1, 1), { requests: 2, errors: 2, errorRate: 2 / 3 }],
+    ["counters reset (new proxy): never negative", c(50, 5), c(10, 1), { requests: 0, errors: 0, errorRate: 0 }],
+  ];
+  for (const [name, before, after, want] of cases) {
+    it(name, () => assert.deepEqual(windowOf(before, after), want));
+  }
+});
+
+describe("pickByRelease", () => {
+  const mk = (id: string, release: string, weight = 1) => ({ id, release, weight, currentWeight: 0 });
+  it("splits among listed releases, then by target weight, leaving unlisted ones out", () => {
+    const all = [mk("s1", "stable", 2), mk("s2", "stable"), mk("c1", "canary"), mk("x", "other")];
+    const groups = groupByRelease({ stable: 9, canary: 1 }, all, undefined);
+    let out = "";
+    for (let i = 0; i < 20; i++) out += pickByRelease(groups, all, () => true)!.id + " ";
+    assert.equal(out.trim(), "s1 s2 s1 s1 s2 c1 s1 s1 s2 s1 s1 s2 s1 s1 s2 c1 s1 s1 s2 s1");
+  });
+  it("falls back to all usable targets when no listed release has one", () => {
+    const all = [mk("s1", "stable"), mk("x", "other")];
+    const groups = groupByRelease({ stable: 1 }, all, undefined);
+    assert.equal(pickByRelease(groups, all, (t) => t.id !== "s1")!.id, "x");
+    assert.equal(pickByRelease(groups, all, () => false), undefined);
+  });
+  it("keeps release scores across regrouping", () => {
+    const all = [mk("a", "A"), mk("b", "B")];
+    const g1 = groupByRelease({ A: 1, B: 1 }, all, undefined)!;
+    assert.equal(pickByRelease(g1, all, () => true)!.id, "a");
+    const g2 = groupByRelease({ A: 1, B: 1 }, all, g1);
+    assert.equal(pickByRelease(g2, all, () => true)!.id, "b");
   });
 });
