@@ -7,7 +7,13 @@ export function toReleaseSpec(spec: Spec): ReleaseSpec {
     instances: spec.instances,
     health: { ...spec.health },
     drainTimeout: spec.drainTimeout,
-    strategy: { type: spec.strategy.type, rolling: { ...spec.strategy.rolling }, blueGreen: { ...spec.strategy.blueGreen } },
+    strategy: structuredClone({
+      type: spec.strategy.type,
+      rolling: spec.strategy.rolling,
+      blueGreen: spec.strategy.blueGreen,
+      canary: spec.strategy.canary,
+      maxQuarantined: spec.strategy.maxQuarantined,
+    }),
     volumes: spec.volumes.map((v) => ({ name: v.name, path: v.path })),
     env: { ...spec.env },
   };

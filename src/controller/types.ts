@@ -1,4 +1,4 @@
-import type { BlueGreenParams, RollingParams, StrategyName } from "../rollout/types.js";
+import type { BlueGreenParams, CanaryParams, RollingParams, StrategyName } from "../rollout/types.js";
 import type { HealthParams } from "./health-tracker.js";
 
 /** The runtime part of kiln.yaml a release is deployed with (durations in ms). Restored by rollback. */
@@ -6,7 +6,8 @@ export interface ReleaseSpec {
   instances: number;
   health: HealthParams;
   drainTimeout: number;
-  strategy: { type: StrategyName; rolling: RollingParams; blueGreen: BlueGreenParams };
+  /** canary and maxQuarantined are absent from releases recorded before they existed */
+  strategy: { type: StrategyName; rolling: RollingParams; blueGreen: BlueGreenParams; canary?: CanaryParams; maxQuarantined?: number };
   volumes: { name: string; path: string }[];
   env: Record<string, string>;
 }

@@ -59,3 +59,35 @@ export function failureOf(i: FleetInstance, instanceDeadline: number, now: numbe
 export function ids(list: FleetInstance[]): string[] {
   return list.map((i) => i.id);
 }
+
+/** What to do about the target's failed instances: nothing, quarantine late failures, or abort the rollout. */
+export type FailureVerdict = { kind: "none" } | { kind: "quarantine"; ids: string[]; reason: string } | { kind: "abort"; reason: string };
+
+/**
+ * A release is judged bad when an instance never became healthy (it exited, failed its
+ * checks or missed its deadline while starting). An instance that *was* healthy and fails
+ * later, while the rest of the release is fine, is more likely a bad node than a bad
+ * release: it is quarantined (out of rotation, stopped, logs kept) and replaced — up to
+ * `maxQuarantined` per rollout (`alreadyQuarantined` counts earlier ones); past that, or when
+ * every instance of the release fails, the release is judged bad after all.
+ *
+ * - 3 new, 1 exited while starting → abort.
+ * - 3 new healthy for a while, 1 turns unhealthy, none quarantined yet, limit 1 → quarantine it.
+ * - the same with 1 already quarantined, limit 1 → abort.
+ * - 1 new instance only, it turns unhealthy → abort (nothing healthy is left to vouch for the release).
+ */
+export function judgeFailures(fresh: FleetInstance[], instanceDeadline: number, now: number, maxQuarantined: number, alreadyQuarantined: number): FailureVerdict {
+  const failed = fresh.filter((i) => failureOf(i, instanceDeadline, now) !== undefined);
+  if (failed.length === 0) return { kind: "none" };
+  const early = failed.find((i) => !i.everHealthy);
+  if (early) return { kind: "abort", reason: failureOf(early, instanceDeadline, now)! };
+  const healthyLeft = fresh.some((i) => !failed.includes(i) && i.phase === "healthy");
+  if (healthyLeft && alreadyQuarantined + failed.length <= maxQuarantined) {
+    return { kind: "quarantine", ids: ids(failed), reason: `late failure: ${failed.map((i) => failureOf(i, instanceDeadline, now)).join("; ")}` };
+  }
+  const why = failureOf(failed[0]!, instanceDeadline, now)!;
+  return {
+    kind: "abort",
+    reason: healthyLeft ? `${why} after ${alreadyQuarantined} quarantined (limit ${maxQuarantined})` : `${why}; no healthy instance of the release is left`,
+  };
+}

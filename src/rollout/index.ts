@@ -1,6 +1,7 @@
 // Strategies are data in, data out: no I/O, no clock (DESIGN.md, principle 2).
 
 import { planBlueGreen } from "./blue-green.js";
+import { planCanary } from "./canary.js";
 import { planRolling } from "./rolling.js";
 import type { Observed, Phase, RolloutSpec, RolloutStatus, Step } from "./types.js";
 
@@ -8,6 +9,9 @@ export * from "./types.js";
 export { computeBounds, isConfirmed, isDrained, isServing } from "./capacity.js";
 export { planRolling } from "./rolling.js";
 export { planBlueGreen } from "./blue-green.js";
+export { planCanary, canaryCount } from "./canary.js";
+export { judgeCanary, type AnalysisVerdict } from "./analysis.js";
+export { judgeFailures, type FailureVerdict } from "./capacity.js";
 export { planSteady, type SteadyInput } from "./steady.js";
 
 /**
@@ -15,6 +19,7 @@ export { planSteady, type SteadyInput } from "./steady.js";
  * blue-green switch whatever the release's strategy: it needs no new instance.
  */
 export function nextSteps(spec: RolloutSpec, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
+  if (spec.strategy === "canary" && !rollout.fast) return planCanary(spec, rollout, observed, now);
   if (spec.strategy === "blue-green") return planBlueGreen(spec, rollout, observed, now, rollout.fast ? "drain" : "standby");
   return planRolling(spec, rollout, observed, now);
 }

@@ -1,6 +1,6 @@
 // Rolling replacement as a pure function of (spec, rollout, observed fleet, now).
 
-import { computeBounds, failureOf, ids, isConfirmed, isDrained, isServing } from "./capacity.js";
+import { computeBounds, failureOf, ids, isConfirmed, isDrained, isServing, judgeFailures } from "./capacity.js";
 import type { Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
 
 /**
@@ -18,7 +18,15 @@ import type { Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
  * - N=3, same, 1 old draining with 0 in flight → terminate it; then, 3 alive < maxTotal 4 → launch 1.
  * - N=1, min 100, max 150 → launch the replacement first, drain the only old one after it is confirmed.
  * - N=4, min 75, max 100, 4 old serving → drain 1 (serving 3 = floor); launch 1 when it is terminated.
- * - any new instance exits or fails health, or the deadline passes → abort (the controller rolls back).
+ * - any new instance exits or fails health before it was ever healthy, or the deadline passes
+ *   → abort (the controller rolls back); one that fails *after* being healthy is quarantined
+ *   and replaced (see judgeFailures).
+ * - N=10, checkpoints [20, 50], max 150: launches stop at 2 new; once 2 are confirmed the
+ *   rollout holds (checkpointDelay, or `kiln resume`); then up to 5, hold; then the rest.
+ * - skipMatching and the old fleet already runs the target's digest and config → those
+ *   instances count as new (rollout.equivalent): nothing is replaced.
+ * - bakeTime 60s: all N new confirmed → record completedAt and keep watching; done 60 s later
+ *   unless one of them fails in between (→ abort and roll back).
  */
 export function planRolling(spec: RolloutSpec, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
   const p = spec.rolling;
@@ -28,22 +36,31 @@ export function planRolling(spec: RolloutSpec, rollout: RolloutStatus, observed:
 
   const exited = observed.instances.filter((i) => i.phase === "exited" && i.release !== rollout.target);
   const alive = observed.instances.filter((i) => !exited.includes(i));
+  const equivalent = new Set(p.skipMatching ? (rollout.equivalent ?? []) : []);
+  const isNew = (release: string) => release === rollout.target || equivalent.has(release);
   // A draining instance of the target (taken out by auto-heal) is on its way out: treat it as old.
-  let fresh = alive.filter((i) => i.release === rollout.target && i.routing !== "draining");
+  let fresh = alive.filter((i) => isNew(i.release) && i.routing !== "draining" && !(i.phase === "exited" && i.release !== rollout.target));
   const old = alive.filter((i) => !fresh.includes(i));
+  const progress = rollout.progress ?? {};
 
-  const failed = fresh.filter((i) => failureOf(i, spec.instanceDeadline, now) !== undefined);
-  if (failed.length && !rollout.fast) return [{ kind: "abort", reason: failureOf(failed[0]!, spec.instanceDeadline, now)! }];
-  if (failed.length) {
+  if (!rollout.fast) {
+    const verdict = judgeFailures(fresh, spec.instanceDeadline, now, spec.maxQuarantined ?? 1, progress.quarantined ?? 0);
+    if (verdict.kind === "abort") return [{ kind: "abort", reason: verdict.reason }];
+    if (verdict.kind === "quarantine") {
+      steps.push({ kind: "quarantine", ids: verdict.ids, reason: verdict.reason });
+      fresh = fresh.filter((i) => !verdict.ids.includes(i.id));
+    }
+  } else {
     // A rollback has nowhere further to fall back to: replace a failed instance of the
     // release it restores instead of giving up.
+    const failed = fresh.filter((i) => failureOf(i, spec.instanceDeadline, now) !== undefined);
     fresh = fresh.filter((i) => !failed.includes(i));
     const routed = failed.filter((i) => i.routing !== "none");
     const unrouted = failed.filter((i) => i.routing === "none");
     if (routed.length) steps.push({ kind: "drain", ids: ids(routed), reason: "failed: leave rotation" });
     if (unrouted.length) steps.push({ kind: "terminate", ids: ids(unrouted), reason: "failed: replace" });
   }
-  if (now - rollout.startedAt > p.deadline) {
+  if (progress.completedAt === undefined && now - rollout.startedAt > p.deadline) {
     const ok = fresh.filter((i) => isConfirmed(i, warmup, now)).length;
     return [{ kind: "abort", reason: `deadline of ${Math.round(p.deadline / 1000)}s passed with ${ok} of ${n} new instances healthy` }];
   }
@@ -69,6 +86,22 @@ export function planRolling(spec: RolloutSpec, rollout: RolloutStatus, observed:
   const oldServing = old.filter((i) => i.routing === "active" && isServing(i));
   const capacity = confirmedNew.length + oldServing.length;
 
+  // Checkpoints: the next one not passed caps how many new instances may exist; once that
+  // many are confirmed the rollout holds until the delay passes or `kiln resume`.
+  const passed = new Set(progress.checkpointsPassed ?? []);
+  const nextCheckpoint = rollout.fast ? undefined : (p.checkpoints ?? []).find((c) => !passed.has(c) && Math.ceil((n * c) / 100) < n);
+  const cap = nextCheckpoint === undefined ? n : Math.ceil((n * nextCheckpoint) / 100);
+  let holding = false;
+  if (nextCheckpoint !== undefined && confirmedNew.length >= cap) {
+    const since = progress.holding?.percent === nextCheckpoint ? progress.holding.since : undefined;
+    if (since === undefined) {
+      steps.push({ kind: "progress", set: { holding: { percent: nextCheckpoint, since: now } }, reason: `checkpoint ${nextCheckpoint}%: ${confirmedNew.length}/${n} replaced` });
+      holding = true;
+    } else if (p.checkpointDelay !== undefined && now - since >= p.checkpointDelay) {
+      steps.push({ kind: "progress", set: { holding: undefined, checkpointsPassed: [...passed, nextCheckpoint] }, reason: `checkpoint ${nextCheckpoint}% passed` });
+    } else holding = true;
+  }
+
   let drainCount = Math.min(oldServing.length, capacity - bounds.minHealthy);
   if (bounds.surge > 0) drainCount = Math.min(drainCount, capacity - n);
   if (drainCount > 0) {
@@ -77,14 +110,31 @@ export function planRolling(spec: RolloutSpec, rollout: RolloutStatus, observed:
     steps.push({ kind: "drain", ids: ids(victims), reason: `${confirmedNew.length} new instance(s) confirmed in rotation` });
   }
 
-  const stillAlive = alive.length - stoppable.length - failed.filter((i) => i.routing === "none").length;
+  // Instances stopped this tick (drained, failed, quarantined) free their room for launches.
+  const leaving = new Set([...ids(stoppable), ...steps.flatMap((st) => (st.kind === "quarantine" || st.kind === "terminate" ? st.ids : []))]);
+  const stillAlive = alive.filter((i) => !leaving.has(i.id)).length;
   const room = bounds.maxTotal - stillAlive;
-  const want = n - fresh.length;
-  const launch = Math.min(room, want);
+  const want = Math.min(n, cap) - fresh.length;
+  const launch = holding ? 0 : Math.min(room, want);
   if (launch > 0) steps.push({ kind: "launch", release: rollout.target, count: launch, reason: `${fresh.length}/${n} new instances` });
 
-  if (confirmedNew.length >= n && old.length === 0 && fresh.length === n) return [{ kind: "done", reason: `${n} instances of the new release in rotation` }];
+  if (confirmedNew.length >= n && old.length === 0 && fresh.length === n) {
+    const bake = rollout.fast ? 0 : (p.bakeTime ?? 0);
+    if (bake > 0 && progress.completedAt === undefined) {
+      steps.push({ kind: "progress", set: { completedAt: now }, reason: `all ${n} replaced: baking for ${Math.round(bake / 1000)}s` });
+      return steps;
+    }
+    if (bake > 0 && now - progress.completedAt! < bake) {
+      steps.push({ kind: "wait", reason: `baking: ${Math.ceil((bake - (now - progress.completedAt!)) / 1000)}s left` });
+      return steps;
+    }
+    return [...steps.filter((s) => s.kind === "quarantine" || s.kind === "register"), { kind: "done", reason: `${n} instances of the new release in rotation` }];
+  }
   if (n === 0 && old.length === 0) return [{ kind: "done", reason: "fleet scaled to zero" }];
+  if (holding) {
+    const manual = p.checkpointDelay === undefined;
+    steps.push({ kind: "wait", reason: `checkpoint ${nextCheckpoint}%: ${manual ? "`kiln resume` continues" : "holding"}`, paused: manual });
+  }
   if (steps.length === 0) steps.push({ kind: "wait", reason: `${confirmedNew.length}/${n} new instances confirmed` });
   return steps;
 }

@@ -331,23 +331,45 @@ interface Defaulted {
     grace: string | number;
   };
   strategy: {
-    type: "rolling" | "blue-green";
+    type: "rolling" | "blue-green" | "canary";
     rolling: {
       minHealthyPercent: number;
       maxHealthyPercent: number;
       instanceWarmup: string | number;
       deadline: string | number;
       autoRollback: boolean;
+      checkpoints: number[];
+      checkpointDelay?: string | number;
+      skipMatching: boolean;
+      bakeTime: string | number;
     };
     blueGreen: {
       keepPreviousFor: string | number;
       promotion: "auto" | "manual";
       deadline: string | number;
       autoRollback: boolean;
+      autoPromoteAfter?: string | number;
+      promotionDeadline?: string | number;
+      prePromotionChecks: { path: string; status?: number }[];
+      guardWindow: string | number;
+      previewListen?: string;
     };
+    canary: {
+      steps: ({ setWeight: number } | { pause: string | number })[];
+      analysis: { maxErrorRate: number; maxP99Ms?: number; maxP99Ratio: number; minRequests: number; window: string | number };
+      instanceWarmup: string | number;
+      deadline: string | number;
+      autoRollback: boolean;
+      guardWindow: string | number;
+    };
+    maxQuarantined: number;
   };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
+
+function optionalMs<K extends string>(key: K, v: string | number | undefined): Partial<Record<K, number>> {
+  return v === undefined ? {} : ({ [key]: parseDuration(v) } as Partial<Record<K, number>>);
+}
 
 function normalize(d: Defaulted): Spec {
   const workdir = normalizeAbsolute(d.image.workdir);
@@ -400,13 +422,39 @@ function normalize(d: Defaulted): Spec {
         instanceWarmup: parseDuration(strategy.rolling.instanceWarmup),
         deadline: parseDuration(strategy.rolling.deadline),
         autoRollback: strategy.rolling.autoRollback,
+        checkpoints: [...new Set(strategy.rolling.checkpoints)].sort((a, b) => a - b),
+        ...optionalMs("checkpointDelay", strategy.rolling.checkpointDelay),
+        skipMatching: strategy.rolling.skipMatching,
+        bakeTime: parseDuration(strategy.rolling.bakeTime),
       },
       blueGreen: {
         keepPreviousFor: parseDuration(strategy.blueGreen.keepPreviousFor),
         promotion: strategy.blueGreen.promotion,
         deadline: parseDuration(strategy.blueGreen.deadline),
         autoRollback: strategy.blueGreen.autoRollback,
+        ...optionalMs("autoPromoteAfter", strategy.blueGreen.autoPromoteAfter),
+        ...optionalMs("promotionDeadline", strategy.blueGreen.promotionDeadline),
+        prePromotionChecks: strategy.blueGreen.prePromotionChecks.map((c) => ({ ...c })),
+        guardWindow: parseDuration(strategy.blueGreen.guardWindow),
+        ...(strategy.blueGreen.previewListen !== undefined ? { previewListen: strategy.blueGreen.previewListen } : {}),
       },
+      canary: {
+        steps: strategy.canary.steps.map((st) =>
+          "setWeight" in st ? { setWeight: st.setWeight } : { pause: st.pause === "manual" ? ("manual" as const) : parseDuration(st.pause) },
+        ),
+        analysis: {
+          maxErrorRate: strategy.canary.analysis.maxErrorRate,
+          ...(strategy.canary.analysis.maxP99Ms !== undefined ? { maxP99Ms: strategy.canary.analysis.maxP99Ms } : {}),
+          maxP99Ratio: strategy.canary.analysis.maxP99Ratio,
+          minRequests: strategy.canary.analysis.minRequests,
+          window: parseDuration(strategy.canary.analysis.window),
+        },
+        instanceWarmup: parseDuration(strategy.canary.instanceWarmup),
+        deadline: parseDuration(strategy.canary.deadline),
+        autoRollback: strategy.canary.autoRollback,
+        guardWindow: parseDuration(strategy.canary.guardWindow),
+      },
+      maxQuarantined: strategy.maxQuarantined,
     },
   };
 }

@@ -56,6 +56,16 @@ function duration(description: string, defaultValue: string) {
   );
 }
 
+/** A duration with no default: absent means "not set" (the key's description says what that does). */
+function optionalDuration(description: string) {
+  return Type.Optional(
+    Type.Union([Type.String({ pattern: PATTERNS.duration }), Type.Number({ minimum: 0, description: "seconds" })], {
+      title: DURATION_TITLE,
+      description,
+    }),
+  );
+}
+
 function stringMap(description: string, keyPattern?: string) {
   return Type.Optional(
     Type.Record(Type.String({ pattern: keyPattern ?? PATTERNS.nonEmpty }), Type.String(), {
@@ -225,6 +235,20 @@ const RollingSchema = object(
         description: "Whether a failed rollout returns the fleet to the previous release.",
       }),
     ),
+    checkpoints: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1, maximum: 99 }), {
+        default: [],
+        description: "Percentages of the fleet replaced at which the rollout pauses, e.g. [20, 50].",
+      }),
+    ),
+    checkpointDelay: optionalDuration("How long each checkpoint pause lasts; when absent the rollout waits for `kiln resume`."),
+    skipMatching: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description: "Keep instances that already run the target's image digest and configuration instead of replacing them.",
+      }),
+    ),
+    bakeTime: duration("Time the fully replaced fleet is watched before the release is declared live; a failure in it rolls back.", "0s"),
   },
   "Settings of the rolling strategy.",
 );
@@ -245,20 +269,101 @@ const BlueGreenSchema = object(
         description: "Whether a failed rollout returns the fleet to the previous release.",
       }),
     ),
+    autoPromoteAfter: optionalDuration("With manual promotion: promote by itself once green has been ready this long."),
+    promotionDeadline: optionalDuration("Abort the rollout if green is not promoted within this time of being ready."),
+    prePromotionChecks: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            path: Type.String({ pattern: PATTERNS.urlPath, description: "URL path requested from every green instance." }),
+            status: Type.Optional(Type.Integer({ minimum: 100, maximum: 599, description: "Expected HTTP status; any 2xx when absent." })),
+          },
+          { additionalProperties: false },
+        ),
+        { default: [], description: "HTTP checks every green instance must pass before traffic switches to it." },
+      ),
+    ),
+    guardWindow: duration("Time after the switch during which a failing green fleet flips traffic back to the still-warm blue one.", "0s"),
+    previewListen: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.listen,
+        description: 'Address "host:port" where the proxy serves the green fleet before promotion (preview); none when absent.',
+      }),
+    ),
   },
   "Settings of the blue-green strategy.",
+);
+
+const CanaryStepSchema = Type.Union(
+  [
+    Type.Object(
+      { setWeight: Type.Integer({ minimum: 0, maximum: 100, description: "Percentage of requests sent to the canary." }) },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      {
+        pause: Type.Union([Type.String({ pattern: PATTERNS.duration }), Type.Number({ minimum: 0 }), Type.Literal("manual")], {
+          description: 'How long to hold at the current weight, or "manual" to hold until `kiln promote`.',
+        }),
+      },
+      { additionalProperties: false },
+    ),
+  ],
+  { title: "CanaryStep" },
+);
+
+const CanarySchema = object(
+  {
+    steps: Type.Optional(
+      Type.Array(CanaryStepSchema, {
+        default: [{ setWeight: 20 }, { pause: "30s" }, { setWeight: 50 }, { pause: "30s" }],
+        description: "Traffic steps: `setWeight: N` sends N % of requests to the canary, `pause: 30s | manual` holds; full promotion follows the last step.",
+      }),
+    ),
+    analysis: object(
+      {
+        maxErrorRate: Type.Optional(
+          Type.Number({ minimum: 0, maximum: 1, default: 0.05, description: "Highest share (0–1) of canary requests that may fail (5xx or no response)." }),
+        ),
+        maxP99Ms: Type.Optional(Type.Integer({ minimum: 1, description: "Highest p99 latency of the canary in milliseconds; no absolute limit when absent." })),
+        maxP99Ratio: Type.Optional(
+          Type.Number({ minimum: 1, default: 3, description: "Highest ratio of the canary's p99 latency to the stable release's." }),
+        ),
+        minRequests: Type.Optional(
+          Type.Integer({ minimum: 1, default: 20, description: "Fewest canary requests in the window before a verdict is drawn." }),
+        ),
+        window: duration("How far back each comparison of canary and stable traffic looks.", "30s"),
+      },
+      "Automated analysis of the proxy's per-release metrics; a breach aborts the canary.",
+    ),
+    instanceWarmup: duration("Time a new healthy canary instance warms up before it takes its share.", "2s"),
+    deadline: duration("Time the whole rollout may take before it fails (manual pauses included).", "30m"),
+    autoRollback: Type.Optional(
+      Type.Boolean({ default: true, description: "Whether a failed canary returns all traffic to the stable release." }),
+    ),
+    guardWindow: duration("Time after full promotion during which the previous fleet stays warm and a failure flips traffic back.", "0s"),
+  },
+  "Settings of the canary strategy.",
 );
 
 const StrategySchema = object(
   {
     type: Type.Optional(
-      Type.Union([Type.Literal("rolling"), Type.Literal("blue-green")], {
+      Type.Union([Type.Literal("rolling"), Type.Literal("blue-green"), Type.Literal("canary")], {
         default: "rolling",
         description: "How a new release replaces the fleet.",
       }),
     ),
     rolling: RollingSchema,
     blueGreen: BlueGreenSchema,
+    canary: CanarySchema,
+    maxQuarantined: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        default: 1,
+        description: "Instances of a new release that may fail after having been healthy and be quarantined (kept for `kiln logs`, replaced) before the release itself is judged bad.",
+      }),
+    ),
   },
   "How a new release replaces the running fleet.",
 );

@@ -51,6 +51,13 @@ export interface RollingSpec {
   /** ms */
   deadline: number;
   autoRollback: boolean;
+  /** percentages of the fleet replaced at which the rollout pauses */
+  checkpoints: number[];
+  /** ms; undefined = wait for `kiln resume` */
+  checkpointDelay?: number;
+  skipMatching: boolean;
+  /** ms */
+  bakeTime: number;
 }
 
 export interface BlueGreenSpec {
@@ -60,14 +67,46 @@ export interface BlueGreenSpec {
   /** ms */
   deadline: number;
   autoRollback: boolean;
+  /** ms */
+  autoPromoteAfter?: number;
+  /** ms */
+  promotionDeadline?: number;
+  prePromotionChecks: { path: string; status?: number }[];
+  /** ms */
+  guardWindow: number;
+  previewListen?: string;
 }
 
-export type StrategyType = "rolling" | "blue-green";
+/** `setWeight` percent, or `pause` in ms / until `kiln promote` */
+export type CanaryStepSpec = { setWeight: number } | { pause: number | "manual" };
+
+export interface CanarySpec {
+  steps: CanaryStepSpec[];
+  analysis: {
+    maxErrorRate: number;
+    maxP99Ms?: number;
+    maxP99Ratio: number;
+    minRequests: number;
+    /** ms */
+    window: number;
+  };
+  /** ms */
+  instanceWarmup: number;
+  /** ms */
+  deadline: number;
+  autoRollback: boolean;
+  /** ms */
+  guardWindow: number;
+}
+
+export type StrategyType = "rolling" | "blue-green" | "canary";
 
 export interface StrategySpec {
   type: StrategyType;
   rolling: RollingSpec;
   blueGreen: BlueGreenSpec;
+  canary: CanarySpec;
+  maxQuarantined: number;
 }
 
 export type ProviderKind = "local" | "docker" | "swarm";

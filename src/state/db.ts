@@ -66,6 +66,8 @@ export interface RolloutRecord {
   promoteRequested: boolean;
   /** set by `kiln pause`: the rollout takes no step until `kiln resume` */
   paused: boolean;
+  /** strategy progress persisted by `progress` steps (see RolloutProgress in src/rollout/types.ts) */
+  progress: Record<string, unknown>;
 }
 
 export interface EventRecord {
@@ -102,6 +104,8 @@ const MIGRATIONS: string[] = [
      release TEXT, instance TEXT, rollout INTEGER, message TEXT NOT NULL);
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
   `ALTER TABLE rollouts ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;`,
+  // strategy progress (canary step, checkpoints, bake/guard start…) as JSON: everything a strategy remembers between ticks
+  `ALTER TABLE rollouts ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';`,
 ];
 
 type Row = Record<string, unknown>;
@@ -162,6 +166,7 @@ function toRollout(r: Row): RolloutRecord {
     fast: r.fast === 1,
     promoteRequested: r.promote_requested === 1,
     paused: r.paused === 1,
+    progress: r.progress ? (JSON.parse(r.progress as string) as Record<string, unknown>) : {},
   };
 }
 
@@ -177,6 +182,7 @@ const rolloutColumns: Partial<Record<keyof RolloutRecord, string>> = {
   state: "state", reason: "reason", switchedAt: "switched_at", finishedAt: "finished_at",
   promoteRequested: "promote_requested",
   paused: "paused",
+  progress: "progress",
 };
 
 function setClause(patch: object, columns: Partial<Record<string, string>>): { sql: string; values: unknown[] } {
@@ -186,7 +192,7 @@ function setClause(patch: object, columns: Partial<Record<string, string>>): { s
     const col = columns[k];
     if (!col) throw new KilnError("KILN_E_INTERNAL", `cannot update field ${k}`);
     parts.push(`${col} = ?`);
-    values.push(typeof v === "boolean" ? (v ? 1 : 0) : (v ?? null));
+    values.push(typeof v === "boolean" ? (v ? 1 : 0) : v !== null && typeof v === "object" ? JSON.stringify(v) : (v ?? null));
   }
   return { sql: parts.join(", "), values };
 }
@@ -323,14 +329,14 @@ export class StateDb {
   }
 
   // --- rollouts ---
-  createRollout(r: Omit<RolloutRecord, "id" | "paused">): RolloutRecord {
+  createRollout(r: Omit<RolloutRecord, "id" | "paused" | "progress">): RolloutRecord {
     const info = this.db
       .prepare(
         `INSERT INTO rollouts (service, kind, strategy, target, previous, state, reason, started_at, switched_at, finished_at, fast, promote_requested)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(r.service, r.kind, r.strategy, r.target, r.previous ?? null, r.state, r.reason ?? null, r.startedAt, r.switchedAt ?? null, r.finishedAt ?? null, r.fast ? 1 : 0, r.promoteRequested ? 1 : 0);
-    return { ...r, paused: false, id: Number(info.lastInsertRowid) };
+    return { ...r, paused: false, progress: {}, id: Number(info.lastInsertRowid) };
   }
   getRollout(id: number): RolloutRecord | undefined {
     const r = this.stmt("SELECT * FROM rollouts WHERE id = ?").get(id) as Row | undefined;
@@ -343,9 +349,15 @@ export class StateDb {
   listRollouts(service: string, limit = 50): RolloutRecord[] {
     return (this.stmt("SELECT * FROM rollouts WHERE service = ? ORDER BY id DESC LIMIT ?").all(service, limit) as Row[]).map(toRollout);
   }
-  updateRollout(id: number, patch: Partial<Pick<RolloutRecord, "state" | "reason" | "switchedAt" | "finishedAt" | "promoteRequested" | "paused">>): void {
+  updateRollout(id: number, patch: Partial<Pick<RolloutRecord, "state" | "reason" | "switchedAt" | "finishedAt" | "promoteRequested" | "paused" | "progress">>): void {
     const { sql, values } = setClause(patch, rolloutColumns);
     this.stmt(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
+  }
+
+  /** Instances of a release quarantined since `since` (late failures taken out and replaced). */
+  countQuarantined(service: string, release: string, since: number): number {
+    const r = this.stmt("SELECT COUNT(*) AS n FROM instances WHERE service = ? AND release = ? AND launched_at >= ? AND reason LIKE 'quarantined%'").get(service, release, since) as { n: number };
+    return r.n;
   }
 
   // --- journal: a step's intent is committed before it is acted on ---
@@ -384,5 +396,37 @@ export class StateDb {
       rollout: opt(r.rollout),
       message: r.message as string,
     }));
+  }
+
+  // --- read-only queries for `kiln doctor` and `kiln gc` ---
+  /** user_version of the file and the newest schema this kiln knows (a newer file was written by a newer kiln). */
+  schemaVersion(): { version: number; latest: number } {
+    return { version: this.db.pragma("user_version", { simple: true }) as number, latest: MIGRATIONS.length };
+  }
+  /** PRAGMA integrity_check: ["ok"] when the file is sound, else one line per problem. */
+  integrityCheck(): string[] {
+    return (this.db.pragma("integrity_check") as Row[]).map((r) => String(Object.values(r)[0]));
+  }
+  /** Every service state knows of: releases, instances, rollouts, leases. */
+  services(): string[] {
+    const rows = this.stmt(
+      `SELECT service FROM releases UNION SELECT service FROM instances UNION SELECT service FROM rollouts
+       UNION SELECT substr(key, 7) AS service FROM meta WHERE key LIKE 'lease:%' ORDER BY service`,
+    ).all() as Row[];
+    return rows.map((r) => r.service as string);
+  }
+  /** Every lease recorded in meta; `until` is epoch ms. */
+  leases(): { service: string; owner: string; until: number }[] {
+    const rows = this.stmt("SELECT key, value FROM meta WHERE key LIKE 'lease:%' ORDER BY key").all() as Row[];
+    const out: { service: string; owner: string; until: number }[] = [];
+    for (const r of rows) {
+      try {
+        const v = JSON.parse(r.value as string) as { owner?: unknown; until?: unknown };
+        out.push({ service: (r.key as string).slice("lease:".length), owner: String(v.owner ?? ""), until: Number(v.until ?? 0) });
+      } catch {
+        out.push({ service: (r.key as string).slice("lease:".length), owner: "", until: 0 });
+      }
+    }
+    return out;
   }
 }
