@@ -7,6 +7,8 @@ import { EXIT, isKilnError, type KilnError } from "../errors.js";
 import * as bake from "./verbs/bake.js";
 import * as demo from "./verbs/demo.js";
 import * as deploy from "./verbs/deploy.js";
+import * as doctor from "./verbs/doctor.js";
+import * as gc from "./verbs/gc.js";
 import * as plan from "./verbs/plan.js";
 import * as review from "./verbs/review.js";
 import * as generate from "./verbs/generate.js";
@@ -46,6 +48,8 @@ export function buildProgram(): Command {
   demo.register(program);
   review.register(program);
   generate.register(program);
+  doctor.register(program);
+  gc.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -235,6 +235,7 @@ class OciStore implements Store {
       throw new KilnError("KILN_E_IMAGE", `cannot tag ${ref}: manifest ${manifest.digest} is not in the store`);
     }
     return this.withIndexLock(async () => {
+      await this.checkComplete(ref, manifest.digest);
       const index = await this.readIndex();
       const current = index.manifests.find((d) => d.annotations?.[ANNOTATION.refName] === ref);
       if (current) {
@@ -261,6 +262,24 @@ class OciStore implements Store {
       await this.writeIndex(index);
       return "created";
     });
+  }
+
+  /**
+   * Under the index lock: every blob the manifest names is present. `kiln gc` sweeps under
+   * the same lock, so a bake that reused a cached layer gc has just removed fails here,
+   * cleanly, instead of tagging an incomplete image (bake again: the layer is rebuilt).
+   */
+  private async checkComplete(ref: string, digest: string): Promise<void> {
+    const doc = await this.readJsonBlob<{ config?: Descriptor; layers?: Descriptor[] }>(digest).catch(() => undefined);
+    const needed = [doc?.config, ...(Array.isArray(doc?.layers) ? doc.layers : [])].filter((d): d is Descriptor => typeof d?.digest === "string" && isDigest(d.digest));
+    for (const d of needed) {
+      if (!(await this.hasBlob(d.digest))) {
+        throw new KilnError("KILN_E_IMAGE", `cannot tag ${ref}: blob ${d.digest} it needs is not in the store (removed by a concurrent \`kiln gc\`?)`, {
+          hint: "bake again: missing layers are rebuilt",
+          details: [{ where: d.digest, message: "missing" }],
+        });
+      }
+    }
   }
 
   async cacheGet<T>(namespace: string, key: string): Promise<T | undefined> {
