@@ -8,6 +8,7 @@ export type ErrorCode =
   | "KILN_E_UNSAFE" // a layer tried to escape its root, or a digest did not verify
   | "KILN_E_TAG_IMMUTABLE" // a tag would move to another digest
   | "KILN_E_NOT_FOUND" // image, release or instance not found
+  | "KILN_E_REGISTRY" // an OCI registry refused a request or could not be reached
   | "KILN_E_PROVIDER" // the provider could not launch/stop an instance
   | "KILN_E_CONTROLLER" // controller unreachable or refused
   | "KILN_E_ROLLOUT" // a rollout failed (and was rolled back)

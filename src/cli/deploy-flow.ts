@@ -5,6 +5,7 @@ import { toReleaseSpec } from "../controller/release-spec.js";
 import type { DeployRequest, ReleaseView, RolloutView } from "../controller/types.js";
 import { KilnError } from "../errors.js";
 import { openStore, readImage, resolveRef } from "../image/index.js";
+import { isRegistryRef, pullForDeploy } from "../image/registry/index.js";
 import type { StrategyName } from "../rollout/types.js";
 import type { ControllerClient } from "../server/client.js";
 import type { EventRecord } from "../state/db.js";
@@ -24,7 +25,8 @@ export async function buildDeployRequest(ctx: Context, ref: string | undefined, 
   const wanted = ref ?? `${ctx.loaded.spec.name}:${ctx.loaded.spec.version}`;
   let digest: string;
   try {
-    digest = await resolveRef(store, wanted);
+    // A registry reference is pulled (every blob verified) and then deployed by its digest.
+    digest = await resolveRef(store, ref !== undefined && isRegistryRef(ref) ? (await pullForDeploy(store, ref)).digest : wanted);
   } catch (e) {
     if (e instanceof KilnError && e.code === "KILN_E_NOT_FOUND" && ref === undefined) {
       throw new KilnError("KILN_E_NOT_FOUND", `image ${wanted} is not baked yet`, { hint: "run `kiln bake` first, or name an image: `kiln deploy NAME:VERSION`", cause: e });

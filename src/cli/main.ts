@@ -10,6 +10,8 @@ import * as deploy from "./verbs/deploy.js";
 import * as doctor from "./verbs/doctor.js";
 import * as gc from "./verbs/gc.js";
 import * as plan from "./verbs/plan.js";
+import * as pull from "./verbs/pull.js";
+import * as push from "./verbs/push.js";
 import * as review from "./verbs/review.js";
 import * as generate from "./verbs/generate.js";
 import * as init from "./verbs/init.js";
@@ -48,6 +50,8 @@ export function buildProgram(): Command {
   demo.register(program);
   review.register(program);
   generate.register(program);
+  push.register(program);
+  pull.register(program);
   doctor.register(program);
   gc.register(program);
   for (const c of program.commands) c.exitOverride();

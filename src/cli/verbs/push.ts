@@ -1,0 +1,121 @@
+import type { Command } from "commander";
+import { KilnError } from "../../errors.js";
+import { homeFor } from "../../home.js";
+import { openStore, type Store } from "../../image/index.js";
+import { parseRegistryRef, pushImage, type BlobProgress, type Credentials } from "../../image/registry/index.js";
+import { out, printJson, short, specFile, type GlobalOptions } from "../context.js";
+
+export interface RegistryCliOptions {
+  username?: string;
+  passwordStdin?: boolean;
+  insecure?: boolean;
+  json?: boolean;
+}
+
+/** The store: $KILN_HOME if set (no kiln.yaml needed), else .kiln/ beside kiln.yaml. */
+export function storeFor(cmd: Command): Store {
+  const home = process.env.KILN_HOME ? homeFor("") : homeFor(specFile(cmd.optsWithGlobals<GlobalOptions>()));
+  return openStore(home);
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) {
+    throw new KilnError("KILN_E_USAGE", "--password-stdin reads the password from standard input, which is a terminal", {
+      hint: "pipe it in: `printf %s \"$PASSWORD\" | kiln push … --username NAME --password-stdin`",
+    });
+  }
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}
+
+/** --username with --password-stdin, else KILN_REGISTRY_USERNAME / KILN_REGISTRY_PASSWORD, else anonymous. */
+export async function credentialsFrom(opts: RegistryCliOptions, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
+  if (opts.passwordStdin) {
+    const username = opts.username ?? env.KILN_REGISTRY_USERNAME;
+    if (!username) throw new KilnError("KILN_E_USAGE", "--password-stdin needs a username", { hint: "add --username NAME (or set KILN_REGISTRY_USERNAME)" });
+    return { username, password: await readStdin() };
+  }
+  if (opts.username !== undefined) {
+    if (env.KILN_REGISTRY_PASSWORD === undefined) {
+      throw new KilnError("KILN_E_USAGE", "--username needs a password", { hint: "pipe it with --password-stdin, or set KILN_REGISTRY_PASSWORD" });
+    }
+    return { username: opts.username, password: env.KILN_REGISTRY_PASSWORD };
+  }
+  if (env.KILN_REGISTRY_USERNAME !== undefined || env.KILN_REGISTRY_PASSWORD !== undefined) {
+    if (!env.KILN_REGISTRY_USERNAME || env.KILN_REGISTRY_PASSWORD === undefined) {
+      throw new KilnError("KILN_E_USAGE", "set both KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD, or neither", { hint: "or pass --username with --password-stdin" });
+    }
+    return { username: env.KILN_REGISTRY_USERNAME, password: env.KILN_REGISTRY_PASSWORD };
+  }
+  return undefined;
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+/**
+ * Per-blob progress on stderr: one line when a blob starts, one per second
+ * while a long transfer runs, one when it is done (or skipped). Quiet with --json.
+ */
+export function progressPrinter(json: boolean | undefined, verb: "push" | "pull"): ((p: BlobProgress) => void) | undefined {
+  if (json) return undefined;
+  let last = 0;
+  return (p) => {
+    const name = short(p.digest);
+    if (p.state === "skipped") process.stderr.write(`  ${name} ${mb(p.size)} already ${verb === "push" ? "in the registry" : "in the store"}\n`);
+    else if (p.state === "start") {
+      last = Date.now();
+      process.stderr.write(`  ${name} ${mb(p.size)} ${verb === "push" ? "uploading" : "downloading"}\n`);
+    } else if (p.state === "done") process.stderr.write(`  ${name} ${mb(p.size)} done\n`);
+    else if (Date.now() - last >= 1000) {
+      last = Date.now();
+      process.stderr.write(`  ${name} ${mb(p.done)} / ${mb(p.size)}\n`);
+    }
+  };
+}
+
+export function registryOptions(c: Command): Command {
+  return c
+    .option("--username <name>", "registry user (password from --password-stdin or KILN_REGISTRY_PASSWORD)")
+    .option("--password-stdin", "read the registry password from standard input")
+    .option("--insecure", "plain HTTP to a registry that is not on 127.0.0.1/localhost")
+    .option("--json", "print the result as JSON (no progress)");
+}
+
+export function register(program: Command): void {
+  registryOptions(
+    program
+      .command("push <ref> <target>")
+      .description("upload an image from the store to an OCI registry (REGISTRY/REPO[:TAG]); prints its digest and reference"),
+  )
+    .addHelpText(
+      "after",
+      `
+REF is a store reference (NAME:VERSION or a digest). TARGET is REGISTRY/REPO[:TAG];
+without a tag the image's version is used. Blobs the registry already has are not
+sent again. The registry gets kiln's manifest bytes, so the digest it reports is
+the digest kiln baked. http:// is used only for 127.0.0.1/localhost (or --insecure).
+
+Credentials: --username NAME --password-stdin, or KILN_REGISTRY_USERNAME and
+KILN_REGISTRY_PASSWORD in the environment; Basic and Bearer (token) auth.
+
+Exit status: 0 pushed, 1 the registry refused or could not be reached, 2 bad input.
+
+Examples:
+  kiln push hello:1.0.0 127.0.0.1:5000/hello            # tag 1.0.0
+  kiln push sha256:3f2a… 127.0.0.1:5000/team/hello:stable --json
+  printf %s "$TOKEN" | kiln push hello:1.0.0 ghcr.io/acme/hello --username acme --password-stdin`,
+    )
+    .action(async (ref: string, targetArg: string, opts: RegistryCliOptions, cmd: Command) => {
+      const target = parseRegistryRef(targetArg);
+      const credentials = await credentialsFrom(opts);
+      const store = storeFor(cmd);
+      const started = Date.now();
+      const r = await pushImage(store, ref, target, { credentials, insecure: opts.insecure, onProgress: progressPrinter(opts.json, "push") });
+      const durationMs = Date.now() - started;
+      if (opts.json) return printJson({ ...r, durationMs });
+      out(`${r.tagReference ?? r.reference} ${r.digest}`);
+      out(`  reference ${r.reference}`);
+      out(`  ${r.blobs.transferred} blobs pushed (${mb(r.blobs.bytesTransferred)}), ${r.blobs.skipped} already there (${mb(r.blobs.bytesSkipped)}), ${durationMs} ms`);
+    });
+}

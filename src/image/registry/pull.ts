@@ -1,0 +1,203 @@
+// Pull an image from a registry into the store. Nothing unverified is kept:
+// the manifest's digest is checked against the reference's digest (or the
+// registry's Docker-Content-Digest), every blob is streamed into a store
+// writer that hashes while writing and only renames the file into blobs/ when
+// digest and size match, and the manifest is written last, so a store never
+// holds a manifest whose blobs are missing. An index (multi-platform image)
+// resolves to its linux/<this machine's architecture> manifest.
+
+import { KilnError } from "../../errors.js";
+import { ociArchitecture } from "../compose.js";
+import { sha256Digest } from "../digest.js";
+import type { Store } from "../store.js";
+import { MEDIA_TYPE, type Descriptor, type OciIndex, type OciManifest } from "../types.js";
+import { RegistryClient } from "./client.js";
+import type { BlobProgress, TransferOptions, TransferStats } from "./push.js";
+import { formatRegistryRef, parseRegistryRef, type RegistryRef } from "./reference.js";
+
+export interface PullOptions extends TransferOptions {
+  /** also tag the image in the store ("name:version"; tags never move) */
+  tag?: string;
+  /** the platform picked from an index (default linux/<this machine>) */
+  platform?: { os: string; architecture: string };
+}
+
+export interface PullResult {
+  /** the reference as asked */
+  source: string;
+  /** the image manifest's digest, as stored */
+  digest: string;
+  /** "REGISTRY/REPO@sha256:…" of that manifest */
+  reference: string;
+  /** when the reference named an index: its digest (the store keeps the chosen platform's manifest) */
+  indexDigest?: string;
+  tagged?: { ref: string; result: "created" | "exists" };
+  blobs: TransferStats;
+}
+
+const MANIFEST_TYPES = new Set<string>([MEDIA_TYPE.manifest, MEDIA_TYPE.dockerManifest]);
+const INDEX_TYPES = new Set<string>([MEDIA_TYPE.index, MEDIA_TYPE.dockerManifestList]);
+const ACCEPT = [MEDIA_TYPE.manifest, MEDIA_TYPE.dockerManifest, MEDIA_TYPE.index, MEDIA_TYPE.dockerManifestList].join(", ");
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+export async function pullImage(store: Store, source: RegistryRef, opts: PullOptions = {}): Promise<PullResult> {
+  const wanted = source.digest ?? source.tag;
+  if (wanted === undefined) {
+    throw new KilnError("KILN_E_USAGE", `pull ${formatRegistryRef(source)}: name a tag or a digest`, {
+      hint: `e.g. ${source.registry}/${source.repository}:1.0.0 or ${source.registry}/${source.repository}@sha256:…`,
+    });
+  }
+  const client = new RegistryClient({ registry: source.registry, repository: source.repository, action: "pull", credentials: opts.credentials, insecure: opts.insecure });
+  const platform = opts.platform ?? { os: "linux", architecture: ociArchitecture(process.arch) };
+
+  let got = await fetchManifest(client, wanted, source.digest);
+  let indexDigest: string | undefined;
+  if (INDEX_TYPES.has(got.mediaType)) {
+    indexDigest = got.digest;
+    const index = got.json as OciIndex;
+    const pick = (index.manifests ?? []).find(
+      (m) => MANIFEST_TYPES.has(m.mediaType) && m.platform?.os === platform.os && m.platform?.architecture === platform.architecture,
+    );
+    if (!pick) {
+      const offered = (index.manifests ?? []).map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : m.mediaType)).join(", ") || "nothing";
+      throw new KilnError("KILN_E_IMAGE", `${formatRegistryRef(source)} is a multi-platform index without a ${platform.os}/${platform.architecture} image (it has ${offered})`, {
+        hint: "pull an image built for this platform, or name the platform's manifest by digest",
+      });
+    }
+    got = await fetchManifest(client, pick.digest, pick.digest);
+    if (INDEX_TYPES.has(got.mediaType)) {
+      throw new KilnError("KILN_E_IMAGE", `${formatRegistryRef(source)}: the index entry ${pick.digest} is itself an index`, { hint: "nested indexes are not supported; name an image manifest by digest" });
+    }
+  }
+  const manifest = got.json as OciManifest;
+  if (manifest.schemaVersion !== 2 || !manifest.config?.digest || !Array.isArray(manifest.layers)) {
+    throw new KilnError("KILN_E_IMAGE", `${formatRegistryRef(source)} is not an image manifest (media type ${got.mediaType})`, {
+      hint: "kiln pulls OCI and Docker schema 2 image manifests",
+    });
+  }
+
+  const stats: TransferStats = { transferred: 0, skipped: 0, bytesTransferred: 0, bytesSkipped: 0, chunked: 0 };
+  for (const blob of [manifest.config, ...manifest.layers]) {
+    if (await store.hasBlob(blob.digest)) {
+      stats.skipped++;
+      stats.bytesSkipped += blob.size;
+      opts.onProgress?.({ digest: blob.digest, size: blob.size, done: blob.size, state: "skipped" });
+      continue;
+    }
+    await fetchBlob(client, store, blob, opts.onProgress);
+    stats.transferred++;
+    stats.bytesTransferred += blob.size;
+  }
+
+  // Last: the manifest makes the image visible, and every blob it names is in by now.
+  const stored = await store.putBlob(got.bytes);
+  if (stored.digest !== got.digest) throw new KilnError("KILN_E_INTERNAL", `manifest stored as ${stored.digest}, expected ${got.digest}`);
+  const result: PullResult = {
+    source: formatRegistryRef(source),
+    digest: got.digest,
+    reference: `${source.registry}/${source.repository}@${got.digest}`,
+    blobs: stats,
+  };
+  if (indexDigest) result.indexDigest = indexDigest;
+  if (opts.tag !== undefined) {
+    const r = await store.tag(opts.tag, { mediaType: got.mediaType, digest: got.digest, size: got.bytes.length });
+    result.tagged = { ref: opts.tag, result: r };
+  }
+  return result;
+}
+
+interface FetchedManifest {
+  bytes: Buffer;
+  digest: string;
+  mediaType: string;
+  json: unknown;
+}
+
+async function fetchManifest(client: RegistryClient, reference: string, expectedDigest: string | undefined): Promise<FetchedManifest> {
+  const what = `manifest ${reference}`;
+  const res = await client.request("GET", `manifests/${reference}`, { ok: [200], what, headers: { accept: ACCEPT } });
+  const declared = Number(res.headers.get("content-length") ?? "0");
+  if (declared > MAX_MANIFEST_BYTES) {
+    await res.body?.cancel();
+    throw new KilnError("KILN_E_IMAGE", `${client.registry}/${client.repository} ${what} is ${declared} bytes: too large for a manifest`, { hint: "check the reference" });
+  }
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const digest = sha256Digest(bytes);
+  // By digest: the bytes must hash to it. By tag: to what the registry says the tag is, if it says.
+  const claimed = expectedDigest ?? res.headers.get("docker-content-digest") ?? undefined;
+  if (claimed !== undefined && claimed.startsWith("sha256:") && claimed !== digest) {
+    throw new KilnError("KILN_E_UNSAFE", `${client.registry}/${client.repository} ${what} does not match its digest: expected ${claimed}, got ${digest}`, {
+      hint: "the registry or something between it and kiln altered the manifest; nothing was stored. Check the registry and pull again",
+      details: [{ where: claimed, message: `content hashes to ${digest}` }],
+    });
+  }
+  let json: { mediaType?: string; schemaVersion?: number; manifests?: unknown };
+  try {
+    json = JSON.parse(bytes.toString("utf8")) as typeof json;
+  } catch (e) {
+    throw new KilnError("KILN_E_IMAGE", `${client.registry}/${client.repository} ${what} is not JSON`, { cause: e, hint: "check the reference" });
+  }
+  const header = (res.headers.get("content-type") ?? "").split(";")[0]!.trim();
+  const mediaType = json.mediaType ?? (MANIFEST_TYPES.has(header) || INDEX_TYPES.has(header) ? header : Array.isArray(json.manifests) ? MEDIA_TYPE.index : MEDIA_TYPE.manifest);
+  if (!MANIFEST_TYPES.has(mediaType) && !INDEX_TYPES.has(mediaType)) {
+    throw new KilnError("KILN_E_IMAGE", `${client.registry}/${client.repository} ${what} has media type ${mediaType}, which kiln cannot pull`, {
+      hint: json.schemaVersion === 1 ? "Docker schema 1 manifests are obsolete: re-push the image with a current tool" : "kiln pulls OCI and Docker schema 2 image manifests and indexes",
+    });
+  }
+  return { bytes, digest, mediaType, json };
+}
+
+async function fetchBlob(client: RegistryClient, store: Store, blob: Descriptor, onProgress: ((p: BlobProgress) => void) | undefined): Promise<void> {
+  const res = await client.request("GET", `blobs/${blob.digest}`, { ok: [200], what: `blob ${blob.digest}` });
+  onProgress?.({ digest: blob.digest, size: blob.size, done: 0, state: "start" });
+  const w = await store.createBlobWriter();
+  let done = 0;
+  try {
+    if (!res.body) throw new KilnError("KILN_E_REGISTRY", `${client.registry} sent blob ${blob.digest} without a body`, { hint: "retry the pull" });
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      done += chunk.length;
+      // A registry that sends more than the manifest declared is not sending this blob.
+      if (done > blob.size) {
+        throw new KilnError("KILN_E_UNSAFE", `blob ${blob.digest} from ${client.registry} is longer than its declared ${blob.size} bytes`, {
+          hint: "the registry serves the wrong content for this digest; nothing was stored",
+          details: [{ where: blob.digest, message: "size mismatch" }],
+        });
+      }
+      await w.write(chunk);
+      onProgress?.({ digest: blob.digest, size: blob.size, done, state: "progress" });
+    }
+  } catch (e) {
+    await w.abort();
+    if (e instanceof KilnError) throw e;
+    throw new KilnError("KILN_E_REGISTRY", `download of blob ${blob.digest} from ${client.registry} broke off after ${done} bytes`, { cause: e, hint: "retry the pull: blobs already fetched are kept" });
+  }
+  // commit() hashes what was written and only renames it into blobs/ if it is this blob.
+  try {
+    await w.commit({ digest: blob.digest, size: blob.size });
+  } catch (e) {
+    if (e instanceof KilnError && e.code === "KILN_E_UNSAFE") {
+      throw new KilnError("KILN_E_UNSAFE", `blob ${blob.digest} from ${client.registry}/${client.repository} does not match its digest; it was not stored`, {
+        hint: "the registry or something between it and kiln altered the blob: check the registry, then pull again",
+        details: e.details,
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  onProgress?.({ digest: blob.digest, size: blob.size, done, state: "done" });
+}
+
+/**
+ * `kiln deploy REGISTRY/REPO:TAG` or `…@sha256:…`: pull (credentials from
+ * KILN_REGISTRY_USERNAME / KILN_REGISTRY_PASSWORD), check that what arrived is
+ * what a digest reference names, and return the digest to deploy.
+ */
+export async function pullForDeploy(store: Store, ref: string, env: NodeJS.ProcessEnv = process.env): Promise<PullResult> {
+  const source = parseRegistryRef(ref);
+  const credentials = env.KILN_REGISTRY_USERNAME && env.KILN_REGISTRY_PASSWORD !== undefined ? { username: env.KILN_REGISTRY_USERNAME, password: env.KILN_REGISTRY_PASSWORD } : undefined;
+  const pulled = await pullImage(store, source, { credentials });
+  if (source.digest && pulled.digest !== source.digest && pulled.indexDigest !== source.digest) {
+    throw new KilnError("KILN_E_UNSAFE", `pulled ${pulled.digest} for ${ref}`, { hint: "the registry answered with another image: check it, then deploy again" });
+  }
+  return pulled;
+}
