@@ -219,11 +219,14 @@ export interface TestProxy {
   close(): Promise<void>;
 }
 
-export async function withProxy(opts: { closeTimeoutMs?: number; upstreamTimeoutMs?: number } = {}): Promise<TestProxy> {
-  const { dir, cleanup } = await tempDir();
+export async function withProxy(
+  opts: { closeTimeoutMs?: number; upstreamTimeoutMs?: number; previewListen?: string; dir?: string } = {},
+): Promise<TestProxy> {
+  const { dir, cleanup } = opts.dir ? { dir: opts.dir, cleanup: async () => undefined } : await tempDir();
   const logs: string[] = [];
   const proxy = await startProxy({
     listen: "127.0.0.1:0",
+    ...(opts.previewListen !== undefined ? { previewListen: opts.previewListen } : {}),
     admin: path.join(dir, "proxy.sock"),
     stateFile: path.join(dir, "routes.json"),
     log: (l) => logs.push(l),
@@ -282,4 +285,29 @@ export async function load(
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   agent.destroy();
   return { replies, errors };
+}
+
+/**
+ * Send `n` GETs with 8 workers over one keep-alive agent (bounded by 20 s) and
+ * count who answered: x-kiln-instance, or the status when no instance did.
+ */
+export async function send(address: string, n: number, path = "/"): Promise<Record<string, number>> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const out: Record<string, number> = {};
+  let started = 0;
+  const until = Date.now() + 20_000;
+  const worker = async () => {
+    while (started < n && Date.now() < until) {
+      started++;
+      const r = await request(address, { path, agent });
+      const k = String(r.headers["x-kiln-instance"] ?? r.status);
+      out[k] = (out[k] ?? 0) + 1;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(8, n) }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return out;
 }

@@ -103,6 +103,24 @@ describe("checkTable", () => {
       "targets[2]: expected an object, got 7",
     ]);
   });
+  it("keeps releaseWeights and preview, and checks them", () => {
+    const t = table(3, [target("a", "127.0.0.1:9001")], { releaseWeights: { stable: 90, canary: 10, later: 0 }, preview: "green" });
+    assert.deepEqual(checkTable(t), { ok: true, table: t });
+    const bad = checkTable({ ...table(3, []), releaseWeights: { stable: -1, canary: "x", "": 1 }, preview: "" });
+    assert.deepEqual(bad, {
+      ok: false,
+      problems: [
+        "releaseWeights.stable: expected a number >= 0, got -1",
+        'releaseWeights.canary: expected a number >= 0, got "x"',
+        'releaseWeights: expected non-empty release ids, got ""',
+        'preview: expected a release id (non-empty string), got ""',
+      ],
+    });
+    assert.deepEqual(checkTable({ ...table(1, []), releaseWeights: [1] }), {
+      ok: false,
+      problems: ["releaseWeights: expected an object of release id → weight, got [1]"],
+    });
+  });
   it("refuses non-objects", () => {
     assert.deepEqual(checkTable(null), { ok: false, problems: ["table: expected an object, got null"] });
   });

@@ -1,17 +1,30 @@
 // One suite every Router runs (STYLE habit 5): the in-memory FakeRouter in
-// milliseconds, the real proxy through its admin socket. Traffic-dependent
-// behaviour (counters, health, draining of real requests) is in proxy.test.ts.
+// milliseconds, the real proxy through its admin socket. The routing rules the
+// controller builds canary and blue-green on (per-release split, preview,
+// per-release counters and latency) are played here with each router's own
+// traffic: FakeRouter.serve for the fake, real HTTP requests for the proxy.
+// Retries, health checks and draining of real requests are in proxy.test.ts.
 
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { isKilnError } from "../../src/errors.js";
-import type { Router } from "../../src/traffic/router.js";
+import { LATENCY_HISTOGRAM_SIZE, type Counters, type Router } from "../../src/traffic/router.js";
 import { table, target } from "./helpers.js";
 
 export interface RouterUnderTest {
+  /** set up with a preview listener */
   router: Router;
+  /** an address for a target: for the proxy a live backend on 127.0.0.1 answering 200 */
+  backend(name: string): Promise<string>;
+  /**
+   * Send n GETs (production, or to the preview listener) and count who
+   * answered: the target id, or the status ("503") when none did.
+   */
+  send(n: number, opts?: { preview?: boolean }): Promise<Record<string, number>>;
   teardown(): Promise<void>;
 }
+
+const histogramTotal = (c: Counters | undefined) => (c?.latency ?? []).reduce((a, b) => a + b, 0);
 
 export function routerConformance(name: string, setup: () => Promise<RouterUnderTest>): void {
   describe(`Router conformance: ${name}`, () => {
@@ -89,6 +102,91 @@ export function routerConformance(name: string, setup: () => Promise<RouterUnder
       const s = await sut.router.stats();
       assert.deepEqual(s.targets.map((t) => t.id), ["b"]);
       assert.deepEqual(Object.keys(s.releases).sort(), ["new", "old"]);
+    });
+
+    it("splits 1,000 requests 90/10 by releaseWeights (±1), then by target weight; unlisted releases get none", async () => {
+      const [s1, s2, c1, x1] = await Promise.all(["s1", "s2", "c1", "x1"].map((n) => sut.backend(n)));
+      await sut.router.setTable(
+        table(1, [
+          target("s1", s1!, { release: "stable", weight: 2 }),
+          target("s2", s2!, { release: "stable", weight: 1 }),
+          target("c1", c1!, { release: "canary" }),
+          target("x1", x1!, { release: "other" }),
+        ], { releaseWeights: { stable: 90, canary: 10 } }),
+      );
+      const got = await sut.send(1000);
+      assert.deepEqual(Object.keys(got).sort(), ["c1", "s1", "s2"], JSON.stringify(got));
+      assert.ok(Math.abs(got.c1! - 100) <= 1, JSON.stringify(got));
+      assert.ok(Math.abs(got.s1! - 600) <= 1 && Math.abs(got.s2! - 300) <= 1, JSON.stringify(got));
+      const s = await sut.router.stats();
+      assert.equal(s.releases.canary!.requests, got.c1);
+      assert.equal(s.releases.stable!.requests, got.s1! + got.s2!);
+      assert.equal(s.releases.other!.requests, 0);
+      assert.equal(s.releases.stable!.latency!.length, LATENCY_HISTOGRAM_SIZE);
+      assert.equal(histogramTotal(s.releases.stable), s.releases.stable!.requests);
+      assert.equal(histogramTotal(s.releases.canary), s.releases.canary!.requests);
+    });
+
+    it("skips a listed release with no eligible target and falls back to target weights when none has one", async () => {
+      const [s1, c1, x1] = await Promise.all(["s1", "c1", "x1"].map((n) => sut.backend(n)));
+      const targets = (stableWeight: number) => [
+        target("s1", s1!, { release: "stable", weight: stableWeight }),
+        target("c1", c1!, { release: "canary", state: "draining" }),
+        target("x1", x1!, { release: "other" }),
+      ];
+      await sut.router.setTable(table(1, targets(1), { releaseWeights: { stable: 50, canary: 50, none: 10 } }));
+      assert.deepEqual(await sut.send(10), { s1: 10 });
+      await sut.router.setTable(table(2, targets(0), { releaseWeights: { stable: 50, canary: 50 } }));
+      assert.deepEqual(await sut.send(4), { x1: 4 }, "no listed release can serve: plain target weights");
+      await sut.router.setTable(table(3, targets(1)));
+      assert.deepEqual(await sut.send(4), { s1: 2, x1: 2 }, "no releaseWeights: target weights as before");
+    });
+
+    it("serves the preview release on the preview listener only, whatever its weight, counted apart", async () => {
+      const [b1, g1, g2, g3] = await Promise.all(["b1", "g1", "g2", "g3"].map((n) => sut.backend(n)));
+      await sut.router.setTable(
+        table(1, [
+          target("b1", b1!, { release: "blue" }),
+          target("g1", g1!, { release: "green", weight: 0 }),
+          target("g2", g2!, { release: "green", weight: 0 }),
+          target("g3", g3!, { release: "green", state: "draining" }),
+        ], { preview: "green", releaseWeights: { blue: 100 } }),
+      );
+      assert.deepEqual(await sut.send(6, { preview: true }), { g1: 3, g2: 3 });
+      assert.deepEqual(await sut.send(5), { b1: 5 }, "standby green gets no production traffic");
+      const s = await sut.router.stats();
+      assert.equal(s.preview?.release, "green");
+      assert.match(s.preview?.listen ?? "", /^127\.0\.0\.1:\d+$/);
+      assert.equal(s.previewCounters?.green?.requests, 6);
+      assert.equal(histogramTotal(s.previewCounters?.green), 6);
+      assert.equal(s.releases.green!.requests, 0, "preview traffic is not in production counters");
+      assert.equal(histogramTotal(s.releases.green), 0);
+      assert.equal(s.targets.find((t) => t.id === "g1")!.requests, 0);
+      assert.equal(s.releases.blue!.requests, 5);
+    });
+
+    it("answers 503 on the preview listener with no preview release or no active target of it", async () => {
+      const [b1, g1] = await Promise.all(["b1", "g1"].map((n) => sut.backend(n)));
+      const targets = [target("b1", b1!, { release: "blue" }), target("g1", g1!, { release: "green", state: "draining" })];
+      await sut.router.setTable(table(1, targets));
+      assert.deepEqual(await sut.send(2, { preview: true }), { "503": 2 });
+      assert.equal((await sut.router.stats()).preview?.release, undefined);
+      await sut.router.setTable(table(2, targets, { preview: "green" }));
+      assert.deepEqual(await sut.send(2, { preview: true }), { "503": 2 });
+      await sut.router.setTable(table(3, targets, { preview: "nobody" }));
+      assert.deepEqual(await sut.send(1, { preview: true }), { "503": 1 });
+      assert.deepEqual(await sut.send(1), { b1: 1 });
+    });
+
+    it("keeps a removed release's counters and latency histogram", async () => {
+      const [a, b] = await Promise.all(["a", "b"].map((n) => sut.backend(n)));
+      await sut.router.setTable(table(1, [target("a", a!, { release: "old" })]));
+      assert.deepEqual(await sut.send(7), { a: 7 });
+      await sut.router.setTable(table(2, [target("b", b!, { release: "new" })]));
+      const s = await sut.router.stats();
+      assert.equal(s.releases.old!.requests, 7);
+      assert.equal(histogramTotal(s.releases.old), 7);
+      assert.equal(histogramTotal(s.releases.new), 0);
     });
   });
 }

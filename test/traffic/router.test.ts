@@ -7,13 +7,35 @@ import { isKilnError } from "../../src/errors.js";
 import { FakeRouter } from "../../src/traffic/fake.js";
 import { ProxyClient } from "../../src/traffic/proxy/client.js";
 import { routerConformance } from "./router-conformance.js";
-import { table, target, tempDir, withProxy } from "./helpers.js";
+import { send, startBackend, table, target, tempDir, withProxy, type Backend } from "./helpers.js";
 
-routerConformance("FakeRouter", async () => ({ router: new FakeRouter({ pid: 1 }), teardown: async () => undefined }));
+routerConformance("FakeRouter", async () => {
+  const router = new FakeRouter({ pid: 1, previewListen: "127.0.0.1:8081" });
+  let port = 9000;
+  return {
+    router,
+    backend: async () => `127.0.0.1:${port++}`,
+    send: async (n, opts = {}) => router.serve(n, () => ({ status: 200, latencyMs: 1 }), opts),
+    teardown: async () => undefined,
+  };
+});
 
 routerConformance("proxy (ProxyClient over the admin socket)", async () => {
-  const p = await withProxy();
-  return { router: p.client, teardown: () => p.close() };
+  const p = await withProxy({ previewListen: "127.0.0.1:0" });
+  const backends: Backend[] = [];
+  return {
+    router: p.client,
+    backend: async (name) => {
+      const b = await startBackend(name);
+      backends.push(b);
+      return b.address;
+    },
+    send: (n, opts = {}) => send(opts.preview ? p.proxy.previewAddress! : p.proxy.address, n),
+    teardown: async () => {
+      await p.close();
+      for (const b of backends) await b.close();
+    },
+  };
 });
 
 describe("FakeRouter controls", () => {

@@ -1,8 +1,10 @@
 // The proxy's admin API, served on a unix socket (file permissions are the
 // access control: only the owner can change routing).
 //
-//   PUT /table   body RoutingTable → 200 {version}; 400 {error} bad table; 409 {error, currentVersion} older version
-//   GET /stats   → 200 RouterStats
+//   PUT /table   body RoutingTable (with releaseWeights / preview when set) → 200 {version};
+//                400 {error, problems} bad table; 409 {error, currentVersion} older version
+//   GET /stats   → 200 RouterStats (releases[*].latency histograms;
+//                previewCounters; preview when the proxy has a preview listener)
 //   GET /healthz → 200 {ok: true}
 
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";

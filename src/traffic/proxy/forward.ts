@@ -14,11 +14,14 @@
 // it has gone out, it never is.
 //
 // Counting: `requests` and `errors5xx` go to the target whose response (or whose
-// failure, as a 502/504) the client received; `connectFailures` to every failed attempt.
+// failure, as a 502/504) the client received; `connectFailures` to every failed
+// attempt; the request's latency (arrival → end of the response, or of the
+// 502/504) to the histogram of the release `requests` went to. A 503 for want
+// of any target counts nowhere. Preview requests count in the preview lane.
 
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { planDownstreamHeaders, planUpstreamHeaders } from "./headers.js";
-import { isEligible, type TargetPool, type Upstream } from "./targets.js";
+import type { Lane, TargetPool, Upstream } from "./targets.js";
 
 export const MAX_ATTEMPTS = 3;
 export const MAX_BUFFERED_BODY = 1024 * 1024;
@@ -31,6 +34,8 @@ export interface ForwardOptions {
   /** no byte from the instance for this long → 504 (not retried: the instance may still be working) */
   upstreamTimeoutMs: number;
   isClosing: () => boolean;
+  /** which listener this forwarder serves; default production */
+  lane?: Lane;
 }
 
 type Body =
@@ -110,6 +115,8 @@ function clientIp(req: IncomingMessage): string {
 
 export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { pool, log } = o;
+  const lane: Lane = o.lane ?? "production";
+  const preview = lane === "preview";
 
   const reply = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}) => {
     if (res.headersSent || res.destroyed) {
@@ -126,10 +133,18 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
   };
 
   return (req, res) => {
+    const started = performance.now();
     const method = req.method ?? "GET";
     let clientGone = false;
     let current: http.ClientRequest | undefined;
+    /** the release whose `requests` counted this request, once one did */
+    let countedRelease: string | undefined;
+    const countResponse = (u: Upstream, status: number) => {
+      pool.countResponse(u, status, lane);
+      countedRelease = u.release;
+    };
     res.on("close", () => {
+      if (countedRelease !== undefined) pool.observeLatency(countedRelease, performance.now() - started, lane);
       if (res.writableFinished) return;
       clientGone = true;
       current?.destroy();
@@ -137,16 +152,22 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
 
     const attempt = (n: number, tried: Set<Upstream>, body: Body, last?: { u: Upstream; failure: Failure }) => {
       if (clientGone) return;
-      let u = pool.pick(tried);
+      let u = preview ? pool.pickPreview(tried) : pool.pick(tried);
       // An instance that just closed an idle socket is fine: if it is the only
       // choice, try it once more on a fresh connection.
-      const freshConnection = u === undefined && last?.failure === "stale-socket" && isEligible(last.u);
+      const freshConnection = u === undefined && last?.failure === "stale-socket" && pool.isUsable(last.u, lane);
       if (freshConnection) u = last?.u;
       if (u === undefined) {
         if (last === undefined) {
-          reply(res, 503, "kiln: no healthy instance available\n", { "retry-after": "1" });
+          const release = pool.previewRelease;
+          const why = !preview
+            ? "no healthy instance available"
+            : release === undefined
+              ? "no preview release is set"
+              : `no healthy active instance of preview release ${release}`;
+          reply(res, 503, `kiln: ${why}\n`, { "retry-after": "1" });
         } else {
-          pool.count(last.u, { requests: 1, errors5xx: 1 });
+          countResponse(last.u, 502);
           reply(res, 502, "kiln: bad gateway (no instance answered)\n", {
             "x-kiln-instance": last.u.id,
             "x-kiln-release": last.u.release,
@@ -200,7 +221,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         responded = true;
         clearTimeout(connectTimer);
         const status = upRes.statusCode ?? 502;
-        pool.count(target, { requests: 1, errors5xx: status >= 500 ? 1 : 0 });
+        countResponse(target, status);
         upRes.on("error", () => undefined); // surfaced through 'close' below
         upRes.on("close", () => {
           if (!upRes.complete) res.destroy(); // cut mid-body: the client must see a cut, not a short 200
@@ -234,10 +255,10 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         if (clientGone) return; // we hung up on the instance ourselves; not its fault
         const failure = classify(err, connected, up.reusedSocket);
         const reason = (err as NodeJS.ErrnoException).code ?? err.message;
-        pool.count(target, { connectFailures: 1 });
+        pool.countFailure(target, lane);
         if (failure === "connect") pool.markDown(target, reason);
         if (failure === "timeout") {
-          pool.count(target, { requests: 1, errors5xx: 1 });
+          countResponse(target, 504);
           log(`${method} ${req.url} → ${target.id}: no response in ${o.upstreamTimeoutMs}ms; 504`);
           reply(res, 504, "kiln: gateway timeout\n", { "x-kiln-instance": target.id, "x-kiln-release": target.release });
           return;
@@ -251,7 +272,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           tried.add(target);
           attempt(n + 1, tried, body, { u: target, failure });
         } else {
-          pool.count(target, { requests: 1, errors5xx: 1 });
+          countResponse(target, 502);
           reply(res, 502, "kiln: bad gateway (instance failed)\n", {
             "x-kiln-instance": target.id,
             "x-kiln-release": target.release,

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The proxy process:
 //   node dist/src/traffic/proxy/main.js --listen 127.0.0.1:8080 --admin /path/proxy.sock \
-//        --state /path/routes.json [--log /path/proxy.log]
+//        --state /path/routes.json [--preview-listen 127.0.0.1:8081] [--log /path/proxy.log]
 //
 // stdout carries exactly one JSON line for whoever started us:
 //   {"ready":true,"pid":123,"listen":"127.0.0.1:8080","admin":"/path/proxy.sock"}
+//   (plus "preview":"127.0.0.1:8081" with --preview-listen)
 //   {"ready":false,"error":{"code":"KILN_E_USAGE","message":"…","hint":"…"}}
 // Human-readable errors go to stderr; the log (table changes, health changes,
 // failed attempts) to --log or stderr.
@@ -14,12 +15,14 @@ import { parseArgs } from "node:util";
 import { EXIT, KilnError, isKilnError } from "../../errors.js";
 import { startProxy } from "./server.js";
 
-const USAGE = `usage: main.js --listen HOST:PORT --admin SOCKET --state FILE [--log FILE]
+const USAGE = `usage: main.js --listen HOST:PORT --admin SOCKET --state FILE [--preview-listen HOST:PORT] [--log FILE]
 
-  --listen  address clients connect to, e.g. 127.0.0.1:8080
-  --admin   unix socket for the admin API (PUT /table, GET /stats, GET /healthz)
-  --state   file holding the last routing table (loaded at start, so routing resumes at once)
-  --log     append log lines here instead of stderr
+  --listen          address clients connect to, e.g. 127.0.0.1:8080
+  --admin           unix socket for the admin API (PUT /table, GET /stats, GET /healthz)
+  --state           file holding the last routing table (loaded at start, so routing resumes at once)
+  --preview-listen  address serving only the routing table's preview release (blue-green
+                    preview before promotion); default: none
+  --log             append log lines here instead of stderr
 
 example:
   node dist/src/traffic/proxy/main.js --listen 127.0.0.1:8080 --admin .kiln/proxy.sock --state .kiln/routes.json
@@ -43,6 +46,7 @@ async function main(): Promise<void> {
         admin: { type: "string" },
         state: { type: "string" },
         log: { type: "string" },
+        "preview-listen": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -71,10 +75,17 @@ async function main(): Promise<void> {
     listen: values.listen as string,
     admin: values.admin as string,
     stateFile: values.state as string,
+    ...(values["preview-listen"] !== undefined ? { previewListen: values["preview-listen"] } : {}),
     log,
   });
   process.stdout.write(
-    JSON.stringify({ ready: true, pid: process.pid, listen: proxy.address, admin: proxy.adminSocket }) + "\n",
+    JSON.stringify({
+      ready: true,
+      pid: process.pid,
+      listen: proxy.address,
+      ...(proxy.previewAddress !== undefined ? { preview: proxy.previewAddress } : {}),
+      admin: proxy.adminSocket,
+    }) + "\n",
   );
 
   let stopping = false;

@@ -12,11 +12,17 @@ import type { RouterStats, RoutingTable } from "../router.js";
 import { createAdminHandler, type AcceptResult } from "./admin.js";
 import { createForwarder } from "./forward.js";
 import { loadTableFile, saveTableFile } from "./state-file.js";
-import { TargetPool } from "./targets.js";
+import { TargetPool, type Lane } from "./targets.js";
 
 export interface ProxyOptions {
   /** "127.0.0.1:PORT" clients connect to; port 0 picks a free one */
   listen: string;
+  /**
+   * "127.0.0.1:PORT" of the preview listener (blue-green preview): requests
+   * there go only to RoutingTable.preview's healthy active targets, whatever
+   * their weight. Default: no preview listener.
+   */
+  previewListen?: string;
   /** unix socket path of the admin API */
   admin: string;
   /** where the last accepted routing table is kept */
@@ -35,6 +41,8 @@ export interface ProxyOptions {
 export interface RunningProxy {
   /** the actual "host:port" (with the real port when 0 was asked for) */
   readonly address: string;
+  /** the preview listener's actual "host:port", when one was asked for */
+  readonly previewAddress?: string;
   readonly adminSocket: string;
   /** Stop accepting, let in-flight requests finish (bounded), close keep-alive pools. Idempotent. */
   close(): Promise<void>;
@@ -123,6 +131,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       hint: 'use e.g. "127.0.0.1:8080"',
     });
   }
+  const previewHp = opts.previewListen === undefined ? undefined : parseHostPort(opts.previewListen);
+  if (opts.previewListen !== undefined && !previewHp) {
+    throw new KilnError("KILN_E_USAGE", `proxy preview listen address "${opts.previewListen}" is not host:port`, {
+      hint: 'use e.g. "127.0.0.1:8081"',
+    });
+  }
 
   const pool = new TargetPool({
     log,
@@ -165,74 +179,106 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   let closing = false;
   let activeRequests = 0;
-  const forward = createForwarder({
-    pool,
-    log,
-    connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
-    upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 60_000,
-    isClosing: () => closing,
-  });
-  const server = http.createServer({ keepAlive: true }, (req, res) => {
-    activeRequests++;
-    res.once("close", () => activeRequests--);
-    forward(req, res);
-  });
-  // WebSocket/CONNECT tunnelling is not supported yet: say so instead of hanging up silently.
-  const refuseTunnel = (_req: http.IncomingMessage, socket: net.Socket) => {
-    socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+  const clientServer = (lane: Lane): http.Server => {
+    const forward = createForwarder({
+      pool,
+      log,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
+      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 60_000,
+      isClosing: () => closing,
+      lane,
+    });
+    const server = http.createServer({ keepAlive: true }, (req, res) => {
+      activeRequests++;
+      res.once("close", () => activeRequests--);
+      forward(req, res);
+    });
+    // WebSocket/CONNECT tunnelling is not supported yet: say so instead of hanging up silently.
+    const refuseTunnel = (_req: http.IncomingMessage, socket: net.Socket) => {
+      socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    };
+    server.on("upgrade", refuseTunnel);
+    server.on("connect", refuseTunnel);
+    server.on("clientError", (_err, socket) => {
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+      else socket.destroy();
+    });
+    return server;
   };
-  server.on("upgrade", refuseTunnel);
-  server.on("connect", refuseTunnel);
-  server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    else socket.destroy();
-  });
+  const addressOf = (s: http.Server): string => {
+    const bound = s.address() as net.AddressInfo;
+    return `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  };
 
+  const server = clientServer("production");
   try {
     await listen(server, { host: hp.host, port: hp.port });
   } catch (e) {
     pool.close();
     throw listenErrorToKiln(e as NodeJS.ErrnoException, opts.listen, "change `listen` in kiln.yaml");
   }
-  const bound = server.address() as net.AddressInfo;
-  const address = `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  const address = addressOf(server);
 
-  const stats = (): RouterStats => ({
-    tableVersion: pool.version,
-    targets: pool.targetStatuses(),
-    releases: pool.releaseStats(),
-    pid: process.pid,
-    listen: address,
-  });
+  let previewServer: http.Server | undefined;
+  let previewAddress: string | undefined;
+  if (previewHp !== undefined) {
+    previewServer = clientServer("preview");
+    try {
+      await listen(previewServer, { host: previewHp.host, port: previewHp.port });
+    } catch (e) {
+      server.close();
+      pool.close();
+      throw listenErrorToKiln(e as NodeJS.ErrnoException, `preview address ${opts.previewListen}`, "choose another preview listen address");
+    }
+    previewAddress = addressOf(previewServer);
+  }
+  const servers = previewServer ? [server, previewServer] : [server];
+
+  const stats = (): RouterStats => {
+    const s: RouterStats = {
+      tableVersion: pool.version,
+      targets: pool.targetStatuses(),
+      releases: pool.releaseStats("production"),
+      pid: process.pid,
+      listen: address,
+      previewCounters: pool.releaseStats("preview"),
+    };
+    if (previewAddress !== undefined) {
+      s.preview = { listen: previewAddress };
+      const release = pool.previewRelease;
+      if (release !== undefined) s.preview.release = release;
+    }
+    return s;
+  };
   const admin = http.createServer(createAdminHandler({ acceptTable, stats, log }));
   try {
     await claimAdminSocket(opts.admin);
     await listen(admin, { path: opts.admin });
     await chmod(opts.admin, 0o600);
   } catch (e) {
-    server.close();
+    for (const s of servers) s.close();
     pool.close();
     if (e instanceof KilnError) throw e;
     throw listenErrorToKiln(e as NodeJS.ErrnoException, `admin socket ${opts.admin}`, "choose another admin socket path");
   }
-  log(`proxy listening on ${address}, admin ${opts.admin}`);
+  log(`proxy listening on ${address}${previewAddress ? `, preview on ${previewAddress}` : ""}, admin ${opts.admin}`);
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closed ??= (async () => {
       closing = true;
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      const stopped = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       admin.close();
       admin.closeIdleConnections();
       const deadline = Date.now() + (opts.closeTimeoutMs ?? 10_000);
       // Idle keep-alive clients are disconnected; busy ones get "connection:
       // close" on their response and are disconnected once it is sent.
       while (activeRequests > 0 && Date.now() < deadline) {
-        server.closeIdleConnections();
+        for (const s of servers) s.closeIdleConnections();
         await new Promise((r) => setTimeout(r, 20));
       }
       if (activeRequests > 0) log(`close: ${activeRequests} request(s) still in flight at the deadline; cutting them`);
-      server.closeAllConnections();
+      for (const s of servers) s.closeAllConnections();
       admin.closeAllConnections();
       await stopped;
       pool.close();
@@ -242,5 +288,5 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     return closed;
   };
 
-  return { address, adminSocket: opts.admin, close };
+  return { address, ...(previewAddress !== undefined ? { previewAddress } : {}), adminSocket: opts.admin, close };
 }

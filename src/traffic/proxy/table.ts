@@ -39,6 +39,10 @@ function describe(x: unknown): string {
  *   {version: -1, ...}                     → "version: expected an integer >= 0, got -1"
  *   two targets with id "a"                → "targets[1].id: duplicate id "a""
  *   target address "localhost"             → "targets[0].address: expected "host:port", got "localhost""
+ *   releaseWeights {stable: 90, canary: -1} → "releaseWeights.canary: expected a number >= 0, got -1"
+ *   preview ""                             → "preview: expected a release id (non-empty string), got """
+ * releaseWeights may name releases without targets (they get no traffic until
+ * they have some) and preview may name a release without targets (503 there).
  */
 export function checkTable(input: unknown): TableCheck {
   const problems: string[] = [];
@@ -110,6 +114,27 @@ export function checkTable(input: unknown): TableCheck {
     });
   }
 
+  let releaseWeights: Record<string, number> | undefined;
+  if (input.releaseWeights !== undefined) {
+    if (!isObject(input.releaseWeights)) {
+      problems.push(`releaseWeights: expected an object of release id → weight, got ${describe(input.releaseWeights)}`);
+    } else {
+      releaseWeights = {};
+      for (const [release, w] of Object.entries(input.releaseWeights)) {
+        if (release === "") problems.push(`releaseWeights: expected non-empty release ids, got ""`);
+        else if (typeof w !== "number" || !Number.isFinite(w) || w < 0) {
+          problems.push(`releaseWeights.${release}: expected a number >= 0, got ${describe(w)}`);
+        } else releaseWeights[release] = w;
+      }
+    }
+  }
+  if (input.preview !== undefined && (typeof input.preview !== "string" || input.preview === "")) {
+    problems.push(`preview: expected a release id (non-empty string), got ${describe(input.preview)}`);
+  }
+
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, table: { version, targets, health, drainTimeoutMs } };
+  const table: RoutingTable = { version, targets, health, drainTimeoutMs };
+  if (releaseWeights !== undefined) table.releaseWeights = releaseWeights;
+  if (typeof input.preview === "string") table.preview = input.preview;
+  return { ok: true, table };
 }

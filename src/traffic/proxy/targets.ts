@@ -13,11 +13,25 @@
 // it has already checked). Active probes every health.intervalMs fold into
 // nextHealth; a failed connect marks a target unhealthy at once (passive) and
 // the active probes bring it back.
+//
+// Picking: production requests follow RoutingTable.releaseWeights (a release,
+// then a target, both by smooth weighted round robin; see router.ts); preview
+// requests go round robin over the preview release's healthy active targets,
+// whatever their weight. Counting: production requests count on the target and
+// its release; preview requests only in the preview counters of the release.
 
 import http from "node:http";
-import type { Counters, RoutingTable, Target, TargetState, TargetStatus } from "../router.js";
+import {
+  LATENCY_HISTOGRAM_SIZE,
+  latencyBucket,
+  type Counters,
+  type RoutingTable,
+  type Target,
+  type TargetState,
+  type TargetStatus,
+} from "../router.js";
 import { nextHealth, parseHostPort, probeHttp, type HealthState } from "../../health/probe.js";
-import { pickSmoothWeighted } from "./balancer.js";
+import { groupByRelease, pickByRelease, type ReleaseGroup } from "./balancer.js";
 import { EMPTY_TABLE } from "./table.js";
 
 export interface Upstream {
@@ -54,8 +68,31 @@ export interface PoolOptions {
 
 const zero = (): Counters => ({ requests: 0, errors5xx: 0, connectFailures: 0 });
 
+/** A release's counters; the histogram is a small typed array, added to in place per request. */
+interface ReleaseCounters {
+  requests: number;
+  errors5xx: number;
+  connectFailures: number;
+  readonly latency: Float64Array;
+}
+
+const zeroRelease = (): ReleaseCounters => ({
+  requests: 0,
+  errors5xx: 0,
+  connectFailures: 0,
+  latency: new Float64Array(LATENCY_HISTOGRAM_SIZE),
+});
+
+/** Production traffic or the preview listener's. */
+export type Lane = "production" | "preview";
+
 export function isEligible(u: Upstream): boolean {
   return !u.retired && u.state === "active" && u.weight > 0 && u.health.healthy;
+}
+
+/** Preview ignores weight: a standby fleet at weight 0 is previewable. */
+function isPreviewable(u: Upstream, release: string | undefined): boolean {
+  return !u.retired && u.release === release && u.state === "active" && u.health.healthy;
 }
 
 export class TargetPool {
@@ -63,13 +100,21 @@ export class TargetPool {
   private live = new Map<string, Upstream>();
   private order: Upstream[] = [];
   private readonly retired = new Set<Upstream>();
-  private readonly releases = new Map<string, Counters>();
+  private readonly releases = new Map<string, ReleaseCounters>();
+  private readonly previewReleases = new Map<string, ReleaseCounters>();
+  private groups: ReleaseGroup<Upstream>[] | undefined;
+  private previewCursor = 0;
   private closed = false;
 
   constructor(private readonly opts: PoolOptions) {}
 
   get version(): number {
     return this.table.version;
+  }
+
+  /** the table's preview release, if any */
+  get previewRelease(): string | undefined {
+    return this.table.preview;
   }
 
   /** Make `table` the routing table. The caller has checked it and its version. */
@@ -102,19 +147,41 @@ export class TargetPool {
     const previous = this.live;
     this.live = next;
     this.order = [...next.values()];
+    this.groups = groupByRelease(table.releaseWeights, this.order, this.groups);
     for (const u of previous.values()) if (next.get(u.id) !== u) this.retire(u, now);
     // A new drainTimeoutMs applies to targets already draining too.
     for (const u of this.order) this.scheduleDrainDeadline(u);
     for (const u of this.retired) this.scheduleDrainDeadline(u);
   }
 
-  /** The next target for a new request, skipping `exclude` (targets already tried). */
+  /**
+   * The next target for a new request, skipping `exclude` (targets already
+   * tried). A retry picks by the same rule, so the split is over attempts.
+   */
   pick(exclude?: ReadonlySet<Upstream>): Upstream | undefined {
-    const candidates =
-      exclude && exclude.size > 0
-        ? this.order.filter((u) => isEligible(u) && !exclude.has(u))
-        : this.order.filter(isEligible);
-    return pickSmoothWeighted(candidates);
+    const usable = exclude && exclude.size > 0 ? (u: Upstream) => isEligible(u) && !exclude.has(u) : isEligible;
+    return pickByRelease(this.groups, this.order, usable);
+  }
+
+  /** The next target for a preview request: round robin over the preview release's healthy active targets. */
+  pickPreview(exclude?: ReadonlySet<Upstream>): Upstream | undefined {
+    const release = this.table.preview;
+    if (release === undefined) return undefined;
+    const n = this.order.length;
+    for (let i = 0; i < n; i++) {
+      const at = (this.previewCursor + i) % n;
+      const u = this.order[at]!;
+      if (isPreviewable(u, release) && !exclude?.has(u)) {
+        this.previewCursor = (at + 1) % n;
+        return u;
+      }
+    }
+    return undefined;
+  }
+
+  /** Whether `u` may still take a request in `lane` (for a last try on a fresh connection). */
+  isUsable(u: Upstream, lane: Lane): boolean {
+    return lane === "preview" ? isPreviewable(u, this.table.preview) : isEligible(u);
   }
 
   /** Count an attempt as in flight; returns its (idempotent) completion function. */
@@ -131,13 +198,25 @@ export class TargetPool {
     };
   }
 
-  count(u: Upstream, delta: Partial<Counters>): void {
-    const r = this.releaseCounters(u.release);
-    for (const c of [u.counters, r]) {
-      c.requests += delta.requests ?? 0;
-      c.errors5xx += delta.errors5xx ?? 0;
-      c.connectFailures += delta.connectFailures ?? 0;
-    }
+  /** A client got `status` from (or, for 502/504, on behalf of) `u`. */
+  countResponse(u: Upstream, status: number, lane: Lane): void {
+    const r = this.releaseCounters(u.release, lane);
+    r.requests++;
+    if (status >= 500) r.errors5xx++;
+    if (lane === "preview") return;
+    u.counters.requests++;
+    if (status >= 500) u.counters.errors5xx++;
+  }
+
+  /** An attempt on `u` could not connect or got no response. */
+  countFailure(u: Upstream, lane: Lane): void {
+    this.releaseCounters(u.release, lane).connectFailures++;
+    if (lane === "production") u.counters.connectFailures++;
+  }
+
+  /** A counted request of `release` ended after `ms`. */
+  observeLatency(release: string, ms: number, lane: Lane): void {
+    this.releaseCounters(release, lane).latency[latencyBucket(ms)]++;
   }
 
   /** Passive health: a failed connect takes the target out until active checks pass again. */
@@ -173,9 +252,11 @@ export class TargetPool {
     return out;
   }
 
-  releaseStats(): Record<string, Counters> {
+  releaseStats(lane: Lane = "production"): Record<string, Counters> {
     const out: Record<string, Counters> = {};
-    for (const [k, v] of this.releases) out[k] = { ...v };
+    for (const [k, v] of lane === "preview" ? this.previewReleases : this.releases) {
+      out[k] = { requests: v.requests, errors5xx: v.errors5xx, connectFailures: v.connectFailures, latency: Array.from(v.latency) };
+    }
     return out;
   }
 
@@ -187,11 +268,12 @@ export class TargetPool {
     this.order = [];
   }
 
-  private releaseCounters(release: string): Counters {
-    let c = this.releases.get(release);
+  private releaseCounters(release: string, lane: Lane = "production"): ReleaseCounters {
+    const map = lane === "preview" ? this.previewReleases : this.releases;
+    let c = map.get(release);
     if (c === undefined) {
-      c = zero();
-      this.releases.set(release, c);
+      c = zeroRelease();
+      map.set(release, c);
     }
     return c;
   }

@@ -23,7 +23,7 @@ import {
 
 interface Spawned {
   child: ChildProcess;
-  ready: { ready: boolean; pid: number; listen: string; admin: string };
+  ready: { ready: boolean; pid: number; listen: string; admin: string; preview?: string };
   stderr: () => string;
   /** resolves with the exit code once the process is gone and its output fully read */
   closed: Promise<number | null>;
@@ -39,9 +39,10 @@ function closedWithin(child: ChildProcess, ms: number): Promise<number | null> {
   });
 }
 
-async function spawnProxy(args: { listen: string; admin: string; state: string; log?: string }): Promise<Spawned> {
+async function spawnProxy(args: { listen: string; admin: string; state: string; log?: string; previewListen?: string }): Promise<Spawned> {
   const argv = [PROXY_MAIN, "--listen", args.listen, "--admin", args.admin, "--state", args.state];
   if (args.log) argv.push("--log", args.log);
+  if (args.previewListen) argv.push("--preview-listen", args.previewListen);
   const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
   const closed = closedWithin(child, 30_000);
   closed.catch(() => undefined);
@@ -78,7 +79,8 @@ describe("proxy process", () => {
 
     const client = new ProxyClient(files.admin);
     assert.equal(await client.ping(), true);
-    await client.setTable(table(3, [target("a", a.address, { release: "r1" })]));
+    await client.setTable(table(3, [target("a", a.address, { release: "r1" })], { releaseWeights: { r1: 1 }, preview: "r1" }));
+    assert.equal(first.ready.preview, undefined, "no preview listener unless asked for");
     // Acknowledged means persisted.
     assert.equal(JSON.parse(readFileSync(files.state, "utf8")).version, 3);
     assert.equal((await request(first.ready.listen)).headers["x-kiln-instance"], "a");
@@ -88,14 +90,19 @@ describe("proxy process", () => {
     assert.ok(existsSync(files.admin), "kill -9 leaves the admin socket file behind");
 
     // Same address, same files: the stale socket is replaced and routing resumes from disk.
-    const second = await spawnProxy({ listen: first.ready.listen, ...files });
+    const second = await spawnProxy({ listen: first.ready.listen, ...files, previewListen: "127.0.0.1:0" });
     children.push(second.child);
     assert.equal(second.ready.ready, true, second.stderr());
+    assert.match(second.ready.preview ?? "", /^127\.0\.0\.1:\d+$/);
+    const pr = await request(second.ready.preview!);
+    assert.equal(pr.headers["x-kiln-instance"], "a", "the persisted preview release is served at once");
     const r = await request(second.ready.listen);
     assert.equal(r.status, 200);
     assert.equal(r.headers["x-kiln-instance"], "a");
     const s = await client.stats();
     assert.equal(s.tableVersion, 3);
+    assert.deepEqual(s.preview, { listen: second.ready.preview, release: "r1" });
+    assert.equal(s.previewCounters?.r1?.requests, 1);
     assert.equal(s.pid, second.child.pid);
     await assert.rejects(client.setTable(table(2, [])), /older than the current version 3/);
     assert.match(readFileSync(files.log, "utf8"), /loaded routing table v3/);

@@ -11,10 +11,12 @@ import path from "node:path";
 import { isKilnError } from "../../../src/errors.js";
 import { ProxyClient } from "../../../src/traffic/proxy/client.js";
 import { startProxy } from "../../../src/traffic/proxy/server.js";
+import { windowOf, type Counters } from "../../../src/traffic/router.js";
 import {
   countBy,
   load,
   request,
+  send,
   sleep,
   spawnBackend,
   startBackend,
@@ -329,8 +331,9 @@ describe("proxy", () => {
     for (let i = 0; i < 3; i++) assert.equal((await request(p.proxy.address, { path: "/fail" })).status, 500);
 
     const s = await p.client.stats();
-    assert.deepEqual(s.releases.blue, { requests: 5, errors5xx: 0, connectFailures: 0 });
-    assert.deepEqual(s.releases.green, { requests: 8, errors5xx: 3, connectFailures: 0 });
+    const plain = (c: Counters | undefined) => c && { requests: c.requests, errors5xx: c.errors5xx, connectFailures: c.connectFailures };
+    assert.deepEqual(plain(s.releases.blue), { requests: 5, errors5xx: 0, connectFailures: 0 });
+    assert.deepEqual(plain(s.releases.green), { requests: 8, errors5xx: 3, connectFailures: 0 });
     const sb = s.targets.find((t) => t.id === "b")!;
     assert.deepEqual([sb.requests, sb.errors5xx], [8, 3]);
     assert.equal(s.pid, process.pid);
@@ -384,6 +387,83 @@ describe("proxy", () => {
     assert.equal(readdirSync(dir).filter((f) => f.startsWith("routes.json.invalid-")).length, 1);
     await client.setTable(table(1, []));
     assert.equal(JSON.parse(readFileSync(stateFile, "utf8")).version, 1);
+  });
+
+  it("measures each release's latency to the end of the response, and windowOf reads it", async () => {
+    const [a, b] = await Promise.all([backend("a"), backend("b")]);
+    const p = await proxy();
+    await p.client.setTable(table(1, [target("a", a.address, { release: "fast" }), target("b", b.address, { release: "slow" })]));
+    const before = await p.client.stats();
+    // /stream sends its headers at once and ends after ms: the end counts, not the first byte.
+    await Promise.all([request(p.proxy.address, { path: "/stream?ms=300" }), request(p.proxy.address, { path: "/stream?ms=300" })]);
+    for (let i = 0; i < 4; i++) await request(p.proxy.address, { path: "/" });
+    const after = await p.client.stats();
+    const fast = windowOf(before.releases.fast, after.releases.fast!);
+    const slow = windowOf(before.releases.slow, after.releases.slow!);
+    // Each release got one /stream (≥ 300 ms → the ≤500 ms bucket or above) and two quick requests.
+    assert.equal(fast.requests, 3);
+    assert.equal(slow.requests, 3);
+    for (const w of [fast, slow]) {
+      assert.ok(w.p99Ms !== undefined && w.p99Ms >= 500, JSON.stringify(w));
+      assert.ok(w.p50Ms !== undefined && w.p50Ms <= 200, JSON.stringify(w));
+      assert.equal(w.errorRate, 0);
+    }
+    const failing = await request(p.proxy.address, { path: "/fail" });
+    assert.equal(failing.status, 500);
+    const rel = failing.headers["x-kiln-release"] as string;
+    assert.equal(windowOf(after.releases[rel], (await p.client.stats()).releases[rel]!).errorRate, 1);
+  });
+
+  it("counts a connect failure's 502 in the latency histogram and in errors", async () => {
+    const dead = await freeAddress();
+    const p = await proxy();
+    await p.client.setTable(table(1, [target("d", dead, { release: "broken" })]));
+    const r = await request(p.proxy.address);
+    assert.equal(r.status, 502);
+    const w = windowOf(undefined, (await p.client.stats()).releases.broken!);
+    assert.deepEqual({ requests: w.requests, errors: w.errors, errorRate: w.errorRate }, { requests: 1, errors: 2, errorRate: 1 });
+    assert.ok(w.p99Ms !== undefined);
+  });
+
+  it("says why the preview listener has nothing to serve", async () => {
+    const a = await backend("a");
+    const p = await proxy({ previewListen: "127.0.0.1:0" });
+    await p.client.setTable(table(1, [target("a", a.address, { release: "blue" })]));
+    let r = await request(p.proxy.previewAddress!);
+    assert.equal(r.status, 503);
+    assert.equal(r.body, "kiln: no preview release is set\n");
+    await p.client.setTable(table(2, [target("a", a.address, { release: "blue" })], { preview: "green" }));
+    r = await request(p.proxy.previewAddress!);
+    assert.equal(r.status, 503);
+    assert.equal(r.body, "kiln: no healthy active instance of preview release green\n");
+    assert.equal(a.hits.length, 0);
+  });
+
+  it("persists releaseWeights and preview in its state file and routes by them after a restart", async () => {
+    const [s1, c1, g1] = await Promise.all([backend("s1"), backend("c1"), backend("g1")]);
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const routes = table(
+      3,
+      [
+        target("s1", s1.address, { release: "stable" }),
+        target("c1", c1.address, { release: "canary" }),
+        target("g1", g1.address, { release: "green", weight: 0 }),
+      ],
+      { releaseWeights: { stable: 3, canary: 1 }, preview: "green" },
+    );
+    const first = await withProxy({ dir, previewListen: "127.0.0.1:0" });
+    await first.client.setTable(routes);
+    await first.proxy.close();
+    const saved = JSON.parse(readFileSync(path.join(dir, "routes.json"), "utf8"));
+    assert.deepEqual(saved.releaseWeights, { stable: 3, canary: 1 });
+    assert.equal(saved.preview, "green");
+
+    const second = await withProxy({ dir, previewListen: "127.0.0.1:0" });
+    cleanups.push(() => second.proxy.close());
+    assert.equal((await second.client.stats()).preview?.release, "green");
+    assert.deepEqual(await send(second.proxy.address, 8), { s1: 6, c1: 2 });
+    assert.deepEqual(await send(second.proxy.previewAddress!, 2), { g1: 2 });
   });
 
   it("closes gracefully: in-flight requests finish, then the port is free", async () => {
