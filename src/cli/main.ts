@@ -4,6 +4,7 @@
 
 import { Command, CommanderError } from "commander";
 import { EXIT, isKilnError, type KilnError } from "../errors.js";
+import * as audit from "./verbs/audit.js";
 import * as bake from "./verbs/bake.js";
 import * as demo from "./verbs/demo.js";
 import * as deploy from "./verbs/deploy.js";
@@ -54,6 +55,7 @@ export function buildProgram(): Command {
   pull.register(program);
   doctor.register(program);
   gc.register(program);
+  audit.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
