@@ -3,6 +3,7 @@ import { KilnError } from "../../errors.js";
 import type { StrategyName } from "../../rollout/types.js";
 import { context, out, printJson, short, type GlobalOptions } from "../context.js";
 import { buildDeployRequest, lastEventId, watch, type WatchResult } from "../deploy-flow.js";
+import { isSwarm, swarmDeploy, swarmRollback, swarmScale } from "../swarm-flow.js";
 
 const time = (at: number) => new Date(at).toISOString().slice(11, 19);
 
@@ -29,6 +30,7 @@ export function register(program: Command): void {
         throw new KilnError("KILN_E_USAGE", `unknown strategy "${opts.strategy}"`, { hint: "use --strategy rolling or --strategy blue-green" });
       }
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      if (isSwarm(ctx)) return swarmDeploy(ctx, ref, { strategy: opts.strategy as StrategyName | undefined, json: opts.json });
       const req = await buildDeployRequest(ctx, ref, opts.strategy as StrategyName | undefined);
       const after = await lastEventId(ctx.client);
       const { release, rollout } = await ctx.client.deploy(req);
@@ -44,6 +46,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  kiln rollback")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      if (isSwarm(ctx)) return swarmRollback(ctx, opts);
       const after = await lastEventId(ctx.client);
       const { release, rollout } = await ctx.client.rollback();
       if (!opts.json) out(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
@@ -90,6 +93,7 @@ export function register(program: Command): void {
       const count = Number(n);
       if (!/^\d+$/.test(n) || count > 1000) throw new KilnError("KILN_E_USAGE", `cannot scale to "${n}"`, { hint: "give a whole number from 0 to 1000" });
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      if (isSwarm(ctx)) return swarmScale(ctx, count, opts);
       const r = await ctx.client.scale(count);
       if (opts.json) printJson(r);
       else out(`desired instances: ${r.instances}`);

@@ -9,6 +9,7 @@ import type { StrategyName } from "../../rollout/types.js";
 import { loadSpec, parseSpec, type Spec } from "../../spec/index.js";
 import { context, out, printJson, short, type GlobalOptions } from "../context.js";
 import { buildDeployRequest } from "../deploy-flow.js";
+import { isSwarm, swarmPlan } from "../swarm-flow.js";
 
 const DEFAULT_START_MS = 500;
 
@@ -40,6 +41,7 @@ export function register(program: Command): void {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const spec = ctx.loaded.spec;
       const strategy = strategyOf(opts.strategy, spec);
+      if (isSwarm(ctx)) return swarmPlan(ctx, ref, { strategy, json: opts.json });
       const startMs = intOption("start-ms", opts.startMs, 0, 600_000);
       let target: { ref: string; digest?: string; version: string };
       try {

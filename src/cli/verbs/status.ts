@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KilnError } from "../../errors.js";
 import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { isSwarm, swarmHistory, swarmStatus } from "../swarm-flow.js";
 
 export function register(program: Command): void {
   program
@@ -13,6 +14,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  kiln status\n  kiln status --json | jq '.instances[] | {id, pid, health}'")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      if (isSwarm(ctx)) return swarmStatus(ctx, opts);
       const s = await ctx.client.status();
       if (opts.json) return printJson(s);
       out(`service     ${s.service}`);
@@ -33,6 +35,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  kiln history")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      if (isSwarm(ctx)) return swarmHistory(ctx, opts);
       const h = await ctx.client.history();
       if (opts.json) return printJson(h);
       const t = new Table({ head: ["release", "image", "digest", "strategy", "status", "created", "reason"], style: { head: [], border: [] } });
