@@ -4,10 +4,12 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KilnError } from "../errors.js";
 import type { HomePaths } from "../home.js";
-import { createProvider } from "../providers/registry.js";
+import { connectDocker, pingDocker } from "../providers/docker/engine.js";
+import { checkProviderName, createProvider, isProviderName, type ProviderName } from "../providers/registry.js";
 import { ControllerClient } from "../server/client.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 
@@ -55,14 +57,39 @@ function startDetached(script: string, args: string[], logFile: string): number 
   }
 }
 
+/** Which provider the running daemons were started with, kept in the home so `kiln down` cleans that one. */
+function providerFile(paths: HomePaths): string {
+  return join(paths.run, "provider");
+}
+
+export function daemonProvider(paths: HomePaths): ProviderName | undefined {
+  if (!existsSync(providerFile(paths))) return undefined;
+  const name = readFileSync(providerFile(paths), "utf8").trim();
+  return isProviderName(name) ? name : undefined;
+}
+
+/** The provider a verb acts on: `--provider`, else the running daemons', else kiln.yaml's. */
+export function chooseProvider(opts: { flag?: string; paths: HomePaths; spec: string }): ProviderName {
+  return checkProviderName(opts.flag ?? daemonProvider(opts.paths) ?? opts.spec);
+}
+
 export interface UpResult {
   proxyPid: number;
   controllerPid: number;
   alreadyUp: boolean;
 }
 
-export async function startDaemons(opts: { paths: HomePaths; specFile: string; listen: string; home: string; sandbox?: string }): Promise<UpResult> {
+export async function startDaemons(opts: { paths: HomePaths; specFile: string; listen: string; home: string; provider?: ProviderName; sandbox?: string }): Promise<UpResult> {
   const { paths } = opts;
+  const provider = checkProviderName(opts.provider ?? "local");
+  const running = daemonProvider(paths);
+  // The file goes with `kiln down`: while it is there, the other provider's instances may still serve.
+  if (running !== undefined && running !== provider) {
+    throw new KilnError("KILN_E_USAGE", `the fleet is running on provider "${running}", not "${provider}"`, {
+      hint: `stop it first with \`kiln down\`, then \`kiln up --provider ${provider}\``,
+    });
+  }
+  if (provider === "docker") await pingDocker(connectDocker()); // a clear error here, not in the controller's log
   const proxy = new ProxyClient(paths.proxyAdminSocket);
   const controller = new ControllerClient(paths.controllerSocket);
   let proxyPid = readPid(paths.proxyPid);
@@ -81,7 +108,8 @@ export async function startDaemons(opts: { paths: HomePaths; specFile: string; l
   }
   if (controllerPid === undefined || !(await controller.ping())) {
     if (controllerPid !== undefined) process.kill(controllerPid, "SIGKILL");
-    const args = ["--spec", opts.specFile, "--home", opts.home];
+    writeFileSync(providerFile(paths), `${provider}\n`); // before the controller launches anything
+    const args = ["--spec", opts.specFile, "--home", opts.home, "--provider", provider];
     if (opts.sandbox) args.push("--sandbox", opts.sandbox);
     const pid = startDetached(controllerMain, args, paths.controllerLog);
     const ok = await waitFor(async () => !isAlive(pid) || (await controller.ping()), 30_000);
@@ -102,8 +130,11 @@ async function stopPid(pid: number | undefined, graceMs: number): Promise<void> 
   }
 }
 
-/** Stop everything: instances (through the controller when it answers), controller, proxy. */
-export async function stopDaemons(opts: { paths: HomePaths; home: string; service: string }): Promise<{ stopped: string[] }> {
+/**
+ * Stop everything: instances (through the controller when it answers), controller, proxy.
+ * `provider` (default local) is the one to clean when the home does not say which one the daemons used.
+ */
+export async function stopDaemons(opts: { paths: HomePaths; home: string; service: string; provider?: ProviderName }): Promise<{ stopped: string[] }> {
   const { paths } = opts;
   const stopped: string[] = [];
   const controller = new ControllerClient(paths.controllerSocket);
@@ -114,18 +145,23 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   }
   await stopPid(controllerPid, 10_000);
   if (controllerPid) stopped.push("controller");
-  // Whatever the controller could not stop (it was down, or crashed) is stopped directly.
-  const provider = createProvider("local", { home: opts.home });
-  for (const inst of await provider.list(opts.service)) {
-    if (inst.state === "running") {
+  // Whatever the controller could not stop (it was down, or crashed) is stopped directly,
+  // and exited instances are released too (a container is removed).
+  let failure: unknown;
+  try {
+    const provider = createProvider(daemonProvider(paths) ?? opts.provider ?? "local", { home: opts.home });
+    for (const inst of await provider.list(opts.service)) {
       await provider.terminate(inst.id, { graceMs: 5000 });
-      if (!stopped.includes("instances")) stopped.push("instances");
+      if (inst.state === "running" && !stopped.includes("instances")) stopped.push("instances");
     }
+  } catch (e) {
+    failure = e; // the proxy is still stopped; the error is reported after
   }
   const proxyPid = readPid(paths.proxyPid);
   await stopPid(proxyPid, 10_000);
   if (proxyPid) stopped.push("proxy");
+  if (failure) throw failure;
   // Every instance is gone, so the persisted routes would only point at dead addresses.
-  for (const f of [paths.proxyPid, paths.controllerPid, paths.routesFile, paths.controllerSocket, paths.proxyAdminSocket]) rmSync(f, { force: true });
+  for (const f of [paths.proxyPid, paths.controllerPid, paths.routesFile, paths.controllerSocket, paths.proxyAdminSocket, providerFile(paths)]) rmSync(f, { force: true });
   return { stopped };
 }

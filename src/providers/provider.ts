@@ -29,9 +29,9 @@ export interface ObservedInstance {
   service: string;
   release: string;
   digest: string;
-  /** "127.0.0.1:PORT" — where the instance serves HTTP */
+  /** "127.0.0.1:PORT" — where the instance serves HTTP ("" when a provider no longer knows it: a stopped container) */
   address: string;
-  /** host process id (local provider) */
+  /** host process id (local provider: the sandbox's leader; docker: the container's init) */
   pid?: number;
   state: InstanceState;
   exitCode?: number | null;
@@ -49,4 +49,6 @@ export interface Provider {
   list(service: string): Promise<ObservedInstance[]>;
   /** Path of the instance's log file, if the provider keeps one. */
   logPath?(instanceId: string): string | undefined;
+  /** The last `lines` lines of the instance's output, for providers whose logs live outside the host filesystem (Docker); undefined for an unknown instance. */
+  readLogs?(instanceId: string, opts: { lines: number }): Promise<string | undefined>;
 }

@@ -2,10 +2,13 @@
 
 import { KilnError } from "../errors.js";
 import { openStore, readImage, unpackRootfs } from "../image/index.js";
+import { DockerProvider } from "./docker/index.js";
+import { connectDocker } from "./docker/engine.js";
 import { LocalProvider } from "./local/index.js";
 import type { Provider } from "./provider.js";
 
-export const providerNames = ["local"] as const;
+/** Providers that run instances behind `kiln up` (the controller and the proxy on this machine). */
+export const providerNames = ["local", "docker"] as const;
 export type ProviderName = (typeof providerNames)[number];
 
 export interface ProviderOptions {
@@ -14,9 +17,24 @@ export interface ProviderOptions {
   log?: (line: string) => void;
 }
 
+export function isProviderName(name: string): name is ProviderName {
+  return (providerNames as readonly string[]).includes(name);
+}
+
+/** Refuses what `kiln up` cannot run, with the way that can. */
+export function checkProviderName(name: string): ProviderName {
+  if (isProviderName(name)) return name;
+  if (name === "swarm")
+    throw new KilnError("KILN_E_USAGE", 'provider "swarm" is not run by `kiln up`: Swarm itself replaces the instances', {
+      hint: "use `kiln deploy` with `provider: swarm` in kiln.yaml (no `kiln up` needed); or choose --provider local|docker",
+    });
+  throw new KilnError("KILN_E_USAGE", `unknown provider "${name}"`, { hint: `use one of: ${providerNames.join(", ")}` });
+}
+
 export function createProvider(name: string, opts: ProviderOptions): Provider {
-  if (name !== "local") throw new KilnError("KILN_E_USAGE", `unknown provider "${name}"`, { hint: `use one of: ${providerNames.join(", ")}` });
+  const kind = checkProviderName(name);
   const store = openStore(opts.home);
+  if (kind === "docker") return new DockerProvider({ docker: connectDocker(), store });
   return new LocalProvider({
     home: opts.home,
     sandbox: opts.sandbox ?? "auto",

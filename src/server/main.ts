@@ -1,4 +1,5 @@
-// The controller process: `node dist/src/server/main.js --spec kiln.yaml [--home DIR] [--provider local]`.
+// The controller process: `node dist/src/server/main.js --spec kiln.yaml [--home DIR] [--provider local|docker]`
+// (default: kiln.yaml's `provider`).
 // Composition root of the control plane: it wires the controller to state, the provider,
 // the proxy and the probes, serves the API on a unix socket and runs the reconcile loop.
 
@@ -13,7 +14,7 @@ import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
 import { homeFor, homePaths } from "../home.js";
 import { openStore } from "../image/index.js";
-import { createProvider } from "../providers/registry.js";
+import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../spec/index.js";
 import { StateDb } from "../state/db.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
@@ -32,10 +33,11 @@ function pidAlive(pid: number): boolean {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string", default: "local" }, sandbox: { type: "string", default: "auto" } } });
+  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, sandbox: { type: "string", default: "auto" } } });
   if (!values.spec) throw new Error("--spec is required");
   const loaded = loadSpec(values.spec);
   const home = values.home ?? homeFor(loaded.file);
+  const providerName = checkProviderName(values.provider ?? loaded.spec.provider);
   const paths = homePaths(home);
   const log = (line: string) => appendFileSync(paths.controllerLog, `${new Date().toISOString()} ${line}\n`);
 
@@ -46,11 +48,11 @@ async function main(): Promise<void> {
     defaultSpec: toReleaseSpec(loaded.spec),
     listen: loaded.spec.listen,
     db,
-    provider: createProvider(values.provider!, { home, sandbox: values.sandbox as "auto", log }),
+    provider: createProvider(providerName, { home, sandbox: values.sandbox as "auto", log }),
     router: new ProxyClient(paths.proxyAdminSocket),
     probe: async (address, path, timeout) => {
       const r = await probeHttp(address, path, timeout);
-      return r.ok ? { ok: true, answered: true } : { ok: false, answered: r.status !== undefined, reason: r.reason };
+      return r.ok ? { ok: true, answered: true, status: r.status } : { ok: false, answered: r.status !== undefined, reason: r.reason, status: r.status };
     },
     clock: { now: () => Date.now() },
     log,
@@ -86,7 +88,7 @@ async function main(): Promise<void> {
     server.listen(paths.controllerSocket, () => resolve());
   });
   writeFileSync(paths.controllerPid, String(process.pid));
-  log(`controller ${process.pid} up for ${loaded.spec.name}`);
+  log(`controller ${process.pid} up for ${loaded.spec.name} (provider ${providerName})`);
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 

@@ -8,7 +8,7 @@ import { bake, openStore } from "../../image/index.js";
 import { startLoad, type LoadTotals } from "../../loadgen/client.js";
 import type { StatusView } from "../../controller/types.js";
 import { context, out, printJson, short, specFile, type Context, type GlobalOptions } from "../context.js";
-import { startDaemons, stopDaemons } from "../daemons.js";
+import { chooseProvider, startDaemons, stopDaemons } from "../daemons.js";
 import { buildDeployRequest, lastEventId, watch } from "../deploy-flow.js";
 import { recipeOf } from "./bake.js";
 
@@ -69,8 +69,12 @@ export function register(program: Command): void {
     .description("bake → deploy → rolling → broken release auto-rolled back → blue-green → instant rollback → heal, under continuous load")
     .option("--json", "print the steps and totals as JSON")
     .option("--keep", "leave the fleet running at the end (stop it with `kiln down -f <workspace>/kiln.yaml`)")
-    .addHelpText("after", "\nRuns on a copy of the example next to its kiln.yaml (.kiln/demo/), on a free port.\nExit status 0 when every step is ok with 0 failed requests.\n\nExample:\n  kiln demo -f examples/hello/kiln.yaml --json")
-    .action(async (opts: { json?: boolean; keep?: boolean }, cmd: Command) => {
+    .option("--provider <name>", "what runs the instances: local or docker (default: the example's kiln.yaml provider)")
+    .addHelpText(
+      "after",
+      "\nRuns on a copy of the example next to its kiln.yaml (.kiln/demo/), on a free port.\nExit status 0 when every step is ok with 0 failed requests.\n\nExamples:\n  kiln demo -f examples/hello/kiln.yaml --json\n  kiln demo -f examples/hello/kiln.yaml --provider docker",
+    )
+    .action(async (opts: { json?: boolean; keep?: boolean; provider?: string }, cmd: Command) => {
       const source = specFile(cmd.optsWithGlobals<GlobalOptions>());
       const say = opts.json ? (_: string) => undefined : out;
       const base = join(dirname(source), ".kiln", "demo");
@@ -79,7 +83,7 @@ export function register(program: Command): void {
       // A previous demo may have been interrupted: stop what it left, then start from a clean copy.
       if (existsSync(ws.specFile)) {
         const old = context({ file: ws.specFile });
-        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.spec.name });
+        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.spec.name, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }) });
       }
       // Start from a clean copy of the example, but keep the image store (blobs, layer cache,
       // unpacked roots) so the runtime base is not rebuilt on every run.
@@ -91,6 +95,9 @@ export function register(program: Command): void {
       }
       const port = await freePort();
       ws.setSpec((d) => d.set("listen", `127.0.0.1:${port}`));
+      const fresh = context({ file: ws.specFile });
+      const provider = chooseProvider({ flag: opts.provider, paths: fresh.paths, spec: fresh.loaded.spec.provider });
+      ws.setSpec((d) => d.set("provider", provider)); // the workspace says what it runs on, for `kiln down -f` after --keep
       ws.release("1.0.0");
 
       const steps: DemoStep[] = [];
@@ -142,13 +149,13 @@ export function register(program: Command): void {
       try {
         await step("bake v1", async () => bakeNow());
         await step("deploy v1 (3 instances)", async () => {
-          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, home: ctx.home });
+          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, home: ctx.home, provider });
           const r = await deployNow();
           expect(r.outcome === "live", `v1 did not go live: ${r.reason}`);
           load = await startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 4, durationMs: 10 * 60_000 });
           await new Promise((res) => setTimeout(res, 1000));
           mark = await load.snapshot();
-          return `live on http://127.0.0.1:${port} (proxy ${up.proxyPid}, controller ${up.controllerPid}); load started`;
+          return `live on http://127.0.0.1:${port} (proxy ${up.proxyPid}, controller ${up.controllerPid}, provider ${provider}); load started`;
         });
         await step("rolling v1 → v2", async () => {
           ws.release("2.0.0");
@@ -191,7 +198,9 @@ export function register(program: Command): void {
         await step("kill an instance → healed", async () => {
           const victim = (await status()).instances.find((i) => i.inRotation && i.pid);
           expect(victim !== undefined, "no instance to kill");
-          process.kill(-victim!.pid!, "SIGKILL");
+          // The local provider's pid leads the instance's process group; a container's is its init.
+          if (provider === "docker") process.kill(victim!.pid!, "SIGKILL");
+          else process.kill(-victim!.pid!, "SIGKILL");
           const healed = await until(async () => {
             const s = await status();
             const serving = s.instances.filter((i) => i.inRotation && i.health === "healthy");
@@ -202,13 +211,14 @@ export function register(program: Command): void {
         });
       } finally {
         const totals = load ? await load.stop() : undefined;
-        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name });
+        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
         const failedSteps = steps.filter((s) => s.outcome !== "ok").length;
         const result = {
           steps: steps.map(({ name, outcome, durationMs, requests, failed, detail }) => ({ name, outcome, durationMs, requests, failed, detail })),
           totals: { requests: totals?.requests ?? 0, failed: totals?.failed ?? 0 },
           counter: { max: totals?.maxCounter ?? null, wentBackwards: totals?.counterWentBackwards ?? false },
           workspace: ws.dir,
+          provider,
         };
         if (opts.json) printJson(result);
         else {

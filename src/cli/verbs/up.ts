@@ -1,20 +1,25 @@
 import type { Command } from "commander";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
-import { startDaemons, stopDaemons } from "../daemons.js";
+import { chooseProvider, startDaemons, stopDaemons } from "../daemons.js";
 
 export function register(program: Command): void {
   program
     .command("up")
     .description("start the proxy (data plane) and the controller (control plane)")
     .option("-d, --detach", "return once both are up, leaving them running in the background")
-    .option("--sandbox <mode>", "instance sandbox: auto (bubblewrap when present), bwrap, none", "auto")
+    .option("--provider <name>", "what runs the instances: local (processes in bubblewrap) or docker (containers); default: the one already running, else kiln.yaml's provider")
+    .option("--sandbox <mode>", "local provider's instance sandbox: auto (bubblewrap when present), bwrap, none", "auto")
     .option("--json", "print the process ids as JSON")
-    .addHelpText("after", "\nExamples:\n  kiln up --detach        # start in the background, then `kiln deploy`\n  kiln up                 # stay in the foreground; Ctrl-C stops everything")
-    .action(async (opts: { detach?: boolean; sandbox: string; json?: boolean }, cmd: Command) => {
+    .addHelpText(
+      "after",
+      "\nExamples:\n  kiln up --detach                    # start in the background, then `kiln deploy`\n  kiln up --detach --provider docker  # instances are containers on $DOCKER_HOST\n  kiln up                             # stay in the foreground; Ctrl-C stops everything",
+    )
+    .action(async (opts: { detach?: boolean; provider?: string; sandbox: string; json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, home: ctx.home, sandbox: opts.sandbox });
-      if (opts.json) printJson({ proxy: { pid: r.proxyPid, address: ctx.loaded.spec.listen }, controller: { pid: r.controllerPid }, alreadyUp: r.alreadyUp });
-      else out(`${r.alreadyUp ? "already up" : "up"}: proxy ${r.proxyPid} on http://${ctx.loaded.spec.listen}, controller ${r.controllerPid}`);
+      const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
+      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, home: ctx.home, provider, sandbox: opts.sandbox });
+      if (opts.json) printJson({ proxy: { pid: r.proxyPid, address: ctx.loaded.spec.listen }, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
+      else out(`${r.alreadyUp ? "already up" : "up"}: proxy ${r.proxyPid} on http://${ctx.loaded.spec.listen}, controller ${r.controllerPid}, provider ${provider}`);
       if (opts.detach) return;
       if (!opts.json) out("foreground: Ctrl-C stops the fleet, the controller and the proxy");
       await new Promise<void>((resolve) => {
@@ -22,18 +27,20 @@ export function register(program: Command): void {
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
       });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
       out(`stopped: ${d.stopped.join(", ") || "nothing"}`);
     });
 
   program
     .command("down")
     .description("stop every instance, the controller and the proxy; leaves no process behind")
+    .option("--provider <name>", "whose leftover instances to clean when kiln does not remember (default: the one `kiln up` used, else kiln.yaml's)")
     .option("--json", "print what was stopped as JSON")
     .addHelpText("after", "\nExample:\n  kiln down")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(async (opts: { json?: boolean; provider?: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name });
+      const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
       if (opts.json) printJson(d);
       else out(`stopped: ${d.stopped.join(", ") || "nothing was running"}`);
     });

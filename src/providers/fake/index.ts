@@ -11,6 +11,8 @@ export interface FakeBehaviour {
   unhealthy?: boolean;
   /** the process exits this many ms after launch */
   exitAfter?: number;
+  /** the code it exits with (default 1) */
+  exitCode?: number;
   /** launch itself throws */
   launchFails?: boolean;
   /** share of instances (0–1) that answer their health check with a failure; drawn per instance */
@@ -62,6 +64,12 @@ export class FakeProvider implements Provider {
     this.behaviours.set(release, b);
   }
 
+  /** Make one instance start (false) or stop (true) failing its health checks, as a sick node would. */
+  setHealthy(id: string, healthy: boolean): void {
+    const i = this.instances.get(id);
+    if (i) i.behaviour = { ...i.behaviour, unhealthy: !healthy };
+  }
+
   /** Kill an instance from outside, as a crash would. */
   crash(id: string): void {
     const i = this.instances.get(id);
@@ -95,7 +103,7 @@ export class FakeProvider implements Provider {
     const out: ObservedInstance[] = [];
     for (const i of this.instances.values()) {
       if (i.service !== service) continue;
-      if (i.state === "running" && i.behaviour.exitAfter !== undefined && now - i.startedAt >= i.behaviour.exitAfter) Object.assign(i, { state: "exited", exitCode: 1 });
+      if (i.state === "running" && i.behaviour.exitAfter !== undefined && now - i.startedAt >= i.behaviour.exitAfter) Object.assign(i, { state: "exited", exitCode: i.behaviour.exitCode ?? 1 });
       const { behaviour: _b, ...rest } = i;
       out.push({ ...rest });
     }
@@ -103,12 +111,12 @@ export class FakeProvider implements Provider {
   }
 
   /** The health check as an instance would answer it. */
-  async probe(address: string): Promise<{ ok: boolean; answered: boolean; reason?: string }> {
+  async probe(address: string): Promise<{ ok: boolean; answered: boolean; reason?: string; status?: number }> {
     const i = this.byAddress.get(address);
     if (!i || i.state !== "running") return { ok: false, answered: false, reason: "connection refused" };
     if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return { ok: false, answered: false, reason: "connection refused" };
-    if (i.behaviour.unhealthy) return { ok: false, answered: true, reason: "status 500" };
-    return { ok: true, answered: true };
+    if (i.behaviour.unhealthy) return { ok: false, answered: true, reason: "status 500", status: 500 };
+    return { ok: true, answered: true, status: 200 };
   }
 
   running(): ObservedInstance[] {

@@ -1,0 +1,100 @@
+// The Docker provider's pure parts: what the engine is asked for, the image's port, the log
+// stream, and engine errors as kiln errors.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { isKilnError } from "../../src/errors.js";
+import { DEFAULT_CONTAINER_PORT, badEnvName, demuxLogs, engineTime, imagePort, planContainer, planPrepContainer } from "../../src/providers/docker/container-plan.js";
+import { translateDockerError } from "../../src/providers/docker/engine.js";
+import type { LaunchRequest } from "../../src/providers/provider.js";
+
+const req: LaunchRequest = {
+  instanceId: "hello-r2-1a2b3c",
+  service: "hello",
+  release: "r2",
+  digest: `sha256:${"ab".repeat(32)}`,
+  env: { DATA_DIR: "/data", PORT: "1", HOST: "127.0.0.1" },
+  volumes: [{ name: "data", path: "/data" }],
+};
+
+test("planContainer: the engine image ID, the image user as numbers, hardening, 127.0.0.1 with an engine-picked port, labels, declared volumes only", () => {
+  const plan = planContainer({ req, imageId: `sha256:${"cd".repeat(32)}`, uid: 1000, gid: 1001, containerPort: 8080, tmpSizeBytes: 1024 });
+  assert.deepEqual(plan, {
+    name: "kiln-hello-r2-1a2b3c",
+    Image: `sha256:${"cd".repeat(32)}`,
+    Hostname: "hello-r2-1a2b3c",
+    User: "1000:1001",
+    // PORT and HOST are the provider's: a declared value cannot move the app off its published port
+    Env: ["DATA_DIR=/data", "PORT=8080", "HOST=0.0.0.0", "KILN_INSTANCE_ID=hello-r2-1a2b3c"],
+    ExposedPorts: { "8080/tcp": {} },
+    Labels: { "dev.kiln.service": "hello", "dev.kiln.release": "r2", "dev.kiln.digest": req.digest, "dev.kiln.instance": "hello-r2-1a2b3c" },
+    HostConfig: {
+      ReadonlyRootfs: true,
+      Tmpfs: { "/tmp": "rw,nosuid,nodev,size=1024" },
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      Init: true,
+      PortBindings: { "8080/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] },
+      Mounts: [{ Type: "volume", Source: "kiln-hello-data", Target: "/data", ReadOnly: false }],
+      RestartPolicy: { Name: "no" },
+      LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },
+    },
+  });
+});
+
+test("planPrepContainer: never started, no network, the volumes under /kiln-volumes, not labelled as an instance", () => {
+  const plan = planPrepContainer(req, "sha256:x");
+  assert.equal(plan.name, "kiln-hello-r2-1a2b3c-prep");
+  assert.equal(plan.NetworkDisabled, true);
+  assert.deepEqual(plan.HostConfig?.Mounts, [{ Type: "volume", Source: "kiln-hello-data", Target: "/kiln-volumes/data", ReadOnly: false }]);
+  assert.equal(plan.Labels?.["dev.kiln.instance"], undefined, "list() never reports it");
+  assert.equal(plan.Labels?.["dev.kiln.service"], "hello");
+});
+
+test("imagePort: the lowest declared TCP port, else the default", () => {
+  assert.equal(imagePort({ ExposedPorts: { "9090/tcp": {}, "8080/tcp": {}, "53/udp": {} } }), 8080);
+  assert.equal(imagePort({ ExposedPorts: { "53/udp": {} } }), DEFAULT_CONTAINER_PORT);
+  assert.equal(imagePort({}), DEFAULT_CONTAINER_PORT);
+});
+
+test("badEnvName: names the engine cannot pass", () => {
+  assert.equal(badEnvName({ A: "x=y z" }), undefined);
+  assert.equal(badEnvName({ "A=B": "x" }), "A=B");
+  assert.equal(badEnvName({ "": "x" }), "");
+  assert.equal(badEnvName({ A: "a\0b" }), "A");
+});
+
+test("engineTime: the engine's zero time is no time", () => {
+  assert.equal(engineTime("0001-01-01T00:00:00Z"), undefined);
+  assert.equal(engineTime(undefined), undefined);
+  assert.equal(engineTime("2024-05-01T10:00:00.123456789Z"), Date.UTC(2024, 4, 1, 10, 0, 0, 123));
+});
+
+test("demuxLogs: stdout and stderr frames in order; raw output as is", () => {
+  const frame = (kind: number, text: string) => {
+    const body = Buffer.from(text);
+    const h = Buffer.alloc(8);
+    h[0] = kind;
+    h.writeUInt32BE(body.length, 4);
+    return Buffer.concat([h, body]);
+  };
+  assert.equal(demuxLogs(Buffer.concat([frame(1, "out 1\n"), frame(2, "err\n"), frame(1, "out 2\n")])), "out 1\nerr\nout 2\n");
+  assert.equal(demuxLogs(Buffer.from("plain tty output\n")), "plain tty output\n");
+  assert.equal(demuxLogs(Buffer.alloc(0)), "");
+});
+
+test("translateDockerError: unreachable engine, taken port and missing image each say what to do", () => {
+  const unreachable = translateDockerError(Object.assign(new Error("connect ENOENT /x.sock"), { code: "ENOENT" }), "list instances");
+  assert.ok(isKilnError(unreachable));
+  assert.equal(unreachable.code, "KILN_E_PROVIDER");
+  assert.match(unreachable.message, /could not list instances: the Docker Engine is unreachable/);
+  assert.match(unreachable.hint ?? "", /DOCKER_HOST/);
+
+  const port = translateDockerError({ statusCode: 500, json: { message: "driver failed programming external connectivity: Bind for 127.0.0.1:8080 failed: port is already allocated" } }, "start hello-1");
+  assert.match(port.message, /a host port is taken/);
+  assert.ok(port.hint);
+
+  const image = translateDockerError({ statusCode: 404, json: { message: "No such image: sha256:abc" } }, "create hello-1");
+  assert.match(image.message, /no such image/);
+  assert.match(image.hint ?? "", /kiln bake|re-run the deploy/);
+});
