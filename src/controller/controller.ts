@@ -5,9 +5,9 @@ import { randomBytes } from "node:crypto";
 import { KilnError } from "../errors.js";
 import type { Provider } from "../providers/provider.js";
 import { nextSteps, phaseOf, planSteady } from "../rollout/index.js";
-import type { FleetInstance, Observed, RolloutSpec, Step } from "../rollout/types.js";
+import type { FleetInstance, Observed, RolloutProgress, RolloutSpec, RolloutStatus, Step, WindowStats } from "../rollout/types.js";
 import type { InstanceRecord, Release, RolloutRecord, StateDb } from "../state/db.js";
-import type { Router, RouterStats, RoutingTable, Target } from "../traffic/router.js";
+import { windowOf, type Counters, type Router, type RouterStats, type RoutingTable, type Target } from "../traffic/router.js";
 import { initialHealth, phaseFrom, recordProbe, type ProbeOutcome, type TrackedHealth } from "./health-tracker.js";
 import type { DeployRequest, InstanceView, ReleaseSpec, ReleaseView, RolloutView, StatusView } from "./types.js";
 
@@ -45,13 +45,19 @@ interface Runtime {
   lastSteps: Step[];
   specs: Map<string, ReleaseSpec>;
   leaseLost?: boolean;
+  /** per-release router counters over time, for canary analysis windows (newest last) */
+  samples: { at: number; releases: Record<string, Counters> }[];
+  /** pre-promotion check results, per rollout id */
+  checks: Map<number, { ok: true } | { ok: false; reason: string }>;
+  checking: Set<number>;
+  lastAnalysis?: string;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
 
 export class Controller {
   private readonly d: ControllerDeps;
-  private readonly rt: Runtime = { health: new Map(), probing: new Set(), terminating: new Map(), lastSteps: [], specs: new Map() };
+  private readonly rt: Runtime = { health: new Map(), probing: new Set(), terminating: new Map(), lastSteps: [], specs: new Map(), samples: [], checks: new Map(), checking: new Set() };
   private ticking = false;
   /** set by stopAll: the loop must not re-register instances that are being stopped */
   private halted = false;
@@ -186,6 +192,7 @@ export class Controller {
         launchedAt: r.launchedAt,
         healthySince: h.healthy ? r.healthySince ?? now : undefined,
         drainingSince: r.drainingSince,
+        everHealthy: r.healthySince !== undefined || h.healthy,
       };
     });
     return { instances };
@@ -193,10 +200,12 @@ export class Controller {
 
   private rolloutSpec(rel: ReleaseSpec, strategy: string): RolloutSpec {
     return {
-      strategy: strategy === "blue-green" ? "blue-green" : "rolling",
+      strategy: strategy === "blue-green" ? "blue-green" : strategy === "canary" ? "canary" : "rolling",
       instances: this.desiredInstances(),
       rolling: rel.strategy.rolling,
       blueGreen: rel.strategy.blueGreen,
+      canary: rel.strategy.canary,
+      maxQuarantined: rel.strategy.maxQuarantined ?? 1,
       drainTimeout: rel.drainTimeout,
       instanceDeadline: this.d.instanceDeadline ?? 60_000 + rel.health.grace,
     };
@@ -221,12 +230,11 @@ export class Controller {
         steps = [{ kind: "wait", reason: "paused: `kiln resume` continues", paused: true }];
       } else if (rollout) {
         const rel = this.specOf(rollout.target);
-        steps = nextSteps(
-          this.rolloutSpec(rel, rollout.strategy),
-          { target: rollout.target, previous: rollout.previous, startedAt: rollout.startedAt, switchedAt: rollout.switchedAt, promoteRequested: rollout.promoteRequested, fast: rollout.fast },
-          observed,
-          now,
-        );
+        const rspec = this.rolloutSpec(rel, rollout.strategy);
+        if (rollout.strategy === "canary" && !rollout.fast) observed.analysis = this.analysisWindow(rollout, rel, stats);
+        const check = this.rt.checks.get(rollout.id);
+        if (check) observed.checks = check;
+        steps = nextSteps(rspec, this.rolloutStatus(rollout), observed, now);
       } else {
         const live = this.liveRelease();
         const standbyUntil = this.db.getMeta("standbyUntil");
@@ -237,6 +245,7 @@ export class Controller {
         );
       }
       this.rt.lastSteps = steps;
+      this.sample(stats, now);
       for (const step of steps) await this.apply(step, rollout);
       await this.syncRouter(stats);
       return steps;
@@ -297,6 +306,23 @@ export class Controller {
       case "mark-switched":
         if (rollout) this.db.updateRollout(rollout.id, { switchedAt: now });
         return;
+      case "progress":
+        if (rollout) this.mergeProgress(rollout.id, step.set);
+        return;
+      case "quarantine": {
+        // Out of rotation and stopped; its record and log stay for `kiln logs`; the strategy launches a replacement.
+        const reason = `quarantined: ${step.reason}`;
+        this.db.tx(() => step.ids.forEach((id) => this.db.updateInstance(id, { state: "terminating", routing: "none", reason })));
+        await this.syncRouter(this.rt.lastStats);
+        for (const id of step.ids) {
+          this.event("warn", `quarantined ${id} (${step.reason}); \`kiln logs ${id}\` shows its log`, { instance: id, rollout: rollout?.id });
+          this.startTerminate(id, reason);
+        }
+        return;
+      }
+      case "check":
+        if (rollout) this.startChecks(rollout, step.ids);
+        return;
       case "done":
         if (rollout) this.finishRollout(rollout, step.reason);
         return;
@@ -344,7 +370,10 @@ export class Controller {
     const now = this.now();
     const prevLive = this.db.getMeta("live");
     const spec = this.specOf(rollout.target);
+    const equivalent = new Set(this.equivalentReleases(rollout));
     this.db.tx(() => {
+      // skipMatching: instances kept because they already run the target's digest and config join the release.
+      for (const r of this.db.liveInstances(this.d.service)) if (equivalent.has(r.release)) this.db.updateInstance(r.id, { release: rollout.target });
       this.db.updateRollout(rollout.id, { state: "done", finishedAt: now, reason });
       this.db.updateRelease(rollout.target, { status: "live", liveAt: now, reason: undefined });
       if (prevLive && prevLive !== rollout.target) {
@@ -361,7 +390,9 @@ export class Controller {
   private abortRollout(rollout: RolloutRecord, reason: string, force = false): void {
     const now = this.now();
     const spec = this.specOf(rollout.target);
-    const autoRollback = force || (rollout.strategy === "blue-green" ? spec.strategy.blueGreen.autoRollback : spec.strategy.rolling.autoRollback);
+    const autoRollback =
+      force ||
+      (rollout.strategy === "blue-green" ? spec.strategy.blueGreen.autoRollback : rollout.strategy === "canary" ? (spec.strategy.canary?.autoRollback ?? true) : spec.strategy.rolling.autoRollback);
     const live = this.db.getMeta("live");
     this.db.tx(() => {
       this.db.updateRollout(rollout.id, { state: "aborted", finishedAt: now, reason });
@@ -369,7 +400,11 @@ export class Controller {
       // Roll back onto the release that was live. Its instances may still be serving (nothing
       // to launch) or partly replaced (a fast rolling replacement restores them).
       if (rollout.kind === "deploy" && live && (autoRollback || rollout.strategy === "blue-green")) {
-        this.db.createRollout({ service: this.d.service, kind: "rollback", strategy: "rolling", target: live, previous: rollout.target, state: "running", startedAt: now, fast: true, promoteRequested: false });
+        // The previous fleet still warm on standby (blue-green or canary guard window): flip traffic back to it.
+        const n = this.desiredInstances();
+        const warm = this.db.liveInstances(this.d.service).filter((i) => i.release === live && i.routing === "standby" && i.state === "running").length;
+        const instant = n > 0 && warm >= n;
+        this.db.createRollout({ service: this.d.service, kind: "rollback", strategy: instant ? "blue-green" : "rolling", target: live, previous: rollout.target, state: "running", startedAt: now, fast: true, promoteRequested: true });
       }
     });
     this.event("error", `release ${rollout.target} failed: ${reason}${live && autoRollback ? ` — rolling back to ${live}` : ""}`, { rollout: rollout.id, release: rollout.target });
@@ -391,9 +426,13 @@ export class Controller {
         state: r.routing === "draining" ? "draining" : "active",
       });
     }
+    const weights = this.releaseWeights(rollout);
+    const preview = rollout && rollout.kind === "deploy" && rollout.strategy === "blue-green" && rollout.switchedAt === undefined ? rollout.target : undefined;
     return {
       version,
       targets,
+      ...(weights ? { releaseWeights: weights } : {}),
+      ...(preview ? { preview } : {}),
       health: { path: spec.health.path, intervalMs: spec.health.interval, timeoutMs: spec.health.timeout, healthyThreshold: spec.health.healthyThreshold, unhealthyThreshold: spec.health.unhealthyThreshold },
       drainTimeoutMs: spec.drainTimeout,
     };
@@ -403,7 +442,7 @@ export class Controller {
   private async syncRouter(stats: RouterStats | undefined): Promise<void> {
     const current = Number(this.db.getMeta("tableVersion") ?? "0");
     const candidate = this.buildTable(current);
-    const key = JSON.stringify({ t: candidate.targets, h: candidate.health, d: candidate.drainTimeoutMs });
+    const key = JSON.stringify({ t: candidate.targets, h: candidate.health, d: candidate.drainTimeoutMs, w: candidate.releaseWeights, p: candidate.preview });
     const routerBehind = stats !== undefined && stats.tableVersion < current;
     if (key === this.rt.lastTable && !routerBehind) return;
     const version = current + 1;
@@ -414,6 +453,123 @@ export class Controller {
     } catch (e) {
       this.d.log?.(`routing table not pushed: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * How new requests split between releases. A canary deploy sends its recorded weight to the
+   * canary and the rest to the release that was live; a fast rollback sends everything to the
+   * release it restores (the router falls back to plain target weights while that release has
+   * no instance in rotation, so no request is refused).
+   */
+  private releaseWeights(rollout: RolloutRecord | undefined): Record<string, number> | undefined {
+    if (!rollout) return undefined;
+    if (rollout.kind === "rollback" || rollout.fast) return { [rollout.target]: 100 };
+    if (rollout.strategy !== "canary") return undefined;
+    const w = Math.max(0, Math.min(100, Number(rollout.progress.weight ?? 0)));
+    const out: Record<string, number> = { [rollout.target]: w };
+    for (const r of this.db.liveInstances(this.d.service)) if (r.release !== rollout.target) out[r.release] = 100 - w;
+    return out;
+  }
+
+  private rolloutStatus(rollout: RolloutRecord): RolloutStatus {
+    const progress = { ...(rollout.progress as RolloutProgress) };
+    progress.quarantined = this.db.countQuarantined(this.d.service, rollout.target, rollout.startedAt);
+    return {
+      target: rollout.target, previous: rollout.previous, startedAt: rollout.startedAt, switchedAt: rollout.switchedAt,
+      promoteRequested: rollout.promoteRequested, fast: rollout.fast, progress, equivalent: this.equivalentReleases(rollout),
+    };
+  }
+
+  /** Releases whose instances already run the target's digest and config (skipMatching). */
+  private equivalentReleases(rollout: RolloutRecord): string[] {
+    if (rollout.strategy !== "rolling" || !this.specOf(rollout.target).strategy.rolling.skipMatching) return [];
+    const target = this.db.getRelease(rollout.target);
+    if (!target) return [];
+    const out = new Set<string>();
+    for (const r of this.db.liveInstances(this.d.service)) {
+      if (r.release === target.id || out.has(r.release)) continue;
+      const rel = this.db.getRelease(r.release);
+      if (rel && rel.digest === target.digest && rel.configHash === target.configHash) out.add(rel.id);
+    }
+    return [...out];
+  }
+
+  private mergeProgress(rolloutId: number, set: RolloutProgress): void {
+    const cur = this.db.getRollout(rolloutId);
+    if (!cur) return;
+    const next: Record<string, unknown> = { ...cur.progress };
+    for (const [k, v] of Object.entries(set)) {
+      if (v === undefined) delete next[k];
+      else next[k] = v;
+    }
+    this.db.updateRollout(rolloutId, { progress: next });
+  }
+
+  /** Keep per-release counters over time (bounded) so analysis can look back over a window. */
+  private sample(stats: RouterStats, now: number): void {
+    const s = this.rt.samples;
+    s.push({ at: now, releases: stats.releases });
+    const horizon = 10 * 60_000;
+    while (s.length > 2 && (now - s[0]!.at > horizon || s.length > 2000)) s.shift();
+  }
+
+  /** The canary's and the stable release's traffic over the analysis window (undefined until a window exists). */
+  private analysisWindow(rollout: RolloutRecord, rel: ReleaseSpec, stats: RouterStats): { canary: WindowStats; stable: WindowStats } | undefined {
+    const windowMs = rel.strategy.canary?.analysis.window ?? 30_000;
+    const now = this.now();
+    const stepStart = Number(rollout.progress.stepStartedAt ?? rollout.startedAt);
+    // Look back over the window, but never before the rollout started or the weight last changed.
+    const from = Math.max(now - windowMs, Math.min(stepStart, now));
+    const base = [...this.rt.samples].reverse().find((x) => x.at <= from) ?? this.rt.samples[0];
+    if (!base) return undefined;
+    const win = (ids: string[]): WindowStats => {
+      let requests = 0, errors = 0;
+      const worst: number[] = [];
+      for (const id of ids) {
+        const after = stats.releases[id];
+        if (!after) continue;
+        const w = windowOf(base.releases[id], after);
+        requests += w.requests;
+        errors += w.errors;
+        if (w.p99Ms !== undefined) worst.push(w.p99Ms);
+      }
+      const attempts = requests;
+      return { requests, errors, errorRate: attempts > 0 ? Math.min(1, errors / attempts) : 0, ...(worst.length ? { p99Ms: Math.max(...worst) } : {}) };
+    };
+    const stableIds = Object.keys(stats.releases).filter((id) => id !== rollout.target && (id === rollout.previous || this.db.liveInstances(this.d.service).some((r) => r.release === id)));
+    return { canary: win([rollout.target]), stable: win(stableIds) };
+  }
+
+  /** Pre-promotion checks: each path against each green instance, in the background; the verdict is read next tick. */
+  private startChecks(rollout: RolloutRecord, ids: string[]): void {
+    if (this.rt.checking.has(rollout.id) || this.rt.checks.has(rollout.id)) return;
+    const checks = this.specOf(rollout.target).strategy.blueGreen.prePromotionChecks ?? [];
+    const timeout = this.specOf(rollout.target).health.timeout;
+    this.rt.checking.add(rollout.id);
+    const runs: Promise<string | undefined>[] = [];
+    for (const id of ids) {
+      const addr = this.db.getInstance(id)?.address;
+      for (const c of checks) {
+        if (!addr) {
+          runs.push(Promise.resolve(`${id} has no address`));
+          continue;
+        }
+        runs.push(
+          this.d.probe(addr, c.path, timeout).then((o) => {
+            const status = o.status;
+            const ok = c.status !== undefined ? status === c.status : o.ok;
+            return ok ? undefined : `GET ${c.path} on ${id} answered ${status ?? o.reason ?? "nothing"}${c.status !== undefined ? ` (expected ${c.status})` : ""}`;
+          }),
+        );
+      }
+    }
+    void Promise.all(runs)
+      .then((results) => {
+        const bad = results.filter((r): r is string => r !== undefined);
+        this.rt.checks.set(rollout.id, bad.length ? { ok: false, reason: bad.join("; ") } : { ok: true });
+        this.event(bad.length ? "error" : "info", bad.length ? `pre-promotion checks failed: ${bad.join("; ")}` : `pre-promotion checks passed (${runs.length})`, { rollout: rollout.id });
+      })
+      .finally(() => this.rt.checking.delete(rollout.id));
   }
 
   // ---------------------------------------------------------------- lease
@@ -465,8 +621,28 @@ export class Controller {
   resume(): RolloutView {
     const r = this.activeOrThrow("resume");
     this.db.updateRollout(r.id, { paused: false });
-    this.event("info", `resumed the ${r.kind} to ${r.target}`, { rollout: r.id });
-    return this.rolloutView({ ...r, paused: false });
+    const moved = this.passHold(r);
+    this.event("info", `resumed the ${r.kind} to ${r.target}${moved ? ` (${moved})` : ""}`, { rollout: r.id });
+    return this.rolloutView(this.db.getRollout(r.id)!);
+  }
+
+  /** Release a manual hold: a rolling checkpoint, or a canary `pause: manual` step. Returns what moved, if anything. */
+  private passHold(r: RolloutRecord): string | undefined {
+    const progress = r.progress as RolloutProgress;
+    if (r.strategy === "rolling" && progress.holding) {
+      this.mergeProgress(r.id, { holding: undefined, checkpointsPassed: [...(progress.checkpointsPassed ?? []), progress.holding.percent] });
+      return `checkpoint ${progress.holding.percent}% passed`;
+    }
+    if (r.strategy === "canary") {
+      const steps = this.specOf(r.target).strategy.canary?.steps ?? [];
+      const i = progress.step ?? 0;
+      const st = steps[i];
+      if (st && "pause" in st) {
+        this.mergeProgress(r.id, { step: i + 1, stepStartedAt: this.now() });
+        return `canary pause ${i + 1}/${steps.length} ended`;
+      }
+    }
+    return undefined;
   }
 
   /** Stop a deploy now and return to the release that was live (whatever autoRollback says). */
@@ -549,7 +725,13 @@ export class Controller {
 
   promote(): RolloutView {
     const r = this.db.activeRollout(this.d.service);
-    if (!r || r.strategy !== "blue-green") throw new KilnError("KILN_E_CONTROLLER", "no blue-green rollout is waiting for promotion", { hint: "see `kiln status`" });
+    if (r && r.kind === "deploy" && (r.strategy === "canary" || r.strategy === "rolling")) {
+      const moved = this.passHold(r);
+      if (!moved) throw new KilnError("KILN_E_CONTROLLER", `the ${r.strategy} rollout to ${r.target} is not holding at a pause`, { hint: "see `kiln status`; `kiln promote` ends a manual canary pause or rolling checkpoint" });
+      this.event("info", `promoted: ${moved}`, { rollout: r.id });
+      return this.rolloutView(this.db.getRollout(r.id)!);
+    }
+    if (!r || r.strategy !== "blue-green") throw new KilnError("KILN_E_CONTROLLER", "no rollout is waiting for promotion", { hint: "see `kiln status`" });
     this.db.updateRollout(r.id, { promoteRequested: true });
     this.event("info", `promotion requested for ${r.target}`, { rollout: r.id });
     return this.rolloutView({ ...r, promoteRequested: true });
@@ -587,7 +769,8 @@ export class Controller {
     const active = r.state === "running";
     return {
       id: r.id, kind: r.kind, strategy: r.strategy, target: r.target, previous: r.previous, state: r.state,
-      phase: active ? phaseOf(this.rt.lastSteps) : undefined, reason: r.reason, startedAt: iso(r.startedAt)!, finishedAt: iso(r.finishedAt),
+      phase: active ? (r.paused ? "paused" : phaseOf(this.rt.lastSteps)) : undefined, reason: r.reason, startedAt: iso(r.startedAt)!, finishedAt: iso(r.finishedAt),
+      ...(Object.keys(r.progress ?? {}).length ? { progress: r.progress } : {}),
       steps: active ? this.rt.lastSteps.map((s) => `${s.kind}: ${s.reason}`) : undefined,
     };
   }

@@ -17,6 +17,8 @@ export interface ProbeOutcome {
   /** the instance answered with an HTTP status (it is up, and says how it is) */
   answered: boolean;
   reason?: string;
+  /** the HTTP status, when the instance answered */
+  status?: number;
 }
 
 export interface TrackedHealth {

@@ -63,6 +63,8 @@ export interface RolloutView {
   startedAt: string;
   finishedAt?: string;
   steps?: string[];
+  /** strategy progress: canary step and weight, checkpoints, bake/guard start… */
+  progress?: Record<string, unknown>;
 }
 
 export interface StatusView {

@@ -82,8 +82,9 @@ export function planCanary(spec: RolloutSpec, rollout: RolloutStatus, observed: 
   // Room for canary instances on top of the stable fleet: at most N more (the full promotion).
   const bounds = computeBounds(n, 100, 200);
   const launchUpTo = (want: number) => {
-    const missing = Math.min(want, bounds.maxTotal - (alive.length - drained.length)) - canary.length;
-    if (missing > 0) steps.push({ kind: "launch", release: rollout.target, count: Math.min(missing, want - canary.length), reason: `canary ${canary.length}/${want}` });
+    const room = bounds.maxTotal - (alive.length - drained.length);
+    const missing = Math.min(want - canary.length, room);
+    if (missing > 0) steps.push({ kind: "launch", release: rollout.target, count: missing, reason: `canary ${canary.length}/${want}` });
   };
 
   if (step !== undefined) {

@@ -70,6 +70,6 @@ export function world(dbFile = ":memory:") {
   return w;
 }
 
-export function deployReq(release: string, spec: ReleaseSpec, strategy?: "rolling" | "blue-green") {
+export function deployReq(release: string, spec: ReleaseSpec, strategy?: "rolling" | "blue-green" | "canary") {
   return { ref: `svc:${release}`, version: release, digest: `sha256:${release.padEnd(64, "0")}`, configHash: "sha256:x", spec, strategy };
 }
