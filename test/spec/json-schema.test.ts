@@ -29,8 +29,9 @@ describe("JSON Schema", () => {
       for (const [k, child] of Object.entries(props)) {
         const p = `${path}${k}`;
         assert.equal(typeof child.description, "string", `${p} has no description`);
-        // mode is the one optional key without a default: absent means "keep the source's mode".
-        if (!required.has(k) && k !== "mode") assert.ok("default" in child, `${p} has no default`);
+        // An optional key without a default must say in its description what its absence means
+        // (mode: "kept from the source when absent"; checkpointDelay: "when absent the rollout waits…").
+        if (!required.has(k)) assert.ok("default" in child || /absent/.test(String(child.description)), `${p} has no default and does not say what its absence means`);
         walk(child, `${p}.`);
       }
       for (const b of (node.anyOf ?? []) as Record<string, unknown>[]) walk(b, path);

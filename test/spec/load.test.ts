@@ -4,6 +4,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { isKilnError, KilnError } from "../../src/errors.js";
+
+// The controls added for issue 3, at their defaults.
+const ROLLING_DEFAULTS = { checkpoints: [], skipMatching: false, bakeTime: 0 };
+const BLUE_GREEN_DEFAULTS = { prePromotionChecks: [], guardWindow: 0 };
+const CANARY_DEFAULTS = {
+  steps: [{ setWeight: 20 }, { pause: 30_000 }, { setWeight: 50 }, { pause: 30_000 }],
+  analysis: { maxErrorRate: 0.05, maxP99Ratio: 3, minRequests: 20, window: 30_000 },
+  instanceWarmup: 2000,
+  deadline: 1_800_000,
+  autoRollback: true,
+  guardWindow: 0,
+};
 import { loadSpec, parseImageBase, parseSpec, type Spec, type SpecProblem } from "../../src/spec/index.js";
 
 function ok(text: string): Spec {
@@ -122,8 +134,11 @@ describe("parseSpec: a valid file", () => {
           instanceWarmup: 0,
           deadline: 120_000,
           autoRollback: false,
+          ...ROLLING_DEFAULTS,
         },
-        blueGreen: { keepPreviousFor: 3_600_000, promotion: "manual", deadline: 900_000, autoRollback: false },
+        blueGreen: { keepPreviousFor: 3_600_000, promotion: "manual", deadline: 900_000, autoRollback: false, ...BLUE_GREEN_DEFAULTS },
+        canary: CANARY_DEFAULTS,
+        maxQuarantined: 1,
       },
     });
   });
@@ -156,8 +171,10 @@ describe("parseSpec: a valid file", () => {
       health: { path: "/healthz", interval: 1000, timeout: 2000, healthyThreshold: 2, unhealthyThreshold: 3, grace: 0 },
       strategy: {
         type: "rolling",
-        rolling: { minHealthyPercent: 100, maxHealthyPercent: 150, instanceWarmup: 2000, deadline: 300_000, autoRollback: true },
-        blueGreen: { keepPreviousFor: 600_000, promotion: "auto", deadline: 300_000, autoRollback: true },
+        rolling: { minHealthyPercent: 100, maxHealthyPercent: 150, instanceWarmup: 2000, deadline: 300_000, autoRollback: true, ...ROLLING_DEFAULTS },
+        blueGreen: { keepPreviousFor: 600_000, promotion: "auto", deadline: 300_000, autoRollback: true, ...BLUE_GREEN_DEFAULTS },
+        canary: CANARY_DEFAULTS,
+        maxQuarantined: 1,
       },
     });
   });
@@ -210,7 +227,7 @@ describe("parseSpec: a broken file", () => {
     ["instances", "kiln.yaml:5:12", /^expected an integer 0–1000, got "three"$/],
     ["health.interval", "kiln.yaml:7:13", /^expected a duration like .*, got "5 min"$/],
     ["health.healthyTreshold", "kiln.yaml:8:3", /^unknown key "healthyTreshold"$/],
-    ["strategy.type", "kiln.yaml:10:9", /^expected one of "rolling" or "blue-green", got "blue-gren"$/],
+    ["strategy.type", "kiln.yaml:10:9", /^expected one of "rolling", "blue-green" or "canary", got "blue-gren"$/],
     ["strategy.rolling.minHealthyPercent", "kiln.yaml:12:24", /^expected an integer 0–100, got 120$/],
     ["image.user", "kiln.yaml:14:9", /root/],
     ["image.port", "kiln.yaml:16:3", /^duplicate key "port"$/],
