@@ -19,7 +19,7 @@ import { test, type TestContext } from "node:test";
 import pg from "pg";
 import type { StatusView } from "../../src/controller/types.js";
 import { dockerSocket, postgresUrl } from "../support/services.js";
-import { notesWorkspace, scratchDatabase, startWriter, type NotesWorkspace, type WriterHandle } from "../support/notes-workspace.js";
+import { dockerBridge, notesWorkspace, scratchDatabase, startRelay, startWriter, type NotesWorkspace, type WriterHandle } from "../support/notes-workspace.js";
 import type { WriterProgress } from "../support/notes-writer.js";
 import { kiln, repoRoot, requireTool } from "./support.js";
 
@@ -83,16 +83,33 @@ async function run(t: TestContext, provider: string): Promise<void> {
   const db = await scratchDatabase(baseUrl, `kiln_notes_${provider}_${process.pid}_${Date.now().toString(36)}`);
   let ws: NotesWorkspace | undefined;
   let writer: WriterHandle | undefined;
+  let relay: { port: number; stop(): void } | undefined;
   t.after(async () => {
     if (writer) await writer.stop().catch(() => undefined);
     if (ws) {
       await kiln(["down"], { cwd: ws.dir, timeoutMs: 60_000 });
       ws.remove();
     }
+    relay?.stop();
     await db.drop();
   });
 
-  ws = await notesWorkspace({ databaseUrl: db.url, provider });
+  // How the instances reach PostgreSQL. Local instances share the host's loopback, so the
+  // database's own 127.0.0.1 address works. A container on Docker's bridge network has its
+  // own loopback; the host is its bridge gateway, where a relay forwards to 127.0.0.1:5432
+  // (PostgreSQL here listens on loopback only). See tcp-relay.ts.
+  let appDatabaseUrl = db.url;
+  if (provider === "docker") {
+    const bridge = await dockerBridge();
+    const pgAddr = new URL(db.url);
+    relay = await startRelay({ listen: bridge.gateway, to: `${pgAddr.hostname}:${pgAddr.port || 5432}`, allow: bridge.subnet, durationMs: 10 * 60_000 });
+    const u = new URL(db.url);
+    u.hostname = bridge.gateway;
+    u.port = String(relay.port);
+    appDatabaseUrl = u.toString();
+  }
+
+  ws = await notesWorkspace({ databaseUrl: appDatabaseUrl, provider });
   const w = ws;
   const cli = async (args: string[], timeoutMs = 180_000) => {
     const r = await kiln(args, { cwd: w.dir, timeoutMs });
@@ -103,14 +120,14 @@ async function run(t: TestContext, provider: string): Promise<void> {
   w.release("1.0.0");
   let r = await cli(["bake", "--json"]);
   assert.equal(r.code, 0, r.out);
-  r = await cli(["up", "--detach", "--json"]);
+  r = await cli(["up", "--detach", "--json", ...(provider === "local" ? [] : ["--provider", provider])]);
   assert.equal(r.code, 0, r.out);
   r = await cli(["deploy"]);
   assert.equal(r.code, 0, r.out);
   const base = `http://127.0.0.1:${w.port}`;
   assert.equal((await fetch(`${base}/healthz`)).status, 200, "the fleet reaches PostgreSQL");
 
-  writer = startWriter({ url: base, prefix: `${provider}-${process.pid}`, concurrency: 4, rate: 100, durationMs: 360_000, maxRequests: 100_000, timeoutMs: 10_000 });
+  writer = startWriter({ url: base, prefix: `${provider}-${process.pid}`, concurrency: 4, rate: 100, durationMs: 540_000, maxRequests: 100_000, timeoutMs: 10_000 });
   const flowing = Date.now() + 15_000;
   while ((await writer.snapshot()).acked < 50) {
     assert.ok(Date.now() < flowing, `writes did not start flowing: ${JSON.stringify(writer.last())}`);
@@ -203,6 +220,9 @@ async function run(t: TestContext, provider: string): Promise<void> {
   for (const v of ["1.0.0", ...REPLACEMENTS.map((s) => s.version)]) assert.ok((rowsByVersion[v] ?? 0) > 0, `release ${v} wrote rows: ${JSON.stringify(rowsByVersion)}`);
 }
 
-for (const provider of ["local", "docker"]) {
-  test(`notes (${provider} provider): 5 replacements under continuous writes, every acknowledged write in PostgreSQL exactly once, 0 failed`, { timeout: 240_000 }, (t) => run(t, provider));
+// KILN_NOTES_PROVIDERS=local,docker runs both; the default is the Docker provider, the one
+// the issue asks for (the local run takes as long again).
+const providers = (process.env.KILN_NOTES_PROVIDERS ?? "docker").split(",").map((p) => p.trim()).filter(Boolean);
+for (const provider of providers) {
+  test(`notes (${provider} provider): 5 replacements under continuous writes, every acknowledged write in PostgreSQL exactly once, 0 failed`, { timeout: 600_000 }, (t) => run(t, provider));
 }

@@ -35,6 +35,7 @@ export function installNotesDependencies(): Promise<string> {
       env: { ...process.env, npm_config_update_notifier: "false" },
     });
     if (!existsSync(join(dir, "node_modules/pg/package.json"))) throw new Error(`npm ci in ${dir} did not install pg`);
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
     return dir;
   })();
   return installed;
@@ -178,6 +179,39 @@ export function startWriter(o: { url: string; prefix: string; concurrency: numbe
       } finally {
         clearTimeout(timer);
       }
+    },
+  };
+}
+
+/** Docker's default bridge network as the engine reports it: the gateway (the host, as containers see it) and the subnet. */
+export async function dockerBridge(): Promise<{ gateway: string; subnet: string }> {
+  const { stdout } = await execFileP("docker", ["network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"], { timeout: 15_000 });
+  const cfg = (JSON.parse(stdout) as { Subnet?: string; Gateway?: string }[]).find((c) => c.Gateway && c.Subnet && !c.Subnet.includes(":"));
+  if (!cfg) throw new Error(`docker's bridge network has no IPv4 gateway: ${stdout.trim()}`);
+  return { gateway: cfg.Gateway!, subnet: cfg.Subnet! };
+}
+
+/** Starts tcp-relay.js (listen → a loopback target); stops when this process dies. */
+export async function startRelay(o: { listen: string; to: string; allow: string; durationMs: number }): Promise<{ port: number; stop(): void }> {
+  const main = new URL("./tcp-relay.js", import.meta.url).pathname;
+  const child = spawn(process.execPath, [main, "--listen", o.listen, "--to", o.to, "--allow", o.allow, "--duration-ms", String(o.durationMs)], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (d: string) => (stderr += d));
+  child.stdin.on("error", () => undefined);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tcp-relay did not start in 10 s: ${stderr}`)), 10_000);
+    child.on("exit", (code) => reject(new Error(`tcp-relay exited ${code}: ${stderr}`)));
+    createInterface({ input: child.stdout }).once("line", (text) => {
+      clearTimeout(timer);
+      resolve((JSON.parse(text) as { port: number }).port);
+    });
+  });
+  return {
+    port,
+    stop() {
+      child.stdin.end();
+      child.kill("SIGTERM");
     },
   };
 }
