@@ -269,8 +269,8 @@ const BlueGreenSchema = object(
         description: "Whether a failed rollout returns the fleet to the previous release.",
       }),
     ),
-    autoPromoteAfter: optionalDuration("With manual promotion: promote by itself once green has been ready this long."),
-    promotionDeadline: optionalDuration("Abort the rollout if green is not promoted within this time of being ready."),
+    autoPromoteAfter: optionalDuration("With manual promotion: promote by itself once green has been ready this long; when absent, only `kiln promote` promotes."),
+    promotionDeadline: optionalDuration("Abort the rollout if green is not promoted within this time of being ready; when absent, green waits indefinitely."),
     prePromotionChecks: Type.Optional(
       Type.Array(
         Type.Object(
