@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { credentialsFrom } from "../../src/cli/verbs/push.js";
 import { KilnError } from "../../src/errors.js";
 import { ociArchitecture } from "../../src/image/compose.js";
 import { canonicalBytes } from "../../src/image/digest.js";
@@ -88,6 +89,16 @@ test("WWW-Authenticate challenges", () => {
     ["Basic", [{ scheme: "basic", params: {} }]],
   ];
   for (const [h, want] of cases) assert.deepEqual(parseChallenges(h), want, h);
+});
+
+test("credentials: --username with --password-stdin or KILN_REGISTRY_PASSWORD, or both environment variables, or none", async () => {
+  assert.equal(await credentialsFrom({}, {}), undefined);
+  assert.deepEqual(await credentialsFrom({}, { KILN_REGISTRY_USERNAME: "u", KILN_REGISTRY_PASSWORD: "p" }), { username: "u", password: "p" });
+  assert.deepEqual(await credentialsFrom({ username: "cli" }, { KILN_REGISTRY_USERNAME: "u", KILN_REGISTRY_PASSWORD: "p" }), { username: "cli", password: "p" });
+  const usage = (re: RegExp) => (e: unknown) => e instanceof KilnError && e.code === "KILN_E_USAGE" && re.test(e.message) && !!e.hint;
+  await assert.rejects(credentialsFrom({ username: "cli" }, {}), usage(/--username needs a password/));
+  await assert.rejects(credentialsFrom({ passwordStdin: true }, {}), usage(/--password-stdin needs a username/));
+  await assert.rejects(credentialsFrom({}, { KILN_REGISTRY_USERNAME: "u" }), usage(/set both/));
 });
 
 // ---------------------------------------------------------------------------
