@@ -65,7 +65,11 @@ class JournalCheckingProvider implements Provider {
 
 interface Scenario {
   instances: number;
-  strategy: "rolling" | "blue-green";
+  strategy: "rolling" | "blue-green" | "canary";
+  /** canary: the weight steps (pauses of 300 ms between them) */
+  weights?: number[];
+  /** canary: the new release answers this share of requests with 500 (the analysis should catch it) */
+  errorRate?: number;
   minHealthyPercent: number;
   maxHealthyPercent: number;
   warmup: number;
@@ -82,7 +86,7 @@ const behaviour: fc.Arbitrary<FakeBehaviour> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ launchFails: fc.constant(true) }) },
 );
 
-const scenario = (strategy: "rolling" | "blue-green"): fc.Arbitrary<Scenario> =>
+const scenario = (strategy: "rolling" | "blue-green" | "canary"): fc.Arbitrary<Scenario> =>
   fc
     .record({
       instances: fc.oneof({ weight: 30, arbitrary: fc.integer({ min: 1, max: 12 }) }, { weight: 1, arbitrary: fc.integer({ min: 13, max: 200 }) }),
@@ -92,6 +96,8 @@ const scenario = (strategy: "rolling" | "blue-green"): fc.Arbitrary<Scenario> =>
       lagMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 400 })),
       newRelease: behaviour,
       oldCrashAtTick: fc.option(fc.integer({ min: 1, max: 40 }), { nil: undefined }),
+      weights: fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 3 }),
+      errorRate: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.double({ min: 0.2, max: 1, noNaN: true }) }),
     })
     .map((r) => ({
       instances: r.instances,
@@ -102,6 +108,7 @@ const scenario = (strategy: "rolling" | "blue-green"): fc.Arbitrary<Scenario> =>
       lagMs: r.lagMs,
       newRelease: r.newRelease,
       oldCrashAtTick: r.oldCrashAtTick,
+      ...(strategy === "canary" ? { weights: [...r.weights].sort((a, b) => a - b), errorRate: r.errorRate } : {}),
     }));
 
 export async function run(sc: Scenario): Promise<void> {
@@ -117,6 +124,13 @@ export async function run(sc: Scenario): Promise<void> {
       type: sc.strategy,
       rolling: { minHealthyPercent: sc.minHealthyPercent, maxHealthyPercent: sc.maxHealthyPercent, instanceWarmup: sc.warmup, deadline: 30_000, autoRollback: true },
       blueGreen: { keepPreviousFor: 60_000, promotion: "auto", deadline: 30_000, autoRollback: true },
+      canary: {
+        steps: (sc.weights ?? [50]).flatMap((w) => [{ setWeight: w }, { pause: 300 }]),
+        analysis: { maxErrorRate: 0.1, maxP99Ratio: 3, minRequests: 10, window: 1000 },
+        instanceWarmup: sc.warmup,
+        deadline: 30_000,
+        autoRollback: true,
+      },
     },
   );
   const controller = new Controller({
@@ -138,7 +152,7 @@ export async function run(sc: Scenario): Promise<void> {
   const servingIds = () => new Set((router.inner.table?.targets ?? []).filter((t) => t.state === "active" && t.weight > 0).map((t) => t.id));
   const runningById = () => new Map(fake.running().map((i) => [i.id, i]));
 
-  controller.deploy(deployReq("v1", spec));
+  controller.deploy(deployReq("v1", spec, sc.strategy === "canary" ? "rolling" : undefined));
   await settle(2000);
   assert.equal(controller.liveRelease()?.id, "r1");
   // Let the router catch up so the fleet is really serving before the rollout starts.
@@ -146,7 +160,7 @@ export async function run(sc: Scenario): Promise<void> {
 
   fake.behave("r2", sc.newRelease);
   controller.deploy(deployReq("v2", spec));
-  const floor = sc.strategy === "blue-green" ? sc.instances : Math.ceil((sc.instances * sc.minHealthyPercent) / 100);
+  const floor = sc.strategy !== "rolling" ? sc.instances : Math.ceil((sc.instances * sc.minHealthyPercent) / 100);
   const surge = sc.maxHealthyPercent > 100;
   // Instances that stopped without kiln terminating them (crashes, failing launches) are the
   // world's doing; every capacity check allows for them.
@@ -162,6 +176,12 @@ export async function run(sc: Scenario): Promise<void> {
       }
     }
     const before = runningById();
+    // Traffic through the router's own split, so canary analysis has something to judge.
+    let served = 0;
+    router.inner.serve(20, (t) => {
+      served++;
+      return { status: t.release === "r2" && served % 10 < Math.round((sc.errorRate ?? 0) * 10) ? 500 : 200, latencyMs: 5 };
+    });
     await tick();
     const after = runningById();
     for (const [id, inst] of before) {
@@ -173,7 +193,7 @@ export async function run(sc: Scenario): Promise<void> {
     for (const id of serving) if (after.get(id)?.release === "r2") everServingNew.add(id);
     const servingHealthy = [...serving].filter((id) => after.has(id)).length;
     // Capacity: kiln's own actions never take serving capacity below the floor.
-    if (surge || sc.strategy === "blue-green") {
+    if (surge || sc.strategy !== "rolling") {
       assert.ok(servingHealthy + worldDead >= Math.min(floor, sc.instances), `serving ${servingHealthy} (+${worldDead} lost to crashes) < floor ${floor} at tick ${i}`);
     }
     // Replace before remove: kiln stops an old instance only once a new one has been in rotation to stand in for it.
@@ -208,7 +228,7 @@ export async function run(sc: Scenario): Promise<void> {
   db.close();
 }
 
-for (const strategy of ["rolling", "blue-green"] as const) {
+for (const strategy of ["rolling", "blue-green", "canary"] as const) {
   test(`${strategy}: capacity floor, replace-before-remove, rollback target, heal, accounting, journal-first (${RUNS} scenarios)`, async () => {
     await fc.assert(fc.asyncProperty(scenario(strategy), run), { numRuns: RUNS, verbose: 1, seed: Number(process.env.KILN_PROPERTY_SEED ?? 20261127) });
   });
