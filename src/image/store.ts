@@ -270,6 +270,9 @@ class OciStore implements Store {
    * cleanly, instead of tagging an incomplete image (bake again: the layer is rebuilt).
    */
   private async checkComplete(ref: string, digest: string): Promise<void> {
+    if (!(await this.hasBlob(digest))) {
+      throw new KilnError("KILN_E_IMAGE", `cannot tag ${ref}: manifest ${digest} is not in the store (removed by a concurrent \`kiln gc\`?)`, { hint: "bake again" });
+    }
     const doc = await this.readJsonBlob<{ config?: Descriptor; layers?: Descriptor[] }>(digest).catch(() => undefined);
     const needed = [doc?.config, ...(Array.isArray(doc?.layers) ? doc.layers : [])].filter((d): d is Descriptor => typeof d?.digest === "string" && isDigest(d.digest));
     for (const d of needed) {

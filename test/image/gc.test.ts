@@ -28,7 +28,7 @@ interface Baked {
 }
 
 /** Bake `count` versions (each with its own config layer) into a fresh home. */
-async function bakeVersions(t: { after(fn: () => Promise<void> | void): void }, count: number): Promise<{ home: string; store: Store; images: Baked[] }> {
+async function bakeVersions(t: { after(fn: () => Promise<void> | void): void }, count: number): Promise<{ home: string; store: Store; images: Baked[]; ctx: string; base: string }> {
   const dir = await tempDir(t, "kiln-gc-");
   const home = join(dir, "home");
   const base = await buildTinyBase(join(dir, "base"));
@@ -41,7 +41,7 @@ async function bakeVersions(t: { after(fn: () => Promise<void> | void): void }, 
     const r = await bake(recipe(ctx, base.spec, { version: `1.0.${i}` }), { store, sourceDateEpoch: 1_700_000_000 + i });
     images.push({ version: `1.0.${i}`, ref: r.ref, digest: r.digest });
   }
-  return { home, store, images };
+  return { home, store, images, ctx, base: base.spec };
 }
 
 /** Releases r1…rN for the images, rN live (its previous rN-1), as the controller records them. */
@@ -200,4 +200,26 @@ test("a corrupt manifest of a kept image stops gc before anything is removed", a
   await writeFile(store.blobPath(images[1]!.digest), "{}");
   await assert.rejects(gcHome({ home, keep: 5, graceMs: 0 }), (e) => e instanceof KilnError && /corrupt/.test(e.message));
   assert.equal(await store.hasBlob(stray.digest), true, "nothing swept");
+});
+
+test("gc racing bakes never leaves a tag that names a missing blob: the bake lands first or fails cleanly", async (t) => {
+  const { home, store, ctx, base } = await bakeVersions(t, 1);
+  const outcomes: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    await writeFile(join(ctx, "config", "app.json"), JSON.stringify({ race: i }));
+    // graceMs 0 on purpose: the bake's fresh blobs get no protection but the lock and the tag check
+    const [b, g] = await Promise.allSettled([
+      bake(recipe(ctx, base, { version: `2.0.${i}` }), { store, sourceDateEpoch: 1_700_000_100 + i }),
+      gcHome({ home, keep: 5, pruneTags: i % 2 === 1, graceMs: 0 }),
+    ]);
+    assert.equal(g.status, "fulfilled", g.status === "rejected" ? String(g.reason) : "");
+    if (b.status === "rejected") {
+      assert.ok(b.reason instanceof KilnError && b.reason.code === "KILN_E_IMAGE", String(b.reason));
+      outcomes.push(`bake refused (${b.reason.message.slice(0, 90)})`);
+    } else outcomes.push("bake landed");
+    for (const tag of await store.listTags()) {
+      assert.deepEqual(await imageCompleteness(store, tag.descriptor.digest), [], `${tag.ref} is whole`);
+    }
+  }
+  console.log(`# outcomes: ${outcomes.join(", ")}`);
 });
