@@ -68,6 +68,8 @@ export class DockerProvider implements Provider {
   private readonly seen = new Map<string, Seen>();
   /** "volume uid:gid" whose top directory this object already handed to the image user */
   private readonly owned = new Set<string>();
+  /** engine image ID → its user resolved against its own /etc/passwd (an image never changes) */
+  private readonly users = new Map<string, { uid: number; gid: number }>();
 
   constructor(opts: DockerProviderOptions) {
     this.opts = opts;
@@ -278,9 +280,9 @@ export class DockerProvider implements Provider {
    */
   private async prepare(req: LaunchRequest, imageId: string, user: string): Promise<{ uid: number; gid: number }> {
     const vols = req.volumes.map((v) => ({ ...v, volume: volumeName(req.service, v.name) }));
-    let resolved = earlyUserCheck(user);
+    let resolved = earlyUserCheck(user) ?? (this.users.has(imageId) ? { ok: true as const, ...this.users.get(imageId)! } : undefined);
     const todo = (r: { uid: number; gid: number }) => vols.filter((v) => !this.owned.has(`${v.volume} ${r.uid}:${r.gid}`));
-    if (resolved?.ok && todo(resolved).length === 0) return resolved;
+    if (resolved?.ok && todo(resolved).length === 0) return { uid: resolved.uid, gid: resolved.gid };
     if (resolved && !resolved.ok) throw providerError(resolved.reason, resolved.hint, req.digest);
 
     for (const v of vols) {
@@ -300,7 +302,8 @@ export class DockerProvider implements Provider {
     try {
       if (!resolved) resolved = resolveImageUser(user, await this.readFile(prep, "/etc/passwd"), await this.readFile(prep, "/etc/group"));
       if (!resolved.ok) throw providerError(resolved.reason, resolved.hint, req.digest);
-      const r = resolved;
+      const r = { uid: resolved.uid, gid: resolved.gid };
+      this.users.set(imageId, r);
       const pending = todo(r);
       if (pending.length > 0) {
         const pack = tar.pack();
