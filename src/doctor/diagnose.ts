@@ -111,12 +111,15 @@ export function diagnose(f: Facts): Finding[] {
   for (const s of f.services) {
     for (const r of s.releases) {
       if (r.complete) continue;
+      // The live release and its rollback target are what a deploy or `kiln rollback` needs
+      // next: errors. Older releases in the window only narrow how far back one can go.
+      const critical = r.live || r.why.includes("rollback target");
       out.push({
         check: "release.image-missing",
-        severity: "error",
+        severity: critical ? "error" : "warning",
         what: `release ${r.release.id} (${r.release.ref}, ${r.why}) cannot be ${r.live ? "healed or relaunched" : "rolled back to"}: its image is incomplete in the store (missing ${r.missing.slice(0, 3).join(", ")}${r.missing.length > 3 ? ", …" : ""})`,
         where: r.release.digest,
-        fix: `re-bake ${r.release.ref} from its sources (same inputs, same digest) or import it again; until then a deploy of ${s.service} is refused`,
+        fix: `re-bake ${r.release.ref} from its sources (same inputs, same digest) or import it again${r.live ? `; until then a deploy of ${s.service} is refused (it could not be rolled back)` : ""}`,
       });
     }
     for (const { rollout, deadlineMs } of s.rollouts) {
