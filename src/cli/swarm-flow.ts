@@ -89,7 +89,14 @@ interface FlowResult {
   release: ReleaseView;
   reason?: string;
   rollouts: RolloutView[];
-  swarm: { durationMs: number; rollbackMs?: number; ingress?: Awaited<ReturnType<typeof probeListen>> };
+  swarm: {
+    durationMs: number;
+    /** from Swarm's first rollback report to rollback_completed */
+    rollbackMs?: number;
+    /** kiln rollback: Swarm's own rollback (PreviousSpec) or a re-applied earlier spec */
+    method?: "swarm-rollback" | "re-apply";
+    ingress?: Awaited<ReturnType<typeof probeListen>>;
+  };
 }
 
 function report(r: FlowResult, json: boolean | undefined, rollback = false): void {
@@ -232,7 +239,7 @@ export async function swarmRollback(ctx: Context, opts: { json?: boolean }): Pro
       } else db.updateRollout(rollout.id, { state: "failed", reason: w.reason, finishedAt: fin });
     });
     event(db, spec.name, w.outcome === "live" ? `rolled back to ${target.id}` : `rollback to ${target.id} failed: ${w.reason}`, { release: target.id, rollout: rollout.id, level: w.outcome === "live" ? "info" : "error" });
-    report({ outcome: w.outcome === "live" ? "live" : "failed", release: releaseView(db.getRelease(target.id)!), reason: w.reason, rollouts: [rolloutView(db.getRollout(rollout.id)!)], swarm: { durationMs: w.durationMs } }, opts.json, true);
+    report({ outcome: w.outcome === "live" ? "live" : "failed", release: releaseView(db.getRelease(target.id)!), reason: w.reason, rollouts: [rolloutView(db.getRollout(rollout.id)!)], swarm: { durationMs: w.durationMs, method: native ? "swarm-rollback" : "re-apply" } }, opts.json, true);
   } finally {
     db.close();
   }

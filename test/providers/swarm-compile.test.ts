@@ -105,13 +105,16 @@ describe("UpdateConfig from kiln's strategy", () => {
   });
 
   test("Delay is the warmup; Monitor is warmup plus the time Docker needs to call a task unhealthy", () => {
-    // hello: warmup 1s; health every 500ms, 3 misses, 2s timeout → 1s + 3×0.5s + 2s
+    // hello: warmup 1s; health every 500ms (probed every 1s on Swarm), 3 misses, 2s timeout → 1s + 3×1s + 2s
     const u = compileUpdateConfig(spec());
     assert.equal(u.Delay, 1000 * MS);
-    assert.equal(u.Monitor, 4500 * MS);
+    assert.equal(u.Monitor, 6000 * MS);
     const bg = compileUpdateConfig(spec([[["strategy", "type"], "blue-green"]]));
     assert.equal(bg.Delay, 0);
-    assert.equal(bg.Monitor, 3500 * MS);
+    assert.equal(bg.Monitor, 5000 * MS);
+    // 5s interval, 2 misses, 1s timeout, warmup 10s → 10 + 2×5 + 1
+    const slow = compileUpdateConfig(spec([[["health", "interval"], "5s"], [["health", "unhealthyThreshold"], 2], [["health", "timeout"], "1s"], [["strategy", "rolling", "instanceWarmup"], "10s"]]));
+    assert.equal(slow.Monitor, 21_000 * MS);
   });
 
   test("RollbackConfig: same bounds, no warmup pacing, and a failing rollback pauses", () => {
@@ -144,7 +147,10 @@ describe("ServiceSpec", () => {
     assert.deepEqual(c.Mounts[1], { Type: "volume", Source: "hello-data", Target: "/data", ReadOnly: false, VolumeOptions: { Labels: { [LABEL.managedBy]: "kiln", [LABEL.service]: "hello" } } });
     assert.equal(c.Healthcheck.Test[0], "CMD"); // exec form: the image has no shell
     assert.equal(c.Healthcheck.Test[1], "/usr/local/bin/node");
-    assert.deepEqual([c.Healthcheck.Interval, c.Healthcheck.Timeout, c.Healthcheck.Retries, c.Healthcheck.StartPeriod], [500 * MS, 2000 * MS, 3, 0]);
+    // 500ms in kiln.yaml: a Docker probe starts a Node process, so Swarm probes once a second at most
+    assert.deepEqual([c.Healthcheck.Interval, c.Healthcheck.Timeout, c.Healthcheck.Retries, c.Healthcheck.StartPeriod], [1000 * MS, 2000 * MS, 3, 0]);
+    assert.ok(explainSwarmLimits(spec()).some((x) => /starts a process/.test(x.swarm)));
+    assert.equal(compileService(spec([[["health", "interval"], "3s"]]), release()).TaskTemplate.ContainerSpec.Healthcheck.Interval, 3000 * MS);
     assert.equal(c.StopGracePeriod, 10_000 * MS);
     assert.deepEqual(s.EndpointSpec.Ports, [{ Protocol: "tcp", TargetPort: 8080, PublishedPort: 8080, PublishMode: "ingress" }]);
     for (const labels of [s.Labels, c.Labels]) {
@@ -229,7 +235,13 @@ describe("judging Swarm's reports", () => {
     },
     { name: "rollback_paused → failed", o: obs({ update: { state: "rollback_paused", startedAt: since, message: "rollback paused" } }), want: { kind: "failed", reason: "Swarm paused the rollback: rollback paused" } },
     { name: "a new service converged → live", created: true, o: obs({ tasks: [task("a", "r2", "running"), task("b", "r2", "running")] }), want: { kind: "live" } },
-    { name: "a new service whose task failed → failed at once", created: true, o: obs({ tasks: [task("a", "r2", "running"), task("bbbbbbbbbbbbbbbb", "r2", "rejected", { error: "No such image: sha256:cc" })] }), want: { kind: "failed", reason: "task bbbbbbbbbbbb: No such image: sha256:cc" } },
+    { name: "a new service whose task failed once → Swarm retries it", created: true, o: obs({ tasks: [task("a", "r2", "running", { slot: 1 }), task("b", "r2", "failed", { slot: 2, error: "network sandbox does not exist" })] }), want: { kind: "progressing", running: 1, starting: 0 } },
+    {
+      name: "a new service whose slot failed twice → failed",
+      created: true,
+      o: obs({ tasks: [task("a", "r2", "running", { slot: 1 }), task("b", "r2", "rejected", { slot: 2, at: 50, error: "x" }), task("cccccccccccccccc", "r2", "rejected", { slot: 2, at: 60, error: "No such image: sha256:cc" })] }),
+      want: { kind: "failed", reason: "task cccccccccccc: No such image: sha256:cc" },
+    },
     { name: "an old release still running → not yet live", o: obs({ tasks: [task("a", "r2", "running"), task("b", "r2", "running"), task("c", "r1", "running")] }), want: { kind: "progressing", running: 2, starting: 0 } },
   ];
   for (const c of cases) test(c.name, () => assert.deepEqual(judge(c.o, "r2", since, { created: c.created ?? false }), c.want));

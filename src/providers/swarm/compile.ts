@@ -110,13 +110,26 @@ function strategyLimits(spec: Spec): { warmup: number; deadline: number; autoRol
 }
 
 /**
+ * Docker runs a health probe by starting a process in the container — on kiln's node base a
+ * whole Node runtime, about 0.1 s of CPU idle and over 1 s on a busy 2-core node (measured
+ * here). kiln's own prober is an in-process HTTP request, so kiln.yaml intervals like 500ms
+ * are cheap for it; as Docker probes they starve the node, probes time out, and healthy tasks
+ * are killed as unhealthy. So Swarm probes at most once a second.
+ */
+export const MIN_PROBE_INTERVAL_MS = 1000;
+
+export function probeIntervalMs(spec: Spec): number {
+  return Math.max(MIN_PROBE_INTERVAL_MS, spec.health.interval);
+}
+
+/**
  * The time Docker needs to call a healthy-looking task unhealthy: `retries` failed probes,
  * `interval` apart, the last one timing out. A Monitor window shorter than this would end
  * before a task that broke right after passing its first check is seen to fail.
  */
 export function unhealthyDetectionMs(spec: Spec): number {
   const h = spec.health;
-  return h.unhealthyThreshold * h.interval + h.timeout;
+  return h.unhealthyThreshold * probeIntervalMs(spec) + h.timeout;
 }
 
 /**
@@ -256,8 +269,7 @@ export function compileService(spec: Spec, release: SwarmRelease, opts: { replic
         CapabilityDrop: ["ALL"],
         Healthcheck: {
           Test: healthcheckTest(spec),
-          // Docker reads 0 as "inherit the image's / the 30 s default": never write 0.
-          Interval: ns(Math.max(1, h.interval)),
+          Interval: ns(probeIntervalMs(spec)),
           Timeout: ns(Math.max(1, h.timeout)),
           Retries: Math.max(1, h.unhealthyThreshold),
           StartPeriod: ns(h.grace),
@@ -323,6 +335,13 @@ export function explainSwarmLimits(spec: Spec): SwarmLimit[] {
     swarm: "Docker's healthcheck has no healthy threshold: one passing check makes a task healthy",
     instead: `unhealthyThreshold becomes Retries; Monitor (${Math.round((strategyLimits(spec).warmup + unhealthyDetectionMs(spec)) / 100) / 10} s) catches a task that fails soon after its first pass`,
   });
+  if (spec.health.interval < MIN_PROBE_INTERVAL_MS) {
+    out.push({
+      promise: `health checks every ${spec.health.interval} ms`,
+      swarm: "each Docker health probe starts a process in the container (here a Node runtime); at this rate the probes starve a busy node and healthy tasks time out",
+      instead: `probes every ${MIN_PROBE_INTERVAL_MS} ms`,
+    });
+  }
   if (type === "rolling" && cap.surge > 0 && cap.maxUnavailable > 0) {
     out.push({
       promise: `rolling may both start ${cap.surge} extra and take ${cap.maxUnavailable} out at once`,

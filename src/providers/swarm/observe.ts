@@ -60,7 +60,9 @@ export function runningOf(obs: SwarmObservation, release: string): SwarmTaskView
  * - rollback_started / rollback_completed → rolling back / rolled back; the reason is the
  *   engine's Message, plus the failed task's error when there is one.
  * - no fresh UpdateStatus (a service just created): live when every replica runs `target`;
- *   failed as soon as a task of `target` failed (Swarm would restart it forever).
+ *   failed once a slot's task has failed twice — Swarm restarts failed tasks, so one failure
+ *   may be the engine's blip ("network sandbox does not exist"), a second is the release.
+ *   Without this Swarm would restart a broken first release forever.
  *
  *   Example: 3 replicas, update requested at t=100, UpdateStatus {rollback_completed,
  *   "update rolled back due to failure or early termination of task abc"}, started t=101
@@ -70,7 +72,7 @@ export function judge(obs: SwarmObservation, target: string, since: number, opts
   const u = obs.update && (obs.update.startedAt === undefined || obs.update.startedAt >= since - 2000) ? obs.update : undefined;
   const running = runningOf(obs, target).length;
   const others = obs.tasks.filter((t) => t.release !== target && t.desiredState === "running" && t.state === "running").length;
-  const starting = obs.tasks.filter((t) => t.release === target && t.desiredState === "running" && t.state !== "running").length;
+  const starting = obs.tasks.filter((t) => t.release === target && t.desiredState === "running" && t.state !== "running" && !FAILED.has(t.state)).length;
   const converged = obs.specRelease === target && running >= obs.replicas && others === 0;
   const why = (msg?: string) => {
     const f = taskFailure(obs, target);
@@ -94,8 +96,9 @@ export function judge(obs: SwarmObservation, target: string, since: number, opts
   }
   if (converged) return { kind: "live" };
   if (opts.created) {
-    const f = taskFailure(obs, target);
-    if (f) return { kind: "failed", reason: f };
+    const perSlot = new Map<number, number>();
+    for (const t of obs.tasks) if (t.release === target && FAILED.has(t.state)) perSlot.set(t.slot ?? 0, (perSlot.get(t.slot ?? 0) ?? 0) + 1);
+    if ([...perSlot.values()].some((n) => n >= 2)) return { kind: "failed", reason: taskFailure(obs, target)! };
   }
   return { kind: "progressing", running, starting };
 }
