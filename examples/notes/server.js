@@ -103,6 +103,10 @@ function readBody(req) {
     });
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
+    // a client that goes away mid-body: nothing is inserted, and the promise does not hang
+    req.on("close", () => {
+      if (!req.complete) reject(new Error("client went away before the body ended"));
+    });
   });
 }
 

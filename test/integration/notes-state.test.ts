@@ -218,6 +218,16 @@ async function run(t: TestContext, provider: string): Promise<void> {
   assert.deepEqual(result.failed.slice(0, 20), [], `${result.failed.length} requests failed (${unknownOutcome.length} of them reached the database: unknown outcome)`);
   // Every release served writes: the load really went through each replacement.
   for (const v of ["1.0.0", ...REPLACEMENTS.map((s) => s.version)]) assert.ok((rowsByVersion[v] ?? 0) > 0, `release ${v} wrote rows: ${JSON.stringify(rowsByVersion)}`);
+
+  // The control: a write really made twice is visible as two rows (nothing absorbs doubles),
+  // so "0 doubled" above is a measurement, not a property of the schema.
+  const twice = `${provider}-${process.pid}-control`;
+  for (let i = 0; i < 2; i++) {
+    const res = await fetch(`${base}/notes`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ id: twice, body: `copy ${i}` }) });
+    assert.equal(res.status, 201);
+  }
+  const shown = (await (await fetch(`${base}/notes/${twice}`)).json()) as { count: number };
+  assert.equal(shown.count, 2, "a double insert shows as two rows");
 }
 
 // KILN_NOTES_PROVIDERS=local,docker runs both; the default is the Docker provider, the one
