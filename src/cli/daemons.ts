@@ -79,7 +79,16 @@ export interface UpResult {
   alreadyUp: boolean;
 }
 
-export async function startDaemons(opts: { paths: HomePaths; specFile: string; listen: string; home: string; provider?: ProviderName; sandbox?: string }): Promise<UpResult> {
+export async function startDaemons(opts: {
+  paths: HomePaths;
+  specFile: string;
+  listen: string;
+  home: string;
+  provider?: ProviderName;
+  sandbox?: string;
+  /** blue-green preview address of the proxy (kiln.yaml strategy.blueGreen.previewListen) */
+  previewListen?: string;
+}): Promise<UpResult> {
   const { paths } = opts;
   const provider = checkProviderName(opts.provider ?? "local");
   const running = daemonProvider(paths);
@@ -98,7 +107,8 @@ export async function startDaemons(opts: { paths: HomePaths; specFile: string; l
 
   if (proxyPid === undefined || !(await proxy.ping())) {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
-    const pid = startDetached(proxyMain, ["--listen", opts.listen, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
+    const previewArgs = opts.previewListen ? ["--preview-listen", opts.previewListen] : [];
+    const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
     const ok = await waitFor(async () => !isAlive(pid) || (await proxy.ping()), 15_000);
     if (!ok || !isAlive(pid)) {
       throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tail(paths.proxyLog, 5)}` });

@@ -40,6 +40,8 @@ export interface TimelinePoint {
   serving: Record<string, number>;
   /** instances alive (any state) */
   alive: number;
+  /** canary: share of requests (percent) each release got, from 100 requests played through the router's split */
+  traffic?: Record<string, number>;
 }
 
 export interface SimulationResult {
@@ -76,7 +78,16 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
   const sample = () => {
     const serving: Record<string, number> = {};
     for (const t of router.table?.targets ?? []) if (t.state === "active" && t.weight > 0) serving[t.release] = (serving[t.release] ?? 0) + 1;
-    timeline.push({ atMs: clock.now(), serving, alive: provider.running().length });
+    const point: TimelinePoint = { atMs: clock.now(), serving, alive: provider.running().length };
+    if (input.strategy === "canary") {
+      // Healthy traffic through the router's own release split: shows the weights and feeds the analysis.
+      const byTarget = router.serve(100, () => ({ status: 200, latencyMs: 5 }));
+      const release = new Map((router.table?.targets ?? []).map((t) => [t.id, t.release]));
+      const traffic: Record<string, number> = {};
+      for (const [id, k] of Object.entries(byTarget)) if (release.has(id)) traffic[release.get(id)!] = (traffic[release.get(id)!] ?? 0) + k;
+      point.traffic = traffic;
+    }
+    timeline.push(point);
     lastSample = clock.now();
   };
   const tick = async (record: boolean) => {

@@ -1,4 +1,4 @@
-// Kill test: SIGKILL the controller at random moments during rolling and blue-green rollouts
+// Kill test: SIGKILL the controller at random moments during rolling, blue-green and canary rollouts
 // on the real local provider under continuous load. Every rollout must converge (live or rolled
 // back), no client request may fail, no instance process may be orphaned, history stays intact.
 
@@ -36,7 +36,7 @@ function processesOf(dir: string): number[] {
   return pids;
 }
 
-test(`controller SIGKILLed at ${KILLS} random moments across rolling and blue-green rollouts: all converge, 0 failed requests, no orphans`, async (t) => {
+test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green and canary rollouts: all converge, 0 failed requests, no orphans`, async (t) => {
   let bwrap = true;
   try {
     execFileSync("bwrap", ["--version"], { stdio: "ignore" });
@@ -72,7 +72,7 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling and blue-gr
   let rollouts = 0;
   const outcomes: string[] = [];
   for (let v = 2; kills < KILLS && v < 60; v++) {
-    const strategy = v % 2 === 0 ? "rolling" : "blue-green";
+    const strategy = (["rolling", "blue-green", "canary"] as const)[v % 3]!;
     // Every fourth release is broken: the kill lands in a rollout that must roll back.
     const broken = v % 4 === 0;
     await bakeVersion(`${v}.0.0`, !broken);

@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { parseDocument } from "yaml";
 import { bake, openStore } from "../../image/index.js";
+import { discardVolumes } from "../../providers/registry.js";
 import { startLoad, type LoadTotals } from "../../loadgen/client.js";
 import type { StatusView } from "../../controller/types.js";
 import { context, out, printJson, short, specFile, type Context, type GlobalOptions } from "../context.js";
@@ -98,6 +99,7 @@ export function register(program: Command): void {
       const fresh = context({ file: ws.specFile });
       const provider = chooseProvider({ flag: opts.provider, paths: fresh.paths, spec: fresh.loaded.spec.provider });
       ws.setSpec((d) => d.set("provider", provider)); // the workspace says what it runs on, for `kiln down -f` after --keep
+      await discardVolumes(provider, fresh.home, fresh.loaded.spec.name); // the counter starts from 0
       ws.release("1.0.0");
 
       const steps: DemoStep[] = [];
@@ -149,7 +151,7 @@ export function register(program: Command): void {
       try {
         await step("bake v1", async () => bakeNow());
         await step("deploy v1 (3 instances)", async () => {
-          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, home: ctx.home, provider });
+          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, previewListen: ctx.loaded.spec.strategy.blueGreen.previewListen, home: ctx.home, provider });
           const r = await deployNow();
           expect(r.outcome === "live", `v1 did not go live: ${r.reason}`);
           load = await startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 4, durationMs: 10 * 60_000 });

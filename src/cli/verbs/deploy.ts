@@ -19,15 +19,15 @@ export function register(program: Command): void {
   program
     .command("deploy [ref]")
     .description("replace the fleet with instances of an image (default: NAME:VERSION from kiln.yaml)")
-    .option("--strategy <name>", "rolling or blue-green (default: strategy.type in kiln.yaml)")
+    .option("--strategy <name>", "rolling, blue-green or canary (default: strategy.type in kiln.yaml)")
     .option("--json", "print the outcome as JSON instead of progress")
     .addHelpText(
       "after",
-      "\nExit status: 0 when the release is live, 1 when it failed (and was rolled back), 2 on bad input.\n\nExamples:\n  kiln deploy                       # the image kiln.yaml names\n  kiln deploy hello:2.0.0 --strategy blue-green",
+      "\nExit status: 0 when the release is live, 1 when it failed (and was rolled back), 2 on bad input.\n\nExamples:\n  kiln deploy                       # the image kiln.yaml names\n  kiln deploy hello:2.0.0 --strategy blue-green\n  kiln deploy hello:2.0.0 --strategy canary   # weight steps from strategy.canary, analysed against the stable release",
     )
     .action(async (ref: string | undefined, opts: { strategy?: string; json?: boolean }, cmd: Command) => {
-      if (opts.strategy && opts.strategy !== "rolling" && opts.strategy !== "blue-green") {
-        throw new KilnError("KILN_E_USAGE", `unknown strategy "${opts.strategy}"`, { hint: "use --strategy rolling or --strategy blue-green" });
+      if (opts.strategy && opts.strategy !== "rolling" && opts.strategy !== "blue-green" && opts.strategy !== "canary") {
+        throw new KilnError("KILN_E_USAGE", `unknown strategy "${opts.strategy}"`, { hint: "use --strategy rolling, blue-green or canary" });
       }
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       if (isSwarm(ctx)) return swarmDeploy(ctx, ref, { strategy: opts.strategy as StrategyName | undefined, json: opts.json });

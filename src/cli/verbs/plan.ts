@@ -15,7 +15,7 @@ const DEFAULT_START_MS = 500;
 
 function strategyOf(v: string | undefined, spec: Spec): StrategyName {
   const s = v ?? spec.strategy.type;
-  if (s !== "rolling" && s !== "blue-green") throw new KilnError("KILN_E_USAGE", `unknown strategy "${s}"`, { hint: "use rolling or blue-green" });
+  if (s !== "rolling" && s !== "blue-green" && s !== "canary") throw new KilnError("KILN_E_USAGE", `unknown strategy "${s}"`, { hint: "use rolling, blue-green or canary" });
   return s;
 }
 
@@ -33,7 +33,7 @@ export function register(program: Command): void {
   program
     .command("plan [ref]")
     .description("show, as data, the steps a deploy would take against the current fleet (simulated with the real controller; nothing changes)")
-    .option("--strategy <name>", "rolling or blue-green (default: kiln.yaml)")
+    .option("--strategy <name>", "rolling, blue-green or canary (default: kiln.yaml)")
     .option("--start-ms <ms>", "assumed time for an instance to start answering", String(DEFAULT_START_MS))
     .option("--json", "print the plan as JSON (schemaVersion 1)")
     .addHelpText("after", "\nExamples:\n  kiln plan\n  kiln plan hello:2.0.0 --strategy blue-green --json")
@@ -86,12 +86,12 @@ export function register(program: Command): void {
     .description("run the real controller on an in-memory fleet with a manual clock and print capacity over time per release")
     .option("--instances <n>", "fleet size", "10")
     .option("--current <n>", "instances of the current release before the deploy (default: same as --instances)")
-    .option("--strategy <name>", "rolling or blue-green (default: kiln.yaml, or rolling)")
+    .option("--strategy <name>", "rolling, blue-green or canary (default: kiln.yaml, or rolling)")
     .option("--fail-rate <r>", "share of new instances that fail their health checks, 0–1", "0")
     .option("--start-ms <ms>", "time for an instance to start answering", String(DEFAULT_START_MS))
     .option("--seed <n>", "random seed for the per-instance failures", "1")
     .option("--json", "print the whole result as JSON")
-    .addHelpText("after", "\nUses kiln.yaml's health and strategy settings when there is one (-f), else the defaults.\n\nExamples:\n  kiln simulate --instances 20 --strategy rolling --fail-rate 0\n  kiln simulate --instances 6 --strategy blue-green --fail-rate 0.2 --json")
+    .addHelpText("after", "\nUses kiln.yaml's health and strategy settings when there is one (-f), else the defaults.\n\nExamples:\n  kiln simulate --instances 20 --strategy rolling --fail-rate 0\n  kiln simulate --instances 6 --strategy blue-green --fail-rate 0.2 --json\n  kiln simulate --instances 10 --strategy canary")
     .action(async (opts: { instances: string; current?: string; strategy?: string; failRate: string; startMs: string; seed: string; json?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const file = resolve(g.file ?? "kiln.yaml");
@@ -107,7 +107,11 @@ export function register(program: Command): void {
       out(`${strategy}, ${current} → ${instances} instances, fail rate ${failRate}: ${sim.outcome}${sim.reason ? ` (${sim.reason})` : ""} after ${(sim.durationMs / 1000).toFixed(1)} s simulated`);
       out(`never fewer than ${sim.minServing} serving; at most ${sim.maxAlive} alive; ${sim.launches} launches`);
       const releases = [...new Set(sim.timeline.flatMap((p) => Object.keys(p.serving)))].sort();
-      out(`\n   t(s)  ${releases.map((r) => `${r} serving`.padStart(11)).join(" ")}  alive`);
-      for (const p of sim.timeline) out(`${(p.atMs / 1000).toFixed(1).padStart(7)}  ${releases.map((r) => String(p.serving[r] ?? 0).padStart(11)).join(" ")}  ${String(p.alive).padStart(5)}`);
+      const traffic = sim.timeline.some((p) => p.traffic);
+      out(`\n   t(s)  ${releases.map((r) => `${r} serving`.padStart(11)).join(" ")}  alive${traffic ? `  ${releases.map((r) => `${r} traffic`.padStart(11)).join(" ")}` : ""}`);
+      for (const p of sim.timeline) {
+        const shares = traffic ? `  ${releases.map((r) => `${p.traffic?.[r] ?? 0}%`.padStart(11)).join(" ")}` : "";
+        out(`${(p.atMs / 1000).toFixed(1).padStart(7)}  ${releases.map((r) => String(p.serving[r] ?? 0).padStart(11)).join(" ")}  ${String(p.alive).padStart(5)}${shares}`);
+      }
     });
 }

@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .action(async (opts: { detach?: boolean; provider?: string; sandbox: string; json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
-      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, home: ctx.home, provider, sandbox: opts.sandbox });
+      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, previewListen: ctx.loaded.spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox });
       if (opts.json) printJson({ proxy: { pid: r.proxyPid, address: ctx.loaded.spec.listen }, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
       else out(`${r.alreadyUp ? "already up" : "up"}: proxy ${r.proxyPid} on http://${ctx.loaded.spec.listen}, controller ${r.controllerPid}, provider ${provider}`);
       if (opts.detach) return;
