@@ -2,7 +2,9 @@
 
 import { KilnError } from "../errors.js";
 import { openStore, readImage, unpackRootfs } from "../image/index.js";
-import { DockerProvider } from "./docker/index.js";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { DockerProvider, removeServiceVolumes } from "./docker/index.js";
 import { connectDocker } from "./docker/engine.js";
 import { LocalProvider } from "./local/index.js";
 import type { Provider } from "./provider.js";
@@ -46,4 +48,10 @@ export function createProvider(name: string, opts: ProviderOptions): Provider {
       return { env: c.Env ?? [], entrypoint: c.Entrypoint ?? [], cmd: c.Cmd ?? [], user: c.User ?? "1000:1000", workdir: c.WorkingDir ?? "/" };
     },
   });
+}
+
+/** Deletes the service's volumes (its state) where the provider keeps them: a clean slate for a demo. */
+export async function discardVolumes(name: ProviderName, home: string, service: string): Promise<void> {
+  if (name === "docker") await removeServiceVolumes(connectDocker(), service);
+  else rmSync(join(home, "volumes", service), { recursive: true, force: true });
 }

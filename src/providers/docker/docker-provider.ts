@@ -352,3 +352,23 @@ export class DockerProvider implements Provider {
     });
   }
 }
+
+/** Removes the service's declared volumes (its state). Refused by the engine while a container uses one. */
+export async function removeServiceVolumes(docker: Docker, service: string): Promise<string[]> {
+  let volumes: Docker.VolumeInspectInfo[];
+  try {
+    volumes = (await docker.listVolumes({ filters: { label: [`${LABEL.service}=${service}`] } })).Volumes ?? [];
+  } catch (e) {
+    throw translateDockerError(e, `list the volumes of ${service}`);
+  }
+  const removed: string[] = [];
+  for (const v of volumes) {
+    try {
+      await docker.getVolume(v.Name).remove();
+      removed.push(v.Name);
+    } catch (e) {
+      if (statusOf(e) !== 404) throw translateDockerError(e, `remove volume ${v.Name}`);
+    }
+  }
+  return removed;
+}

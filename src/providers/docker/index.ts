@@ -1,2 +1,2 @@
-export { DockerProvider, type DockerProviderOptions } from "./docker-provider.js";
+export { DockerProvider, removeServiceVolumes, type DockerProviderOptions } from "./docker-provider.js";
 export { LABEL, containerName, volumeName } from "./container-plan.js";
