@@ -6,7 +6,8 @@
 import Table from "cli-table3";
 import type { ReleaseSpec, ReleaseView, RolloutView } from "../controller/types.js";
 import { KilnError } from "../errors.js";
-import { openStore } from "../image/index.js";
+import { openStore, type Store } from "../image/index.js";
+import { isRegistryRef, parseRegistryRef } from "../image/registry/index.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
 import {
   compileRollbackConfig,
@@ -57,6 +58,19 @@ async function driverFor(): Promise<SwarmDriver> {
 
 function withStrategy(spec: Spec, strategy: StrategyName | undefined): Spec {
   return strategy && strategy !== spec.strategy.type ? { ...spec, strategy: { ...spec.strategy, type: strategy } } : spec;
+}
+
+/**
+ * The image reference tasks run. Always loaded into this node's engine (volumes are prepared
+ * with it, and this node never needs to pull); a release deployed from a registry reference is
+ * pinned as REPO@sha256:<manifest digest> so other nodes can pull exactly it, otherwise to the
+ * engine image ID.
+ */
+async function imageFor(driver: SwarmDriver, store: Store, ref: string, digest: string): Promise<{ local: string; pinned: string }> {
+  const local = await driver.ensureImage(store, digest);
+  if (!isRegistryRef(ref)) return { local, pinned: local };
+  const r = parseRegistryRef(ref);
+  return { local, pinned: `${r.registry}/${r.repository}@${digest}` };
 }
 
 function limitsOf(spec: Spec): { deadline: number; autoRollback: boolean } {
@@ -131,8 +145,8 @@ export async function swarmDeploy(ctx: Context, ref: string | undefined, opts: {
       if (!opts.json) out(`${req.ref} (${short(req.digest)}) is already live as ${live.id}: nothing to replace`);
       return report(r, opts.json);
     }
-    const image = await driver.ensureImage(openStore(ctx.home), req.digest);
-    await driver.prepareVolumes(spec, image);
+    const { local, pinned: image } = await imageFor(driver, openStore(ctx.home), ref ?? req.ref, req.digest);
+    await driver.prepareVolumes(spec, local);
     const now = Date.now();
     const release = db.createRelease({
       service: name, ref: req.ref, version: req.version, digest: req.digest, configHash: req.configHash, env: req.spec.env, spec: { ...req.spec, strategy: { ...req.spec.strategy, type: spec.strategy.type } },
@@ -214,7 +228,7 @@ export async function swarmRollback(ctx: Context, opts: { json?: boolean }): Pro
     const native = cur.previousRelease === target.id && cur.observation.specRelease === live.id;
     if (native) await driver.rollback(spec.name);
     else {
-      const image = await driver.ensureImage(openStore(ctx.home), target.digest);
+      const { pinned: image } = await imageFor(driver, openStore(ctx.home), target.ref, target.digest);
       const svc = compileService(specOfRelease(spec, target), { id: target.id, version: target.version, digest: target.digest, image, configHash: target.configHash }, { replicas: cur.observation.replicas });
       await driver.apply({ ...svc, UpdateConfig: svc.RollbackConfig });
     }

@@ -16,6 +16,7 @@ import {
   judge,
   LABEL,
   swarmCapacity,
+  SwarmDriver,
   tasksByRelease,
   type SwarmObservation,
   type SwarmRelease,
@@ -23,6 +24,7 @@ import {
 } from "../../src/providers/swarm/index.js";
 import { computeBounds } from "../../src/rollout/capacity.js";
 import { parseSpec, type Spec } from "../../src/spec/index.js";
+import { KilnError } from "../../src/errors.js";
 
 const helloYaml = readFileSync(join(fileURLToPath(new URL("../../../examples/hello/", import.meta.url)), "kiln.yaml"), "utf8");
 
@@ -89,6 +91,14 @@ describe("UpdateConfig from kiln's strategy", () => {
       assert.equal(u.MaxFailureRatio, 0);
     });
   }
+
+  test("canary (no weights on Swarm): one new task at a time beside the full fleet, and the limit says so", () => {
+    const base = spec([[["instances"], 6]]);
+    const canary = { ...base, strategy: { ...base.strategy, type: "canary" as Spec["strategy"]["type"] } };
+    const u = compileUpdateConfig(canary);
+    assert.deepEqual([u.Order, u.Parallelism, u.FailureAction], ["start-first", 1, "rollback"]);
+    assert.ok(explainSwarmLimits(canary).some((x) => /weight/.test(x.promise) && /no weights/.test(x.swarm)));
+  });
 
   test("never more than instances + surge alive, never fewer than minHealthy running", () => {
     for (const n of [1, 2, 3, 5, 8]) {
@@ -249,5 +259,25 @@ describe("judging Swarm's reports", () => {
   test("tasks by release: running, starting and failed counted per release", () => {
     const g = tasksByRelease(obs({ tasks: [task("a", "r2", "running"), task("b", "r2", "starting"), task("c", "r1", "running"), task("d", "r2", "failed", { desiredState: "shutdown" })] }));
     assert.deepEqual(g.map((x) => [x.release, x.running, x.starting, x.failed]), [["r1", 1, 0, 0], ["r2", 1, 1, 1]]);
+  });
+});
+
+describe("SwarmDriver.ensureSwarm", () => {
+  // A stand-in for the engine's /info answer: the only thing ensureSwarm reads.
+  const driver = (swarm: object) => new SwarmDriver({ info: async () => ({ Swarm: swarm }) } as never);
+
+  test("an engine outside a swarm is a KilnError whose hint is `docker swarm init`", async () => {
+    await assert.rejects(driver({ LocalNodeState: "inactive" }).ensureSwarm(), (e: unknown) => {
+      assert.ok(e instanceof KilnError);
+      assert.equal(e.code, "KILN_E_PROVIDER");
+      assert.match(e.message, /inactive/);
+      assert.match(e.hint ?? "", /docker swarm init --advertise-addr 127\.0\.0\.1/);
+      return true;
+    });
+  });
+
+  test("a worker node is refused; an active manager passes", async () => {
+    await assert.rejects(driver({ LocalNodeState: "active", ControlAvailable: false, NodeID: "n1" }).ensureSwarm(), /worker/);
+    assert.deepEqual(await driver({ LocalNodeState: "active", ControlAvailable: true, NodeID: "n1" }).ensureSwarm(), { nodeId: "n1" });
   });
 });
