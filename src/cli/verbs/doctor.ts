@@ -3,9 +3,10 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { checkKeep, DEFAULT_KEEP, runDoctor, type DoctorReport } from "../../doctor/index.js";
 import { KilnError } from "../../errors.js";
-import { homeFor } from "../../home.js";
+import { homeFor, homePaths } from "../../home.js";
 import { loadSpec } from "../../spec/index.js";
 import { out, printJson, type GlobalOptions } from "../context.js";
+import { daemonProvider } from "../daemons.js";
 
 export interface Located {
   home: string;
@@ -18,6 +19,12 @@ export interface Located {
  * beside it (or at $KILN_HOME), and state names the services.
  */
 export function locateHome(opts: GlobalOptions): Located {
+  const at = locate(opts);
+  // the provider the daemons were started with wins over kiln.yaml's (as for `kiln down`)
+  return { ...at, provider: daemonProvider(homePaths(at.home)) ?? at.provider };
+}
+
+function locate(opts: GlobalOptions): Located {
   const file = resolve(opts.file ?? "kiln.yaml");
   if (existsSync(file)) {
     try {
