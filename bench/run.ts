@@ -136,6 +136,20 @@ async function benchRollout() {
     const confirmedMs = performance.now() - flipStart;
     const totals = await load.stop();
 
+    // Closed-loop cutover, from the controller's own journal: the `switch` step is the decision
+    // (routing table written), `mark-switched` is the router reading back every new target in
+    // rotation. Both blue-green flips of this run (the v3 deploy and the rollback) count.
+    const { StateDb } = await import("../src/state/db.js");
+    const sdb = new StateDb(ctx.paths.stateDb);
+    const journal = sdb.db.prepare("SELECT kind, at, done_at FROM steps WHERE kind IN ('switch', 'mark-switched') ORDER BY id").all() as { kind: string; at: number; done_at: number | null }[];
+    sdb.close();
+    const cutoverMs: number[] = [];
+    for (let i = 0; i < journal.length; i++) {
+      if (journal[i]!.kind !== "switch") continue;
+      const verified = journal.slice(i + 1).find((x) => x.kind === "mark-switched");
+      if (verified) cutoverMs.push(verified.at - journal[i]!.at);
+    }
+
     const out = {
       generatedAt: new Date().toISOString(),
       instances,
@@ -151,6 +165,11 @@ async function benchRollout() {
         failedRequests: afterRolling.failed - before.failed,
       },
       blueGreenRollback: { outcome: done.outcome, firstOldResponseMs: Math.round(servedOldMs), confirmedMs: Math.round(confirmedMs) },
+      closedLoopCutover: {
+        what: "decision (routing table written) → every new target read back from the proxy as in rotation, from the controller's step journal",
+        samplesMs: cutoverMs,
+        maxMs: cutoverMs.length ? Math.max(...cutoverMs) : null,
+      },
       load: { requests: totals.requests, failed: totals.failed },
     };
     writeFileSync(join(results, "rollout.json"), `${JSON.stringify(out, null, 2)}\n`);
@@ -167,14 +186,23 @@ async function benchSimulate() {
   const { parseSpec } = await import("../src/spec/index.js");
   const spec = (parseSpec("name: sim\nversion: sim\n", "<defaults>") as { spec: import("../src/spec/index.js").Spec }).spec;
   const rows = [];
-  for (const instances of [10, 100, 1000]) {
+  for (const instances of [10, 100, 1000, 10_000]) {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const r = await simulateRollout({ spec: { ...toReleaseSpec(spec), instances }, current: instances, instances, strategy: "rolling", failRate: 0, startMs: 500, seed: 1 });
     const cpu = process.cpuUsage(cpu0);
-    rows.push({ instances, outcome: r.outcome, simulatedMs: r.durationMs, wallMs: Math.round(performance.now() - t0), cpuMs: Math.round((cpu.user + cpu.system) / 1000), heapUsedMB: Math.round(process.memoryUsage().heapUsed / 1e6), minServing: r.minServing, maxAlive: r.maxAlive });
+    rows.push({
+      instances, outcome: r.outcome, simulatedMs: r.durationMs, wallMs: Math.round(performance.now() - t0),
+      totalCpuMs: Math.round((cpu.user + cpu.system) / 1000), replacementCpuMs: r.replacementCpuMs, peakHeapMB: r.peakHeapMB,
+      minServing: r.minServing, maxAlive: r.maxAlive,
+    });
   }
-  const out = { generatedAt: new Date().toISOString(), note: "the real controller on the in-memory provider and router with a manual clock; target for 10,000 instances is < 2 s CPU (not met yet: see rows)", rows };
+  const big = rows.find((x) => x.instances === 10_000)!;
+  const out = {
+    generatedAt: new Date().toISOString(),
+    note: `the real controller on the in-memory provider and router with a manual clock, 100 ms ticks as in production, health every 1 s; totalCpuMs includes bringing up the current fleet, replacementCpuMs is the rolling replacement alone. Target for 10,000 instances: < 2,000 ms CPU — ${big.replacementCpuMs! < 2000 ? "met" : `not met (${big.replacementCpuMs} ms)`}`,
+    rows,
+  };
   writeFileSync(join(results, "simulate.json"), `${JSON.stringify(out, null, 2)}\n`);
   return out;
 }

@@ -41,6 +41,8 @@ interface Runtime {
   probing: Set<string>;
   terminating: Map<string, Promise<void>>;
   lastTable?: string;
+  /** what the last pushed table was built from (see syncRouter) */
+  lastTableInputs?: string;
   lastStats?: RouterStats;
   lastSteps: Step[];
   specs: Map<string, ReleaseSpec>;
@@ -312,7 +314,11 @@ export class Controller {
       case "quarantine": {
         // Out of rotation and stopped; its record and log stay for `kiln logs`; the strategy launches a replacement.
         const reason = `quarantined: ${step.reason}`;
-        this.db.tx(() => step.ids.forEach((id) => this.db.updateInstance(id, { state: "terminating", routing: "none", reason })));
+        // The instances and the rollout's count of them change together: a restart sees both or neither.
+        this.db.tx(() => {
+          step.ids.forEach((id) => this.db.updateInstance(id, { state: "terminating", routing: "none", reason }));
+          if (rollout) this.mergeProgress(rollout.id, { quarantined: Number(this.db.getRollout(rollout.id)?.progress.quarantined ?? 0) + step.ids.length });
+        });
         await this.syncRouter(this.rt.lastStats);
         for (const id of step.ids) {
           this.event("warn", `quarantined ${id} (${step.reason}); \`kiln logs ${id}\` shows its log`, { instance: id, rollout: rollout?.id });
@@ -441,15 +447,24 @@ export class Controller {
   /** Push the table when it changed, or when the router holds an older one (it restarted without its file). */
   private async syncRouter(stats: RouterStats | undefined): Promise<void> {
     const current = Number(this.db.getMeta("tableVersion") ?? "0");
+    const routerBehind = stats !== undefined && stats.tableVersion < current;
+    // The table is a function of the instance rows and the active rollout: when neither
+    // changed since the last push there is nothing to build (10,000-instance fleets).
+    const r = this.db.activeRollout(this.d.service);
+    const inputs = `${this.db.instancesRevision()}|${r?.id}:${r?.state}:${JSON.stringify(r?.progress)}:${r?.switchedAt}|${this.db.getMeta("live")}`;
+    if (inputs === this.rt.lastTableInputs && !routerBehind) return;
     const candidate = this.buildTable(current);
     const key = JSON.stringify({ t: candidate.targets, h: candidate.health, d: candidate.drainTimeoutMs, w: candidate.releaseWeights, p: candidate.preview });
-    const routerBehind = stats !== undefined && stats.tableVersion < current;
-    if (key === this.rt.lastTable && !routerBehind) return;
+    if (key === this.rt.lastTable && !routerBehind) {
+      this.rt.lastTableInputs = inputs;
+      return;
+    }
     const version = current + 1;
     try {
       await this.d.router.setTable({ ...candidate, version });
       this.db.setMeta("tableVersion", String(version));
       this.rt.lastTable = key;
+      this.rt.lastTableInputs = inputs;
     } catch (e) {
       this.d.log?.(`routing table not pushed: ${(e as Error).message}`);
     }
@@ -473,7 +488,6 @@ export class Controller {
 
   private rolloutStatus(rollout: RolloutRecord): RolloutStatus {
     const progress = { ...(rollout.progress as RolloutProgress) };
-    progress.quarantined = this.db.countQuarantined(this.d.service, rollout.target, rollout.startedAt);
     return {
       target: rollout.target, previous: rollout.previous, startedAt: rollout.startedAt, switchedAt: rollout.switchedAt,
       promoteRequested: rollout.promoteRequested, fast: rollout.fast, progress, equivalent: this.equivalentReleases(rollout),

@@ -56,6 +56,10 @@ export interface SimulationResult {
   minServing: number;
   maxAlive: number;
   launches: number;
+  /** CPU time of the deploy under study, excluding bringing up the current fleet */
+  replacementCpuMs: number;
+  /** largest heap seen at the samples */
+  peakHeapMB: number;
 }
 
 const TICK_MS = 100;
@@ -75,6 +79,7 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
   const sampleEvery = input.sampleEveryMs ?? 1000;
   const maxMs = input.maxMs ?? 60 * 60_000;
   let lastSample = -Infinity;
+  let peakHeap = 0;
   const sample = () => {
     const serving: Record<string, number> = {};
     for (const t of router.table?.targets ?? []) if (t.state === "active" && t.weight > 0) serving[t.release] = (serving[t.release] ?? 0) + 1;
@@ -88,6 +93,7 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
       point.traffic = traffic;
     }
     timeline.push(point);
+    peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
     lastSample = clock.now();
   };
   const tick = async (record: boolean) => {
@@ -115,9 +121,11 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
   const to = from ? "r2" : "r1";
   provider.behave(to, { readyAfter: input.startMs, failRate: input.failRate });
   const t0 = clock.now();
+  const cpu0 = process.cpuUsage();
   const { rollout } = controller.deploy(request("next", spec, input.strategy));
   sample();
   while (db.activeRollout("sim") && clock.now() - t0 < maxMs) await tick(true);
+  const cpu = process.cpuUsage(cpu0);
   // A few more seconds so the timeline shows where the fleet settles.
   for (let i = 0; i < 30; i++) await tick(true);
   sample();
@@ -140,5 +148,7 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
     minServing: Math.min(...servingTotals),
     maxAlive: Math.max(...timeline.map((p) => p.alive)),
     launches: provider.launches,
+    replacementCpuMs: Math.round((cpu.user + cpu.system) / 1000),
+    peakHeapMB: Math.round(peakHeap / 1e6),
   };
 }

@@ -1,6 +1,6 @@
 // Blue-green as a pure function: a full green fleet, then one atomic switch at the router.
 
-import { ids, isDrained, judgeFailures } from "./capacity.js";
+import { ids, isDrained, judgeFailures, notIn } from "./capacity.js";
 import type { Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
 
 /**
@@ -39,16 +39,16 @@ export function planBlueGreen(
   const n = spec.instances;
   const progress = rollout.progress ?? {};
   const alive = observed.instances.filter((i) => i.phase !== "exited" || i.release === rollout.target);
-  const exited = observed.instances.filter((i) => !alive.includes(i));
+  const exited = observed.instances.filter(notIn(alive));
   let green = alive.filter((i) => i.release === rollout.target && i.routing !== "draining");
-  const blue = alive.filter((i) => !green.includes(i));
+  const blue = alive.filter(notIn(green));
   const steps: Step[] = [];
 
   const verdict = judgeFailures(green, spec.instanceDeadline, now, rollout.fast ? 0 : (spec.maxQuarantined ?? 1), progress.quarantined ?? 0);
   if (verdict.kind === "abort") return [{ kind: "abort", reason: verdict.reason }];
   if (verdict.kind === "quarantine") {
     steps.push({ kind: "quarantine", ids: verdict.ids, reason: verdict.reason });
-    green = green.filter((i) => !verdict.ids.includes(i.id));
+    green = green.filter(notIn(verdict.ids));
   }
 
   if (rollout.switchedAt !== undefined) {

@@ -1,7 +1,7 @@
 // Canary as a pure function: a few instances of the new release take a growing share of
 // requests, step by step, while their metrics are compared with the stable release's.
 
-import { computeBounds, ids, isConfirmed, isDrained, judgeFailures } from "./capacity.js";
+import { computeBounds, ids, isConfirmed, isDrained, judgeFailures, notIn } from "./capacity.js";
 import { judgeCanary } from "./analysis.js";
 import type { CanaryParams, Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
 
@@ -52,15 +52,15 @@ export function planCanary(spec: RolloutSpec, rollout: RolloutStatus, observed: 
   const steps: Step[] = [];
 
   const exited = observed.instances.filter((i) => i.phase === "exited" && i.release !== rollout.target);
-  const alive = observed.instances.filter((i) => !exited.includes(i));
+  const alive = observed.instances.filter(notIn(exited));
   let canary = alive.filter((i) => i.release === rollout.target && i.routing !== "draining");
-  const stable = alive.filter((i) => !canary.includes(i));
+  const stable = alive.filter(notIn(canary));
 
   const verdict = judgeFailures(canary, spec.instanceDeadline, now, spec.maxQuarantined ?? 1, progress.quarantined ?? 0);
   if (verdict.kind === "abort") return [{ kind: "abort", reason: verdict.reason }];
   if (verdict.kind === "quarantine") {
     steps.push({ kind: "quarantine", ids: verdict.ids, reason: verdict.reason });
-    canary = canary.filter((i) => !verdict.ids.includes(i.id));
+    canary = canary.filter(notIn(verdict.ids));
   }
   if (progress.completedAt === undefined && now - rollout.startedAt > c.deadline) {
     return [{ kind: "abort", reason: `deadline of ${Math.round(c.deadline / 1000)}s passed at canary step ${stepIndex + 1}/${c.steps.length} (${weight}%)` }];

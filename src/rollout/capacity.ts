@@ -81,7 +81,8 @@ export function judgeFailures(fresh: FleetInstance[], instanceDeadline: number, 
   if (failed.length === 0) return { kind: "none" };
   const early = failed.find((i) => !i.everHealthy);
   if (early) return { kind: "abort", reason: failureOf(early, instanceDeadline, now)! };
-  const healthyLeft = fresh.some((i) => !failed.includes(i) && i.phase === "healthy");
+  const isFailed = new Set(failed);
+  const healthyLeft = fresh.some((i) => !isFailed.has(i) && i.phase === "healthy");
   if (healthyLeft && alreadyQuarantined + failed.length <= maxQuarantined) {
     return { kind: "quarantine", ids: ids(failed), reason: `late failure: ${failed.map((i) => failureOf(i, instanceDeadline, now)).join("; ")}` };
   }
@@ -90,4 +91,14 @@ export function judgeFailures(fresh: FleetInstance[], instanceDeadline: number, 
     kind: "abort",
     reason: healthyLeft ? `${why} after ${alreadyQuarantined} quarantined (limit ${maxQuarantined})` : `${why}; no healthy instance of the release is left`,
   };
+}
+
+/**
+ * A filter keeping instances not in `list` (instances or ids), in O(1) per test: strategies
+ * run over fleets of 10,000 in simulation, where `list.includes` would make every tick quadratic.
+ */
+export function notIn(list: readonly FleetInstance[] | readonly string[]): (i: FleetInstance) => boolean {
+  const set = new Set<unknown>(list);
+  const byId = typeof list[0] === "string";
+  return (i) => !set.has(byId ? i.id : i);
 }

@@ -1,6 +1,6 @@
 // Rolling replacement as a pure function of (spec, rollout, observed fleet, now).
 
-import { computeBounds, failureOf, ids, isConfirmed, isDrained, isServing, judgeFailures } from "./capacity.js";
+import { computeBounds, failureOf, ids, isConfirmed, isDrained, isServing, judgeFailures, notIn } from "./capacity.js";
 import type { Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
 
 /**
@@ -35,12 +35,12 @@ export function planRolling(spec: RolloutSpec, rollout: RolloutStatus, observed:
   const steps: Step[] = [];
 
   const exited = observed.instances.filter((i) => i.phase === "exited" && i.release !== rollout.target);
-  const alive = observed.instances.filter((i) => !exited.includes(i));
+  const alive = observed.instances.filter(notIn(exited));
   const equivalent = new Set(p.skipMatching ? (rollout.equivalent ?? []) : []);
   const isNew = (release: string) => release === rollout.target || equivalent.has(release);
   // A draining instance of the target (taken out by auto-heal) is on its way out: treat it as old.
   let fresh = alive.filter((i) => isNew(i.release) && i.routing !== "draining" && !(i.phase === "exited" && i.release !== rollout.target));
-  const old = alive.filter((i) => !fresh.includes(i));
+  const old = alive.filter(notIn(fresh));
   const progress = rollout.progress ?? {};
 
   if (!rollout.fast) {
@@ -48,13 +48,13 @@ export function planRolling(spec: RolloutSpec, rollout: RolloutStatus, observed:
     if (verdict.kind === "abort") return [{ kind: "abort", reason: verdict.reason }];
     if (verdict.kind === "quarantine") {
       steps.push({ kind: "quarantine", ids: verdict.ids, reason: verdict.reason });
-      fresh = fresh.filter((i) => !verdict.ids.includes(i.id));
+      fresh = fresh.filter(notIn(verdict.ids));
     }
   } else {
     // A rollback has nowhere further to fall back to: replace a failed instance of the
     // release it restores instead of giving up.
     const failed = fresh.filter((i) => failureOf(i, spec.instanceDeadline, now) !== undefined);
-    fresh = fresh.filter((i) => !failed.includes(i));
+    fresh = fresh.filter(notIn(failed));
     const routed = failed.filter((i) => i.routing !== "none");
     const unrouted = failed.filter((i) => i.routing === "none");
     if (routed.length) steps.push({ kind: "drain", ids: ids(routed), reason: "failed: leave rotation" });

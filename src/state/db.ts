@@ -109,6 +109,7 @@ const MIGRATIONS: string[] = [
 ];
 
 type Row = Record<string, unknown>;
+const LIVE_STATES: ReadonlySet<string> = new Set(["launching", "running", "terminating"]);
 const opt = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
 
 function toRelease(r: Row): Release {
@@ -236,7 +237,32 @@ export class StateDb {
   }
 
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (e) {
+      // The transaction rolled back: what the caches saw of it never happened.
+      this.liveCache.clear();
+      this.instanceWrites++;
+      throw e;
+    }
+  }
+
+  /**
+   * Live instances per service, kept in memory: the controller reads them several times a
+   * tick and is (under its lease) their only writer, so reads are served from here and each
+   * write patches the cache. A commit by another connection changes SQLite's data_version,
+   * which drops the cache.
+   */
+  private instanceWrites = 0;
+  /** Changes whenever an instance row may have changed (here or, via data_version, elsewhere). */
+  instancesRevision(): string {
+    return `${this.instanceWrites}:${this.dataVersion()}`;
+  }
+  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[] }>();
+  private dataVersionStmt?: Database.Statement;
+  private dataVersion(): number {
+    this.dataVersionStmt ??= this.db.prepare("PRAGMA data_version").pluck();
+    return this.dataVersionStmt.get() as number;
   }
 
   close(): void {
@@ -305,16 +331,34 @@ export class StateDb {
 
   // --- instances ---
   insertInstance(i: InstanceRecord): void {
-    this.db
-      .prepare(
-        `INSERT INTO instances (id, service, release, digest, address, pid, state, routing, launched_at, healthy_since, draining_since, terminated_at, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null);
+    this.stmt(
+      `INSERT INTO instances (id, service, release, digest, address, pid, state, routing, launched_at, healthy_since, draining_since, terminated_at, reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null);
+    this.instanceWrites++;
+    const c = this.liveCache.get(i.service);
+    if (c) {
+      if (LIVE_STATES.has(i.state)) c.byId.set(i.id, { ...i });
+      c.list = undefined;
+    }
   }
   updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
     const { sql, values } = setClause(patch, instanceColumns);
-    if (sql) this.stmt(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
+    if (!sql) return;
+    this.stmt(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
+    this.instanceWrites++;
+    for (const [service, c] of this.liveCache) {
+      const rec = c.byId.get(id);
+      if (!rec) {
+        // An instance coming back to a live state (never done by kiln) or moving service: reload.
+        if ((patch.state && LIVE_STATES.has(patch.state)) || patch.service === service) this.liveCache.delete(service);
+        continue;
+      }
+      const next = { ...rec, ...patch };
+      if (!LIVE_STATES.has(next.state) || next.service !== service) c.byId.delete(id);
+      else c.byId.set(id, next);
+      c.list = undefined;
+    }
   }
   getInstance(id: string): InstanceRecord | undefined {
     const r = this.stmt("SELECT * FROM instances WHERE id = ?").get(id) as Row | undefined;
@@ -322,7 +366,16 @@ export class StateDb {
   }
   /** Instances not yet terminated. */
   liveInstances(service: string): InstanceRecord[] {
-    return (this.stmt("SELECT * FROM instances WHERE service = ? AND state IN ('launching', 'running', 'terminating') ORDER BY launched_at").all(service) as Row[]).map(toInstance);
+    const dv = this.dataVersion();
+    let c = this.liveCache.get(service);
+    if (!c || c.dataVersion !== dv) {
+      const rows = this.stmt("SELECT * FROM instances WHERE service = ? AND state IN ('launching', 'running', 'terminating') ORDER BY launched_at, rowid").all(service) as Row[];
+      c = { dataVersion: dv, byId: new Map(rows.map((r) => [r.id as string, toInstance(r)])) };
+      this.liveCache.set(service, c);
+    }
+    // Ordered by launch time, ties in insertion order (the Map's), as the query orders them.
+    c.list ??= [...c.byId.values()].map((r, i) => ({ r, i })).sort((a, b) => a.r.launchedAt - b.r.launchedAt || a.i - b.i).map((x) => x.r);
+    return [...c.list];
   }
   allInstances(service: string, limit = 200): InstanceRecord[] {
     return (this.stmt("SELECT * FROM instances WHERE service = ? ORDER BY launched_at DESC LIMIT ?").all(service, limit) as Row[]).map(toInstance);
@@ -362,8 +415,7 @@ export class StateDb {
 
   // --- journal: a step's intent is committed before it is acted on ---
   journal(service: string, rollout: number | undefined, kind: string, payload: unknown, at: number): number {
-    const info = this.db
-      .prepare("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (?, ?, ?, ?, 'intent', ?)")
+    const info = this.stmt("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (?, ?, ?, ?, 'intent', ?)")
       .run(rollout ?? null, service, kind, JSON.stringify(payload), at);
     return Number(info.lastInsertRowid);
   }
@@ -380,8 +432,7 @@ export class StateDb {
 
   // --- events ---
   addEvent(e: Omit<EventRecord, "id">): EventRecord {
-    const info = this.db
-      .prepare("INSERT INTO events (at, level, service, release, instance, rollout, message) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    const info = this.stmt("INSERT INTO events (at, level, service, release, instance, rollout, message) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run(e.at, e.level, e.service, e.release ?? null, e.instance ?? null, e.rollout ?? null, e.message);
     return { ...e, id: Number(info.lastInsertRowid) };
   }
