@@ -254,7 +254,10 @@ export class StateDb {
    * which drops the cache.
    */
   private instanceWrites = 0;
-  /** Changes whenever an instance row may have changed (here or, via data_version, elsewhere). */
+  /**
+   * Changes whenever an instance's routing-relevant fields (state, routing, address, release)
+   * may have changed, here or (via data_version) in another connection. Health timestamps do not count.
+   */
   instancesRevision(): string {
     return `${this.instanceWrites}:${this.dataVersion()}`;
   }
@@ -346,7 +349,7 @@ export class StateDb {
     const { sql, values } = setClause(patch, instanceColumns);
     if (!sql) return;
     this.stmt(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
-    this.instanceWrites++;
+    if (patch.state !== undefined || patch.routing !== undefined || patch.address !== undefined || patch.release !== undefined || "drainingSince" in patch) this.instanceWrites++;
     for (const [service, c] of this.liveCache) {
       const rec = c.byId.get(id);
       if (!rec) {
