@@ -373,6 +373,13 @@ export function explainSwarmLimits(spec: Spec): SwarmLimit[] {
     swarm: "a node runs an image it has or can pull; kiln loads the image into the engine it talks to, by image ID",
     instead: "tasks are pinned to the engine image ID (sha256 of the config); on more than one node push the image and pin REPO@sha256:<manifest digest>",
   });
+  if (cap.surge > 0) {
+    out.push({
+      promise: `at most ${cap.instances + cap.surge} instances alive at once, draining ones included`,
+      swarm: "Swarm counts only tasks meant to run: an old task still stopping (SIGTERM, up to StopGracePeriod) is not counted, and the next batch may start meanwhile",
+      instead: `at most ${cap.instances + cap.surge} tasks serving; briefly more containers while old ones stop (Delay = warmup spaces the batches)`,
+    });
+  }
   out.push({
     promise: "the proxy drains an instance (no new requests, in-flight ones finish) before it is stopped",
     swarm: "the routing mesh stops sending new connections to a stopping task; in-flight requests get StopGracePeriod",

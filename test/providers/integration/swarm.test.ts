@@ -168,11 +168,14 @@ test("provider swarm: deploy, update, Swarm rollback of a failing release, kiln 
   assert.equal(d2.outcome, "live");
   assert.equal(d2.release.id, "r2");
   const minServing = Math.min(...samples.map((s) => s.serving));
+  const maxServing = Math.max(...samples.map((s) => s.serving));
   const maxAlive = Math.max(...samples.map((s) => s.alive));
-  t.diagnostic(`deploy v2 (update, start-first, 1 at a time): ${(d2.swarm.durationMs / 1000).toFixed(1)} s; ${samples.length} task samples: never fewer than ${minServing} serving, at most ${maxAlive} running`);
-  // start-first with parallelism 1: Swarm never went below the fleet size, nor above it + 1
+  t.diagnostic(`deploy v2 (update, start-first, 1 at a time): ${(d2.swarm.durationMs / 1000).toFixed(1)} s; ${samples.length} task samples: serving between ${minServing} and ${maxServing}, at most ${maxAlive} containers running (stopping ones included)`);
+  // start-first with parallelism 1: Swarm never went below the fleet size, nor above it + 1.
+  // Containers still stopping (SIGTERM, up to StopGracePeriod) are not counted by Swarm, so
+  // `maxAlive` may exceed kiln's maxTotal: reported, and listed by explainSwarmLimits.
   assert.ok(minServing >= 2, `serving dropped to ${minServing}: ${samples.find((x) => x.serving === minServing)!.detail}`);
-  assert.ok(maxAlive <= 3, `${maxAlive} tasks running at once`);
+  assert.ok(maxServing <= 3, `${maxServing} tasks serving at once: ${samples.find((x) => x.serving === maxServing)!.detail}`);
   assert.ok(samples.some((s) => (s.byRelease.r1 ?? 0) > 0 && (s.byRelease.r2 ?? 0) > 0), "old and new served side by side during the update");
   assert.deepEqual((await sampleTasks(docker, name)).byRelease, { r2: 2 });
 
