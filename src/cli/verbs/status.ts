@@ -23,7 +23,11 @@ export function register(program: Command): void {
       out(`proxy       http://${s.proxy.address} (pid ${s.proxy.pid ?? "?"}${s.proxy.reachable ? "" : ", UNREACHABLE"})`);
       out(`controller  pid ${s.controller.pid}`);
       out(`release     ${s.release ? `${s.release.id} ${s.release.ref} ${short(s.release.digest)} live ${ago(s.release.liveAt)}` : "none deployed"}`);
-      if (s.rollout) out(`rollout     ${s.rollout.kind} to ${s.rollout.target} (${s.rollout.strategy}), ${s.rollout.phase}: ${(s.rollout.steps ?? []).join("; ")}`);
+      if (s.rollout) {
+        const p = s.rollout.progress ?? {};
+        const extra = s.rollout.strategy === "canary" && p.weight !== undefined ? `, canary weight ${p.weight}%` : "";
+        out(`rollout     ${s.rollout.kind} to ${s.rollout.target} (${s.rollout.strategy}${extra}), ${s.rollout.phase}: ${(s.rollout.steps ?? []).join("; ")}`);
+      }
       out(`instances   ${s.instances.filter((i) => i.inRotation).length} in rotation, ${s.desiredInstances} desired`);
       const t = new Table({ head: ["instance", "pid", "release", "version", "health", "routing", "in rotation", "address"], style: { head: [], border: [] } });
       for (const i of s.instances) t.push([i.id, String(i.pid ?? "-"), i.release, i.version ?? "-", i.health, i.routing, i.inRotation ? "yes" : "no", i.address ?? "-"]);
