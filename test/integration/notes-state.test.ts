@@ -62,12 +62,7 @@ interface Figures {
 function ready(t: TestContext, provider: string): boolean {
   if (provider === "local") return requireTool(hasBwrap, "bubblewrap is not installed (apt-get install bubblewrap)", t);
   if (!dockerSocket(t)) return false;
-  // Not a missing service but a missing feature: a skip that names it, until it lands.
-  if (!hasDockerProvider) {
-    t.skip("this build has no Docker provider yet (src/providers/docker/index.ts)");
-    return false;
-  }
-  return true;
+  return requireTool(hasDockerProvider, "this build has no Docker provider (src/providers/docker/index.ts)", t);
 }
 
 async function status(ws: NotesWorkspace): Promise<StatusView> {
