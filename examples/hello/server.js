@@ -38,6 +38,8 @@ function loadConfig() {
         version: String(cfg.version ?? "0.0.0"),
         healthy: cfg.healthy !== false,
         startupDelayMs: Number.isFinite(cfg.startupDelayMs) ? Math.max(0, cfg.startupDelayMs) : 0,
+        // a deliberately slow release (the demo's canary): every GET / waits this long
+        delayMs: Number.isFinite(cfg.delayMs) ? Math.max(0, cfg.delayMs) : 0,
       };
     } catch (e) {
       if (e.code !== "ENOENT") throw new Error(`cannot read ${c}: ${e.message}`);
@@ -116,12 +118,17 @@ const server = createServer((req, res) => {
   }
   if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, { error: "use GET" });
   switch (path) {
-    case "/":
-      try {
-        return send(res, 200, { version: config.version, instance, counter: hit() });
-      } catch (e) {
-        return send(res, 500, { error: `counter unavailable: ${e.message}` });
-      }
+    case "/": {
+      const answer = () => {
+        try {
+          return send(res, 200, { version: config.version, instance, counter: hit() });
+        } catch (e) {
+          return send(res, 500, { error: `counter unavailable: ${e.message}` });
+        }
+      };
+      if (config.delayMs > 0) return void setTimeout(answer, config.delayMs);
+      return answer();
+    }
     case "/healthz":
       return config.healthy ? send(res, 200, "ok", "text/plain") : send(res, 500, "unhealthy (config/app.json)", "text/plain");
     case "/version":

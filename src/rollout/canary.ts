@@ -27,7 +27,9 @@ const DEFAULT_CANARY: CanaryParams = {
  * - `setWeight: w` → make sure ceil(N·w/100) canary instances are healthy, warm and confirmed
  *   in rotation, then record weight w (the controller writes it into the routing table) and
  *   move to the next step.
- * - `pause: 30s` → hold at the current weight for 30 s; `pause: manual` → hold until `kiln promote`.
+ * - `pause: 30s` → hold at the current weight for 30 s, and beyond until the analysis has judged at
+ *   least minRequests canary requests and passed them (no evidence is not a pass); `pause: manual`
+ *   → hold until `kiln promote`.
  * - at every tick with weight > 0: analysis of the canary's window against stable's; a breach
  *   → abort (the controller re-points all traffic to stable and removes the canary: fast path).
  * - after the last step: full promotion — N canary instances confirmed, weight 100, then the
@@ -65,9 +67,12 @@ export function planCanary(spec: RolloutSpec, rollout: RolloutStatus, observed: 
   if (progress.completedAt === undefined && now - rollout.startedAt > c.deadline) {
     return [{ kind: "abort", reason: `deadline of ${Math.round(c.deadline / 1000)}s passed at canary step ${stepIndex + 1}/${c.steps.length} (${weight}%)` }];
   }
-  if (weight > 0 && observed.analysis) {
-    const a = judgeCanary(c.analysis, observed.analysis.canary, observed.analysis.stable);
-    if (a.kind === "fail") return [{ kind: "abort", reason: `analysis: ${a.reason}` }];
+  // No evidence is not a pass: a pause ends only once the analysis has judged enough canary traffic.
+  let evidence: string | undefined;
+  if (weight > 0) {
+    const a = observed.analysis ? judgeCanary(c.analysis, observed.analysis.canary, observed.analysis.stable) : undefined;
+    if (a?.kind === "fail") return [{ kind: "abort", reason: `analysis: ${a.reason}` }];
+    if (a?.kind !== "pass") evidence = a?.detail ?? "no traffic measured yet";
   }
 
   if (exited.length) steps.push({ kind: "terminate", ids: ids(exited), reason: "clean up exited instances" });
@@ -102,8 +107,10 @@ export function planCanary(spec: RolloutSpec, rollout: RolloutStatus, observed: 
       steps.push({ kind: "wait", reason: `canary at ${weight}%: \`kiln promote\` continues`, paused: true });
       return steps;
     }
-    if (now - since >= step.pause) {
-      steps.push({ kind: "progress", set: { step: stepIndex + 1, stepStartedAt: now }, reason: `pause at ${weight}% done` });
+    if (now - since >= step.pause && evidence === undefined) {
+      steps.push({ kind: "progress", set: { step: stepIndex + 1, stepStartedAt: now }, reason: `pause at ${weight}% done, analysis passed` });
+    } else if (now - since >= step.pause) {
+      steps.push({ kind: "wait", reason: `canary at ${weight}%: waiting for analysis evidence (${evidence})` });
     } else steps.push({ kind: "wait", reason: `canary at ${weight}%: ${Math.ceil((step.pause - (now - since)) / 1000)}s left` });
     return steps;
   }

@@ -22,7 +22,7 @@ test("kiln demo --json: every step ok, 0 failed requests, the counter never goes
     const r = await kiln(["demo", "--json"], { cwd: dir, timeoutMs: 8 * 60_000 });
     const result = JSON.parse(r.stdout) as { steps: { name: string; outcome: string; durationMs: number; requests: number; failed: number }[]; totals: { requests: number; failed: number }; counter: { wentBackwards: boolean } };
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.deepEqual(result.steps.map((s) => s.name), ["bake v1", "deploy v1 (3 instances)", "rolling v1 → v2", "broken v3 → automatic rollback", "blue-green v4", "instant rollback", "kill an instance → healed"]);
+    assert.deepEqual(result.steps.map((s) => s.name), ["bake v1", "deploy v1 (3 instances)", "rolling v1 → v2", "broken v3 → automatic rollback", "blue-green v4", "instant rollback", "slow canary v5 → analysis aborts it", "canary v6 → promoted", "kill an instance → healed"]);
     for (const s of result.steps) {
       assert.equal(s.outcome, "ok", s.name);
       assert.equal(s.failed, 0, s.name);

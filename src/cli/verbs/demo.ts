@@ -58,16 +58,16 @@ class Workspace {
     const cur = JSON.parse(readFileSync(f, "utf8")) as Record<string, unknown>;
     writeFileSync(f, `${JSON.stringify({ ...cur, ...patch }, null, 2)}\n`);
   }
-  release(version: string, healthy = true): void {
+  release(version: string, healthy = true, extra: Record<string, unknown> = { delayMs: 0 }): void {
     this.setSpec((d) => d.set("version", version));
-    this.setAppConfig({ version, healthy });
+    this.setAppConfig({ version, healthy, ...extra });
   }
 }
 
 export function register(program: Command): void {
   program
     .command("demo")
-    .description("bake → deploy → rolling → broken release auto-rolled back → blue-green → instant rollback → heal, under continuous load")
+    .description("bake → deploy → rolling → broken release auto-rolled back → blue-green → instant rollback → slow canary aborted by analysis → canary promoted → heal, under continuous load")
     .option("--json", "print the steps and totals as JSON")
     .option("--keep", "leave the fleet running at the end (stop it with `kiln down -f <workspace>/kiln.yaml`)")
     .option("--provider <name>", "what runs the instances: local or docker (default: the example's kiln.yaml provider)")
@@ -91,6 +91,9 @@ export function register(program: Command): void {
       mkdirSync(ws.dir, { recursive: true });
       for (const entry of readdirSync(ws.dir)) if (entry !== ".kiln") rmSync(join(ws.dir, entry), { recursive: true, force: true });
       for (const entry of ["state.db", "state.db-wal", "state.db-shm", "instances", "volumes", "run", "logs"]) rmSync(join(ws.dir, ".kiln", entry), { recursive: true, force: true });
+      // The demo re-bakes the same versions each run: forget the previous run's tags (blobs and the
+      // layer cache stay), so an edited example bakes fresh instead of hitting an immutable tag.
+      rmSync(join(ws.dir, ".kiln", "index.json"), { force: true });
       for (const entry of readdirSync(dirname(source))) {
         if (entry !== ".kiln") cpSync(join(dirname(source), entry), join(ws.dir, entry), { recursive: true });
       }
@@ -131,7 +134,7 @@ export function register(program: Command): void {
         const r = await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
         return `${r.ref} ${short(r.digest)}${r.cached ? " (cached)" : ""}`;
       };
-      const deployNow = async (strategy?: "rolling" | "blue-green") => {
+      const deployNow = async (strategy?: "rolling" | "blue-green" | "canary") => {
         ctx = context({ file: ws.specFile });
         const req = await buildDeployRequest(ctx, undefined, strategy);
         const after = await lastEventId(ctx.client);
@@ -197,6 +200,24 @@ export function register(program: Command): void {
           expect(serving.length === 3 && serving.every((i) => warm.has(i.id)), "traffic is not on the warm v2 fleet");
           return `traffic back on the warm v2 fleet in ${flipMs} ms, no new instance`;
         });
+        await step("slow canary v5 → analysis aborts it", async () => {
+          // Healthy, but every request takes 1.5 s: only the proxy's per-release latency shows it.
+          ws.release("5.0.0", true, { delayMs: 1500 });
+          await bakeNow();
+          const r = await deployNow("canary");
+          expect(r.outcome === "rolled-back", `expected the analysis to abort the canary, got ${r.outcome}`);
+          expect(/p99/.test(r.reason ?? ""), `expected a latency breach, got: ${r.reason}`);
+          expect(await fleetOn("2.0.0"), "fleet is not back on 2.0.0");
+          return `${r.release.id} aborted by analysis (${r.reason}); all traffic back on 2.0.0`;
+        });
+        await step("canary v6 → promoted", async () => {
+          ws.release("6.0.0");
+          await bakeNow();
+          const r = await deployNow("canary");
+          expect(r.outcome === "live", `v6 did not go live: ${r.reason}`);
+          expect(await fleetOn("6.0.0"), "fleet is not all on 6.0.0");
+          return `${r.release.id} live after 34 % and 67 % steps passed analysis`;
+        });
         await step("kill an instance → healed", async () => {
           const victim = (await status()).instances.find((i) => i.inRotation && i.pid);
           expect(victim !== undefined, "no instance to kill");
@@ -209,7 +230,7 @@ export function register(program: Command): void {
             return serving.length === 3 && !serving.some((i) => i.id === victim!.id);
           }, 60_000);
           expect(healed, "the fleet was not healed within 60 s");
-          return `${victim!.id} killed; replaced from v2`;
+          return `${victim!.id} killed; replaced from v6`;
         });
       } finally {
         const totals = load ? await load.stop() : undefined;
