@@ -200,11 +200,13 @@ export class Controller {
     return { instances };
   }
 
-  private rolloutSpec(rel: ReleaseSpec, strategy: string): RolloutSpec {
+  private rolloutSpec(rel: ReleaseSpec, strategy: string, fast = false): RolloutSpec {
     return {
       strategy: strategy === "blue-green" ? "blue-green" : strategy === "canary" ? "canary" : "rolling",
       instances: this.desiredInstances(),
-      rolling: rel.strategy.rolling,
+      // The fast (rollback) path is replace-before-remove whatever the release allowed: every
+      // replacement is launched at once, and no healthy serving instance leaves before one stands in.
+      rolling: fast ? { ...rel.strategy.rolling, minHealthyPercent: 100, maxHealthyPercent: 200 } : rel.strategy.rolling,
       blueGreen: rel.strategy.blueGreen,
       canary: rel.strategy.canary,
       maxQuarantined: rel.strategy.maxQuarantined ?? 1,
@@ -232,7 +234,7 @@ export class Controller {
         steps = [{ kind: "wait", reason: "paused: `kiln resume` continues", paused: true }];
       } else if (rollout) {
         const rel = this.specOf(rollout.target);
-        const rspec = this.rolloutSpec(rel, rollout.strategy);
+        const rspec = this.rolloutSpec(rel, rollout.strategy, rollout.fast);
         if (rollout.strategy === "canary" && !rollout.fast) observed.analysis = this.analysisWindow(rollout, rel, stats);
         const check = this.rt.checks.get(rollout.id);
         if (check) observed.checks = check;

@@ -194,6 +194,7 @@ export async function run(sc: Scenario): Promise<void> {
     const servingHealthy = [...serving].filter((id) => after.has(id)).length;
     // Capacity: kiln's own actions never take serving capacity below the floor.
     if (surge || sc.strategy !== "rolling") {
+      if (process.env.KILN_PROPERTY_DEBUG && servingHealthy + worldDead < Math.min(floor, sc.instances)) console.log(JSON.stringify({ i, table: router.inner.table, rollouts: db.listRollouts("svc"), inst: db.liveInstances("svc") }, null, 1));
       assert.ok(servingHealthy + worldDead >= Math.min(floor, sc.instances), `serving ${servingHealthy} (+${worldDead} lost to crashes) < floor ${floor} at tick ${i}`);
     }
     // Replace before remove: kiln stops an old instance only once a new one has been in rotation to stand in for it.
@@ -241,6 +242,7 @@ const regressions: Scenario[] = [
   { instances: 100, strategy: "rolling", minHealthyPercent: 6, maxHealthyPercent: 103, warmup: 0, lagMs: 201, newRelease: { readyAfter: 0, exitAfter: 2601 }, oldCrashAtTick: 9 },
   { instances: 1, strategy: "rolling", minHealthyPercent: 61, maxHealthyPercent: 101, warmup: 0, lagMs: 1, newRelease: { readyAfter: 0 }, oldCrashAtTick: 1 },
   { instances: 1, strategy: "blue-green", minHealthyPercent: 0, maxHealthyPercent: 100, warmup: 0, lagMs: 0, newRelease: { launchFails: true }, oldCrashAtTick: 1 },
+  { instances: 2, strategy: "canary", minHealthyPercent: 0, maxHealthyPercent: 100, warmup: 0, lagMs: 0, newRelease: { readyAfter: 101 }, weights: [20], errorRate: 0.2 },
 ];
 test("regressions: shrunk counterexamples", async () => {
   for (const sc of regressions) await run(sc);
