@@ -2,6 +2,7 @@
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
 import { mkdirSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { context } from "../src/cli/context.js";
@@ -207,9 +208,18 @@ async function benchSimulate() {
   return out;
 }
 
+/** The kill test (30 SIGKILLs of the controller across rolling, blue-green and canary under load), its summary as a result. */
+function benchKill() {
+  const file = join(results, "kill.json");
+  const test = new URL("../test/integration/kill.test.js", import.meta.url).pathname;
+  const r = spawnSync(process.execPath, ["--test", test], { stdio: "inherit", env: { ...process.env, KILN_KILL_SUMMARY: file, KILN_KILL_COUNT: process.env.KILN_KILL_COUNT ?? "30" } });
+  return { exitCode: r.status, summary: file };
+}
+
 const simResult = await benchSimulate();
 console.log("simulate", JSON.stringify(simResult));
 const bakeResult = await benchBake();
 console.log("bake", JSON.stringify(bakeResult));
 const rolloutResult = await benchRollout();
 console.log("rollout", JSON.stringify(rolloutResult));
+if (process.env.KILN_BENCH_SKIP_KILL !== "1") console.log("kill", JSON.stringify(benchKill()));

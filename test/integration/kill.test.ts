@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { context } from "../../src/cli/context.js";
@@ -127,6 +127,13 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
   assert.ok(h.releases.every((r) => ["live", "superseded", "failed", "rolled-back"].includes(r.status)), JSON.stringify(h.releases.map((r) => r.status)));
   assert.equal(h.releases.filter((r) => r.status === "live").length, 1);
   t.diagnostic(`seed ${SEED}: ${kills} kills over ${rollouts} rollouts (${outcomes.join(", ")}); ${totals.requests} requests, ${totals.failed} failed; stray processes: ${stray.length}`);
+  // `npm run bench` asks for the summary as a file (bench/results/kill.json).
+  if (process.env.KILN_KILL_SUMMARY) {
+    writeFileSync(
+      process.env.KILN_KILL_SUMMARY,
+      `${JSON.stringify({ generatedAt: new Date().toISOString(), seed: SEED, kills, rollouts, outcomes, requests: totals.requests, failedRequests: totals.failed, strayProcesses: stray.length, unaccountedInstances: running.length - s.instances.length }, null, 2)}\n`,
+    );
+  }
   assert.equal(totals.failed, 0, JSON.stringify(totals.errors ?? []));
   assert.deepEqual(stray, []);
 });
