@@ -79,6 +79,11 @@ export function planCanary(spec: RolloutSpec, rollout: RolloutStatus, observed: 
   const drained = stable.filter((i) => isDrained(i, spec.drainTimeout, now) || (i.routing === "none" && i.inflight === 0));
   if (drained.length) steps.push({ kind: "terminate", ids: ids(drained), reason: "drained" });
 
+  // A warm standby fleet of an older release (kept by an earlier blue-green) is not the stable
+  // fleet and carries no traffic: retire it, as rolling does, so it holds no room the canary needs.
+  const older = stable.filter((i) => i.release !== rollout.previous && (i.routing === "standby" || (i.routing === "active" && i.phase === "unhealthy")));
+  if (older.length) steps.push({ kind: "drain", ids: ids(older), reason: "not the stable fleet: leave rotation" });
+
   const toRegister = canary.filter((i) => i.phase === "healthy" && (i.routing === "none" || i.routing === "standby"));
   if (toRegister.length) steps.push({ kind: "register", ids: ids(toRegister), reason: "canary healthy: add to rotation" });
 

@@ -250,3 +250,14 @@ test("blue-green guard window: green failing after the switch flips traffic back
   assert.deepEqual(w.serving().map((s) => s.id).sort(), blueIds, "the same blue instances serve again");
   assert.equal(w.provider.launches, launchesBefore, "no instance launched to roll back");
 });
+
+test("canary after a blue-green release: the older warm fleet is retired and the canary gets its room", async () => {
+  const w = world();
+  await live(w, "v1", canarySpec(), "rolling");
+  await live(w, "v2", canarySpec(), "blue-green");
+  assert.equal(w.db.liveInstances("svc").filter((i) => i.routing === "standby").length, 4, "v1 kept warm");
+  w.controller.deploy(deployReq("v3", canarySpec(), "canary"));
+  await w.run(settled(w), { each: () => void play(w, 100) });
+  assert.equal(w.controller.liveRelease()?.id, "r3");
+  assert.deepEqual(new Set(w.provider.running().map((i) => i.release)), new Set(["r3"]));
+});
