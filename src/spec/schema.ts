@@ -327,7 +327,7 @@ const CanarySchema = object(
         ),
         maxP99Ms: Type.Optional(Type.Integer({ minimum: 1, description: "Highest p99 latency of the canary in milliseconds; no absolute limit when absent." })),
         maxP99Ratio: Type.Optional(
-          Type.Number({ minimum: 1, default: 3, description: "Highest ratio of the canary's p99 latency to the stable release's." }),
+          Type.Number({ minimum: 1, default: 3, description: "Highest ratio of the canary's p99 latency to the stable release's (a stable p99 under 200 ms counts as 200 ms: noise)." }),
         ),
         minRequests: Type.Optional(
           Type.Integer({ minimum: 1, default: 20, description: "Fewest canary requests in the window before a verdict is drawn." }),
