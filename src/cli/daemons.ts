@@ -7,7 +7,7 @@ import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KilnError } from "../errors.js";
-import type { HomePaths } from "../home.js";
+import { pidAlive, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
 import { checkProviderName, createProvider, isProviderName, type ProviderName } from "../providers/registry.js";
 import { ControllerClient } from "../server/client.js";
@@ -19,17 +19,11 @@ const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.ur
 export function readPid(file: string): number | undefined {
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  return isAlive(pid) ? pid : undefined;
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+/** Kept under its old name for callers and tests. */
+export const isAlive = pidAlive;
 
 async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const until = Date.now() + timeoutMs;

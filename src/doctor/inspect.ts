@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { isKilnError } from "../errors.js";
-import { homePaths, type HomePaths } from "../home.js";
+import { homePaths, pidAlive, type HomePaths } from "../home.js";
 import { openStore, type Store } from "../image/index.js";
 import type { Provider } from "../providers/provider.js";
 import { createProvider } from "../providers/registry.js";
@@ -31,15 +31,7 @@ export interface InspectOptions {
   providerObject?: Provider;
 }
 
-export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+export { pidAlive };
 
 /** Something accepts connections on the unix socket (1 s at most). */
 export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {

@@ -12,7 +12,7 @@ import { Controller } from "../controller/controller.js";
 import { toReleaseSpec } from "../controller/release-spec.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
-import { homeFor, homePaths } from "../home.js";
+import { homeFor, homePaths, pidAlive } from "../home.js";
 import { openStore } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../spec/index.js";
@@ -22,15 +22,6 @@ import { createApp } from "./app.js";
 
 const TICK_MS = 100;
 
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, sandbox: { type: "string", default: "auto" } } });

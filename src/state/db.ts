@@ -410,12 +410,6 @@ export class StateDb {
     this.stmt(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
   }
 
-  /** Instances of a release quarantined since `since` (late failures taken out and replaced). */
-  countQuarantined(service: string, release: string, since: number): number {
-    const r = this.stmt("SELECT COUNT(*) AS n FROM instances WHERE service = ? AND release = ? AND launched_at >= ? AND reason LIKE 'quarantined%'").get(service, release, since) as { n: number };
-    return r.n;
-  }
-
   // --- journal: a step's intent is committed before it is acted on ---
   journal(service: string, rollout: number | undefined, kind: string, payload: unknown, at: number): number {
     const info = this.stmt("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (?, ?, ?, ?, 'intent', ?)")
