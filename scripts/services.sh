@@ -11,6 +11,8 @@ SOCK=$SOCK_DIR/docker.sock
 REG_DIR=${KILN_REGISTRY_DIR:-/var/lib/kiln-registry}
 REG_ADDR=127.0.0.1:5000
 log() { echo "services: $*" >&2; }
+EXPORTS=""
+emit() { EXPORTS+="$*"$'\n'; } # an export line for the caller to eval, printed last
 
 wait_for() { # what, seconds, command...
   local what=$1 secs=$2; shift 2
@@ -25,9 +27,9 @@ start_docker() {
       log "starting dockerd ($SOCK)"
       nohup dockerd --host "unix://$SOCK" --data-root "$SOCK_DIR/data" --exec-root "$SOCK_DIR/exec" \
         --pidfile "$SOCK_DIR/dockerd.pid" >"$SOCK_DIR/dockerd.log" 2>&1 &
-      wait_for dockerd 60 env DOCKER_HOST=unix://$SOCK docker version
+      wait_for dockerd 60 env DOCKER_HOST=unix://$SOCK docker version || { tail -20 "$SOCK_DIR/dockerd.log" >&2; return 1; }
     fi
-    echo "export DOCKER_HOST=unix://$SOCK"
+    emit "export DOCKER_HOST=unix://$SOCK"
   else
     log "dockerd not installed: Docker tests will skip"
   fi
@@ -48,9 +50,9 @@ http:
 YML
       log "starting docker-registry ($REG_ADDR)"
       nohup docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 &
-      wait_for registry 30 curl -fsS "http://$REG_ADDR/v2/"
+      wait_for registry 30 curl -fsS "http://$REG_ADDR/v2/" || { tail -20 "$REG_DIR/registry.log" >&2; return 1; }
     fi
-    echo "export KILN_TEST_REGISTRY=$REG_ADDR"
+    emit "export KILN_TEST_REGISTRY=$REG_ADDR"
   else
     log "docker-registry not installed: registry tests will skip"
   fi
@@ -64,13 +66,14 @@ start_postgres() {
     if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
       log "starting PostgreSQL $ver"
       pg_ctlcluster "$ver" main start || true
-      wait_for postgres 60 pg_isready -h 127.0.0.1 -p 5432 -q
+      wait_for postgres 60 pg_isready -h 127.0.0.1 -p 5432 -q ||
+        { tail -20 "/var/log/postgresql/postgresql-$ver-main.log" >&2; return 1; }
     fi
     su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='kiln'\"" | grep -q 1 ||
       su postgres -c "psql -qc \"CREATE ROLE kiln LOGIN PASSWORD 'kiln' CREATEDB\"" >&2
     su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname='kiln'\"" | grep -q 1 ||
       su postgres -c "createdb -O kiln kiln" >&2
-    echo "export KILN_TEST_PG=postgres://kiln:kiln@127.0.0.1:5432/kiln"
+    emit "export KILN_TEST_PG=postgres://kiln:kiln@127.0.0.1:5432/kiln"
   else
     log "PostgreSQL not installed: PostgreSQL tests will skip"
   fi
@@ -82,7 +85,9 @@ stop_all() {
 }
 
 case "${1:-start}" in
-  start) start_docker; start_registry; start_postgres ;;
+  # Only the export lines reach stdout; everything the services' own tools print goes to stderr,
+  # so `eval "$(scripts/services.sh)"` never runs a stray message such as pg_ctl's "Removed stale pid file".
+  start) { start_docker; start_registry; start_postgres; } 1>&2; printf '%s' "$EXPORTS" ;;
   stop) stop_all ;;
   *) echo "usage: $0 [start|stop]" >&2; exit 2 ;;
 esac
