@@ -10,6 +10,7 @@ SOCK_DIR=${KILN_DOCKER_DIR:-/run/kiln-docker}
 SOCK=$SOCK_DIR/docker.sock
 REG_DIR=${KILN_REGISTRY_DIR:-/var/lib/kiln-registry}
 REG_ADDR=127.0.0.1:5000
+PG_ETC=${KILN_PG_ETC:-/etc/postgresql}
 log() { echo "services: $*" >&2; }
 EXPORTS=""
 emit() { EXPORTS+="$*"$'\n'; } # an export line for the caller to eval, printed last
@@ -61,7 +62,7 @@ YML
 start_postgres() {
   if command -v pg_ctlcluster >/dev/null; then
     local ver
-    ver=$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1)
+    ver=$(ls "$PG_ETC" 2>/dev/null | sort -n | tail -1)
     if [ -z "$ver" ]; then log "no PostgreSQL cluster: PostgreSQL tests will skip"; return 0; fi
     if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
       log "starting PostgreSQL $ver"
