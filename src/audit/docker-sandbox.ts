@@ -12,7 +12,6 @@
 import { randomBytes } from "node:crypto";
 import { chownSync, mkdirSync } from "node:fs";
 import { mkdtemp, rm, lstat } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectDocker, ensureImage, pingDocker, translateDockerError, type Docker } from "../providers/docker/engine.js";
@@ -21,6 +20,7 @@ import { uidOf } from "./classify.js";
 import { describeProcess, listeningPortsOf } from "./procfs.js";
 import type { AuditSandbox, RunConfig } from "./sandbox.js";
 import type { PathChange, SandboxProcess } from "./types.js";
+import { freeLoopbackPort } from "../net.js";
 
 /** One line of `docker diff`: Kind 0 = changed, 1 = added, 2 = deleted. */
 export interface DockerChange {
@@ -41,17 +41,6 @@ export function fromDockerChanges(changes: readonly DockerChange[], isDirAt: (pa
     change: c.Kind === 1 ? "created" : c.Kind === 2 ? "deleted" : "modified",
     isDir: hasChildren(c.Path) || (isDirAt(c.Path) ?? false),
   }));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export async function createDockerSandbox(
@@ -76,7 +65,7 @@ export async function createDockerSandbox(
     return `${hostDir}:${v.path}`;
   });
 
-  const hostPort = await freePort();
+  const hostPort = await freeLoopbackPort();
   const env = new Map<string, string>();
   for (const [k, v] of Object.entries(cfg.env)) env.set(k, v);
   env.set("PORT", String(opts.containerPort));

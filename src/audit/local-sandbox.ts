@@ -15,7 +15,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { chownSync, closeSync, mkdirSync, openSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -28,6 +27,7 @@ import { describeProcess, listeningPortsOf } from "./procfs.js";
 import type { AuditSandbox, RunConfig } from "./sandbox.js";
 import type { PathChange, SandboxProcess } from "./types.js";
 import { upperDirChanges } from "./upper-dir.js";
+import { freeLoopbackPort } from "../net.js";
 
 const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const DEFAULT_STAGE = "/run/kiln-audit-stage";
@@ -81,17 +81,6 @@ export function localAuditCommand(i: LocalCommandInput): { file: string; args: s
       i.tools.bwrap, ...bwrap,
     ],
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function which(name: string): string | undefined {
@@ -157,7 +146,7 @@ export async function createLocalSandbox(rootfs: string, cfg: RunConfig, log: (l
   mkdirSync(stageDir, { recursive: true, mode: 0o755 });
   const logPath = join(dir, "instance.log");
 
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const env = new Map<string, string>();
   for (const kv of cfg.imageEnv) {
     const i = kv.indexOf("=");

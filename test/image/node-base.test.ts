@@ -6,24 +6,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFile, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { bake, openStore, readImage, unpackRootfs, type BakeResult } from "../../src/image/index.js";
 import { copyFixtureApp, need, recipe, tempDir } from "./helpers.js";
+import { freeLoopbackPort } from "../../src/net.js";
 
 const EPOCH = 1_700_000_000;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function timed<T>(label: string, timings: Record<string, string>, fn: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
@@ -69,7 +58,7 @@ test("node base: cold bake, cached re-bake, app-only change, and the image runs 
   t.diagnostic(JSON.stringify(timings));
 
   if (!need(t, "bwrap")) return;
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const child = spawn(
     "bwrap",
     ["--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",

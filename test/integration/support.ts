@@ -2,11 +2,11 @@
 
 import { spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
+import { freeLoopbackPort } from "../../src/net.js";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 export const kilnBin = join(repoRoot, "dist/src/cli/main.js");
@@ -34,22 +34,13 @@ export function kiln(args: string[], opts: { cwd: string; env?: Record<string, s
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freeLoopbackPort as freePort };
 
 /** A private copy of examples/hello, on a free port, that a test can edit like a developer would. */
 export async function helloWorkspace(prefix = "kiln-it-"): Promise<{ dir: string; port: number; release(version: string, healthy?: boolean): void }> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   for (const f of ["server.js", "config", "kiln.yaml"]) cpSync(join(repoRoot, "examples/hello", f), join(dir, f), { recursive: true });
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const edit = (fn: (d: ReturnType<typeof parseDocument>) => void) => {
     const doc = parseDocument(readFileSync(join(dir, "kiln.yaml"), "utf8"));
     fn(doc);

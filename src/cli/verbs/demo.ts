@@ -1,7 +1,6 @@
 import Table from "cli-table3";
 import type { Command } from "commander";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { parseDocument } from "yaml";
 import { bake, openStore } from "../../image/index.js";
@@ -12,6 +11,7 @@ import { context, out, printJson, short, specFile, type Context, type GlobalOpti
 import { chooseProvider, startDaemons, stopDaemons } from "../daemons.js";
 import { buildDeployRequest, lastEventId, watch } from "../deploy-flow.js";
 import { recipeOf } from "./bake.js";
+import { freeLoopbackPort } from "../../net.js";
 
 export interface DemoStep {
   name: string;
@@ -20,17 +20,6 @@ export interface DemoStep {
   requests: number;
   failed: number;
   detail: string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
@@ -97,7 +86,7 @@ export function register(program: Command): void {
       for (const entry of readdirSync(dirname(source))) {
         if (entry !== ".kiln") cpSync(join(dirname(source), entry), join(ws.dir, entry), { recursive: true });
       }
-      const port = await freePort();
+      const port = await freeLoopbackPort();
       ws.setSpec((d) => d.set("listen", `127.0.0.1:${port}`));
       const fresh = context({ file: ws.specFile });
       const provider = chooseProvider({ flag: opts.provider, paths: fresh.paths, spec: fresh.loaded.spec.provider });

@@ -13,6 +13,7 @@ import { KilnError } from "../../errors.js";
 import { readImage, type Store } from "../../image/index.js";
 import { resolveImageUser } from "../local/image-user.js";
 import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
+import { LaunchFlights, SAFE_SEGMENT } from "../single-flight.js";
 import {
   LABEL,
   PREP_VOLUME_ROOT,
@@ -37,7 +38,6 @@ export interface DockerProviderOptions {
   tmpSizeBytes?: number;
 }
 
-const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const POLL_MS = 25;
 const KILL_WAIT_MS = 10_000;
 
@@ -63,7 +63,7 @@ export class DockerProvider implements Provider {
   readonly name = "docker";
   private readonly docker: Docker;
   private readonly opts: DockerProviderOptions;
-  private readonly pending = new Map<string, Promise<ObservedInstance>>();
+  private readonly launches = new LaunchFlights<ObservedInstance>();
   /** container id → its observation, so the reconcile loop's list() costs one engine call when nothing changed */
   private readonly seen = new Map<string, Seen>();
   /** "volume uid:gid" whose top directory this object already handed to the image user */
@@ -77,16 +77,12 @@ export class DockerProvider implements Provider {
   }
 
   launch(req: LaunchRequest): Promise<ObservedInstance> {
-    const running = this.pending.get(req.instanceId);
-    if (running) return running;
-    const p = this.launchOnce(req).finally(() => this.pending.delete(req.instanceId));
-    this.pending.set(req.instanceId, p);
-    return p;
+    return this.launches.run(req.instanceId, () => this.launchOnce(req));
   }
 
   async terminate(instanceId: string, opts: { graceMs: number }): Promise<void> {
-    if (!SEGMENT.test(instanceId)) return;
-    await this.pending.get(instanceId)?.catch(() => undefined);
+    if (!SAFE_SEGMENT.test(instanceId)) return;
+    await this.launches.settled(instanceId);
     const c = this.docker.getContainer(containerName(instanceId));
     let info = await this.inspect(c, `inspect instance ${instanceId}`);
     if (!info) return;
@@ -141,7 +137,7 @@ export class DockerProvider implements Provider {
 
   /** The last `lines` lines of the instance's output (stdout and stderr); undefined for an unknown instance. */
   async readLogs(instanceId: string, opts: { lines: number }): Promise<string | undefined> {
-    if (!SEGMENT.test(instanceId)) return undefined;
+    if (!SAFE_SEGMENT.test(instanceId)) return undefined;
     try {
       const buf = await this.docker.getContainer(containerName(instanceId)).logs({ stdout: true, stderr: true, follow: false, tail: Math.max(1, Math.floor(opts.lines)) });
       return demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(buf as unknown as string));
@@ -209,7 +205,7 @@ export class DockerProvider implements Provider {
 
   private async launchOnce(req: LaunchRequest): Promise<ObservedInstance> {
     for (const [what, v] of [["instance id", req.instanceId], ["service", req.service], ...req.volumes.map((vol) => ["volume name", vol.name] as const)] as const) {
-      if (!SEGMENT.test(v)) throw providerError(`${what} "${v}" is not a safe name`, "use letters, digits, '.', '_' and '-' (at most 128)", req.instanceId);
+      if (!SAFE_SEGMENT.test(v)) throw providerError(`${what} "${v}" is not a safe name`, "use letters, digits, '.', '_' and '-' (at most 128)", req.instanceId);
     }
     const bad = badEnvName(req.env);
     if (bad !== undefined) throw providerError(`environment variable ${JSON.stringify(bad)} cannot be passed`, "names may not be empty or contain '=' or NUL, values may not contain NUL", req.instanceId);

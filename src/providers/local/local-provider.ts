@@ -12,18 +12,19 @@
 
 import { spawn } from "node:child_process";
 import { accessSync, chownSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
 import { constants as osConstants } from "node:os";
 import { KilnError } from "../../errors.js";
 import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
+import { LaunchFlights, SAFE_SEGMENT } from "../single-flight.js";
 import { resolveImageUser } from "./image-user.js";
 import { fsImageTree } from "./image-tree.js";
 import { LOG_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
 import { planMounts } from "./mount-plan.js";
 import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat } from "./procfs.js";
 import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnSpec, type Tools } from "./sandbox-command.js";
+import { freeLoopbackPort } from "../../net.js";
 
 export interface ImageRunConfig {
   /** "K=V" */
@@ -54,7 +55,6 @@ export interface LocalProviderOptions {
 
 type Mode = { kind: "staged-bwrap" | "user-bwrap" | "chroot"; tools: Tools };
 
-const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const STARTUP_WAIT_MS = 5000;
 const KILL_WAIT_MS = 5000;
@@ -92,22 +92,10 @@ async function freePort(isTaken: (port: number) => boolean): Promise<number> {
   // Ports of our own live instances (which may still be starting up, port
   // not yet bound) are skipped, so at least kiln never races itself.
   for (let i = 0; i < 20; i++) {
-    const port = await probePort();
+    const port = await freeLoopbackPort();
     if (!isTaken(port)) return port;
   }
-  return probePort();
-}
-
-function probePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
+  return freeLoopbackPort();
 }
 
 function signalNumber(sig: NodeJS.Signals | null): number | undefined {
@@ -130,7 +118,7 @@ export class LocalProvider implements Provider {
   private readonly now: () => number;
   private mode: Mode | undefined;
   private warned = false;
-  private readonly pending = new Map<string, Promise<ObservedInstance>>();
+  private readonly launches = new LaunchFlights<ObservedInstance>();
   /** ports given to launches in the last minute (a concurrent launch has not written its meta yet) */
   private readonly handedOut = new Map<number, number>();
   /** instances this object spawned: settles once their exit code is in meta.json */
@@ -143,7 +131,7 @@ export class LocalProvider implements Provider {
   }
 
   logPath(instanceId: string): string | undefined {
-    return SEGMENT.test(instanceId) ? join(this.instanceDir(instanceId), LOG_FILE) : undefined;
+    return SAFE_SEGMENT.test(instanceId) ? join(this.instanceDir(instanceId), LOG_FILE) : undefined;
   }
 
   /** How instances are sandboxed here; throws KILN_E_PROVIDER when they cannot be run at all. */
@@ -152,16 +140,12 @@ export class LocalProvider implements Provider {
   }
 
   launch(req: LaunchRequest): Promise<ObservedInstance> {
-    const running = this.pending.get(req.instanceId);
-    if (running) return running;
-    const p = this.launchOnce(req).finally(() => this.pending.delete(req.instanceId));
-    this.pending.set(req.instanceId, p);
-    return p;
+    return this.launches.run(req.instanceId, () => this.launchOnce(req));
   }
 
   async terminate(instanceId: string, opts: { graceMs: number }): Promise<void> {
-    if (!SEGMENT.test(instanceId)) return;
-    await this.pending.get(instanceId)?.catch(() => undefined);
+    if (!SAFE_SEGMENT.test(instanceId)) return;
+    await this.launches.settled(instanceId);
     const dir = this.instanceDir(instanceId);
     const meta = readMeta(dir);
     if (!meta) return;
@@ -234,7 +218,7 @@ export class LocalProvider implements Provider {
 
   /** Deletes an exited instance's directory (meta, log). Refuses while it runs. */
   async removeRecord(instanceId: string): Promise<void> {
-    if (!SEGMENT.test(instanceId)) return;
+    if (!SAFE_SEGMENT.test(instanceId)) return;
     const dir = this.instanceDir(instanceId);
     const meta = readMeta(dir);
     if (meta && this.observe(meta).state === "running")
@@ -359,7 +343,7 @@ export class LocalProvider implements Provider {
       ["service", req.service],
       ...req.volumes.map((vol) => ["volume name", vol.name] as const),
     ] as const) {
-      if (!SEGMENT.test(v))
+      if (!SAFE_SEGMENT.test(v))
         throw providerError(`${what} "${v}" is not a safe name`, "use letters, digits, '.', '_' and '-' (at most 128)", undefined, req.instanceId);
     }
     const dir = this.instanceDir(req.instanceId);

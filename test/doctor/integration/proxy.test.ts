@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, openSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
@@ -13,6 +12,7 @@ import { runDoctor } from "../../../src/doctor/index.js";
 import { loadTableFile, saveTableFile } from "../../../src/traffic/proxy/state-file.js";
 import { ProxyClient } from "../../../src/traffic/proxy/client.js";
 import { SERVICE, table, tempHome } from "../helpers.js";
+import { freeLoopbackPort } from "../../../src/net.js";
 
 const PROXY_MAIN = fileURLToPath(new URL("../../../src/traffic/proxy/main.js", import.meta.url));
 let proxyPid: number | undefined;
@@ -25,17 +25,6 @@ after(() => {
     }
   }
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -59,7 +48,7 @@ test("a running proxy's dead targets are reported, not rewritten; after it is ki
   const { home, paths } = tempHome(t);
   await saveTableFile(paths.routesFile, table([{ id: "svc-r1-ghost" }]));
   const log = openSync(join(home, "proxy.log"), "a");
-  const child = spawn(process.execPath, [PROXY_MAIN, "--listen", `127.0.0.1:${await freePort()}`, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], { detached: true, stdio: ["ignore", log, log] });
+  const child = spawn(process.execPath, [PROXY_MAIN, "--listen", `127.0.0.1:${await freeLoopbackPort()}`, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], { detached: true, stdio: ["ignore", log, log] });
   child.unref();
   proxyPid = child.pid!;
   writeFileSync(paths.proxyPid, String(proxyPid));

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -21,6 +20,7 @@ import { loadSpec } from "../../../src/spec/index.js";
 import { dockerSocket, registryAddress } from "../../support/services.js";
 import { helloWorkspace } from "../../integration/support.js";
 import { buildTinyBase, hasCommand, need, tempDir } from "../helpers.js";
+import { freeLoopbackPort } from "../../../src/net.js";
 
 const CLI = fileURLToPath(new URL("../../../src/cli/main.js", import.meta.url));
 const RUN = randomBytes(4).toString("hex");
@@ -57,17 +57,6 @@ function kiln(args: string[], opts: { env?: Record<string, string>; input?: stri
   if (!opts.env?.KILN_REGISTRY_PASSWORD) delete env.KILN_REGISTRY_PASSWORD;
   const r = spawnSync(process.execPath, [CLI, ...args], { env, input: opts.input ?? "", encoding: "utf8", timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 test("push: monolithic, then a re-push skips every blob; chunked push of the same image; same digest", async (t) => {
@@ -153,7 +142,7 @@ test("Docker Engine pulls the pushed digest and runs it: the hello app answers o
   const pull = spawnSync("docker", ["pull", ref], { encoding: "utf8", timeout: 60_000 });
   assert.equal(pull.status, 0, pull.stderr);
   figures["docker pull"] = secs(t0);
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const name = `kiln-reg-it-${RUN}`;
   t.after(() => {
     spawnSync("docker", ["rm", "-f", name], { stdio: "ignore", timeout: 20_000 });
@@ -207,7 +196,7 @@ test("errors: unknown tag (exit 2) and repository, nothing listening", async (t)
   const fresh = openStore(join(dir, "errors"));
   const isErr = (code: string, re: RegExp) => (e: unknown) => e instanceof KilnError && e.code === code && re.test(e.message) && !!e.hint;
   await assert.rejects(pullImage(fresh, parseRegistryRef(`${reg}/kiln-it/never-pushed-${RUN}:1`)), isErr("KILN_E_NOT_FOUND", /has no (repository|manifest)/));
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   await assert.rejects(pushImage(store, "hello:1.0.0", parseRegistryRef(`127.0.0.1:${port}/hello`)), isErr("KILN_E_REGISTRY", /cannot connect to 127\.0\.0\.1:\d+: connection refused/));
 });
 
@@ -232,7 +221,7 @@ test("Basic auth (a second docker-registry with htpasswd): good credentials push
     return;
   }
   const rdir = await tempDir(t, "kiln-reg-auth-");
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   await writeFile(join(rdir, "htpasswd"), line + "\n");
   await mkdir(join(rdir, "data"));
   await writeFile(

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo } from "node:net";
+import { connect } from "node:net";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,18 +14,10 @@ import { startLoad } from "../../../src/loadgen/client.js";
 import { LocalProvider } from "../../../src/providers/local/index.js";
 import type { ObservedInstance } from "../../../src/providers/provider.js";
 import { APP_GID, APP_UID, buildTestRootfs } from "../local-fixtures.js";
+import { freeLoopbackPort } from "../../../src/net.js";
 
 const HELLO_DIR = new URL("../../../../examples/hello/", import.meta.url).pathname;
 const SERVER = join(HELLO_DIR, "server.js");
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function call(address: string, path: string, method = "GET", body?: string): Promise<{ status: number; body: string }> {
   const [host, port] = address.split(":");
@@ -65,7 +57,7 @@ describe("examples/hello run directly", () => {
   after(() => procs.forEach((p) => p.kill("SIGKILL")));
 
   async function startHello(instance: string, dataDir: string) {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const child = spawn(process.execPath, [SERVER], { env: { PORT: String(port), KILN_INSTANCE_ID: instance, DATA_DIR: dataDir }, stdio: ["ignore", "pipe", "pipe"] });
     procs.push(child);
     let log = "";
@@ -129,7 +121,7 @@ describe("examples/hello run directly", () => {
     writeFileSync(join(app, "server.js"), readFileSync(SERVER));
     const cfg = { ...(JSON.parse(readFileSync(join(HELLO_DIR, "config/app.json"), "utf8")) as object), version: "2.0.0", healthy: false, startupDelayMs: 0 };
     writeFileSync(join(app, "config/app.json"), JSON.stringify(cfg));
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const child = spawn(process.execPath, [join(app, "server.js")], { env: { PORT: String(port), DATA_DIR: join(base, "u-data") }, stdio: "ignore" });
     procs.push(child);
     const r = await until("hello to listen", () => call(`127.0.0.1:${port}`, "/healthz"));
