@@ -33,7 +33,7 @@ export interface TrackedHealth {
 }
 
 export function initialHealth(assumeHealthy: boolean): TrackedHealth {
-  return { healthy: assumeHealthy, everHealthy: assumeHealthy, consecutiveOk: 0, consecutiveFail: 0, lastFailAnswered: false, lastProbeAt: 0 };
+  return { healthy: assumeHealthy, everHealthy: assumeHealthy, consecutiveOk: 0, consecutiveFail: 0, lastFailAnswered: false, lastProbeAt: 0, lastReason: undefined };
 }
 
 /** Fold one probe outcome into the tracked health (pure). */

@@ -106,6 +106,11 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE rollouts ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;`,
   // strategy progress (canary step, checkpoints, bake/guard start…) as JSON: everything a strategy remembers between ticks
   `ALTER TABLE rollouts ADD COLUMN progress TEXT NOT NULL DEFAULT '{}';`,
+  // every tick asks for the running rollout, a restart for the unfinished steps, the event stream for what is new:
+  // none of them may scan a table that grows with every deploy
+  `CREATE INDEX rollouts_active ON rollouts(service, state, id);
+   CREATE INDEX steps_pending ON steps(service, status, id);
+   CREATE INDEX events_service ON events(service, id);`,
 ];
 
 type Row = Record<string, unknown>;
@@ -148,6 +153,29 @@ function toInstance(r: Row): InstanceRecord {
     drainingSince: opt(r.draining_since),
     terminatedAt: opt(r.terminated_at),
     reason: opt(r.reason),
+  };
+}
+
+/**
+ * One object shape for every cached instance record (all fields, this order), whether it came
+ * from a row, an insert or a patch: the controller reads these in loops over whole fleets,
+ * and records of many shapes make every such read slow (V8's megamorphic property access).
+ */
+function canonInstance(i: InstanceRecord): InstanceRecord {
+  return {
+    id: i.id,
+    service: i.service,
+    release: i.release,
+    digest: i.digest,
+    address: i.address,
+    pid: i.pid,
+    state: i.state,
+    routing: i.routing,
+    launchedAt: i.launchedAt,
+    healthySince: i.healthySince,
+    drainingSince: i.drainingSince,
+    terminatedAt: i.terminatedAt,
+    reason: i.reason,
   };
 }
 
@@ -243,6 +271,7 @@ export class StateDb {
       // The transaction rolled back: what the caches saw of it never happened.
       this.liveCache.clear();
       this.instanceWrites++;
+      this.rolloutWrites++;
       throw e;
     }
   }
@@ -341,7 +370,7 @@ export class StateDb {
     this.instanceWrites++;
     const c = this.liveCache.get(i.service);
     if (c) {
-      if (LIVE_STATES.has(i.state)) c.byId.set(i.id, { ...i });
+      if (LIVE_STATES.has(i.state)) c.byId.set(i.id, canonInstance(i));
       c.list = undefined;
     }
   }
@@ -357,7 +386,7 @@ export class StateDb {
         if ((patch.state && LIVE_STATES.has(patch.state)) || patch.service === service) this.liveCache.delete(service);
         continue;
       }
-      const next = { ...rec, ...patch };
+      const next = canonInstance({ ...rec, ...patch });
       if (!LIVE_STATES.has(next.state) || next.service !== service) c.byId.delete(id);
       else c.byId.set(id, next);
       c.list = undefined;
@@ -380,6 +409,13 @@ export class StateDb {
     c.list ??= [...c.byId.values()].map((r, i) => ({ r, i })).sort((a, b) => a.r.launchedAt - b.r.launchedAt || a.i - b.i).map((x) => x.r);
     return [...c.list];
   }
+  /** One instance if it is live (launching, running or terminating), from the same cache as liveInstances. */
+  liveInstance(service: string, id: string): InstanceRecord | undefined {
+    const dv = this.dataVersion();
+    const c = this.liveCache.get(service);
+    if (c && c.dataVersion === dv) return c.byId.get(id);
+    return this.liveInstances(service).find((i) => i.id === id);
+  }
   allInstances(service: string, limit = 200): InstanceRecord[] {
     return (this.stmt("SELECT * FROM instances WHERE service = ? ORDER BY launched_at DESC LIMIT ?").all(service, limit) as Row[]).map(toInstance);
   }
@@ -392,22 +428,35 @@ export class StateDb {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(r.service, r.kind, r.strategy, r.target, r.previous ?? null, r.state, r.reason ?? null, r.startedAt, r.switchedAt ?? null, r.finishedAt ?? null, r.fast ? 1 : 0, r.promoteRequested ? 1 : 0);
+    this.rolloutWrites++;
     return { ...r, paused: false, progress: {}, id: Number(info.lastInsertRowid) };
   }
   getRollout(id: number): RolloutRecord | undefined {
     const r = this.stmt("SELECT * FROM rollouts WHERE id = ?").get(id) as Row | undefined;
     return r ? toRollout(r) : undefined;
   }
+  /**
+   * The running rollout, read several times a tick: kept until this connection writes a rollout
+   * or another connection commits anything (data_version). Callers must not modify it.
+   */
   activeRollout(service: string): RolloutRecord | undefined {
+    const key = `${this.rolloutWrites}:${this.dataVersion()}`;
+    const c = this.activeCache.get(service);
+    if (c && c.key === key) return c.value;
     const r = this.stmt("SELECT * FROM rollouts WHERE service = ? AND state = 'running' ORDER BY id DESC LIMIT 1").get(service) as Row | undefined;
-    return r ? toRollout(r) : undefined;
+    const value = r ? toRollout(r) : undefined;
+    this.activeCache.set(service, { key, value });
+    return value;
   }
+  private rolloutWrites = 0;
+  private readonly activeCache = new Map<string, { key: string; value: RolloutRecord | undefined }>();
   listRollouts(service: string, limit = 50): RolloutRecord[] {
     return (this.stmt("SELECT * FROM rollouts WHERE service = ? ORDER BY id DESC LIMIT ?").all(service, limit) as Row[]).map(toRollout);
   }
   updateRollout(id: number, patch: Partial<Pick<RolloutRecord, "state" | "reason" | "switchedAt" | "finishedAt" | "promoteRequested" | "paused" | "progress">>): void {
     const { sql, values } = setClause(patch, rolloutColumns);
     this.stmt(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
+    this.rolloutWrites++;
   }
 
   // --- journal: a step's intent is committed before it is acted on ---

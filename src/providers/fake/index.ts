@@ -45,6 +45,14 @@ interface FakeInstance extends ObservedInstance {
   behaviour: FakeBehaviour;
 }
 
+/** What list() reports of an instance: a copy without its behaviour (cheap: simulations list 10,000 a tick). */
+function observed(i: FakeInstance): ObservedInstance {
+  const o: ObservedInstance = { id: i.id, service: i.service, release: i.release, digest: i.digest, address: i.address, state: i.state, startedAt: i.startedAt };
+  if (i.exitCode !== undefined) o.exitCode = i.exitCode;
+  if (i.pid !== undefined) o.pid = i.pid;
+  return o;
+}
+
 export class FakeProvider implements Provider {
   readonly name = "fake";
   private readonly instances = new Map<string, FakeInstance>();
@@ -104,8 +112,7 @@ export class FakeProvider implements Provider {
     for (const i of this.instances.values()) {
       if (i.service !== service) continue;
       if (i.state === "running" && i.behaviour.exitAfter !== undefined && now - i.startedAt >= i.behaviour.exitAfter) Object.assign(i, { state: "exited", exitCode: i.behaviour.exitCode ?? 1 });
-      const { behaviour: _b, ...rest } = i;
-      out.push({ ...rest });
+      out.push(observed(i));
     }
     return out;
   }
@@ -120,6 +127,6 @@ export class FakeProvider implements Provider {
   }
 
   running(): ObservedInstance[] {
-    return [...this.instances.values()].filter((i) => i.state === "running").map(({ behaviour: _b, ...rest }) => rest);
+    return [...this.instances.values()].filter((i) => i.state === "running").map(observed);
   }
 }
