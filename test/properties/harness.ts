@@ -1,6 +1,7 @@
 // Property tests: the real controller and the pure strategies, on the in-memory provider
 // and a router that can lag, over generated fleets and failures. Each property runs
-// ≥ 1,000 generated scenarios per strategy.
+// ≥ 1,000 generated scenarios per strategy. One test file per strategy (*.properties.test.ts)
+// so that the runner can take them on separate cores.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -229,7 +230,7 @@ export async function run(sc: Scenario): Promise<void> {
   db.close();
 }
 
-for (const strategy of ["rolling", "blue-green", "canary"] as const) {
+export function strategyProperties(strategy: "rolling" | "blue-green" | "canary"): void {
   test(`${strategy}: capacity floor, replace-before-remove, rollback target, heal, accounting, journal-first (${RUNS} scenarios)`, async () => {
     await fc.assert(fc.asyncProperty(scenario(strategy), run), { numRuns: RUNS, verbose: 1, seed: Number(process.env.KILN_PROPERTY_SEED ?? 20261127) });
   });
@@ -244,6 +245,8 @@ const regressions: Scenario[] = [
   { instances: 1, strategy: "blue-green", minHealthyPercent: 0, maxHealthyPercent: 100, warmup: 0, lagMs: 0, newRelease: { launchFails: true }, oldCrashAtTick: 1 },
   { instances: 2, strategy: "canary", minHealthyPercent: 0, maxHealthyPercent: 100, warmup: 0, lagMs: 0, newRelease: { readyAfter: 101 }, weights: [20], errorRate: 0.2 },
 ];
-test("regressions: shrunk counterexamples", async () => {
-  for (const sc of regressions) await run(sc);
-});
+export function regressionTests(strategy: Scenario["strategy"]): void {
+  test(`${strategy} regressions: shrunk counterexamples`, async () => {
+    for (const sc of regressions.filter((r) => r.strategy === strategy)) await run(sc);
+  });
+}
