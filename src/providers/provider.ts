@@ -51,4 +51,6 @@ export interface Provider {
   logPath?(instanceId: string): string | undefined;
   /** The last `lines` lines of the instance's output, for providers whose logs live outside the host filesystem (Docker); undefined for an unknown instance. */
   readLogs?(instanceId: string, opts: { lines: number }): Promise<string | undefined>;
+  /** Instances of `service` that no longer exist but whose log was kept (readLogs still answers for them). */
+  keptLogs?(service: string): string[];
 }

@@ -36,7 +36,7 @@ export function checkProviderName(name: string): ProviderName {
 export function createProvider(name: string, opts: ProviderOptions): Provider {
   const kind = checkProviderName(name);
   const store = openStore(opts.home);
-  if (kind === "docker") return new DockerProvider({ docker: connectDocker(), store });
+  if (kind === "docker") return new DockerProvider({ docker: connectDocker(), store, logDir: join(opts.home, "instances") });
   return new LocalProvider({
     home: opts.home,
     sandbox: opts.sandbox ?? "auto",

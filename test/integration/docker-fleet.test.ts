@@ -113,7 +113,7 @@ test("kiln up --provider docker, bake and first deploy: 3 containers of v1 serve
   mark = await load.snapshot();
 });
 
-test("rolling v1 → v2 under load: 0 failed requests; only v2's containers remain; kiln logs reads the engine's logs", async (t) => {
+test("rolling v1 → v2 under load: 0 failed requests; only v2's containers remain; kiln logs reads the engine's logs and the kept logs of removed containers", async (t) => {
   if (!load) return t.skip("no fleet");
   ws.release("2.0.0");
   assert.equal((await kiln(["bake"], { cwd: ws.dir })).code, 0);
@@ -129,6 +129,11 @@ test("rolling v1 → v2 under load: 0 failed requests; only v2's containers rema
   const logs = await kiln(["logs", serving(s)[0]!.id, "-n", "20"], { cwd: ws.dir });
   assert.equal(logs.code, 0, logs.stderr);
   assert.match(logs.stdout, /hello 2\.0\.0 listening on 0\.0\.0\.0:8080/);
+  // The replaced v1 containers are gone from the engine; their kept logs are still listed and read.
+  const every = await kiln(["logs", "-n", "5"], { cwd: ws.dir });
+  assert.equal(every.code, 0, every.stderr);
+  assert.match(every.stdout, /hello 1\.0\.0 listening on 0\.0\.0\.0:8080/, "a removed v1 container's log");
+  assert.match(every.stdout, /hello 2\.0\.0 listening on 0\.0\.0\.0:8080/);
 });
 
 test("blue-green v3 under load, then kiln rollback onto the warm v2 containers: 0 failed requests; v3's containers are removed", async (t) => {

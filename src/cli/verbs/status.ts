@@ -61,8 +61,9 @@ export function register(program: Command): void {
       // A provider without log files (Docker keeps them in the engine) is asked for the text.
       const readLogs = provider.logPath ? undefined : provider.readLogs?.bind(provider);
       const dir = join(ctx.home, "instances");
+      // Docker: the running containers, then the removed ones whose log was kept.
       const ids = readLogs
-        ? (await provider.list(ctx.loaded.spec.name)).map((i) => i.id)
+        ? [...new Set([...(provider.keptLogs?.(ctx.loaded.spec.name) ?? []), ...(await provider.list(ctx.loaded.spec.name)).map((i) => i.id)])]
         : existsSync(dir)
           ? readdirSync(dir).filter((d) => d.startsWith(`${ctx.loaded.spec.name}-`))
           : [];

@@ -7,6 +7,8 @@
 // (adopts) them with one label query, and launching an id twice finds the first container.
 // Engine errors become KilnErrors here, at the boundary.
 
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type Docker from "dockerode";
 import tar from "tar-stream";
 import { KilnError } from "../../errors.js";
@@ -36,7 +38,15 @@ export interface DockerProviderOptions {
   store: Store;
   /** size of each instance's /tmp tmpfs (default 64 MiB) */
   tmpSizeBytes?: number;
+  /**
+   * Where a container's log is kept when it is removed (`DIR/<instance>/log`), so that `kiln logs`
+   * still shows why a quarantined or replaced instance went; absent: logs go with the container.
+   */
+  logDir?: string;
 }
+
+/** At most this much of a removed container's output is kept (the end of it). */
+const KEPT_LOG_BYTES = 1 << 20;
 
 const POLL_MS = 25;
 const KILL_WAIT_MS = 10_000;
@@ -99,6 +109,7 @@ export class DockerProvider implements Provider {
           throw providerError(`instance ${instanceId} did not stop after SIGKILL`, "check the dockerd log and `docker inspect` the container", instanceId);
       }
     }
+    await this.keepLog(c, instanceId);
     try {
       await c.remove({ force: true, v: false });
     } catch (e) {
@@ -142,12 +153,41 @@ export class DockerProvider implements Provider {
       const buf = await this.docker.getContainer(containerName(instanceId)).logs({ stdout: true, stderr: true, follow: false, tail: Math.max(1, Math.floor(opts.lines)) });
       return demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(buf as unknown as string));
     } catch (e) {
-      if (statusOf(e) === 404) return undefined;
-      throw translateDockerError(e, `read the log of ${instanceId}`);
+      if (statusOf(e) !== 404) throw translateDockerError(e, `read the log of ${instanceId}`);
     }
+    // Removed: what terminate kept of it, if anything.
+    const kept = this.keptLogPath(instanceId);
+    if (!kept || !existsSync(kept)) return undefined;
+    return readFileSync(kept, "utf8").split("\n").slice(-Math.max(1, Math.floor(opts.lines)) - 1).join("\n");
+  }
+
+  /** Instances whose log terminate kept (their containers are gone), for `kiln logs`. */
+  keptLogs(service: string): string[] {
+    const dir = this.opts.logDir;
+    if (!dir || !existsSync(dir)) return [];
+    return readdirSync(dir).filter((d) => d.startsWith(`${service}-`) && existsSync(join(dir, d, "log")));
   }
 
   // ---------------------------------------------------------------- private
+
+  private keptLogPath(instanceId: string): string | undefined {
+    return this.opts.logDir ? join(this.opts.logDir, instanceId, "log") : undefined;
+  }
+
+  /** Copy the end of a stopped container's output next to the local provider's logs, before removal. */
+  private async keepLog(c: Docker.Container, instanceId: string): Promise<void> {
+    const file = this.keptLogPath(instanceId);
+    if (!file) return;
+    try {
+      const buf = await c.logs({ stdout: true, stderr: true, follow: false });
+      const text = demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(buf as unknown as string));
+      const bytes = Buffer.from(text);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, bytes.length > KEPT_LOG_BYTES ? bytes.subarray(bytes.length - KEPT_LOG_BYTES) : bytes);
+    } catch {
+      // A log that cannot be read or kept must not keep a container running: removal goes on.
+    }
+  }
 
   private async inspect(c: Docker.Container, doing: string): Promise<Docker.ContainerInspectInfo | undefined> {
     try {

@@ -157,6 +157,25 @@ describe("Docker provider: what the engine is asked for", () => {
     }
   });
 
+  test("a removed container's log is kept under logDir: kiln logs still reads it, and lists it", async (t) => {
+    const e = await engine(t);
+    if (!e) return;
+    const service = `conf${run}logs`;
+    services.add(service);
+    const logDir = mkdtempSync(join(tmpdir(), "kiln-docker-logs-"));
+    t.after(() => rmSync(logDir, { recursive: true, force: true }));
+    const p = new DockerProvider({ docker: e.docker, store: e.store, logDir });
+    const req = requestFor(service, e.digest)("serve", {});
+    const inst = await p.launch(req);
+    await waitServing(inst.address);
+    assert.deepEqual(p.keptLogs(service), [], "nothing kept while the container exists");
+    await p.terminate(req.instanceId, { graceMs: 2000 });
+    await assert.rejects(e.docker.getContainer(containerName(req.instanceId)).inspect(), "the container is gone");
+    assert.deepEqual(p.keptLogs(service), [req.instanceId]);
+    assert.match((await p.readLogs(req.instanceId, { lines: 10 })) ?? "", /serve listening on 8080/, "its output, read after removal");
+    assert.equal(await p.readLogs(`${service}-nope`, { lines: 10 }), undefined);
+  });
+
   test("an image user given by name is resolved from the image's /etc/passwd", async (t) => {
     const e = await engine(t);
     if (!e) return;
