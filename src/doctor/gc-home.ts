@@ -1,7 +1,8 @@
 // `kiln gc` for a home: the pin policy from state and the provider, then the store's
 // mark-and-sweep (image/gc.ts) with those pins.
 
-import { existsSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { KilnError, isKilnError } from "../errors.js";
 import { homePaths } from "../home.js";
 import { openStore } from "../image/index.js";
@@ -29,7 +30,36 @@ export interface GcReport extends GcResult {
   services: string[];
   /** the keep window: every release whose image is pinned */
   window: { service: string; release: string; ref: string; digest: string; why: string }[];
+  /**
+   * Directories under <home>/instances (meta and kept log) of instances that state records as
+   * terminated, of releases outside the keep window: their logs explain nothing a rollback could need.
+   */
+  removedInstanceLogs: { instance: string; release: string; bytes: number }[];
   warnings: string[];
+}
+
+function treeBytes(path: string): number {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.size;
+  return readdirSync(path).reduce((n, name) => n + treeBytes(join(path, name)), 0);
+}
+
+/** Instance directories gc may remove (see GcReport.removedInstanceLogs); never one the provider sees running. */
+function pruneInstanceLogs(home: string, db: StateDb | undefined, windowIds: Set<string>, running: Set<string>, dryRun: boolean): GcReport["removedInstanceLogs"] {
+  const root = join(home, "instances");
+  if (!db || !existsSync(root)) return [];
+  const out: GcReport["removedInstanceLogs"] = [];
+  for (const name of readdirSync(root).sort()) {
+    const rec = db.getInstance(name);
+    // Not in state: `kiln doctor` judges it. Live in state, running, or in the window: kept.
+    if (!rec || rec.state !== "terminated" || running.has(name) || windowIds.has(`${rec.service}/${rec.release}`)) continue;
+    const dir = join(root, name);
+    const bytes = treeBytes(dir);
+    if (!dryRun) rmSync(dir, { recursive: true, force: true });
+    out.push({ instance: name, release: rec.release, bytes });
+  }
+  return out;
 }
 
 export function checkKeep(keep: number): number {
@@ -75,8 +105,13 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
     const protect = window.map((w) => ({ digest: w.release.digest, reasons: [`release ${w.release.id} (${w.why})`] }));
     const result = await collectGarbage(openStore(opts.home), { pins, protect, pruneTags: opts.pruneTags, dryRun: opts.dryRun, graceMs: opts.graceMs, now: opts.now });
     for (const m of result.missing) warnings.push(`${m.digest.slice(0, 19)} is pinned (${m.reasons.join("; ")}) but not in the store: run \`kiln doctor\``);
+    const windowIds = new Set(window.map((w) => `${w.service}/${w.release.id}`));
+    const running = new Set(observed.filter((i) => i.state === "running").map((i) => i.id));
+    const removedInstanceLogs = pruneInstanceLogs(opts.home, db, windowIds, running, opts.dryRun === true);
     return {
       ...result,
+      bytesFreed: result.bytesFreed + removedInstanceLogs.reduce((n, x) => n + x.bytes, 0),
+      removedInstanceLogs,
       keep,
       services,
       window: window.map((w) => ({ service: w.service, release: w.release.id, ref: w.release.ref, digest: w.release.digest, why: w.why })),

@@ -182,6 +182,27 @@ test("a tag naming a blob gc removed is refused cleanly (the bake-vs-gc race), a
   assert.equal(again.images[0]!.digest, images[0]!.digest);
 });
 
+test("the kept logs of terminated instances go with their release once it leaves the window; live, in-window and unknown ones stay", async (t) => {
+  const { home, images } = await bakeVersions(t, 4);
+  const db = recordReleases(home, images);
+  const instance = (id: string, release: string, state: "terminated" | "running") =>
+    db.insertInstance({ id, service: SERVICE, release, digest: images[Number(release.slice(1)) - 1]!.digest, state, routing: "none", launchedAt: 1, terminatedAt: state === "terminated" ? 2 : undefined });
+  instance(`${SERVICE}-old`, "r1", "terminated"); // outside keep 2: r3 (its previous) and r4 (live) are in
+  instance(`${SERVICE}-recent`, "r4", "terminated");
+  db.close();
+  const dirs = [`${SERVICE}-old`, `${SERVICE}-recent`, `${SERVICE}-unknown`];
+  for (const d of dirs) {
+    await mkdir(join(home, "instances", d), { recursive: true });
+    await writeFile(join(home, "instances", d, "log"), "x".repeat(1000));
+  }
+  const dry = await gcHome({ home, keep: 2, graceMs: 0, dryRun: true });
+  assert.deepEqual(dry.removedInstanceLogs, [{ instance: `${SERVICE}-old`, release: "r1", bytes: 1000 }]);
+  assert.deepEqual((await readdir(join(home, "instances"))).sort(), dirs.sort(), "a dry run removes nothing");
+  const real = await gcHome({ home, keep: 2, graceMs: 0 });
+  assert.deepEqual(real.removedInstanceLogs, dry.removedInstanceLogs);
+  assert.deepEqual((await readdir(join(home, "instances"))).sort(), [`${SERVICE}-recent`, `${SERVICE}-unknown`]);
+});
+
 test("gc refuses when it cannot know what releases need, or is asked to keep none", async (t) => {
   const { home, store, images } = await bakeVersions(t, 2);
   await assert.rejects(gcHome({ home, keep: 0 }), (e) => e instanceof KilnError && e.code === "KILN_E_USAGE" && /roll back/.test(e.hint ?? ""));

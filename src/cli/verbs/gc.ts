@@ -17,6 +17,10 @@ function render(r: GcReport): void {
   if (r.recentBlobs.length) out(`kept ${r.recentBlobs.length} unreferenced blob(s) written in the last minutes (a bake may be using them)`);
   const rootfsBytes = r.removedRootfs.reduce((n, x) => n + x.bytes, 0);
   out(`${verb} ${r.removedRootfs.length} unpacked rootfs tree(s) (${mb(rootfsBytes)}); kept ${r.keptRootfs.length}`);
+  if (r.removedInstanceLogs.length) {
+    const logBytes = r.removedInstanceLogs.reduce((n, x) => n + x.bytes, 0);
+    out(`${verb} the kept logs of ${r.removedInstanceLogs.length} terminated instance(s) of releases outside the window (${mb(logBytes)})`);
+  }
   for (const w of r.warnings) out(`warning: ${w}`);
   out(`${r.dryRun ? "would free" : "freed"} ${mb(r.bytesFreed)}${r.dryRun ? " (dry run: nothing was changed)" : ""}`);
 }
@@ -24,14 +28,14 @@ function render(r: GcReport): void {
 export function register(program: Command): void {
   program
     .command("gc")
-    .description("remove images and unpacked root filesystems no release in the keep window, instance or tag needs")
+    .description("remove images, unpacked root filesystems and terminated instances' kept logs that no release in the keep window, instance or tag needs")
     .option("--keep <n>", "keep the images of the newest N releases of every service", String(DEFAULT_KEEP))
     .option("--prune-tags", "also remove tags (and images) that nothing pins; by default every tag is kept")
     .option("--dry-run", "show what would be removed and why the rest is kept; change nothing")
     .option("--json", "print the report as JSON (a stable contract, schemaVersion 1)")
     .addHelpText(
       "after",
-      "\nAlways kept: the images of the newest N releases of every service, the live release and its\nrollback target, the target and rollback target of a running rollout, every digest an instance\nruns, and (unless --prune-tags) every tagged image. Unpacked root filesystems are a cache: only\nthose of pinned releases and instances are kept. Runs under the store's lock, so a concurrent\nbake either completes first or fails cleanly and can be repeated.\n\nExamples:\n  kiln gc --dry-run\n  kiln gc --keep 3 --prune-tags\n  kiln gc --json | jq .bytesFreed",
+      "\nAlways kept: the images of the newest N releases of every service, the live release and its\nrollback target, the target and rollback target of a running rollout, every digest an instance\nruns, and (unless --prune-tags) every tagged image. Unpacked root filesystems are a cache: only\nthose of pinned releases and instances are kept. The kept logs of terminated instances go with\ntheir release once it leaves the window. Runs under the store's lock, so a concurrent\nbake either completes first or fails cleanly and can be repeated.\n\nExamples:\n  kiln gc --dry-run\n  kiln gc --keep 3 --prune-tags\n  kiln gc --json | jq .bytesFreed",
     )
     .action(async (opts: { keep: string; pruneTags?: boolean; dryRun?: boolean; json?: boolean }, cmd: Command) => {
       const keep = parseKeep(opts.keep);
