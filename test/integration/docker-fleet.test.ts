@@ -10,35 +10,22 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test, type TestContext } from "node:test";
 import { parseDocument } from "yaml";
-import type { StatusView } from "../../src/controller/types.js";
-import { startLoad, type LoadHandle, type LoadTotals } from "../../src/loadgen/client.js";
+import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
 import { connectDocker, type Docker } from "../../src/providers/docker/engine.js";
 import { LABEL } from "../../src/providers/docker/index.js";
 import { dockerSocket } from "../support/services.js";
-import { helloWorkspace, kiln, until } from "./support.js";
+import { helloWorkspace, inRotation, kiln, kilnStatus, loadWindows, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let docker: Docker | undefined;
 let load: LoadHandle | undefined;
-let mark: LoadTotals;
 // Its own service name: other runs may share the engine, and volumes are named after it.
 const service = `hellod${randomBytes(3).toString("hex")}`;
 
-async function status(): Promise<StatusView> {
-  const r = await kiln(["status", "--json"], { cwd: ws.dir });
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as StatusView;
-}
-
+const status = () => kilnStatus(ws.dir);
+const serving = inRotation;
 /** Requests and failures since the previous call. */
-async function window(): Promise<{ requests: number; failed: number }> {
-  const now = await load!.snapshot();
-  const d = { requests: now.requests - mark.requests, failed: now.failed - mark.failed };
-  mark = now;
-  return d;
-}
-
-const serving = (s: StatusView) => s.instances.filter((i) => i.inRotation);
+let window: () => Promise<{ requests: number; failed: number }>;
 
 /** Every container of the service the engine has, running or not: instance id → release. */
 async function containers(): Promise<Map<string, { release: string; state: string; pid?: number }>> {
@@ -110,7 +97,7 @@ test("kiln up --provider docker, bake and first deploy: 3 containers of v1 serve
   assert.ok([...all.values()].every((c) => c.release === s.release?.id && c.state === "running"));
   load = startLoad({ url: `http://127.0.0.1:${ws.port}/`, concurrency: 4, durationMs: 8 * 60_000 });
   await until(async () => (await load!.snapshot()).requests > 50, 15_000, "load to flow");
-  mark = await load.snapshot();
+  window = loadWindows(load, await load.snapshot());
 });
 
 test("rolling v1 → v2 under load: 0 failed requests; only v2's containers remain; kiln logs reads the engine's logs and the kept logs of removed containers", async (t) => {

@@ -7,12 +7,11 @@ import { execFileSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { StatusView } from "../../src/controller/types.js";
-import { startLoad, type LoadHandle, type LoadTotals } from "../../src/loadgen/client.js";
-import { helloWorkspace, isAlive, kiln, requireTool, until } from "./support.js";
+import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
+import { helloWorkspace, inRotation, isAlive, kiln, kilnStatus, loadWindows, requireTool, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let load: LoadHandle | undefined;
-let mark: LoadTotals;
 const hasBwrap = (() => {
   try {
     execFileSync("bwrap", ["--version"], { stdio: "ignore" });
@@ -22,21 +21,10 @@ const hasBwrap = (() => {
   }
 })();
 
-async function status(): Promise<StatusView> {
-  const r = await kiln(["status", "--json"], { cwd: ws.dir });
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as StatusView;
-}
-
+const status = () => kilnStatus(ws.dir);
+const serving = inRotation;
 /** Requests and failures since the previous call. */
-async function window(): Promise<{ requests: number; failed: number }> {
-  const now = await load!.snapshot();
-  const d = { requests: now.requests - mark.requests, failed: now.failed - mark.failed };
-  mark = now;
-  return d;
-}
-
-const serving = (s: StatusView) => s.instances.filter((i) => i.inRotation);
+let window: () => Promise<{ requests: number; failed: number }>;
 
 before(async () => {
   ws = await helloWorkspace();
@@ -63,7 +51,7 @@ test("bake and first deploy", async (t) => {
   assert.equal(serving(s).length, 3);
   load = startLoad({ url: `http://127.0.0.1:${ws.port}/`, concurrency: 4, durationMs: 8 * 60_000 });
   await until(async () => (await load!.snapshot()).requests > 50, 10_000, "load to flow");
-  mark = await load.snapshot();
+  window = loadWindows(load, await load.snapshot());
 });
 
 test("rolling replacement to v2 under load: 0 failed requests, fleet on v2", async (t) => {

@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
+import type { StatusView } from "../../src/controller/types.js";
+import type { LoadHandle, LoadTotals } from "../../src/loadgen/client.js";
 import { freeLoopbackPort } from "../../src/net.js";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -82,4 +84,25 @@ export function requireTool(ok: boolean, reason: string, t: { skip(msg: string):
   if (process.env.KILN_REQUIRE_ALL === "1") throw new Error(`KILN_REQUIRE_ALL=1 but ${reason}`);
   t.skip(reason);
   return false;
+}
+
+/** `kiln status --json` in a workspace, parsed (the command must succeed). */
+export async function kilnStatus(dir: string): Promise<StatusView> {
+  const r = await kiln(["status", "--json"], { cwd: dir });
+  if (r.code !== 0) throw new Error(`kiln status exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as StatusView;
+}
+
+/** The instances the proxy has in rotation. */
+export const inRotation = (s: StatusView) => s.instances.filter((i) => i.inRotation);
+
+/** Each call: the requests and failures of a running load since the previous call (the first, since `start`). */
+export function loadWindows(load: LoadHandle, start: LoadTotals): () => Promise<{ requests: number; failed: number }> {
+  let mark = start;
+  return async () => {
+    const now = await load.snapshot();
+    const d = { requests: now.requests - mark.requests, failed: now.failed - mark.failed };
+    mark = now;
+    return d;
+  };
 }
