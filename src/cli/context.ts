@@ -5,11 +5,18 @@ import { resolve } from "node:path";
 import { KilnError } from "../errors.js";
 import { homeFor, homePaths, type HomePaths } from "../home.js";
 import { ControllerClient } from "../server/client.js";
+import type { StrategyName } from "../rollout/types.js";
 import { loadSpec, type LoadedSpec } from "../spec/index.js";
 
 export interface GlobalOptions {
   file?: string;
   verbose?: boolean;
+}
+
+/** A `--strategy` value (or kiln.yaml's strategy.type), or a usage error saying the choices. */
+export function strategyName(v: string): StrategyName {
+  if (v === "rolling" || v === "blue-green" || v === "canary") return v;
+  throw new KilnError("KILN_E_USAGE", `unknown strategy "${v}"`, { hint: "use --strategy rolling, blue-green or canary" });
 }
 
 export function specFile(opts: GlobalOptions): string {

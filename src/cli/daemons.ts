@@ -19,11 +19,8 @@ const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.ur
 export function readPid(file: string): number | undefined {
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, "utf8").trim());
-  return isAlive(pid) ? pid : undefined;
+  return pidAlive(pid) ? pid : undefined;
 }
-
-/** Kept under its old name for callers and tests. */
-export const isAlive = pidAlive;
 
 async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const until = Date.now() + timeoutMs;
@@ -103,8 +100,8 @@ export async function startDaemons(opts: {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
     const previewArgs = opts.previewListen ? ["--preview-listen", opts.previewListen] : [];
     const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
-    const ok = await waitFor(async () => !isAlive(pid) || (await proxy.ping()), 15_000);
-    if (!ok || !isAlive(pid)) {
+    const ok = await waitFor(async () => !pidAlive(pid) || (await proxy.ping()), 15_000);
+    if (!ok || !pidAlive(pid)) {
       throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tail(paths.proxyLog, 5)}` });
     }
     writeFileSync(paths.proxyPid, String(pid));
@@ -116,8 +113,8 @@ export async function startDaemons(opts: {
     const args = ["--spec", opts.specFile, "--home", opts.home, "--provider", provider];
     if (opts.sandbox) args.push("--sandbox", opts.sandbox);
     const pid = startDetached(controllerMain, args, paths.controllerLog);
-    const ok = await waitFor(async () => !isAlive(pid) || (await controller.ping()), 30_000);
-    if (!ok || !isAlive(pid)) {
+    const ok = await waitFor(async () => !pidAlive(pid) || (await controller.ping()), 30_000);
+    if (!ok || !pidAlive(pid)) {
       throw new KilnError("KILN_E_CONTROLLER", "the controller did not start", { hint: `its log says:\n${tail(paths.controllerLog, 8)}` });
     }
     controllerPid = pid;
@@ -126,11 +123,11 @@ export async function startDaemons(opts: {
 }
 
 async function stopPid(pid: number | undefined, graceMs: number): Promise<void> {
-  if (pid === undefined || !isAlive(pid)) return;
+  if (pid === undefined || !pidAlive(pid)) return;
   process.kill(pid, "SIGTERM");
-  if (!(await waitFor(() => !isAlive(pid), graceMs))) {
+  if (!(await waitFor(() => !pidAlive(pid), graceMs))) {
     process.kill(pid, "SIGKILL");
-    await waitFor(() => !isAlive(pid), 5000);
+    await waitFor(() => !pidAlive(pid), 5000);
   }
 }
 

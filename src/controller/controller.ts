@@ -371,7 +371,7 @@ export class Controller {
         // The instances and the rollout's count of them change together: a restart sees both or neither.
         this.db.tx(() => {
           step.ids.forEach((id) => this.db.updateInstance(id, { state: "terminating", routing: "none", reason }));
-          if (rollout) this.mergeProgress(rollout.id, { quarantined: Number(this.db.getRollout(rollout.id)?.progress.quarantined ?? 0) + step.ids.length });
+          if (rollout) this.mergeProgress(rollout.id, (cur) => ({ quarantined: Number(cur.quarantined ?? 0) + step.ids.length }));
         });
         await this.syncRouter(this.rt.lastStats);
         for (const id of step.ids) {
@@ -561,11 +561,12 @@ export class Controller {
     return [...out];
   }
 
-  private mergeProgress(rolloutId: number, set: RolloutProgress): void {
+  /** Merge into the rollout's stored progress (`set` may be computed from it); undefined deletes a key. */
+  private mergeProgress(rolloutId: number, set: RolloutProgress | ((cur: RolloutProgress) => RolloutProgress)): void {
     const cur = this.db.getRollout(rolloutId);
     if (!cur) return;
     const next: Record<string, unknown> = { ...cur.progress };
-    for (const [k, v] of Object.entries(set)) {
+    for (const [k, v] of Object.entries(typeof set === "function" ? set(cur.progress as RolloutProgress) : set)) {
       if (v === undefined) delete next[k];
       else next[k] = v;
     }

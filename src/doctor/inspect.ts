@@ -31,8 +31,6 @@ export interface InspectOptions {
   providerObject?: Provider;
 }
 
-export { pidAlive };
-
 /** Something accepts connections on the unix socket (1 s at most). */
 export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {

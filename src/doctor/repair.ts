@@ -9,7 +9,8 @@ import type { Provider } from "../providers/provider.js";
 import { createProvider } from "../providers/registry.js";
 import { StateDb } from "../state/db.js";
 import { loadTableFile, saveTableFile } from "../traffic/proxy/state-file.js";
-import { pidAlive, socketAnswers } from "./inspect.js";
+import { pidAlive } from "../home.js";
+import { socketAnswers } from "./inspect.js";
 import type { RepairAction, RepairOutcome } from "./types.js";
 
 export interface RepairDeps {

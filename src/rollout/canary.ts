@@ -112,11 +112,9 @@ export function planCanary(spec: RolloutSpec, rollout: RolloutStatus, observed: 
       steps.push({ kind: "wait", reason: `canary at ${weight}%: \`kiln promote\` continues`, paused: true });
       return steps;
     }
-    if (now - since >= step.pause && evidence === undefined) {
-      steps.push({ kind: "progress", set: { step: stepIndex + 1, stepStartedAt: now }, reason: `pause at ${weight}% done, analysis passed` });
-    } else if (now - since >= step.pause) {
-      steps.push({ kind: "wait", reason: `canary at ${weight}%: waiting for analysis evidence (${evidence})` });
-    } else steps.push({ kind: "wait", reason: `canary at ${weight}%: ${Math.ceil((step.pause - (now - since)) / 1000)}s left` });
+    if (now - since < step.pause) steps.push({ kind: "wait", reason: `canary at ${weight}%: ${Math.ceil((step.pause - (now - since)) / 1000)}s left` });
+    else if (evidence !== undefined) steps.push({ kind: "wait", reason: `canary at ${weight}%: waiting for analysis evidence (${evidence})` });
+    else steps.push({ kind: "progress", set: { step: stepIndex + 1, stepStartedAt: now }, reason: `pause at ${weight}% done, analysis passed` });
     return steps;
   }
 

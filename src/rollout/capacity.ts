@@ -81,8 +81,8 @@ export function judgeFailures(fresh: FleetInstance[], instanceDeadline: number, 
   if (failed.length === 0) return { kind: "none" };
   const early = failed.find((i) => !i.everHealthy);
   if (early) return { kind: "abort", reason: failureOf(early, instanceDeadline, now)! };
-  const isFailed = new Set(failed);
-  const healthyLeft = fresh.some((i) => !isFailed.has(i) && i.phase === "healthy");
+  const notFailed = notIn(failed);
+  const healthyLeft = fresh.some((i) => notFailed(i) && i.phase === "healthy");
   if (healthyLeft && alreadyQuarantined + failed.length <= maxQuarantined) {
     return { kind: "quarantine", ids: ids(failed), reason: `late failure: ${failed.map((i) => failureOf(i, instanceDeadline, now)).join("; ")}` };
   }

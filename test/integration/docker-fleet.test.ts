@@ -10,11 +10,11 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test, type TestContext } from "node:test";
 import { parseDocument } from "yaml";
-import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
+import type { LoadHandle } from "../../src/loadgen/client.js";
 import { connectDocker, type Docker } from "../../src/providers/docker/engine.js";
 import { LABEL } from "../../src/providers/docker/index.js";
 import { dockerSocket } from "../support/services.js";
-import { helloWorkspace, inRotation, kiln, kilnStatus, loadWindows, until } from "./support.js";
+import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, startFleetLoad, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let docker: Docker | undefined;
@@ -95,16 +95,12 @@ test("kiln up --provider docker, bake and first deploy: 3 containers of v1 serve
   const all = await containers();
   assert.deepEqual(new Set(all.keys()), new Set(serving(s).map((i) => i.id)), "each instance is a container");
   assert.ok([...all.values()].every((c) => c.release === s.release?.id && c.state === "running"));
-  load = startLoad({ url: `http://127.0.0.1:${ws.port}/`, concurrency: 4, durationMs: 8 * 60_000 });
-  await until(async () => (await load!.snapshot()).requests > 50, 15_000, "load to flow");
-  window = loadWindows(load, await load.snapshot());
+  ({ load, window } = await startFleetLoad(ws.port, 15_000));
 });
 
 test("rolling v1 → v2 under load: 0 failed requests; only v2's containers remain; kiln logs reads the engine's logs and the kept logs of removed containers", async (t) => {
   if (!load) return t.skip("no fleet");
-  ws.release("2.0.0");
-  assert.equal((await kiln(["bake"], { cwd: ws.dir })).code, 0);
-  const d = await kiln(["deploy", "--strategy", "rolling"], { cwd: ws.dir });
+  const d = await bakeAndDeploy(ws, "2.0.0", { strategy: "rolling" });
   assert.equal(d.code, 0, d.stdout + d.stderr);
   const s = await status();
   assert.equal(s.release?.version, "2.0.0");
@@ -125,9 +121,7 @@ test("rolling v1 → v2 under load: 0 failed requests; only v2's containers rema
 
 test("blue-green v3 under load, then kiln rollback onto the warm v2 containers: 0 failed requests; v3's containers are removed", async (t) => {
   if (!load) return t.skip("no fleet");
-  ws.release("3.0.0");
-  assert.equal((await kiln(["bake"], { cwd: ws.dir })).code, 0);
-  const d = await kiln(["deploy", "--strategy", "blue-green"], { cwd: ws.dir });
+  const d = await bakeAndDeploy(ws, "3.0.0", { strategy: "blue-green" });
   assert.equal(d.code, 0, d.stdout + d.stderr);
   let s = await status();
   assert.ok(serving(s).length === 3 && serving(s).every((i) => i.version === "3.0.0"), JSON.stringify(s.instances));

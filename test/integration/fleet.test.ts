@@ -7,8 +7,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { StatusView } from "../../src/controller/types.js";
-import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
-import { helloWorkspace, inRotation, isAlive, kiln, kilnStatus, loadWindows, requireTool, until } from "./support.js";
+import type { LoadHandle } from "../../src/loadgen/client.js";
+import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
+import { pidAlive } from "../../src/home.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let load: LoadHandle | undefined;
@@ -49,16 +50,12 @@ test("bake and first deploy", async (t) => {
   assert.equal(d.code, 0, d.stdout + d.stderr);
   const s = await status();
   assert.equal(serving(s).length, 3);
-  load = startLoad({ url: `http://127.0.0.1:${ws.port}/`, concurrency: 4, durationMs: 8 * 60_000 });
-  await until(async () => (await load!.snapshot()).requests > 50, 10_000, "load to flow");
-  window = loadWindows(load, await load.snapshot());
+  ({ load, window } = await startFleetLoad(ws.port, 10_000));
 });
 
 test("rolling replacement to v2 under load: 0 failed requests, fleet on v2", async (t) => {
   if (!load) return t.skip("no fleet");
-  ws.release("2.0.0");
-  assert.equal((await kiln(["bake"], { cwd: ws.dir })).code, 0);
-  const d = await kiln(["deploy", "--strategy", "rolling"], { cwd: ws.dir });
+  const d = await bakeAndDeploy(ws, "2.0.0", { strategy: "rolling" });
   assert.equal(d.code, 0, d.stdout + d.stderr);
   const s = await status();
   assert.equal(s.release?.version, "2.0.0");
@@ -71,9 +68,7 @@ test("rolling replacement to v2 under load: 0 failed requests, fleet on v2", asy
 
 test("a broken v3 is rolled back automatically: exit 1 with the reason, fleet on v2, history records it", async (t) => {
   if (!load) return t.skip("no fleet");
-  ws.release("3.0.0", false);
-  assert.equal((await kiln(["bake"], { cwd: ws.dir })).code, 0);
-  const d = await kiln(["deploy"], { cwd: ws.dir });
+  const d = await bakeAndDeploy(ws, "3.0.0", { healthy: false });
   assert.equal(d.code, 1, d.stdout + d.stderr);
   assert.match(d.stdout, /rolled back: .*health/);
   const s = await status();
@@ -88,9 +83,7 @@ test("a broken v3 is rolled back automatically: exit 1 with the reason, fleet on
 
 test("blue-green v4, then an instant rollback onto the warm fleet with no new instance", async (t) => {
   if (!load) return t.skip("no fleet");
-  ws.release("4.0.0");
-  assert.equal((await kiln(["bake"], { cwd: ws.dir })).code, 0);
-  const d = await kiln(["deploy", "--strategy", "blue-green"], { cwd: ws.dir });
+  const d = await bakeAndDeploy(ws, "4.0.0", { strategy: "blue-green" });
   assert.equal(d.code, 0, d.stdout + d.stderr);
   let s = await status();
   assert.ok(serving(s).length === 3 && serving(s).every((i) => i.version === "4.0.0"));
@@ -126,7 +119,7 @@ test("controller killed: the proxy keeps serving; a restarted controller adopts 
   if (!load) return t.skip("no fleet");
   const before = await status();
   process.kill(before.controller.pid, "SIGKILL");
-  await until(() => !isAlive(before.controller.pid), 5000, "the controller to die");
+  await until(() => !pidAlive(before.controller.pid), 5000, "the controller to die");
   const during = await load.snapshot();
   await until(async () => (await load!.snapshot()).requests > during.requests + 500, 30_000, "traffic while the controller is down");
   assert.equal((await window()).failed, 0, "no request failed while the controller was down");
@@ -152,6 +145,6 @@ test("down stops everything and leaves no process behind; the counter never went
   const d = await kiln(["down"], { cwd: ws.dir });
   assert.equal(d.code, 0, d.stderr);
   const pids = [s.controller.pid, s.proxy.pid!, ...s.instances.map((i) => i.pid!)];
-  await until(() => pids.every((p) => !isAlive(p)), 15_000, "every process to exit");
+  await until(() => pids.every((p) => !pidAlive(p)), 15_000, "every process to exit");
   assert.ok(!existsSync(`${ws.dir}/.kiln/run/controller.pid`));
 });

@@ -14,7 +14,8 @@ import { recipeOf } from "../../src/cli/verbs/bake.js";
 import { bake, openStore } from "../../src/image/index.js";
 import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
 import { seededRandom } from "../../src/providers/fake/index.js";
-import { helloWorkspace, isAlive, requireTool, until } from "./support.js";
+import { helloWorkspace, requireTool, until } from "./support.js";
+import { pidAlive } from "../../src/home.js";
 
 const KILLS = Number(process.env.KILN_KILL_COUNT ?? 30);
 const SEED = Number(process.env.KILN_KILL_SEED ?? 424242);
@@ -85,7 +86,7 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
       if (!s.rollout) break;
       process.kill(s.controller.pid, "SIGKILL");
       kills++;
-      await until(() => !isAlive(s.controller.pid), 5000, "controller death");
+      await until(() => !pidAlive(s.controller.pid), 5000, "controller death");
       await up();
     }
     await until(async () => !(await ctx.client.status()).rollout, 180_000, `rollout of ${release.id} to settle`);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
 import type { StatusView } from "../../src/controller/types.js";
-import type { LoadHandle, LoadTotals } from "../../src/loadgen/client.js";
+import { startLoad, type LoadHandle, type LoadTotals } from "../../src/loadgen/client.js";
 import { freeLoopbackPort } from "../../src/net.js";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -60,14 +60,6 @@ export async function helloWorkspace(prefix = "kiln-it-"): Promise<{ dir: string
   };
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -105,4 +97,22 @@ export function loadWindows(load: LoadHandle, start: LoadTotals): () => Promise<
     mark = now;
     return d;
   };
+}
+
+/**
+ * Edit the workspace to `version`, bake it (a failed bake fails the test) and deploy it.
+ * Returns the deploy's result: its exit code is the test's to judge (a broken release exits 1).
+ */
+export async function bakeAndDeploy(ws: Awaited<ReturnType<typeof helloWorkspace>>, version: string, opts: { strategy?: string; healthy?: boolean } = {}): Promise<RunResult> {
+  ws.release(version, opts.healthy);
+  const b = await kiln(["bake"], { cwd: ws.dir });
+  if (b.code !== 0) throw new Error(`kiln bake of ${version} exited ${b.code}: ${b.stderr}`);
+  return kiln(["deploy", ...(opts.strategy ? ["--strategy", opts.strategy] : [])], { cwd: ws.dir });
+}
+
+/** Continuous load (4 clients, 8 min at most) through the proxy on `port`, returned once it flows, with its windows. */
+export async function startFleetLoad(port: number, flowWithinMs: number): Promise<{ load: LoadHandle; window: () => Promise<{ requests: number; failed: number }> }> {
+  const load = startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 4, durationMs: 8 * 60_000 });
+  await until(async () => (await load.snapshot()).requests > 50, flowWithinMs, "load to flow");
+  return { load, window: loadWindows(load, await load.snapshot()) };
 }

@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
-import type { StrategyName } from "../../rollout/types.js";
-import { context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
 import { buildDeployRequest, lastEventId, watch, type WatchResult } from "../deploy-flow.js";
 import { isSwarm, swarmDeploy, swarmRollback, swarmScale } from "../swarm-flow.js";
 
@@ -26,12 +25,10 @@ export function register(program: Command): void {
       "\nExit status: 0 when the release is live, 1 when it failed (and was rolled back), 2 on bad input.\n\nExamples:\n  kiln deploy                       # the image kiln.yaml names\n  kiln deploy hello:2.0.0 --strategy blue-green\n  kiln deploy hello:2.0.0 --strategy canary   # weight steps from strategy.canary, analysed against the stable release",
     )
     .action(async (ref: string | undefined, opts: { strategy?: string; json?: boolean }, cmd: Command) => {
-      if (opts.strategy && opts.strategy !== "rolling" && opts.strategy !== "blue-green" && opts.strategy !== "canary") {
-        throw new KilnError("KILN_E_USAGE", `unknown strategy "${opts.strategy}"`, { hint: "use --strategy rolling, blue-green or canary" });
-      }
+      const strategy = opts.strategy === undefined ? undefined : strategyName(opts.strategy);
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      if (isSwarm(ctx)) return swarmDeploy(ctx, ref, { strategy: opts.strategy as StrategyName | undefined, json: opts.json });
-      const req = await buildDeployRequest(ctx, ref, opts.strategy as StrategyName | undefined);
+      if (isSwarm(ctx)) return swarmDeploy(ctx, ref, { strategy, json: opts.json });
+      const req = await buildDeployRequest(ctx, ref, strategy);
       const after = await lastEventId(ctx.client);
       const { release, rollout } = await ctx.client.deploy(req);
       if (!opts.json) out(`deploying ${req.ref} (${short(req.digest)}) as ${release.id} with ${rollout.strategy}`);

@@ -7,16 +7,14 @@ import { KilnError } from "../../errors.js";
 import { computeBounds } from "../../rollout/index.js";
 import type { StrategyName } from "../../rollout/types.js";
 import { loadSpec, parseSpec, type Spec } from "../../spec/index.js";
-import { context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
 import { buildDeployRequest } from "../deploy-flow.js";
 import { isSwarm, swarmPlan } from "../swarm-flow.js";
 
 const DEFAULT_START_MS = 500;
 
 function strategyOf(v: string | undefined, spec: Spec): StrategyName {
-  const s = v ?? spec.strategy.type;
-  if (s !== "rolling" && s !== "blue-green" && s !== "canary") throw new KilnError("KILN_E_USAGE", `unknown strategy "${s}"`, { hint: "use rolling, blue-green or canary" });
-  return s;
+  return strategyName(v ?? spec.strategy.type);
 }
 
 function intOption(name: string, v: string, min: number, max: number): number {

@@ -150,8 +150,7 @@ export class DockerProvider implements Provider {
   async readLogs(instanceId: string, opts: { lines: number }): Promise<string | undefined> {
     if (!SAFE_SEGMENT.test(instanceId)) return undefined;
     try {
-      const buf = await this.docker.getContainer(containerName(instanceId)).logs({ stdout: true, stderr: true, follow: false, tail: Math.max(1, Math.floor(opts.lines)) });
-      return demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(buf as unknown as string));
+      return await logText(this.docker.getContainer(containerName(instanceId)), Math.max(1, Math.floor(opts.lines)));
     } catch (e) {
       if (statusOf(e) !== 404) throw translateDockerError(e, `read the log of ${instanceId}`);
     }
@@ -179,9 +178,7 @@ export class DockerProvider implements Provider {
     const file = this.keptLogPath(instanceId);
     if (!file) return;
     try {
-      const buf = await c.logs({ stdout: true, stderr: true, follow: false });
-      const text = demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(buf as unknown as string));
-      const bytes = Buffer.from(text);
+      const bytes = Buffer.from(await logText(c));
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(file, bytes.length > KEPT_LOG_BYTES ? bytes.subarray(bytes.length - KEPT_LOG_BYTES) : bytes);
     } catch {
@@ -316,7 +313,8 @@ export class DockerProvider implements Provider {
    */
   private async prepare(req: LaunchRequest, imageId: string, user: string): Promise<{ uid: number; gid: number }> {
     const vols = req.volumes.map((v) => ({ ...v, volume: volumeName(req.service, v.name) }));
-    let resolved = earlyUserCheck(user) ?? (this.users.has(imageId) ? { ok: true as const, ...this.users.get(imageId)! } : undefined);
+    const known = this.users.get(imageId);
+    let resolved = earlyUserCheck(user) ?? (known ? { ok: true as const, ...known } : undefined);
     const todo = (r: { uid: number; gid: number }) => vols.filter((v) => !this.owned.has(`${v.volume} ${r.uid}:${r.gid}`));
     if (resolved?.ok && todo(resolved).length === 0) return { uid: resolved.uid, gid: resolved.gid };
     if (resolved && !resolved.ok) throw providerError(resolved.reason, resolved.hint, req.digest);
@@ -387,6 +385,12 @@ export class DockerProvider implements Provider {
       stream.pipe(extract);
     });
   }
+}
+
+/** A container's output (stdout and stderr, demultiplexed), all of it or its last `tail` lines. */
+async function logText(c: Docker.Container, tail?: number): Promise<string> {
+  const buf = await c.logs({ stdout: true, stderr: true, follow: false, ...(tail === undefined ? {} : { tail }) });
+  return demuxLogs(Buffer.isBuffer(buf) ? buf : Buffer.from(buf as unknown as string));
 }
 
 /** Removes the service's declared volumes (its state). Refused by the engine while a container uses one. */

@@ -93,7 +93,7 @@ export function swarmCapacity(spec: Spec): SwarmCapacity {
   const n = Math.max(0, Math.floor(spec.instances));
   if (spec.strategy.type === "blue-green") return { instances: n, surge: n, minHealthy: n, maxUnavailable: 0 };
   // Canary has no weights on Swarm: the nearest is one new task at a time beside the full fleet.
-  if ((spec.strategy.type as string) === "canary") return { instances: n, surge: n === 0 ? 0 : 1, minHealthy: n, maxUnavailable: 0 };
+  if (spec.strategy.type === "canary") return { instances: n, surge: n === 0 ? 0 : 1, minHealthy: n, maxUnavailable: 0 };
   const { minHealthyPercent: min, maxHealthyPercent: max } = spec.strategy.rolling;
   const surge = n === 0 ? 0 : max > 100 ? Math.max(1, Math.floor((n * max) / 100) - n) : 0;
   let minHealthy = Math.ceil((n * min) / 100);
