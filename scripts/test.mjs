@@ -2,17 +2,19 @@
 //   node scripts/test.mjs          every tier: unit files side by side (one per core), then integration files one at a time
 //   node scripts/test.mjs unit     fast tier only
 import { spawnSync } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
 
 const root = new URL("../dist/test/", import.meta.url).pathname;
+const src = new URL("../test/", import.meta.url).pathname;
 function files(dir) {
   const out = [];
   for (const e of readdirSync(dir)) {
     const p = join(dir, e);
     if (statSync(p).isDirectory()) out.push(...files(p));
-    else if (e.endsWith(".test.js")) out.push(p);
+    // Incremental builds leave the output of a deleted or renamed test behind: run only those whose source exists.
+    else if (e.endsWith(".test.js") && existsSync(p.replace(root, src).replace(/\.js$/, ".ts"))) out.push(p);
   }
   return out.sort();
 }
