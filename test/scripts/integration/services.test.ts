@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 
-const script = new URL("../../../scripts/services.sh", import.meta.url).pathname;
+const script = new URL("../../../../scripts/services.sh", import.meta.url).pathname;
 
 function stubs(dir: string): string {
   const bin = join(dir, "bin");
