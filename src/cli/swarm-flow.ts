@@ -26,7 +26,7 @@ import type { StrategyName } from "../rollout/types.js";
 import type { Spec } from "../spec/index.js";
 import { StateDb, type Release, type RolloutRecord } from "../state/db.js";
 import { ago, out, printJson, short, type Context } from "./context.js";
-import { buildDeployRequest } from "./deploy-flow.js";
+import { buildDeployRequest } from "../ops/deploy-flow.js";
 
 export const isSwarm = (ctx: Context): boolean => ctx.loaded.spec.provider === "swarm";
 

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
 import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
-import { buildDeployRequest, lastEventId, watch, type WatchResult } from "../deploy-flow.js";
+import { buildDeployRequest, lastEventId, watch, type WatchResult } from "../../ops/deploy-flow.js";
 import { isSwarm, swarmDeploy, swarmRollback, swarmScale } from "../swarm-flow.js";
 
 const time = (at: number) => new Date(at).toISOString().slice(11, 19);

@@ -8,7 +8,7 @@ import { computeBounds } from "../../rollout/index.js";
 import type { StrategyName } from "../../rollout/types.js";
 import { loadSpec, parseSpec, type Spec } from "../../spec/index.js";
 import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
-import { buildDeployRequest } from "../deploy-flow.js";
+import { buildDeployRequest } from "../../ops/deploy-flow.js";
 import { isSwarm, swarmPlan } from "../swarm-flow.js";
 
 const DEFAULT_START_MS = 500;

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { KilnError } from "../../errors.js";
 import { createProvider } from "../../providers/registry.js";
-import { chooseProvider } from "../daemons.js";
+import { chooseProvider } from "../../ops/daemons.js";
 import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
 import { isSwarm, swarmHistory, swarmStatus } from "../swarm-flow.js";
 
