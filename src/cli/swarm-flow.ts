@@ -14,7 +14,7 @@ import {
   compileService,
   compileUpdateConfig,
   explainSwarmLimits,
-  LABEL,
+
   swarmCapacity,
   SwarmDriver,
   tasksByRelease,
@@ -22,6 +22,7 @@ import {
   type SwarmUpdateConfig,
   type WatchOutcome,
 } from "../providers/swarm/index.js";
+import { LABEL, limitsOf } from "../derive/index.js";
 import type { StrategyName } from "../rollout/types.js";
 import type { Spec } from "../spec/index.js";
 import { StateDb, type Release, type RolloutRecord } from "../state/db.js";
@@ -71,11 +72,6 @@ async function imageFor(driver: SwarmDriver, store: Store, ref: string, digest: 
   if (!isRegistryRef(ref)) return { local, pinned: local };
   const r = parseRegistryRef(ref);
   return { local, pinned: `${r.registry}/${r.repository}@${digest}` };
-}
-
-function limitsOf(spec: Spec): { deadline: number; autoRollback: boolean } {
-  const s = spec.strategy.type === "blue-green" ? spec.strategy.blueGreen : spec.strategy.rolling;
-  return { deadline: s.deadline, autoRollback: s.autoRollback };
 }
 
 /** One bounded GET of the health path at `listen`: does the routing mesh answer for the fleet? */

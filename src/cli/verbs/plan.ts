@@ -3,8 +3,8 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { toReleaseSpec } from "../../controller/release-spec.js";
 import { simulateRollout, type SimulationResult } from "../../controller/simulate.js";
+import { capacityOf } from "../../derive/index.js";
 import { KilnError } from "../../errors.js";
-import { computeBounds } from "../../rollout/index.js";
 import type { StrategyName } from "../../rollout/types.js";
 import { loadSpec, parseSpec, type Spec } from "../../spec/index.js";
 import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
@@ -58,14 +58,14 @@ export function register(program: Command): void {
       if (!target.digest) notes.push(`${target.ref} is not baked yet: run \`kiln bake\` before deploying`);
       notes.push(`assumes each instance starts answering ${startMs} ms after launch and passes its health checks`);
       const sim = await simulateRollout({ spec: toReleaseSpec(spec), current: from?.instances ?? 0, instances: spec.instances, strategy, failRate: 0, startMs, seed: 1 });
-      const r = spec.strategy.rolling;
+      const cap = capacityOf({ instances: spec.instances, strategy: { ...spec.strategy, type: strategy } });
       const plan = {
         schemaVersion: 1 as const,
         service: spec.name,
         strategy,
         from: from ?? null,
         to: { ...target, instances: spec.instances },
-        bounds: computeBounds(spec.instances, r.minHealthyPercent, r.maxHealthyPercent),
+        bounds: { maxTotal: cap.maxTotal, minHealthy: cap.minHealthy, surge: cap.surge },
         expectedDurationMs: sim.durationMs,
         minServing: sim.minServing,
         maxAlive: sim.maxAlive,

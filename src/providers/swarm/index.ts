@@ -9,7 +9,8 @@ import { KilnError } from "../../errors.js";
 import type { Store } from "../../image/index.js";
 import type { Spec } from "../../spec/index.js";
 import { ensureImage, translateDockerError, type Docker } from "../docker/engine.js";
-import { LABEL, volumeName, type SwarmServiceSpec } from "./compile.js";
+import { LABEL, sharedVolumeName } from "../../derive/index.js";
+import type { SwarmServiceSpec } from "./compile.js";
 import { judge, type SwarmObservation, type SwarmTaskView, type SwarmUpdateState, type SwarmVerdict } from "./observe.js";
 
 export * from "./compile.js";
@@ -114,7 +115,7 @@ export class SwarmDriver {
     if (!spec.volumes.length) return;
     const [uid, gid] = spec.image.user.split(":").map(Number);
     for (const v of spec.volumes) {
-      const name = volumeName(spec.name, v.name);
+      const name = sharedVolumeName(spec.name, v.name);
       try {
         await this.docker.getVolume(name).inspect();
         continue; // exists: its owner was settled when it was made
