@@ -6,7 +6,9 @@ import { KilnError } from "../../errors.js";
 import { createProvider } from "../../providers/registry.js";
 import { chooseProvider } from "../../ops/daemons.js";
 import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
-import { isSwarm, swarmHistory, swarmStatus } from "../swarm-flow.js";
+import { unsupported } from "../../ops/performer.js";
+import { performerFor } from "../../ops/performers.js";
+import { renderSwarmStatus } from "../render-swarm.js";
 
 export function register(program: Command): void {
   program
@@ -16,8 +18,9 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  kiln status\n  kiln status --json | jq '.instances[] | {id, pid, health}'")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      if (isSwarm(ctx)) return swarmStatus(ctx, opts);
-      const s = await ctx.client.status();
+      const status = await performerFor(ctx).status();
+      if (status.performer === "swarm") return opts.json ? printJson(status.view) : renderSwarmStatus(status.view);
+      const s = status.view;
       if (opts.json) return printJson(s);
       out(`service     ${s.service}`);
       out(`proxy       http://${s.proxy.address} (pid ${s.proxy.pid ?? "?"}${s.proxy.reachable ? "" : ", UNREACHABLE"})`);
@@ -41,8 +44,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  kiln history")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      if (isSwarm(ctx)) return swarmHistory(ctx, opts);
-      const h = await ctx.client.history();
+      const h = await performerFor(ctx).history();
       if (opts.json) return printJson(h);
       const t = new Table({ head: ["release", "image", "digest", "strategy", "status", "created", "reason"], style: { head: [], border: [] } });
       for (const r of h.releases) t.push([r.id, r.ref, short(r.digest), r.strategy, r.status, ago(r.createdAt), r.reason ?? ""]);
@@ -56,6 +58,8 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  kiln logs\n  kiln logs hello-r2-1a2b3c -n 200")
     .action(async (instance: string | undefined, opts: { lines: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const performer = performerFor(ctx);
+      if (performer.name === "swarm") throw unsupported(performer, "logs");
       const n = Math.max(1, Number(opts.lines) || 50);
       const provider = createProvider(chooseProvider({ paths: ctx.paths, spec: ctx.loaded.spec.provider }), { home: ctx.home });
       // A provider without log files (Docker keeps them in the engine) is asked for the text.
