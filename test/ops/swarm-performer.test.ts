@@ -134,6 +134,16 @@ function world(t: { after(fn: () => void): void }) {
   return { swarm, s, invocation, read };
 }
 
+/** r1 live, then a deploy of r2 interrupted while Swarm updates (its rollout is left running). */
+async function interruptedDeploy(t: { after(fn: () => void): void }) {
+  const w = world(t);
+  await w.invocation().deploy(request(w.s, "1.0.0", "a"));
+  w.swarm.onWatch = "die";
+  await assert.rejects(w.invocation().deploy(request(w.s, "2.0.0", "b")), /interrupted/);
+  w.swarm.onWatch = "complete";
+  return w;
+}
+
 describe("Swarm performer", () => {
   test("deploy records the intent, then the outcome; a second release supersedes the first", async (t) => {
     const w = world(t);
@@ -149,17 +159,13 @@ describe("Swarm performer", () => {
   });
 
   test("interrupted while Swarm updates: status reports it running, resume follows it to live", async (t) => {
-    const w = world(t);
-    await w.invocation().deploy(request(w.s, "1.0.0", "a"));
-    w.swarm.onWatch = "die";
-    await assert.rejects(w.invocation().deploy(request(w.s, "2.0.0", "b")), /interrupted/);
+    const w = await interruptedDeploy(t);
     assert.equal(w.read((d) => d.activeRollout(w.s.name))?.target, "r2", "the rollout is left running, as after Ctrl-C");
 
     const st = await w.invocation().status();
     const rec = (st.view as { recovery?: { outcome: string; rollout: { target: string } } }).recovery;
     assert.deepEqual([rec?.outcome, rec?.rollout.target], ["running", "r2"]);
 
-    w.swarm.onWatch = "complete";
     const resumed = await requireCapability(w.invocation(), "resume")();
     assert.deepEqual([resumed.target, resumed.state], ["r2", "done"]);
     const h = await w.invocation().history();
@@ -168,10 +174,7 @@ describe("Swarm performer", () => {
   });
 
   test("interrupted, and Swarm finished meanwhile: the next invocation records it live without waiting", async (t) => {
-    const w = world(t);
-    await w.invocation().deploy(request(w.s, "1.0.0", "a"));
-    w.swarm.onWatch = "die";
-    await assert.rejects(w.invocation().deploy(request(w.s, "2.0.0", "b")));
+    const w = await interruptedDeploy(t);
     w.swarm.complete();
     const h = await w.invocation().history();
     assert.deepEqual(h.releases.map((r) => [r.id, r.status]), [["r2", "live"], ["r1", "superseded"]]);
@@ -179,10 +182,7 @@ describe("Swarm performer", () => {
   });
 
   test("interrupted, and Swarm rolled the release back meanwhile: recorded rolled back, r1 still live", async (t) => {
-    const w = world(t);
-    await w.invocation().deploy(request(w.s, "1.0.0", "a"));
-    w.swarm.onWatch = "die";
-    await assert.rejects(w.invocation().deploy(request(w.s, "2.0.0", "b")));
+    const w = await interruptedDeploy(t);
     w.swarm.failAndRollBack();
     const h = await w.invocation().history();
     assert.deepEqual(h.releases.map((r) => [r.id, r.status]), [["r2", "failed"], ["r1", "live"]]);
