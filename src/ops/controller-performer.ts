@@ -3,17 +3,26 @@
 // the rollout through the controller's events. The controller resumes a rollout itself after
 // a crash (its state and journal), so there is nothing to reconcile from the CLI.
 
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { DeployRequest } from "../controller/types.js";
+import { KilnError } from "../errors.js";
+import { createProvider } from "../providers/registry.js";
 import type { ControllerClient } from "../server/client.js";
+import { chooseProvider } from "./daemons.js";
 import { lastEventId, watch, type WatchResult } from "./deploy-flow.js";
 import { eventLine, type FollowOptions, type RolloutOutcome, type RolloutPerformer } from "./performer.js";
+import type { Workspace } from "./workspace.js";
 
 export class ControllerPerformer implements RolloutPerformer {
   readonly name = "controller" as const;
-  // Everything is supported; logs are read from the provider by the CLI.
+  // Every verb is supported.
   readonly instead = {};
+  private readonly client: ControllerClient;
 
-  constructor(private readonly client: ControllerClient) {}
+  constructor(private readonly ws: Workspace) {
+    this.client = ws.client;
+  }
 
   async deploy(req: DeployRequest, opts: FollowOptions = {}): Promise<RolloutOutcome> {
     const after = await lastEventId(this.client);
@@ -43,6 +52,37 @@ export class ControllerPerformer implements RolloutPerformer {
 
   async recover() {
     return undefined;
+  }
+
+  /**
+   * Instances' logs from the provider that runs them: local keeps a log file per instance in
+   * the home; Docker keeps them in the engine (and terminate keeps a copy of removed ones).
+   */
+  async logs(instance: string | undefined, lines: number): Promise<{ id: string; text: string }[]> {
+    const { paths, home, loaded } = this.ws;
+    const service = loaded.spec.name;
+    const provider = createProvider(chooseProvider({ paths, spec: loaded.spec.provider }), { home });
+    const readLogs = provider.logPath ? undefined : provider.readLogs?.bind(provider);
+    const dir = join(home, "instances");
+    // Docker: the running containers, then the removed ones whose log was kept.
+    const ids = readLogs
+      ? [...new Set([...(provider.keptLogs?.(service) ?? []), ...(await provider.list(service)).map((i) => i.id)])]
+      : existsSync(dir)
+        ? readdirSync(dir).filter((d) => d.startsWith(`${service}-`))
+        : [];
+    const chosen = instance ? ids.filter((d) => d === instance || d.startsWith(instance)) : ids;
+    if (instance && chosen.length === 0) throw new KilnError("KILN_E_NOT_FOUND", `no instance "${instance}"`, { hint: ids.length ? `known: ${ids.slice(-5).join(", ")}` : "nothing has been launched yet" });
+    const out: { id: string; text: string }[] = [];
+    for (const id of chosen) {
+      let text: string | undefined;
+      if (readLogs) text = await readLogs(id, { lines });
+      else {
+        const f = join(dir, id, "log");
+        text = existsSync(f) ? readFileSync(f, "utf8") : undefined;
+      }
+      if (text !== undefined) out.push({ id, text });
+    }
+    return out;
   }
 
   scale(instances: number) {

@@ -56,6 +56,8 @@ export interface RolloutPerformer {
    */
   recover(opts?: FollowOptions & { wait?: boolean }): Promise<Recovery | undefined>;
 
+  /** The last `lines` lines of each instance's log (or of those whose id starts with `instance`), oldest first. */
+  logs?(instance: string | undefined, lines: number): Promise<{ id: string; text: string }[]>;
   scale?(instances: number): Promise<{ instances: number; running?: number }>;
   promote?(): Promise<RolloutView>;
   pause?(): Promise<RolloutView>;
@@ -69,7 +71,7 @@ export type OptionalVerb = "scale" | "promote" | "pause" | "resume" | "abort" | 
  * The performer's member for `verb`, or a usage error (exit 2) that says plainly this
  * performer does not do it and what to do instead. Checked before anything is changed.
  */
-export function requireCapability<V extends Exclude<OptionalVerb, "logs">>(p: RolloutPerformer, verb: V): NonNullable<RolloutPerformer[V]> {
+export function requireCapability<V extends OptionalVerb>(p: RolloutPerformer, verb: V): NonNullable<RolloutPerformer[V]> {
   const member = p[verb];
   if (typeof member === "function") return member.bind(p) as NonNullable<RolloutPerformer[V]>;
   throw unsupported(p, verb);

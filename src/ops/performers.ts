@@ -10,5 +10,5 @@ import type { Workspace } from "./workspace.js";
 
 export function performerFor(ws: Workspace): RolloutPerformer {
   if (ws.loaded.spec.provider === "swarm") return new SwarmPerformer({ spec: ws.loaded.spec, home: ws.home, stateDb: ws.paths.stateDb });
-  return new ControllerPerformer(ws.client);
+  return new ControllerPerformer(ws);
 }

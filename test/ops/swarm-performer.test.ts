@@ -99,6 +99,9 @@ class FakeSwarm implements SwarmEngine {
     return true;
   }
   async prepareVolumes(): Promise<void> {}
+  async taskLogs(taskId: string, lines: number): Promise<string> {
+    return `last ${lines} lines of ${taskId}\n`;
+  }
   async ensureImage(_store: unknown, d: string): Promise<string> {
     return digest(d.slice(7, 8) === "a" ? "1" : "2");
   }
@@ -202,6 +205,15 @@ describe("Swarm performer", () => {
     const h = await w.invocation().history();
     assert.deepEqual(h.releases.map((r) => [r.id, r.status]), [["r3", "live"], ["r2", "failed"], ["r1", "superseded"]]);
     assert.match(h.releases[1]!.reason ?? "", /interrupted before Swarm was asked/);
+  });
+
+  test("logs: each running task's log from the engine; an unknown task is a clear error", async (t) => {
+    const w = world(t);
+    await w.invocation().deploy(request(w.s, "1.0.0", "a"));
+    const logs = await requireCapability(w.invocation(), "logs")(undefined, 20);
+    assert.deepEqual(logs.map((l) => l.text), [`last 20 lines of ${"r1-0".padEnd(25, "0")}\n`, `last 20 lines of ${"r1-1".padEnd(25, "0")}\n`]);
+    assert.match(logs[0]!.id, /^r1-0.* \(r1, slot 1\)$/);
+    await assert.rejects(w.invocation().logs("nope", 5), (e: unknown) => e instanceof KilnError && e.code === "KILN_E_NOT_FOUND");
   });
 
   test("verbs Swarm cannot perform say so with exit 2 and what to do instead", (t) => {

@@ -1,12 +1,7 @@
 import Table from "cli-table3";
 import type { Command } from "commander";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { KilnError } from "../../errors.js";
-import { createProvider } from "../../providers/registry.js";
-import { chooseProvider } from "../../ops/daemons.js";
 import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
-import { unsupported } from "../../ops/performer.js";
+import { requireCapability } from "../../ops/performer.js";
 import { performerFor } from "../../ops/performers.js";
 import { renderSwarmStatus } from "../render-swarm.js";
 
@@ -58,32 +53,11 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  kiln logs\n  kiln logs hello-r2-1a2b3c -n 200")
     .action(async (instance: string | undefined, opts: { lines: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      const performer = performerFor(ctx);
-      if (performer.name === "swarm") throw unsupported(performer, "logs");
       const n = Math.max(1, Number(opts.lines) || 50);
-      const provider = createProvider(chooseProvider({ paths: ctx.paths, spec: ctx.loaded.spec.provider }), { home: ctx.home });
-      // A provider without log files (Docker keeps them in the engine) is asked for the text.
-      const readLogs = provider.logPath ? undefined : provider.readLogs?.bind(provider);
-      const dir = join(ctx.home, "instances");
-      // Docker: the running containers, then the removed ones whose log was kept.
-      const ids = readLogs
-        ? [...new Set([...(provider.keptLogs?.(ctx.loaded.spec.name) ?? []), ...(await provider.list(ctx.loaded.spec.name)).map((i) => i.id)])]
-        : existsSync(dir)
-          ? readdirSync(dir).filter((d) => d.startsWith(`${ctx.loaded.spec.name}-`))
-          : [];
-      const chosen = instance ? ids.filter((d) => d === instance || d.startsWith(instance)) : ids;
-      if (instance && chosen.length === 0) throw new KilnError("KILN_E_NOT_FOUND", `no instance "${instance}"`, { hint: ids.length ? `known: ${ids.slice(-5).join(", ")}` : "nothing has been launched yet" });
-      for (const id of chosen) {
-        let text: string | undefined;
-        if (readLogs) text = await readLogs(id, { lines: n });
-        else {
-          const f = join(dir, id, "log");
-          text = existsSync(f) ? readFileSync(f, "utf8") : undefined;
-        }
-        if (text === undefined) continue;
-        const lines = text.trimEnd().split("\n").slice(-n);
-        if (chosen.length > 1) out(`==> ${id} <==`);
-        for (const l of lines) out(l);
+      const logs = await requireCapability(performerFor(ctx), "logs")(instance, n);
+      for (const { id, text } of logs) {
+        if (logs.length > 1) out(`==> ${id} <==`);
+        for (const l of text.trimEnd().split("\n").slice(-n)) out(l);
       }
     });
 }

@@ -35,7 +35,7 @@ import type { FollowOptions, PerformerStatus, Recovery, RolloutOutcome, RolloutP
 import { judgeRecovery, type SwarmIntent } from "./recovery.js";
 
 /** The part of the Swarm driver the performer uses: a real SwarmDriver, or a fake in unit tests. */
-export type SwarmEngine = Pick<SwarmDriver, "inspect" | "mustInspect" | "apply" | "rollback" | "scale" | "remove" | "prepareVolumes"> & {
+export type SwarmEngine = Pick<SwarmDriver, "inspect" | "mustInspect" | "apply" | "rollback" | "scale" | "remove" | "prepareVolumes" | "taskLogs"> & {
   ensureImage(store: Store, digest: string): Promise<string>;
   watch(name: string, o: WatchOptions): Promise<WatchOutcome>;
 };
@@ -125,7 +125,6 @@ export class SwarmPerformer implements RolloutPerformer {
     promote: "Swarm has no manual promotion step: deploy when you would promote (`kiln deploy`)",
     pause: "Swarm performs this rollout itself and kiln cannot hold it: follow it with `kiln status`, or return to the previous release with `kiln rollback`",
     abort: "Swarm performs this rollout itself: use `kiln rollback` to return to the release that was live (Swarm's own rollback)",
-    logs: "Swarm keeps the tasks' logs: `docker service logs SERVICE`",
   };
   private readonly now: () => number;
   private engineP?: Promise<SwarmEngine>;
@@ -341,6 +340,20 @@ export class SwarmPerformer implements RolloutPerformer {
     const r = await this.recover({ ...opts, wait: true });
     if (!r) throw new KilnError("KILN_E_NOT_FOUND", "no rollout is in progress on Swarm", { hint: "`kiln status` shows the live release; `kiln history` the rollouts" });
     return r.rollout;
+  }
+
+  /** `kiln logs [TASK]` on Swarm: each task's log from the engine (a task is Swarm's instance). */
+  async logs(instance: string | undefined, lines: number): Promise<{ id: string; text: string }[]> {
+    const engine = await this.engine();
+    const cur = await engine.inspect(this.service);
+    const tasks = [...(cur?.observation.tasks ?? [])].sort((a, b) => a.at - b.at);
+    const chosen = instance ? tasks.filter((t) => t.id.startsWith(instance)) : tasks.filter((t) => t.desiredState === "running" || t.state === "running");
+    if (instance && chosen.length === 0) {
+      throw new KilnError("KILN_E_NOT_FOUND", `no task "${instance}" in Swarm service ${this.service}`, { hint: tasks.length ? `known: ${tasks.slice(-5).map((t) => t.id.slice(0, 12)).join(", ")}` : "nothing has been deployed yet" });
+    }
+    const out: { id: string; text: string }[] = [];
+    for (const t of chosen) out.push({ id: `${t.id.slice(0, 12)} (${t.release ?? "?"}, slot ${t.slot ?? "-"})`, text: await engine.taskLogs(t.id, lines) });
+    return out;
   }
 
   /** `kiln scale N` on Swarm: set Replicas, then wait (bounded by the deadline) until N tasks run. */
