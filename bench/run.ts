@@ -5,10 +5,10 @@ import { mkdirSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { context } from "../src/cli/context.js";
-import { startDaemons, stopDaemons } from "../src/cli/daemons.js";
-import { buildDeployRequest, lastEventId, watch } from "../src/cli/deploy-flow.js";
-import { recipeOf } from "../src/cli/verbs/bake.js";
+import { startDaemons, stopDaemons } from "../src/ops/daemons.js";
+import { buildDeployRequest, lastEventId, watch } from "../src/ops/deploy-flow.js";
+import { recipeOf } from "../src/ops/recipe.js";
+import { openWorkspace } from "../src/ops/workspace.js";
 import { probeHttp } from "../src/health/probe.js";
 import { bake, openStore } from "../src/image/index.js";
 import { startLoad } from "../src/loadgen/client.js";
@@ -28,7 +28,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
 async function benchBake() {
   const ws = await helloWorkspace("kiln-bench-bake-");
   try {
-    const ctx = () => context({ file: join(ws.dir, "kiln.yaml") });
+    const ctx = () => openWorkspace(join(ws.dir, "kiln.yaml"));
     const store = openStore(ctx().home);
     const cold = await timed(() => bake(recipeOf(ctx().loaded), { store }));
     const unchanged = await timed(() => bake(recipeOf(ctx().loaded), { store }));
@@ -58,13 +58,13 @@ async function benchRollout() {
   const { readFileSync, writeFileSync: w } = await import("node:fs");
   const f = join(ws.dir, "kiln.yaml");
   w(f, readFileSync(f, "utf8").replace(/^instances: \d+/m, `instances: ${instances}`));
-  let ctx = context({ file: f });
+  let ctx = openWorkspace(f);
   const paths = ctx.paths;
   try {
     await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
     await startDaemons({ paths, specFile: f, listen: ctx.loaded.spec.listen, home: ctx.home });
     const deploy = async (strategy: "rolling" | "blue-green") => {
-      ctx = context({ file: f });
+      ctx = openWorkspace(f);
       const req = await buildDeployRequest(ctx, undefined, strategy);
       const after = await lastEventId(ctx.client);
       const { rollout } = await ctx.client.deploy(req);
@@ -107,7 +107,7 @@ async function benchRollout() {
     await new Promise((r) => setTimeout(r, 1000));
     const before = await load.snapshot();
     ws.release("2.0.0");
-    ctx = context({ file: f });
+    ctx = openWorkspace(f);
     await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
     const rolling = await timed(() => deploy("rolling"));
     const afterRolling = await load.snapshot();
@@ -120,7 +120,7 @@ async function benchRollout() {
 
     // Blue-green to v3, then time the rollback flip: request → the proxy serves v2 again.
     ws.release("3.0.0");
-    ctx = context({ file: f });
+    ctx = openWorkspace(f);
     await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
     await deploy("blue-green");
     const flipStart = performance.now();

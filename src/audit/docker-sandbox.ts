@@ -21,6 +21,7 @@ import { describeProcess, listeningPortsOf } from "./procfs.js";
 import type { AuditSandbox, RunConfig } from "./sandbox.js";
 import type { PathChange, SandboxProcess } from "./types.js";
 import { freeLoopbackPort } from "../net.js";
+import { LABEL } from "../derive/index.js";
 
 /** One line of `docker diff`: Kind 0 = changed, 1 = added, 2 = deleted. */
 export interface DockerChange {
@@ -80,7 +81,7 @@ export async function createDockerSandbox(
       name,
       Image: imageId,
       Env: [...env.entries()].map(([k, v]) => `${k}=${v}`),
-      Labels: { "dev.kiln.audit": digest },
+      Labels: { [LABEL.audit]: digest },
       ExposedPorts: { [portKey]: {} },
       HostConfig: {
         PortBindings: { [portKey]: [{ HostIp: "127.0.0.1", HostPort: String(hostPort) }] },

@@ -3,10 +3,8 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { KilnError } from "../errors.js";
-import { homeFor, homePaths, type HomePaths } from "../home.js";
-import { ControllerClient } from "../server/client.js";
 import type { StrategyName } from "../rollout/types.js";
-import { loadSpec, type LoadedSpec } from "../spec/index.js";
+import { openWorkspace, type Workspace } from "../ops/workspace.js";
 
 export interface GlobalOptions {
   file?: string;
@@ -27,18 +25,10 @@ export function specFile(opts: GlobalOptions): string {
   return file;
 }
 
-export interface Context {
-  loaded: LoadedSpec;
-  home: string;
-  paths: HomePaths;
-  client: ControllerClient;
-}
+export type Context = Workspace;
 
 export function context(opts: GlobalOptions): Context {
-  const loaded = loadSpec(specFile(opts));
-  const home = homeFor(loaded.file);
-  const paths = homePaths(home);
-  return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket) };
+  return openWorkspace(specFile(opts));
 }
 
 export function printJson(value: unknown): void {

@@ -12,6 +12,7 @@ import { homePaths, pidAlive, type HomePaths } from "../home.js";
 import { openStore, type Store } from "../image/index.js";
 import type { Provider } from "../providers/provider.js";
 import { createProvider } from "../providers/registry.js";
+import { computeLimits, type StrategySettings } from "../rollout/capacity.js";
 import { StateDb, type RolloutRecord } from "../state/db.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 import { loadTableFile } from "../traffic/proxy/state-file.js";
@@ -112,10 +113,14 @@ export async function imageCompleteness(store: Store, digest: string): Promise<s
 }
 
 function deadlineOf(db: StateDb, r: RolloutRecord): number | undefined {
-  const spec = db.getRelease(r.target)?.spec as { strategy?: { rolling?: { deadline?: unknown }; blueGreen?: { deadline?: unknown } } } | undefined;
-  const d = r.strategy === "blue-green" ? spec?.strategy?.blueGreen?.deadline : spec?.strategy?.rolling?.deadline;
+  // A release records kiln.yaml's strategy section; an older one may lack a strategy's part
+  // (its fields then read as undefined and the deadline is unknown).
+  const s = ((db.getRelease(r.target)?.spec as { strategy?: Partial<StrategySettings> } | undefined)?.strategy ?? {}) as Partial<StrategySettings>;
+  const type = r.strategy === "blue-green" || r.strategy === "canary" ? r.strategy : "rolling";
+  const d = computeLimits({ type, rolling: s.rolling ?? UNKNOWN, blueGreen: s.blueGreen ?? UNKNOWN, canary: s.canary ?? UNKNOWN } as StrategySettings).deadline;
   return typeof d === "number" && d > 0 ? d : undefined;
 }
+const UNKNOWN = {};
 
 async function routesFacts(paths: HomePaths, proxyUp: boolean): Promise<RoutesFacts> {
   if (proxyUp) {

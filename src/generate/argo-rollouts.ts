@@ -5,14 +5,15 @@
 // kubernetes target.
 
 import type { Spec } from "../spec/index.js";
-import { capacity, headerLines, kubernetesRolling, listenPort, rolloutLimits, seconds, warmup } from "./derive.js";
+import { listenPort } from "../derive/index.js";
+import { headerLines, kubernetesRolling, platformCapacity, platformLimits, seconds } from "./derive.js";
 import { annotations, claims, labels, podTemplate, podTemplateNotes, selector, service } from "./kubernetes.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";
 import { yamlDocument, yamlStream, type YamlNote } from "./yaml-out.js";
 
 export function emitArgoRollouts(spec: Spec, image: ImageInfo): GeneratedFile[] {
-  const { deadline, autoRollback } = rolloutLimits(spec);
-  const minReady = seconds(warmup(spec));
+  const { deadline, autoRollback } = platformLimits(spec);
+  const minReady = seconds(platformLimits(spec).warmup);
   const blueGreen = spec.strategy.type === "blue-green";
   const preview = `${spec.name}-preview`;
   const strategy = blueGreen
@@ -42,7 +43,7 @@ export function emitArgoRollouts(spec: Spec, image: ImageInfo): GeneratedFile[] 
         ]),
     ...podTemplateNotes(["spec", "template"]),
   ];
-  const cap = capacity(spec);
+  const cap = platformCapacity(spec);
   const rollout = yamlDocument(
     {
       apiVersion: "argoproj.io/v1alpha1",

@@ -18,20 +18,21 @@ import {
   volumeVariable,
   type Cfn,
 } from "./aws-common.js";
-import { albHealthCheck, awsRefresh, capacity, headerLines, listenPort, seconds, warmup } from "./derive.js";
+import { listenPort } from "../derive/index.js";
+import { albHealthCheck, awsRefresh, headerLines, platformCapacity, platformLimits, seconds } from "./derive.js";
 import { attr, blank, block, comment, escapeString, obj, raw, renderHcl, type HclItem } from "./hcl.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";
 import { yamlDocument } from "./yaml-out.js";
 
 function strategyLine(spec: Spec): string {
-  const cap = capacity(spec);
+  const cap = platformCapacity(spec);
   if (spec.strategy.type === "blue-green") return `strategy blue-green, approximated by an instance refresh that launches all ${cap.instances} new instances first`;
   const r = spec.strategy.rolling;
   return `strategy rolling: ${cap.instances} instances, min ${r.minHealthyPercent} % / max ${r.maxHealthyPercent} % healthy (surge ${cap.surge}, at least ${cap.minHealthy} serving)`;
 }
 
 function cloudFormation(spec: Spec, image: ImageInfo): string {
-  const cap = capacity(spec);
+  const cap = platformCapacity(spec);
   const refresh = awsRefresh(spec);
   const hc = albHealthCheck(spec);
   const template = {
@@ -87,7 +88,7 @@ function cloudFormation(spec: Spec, image: ImageInfo): string {
           TargetGroupARNs: [ref("TargetGroup")],
           HealthCheckType: "ELB",
           HealthCheckGracePeriod: seconds(spec.health.grace),
-          DefaultInstanceWarmup: seconds(warmup(spec)),
+          DefaultInstanceWarmup: seconds(platformLimits(spec).warmup),
           LaunchTemplate: { LaunchTemplateId: ref("LaunchTemplate"), Version: getAtt("LaunchTemplate", "LatestVersionNumber") },
           InstanceMaintenancePolicy: { MinHealthyPercentage: refresh.minHealthyPercentage, MaxHealthyPercentage: refresh.maxHealthyPercentage },
           Tags: cfnTags(spec, image, true),
@@ -271,7 +272,7 @@ export function tfProviderBlocks(): HclItem[] {
 }
 
 function terraform(spec: Spec, image: ImageInfo): string {
-  const cap = capacity(spec);
+  const cap = platformCapacity(spec);
   const refresh = awsRefresh(spec);
   const hc = albHealthCheck(spec);
   const { variables, userData } = tfCommon(spec, image);
@@ -325,7 +326,7 @@ function terraform(spec: Spec, image: ImageInfo): string {
       attr("health_check_type", "ELB"),
       comment("kiln health.grace and instanceWarmup, seconds"),
       attr("health_check_grace_period", seconds(spec.health.grace)),
-      attr("default_instance_warmup", seconds(warmup(spec))),
+      attr("default_instance_warmup", seconds(platformLimits(spec).warmup)),
       blank,
       comment("A numbered version (not $Latest), so a failed refresh can roll back to the previous one."),
       block("launch_template", [], [attr("id", raw("aws_launch_template.app.id")), attr("version", raw("aws_launch_template.app.latest_version"))]),

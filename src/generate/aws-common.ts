@@ -4,6 +4,7 @@
 // so any YAML reader can load the template).
 
 import type { Spec } from "../spec/index.js";
+import { listenPort } from "../derive/index.js";
 import { albHealthCheck, launchEnv, seconds } from "./derive.js";
 import type { ImageInfo } from "./types.js";
 
@@ -146,7 +147,7 @@ export function cfnCommonParameters(spec: Spec): Record<string, Cfn> {
     VpcId: { Type: "AWS::EC2::VPC::Id", Description: "VPC of the load balancer and the instances." },
     SubnetIds: { Type: "List<AWS::EC2::Subnet::Id>", Description: "Subnets (two availability zones at least) for the load balancer and the instances." },
     InstanceType: { Type: "String", Default: "t3.small" },
-    ListenerPort: { Type: "Number", Default: Number(spec.listen.slice(spec.listen.lastIndexOf(":") + 1)), Description: "Port the load balancer listens on (kiln.yaml listen)." },
+    ListenerPort: { Type: "Number", Default: listenPort(spec), Description: "Port the load balancer listens on (kiln.yaml listen)." },
   };
   for (const v of spec.volumes) {
     out[volumeParameter(v.name)] = {

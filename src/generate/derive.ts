@@ -1,12 +1,32 @@
 // The arithmetic every emitter shares: kiln's strategy, health and image
 // settings turned into the numbers and strings platforms take. Pure.
 //
-// The capacity math restates rollout/capacity.ts#computeBounds (generate/ may
-// import only spec/); test/generate/derive.test.ts checks that the two agree
-// on a grid of fleets, so a change there that is not made here fails a test.
+// Capacity, limits, the health-check command and the listen port come from derive/
+// (the one source kiln's own rollouts and providers use too); this file maps them
+// onto each platform's knobs.
 
+import { capacityOf, limitsOf, type Capacity, type StrategyLimits } from "../derive/index.js";
 import type { Spec } from "../spec/index.js";
 import type { ImageInfo } from "./types.js";
+
+/**
+ * No platform kiln generates for has kiln's canary weights and analysis, so a canary kiln.yaml
+ * is emitted as the rolling replacement its `strategy.rolling` settings describe (the
+ * header of each file says so); rolling and blue-green map as they are.
+ */
+function platformStrategy(spec: Spec): Spec {
+  return spec.strategy.type === "canary" ? { ...spec, strategy: { ...spec.strategy, type: "rolling" } } : spec;
+}
+
+/** The capacity the platform's rollout keeps: derive/#capacityOf of the platform's strategy. */
+export function platformCapacity(spec: Spec): Capacity {
+  return capacityOf(platformStrategy(spec));
+}
+
+/** Warmup, deadline and auto-rollback of the platform's strategy: derive/#limitsOf. */
+export function platformLimits(spec: Spec): StrategyLimits {
+  return limitsOf(platformStrategy(spec));
+}
 
 /** ms → whole seconds, rounded up (a platform that counts in seconds must not wait less than kiln). */
 export function seconds(ms: number): number {
@@ -34,65 +54,11 @@ export function goDuration(ms: number): string {
   return out;
 }
 
-/** "127.0.0.1:8080" → 8080; "[::1]:9000" → 9000. */
-export function listenPort(spec: Spec): number {
-  return Number(spec.listen.slice(spec.listen.lastIndexOf(":") + 1));
-}
-
 /** "1000:1000" → {uid: 1000, gid: 1000}; "1000" → {uid: 1000, gid: 1000}. */
 export function userIds(spec: Spec): { uid: number; gid: number } {
   const [u, g] = spec.image.user.split(":");
   const uid = Number(u);
   return { uid, gid: g === undefined ? uid : Number(g) };
-}
-
-export interface Capacity {
-  /** desired fleet size */
-  instances: number;
-  /** extra instances a rollout may start above the fleet size (launch-first) */
-  surge: number;
-  /** healthy instances a rollout may not go below */
-  minHealthy: number;
-  /** instances a rollout may take out of service at once (instances - minHealthy) */
-  maxUnavailable: number;
-  /** instances - and surge - at most alive at once */
-  maxTotal: number;
-}
-
-/**
- * The counts kiln's rolling strategy works with, from the percentages.
- *
- * - 3 instances, min 100 %, max 150 % → surge 1 (4.5 rounds down to 4), minHealthy 3, unavailable 0.
- * - 6 instances, min 100 %, max 150 % → surge 3, minHealthy 6, unavailable 0.
- * - 1 instance, min 100 %, max 150 % → surge 1: any max > 100 % allows one extra
- *   (1.5 would round down to no surge: the AWS rounding trap).
- * - 4 instances, min 75 %, max 100 % → surge 0, minHealthy 3, unavailable 1.
- * - 3 instances, min 100 %, max 100 % → surge 0 and a floor that could never move:
- *   one at a time, minHealthy 2, unavailable 1 (as AWS does for 100/100).
- *
- * Blue-green starts a whole green fleet beside blue: surge = instances, nothing unavailable.
- */
-export function capacity(spec: Spec): Capacity {
-  const n = Math.max(0, Math.floor(spec.instances));
-  if (spec.strategy.type === "blue-green") {
-    return { instances: n, surge: n, minHealthy: n, maxUnavailable: 0, maxTotal: 2 * n };
-  }
-  const { minHealthyPercent: min, maxHealthyPercent: max } = spec.strategy.rolling;
-  const surge = n === 0 ? 0 : max > 100 ? Math.max(1, Math.floor((n * max) / 100) - n) : 0;
-  let minHealthy = Math.ceil((n * min) / 100);
-  if (surge === 0) minHealthy = Math.min(minHealthy, Math.max(0, n - 1));
-  return { instances: n, surge, minHealthy, maxUnavailable: n - minHealthy, maxTotal: n + surge };
-}
-
-/** The strategy's deadline and auto-rollback, whichever strategy is active. */
-export function rolloutLimits(spec: Spec): { deadline: number; autoRollback: boolean } {
-  const s = spec.strategy.type === "blue-green" ? spec.strategy.blueGreen : spec.strategy.rolling;
-  return { deadline: s.deadline, autoRollback: s.autoRollback };
-}
-
-/** Warmup: the rolling strategy's instanceWarmup; blue-green has none (the switch waits for health only). */
-export function warmup(spec: Spec): number {
-  return spec.strategy.type === "rolling" ? spec.strategy.rolling.instanceWarmup : 0;
 }
 
 export interface AwsRefresh {
@@ -127,8 +93,8 @@ const AWS_MAX_WAIT = 172_800; // CheckpointDelay and BakeTime: 0–172800 s
  * AutoRollback still reverts; use the aws-blue-green target for a kept blue fleet.
  */
 export function awsRefresh(spec: Spec): AwsRefresh {
-  const cap = capacity(spec);
-  const { autoRollback } = rolloutLimits(spec);
+  const cap = platformCapacity(spec);
+  const { autoRollback } = platformLimits(spec);
   const notes: string[] = [];
   if (spec.strategy.type === "blue-green") {
     const keep = seconds(spec.strategy.blueGreen.keepPreviousFor);
@@ -182,7 +148,7 @@ export function awsRefresh(spec: Spec): AwsRefresh {
  * - 4 instances, min 75 %, max 100 % → maxSurge 0, maxUnavailable 1.
  */
 export function kubernetesRolling(spec: Spec): { maxSurge: number; maxUnavailable: number } {
-  const cap = capacity(spec);
+  const cap = platformCapacity(spec);
   if (cap.surge === 0 && cap.maxUnavailable === 0) return { maxSurge: 1, maxUnavailable: 0 };
   return { maxSurge: cap.surge, maxUnavailable: cap.maxUnavailable };
 }
@@ -199,7 +165,7 @@ export function kubernetesRolling(spec: Spec): { maxSurge: number; maxUnavailabl
  * - blue-green, 3 instances → start-first, parallelism 3 (all new tasks at once).
  */
 export function swarmUpdate(spec: Spec): { parallelism: number; order: "start-first" | "stop-first" } {
-  const cap = capacity(spec);
+  const cap = platformCapacity(spec);
   if (cap.surge > 0) return { parallelism: cap.surge, order: "start-first" };
   return { parallelism: Math.max(1, cap.maxUnavailable), order: "stop-first" };
 }
@@ -224,11 +190,11 @@ export interface NomadUpdate {
  * whole-rollout deadline is raised to healthy_deadline + 1 s when smaller.
  */
 export function nomadUpdate(spec: Spec): NomadUpdate {
-  const cap = capacity(spec);
-  const { deadline, autoRollback: autoRevert } = rolloutLimits(spec);
+  const cap = platformCapacity(spec);
+  const { deadline, autoRollback: autoRevert } = platformLimits(spec);
   const healthyDeadline = Math.min(60_000 + spec.health.grace, Math.max(1000, deadline - 1000));
   const base = {
-    minHealthyTime: warmup(spec),
+    minHealthyTime: platformLimits(spec).warmup,
     healthyDeadline,
     progressDeadline: Math.max(deadline, healthyDeadline + 1000),
     autoRevert,
@@ -237,23 +203,6 @@ export function nomadUpdate(spec: Spec): NomadUpdate {
     return { ...base, maxParallel: Math.max(1, cap.instances), canary: cap.instances, autoPromote: spec.strategy.blueGreen.promotion === "auto" };
   }
   return { ...base, maxParallel: Math.max(1, cap.surge > 0 ? cap.surge : cap.maxUnavailable), canary: 0, autoPromote: false };
-}
-
-/**
- * A container healthcheck command that needs nothing but what the image has.
- * Images on kiln's node base hold only Node, so the probe is a Node one-liner;
- * other bases get wget (busybox or Debian), which the base must provide.
- */
-export function healthcheckCommand(spec: Spec): string[] {
-  const url = `http://127.0.0.1:${spec.image.port}${spec.health.path}`;
-  const ms = spec.health.timeout;
-  if (spec.image.base === "node") {
-    const js =
-      `const r=require('http').get(${JSON.stringify(url)},{timeout:${ms}},s=>process.exit(s.statusCode>=200&&s.statusCode<300?0:1));` +
-      `r.on('timeout',()=>process.exit(1));r.on('error',()=>process.exit(1))`;
-    return ["CMD", "/usr/local/bin/node", "-e", js];
-  }
-  return ["CMD", "wget", "-q", "-O", "/dev/null", `--timeout=${secondsMin1(ms)}`, url];
 }
 
 /** Environment every instance gets at launch: kiln.yaml's `env`, then PORT (kiln's providers set it). */

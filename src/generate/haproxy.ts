@@ -5,7 +5,7 @@
 // switched at runtime (`set map`) without a reload.
 
 import type { Spec } from "../spec/index.js";
-import { capacity, headerLines, warmup } from "./derive.js";
+import { headerLines, platformCapacity, platformLimits } from "./derive.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";
 import { hashComments } from "./yaml-out.js";
 
@@ -16,7 +16,7 @@ function hms(ms: number): string {
 
 function serverLines(spec: Spec, prefix: string, host: string, slots: number): string[] {
   const h = spec.health;
-  const warm = warmup(spec);
+  const warm = platformLimits(spec).warmup;
   const opts = [
     "check",
     `inter ${hms(Math.max(1, h.interval))}`,
@@ -48,7 +48,7 @@ export function mapPath(spec: Spec): string {
 
 export function emitHaproxy(spec: Spec, image: ImageInfo): GeneratedFile[] {
   const h = spec.health;
-  const cap = capacity(spec);
+  const cap = platformCapacity(spec);
   const blueGreen = spec.strategy.type === "blue-green";
   const header = hashComments([
     ...headerLines(spec, image, "haproxy"),

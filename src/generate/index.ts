@@ -36,4 +36,4 @@ export function generate(target: TargetName, spec: Spec, image: ImageInfo): Gene
 
 export { TARGET_NAMES, type GeneratedFile, type ImageInfo, type Target, type TargetName } from "./types.js";
 export { PACKAGES_LABEL, formatPackagesLabel, parsePackagesLabel, isPackageName, isPackageVersion, type PinnedPackage } from "./packages.js";
-export { capacity, awsRefresh, kubernetesRolling, swarmUpdate, nomadUpdate, albHealthCheck, goDuration } from "./derive.js";
+export { awsRefresh, kubernetesRolling, swarmUpdate, nomadUpdate, albHealthCheck, goDuration } from "./derive.js";

@@ -4,7 +4,8 @@
 // the Argo Rollouts target.
 
 import type { Spec } from "../spec/index.js";
-import { capacity, headerLines, kubernetesRolling, launchEnv, listenPort, rolloutLimits, seconds, secondsMin1, userIds, warmup } from "./derive.js";
+import { listenPort } from "../derive/index.js";
+import { headerLines, kubernetesRolling, launchEnv, platformCapacity, platformLimits, seconds, secondsMin1, userIds } from "./derive.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";
 import { yamlDocument, yamlStream, type YamlNote } from "./yaml-out.js";
 
@@ -142,9 +143,9 @@ export function claims(spec: Spec): string[] {
 
 export function emitKubernetes(spec: Spec, image: ImageInfo): GeneratedFile[] {
   const rolling = kubernetesRolling(spec);
-  const cap = capacity(spec);
-  const { deadline } = rolloutLimits(spec);
-  const minReady = seconds(warmup(spec));
+  const cap = platformCapacity(spec);
+  const { deadline } = platformLimits(spec);
+  const minReady = seconds(platformLimits(spec).warmup);
   const header = [...headerLines(spec, image, "kubernetes")];
   if (spec.strategy.type === "blue-green") {
     header.push(
@@ -156,7 +157,7 @@ export function emitKubernetes(spec: Spec, image: ImageInfo): GeneratedFile[] {
   } else {
     header.push("", `Rolling: ${cap.instances} replicas, at most ${cap.surge} extra, at least ${cap.minHealthy} ready.`);
   }
-  if (rolloutLimits(spec).autoRollback) {
+  if (platformLimits(spec).autoRollback) {
     header.push("A Deployment never rolls back by itself (it reports ProgressDeadlineExceeded): kiln's autoRollback needs `kubectl rollout undo`, or Argo Rollouts.");
   }
   const deployment = yamlDocument(

@@ -4,14 +4,15 @@
 // `update` block (canary = count for blue-green).
 
 import type { Spec } from "../spec/index.js";
-import { capacity, goDuration, headerLines, launchEnv, nomadUpdate, seconds } from "./derive.js";
+import { sharedVolumeName } from "../derive/index.js";
+import { goDuration, headerLines, launchEnv, nomadUpdate, platformCapacity, seconds } from "./derive.js";
 import { attr, blank, block, comment, renderHcl, type HclItem } from "./hcl.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";
 
 export function emitNomad(spec: Spec, image: ImageInfo): GeneratedFile[] {
   const h = spec.health;
   const u = nomadUpdate(spec);
-  const cap = capacity(spec);
+  const cap = platformCapacity(spec);
   const blueGreen = spec.strategy.type === "blue-green";
   const env = launchEnv(spec);
   const atLeast1s = (ms: number) => goDuration(Math.max(1000, ms));
@@ -38,7 +39,7 @@ export function emitNomad(spec: Spec, image: ImageInfo): GeneratedFile[] {
       comment(`kiln volume "${v.name}": state outside the image, shared by old and new allocations (a CSI volume you register).`),
       block("volume", [v.name], [
         attr("type", "csi"),
-        attr("source", `${spec.name}-${v.name}`),
+        attr("source", sharedVolumeName(spec.name, v.name)),
         attr("access_mode", "multi-node-multi-writer"),
         attr("attachment_mode", "file-system"),
       ]),

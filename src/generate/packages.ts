@@ -4,8 +4,9 @@
 // writes it and the Packer emitter reads it.
 
 import { KilnError } from "../errors.js";
+import { LABEL } from "../derive/index.js";
 
-export const PACKAGES_LABEL = "dev.kiln.packages";
+export const PACKAGES_LABEL = LABEL.packages;
 
 export interface PinnedPackage {
   name: string;

@@ -11,6 +11,7 @@
 // clock of the machine that runs Packer.
 
 import { posix } from "node:path";
+import { LABEL } from "../derive/index.js";
 import type { FileEntry, Spec } from "../spec/index.js";
 import { headerLines, seconds, userIds } from "./derive.js";
 import { attr, blank, block, comment, obj, raw, renderHcl, template, type HclItem } from "./hcl.js";
@@ -57,7 +58,7 @@ function imageLabels(spec: Spec, image: ImageInfo): Record<string, string> {
     "org.opencontainers.image.revision": image.revision ?? "unknown",
     "org.opencontainers.image.title": spec.name,
     "org.opencontainers.image.version": spec.version,
-    "dev.kiln.source-digest": image.digest,
+    [LABEL.sourceDigest]: image.digest,
   };
 }
 

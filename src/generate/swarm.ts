@@ -3,18 +3,19 @@
 // and kiln's rollout as update_config / rollback_config.
 
 import type { Spec } from "../spec/index.js";
-import { capacity, goDuration, headerLines, healthcheckCommand, launchEnv, listenPort, rolloutLimits, swarmUpdate, warmup } from "./derive.js";
+import { healthCheckCommand, LABEL, listenPort, sharedVolumeName } from "../derive/index.js";
+import { goDuration, headerLines, launchEnv, platformCapacity, platformLimits, swarmUpdate } from "./derive.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";
 import { yamlDocument } from "./yaml-out.js";
 
 export function emitSwarm(spec: Spec, image: ImageInfo): GeneratedFile[] {
   const h = spec.health;
-  const cap = capacity(spec);
-  const { autoRollback } = rolloutLimits(spec);
+  const cap = platformCapacity(spec);
+  const { autoRollback } = platformLimits(spec);
   const { parallelism, order } = swarmUpdate(spec);
-  const monitor = goDuration(warmup(spec));
+  const monitor = goDuration(platformLimits(spec).warmup);
   const update = { parallelism, delay: "0s", order, failure_action: autoRollback ? "rollback" : "pause", monitor, max_failure_ratio: 0 };
-  const volumeName = (v: string) => `${spec.name}-${v}`;
+  const volumeName = (v: string) => sharedVolumeName(spec.name, v);
   const service: Record<string, unknown> = {
     image: image.reference,
     user: spec.image.user,
@@ -24,14 +25,14 @@ export function emitSwarm(spec: Spec, image: ImageInfo): GeneratedFile[] {
     ...(spec.volumes.length ? { volumes: spec.volumes.map((v) => ({ type: "volume", source: volumeName(v.name), target: v.path })) } : {}),
     tmpfs: ["/tmp"],
     healthcheck: {
-      test: healthcheckCommand(spec),
+      test: healthCheckCommand(spec),
       interval: goDuration(h.interval),
       timeout: goDuration(h.timeout),
       retries: h.unhealthyThreshold,
       start_period: goDuration(h.grace),
     },
     stop_grace_period: goDuration(spec.drainTimeout),
-    labels: { "dev.kiln.image-digest": image.digest, "dev.kiln.version": spec.version },
+    labels: { [LABEL.digest]: image.digest, [LABEL.version]: spec.version },
     deploy: {
       replicas: spec.instances,
       update_config: update,

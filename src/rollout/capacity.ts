@@ -1,6 +1,8 @@
-// Capacity arithmetic shared by the strategies. Pure.
+// Capacity arithmetic and strategy limits: the one place kiln turns kiln.yaml's percentages
+// and per-strategy settings into numbers. The strategies use it, and so (through derive/)
+// do the generators, the providers and the Swarm path. Pure.
 
-import type { FleetInstance } from "./types.js";
+import type { FleetInstance, StrategyName } from "./types.js";
 
 export interface Bounds {
   /** most instances (any release, draining included) alive at once */
@@ -29,6 +31,61 @@ export function computeBounds(instances: number, minHealthyPercent: number, maxH
   let minHealthy = Math.ceil((n * minHealthyPercent) / 100);
   if (surge === 0) minHealthy = Math.min(minHealthy, Math.max(0, n - 1));
   return { maxTotal: n + surge, minHealthy, surge };
+}
+
+/**
+ * The strategy settings capacity and limits are read from: kiln.yaml's `strategy` section
+ * (and a release's recorded copy) has this shape.
+ */
+export interface StrategySettings {
+  type: StrategyName;
+  rolling: { minHealthyPercent: number; maxHealthyPercent: number; instanceWarmup: number; deadline: number; autoRollback: boolean };
+  blueGreen: { deadline: number; autoRollback: boolean };
+  canary: { instanceWarmup: number; deadline: number; autoRollback: boolean };
+}
+
+export interface Capacity extends Bounds {
+  /** desired fleet size */
+  instances: number;
+  /** instances a rollout may take out of service at once (instances − minHealthy) */
+  maxUnavailable: number;
+}
+
+/**
+ * The counts a rollout of `instances` works within, whichever strategy is active.
+ *
+ * - rolling, 3 instances, min 100 %, max 150 % → surge 1, minHealthy 3, unavailable 0, maxTotal 4.
+ * - rolling, 4 instances, min 75 %, max 100 % → surge 0, minHealthy 3, unavailable 1, maxTotal 4.
+ * - blue-green, 3 instances → a whole second fleet: surge 3, minHealthy 3, unavailable 0, maxTotal 6.
+ * - canary, 3 instances → room for a full promotion beside the stable fleet: surge 3, minHealthy 3.
+ * - any strategy, 0 instances → all 0.
+ */
+export function computeCapacity(instances: number, strategy: Pick<StrategySettings, "type" | "rolling">): Capacity {
+  const n = Math.max(0, Math.floor(instances));
+  const b =
+    strategy.type === "rolling" ? computeBounds(n, strategy.rolling.minHealthyPercent, strategy.rolling.maxHealthyPercent) : computeBounds(n, 100, 200);
+  return { instances: n, ...b, maxUnavailable: n - b.minHealthy };
+}
+
+export interface StrategyLimits {
+  /** ms a new healthy instance warms up before it counts (blue-green has none: green counts once healthy) */
+  warmup: number;
+  /** ms the whole rollout may take */
+  deadline: number;
+  autoRollback: boolean;
+}
+
+/**
+ * The active strategy's warmup, deadline and auto-rollback.
+ *
+ * - rolling (instanceWarmup 2s, deadline 5m, autoRollback) → 2000, 300000, true.
+ * - blue-green (deadline 5m, autoRollback false) → 0, 300000, false.
+ * - canary (instanceWarmup 2s, deadline 30m) → 2000, 1800000, canary's own autoRollback.
+ */
+export function computeLimits(strategy: StrategySettings): StrategyLimits {
+  if (strategy.type === "blue-green") return { warmup: 0, deadline: strategy.blueGreen.deadline, autoRollback: strategy.blueGreen.autoRollback };
+  const s = strategy.type === "canary" ? strategy.canary : strategy.rolling;
+  return { warmup: s.instanceWarmup, deadline: s.deadline, autoRollback: s.autoRollback };
 }
 
 export function isServing(i: FleetInstance): boolean {

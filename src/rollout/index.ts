@@ -6,7 +6,7 @@ import { planRolling } from "./rolling.js";
 import type { Observed, Phase, RolloutSpec, RolloutStatus, Step } from "./types.js";
 
 export * from "./types.js";
-export { computeBounds, isConfirmed, isDrained, isServing } from "./capacity.js";
+export { computeBounds, computeCapacity, computeLimits, isConfirmed, isDrained, isServing, type Capacity, type StrategyLimits, type StrategySettings } from "./capacity.js";
 export { planRolling } from "./rolling.js";
 export { planBlueGreen } from "./blue-green.js";
 export { planCanary, canaryCount } from "./canary.js";

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { albHealthCheck, awsRefresh, capacity, goDuration, kubernetesRolling, nomadUpdate, swarmUpdate, healthcheckCommand, listenPort, userIds } from "../../src/generate/derive.js";
+import { albHealthCheck, awsRefresh, goDuration, kubernetesRolling, nomadUpdate, swarmUpdate, userIds } from "../../src/generate/derive.js";
+import { healthCheckCommand, listenPort } from "../../src/derive/index.js";
 import { attr, blank, block, comment, obj, raw, renderHcl, template } from "../../src/generate/hcl.js";
 import { formatPackagesLabel, parsePackagesLabel } from "../../src/generate/packages.js";
-import { computeBounds } from "../../src/rollout/capacity.js";
 import { KilnError } from "../../src/errors.js";
 import { blueGreenSpec, hclFmtCheck, helloSpec, need, tempDir } from "./helpers.js";
 
@@ -13,26 +13,6 @@ const rolling = (instances: number, min: number, max: number) =>
     [["strategy", "rolling", "minHealthyPercent"], min],
     [["strategy", "rolling", "maxHealthyPercent"], max],
   ]);
-
-describe("capacity", () => {
-  test("agrees with the rollout strategy's computeBounds on a grid of fleets", () => {
-    for (const n of [0, 1, 2, 3, 4, 6, 10, 33]) {
-      for (const min of [0, 50, 75, 90, 100]) {
-        for (const max of [100, 110, 150, 200]) {
-          if (max > min + 100) continue;
-          const c = capacity(rolling(n, min, max));
-          const b = computeBounds(n, min, max);
-          assert.deepEqual({ surge: c.surge, minHealthy: c.minHealthy, maxTotal: c.maxTotal }, b, `n=${n} min=${min} max=${max}`);
-          assert.equal(c.maxUnavailable, n - b.minHealthy);
-        }
-      }
-    }
-  });
-
-  test("blue-green starts a whole second fleet and takes nothing out", () => {
-    assert.deepEqual(capacity(blueGreenSpec()), { instances: 3, surge: 3, minHealthy: 3, maxUnavailable: 0, maxTotal: 6 });
-  });
-});
 
 describe("AWS instance refresh", () => {
   test("hello: 100/150 of 3 stays 150 (AWS rounds 4.5 down to 4, kiln surges 1)", () => {
@@ -110,7 +90,7 @@ test("small helpers", () => {
   assert.equal(goDuration(3_600_000), "1h");
   assert.equal(listenPort(helloSpec()), 8080);
   assert.deepEqual(userIds(helloSpec([[["image", "user"], "1234"]])), { uid: 1234, gid: 1234 });
-  assert.equal(healthcheckCommand(helloSpec())[1], "/usr/local/bin/node");
+  assert.equal(healthCheckCommand(helloSpec())[1], "/usr/local/bin/node");
 });
 
 describe("packages label", () => {

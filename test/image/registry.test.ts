@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { credentialsFrom } from "../../src/cli/verbs/push.js";
+import { credentialsFrom } from "../../src/ops/credentials.js";
 import { KilnError } from "../../src/errors.js";
 import { ociArchitecture } from "../../src/image/compose.js";
 import { canonicalBytes } from "../../src/image/digest.js";

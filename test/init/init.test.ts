@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { recipeOf } from "../../src/cli/verbs/bake.js";
+import { recipeOf } from "../../src/ops/recipe.js";
 import { KilnError } from "../../src/errors.js";
 import { parsePackagesLabel } from "../../src/generate/index.js";
 import { bake, openStore, type Store } from "../../src/image/index.js";
@@ -24,9 +24,9 @@ import {
   type Runner,
 } from "../../src/init/index.js";
 import { loadSpec, parseSpec } from "../../src/spec/index.js";
+import { KILN_BIN as kilnBin } from "../support/kiln-bin.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-const kilnBin = join(repoRoot, "dist/src/cli/main.js");
 const EXPRESS = join(repoRoot, "test/fixtures/init/express-app");
 
 function temp(t: { after(fn: () => void): void }, prefix = "kiln-init-"): string {

@@ -12,7 +12,7 @@ import { after, before, test, type TestContext } from "node:test";
 import { parseDocument } from "yaml";
 import type { LoadHandle } from "../../src/loadgen/client.js";
 import { connectDocker, type Docker } from "../../src/providers/docker/engine.js";
-import { LABEL } from "../../src/providers/docker/index.js";
+import { LABEL } from "../../src/derive/index.js";
 import { dockerSocket } from "../support/services.js";
 import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, startFleetLoad, until } from "./support.js";
 

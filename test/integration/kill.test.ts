@@ -7,10 +7,10 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { context } from "../../src/cli/context.js";
-import { startDaemons, stopDaemons } from "../../src/cli/daemons.js";
-import { buildDeployRequest } from "../../src/cli/deploy-flow.js";
-import { recipeOf } from "../../src/cli/verbs/bake.js";
+import { startDaemons, stopDaemons } from "../../src/ops/daemons.js";
+import { buildDeployRequest } from "../../src/ops/deploy-flow.js";
+import { recipeOf } from "../../src/ops/recipe.js";
+import { openWorkspace } from "../../src/ops/workspace.js";
 import { bake, openStore } from "../../src/image/index.js";
 import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
 import { seededRandom } from "../../src/providers/fake/index.js";
@@ -47,7 +47,7 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
   if (!requireTool(bwrap, "bubblewrap is not installed", t)) return;
   const ws = await helloWorkspace("kiln-kill-");
   const file = join(ws.dir, "kiln.yaml");
-  let ctx = context({ file });
+  let ctx = openWorkspace(file);
   let load: LoadHandle | undefined;
   cleanup = async () => {
     if (load) await load.stop();
@@ -58,7 +58,7 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
   const up = () => startDaemons({ paths: ctx.paths, specFile: file, listen: ctx.loaded.spec.listen, home: ctx.home });
   const bakeVersion = async (version: string, healthy = true) => {
     ws.release(version, healthy);
-    ctx = context({ file });
+    ctx = openWorkspace(file);
     await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
   };
 

@@ -9,9 +9,10 @@ import { parseDocument } from "yaml";
 import type { StatusView } from "../../src/controller/types.js";
 import { startLoad, type LoadHandle, type LoadTotals } from "../../src/loadgen/client.js";
 import { freeLoopbackPort } from "../../src/net.js";
+import { KILN_BIN } from "../support/kiln-bin.js";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-export const kilnBin = join(repoRoot, "dist/src/cli/main.js");
+export const kilnBin = KILN_BIN;
 
 export interface RunResult {
   code: number;

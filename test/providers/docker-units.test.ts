@@ -27,7 +27,7 @@ test("planContainer: the engine image ID, the image user as numbers, hardening, 
     // PORT and HOST are the provider's: a declared value cannot move the app off its published port
     Env: ["DATA_DIR=/data", "PORT=8080", "HOST=0.0.0.0", "KILN_INSTANCE_ID=hello-r2-1a2b3c"],
     ExposedPorts: { "8080/tcp": {} },
-    Labels: { "dev.kiln.service": "hello", "dev.kiln.release": "r2", "dev.kiln.digest": req.digest, "dev.kiln.instance": "hello-r2-1a2b3c" },
+    Labels: { "dev.kiln.service": "hello", "dev.kiln.release": "r2", "dev.kiln.image-digest": req.digest, "dev.kiln.instance": "hello-r2-1a2b3c" },
     HostConfig: {
       ReadonlyRootfs: true,
       Tmpfs: { "/tmp": "rw,nosuid,nodev,size=1024" },

@@ -14,7 +14,6 @@ import {
   compileUpdateConfig,
   explainSwarmLimits,
   judge,
-  LABEL,
   swarmCapacity,
   SwarmDriver,
   tasksByRelease,
@@ -22,6 +21,7 @@ import {
   type SwarmRelease,
   type SwarmTaskView,
 } from "../../src/providers/swarm/index.js";
+import { LABEL } from "../../src/derive/index.js";
 import { computeBounds } from "../../src/rollout/capacity.js";
 import { parseSpec, type Spec } from "../../src/spec/index.js";
 import { KilnError } from "../../src/errors.js";
@@ -50,19 +50,20 @@ const release = (image = CONFIG): SwarmRelease => ({ id: "r2", version: "1.0.0",
 const MS = 1_000_000;
 
 describe("swarm capacity", () => {
-  test("agrees with the rollout strategy's computeBounds on a grid of fleets", () => {
-    for (const n of [0, 1, 2, 3, 4, 6, 10, 33]) {
-      for (const min of [0, 50, 75, 90, 100]) {
-        for (const max of [100, 110, 150, 200]) {
-          if (max > min + 100) continue;
-          const c = swarmCapacity(rolling(n, min, max));
-          const b = computeBounds(n, min, max);
-          assert.deepEqual({ surge: c.surge, minHealthy: c.minHealthy }, { surge: b.surge, minHealthy: b.minHealthy }, `n=${n} ${min}/${max}`);
-          assert.equal(c.maxUnavailable, n - b.minHealthy);
-        }
-      }
-    }
-  });
+  // The rows of swarmCapacity's doc comment: kiln's capacity, canary as one task at a time.
+  const rows: { name: string; s: Spec; surge: number; minHealthy: number; maxUnavailable: number }[] = [
+    { name: "rolling, 3 at 100/150", s: rolling(3, 100, 150), surge: 1, minHealthy: 3, maxUnavailable: 0 },
+    { name: "rolling, 4 at 75/100", s: rolling(4, 75, 100), surge: 0, minHealthy: 3, maxUnavailable: 1 },
+    { name: "blue-green, 3", s: spec([[["strategy", "type"], "blue-green"]]), surge: 3, minHealthy: 3, maxUnavailable: 0 },
+    { name: "canary, 3", s: spec([[["strategy", "type"], "canary"]]), surge: 1, minHealthy: 3, maxUnavailable: 0 },
+    { name: "canary, 0", s: spec([[["strategy", "type"], "canary"], [["instances"], 0]]), surge: 0, minHealthy: 0, maxUnavailable: 0 },
+  ];
+  for (const r of rows) {
+    test(r.name, () => {
+      const c = swarmCapacity(r.s);
+      assert.deepEqual({ surge: c.surge, minHealthy: c.minHealthy, maxUnavailable: c.maxUnavailable, maxTotal: c.maxTotal }, { surge: r.surge, minHealthy: r.minHealthy, maxUnavailable: r.maxUnavailable, maxTotal: c.instances + r.surge });
+    });
+  }
 });
 
 describe("UpdateConfig from kiln's strategy", () => {

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 export const FIXTURES = fileURLToPath(new URL("../../../test/fixtures/review/", import.meta.url));
 
 /** the compiled CLI */
-export const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+export { KILN_BIN as CLI } from "../support/kiln-bin.js";
 
 /** the repository root */
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));

@@ -1,41 +1,9 @@
 import Table from "cli-table3";
 import type { Command } from "commander";
-import { execFileSync } from "node:child_process";
 import { KilnError } from "../../errors.js";
-import { bake, exportImage, listImages, openStore, type BakeRecipe } from "../../image/index.js";
-import type { LoadedSpec } from "../../spec/index.js";
+import { bake, exportImage, listImages, openStore } from "../../image/index.js";
+import { recipeOf } from "../../ops/recipe.js";
 import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
-
-function gitRevision(dir: string): string | undefined {
-  try {
-    const rev = execFileSync("git", ["rev-parse", "HEAD"], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
-    return /^[0-9a-f]{40}$/.test(rev) ? rev : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export function recipeOf(loaded: LoadedSpec): BakeRecipe {
-  const { spec } = loaded;
-  const img = spec.image;
-  return {
-    name: spec.name,
-    version: spec.version,
-    contextDir: loaded.dir,
-    base: img.base,
-    dependencies: img.dependencies,
-    files: img.files,
-    config: img.config,
-    workdir: img.workdir,
-    env: img.env,
-    entrypoint: img.entrypoint,
-    cmd: img.cmd,
-    user: img.user,
-    port: img.port,
-    labels: img.labels,
-    revision: gitRevision(loaded.dir),
-  };
-}
 
 export function register(program: Command): void {
   program

@@ -8,9 +8,9 @@ import { discardVolumes } from "../../providers/registry.js";
 import { startLoad, type LoadTotals } from "../../loadgen/client.js";
 import type { StatusView } from "../../controller/types.js";
 import { context, out, printJson, short, specFile, type Context, type GlobalOptions } from "../context.js";
-import { chooseProvider, startDaemons, stopDaemons } from "../daemons.js";
-import { buildDeployRequest, lastEventId, watch } from "../deploy-flow.js";
-import { recipeOf } from "./bake.js";
+import { chooseProvider, startDaemons, stopDaemons } from "../../ops/daemons.js";
+import { buildDeployRequest, lastEventId, watch } from "../../ops/deploy-flow.js";
+import { recipeOf } from "../../ops/recipe.js";
 import { freeLoopbackPort } from "../../net.js";
 
 export interface DemoStep {

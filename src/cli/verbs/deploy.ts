@@ -1,18 +1,24 @@
 import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
+import { buildDeployRequest } from "../../ops/deploy-flow.js";
+import { requireCapability, type RolloutOutcome } from "../../ops/performer.js";
+import { performerFor } from "../../ops/performers.js";
+import { meshHint, type IngressProbe } from "../../ops/swarm/performer.js";
 import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
-import { buildDeployRequest, lastEventId, watch, type WatchResult } from "../deploy-flow.js";
-import { isSwarm, swarmDeploy, swarmRollback, swarmScale } from "../swarm-flow.js";
 
-const time = (at: number) => new Date(at).toISOString().slice(11, 19);
-
-function report(r: WatchResult, json: boolean | undefined): void {
-  if (json) printJson({ outcome: r.outcome, release: r.release, reason: r.reason, rollouts: r.rollouts });
-  else if (r.outcome === "live") out(`✔ ${r.release.ref} is live as ${r.release.id} (${short(r.release.digest)})`);
-  else if (r.outcome === "rolled-back") out(`✘ ${r.release.ref} failed and was rolled back: ${r.reason ?? "unknown reason"}`);
-  else out(`✘ ${r.release.ref} failed: ${r.reason ?? "unknown reason"}`);
+function report(r: RolloutOutcome, json: boolean | undefined, rollback = false): void {
+  const swarm = r.details as { durationMs?: number; ingress?: IngressProbe } | undefined;
+  if (json) printJson({ outcome: r.outcome, release: r.release, reason: r.reason, rollouts: r.rollouts, ...(r.details ? { swarm: r.details } : {}) });
+  else {
+    if (r.outcome === "live") out(`✔ ${r.release.ref} is live as ${r.release.id} (${short(r.release.digest)})${swarm?.durationMs !== undefined ? ` on Swarm after ${(swarm.durationMs / 1000).toFixed(1)} s` : ""}`);
+    else if (r.outcome === "rolled-back") out(`✘ ${r.release.ref} failed and ${swarm ? "Swarm rolled it back" : "was rolled back"}: ${r.reason ?? "unknown reason"}`);
+    else out(`✘ ${rollback ? "rollback to " : ""}${r.release.ref} failed: ${r.reason ?? "unknown reason"}`);
+    if (swarm?.ingress && !swarm.ingress.answering) out(`warning: ${meshHint(swarm.ingress)}`);
+  }
   process.exitCode = r.outcome === "live" ? 0 : 1;
 }
+
+const progress = (json: boolean | undefined) => (json ? undefined : (line: string) => out(line.startsWith("deploying") || line.startsWith("rolling back") || line.startsWith("resuming") ? line : `  ${line}`));
 
 export function register(program: Command): void {
   program
@@ -27,13 +33,8 @@ export function register(program: Command): void {
     .action(async (ref: string | undefined, opts: { strategy?: string; json?: boolean }, cmd: Command) => {
       const strategy = opts.strategy === undefined ? undefined : strategyName(opts.strategy);
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      if (isSwarm(ctx)) return swarmDeploy(ctx, ref, { strategy, json: opts.json });
       const req = await buildDeployRequest(ctx, ref, strategy);
-      const after = await lastEventId(ctx.client);
-      const { release, rollout } = await ctx.client.deploy(req);
-      if (!opts.json) out(`deploying ${req.ref} (${short(req.digest)}) as ${release.id} with ${rollout.strategy}`);
-      const r = await watch(ctx.client, rollout, { afterEvent: after, onEvent: opts.json ? undefined : (e) => out(`  ${time(e.at)} ${e.message}`) });
-      report(r, opts.json);
+      report(await performerFor(ctx).deploy(req, { onProgress: progress(opts.json) }), opts.json);
     });
 
   program
@@ -43,40 +44,26 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  kiln rollback")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      if (isSwarm(ctx)) return swarmRollback(ctx, opts);
-      const after = await lastEventId(ctx.client);
-      const { release, rollout } = await ctx.client.rollback();
-      if (!opts.json) out(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
-      const r = await watch(ctx.client, rollout, { afterEvent: after, onEvent: opts.json ? undefined : (e) => out(`  ${time(e.at)} ${e.message}`) });
-      report(r, opts.json);
+      report(await performerFor(ctx).rollback({ onProgress: progress(opts.json) }), opts.json, true);
     });
 
-  program
-    .command("promote")
-    .description("promote a blue-green release waiting for manual promotion")
-    .option("--json", "print the rollout as JSON")
-    .addHelpText("after", "\nExample:\n  kiln promote")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      const r = await ctx.client.promote();
-      if (opts.json) printJson(r);
-      else out(`promotion requested for ${r.target}`);
-    });
-
-  for (const [verb, what] of [
-    ["pause", "pause the rollout in progress: it takes no further step until `kiln resume`"],
-    ["resume", "resume a paused rollout"],
-    ["abort", "stop the deploy in progress and return to the release that was live"],
+  for (const [verb, what, example] of [
+    ["promote", "promote a blue-green release waiting for manual promotion", "kiln promote"],
+    ["pause", "pause the rollout in progress: it takes no further step until `kiln resume`", "kiln pause"],
+    ["resume", "resume a paused rollout (on Swarm: follow a rollout an interrupted kiln left running until it settles)", "kiln resume"],
+    ["abort", "stop the deploy in progress and return to the release that was live", "kiln abort"],
   ] as const) {
     program
       .command(verb)
       .description(what)
       .option("--json", "print the rollout as JSON")
-      .addHelpText("after", `\nExample:\n  kiln ${verb}`)
+      .addHelpText("after", `\nExit status: 2 when the fleet's rollout performer has no such step (the message says what to do instead).\n\nExample:\n  ${example}`)
       .action(async (opts: { json?: boolean }, cmd: Command) => {
         const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-        const r = await ctx.client[verb]();
+        const performer = performerFor(ctx);
+        const r = verb === "resume" ? await requireCapability(performer, "resume")({ onProgress: progress(opts.json) }) : await requireCapability(performer, verb)();
         if (opts.json) printJson(r);
+        else if (verb === "promote") out(`promotion requested for ${r.target}`);
         else out(`${verb}: ${r.kind} to ${r.target} (${r.state})`);
       });
   }
@@ -90,9 +77,9 @@ export function register(program: Command): void {
       const count = Number(n);
       if (!/^\d+$/.test(n) || count > 1000) throw new KilnError("KILN_E_USAGE", `cannot scale to "${n}"`, { hint: "give a whole number from 0 to 1000" });
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      if (isSwarm(ctx)) return swarmScale(ctx, count, opts);
-      const r = await ctx.client.scale(count);
+      const r = await requireCapability(performerFor(ctx), "scale")(count);
       if (opts.json) printJson(r);
-      else out(`desired instances: ${r.instances}`);
+      else out(`desired instances: ${r.instances}${r.running !== undefined ? ` (${r.running} running)` : ""}`);
+      if (r.running !== undefined && r.running !== count) process.exitCode = 1;
     });
 }

@@ -6,7 +6,7 @@ import { KilnError } from "../../errors.js";
 import { homeFor, homePaths } from "../../home.js";
 import { loadSpec } from "../../spec/index.js";
 import { out, printJson, type GlobalOptions } from "../context.js";
-import { daemonProvider } from "../daemons.js";
+import { daemonProvider } from "../../ops/daemons.js";
 
 export interface Located {
   home: string;

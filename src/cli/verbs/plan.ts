@@ -3,13 +3,15 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { toReleaseSpec } from "../../controller/release-spec.js";
 import { simulateRollout, type SimulationResult } from "../../controller/simulate.js";
+import { capacityOf } from "../../derive/index.js";
 import { KilnError } from "../../errors.js";
-import { computeBounds } from "../../rollout/index.js";
 import type { StrategyName } from "../../rollout/types.js";
 import { loadSpec, parseSpec, type Spec } from "../../spec/index.js";
 import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
-import { buildDeployRequest } from "../deploy-flow.js";
-import { isSwarm, swarmPlan } from "../swarm-flow.js";
+import { buildDeployRequest } from "../../ops/deploy-flow.js";
+import { performerFor } from "../../ops/performers.js";
+import { SwarmPerformer } from "../../ops/swarm/performer.js";
+import { renderSwarmPlan } from "../render-swarm.js";
 
 const DEFAULT_START_MS = 500;
 
@@ -39,8 +41,7 @@ export function register(program: Command): void {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const spec = ctx.loaded.spec;
       const strategy = strategyOf(opts.strategy, spec);
-      if (isSwarm(ctx)) return swarmPlan(ctx, ref, { strategy, json: opts.json });
-      const startMs = intOption("start-ms", opts.startMs, 0, 600_000);
+      const notes: string[] = [];
       let target: { ref: string; digest?: string; version: string };
       try {
         const req = await buildDeployRequest(ctx, ref, strategy);
@@ -49,8 +50,14 @@ export function register(program: Command): void {
         if (!(e instanceof KilnError && e.code === "KILN_E_NOT_FOUND") || ref !== undefined) throw e;
         target = { ref: `${spec.name}:${spec.version}`, version: spec.version };
       }
+      const performer = performerFor(ctx);
+      if (performer instanceof SwarmPerformer) {
+        if (!target.digest) notes.push(`${target.ref} is not baked yet: run \`kiln bake\` before deploying`);
+        const plan = await performer.plan(target, strategy, notes);
+        return opts.json ? printJson(plan) : renderSwarmPlan(plan);
+      }
+      const startMs = intOption("start-ms", opts.startMs, 0, 600_000);
       let from: { release: string; version: string; instances: number } | undefined;
-      const notes: string[] = [];
       if (await ctx.client.ping()) {
         const s = await ctx.client.status();
         if (s.release) from = { release: s.release.id, version: s.release.version, instances: s.instances.filter((i) => i.release === s.release!.id && i.routing === "active").length };
@@ -58,14 +65,14 @@ export function register(program: Command): void {
       if (!target.digest) notes.push(`${target.ref} is not baked yet: run \`kiln bake\` before deploying`);
       notes.push(`assumes each instance starts answering ${startMs} ms after launch and passes its health checks`);
       const sim = await simulateRollout({ spec: toReleaseSpec(spec), current: from?.instances ?? 0, instances: spec.instances, strategy, failRate: 0, startMs, seed: 1 });
-      const r = spec.strategy.rolling;
+      const cap = capacityOf({ instances: spec.instances, strategy: { ...spec.strategy, type: strategy } });
       const plan = {
         schemaVersion: 1 as const,
         service: spec.name,
         strategy,
         from: from ?? null,
         to: { ...target, instances: spec.instances },
-        bounds: computeBounds(spec.instances, r.minHealthyPercent, r.maxHealthyPercent),
+        bounds: { maxTotal: cap.maxTotal, minHealthy: cap.minHealthy, surge: cap.surge },
         expectedDurationMs: sim.durationMs,
         minServing: sim.minServing,
         maxAlive: sim.maxAlive,

@@ -3,7 +3,8 @@ import { KilnError } from "../../errors.js";
 import { parseRegistryRef, pullImage } from "../../image/registry/index.js";
 import { checkRefParts, splitRef } from "../../image/ref.js";
 import { out, printJson } from "../context.js";
-import { credentialsFrom, progressPrinter, registryOptions, storeFor, type RegistryCliOptions } from "./push.js";
+import { credentialsFrom } from "../../ops/credentials.js";
+import { progressPrinter, registryOptions, storeFor, type RegistryCliOptions } from "./push.js";
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 

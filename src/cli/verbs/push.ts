@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
 import { homeFor } from "../../home.js";
 import { openStore, type Store } from "../../image/index.js";
-import { parseRegistryRef, pushImage, type BlobProgress, type Credentials } from "../../image/registry/index.js";
+import { parseRegistryRef, pushImage, type BlobProgress } from "../../image/registry/index.js";
+import { credentialsFrom } from "../../ops/credentials.js";
 import { out, printJson, short, specFile, type GlobalOptions } from "../context.js";
 
 export interface RegistryCliOptions {
@@ -16,39 +17,6 @@ export interface RegistryCliOptions {
 export function storeFor(cmd: Command): Store {
   const home = process.env.KILN_HOME ? homeFor("") : homeFor(specFile(cmd.optsWithGlobals<GlobalOptions>()));
   return openStore(home);
-}
-
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) {
-    throw new KilnError("KILN_E_USAGE", "--password-stdin reads the password from standard input, which is a terminal", {
-      hint: "pipe it in: `printf %s \"$PASSWORD\" | kiln push … --username NAME --password-stdin`",
-    });
-  }
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
-}
-
-/** --username with --password-stdin, else KILN_REGISTRY_USERNAME / KILN_REGISTRY_PASSWORD, else anonymous. */
-export async function credentialsFrom(opts: RegistryCliOptions, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
-  if (opts.passwordStdin) {
-    const username = opts.username ?? env.KILN_REGISTRY_USERNAME;
-    if (!username) throw new KilnError("KILN_E_USAGE", "--password-stdin needs a username", { hint: "add --username NAME (or set KILN_REGISTRY_USERNAME)" });
-    return { username, password: await readStdin() };
-  }
-  if (opts.username !== undefined) {
-    if (env.KILN_REGISTRY_PASSWORD === undefined) {
-      throw new KilnError("KILN_E_USAGE", "--username needs a password", { hint: "pipe it with --password-stdin, or set KILN_REGISTRY_PASSWORD" });
-    }
-    return { username: opts.username, password: env.KILN_REGISTRY_PASSWORD };
-  }
-  if (env.KILN_REGISTRY_USERNAME !== undefined || env.KILN_REGISTRY_PASSWORD !== undefined) {
-    if (!env.KILN_REGISTRY_USERNAME || env.KILN_REGISTRY_PASSWORD === undefined) {
-      throw new KilnError("KILN_E_USAGE", "set both KILN_REGISTRY_USERNAME and KILN_REGISTRY_PASSWORD, or neither", { hint: "or pass --username with --password-stdin" });
-    }
-    return { username: env.KILN_REGISTRY_USERNAME, password: env.KILN_REGISTRY_PASSWORD };
-  }
-  return undefined;
 }
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;

@@ -1,12 +1,9 @@
 import Table from "cli-table3";
 import type { Command } from "commander";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { KilnError } from "../../errors.js";
-import { createProvider } from "../../providers/registry.js";
-import { chooseProvider } from "../daemons.js";
 import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
-import { isSwarm, swarmHistory, swarmStatus } from "../swarm-flow.js";
+import { requireCapability } from "../../ops/performer.js";
+import { performerFor } from "../../ops/performers.js";
+import { renderSwarmStatus } from "../render-swarm.js";
 
 export function register(program: Command): void {
   program
@@ -16,8 +13,9 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  kiln status\n  kiln status --json | jq '.instances[] | {id, pid, health}'")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      if (isSwarm(ctx)) return swarmStatus(ctx, opts);
-      const s = await ctx.client.status();
+      const status = await performerFor(ctx).status();
+      if (status.performer === "swarm") return opts.json ? printJson(status.view) : renderSwarmStatus(status.view);
+      const s = status.view;
       if (opts.json) return printJson(s);
       out(`service     ${s.service}`);
       out(`proxy       http://${s.proxy.address} (pid ${s.proxy.pid ?? "?"}${s.proxy.reachable ? "" : ", UNREACHABLE"})`);
@@ -41,8 +39,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  kiln history")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      if (isSwarm(ctx)) return swarmHistory(ctx, opts);
-      const h = await ctx.client.history();
+      const h = await performerFor(ctx).history();
       if (opts.json) return printJson(h);
       const t = new Table({ head: ["release", "image", "digest", "strategy", "status", "created", "reason"], style: { head: [], border: [] } });
       for (const r of h.releases) t.push([r.id, r.ref, short(r.digest), r.strategy, r.status, ago(r.createdAt), r.reason ?? ""]);
@@ -57,29 +54,10 @@ export function register(program: Command): void {
     .action(async (instance: string | undefined, opts: { lines: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const n = Math.max(1, Number(opts.lines) || 50);
-      const provider = createProvider(chooseProvider({ paths: ctx.paths, spec: ctx.loaded.spec.provider }), { home: ctx.home });
-      // A provider without log files (Docker keeps them in the engine) is asked for the text.
-      const readLogs = provider.logPath ? undefined : provider.readLogs?.bind(provider);
-      const dir = join(ctx.home, "instances");
-      // Docker: the running containers, then the removed ones whose log was kept.
-      const ids = readLogs
-        ? [...new Set([...(provider.keptLogs?.(ctx.loaded.spec.name) ?? []), ...(await provider.list(ctx.loaded.spec.name)).map((i) => i.id)])]
-        : existsSync(dir)
-          ? readdirSync(dir).filter((d) => d.startsWith(`${ctx.loaded.spec.name}-`))
-          : [];
-      const chosen = instance ? ids.filter((d) => d === instance || d.startsWith(instance)) : ids;
-      if (instance && chosen.length === 0) throw new KilnError("KILN_E_NOT_FOUND", `no instance "${instance}"`, { hint: ids.length ? `known: ${ids.slice(-5).join(", ")}` : "nothing has been launched yet" });
-      for (const id of chosen) {
-        let text: string | undefined;
-        if (readLogs) text = await readLogs(id, { lines: n });
-        else {
-          const f = join(dir, id, "log");
-          text = existsSync(f) ? readFileSync(f, "utf8") : undefined;
-        }
-        if (text === undefined) continue;
-        const lines = text.trimEnd().split("\n").slice(-n);
-        if (chosen.length > 1) out(`==> ${id} <==`);
-        for (const l of lines) out(l);
+      const logs = await requireCapability(performerFor(ctx), "logs")(instance, n);
+      for (const { id, text } of logs) {
+        if (logs.length > 1) out(`==> ${id} <==`);
+        for (const l of text.trimEnd().split("\n").slice(-n)) out(l);
       }
     });
 }

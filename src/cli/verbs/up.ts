@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
-import { chooseProvider, startDaemons, stopDaemons } from "../daemons.js";
+import { chooseProvider, startDaemons, stopDaemons } from "../../ops/daemons.js";
 
 export function register(program: Command): void {
   program

@@ -13,17 +13,8 @@
 //   - never restarted by the engine: kiln replaces instances, it does not revive them.
 
 import type Docker from "dockerode";
+import { engineVolumeName, LABEL } from "../../derive/index.js";
 import type { LaunchRequest } from "../provider.js";
-
-export const LABEL = {
-  service: "dev.kiln.service",
-  release: "dev.kiln.release",
-  digest: "dev.kiln.digest",
-  instance: "dev.kiln.instance",
-  /** on helper containers and volumes, so they are never mistaken for instances */
-  role: "dev.kiln.role",
-  volume: "dev.kiln.volume",
-} as const;
 
 /** The port an app listens on when its image declares none. */
 export const DEFAULT_CONTAINER_PORT = 8080;
@@ -32,7 +23,6 @@ export const PREP_VOLUME_ROOT = "kiln-volumes";
 
 export const containerName = (instanceId: string) => `kiln-${instanceId}`;
 export const prepContainerName = (instanceId: string) => `kiln-${instanceId}-prep`;
-export const volumeName = (service: string, volume: string) => `kiln-${service}-${volume}`;
 
 /** The subset of an engine image config the provider reads. */
 export interface EngineImageConfig {
@@ -108,7 +98,7 @@ export function planContainer(input: ContainerPlanInput): Docker.ContainerCreate
       Init: true,
       // HostPort "" = the engine picks a free one; read back with inspect after start.
       PortBindings: { [port]: [{ HostIp: "127.0.0.1", HostPort: "" }] },
-      Mounts: req.volumes.map((v) => ({ Type: "volume" as const, Source: volumeName(req.service, v.name), Target: v.path, ReadOnly: false })),
+      Mounts: req.volumes.map((v) => ({ Type: "volume" as const, Source: engineVolumeName(req.service, v.name), Target: v.path, ReadOnly: false })),
       RestartPolicy: { Name: "no" },
       LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },
     },
@@ -130,7 +120,7 @@ export function planPrepContainer(req: LaunchRequest, imageId: string): Docker.C
     NetworkDisabled: true,
     Labels: { [LABEL.service]: req.service, [LABEL.role]: "prep" },
     HostConfig: {
-      Mounts: req.volumes.map((v) => ({ Type: "volume" as const, Source: volumeName(req.service, v.name), Target: `/${PREP_VOLUME_ROOT}/${v.name}`, ReadOnly: false })),
+      Mounts: req.volumes.map((v) => ({ Type: "volume" as const, Source: engineVolumeName(req.service, v.name), Target: `/${PREP_VOLUME_ROOT}/${v.name}`, ReadOnly: false })),
       RestartPolicy: { Name: "no" },
     },
   };

@@ -16,8 +16,8 @@ import { readImage, type Store } from "../../image/index.js";
 import { resolveImageUser } from "../local/image-user.js";
 import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
 import { LaunchFlights, SAFE_SEGMENT } from "../single-flight.js";
+import { digestLabel, engineVolumeName, LABEL } from "../../derive/index.js";
 import {
-  LABEL,
   PREP_VOLUME_ROOT,
   badEnvName,
   containerName,
@@ -27,7 +27,6 @@ import {
   planContainer,
   planPrepContainer,
   prepContainerName,
-  volumeName,
   type EngineImageConfig,
 } from "./container-plan.js";
 import { ensureImage, translateDockerError } from "./engine.js";
@@ -220,7 +219,7 @@ export class DockerProvider implements Provider {
       id: labels[LABEL.instance] ?? info.Name.replace(/^\/kiln-/, ""),
       service: labels[LABEL.service] ?? "",
       release: labels[LABEL.release] ?? "",
-      digest: labels[LABEL.digest] ?? "",
+      digest: digestLabel(labels) ?? "",
       address: running ? this.addressOf(info) ?? "" : "",
       state: running ? "running" : "exited",
       startedAt: engineTime(info.State.StartedAt) ?? engineTime(info.Created) ?? 0,
@@ -312,7 +311,7 @@ export class DockerProvider implements Provider {
    * container only for that or for a volume this object has not prepared yet.
    */
   private async prepare(req: LaunchRequest, imageId: string, user: string): Promise<{ uid: number; gid: number }> {
-    const vols = req.volumes.map((v) => ({ ...v, volume: volumeName(req.service, v.name) }));
+    const vols = req.volumes.map((v) => ({ ...v, volume: engineVolumeName(req.service, v.name) }));
     const known = this.users.get(imageId);
     let resolved = earlyUserCheck(user) ?? (known ? { ok: true as const, ...known } : undefined);
     const todo = (r: { uid: number; gid: number }) => vols.filter((v) => !this.owned.has(`${v.volume} ${r.uid}:${r.gid}`));

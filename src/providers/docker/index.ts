@@ -1,2 +1,2 @@
 export { DockerProvider, removeServiceVolumes, type DockerProviderOptions } from "./docker-provider.js";
-export { LABEL, containerName, volumeName } from "./container-plan.js";
+export { containerName } from "./container-plan.js";

@@ -3,23 +3,15 @@
 // Swarm's UpdateConfig / RollbackConfig, and where what Swarm cannot do is written down
 // (explainSwarmLimits).
 //
-// The capacity arithmetic restates rollout/capacity.ts#computeBounds (providers/ may not
-// import rollout/); test/providers/swarm-compile.test.ts checks the two agree on a grid.
+// Capacity, limits, the health-check command, labels, volume names and the port come from
+// derive/, the one source kiln's own rollouts and `kiln generate` use too.
 
+import { capacityOf, healthCheckCommand, LABEL, limitsOf, listenPort, sharedVolumeName, type Capacity } from "../../derive/index.js";
 import type { Spec } from "../../spec/index.js";
 
 /** Durations in the Engine API are nanoseconds. */
 const NS_PER_MS = 1_000_000;
 const ns = (ms: number) => Math.max(0, Math.round(ms)) * NS_PER_MS;
-
-export const LABEL = {
-  managedBy: "dev.kiln.managed-by",
-  service: "dev.kiln.service",
-  release: "dev.kiln.release",
-  version: "dev.kiln.version",
-  digest: "dev.kiln.image-digest",
-  configHash: "dev.kiln.config-hash",
-} as const;
 
 /** What a deploy pins: the release kiln recorded and the image reference tasks run. */
 export interface SwarmRelease {
@@ -70,45 +62,22 @@ export interface SwarmServiceSpec {
   EndpointSpec: { Mode: "vip"; Ports: { Protocol: "tcp"; TargetPort: number; PublishedPort: number; PublishMode: "ingress" }[] };
 }
 
-export interface SwarmCapacity {
-  instances: number;
-  /** extra tasks an update may start above the fleet size */
-  surge: number;
-  /** tasks that must stay running during an update */
-  minHealthy: number;
-  /** tasks an update may take down at once */
-  maxUnavailable: number;
-}
+/** The bounds a Swarm update keeps: kiln's capacity, with canary as one new task at a time. */
+export type SwarmCapacity = Capacity;
 
 /**
- * kiln's counts from the percentages (rollout/capacity.ts#computeBounds), blue-green as
- * "a whole second fleet of surge".
+ * kiln's capacity (derive/#capacityOf), except canary: Swarm has no weights, so the nearest
+ * is one new task at a time beside the full fleet (surge 1).
  *
- * - 3 instances, min 100 %, max 150 % → surge 1, minHealthy 3, unavailable 0.
- * - 1 instance, min 100 %, max 150 % → surge 1 (1.5 would round to no surge: any max > 100 % allows one).
- * - 4 instances, min 75 %, max 100 % → surge 0, minHealthy 3, unavailable 1.
- * - 3 instances, min 100 %, max 100 % → surge 0 and a floor that could never move: one at a time.
+ * - rolling, 3 instances, 100/150 → surge 1, minHealthy 3, unavailable 0.
+ * - blue-green, 3 instances → surge 3 (a whole second fleet).
+ * - canary, 3 instances → surge 1, minHealthy 3, unavailable 0.
  */
 export function swarmCapacity(spec: Spec): SwarmCapacity {
-  const n = Math.max(0, Math.floor(spec.instances));
-  if (spec.strategy.type === "blue-green") return { instances: n, surge: n, minHealthy: n, maxUnavailable: 0 };
-  // Canary has no weights on Swarm: the nearest is one new task at a time beside the full fleet.
-  if (spec.strategy.type === "canary") return { instances: n, surge: n === 0 ? 0 : 1, minHealthy: n, maxUnavailable: 0 };
-  const { minHealthyPercent: min, maxHealthyPercent: max } = spec.strategy.rolling;
-  const surge = n === 0 ? 0 : max > 100 ? Math.max(1, Math.floor((n * max) / 100) - n) : 0;
-  let minHealthy = Math.ceil((n * min) / 100);
-  if (surge === 0) minHealthy = Math.min(minHealthy, Math.max(0, n - 1));
-  return { instances: n, surge, minHealthy, maxUnavailable: n - minHealthy };
-}
-
-/** The strategy's warmup, deadline and auto-rollback, whichever strategy is active. */
-function strategyLimits(spec: Spec): { warmup: number; deadline: number; autoRollback: boolean } {
-  if (spec.strategy.type === "blue-green") {
-    const b = spec.strategy.blueGreen;
-    return { warmup: 0, deadline: b.deadline, autoRollback: b.autoRollback };
-  }
-  const r = spec.strategy.rolling;
-  return { warmup: r.instanceWarmup, deadline: r.deadline, autoRollback: r.autoRollback };
+  const cap = capacityOf(spec);
+  if (spec.strategy.type !== "canary") return cap;
+  const surge = Math.min(1, cap.instances);
+  return { ...cap, surge, maxTotal: cap.instances + surge };
 }
 
 /**
@@ -161,7 +130,7 @@ export function unhealthyDetectionMs(spec: Spec): number {
  */
 export function compileUpdateConfig(spec: Spec): SwarmUpdateConfig {
   const cap = swarmCapacity(spec);
-  const { warmup, autoRollback } = strategyLimits(spec);
+  const { warmup, autoRollback } = limitsOf(spec);
   const startFirst = cap.surge > 0;
   return {
     Parallelism: Math.max(1, startFirst ? cap.surge : cap.maxUnavailable),
@@ -181,34 +150,6 @@ export function compileUpdateConfig(spec: Spec): SwarmUpdateConfig {
  */
 export function compileRollbackConfig(spec: Spec): SwarmUpdateConfig {
   return { ...compileUpdateConfig(spec), Delay: 0, FailureAction: "pause" };
-}
-
-/**
- * A probe that needs nothing but what the image holds. On kiln's node base the image has
- * Node and no shell or curl, so the probe is `node -e` with http.get (exec form: there is
- * no /bin/sh for CMD-SHELL); other bases get wget, which the base must provide.
- */
-export function healthcheckTest(spec: Spec): string[] {
-  const url = `http://127.0.0.1:${spec.image.port}${spec.health.path}`;
-  if (spec.image.base === "node") {
-    // Prints what it saw: Docker keeps the output in the container's health log, which is
-    // where kiln finds the reason a task was unhealthy.
-    const js =
-      `const u=${JSON.stringify(url)};const r=require("http").get(u,{timeout:${spec.health.timeout}},s=>{console.log("GET "+u+" "+s.statusCode);process.exit(s.statusCode>=200&&s.statusCode<300?0:1)});` +
-      `r.on("timeout",()=>{console.log("GET "+u+" timed out");process.exit(1)});r.on("error",e=>{console.log("GET "+u+" "+e.code);process.exit(1)})`;
-    return ["CMD", "/usr/local/bin/node", "-e", js];
-  }
-  return ["CMD", "wget", "-q", "-O", "/dev/null", `--timeout=${Math.max(1, Math.ceil(spec.health.timeout / 1000))}`, url];
-}
-
-/** "127.0.0.1:8080" → 8080; "[::1]:9000" → 9000. */
-export function listenPort(spec: Spec): number {
-  return Number(spec.listen.slice(spec.listen.lastIndexOf(":") + 1));
-}
-
-/** The Docker volume that holds kiln.yaml volume `name` of a service. */
-export function volumeName(service: string, name: string): string {
-  return `${service}-${name}`;
 }
 
 /**
@@ -262,7 +203,7 @@ export function compileService(spec: Spec, release: SwarmRelease, opts: { replic
           { Type: "tmpfs", Target: "/tmp" },
           ...spec.volumes.map((v) => ({
             Type: "volume" as const,
-            Source: volumeName(spec.name, v.name),
+            Source: sharedVolumeName(spec.name, v.name),
             Target: v.path,
             ReadOnly: false as const,
             VolumeOptions: { Labels: { [LABEL.managedBy]: "kiln", [LABEL.service]: spec.name } },
@@ -270,7 +211,7 @@ export function compileService(spec: Spec, release: SwarmRelease, opts: { replic
         ],
         CapabilityDrop: ["ALL"],
         Healthcheck: {
-          Test: healthcheckTest(spec),
+          Test: healthCheckCommand(spec),
           Interval: ns(probeIntervalMs(spec)),
           Timeout: ns(Math.max(1, h.timeout)),
           Retries: Math.max(1, h.unhealthyThreshold),
@@ -305,7 +246,7 @@ export function explainSwarmLimits(spec: Spec): SwarmLimit[] {
   const out: SwarmLimit[] = [];
   const type = spec.strategy.type as string;
   const cap = swarmCapacity(spec);
-  const { deadline, autoRollback } = strategyLimits(spec);
+  const { deadline, autoRollback } = limitsOf(spec);
   if (type === "blue-green") {
     out.push({
       promise: "blue-green keeps the previous fleet warm for keepPreviousFor, so a rollback is an instant switch",
@@ -335,7 +276,7 @@ export function explainSwarmLimits(spec: Spec): SwarmLimit[] {
   out.push({
     promise: "instances of the new release join traffic only after kiln's healthyThreshold consecutive passing checks",
     swarm: "Docker's healthcheck has no healthy threshold: one passing check makes a task healthy",
-    instead: `unhealthyThreshold becomes Retries; Monitor (${Math.round((strategyLimits(spec).warmup + unhealthyDetectionMs(spec)) / 100) / 10} s) catches a task that fails soon after its first pass`,
+    instead: `unhealthyThreshold becomes Retries; Monitor (${Math.round((limitsOf(spec).warmup + unhealthyDetectionMs(spec)) / 100) / 10} s) catches a task that fails soon after its first pass`,
   });
   if (spec.health.interval < MIN_PROBE_INTERVAL_MS) {
     out.push({

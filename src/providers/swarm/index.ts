@@ -8,8 +8,10 @@
 import { KilnError } from "../../errors.js";
 import type { Store } from "../../image/index.js";
 import type { Spec } from "../../spec/index.js";
+import { demuxLogs } from "../docker/container-plan.js";
 import { ensureImage, translateDockerError, type Docker } from "../docker/engine.js";
-import { LABEL, volumeName, type SwarmServiceSpec } from "./compile.js";
+import { LABEL, sharedVolumeName } from "../../derive/index.js";
+import type { SwarmServiceSpec } from "./compile.js";
 import { judge, type SwarmObservation, type SwarmTaskView, type SwarmUpdateState, type SwarmVerdict } from "./observe.js";
 
 export * from "./compile.js";
@@ -114,7 +116,7 @@ export class SwarmDriver {
     if (!spec.volumes.length) return;
     const [uid, gid] = spec.image.user.split(":").map(Number);
     for (const v of spec.volumes) {
-      const name = volumeName(spec.name, v.name);
+      const name = sharedVolumeName(spec.name, v.name);
       try {
         await this.docker.getVolume(name).inspect();
         continue; // exists: its owner was settled when it was made
@@ -247,6 +249,18 @@ export class SwarmDriver {
       return c.State?.ExitCode ? `task ${taskId.slice(0, 12)}: exited ${c.State.ExitCode}` : undefined;
     } catch {
       return undefined;
+    }
+  }
+
+  /** The last `lines` lines a task's container wrote (stdout and stderr), from the engine. */
+  async taskLogs(taskId: string, lines: number): Promise<string> {
+    try {
+      // dockerode has Task#logs (GET /tasks/ID/logs); its typings do not.
+      const task = this.docker.getTask(taskId) as unknown as { logs(o: Record<string, unknown>): Promise<unknown> };
+      const data = (await task.logs({ stdout: true, stderr: true, tail: Math.max(1, Math.floor(lines)), follow: false })) as unknown;
+      return demuxLogs(Buffer.isBuffer(data) ? data : Buffer.from(String(data ?? "")));
+    } catch (e) {
+      throw translateDockerError(e, `read the log of task ${taskId}`);
     }
   }
 

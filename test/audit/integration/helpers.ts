@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { recipeOf } from "../../../src/cli/verbs/bake.js";
+import { recipeOf } from "../../../src/ops/recipe.js";
 import { bake, openStore, type Store } from "../../../src/image/index.js";
 import { loadSpec, type LoadedSpec } from "../../../src/spec/index.js";
 import { parseSmoke } from "../../../src/audit/index.js";

@@ -4,11 +4,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { deadPid, tempHome } from "../helpers.js";
-
-const MAIN = fileURLToPath(new URL("../../../src/cli/main.js", import.meta.url));
+import { KILN_BIN as MAIN } from "../../support/kiln-bin.js";
 
 function kiln(home: string, args: string[]) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: home, env: { ...process.env, KILN_HOME: home, NO_COLOR: "1" }, encoding: "utf8", timeout: 60_000 });

@@ -9,10 +9,8 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { buildDeployRequest } from "../../../src/cli/deploy-flow.js";
-import type { Context } from "../../../src/cli/context.js";
-import { recipeOf } from "../../../src/cli/verbs/bake.js";
+import { buildDeployRequest } from "../../../src/ops/deploy-flow.js";
+import { recipeOf } from "../../../src/ops/recipe.js";
 import { KilnError } from "../../../src/errors.js";
 import { bake, openStore, type BakeResult, type Store } from "../../../src/image/index.js";
 import { parseRegistryRef, pullImage, pushImage } from "../../../src/image/registry/index.js";
@@ -21,8 +19,8 @@ import { dockerSocket, registryAddress } from "../../support/services.js";
 import { helloWorkspace } from "../../integration/support.js";
 import { buildTinyBase, hasCommand, need, tempDir } from "../helpers.js";
 import { freeLoopbackPort } from "../../../src/net.js";
+import { KILN_BIN as CLI } from "../../support/kiln-bin.js";
 
-const CLI = fileURLToPath(new URL("../../../src/cli/main.js", import.meta.url));
 const RUN = randomBytes(4).toString("hex");
 const REPO = `kiln-it/hello-${RUN}`;
 const REPO_CHUNKED = `kiln-it/hello-chunked-${RUN}`;
@@ -175,7 +173,7 @@ test("deploy of a registry reference: pulled, verified and requested by digest",
   const reg = await registryAddress(t);
   if (!reg) return;
   const home = join(dir, "deploy-home");
-  const ctx = { loaded: loadSpec(specFile), home } as unknown as Context;
+  const ctx = { loaded: loadSpec(specFile), home };
   for (const ref of [`${reg}/${REPO}@${baked.digest}`, `${reg}/${REPO}:1.0.0`]) {
     const req = await buildDeployRequest(ctx, ref);
     assert.equal(req.digest, baked.digest, ref);

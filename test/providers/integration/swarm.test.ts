@@ -5,17 +5,20 @@
 // One workspace, one service, in order: deploy v1 → deploy v2 (tasks sampled through the
 // API, clients at 127.0.0.1:PORT through the routing mesh when it answers) → `kiln rollback`
 // (Swarm's own rollback) → a release whose health check fails, which Swarm rolls back →
-// `kiln scale`. The node is left in swarm mode; the service and its volume are removed.
+// a deploy interrupted by Ctrl-C while Swarm updates (the next invocations reconcile it from
+// the service's UpdateStatus and `kiln resume` follows it to the end) → `kiln abort` said
+// plainly not to apply → `kiln scale`. The node is left in swarm mode; the service and its
+// volume are removed.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import Docker from "dockerode";
 import { parseDocument } from "yaml";
-import { helloWorkspace, kiln } from "../../integration/support.js";
+import { helloWorkspace, kiln, kilnBin } from "../../integration/support.js";
 import { dockerSocket } from "../../support/services.js";
 
 interface Sample {
@@ -82,7 +85,7 @@ function swarmActive(): boolean {
   return r.stdout.trim() === "active";
 }
 
-test("provider swarm: deploy, update, Swarm rollback of a failing release, kiln rollback, scale", { timeout: 300_000 }, async (t: TestContext) => {
+test("provider swarm: deploy, update, Swarm rollback of a failing release, kiln rollback, Ctrl-C mid-deploy and recovery, scale", { timeout: 420_000 }, async (t: TestContext) => {
   const socket = dockerSocket(t);
   if (!socket) return;
   if (!swarmActive()) {
@@ -229,11 +232,61 @@ test("provider swarm: deploy, update, Swarm rollback of a failing release, kiln 
   assert.deepEqual(h.releases.map((x) => [x.id, x.status]), [["r3", "failed"], ["r2", "rolled-back"], ["r1", "live"]]);
   assert.match(h.releases[0]!.reason ?? "", /rolled back/);
 
+  // --- Ctrl-C mid-deploy: the rollout is reconciled from Swarm, then followed to the end ------
+  ws.release("4.0.0");
+  r = await run(["bake"]);
+  assert.equal(r.code, 0, r.stderr);
+  const child = spawn(process.execPath, [kilnBin, "deploy"], { cwd: ws.dir, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let childOut = "";
+  child.stdout.on("data", (d: Buffer) => (childOut += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (childOut += d.toString()));
+  const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
+  // Interrupt once Swarm has the new spec, while it replaces the tasks (bounded: 60 s).
+  let applied = false;
+  for (let i = 0; i < 300 && !applied; i++) {
+    const svc = (await docker.getService(name).inspect()) as { Spec: { Labels?: Record<string, string> } };
+    applied = svc.Spec.Labels?.["dev.kiln.release"] === "r4";
+    if (!applied) await new Promise((res) => setTimeout(res, 200));
+  }
+  child.kill("SIGINT");
+  const childCode = await exited;
+  assert.ok(applied, `Swarm never got r4's spec: ${childOut}`);
+  assert.notEqual(childCode, 0, `the interrupted deploy did not finish: ${childOut}`);
+  const interruptedAt = Date.now();
+
+  r = await run(["status", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const rec = json<{ recovery?: { outcome: string; reason?: string; rollout: { id: number; target: string } } }>(r, "status after Ctrl-C").recovery;
+  assert.equal(rec?.rollout.target, "r4", "status reports the rollout the interrupted deploy left running");
+  assert.ok(rec!.outcome === "running" || rec!.outcome === "live", `reconciled to ${rec!.outcome}: ${rec!.reason}`);
+  t.diagnostic(`Ctrl-C mid-deploy: status ${Date.now() - interruptedAt} ms later reconciles rollout ${rec!.rollout.id} as ${rec!.outcome}${rec!.reason ? ` (${rec!.reason})` : ""}`);
+  if (rec!.outcome === "running") {
+    r = await run(["resume", "--json"]);
+    assert.equal(r.code, 0, `resume: ${r.stdout}\n${r.stderr}`);
+    const resumed = json<{ target: string; state: string }>(r, "resume");
+    assert.deepEqual([resumed.target, resumed.state], ["r4", "done"]);
+    t.diagnostic(`kiln resume followed it to live ${((Date.now() - interruptedAt) / 1000).toFixed(1)} s after the interruption`);
+  } else {
+    r = await run(["resume"]);
+    assert.equal(r.code, 2, "nothing left to resume");
+  }
+  r = await run(["history", "--json"]);
+  const h4 = json<{ releases: { id: string; status: string }[]; rollouts: { target: string; state: string }[] }>(r, "history after resume");
+  assert.deepEqual(h4.releases.map((x) => [x.id, x.status]), [["r4", "live"], ["r3", "failed"], ["r2", "rolled-back"], ["r1", "superseded"]]);
+  assert.ok(!h4.rollouts.some((x) => x.state === "running"), "no rollout is left running");
+  assert.deepEqual((await sampleTasks(docker, name)).byRelease, { r4: 2 });
+
+  // --- a verb Swarm does not perform says so, and what to do instead --------------------------
+  r = await run(["abort"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /KILN_E_USAGE: `kiln abort` does not apply to provider swarm: Swarm performs the rollout itself/);
+  assert.match(r.stderr, /kiln rollback/);
+
   // --- kiln scale ---------------------------------------------------------------------------
   r = await run(["scale", "3", "--json"]);
   assert.equal(r.code, 0, `scale: ${r.stdout}\n${r.stderr}`);
   assert.deepEqual(json<{ instances: number; running: number }>(r, "scale"), { instances: 3, running: 3 });
-  assert.deepEqual((await sampleTasks(docker, name)).byRelease, { r1: 3 });
+  assert.deepEqual((await sampleTasks(docker, name)).byRelease, { r4: 3 });
   r = await run(["scale", "1", "--json"]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(json<{ instances: number; running: number }>(r, "scale"), { instances: 1, running: 1 });

@@ -1,17 +1,17 @@
-// `kiln generate` through the real CLI: where the image comes from (the store,
+// `kiln generate` through the real CLI (a subprocess, so this is integration): where the image comes from (the store,
 // or --image), stdout versus -o DIR, refusing to overwrite, exit codes, help.
 
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { resolveImageInfo } from "../../src/cli/verbs/generate.js";
-import { canonicalBytes } from "../../src/image/digest.js";
-import { ANNOTATION, MEDIA_TYPE, openStore } from "../../src/image/index.js";
-import { loadSpec } from "../../src/spec/index.js";
-import { helloCopy, repoRoot, run } from "./helpers.js";
+import { resolveImageInfo } from "../../../src/ops/image-info.js";
+import { canonicalBytes } from "../../../src/image/digest.js";
+import { ANNOTATION, MEDIA_TYPE, openStore } from "../../../src/image/index.js";
+import { loadSpec } from "../../../src/spec/index.js";
+import { helloCopy, run } from "../helpers.js";
+import { KILN_BIN as kilnBin } from "../../support/kiln-bin.js";
 
-const kilnBin = join(repoRoot, "dist/src/cli/main.js");
 const kiln = (args: string[], cwd: string, env: Record<string, string> = {}) => run([process.execPath, kilnBin, ...args], { cwd, env: { NO_COLOR: "1", KILN_HOME: "", ...env } });
 
 /** A store holding hello:1.0.0 (a manifest with kiln's annotations; no layers are needed to generate). */

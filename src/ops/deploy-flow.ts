@@ -1,4 +1,4 @@
-// deploy / rollback as the CLI and the demo drive them: send the request, then follow the
+// deploy / rollback as the CLI, the demo and the bench drive them: send the request, then follow the
 // rollout (and the automatic rollback it may turn into) until it settles.
 
 import { toReleaseSpec } from "../controller/release-spec.js";
@@ -9,7 +9,7 @@ import { isRegistryRef, pullForDeploy } from "../image/registry/index.js";
 import type { StrategyName } from "../rollout/types.js";
 import type { ControllerClient } from "../server/client.js";
 import type { EventRecord } from "../state/db.js";
-import type { Context } from "./context.js";
+import type { Workspace } from "./workspace.js";
 
 export type Outcome = "live" | "rolled-back" | "failed";
 
@@ -20,7 +20,7 @@ export interface WatchResult {
   rollouts: RolloutView[];
 }
 
-export async function buildDeployRequest(ctx: Context, ref: string | undefined, strategy?: StrategyName): Promise<DeployRequest> {
+export async function buildDeployRequest(ctx: Pick<Workspace, "loaded" | "home">, ref: string | undefined, strategy?: StrategyName): Promise<DeployRequest> {
   const store = openStore(ctx.home);
   const wanted = ref ?? `${ctx.loaded.spec.name}:${ctx.loaded.spec.version}`;
   let digest: string;

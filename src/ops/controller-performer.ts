@@ -1,0 +1,103 @@
+// kiln's own controller as the rollout performer: requests go to the running controller
+// (`kiln up`), which plans each step, acts, reads it back and records it; this side follows
+// the rollout through the controller's events. The controller resumes a rollout itself after
+// a crash (its state and journal), so there is nothing to reconcile from the CLI.
+
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { DeployRequest } from "../controller/types.js";
+import { KilnError } from "../errors.js";
+import { createProvider } from "../providers/registry.js";
+import type { ControllerClient } from "../server/client.js";
+import { chooseProvider } from "./daemons.js";
+import { lastEventId, watch, type WatchResult } from "./deploy-flow.js";
+import { eventLine, type FollowOptions, type RolloutOutcome, type RolloutPerformer } from "./performer.js";
+import type { Workspace } from "./workspace.js";
+
+export class ControllerPerformer implements RolloutPerformer {
+  readonly name = "controller" as const;
+  // Every verb is supported.
+  readonly instead = {};
+  private readonly client: ControllerClient;
+
+  constructor(private readonly ws: Workspace) {
+    this.client = ws.client;
+  }
+
+  async deploy(req: DeployRequest, opts: FollowOptions = {}): Promise<RolloutOutcome> {
+    const after = await lastEventId(this.client);
+    const { release, rollout } = await this.client.deploy(req);
+    opts.onProgress?.(`deploying ${req.ref} (${req.digest.slice(0, 19)}) as ${release.id} with ${rollout.strategy}`);
+    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))) }));
+  }
+
+  async rollback(opts: FollowOptions = {}): Promise<RolloutOutcome> {
+    const after = await lastEventId(this.client);
+    const { release, rollout } = await this.client.rollback();
+    opts.onProgress?.(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
+    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))) }));
+  }
+
+  private follow(r: WatchResult): RolloutOutcome {
+    return { outcome: r.outcome, release: r.release, reason: r.reason, rollouts: r.rollouts };
+  }
+
+  history() {
+    return this.client.history();
+  }
+
+  async status() {
+    return { performer: "controller" as const, view: await this.client.status() };
+  }
+
+  async recover() {
+    return undefined;
+  }
+
+  /**
+   * Instances' logs from the provider that runs them: local keeps a log file per instance in
+   * the home; Docker keeps them in the engine (and terminate keeps a copy of removed ones).
+   */
+  async logs(instance: string | undefined, lines: number): Promise<{ id: string; text: string }[]> {
+    const { paths, home, loaded } = this.ws;
+    const service = loaded.spec.name;
+    const provider = createProvider(chooseProvider({ paths, spec: loaded.spec.provider }), { home });
+    const readLogs = provider.logPath ? undefined : provider.readLogs?.bind(provider);
+    const dir = join(home, "instances");
+    // Docker: the running containers, then the removed ones whose log was kept.
+    const ids = readLogs
+      ? [...new Set([...(provider.keptLogs?.(service) ?? []), ...(await provider.list(service)).map((i) => i.id)])]
+      : existsSync(dir)
+        ? readdirSync(dir).filter((d) => d.startsWith(`${service}-`))
+        : [];
+    const chosen = instance ? ids.filter((d) => d === instance || d.startsWith(instance)) : ids;
+    if (instance && chosen.length === 0) throw new KilnError("KILN_E_NOT_FOUND", `no instance "${instance}"`, { hint: ids.length ? `known: ${ids.slice(-5).join(", ")}` : "nothing has been launched yet" });
+    const out: { id: string; text: string }[] = [];
+    for (const id of chosen) {
+      let text: string | undefined;
+      if (readLogs) text = await readLogs(id, { lines });
+      else {
+        const f = join(dir, id, "log");
+        text = existsSync(f) ? readFileSync(f, "utf8") : undefined;
+      }
+      if (text !== undefined) out.push({ id, text });
+    }
+    return out;
+  }
+
+  scale(instances: number) {
+    return this.client.scale(instances);
+  }
+  promote() {
+    return this.client.promote();
+  }
+  pause() {
+    return this.client.pause();
+  }
+  resume() {
+    return this.client.resume();
+  }
+  abort() {
+    return this.client.abort();
+  }
+}

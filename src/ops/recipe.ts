@@ -1,0 +1,37 @@
+// kiln.yaml's image section as the recipe `bake` takes.
+
+import { execFileSync } from "node:child_process";
+import type { BakeRecipe } from "../image/index.js";
+import type { LoadedSpec } from "../spec/index.js";
+
+/** The commit the sources are at, when `dir` is in a git checkout. */
+export function gitRevision(dir: string): string | undefined {
+  try {
+    const rev = execFileSync("git", ["rev-parse", "HEAD"], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    return /^[0-9a-f]{40}$/.test(rev) ? rev : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function recipeOf(loaded: LoadedSpec): BakeRecipe {
+  const { spec } = loaded;
+  const img = spec.image;
+  return {
+    name: spec.name,
+    version: spec.version,
+    contextDir: loaded.dir,
+    base: img.base,
+    dependencies: img.dependencies,
+    files: img.files,
+    config: img.config,
+    workdir: img.workdir,
+    env: img.env,
+    entrypoint: img.entrypoint,
+    cmd: img.cmd,
+    user: img.user,
+    port: img.port,
+    labels: img.labels,
+    revision: gitRevision(loaded.dir),
+  };
+}
