@@ -5,6 +5,8 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { KilnError } from "../errors.js";
+import type { Routing, StrategyName } from "../rollout/types.js";
+import { normalizeReleaseSpec, type ReleaseSpec, type StoredReleaseSpec } from "./release-spec.js";
 
 export type ReleaseStatus = "pending" | "deploying" | "live" | "superseded" | "failed" | "rolled-back";
 
@@ -18,9 +20,9 @@ export interface Release {
   configHash: string;
   /** declared environment given at launch */
   env: Record<string, string>;
-  /** the runtime part of the spec this release was deployed with (JSON) */
-  spec: unknown;
-  strategy: string;
+  /** the runtime part of kiln.yaml this release was deployed with (older releases' gaps filled on read) */
+  spec: ReleaseSpec;
+  strategy: StrategyName;
   status: ReleaseStatus;
   reason?: string;
   createdAt: number;
@@ -39,12 +41,18 @@ export interface InstanceRecord {
   address?: string;
   pid?: number;
   state: InstanceRecordState;
-  routing: "none" | "active" | "standby" | "draining";
+  routing: Routing;
   launchedAt: number;
   healthySince?: number;
   drainingSince?: number;
   terminatedAt?: number;
   reason?: string;
+}
+
+/** Where a reader of instanceChangesSince stands. */
+export interface InstanceCursor {
+  seq: number;
+  dataVersion: number;
 }
 
 export type RolloutKind = "deploy" | "rollback";
@@ -54,7 +62,7 @@ export interface RolloutRecord {
   id: number;
   service: string;
   kind: RolloutKind;
-  strategy: string;
+  strategy: StrategyName;
   target: string;
   previous?: string;
   state: RolloutState;
@@ -127,8 +135,8 @@ function toRelease(r: Row): Release {
     digest: r.digest as string,
     configHash: r.config_hash as string,
     env: JSON.parse(r.env as string),
-    spec: JSON.parse(r.spec as string),
-    strategy: r.strategy as string,
+    spec: normalizeReleaseSpec(JSON.parse(r.spec as string) as StoredReleaseSpec),
+    strategy: r.strategy as StrategyName,
     status: r.status as ReleaseStatus,
     reason: opt(r.reason),
     createdAt: r.created_at as number,
@@ -147,7 +155,7 @@ function toInstance(r: Row): InstanceRecord {
     address: opt(r.address),
     pid: opt(r.pid),
     state: r.state as InstanceRecordState,
-    routing: r.routing as InstanceRecord["routing"],
+    routing: r.routing as Routing,
     launchedAt: r.launched_at as number,
     healthySince: opt(r.healthy_since),
     drainingSince: opt(r.draining_since),
@@ -184,7 +192,7 @@ function toRollout(r: Row): RolloutRecord {
     id: r.id as number,
     service: r.service as string,
     kind: r.kind as RolloutKind,
-    strategy: r.strategy as string,
+    strategy: r.strategy as StrategyName,
     target: r.target as string,
     previous: opt(r.previous),
     state: r.state as RolloutState,
@@ -271,6 +279,7 @@ export class StateDb {
       // The transaction rolled back: what the caches saw of it never happened.
       this.liveCache.clear();
       this.instanceWrites++;
+      this.instanceFloor = this.instanceSeq;
       this.rolloutWrites++;
       throw e;
     }
@@ -290,7 +299,45 @@ export class StateDb {
   instancesRevision(): string {
     return `${this.instanceWrites}:${this.dataVersion()}`;
   }
-  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[] }>();
+  /** Instance change feed (see instanceChangesSince): ids written, newest last. */
+  private instanceLog: { seq: number; service: string; id: string; reorders: boolean }[] = [];
+  private instanceSeq = 0;
+  /** cursors at or below this cannot be answered from the log (compacted, or a rolled-back transaction) */
+  private instanceFloor = 0;
+  private logInstance(service: string, id: string, reorders: boolean): void {
+    this.instanceLog.push({ seq: ++this.instanceSeq, service, id, reorders });
+    if (this.instanceLog.length > 100_000) {
+      const drop = this.instanceLog.length >> 1;
+      this.instanceFloor = this.instanceLog[drop - 1]!.seq;
+      this.instanceLog = this.instanceLog.slice(drop);
+    }
+  }
+  /**
+   * Ids of `service`'s instances written since `cursor` (from an earlier answer), so a reader
+   * follows what changed instead of rescanning the fleet. `full`: the log cannot answer (first
+   * call, compacted, a transaction rolled back, or another connection wrote): re-read everything.
+   * `reordered`: an instance was added, left the live states or changed launch time.
+   */
+  instanceChangesSince(service: string, cursor: InstanceCursor | undefined): { cursor: InstanceCursor; full: boolean; reordered: boolean; ids: string[] } {
+    const next = { seq: this.instanceSeq, dataVersion: this.dataVersion() };
+    if (!cursor || cursor.seq < this.instanceFloor || cursor.dataVersion !== next.dataVersion) return { cursor: next, full: true, reordered: true, ids: [] };
+    const ids = new Set<string>();
+    let reordered = false;
+    let lo = 0, hi = this.instanceLog.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.instanceLog[mid]!.seq <= cursor.seq) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.instanceLog.length; i++) {
+      const e = this.instanceLog[i]!;
+      if (e.service !== service) continue;
+      ids.add(e.id);
+      if (e.reorders) reordered = true;
+    }
+    return { cursor: next, full: false, reordered, ids: [...ids] };
+  }
+  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[]; at?: Map<string, number> }>();
   private dataVersionStmt?: Database.Statement;
   private dataVersion(): number {
     this.dataVersionStmt ??= this.db.prepare("PRAGMA data_version").pluck();
@@ -326,6 +373,11 @@ export class StateDb {
       this.setMeta(`lease:${service}`, JSON.stringify({ owner, until: now + ttlMs }));
       return { ok: true as const };
     });
+  }
+  /** The service's lease as recorded (it may have run out). */
+  lease(service: string): { owner: string; until: number } | undefined {
+    const raw = this.getMeta(`lease:${service}`);
+    return raw ? (JSON.parse(raw) as { owner: string; until: number }) : undefined;
   }
   releaseLease(service: string, owner: string): void {
     this.tx(() => {
@@ -368,6 +420,7 @@ export class StateDb {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null);
     this.instanceWrites++;
+    this.logInstance(i.service, i.id, true);
     const c = this.liveCache.get(i.service);
     if (c) {
       if (LIVE_STATES.has(i.state)) c.byId.set(i.id, canonInstance(i));
@@ -379,8 +432,14 @@ export class StateDb {
     if (!sql) return;
     this.stmt(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
     if (patch.state !== undefined || patch.routing !== undefined || patch.address !== undefined || patch.release !== undefined || "drainingSince" in patch) this.instanceWrites++;
+    const reorders = patch.state !== undefined || patch.launchedAt !== undefined || patch.service !== undefined;
+    let logged = false;
     for (const [service, c] of this.liveCache) {
       const rec = c.byId.get(id);
+      if (rec || patch.service === service) {
+        this.logInstance(service, id, reorders);
+        logged = true;
+      }
       if (!rec) {
         // An instance coming back to a live state (never done by kiln) or moving service: reload.
         if ((patch.state && LIVE_STATES.has(patch.state)) || patch.service === service) this.liveCache.delete(service);
@@ -389,8 +448,12 @@ export class StateDb {
       const next = canonInstance({ ...rec, ...patch });
       if (!LIVE_STATES.has(next.state) || next.service !== service) c.byId.delete(id);
       else c.byId.set(id, next);
-      c.list = undefined;
+      if (reorders || !c.list || !c.at) c.list = undefined;
+      else c.list[c.at.get(id)!] = next;
     }
+    // Not cached: no reader follows it from this connection's cache; a reader with a cursor
+    // must still hear of it (the cache is rebuilt on a full read).
+    if (!logged) this.instanceFloor = this.instanceSeq;
   }
   getInstance(id: string): InstanceRecord | undefined {
     const r = this.stmt("SELECT * FROM instances WHERE id = ?").get(id) as Row | undefined;
@@ -406,7 +469,10 @@ export class StateDb {
       this.liveCache.set(service, c);
     }
     // Ordered by launch time, ties in insertion order (the Map's), as the query orders them.
-    c.list ??= [...c.byId.values()].map((r, i) => ({ r, i })).sort((a, b) => a.r.launchedAt - b.r.launchedAt || a.i - b.i).map((x) => x.r);
+    if (!c.list) {
+      c.list = [...c.byId.values()].map((r, i) => ({ r, i })).sort((a, b) => a.r.launchedAt - b.r.launchedAt || a.i - b.i).map((x) => x.r);
+      c.at = new Map(c.list.map((r, i) => [r.id, i]));
+    }
     return [...c.list];
   }
   /** One instance if it is live (launching, running or terminating), from the same cache as liveInstances. */
