@@ -1,9 +1,11 @@
-// A min-heap of ids by due time, for probes: each tick pops only what is due, whatever the
-// fleet's size. An id has at most one live entry; rescheduling leaves the old entry behind,
-// skipped when popped (lazy deletion).
+// Ids by due time, for probes: each tick takes only what is due, whatever the fleet's size.
+// Probes fall due on few distinct instants (ticks), so ids are kept in one bucket per instant
+// and a min-heap orders the instants. An id has at most one live due time; rescheduling
+// leaves the old bucket entry behind, skipped when taken (lazy deletion).
 
 export class DueQueue {
-  private readonly heap: { at: number; id: string }[] = [];
+  private readonly times: number[] = [];
+  private readonly buckets = new Map<number, string[]>();
   private readonly due = new Map<string, number>();
 
   get size(): number {
@@ -17,10 +19,12 @@ export class DueQueue {
   schedule(id: string, at: number): void {
     if (this.due.get(id) === at) return;
     this.due.set(id, at);
-    this.heap.push({ at, id });
-    this.up(this.heap.length - 1);
-    // Stale entries pile up when ids are rescheduled often: rebuild when they dominate.
-    if (this.heap.length > 2 * this.due.size + 64) this.rebuild();
+    const b = this.buckets.get(at);
+    if (b) b.push(id);
+    else {
+      this.buckets.set(at, [id]);
+      this.push(at);
+    }
   }
 
   cancel(id: string): void {
@@ -30,56 +34,51 @@ export class DueQueue {
   /** Remove and return every id due at or before `now`, earliest first. */
   popDue(now: number): string[] {
     const out: string[] = [];
-    while (this.heap.length && this.heap[0]!.at <= now) {
-      const top = this.pop();
-      if (this.due.get(top.id) === top.at) {
-        this.due.delete(top.id);
-        out.push(top.id);
+    while (this.times.length && this.times[0]! <= now) {
+      const at = this.pop();
+      for (const id of this.buckets.get(at)!) {
+        if (this.due.get(id) === at) {
+          this.due.delete(id);
+          out.push(id);
+        }
       }
+      this.buckets.delete(at);
     }
     return out;
   }
 
-  private rebuild(): void {
-    this.heap.length = 0;
-    for (const [id, at] of this.due) this.heap.push({ at, id });
-    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
-  }
-
-  private pop(): { at: number; id: string } {
-    const top = this.heap[0]!;
-    const last = this.heap.pop()!;
-    if (this.heap.length) {
-      this.heap[0] = last;
-      this.down(0);
-    }
-    return top;
-  }
-
-  private less(a: number, b: number): boolean {
-    const x = this.heap[a]!, y = this.heap[b]!;
-    return x.at < y.at || (x.at === y.at && x.id < y.id);
-  }
-
-  private up(i: number): void {
+  private push(at: number): void {
+    const h = this.times;
+    h.push(at);
+    let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(i, p)) return;
-      [this.heap[i], this.heap[p]] = [this.heap[p]!, this.heap[i]!];
+      if (h[p]! <= at) break;
+      h[i] = h[p]!;
       i = p;
     }
+    h[i] = at;
   }
 
-  private down(i: number): void {
-    const n = this.heap.length;
-    for (;;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < n && this.less(l, m)) m = l;
-      if (r < n && this.less(r, m)) m = r;
-      if (m === i) return;
-      [this.heap[i], this.heap[m]] = [this.heap[m]!, this.heap[i]!];
-      i = m;
+  private pop(): number {
+    const h = this.times;
+    const top = h[0]!;
+    const last = h.pop()!;
+    const n = h.length;
+    if (n) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        let v = last;
+        if (l < n && h[l]! < v) (m = l), (v = h[l]!);
+        if (r < n && h[r]! < v) m = r;
+        if (m === i) break;
+        h[i] = h[m]!;
+        i = m;
+      }
+      h[i] = last;
     }
+    return top;
   }
 }

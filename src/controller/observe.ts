@@ -47,7 +47,12 @@ export class FleetObserver {
   private listStale = true;
   /** ids whose view must be rebuilt next tick: an input changed, or it depends on the clock */
   private readonly dirty = new Set<string>();
+  /** ids whose view depends on the clock alone from a known instant: the end of their grace period */
+  private readonly wakes = new DueQueue();
+  /** ids whose view depends on the clock every tick (healthy, first healthy time not recorded yet) */
   private readonly clockBound = new Set<string>();
+  /** live instance records by id, fetched once per observation (see StateDb.liveIndex) */
+  private records: ReadonlyMap<string, InstanceRecord> = new Map();
   /** the router's last answer (counters, table version, pid); undefined when it did not answer */
   lastStats?: RouterStats;
 
@@ -163,11 +168,12 @@ export class FleetObserver {
   }
 
   private observeState(): void {
+    this.records = this.d.db.liveIndex(this.d.service);
     const c = this.d.db.instanceChangesSince(this.d.service, this.instanceCursor);
     this.instanceCursor = c.cursor;
     if (c.full) {
       for (const id of this.views.keys()) this.dirty.add(id);
-      for (const r of this.d.db.liveInstances(this.d.service)) {
+      for (const r of this.records.values()) {
         this.dirty.add(r.id);
         this.scheduleProbe(r);
       }
@@ -177,7 +183,7 @@ export class FleetObserver {
     if (c.reordered) this.listStale = true;
     for (const id of c.ids) {
       this.dirty.add(id);
-      const r = this.d.db.liveInstance(this.d.service, id);
+      const r = this.records.get(id);
       if (r) this.scheduleProbe(r);
     }
   }
@@ -192,7 +198,7 @@ export class FleetObserver {
   private probeDue(): void {
     const now = this.d.now();
     for (const id of this.probes.popDue(now)) {
-      const rec = this.d.db.liveInstance(this.d.service, id);
+      const rec = this.records.get(id);
       // Not probed now: it comes back to the queue when its record or provider state changes.
       if (!rec || rec.state === "terminating" || !rec.address || !this.running.get(id)) continue;
       this.probe(rec, this.d.specOf(rec.release).health);
@@ -201,7 +207,7 @@ export class FleetObserver {
 
   /** Wake probes for instances whose provider state changed (a running instance is probed). */
   private requeue(id: string): void {
-    const rec = this.d.db.liveInstance(this.d.service, id);
+    const rec = this.records.get(id);
     if (rec) this.scheduleProbe(rec);
   }
 
@@ -216,14 +222,14 @@ export class FleetObserver {
         this.health.set(rec.id, next);
         if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.consecutiveFail !== cur.consecutiveFail || next.lastFailAnswered !== cur.lastFailAnswered) this.dirty.add(rec.id);
         if (next.healthy && !cur.healthy) {
-          const r = this.d.db.liveInstance(this.d.service, rec.id);
+          const r = this.records.get(rec.id);
           if (r && r.healthySince === undefined) this.d.db.updateInstance(rec.id, { healthySince: now });
         }
         if (!next.healthy && cur.healthy) this.d.onUnhealthy(rec, next.lastReason ?? "unknown");
       })
       .finally(() => {
         this.probing.delete(rec.id);
-        const r = this.d.db.liveInstance(this.d.service, rec.id);
+        const r = this.records.get(rec.id);
         if (r && this.health.has(rec.id)) this.scheduleProbe(r);
       });
   }
@@ -235,10 +241,12 @@ export class FleetObserver {
    */
   fleet(): Observed {
     const now = this.d.now();
+    this.records = this.d.db.liveIndex(this.d.service);
     for (const id of this.clockBound) this.dirty.add(id);
     this.clockBound.clear();
+    for (const id of this.wakes.popDue(now)) this.dirty.add(id);
     for (const id of this.dirty) {
-      const r = this.d.db.liveInstance(this.d.service, id);
+      const r = this.records.get(id);
       if (!r || r.state === "terminating") {
         if (this.views.delete(id)) this.listStale = true;
         continue;
@@ -262,9 +270,13 @@ export class FleetObserver {
       if (!this.views.has(id)) this.listStale = true;
       else if (!this.listStale) this.list[this.indexOf(id)] = view;
       this.views.set(id, view);
-      // Stable once healthy with its first healthy time recorded, or exited; otherwise its
-      // phase (grace) or healthySince (now) moves with the clock.
-      if (!((h.healthy && r.healthySince !== undefined) || view.phase === "exited")) this.clockBound.add(id);
+      // The clock moves a view in two ways only: healthySince reads "now" until the first
+      // healthy time is recorded, and a failing instance turns unhealthy when its grace ends.
+      if (h.healthy && r.healthySince === undefined) this.clockBound.add(id);
+      else if (!h.healthy && isRunning) {
+        const graceEnds = r.launchedAt + this.d.specOf(r.release).health.grace;
+        if (now < graceEnds) this.wakes.schedule(id, graceEnds);
+      }
     }
     this.dirty.clear();
     if (this.listStale) {

@@ -187,6 +187,25 @@ function canonInstance(i: InstanceRecord): InstanceRecord {
   };
 }
 
+/** canonInstance({ ...i, ...patch }) in one allocation (fleet-wide writes). */
+function patchInstance(i: InstanceRecord, p: Partial<InstanceRecord>): InstanceRecord {
+  return {
+    id: i.id,
+    service: "service" in p ? p.service! : i.service,
+    release: "release" in p ? p.release! : i.release,
+    digest: "digest" in p ? p.digest! : i.digest,
+    address: "address" in p ? p.address : i.address,
+    pid: "pid" in p ? p.pid : i.pid,
+    state: "state" in p ? p.state! : i.state,
+    routing: "routing" in p ? p.routing! : i.routing,
+    launchedAt: "launchedAt" in p ? p.launchedAt! : i.launchedAt,
+    healthySince: "healthySince" in p ? p.healthySince : i.healthySince,
+    drainingSince: "drainingSince" in p ? p.drainingSince : i.drainingSince,
+    terminatedAt: "terminatedAt" in p ? p.terminatedAt : i.terminatedAt,
+    reason: "reason" in p ? p.reason : i.reason,
+  };
+}
+
 function toRollout(r: Row): RolloutRecord {
   return {
     id: r.id as number,
@@ -445,7 +464,7 @@ export class StateDb {
         if ((patch.state && LIVE_STATES.has(patch.state)) || patch.service === service) this.liveCache.delete(service);
         continue;
       }
-      const next = canonInstance({ ...rec, ...patch });
+      const next = patchInstance(rec, patch);
       if (!LIVE_STATES.has(next.state) || next.service !== service) c.byId.delete(id);
       else c.byId.set(id, next);
       if (reorders || !c.list || !c.at) c.list = undefined;
@@ -474,6 +493,18 @@ export class StateDb {
       c.at = new Map(c.list.map((r, i) => [r.id, i]));
     }
     return [...c.list];
+  }
+  /**
+   * The live instances by id, checked against other connections' writes once: a reader that
+   * looks up many ids in one pass (the controller's observation) takes this instead of
+   * liveInstance per id. This connection's writes keep it current; do not modify it.
+   */
+  liveIndex(service: string): ReadonlyMap<string, InstanceRecord> {
+    const dv = this.dataVersion();
+    const c = this.liveCache.get(service);
+    if (c && c.dataVersion === dv) return c.byId;
+    this.liveInstances(service);
+    return this.liveCache.get(service)!.byId;
   }
   /** One instance if it is live (launching, running or terminating), from the same cache as liveInstances. */
   liveInstance(service: string, id: string): InstanceRecord | undefined {
