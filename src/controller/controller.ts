@@ -201,7 +201,7 @@ export class Controller {
         // One read of the release for the whole step (a 5,000-instance step launches 5,000).
         const rel = db.getRelease(step.release);
         if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${step.release} not found`);
-        await Promise.all(Array.from({ length: step.count }, () => this.launch(rel, rollout)));
+        await this.launch(rel, step.count, rollout);
         return;
       }
       case "register":
@@ -263,25 +263,39 @@ export class Controller {
     }
   }
 
-  private async launch(rel: Release, rollout: RolloutRecord | undefined): Promise<void> {
+  /**
+   * Launch `count` instances of a release. Intents first, in one transaction: a controller
+   * killed after it adopts or removes them on restart. The provider launches run together and
+   * their outcomes are recorded together (the next tick, which probes them, waits for the
+   * whole step anyway).
+   */
+  private async launch(rel: Release, count: number, rollout: RolloutRecord | undefined): Promise<void> {
     const { db, service } = this.state;
-    const id = this.d.newId ? this.d.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`;
-    // Intent first: a controller killed between this row and the launch adopts or removes it on restart.
-    db.insertInstance({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: this.state.now() });
-    this.observer.seed(id, false);
-    try {
-      const inst = await this.d.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: rel.spec.env, volumes: rel.spec.volumes });
-      db.updateInstance(id, { state: "running", address: inst.address, pid: inst.pid, launchedAt: this.state.now() });
-      this.state.event("info", `launched ${id} (${rel.version}) at ${inst.address}`, { instance: id, release: rel.id, rollout: rollout?.id });
-    } catch (e) {
-      db.updateInstance(id, { state: "terminated", terminatedAt: this.state.now(), reason: `launch failed: ${(e as Error).message}` });
-      throw e;
-    }
+    const now = this.state.now();
+    const ids = Array.from({ length: count }, () => (this.d.newId ? this.d.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
+    db.tx(() => ids.forEach((id) => db.insertInstance({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
+    for (const id of ids) this.observer.seed(id, false);
+    const results = await Promise.allSettled(ids.map((id) => this.d.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: rel.spec.env, volumes: rel.spec.volumes })));
+    const at = this.state.now();
+    let failure: unknown;
+    db.tx(() =>
+      results.forEach((r, k) => {
+        const id = ids[k]!;
+        if (r.status === "fulfilled") {
+          db.updateInstance(id, { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at });
+          this.state.event("info", `launched ${id} (${rel.version}) at ${r.value.address}`, { instance: id, release: rel.id, rollout: rollout?.id });
+        } else {
+          failure ??= r.reason;
+          db.updateInstance(id, { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` });
+        }
+      }),
+    );
+    if (failure !== undefined) throw failure;
   }
 
   private startTerminate(id: string, reason: string): void {
     if (this.terminating.has(id)) return;
-    const rec = this.state.db.getInstance(id);
+    const rec = this.state.db.liveIndex(this.state.service).get(id) ?? this.state.db.getInstance(id);
     const grace = this.state.specOf(rec?.release).drainTimeout;
     const p = this.d.provider
       .terminate(id, { graceMs: Math.min(grace, 10_000) })
