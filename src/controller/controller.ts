@@ -3,24 +3,24 @@
 // Decisions live in pure planners (rollout/, routing-plan, analysis-window, lifecycle);
 // this file interprets their steps.
 
-import { randomBytes } from "node:crypto";
 import { KilnError } from "../errors.js";
 import type { Provider } from "../providers/provider.js";
 import { nextSteps, planSteady } from "../rollout/index.js";
 import type { RolloutSpec, RolloutStatus, Step } from "../rollout/types.js";
 import type { Release, RolloutRecord, StateDb } from "../state/db.js";
 import type { ReleaseSpec } from "../state/release-spec.js";
-import type { Router, RouterStats } from "../traffic/router.js";
+import type { Router } from "../traffic/router.js";
 import { computeAnalysisWindow, samplesToDrop, type CounterSample } from "./analysis-window.js";
 import { PromotionChecks } from "./checks.js";
 import { Commands } from "./commands.js";
 import { Lease } from "./lease.js";
-import { autoRollbackOf, planAbort, planFinish } from "./lifecycle.js";
+import { InstanceActions } from "./instances.js";
 import { FleetObserver, type ProbeFn } from "./observe.js";
 import { RouterSync } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
-import type { DeployRequest, InstanceView, ReleaseView, RolloutView, StatusView } from "./types.js";
-import { releaseView, rolloutView } from "./views.js";
+import { Transitions } from "./transitions.js";
+import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "./types.js";
+import { releaseView, rolloutView, statusView } from "./views.js";
 
 export interface Clock {
   now(): number;
@@ -55,7 +55,8 @@ export class Controller {
   private readonly routerSync: RouterSync;
   private readonly checks: PromotionChecks;
   private readonly commands: Commands;
-  private readonly terminating = new Map<string, Promise<void>>();
+  private readonly instances: InstanceActions;
+  private readonly transitions: Transitions;
   /** per-release router counters over time, for canary analysis windows (oldest first) */
   private samples: CounterSample[] = [];
   private lastSteps: Step[] = [];
@@ -75,37 +76,14 @@ export class Controller {
     this.lease = new Lease({ db: deps.db, service: deps.service, owner: deps.owner, ttlMs: deps.leaseTtlMs ?? 5000, now, onLost: (holder) => s.event("warn", `not acting: controller ${holder} holds the lease`) });
     this.routerSync = new RouterSync(s, deps.router);
     this.checks = new PromotionChecks(s, deps.probe);
-    this.commands = new Commands({ state: s, rolloutView: (r) => this.rolloutView(r), abortRollout: (r, reason) => this.abortRollout(r, reason, true), imageExists: deps.imageExists });
+    this.instances = new InstanceActions(s, deps.provider, this.observer, deps.newId);
+    this.transitions = new Transitions(s);
+    this.commands = new Commands({ state: s, rolloutView: (r) => this.rolloutView(r), abortRollout: (r, reason) => this.transitions.abort(r, reason, true), imageExists: deps.imageExists });
   }
 
-  /**
-   * On start: adopt the instances state recorded that are still running, mark the ones that
-   * are gone, and stop any the provider runs that state cannot account for.
-   */
-  async adopt(): Promise<void> {
-    const { db, service } = this.state;
-    const running = await this.d.provider.list(service);
-    const known = new Map(db.liveInstances(service).map((i) => [i.id, i]));
-    for (const inst of running) {
-      const rec = known.get(inst.id);
-      if (!rec && inst.state === "running") {
-        this.state.event("warn", `stopping instance ${inst.id}: running but not in state (launched by an interrupted controller?)`, { instance: inst.id });
-        await this.d.provider.terminate(inst.id, { graceMs: 2000 });
-        continue;
-      }
-      if (rec && rec.state === "launching" && inst.state === "running") {
-        db.updateInstance(inst.id, { state: "running", address: inst.address, pid: inst.pid });
-        this.state.event("info", `adopted instance ${inst.id} whose launch was interrupted`, { instance: inst.id });
-      }
-    }
-    const runningIds = new Set(running.filter((i) => i.state === "running").map((i) => i.id));
-    for (const rec of known.values()) {
-      this.observer.seed(rec.id, rec.healthySince !== undefined && runningIds.has(rec.id));
-      if (rec.state === "terminating") this.startTerminate(rec.id, "termination interrupted by a restart");
-      else if (rec.state === "launching" && !runningIds.has(rec.id)) {
-        db.updateInstance(rec.id, { state: "terminated", routing: "none", terminatedAt: this.state.now(), reason: "launch interrupted" });
-      }
-    }
+  /** On start: adopt what state and the provider agree on (see InstanceActions.adopt). */
+  adopt(): Promise<void> {
+    return this.instances.adopt();
   }
 
   private rolloutSpec(rel: ReleaseSpec, strategy: RolloutRecord["strategy"], fast: boolean): RolloutSpec {
@@ -201,7 +179,7 @@ export class Controller {
         // One read of the release for the whole step (a 5,000-instance step launches 5,000).
         const rel = db.getRelease(step.release);
         if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${step.release} not found`);
-        await this.launch(rel, step.count, rollout);
+        await this.instances.launch(rel, step.count, rollout);
         return;
       }
       case "register":
@@ -219,7 +197,7 @@ export class Controller {
         // Out of the routing table first, then stopped; the stop itself runs in the background.
         each(step.ids, { state: "terminating", routing: "none" });
         await this.routerSync.sync(this.observer.lastStats);
-        for (const id of step.ids) this.startTerminate(id, step.reason);
+        for (const id of step.ids) this.instances.startTerminate(id, step.reason);
         return;
       case "switch":
         db.tx(() => {
@@ -247,7 +225,7 @@ export class Controller {
         await this.routerSync.sync(this.observer.lastStats);
         for (const id of step.ids) {
           this.state.event("warn", `quarantined ${id} (${step.reason}); \`kiln logs ${id}\` shows its log`, { instance: id, rollout: rollout?.id });
-          this.startTerminate(id, reason);
+          this.instances.startTerminate(id, reason);
         }
         return;
       }
@@ -255,95 +233,12 @@ export class Controller {
         if (rollout) this.checks.start(rollout, step.ids);
         return;
       case "done":
-        if (rollout) this.finishRollout(rollout, step.reason);
+        if (rollout) this.transitions.finish(rollout, step.reason);
         return;
       case "abort":
-        if (rollout) this.abortRollout(rollout, step.reason, false);
+        if (rollout) this.transitions.abort(rollout, step.reason, false);
         return;
     }
-  }
-
-  /**
-   * Launch `count` instances of a release. Intents first, in one transaction: a controller
-   * killed after it adopts or removes them on restart. The provider launches run together and
-   * their outcomes are recorded together (the next tick, which probes them, waits for the
-   * whole step anyway).
-   */
-  private async launch(rel: Release, count: number, rollout: RolloutRecord | undefined): Promise<void> {
-    const { db, service } = this.state;
-    const now = this.state.now();
-    const ids = Array.from({ length: count }, () => (this.d.newId ? this.d.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
-    db.tx(() => ids.forEach((id) => db.insertInstance({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
-    for (const id of ids) this.observer.seed(id, false);
-    const results = await Promise.allSettled(ids.map((id) => this.d.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: rel.spec.env, volumes: rel.spec.volumes })));
-    const at = this.state.now();
-    let failure: unknown;
-    db.tx(() =>
-      results.forEach((r, k) => {
-        const id = ids[k]!;
-        if (r.status === "fulfilled") {
-          db.updateInstance(id, { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at });
-          this.state.event("info", `launched ${id} (${rel.version}) at ${r.value.address}`, { instance: id, release: rel.id, rollout: rollout?.id });
-        } else {
-          failure ??= r.reason;
-          db.updateInstance(id, { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` });
-        }
-      }),
-    );
-    if (failure !== undefined) throw failure;
-  }
-
-  private startTerminate(id: string, reason: string): void {
-    if (this.terminating.has(id)) return;
-    const rec = this.state.db.liveIndex(this.state.service).get(id) ?? this.state.db.getInstance(id);
-    const grace = this.state.specOf(rec?.release).drainTimeout;
-    const p = this.d.provider
-      .terminate(id, { graceMs: Math.min(grace, 10_000) })
-      .then(() => {
-        this.state.db.updateInstance(id, { state: "terminated", routing: "none", terminatedAt: this.state.now(), reason });
-        this.observer.forget(id);
-        this.state.event("info", `terminated ${id} (${reason})`, { instance: id, release: rec?.release });
-      })
-      .catch((e) => this.state.event("error", `terminating ${id} failed: ${(e as Error).message}`, { instance: id }))
-      .finally(() => this.terminating.delete(id));
-    this.terminating.set(id, p);
-  }
-
-  /** Apply planFinish: the target is live, the previous release superseded or rolled back. */
-  private finishRollout(rollout: RolloutRecord, reason: string): void {
-    const { db, service } = this.state;
-    const now = this.state.now();
-    const prevLiveId = db.getMeta("live");
-    const prevLive = prevLiveId ? db.getRelease(prevLiveId) : undefined;
-    const plan = planFinish({ rollout, prevLive, keepPreviousFor: this.state.specOf(rollout.target).strategy.blueGreen.keepPreviousFor, now });
-    const equivalent = new Set(this.state.equivalentReleases(rollout));
-    db.tx(() => {
-      // skipMatching: instances kept because they already run the target's digest and config join the release.
-      for (const r of db.liveInstances(service)) if (equivalent.has(r.release)) db.updateInstance(r.id, { release: rollout.target });
-      db.updateRollout(rollout.id, { state: "done", finishedAt: now, reason });
-      db.updateRelease(rollout.target, { status: "live", liveAt: now, reason: undefined });
-      if (plan.previous) db.updateRelease(plan.previous.id, { status: plan.previous.status, finishedAt: now });
-      db.setMeta("live", plan.live);
-      db.setMeta("standbyUntil", plan.standbyUntil === undefined ? undefined : String(plan.standbyUntil));
-    });
-    this.state.event("info", `${rollout.kind === "rollback" ? "rolled back to" : "release live:"} ${rollout.target} (${reason})`, { rollout: rollout.id, release: rollout.target });
-  }
-
-  /** Apply planAbort: the rollout ends, a deploy's release fails, a rollback starts if it should. */
-  private abortRollout(rollout: RolloutRecord, reason: string, force: boolean): void {
-    const { db, service } = this.state;
-    const now = this.state.now();
-    const live = db.getMeta("live");
-    const autoRollback = force || autoRollbackOf(rollout.strategy, this.state.specOf(rollout.target));
-    const plan = planAbort({ rollout, autoRollback, force, live, desired: this.state.desiredInstances(), warm: live ? this.state.warmStandby(live) : 0 });
-    db.tx(() => {
-      db.updateRollout(rollout.id, { state: "aborted", finishedAt: now, reason });
-      if (plan.targetStatus) db.updateRelease(rollout.target, { status: plan.targetStatus, reason, finishedAt: now });
-      if (plan.rollback) {
-        db.createRollout({ service, kind: "rollback", strategy: plan.rollback.strategy, target: plan.rollback.target, previous: rollout.target, state: "running", startedAt: now, fast: true, promoteRequested: true });
-      }
-    });
-    this.state.event("error", `release ${rollout.target} failed: ${reason}${live && autoRollback ? ` — rolling back to ${live}` : ""}`, { rollout: rollout.id, release: rollout.target });
   }
 
   // ---------------------------------------------------------------- lease, commands, views
@@ -373,7 +268,7 @@ export class Controller {
     const recs = db.liveInstances(service);
     db.tx(() => recs.forEach((r) => db.updateInstance(r.id, { routing: "none" })));
     await this.routerSync.sync(undefined);
-    for (const r of recs) this.startTerminate(r.id, "kiln down");
+    for (const r of recs) this.instances.startTerminate(r.id, "kiln down");
     await this.settle();
     // Anything the provider still runs that state did not know about goes too.
     for (const inst of await this.d.provider.list(service)) {
@@ -381,8 +276,8 @@ export class Controller {
     }
   }
 
-  async settle(): Promise<void> {
-    await Promise.all([...this.terminating.values()]);
+  settle(): Promise<void> {
+    return this.instances.settle();
   }
 
   releaseView(r: Release): ReleaseView { return releaseView(r); }
@@ -394,30 +289,7 @@ export class Controller {
   }
 
   async status(): Promise<StatusView> {
-    const { db, service } = this.state;
-    const stats: RouterStats | undefined = this.observer.lastStats;
-    const now = this.state.now();
-    const live = this.state.liveRelease();
-    const rollout = db.activeRollout(service);
-    const versions = new Map(db.listReleases(service).map((r) => [r.id, r.version]));
-    const instances: InstanceView[] = db.liveInstances(service).map((r) => {
-      const t = this.observer.target(r.id);
-      return {
-        id: r.id, pid: r.pid, address: r.address, release: r.release, version: versions.get(r.release), digest: r.digest,
-        health: r.state === "terminating" ? "exited" : this.observer.phase(r, now),
-        routing: r.routing, inRotation: t?.inRotation ?? false, inflight: t?.inflight ?? 0, launchedAt: r.launchedAt, state: r.state,
-      };
-    });
-    return {
-      schemaVersion: 1,
-      service,
-      controller: { pid: process.pid },
-      proxy: { pid: stats?.pid, address: stats?.listen ?? this.d.listen, reachable: stats !== undefined, tableVersion: stats?.tableVersion },
-      desiredInstances: this.state.desiredInstances(),
-      release: live ? releaseView(live) : undefined,
-      rollout: rollout ? this.rolloutView(rollout) : undefined,
-      instances,
-    };
+    return statusView({ state: this.state, observer: this.observer, listen: this.d.listen, rolloutView: (r) => this.rolloutView(r) });
   }
 
   history(): { releases: ReleaseView[]; rollouts: RolloutView[] } {
