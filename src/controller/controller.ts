@@ -1,5 +1,5 @@
 // The reconcile loop: observe (provider, router, probes) → plan (pure strategy) →
-// act (journaled, idempotent) → record (state). Any tick can be re-run after a crash.
+// act (intent recorded first, idempotent) → record (state). Any tick can be re-run after a crash.
 // Decisions live in pure planners (rollout/, routing-plan, analysis-window, lifecycle);
 // this file interprets their steps.
 
@@ -156,16 +156,16 @@ export class Controller {
     };
   }
 
-  /** Journal the step's intent, act, record how it went. */
+  /**
+   * Act on one step. Its intent is what it writes to state before calling the provider or
+   * router (instances launching/terminating, the rollout's progress), which is what a restart
+   * reads; a failure is an error event and the step is planned again next tick.
+   */
   private async apply(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
     if (step.kind === "wait") return;
-    const { db, service } = this.state;
-    const stepId = db.journal(service, rollout?.id, step.kind, step, this.state.now());
     try {
       await this.execute(step, rollout);
-      db.finishStep(stepId, "done", this.state.now());
     } catch (e) {
-      db.finishStep(stepId, "failed", this.state.now(), (e as Error).message);
       this.state.event("error", `${step.kind} failed: ${(e as Error).message}`, { rollout: rollout?.id });
     }
   }

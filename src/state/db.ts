@@ -1,4 +1,4 @@
-// Durable state in SQLite: releases, instances, rollouts, the step journal and events.
+// Durable state in SQLite: releases, instances, rollouts, events and per-service facts (meta).
 // Every multi-row change goes through `tx` so a crash leaves either all of it or none.
 
 import Database from "better-sqlite3";
@@ -89,7 +89,8 @@ export interface EventRecord {
   message: string;
 }
 
-const MIGRATIONS: string[] = [
+/** The schema, one step per version (user_version = how many ran); exported so a test can build an older schema. */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE releases (
      id TEXT PRIMARY KEY, seq INTEGER NOT NULL, service TEXT NOT NULL, ref TEXT NOT NULL, version TEXT NOT NULL,
      digest TEXT NOT NULL, config_hash TEXT NOT NULL, env TEXT NOT NULL, spec TEXT NOT NULL, strategy TEXT NOT NULL,
@@ -119,6 +120,12 @@ const MIGRATIONS: string[] = [
   `CREATE INDEX rollouts_active ON rollouts(service, state, id);
    CREATE INDEX steps_pending ON steps(service, status, id);
    CREATE INDEX events_service ON events(service, id);`,
+  // The step journal was written and never read: what a restart recovers from is the intent
+  // already committed in the rows it reads (instances launching/terminating, the rollout's
+  // state, progress and switch time), each written before the provider or router is called.
+  // A failed step leaves an error event.
+  `DROP INDEX steps_pending;
+   DROP TABLE steps;`,
 ];
 
 type Row = Record<string, unknown>;
@@ -513,10 +520,6 @@ export class StateDb {
     if (c && c.dataVersion === dv) return c.byId.get(id);
     return this.liveInstances(service).find((i) => i.id === id);
   }
-  allInstances(service: string, limit = 200): InstanceRecord[] {
-    return (this.stmt("SELECT * FROM instances WHERE service = ? ORDER BY launched_at DESC LIMIT ?").all(service, limit) as Row[]).map(toInstance);
-  }
-
   // --- rollouts ---
   createRollout(r: Omit<RolloutRecord, "id" | "paused" | "progress">): RolloutRecord {
     const info = this.db
@@ -554,23 +557,6 @@ export class StateDb {
     const { sql, values } = setClause(patch, rolloutColumns);
     this.stmt(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
     this.rolloutWrites++;
-  }
-
-  // --- journal: a step's intent is committed before it is acted on ---
-  journal(service: string, rollout: number | undefined, kind: string, payload: unknown, at: number): number {
-    const info = this.stmt("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (?, ?, ?, ?, 'intent', ?)")
-      .run(rollout ?? null, service, kind, JSON.stringify(payload), at);
-    return Number(info.lastInsertRowid);
-  }
-  finishStep(id: number, status: "done" | "failed", at: number, error?: string): void {
-    this.stmt("UPDATE steps SET status = ?, error = ?, done_at = ? WHERE id = ?").run(status, error ?? null, at, id);
-  }
-  openSteps(service: string): { id: number; kind: string; payload: unknown }[] {
-    return (this.stmt("SELECT id, kind, payload FROM steps WHERE service = ? AND status = 'intent' ORDER BY id").all(service) as Row[]).map((r) => ({
-      id: r.id as number,
-      kind: r.kind as string,
-      payload: JSON.parse(r.payload as string),
-    }));
   }
 
   // --- events ---

@@ -79,3 +79,44 @@ describe("DueQueue", () => {
     assert.equal(q.size, 0);
   });
 });
+
+describe("migrations", () => {
+  it("5 (the unread step journal goes) from schema 4 with rows: everything else reads back", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const Database = (await import("better-sqlite3")).default;
+    const { MIGRATIONS } = await import("../../src/state/db.js");
+    const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
+    try {
+      const file = join(dir, "state.db");
+      const raw = new Database(file);
+      for (const m of MIGRATIONS.slice(0, 4)) raw.exec(m);
+      raw.pragma("user_version = 4");
+      const { maxQuarantined: _, ...oldStrategy } = releaseSpec().strategy;
+      raw.prepare("INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, created_at) VALUES ('r1', 1, 'svc', 'a:1', '1', 'sha256:a', 'c', '{}', ?, 'rolling', 'live', 10)")
+        .run(JSON.stringify({ ...releaseSpec(), strategy: oldStrategy }));
+      raw.prepare("INSERT INTO instances (id, service, release, digest, address, state, routing, launched_at, healthy_since) VALUES ('i1', 'svc', 'r1', 'sha256:a', '127.0.0.1:1', 'running', 'active', 11, 12)").run();
+      raw.prepare("INSERT INTO rollouts (service, kind, strategy, target, state, started_at, progress) VALUES ('svc', 'deploy', 'rolling', 'r1', 'running', 10, '{\"quarantined\":1}')").run();
+      raw.prepare("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (1, 'svc', 'launch', '{}', 'intent', 10)").run();
+      raw.prepare("INSERT INTO events (at, level, service, message) VALUES (10, 'info', 'svc', 'deploying')").run();
+      raw.prepare("INSERT INTO meta (key, value) VALUES ('live', 'r1'), ('instances', '3'), ('lease:svc', ?)").run(JSON.stringify({ owner: "1@h", until: 99 }));
+      raw.close();
+
+      const db = new StateDb(file);
+      assert.deepEqual(db.schemaVersion(), { version: 5, latest: 5 });
+      assert.equal(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'steps'").get(), undefined);
+      assert.equal(db.getRelease("r1")!.spec.strategy.maxQuarantined, 1);
+      assert.deepEqual(db.liveInstances("svc").map((i) => [i.id, i.routing, i.healthySince]), [["i1", "active", 12]]);
+      assert.deepEqual(db.activeRollout("svc")?.progress, { quarantined: 1 });
+      assert.deepEqual(db.events("svc").map((e) => e.message), ["deploying"]);
+      assert.equal(db.getMeta("live"), "r1");
+      assert.equal(db.getMeta("instances"), "3");
+      assert.deepEqual(db.lease("svc"), { owner: "1@h", until: 99 });
+      assert.deepEqual(db.integrityCheck(), ["ok"]);
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
