@@ -213,25 +213,34 @@ export class FleetObserver {
 
   private probe(rec: InstanceRecord, hp: HealthParams): void {
     this.probing.add(rec.id);
-    void this.d
-      .probe(rec.address!, hp.path, hp.timeout)
-      .then((o) => {
-        const now = this.d.now();
-        const cur = this.health.get(rec.id) ?? initialHealth(false);
-        const next = recordProbe(cur, o, hp, now);
-        this.health.set(rec.id, next);
-        if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.consecutiveFail !== cur.consecutiveFail || next.lastFailAnswered !== cur.lastFailAnswered) this.dirty.add(rec.id);
-        if (next.healthy && !cur.healthy) {
-          const r = this.records.get(rec.id);
-          if (r && r.healthySince === undefined) this.d.db.updateInstance(rec.id, { healthySince: now });
+    const done = () => {
+      this.probing.delete(rec.id);
+      const r = this.records.get(rec.id);
+      if (r && this.health.has(rec.id)) this.scheduleProbe(r);
+    };
+    this.d.probe(rec.address!, hp.path, hp.timeout).then(
+      (o) => {
+        try {
+          this.recordOutcome(rec, o, hp);
+        } finally {
+          done();
         }
-        if (!next.healthy && cur.healthy) this.d.onUnhealthy(rec, next.lastReason ?? "unknown");
-      })
-      .finally(() => {
-        this.probing.delete(rec.id);
-        const r = this.records.get(rec.id);
-        if (r && this.health.has(rec.id)) this.scheduleProbe(r);
-      });
+      },
+      done,
+    );
+  }
+
+  private recordOutcome(rec: InstanceRecord, o: ProbeOutcome, hp: HealthParams): void {
+    const now = this.d.now();
+    const cur = this.health.get(rec.id) ?? initialHealth(false);
+    const next = recordProbe(cur, o, hp, now);
+    this.health.set(rec.id, next);
+    if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.consecutiveFail !== cur.consecutiveFail || next.lastFailAnswered !== cur.lastFailAnswered) this.dirty.add(rec.id);
+    if (next.healthy && !cur.healthy) {
+      const r = this.records.get(rec.id);
+      if (r && r.healthySince === undefined) this.d.db.updateInstance(rec.id, { healthySince: now });
+    }
+    if (!next.healthy && cur.healthy) this.d.onUnhealthy(rec, next.lastReason ?? "unknown");
   }
 
   /**

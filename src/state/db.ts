@@ -453,10 +453,21 @@ export class StateDb {
       c.list = undefined;
     }
   }
+  private readonly instanceUpdates = new Map<string, Database.Statement>();
   updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
-    const { sql, values } = setClause(patch, instanceColumns);
-    if (!sql) return;
-    this.stmt(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
+    // One prepared statement per set of patched fields (a handful), bound positionally.
+    const keys = Object.keys(patch);
+    if (keys.length === 0) return;
+    const sig = keys.join(",");
+    let st = this.instanceUpdates.get(sig);
+    if (!st) {
+      st = this.stmt(`UPDATE instances SET ${setClause(patch, instanceColumns).sql} WHERE id = ?`);
+      this.instanceUpdates.set(sig, st);
+    }
+    const values: unknown[] = new Array(keys.length + 1);
+    for (let k = 0; k < keys.length; k++) values[k] = (patch as Record<string, unknown>)[keys[k]!] ?? null;
+    values[keys.length] = id;
+    st.run(values);
     if (patch.state !== undefined || patch.routing !== undefined || patch.address !== undefined || patch.release !== undefined || "drainingSince" in patch) this.instanceWrites++;
     const reorders = patch.state !== undefined || patch.launchedAt !== undefined || patch.service !== undefined;
     let logged = false;
