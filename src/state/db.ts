@@ -332,11 +332,18 @@ export class StateDb {
   private instanceFloor = 0;
   private logInstance(service: string, id: string, reorders: boolean): void {
     this.instanceLog.push({ seq: ++this.instanceSeq, service, id, reorders });
-    if (this.instanceLog.length > 100_000) {
+    // Compacted by half when it outgrows the fleets it describes (a reader more than one
+    // fleet's worth of changes behind re-reads everything).
+    if (this.instanceLog.length > 4 * this.liveCount() + 4096) {
       const drop = this.instanceLog.length >> 1;
       this.instanceFloor = this.instanceLog[drop - 1]!.seq;
       this.instanceLog = this.instanceLog.slice(drop);
     }
+  }
+  private liveCount(): number {
+    let n = 0;
+    for (const c of this.liveCache.values()) n += c.byId.size;
+    return n;
   }
   /**
    * Ids of `service`'s instances written since `cursor` (from an earlier answer), so a reader
