@@ -1,16 +1,9 @@
-import type { BlueGreenParams, CanaryParams, RollingParams, StrategyName } from "../rollout/types.js";
-import type { HealthParams } from "./health-tracker.js";
+import type { InstancePhase, Phase, Routing, StrategyName } from "../rollout/types.js";
+import type { InstanceRecordState, ReleaseStatus, RolloutKind, RolloutState } from "../state/db.js";
+import type { ReleaseSpec } from "../state/release-spec.js";
 
-/** The runtime part of kiln.yaml a release is deployed with (durations in ms). Restored by rollback. */
-export interface ReleaseSpec {
-  instances: number;
-  health: HealthParams;
-  drainTimeout: number;
-  /** canary and maxQuarantined are absent from releases recorded before they existed */
-  strategy: { type: StrategyName; rolling: RollingParams; blueGreen: BlueGreenParams; canary?: CanaryParams; maxQuarantined?: number };
-  volumes: { name: string; path: string }[];
-  env: Record<string, string>;
-}
+// The controller's API speaks of the spec a release records; it is defined where state reads it.
+export type { ReleaseSpec };
 
 export interface DeployRequest {
   ref: string;
@@ -28,12 +21,12 @@ export interface InstanceView {
   release: string;
   version?: string;
   digest: string;
-  health: "starting" | "healthy" | "unhealthy" | "exited";
-  routing: "none" | "active" | "standby" | "draining";
+  health: InstancePhase;
+  routing: Routing;
   inRotation: boolean;
   inflight: number;
   launchedAt: number;
-  state: string;
+  state: InstanceRecordState;
 }
 
 export interface ReleaseView {
@@ -42,8 +35,8 @@ export interface ReleaseView {
   ref: string;
   digest: string;
   configHash: string;
-  strategy: string;
-  status: string;
+  strategy: StrategyName;
+  status: ReleaseStatus;
   reason?: string;
   createdAt: string;
   liveAt?: string;
@@ -53,12 +46,12 @@ export interface ReleaseView {
 
 export interface RolloutView {
   id: number;
-  kind: string;
-  strategy: string;
+  kind: RolloutKind;
+  strategy: StrategyName;
   target: string;
   previous?: string;
-  state: string;
-  phase?: string;
+  state: RolloutState;
+  phase?: Phase;
   reason?: string;
   startedAt: string;
   finishedAt?: string;

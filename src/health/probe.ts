@@ -1,5 +1,6 @@
-// Health probes and the threshold tracker shared by the proxy (its own active
-// checks) and the controller (readiness before registering an instance).
+// Health probes and the threshold rule (nextHealth). The proxy folds its active checks
+// with nextHealth directly; the controller's tracker (tracker.ts) builds on the same rule,
+// so "thresholds below 1 count as 1" holds in both.
 //
 // A probe outcome is data, never an exception (STYLE habit 8): callers decide
 // what a failure means. Probes use a fresh connection each time (agent: false)

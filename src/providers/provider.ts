@@ -47,10 +47,24 @@ export interface Provider {
   terminate(instanceId: string, opts: { graceMs: number }): Promise<void>;
   /** Every instance this provider can see for the service, including ones launched by an earlier controller. */
   list(service: string): Promise<ObservedInstance[]>;
+  /**
+   * Optional change feed: the instances of `service` whose observation changed since `cursor`
+   * (a value from an earlier answer) and the ids no longer seen, so an observer's cost follows
+   * what changed. `full: true` (first call, or a cursor the provider can no longer answer
+   * from): `instances` is every instance, as list() would give. Without it, list() is used.
+   */
+  changes?(service: string, cursor: number | undefined): Promise<InstanceChanges>;
   /** Path of the instance's log file, if the provider keeps one. */
   logPath?(instanceId: string): string | undefined;
   /** The last `lines` lines of the instance's output, for providers whose logs live outside the host filesystem (Docker); undefined for an unknown instance. */
   readLogs?(instanceId: string, opts: { lines: number }): Promise<string | undefined>;
   /** Instances of `service` that no longer exist but whose log was kept (readLogs still answers for them). */
   keptLogs?(service: string): string[];
+}
+
+export interface InstanceChanges {
+  cursor: number;
+  full: boolean;
+  instances: ObservedInstance[];
+  removed: string[];
 }

@@ -166,7 +166,7 @@ export interface Observed {
 
 /**
  * One action. A strategy returns every action that is safe to take now;
- * the controller journals each, then applies it.
+ * the controller records each one's intent in state, then applies it.
  */
 export type Step =
   | { kind: "launch"; release: string; count: number; reason: string }
@@ -183,4 +183,4 @@ export type Step =
   | { kind: "done"; reason: string }
   | { kind: "abort"; reason: string };
 
-export type Phase = "progressing" | "paused" | "healthy" | "degraded" | "aborted";
+export type Phase = "progressing" | "paused" | "healthy" | "aborted";

@@ -1,10 +1,12 @@
-// Durable state in SQLite: releases, instances, rollouts, the step journal and events.
+// Durable state in SQLite: releases, instances, rollouts, events and per-service facts (meta).
 // Every multi-row change goes through `tx` so a crash leaves either all of it or none.
 
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { KilnError } from "../errors.js";
+import type { Routing, StrategyName } from "../rollout/types.js";
+import { normalizeReleaseSpec, type ReleaseSpec, type StoredReleaseSpec } from "./release-spec.js";
 
 export type ReleaseStatus = "pending" | "deploying" | "live" | "superseded" | "failed" | "rolled-back";
 
@@ -18,9 +20,9 @@ export interface Release {
   configHash: string;
   /** declared environment given at launch */
   env: Record<string, string>;
-  /** the runtime part of the spec this release was deployed with (JSON) */
-  spec: unknown;
-  strategy: string;
+  /** the runtime part of kiln.yaml this release was deployed with (older releases' gaps filled on read) */
+  spec: ReleaseSpec;
+  strategy: StrategyName;
   status: ReleaseStatus;
   reason?: string;
   createdAt: number;
@@ -39,12 +41,18 @@ export interface InstanceRecord {
   address?: string;
   pid?: number;
   state: InstanceRecordState;
-  routing: "none" | "active" | "standby" | "draining";
+  routing: Routing;
   launchedAt: number;
   healthySince?: number;
   drainingSince?: number;
   terminatedAt?: number;
   reason?: string;
+}
+
+/** Where a reader of instanceChangesSince stands. */
+export interface InstanceCursor {
+  seq: number;
+  dataVersion: number;
 }
 
 export type RolloutKind = "deploy" | "rollback";
@@ -54,7 +62,7 @@ export interface RolloutRecord {
   id: number;
   service: string;
   kind: RolloutKind;
-  strategy: string;
+  strategy: StrategyName;
   target: string;
   previous?: string;
   state: RolloutState;
@@ -81,7 +89,8 @@ export interface EventRecord {
   message: string;
 }
 
-const MIGRATIONS: string[] = [
+/** The schema, one step per version (user_version = how many ran); exported so a test can build an older schema. */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE releases (
      id TEXT PRIMARY KEY, seq INTEGER NOT NULL, service TEXT NOT NULL, ref TEXT NOT NULL, version TEXT NOT NULL,
      digest TEXT NOT NULL, config_hash TEXT NOT NULL, env TEXT NOT NULL, spec TEXT NOT NULL, strategy TEXT NOT NULL,
@@ -111,6 +120,12 @@ const MIGRATIONS: string[] = [
   `CREATE INDEX rollouts_active ON rollouts(service, state, id);
    CREATE INDEX steps_pending ON steps(service, status, id);
    CREATE INDEX events_service ON events(service, id);`,
+  // The step journal was written and never read: what a restart recovers from is the intent
+  // already committed in the rows it reads (instances launching/terminating, the rollout's
+  // state, progress and switch time), each written before the provider or router is called.
+  // A failed step leaves an error event.
+  `DROP INDEX steps_pending;
+   DROP TABLE steps;`,
 ];
 
 type Row = Record<string, unknown>;
@@ -127,8 +142,8 @@ function toRelease(r: Row): Release {
     digest: r.digest as string,
     configHash: r.config_hash as string,
     env: JSON.parse(r.env as string),
-    spec: JSON.parse(r.spec as string),
-    strategy: r.strategy as string,
+    spec: normalizeReleaseSpec(JSON.parse(r.spec as string) as StoredReleaseSpec),
+    strategy: r.strategy as StrategyName,
     status: r.status as ReleaseStatus,
     reason: opt(r.reason),
     createdAt: r.created_at as number,
@@ -147,7 +162,7 @@ function toInstance(r: Row): InstanceRecord {
     address: opt(r.address),
     pid: opt(r.pid),
     state: r.state as InstanceRecordState,
-    routing: r.routing as InstanceRecord["routing"],
+    routing: r.routing as Routing,
     launchedAt: r.launched_at as number,
     healthySince: opt(r.healthy_since),
     drainingSince: opt(r.draining_since),
@@ -179,12 +194,31 @@ function canonInstance(i: InstanceRecord): InstanceRecord {
   };
 }
 
+/** canonInstance({ ...i, ...patch }) in one allocation (fleet-wide writes). */
+function patchInstance(i: InstanceRecord, p: Partial<InstanceRecord>): InstanceRecord {
+  return {
+    id: i.id,
+    service: "service" in p ? p.service! : i.service,
+    release: "release" in p ? p.release! : i.release,
+    digest: "digest" in p ? p.digest! : i.digest,
+    address: "address" in p ? p.address : i.address,
+    pid: "pid" in p ? p.pid : i.pid,
+    state: "state" in p ? p.state! : i.state,
+    routing: "routing" in p ? p.routing! : i.routing,
+    launchedAt: "launchedAt" in p ? p.launchedAt! : i.launchedAt,
+    healthySince: "healthySince" in p ? p.healthySince : i.healthySince,
+    drainingSince: "drainingSince" in p ? p.drainingSince : i.drainingSince,
+    terminatedAt: "terminatedAt" in p ? p.terminatedAt : i.terminatedAt,
+    reason: "reason" in p ? p.reason : i.reason,
+  };
+}
+
 function toRollout(r: Row): RolloutRecord {
   return {
     id: r.id as number,
     service: r.service as string,
     kind: r.kind as RolloutKind,
-    strategy: r.strategy as string,
+    strategy: r.strategy as StrategyName,
     target: r.target as string,
     previous: opt(r.previous),
     state: r.state as RolloutState,
@@ -271,6 +305,7 @@ export class StateDb {
       // The transaction rolled back: what the caches saw of it never happened.
       this.liveCache.clear();
       this.instanceWrites++;
+      this.instanceFloor = this.instanceSeq;
       this.rolloutWrites++;
       throw e;
     }
@@ -290,7 +325,52 @@ export class StateDb {
   instancesRevision(): string {
     return `${this.instanceWrites}:${this.dataVersion()}`;
   }
-  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[] }>();
+  /** Instance change feed (see instanceChangesSince): ids written, newest last. */
+  private instanceLog: { seq: number; service: string; id: string; reorders: boolean }[] = [];
+  private instanceSeq = 0;
+  /** cursors at or below this cannot be answered from the log (compacted, or a rolled-back transaction) */
+  private instanceFloor = 0;
+  private logInstance(service: string, id: string, reorders: boolean): void {
+    this.instanceLog.push({ seq: ++this.instanceSeq, service, id, reorders });
+    // Compacted by half when it outgrows the fleets it describes (a reader more than one
+    // fleet's worth of changes behind re-reads everything).
+    if (this.instanceLog.length > 4 * this.liveCount() + 4096) {
+      const drop = this.instanceLog.length >> 1;
+      this.instanceFloor = this.instanceLog[drop - 1]!.seq;
+      this.instanceLog = this.instanceLog.slice(drop);
+    }
+  }
+  private liveCount(): number {
+    let n = 0;
+    for (const c of this.liveCache.values()) n += c.byId.size;
+    return n;
+  }
+  /**
+   * Ids of `service`'s instances written since `cursor` (from an earlier answer), so a reader
+   * follows what changed instead of rescanning the fleet. `full`: the log cannot answer (first
+   * call, compacted, a transaction rolled back, or another connection wrote): re-read everything.
+   * `reordered`: an instance was added, left the live states or changed launch time.
+   */
+  instanceChangesSince(service: string, cursor: InstanceCursor | undefined): { cursor: InstanceCursor; full: boolean; reordered: boolean; ids: string[] } {
+    const next = { seq: this.instanceSeq, dataVersion: this.dataVersion() };
+    if (!cursor || cursor.seq < this.instanceFloor || cursor.dataVersion !== next.dataVersion) return { cursor: next, full: true, reordered: true, ids: [] };
+    const ids = new Set<string>();
+    let reordered = false;
+    let lo = 0, hi = this.instanceLog.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.instanceLog[mid]!.seq <= cursor.seq) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.instanceLog.length; i++) {
+      const e = this.instanceLog[i]!;
+      if (e.service !== service) continue;
+      ids.add(e.id);
+      if (e.reorders) reordered = true;
+    }
+    return { cursor: next, full: false, reordered, ids: [...ids] };
+  }
+  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[]; at?: Map<string, number> }>();
   private dataVersionStmt?: Database.Statement;
   private dataVersion(): number {
     this.dataVersionStmt ??= this.db.prepare("PRAGMA data_version").pluck();
@@ -326,6 +406,11 @@ export class StateDb {
       this.setMeta(`lease:${service}`, JSON.stringify({ owner, until: now + ttlMs }));
       return { ok: true as const };
     });
+  }
+  /** The service's lease as recorded (it may have run out). */
+  lease(service: string): { owner: string; until: number } | undefined {
+    const raw = this.getMeta(`lease:${service}`);
+    return raw ? (JSON.parse(raw) as { owner: string; until: number }) : undefined;
   }
   releaseLease(service: string, owner: string): void {
     this.tx(() => {
@@ -368,29 +453,51 @@ export class StateDb {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null);
     this.instanceWrites++;
+    this.logInstance(i.service, i.id, true);
     const c = this.liveCache.get(i.service);
     if (c) {
       if (LIVE_STATES.has(i.state)) c.byId.set(i.id, canonInstance(i));
       c.list = undefined;
     }
   }
+  private readonly instanceUpdates = new Map<string, Database.Statement>();
   updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
-    const { sql, values } = setClause(patch, instanceColumns);
-    if (!sql) return;
-    this.stmt(`UPDATE instances SET ${sql} WHERE id = ?`).run(...values, id);
+    // One prepared statement per set of patched fields (a handful), bound positionally.
+    const keys = Object.keys(patch);
+    if (keys.length === 0) return;
+    const sig = keys.join(",");
+    let st = this.instanceUpdates.get(sig);
+    if (!st) {
+      st = this.stmt(`UPDATE instances SET ${setClause(patch, instanceColumns).sql} WHERE id = ?`);
+      this.instanceUpdates.set(sig, st);
+    }
+    const values: unknown[] = new Array(keys.length + 1);
+    for (let k = 0; k < keys.length; k++) values[k] = (patch as Record<string, unknown>)[keys[k]!] ?? null;
+    values[keys.length] = id;
+    st.run(values);
     if (patch.state !== undefined || patch.routing !== undefined || patch.address !== undefined || patch.release !== undefined || "drainingSince" in patch) this.instanceWrites++;
+    const reorders = patch.state !== undefined || patch.launchedAt !== undefined || patch.service !== undefined;
+    let logged = false;
     for (const [service, c] of this.liveCache) {
       const rec = c.byId.get(id);
+      if (rec || patch.service === service) {
+        this.logInstance(service, id, reorders);
+        logged = true;
+      }
       if (!rec) {
         // An instance coming back to a live state (never done by kiln) or moving service: reload.
         if ((patch.state && LIVE_STATES.has(patch.state)) || patch.service === service) this.liveCache.delete(service);
         continue;
       }
-      const next = canonInstance({ ...rec, ...patch });
+      const next = patchInstance(rec, patch);
       if (!LIVE_STATES.has(next.state) || next.service !== service) c.byId.delete(id);
       else c.byId.set(id, next);
-      c.list = undefined;
+      if (reorders || !c.list || !c.at) c.list = undefined;
+      else c.list[c.at.get(id)!] = next;
     }
+    // Not cached: no reader follows it from this connection's cache; a reader with a cursor
+    // must still hear of it (the cache is rebuilt on a full read).
+    if (!logged) this.instanceFloor = this.instanceSeq;
   }
   getInstance(id: string): InstanceRecord | undefined {
     const r = this.stmt("SELECT * FROM instances WHERE id = ?").get(id) as Row | undefined;
@@ -406,8 +513,23 @@ export class StateDb {
       this.liveCache.set(service, c);
     }
     // Ordered by launch time, ties in insertion order (the Map's), as the query orders them.
-    c.list ??= [...c.byId.values()].map((r, i) => ({ r, i })).sort((a, b) => a.r.launchedAt - b.r.launchedAt || a.i - b.i).map((x) => x.r);
+    if (!c.list) {
+      c.list = [...c.byId.values()].map((r, i) => ({ r, i })).sort((a, b) => a.r.launchedAt - b.r.launchedAt || a.i - b.i).map((x) => x.r);
+      c.at = new Map(c.list.map((r, i) => [r.id, i]));
+    }
     return [...c.list];
+  }
+  /**
+   * The live instances by id, checked against other connections' writes once: a reader that
+   * looks up many ids in one pass (the controller's observation) takes this instead of
+   * liveInstance per id. This connection's writes keep it current; do not modify it.
+   */
+  liveIndex(service: string): ReadonlyMap<string, InstanceRecord> {
+    const dv = this.dataVersion();
+    const c = this.liveCache.get(service);
+    if (c && c.dataVersion === dv) return c.byId;
+    this.liveInstances(service);
+    return this.liveCache.get(service)!.byId;
   }
   /** One instance if it is live (launching, running or terminating), from the same cache as liveInstances. */
   liveInstance(service: string, id: string): InstanceRecord | undefined {
@@ -416,10 +538,6 @@ export class StateDb {
     if (c && c.dataVersion === dv) return c.byId.get(id);
     return this.liveInstances(service).find((i) => i.id === id);
   }
-  allInstances(service: string, limit = 200): InstanceRecord[] {
-    return (this.stmt("SELECT * FROM instances WHERE service = ? ORDER BY launched_at DESC LIMIT ?").all(service, limit) as Row[]).map(toInstance);
-  }
-
   // --- rollouts ---
   createRollout(r: Omit<RolloutRecord, "id" | "paused" | "progress">): RolloutRecord {
     const info = this.db
@@ -457,23 +575,6 @@ export class StateDb {
     const { sql, values } = setClause(patch, rolloutColumns);
     this.stmt(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
     this.rolloutWrites++;
-  }
-
-  // --- journal: a step's intent is committed before it is acted on ---
-  journal(service: string, rollout: number | undefined, kind: string, payload: unknown, at: number): number {
-    const info = this.stmt("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (?, ?, ?, ?, 'intent', ?)")
-      .run(rollout ?? null, service, kind, JSON.stringify(payload), at);
-    return Number(info.lastInsertRowid);
-  }
-  finishStep(id: number, status: "done" | "failed", at: number, error?: string): void {
-    this.stmt("UPDATE steps SET status = ?, error = ?, done_at = ? WHERE id = ?").run(status, error ?? null, at, id);
-  }
-  openSteps(service: string): { id: number; kind: string; payload: unknown }[] {
-    return (this.stmt("SELECT id, kind, payload FROM steps WHERE service = ? AND status = 'intent' ORDER BY id").all(service) as Row[]).map((r) => ({
-      id: r.id as number,
-      kind: r.kind as string,
-      payload: JSON.parse(r.payload as string),
-    }));
   }
 
   // --- events ---

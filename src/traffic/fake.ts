@@ -12,6 +12,7 @@ import {
   type Counters,
   type Router,
   type RouterStats,
+  type RouterStatsDelta,
   type RoutingTable,
   type Target,
   type TargetStatus,
@@ -71,6 +72,12 @@ export class FakeRouter implements Router {
   private groups: ReleaseGroup<Candidate>[] | undefined;
   private previewCursor = 0;
   private readonly now: () => number;
+  /** the table in force, by target id */
+  private byId = new Map<string, Target>();
+  /** change log for statsSince: target ids whose status changed, newest last */
+  private log: { seq: number; id: string }[] = [];
+  private seq = 0;
+  private floor = 0;
 
   constructor(private readonly opts: FakeRouterOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -90,8 +97,24 @@ export class FakeRouter implements Router {
         { hint: "the controller's table version must only grow" },
       );
     }
-    const copied: RoutingTable = structuredClone(table);
-    const ids = new Set(copied.targets.map((t) => t.id));
+    // A copy (the caller may reuse its objects); unchanged targets share the previous table's
+    // copy, so a long history of 10,000-target tables stays small.
+    const prevById = this.byId;
+    const byId = new Map<string, Target>();
+    const copied: RoutingTable = {
+      ...structuredClone({ ...table, targets: [] }),
+      targets: table.targets.map((t) => {
+        const p = prevById.get(t.id);
+        const same = p !== undefined && p.release === t.release && p.address === t.address && p.weight === t.weight && p.state === t.state;
+        if (!same) this.changed(t.id);
+        const c = same ? p : { id: t.id, release: t.release, address: t.address, weight: t.weight, state: t.state };
+        byId.set(t.id, c);
+        return c;
+      }),
+    };
+    for (const id of prevById.keys()) if (!byId.has(id)) this.changed(id);
+    this.byId = byId;
+    const ids = byId;
     for (const t of copied.targets) {
       if (t.state === "draining" && !this.drainingSince.has(t.id)) this.drainingSince.set(t.id, this.now());
       if (t.state === "active") this.drainingSince.delete(t.id);
@@ -112,8 +135,40 @@ export class FakeRouter implements Router {
   }
 
   async stats(): Promise<RouterStats> {
+    return this.statsOf((this.table?.targets ?? []).map((t) => this.status(t)));
+  }
+
+  async statsSince(cursor: number | undefined): Promise<RouterStatsDelta> {
+    if (cursor === undefined || cursor < this.floor) return { ...(await this.stats()), cursor: this.seq, full: true, removed: [] };
+    let lo = 0, hi = this.log.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.log[mid]!.seq <= cursor) lo = mid + 1;
+      else hi = mid;
+    }
+    const ids = new Set<string>();
+    for (let k = lo; k < this.log.length; k++) ids.add(this.log[k]!.id);
+    const targets: TargetStatus[] = [];
+    const removed: string[] = [];
+    for (const id of ids) {
+      const t = this.byId.get(id);
+      if (t) targets.push(this.status(t));
+      else removed.push(id);
+    }
+    return { ...this.statsOf(targets), cursor: this.seq, full: false, removed };
+  }
+
+  private changed(id: string): void {
+    this.log.push({ seq: ++this.seq, id });
+    if (this.log.length > 4 * this.byId.size + 1024) {
+      const drop = this.log.length >> 1;
+      this.floor = this.log[drop - 1]!.seq;
+      this.log = this.log.slice(drop);
+    }
+  }
+
+  private statsOf(targets: TargetStatus[]): RouterStats {
     const table = this.table;
-    const targets: TargetStatus[] = (table?.targets ?? []).map((t) => this.status(t));
     const releases: Record<string, Counters> = {};
     for (const [k, v] of this.releaseCounters) releases[k] = copy(v);
     const previewCounters: Record<string, Counters> = {};
@@ -137,10 +192,12 @@ export class FakeRouter implements Router {
   setHealthy(targetId: string, healthy: boolean): void {
     if (healthy) this.unhealthy.delete(targetId);
     else this.unhealthy.add(targetId);
+    this.changed(targetId);
   }
 
   setInflight(targetId: string, n: number): void {
     this.inflight.set(targetId, n);
+    this.changed(targetId);
   }
 
   /**
@@ -236,7 +293,7 @@ export class FakeRouter implements Router {
   }
 
   private countersOf(targetId: string, preview: boolean): { tc: Counters; rc: Counters } {
-    const t = this.table?.targets.find((x) => x.id === targetId);
+    const t = this.byId.get(targetId);
     if (!t) throw new Error(`FakeRouter: no target ${targetId} in the current table`);
     const byRelease = preview ? this.previewCounters : this.releaseCounters;
     let rc = byRelease.get(t.release);
@@ -246,6 +303,7 @@ export class FakeRouter implements Router {
     }
     // Preview traffic is not in the target's (production) counters either.
     if (preview) return { tc: zero(), rc };
+    this.changed(targetId);
     let tc = this.targetCounters.get(targetId);
     if (tc === undefined) {
       tc = zero();

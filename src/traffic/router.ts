@@ -128,6 +128,19 @@ export interface RouterStats {
 export interface Router {
   setTable(table: RoutingTable): Promise<void>;
   stats(): Promise<RouterStats>;
+  /**
+   * Optional change feed: stats whose `targets` are only those whose status changed since
+   * `cursor` (a value from an earlier answer), with the ids that left the table in `removed`;
+   * everything else as stats() gives it. `full: true` (first call, or a cursor the router can
+   * no longer answer from): `targets` is every target. Without it, stats() is used.
+   */
+  statsSince?(cursor: number | undefined): Promise<RouterStatsDelta>;
+}
+
+export interface RouterStatsDelta extends RouterStats {
+  cursor: number;
+  full: boolean;
+  removed: string[];
 }
 
 /** What one release did between two snapshots of its counters. */

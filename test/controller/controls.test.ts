@@ -96,7 +96,7 @@ test("canary: a manual pause holds until `kiln promote`", async () => {
   const spec = canarySpec({ steps: [{ setWeight: 50 }, { pause: "manual" }] });
   await live(w, "v1", spec, "rolling");
   w.controller.deploy(deployReq("v2", spec, "canary"));
-  await w.run(() => (w.controller as unknown as { rt: { lastSteps: { kind: string; paused?: boolean }[] } }).rt.lastSteps.some((s) => s.kind === "wait" && s.paused));
+  await w.run(() => pausedNow(w));
   const held = w.db.activeRollout("svc")!;
   assert.equal(held.progress.weight, 50);
   for (let i = 0; i < 40; i++) {
@@ -195,7 +195,7 @@ test("blue-green: green waits on standby behind the preview address and reaches 
   await live(w, "v1", releaseSpec(), "blue-green");
   w.controller.deploy(deployReq("v2", spec, "blue-green"));
   await w.run(() => (w.router.table?.targets ?? []).filter((t) => t.release === "r2").length === 3);
-  await w.run(() => (w.controller as unknown as { rt: { lastSteps: { kind: string; paused?: boolean }[] } }).rt.lastSteps.some((s) => s.kind === "wait" && s.paused));
+  await w.run(() => pausedNow(w));
   assert.equal(w.router.table?.preview, "r2");
   const prod = play(w, 90);
   assert.equal(prod.r2 ?? 0, 0, "no production request reaches green before promotion");
@@ -261,3 +261,9 @@ test("canary after a blue-green release: the older warm fleet is retired and the
   assert.equal(w.controller.liveRelease()?.id, "r3");
   assert.deepEqual(new Set(w.provider.running().map((i) => i.release)), new Set(["r3"]));
 });
+
+/** The running rollout holds at a pause (its phase as `kiln status` shows it). */
+function pausedNow(w: ReturnType<typeof world>): boolean {
+  const r = w.db.activeRollout("svc");
+  return r !== undefined && w.controller.rolloutView(r).phase === "paused";
+}

@@ -15,6 +15,7 @@ export function releaseSpec(over: Partial<ReleaseSpec> = {}, strategy: Partial<R
       type: "rolling",
       rolling: { minHealthyPercent: 100, maxHealthyPercent: 150, instanceWarmup: 300, deadline: 60_000, autoRollback: true },
       blueGreen: { keepPreviousFor: 60_000, promotion: "auto", deadline: 60_000, autoRollback: true },
+      maxQuarantined: 1,
       ...strategy,
     },
     volumes: [],

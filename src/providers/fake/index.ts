@@ -2,7 +2,7 @@
 // Each release can be given a behaviour: how long its instances take to turn healthy,
 // whether they fail health checks, or exit.
 
-import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
+import type { InstanceChanges, LaunchRequest, ObservedInstance, Provider } from "../provider.js";
 
 export interface FakeBehaviour {
   /** ms after launch before health checks pass (default 0) */
@@ -60,6 +60,13 @@ export class FakeProvider implements Provider {
   private readonly behaviours = new Map<string, FakeBehaviour>();
   private nextPort = 20000;
   launches = 0;
+  /** change log for changes(): every launch, exit and removal, newest last */
+  private log: { seq: number; service: string; id: string }[] = [];
+  private seq = 0;
+  /** cursors at or below this were compacted away */
+  private floor = 0;
+  /** running instances that exit by themselves later (behaviour.exitAfter) */
+  private readonly timed = new Set<FakeInstance>();
 
   constructor(
     private readonly clock: { now(): number },
@@ -81,7 +88,30 @@ export class FakeProvider implements Provider {
   /** Kill an instance from outside, as a crash would. */
   crash(id: string): void {
     const i = this.instances.get(id);
-    if (i) Object.assign(i, { state: "exited", exitCode: 137 });
+    if (i) this.exit(i, 137);
+  }
+
+  private exit(i: FakeInstance, code: number): void {
+    if (i.state === "exited") return;
+    Object.assign(i, { state: "exited", exitCode: code });
+    this.timed.delete(i);
+    this.changed(i.service, i.id);
+  }
+
+  private changed(service: string, id: string): void {
+    this.log.push({ seq: ++this.seq, service, id });
+    if (this.log.length > 4 * this.instances.size + 1024) {
+      const drop = this.log.length >> 1;
+      this.floor = this.log[drop - 1]!.seq;
+      this.log = this.log.slice(drop);
+    }
+  }
+
+  /** Instances whose exitAfter has come exit now (time only moves with the manual clock). */
+  private exitDue(): void {
+    if (this.timed.size === 0) return;
+    const now = this.clock.now();
+    for (const i of this.timed) if (now - i.startedAt >= i.behaviour.exitAfter!) this.exit(i, i.behaviour.exitCode ?? 1);
   }
 
   async launch(req: LaunchRequest): Promise<ObservedInstance> {
@@ -97,24 +127,46 @@ export class FakeProvider implements Provider {
     };
     this.instances.set(inst.id, inst);
     this.byAddress.set(inst.address, inst);
+    if (behaviour.exitAfter !== undefined) this.timed.add(inst);
+    this.changed(inst.service, inst.id);
     return { ...inst };
   }
 
   async terminate(instanceId: string): Promise<void> {
     const i = this.instances.get(instanceId);
-    if (i) this.byAddress.delete(i.address);
+    if (!i) return;
+    this.byAddress.delete(i.address);
     this.instances.delete(instanceId);
+    this.timed.delete(i);
+    this.changed(i.service, i.id);
   }
 
   async list(service: string): Promise<ObservedInstance[]> {
-    const now = this.clock.now();
+    this.exitDue();
     const out: ObservedInstance[] = [];
-    for (const i of this.instances.values()) {
-      if (i.service !== service) continue;
-      if (i.state === "running" && i.behaviour.exitAfter !== undefined && now - i.startedAt >= i.behaviour.exitAfter) Object.assign(i, { state: "exited", exitCode: i.behaviour.exitCode ?? 1 });
-      out.push(observed(i));
-    }
+    for (const i of this.instances.values()) if (i.service === service) out.push(observed(i));
     return out;
+  }
+
+  async changes(service: string, cursor: number | undefined): Promise<InstanceChanges> {
+    this.exitDue();
+    if (cursor === undefined || cursor < this.floor) return { cursor: this.seq, full: true, instances: await this.list(service), removed: [] };
+    let lo = 0, hi = this.log.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.log[mid]!.seq <= cursor) lo = mid + 1;
+      else hi = mid;
+    }
+    const ids = new Set<string>();
+    for (let k = lo; k < this.log.length; k++) if (this.log[k]!.service === service) ids.add(this.log[k]!.id);
+    const instances: ObservedInstance[] = [];
+    const removed: string[] = [];
+    for (const id of ids) {
+      const i = this.instances.get(id);
+      if (i) instances.push(observed(i));
+      else removed.push(id);
+    }
+    return { cursor: this.seq, full: false, instances, removed };
   }
 
   /** The health check as an instance would answer it. */

@@ -1,0 +1,100 @@
+// Acting on instances: launching from a release and stopping. Each records its intent in
+// state before the provider is called, and its outcome after.
+
+import { randomBytes } from "node:crypto";
+import type { Provider } from "../providers/provider.js";
+import type { Release, RolloutRecord } from "../state/db.js";
+import type { FleetObserver } from "./observe.js";
+import type { ServiceState } from "./service-state.js";
+
+export class InstanceActions {
+  private readonly terminating = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly state: ServiceState,
+    private readonly provider: Provider,
+    private readonly observer: FleetObserver,
+    private readonly newId?: (release: string) => string,
+  ) {}
+
+  /**
+   * On start: adopt the instances state recorded that are still running, mark the ones that
+   * are gone, and stop any the provider runs that state cannot account for.
+   */
+  async adopt(): Promise<void> {
+    const { db, service } = this.state;
+    const running = await this.provider.list(service);
+    const known = new Map(db.liveInstances(service).map((i) => [i.id, i]));
+    for (const inst of running) {
+      const rec = known.get(inst.id);
+      if (!rec && inst.state === "running") {
+        this.state.event("warn", `stopping instance ${inst.id}: running but not in state (launched by an interrupted controller?)`, { instance: inst.id });
+        await this.provider.terminate(inst.id, { graceMs: 2000 });
+        continue;
+      }
+      if (rec && rec.state === "launching" && inst.state === "running") {
+        db.updateInstance(inst.id, { state: "running", address: inst.address, pid: inst.pid });
+        this.state.event("info", `adopted instance ${inst.id} whose launch was interrupted`, { instance: inst.id });
+      }
+    }
+    const runningIds = new Set(running.filter((i) => i.state === "running").map((i) => i.id));
+    for (const rec of known.values()) {
+      this.observer.seed(rec.id, rec.healthySince !== undefined && runningIds.has(rec.id));
+      if (rec.state === "terminating") this.startTerminate(rec.id, "termination interrupted by a restart");
+      else if (rec.state === "launching" && !runningIds.has(rec.id)) {
+        db.updateInstance(rec.id, { state: "terminated", routing: "none", terminatedAt: this.state.now(), reason: "launch interrupted" });
+      }
+    }
+  }
+
+  /**
+   * Launch `count` instances of a release. Intents first, in one transaction: a controller
+   * killed after it adopts or removes them on restart. The provider launches run together and
+   * their outcomes are recorded together (the next tick, which probes them, waits for the
+   * whole step anyway).
+   */
+  async launch(rel: Release, count: number, rollout: RolloutRecord | undefined): Promise<void> {
+    const { db, service } = this.state;
+    const now = this.state.now();
+    const ids = Array.from({ length: count }, () => (this.newId ? this.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
+    db.tx(() => ids.forEach((id) => db.insertInstance({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
+    for (const id of ids) this.observer.seed(id, false);
+    const results = await Promise.allSettled(ids.map((id) => this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: rel.spec.env, volumes: rel.spec.volumes })));
+    const at = this.state.now();
+    let failure: unknown;
+    db.tx(() =>
+      results.forEach((r, k) => {
+        const id = ids[k]!;
+        if (r.status === "fulfilled") {
+          db.updateInstance(id, { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at });
+          this.state.event("info", `launched ${id} (${rel.version}) at ${r.value.address}`, { instance: id, release: rel.id, rollout: rollout?.id });
+        } else {
+          failure ??= r.reason;
+          db.updateInstance(id, { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` });
+        }
+      }),
+    );
+    if (failure !== undefined) throw failure;
+  }
+
+  startTerminate(id: string, reason: string): void {
+    if (this.terminating.has(id)) return;
+    const rec = this.state.db.liveIndex(this.state.service).get(id) ?? this.state.db.getInstance(id);
+    const grace = this.state.specOf(rec?.release).drainTimeout;
+    const p = this.provider
+      .terminate(id, { graceMs: Math.min(grace, 10_000) })
+      .then(() => {
+        this.state.db.updateInstance(id, { state: "terminated", routing: "none", terminatedAt: this.state.now(), reason });
+        this.observer.forget(id);
+        this.state.event("info", `terminated ${id} (${reason})`, { instance: id, release: rec?.release });
+      })
+      .catch((e) => this.state.event("error", `terminating ${id} failed: ${(e as Error).message}`, { instance: id }))
+      .finally(() => this.terminating.delete(id));
+    this.terminating.set(id, p);
+  }
+
+  /** Resolves when every stop started so far has finished. */
+  async settle(): Promise<void> {
+    await Promise.all([...this.terminating.values()]);
+  }
+}

@@ -1,0 +1,51 @@
+// Pushing the routing table: when it changed, or when the router holds an older one (it
+// restarted without its file). What the table holds is planRoutingTable's decision.
+
+import type { Router, RouterStats, RoutingTable } from "../traffic/router.js";
+import { planRoutingTable } from "./routing-plan.js";
+import type { ServiceState } from "./service-state.js";
+
+/** Same targets, weights, preview, health and drain timeout (the version aside). */
+export function sameTable(a: RoutingTable, b: RoutingTable): boolean {
+  if (a.targets.length !== b.targets.length || a.drainTimeoutMs !== b.drainTimeoutMs || a.preview !== b.preview) return false;
+  if (JSON.stringify(a.health) !== JSON.stringify(b.health) || JSON.stringify(a.releaseWeights) !== JSON.stringify(b.releaseWeights)) return false;
+  for (let i = 0; i < a.targets.length; i++) {
+    const x = a.targets[i]!, y = b.targets[i]!;
+    if (x.id !== y.id || x.release !== y.release || x.address !== y.address || x.weight !== y.weight || x.state !== y.state) return false;
+  }
+  return true;
+}
+
+export class RouterSync {
+  private last?: RoutingTable;
+  /** what the last pushed table was built from */
+  private lastInputs?: string;
+
+  constructor(private readonly state: ServiceState, private readonly router: Router) {}
+
+  async sync(stats: RouterStats | undefined): Promise<void> {
+    const { db, service } = this.state;
+    const current = Number(db.getMeta("tableVersion") ?? "0");
+    const routerBehind = stats !== undefined && stats.tableVersion < current;
+    // The table is a function of the instance rows and the active rollout: when neither
+    // changed since the last push there is nothing to build (10,000-instance fleets).
+    const r = db.activeRollout(service);
+    const live = db.getMeta("live");
+    const inputs = `${db.instancesRevision()}|${r?.id}:${r?.state}:${JSON.stringify(r?.progress)}:${r?.switchedAt}|${live}`;
+    if (inputs === this.lastInputs && !routerBehind) return;
+    const candidate = planRoutingTable({ instances: db.liveInstances(service), rollout: r, spec: this.state.specOf(r?.target ?? live), version: current });
+    if (this.last && sameTable(candidate, this.last) && !routerBehind) {
+      this.lastInputs = inputs;
+      return;
+    }
+    const version = current + 1;
+    try {
+      await this.router.setTable({ ...candidate, version });
+      db.setMeta("tableVersion", String(version));
+      this.last = candidate;
+      this.lastInputs = inputs;
+    } catch (e) {
+      this.state.log(`routing table not pushed: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,94 @@
+// The controller's reads and small writes of one service's state: release specs (read once),
+// the live release, the desired fleet size, events, rollout progress. Shared by the loop,
+// the commands and the views.
+
+import type { RolloutProgress } from "../rollout/types.js";
+import type { EventRecord, Release, RolloutRecord, StateDb } from "../state/db.js";
+import type { ReleaseSpec } from "../state/release-spec.js";
+
+export interface ServiceStateDeps {
+  service: string;
+  db: StateDb;
+  /** spec used for health and routing before the first release */
+  defaultSpec: ReleaseSpec;
+  now: () => number;
+  log?: (line: string) => void;
+}
+
+export class ServiceState {
+  private readonly specs = new Map<string, ReleaseSpec>();
+  readonly service: string;
+  readonly db: StateDb;
+
+  constructor(private readonly d: ServiceStateDeps) {
+    this.service = d.service;
+    this.db = d.db;
+  }
+
+  now(): number {
+    return this.d.now();
+  }
+
+  event(level: EventRecord["level"], message: string, extra: { release?: string; instance?: string; rollout?: number } = {}): void {
+    this.db.addEvent({ at: this.d.now(), level, service: this.service, message, ...extra });
+    this.d.log?.(`[${level}] ${message}`);
+  }
+
+  log(line: string): void {
+    this.d.log?.(line);
+  }
+
+  liveRelease(): Release | undefined {
+    const id = this.db.getMeta("live");
+    return id ? this.db.getRelease(id) : undefined;
+  }
+
+  desiredInstances(): number {
+    const v = this.db.getMeta("instances");
+    return v === undefined ? this.d.defaultSpec.instances : Number(v);
+  }
+
+  /** A release's spec never changes once recorded, so it is read from state once. */
+  specOf(releaseId: string | undefined): ReleaseSpec {
+    if (releaseId === undefined) return this.d.defaultSpec;
+    const cached = this.specs.get(releaseId);
+    if (cached) return cached;
+    const spec = this.db.getRelease(releaseId)?.spec;
+    if (!spec) return this.d.defaultSpec;
+    this.specs.set(releaseId, spec);
+    return spec;
+  }
+
+  /** Running instances of `release` kept warm on standby (weight 0): what an instant rollback flips to. */
+  warmStandby(release: string): number {
+    let n = 0;
+    for (const i of this.db.liveInstances(this.service)) if (i.release === release && i.routing === "standby" && i.state === "running") n++;
+    return n;
+  }
+
+  /** Releases whose instances already run the target's digest and config (skipMatching). */
+  equivalentReleases(rollout: RolloutRecord): string[] {
+    if (rollout.strategy !== "rolling" || !this.specOf(rollout.target).strategy.rolling.skipMatching) return [];
+    const target = this.db.getRelease(rollout.target);
+    if (!target) return [];
+    const out = new Set<string>();
+    for (const r of this.db.liveInstances(this.service)) {
+      if (r.release === target.id || out.has(r.release)) continue;
+      const rel = this.db.getRelease(r.release);
+      if (rel && rel.digest === target.digest && rel.configHash === target.configHash) out.add(rel.id);
+    }
+    return [...out];
+  }
+
+  /** Merge into the rollout's stored progress (`set` may be computed from it); undefined deletes a key. */
+  mergeProgress(rolloutId: number, set: RolloutProgress | ((cur: RolloutProgress) => RolloutProgress)): void {
+    const cur = this.db.getRollout(rolloutId);
+    if (!cur) return;
+    const next: Record<string, unknown> = { ...cur.progress };
+    for (const [k, v] of Object.entries(typeof set === "function" ? set(cur.progress as RolloutProgress) : set)) {
+      if (v === undefined) delete next[k];
+      else next[k] = v;
+    }
+    this.db.updateRollout(rolloutId, { progress: next });
+  }
+}

@@ -1,0 +1,56 @@
+// What the API and the CLI show: releases, rollouts and the service's status, as plain data.
+
+import { phaseOf } from "../rollout/index.js";
+import type { Step } from "../rollout/types.js";
+import type { Release, RolloutRecord } from "../state/db.js";
+import type { FleetObserver } from "./observe.js";
+import type { ServiceState } from "./service-state.js";
+import type { InstanceView, ReleaseView, RolloutView, StatusView } from "./types.js";
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+export function releaseView(r: Release): ReleaseView {
+  return {
+    id: r.id, version: r.version, ref: r.ref, digest: r.digest, configHash: r.configHash, strategy: r.strategy, status: r.status,
+    reason: r.reason, createdAt: iso(r.createdAt)!, liveAt: iso(r.liveAt), finishedAt: iso(r.finishedAt), previous: r.previous,
+  };
+}
+
+/** `lastSteps`: what the loop decided on its last tick (shown while the rollout runs). */
+export function rolloutView(r: RolloutRecord, lastSteps: readonly Step[]): RolloutView {
+  const active = r.state === "running";
+  return {
+    id: r.id, kind: r.kind, strategy: r.strategy, target: r.target, previous: r.previous, state: r.state,
+    phase: active ? (r.paused ? "paused" : phaseOf([...lastSteps])) : undefined, reason: r.reason, startedAt: iso(r.startedAt)!, finishedAt: iso(r.finishedAt),
+    ...(Object.keys(r.progress ?? {}).length ? { progress: r.progress } : {}),
+    steps: active ? lastSteps.map((s) => `${s.kind}: ${s.reason}`) : undefined,
+  };
+}
+
+/** The service as `kiln status` shows it: desired and live, the running rollout, every live instance. */
+export function statusView(d: { state: ServiceState; observer: FleetObserver; listen: string; rolloutView: (r: RolloutRecord) => RolloutView }): StatusView {
+  const { db, service } = d.state;
+  const stats = d.observer.lastStats;
+  const now = d.state.now();
+  const live = d.state.liveRelease();
+  const rollout = db.activeRollout(service);
+  const versions = new Map(db.listReleases(service).map((r) => [r.id, r.version]));
+  const instances: InstanceView[] = db.liveInstances(service).map((r) => {
+    const t = d.observer.target(r.id);
+    return {
+      id: r.id, pid: r.pid, address: r.address, release: r.release, version: versions.get(r.release), digest: r.digest,
+      health: r.state === "terminating" ? "exited" : d.observer.phase(r, now),
+      routing: r.routing, inRotation: t?.inRotation ?? false, inflight: t?.inflight ?? 0, launchedAt: r.launchedAt, state: r.state,
+    };
+  });
+  return {
+    schemaVersion: 1,
+    service,
+    controller: { pid: process.pid },
+    proxy: { pid: stats?.pid, address: stats?.listen ?? d.listen, reachable: stats !== undefined, tableVersion: stats?.tableVersion },
+    desiredInstances: d.state.desiredInstances(),
+    release: live ? releaseView(live) : undefined,
+    rollout: rollout ? d.rolloutView(rollout) : undefined,
+    instances,
+  };
+}

@@ -1,0 +1,33 @@
+// What a release records of kiln.yaml: the runtime part it is deployed with (durations in ms),
+// restored as-is by a rollback. Read back through normalizeReleaseSpec, the one place where
+// releases recorded by an older kiln get the defaults of what did not exist yet.
+
+import type { HealthParams } from "../health/tracker.js";
+import type { BlueGreenParams, CanaryParams, RollingParams, StrategyName } from "../rollout/types.js";
+
+export interface ReleaseSpec {
+  instances: number;
+  health: HealthParams;
+  drainTimeout: number;
+  /**
+   * canary is absent from releases recorded before canaries existed; such a release is never a
+   * canary's target (its strategy could not name one), so nothing needs its defaults.
+   */
+  strategy: { type: StrategyName; rolling: RollingParams; blueGreen: BlueGreenParams; canary?: CanaryParams; maxQuarantined: number };
+  volumes: { name: string; path: string }[];
+  env: Record<string, string>;
+}
+
+/** A release spec as older kilns stored it: maxQuarantined came later. */
+export type StoredReleaseSpec = Omit<ReleaseSpec, "strategy"> & { strategy: Omit<ReleaseSpec["strategy"], "maxQuarantined"> & { maxQuarantined?: number } };
+
+/**
+ * Fill in what an older release did not record.
+ *
+ *   { strategy: { …, maxQuarantined: 3 } } → unchanged
+ *   { strategy: { … } } (recorded before quarantine existed) → maxQuarantined 1, the default then
+ */
+export function normalizeReleaseSpec(s: StoredReleaseSpec): ReleaseSpec {
+  if (s.strategy.maxQuarantined !== undefined) return s as ReleaseSpec;
+  return { ...s, strategy: { ...s.strategy, maxQuarantined: 1 } };
+}

@@ -1,0 +1,106 @@
+// The controller's HTTP API in process (hono's app.request): routes parse, call the
+// controller and render; KilnErrors map to statuses here. Spawns nothing.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ReleaseView, RolloutView, StatusView } from "../../src/controller/types.js";
+import { createApp } from "../../src/server/app.js";
+import { deployReq, releaseSpec, world } from "../controller/fake-world.js";
+
+function setup() {
+  const w = world();
+  let shutdowns = 0;
+  const app = createApp({ controller: w.controller, db: w.db, service: "svc", onShutdown: () => shutdowns++ });
+  const post = (path: string, body?: unknown) =>
+    app.request(path, { method: "POST", headers: { "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { w, app, post, shutdowns: () => shutdowns };
+}
+
+test("ping, status before any deploy, and a deploy that goes live over the API", async () => {
+  const { w, app, post } = setup();
+  const ping = await app.request("/v1/ping");
+  assert.equal(ping.status, 200);
+  assert.equal(((await ping.json()) as { ok: boolean }).ok, true);
+
+  const before = (await (await app.request("/v1/status")).json()) as StatusView;
+  assert.equal(before.service, "svc");
+  assert.equal(before.release, undefined);
+  assert.deepEqual(before.instances, []);
+
+  const res = await post("/v1/deploy", deployReq("v1", releaseSpec()));
+  assert.equal(res.status, 202);
+  const { release, rollout } = (await res.json()) as { release: ReleaseView; rollout: RolloutView };
+  assert.equal(release.status, "deploying");
+  assert.equal(rollout.state, "running");
+
+  await w.run(() => w.db.activeRollout("svc") === undefined);
+  const after = (await (await app.request("/v1/status")).json()) as StatusView;
+  assert.equal(after.release?.id, release.id);
+  assert.equal(after.release?.status, "live");
+  assert.equal(after.instances.length, 3);
+  assert.ok(after.instances.every((i) => i.health === "healthy" && i.routing === "active" && i.inRotation));
+
+  const one = await app.request(`/v1/rollouts/${rollout.id}`);
+  assert.equal(((await one.json()) as RolloutView).state, "done");
+  const history = (await (await app.request("/v1/history")).json()) as { releases: ReleaseView[] };
+  assert.deepEqual(history.releases.map((r) => r.id), [release.id]);
+  const events = (await (await app.request("/v1/events?after=0")).json()) as { events: { message: string }[] };
+  assert.ok(events.events.some((e) => e.message.startsWith("release live:")));
+});
+
+test("errors map to statuses with the KilnError body", async () => {
+  const { app, post } = setup();
+  const bad = await post("/v1/deploy", { ref: "x" });
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as { error: { code: string } }).error.code, "KILN_E_USAGE");
+
+  const missing = await app.request("/v1/rollouts/99");
+  assert.equal(missing.status, 404);
+  assert.equal(((await missing.json()) as { error: { code: string } }).error.code, "KILN_E_NOT_FOUND");
+
+  const nothing = await post("/v1/rollback");
+  assert.equal(nothing.status, 404);
+
+  const noRollout = await post("/v1/pause");
+  assert.equal(noRollout.status, 409);
+  assert.equal(((await noRollout.json()) as { error: { code: string } }).error.code, "KILN_E_CONTROLLER");
+
+  const scale = await post("/v1/scale", { instances: -1 });
+  assert.equal(scale.status, 400);
+});
+
+test("pause, resume, scale and abort act on the controller", async () => {
+  const { w, post } = setup();
+  await post("/v1/deploy", deployReq("v1", releaseSpec()));
+  await w.run(() => w.db.activeRollout("svc") === undefined);
+  await post("/v1/deploy", deployReq("v2", releaseSpec()));
+
+  const paused = (await (await post("/v1/pause")).json()) as RolloutView;
+  assert.equal(paused.phase, "paused");
+  assert.equal(w.db.activeRollout("svc")?.paused, true);
+  const resumed = await post("/v1/resume");
+  assert.equal(resumed.status, 200);
+  assert.equal(w.db.activeRollout("svc")?.paused, false);
+
+  const conflict = await post("/v1/deploy", deployReq("v3", releaseSpec()));
+  assert.equal(conflict.status, 409);
+
+  const aborted = (await (await post("/v1/abort")).json()) as RolloutView;
+  assert.equal(aborted.state, "aborted");
+  assert.equal(w.db.activeRollout("svc")?.kind, "rollback");
+
+  const scaled = (await (await post("/v1/scale", { instances: 2 })).json()) as { instances: number };
+  assert.equal(scaled.instances, 2);
+  assert.equal(w.controller.desiredInstances(), 2);
+});
+
+test("shutdown without stopping instances answers, then calls onShutdown", async () => {
+  const { w, post, shutdowns } = setup();
+  await post("/v1/deploy", deployReq("v1", releaseSpec()));
+  await w.run(() => w.db.activeRollout("svc") === undefined);
+  const res = await post("/v1/shutdown", { stopInstances: false });
+  assert.equal(res.status, 200);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(shutdowns(), 1);
+  assert.equal(w.provider.running().length, 3);
+});
