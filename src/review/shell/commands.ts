@@ -27,6 +27,8 @@ export interface Classified {
   /** a script this command runs somewhere else: ssh, exec, SSM, bash -c */
   inner?: { text: string; via: string; remote: boolean };
   findings: RawFinding[];
+  /** container names this command starts (`run --name`) or removes (`rm`, `stop`, `kill`) */
+  container?: { run?: string; removes?: string[] };
 }
 
 /** Commands that only run their arguments as another command. */
@@ -121,25 +123,41 @@ export function classify(argvIn: WordInfo[]): Classified {
     case "terraform":
     case "tofu": {
       const sub = positionals(args)[0]?.text;
-      if (sub === "destroy" || (sub === "apply" && hasFlag(args, "-destroy"))) return with_({ name: `${cmd} ${sub}${sub === "apply" ? " -destroy" : ""}`, effect: "remove" });
+      if (sub === "destroy" || (sub === "apply" && hasFlag(args, "-destroy"))) {
+        const target = opt(args, "-target", "--target");
+        return with_({ name: `${cmd} ${sub}${sub === "apply" ? " -destroy" : ""}${target ? ` -target=${target.text}` : ""}`, effect: "remove" });
+      }
+      // -replace destroys the running resource first unless it is create_before_destroy,
+      // which the script cannot show: the old one is gone before anything checked the new.
+      const replace = opt(args, "-replace", "--replace");
+      if (sub === "apply" && replace) return with_({ name: `${cmd} apply -replace=${replace.text}`, effect: "remove" });
       return none(`${cmd} ${sub ?? ""}`.trim(), findings);
     }
     case "gcloud": {
       const p = positionals(args).map((w) => w.text);
       const s = p.join(" ");
       if (/^compute (instances|instance-groups managed) delete\b/.test(s) || /^compute instance-groups managed delete-instances\b/.test(s)) return with_({ name: `gcloud ${p.slice(0, 4).join(" ")}`, effect: "remove" });
+      if (/^compute instances stop\b/.test(s) || /^run services delete\b/.test(s) || /^compute backend-services remove-backend\b/.test(s)) return with_({ name: `gcloud ${p.slice(0, 3).join(" ")}`, effect: "remove" });
+      if (/^run services update-traffic\b/.test(s)) return with_({ name: "gcloud run services update-traffic", effect: "cutover" });
+      if (/^compute instance-groups managed wait-until\b/.test(s) && hasFlag(args, "--stable")) return with_({ name: "gcloud compute instance-groups managed wait-until --stable", effect: "health" });
       if (/^compute instance-groups managed resize\b/.test(s) && opt(args, "--size")?.text === "0") return with_({ name: "gcloud compute instance-groups managed resize --size 0", effect: "remove" });
       if (/^compute backend-services get-health\b/.test(s)) return with_({ name: "gcloud compute backend-services get-health", effect: "probe" });
       return none("gcloud", findings);
     }
     case "az": {
       const s = positionals(args).map((w) => w.text).join(" ");
-      if (/^(vmss|vm) delete\b/.test(s) || /^vmss delete-instances\b/.test(s)) return with_({ name: `az ${s.split(" ").slice(0, 2).join(" ")}`, effect: "remove" });
+      if (/^(vmss|vm) delete\b/.test(s) || /^vmss delete-instances\b/.test(s) || /^(vm|vmss) (deallocate|stop)\b/.test(s)) return with_({ name: `az ${s.split(" ").slice(0, 2).join(" ")}`, effect: "remove" });
+      if (/^vmss scale\b/.test(s) && opt(args, "--new-capacity")?.text === "0") return with_({ name: "az vmss scale --new-capacity 0", effect: "remove" });
+      if (/^webapp deployment slot swap\b/.test(s)) return with_({ name: "az webapp deployment slot swap", effect: "cutover" });
       return none("az", findings);
     }
     case "nomad": {
       const s = positionals(args).map((w) => w.text).join(" ");
-      if (/^job stop\b/.test(s)) return with_({ name: "nomad job stop", effect: "remove" });
+      if (/^job stop\b/.test(s) || /^stop\b/.test(s)) return with_({ name: "nomad job stop", effect: "remove" });
+      if (/^job scale\b/.test(s) && /(^| )0$/.test(s)) return with_({ name: "nomad job scale … 0", effect: "remove" });
+      // `deployment status -monitor` blocks until the deployment succeeds or fails, and says which.
+      if (/^deployment status\b/.test(s) && hasFlag(args, "-monitor", "--monitor")) return with_({ name: "nomad deployment status -monitor", effect: "health" });
+      if (/^(job )?status\b/.test(s) || /^deployment status\b/.test(s) || /^alloc status\b/.test(s)) return with_({ name: "nomad status", effect: "probe" });
       return none("nomad", findings);
     }
     case "systemctl":
@@ -426,16 +444,27 @@ function helm(args: WordInfo[]): Classified {
 }
 
 function docker(args: WordInfo[], cmd: string): Classified {
-  const p = positionals(args, new Set(["-H", "--host", "--context", "--config", "-l", "--log-level"]));
+  let p = positionals(args, new Set(["-H", "--host", "--context", "--config", "-l", "--log-level"]));
+  // `docker container stop` is `docker stop`; the management form is common in newer scripts.
+  if (p[0]?.text === "container" && p[1]) p = p.slice(1);
   const verb = p[0]?.text ?? "";
   const findings: RawFinding[] = [];
   const rest = args.slice(args.indexOf(p[0]!) + 1);
-  const runOpts = new Set(["-v", "--volume", "-e", "--env", "-p", "--publish", "--name", "--network", "--restart", "-u", "--user", "-w", "--workdir", "--env-file", "--mount", "--label", "-l", "--health-cmd", "--health-interval", "--log-driver", "--log-opt", "--entrypoint", "-m", "--memory", "--cpus", "--hostname", "-h", "--add-host", "--health-retries", "--health-timeout", "--health-start-period", "--replicas", "--update-order", "--update-failure-action", "--update-parallelism", "--update-delay", "--rollback-parallelism", "--mode", "--constraint", "--secret", "--config", "--publish-add", "--image"]);
+  const runOpts = new Set(["-v", "--volume", "-e", "--env", "-p", "--publish", "--name", "--network", "--restart", "-u", "--user", "-w", "--workdir", "--env-file", "--mount", "--label", "-l", "--health-cmd", "--health-interval", "--log-driver", "--log-opt", "--entrypoint", "-m", "--memory", "--cpus", "--hostname", "-h", "--add-host", "--health-retries", "--health-timeout", "--health-start-period", "--replicas", "--update-order", "--update-failure-action", "--update-parallelism", "--update-delay", "--rollback-parallelism", "--mode", "--constraint", "--secret", "--config", "--publish-add", "--image",
+    // value-taking options of run/create, so that their values are not read as the image
+    "--tmpfs", "--gpus", "--ipc", "--pid", "--uts", "--userns", "--cgroupns", "--shm-size", "--ulimit", "--device", "--cap-add", "--cap-drop",
+    "--security-opt", "--network-alias", "--net", "--net-alias", "--dns", "--dns-search", "--dns-option", "--platform", "--pull", "--stop-signal",
+    "--stop-timeout", "--cidfile", "--label-file", "--expose", "--link", "--volumes-from", "--runtime", "--sysctl", "--storage-opt", "--memory-swap",
+    "--memory-reservation", "--cpu-shares", "-c", "--cpuset-cpus", "--cpuset-mems", "--cpu-period", "--cpu-quota", "--isolation", "--mac-address", "--ip", "--ip6",
+    "-a", "--attach", "--blkio-weight", "--group-add", "--oom-score-adj", "--pids-limit", "--kernel-memory", "--health-start-interval", "--annotation",
+    "--device-cgroup-rule", "--env-file", "--log-opt", "--domainname", "--volume-driver", "--detach-keys", "--mount-add", "--env-add", "--label-add"]);
   switch (verb) {
     case "rm":
     case "stop":
-    case "kill":
-      return { name: `${cmd} ${verb}`, effect: "remove", findings };
+    case "kill": {
+      const removes = positionals(rest, new Set(["-t", "--time", "-s", "--signal"])).map((w) => w.text);
+      return { name: `${cmd} ${verb}`, effect: "remove", findings, container: { removes } };
+    }
     case "exec": {
       const inner = positionals(rest, new Set(["-e", "--env", "-u", "--user", "-w", "--workdir", "--env-file"]));
       const text = joinArgv(inner.slice(1));
@@ -450,12 +479,13 @@ function docker(args: WordInfo[], cmd: string): Classified {
         const v = t === "-v" || t === "--volume" ? rest[i + 1] : t.startsWith("--volume=") || t.startsWith("-v=") ? { ...rest[i]!, text: t.slice(t.indexOf("=") + 1) } : undefined;
         if (v) {
           const src = v.text.split(":")[0]!;
-          if (v.text.includes(":") && (src.startsWith("/") || src.startsWith("./") || src.startsWith("~")) && !/^\/(var\/run\/docker\.sock|etc\/localtime|proc|sys)/.test(src)) {
+          if (v.text.includes(":") && (src.startsWith("/") || src.startsWith("./") || src.startsWith("~")) && !/^\/(var\/run\/docker\.sock|etc\/localtime|proc|sys|tmp|run|var\/run|dev)(\/|$)/.test(src)) {
             findings.push({ ruleId: "KR051", pos: v.pos, message: `\`${cmd} run -v ${v.text}\` keeps data in ${src} on this host's own disk` });
           }
         }
       }
-      return { name: `${cmd} ${verb}`, effect: "none", findings };
+      const runName = opt(rest, "--name")?.text;
+      return { name: `${cmd} ${verb}`, effect: "none", findings, container: runName ? { run: runName } : undefined };
     }
     case "pull": {
       const pp = positionals(rest);
@@ -500,9 +530,15 @@ function compose(args: WordInfo[], name: string): Classified {
   return { name: `${name} ${verb}`.trim(), effect: "none", findings: [] };
 }
 
+const SSH_WITH_VALUE = new Set(["-i", "-p", "-o", "-l", "-F", "-J", "-L", "-R", "-D", "-E", "-b", "-c", "-m", "-O", "-S", "-w", "-W", "-Q", "-B", "-e", "-I", "-P"]);
+
 function ssh(args: WordInfo[], findings: RawFinding[]): Classified {
-  const p = positionals(args, new Set(["-i", "-p", "-o", "-l", "-F", "-J", "-L", "-R", "-D", "-E", "-b", "-c", "-m", "-O", "-S", "-w", "-W", "-Q"]));
-  const remote = joinArgv(p.slice(1));
+  // ssh's own options end at the host: what follows is the remote command, options and all
+  // (`ssh h curl -fsS …` must keep `-fsS`).
+  let i = 0;
+  while (i < args.length && args[i]!.text.startsWith("-") && args[i]!.text !== "--") i += SSH_WITH_VALUE.has(args[i]!.text) ? 2 : 1;
+  if (args[i]?.text === "--") i++;
+  const remote = joinArgv(args.slice(i + 1));
   return { name: "ssh", effect: "enter", findings, inner: remote ? { text: remote, via: "ssh", remote: true } : undefined };
 }
 

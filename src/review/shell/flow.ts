@@ -79,6 +79,12 @@ interface State {
   vars: ReadonlyMap<string, VarFact>;
   /** lines of health checks run on some path to here, for explaining a finding */
   seen: readonly number[];
+  /**
+   * every path merged into this state had a health verdict (h was "ok" or "failed" on each),
+   * even if the merge is "unknown": the failure handler of `gate && retire_old || handler`
+   * runs either after the gate failed or after it passed, and a removal there is safe both ways
+   */
+  gated: boolean;
 }
 
 interface Out {
@@ -102,6 +108,8 @@ interface Ctx {
   stack: readonly string[];
   /** the line of the call into the current function, for messages */
   callLine?: number;
+  /** where the call into the current function is */
+  callAt?: Pos;
   /** findings inside a remote script are reported at the command that runs it */
   at?: Pos;
   /** the previous statement's outcome in this list: what `$?` is */
@@ -122,6 +130,7 @@ function merge(a: State | null, b: State | null): State | null {
     window: a.window === b.window ? a.window : a.window === "soaked" || b.window === "soaked" ? "soaked" : "none",
     vars,
     seen: a.seen === b.seen ? a.seen : addSeen(a.seen, ...b.seen),
+    gated: a.gated && b.gated,
   };
 }
 
@@ -152,7 +161,7 @@ function addSeen(seen: readonly number[], ...lines: number[]): number[] {
 
 function sameState(a: State | null, b: State | null): boolean {
   if (!a || !b) return a === b;
-  if (a.h !== b.h || a.errexit !== b.errexit || a.pipefail !== b.pipefail || a.flagged !== b.flagged || a.window !== b.window) return false;
+  if (a.h !== b.h || a.errexit !== b.errexit || a.pipefail !== b.pipefail || a.flagged !== b.flagged || a.window !== b.window || a.gated !== b.gated) return false;
   if (a.seen.join() !== b.seen.join() || a.vars.size !== b.vars.size) return false;
   if (a.vars === b.vars) return true;
   for (const [k, x] of a.vars) {
@@ -167,7 +176,10 @@ function sameState(a: State | null, b: State | null): boolean {
   return true;
 }
 
-const with_ = (s: State, patch: Partial<State>): State => ({ ...s, ...patch });
+const with_ = (s: State, patch: Partial<State>): State => ({ ...s, ...patch, ...(patch.h !== undefined ? { gated: patch.h !== "unknown" } : {}) });
+
+/** In a failure handler reached only through health verdicts, what is removed is the failed new capacity. */
+const handler = (s: State): State => (s.h === "unknown" && s.gated ? with_(s, { h: "failed" }) : s);
 const mergeOut = (o: Out): State | null => merge(o.ok, o.fail);
 
 export interface FlowResult {
@@ -191,17 +203,64 @@ class Flow {
   /** statements interpreted so far; past a budget, loops stop iterating towards a fixed point and widen */
   private steps = 0;
 
+  /** names assigned exactly once in the file, to a literal: `KUBECTL="kubectl -n prod"`, `IMAGE=app:latest` */
+  private readonly literals: ReadonlyMap<string, { text: string; pos: Pos }>;
+  /** `alias k='kubectl -n prod'` */
+  private readonly aliases = new Map<string, string>();
+  /** container names started with `docker run --name N`, by line */
+  private readonly runs: { name: string; line: number }[] = [];
+  /** the targets of each container removal, by line */
+  private readonly removals: { targets: string[]; line: number }[] = [];
+
   constructor(
     private readonly file: File,
     private readonly opts: FlowOptions,
   ) {
     collectFuncs(file.Stmts, this.funcs);
+    this.literals = collectLiterals(file.Stmts);
+    walkCalls(file.Stmts, (argv, st) => {
+      if (argv[0] === "alias") {
+        for (const a of argv.slice(1)) {
+          const eq = a.indexOf("=");
+          if (eq > 0) this.aliases.set(a.slice(0, eq), a.slice(eq + 1));
+        }
+      }
+    });
+    walkStmts(file.Stmts, (st) => {
+      if (nodeType(st.Cmd) !== "CallExpr") return;
+      const words = ((st.Cmd as unknown as CallExpr).Args ?? []).map(wordInfo);
+      if (words.length === 0) return;
+      const c = classify(this.expandHead(words));
+      const line = posOf(st).line;
+      if (c.container?.run) this.runs.push({ name: c.container.run, line });
+      if (c.container?.removes) this.removals.push({ targets: c.container.removes, line });
+    });
+  }
+
+  /** argv with a command held in a variable or an alias spelled out, and literal variables substituted. */
+  private expandHead(argv: WordInfo[]): WordInfo[] {
+    const head = argv[0]!;
+    let out = argv;
+    const alias = head.literal ? this.aliases.get(head.text) : undefined;
+    const v = !head.literal && head.params.length === 1 && head.substs.length === 0 && head.text === `\${${head.params[0]}}` ? this.literals.get(head.params[0]!) : undefined;
+    const spelled = alias ?? v?.text;
+    if (spelled !== undefined && /^[A-Za-z0-9_./ =:"'-]+$/.test(spelled)) {
+      const words = spelled.trim().split(/\s+/).filter((w) => w !== "").map((w) => ({ ...head, text: w.replace(/^["']|["']$/g, ""), literal: true, params: [], substs: [] }));
+      if (words.length > 0) out = [...words, ...argv.slice(1)];
+    }
+    // A variable holding one literal is that literal (an image held in $IMAGE is still `:latest`);
+    // findings about it point at the assignment, where the fix goes.
+    return out.map((w, i) => {
+      if (i === 0 || w.literal || w.substs.length > 0 || w.params.length !== 1 || w.text !== `\${${w.params[0]}}`) return w;
+      const lit = this.literals.get(w.params[0]!);
+      return lit ? { ...w, text: lit.text, literal: true, params: [], pos: lit.pos } : w;
+    });
   }
 
   run(): FlowResult {
     const shebang = /^#!.*\b(bash|sh|zsh|ksh)\b(.*)$/m.exec(this.opts.text.split("\n", 1)[0] ?? "");
     const errexit = !!shebang && /(^|\s)-[a-z]*e/.test(shebang[2] ?? "");
-    const init: State = { h: "unknown", errexit, pipefail: false, flagged: false, window: "none", vars: new Map(), seen: [] };
+    const init: State = { h: "unknown", errexit, pipefail: false, flagged: false, window: "none", vars: new Map(), seen: [], gated: false };
     // The last statement's status is the script's: CI sees it.
     const ctx: Ctx = { cond: false, tail: true, depth: 0, stack: [] };
     this.stmts(this.file.Stmts, init, ctx);
@@ -302,7 +361,7 @@ class Flow {
     }
     if (b.Op === OP.or) {
       const x = this.stmt(b.X, state, { ...ctx, cond: true, tail: false });
-      const y = x.fail ? this.stmt(b.Y, x.fail, { ...ctx, prev: { ok: null, fail: x.fail } }) : OK;
+      const y = x.fail ? this.stmt(b.Y, handler(x.fail), { ...ctx, prev: { ok: null, fail: x.fail } }) : OK;
       return { ok: merge(x.ok, y.ok), fail: y.fail };
     }
     if (b.Op === OP.pipe || b.Op === OP.pipeAll) return this.pipeline(st, state, ctx);
@@ -344,7 +403,7 @@ class Flow {
     if (!cond.fail) els = OK;
     else if (!c.Else) els = { ok: cond.fail, fail: null };
     else if ((c.Else.Cond?.length ?? 0) > 0) els = this.ifClause(c.Else, cond.fail, ctx);
-    else els = this.stmts(c.Else.Then, cond.fail, ctx);
+    else els = this.stmts(c.Else.Then, handler(cond.fail), ctx);
     return { ok: merge(then.ok, els.ok), fail: merge(then.fail, els.fail) };
   }
 
@@ -587,14 +646,32 @@ class Flow {
         return this.errexit({ ok: okH ? with_(state, { h: okH }) : state, fail: state }, ctx);
       }
     }
+    // A wrapper (`k() { kubectl --context "$CTX" "$@"; }`) runs its arguments as part of its own command.
+    if (ctx.func && argv.some((w) => isPositional(w))) {
+      const pos = ctx.func.positional.slice(ctx.func.shift);
+      const expanded = argv.flatMap((w) => {
+        if (!isPositional(w)) return [w];
+        const p = w.params[0]!;
+        if (p === "@" || p === "*") return pos;
+        const at = pos[Number(p) - 1];
+        return at ? [at] : [];
+      });
+      // what it does is named at the call, so that is where a finding goes
+      const whole = argv.some((w) => w.params[0] === "@" || w.params[0] === "*");
+      if (expanded.length > 0 && !isPositional(argv[0]!)) return this.simple(expanded, st, state, { ...ctx, at: whole ? (ctx.at ?? ctx.callAt) : ctx.at, func: { ...ctx.func, positional: [], shift: 0 } });
+    }
+    const head = this.expandHead(argv);
+    if (head !== argv && (head.length !== argv.length || head.some((w, i) => w.text !== argv[i]!.text))) {
+      if (head[0]!.text !== name && ctx.depth < 12) return this.simple(head, st, state, { ...ctx, depth: ctx.depth + 1 });
+    }
     const fn = this.funcs.get(name);
     if (fn) {
       this.called.add(name);
       if (ctx.stack.includes(name) || ctx.depth > 12) return this.errexit({ ok: state, fail: state }, ctx);
-      const o = this.callFunction(name, fn, rest, state, { ...ctx, callLine: posOf(st).line });
+      const o = this.callFunction(name, fn, rest, state, { ...ctx, callLine: posOf(st).line, callAt: ctx.at ?? posOf(st) });
       return this.errexit(o, ctx);
     }
-    const c = classify(argv);
+    const c = classify(head);
     for (const f of c.findings) this.report(f, ctx);
     return this.errexit(this.effect(c, st, state, ctx), ctx);
   }
@@ -654,8 +731,24 @@ class Flow {
     }
   }
 
+  /**
+   * Clearing the slot the new container is about to take is not removing serving capacity:
+   * `docker rm -f web-green; docker run --name web-green …; <gate>; docker stop web-blue`.
+   * It is a slot when the same name is started later and a different container is removed
+   * after that start (the old one, retired once the new one runs). In a stop-first swap
+   * (`docker stop web; docker run --name web`) nothing else is removed: that is the mistake.
+   */
+  private clearsSlot(c: Classified, here: Pos): boolean {
+    const targets = c.container?.removes ?? [];
+    if (targets.length === 0) return false;
+    return targets.every((t) => {
+      const run = this.runs.find((r) => r.name === t && r.line > here.line);
+      return !!run && this.removals.some((r) => r.line > run.line && r.targets.some((x) => x !== t));
+    });
+  }
+
   private removal(c: Classified, here: Pos, state: State, ctx: Ctx): State {
-    if (state.h === "unknown" && !state.flagged) {
+    if (state.h === "unknown" && !state.flagged && !this.clearsSlot(c, here)) {
       this.report(
         {
           ruleId: "KR001",
@@ -926,3 +1019,32 @@ function collectFuncs(list: Stmt[] | null, out: Map<string, FuncDecl>): void {
   });
 }
 
+
+function isPositional(w: WordInfo): boolean {
+  return !w.literal && w.substs.length === 0 && w.params.length === 1 && /^([@*]|[1-9])$/.test(w.params[0]!) && w.text === `\${${w.params[0]}}`;
+}
+
+/** Variables assigned exactly once in the whole file, to a literal value. */
+function collectLiterals(list: Stmt[] | null): Map<string, { text: string; pos: Pos }> {
+  const seen = new Map<string, { text: string; pos: Pos } | null>();
+  const note = (as: Assign[] | null) => {
+    for (const a of as ?? []) {
+      const name = a.Name?.Value;
+      if (!name) continue;
+      const w = a.Value ? wordInfo(a.Value) : undefined;
+      seen.set(name, seen.has(name) || !w || !w.literal || a.Array ? null : { text: w.text, pos: w.pos });
+    }
+  };
+  walkStmts(list, (st) => {
+    const t = nodeType(st.Cmd);
+    if (t === "CallExpr") note((st.Cmd as unknown as CallExpr).Assigns);
+    else if (t === "DeclClause") note((st.Cmd as unknown as DeclClause).Args);
+    else if (t === "ForClause") {
+      const loop = (st.Cmd as unknown as { Loop?: { Name?: { Value: string } } }).Loop;
+      if (loop?.Name?.Value) seen.set(loop.Name.Value, null);
+    }
+  });
+  const out = new Map<string, { text: string; pos: Pos }>();
+  for (const [k, v] of seen) if (v) out.set(k, v);
+  return out;
+}
