@@ -244,7 +244,7 @@ class Flow {
     const alias = head.literal ? this.aliases.get(head.text) : undefined;
     const v = !head.literal && head.params.length === 1 && head.substs.length === 0 && head.text === `\${${head.params[0]}}` ? this.literals.get(head.params[0]!) : undefined;
     const spelled = alias ?? v?.text;
-    if (spelled !== undefined && /^[A-Za-z0-9_./ =:"'-]+$/.test(spelled)) {
+    if (spelled !== undefined && /^[A-Za-z0-9_./ =:"'-]+$/.test(spelled) && !/^\s*(true|false)\s*$/.test(spelled)) {
       const words = spelled.trim().split(/\s+/).filter((w) => w !== "").map((w) => ({ ...head, text: w.replace(/^["']|["']$/g, ""), literal: true, params: [], substs: [] }));
       if (words.length > 0) out = [...words, ...argv.slice(1)];
     }
@@ -638,6 +638,10 @@ class Flow {
       while (i < words.length && (/^\d+[smh]?$/.test(words[i]!.text) || words[i]!.text.startsWith("-"))) i++;
       return words.length > i ? this.simple(words.slice(i), st, state, ctx) : { ok: state, fail: state };
     }
+    const head = this.expandHead(argv);
+    if (head !== argv && (head.length !== argv.length || head.some((w, i) => w.text !== argv[i]!.text))) {
+      if (head[0]!.text !== name && ctx.depth < 12) return this.simple(head, st, state, { ...ctx, depth: ctx.depth + 1 });
+    }
     // `$healthy` run as a command: true/false flags
     if (!argv[0]!.literal && argv[0]!.params.length === 1 && argv[0]!.text === `\${${argv[0]!.params[0]}}`) {
       const f = state.vars.get(argv[0]!.params[0]!);
@@ -659,10 +663,6 @@ class Flow {
       // what it does is named at the call, so that is where a finding goes
       const whole = argv.some((w) => w.params[0] === "@" || w.params[0] === "*");
       if (expanded.length > 0 && !isPositional(argv[0]!)) return this.simple(expanded, st, state, { ...ctx, at: whole ? (ctx.at ?? ctx.callAt) : ctx.at, func: { ...ctx.func, positional: [], shift: 0 } });
-    }
-    const head = this.expandHead(argv);
-    if (head !== argv && (head.length !== argv.length || head.some((w, i) => w.text !== argv[i]!.text))) {
-      if (head[0]!.text !== name && ctx.depth < 12) return this.simple(head, st, state, { ...ctx, depth: ctx.depth + 1 });
     }
     const fn = this.funcs.get(name);
     if (fn) {
