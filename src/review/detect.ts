@@ -1,6 +1,6 @@
 // Which files to review and what each one is: by extension first, then by content.
 
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, realpathSync, statSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import type { FileKind } from "./types.js";
 
@@ -26,10 +26,28 @@ export function detectKind(path: string, text: string): FileKind | undefined {
   return undefined;
 }
 
-/** Files under dir, sorted, skipping dependency, VCS and build folders. */
-export function walkDir(dir: string): string[] {
+/**
+ * Files under dir, sorted, skipping dependency, VCS and build folders. Symbolic links to
+ * directories are followed once: a directory already on the walk (a link loop such as
+ * `a/up -> ..`) is not entered again. Only regular files are returned, so a FIFO or a
+ * device in the tree can never block the review.
+ */
+export function walkDir(dir: string, seen: Set<string> = new Set()): string[] {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    return [];
+  }
+  if (seen.has(real)) return [];
+  seen.add(real);
   const out: string[] = [];
-  const names = readdirSync(dir).sort();
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
   for (const n of names) {
     const p = join(dir, n);
     let st;
@@ -39,7 +57,7 @@ export function walkDir(dir: string): string[] {
       continue;
     }
     if (st.isDirectory()) {
-      if (!SKIP_DIRS.has(n) && !n.startsWith(".")) out.push(...walkDir(p));
+      if (!SKIP_DIRS.has(n) && !n.startsWith(".")) out.push(...walkDir(p, seen));
     } else if (st.isFile()) out.push(p);
   }
   return out;

@@ -27,6 +27,23 @@ export { RULES, ruleById } from "./rules.js";
 export { formatText, formatJson, toSarif, failsAt, rulesMarkdown } from "./format.js";
 export type * from "./types.js";
 
+/** Review reads hand-written files; anything bigger is generated, or hostile. */
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
+export const MAX_LINE_CHARS = 100_000;
+
+function longLine(text: string): { line: number; length: number } | undefined {
+  let start = 0;
+  let line = 1;
+  for (;;) {
+    const nl = text.indexOf("\n", start);
+    const end = nl < 0 ? text.length : nl;
+    if (end - start > MAX_LINE_CHARS) return { line, length: end - start };
+    if (nl < 0) return undefined;
+    start = nl + 1;
+    line++;
+  }
+}
+
 type Checked = { findings: RawFinding[] } | { error: { line: number; col: number; message: string } | { where: string; message: string } };
 
 /**
@@ -53,7 +70,23 @@ export async function reviewFiles(paths: string[], opts: ReviewOptions = {}): Pr
       const shown = display(p, cwd, f);
       let text: string;
       try {
+        // A FIFO or a device named on the command line would block or never end: only regular
+        // files are read, and only up to a size no hand-written deploy file reaches.
+        const st = statSync(f);
+        if (!st.isFile()) {
+          problems.push({ file: shown, where: shown, message: "not a regular file (a FIFO, socket or device is not reviewed)" });
+          continue;
+        }
+        if (st.size > MAX_FILE_BYTES) {
+          problems.push({ file: shown, where: shown, message: `too large to review (${st.size} bytes; the limit is ${MAX_FILE_BYTES})` });
+          continue;
+        }
         text = readFileSync(f, "utf8");
+        const long = longLine(text);
+        if (long) {
+          problems.push({ file: shown, where: `${shown}:${long.line}:1`, message: `line ${long.line} is ${long.length} characters long (the limit is ${MAX_LINE_CHARS}): generated or minified text is not reviewed` });
+          continue;
+        }
       } catch (e) {
         problems.push({ file: shown, where: shown, message: `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})` });
         continue;

@@ -5,7 +5,7 @@
 import { basename } from "node:path";
 import type { RawFinding } from "../types.js";
 import { parseShell, type File } from "./ast.js";
-import { analyzeFlow } from "./flow.js";
+import { analyzeFlow, FlowBudgetExceeded } from "./flow.js";
 import { bakeFindings, runtimeConfig } from "./packages.js";
 
 /** deploy: run from CI or a laptop against a fleet; bake: runs inside an image build; userdata: runs on an instance at boot. */
@@ -16,7 +16,13 @@ export type ShellCheck = { findings: RawFinding[]; role: ShellRole } | { error: 
 export function checkShell(text: string, name: string, role?: ShellRole): ShellCheck {
   const parsed = parseShell(text, name);
   if ("error" in parsed) return parsed;
-  const findings = analyzeFlow(parsed.file, { text }).findings;
+  let findings: RawFinding[];
+  try {
+    findings = analyzeFlow(parsed.file, { text }).findings;
+  } catch (e) {
+    if (e instanceof FlowBudgetExceeded) return { error: { line: e.at.line, col: e.at.col, message: e.message } };
+    throw e;
+  }
   const r = role ?? detectRole(name);
   if (r === "bake") findings.push(...bakeFindings(parsed.file));
   if (r === "userdata") findings.push(...userDataFindings(parsed.file));

@@ -182,6 +182,19 @@ const with_ = (s: State, patch: Partial<State>): State => ({ ...s, ...patch, ...
 const handler = (s: State): State => (s.h === "unknown" && s.gated ? with_(s, { h: "failed" }) : s);
 const mergeOut = (o: Out): State | null => merge(o.ok, o.fail);
 
+/**
+ * The per-file cap on interpretation: a count of statements, not a clock, so that the same
+ * file always gives the same answer. Real scripts of 10,000 lines need well under a million;
+ * a file built to explode (functions calling each other in nested loops) stops here.
+ */
+export const MAX_STEPS = 3_000_000;
+
+export class FlowBudgetExceeded extends Error {
+  constructor(readonly at: Pos) {
+    super(`control flow too complex to follow (more than ${MAX_STEPS} statements interpreted)`);
+  }
+}
+
 export interface FlowResult {
   findings: RawFinding[];
 }
@@ -296,7 +309,7 @@ class Flow {
   }
 
   private stmt(st: Stmt, state: State, ctx: Ctx): Out {
-    this.steps++;
+    if (++this.steps > MAX_STEPS) throw new FlowBudgetExceeded(posOf(st));
     if (st.Background) {
       // Started, not finished: nothing it checks is known when the next line runs.
       this.command(st, state, { ...ctx, cond: true });
