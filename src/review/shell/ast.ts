@@ -281,7 +281,12 @@ export interface WordInfo {
   node: Word;
 }
 
+/** Words are read many times (every loop iteration, every call of a function): computed once each. */
+const wordInfos = new WeakMap<Word, WordInfo>();
+
 export function wordInfo(w: Word): WordInfo {
+  const known = wordInfos.get(w);
+  if (known) return known;
   const info: WordInfo = { text: "", literal: true, params: [], substs: [], pos: pos(w), node: w };
   const visit = (parts: WordPart[] | null) => {
     for (const p of parts ?? []) {
@@ -315,5 +320,6 @@ export function wordInfo(w: Word): WordInfo {
     }
   };
   visit(w.Parts);
+  wordInfos.set(w, info);
   return info;
 }

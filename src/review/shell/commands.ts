@@ -443,21 +443,26 @@ function helm(args: WordInfo[]): Classified {
   return { name: `helm ${verb}`.trim(), effect: "none", findings: [] };
 }
 
+const DOCKER_GLOBAL_OPTS = new Set(["-H", "--host", "--context", "--config", "-l", "--log-level"]);
+
+/** Options of docker run/create/service that take a value (so the value is not read as the image). */
+const DOCKER_RUN_OPTS = new Set(["-v", "--volume", "-e", "--env", "-p", "--publish", "--name", "--network", "--restart", "-u", "--user", "-w", "--workdir", "--env-file", "--mount", "--label", "-l", "--health-cmd", "--health-interval", "--log-driver", "--log-opt", "--entrypoint", "-m", "--memory", "--cpus", "--hostname", "-h", "--add-host", "--health-retries", "--health-timeout", "--health-start-period", "--replicas", "--update-order", "--update-failure-action", "--update-parallelism", "--update-delay", "--rollback-parallelism", "--mode", "--constraint", "--secret", "--config", "--publish-add", "--image",
+  // value-taking options of run/create, so that their values are not read as the image
+  "--tmpfs", "--gpus", "--ipc", "--pid", "--uts", "--userns", "--cgroupns", "--shm-size", "--ulimit", "--device", "--cap-add", "--cap-drop",
+  "--security-opt", "--network-alias", "--net", "--net-alias", "--dns", "--dns-search", "--dns-option", "--platform", "--pull", "--stop-signal",
+  "--stop-timeout", "--cidfile", "--label-file", "--expose", "--link", "--volumes-from", "--runtime", "--sysctl", "--storage-opt", "--memory-swap",
+  "--memory-reservation", "--cpu-shares", "-c", "--cpuset-cpus", "--cpuset-mems", "--cpu-period", "--cpu-quota", "--isolation", "--mac-address", "--ip", "--ip6",
+  "-a", "--attach", "--blkio-weight", "--group-add", "--oom-score-adj", "--pids-limit", "--kernel-memory", "--health-start-interval", "--annotation",
+  "--device-cgroup-rule", "--env-file", "--log-opt", "--domainname", "--volume-driver", "--detach-keys", "--mount-add", "--env-add", "--label-add"]);
+
 function docker(args: WordInfo[], cmd: string): Classified {
-  let p = positionals(args, new Set(["-H", "--host", "--context", "--config", "-l", "--log-level"]));
+  let p = positionals(args, DOCKER_GLOBAL_OPTS);
   // `docker container stop` is `docker stop`; the management form is common in newer scripts.
   if (p[0]?.text === "container" && p[1]) p = p.slice(1);
   const verb = p[0]?.text ?? "";
   const findings: RawFinding[] = [];
   const rest = args.slice(args.indexOf(p[0]!) + 1);
-  const runOpts = new Set(["-v", "--volume", "-e", "--env", "-p", "--publish", "--name", "--network", "--restart", "-u", "--user", "-w", "--workdir", "--env-file", "--mount", "--label", "-l", "--health-cmd", "--health-interval", "--log-driver", "--log-opt", "--entrypoint", "-m", "--memory", "--cpus", "--hostname", "-h", "--add-host", "--health-retries", "--health-timeout", "--health-start-period", "--replicas", "--update-order", "--update-failure-action", "--update-parallelism", "--update-delay", "--rollback-parallelism", "--mode", "--constraint", "--secret", "--config", "--publish-add", "--image",
-    // value-taking options of run/create, so that their values are not read as the image
-    "--tmpfs", "--gpus", "--ipc", "--pid", "--uts", "--userns", "--cgroupns", "--shm-size", "--ulimit", "--device", "--cap-add", "--cap-drop",
-    "--security-opt", "--network-alias", "--net", "--net-alias", "--dns", "--dns-search", "--dns-option", "--platform", "--pull", "--stop-signal",
-    "--stop-timeout", "--cidfile", "--label-file", "--expose", "--link", "--volumes-from", "--runtime", "--sysctl", "--storage-opt", "--memory-swap",
-    "--memory-reservation", "--cpu-shares", "-c", "--cpuset-cpus", "--cpuset-mems", "--cpu-period", "--cpu-quota", "--isolation", "--mac-address", "--ip", "--ip6",
-    "-a", "--attach", "--blkio-weight", "--group-add", "--oom-score-adj", "--pids-limit", "--kernel-memory", "--health-start-interval", "--annotation",
-    "--device-cgroup-rule", "--env-file", "--log-opt", "--domainname", "--volume-driver", "--detach-keys", "--mount-add", "--env-add", "--label-add"]);
+
   switch (verb) {
     case "rm":
     case "stop":
@@ -472,7 +477,7 @@ function docker(args: WordInfo[], cmd: string): Classified {
     }
     case "run":
     case "create": {
-      const pp = positionals(rest, runOpts);
+      const pp = positionals(rest, DOCKER_RUN_OPTS);
       if (pp[0]) findings.push(...checkImageRef(pp[0].text, pp[0].pos));
       for (let i = 0; i < rest.length; i++) {
         const t = rest[i]!.text;
@@ -498,7 +503,7 @@ function docker(args: WordInfo[], cmd: string): Classified {
       return { name: `${cmd} ps`, effect: "probe", findings };
     case "service": {
       const sub = p[1]?.text ?? "";
-      const sp = positionals(rest.slice(1), runOpts);
+      const sp = positionals(rest.slice(1), DOCKER_RUN_OPTS);
       if (sub === "rm" || sub === "remove") return { name: `${cmd} service rm`, effect: "remove", findings };
       if (sub === "scale" && sp.some((w) => /=0$/.test(w.text))) return { name: `${cmd} service scale …=0`, effect: "remove", findings };
       if (sub === "create" && sp[0]) findings.push(...checkImageRef(sp[0].text, sp[0].pos));
