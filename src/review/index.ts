@@ -14,6 +14,10 @@ import { parseHcl } from "./hcl/parse.js";
 import { checkPacker } from "./hcl/packer.js";
 import { checkTerraform } from "./hcl/terraform.js";
 import { ruleById } from "./rules.js";
+import { checkPlaybook } from "./ansible/playbook.js";
+import { checkCi, ciFlavor } from "./ci/pipeline.js";
+import { scanSecrets } from "./common/located-checks.js";
+import { checkDockerfile } from "./docker/dockerfile.js";
 import { checkShell } from "./shell/check.js";
 import { parseSuppressions, suppressionFor } from "./suppress.js";
 import type { Finding, RawFinding, ReviewOptions, ReviewProblem, ReviewResult, SourceFile, SuppressedFinding } from "./types.js";
@@ -97,7 +101,7 @@ export async function reviewFiles(paths: string[], opts: ReviewOptions = {}): Pr
           problems.push({
             file: shown,
             where: shown,
-            message: "cannot tell what kind of file this is (expected a shell script, Packer/Terraform HCL, CloudFormation, Kubernetes, Compose or kiln.yaml)",
+            message: "cannot tell what kind of file this is (expected a shell script, Packer/Terraform HCL, CloudFormation, Kubernetes, Compose, kiln.yaml, a Dockerfile, a GitHub Actions or GitLab CI pipeline, or an Ansible playbook)",
           });
         }
         continue;
@@ -172,6 +176,24 @@ async function checkFile(s: SourceFile, bakeScripts: ReadonlySet<string>): Promi
     case "packer": {
       const parsed = await parseHcl(s.text, s.file);
       return "error" in parsed ? parsed : { findings: checkPacker(parsed.body, s.abs).findings };
+    }
+    case "dockerfile":
+      return { findings: checkDockerfile(s.text) };
+    case "ci": {
+      const y = parseYaml(s.text);
+      if ("error" in y) return { error: y.error };
+      const out: RawFinding[] = [];
+      for (const doc of y.docs) {
+        out.push(...scanSecrets(doc));
+        out.push(...checkCi(doc, ciFlavor(doc, s.abs.split(sep).join("/")) ?? "github", s.text));
+      }
+      return { findings: out };
+    }
+    case "ansible": {
+      const y = parseYaml(s.text);
+      if ("error" in y) return { error: y.error };
+      const role = /(^|\/)(packer|provision|provisioners|provisioning|bake|baking|image-build)\//i.test(s.file) ? "bake" : "deploy";
+      return { findings: y.docs.flatMap((doc) => [...scanSecrets(doc), ...checkPlaybook(doc, role)]) };
     }
     case "kiln": {
       const y = parseYaml(s.text);

@@ -178,8 +178,14 @@ function sameState(a: State | null, b: State | null): boolean {
 
 const with_ = (s: State, patch: Partial<State>): State => ({ ...s, ...patch, ...(patch.h !== undefined ? { gated: patch.h !== "unknown" } : {}) });
 
-/** In a failure handler reached only through health verdicts, what is removed is the failed new capacity. */
-const handler = (s: State): State => (s.h === "unknown" && s.gated ? with_(s, { h: "failed" }) : s);
+/**
+ * The state a failure handler runs in. When its condition is a gate (its success means
+ * healthy: `gate || handler`, `if ! gate; then handler`, `if gate; … else handler`), or
+ * every path into it carried a health verdict, the handler runs because the new capacity
+ * failed its check: what it removes is that failed new capacity (a rollback), even on the
+ * path where a polling loop never got to run its probe.
+ */
+const handler = (s: State, gateOk: State | null | undefined): State => (s.h === "unknown" && (s.gated || gateOk?.h === "ok") ? with_(s, { h: "failed" }) : s);
 const mergeOut = (o: Out): State | null => merge(o.ok, o.fail);
 
 /**
@@ -218,6 +224,8 @@ class Flow {
 
   /** names assigned exactly once in the file, to a literal: `KUBECTL="kubectl -n prod"`, `IMAGE=app:latest` */
   private readonly literals: ReadonlyMap<string, { text: string; pos: Pos }>;
+  /** names assigned exactly once, to a value without command substitutions: `KUBECTL="kubectl -n ${NS}"` */
+  private readonly commands: ReadonlyMap<string, { text: string; pos: Pos }>;
   /** `alias k='kubectl -n prod'` */
   private readonly aliases = new Map<string, string>();
   /** container names started with `docker run --name N`, by line */
@@ -230,7 +238,8 @@ class Flow {
     private readonly opts: FlowOptions,
   ) {
     collectFuncs(file.Stmts, this.funcs);
-    this.literals = collectLiterals(file.Stmts);
+    this.literals = collectLiterals(file.Stmts, true);
+    this.commands = collectLiterals(file.Stmts, false);
     walkCalls(file.Stmts, (argv, st) => {
       if (argv[0] === "alias") {
         for (const a of argv.slice(1)) {
@@ -255,10 +264,18 @@ class Flow {
     const head = argv[0]!;
     let out = argv;
     const alias = head.literal ? this.aliases.get(head.text) : undefined;
-    const v = !head.literal && head.params.length === 1 && head.substs.length === 0 && head.text === `\${${head.params[0]}}` ? this.literals.get(head.params[0]!) : undefined;
+    const v = !head.literal && head.params.length === 1 && head.substs.length === 0 && head.text === `\${${head.params[0]}}` ? this.commands.get(head.params[0]!) : undefined;
     const spelled = alias ?? v?.text;
-    if (spelled !== undefined && /^[A-Za-z0-9_./ =:"'-]+$/.test(spelled) && !/^\s*(true|false)\s*$/.test(spelled)) {
-      const words = spelled.trim().split(/\s+/).filter((w) => w !== "").map((w) => ({ ...head, text: w.replace(/^["']|["']$/g, ""), literal: true, params: [], substs: [] }));
+    if (spelled !== undefined && /^[A-Za-z0-9_./ =:"'{}$-]+$/.test(spelled) && !/^\s*(true|false)\s*$/.test(spelled)) {
+      const words = spelled
+        .trim()
+        .split(/\s+/)
+        .filter((w) => w !== "")
+        .map((w) => {
+          const text = w.replace(/^["']|["']$/g, "");
+          const params = [...text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+          return { ...head, text, literal: params.length === 0, params, substs: [] };
+        });
       if (words.length > 0) out = [...words, ...argv.slice(1)];
     }
     // A variable holding one literal is that literal (an image held in $IMAGE is still `:latest`);
@@ -374,7 +391,7 @@ class Flow {
     }
     if (b.Op === OP.or) {
       const x = this.stmt(b.X, state, { ...ctx, cond: true, tail: false });
-      const y = x.fail ? this.stmt(b.Y, handler(x.fail), { ...ctx, prev: { ok: null, fail: x.fail } }) : OK;
+      const y = x.fail ? this.stmt(b.Y, handler(x.fail, x.ok), { ...ctx, prev: { ok: null, fail: x.fail } }) : OK;
       return { ok: merge(x.ok, y.ok), fail: y.fail };
     }
     if (b.Op === OP.pipe || b.Op === OP.pipeAll) return this.pipeline(st, state, ctx);
@@ -411,12 +428,12 @@ class Flow {
 
   private ifClause(c: IfClause, state: State, ctx: Ctx): Out {
     const cond = this.stmts(c.Cond, state, { ...ctx, cond: true, tail: false });
-    const then = cond.ok ? this.stmts(c.Then, cond.ok, ctx) : OK;
+    const then = cond.ok ? this.stmts(c.Then, cond.fail?.h === "ok" ? handler(cond.ok, cond.fail) : cond.ok, ctx) : OK;
     let els: Out;
     if (!cond.fail) els = OK;
     else if (!c.Else) els = { ok: cond.fail, fail: null };
     else if ((c.Else.Cond?.length ?? 0) > 0) els = this.ifClause(c.Else, cond.fail, ctx);
-    else els = this.stmts(c.Else.Then, handler(cond.fail), ctx);
+    else els = this.stmts(c.Else.Then, handler(cond.fail, cond.ok), ctx);
     return { ok: merge(then.ok, els.ok), fail: merge(then.fail, els.fail) };
   }
 
@@ -1007,7 +1024,7 @@ function forWords(f: ForClause): Word[] {
   return nodeType(loop) === "WordIter" ? (loop?.Items ?? []) : [];
 }
 
-const CONTAINER_HOST_COMMANDS = new Set(["docker", "podman", "nerdctl", "docker-compose", "curl", "wget", "echo", "sleep", "true", "test", "["]);
+const CONTAINER_HOST_COMMANDS = new Set(["docker", "podman", "nerdctl", "docker-compose", "curl", "wget", "echo", "printf", "sleep", "true", "false", "test", "[", "exit", "seq", ":"]);
 
 function onlyContainerLifecycle(file: File): boolean {
   let only = true;
@@ -1037,15 +1054,16 @@ function isPositional(w: WordInfo): boolean {
   return !w.literal && w.substs.length === 0 && w.params.length === 1 && /^([@*]|[1-9])$/.test(w.params[0]!) && w.text === `\${${w.params[0]}}`;
 }
 
-/** Variables assigned exactly once in the whole file, to a literal value. */
-function collectLiterals(list: Stmt[] | null): Map<string, { text: string; pos: Pos }> {
+/** Variables assigned exactly once in the whole file, to a literal value (or, with literalOnly false, any value without a command substitution). */
+function collectLiterals(list: Stmt[] | null, literalOnly: boolean): Map<string, { text: string; pos: Pos }> {
   const seen = new Map<string, { text: string; pos: Pos } | null>();
   const note = (as: Assign[] | null) => {
     for (const a of as ?? []) {
       const name = a.Name?.Value;
       if (!name) continue;
       const w = a.Value ? wordInfo(a.Value) : undefined;
-      seen.set(name, seen.has(name) || !w || !w.literal || a.Array ? null : { text: w.text, pos: w.pos });
+      const usable = w && !a.Array && (w.literal || (!literalOnly && w.substs.length === 0 && !w.text.includes("…")));
+      seen.set(name, seen.has(name) || !usable ? null : { text: w.text, pos: w.pos });
     }
   };
   walkStmts(list, (st) => {
