@@ -24,10 +24,15 @@ export function checkShell(text: string, name: string, role?: ShellRole): ShellC
     throw e;
   }
   const r = role ?? detectRole(name);
+  // A bake script or user data runs on the one machine it configures, before it serves:
+  // stopping or restarting a unit there removes no fleet capacity.
+  if (r !== "deploy") findings = findings.filter((f) => !DEPLOY_PATH.has(f.ruleId));
   if (r === "bake") findings.push(...bakeFindings(parsed.file));
   if (r === "userdata") findings.push(...userDataFindings(parsed.file));
   return { findings, role: r };
 }
+
+const DEPLOY_PATH = new Set(["KR001", "KR002", "KR003", "KR019"]);
 
 export function userDataFindings(file: File, map: (p: { line: number; col: number }) => { line: number; col: number } = (p) => p): RawFinding[] {
   return runtimeConfig(file).map(({ pos, what }) => ({

@@ -163,9 +163,18 @@ export function classify(argvIn: WordInfo[]): Classified {
     case "systemctl":
     case "service": {
       const p = positionals(args).map((w) => w.text);
-      if ((cmd === "systemctl" && p[0] === "stop") || (cmd === "service" && p[1] === "stop")) return with_({ name: `${cmd} stop`, effect: "remove" });
+      const verb = cmd === "systemctl" ? p[0] : p[1];
+      const units = cmd === "systemctl" ? p.slice(1) : p.slice(0, 1);
+      if (verb === "stop") return with_({ name: `${cmd} stop`, effect: "remove" });
+      // Restarting the app's only unit stops the serving process before the new one has
+      // proved anything (a stop-first swap); restarting a proxy or an agent is not that.
+      if (verb === "restart" && units.length > 0 && units.every((u) => !INFRA_UNITS.test(u))) return with_({ name: `${cmd} restart`, effect: "remove" });
+      if (cmd === "systemctl" && verb === "is-active") return with_({ name: "systemctl is-active", effect: "health" });
       return none(cmd, findings);
     }
+    case "nc":
+    case "ncat":
+      return with_({ name: `${cmd} -z`, effect: args.some((a) => /^-[a-zA-Z]*z/.test(a.text)) ? "health" : "none" });
     case "curl":
       return curl(args, findings);
     case "wget":
@@ -201,9 +210,18 @@ export function classify(argvIn: WordInfo[]): Classified {
       return none(cmd, findings);
     }
     default:
+      // A project's own helper (`./scripts/wait-for-healthy.sh`, `smoke_test` from a sourced
+      // library) is read by its name: its exit status is the verdict it is named for.
+      if (!KNOWN_TOOLS.has(cmd) && HEALTH_NAMED.test(cmd)) return with_({ name: cmd, effect: "health" });
       return none(cmd, findings);
   }
 }
+
+/** Units whose restart reloads plumbing, not the application being replaced. */
+const INFRA_UNITS = /^(nginx|haproxy|caddy|envoy|traefik|apache2|httpd|docker|containerd|sshd?|cron|crond|rsyslog|systemd-[a-z-]+|td-agent|fluent-bit|datadog-agent|node_exporter|amazon-cloudwatch-agent|chronyd?|ntpd?|kubelet|consul|nomad|vault)(\.service)?$/;
+
+const HEALTH_NAMED = /(health|healthy|ready|readiness|wait[-_]?for|wait[-_]until|smoke|probe)/i;
+const KNOWN_TOOLS = new Set(["echo", "printf", "sleep", "cat", "tee", "jq", "grep", "sed", "awk", "date", "mkdir", "cp", "mv", "rm", "ln", "chmod", "chown", "touch", "export", "local", "readonly", "declare"]);
 
 function addFindings(c: Classified, extra: RawFinding[]): Classified {
   return extra.length === 0 ? c : { ...c, findings: [...extra, ...c.findings] };
@@ -466,6 +484,7 @@ function docker(args: WordInfo[], cmd: string): Classified {
   switch (verb) {
     case "rm":
     case "stop":
+    case "restart":
     case "kill": {
       const removes = positionals(rest, new Set(["-t", "--time", "-s", "--signal"])).map((w) => w.text);
       return { name: `${cmd} ${verb}`, effect: "remove", findings, container: { removes } };

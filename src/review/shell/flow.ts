@@ -701,6 +701,11 @@ class Flow {
       const o = this.callFunction(name, fn, rest, state, { ...ctx, callLine: posOf(st).line, callAt: ctx.at ?? posOf(st) });
       return this.errexit(o, ctx);
     }
+    // `|| die "…"` with die defined in a sourced library: the conventional names exit.
+    if (!fn && DIES.test(base(head[0]!.text))) {
+      if (ctx.sub) this.exitTo(ctx.sub, "1", state, ctx.prev);
+      return OK;
+    }
     const c = classify(head);
     for (const f of c.findings) this.report(f, ctx);
     return this.errexit(this.effect(c, st, state, ctx), ctx);
@@ -1049,6 +1054,10 @@ function collectFuncs(list: Stmt[] | null, out: Map<string, FuncDecl>): void {
   });
 }
 
+
+/** Names that, by universal convention, print a message and exit (defined in a sourced file we cannot see). */
+const DIES = /^(die|fail|fatal|abort|panic|bail|bail_out|error_exit|err_exit|exit_with_error|exit_error|croak|fail_hard)$/;
+const base = (s: string) => s.slice(s.lastIndexOf("/") + 1);
 
 function isPositional(w: WordInfo): boolean {
   return !w.literal && w.substs.length === 0 && w.params.length === 1 && /^([@*]|[1-9])$/.test(w.params[0]!) && w.text === `\${${w.params[0]}}`;
