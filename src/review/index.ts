@@ -221,7 +221,7 @@ async function checkFile(s: SourceFile, bakeScripts: ReadonlySet<string>): Promi
 
 function toFinding(file: string, f: RawFinding): Finding {
   const rule = ruleById(f.ruleId);
-  return { ruleId: f.ruleId, severity: rule.severity, file, line: f.pos.line, col: f.pos.col, message: f.message, fix: f.fix ?? rule.fix };
+  return { ruleId: f.ruleId, severity: rule.severity, file, line: f.pos.line, col: f.pos.col, message: f.message, fix: f.fix ?? rule.fix, ...(f.trace ? { trace: f.trace } : {}) };
 }
 
 function dedupe(fs: RawFinding[]): RawFinding[] {

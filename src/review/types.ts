@@ -33,6 +33,8 @@ export interface RawFinding {
   message: string;
   /** replaces the rule's default fix when the checker knows better */
   fix?: string;
+  /** the control-flow path that led to the finding, one step a line ("line 9: …"), for --explain */
+  trace?: string[];
 }
 
 export interface Finding {
@@ -44,6 +46,8 @@ export interface Finding {
   col: number;
   message: string;
   fix: string;
+  /** the control-flow path the analysis followed to this finding (deploy-path rules), for --explain */
+  trace?: string[];
 }
 
 export interface SuppressedFinding extends Finding {

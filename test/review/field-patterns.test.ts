@@ -125,3 +125,24 @@ ssh "$HOST" docker run -d --rm -v /tmp:/tmp --name batch registry.internal/jobs/
 `;
   assert.deepEqual(ids(script), []);
 });
+
+test("a finding carries the control-flow path that led to it (what --explain prints)", () => {
+  const script = `#!/bin/bash
+set -e
+check() { curl -fsS "$1/health"; }
+set +e
+check "$NEW_URL"
+aws ec2 terminate-instances --instance-ids "$OLD_ID"
+`;
+  const r = checkShell(script, "deploy.sh");
+  assert.ok(!("error" in r));
+  const f = r.findings.find((x) => x.ruleId === "KR001");
+  assert.ok(f?.trace, JSON.stringify(r.findings));
+  assert.deepEqual(f.trace, [
+    "line 2: set -e: a failing command stops the script from here",
+    "line 4: set +e: failing commands no longer stop the script",
+    "line 5: calls check()",
+    "line 3: `curl --fail` fails",
+    "line 6: `aws ec2 terminate-instances` removes capacity while no passed health check is guaranteed on this path (set -e is off here)",
+  ]);
+});

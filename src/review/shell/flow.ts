@@ -85,6 +85,8 @@ interface State {
    * runs either after the gate failed or after it passed, and a removal there is safe both ways
    */
   gated: boolean;
+  /** the latest steps on this path that matter to a finding (checks, set -e, calls), for --explain */
+  trail: readonly string[];
 }
 
 interface Out {
@@ -131,6 +133,8 @@ function merge(a: State | null, b: State | null): State | null {
     vars,
     seen: a.seen === b.seen ? a.seen : addSeen(a.seen, ...b.seen),
     gated: a.gated && b.gated,
+    // the explanation follows the path that makes a finding: the one without a passed check
+    trail: a.trail === b.trail ? a.trail : rankH(b.h) > rankH(a.h) ? b.trail : a.trail,
   };
 }
 
@@ -152,6 +156,13 @@ function mergeVars(av: ReadonlyMap<string, VarFact>, bv: ReadonlyMap<string, Var
 }
 
 const mergeH = (a: H, b: H): H => (a === b ? a : "unknown");
+const rankH = (h: H): number => (h === "unknown" ? 2 : h === "failed" ? 1 : 0);
+
+/** A step on the path, kept to the last few. */
+function step(s: State, line: number, what: string): State {
+  const trail = [...s.trail, `line ${line}: ${what}`];
+  return { ...s, trail: trail.length > 10 ? trail.slice(-10) : trail };
+}
 
 /** The latest few health-check lines, enough to explain a finding. */
 function addSeen(seen: readonly number[], ...lines: number[]): number[] {
@@ -290,7 +301,7 @@ class Flow {
   run(): FlowResult {
     const shebang = /^#!.*\b(bash|sh|zsh|ksh)\b(.*)$/m.exec(this.opts.text.split("\n", 1)[0] ?? "");
     const errexit = !!shebang && /(^|\s)-[a-z]*e/.test(shebang[2] ?? "");
-    const init: State = { h: "unknown", errexit, pipefail: false, flagged: false, window: "none", vars: new Map(), seen: [], gated: false };
+    const init: State = { h: "unknown", errexit, pipefail: false, flagged: false, window: "none", vars: new Map(), seen: [], gated: false, trail: [] };
     // The last statement's status is the script's: CI sees it.
     const ctx: Ctx = { cond: false, tail: true, depth: 0, stack: [] };
     this.stmts(this.file.Stmts, init, ctx);
@@ -645,8 +656,10 @@ class Flow {
         return { ok: state, fail: null };
       case "false":
         return this.errexit({ ok: null, fail: state }, ctx);
-      case "set":
-        return { ok: this.setOptions(rest, state), fail: null };
+      case "set": {
+        const next = this.setOptions(rest, state);
+        return { ok: next.errexit !== state.errexit ? step(next, (ctx.at ?? posOf(st)).line, next.errexit ? "set -e: a failing command stops the script from here" : "set +e: failing commands no longer stop the script") : next, fail: null };
+      }
       case "shift":
         if (ctx.func) ctx.func.shift += Number(rest[0]?.text ?? "1") || 1;
         return { ok: state, fail: null };
@@ -698,7 +711,7 @@ class Flow {
     if (fn) {
       this.called.add(name);
       if (ctx.stack.includes(name) || ctx.depth > 12) return this.errexit({ ok: state, fail: state }, ctx);
-      const o = this.callFunction(name, fn, rest, state, { ...ctx, callLine: posOf(st).line, callAt: ctx.at ?? posOf(st) });
+      const o = this.callFunction(name, fn, rest, step(state, (ctx.at ?? posOf(st)).line, `calls ${name}()`), { ...ctx, callLine: posOf(st).line, callAt: ctx.at ?? posOf(st) });
       return this.errexit(o, ctx);
     }
     // `|| die "…"` with die defined in a sourced library: the conventional names exit.
@@ -742,7 +755,15 @@ class Flow {
       }
       case "cutover": {
         if (state.h === "unknown") {
-          this.report({ ruleId: "KR002", pos: here, message: `\`${c.name}\` switches traffic, but no health check of the new fleet is guaranteed to have passed before it${this.why(state, ctx)}` }, ctx);
+          this.report(
+            {
+              ruleId: "KR002",
+              pos: here,
+              message: `\`${c.name}\` switches traffic, but no health check of the new fleet is guaranteed to have passed before it${this.why(state, ctx)}`,
+              trace: this.trace(state, ctx.at ?? here, `\`${c.name}\` switches traffic while no passed health check is guaranteed on this path`),
+            },
+            ctx,
+          );
         }
         const next = with_(state, { window: state.h === "failed" ? state.window : "cut" });
         return { ok: next, fail: next };
@@ -753,7 +774,10 @@ class Flow {
       }
       case "health": {
         const seen = addSeen(state.seen, here.line);
-        return { ok: with_(state, { h: "ok", seen }), fail: with_(state, { h: "failed", seen }) };
+        return {
+          ok: step(with_(state, { h: "ok", seen }), (ctx.at ?? here).line, `\`${c.name}\` passes`),
+          fail: step(with_(state, { h: "failed", seen }), (ctx.at ?? here).line, `\`${c.name}\` fails${state.errexit && !ctx.cond ? " (set -e stops the script)" : ""}`),
+        };
       }
       case "enter":
         this.report({ ruleId: "KR043", pos: here, message: `\`${c.name}\` enters a running instance from the deploy script` }, ctx);
@@ -789,6 +813,7 @@ class Flow {
           ruleId: "KR001",
           pos: here,
           message: `\`${c.name}\` removes capacity, but no health check of the new capacity is guaranteed to have passed before it${this.why(state, ctx)}`,
+          trace: this.trace(state, ctx.at ?? here, `\`${c.name}\` removes capacity while no passed health check is guaranteed on this path`),
         },
         ctx,
       );
@@ -805,6 +830,11 @@ class Flow {
       );
     }
     return state;
+  }
+
+  private trace(state: State, here: Pos, last: string): string[] {
+    const start = state.trail.length === 0 ? ["start: no health check has run on this path"] : [];
+    return [...start, ...state.trail, `line ${here.line}: ${last}${state.errexit ? "" : " (set -e is off here)"}`];
   }
 
   private why(state: State, ctx: Ctx): string {
