@@ -15,7 +15,8 @@ export function failsAt(result: ReviewResult, threshold: "warning" | "error"): b
   return result.findings.some((f) => RANK[f.severity] >= RANK[threshold]);
 }
 
-export function formatText(result: ReviewResult, opts: { color: boolean }): string {
+/** `explain`: under each finding, the control-flow path the analysis followed to it. */
+export function formatText(result: ReviewResult, opts: { color: boolean; explain?: boolean }): string {
   const paint = (code: string) => (s: string) => (opts.color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const red = paint("31");
   const yellow = paint("33");
@@ -32,6 +33,10 @@ export function formatText(result: ReviewResult, opts: { color: boolean }): stri
     for (const f of fs) {
       lines.push(`  ${`${f.line}:${f.col}`.padEnd(width)}  ${sev(f.severity)}  ${f.ruleId}  ${f.message}`);
       lines.push(`  ${" ".repeat(width)}  ${dim(`fix: ${f.fix}`)}`);
+      if (opts.explain && f.trace) {
+        lines.push(`  ${" ".repeat(width)}  path:`);
+        for (const step of f.trace) lines.push(`  ${" ".repeat(width)}    ${step}`);
+      }
     }
     lines.push("");
   }

@@ -14,6 +14,10 @@ import { parseHcl } from "./hcl/parse.js";
 import { checkPacker } from "./hcl/packer.js";
 import { checkTerraform } from "./hcl/terraform.js";
 import { ruleById } from "./rules.js";
+import { checkPlaybook } from "./ansible/playbook.js";
+import { checkCi, ciFlavor } from "./ci/pipeline.js";
+import { scanSecrets } from "./common/located-checks.js";
+import { checkDockerfile } from "./docker/dockerfile.js";
 import { checkShell } from "./shell/check.js";
 import { parseSuppressions, suppressionFor } from "./suppress.js";
 import type { Finding, RawFinding, ReviewOptions, ReviewProblem, ReviewResult, SourceFile, SuppressedFinding } from "./types.js";
@@ -26,6 +30,23 @@ import { parseYaml } from "./yaml/parse.js";
 export { RULES, ruleById } from "./rules.js";
 export { formatText, formatJson, toSarif, failsAt, rulesMarkdown } from "./format.js";
 export type * from "./types.js";
+
+/** Review reads hand-written files; anything bigger is generated, or hostile. */
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
+export const MAX_LINE_CHARS = 100_000;
+
+function longLine(text: string): { line: number; length: number } | undefined {
+  let start = 0;
+  let line = 1;
+  for (;;) {
+    const nl = text.indexOf("\n", start);
+    const end = nl < 0 ? text.length : nl;
+    if (end - start > MAX_LINE_CHARS) return { line, length: end - start };
+    if (nl < 0) return undefined;
+    start = nl + 1;
+    line++;
+  }
+}
 
 type Checked = { findings: RawFinding[] } | { error: { line: number; col: number; message: string } | { where: string; message: string } };
 
@@ -53,7 +74,23 @@ export async function reviewFiles(paths: string[], opts: ReviewOptions = {}): Pr
       const shown = display(p, cwd, f);
       let text: string;
       try {
+        // A FIFO or a device named on the command line would block or never end: only regular
+        // files are read, and only up to a size no hand-written deploy file reaches.
+        const st = statSync(f);
+        if (!st.isFile()) {
+          problems.push({ file: shown, where: shown, message: "not a regular file (a FIFO, socket or device is not reviewed)" });
+          continue;
+        }
+        if (st.size > MAX_FILE_BYTES) {
+          problems.push({ file: shown, where: shown, message: `too large to review (${st.size} bytes; the limit is ${MAX_FILE_BYTES})` });
+          continue;
+        }
         text = readFileSync(f, "utf8");
+        const long = longLine(text);
+        if (long) {
+          problems.push({ file: shown, where: `${shown}:${long.line}:1`, message: `line ${long.line} is ${long.length} characters long (the limit is ${MAX_LINE_CHARS}): generated or minified text is not reviewed` });
+          continue;
+        }
       } catch (e) {
         problems.push({ file: shown, where: shown, message: `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})` });
         continue;
@@ -64,7 +101,7 @@ export async function reviewFiles(paths: string[], opts: ReviewOptions = {}): Pr
           problems.push({
             file: shown,
             where: shown,
-            message: "cannot tell what kind of file this is (expected a shell script, Packer/Terraform HCL, CloudFormation, Kubernetes, Compose or kiln.yaml)",
+            message: "cannot tell what kind of file this is (expected a shell script, Packer/Terraform HCL, CloudFormation, Kubernetes, Compose, kiln.yaml, a Dockerfile, a GitHub Actions or GitLab CI pipeline, or an Ansible playbook)",
           });
         }
         continue;
@@ -140,6 +177,24 @@ async function checkFile(s: SourceFile, bakeScripts: ReadonlySet<string>): Promi
       const parsed = await parseHcl(s.text, s.file);
       return "error" in parsed ? parsed : { findings: checkPacker(parsed.body, s.abs).findings };
     }
+    case "dockerfile":
+      return { findings: checkDockerfile(s.text) };
+    case "ci": {
+      const y = parseYaml(s.text);
+      if ("error" in y) return { error: y.error };
+      const out: RawFinding[] = [];
+      for (const doc of y.docs) {
+        out.push(...scanSecrets(doc));
+        out.push(...checkCi(doc, ciFlavor(doc, s.abs.split(sep).join("/")) ?? "github", s.text));
+      }
+      return { findings: out };
+    }
+    case "ansible": {
+      const y = parseYaml(s.text);
+      if ("error" in y) return { error: y.error };
+      const role = /(^|\/)(packer|provision|provisioners|provisioning|bake|baking|image-build)\//i.test(s.file) ? "bake" : "deploy";
+      return { findings: y.docs.flatMap((doc) => [...scanSecrets(doc), ...checkPlaybook(doc, role)]) };
+    }
     case "kiln": {
       const y = parseYaml(s.text);
       const r = checkKiln(s.text, s.file, "docs" in y ? y.docs[0] : undefined);
@@ -166,7 +221,7 @@ async function checkFile(s: SourceFile, bakeScripts: ReadonlySet<string>): Promi
 
 function toFinding(file: string, f: RawFinding): Finding {
   const rule = ruleById(f.ruleId);
-  return { ruleId: f.ruleId, severity: rule.severity, file, line: f.pos.line, col: f.pos.col, message: f.message, fix: f.fix ?? rule.fix };
+  return { ruleId: f.ruleId, severity: rule.severity, file, line: f.pos.line, col: f.pos.col, message: f.message, fix: f.fix ?? rule.fix, ...(f.trace ? { trace: f.trace } : {}) };
 }
 
 function dedupe(fs: RawFinding[]): RawFinding[] {

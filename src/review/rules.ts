@@ -5,7 +5,7 @@
 
 import type { FileKind, RuleMeta } from "./types.js";
 
-const ALL: readonly FileKind[] = ["shell", "packer", "terraform", "cloudformation", "kubernetes", "compose", "kiln"];
+const ALL: readonly FileKind[] = ["shell", "packer", "terraform", "cloudformation", "kubernetes", "compose", "kiln", "ci", "dockerfile", "ansible"];
 const IAC: readonly FileKind[] = ["terraform", "cloudformation"];
 
 export const RULES: readonly RuleMeta[] = [
@@ -18,7 +18,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "Replacement is only safe if the new instances are proven healthy before the old ones go. Terminating, deleting, scaling to zero or deregistering the old fleet on a path where no health check is guaranteed to have passed is the classic outage: if the new fleet is broken, nothing serves.",
     fix: "confirm the new fleet's health first and stop the script when it fails, e.g. `aws elbv2 wait target-in-service --target-group-arn \"$TG\" --targets Id=\"$ID\" || exit 1` (or `kubectl rollout status … || exit 1`), then remove the old capacity",
-    kinds: ["shell"],
+    kinds: ["shell", "ci"],
   },
   {
     id: "KR002",
@@ -28,7 +28,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "Blue-green is safe because the green fleet is verified before the load balancer points at it. Switching the listener, DNS record or Service selector before a health check has passed sends every user to an unverified fleet.",
     fix: "wait for the green targets to be healthy and exit on failure before the switch, e.g. `aws elbv2 wait target-in-service --target-group-arn \"$GREEN_TG\" || exit 1`",
-    kinds: ["shell"],
+    kinds: ["shell", "ci"],
   },
   {
     id: "KR003",
@@ -38,7 +38,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "A health check protects nothing unless its failure stops the rollout. Without `set -e`, an ERR trap, `|| exit 1` or an `if` that exits, a failing `aws elbv2 wait`, `curl --fail` or `kubectl rollout status` is printed and forgotten.",
     fix: "append `|| exit 1` (or `|| { rollback; exit 1; }`) to the health check, or put `set -euo pipefail` at the top of the script",
-    kinds: ["shell"],
+    kinds: ["shell", "ci"],
   },
   // --- replacement settings ---------------------------------------------------------
   {
@@ -139,7 +139,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "Blue-green's instant rollback is re-pointing traffic at the blue fleet. Destroying blue at the moment of cutover throws that away: a problem found a minute later needs a full new rollout.",
     fix: "keep the previous fleet for a window before removing it: keepPreviousFor: 10m in kiln.yaml, scaleDownDelaySeconds 600 for Argo Rollouts, TerminationWaitTimeInMinutes for CodeDeploy, or a soak (`sleep 600` / an approval) between the switch and the teardown",
-    kinds: ["shell", "kubernetes", "cloudformation", "kiln"],
+    kinds: ["shell", "kubernetes", "cloudformation", "kiln", "ci"],
   },
   {
     id: "KR020",
@@ -200,7 +200,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "`latest` (or no tag, which means latest) moves: two replicas can run two images, a restart can change the code, and rolling back to 'the previous image' means nothing.",
     fix: "reference the image by digest (`repo/app@sha256:…`), or at least by an immutable version tag (`repo/app:1.4.2`)",
-    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose"],
+    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose", "ci", "dockerfile"],
   },
   {
     id: "KR031",
@@ -210,7 +210,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "A tag is a pointer that can be re-pushed; only a digest names the exact bytes that were tested. Pinning by digest makes every replica, every restart and every rollback run the same image.",
     fix: "append the digest: `repo/app:1.4.2@sha256:<digest>` (kiln bake prints it)",
-    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose"],
+    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose", "ci"],
   },
   {
     id: "KR032",
@@ -230,7 +230,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "Installing packages, piping scripts from the network or running configuration management on running instances (user data, ssh, exec, SSM) makes every instance a product of the moment it booted: what runs is no longer what was baked and tested.",
     fix: "move the installation into the image bake (a Packer provisioner or the kiln.yaml image section) and deploy the new image; user data should only pass declared settings",
-    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose"],
+    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose", "ci", "ansible"],
   },
   {
     id: "KR034",
@@ -240,7 +240,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "`apt-get upgrade`, `dist-upgrade` or `yum update` in a bake installs whatever the mirror serves today: two bakes of the same template give different images. Patching is a rebuild from a newer, pinned base image.",
     fix: "start from a patched, pinned base image and install explicit versions instead of upgrading in place",
-    kinds: ["shell", "packer"],
+    kinds: ["shell", "packer", "dockerfile"],
   },
   {
     id: "KR035",
@@ -250,7 +250,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "An unpinned install resolves at bake time, so rebuilding the same template later gives a different image and 'what we tested' is not what runs.",
     fix: "pin each package: `apt-get install -y nginx=1.24.0-1ubuntu1`, `pip install flask==3.0.3`, `npm install -g pm2@5.4.2`",
-    kinds: ["shell", "packer"],
+    kinds: ["shell", "packer", "dockerfile"],
   },
   {
     id: "KR036",
@@ -260,7 +260,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "`curl … | sh` runs whatever the URL serves at bake time, unpinned and unverified: the image is not reproducible and its contents are not reviewed.",
     fix: "download a pinned version, verify its checksum (`sha256sum -c`), then run it; or install from a pinned package",
-    kinds: ["shell", "packer"],
+    kinds: ["shell", "packer", "dockerfile"],
   },
   {
     id: "KR037",
@@ -301,7 +301,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "Packer needs SSH to bake, but the image it produces should not keep serving it: if nobody modifies servers nobody needs shell access, and an enabled sshd is attack surface.",
     fix: "add a last provisioner step `sudo systemctl disable ssh && sudo systemctl mask ssh` (sshd on RHEL-family), or remove the openssh-server package",
-    kinds: ["packer"],
+    kinds: ["packer", "dockerfile"],
   },
   {
     id: "KR043",
@@ -311,7 +311,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "`docker exec`, `kubectl exec`, `ssh host 'cmd'` or SSM commands in a deploy change running instances in place: the change lives in no image, and the next replacement silently undoes it.",
     fix: "run one-off work (migrations, cache warm-up) as its own task or Job from the same image, and put everything else in the image",
-    kinds: ["shell"],
+    kinds: ["shell", "ci"],
   },
   // --- state ------------------------------------------------------------------------
   {
@@ -391,7 +391,38 @@ export const RULES: readonly RuleMeta[] = [
     pattern: "secrets outside the image",
     rationale: "A key, certificate key or .env file copied into a golden image is shipped to every instance and every registry the image reaches.",
     fix: "do not bake secrets: fetch them at boot from a secrets manager using the instance role",
-    kinds: ["packer"],
+    kinds: ["packer", "dockerfile"],
+  },
+  // --- CI pipelines, Dockerfiles, Ansible ---------------------------------------------
+  {
+    id: "KR070",
+    severity: "error",
+    title: "secret printed to the CI log",
+    pattern: "secrets outside the image",
+    rationale:
+      "CI logs are read by everyone with access to the project and kept for months; masking only catches a secret printed exactly as stored (not base64, not part of a URL, not after a `set -x`). A step that echoes a secret publishes it.",
+    fix: "do not print it: pass it on stdin (`printf '%s' \"$TOKEN\" | docker login --password-stdin …`) or through the environment to the tool that needs it, and drop `set -x` around it",
+    kinds: ["ci"],
+  },
+  {
+    id: "KR071",
+    severity: "warning",
+    title: "image runs as root",
+    pattern: "small attack surface: the instance runs only what it needs",
+    rationale:
+      "A process that runs as root inside the container is root on the host's kernel interfaces: any escape or mounted path becomes a host compromise. `USER root` as the last user of the final stage ships that to every instance.",
+    fix: "create an unprivileged user in the image (`RUN useradd --system --uid 10001 app`) and end the final stage with `USER 10001`; do root-only setup in RUN steps before it",
+    kinds: ["dockerfile"],
+  },
+  {
+    id: "KR072",
+    severity: "error",
+    title: "rolling play without a health check",
+    pattern: "rolling replacement: health-check each batch",
+    rationale:
+      "`serial` makes Ansible change a few hosts at a time, but without a health check after each batch (`uri` with `until`/`retries`, `wait_for`) and `max_fail_percentage: 0`, a broken release rolls through every batch just as fast as an all-at-once run.",
+    fix: "after the change in each batch, wait for the host to serve (`ansible.builtin.uri: url=http://{{ inventory_hostname }}:8080/health status_code=200` with `retries`/`until`) and set `max_fail_percentage: 0` so a failing batch stops the play",
+    kinds: ["ansible"],
   },
   // --- suppressions -----------------------------------------------------------------
   {

@@ -2,7 +2,7 @@
 
 export type Severity = "error" | "warning" | "info";
 
-export type FileKind = "shell" | "packer" | "terraform" | "cloudformation" | "kubernetes" | "compose" | "kiln";
+export type FileKind = "shell" | "packer" | "terraform" | "cloudformation" | "kubernetes" | "compose" | "kiln" | "ci" | "dockerfile" | "ansible";
 
 /** 1-based line and column, as editors and SARIF count them. */
 export interface Pos {
@@ -33,6 +33,8 @@ export interface RawFinding {
   message: string;
   /** replaces the rule's default fix when the checker knows better */
   fix?: string;
+  /** the control-flow path that led to the finding, one step a line ("line 9: …"), for --explain */
+  trace?: string[];
 }
 
 export interface Finding {
@@ -44,6 +46,8 @@ export interface Finding {
   col: number;
   message: string;
   fix: string;
+  /** the control-flow path the analysis followed to this finding (deploy-path rules), for --explain */
+  trace?: string[];
 }
 
 export interface SuppressedFinding extends Finding {

@@ -52,7 +52,18 @@ const cases: { name: string; script: string; expect: string[] }[] = [
   { name: "case arm that exits on failure", script: `case "$ENV" in prod) ${WAIT} || exit 1 ;; *) exit 0 ;; esac\n${KILL}`, expect: [] },
   { name: "ssh running the removal remotely", script: `ssh "$OLD_HOST" 'docker stop web'`, expect: ["KR001@1"] },
   { name: "ssh running a health check remotely", script: `ssh "$NEW_HOST" 'curl -fsS localhost:8080/healthz' || exit 1\nssh "$OLD_HOST" 'docker stop web'`, expect: [] },
-  { name: "ssh that changes the host is entering it", script: `ssh "$HOST" 'sudo systemctl restart web'`, expect: ["KR043@1"] },
+  { name: "ssh that changes the host is entering it", script: `ssh "$HOST" 'sudo systemctl reload web'`, expect: ["KR043@1"] },
+  { name: "restarting the only app unit is a stop-first swap", script: `ssh "$HOST" 'sudo systemctl restart web'`, expect: ["KR001@1", "KR043@1"] },
+  { name: "restarting the proxy is not removing capacity", script: `sudo systemctl restart nginx`, expect: [] },
+  { name: "die from a sourced library exits", script: `. ./lib.sh
+curl -fsS "$URL" || die "unhealthy"
+${KILL}`, expect: [] },
+  { name: "a project helper named for health is a gate", script: `./scripts/wait-for-healthy.sh "$URL" || exit 1
+${KILL}`, expect: [] },
+  { name: "nc -z polling loop is a gate", script: `until nc -z 127.0.0.1 8080; do sleep 1; done
+docker stop old`, expect: [] },
+  { name: "docker restart is a stop-first swap", script: `docker restart web
+curl -fsS "$URL"`, expect: ["KR001@1"] },
   { name: "traffic switch before a check", script: `aws elbv2 modify-listener --listener-arn "$L" --default-actions Type=forward,TargetGroupArn=$G`, expect: ["KR002@1"] },
   { name: "blue removed right after the switch", script: `set -e\n${WAIT}\naws route53 change-resource-record-sets --hosted-zone-id Z --change-batch file://b.json\n${KILL}`, expect: ["KR019@4"] },
   { name: "blue removed after a soak", script: `set -e\n${WAIT}\naws route53 change-resource-record-sets --hosted-zone-id Z --change-batch file://b.json\nsleep 600\n${KILL}`, expect: [] },

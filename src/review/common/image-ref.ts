@@ -8,6 +8,8 @@ const WHOLLY_VARIABLE = /^(\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\{\{[^}]*\}\}|\$
 export function checkImageRef(ref: string, pos: Pos): RawFinding[] {
   const r = ref.trim();
   if (r === "" || WHOLLY_VARIABLE.test(r)) return [];
+  // a host path or a volume spec (`/tmp`, `./data`, `/tmp:/tmp`) is never an image reference
+  if (/^[./~]/.test(r) || r.includes(":/") || /\s/.test(r)) return [];
   // a digest, literal or from a variable, pins the bytes
   if (/@sha256:/.test(r) || /@\$/.test(r) || /@\{\{/.test(r)) return [];
   const lastSlash = r.lastIndexOf("/");

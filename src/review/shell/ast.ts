@@ -183,18 +183,68 @@ function plain(n: unknown, depth = 0): unknown {
   return out;
 }
 
+/**
+ * The same conversion read straight from GopherJS's own representation of the Go values
+ * (`__internal_object__`): slices as {$array, $offset, $length}, pointers to structs as
+ * objects with the Go field names, strings as UTF-8 byte strings. Going through the
+ * exported wrapper instead externalizes (copies) every field on every read, which made a
+ * 10,000-line script take tens of seconds; this takes a fraction of one.
+ */
+interface GoValue {
+  constructor: { string?: string; nil?: unknown };
+  $array?: unknown[];
+  $offset?: number;
+  $length?: number;
+  Pos?: () => { Line(): number; Col(): number };
+  [k: string]: unknown;
+}
+
+function goString(v: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[^\x00-\x7f]/.test(v) ? Buffer.from(v, "latin1").toString("utf8") : v;
+}
+
+function fromGo(n: unknown, depth = 0): unknown {
+  if (n === null || n === undefined) return null;
+  if (typeof n === "string") return goString(n);
+  if (typeof n !== "object" || depth > 400) return n;
+  const g = n as GoValue;
+  if (g.$array !== undefined) {
+    const out: unknown[] = [];
+    for (let i = 0; i < (g.$length ?? 0); i++) out.push(fromGo(g.$array[(g.$offset ?? 0) + i], depth + 1));
+    return out;
+  }
+  const name = g.constructor?.string;
+  if (typeof name !== "string" || g === g.constructor.nil || !name.startsWith("*syntax.")) return null;
+  const type = name.slice("*syntax.".length);
+  const out: Record<string, unknown> = { type };
+  if (typeof g.Pos === "function") {
+    const gp = g.Pos();
+    out.pos = { line: gp.Line(), col: gp.Col() };
+  }
+  for (const f of FIELDS[type] ?? []) out[f] = fromGo(g[f], depth + 1);
+  return out;
+}
+
 export type ShellParse = { file: File } | { error: { line: number; col: number; message: string } };
 
 export function parseShell(text: string, name: string): ShellParse {
   const s = sh();
   try {
     const f = s.NewParser(s.Variant(s.LangBash)).Parse(text, name);
-    return { file: plain(f) as File };
+    const internal = (f as { __internal_object__?: unknown }).__internal_object__;
+    return { file: (internal ? fromGo(internal) : plain(f)) as File };
   } catch (e) {
     const err = e as { Pos?: GoPos; Text?: string; message?: string };
     if (err && typeof err.Text === "string" && err.Pos) return { error: { line: err.Pos.Line(), col: err.Pos.Col(), message: err.Text } };
     return { error: { line: 1, col: 1, message: String(err?.message ?? e) } };
   }
+}
+
+/** The conversion through the exported wrapper, kept as the reference the fast one is tested against. */
+export function parseShellViaWrapper(text: string, name: string): unknown {
+  const s = sh();
+  return plain(s.NewParser(s.Variant(s.LangBash)).Parse(text, name));
 }
 
 // Operator codes of mvdan/sh's syntax package (BinCmdOperator, BinTestOperator, UnTestOperator, BinAritOperator).
@@ -231,7 +281,12 @@ export interface WordInfo {
   node: Word;
 }
 
+/** Words are read many times (every loop iteration, every call of a function): computed once each. */
+const wordInfos = new WeakMap<Word, WordInfo>();
+
 export function wordInfo(w: Word): WordInfo {
+  const known = wordInfos.get(w);
+  if (known) return known;
   const info: WordInfo = { text: "", literal: true, params: [], substs: [], pos: pos(w), node: w };
   const visit = (parts: WordPart[] | null) => {
     for (const p of parts ?? []) {
@@ -265,5 +320,6 @@ export function wordInfo(w: Word): WordInfo {
     }
   };
   visit(w.Parts);
+  wordInfos.set(w, info);
   return info;
 }

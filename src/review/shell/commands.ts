@@ -27,6 +27,8 @@ export interface Classified {
   /** a script this command runs somewhere else: ssh, exec, SSM, bash -c */
   inner?: { text: string; via: string; remote: boolean };
   findings: RawFinding[];
+  /** container names this command starts (`run --name`) or removes (`rm`, `stop`, `kill`) */
+  container?: { run?: string; removes?: string[] };
 }
 
 /** Commands that only run their arguments as another command. */
@@ -121,33 +123,58 @@ export function classify(argvIn: WordInfo[]): Classified {
     case "terraform":
     case "tofu": {
       const sub = positionals(args)[0]?.text;
-      if (sub === "destroy" || (sub === "apply" && hasFlag(args, "-destroy"))) return with_({ name: `${cmd} ${sub}${sub === "apply" ? " -destroy" : ""}`, effect: "remove" });
+      if (sub === "destroy" || (sub === "apply" && hasFlag(args, "-destroy"))) {
+        const target = opt(args, "-target", "--target");
+        return with_({ name: `${cmd} ${sub}${sub === "apply" ? " -destroy" : ""}${target ? ` -target=${target.text}` : ""}`, effect: "remove" });
+      }
+      // -replace destroys the running resource first unless it is create_before_destroy,
+      // which the script cannot show: the old one is gone before anything checked the new.
+      const replace = opt(args, "-replace", "--replace");
+      if (sub === "apply" && replace) return with_({ name: `${cmd} apply -replace=${replace.text}`, effect: "remove" });
       return none(`${cmd} ${sub ?? ""}`.trim(), findings);
     }
     case "gcloud": {
       const p = positionals(args).map((w) => w.text);
       const s = p.join(" ");
       if (/^compute (instances|instance-groups managed) delete\b/.test(s) || /^compute instance-groups managed delete-instances\b/.test(s)) return with_({ name: `gcloud ${p.slice(0, 4).join(" ")}`, effect: "remove" });
+      if (/^compute instances stop\b/.test(s) || /^run services delete\b/.test(s) || /^compute backend-services remove-backend\b/.test(s)) return with_({ name: `gcloud ${p.slice(0, 3).join(" ")}`, effect: "remove" });
+      if (/^run services update-traffic\b/.test(s)) return with_({ name: "gcloud run services update-traffic", effect: "cutover" });
+      if (/^compute instance-groups managed wait-until\b/.test(s) && hasFlag(args, "--stable")) return with_({ name: "gcloud compute instance-groups managed wait-until --stable", effect: "health" });
       if (/^compute instance-groups managed resize\b/.test(s) && opt(args, "--size")?.text === "0") return with_({ name: "gcloud compute instance-groups managed resize --size 0", effect: "remove" });
       if (/^compute backend-services get-health\b/.test(s)) return with_({ name: "gcloud compute backend-services get-health", effect: "probe" });
       return none("gcloud", findings);
     }
     case "az": {
       const s = positionals(args).map((w) => w.text).join(" ");
-      if (/^(vmss|vm) delete\b/.test(s) || /^vmss delete-instances\b/.test(s)) return with_({ name: `az ${s.split(" ").slice(0, 2).join(" ")}`, effect: "remove" });
+      if (/^(vmss|vm) delete\b/.test(s) || /^vmss delete-instances\b/.test(s) || /^(vm|vmss) (deallocate|stop)\b/.test(s)) return with_({ name: `az ${s.split(" ").slice(0, 2).join(" ")}`, effect: "remove" });
+      if (/^vmss scale\b/.test(s) && opt(args, "--new-capacity")?.text === "0") return with_({ name: "az vmss scale --new-capacity 0", effect: "remove" });
+      if (/^webapp deployment slot swap\b/.test(s)) return with_({ name: "az webapp deployment slot swap", effect: "cutover" });
       return none("az", findings);
     }
     case "nomad": {
       const s = positionals(args).map((w) => w.text).join(" ");
-      if (/^job stop\b/.test(s)) return with_({ name: "nomad job stop", effect: "remove" });
+      if (/^job stop\b/.test(s) || /^stop\b/.test(s)) return with_({ name: "nomad job stop", effect: "remove" });
+      if (/^job scale\b/.test(s) && /(^| )0$/.test(s)) return with_({ name: "nomad job scale … 0", effect: "remove" });
+      // `deployment status -monitor` blocks until the deployment succeeds or fails, and says which.
+      if (/^deployment status\b/.test(s) && hasFlag(args, "-monitor", "--monitor")) return with_({ name: "nomad deployment status -monitor", effect: "health" });
+      if (/^(job )?status\b/.test(s) || /^deployment status\b/.test(s) || /^alloc status\b/.test(s)) return with_({ name: "nomad status", effect: "probe" });
       return none("nomad", findings);
     }
     case "systemctl":
     case "service": {
       const p = positionals(args).map((w) => w.text);
-      if ((cmd === "systemctl" && p[0] === "stop") || (cmd === "service" && p[1] === "stop")) return with_({ name: `${cmd} stop`, effect: "remove" });
+      const verb = cmd === "systemctl" ? p[0] : p[1];
+      const units = cmd === "systemctl" ? p.slice(1) : p.slice(0, 1);
+      if (verb === "stop") return with_({ name: `${cmd} stop`, effect: "remove" });
+      // Restarting the app's only unit stops the serving process before the new one has
+      // proved anything (a stop-first swap); restarting a proxy or an agent is not that.
+      if (verb === "restart" && units.length > 0 && units.every((u) => !INFRA_UNITS.test(u))) return with_({ name: `${cmd} restart`, effect: "remove" });
+      if (cmd === "systemctl" && verb === "is-active") return with_({ name: "systemctl is-active", effect: "health" });
       return none(cmd, findings);
     }
+    case "nc":
+    case "ncat":
+      return with_({ name: `${cmd} -z`, effect: args.some((a) => /^-[a-zA-Z]*z/.test(a.text)) ? "health" : "none" });
     case "curl":
       return curl(args, findings);
     case "wget":
@@ -183,9 +210,18 @@ export function classify(argvIn: WordInfo[]): Classified {
       return none(cmd, findings);
     }
     default:
+      // A project's own helper (`./scripts/wait-for-healthy.sh`, `smoke_test` from a sourced
+      // library) is read by its name: its exit status is the verdict it is named for.
+      if (!KNOWN_TOOLS.has(cmd) && HEALTH_NAMED.test(cmd)) return with_({ name: cmd, effect: "health" });
       return none(cmd, findings);
   }
 }
+
+/** Units whose restart reloads plumbing, not the application being replaced. */
+const INFRA_UNITS = /^(nginx|haproxy|caddy|envoy|traefik|apache2|httpd|docker|containerd|sshd?|cron|crond|rsyslog|systemd-[a-z-]+|td-agent|fluent-bit|datadog-agent|node_exporter|amazon-cloudwatch-agent|chronyd?|ntpd?|kubelet|consul|nomad|vault)(\.service)?$/;
+
+const HEALTH_NAMED = /(health|healthy|ready|readiness|wait[-_]?for|wait[-_]until|smoke|probe)/i;
+const KNOWN_TOOLS = new Set(["echo", "printf", "sleep", "cat", "tee", "jq", "grep", "sed", "awk", "date", "mkdir", "cp", "mv", "rm", "ln", "chmod", "chown", "touch", "export", "local", "readonly", "declare"]);
 
 function addFindings(c: Classified, extra: RawFinding[]): Classified {
   return extra.length === 0 ? c : { ...c, findings: [...extra, ...c.findings] };
@@ -425,17 +461,34 @@ function helm(args: WordInfo[]): Classified {
   return { name: `helm ${verb}`.trim(), effect: "none", findings: [] };
 }
 
+const DOCKER_GLOBAL_OPTS = new Set(["-H", "--host", "--context", "--config", "-l", "--log-level"]);
+
+/** Options of docker run/create/service that take a value (so the value is not read as the image). */
+const DOCKER_RUN_OPTS = new Set(["-v", "--volume", "-e", "--env", "-p", "--publish", "--name", "--network", "--restart", "-u", "--user", "-w", "--workdir", "--env-file", "--mount", "--label", "-l", "--health-cmd", "--health-interval", "--log-driver", "--log-opt", "--entrypoint", "-m", "--memory", "--cpus", "--hostname", "-h", "--add-host", "--health-retries", "--health-timeout", "--health-start-period", "--replicas", "--update-order", "--update-failure-action", "--update-parallelism", "--update-delay", "--rollback-parallelism", "--mode", "--constraint", "--secret", "--config", "--publish-add", "--image",
+  // value-taking options of run/create, so that their values are not read as the image
+  "--tmpfs", "--gpus", "--ipc", "--pid", "--uts", "--userns", "--cgroupns", "--shm-size", "--ulimit", "--device", "--cap-add", "--cap-drop",
+  "--security-opt", "--network-alias", "--net", "--net-alias", "--dns", "--dns-search", "--dns-option", "--platform", "--pull", "--stop-signal",
+  "--stop-timeout", "--cidfile", "--label-file", "--expose", "--link", "--volumes-from", "--runtime", "--sysctl", "--storage-opt", "--memory-swap",
+  "--memory-reservation", "--cpu-shares", "-c", "--cpuset-cpus", "--cpuset-mems", "--cpu-period", "--cpu-quota", "--isolation", "--mac-address", "--ip", "--ip6",
+  "-a", "--attach", "--blkio-weight", "--group-add", "--oom-score-adj", "--pids-limit", "--kernel-memory", "--health-start-interval", "--annotation",
+  "--device-cgroup-rule", "--env-file", "--log-opt", "--domainname", "--volume-driver", "--detach-keys", "--mount-add", "--env-add", "--label-add"]);
+
 function docker(args: WordInfo[], cmd: string): Classified {
-  const p = positionals(args, new Set(["-H", "--host", "--context", "--config", "-l", "--log-level"]));
+  let p = positionals(args, DOCKER_GLOBAL_OPTS);
+  // `docker container stop` is `docker stop`; the management form is common in newer scripts.
+  if (p[0]?.text === "container" && p[1]) p = p.slice(1);
   const verb = p[0]?.text ?? "";
   const findings: RawFinding[] = [];
   const rest = args.slice(args.indexOf(p[0]!) + 1);
-  const runOpts = new Set(["-v", "--volume", "-e", "--env", "-p", "--publish", "--name", "--network", "--restart", "-u", "--user", "-w", "--workdir", "--env-file", "--mount", "--label", "-l", "--health-cmd", "--health-interval", "--log-driver", "--log-opt", "--entrypoint", "-m", "--memory", "--cpus", "--hostname", "-h", "--add-host", "--health-retries", "--health-timeout", "--health-start-period", "--replicas", "--update-order", "--update-failure-action", "--update-parallelism", "--update-delay", "--rollback-parallelism", "--mode", "--constraint", "--secret", "--config", "--publish-add", "--image"]);
+
   switch (verb) {
     case "rm":
     case "stop":
-    case "kill":
-      return { name: `${cmd} ${verb}`, effect: "remove", findings };
+    case "restart":
+    case "kill": {
+      const removes = positionals(rest, new Set(["-t", "--time", "-s", "--signal"])).map((w) => w.text);
+      return { name: `${cmd} ${verb}`, effect: "remove", findings, container: { removes } };
+    }
     case "exec": {
       const inner = positionals(rest, new Set(["-e", "--env", "-u", "--user", "-w", "--workdir", "--env-file"]));
       const text = joinArgv(inner.slice(1));
@@ -443,19 +496,20 @@ function docker(args: WordInfo[], cmd: string): Classified {
     }
     case "run":
     case "create": {
-      const pp = positionals(rest, runOpts);
+      const pp = positionals(rest, DOCKER_RUN_OPTS);
       if (pp[0]) findings.push(...checkImageRef(pp[0].text, pp[0].pos));
       for (let i = 0; i < rest.length; i++) {
         const t = rest[i]!.text;
         const v = t === "-v" || t === "--volume" ? rest[i + 1] : t.startsWith("--volume=") || t.startsWith("-v=") ? { ...rest[i]!, text: t.slice(t.indexOf("=") + 1) } : undefined;
         if (v) {
           const src = v.text.split(":")[0]!;
-          if (v.text.includes(":") && (src.startsWith("/") || src.startsWith("./") || src.startsWith("~")) && !/^\/(var\/run\/docker\.sock|etc\/localtime|proc|sys)/.test(src)) {
+          if (v.text.includes(":") && (src.startsWith("/") || src.startsWith("./") || src.startsWith("~")) && !/^\/(var\/run\/docker\.sock|etc\/localtime|proc|sys|tmp|run|var\/run|dev)(\/|$)/.test(src)) {
             findings.push({ ruleId: "KR051", pos: v.pos, message: `\`${cmd} run -v ${v.text}\` keeps data in ${src} on this host's own disk` });
           }
         }
       }
-      return { name: `${cmd} ${verb}`, effect: "none", findings };
+      const runName = opt(rest, "--name")?.text;
+      return { name: `${cmd} ${verb}`, effect: "none", findings, container: runName ? { run: runName } : undefined };
     }
     case "pull": {
       const pp = positionals(rest);
@@ -468,7 +522,7 @@ function docker(args: WordInfo[], cmd: string): Classified {
       return { name: `${cmd} ps`, effect: "probe", findings };
     case "service": {
       const sub = p[1]?.text ?? "";
-      const sp = positionals(rest.slice(1), runOpts);
+      const sp = positionals(rest.slice(1), DOCKER_RUN_OPTS);
       if (sub === "rm" || sub === "remove") return { name: `${cmd} service rm`, effect: "remove", findings };
       if (sub === "scale" && sp.some((w) => /=0$/.test(w.text))) return { name: `${cmd} service scale …=0`, effect: "remove", findings };
       if (sub === "create" && sp[0]) findings.push(...checkImageRef(sp[0].text, sp[0].pos));
@@ -500,9 +554,15 @@ function compose(args: WordInfo[], name: string): Classified {
   return { name: `${name} ${verb}`.trim(), effect: "none", findings: [] };
 }
 
+const SSH_WITH_VALUE = new Set(["-i", "-p", "-o", "-l", "-F", "-J", "-L", "-R", "-D", "-E", "-b", "-c", "-m", "-O", "-S", "-w", "-W", "-Q", "-B", "-e", "-I", "-P"]);
+
 function ssh(args: WordInfo[], findings: RawFinding[]): Classified {
-  const p = positionals(args, new Set(["-i", "-p", "-o", "-l", "-F", "-J", "-L", "-R", "-D", "-E", "-b", "-c", "-m", "-O", "-S", "-w", "-W", "-Q"]));
-  const remote = joinArgv(p.slice(1));
+  // ssh's own options end at the host: what follows is the remote command, options and all
+  // (`ssh h curl -fsS …` must keep `-fsS`).
+  let i = 0;
+  while (i < args.length && args[i]!.text.startsWith("-") && args[i]!.text !== "--") i += SSH_WITH_VALUE.has(args[i]!.text) ? 2 : 1;
+  if (args[i]?.text === "--") i++;
+  const remote = joinArgv(args.slice(i + 1));
   return { name: "ssh", effect: "enter", findings, inner: remote ? { text: remote, via: "ssh", remote: true } : undefined };
 }
 

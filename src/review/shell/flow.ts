@@ -79,6 +79,14 @@ interface State {
   vars: ReadonlyMap<string, VarFact>;
   /** lines of health checks run on some path to here, for explaining a finding */
   seen: readonly number[];
+  /**
+   * every path merged into this state had a health verdict (h was "ok" or "failed" on each),
+   * even if the merge is "unknown": the failure handler of `gate && retire_old || handler`
+   * runs either after the gate failed or after it passed, and a removal there is safe both ways
+   */
+  gated: boolean;
+  /** the latest steps on this path that matter to a finding (checks, set -e, calls), for --explain */
+  trail: readonly string[];
 }
 
 interface Out {
@@ -102,6 +110,8 @@ interface Ctx {
   stack: readonly string[];
   /** the line of the call into the current function, for messages */
   callLine?: number;
+  /** where the call into the current function is */
+  callAt?: Pos;
   /** findings inside a remote script are reported at the command that runs it */
   at?: Pos;
   /** the previous statement's outcome in this list: what `$?` is */
@@ -122,6 +132,9 @@ function merge(a: State | null, b: State | null): State | null {
     window: a.window === b.window ? a.window : a.window === "soaked" || b.window === "soaked" ? "soaked" : "none",
     vars,
     seen: a.seen === b.seen ? a.seen : addSeen(a.seen, ...b.seen),
+    gated: a.gated && b.gated,
+    // the explanation follows the path that makes a finding: the one without a passed check
+    trail: a.trail === b.trail ? a.trail : rankH(b.h) > rankH(a.h) ? b.trail : a.trail,
   };
 }
 
@@ -143,6 +156,13 @@ function mergeVars(av: ReadonlyMap<string, VarFact>, bv: ReadonlyMap<string, Var
 }
 
 const mergeH = (a: H, b: H): H => (a === b ? a : "unknown");
+const rankH = (h: H): number => (h === "unknown" ? 2 : h === "failed" ? 1 : 0);
+
+/** A step on the path, kept to the last few. */
+function step(s: State, line: number, what: string): State {
+  const trail = [...s.trail, `line ${line}: ${what}`];
+  return { ...s, trail: trail.length > 10 ? trail.slice(-10) : trail };
+}
 
 /** The latest few health-check lines, enough to explain a finding. */
 function addSeen(seen: readonly number[], ...lines: number[]): number[] {
@@ -152,7 +172,7 @@ function addSeen(seen: readonly number[], ...lines: number[]): number[] {
 
 function sameState(a: State | null, b: State | null): boolean {
   if (!a || !b) return a === b;
-  if (a.h !== b.h || a.errexit !== b.errexit || a.pipefail !== b.pipefail || a.flagged !== b.flagged || a.window !== b.window) return false;
+  if (a.h !== b.h || a.errexit !== b.errexit || a.pipefail !== b.pipefail || a.flagged !== b.flagged || a.window !== b.window || a.gated !== b.gated) return false;
   if (a.seen.join() !== b.seen.join() || a.vars.size !== b.vars.size) return false;
   if (a.vars === b.vars) return true;
   for (const [k, x] of a.vars) {
@@ -167,8 +187,30 @@ function sameState(a: State | null, b: State | null): boolean {
   return true;
 }
 
-const with_ = (s: State, patch: Partial<State>): State => ({ ...s, ...patch });
+const with_ = (s: State, patch: Partial<State>): State => ({ ...s, ...patch, ...(patch.h !== undefined ? { gated: patch.h !== "unknown" } : {}) });
+
+/**
+ * The state a failure handler runs in. When its condition is a gate (its success means
+ * healthy: `gate || handler`, `if ! gate; then handler`, `if gate; … else handler`), or
+ * every path into it carried a health verdict, the handler runs because the new capacity
+ * failed its check: what it removes is that failed new capacity (a rollback), even on the
+ * path where a polling loop never got to run its probe.
+ */
+const handler = (s: State, gateOk: State | null | undefined): State => (s.h === "unknown" && (s.gated || gateOk?.h === "ok") ? with_(s, { h: "failed" }) : s);
 const mergeOut = (o: Out): State | null => merge(o.ok, o.fail);
+
+/**
+ * The per-file cap on interpretation: a count of statements, not a clock, so that the same
+ * file always gives the same answer. Real scripts of 10,000 lines need well under a million;
+ * a file built to explode (functions calling each other in nested loops) stops here.
+ */
+export const MAX_STEPS = 3_000_000;
+
+export class FlowBudgetExceeded extends Error {
+  constructor(readonly at: Pos) {
+    super(`control flow too complex to follow (more than ${MAX_STEPS} statements interpreted)`);
+  }
+}
 
 export interface FlowResult {
   findings: RawFinding[];
@@ -191,17 +233,75 @@ class Flow {
   /** statements interpreted so far; past a budget, loops stop iterating towards a fixed point and widen */
   private steps = 0;
 
+  /** names assigned exactly once in the file, to a literal: `KUBECTL="kubectl -n prod"`, `IMAGE=app:latest` */
+  private readonly literals: ReadonlyMap<string, { text: string; pos: Pos }>;
+  /** names assigned exactly once, to a value without command substitutions: `KUBECTL="kubectl -n ${NS}"` */
+  private readonly commands: ReadonlyMap<string, { text: string; pos: Pos }>;
+  /** `alias k='kubectl -n prod'` */
+  private readonly aliases = new Map<string, string>();
+  /** container names started with `docker run --name N`, by line */
+  private readonly runs: { name: string; line: number }[] = [];
+  /** the targets of each container removal, by line */
+  private readonly removals: { targets: string[]; line: number }[] = [];
+
   constructor(
     private readonly file: File,
     private readonly opts: FlowOptions,
   ) {
     collectFuncs(file.Stmts, this.funcs);
+    this.literals = collectLiterals(file.Stmts, true);
+    this.commands = collectLiterals(file.Stmts, false);
+    walkCalls(file.Stmts, (argv, st) => {
+      if (argv[0] === "alias") {
+        for (const a of argv.slice(1)) {
+          const eq = a.indexOf("=");
+          if (eq > 0) this.aliases.set(a.slice(0, eq), a.slice(eq + 1));
+        }
+      }
+    });
+    walkStmts(file.Stmts, (st) => {
+      if (nodeType(st.Cmd) !== "CallExpr") return;
+      const words = ((st.Cmd as unknown as CallExpr).Args ?? []).map(wordInfo);
+      if (words.length === 0) return;
+      const c = classify(this.expandHead(words));
+      const line = posOf(st).line;
+      if (c.container?.run) this.runs.push({ name: c.container.run, line });
+      if (c.container?.removes) this.removals.push({ targets: c.container.removes, line });
+    });
+  }
+
+  /** argv with a command held in a variable or an alias spelled out, and literal variables substituted. */
+  private expandHead(argv: WordInfo[]): WordInfo[] {
+    const head = argv[0]!;
+    let out = argv;
+    const alias = head.literal ? this.aliases.get(head.text) : undefined;
+    const v = !head.literal && head.params.length === 1 && head.substs.length === 0 && head.text === `\${${head.params[0]}}` ? this.commands.get(head.params[0]!) : undefined;
+    const spelled = alias ?? v?.text;
+    if (spelled !== undefined && /^[A-Za-z0-9_./ =:"'{}$-]+$/.test(spelled) && !/^\s*(true|false)\s*$/.test(spelled)) {
+      const words = spelled
+        .trim()
+        .split(/\s+/)
+        .filter((w) => w !== "")
+        .map((w) => {
+          const text = w.replace(/^["']|["']$/g, "");
+          const params = [...text.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
+          return { ...head, text, literal: params.length === 0, params, substs: [] };
+        });
+      if (words.length > 0) out = [...words, ...argv.slice(1)];
+    }
+    // A variable holding one literal is that literal (an image held in $IMAGE is still `:latest`);
+    // findings about it point at the assignment, where the fix goes.
+    return out.map((w, i) => {
+      if (i === 0 || w.literal || w.substs.length > 0 || w.params.length !== 1 || w.text !== `\${${w.params[0]}}`) return w;
+      const lit = this.literals.get(w.params[0]!);
+      return lit ? { ...w, text: lit.text, literal: true, params: [], pos: lit.pos } : w;
+    });
   }
 
   run(): FlowResult {
     const shebang = /^#!.*\b(bash|sh|zsh|ksh)\b(.*)$/m.exec(this.opts.text.split("\n", 1)[0] ?? "");
     const errexit = !!shebang && /(^|\s)-[a-z]*e/.test(shebang[2] ?? "");
-    const init: State = { h: "unknown", errexit, pipefail: false, flagged: false, window: "none", vars: new Map(), seen: [] };
+    const init: State = { h: "unknown", errexit, pipefail: false, flagged: false, window: "none", vars: new Map(), seen: [], gated: false, trail: [] };
     // The last statement's status is the script's: CI sees it.
     const ctx: Ctx = { cond: false, tail: true, depth: 0, stack: [] };
     this.stmts(this.file.Stmts, init, ctx);
@@ -237,7 +337,7 @@ class Flow {
   }
 
   private stmt(st: Stmt, state: State, ctx: Ctx): Out {
-    this.steps++;
+    if (++this.steps > MAX_STEPS) throw new FlowBudgetExceeded(posOf(st));
     if (st.Background) {
       // Started, not finished: nothing it checks is known when the next line runs.
       this.command(st, state, { ...ctx, cond: true });
@@ -302,7 +402,7 @@ class Flow {
     }
     if (b.Op === OP.or) {
       const x = this.stmt(b.X, state, { ...ctx, cond: true, tail: false });
-      const y = x.fail ? this.stmt(b.Y, x.fail, { ...ctx, prev: { ok: null, fail: x.fail } }) : OK;
+      const y = x.fail ? this.stmt(b.Y, handler(x.fail, x.ok), { ...ctx, prev: { ok: null, fail: x.fail } }) : OK;
       return { ok: merge(x.ok, y.ok), fail: y.fail };
     }
     if (b.Op === OP.pipe || b.Op === OP.pipeAll) return this.pipeline(st, state, ctx);
@@ -339,12 +439,12 @@ class Flow {
 
   private ifClause(c: IfClause, state: State, ctx: Ctx): Out {
     const cond = this.stmts(c.Cond, state, { ...ctx, cond: true, tail: false });
-    const then = cond.ok ? this.stmts(c.Then, cond.ok, ctx) : OK;
+    const then = cond.ok ? this.stmts(c.Then, cond.fail?.h === "ok" ? handler(cond.ok, cond.fail) : cond.ok, ctx) : OK;
     let els: Out;
     if (!cond.fail) els = OK;
     else if (!c.Else) els = { ok: cond.fail, fail: null };
     else if ((c.Else.Cond?.length ?? 0) > 0) els = this.ifClause(c.Else, cond.fail, ctx);
-    else els = this.stmts(c.Else.Then, cond.fail, ctx);
+    else els = this.stmts(c.Else.Then, handler(cond.fail, cond.ok), ctx);
     return { ok: merge(then.ok, els.ok), fail: merge(then.fail, els.fail) };
   }
 
@@ -556,8 +656,10 @@ class Flow {
         return { ok: state, fail: null };
       case "false":
         return this.errexit({ ok: null, fail: state }, ctx);
-      case "set":
-        return { ok: this.setOptions(rest, state), fail: null };
+      case "set": {
+        const next = this.setOptions(rest, state);
+        return { ok: next.errexit !== state.errexit ? step(next, (ctx.at ?? posOf(st)).line, next.errexit ? "set -e: a failing command stops the script from here" : "set +e: failing commands no longer stop the script") : next, fail: null };
+      }
       case "shift":
         if (ctx.func) ctx.func.shift += Number(rest[0]?.text ?? "1") || 1;
         return { ok: state, fail: null };
@@ -579,6 +681,10 @@ class Flow {
       while (i < words.length && (/^\d+[smh]?$/.test(words[i]!.text) || words[i]!.text.startsWith("-"))) i++;
       return words.length > i ? this.simple(words.slice(i), st, state, ctx) : { ok: state, fail: state };
     }
+    const head = this.expandHead(argv);
+    if (head !== argv && (head.length !== argv.length || head.some((w, i) => w.text !== argv[i]!.text))) {
+      if (head[0]!.text !== name && ctx.depth < 12) return this.simple(head, st, state, { ...ctx, depth: ctx.depth + 1 });
+    }
     // `$healthy` run as a command: true/false flags
     if (!argv[0]!.literal && argv[0]!.params.length === 1 && argv[0]!.text === `\${${argv[0]!.params[0]}}`) {
       const f = state.vars.get(argv[0]!.params[0]!);
@@ -587,14 +693,33 @@ class Flow {
         return this.errexit({ ok: okH ? with_(state, { h: okH }) : state, fail: state }, ctx);
       }
     }
+    // A wrapper (`k() { kubectl --context "$CTX" "$@"; }`) runs its arguments as part of its own command.
+    if (ctx.func && argv.some((w) => isPositional(w))) {
+      const pos = ctx.func.positional.slice(ctx.func.shift);
+      const expanded = argv.flatMap((w) => {
+        if (!isPositional(w)) return [w];
+        const p = w.params[0]!;
+        if (p === "@" || p === "*") return pos;
+        const at = pos[Number(p) - 1];
+        return at ? [at] : [];
+      });
+      // what it does is named at the call, so that is where a finding goes
+      const whole = argv.some((w) => w.params[0] === "@" || w.params[0] === "*");
+      if (expanded.length > 0 && !isPositional(argv[0]!)) return this.simple(expanded, st, state, { ...ctx, at: whole ? (ctx.at ?? ctx.callAt) : ctx.at, func: { ...ctx.func, positional: [], shift: 0 } });
+    }
     const fn = this.funcs.get(name);
     if (fn) {
       this.called.add(name);
       if (ctx.stack.includes(name) || ctx.depth > 12) return this.errexit({ ok: state, fail: state }, ctx);
-      const o = this.callFunction(name, fn, rest, state, { ...ctx, callLine: posOf(st).line });
+      const o = this.callFunction(name, fn, rest, step(state, (ctx.at ?? posOf(st)).line, `calls ${name}()`), { ...ctx, callLine: posOf(st).line, callAt: ctx.at ?? posOf(st) });
       return this.errexit(o, ctx);
     }
-    const c = classify(argv);
+    // `|| die "…"` with die defined in a sourced library: the conventional names exit.
+    if (!fn && DIES.test(base(head[0]!.text))) {
+      if (ctx.sub) this.exitTo(ctx.sub, "1", state, ctx.prev);
+      return OK;
+    }
+    const c = classify(head);
     for (const f of c.findings) this.report(f, ctx);
     return this.errexit(this.effect(c, st, state, ctx), ctx);
   }
@@ -630,7 +755,15 @@ class Flow {
       }
       case "cutover": {
         if (state.h === "unknown") {
-          this.report({ ruleId: "KR002", pos: here, message: `\`${c.name}\` switches traffic, but no health check of the new fleet is guaranteed to have passed before it${this.why(state, ctx)}` }, ctx);
+          this.report(
+            {
+              ruleId: "KR002",
+              pos: here,
+              message: `\`${c.name}\` switches traffic, but no health check of the new fleet is guaranteed to have passed before it${this.why(state, ctx)}`,
+              trace: this.trace(state, ctx.at ?? here, `\`${c.name}\` switches traffic while no passed health check is guaranteed on this path`),
+            },
+            ctx,
+          );
         }
         const next = with_(state, { window: state.h === "failed" ? state.window : "cut" });
         return { ok: next, fail: next };
@@ -641,7 +774,10 @@ class Flow {
       }
       case "health": {
         const seen = addSeen(state.seen, here.line);
-        return { ok: with_(state, { h: "ok", seen }), fail: with_(state, { h: "failed", seen }) };
+        return {
+          ok: step(with_(state, { h: "ok", seen }), (ctx.at ?? here).line, `\`${c.name}\` passes`),
+          fail: step(with_(state, { h: "failed", seen }), (ctx.at ?? here).line, `\`${c.name}\` fails${state.errexit && !ctx.cond ? " (set -e stops the script)" : ""}`),
+        };
       }
       case "enter":
         this.report({ ruleId: "KR043", pos: here, message: `\`${c.name}\` enters a running instance from the deploy script` }, ctx);
@@ -654,13 +790,30 @@ class Flow {
     }
   }
 
+  /**
+   * Clearing the slot the new container is about to take is not removing serving capacity:
+   * `docker rm -f web-green; docker run --name web-green …; <gate>; docker stop web-blue`.
+   * It is a slot when the same name is started later and a different container is removed
+   * after that start (the old one, retired once the new one runs). In a stop-first swap
+   * (`docker stop web; docker run --name web`) nothing else is removed: that is the mistake.
+   */
+  private clearsSlot(c: Classified, here: Pos): boolean {
+    const targets = c.container?.removes ?? [];
+    if (targets.length === 0) return false;
+    return targets.every((t) => {
+      const run = this.runs.find((r) => r.name === t && r.line > here.line);
+      return !!run && this.removals.some((r) => r.line > run.line && r.targets.some((x) => x !== t));
+    });
+  }
+
   private removal(c: Classified, here: Pos, state: State, ctx: Ctx): State {
-    if (state.h === "unknown" && !state.flagged) {
+    if (state.h === "unknown" && !state.flagged && !this.clearsSlot(c, here)) {
       this.report(
         {
           ruleId: "KR001",
           pos: here,
           message: `\`${c.name}\` removes capacity, but no health check of the new capacity is guaranteed to have passed before it${this.why(state, ctx)}`,
+          trace: this.trace(state, ctx.at ?? here, `\`${c.name}\` removes capacity while no passed health check is guaranteed on this path`),
         },
         ctx,
       );
@@ -677,6 +830,11 @@ class Flow {
       );
     }
     return state;
+  }
+
+  private trace(state: State, here: Pos, last: string): string[] {
+    const start = state.trail.length === 0 ? ["start: no health check has run on this path"] : [];
+    return [...start, ...state.trail, `line ${here.line}: ${last}${state.errexit ? "" : " (set -e is off here)"}`];
   }
 
   private why(state: State, ctx: Ctx): string {
@@ -901,7 +1059,7 @@ function forWords(f: ForClause): Word[] {
   return nodeType(loop) === "WordIter" ? (loop?.Items ?? []) : [];
 }
 
-const CONTAINER_HOST_COMMANDS = new Set(["docker", "podman", "nerdctl", "docker-compose", "curl", "wget", "echo", "sleep", "true", "test", "["]);
+const CONTAINER_HOST_COMMANDS = new Set(["docker", "podman", "nerdctl", "docker-compose", "curl", "wget", "echo", "printf", "sleep", "true", "false", "test", "[", "exit", "seq", ":"]);
 
 function onlyContainerLifecycle(file: File): boolean {
   let only = true;
@@ -926,3 +1084,37 @@ function collectFuncs(list: Stmt[] | null, out: Map<string, FuncDecl>): void {
   });
 }
 
+
+/** Names that, by universal convention, print a message and exit (defined in a sourced file we cannot see). */
+const DIES = /^(die|fail|fatal|abort|panic|bail|bail_out|error_exit|err_exit|exit_with_error|exit_error|croak|fail_hard)$/;
+const base = (s: string) => s.slice(s.lastIndexOf("/") + 1);
+
+function isPositional(w: WordInfo): boolean {
+  return !w.literal && w.substs.length === 0 && w.params.length === 1 && /^([@*]|[1-9])$/.test(w.params[0]!) && w.text === `\${${w.params[0]}}`;
+}
+
+/** Variables assigned exactly once in the whole file, to a literal value (or, with literalOnly false, any value without a command substitution). */
+function collectLiterals(list: Stmt[] | null, literalOnly: boolean): Map<string, { text: string; pos: Pos }> {
+  const seen = new Map<string, { text: string; pos: Pos } | null>();
+  const note = (as: Assign[] | null) => {
+    for (const a of as ?? []) {
+      const name = a.Name?.Value;
+      if (!name) continue;
+      const w = a.Value ? wordInfo(a.Value) : undefined;
+      const usable = w && !a.Array && (w.literal || (!literalOnly && w.substs.length === 0 && !w.text.includes("…")));
+      seen.set(name, seen.has(name) || !usable ? null : { text: w.text, pos: w.pos });
+    }
+  };
+  walkStmts(list, (st) => {
+    const t = nodeType(st.Cmd);
+    if (t === "CallExpr") note((st.Cmd as unknown as CallExpr).Assigns);
+    else if (t === "DeclClause") note((st.Cmd as unknown as DeclClause).Args);
+    else if (t === "ForClause") {
+      const loop = (st.Cmd as unknown as { Loop?: { Name?: { Value: string } } }).Loop;
+      if (loop?.Name?.Value) seen.set(loop.Name.Value, null);
+    }
+  });
+  const out = new Map<string, { text: string; pos: Pos }>();
+  for (const [k, v] of seen) if (v) out.set(k, v);
+  return out;
+}
