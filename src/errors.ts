@@ -5,7 +5,7 @@ export type ErrorCode =
   | "KILN_E_SPEC" // kiln.yaml is invalid
   | "KILN_E_USAGE" // bad command-line input
   | "KILN_E_IMAGE" // image store / bake / tag problem
-  | "KILN_E_UNSAFE" // a layer tried to escape its root, or a digest did not verify
+  | "KILN_E_UNSAFE" // a layer tried to escape its root, a digest did not verify, or untrusted input broke a safety cap
   | "KILN_E_TAG_IMMUTABLE" // a tag would move to another digest
   | "KILN_E_NOT_FOUND" // image, release or instance not found
   | "KILN_E_REGISTRY" // an OCI registry refused a request or could not be reached

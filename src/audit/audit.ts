@@ -10,7 +10,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { KilnError } from "../errors.js";
-import { readImage, unpackRootfs, type Store } from "../image/index.js";
+import { readImage, readImageFile, unpackRootfs, type Store } from "../image/index.js";
 import type { Spec } from "../spec/index.js";
 import { classify, verdictOf, writtenFilesOutsideVolumes } from "./classify.js";
 import { createDockerSandbox } from "./docker-sandbox.js";
@@ -79,7 +79,7 @@ export async function auditImage(o: AuditOptions): Promise<AuditReport> {
   const secrets = await scanSecrets(rootfs, files);
   let passwd: string | undefined;
   try {
-    passwd = readFileSync(join(rootfs, "etc/passwd"), "utf8");
+    passwd = readImageFile(rootfs, "/etc/passwd");
   } catch {
     passwd = undefined;
   }

@@ -7,6 +7,7 @@ import { stat } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
 import { KilnError } from "../errors.js";
 import { extractArchive } from "./archive.js";
+import { checkImageLayers } from "./layer-check.js";
 import { archiveSource, dirSource, importDockerArchive, importOci } from "./import.js";
 import { nodeBase } from "./node-base.js";
 import type { Store } from "./store.js";
@@ -60,6 +61,15 @@ export function parseBaseSpec(base: string): BaseSpec {
 export async function resolveBase(base: string, ctx: BaseContext): Promise<BaseImage> {
   const spec = parseBaseSpec(base);
   if (spec.kind === "node") return nodeBase(ctx);
+  const imported = await importBase(base, spec, ctx);
+  // Refuse now what unpack would refuse later: otherwise the store, and `kiln push`,
+  // would accept an image kiln itself will not run.
+  ctx.onProgress({ phase: "import", detail: `checking ${imported.layers.length} layers` });
+  await checkImageLayers(ctx.store, imported.layers, base);
+  return imported;
+}
+
+async function importBase(base: string, spec: Exclude<BaseSpec, { kind: "node" }>, ctx: BaseContext): Promise<BaseImage> {
   const path = isAbsolute(spec.path) ? spec.path : resolve(ctx.contextDir, spec.path);
   let st;
   try {

@@ -6,7 +6,7 @@
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { KilnError } from "../errors.js";
 import { isGzipFile, type ExtractedArchive } from "./archive.js";
@@ -42,13 +42,27 @@ export function archiveSource(archive: ExtractedArchive, path: string): LayoutSo
   };
 }
 
-async function readVerified(src: LayoutSource, d: Descriptor): Promise<Buffer> {
+/** A descriptor from an untrusted manifest or index: a sha256 digest and, if any, a sane size. */
+function checkDescriptor(d: unknown, where: string): Descriptor {
+  const o = (typeof d === "object" && d !== null ? d : {}) as Partial<Descriptor>;
+  if (typeof o.digest !== "string" || !isDigest(o.digest) || (o.size !== undefined && !(Number.isSafeInteger(o.size) && o.size >= 0))) {
+    throw new KilnError("KILN_E_IMAGE", `${where} names a blob without a valid sha256 digest and size`, {
+      hint: "the image is malformed or hostile; do not use it",
+      details: [{ where, message: JSON.stringify(d)?.slice(0, 200) ?? String(d) }],
+    });
+  }
+  return o as Descriptor;
+}
+
+async function readVerified(src: LayoutSource, desc: Descriptor): Promise<Buffer> {
+  const d = checkDescriptor(desc, src.where);
   const file = src.blobFile(d.digest);
   let data: Buffer;
   try {
     if (file === undefined) throw new Error("no such blob");
-    data = await readFile(file);
+    data = await readCapped(file, MAX_JSON_BYTES, `${src.where}: blob ${d.digest}`);
   } catch (e) {
+    if (e instanceof KilnError) throw e;
     throw new KilnError("KILN_E_IMAGE", `${src.where} lacks blob ${d.digest}`, { cause: e });
   }
   const actual = sha256Digest(data);
@@ -85,7 +99,7 @@ export async function importOci(src: LayoutSource, spec: string, tag: string | u
   let index: OciIndex;
   try {
     if (indexFile === undefined) throw new Error("no index.json");
-    index = JSON.parse(await readFile(indexFile, "utf8")) as OciIndex;
+    index = JSON.parse((await readCapped(indexFile, MAX_JSON_BYTES, `${src.where}: index.json`)).toString("utf8")) as OciIndex;
   } catch (e) {
     throw new KilnError("KILN_E_IMAGE", `${src.where} is not an OCI image layout (index.json missing or invalid)`, { cause: e });
   }
@@ -105,7 +119,7 @@ export async function importOci(src: LayoutSource, spec: string, tag: string | u
   const refName = chosen.annotations?.[ANNOTATION.refName];
   let manifestDesc = chosen;
   let manifestBytes = await readVerified(src, manifestDesc);
-  let parsed = JSON.parse(manifestBytes.toString("utf8")) as OciManifest & OciIndex;
+  let parsed = parseJson<OciManifest & OciIndex>(manifestBytes, `${spec}: manifest ${manifestDesc.digest}`);
   if (Array.isArray(parsed.manifests)) {
     // An image index: pick this machine's platform.
     const arch = ociArchitecture(process.arch);
@@ -113,19 +127,21 @@ export async function importOci(src: LayoutSource, spec: string, tag: string | u
     if (!pick) throw new KilnError("KILN_E_IMAGE", `${spec} has no linux/${arch} image`);
     manifestDesc = pick;
     manifestBytes = await readVerified(src, pick);
-    parsed = JSON.parse(manifestBytes.toString("utf8")) as OciManifest & OciIndex;
+    parsed = parseJson<OciManifest & OciIndex>(manifestBytes, `${spec}: manifest ${pick.digest}`);
   }
   const manifest = parsed as OciManifest;
   if (!manifest.config || !Array.isArray(manifest.layers)) throw new KilnError("KILN_E_IMAGE", `${spec}: ${manifestDesc.digest} is not an image manifest`);
   const configBytes = await readVerified(src, manifest.config);
-  const config = JSON.parse(configBytes.toString("utf8")) as OciImageConfig;
+  const config = parseJson<OciImageConfig>(configBytes, `${spec}: config ${manifest.config.digest}`);
   const diffIds = config.rootfs?.diff_ids ?? [];
-  if (diffIds.length !== manifest.layers.length) {
+  if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
     throw new KilnError("KILN_E_IMAGE", `${spec}: config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
   }
   let copied = false;
   const layers: LayerRecord[] = [];
-  for (const [i, l] of manifest.layers.entries()) {
+  for (const [i, raw] of manifest.layers.entries()) {
+    const l = checkDescriptor(raw, `${spec}: layer ${i}`);
+    if (typeof diffIds[i] !== "string" || !isDigest(diffIds[i]!)) throw new KilnError("KILN_E_IMAGE", `${spec}: bad diff_id for layer ${i}`, { hint: "the image is malformed; re-export it" });
     const mediaType = GZIP_LAYER_TYPES.has(l.mediaType) ? MEDIA_TYPE.layerGzip : TAR_LAYER_TYPES.has(l.mediaType) ? MEDIA_TYPE.layerTar : undefined;
     if (!mediaType) throw new KilnError("KILN_E_IMAGE", `${spec}: layer ${l.digest} has unsupported media type ${l.mediaType}`, { hint: "kiln reads gzip and uncompressed tar layers" });
     ctx.onProgress({ phase: "import", detail: `layer ${i + 1}/${manifest.layers.length} ${l.digest.slice(0, 19)}` });
@@ -147,16 +163,58 @@ interface DockerManifestEntry {
   Layers: string[];
 }
 
+function isDockerManifestEntry(e: unknown): e is DockerManifestEntry {
+  if (typeof e !== "object" || e === null) return false;
+  const o = e as Record<string, unknown>;
+  const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string");
+  return typeof o.Config === "string" && strings(o.Layers) && (o.RepoTags === undefined || o.RepoTags === null || strings(o.RepoTags));
+}
+
+/** Manifests, indexes and configs are small; a larger "JSON" file is not one. */
+const MAX_JSON_BYTES = 8 * 1024 * 1024;
+
+async function readCapped(file: string, cap: number, what: string): Promise<Buffer> {
+  const fh = await open(file, "r");
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > cap) {
+      throw new KilnError("KILN_E_IMAGE", `${what} is ${st.isFile() ? `${st.size} bytes, more than the ${cap} a manifest or config may have` : "not a regular file"}`, {
+        hint: "the image is malformed or hostile; do not use it",
+      });
+    }
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+}
+
+function parseJson<T>(bytes: Buffer, what: string): T {
+  try {
+    const v = JSON.parse(bytes.toString("utf8")) as unknown;
+    if (typeof v !== "object" || v === null) throw new Error("not an object");
+    return v as T;
+  } catch (e) {
+    throw new KilnError("KILN_E_IMAGE", `${what} is not a JSON object`, { cause: e, hint: "the image is malformed; re-export it" });
+  }
+}
+
 export async function importDockerArchive(archive: ExtractedArchive, path: string, spec: string, tag: string | undefined, ctx: BaseContext): Promise<BaseImage> {
   ctx.onProgress({ phase: "import", detail: spec });
   const mf = archive.file("manifest.json");
   let entries: DockerManifestEntry[];
   try {
     if (mf === undefined) throw new Error("no manifest.json");
-    entries = JSON.parse(await readFile(mf, "utf8")) as DockerManifestEntry[];
+    entries = JSON.parse((await readCapped(mf, MAX_JSON_BYTES, `${path}: manifest.json`)).toString("utf8")) as DockerManifestEntry[];
     if (!Array.isArray(entries)) throw new Error("manifest.json is not a list");
   } catch (e) {
     throw new KilnError("KILN_E_IMAGE", `${path} is not a docker-archive (docker save) file`, { cause: e });
+  }
+  const bad = entries.findIndex((e) => !isDockerManifestEntry(e));
+  if (bad !== -1) {
+    throw new KilnError("KILN_E_IMAGE", `${path}: manifest.json entry ${bad} is not an image (it needs "Config": a file name and "Layers": a list of file names)`, {
+      hint: "the archive was not written by docker save, or was modified; re-export it",
+      details: [{ where: `${path}:manifest.json[${bad}]`, message: "malformed entry" }],
+    });
   }
   const entry = tag !== undefined ? entries.find((e) => (e.RepoTags ?? []).some((t) => t === tag || t.endsWith(`/${tag}`))) : entries.length === 1 ? entries[0] : undefined;
   if (!entry) {
@@ -167,9 +225,9 @@ export async function importDockerArchive(archive: ExtractedArchive, path: strin
   }
   const configFile = archive.file(entry.Config);
   if (configFile === undefined) throw new KilnError("KILN_E_IMAGE", `${path} lacks ${entry.Config}`);
-  const configBytes = await readFile(configFile);
+  const configBytes = await readCapped(configFile, MAX_JSON_BYTES, `${path}: ${entry.Config}`);
   const configDigest = sha256Digest(configBytes);
-  const config = JSON.parse(configBytes.toString("utf8")) as OciImageConfig;
+  const config = parseJson<OciImageConfig>(configBytes, `${path}: ${entry.Config}`);
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== entry.Layers.length) {
     throw new KilnError("KILN_E_IMAGE", `${path}: config lists ${diffIds.length} diff_ids for ${entry.Layers.length} layers`);

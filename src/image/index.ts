@@ -8,6 +8,7 @@ export { listImages, resolveRef, readImage } from "./images.js";
 export { exportImage } from "./export.js";
 export type { ExportFormat, ExportOptions, ExportResult } from "./export.js";
 export { unpackRootfs } from "./unpack.js";
+export { readImageFile, IMAGE_FILE_MAX_BYTES } from "./rootfs-file.js";
 export { parseBaseSpec } from "./base.js";
 export type { BaseSpec } from "./base.js";
 export { isDigest } from "./digest.js";

@@ -12,8 +12,9 @@
 //   avoided for writing because its output changes with the bundled zlib.
 
 import { createHash } from "node:crypto";
-import { lstat, open, readdir, readlink, stat } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import { constants } from "node:fs";
+import { lstat, open, readdir, readlink, realpath } from "node:fs/promises";
+import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Gzip } from "fflate";
 import tar from "tar-stream";
 import { KilnError } from "../errors.js";
@@ -170,11 +171,15 @@ export async function collectFiles(
 
   for (const [i, spec] of specs.entries()) {
     const at = `${where}[${i}]`;
-    const srcAbs = resolve(contextDir, spec.src);
+    let srcAbs = resolve(contextDir, spec.src);
     let st;
     try {
-      st = await stat(srcAbs);
+      // Symlinks (the source itself or a directory on its way) are resolved and must
+      // stay in the project: a link to a host file must never be baked into the image.
+      srcAbs = await insideProject(contextDir, srcAbs, spec.src, at);
+      st = await lstat(srcAbs);
     } catch (e) {
+      if (e instanceof KilnError) throw e;
       throw new KilnError("KILN_E_IMAGE", `cannot read ${spec.src}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
         hint: `paths in ${where} are relative to ${contextDir}`,
         details: [{ where: at, path: `${at}.src`, message: srcAbs }],
@@ -200,6 +205,24 @@ export async function collectFiles(
     entry.file = { ...(await hashFile(hostPath)), hostPath };
   });
   return { entries, skipped };
+}
+
+/**
+ * The real path of `abs`, which must lie inside the real project directory.
+ * Examples (project /p): "app.js" → /p/app.js; "cfg" → /etc/cfg via a symlink → refused;
+ * "lib/x" where lib → ../shared → refused.
+ */
+async function insideProject(contextDir: string, abs: string, src: string, at: string): Promise<string> {
+  const root = await realpath(contextDir);
+  const real = await realpath(abs);
+  const rel = relative(root, real);
+  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new KilnError("KILN_E_SPEC", `${src} resolves to ${real}, outside the project ${root}`, {
+      hint: "a file source (or a symlink on its way) must stay inside the directory holding kiln.yaml; copy the file into the project",
+      details: [{ where: at, path: `${at}.src`, message: `symlink to ${real}` }],
+    });
+  }
+  return real;
 }
 
 async function walk(
@@ -244,7 +267,8 @@ async function walk(
 export async function hashFile(path: string): Promise<{ size: number; sha256: string }> {
   const hash = createHash("sha256");
   let size = 0;
-  const fh = await open(path, "r");
+  // O_NOFOLLOW: a file swapped for a symlink after it was listed is not followed out of the project.
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const buf = Buffer.allocUnsafe(1024 * 1024);
     for (;;) {
@@ -404,7 +428,7 @@ type TarSink = ReturnType<tar.Pack["entry"]>;
 /** Stream exactly file.size bytes into the tar entry, refusing content that changed since it was hashed. */
 async function copyChecked(file: LayerFile, imagePath: string, sink: TarSink): Promise<void> {
   const hash = createHash("sha256");
-  const fh = await open(file.hostPath!, "r");
+  const fh = await open(file.hostPath!, constants.O_RDONLY | constants.O_NOFOLLOW);
   let total = 0;
   try {
     while (total < file.size) {

@@ -6,7 +6,7 @@
 // it by cache key and never re-compress its ~100 MB.
 
 import { execFile } from "node:child_process";
-import { lstat, readlink, stat } from "node:fs/promises";
+import { lstat, readlink, realpath, stat } from "node:fs/promises";
 import { promisify } from "node:util";
 import { KilnError } from "../errors.js";
 import type { BaseContext, BaseImage } from "./base.js";
@@ -91,7 +91,8 @@ export async function nodeBase(ctx: BaseContext): Promise<BaseImage> {
     }
   };
 
-  await addFile(NODE_IN_IMAGE, process.execPath, 0o755);
+  // Layer files are opened with O_NOFOLLOW: hand over the real path.
+  await addFile(NODE_IN_IMAGE, await realpath(process.execPath), 0o755);
   let ldd: string;
   try {
     ldd = (await execFileP("ldd", [process.execPath])).stdout;
@@ -108,7 +109,7 @@ export async function nodeBase(ctx: BaseContext): Promise<BaseImage> {
   }
   for (const lib of libs.paths) await addHostPath(lib, 0);
   try {
-    if ((await stat(CA_BUNDLE)).isFile()) await addFile(CA_BUNDLE.slice(1), CA_BUNDLE, 0o644);
+    if ((await stat(CA_BUNDLE)).isFile()) await addFile(CA_BUNDLE.slice(1), await realpath(CA_BUNDLE), 0o644);
   } catch {
     // no CA bundle on the host: the image goes without (Node warns on TLS use)
   }

@@ -19,23 +19,22 @@
 // Empty /dev, /proc, /sys and /tmp are added when the image lacks them, as
 // mount points for the sandbox.
 
-import { createHash } from "node:crypto";
 import { chmod, link, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { KilnError } from "../errors.js";
 import { digestHex } from "./digest.js";
 import { readImage } from "./images.js";
+import { countingTap, LAYER_LIMITS, LayerMeter, unsafeEntry, type LayerLimits } from "./layer-check.js";
 import { entryComponents, resolveLinkTarget, unsafeEntryName } from "./paths.js";
 import type { Store } from "./store.js";
 import { MEDIA_TYPE, type Descriptor } from "./types.js";
 
 const MOUNT_POINTS = ["dev", "proc", "sys", "tmp"];
 
-export async function unpackRootfs(store: Store, digest: string): Promise<string> {
+export async function unpackRootfs(store: Store, digest: string, limits: LayerLimits = LAYER_LIMITS): Promise<string> {
   const hex = digestHex(digest);
   const final = join(store.rootfsRoot(), hex);
   if (await isDir(final)) return final;
@@ -50,7 +49,7 @@ export async function unpackRootfs(store: Store, digest: string): Promise<string
   await mkdir(tmp, { recursive: true, mode: 0o755 });
   try {
     for (const [i, layer] of manifest.layers.entries()) {
-      await applyLayer(store, tmp, layer, diffIds[i]!);
+      await applyLayer(store, tmp, layer, diffIds[i]!, limits);
     }
     // Mount points for a sandbox (bwrap --proc /proc --dev /dev --tmpfs /tmp)
     // must exist in a read-only root; images from elsewhere may lack them.
@@ -84,32 +83,28 @@ async function isDir(path: string): Promise<boolean> {
   }
 }
 
-function unsafe(layer: string, entry: string, why: string): KilnError {
-  return new KilnError("KILN_E_UNSAFE", `layer ${layer} entry ${JSON.stringify(entry)}: ${why}`, {
-    hint: "the image tries to write outside its root; do not run it (re-bake it, or import it from a trusted source)",
-    details: [{ where: `${layer}:${entry}`, message: why }],
-  });
-}
+const unsafe = unsafeEntry;
 
-async function applyLayer(store: Store, root: string, layer: Descriptor, diffId: string): Promise<void> {
+async function applyLayer(store: Store, root: string, layer: Descriptor, diffId: string, limits: LayerLimits): Promise<void> {
   let gz: boolean;
   if (layer.mediaType === MEDIA_TYPE.layerGzip || layer.mediaType === MEDIA_TYPE.dockerLayerGzip) gz = true;
   else if (layer.mediaType === MEDIA_TYPE.layerTar || layer.mediaType === MEDIA_TYPE.dockerLayerTar) gz = false;
   else throw new KilnError("KILN_E_IMAGE", `layer ${layer.digest} has unsupported media type ${layer.mediaType}`);
 
-  const hash = createHash("sha256");
-  const tap = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      cb(null, chunk);
-    },
-  });
+  let read = 0;
+  const counter = countingTap((n) => (read += n));
+  const meter = new LayerMeter(layer.digest, limits, () => (gz ? read : 0));
   const extract = tar.extract();
   const source = store.openBlob(layer.digest);
-  const feed = gz ? pipeline(source, createGunzip(), tap, extract) : pipeline(source, tap, extract);
+  const feed = gz ? pipeline(source, counter, createGunzip(), meter, extract) : pipeline(source, meter, extract);
   const created = new Set<string>();
+  let entries = 0;
   const apply = async () => {
     for await (const entry of extract) {
+      if (++entries > limits.layerEntries) {
+        entry.resume();
+        throw unsafe(layer.digest, entry.header.name, `more than ${limits.layerEntries} entries in one layer`);
+      }
       await applyEntry(root, layer.digest, entry, created);
     }
   };
@@ -130,7 +125,7 @@ async function applyLayer(store: Store, root: string, layer: Descriptor, diffId:
     await store.verifyBlob(layer.digest);
     throw new KilnError("KILN_E_IMAGE", `cannot unpack layer ${layer.digest}: ${(failed[0] as Error).message}`, { cause: failed[0] });
   }
-  const actual = "sha256:" + hash.digest("hex");
+  const actual = "sha256:" + meter.hash.digest("hex");
   if (actual !== diffId) {
     throw new KilnError("KILN_E_UNSAFE", `layer ${layer.digest} does not match its diff_id ${diffId} (got ${actual})`, {
       hint: "the image is corrupt or was modified",
@@ -262,6 +257,9 @@ async function applyEntry(root: string, layer: string, entry: TarEntry, created:
       const tst = await lstat(tabs).catch(() => undefined);
       if (tst === undefined) throw unsafe(layer, h.name, `hard link target ${target} does not exist`);
       if (tst.isDirectory()) throw unsafe(layer, h.name, `hard link to directory ${target}`);
+      // A hard link to a symlink is a copy of the link in another directory: a relative
+      // target that stayed inside the root from there may climb out of it from here.
+      if (tst.isSymbolicLink()) throw unsafe(layer, h.name, `hard link to the symlink ${target}`);
       if (tabs === abs) break;
       await removeExisting(abs);
       await link(tabs, abs);

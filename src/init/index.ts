@@ -1,7 +1,7 @@
 // `kiln init [DIR]`: scaffold a commented kiln.yaml for an existing app.
 // scan (read the project) → plan (pure) → check (the result validates) → write.
 
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, constants, lstatSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { KilnError } from "../errors.js";
 import type { PinnedPackage } from "../generate/index.js";
@@ -52,7 +52,7 @@ export function initProject(dirArg: string, opts: InitOptions = {}, run: Runner 
 
   // Refuse before doing anything else, so a refused init changes nothing and costs nothing.
   const target = join(dir, "kiln.yaml");
-  if (existsSync(target) && !opts.force) {
+  if (present(target) && !opts.force) {
     throw new KilnError("KILN_E_USAGE", `${target} already exists`, { hint: "kiln init never overwrites it: pass --force to replace it" });
   }
 
@@ -68,7 +68,7 @@ export function initProject(dirArg: string, opts: InitOptions = {}, run: Runner 
   }
 
   const plan = planInit(scanProject(dir), { packages });
-  const conflicts = plan.files.filter((f) => f.path !== "kiln.yaml" && existsSync(join(dir, f.path)) && !opts.force);
+  const conflicts = plan.files.filter((f) => f.path !== "kiln.yaml" && present(join(dir, f.path)) && !opts.force);
   if (conflicts.length) {
     throw new KilnError("KILN_E_USAGE", `kiln init would overwrite ${conflicts.map((f) => f.path).join(", ")}`, { hint: "move it away, or pass --force" });
   }
@@ -81,8 +81,52 @@ export function initProject(dirArg: string, opts: InitOptions = {}, run: Runner 
   const written: string[] = [];
   for (const f of plan.files) {
     const p = join(dir, f.path);
-    writeFileSync(p, f.content);
+    writeNew(p, f.content, opts.force === true);
     written.push(p);
   }
   return { dir, plan, packages, written };
+}
+
+/** lstat, not stat: a dangling symlink is "present" (writing through it would create its target). */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Create `path` with O_EXCL|O_NOFOLLOW, so a symlink planted at the path (even a
+ * dangling one) is never written through. --force removes what is there first:
+ * unlink removes a symlink itself, never its target.
+ */
+function writeNew(path: string, content: string, force: boolean): void {
+  if (force) {
+    const st = (() => {
+      try {
+        return lstatSync(path);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (st?.isDirectory()) throw new KilnError("KILN_E_USAGE", `${path} is a directory`, { hint: "move it away; kiln init writes a file there" });
+    if (st) unlinkSync(path);
+  }
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new KilnError("KILN_E_USAGE", `cannot create ${path} (${code ?? String(e)})`, {
+      hint: code === "EEXIST" ? "something (perhaps a symlink) appeared there; kiln init never writes through it: move it away" : "check the directory's permissions",
+      cause: e,
+    });
+  }
+  try {
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -23,7 +23,13 @@ const types = {
 };
 
 const server = http.createServer((req, res) => {
-  const url = new URL(req.url || "/", "http://localhost");
+  let url;
+  try {
+    url = new URL(req.url || "/", "http://localhost");
+  } catch {
+    res.writeHead(400, { "content-type": "text/plain" });
+    return res.end("bad request");
+  }
   if (url.pathname === "/healthz") {
     res.writeHead(200, { "content-type": "text/plain" });
     return res.end("ok");
@@ -32,7 +38,18 @@ const server = http.createServer((req, res) => {
     res.writeHead(405, { allow: "GET, HEAD" });
     return res.end();
   }
-  let file = path.join(root, decodeURIComponent(url.pathname));
+  let name;
+  try {
+    name = decodeURIComponent(url.pathname);
+  } catch {
+    res.writeHead(400, { "content-type": "text/plain" });
+    return res.end("bad request");
+  }
+  if (name.includes("\0")) {
+    res.writeHead(400, { "content-type": "text/plain" });
+    return res.end("bad request");
+  }
+  let file = path.join(root, name);
   if (file !== root && !file.startsWith(root + path.sep)) {
     res.writeHead(403);
     return res.end();

@@ -10,7 +10,7 @@ import { computeConfigHash } from "./config-hash.js";
 import { parseDuration } from "./duration.js";
 import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
-import { KilnSpecSchema } from "./schema.js";
+import { KilnSpecSchema, MAX_DURATION_MS, PATTERNS } from "./schema.js";
 import type { FileEntry, ImageBase, LoadedSpec, ProviderKind, Spec, SpecProblem } from "./types.js";
 
 // Compiling costs a few ms, so it is done on first use and kept; the validator
@@ -278,6 +278,8 @@ function crossChecks(data: unknown, loc: Locator): SpecProblem[] {
     });
   }
 
+  out.push(...durationBounds(data, loc), ...reservedEnv(data, loc), ...forbiddenVolumes(data, loc));
+
   const strategy = isRecord(data.strategy) ? data.strategy : {};
   const rolling = isRecord(strategy.rolling) ? strategy.rolling : {};
   const min = rolling.minHealthyPercent;
@@ -457,4 +459,89 @@ function normalize(d: Defaulted): Spec {
       maxQuarantined: strategy.maxQuarantined,
     },
   };
+}
+
+/** Paths of every duration in the schema ("*" for list items), found by the duration pattern. */
+function durationPaths(node: unknown, path: Segment[] = [], out: Segment[][] = []): Segment[][] {
+  if (!isRecord(node)) return out;
+  if (node.pattern === PATTERNS.duration) {
+    out.push(path);
+    return out;
+  }
+  if (isRecord(node.properties)) for (const [k, v] of Object.entries(node.properties)) durationPaths(v, [...path, k], out);
+  if (node.items !== undefined) durationPaths(node.items, [...path, "*"], out);
+  if (Array.isArray(node.anyOf)) for (const branch of node.anyOf) durationPaths(branch, path, out);
+  return out;
+}
+let durationPathCache: Segment[][] | undefined;
+
+/** Every value at `path` in data, with its concrete path ("*" expanded over lists). */
+function valuesAt(data: unknown, path: Segment[], at: Segment[] = []): { at: Segment[]; value: unknown }[] {
+  if (path.length === 0) return [{ at, value: data }];
+  const [head, ...rest] = path;
+  if (head === "*") return Array.isArray(data) ? data.flatMap((v, i) => valuesAt(v, rest, [...at, i])) : [];
+  return isRecord(data) && Object.hasOwn(data, head as string) ? valuesAt(data[head as string], rest, [...at, head!]) : [];
+}
+
+/** A duration string past Node's timer range would fire at once: refuse it where it is written. */
+function durationBounds(data: unknown, loc: Locator): SpecProblem[] {
+  durationPathCache ??= durationPaths(KilnSpecSchema);
+  const out: SpecProblem[] = [];
+  const re = new RegExp(PATTERNS.duration);
+  for (const p of durationPathCache) {
+    for (const { at, value } of valuesAt(data, p)) {
+      if (typeof value !== "string" || !re.test(value.trim())) continue;
+      if (parseDuration(value) <= MAX_DURATION_MS) continue;
+      out.push({
+        where: loc.value(at),
+        path: formatPath(at),
+        message: `duration ${JSON.stringify(value)} is longer than the maximum of 24 days (${MAX_DURATION_MS} ms)`,
+        hint: "use a shorter duration; longer timers cannot be kept",
+      });
+    }
+  }
+  return out;
+}
+
+/** Names kiln sets itself at launch, or uses for its own plumbing. */
+export const RESERVED_ENV_NAMES = ["PORT"] as const;
+export const RESERVED_ENV_PREFIX = "_kiln_";
+
+function reservedEnv(data: Record<string, unknown>, loc: Locator): SpecProblem[] {
+  if (!isRecord(data.env)) return [];
+  const out: SpecProblem[] = [];
+  for (const k of Object.keys(data.env)) {
+    const reserved = (RESERVED_ENV_NAMES as readonly string[]).includes(k);
+    if (!reserved && !k.startsWith(RESERVED_ENV_PREFIX)) continue;
+    const at = ["env", k];
+    out.push({
+      where: loc.key(at),
+      path: formatPath(at),
+      message: reserved ? `env ${k} is set by kiln at launch (the port the instance listens on)` : `env names starting with ${RESERVED_ENV_PREFIX} are reserved for kiln`,
+      hint: reserved ? `read ${k} in the app instead of setting it; for the container port use image.port` : "rename the variable",
+    });
+  }
+  return out;
+}
+
+/** Paths the sandbox provides itself (or the host's kernel interfaces): no volume may be mounted there. */
+export const FORBIDDEN_VOLUME_ROOTS = ["/proc", "/sys", "/dev", "/tmp"] as const;
+
+function forbiddenVolumes(data: Record<string, unknown>, loc: Locator): SpecProblem[] {
+  if (!Array.isArray(data.volumes)) return [];
+  const out: SpecProblem[] = [];
+  data.volumes.forEach((v: unknown, i) => {
+    if (!isRecord(v) || typeof v.path !== "string" || !v.path.startsWith("/")) return;
+    const p = normalizeAbsolute(v.path);
+    const root = FORBIDDEN_VOLUME_ROOTS.find((r) => p === r || p.startsWith(r + "/"));
+    if (p !== "/" && root === undefined) return;
+    const at = ["volumes", i, "path"];
+    out.push({
+      where: loc.value(at),
+      path: formatPath(at),
+      message: p === "/" ? `a volume cannot be mounted at "/"` : `volume path ${JSON.stringify(v.path)} is inside ${root}, which the sandbox provides itself`,
+      hint: "mount the volume at a path of its own, e.g. /data",
+    });
+  });
+  return out;
 }

@@ -42,6 +42,16 @@ export const PATTERN_TEXT: Readonly<Record<string, string>> = {
 // Titles mark the two composite types so error messages can name them as a whole
 // instead of listing why each anyOf branch failed.
 export const DURATION_TITLE = "Duration";
+
+/**
+ * The longest duration kiln.yaml may hold: Node's timers hold at most 2^31−1 ms
+ * (~24.8 days); a longer one fires after 1 ms instead, so `timeout: 99999h`
+ * would silently become "at once". Strings are checked in load.ts.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+export const MAX_DURATION_SECONDS = Math.floor(MAX_DURATION_MS / 1000);
+/** Counts without a natural limit get this one: beyond it a value is a typo, not a plan. */
+export const MAX_COUNT = 1_000_000;
 export const FILE_ENTRY_TITLE = "FileEntry";
 
 function duration(description: string, defaultValue: string) {
@@ -49,7 +59,7 @@ function duration(description: string, defaultValue: string) {
     Type.Union(
       [
         Type.String({ pattern: PATTERNS.duration }),
-        Type.Number({ minimum: 0, description: "seconds" }),
+        Type.Number({ minimum: 0, maximum: MAX_DURATION_SECONDS, description: "seconds" }),
       ],
       { title: DURATION_TITLE, description, default: defaultValue },
     ),
@@ -59,7 +69,7 @@ function duration(description: string, defaultValue: string) {
 /** A duration with no default: absent means "not set" (the key's description says what that does). */
 function optionalDuration(description: string) {
   return Type.Optional(
-    Type.Union([Type.String({ pattern: PATTERNS.duration }), Type.Number({ minimum: 0, description: "seconds" })], {
+    Type.Union([Type.String({ pattern: PATTERNS.duration }), Type.Number({ minimum: 0, maximum: MAX_DURATION_SECONDS, description: "seconds" })], {
       title: DURATION_TITLE,
       description,
     }),
@@ -193,6 +203,7 @@ const HealthSchema = object(
     healthyThreshold: Type.Optional(
       Type.Integer({
         minimum: 1,
+        maximum: MAX_COUNT,
         default: 2,
         description: "Consecutive successes that make an instance healthy.",
       }),
@@ -200,6 +211,7 @@ const HealthSchema = object(
     unhealthyThreshold: Type.Optional(
       Type.Integer({
         minimum: 1,
+        maximum: MAX_COUNT,
         default: 3,
         description: "Consecutive failures that make an instance unhealthy.",
       }),
@@ -302,7 +314,7 @@ const CanaryStepSchema = Type.Union(
     ),
     Type.Object(
       {
-        pause: Type.Union([Type.String({ pattern: PATTERNS.duration }), Type.Number({ minimum: 0 }), Type.Literal("manual")], {
+        pause: Type.Union([Type.String({ pattern: PATTERNS.duration }), Type.Number({ minimum: 0, maximum: MAX_DURATION_SECONDS }), Type.Literal("manual")], {
           description: 'How long to hold at the current weight, or "manual" to hold until `kiln promote`.',
         }),
       },
@@ -325,12 +337,12 @@ const CanarySchema = object(
         maxErrorRate: Type.Optional(
           Type.Number({ minimum: 0, maximum: 1, default: 0.05, description: "Highest share (0–1) of canary requests that may fail (5xx or no response)." }),
         ),
-        maxP99Ms: Type.Optional(Type.Integer({ minimum: 1, description: "Highest p99 latency of the canary in milliseconds; no absolute limit when absent." })),
+        maxP99Ms: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: "Highest p99 latency of the canary in milliseconds; no absolute limit when absent." })),
         maxP99Ratio: Type.Optional(
-          Type.Number({ minimum: 1, default: 3, description: "Highest ratio of the canary's p99 latency to the stable release's (a stable p99 under 200 ms counts as 200 ms: noise)." }),
+          Type.Number({ minimum: 1, maximum: MAX_COUNT, default: 3, description: "Highest ratio of the canary's p99 latency to the stable release's (a stable p99 under 200 ms counts as 200 ms: noise)." }),
         ),
         minRequests: Type.Optional(
-          Type.Integer({ minimum: 1, default: 20, description: "Fewest canary requests in the window before a verdict is drawn." }),
+          Type.Integer({ minimum: 1, maximum: MAX_COUNT, default: 20, description: "Fewest canary requests in the window before a verdict is drawn." }),
         ),
         window: duration("How far back each comparison of canary and stable traffic looks.", "30s"),
       },
@@ -360,6 +372,7 @@ const StrategySchema = object(
     maxQuarantined: Type.Optional(
       Type.Integer({
         minimum: 0,
+        maximum: MAX_COUNT,
         default: 1,
         description: "Instances of a new release that may fail after having been healthy and be quarantined (kept for `kiln logs`, replaced) before the release itself is judged bad.",
       }),

@@ -11,8 +11,12 @@
 
 import { KilnError } from "../../errors.js";
 import { parseChallenges, pickChallenge, type Challenge } from "./challenge.js";
+import { readBody, withIdleTimeout } from "./body.js";
 import { credentialsError, responseError, transportError, type RequestContext } from "./errors.js";
-import { registryBaseUrl } from "./reference.js";
+import { isLoopbackRegistry, registryBaseUrl } from "./reference.js";
+
+const MAX_REDIRECTS = 5;
+const MAX_TOKEN_BYTES = 64 * 1024;
 
 export interface Credentials {
   username: string;
@@ -29,6 +33,8 @@ export interface ClientOptions {
   insecure?: boolean;
   /** for tests: the clock token expiry is measured against */
   now?: () => number;
+  /** a response body that sends nothing for this long is aborted (default 60 s) */
+  idleTimeoutMs?: number;
 }
 
 export interface RequestOptions {
@@ -55,12 +61,14 @@ export class RegistryClient {
   private pinged = false;
   /** how many token requests were made (tests check the cache with it) */
   tokenRequests = 0;
+  private readonly idleTimeoutMs: number;
 
   constructor(opts: ClientOptions) {
     this.opts = opts;
     this.registry = opts.registry;
     this.repository = opts.repository;
     this.baseUrl = registryBaseUrl(opts.registry, opts.insecure);
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
   }
 
   private ctx(what: string): RequestContext {
@@ -87,7 +95,7 @@ export class RegistryClient {
   async request(method: string, path: string, o: RequestOptions): Promise<Response> {
     await this.ping();
     const url = /^https?:\/\//.test(path) ? path : `${this.baseUrl}/v2/${this.repository}/${path}`;
-    let res = await this.send(method, url, { ...o.headers, ...(await this.authHeader()) }, o.body?.(), o.timeoutMs);
+    let res = await this.send(method, url, { ...o.headers }, o.body, o.timeoutMs, await this.authFor());
     if (res.status === 401) {
       const before = JSON.stringify(this.auth);
       await res.body?.cancel();
@@ -97,7 +105,7 @@ export class RegistryClient {
       const retry = this.auth.kind === "bearer" || JSON.stringify(this.auth) !== before;
       if (this.auth.kind === "bearer") this.tokens.clear();
       if (retry && (this.auth.kind !== "basic" || this.opts.credentials)) {
-        res = await this.send(method, url, { ...o.headers, ...(await this.authHeader()) }, o.body?.(), o.timeoutMs);
+        res = await this.send(method, url, { ...o.headers }, o.body, o.timeoutMs, await this.authFor());
       }
     }
     if (!o.ok.includes(res.status)) throw await responseError(res, this.ctx(o.what));
@@ -111,23 +119,55 @@ export class RegistryClient {
     return new URL(loc, `${this.baseUrl}/`).toString();
   }
 
-  private async send(method: string, url: string, headers: Record<string, string>, body: BodyInit | undefined, timeoutMs = 60_000): Promise<Response> {
-    const init: RequestInit & { duplex?: "half" } = { method, headers: { "user-agent": "kiln", ...headers }, redirect: "follow" };
-    if (body !== undefined) {
-      init.body = body;
-      init.duplex = "half"; // required by Node's fetch for stream bodies, harmless otherwise
-    }
-    // The deadline covers the response headers only: abort it once they are in,
-    // so a long blob transfer is not cut off.
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new DOMException(`no answer in ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
-    init.signal = ac.signal;
-    try {
-      return await fetch(url, init);
-    } catch (e) {
-      throw transportError(ac.signal.aborted ? ac.signal.reason : e, url, this.registry);
-    } finally {
-      clearTimeout(timer);
+  /**
+   * One request, following redirects by hand so credentials go only where they
+   * belong: `auth` is sent to `authOrigin` and nowhere else — not to another
+   * host a redirect or a Location header names, and never after an
+   * https→http step. The deadline covers each response's headers; after that
+   * the body must keep moving (an idle gap longer than `idleTimeoutMs` aborts it).
+   */
+  private async send(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body: (() => BodyInit) | undefined,
+    timeoutMs = 60_000,
+    auth: { headers: Record<string, string>; origin: string } | undefined = undefined,
+  ): Promise<Response> {
+    let current = new URL(url);
+    let downgraded = false;
+    let m = method;
+    let b = body;
+    for (let hop = 0; ; hop++) {
+      const sendAuth = auth !== undefined && !downgraded && current.origin === auth.origin;
+      const init: RequestInit & { duplex?: "half" } = { method: m, headers: { "user-agent": "kiln", ...headers, ...(sendAuth ? auth.headers : {}) }, redirect: "manual" };
+      if (b !== undefined) {
+        init.body = b();
+        init.duplex = "half"; // required by Node's fetch for stream bodies, harmless otherwise
+      }
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(new DOMException(`no answer in ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
+      init.signal = ac.signal;
+      let res: Response;
+      try {
+        res = await fetch(current, init);
+      } catch (e) {
+        throw transportError(ac.signal.aborted ? ac.signal.reason : e, current.toString(), this.registry);
+      } finally {
+        clearTimeout(timer);
+      }
+      const location = res.headers.get("location");
+      if (![301, 302, 303, 307, 308].includes(res.status) || location === null) return withIdleTimeout(res, ac, this.idleTimeoutMs, this.registry);
+      await res.body?.cancel();
+      if (hop >= MAX_REDIRECTS) throw new KilnError("KILN_E_REGISTRY", `${this.registry} redirected more than ${MAX_REDIRECTS} times (${url})`, { hint: "the registry or a proxy in front of it is misconfigured" });
+      const next = new URL(location, current);
+      if (next.protocol !== "https:" && next.protocol !== "http:") throw new KilnError("KILN_E_REGISTRY", `${this.registry} redirected to ${next.protocol} (${url})`, { hint: "the registry is misconfigured" });
+      if (current.protocol === "https:" && next.protocol === "http:") downgraded = true;
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && m === "POST")) {
+        m = "GET";
+        b = undefined;
+      }
+      current = next;
     }
   }
 
@@ -155,10 +195,12 @@ export class RegistryClient {
     return `Basic ${Buffer.from(`${c.username}:${c.password}`, "utf8").toString("base64")}`;
   }
 
-  private async authHeader(): Promise<Record<string, string>> {
-    if (this.auth.kind === "basic") return { authorization: this.basic() };
-    if (this.auth.kind === "bearer") return { authorization: `Bearer ${await this.token(this.auth)}` };
-    return {};
+  /** Credentials and tokens belong to the registry's own origin only. */
+  private async authFor(): Promise<{ headers: Record<string, string>; origin: string } | undefined> {
+    const origin = new URL(this.baseUrl).origin;
+    if (this.auth.kind === "basic") return { headers: { authorization: this.basic() }, origin };
+    if (this.auth.kind === "bearer") return { headers: { authorization: `Bearer ${await this.token(this.auth)}` }, origin };
+    return undefined;
   }
 
   private async token(a: Extract<AuthMode, { kind: "bearer" }>): Promise<string> {
@@ -174,15 +216,16 @@ export class RegistryClient {
     } catch {
       throw new KilnError("KILN_E_REGISTRY", `${this.registry} names a token realm that is not a URL: ${JSON.stringify(a.realm)}`, { hint: "the registry's token auth is misconfigured" });
     }
-    if (url.protocol !== "https:" && !(url.protocol === "http:" && this.baseUrl.startsWith("http:"))) {
-      throw new KilnError("KILN_E_REGISTRY", `${this.registry} sends credentials to a non-HTTPS token realm ${a.realm}`, { hint: "kiln only sends credentials over plain HTTP to a registry it already speaks HTTP to (loopback or --insecure)" });
+    if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackRegistry(url.host))) {
+      throw new KilnError("KILN_E_REGISTRY", `${this.registry} names a token realm that is not HTTPS: ${a.realm}`, {
+        hint: "kiln sends credentials to a token service only over HTTPS (or on this machine's loopback); fix the registry's token realm",
+      });
     }
     if (a.service) url.searchParams.set("service", a.service);
     for (const s of scopes) url.searchParams.append("scope", s);
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (this.opts.credentials) headers.authorization = this.basic();
+    const auth = this.opts.credentials ? { headers: { authorization: this.basic() }, origin: url.origin } : undefined;
     this.tokenRequests++;
-    const res = await this.send("GET", url.toString(), headers, undefined, 30_000);
+    const res = await this.send("GET", url.toString(), { accept: "application/json" }, undefined, 30_000, auth);
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
       throw credentialsError(this.ctx("token"), res.status, "from the token service");
@@ -191,7 +234,12 @@ export class RegistryClient {
       await res.body?.cancel();
       throw new KilnError("KILN_E_REGISTRY", `the token service ${url.origin}${url.pathname} answered ${res.status}`, { hint: "the registry's token service failed: retry, or check its logs" });
     }
-    const body = (await res.json().catch(() => ({}))) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown } = {};
+    try {
+      body = JSON.parse((await readBody(res, MAX_TOKEN_BYTES, `the token from ${url.origin}`)).toString("utf8")) as typeof body;
+    } catch (e) {
+      if (e instanceof KilnError) throw e;
+    }
     const token = typeof body.token === "string" ? body.token : typeof body.access_token === "string" ? body.access_token : undefined;
     if (!token) throw new KilnError("KILN_E_REGISTRY", `the token service ${url.origin}${url.pathname} sent no token`, { hint: "the registry's token service is misconfigured" });
     // The spec's default lifetime is 60 s; renew 10 s early so a token never expires mid-request.

@@ -3,6 +3,9 @@
 // body `{"errors":[{"code":"MANIFEST_UNKNOWN",…}]}`), never by message text.
 
 import { KilnError } from "../../errors.js";
+import { readBody } from "./body.js";
+
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 export interface RequestContext {
   /** "127.0.0.1:5000" */
@@ -23,8 +26,9 @@ export interface RegistryErrorBody {
 /** The distribution error codes in a response body (empty if it has none). */
 export async function readErrorCodes(res: Response): Promise<RegistryErrorBody[]> {
   try {
-    const text = await res.text();
-    const json = JSON.parse(text.slice(0, 64 * 1024)) as { errors?: { code?: unknown; message?: unknown }[] };
+    // An error body is a few hundred bytes; a registry sending megabytes is not owed a full read.
+    const text = (await readBody(res, MAX_ERROR_BODY_BYTES, "an error body")).toString("utf8");
+    const json = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[] };
     return (json.errors ?? []).filter((e) => typeof e.code === "string").map((e) => ({ code: String(e.code), message: typeof e.message === "string" ? e.message : undefined }));
   } catch {
     return [];

@@ -8,9 +8,11 @@
 
 import { KilnError } from "../../errors.js";
 import { ociArchitecture } from "../compose.js";
-import { sha256Digest } from "../digest.js";
+import { isDigest, sha256Digest } from "../digest.js";
+import { checkImageLayers } from "../layer-check.js";
 import type { Store } from "../store.js";
-import { MEDIA_TYPE, type Descriptor, type OciIndex, type OciManifest } from "../types.js";
+import { MEDIA_TYPE, type Descriptor, type OciImageConfig, type OciIndex, type OciManifest } from "../types.js";
+import { readBody } from "./body.js";
 import { RegistryClient } from "./client.js";
 import type { BlobProgress, TransferOptions, TransferStats } from "./push.js";
 import { formatRegistryRef, parseRegistryRef, type RegistryRef } from "./reference.js";
@@ -39,6 +41,7 @@ const MANIFEST_TYPES = new Set<string>([MEDIA_TYPE.manifest, MEDIA_TYPE.dockerMa
 const INDEX_TYPES = new Set<string>([MEDIA_TYPE.index, MEDIA_TYPE.dockerManifestList]);
 const ACCEPT = [MEDIA_TYPE.manifest, MEDIA_TYPE.dockerManifest, MEDIA_TYPE.index, MEDIA_TYPE.dockerManifestList].join(", ");
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
 export async function pullImage(store: Store, source: RegistryRef, opts: PullOptions = {}): Promise<PullResult> {
   const wanted = source.digest ?? source.tag;
@@ -47,7 +50,7 @@ export async function pullImage(store: Store, source: RegistryRef, opts: PullOpt
       hint: `e.g. ${source.registry}/${source.repository}:1.0.0 or ${source.registry}/${source.repository}@sha256:…`,
     });
   }
-  const client = new RegistryClient({ registry: source.registry, repository: source.repository, action: "pull", credentials: opts.credentials, insecure: opts.insecure });
+  const client = new RegistryClient({ registry: source.registry, repository: source.repository, action: "pull", credentials: opts.credentials, insecure: opts.insecure, idleTimeoutMs: opts.idleTimeoutMs });
   const platform = opts.platform ?? { os: "linux", architecture: ociArchitecture(process.arch) };
 
   let got = await fetchManifest(client, wanted, source.digest);
@@ -76,8 +79,18 @@ export async function pullImage(store: Store, source: RegistryRef, opts: PullOpt
     });
   }
 
+  const blobs = [manifest.config, ...manifest.layers];
+  for (const [i, b] of blobs.entries()) {
+    const cap = i === 0 ? MAX_CONFIG_BYTES : Number.MAX_SAFE_INTEGER;
+    if (typeof b !== "object" || b === null || typeof b.digest !== "string" || !isDigest(b.digest) || !Number.isSafeInteger(b.size) || b.size < 0 || b.size > cap) {
+      throw new KilnError("KILN_E_UNSAFE", `${formatRegistryRef(source)}: the manifest names ${i === 0 ? "a config" : `layer ${i - 1}`} without a valid digest and size${i === 0 ? ` (a config is at most ${MAX_CONFIG_BYTES} bytes)` : ""}`, {
+        hint: "the registry serves a malformed or hostile manifest; nothing was stored",
+        details: [{ where: formatRegistryRef(source), message: JSON.stringify(b)?.slice(0, 200) ?? "" }],
+      });
+    }
+  }
   const stats: TransferStats = { transferred: 0, skipped: 0, bytesTransferred: 0, bytesSkipped: 0, chunked: 0 };
-  for (const blob of [manifest.config, ...manifest.layers]) {
+  for (const blob of blobs) {
     if (await store.hasBlob(blob.digest)) {
       stats.skipped++;
       stats.bytesSkipped += blob.size;
@@ -88,6 +101,16 @@ export async function pullImage(store: Store, source: RegistryRef, opts: PullOpt
     stats.transferred++;
     stats.bytesTransferred += blob.size;
   }
+
+  // Refuse now what unpack would refuse later, before the manifest makes the image visible.
+  const config = await store.readJsonBlob<OciImageConfig>(manifest.config.digest).catch((e: unknown) => {
+    throw new KilnError("KILN_E_IMAGE", `${formatRegistryRef(source)}: the image config is not JSON`, { cause: e, hint: "the registry serves a malformed image" });
+  });
+  const diffIds = Array.isArray(config.rootfs?.diff_ids) ? config.rootfs.diff_ids : [];
+  if (diffIds.length !== manifest.layers.length || !diffIds.every((d) => typeof d === "string" && isDigest(d))) {
+    throw new KilnError("KILN_E_IMAGE", `${formatRegistryRef(source)}: the config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`, { hint: "the registry serves a malformed image" });
+  }
+  await checkImageLayers(store, manifest.layers.map((d, i) => ({ descriptor: d, diffId: diffIds[i]! })), formatRegistryRef(source));
 
   // Last: the manifest makes the image visible, and every blob it names is in by now.
   const stored = await store.putBlob(got.bytes);
@@ -116,12 +139,7 @@ interface FetchedManifest {
 async function fetchManifest(client: RegistryClient, reference: string, expectedDigest: string | undefined): Promise<FetchedManifest> {
   const what = `manifest ${reference}`;
   const res = await client.request("GET", `manifests/${reference}`, { ok: [200], what, headers: { accept: ACCEPT } });
-  const declared = Number(res.headers.get("content-length") ?? "0");
-  if (declared > MAX_MANIFEST_BYTES) {
-    await res.body?.cancel();
-    throw new KilnError("KILN_E_IMAGE", `${client.registry}/${client.repository} ${what} is ${declared} bytes: too large for a manifest`, { hint: "check the reference" });
-  }
-  const bytes = Buffer.from(await res.arrayBuffer());
+  const bytes = await readBody(res, MAX_MANIFEST_BYTES, `${client.registry}/${client.repository} ${what}`);
   const digest = sha256Digest(bytes);
   // By digest: the bytes must hash to it. By tag: to what the registry says the tag is, if it says.
   const claimed = expectedDigest ?? res.headers.get("docker-content-digest") ?? undefined;

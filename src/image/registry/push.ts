@@ -29,6 +29,8 @@ export interface TransferOptions {
   credentials?: Credentials;
   insecure?: boolean;
   onProgress?: (p: BlobProgress) => void;
+  /** a response body that sends nothing for this long is aborted (default 60 s) */
+  idleTimeoutMs?: number;
 }
 
 export interface PushOptions extends TransferOptions {
@@ -74,7 +76,7 @@ export async function pushImage(store: Store, source: string, target: RegistryRe
   const mediaType = manifest.mediaType ?? MEDIA_TYPE.manifest;
   const tag = target.tag ?? (await defaultTag(store, source, digest, manifest));
 
-  const client = new RegistryClient({ registry: target.registry, repository: target.repository, action: "push", credentials: opts.credentials, insecure: opts.insecure });
+  const client = new RegistryClient({ registry: target.registry, repository: target.repository, action: "push", credentials: opts.credentials, insecure: opts.insecure, idleTimeoutMs: opts.idleTimeoutMs });
   const threshold = opts.chunkThreshold ?? 64 * 1024 * 1024;
   const chunkSize = Math.max(1, opts.chunkSize ?? 16 * 1024 * 1024);
   const stats: TransferStats = { transferred: 0, skipped: 0, bytesTransferred: 0, bytesSkipped: 0, chunked: 0 };

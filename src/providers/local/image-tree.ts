@@ -42,3 +42,7 @@ export function fsImageTree(rootfs: string): ImageTree {
     },
   };
 }
+
+// Reading a file of the image (the user database) goes through the image module's
+// confined reader, shared with `kiln audit`.
+export { readImageFile } from "../../image/rootfs-file.js";

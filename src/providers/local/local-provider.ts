@@ -19,7 +19,7 @@ import { KilnError } from "../../errors.js";
 import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
 import { LaunchFlights, SAFE_SEGMENT } from "../single-flight.js";
 import { resolveImageUser } from "./image-user.js";
-import { fsImageTree } from "./image-tree.js";
+import { fsImageTree, readImageFile } from "./image-tree.js";
 import { LOG_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
 import { planMounts } from "./mount-plan.js";
 import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat } from "./procfs.js";
@@ -361,13 +361,7 @@ export class LocalProvider implements Provider {
       throw providerError(`cannot prepare image ${req.digest}`, "check that the image is in the store (`kiln images`)", e, req.instanceId);
     }
 
-    const readEtc = (name: string) => {
-      try {
-        return readFileSync(join(rootfs, "etc", name), "utf8");
-      } catch {
-        return undefined;
-      }
-    };
+    const readEtc = (name: string) => readImageFile(rootfs, `/etc/${name}`);
     const user = resolveImageUser(cfg.user, readEtc("passwd"), readEtc("group"));
     if (!user.ok) throw providerError(user.reason, user.hint, undefined, req.digest);
 
