@@ -6,6 +6,7 @@ import { nextHealth, parseHostPort, type HealthState } from "../../src/health/pr
 import { groupByRelease, pickByRelease, pickSmoothWeighted } from "../../src/traffic/proxy/balancer.js";
 import { LATENCY_BUCKETS_MS, LATENCY_HISTOGRAM_SIZE, latencyBucket, windowOf, type Counters, type CountersWindow } from "../../src/traffic/router.js";
 import { planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/proxy/headers.js";
+import { httpsRedirect, maintenanceResponse } from "../../src/traffic/proxy/pages.js";
 import { checkTable } from "../../src/traffic/proxy/table.js";
 import { table, target } from "./helpers.js";
 
@@ -124,13 +125,26 @@ describe("checkTable", () => {
   it("refuses non-objects", () => {
     assert.deepEqual(checkTable(null), { ok: false, problems: ["table: expected an object, got null"] });
   });
+  it("keeps maintenance mode, and checks it", () => {
+    const t = table(3, [], { maintenance: { message: "back soon", retryAfterS: 120 } });
+    assert.deepEqual(checkTable(t), { ok: true, table: t });
+    assert.deepEqual(checkTable({ ...table(3, []), maintenance: {} }), { ok: true, table: { ...table(3, []), maintenance: {} } });
+    assert.deepEqual(checkTable({ ...table(3, []), maintenance: { message: 7, retryAfterS: -1 } }), {
+      ok: false,
+      problems: ["maintenance.message: expected a string of at most 2000 characters, got 7", "maintenance.retryAfterS: expected an integer >= 0, got -1"],
+    });
+    assert.deepEqual(checkTable({ ...table(3, []), maintenance: true }), {
+      ok: false,
+      problems: ["maintenance: expected an object {message?, retryAfterS?}, got true"],
+    });
+  });
 });
 
 describe("headers", () => {
-  it("strips hop-by-hop headers and adds X-Forwarded-*", () => {
+  it("strips hop-by-hop headers and sets X-Forwarded-* and Forwarded", () => {
     const out = planUpstreamHeaders(
       { host: "app.test", connection: "keep-alive, x-secret", "x-secret": "1", te: "trailers", "keep-alive": "timeout=5", accept: "*/*", expect: "100-continue" },
-      { clientIp: "10.0.0.1", body: { kind: "none" } },
+      { clientIp: "10.0.0.1", proto: "http", body: { kind: "none" } },
     );
     assert.deepEqual(out, {
       host: "app.test",
@@ -138,26 +152,72 @@ describe("headers", () => {
       "x-forwarded-for": "10.0.0.1",
       "x-forwarded-proto": "http",
       "x-forwarded-host": "app.test",
+      forwarded: 'for=10.0.0.1;host="app.test";proto=http',
     });
   });
-  it("appends to an existing X-Forwarded-For and sets an exact length for a buffered body", () => {
+  it("overwrites what the client claims and sets an exact length for a buffered body", () => {
     const out = planUpstreamHeaders(
-      { "x-forwarded-for": "1.1.1.1", "transfer-encoding": "chunked" },
-      { clientIp: "10.0.0.1", body: { kind: "buffered", length: 12 } },
+      { host: "real.test", "x-forwarded-for": "1.1.1.1", "x-forwarded-proto": "https", "x-forwarded-host": "evil.test", forwarded: "for=1.1.1.1", "transfer-encoding": "chunked" },
+      { clientIp: "::1", proto: "http", body: { kind: "buffered", length: 12 } },
     );
-    assert.equal(out["x-forwarded-for"], "1.1.1.1, 10.0.0.1");
+    assert.equal(out["x-forwarded-for"], "::1");
+    assert.equal(out["x-forwarded-proto"], "http");
+    assert.equal(out["x-forwarded-host"], "real.test");
+    assert.equal(out["forwarded"], 'for="[::1]";host="real.test";proto=http');
     assert.equal(out["content-length"], "12");
     assert.equal(out["transfer-encoding"], undefined);
   });
-  it("labels responses with the instance and release", () => {
-    const out = planDownstreamHeaders(
-      { "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] },
-      { id: "i-1", release: "r7" },
-      { closing: false },
+  it("turns HTTP/2 pseudo-headers into a host and keeps Upgrade for an upgrade", () => {
+    const h2 = planUpstreamHeaders(
+      { ":method": "GET", ":path": "/x", ":authority": "app.test", ":scheme": "https", accept: "*/*" },
+      { clientIp: "10.0.0.1", proto: "https", body: { kind: "none" } },
     );
-    assert.deepEqual(out, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-kiln-instance": "i-1", "x-kiln-release": "r7" });
-    assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true })["connection"], "close");
+    assert.deepEqual(Object.keys(h2).filter((k) => k.startsWith(":")), []);
+    assert.equal(h2["host"], "app.test");
+    assert.equal(h2["x-forwarded-proto"], "https");
+    const ws = planUpstreamHeaders(
+      { host: "a", connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "k" },
+      { clientIp: "10.0.0.1", proto: "http", body: { kind: "none" }, upgrade: "websocket" },
+    );
+    assert.equal(ws["connection"], "upgrade");
+    assert.equal(ws["upgrade"], "websocket");
+    assert.equal(ws["sec-websocket-key"], "k");
   });
+  it("labels responses with the instance and release only when asked", () => {
+    const headers = { "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] };
+    const on = planDownstreamHeaders(headers, { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: true });
+    assert.deepEqual(on, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-kiln-instance": "i-1", "x-kiln-release": "r7" });
+    const off = planDownstreamHeaders(headers, { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: false });
+    assert.deepEqual(off, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"] });
+    assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true, instanceHeaders: false })["connection"], "close");
+    assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true, instanceHeaders: false, http2: true })["connection"], undefined);
+  });
+});
+
+describe("pages", () => {
+  it("maintenance: 503, Retry-After, the message as text", () => {
+    const d = maintenanceResponse({});
+    assert.equal(d.status, 503);
+    assert.equal(d.headers["retry-after"], "60");
+    assert.match(d.body, /down for maintenance/);
+    const m = maintenanceResponse({ message: "Back at <14:00>", retryAfterS: 600 });
+    assert.equal(m.headers["retry-after"], "600");
+    assert.match(m.body, /Back at &lt;14:00&gt;/);
+    assert.equal(m.headers["content-length"], String(Buffer.byteLength(m.body)));
+  });
+  const rows: Array<[string | undefined, string, number, number, string | undefined]> = [
+    ["app.test:8080", "/a?b=1", 8443, 308, "https://app.test:8443/a?b=1"],
+    ["app.test", "/", 443, 308, "https://app.test/"],
+    ["[::1]:80", "/", 443, 308, "https://[::1]/"],
+    [undefined, "/", 443, 400, undefined],
+  ];
+  for (const [host, path, port, status, location] of rows) {
+    it(`https redirect of ${host} ${path} → ${status} ${location ?? ""}`, () => {
+      const r = httpsRedirect(host, path, port);
+      assert.equal(r.status, status);
+      assert.equal(r.headers["location"], location);
+    });
+  }
 });
 
 describe("latencyBucket / windowOf", () => {

@@ -10,7 +10,7 @@ import { KilnError } from "../../errors.js";
 import { parseHostPort } from "../../health/probe.js";
 import type { RouterStats, RoutingTable } from "../router.js";
 import { createAdminHandler, type AcceptResult } from "./admin.js";
-import { createForwarder } from "./forward.js";
+import { DEFAULT_MAX_BODY_BYTES, createForwarder } from "./forward.js";
 import { loadTableFile, saveTableFile } from "./state-file.js";
 import { TargetPool, type Lane } from "./targets.js";
 
@@ -36,7 +36,27 @@ export interface ProxyOptions {
   closeTimeoutMs?: number;
   /** keep-alive connections per target; default 64 */
   maxSocketsPerTarget?: number;
+  /** add x-kiln-instance / x-kiln-release to responses; default false (they reveal instance ids) */
+  instanceHeaders?: boolean;
+  /** larger request bodies get 413; default 10 MiB (DEFAULT_MAX_BODY_BYTES) */
+  maxBodyBytes?: number;
+  /** a client must send its request headers within this; default 10000 (slow-header clients) */
+  headerTimeoutMs?: number;
+  /** a client must send its whole request (headers and body) within this; default 300000 */
+  requestTimeoutMs?: number;
+  /** an idle keep-alive client connection is closed after this; default 5000 */
+  keepAliveTimeoutMs?: number;
 }
+
+/** Defaults of the client-facing limits; see ProxyOptions. */
+export const EDGE_DEFAULTS = Object.freeze({
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  headerTimeoutMs: 10_000,
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 5_000,
+  connectTimeoutMs: 2_000,
+  upstreamTimeoutMs: 60_000,
+});
 
 export interface RunningProxy {
   /** the actual "host:port" (with the real port when 0 was asked for) */
@@ -138,6 +158,16 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     });
   }
 
+  const headerTimeoutMs = opts.headerTimeoutMs ?? EDGE_DEFAULTS.headerTimeoutMs;
+  const requestTimeoutMs = opts.requestTimeoutMs ?? EDGE_DEFAULTS.requestTimeoutMs;
+  if (requestTimeoutMs !== 0 && headerTimeoutMs > requestTimeoutMs) {
+    throw new KilnError("KILN_E_USAGE", `proxy header timeout (${headerTimeoutMs} ms) is longer than its request timeout (${requestTimeoutMs} ms)`, {
+      hint: "the headers are part of the request: make the header timeout the shorter one",
+    });
+  }
+
+  const checkEveryMs = Math.max(50, Math.min(1000, Math.floor(headerTimeoutMs / 4)));
+
   const pool = new TargetPool({
     log,
     now: Date.now,
@@ -183,12 +213,23 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     const forward = createForwarder({
       pool,
       log,
-      connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
-      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 60_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? EDGE_DEFAULTS.connectTimeoutMs,
+      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? EDGE_DEFAULTS.upstreamTimeoutMs,
       isClosing: () => closing,
       lane,
+      instanceHeaders: opts.instanceHeaders ?? false,
+      maxBodyBytes: opts.maxBodyBytes ?? EDGE_DEFAULTS.maxBodyBytes,
+      proto: "http",
     });
-    const server = http.createServer({ keepAlive: true }, (req, res) => {
+    const server = http.createServer({
+      keepAlive: true,
+      headersTimeout: headerTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? EDGE_DEFAULTS.keepAliveTimeoutMs,
+      // Node checks the two deadlines above on this timer (default 30 s, which would let a
+      // slow-header client hold a connection three times longer than asked).
+      connectionsCheckingInterval: checkEveryMs,
+    }, (req, res) => {
       activeRequests++;
       res.once("close", () => activeRequests--);
       forward(req, res);
@@ -199,9 +240,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     };
     server.on("upgrade", refuseTunnel);
     server.on("connect", refuseTunnel);
-    server.on("clientError", (_err, socket) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-      else socket.destroy();
+    server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      // Too slow (header/request timeout) and too big headers have their own statuses.
+      const status =
+        err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     });
     return server;
   };
@@ -243,6 +287,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       listen: address,
       previewCounters: pool.releaseStats("preview"),
     };
+    if (pool.maintenance !== undefined) s.maintenance = { ...pool.maintenance };
     if (previewAddress !== undefined) {
       s.preview = { listen: previewAddress };
       const release = pool.previewRelease;

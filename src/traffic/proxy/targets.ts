@@ -112,6 +112,11 @@ export class TargetPool {
     return this.table.version;
   }
 
+  /** the table's maintenance mode, when on */
+  get maintenance(): RoutingTable["maintenance"] {
+    return this.table.maintenance;
+  }
+
   /** the table's preview release, if any */
   get previewRelease(): string | undefined {
     return this.table.preview;
