@@ -8,6 +8,7 @@ import { LATENCY_BUCKETS_MS, LATENCY_HISTOGRAM_SIZE, latencyBucket, windowOf, ty
 import { planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/proxy/headers.js";
 import { httpsRedirect, maintenanceResponse } from "../../src/traffic/proxy/pages.js";
 import { checkTable } from "../../src/traffic/proxy/table.js";
+import { closeFrame, FrameTracker } from "../../src/traffic/proxy/ws-frames.js";
 import { table, target } from "./helpers.js";
 
 function sequence(weights: Record<string, number>, n: number): string {
@@ -273,5 +274,53 @@ describe("pickByRelease", () => {
     assert.equal(pickByRelease(g1, all, () => true)!.id, "a");
     const g2 = groupByRelease({ A: 1, B: 1 }, all, g1);
     assert.equal(pickByRelease(g2, all, () => true)!.id, "b");
+  });
+});
+
+describe("FrameTracker / closeFrame", () => {
+  const frame = (payload: number, masked = false) => {
+    const len = payload < 126 ? [payload] : payload < 65536 ? [126, payload >> 8, payload & 255] : [127, 0, 0, 0, 0, 0, (payload >> 16) & 255, (payload >> 8) & 255, payload & 255];
+    len[0]! |= masked ? 0x80 : 0;
+    return Buffer.concat([Buffer.from([0x82, ...len]), masked ? Buffer.alloc(4) : Buffer.alloc(0), Buffer.alloc(payload, 7)]);
+  };
+  it("a whole frame: at a boundary before and after", () => {
+    const t = new FrameTracker();
+    assert.equal(t.consume(frame(5)), 0);
+    assert.equal(t.atBoundary, true);
+  });
+  it("a frame split in two: 0, then the offset of its end", () => {
+    const t = new FrameTracker();
+    const f = frame(5);
+    assert.equal(t.consume(f.subarray(0, 3)), 0);
+    assert.equal(t.atBoundary, false);
+    assert.equal(t.consume(f.subarray(3)), 4);
+    assert.equal(t.atBoundary, true);
+  });
+  it("a header split across chunks", () => {
+    const t = new FrameTracker();
+    const f = frame(5);
+    assert.equal(t.consume(f.subarray(0, 1)), 0);
+    assert.equal(t.consume(f.subarray(1)), 6);
+  });
+  it("the end of one frame and the start of the next in one chunk", () => {
+    const t = new FrameTracker();
+    const a = frame(10);
+    t.consume(a.subarray(0, 10));
+    assert.equal(t.consume(Buffer.concat([a.subarray(10), frame(3).subarray(0, 1)])), 2);
+    assert.equal(t.atBoundary, false);
+  });
+  it("masked frames and 16/64-bit lengths", () => {
+    for (const n of [0, 125, 126, 300, 70_000]) {
+      const t = new FrameTracker();
+      const f = Buffer.concat([frame(n, true), frame(n)]);
+      assert.equal(t.consume(f.subarray(0, 1)), 0, `len ${n}`);
+      assert.equal(t.consume(f.subarray(1, frame(n, true).length + 1)), frame(n, true).length - 1, `len ${n}`);
+    }
+  });
+  it("close frames: 1001 going away, masked towards an instance", () => {
+    assert.deepEqual([...closeFrame(1001, "going away", false)], [0x88, 12, 0x03, 0xe9, ...Buffer.from("going away")]);
+    const m = closeFrame(1001, "going away", true);
+    assert.equal(m[1], 0x80 | 12);
+    assert.equal(m.length, 2 + 4 + 12);
   });
 });

@@ -33,6 +33,7 @@ edge (all optional; defaults in brackets):
   --keep-alive-timeout-ms N idle keep-alive client connections are closed after this [5000]
   --connect-timeout-ms N    connecting to an instance; then it is marked down and another tried [2000]
   --upstream-timeout-ms N   no byte from an instance for this long → 504 [60000]
+  --tunnel-idle-timeout-ms N an upgraded connection (WebSocket) idle both ways this long is closed; 0 = never [3600000]
 
 example:
   node dist/src/traffic/proxy/main.js --listen 127.0.0.1:8080 --admin .kiln/proxy.sock --state .kiln/routes.json
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
         "keep-alive-timeout-ms": { type: "string" },
         "connect-timeout-ms": { type: "string" },
         "upstream-timeout-ms": { type: "string" },
+        "tunnel-idle-timeout-ms": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -104,6 +106,7 @@ async function main(): Promise<void> {
     keepAliveTimeoutMs: num("keep-alive-timeout-ms"),
     connectTimeoutMs: num("connect-timeout-ms"),
     upstreamTimeoutMs: num("upstream-timeout-ms"),
+    tunnelIdleTimeoutMs: num("tunnel-idle-timeout-ms"),
   };
 
   const proxy = await startProxy({

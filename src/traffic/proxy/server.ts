@@ -13,6 +13,7 @@ import { createAdminHandler, type AcceptResult } from "./admin.js";
 import { DEFAULT_MAX_BODY_BYTES, createForwarder } from "./forward.js";
 import { loadTableFile, saveTableFile } from "./state-file.js";
 import { TargetPool, type Lane } from "./targets.js";
+import { CLOSE_GRACE_MS, createUpgrader, type Tunnel } from "./tunnel.js";
 
 export interface ProxyOptions {
   /** "127.0.0.1:PORT" clients connect to; port 0 picks a free one */
@@ -46,6 +47,8 @@ export interface ProxyOptions {
   requestTimeoutMs?: number;
   /** an idle keep-alive client connection is closed after this; default 5000 */
   keepAliveTimeoutMs?: number;
+  /** an upgraded connection (WebSocket) with no byte either way for this long is closed; default 3600000, 0 = never */
+  tunnelIdleTimeoutMs?: number;
 }
 
 /** Defaults of the client-facing limits; see ProxyOptions. */
@@ -56,6 +59,7 @@ export const EDGE_DEFAULTS = Object.freeze({
   keepAliveTimeoutMs: 5_000,
   connectTimeoutMs: 2_000,
   upstreamTimeoutMs: 60_000,
+  tunnelIdleTimeoutMs: 3_600_000,
 });
 
 export interface RunningProxy {
@@ -209,6 +213,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   let closing = false;
   let activeRequests = 0;
+  const tunnels = new Set<Tunnel>();
   const clientServer = (lane: Lane): http.Server => {
     const forward = createForwarder({
       pool,
@@ -234,12 +239,24 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       res.once("close", () => activeRequests--);
       forward(req, res);
     });
-    // WebSocket/CONNECT tunnelling is not supported yet: say so instead of hanging up silently.
-    const refuseTunnel = (_req: http.IncomingMessage, socket: net.Socket) => {
+    server.on(
+      "upgrade",
+      createUpgrader({
+        pool,
+        log,
+        lane,
+        instanceHeaders: opts.instanceHeaders ?? false,
+        proto: "http",
+        connectTimeoutMs: opts.connectTimeoutMs ?? EDGE_DEFAULTS.connectTimeoutMs,
+        tunnelIdleTimeoutMs: opts.tunnelIdleTimeoutMs ?? EDGE_DEFAULTS.tunnelIdleTimeoutMs,
+        isClosing: () => closing,
+        tunnels,
+      }),
+    );
+    // A forward proxy's CONNECT is not what an edge serves: say so instead of hanging up silently.
+    server.on("connect", (_req: http.IncomingMessage, socket: net.Socket) => {
       socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    };
-    server.on("upgrade", refuseTunnel);
-    server.on("connect", refuseTunnel);
+    });
     server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return socket.destroy();
       // Too slow (header/request timeout) and too big headers have their own statuses.
@@ -323,6 +340,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         await new Promise((r) => setTimeout(r, 20));
       }
       if (activeRequests > 0) log(`close: ${activeRequests} request(s) still in flight at the deadline; cutting them`);
+      // Upgraded connections (WebSockets) are no longer the servers': close them cleanly, bounded.
+      for (const t of tunnels) t.close("proxy shutting down");
+      const tunnelsBy = Date.now() + CLOSE_GRACE_MS + 500;
+      while (tunnels.size > 0 && Date.now() < tunnelsBy) await new Promise((r) => setTimeout(r, 20));
       for (const s of servers) s.closeAllConnections();
       admin.closeAllConnections();
       await stopped;
