@@ -48,6 +48,8 @@ export interface ForwardOptions {
   maxBodyBytes: number;
   /** the scheme clients used on this listener: X-Forwarded-Proto */
   proto: "http" | "https";
+  /** requests being forwarded right now (shared by the proxy's listeners, for a graceful close) */
+  active: { count: number };
 }
 
 type Body =
@@ -188,7 +190,9 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
       pool.countResponse(u, status, lane);
       countedRelease = u.release;
     };
+    o.active.count++;
     res.on("close", () => {
+      o.active.count--;
       if (countedRelease !== undefined) pool.observeLatency(countedRelease, performance.now() - started, lane);
       if (res.writableFinished) return;
       clientGone = true;
@@ -196,7 +200,8 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
     });
     const tooLarge = () => reply(req, res, 413, `kiln: request body larger than ${o.maxBodyBytes} bytes\n`, {}, true);
 
-    const attempt = (n: number, tried: Set<Upstream>, body: Body, last?: { u: Upstream; failure: Failure }) => {
+    // `tried` is allocated only when an attempt fails (most requests need one attempt).
+    const attempt = (n: number, tried: Set<Upstream> | undefined, body: Body, last?: { u: Upstream; failure: Failure }) => {
       if (clientGone) return;
       if (body.kind === "too-large") return tooLarge();
       let u = preview ? pool.pickPreview(tried) : pool.pick(tried);
@@ -221,7 +226,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
       }
       const target = u;
 
-      const up = http.request({
+      const options: http.RequestOptions = {
         host: target.host,
         port: target.port,
         method,
@@ -231,8 +236,13 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           proto: o.proto,
           body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body.kind === "stream" ? STREAM_BODY : NO_BODY_HEADERS,
         }),
-        agent: freshConnection ? false : target.agent,
-      });
+        agent: target.agent,
+      };
+      if (freshConnection) {
+        options.agent = false;
+        options.timeout = o.upstreamTimeoutMs;
+      }
+      const up = http.request(options);
       current = up;
       let connected = false;
       let responded = false;
@@ -271,7 +281,9 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           startStreaming();
         });
       });
-      up.setTimeout(o.upstreamTimeoutMs, () => up.destroy(new AttemptAbort("upstream-timeout")));
+      // The agents' socket timeout is upstreamTimeoutMs (see PoolOptions); a fresh unpooled
+      // connection gets it as a request option.
+      up.on("timeout", () => up.destroy(new AttemptAbort("upstream-timeout")));
 
       up.on("response", (upRes) => {
         responded = true;
@@ -332,8 +344,9 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           (failure === "connect" || failure === "stale-socket" || IDEMPOTENT.has(method));
         log(`${method} ${req.url} → ${target.id}: ${failure} (${reason})${retriable ? "; retrying" : "; 502"}`);
         if (retriable) {
-          tried.add(target);
-          attempt(n + 1, tried, body, { u: target, failure });
+          const next = tried ?? new Set<Upstream>();
+          next.add(target);
+          attempt(n + 1, next, body, { u: target, failure });
         } else {
           countResponse(target, 502);
           reply(req, res, 502, "kiln: bad gateway (instance failed)\n", labels(o.instanceHeaders, target));
@@ -352,9 +365,9 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
     const body = readBody(req, o.maxBodyBytes);
     if (body instanceof Promise) {
       body.then(
-        (b) => attempt(0, new Set(), b),
+        (b) => attempt(0, undefined, b),
         () => res.destroy(),
       );
-    } else attempt(0, new Set(), body);
+    } else attempt(0, undefined, body);
   };
 }

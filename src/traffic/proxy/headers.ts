@@ -50,6 +50,11 @@ export interface UpstreamHeaderInput {
   upgrade?: string;
 }
 
+/** A host for a quoted-string: quotes and backslashes dropped (never in a valid host anyway). */
+function quotable(host: string): string {
+  return host.indexOf('"') < 0 && host.indexOf("\\") < 0 ? host : host.replace(/["\\]/g, "");
+}
+
 /** RFC 7239 node: IPv6 addresses are quoted and bracketed. */
 function forwardedNode(ip: string): string {
   return ip.includes(":") ? `"[${ip}]"` : ip;
@@ -84,7 +89,7 @@ export function planUpstreamHeaders(headers: IncomingHttpHeaders, input: Upstrea
   out["x-forwarded-for"] = input.clientIp;
   out["x-forwarded-proto"] = input.proto;
   if (host !== undefined) out["x-forwarded-host"] = host;
-  out["forwarded"] = `for=${forwardedNode(input.clientIp)}${host !== undefined ? `;host="${host.replace(/["\\]/g, "")}"` : ""};proto=${input.proto}`;
+  out["forwarded"] = `for=${forwardedNode(input.clientIp)}${host !== undefined ? `;host="${quotable(host)}"` : ""};proto=${input.proto}`;
   if (input.upgrade !== undefined) {
     out["connection"] = "upgrade";
     out["upgrade"] = input.upgrade;

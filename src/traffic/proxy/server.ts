@@ -177,6 +177,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     now: Date.now,
     maxSocketsPerTarget: opts.maxSocketsPerTarget ?? 64,
     idleSocketMs: 4000,
+    upstreamTimeoutMs: opts.upstreamTimeoutMs ?? EDGE_DEFAULTS.upstreamTimeoutMs,
   });
 
   await mkdir(path.dirname(path.resolve(opts.stateFile)), { recursive: true });
@@ -212,7 +213,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   };
 
   let closing = false;
-  let activeRequests = 0;
+  const active = { count: 0 };
   const tunnels = new Set<Tunnel>();
   const clientServer = (lane: Lane): http.Server => {
     const forward = createForwarder({
@@ -225,6 +226,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       instanceHeaders: opts.instanceHeaders ?? false,
       maxBodyBytes: opts.maxBodyBytes ?? EDGE_DEFAULTS.maxBodyBytes,
       proto: "http",
+      active,
     });
     const server = http.createServer({
       keepAlive: true,
@@ -234,11 +236,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       // Node checks the two deadlines above on this timer (default 30 s, which would let a
       // slow-header client hold a connection three times longer than asked).
       connectionsCheckingInterval: checkEveryMs,
-    }, (req, res) => {
-      activeRequests++;
-      res.once("close", () => activeRequests--);
-      forward(req, res);
-    });
+    }, forward);
     server.on(
       "upgrade",
       createUpgrader({
@@ -335,11 +333,11 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       const deadline = Date.now() + (opts.closeTimeoutMs ?? 10_000);
       // Idle keep-alive clients are disconnected; busy ones get "connection:
       // close" on their response and are disconnected once it is sent.
-      while (activeRequests > 0 && Date.now() < deadline) {
+      while (active.count > 0 && Date.now() < deadline) {
         for (const s of servers) s.closeIdleConnections();
         await new Promise((r) => setTimeout(r, 20));
       }
-      if (activeRequests > 0) log(`close: ${activeRequests} request(s) still in flight at the deadline; cutting them`);
+      if (active.count > 0) log(`close: ${active.count} request(s) still in flight at the deadline; cutting them`);
       // Upgraded connections (WebSockets) are no longer the servers': close them cleanly, bounded.
       for (const t of tunnels) t.close("proxy shutting down");
       const tunnelsBy = Date.now() + CLOSE_GRACE_MS + 500;

@@ -3,9 +3,10 @@
 // backends and raw sockets on 127.0.0.1; every wait is bounded.
 
 import assert from "node:assert/strict";
-import net from "node:net";
+import http from "node:http";
+import net, { type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
-import { request, startBackend, table, target, withProxy, type Backend, type TestProxy } from "../helpers.js";
+import { request, startBackend, table, target, waitFor, withProxy, type Backend, type TestProxy } from "../helpers.js";
 
 /** Send raw bytes, collect what comes back until the server closes (bounded). */
 function raw(address: string, chunks: Array<string | { waitMs: number }>, timeoutMs = 10_000): Promise<{ text: string; closed: boolean }> {
@@ -132,6 +133,30 @@ describe("proxy edge", () => {
     const idle = await raw(p.proxy.address, ["GET / HTTP/1.1\r\nhost: x\r\n\r\n"], 8000);
     assert.match(idle.text, /^HTTP\/1\.1 200/);
     assert.equal(idle.closed, true, "an idle keep-alive connection is closed by the proxy");
+  });
+
+  it("closes pooled connections to an instance once they have been idle (the sweep), keeps busy ones", async () => {
+    const server = http.createServer((req, res) => {
+      if (req.url === "/slow") setTimeout(() => res.end("slow"), 5500);
+      else setTimeout(() => res.end("ok"), 200);
+    });
+    server.keepAliveTimeout = 60_000; // the instance would keep them: the proxy must close them
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    });
+    const conns = () => new Promise<number>((r) => server.getConnections((_e, n) => r(n)));
+    const p = await proxy();
+    await p.client.setTable(table(1, [target("k", `127.0.0.1:${(server.address() as AddressInfo).port}`)]));
+    // Two at once open two pooled connections; then one of them carries a slow request.
+    const two = await Promise.all([request(p.proxy.address), request(p.proxy.address)]);
+    assert.deepEqual(two.map((r) => r.status), [200, 200]);
+    assert.equal(await conns(), 2);
+    const slow = request(p.proxy.address, { path: "/slow" });
+    // The idle one goes after ~4 s; the busy one (no byte for 5.5 s, under the 60 s upstream timeout) answers.
+    await waitFor(async () => (await conns()) === 1, "the idle connection closed by the proxy", 8000);
+    assert.equal((await slow).body, "slow");
   });
 
   it("maintenance: 503 page with Retry-After for every method, HEAD without body; the preview listener still serves", async () => {
