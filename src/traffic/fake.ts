@@ -185,6 +185,7 @@ export class FakeRouter implements Router {
       s.preview = { listen: this.opts.previewListen };
       if (table?.preview !== undefined) s.preview.release = table.preview;
     }
+    if (table?.maintenance !== undefined) s.maintenance = { ...table.maintenance };
     return s;
   }
 
@@ -255,7 +256,8 @@ export class FakeRouter implements Router {
   ): Record<string, number> {
     const out: Record<string, number> = {};
     for (let i = 0; i < n; i++) {
-      const t = opts.preview ? this.pickPreview() : this.pick();
+      // Maintenance answers production requests itself (503), as every router must.
+      const t = opts.preview ? this.pickPreview() : this.table?.maintenance !== undefined ? undefined : this.pick();
       const key = t?.id ?? "503";
       out[key] = (out[key] ?? 0) + 1;
       if (t) this.recordRequest(t.id, { ...respond(t), preview: opts.preview });

@@ -55,7 +55,32 @@ export interface RoutingTable {
    * Absent, or no such target: the preview listener answers 503.
    */
   preview?: string;
+  /**
+   * Maintenance mode (added for issue 10; optional, so older tables and
+   * routers are unaffected). Present: every production request — plain,
+   * Upgrade or HTTP/2 — is answered by the router itself with 503, a
+   * `Retry-After: retryAfterS` header and a small HTML page showing
+   * `message`; no request reaches an instance and instances, health checks
+   * and connections already upgraded (WebSockets) are left as they are. The
+   * preview listener keeps serving, so an operator can still look at a
+   * release. Absent: normal routing.
+   *
+   *   {maintenance: {}}                                   → 503, Retry-After: 60, the default message
+   *   {maintenance: {message: "Back at 14:00", retryAfterS: 600}} → 503, Retry-After: 600, "Back at 14:00"
+   *   {maintenance: {message: "<b>"}}                     → the page shows "&lt;b&gt;" (text, never markup)
+   */
+  maintenance?: MaintenanceMode;
 }
+
+/** See RoutingTable.maintenance. */
+export interface MaintenanceMode {
+  /** plain text shown on the 503 page; default "This service is down for maintenance." */
+  message?: string;
+  /** seconds for the Retry-After header; default 60 */
+  retryAfterS?: number;
+}
+
+export const MAINTENANCE_DEFAULTS = Object.freeze({ message: "This service is down for maintenance.", retryAfterS: 60 });
 
 /**
  * Upper bounds (inclusive, ms) of the latency histogram buckets. A histogram
@@ -123,6 +148,12 @@ export interface RouterStats {
   preview?: { listen: string; release?: string };
   /** counters of requests served on the preview listener, per release id (with latency) */
   previewCounters?: Record<string, Counters>;
+  /**
+   * The maintenance mode the router is applying right now, as given in the
+   * table (read back by the controller to confirm `kiln maintenance on|off`);
+   * absent when off. Optional: a router without it never reports maintenance.
+   */
+  maintenance?: MaintenanceMode;
 }
 
 export interface Router {

@@ -11,7 +11,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { RoutingTable, Target } from "../../src/traffic/router.js";
 import { ProxyClient } from "../../src/traffic/proxy/client.js";
-import { startProxy, type RunningProxy } from "../../src/traffic/proxy/server.js";
+import { startProxy, type ProxyOptions, type RunningProxy } from "../../src/traffic/proxy/server.js";
 
 export const PROXY_MAIN = fileURLToPath(new URL("../../src/traffic/proxy/main.js", import.meta.url));
 export const BACKEND_FIXTURE = fileURLToPath(new URL("./fixtures/backend.js", import.meta.url));
@@ -220,12 +220,15 @@ export interface TestProxy {
 }
 
 export async function withProxy(
-  opts: { closeTimeoutMs?: number; upstreamTimeoutMs?: number; previewListen?: string; dir?: string } = {},
+  opts: { closeTimeoutMs?: number; upstreamTimeoutMs?: number; previewListen?: string; dir?: string } & Partial<ProxyOptions> = {},
 ): Promise<TestProxy> {
   const { dir, cleanup } = opts.dir ? { dir: opts.dir, cleanup: async () => undefined } : await tempDir();
   const logs: string[] = [];
   const proxy = await startProxy({
-    listen: "127.0.0.1:0",
+    // Tests tell instances apart by x-kiln-instance; production leaves it off.
+    instanceHeaders: true,
+    ...opts,
+    listen: opts.listen ?? "127.0.0.1:0",
     ...(opts.previewListen !== undefined ? { previewListen: opts.previewListen } : {}),
     admin: path.join(dir, "proxy.sock"),
     stateFile: path.join(dir, "routes.json"),
@@ -289,7 +292,7 @@ export async function load(
 
 /**
  * Send `n` GETs with 8 workers over one keep-alive agent (bounded by 20 s) and
- * count who answered: x-kiln-instance, or the status when no instance did.
+ * count who answered: the backend's name (x-backend), or the status when no instance did.
  */
 export async function send(address: string, n: number, path = "/"): Promise<Record<string, number>> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
@@ -300,7 +303,8 @@ export async function send(address: string, n: number, path = "/"): Promise<Reco
     while (started < n && Date.now() < until) {
       started++;
       const r = await request(address, { path, agent });
-      const k = String(r.headers["x-kiln-instance"] ?? r.status);
+      // x-backend: the test backend's own name, so any router can be counted (x-kiln-* is opt-in)
+      const k = String(r.headers["x-backend"] ?? r.headers["x-kiln-instance"] ?? r.status);
       out[k] = (out[k] ?? 0) + 1;
     }
   };

@@ -6,7 +6,9 @@ import { nextHealth, parseHostPort, type HealthState } from "../../src/health/pr
 import { groupByRelease, pickByRelease, pickSmoothWeighted } from "../../src/traffic/proxy/balancer.js";
 import { LATENCY_BUCKETS_MS, LATENCY_HISTOGRAM_SIZE, latencyBucket, windowOf, type Counters, type CountersWindow } from "../../src/traffic/router.js";
 import { planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/proxy/headers.js";
+import { httpsRedirect, maintenanceResponse } from "../../src/traffic/proxy/pages.js";
 import { checkTable } from "../../src/traffic/proxy/table.js";
+import { closeFrame, FrameTracker } from "../../src/traffic/proxy/ws-frames.js";
 import { table, target } from "./helpers.js";
 
 function sequence(weights: Record<string, number>, n: number): string {
@@ -124,13 +126,26 @@ describe("checkTable", () => {
   it("refuses non-objects", () => {
     assert.deepEqual(checkTable(null), { ok: false, problems: ["table: expected an object, got null"] });
   });
+  it("keeps maintenance mode, and checks it", () => {
+    const t = table(3, [], { maintenance: { message: "back soon", retryAfterS: 120 } });
+    assert.deepEqual(checkTable(t), { ok: true, table: t });
+    assert.deepEqual(checkTable({ ...table(3, []), maintenance: {} }), { ok: true, table: { ...table(3, []), maintenance: {} } });
+    assert.deepEqual(checkTable({ ...table(3, []), maintenance: { message: 7, retryAfterS: -1 } }), {
+      ok: false,
+      problems: ["maintenance.message: expected a string of at most 2000 characters, got 7", "maintenance.retryAfterS: expected an integer >= 0, got -1"],
+    });
+    assert.deepEqual(checkTable({ ...table(3, []), maintenance: true }), {
+      ok: false,
+      problems: ["maintenance: expected an object {message?, retryAfterS?}, got true"],
+    });
+  });
 });
 
 describe("headers", () => {
-  it("strips hop-by-hop headers and adds X-Forwarded-*", () => {
+  it("strips hop-by-hop headers and sets X-Forwarded-* and Forwarded", () => {
     const out = planUpstreamHeaders(
       { host: "app.test", connection: "keep-alive, x-secret", "x-secret": "1", te: "trailers", "keep-alive": "timeout=5", accept: "*/*", expect: "100-continue" },
-      { clientIp: "10.0.0.1", body: { kind: "none" } },
+      { clientIp: "10.0.0.1", proto: "http", body: { kind: "none" } },
     );
     assert.deepEqual(out, {
       host: "app.test",
@@ -138,26 +153,72 @@ describe("headers", () => {
       "x-forwarded-for": "10.0.0.1",
       "x-forwarded-proto": "http",
       "x-forwarded-host": "app.test",
+      forwarded: 'for=10.0.0.1;host="app.test";proto=http',
     });
   });
-  it("appends to an existing X-Forwarded-For and sets an exact length for a buffered body", () => {
+  it("overwrites what the client claims and sets an exact length for a buffered body", () => {
     const out = planUpstreamHeaders(
-      { "x-forwarded-for": "1.1.1.1", "transfer-encoding": "chunked" },
-      { clientIp: "10.0.0.1", body: { kind: "buffered", length: 12 } },
+      { host: "real.test", "x-forwarded-for": "1.1.1.1", "x-forwarded-proto": "https", "x-forwarded-host": "evil.test", forwarded: "for=1.1.1.1", "transfer-encoding": "chunked" },
+      { clientIp: "::1", proto: "http", body: { kind: "buffered", length: 12 } },
     );
-    assert.equal(out["x-forwarded-for"], "1.1.1.1, 10.0.0.1");
+    assert.equal(out["x-forwarded-for"], "::1");
+    assert.equal(out["x-forwarded-proto"], "http");
+    assert.equal(out["x-forwarded-host"], "real.test");
+    assert.equal(out["forwarded"], 'for="[::1]";host="real.test";proto=http');
     assert.equal(out["content-length"], "12");
     assert.equal(out["transfer-encoding"], undefined);
   });
-  it("labels responses with the instance and release", () => {
-    const out = planDownstreamHeaders(
-      { "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] },
-      { id: "i-1", release: "r7" },
-      { closing: false },
+  it("turns HTTP/2 pseudo-headers into a host and keeps Upgrade for an upgrade", () => {
+    const h2 = planUpstreamHeaders(
+      { ":method": "GET", ":path": "/x", ":authority": "app.test", ":scheme": "https", accept: "*/*" },
+      { clientIp: "10.0.0.1", proto: "https", body: { kind: "none" } },
     );
-    assert.deepEqual(out, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-kiln-instance": "i-1", "x-kiln-release": "r7" });
-    assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true })["connection"], "close");
+    assert.deepEqual(Object.keys(h2).filter((k) => k.startsWith(":")), []);
+    assert.equal(h2["host"], "app.test");
+    assert.equal(h2["x-forwarded-proto"], "https");
+    const ws = planUpstreamHeaders(
+      { host: "a", connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "k" },
+      { clientIp: "10.0.0.1", proto: "http", body: { kind: "none" }, upgrade: "websocket" },
+    );
+    assert.equal(ws["connection"], "upgrade");
+    assert.equal(ws["upgrade"], "websocket");
+    assert.equal(ws["sec-websocket-key"], "k");
   });
+  it("labels responses with the instance and release only when asked", () => {
+    const headers = { "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] };
+    const on = planDownstreamHeaders(headers, { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: true });
+    assert.deepEqual(on, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-kiln-instance": "i-1", "x-kiln-release": "r7" });
+    const off = planDownstreamHeaders(headers, { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: false });
+    assert.deepEqual(off, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"] });
+    assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true, instanceHeaders: false })["connection"], "close");
+    assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true, instanceHeaders: false, http2: true })["connection"], undefined);
+  });
+});
+
+describe("pages", () => {
+  it("maintenance: 503, Retry-After, the message as text", () => {
+    const d = maintenanceResponse({});
+    assert.equal(d.status, 503);
+    assert.equal(d.headers["retry-after"], "60");
+    assert.match(d.body, /down for maintenance/);
+    const m = maintenanceResponse({ message: "Back at <14:00>", retryAfterS: 600 });
+    assert.equal(m.headers["retry-after"], "600");
+    assert.match(m.body, /Back at &lt;14:00&gt;/);
+    assert.equal(m.headers["content-length"], String(Buffer.byteLength(m.body)));
+  });
+  const rows: Array<[string | undefined, string, number, number, string | undefined]> = [
+    ["app.test:8080", "/a?b=1", 8443, 308, "https://app.test:8443/a?b=1"],
+    ["app.test", "/", 443, 308, "https://app.test/"],
+    ["[::1]:80", "/", 443, 308, "https://[::1]/"],
+    [undefined, "/", 443, 400, undefined],
+  ];
+  for (const [host, path, port, status, location] of rows) {
+    it(`https redirect of ${host} ${path} → ${status} ${location ?? ""}`, () => {
+      const r = httpsRedirect(host, path, port);
+      assert.equal(r.status, status);
+      assert.equal(r.headers["location"], location);
+    });
+  }
 });
 
 describe("latencyBucket / windowOf", () => {
@@ -213,5 +274,53 @@ describe("pickByRelease", () => {
     assert.equal(pickByRelease(g1, all, () => true)!.id, "a");
     const g2 = groupByRelease({ A: 1, B: 1 }, all, g1);
     assert.equal(pickByRelease(g2, all, () => true)!.id, "b");
+  });
+});
+
+describe("FrameTracker / closeFrame", () => {
+  const frame = (payload: number, masked = false) => {
+    const len = payload < 126 ? [payload] : payload < 65536 ? [126, payload >> 8, payload & 255] : [127, 0, 0, 0, 0, 0, (payload >> 16) & 255, (payload >> 8) & 255, payload & 255];
+    len[0]! |= masked ? 0x80 : 0;
+    return Buffer.concat([Buffer.from([0x82, ...len]), masked ? Buffer.alloc(4) : Buffer.alloc(0), Buffer.alloc(payload, 7)]);
+  };
+  it("a whole frame: at a boundary before and after", () => {
+    const t = new FrameTracker();
+    assert.equal(t.consume(frame(5)), 0);
+    assert.equal(t.atBoundary, true);
+  });
+  it("a frame split in two: 0, then the offset of its end", () => {
+    const t = new FrameTracker();
+    const f = frame(5);
+    assert.equal(t.consume(f.subarray(0, 3)), 0);
+    assert.equal(t.atBoundary, false);
+    assert.equal(t.consume(f.subarray(3)), 4);
+    assert.equal(t.atBoundary, true);
+  });
+  it("a header split across chunks", () => {
+    const t = new FrameTracker();
+    const f = frame(5);
+    assert.equal(t.consume(f.subarray(0, 1)), 0);
+    assert.equal(t.consume(f.subarray(1)), 6);
+  });
+  it("the end of one frame and the start of the next in one chunk", () => {
+    const t = new FrameTracker();
+    const a = frame(10);
+    t.consume(a.subarray(0, 10));
+    assert.equal(t.consume(Buffer.concat([a.subarray(10), frame(3).subarray(0, 1)])), 2);
+    assert.equal(t.atBoundary, false);
+  });
+  it("masked frames and 16/64-bit lengths", () => {
+    for (const n of [0, 125, 126, 300, 70_000]) {
+      const t = new FrameTracker();
+      const f = Buffer.concat([frame(n, true), frame(n)]);
+      assert.equal(t.consume(f.subarray(0, 1)), 0, `len ${n}`);
+      assert.equal(t.consume(f.subarray(1, frame(n, true).length + 1)), frame(n, true).length - 1, `len ${n}`);
+    }
+  });
+  it("close frames: 1001 going away, masked towards an instance", () => {
+    assert.deepEqual([...closeFrame(1001, "going away", false)], [0x88, 12, 0x03, 0xe9, ...Buffer.from("going away")]);
+    const m = closeFrame(1001, "going away", true);
+    assert.equal(m[1], 0x80 | 12);
+    assert.equal(m.length, 2 + 4 + 12);
   });
 });

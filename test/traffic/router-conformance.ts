@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { isKilnError } from "../../src/errors.js";
 import { LATENCY_HISTOGRAM_SIZE, type Counters, type Router } from "../../src/traffic/router.js";
-import { table, target } from "./helpers.js";
+import { table, target, type Hit, type Reply } from "./helpers.js";
 
 export interface RouterUnderTest {
   /** set up with a preview listener */
@@ -21,6 +21,16 @@ export interface RouterUnderTest {
    * answered: the target id, or the status ("503") when none did.
    */
   send(n: number, opts?: { preview?: boolean }): Promise<Record<string, number>>;
+  /**
+   * Real HTTP to the router's production listener and what each backend
+   * received; absent for a router that serves no HTTP (the in-memory fake),
+   * whose cases needing it are skipped with that reason.
+   */
+  http?: {
+    request(opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string }): Promise<Reply>;
+    /** requests backend(name) has received (health checks excluded), oldest first */
+    hits(name: string): Hit[];
+  };
   teardown(): Promise<void>;
 }
 
@@ -176,6 +186,52 @@ export function routerConformance(name: string, setup: () => Promise<RouterUnder
       await sut.router.setTable(table(3, targets, { preview: "nobody" }));
       assert.deepEqual(await sut.send(1, { preview: true }), { "503": 1 });
       assert.deepEqual(await sut.send(1), { b1: 1 });
+    });
+
+    // Issue 10: table fields every router must honour.
+    it("maintenance: answers 503 itself with Retry-After and a page, reports it, leaves instances alone; off serves again", async () => {
+      const [a] = await Promise.all(["a"].map((n) => sut.backend(n)));
+      const targets = [target("a", a!, { release: "r1" })];
+      await sut.router.setTable(table(1, targets, { maintenance: { message: "Back at <14:00>", retryAfterS: 120 } }));
+      const s = await sut.router.stats();
+      assert.deepEqual(s.maintenance, { message: "Back at <14:00>", retryAfterS: 120 }, "maintenance is read back");
+      assert.equal(s.targets[0]!.inRotation, true, "instances are untouched: still in rotation");
+      assert.deepEqual(await sut.send(3), { "503": 3 });
+      if (sut.http) {
+        const r = await sut.http.request({ path: "/anything" });
+        assert.equal(r.status, 503);
+        assert.equal(r.headers["retry-after"], "120");
+        assert.match(String(r.headers["content-type"]), /^text\/html/);
+        assert.match(r.body, /Back at &lt;14:00&gt;/);
+        const post = await sut.http.request({ method: "POST", path: "/form", body: "x=1" });
+        assert.equal(post.status, 503);
+        assert.equal(sut.http.hits("a").length, 0, "no request reached the instance");
+        await sut.router.setTable(table(2, targets, { maintenance: {} }));
+        const d = await sut.http.request({});
+        assert.equal(d.status, 503);
+        assert.equal(d.headers["retry-after"], "60", "default Retry-After");
+      }
+      assert.equal((await sut.router.stats()).releases.r1?.requests ?? 0, 0, "maintenance answers count for no release");
+      await sut.router.setTable(table(3, targets));
+      assert.equal((await sut.router.stats()).maintenance, undefined);
+      assert.deepEqual(await sut.send(2), { a: 2 });
+    });
+
+    it("forwarded headers: sets X-Forwarded-For/Proto/Host itself, overwriting what the client sent", async (t) => {
+      if (!sut.http) return t.skip("this router serves no HTTP");
+      const a = await sut.backend("a");
+      await sut.router.setTable(table(1, [target("a", a)]));
+      const r = await sut.http.request({
+        path: "/fwd",
+        headers: { host: "shop.test", "x-forwarded-for": "6.6.6.6", "x-forwarded-proto": "https", "x-forwarded-host": "evil.test" },
+      });
+      assert.equal(r.status, 200);
+      const hit = sut.http.hits("a").find((h) => h.url === "/fwd");
+      assert.ok(hit, "the backend got the request");
+      assert.equal(hit.headers["x-forwarded-for"], "127.0.0.1", "the client's claim is replaced by its real address");
+      assert.equal(hit.headers["x-forwarded-proto"], "http");
+      assert.equal(hit.headers["x-forwarded-host"], "shop.test");
+      assert.equal(hit.headers["host"], "shop.test", "Host is passed through");
     });
 
     it("keeps a removed release's counters and latency histogram", async () => {

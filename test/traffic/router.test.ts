@@ -7,7 +7,7 @@ import { isKilnError } from "../../src/errors.js";
 import { FakeRouter } from "../../src/traffic/fake.js";
 import { ProxyClient } from "../../src/traffic/proxy/client.js";
 import { routerConformance } from "./router-conformance.js";
-import { send, startBackend, table, target, tempDir, withProxy, type Backend } from "./helpers.js";
+import { request, send, startBackend, table, target, tempDir, withProxy, type Backend } from "./helpers.js";
 
 routerConformance("FakeRouter", async () => {
   const router = new FakeRouter({ pid: 1, previewListen: "127.0.0.1:8081" });
@@ -31,6 +31,10 @@ routerConformance("proxy (ProxyClient over the admin socket)", async () => {
       return b.address;
     },
     send: (n, opts = {}) => send(opts.preview ? p.proxy.previewAddress! : p.proxy.address, n),
+    http: {
+      request: (o) => request(p.proxy.address, o),
+      hits: (name) => backends.find((b) => b.name === name)?.hits ?? [],
+    },
     teardown: async () => {
       await p.close();
       for (const b of backends) await b.close();

@@ -9,7 +9,9 @@
 //   - reached the instance, then no response (reset, crash)        → retry only idempotent methods
 //   - the response has started                                     → never (the client sees the cut)
 // Bodies up to MAX_BUFFERED_BODY are buffered so they can be replayed; larger
-// ones are streamed through. A streamed body is only sent once the connection
+// ones are streamed through. A body over maxBodyBytes is refused with 413: at
+// once when its content-length says so, else as soon as that many bytes came
+// (when the instance has already answered, the exchange is cut instead). A streamed body is only sent once the connection
 // is up, so a connect failure can still be retried; after the first byte of
 // it has gone out, it never is.
 //
@@ -17,14 +19,18 @@
 // failure, as a 502/504) the client received; `connectFailures` to every failed
 // attempt; the request's latency (arrival → end of the response, or of the
 // 502/504) to the histogram of the release `requests` went to. A 503 for want
-// of any target counts nowhere. Preview requests count in the preview lane.
+// of any target and the maintenance page count nowhere. Preview requests count
+// in the preview lane.
 
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { planDownstreamHeaders, planUpstreamHeaders } from "./headers.js";
+import { maintenanceResponse } from "./pages.js";
 import type { Lane, TargetPool, Upstream } from "./targets.js";
 
 export const MAX_ATTEMPTS = 3;
 export const MAX_BUFFERED_BODY = 1024 * 1024;
+/** Default request body limit: generous for forms and uploads, small enough to bound a flood. */
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
 
 export interface ForwardOptions {
@@ -36,15 +42,25 @@ export interface ForwardOptions {
   isClosing: () => boolean;
   /** which listener this forwarder serves; default production */
   lane?: Lane;
+  /** x-kiln-instance / x-kiln-release on responses (opt-in) */
+  instanceHeaders: boolean;
+  /** larger request bodies are refused with 413 */
+  maxBodyBytes: number;
+  /** the scheme clients used on this listener: X-Forwarded-Proto */
+  proto: "http" | "https";
+  /** requests being forwarded right now (shared by the proxy's listeners, for a graceful close) */
+  active: { count: number };
 }
 
 type Body =
   | { kind: "none" }
   | { kind: "buffered"; data: Buffer }
   /** too big to buffer: `prefix` was read already, the rest is still in the request stream */
-  | { kind: "stream"; prefix: Buffer[] };
+  | { kind: "stream"; prefix: Buffer[] }
+  /** over maxBodyBytes: answered 413 without an instance */
+  | { kind: "too-large" };
 
-type Why = "drain-timeout" | "connect-timeout" | "upstream-timeout";
+type Why = "drain-timeout" | "connect-timeout" | "upstream-timeout" | "too-large";
 
 /** Marks an attempt the proxy itself aborted, so the failure is classified by cause, not by errno. */
 class AttemptAbort extends Error {
@@ -53,12 +69,13 @@ class AttemptAbort extends Error {
   }
 }
 
-type Failure = "connect" | "stale-socket" | "reached" | "timeout";
+type Failure = "connect" | "stale-socket" | "reached" | "timeout" | "too-large";
 
 function classify(err: Error, connected: boolean, reusedSocket: boolean): Failure {
   if (err instanceof AttemptAbort) {
     if (err.why === "connect-timeout") return "connect";
     if (err.why === "upstream-timeout") return "timeout";
+    if (err.why === "too-large") return "too-large";
     return "reached"; // drain deadline: the instance had the request
   }
   if (!connected) return "connect";
@@ -66,11 +83,24 @@ function classify(err: Error, connected: boolean, reusedSocket: boolean): Failur
   return "reached";
 }
 
-function readBody(req: IncomingMessage): Promise<Body> {
+function h2EndedWithHeaders(req: IncomingMessage): boolean {
+  return (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === true;
+}
+
+const NO_BODY: Body = { kind: "none" };
+const NO_BODY_HEADERS = { kind: "none" } as const;
+const STREAM_BODY = { kind: "stream" } as const;
+const TOO_LARGE: Body = { kind: "too-large" };
+
+function readBody(req: IncomingMessage, maxBodyBytes: number): Promise<Body> | Body {
   const cl = req.headers["content-length"];
-  const chunked = req.headers["transfer-encoding"] !== undefined;
-  if (!chunked && (cl === undefined || cl === "0")) return Promise.resolve({ kind: "none" });
-  if (!chunked && Number(cl) > MAX_BUFFERED_BODY) return Promise.resolve({ kind: "stream", prefix: [] });
+  // An HTTP/2 body may come without either header: the stream says whether one follows.
+  const chunked =
+    req.headers["transfer-encoding"] !== undefined || (req.httpVersionMajor === 2 && cl === undefined && !h2EndedWithHeaders(req));
+  if (!chunked && (cl === undefined || cl === "0")) return NO_BODY;
+  if (!chunked && cl !== undefined && Number(cl) > maxBodyBytes) return TOO_LARGE;
+  if (!chunked && Number(cl) > MAX_BUFFERED_BODY) return { kind: "stream", prefix: [] };
+  const bufferLimit = Math.min(MAX_BUFFERED_BODY, maxBodyBytes);
   return new Promise<Body>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -83,10 +113,10 @@ function readBody(req: IncomingMessage): Promise<Body> {
     const onData = (c: Buffer) => {
       chunks.push(c);
       size += c.length;
-      if (size > MAX_BUFFERED_BODY) {
+      if (size > bufferLimit) {
         cleanup();
         req.pause();
-        resolve({ kind: "stream", prefix: chunks });
+        resolve(size > maxBodyBytes ? TOO_LARGE : { kind: "stream", prefix: chunks });
       }
     };
     const onEnd = () => {
@@ -108,7 +138,12 @@ function readBody(req: IncomingMessage): Promise<Body> {
   });
 }
 
-function clientIp(req: IncomingMessage): string {
+/** What the instance-labelling headers of the proxy's own 502/504 say (only with instanceHeaders). */
+function labels(on: boolean, u: Upstream): Record<string, string> {
+  return on ? { "x-kiln-instance": u.id, "x-kiln-release": u.release } : {};
+}
+
+export function clientIp(req: IncomingMessage): string {
   const a = req.socket.remoteAddress ?? "";
   return a.startsWith("::ffff:") ? a.slice(7) : a;
 }
@@ -118,23 +153,35 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
   const lane: Lane = o.lane ?? "production";
   const preview = lane === "preview";
 
-  const reply = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}) => {
+  const reply = (req: IncomingMessage, res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}, close = false) => {
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
     }
-    res.writeHead(status, {
+    const headers: Record<string, string> = {
       "content-type": "text/plain; charset=utf-8",
       "content-length": String(Buffer.byteLength(text)),
-      ...(o.isClosing() ? { connection: "close" } : {}),
       ...extra,
-    });
+    };
+    if ((close || o.isClosing()) && req.httpVersionMajor !== 2) headers["connection"] = "close";
+    res.writeHead(status, headers);
     res.end(text);
   };
 
   return (req, res) => {
+    if (!preview) {
+      const m = pool.maintenance;
+      if (m !== undefined) {
+        const page = maintenanceResponse(m);
+        if (o.isClosing() && req.httpVersionMajor !== 2) page.headers["connection"] = "close";
+        res.writeHead(page.status, page.headers);
+        res.end(req.method === "HEAD" ? undefined : page.body);
+        return;
+      }
+    }
     const started = performance.now();
     const method = req.method ?? "GET";
+    const h2 = req.httpVersionMajor === 2;
     let clientGone = false;
     let current: http.ClientRequest | undefined;
     /** the release whose `requests` counted this request, once one did */
@@ -143,15 +190,20 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
       pool.countResponse(u, status, lane);
       countedRelease = u.release;
     };
+    o.active.count++;
     res.on("close", () => {
+      o.active.count--;
       if (countedRelease !== undefined) pool.observeLatency(countedRelease, performance.now() - started, lane);
       if (res.writableFinished) return;
       clientGone = true;
       current?.destroy();
     });
+    const tooLarge = () => reply(req, res, 413, `kiln: request body larger than ${o.maxBodyBytes} bytes\n`, {}, true);
 
-    const attempt = (n: number, tried: Set<Upstream>, body: Body, last?: { u: Upstream; failure: Failure }) => {
+    // `tried` is allocated only when an attempt fails (most requests need one attempt).
+    const attempt = (n: number, tried: Set<Upstream> | undefined, body: Body, last?: { u: Upstream; failure: Failure }) => {
       if (clientGone) return;
+      if (body.kind === "too-large") return tooLarge();
       let u = preview ? pool.pickPreview(tried) : pool.pick(tried);
       // An instance that just closed an idle socket is fine: if it is the only
       // choice, try it once more on a fresh connection.
@@ -165,29 +217,32 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
             : release === undefined
               ? "no preview release is set"
               : `no healthy active instance of preview release ${release}`;
-          reply(res, 503, `kiln: ${why}\n`, { "retry-after": "1" });
+          reply(req, res, 503, `kiln: ${why}\n`, { "retry-after": "1" });
         } else {
           countResponse(last.u, 502);
-          reply(res, 502, "kiln: bad gateway (no instance answered)\n", {
-            "x-kiln-instance": last.u.id,
-            "x-kiln-release": last.u.release,
-          });
+          reply(req, res, 502, "kiln: bad gateway (no instance answered)\n", labels(o.instanceHeaders, last.u));
         }
         return;
       }
       const target = u;
 
-      const up = http.request({
+      const options: http.RequestOptions = {
         host: target.host,
         port: target.port,
         method,
         path: req.url,
         headers: planUpstreamHeaders(req.headers, {
           clientIp: clientIp(req),
-          body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body,
+          proto: o.proto,
+          body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body.kind === "stream" ? STREAM_BODY : NO_BODY_HEADERS,
         }),
-        agent: freshConnection ? false : target.agent,
-      });
+        agent: target.agent,
+      };
+      if (freshConnection) {
+        options.agent = false;
+        options.timeout = o.upstreamTimeoutMs;
+      }
+      const up = http.request(options);
       current = up;
       let connected = false;
       let responded = false;
@@ -199,7 +254,18 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
       const startStreaming = () => {
         if (body.kind !== "stream" || bodyStarted || failed) return;
         bodyStarted = true;
-        for (const c of body.prefix) up.write(c);
+        let sent = 0;
+        for (const c of body.prefix) {
+          sent += c.length;
+          up.write(c);
+        }
+        req.on("data", (c: Buffer) => {
+          sent += c.length;
+          if (sent > o.maxBodyBytes) {
+            req.unpipe(up);
+            up.destroy(new AttemptAbort("too-large"));
+          }
+        });
         req.pipe(up);
       };
       up.on("socket", (s) => {
@@ -215,7 +281,9 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           startStreaming();
         });
       });
-      up.setTimeout(o.upstreamTimeoutMs, () => up.destroy(new AttemptAbort("upstream-timeout")));
+      // The agents' socket timeout is upstreamTimeoutMs (see PoolOptions); a fresh unpooled
+      // connection gets it as a request option.
+      up.on("timeout", () => up.destroy(new AttemptAbort("upstream-timeout")));
 
       up.on("response", (upRes) => {
         responded = true;
@@ -232,7 +300,10 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           return;
         }
         try {
-          res.writeHead(status, planDownstreamHeaders(upRes.headers, target, { closing: o.isClosing() }));
+          res.writeHead(
+            status,
+            planDownstreamHeaders(upRes.headers, target, { closing: o.isClosing(), instanceHeaders: o.instanceHeaders, http2: h2 }),
+          );
         } catch (e) {
           log(`bad response headers from ${target.id}: ${(e as Error).message}`);
           up.destroy();
@@ -254,13 +325,17 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         end();
         if (clientGone) return; // we hung up on the instance ourselves; not its fault
         const failure = classify(err, connected, up.reusedSocket);
+        if (failure === "too-large") {
+          countResponse(target, 413);
+          return tooLarge();
+        }
         const reason = (err as NodeJS.ErrnoException).code ?? err.message;
         pool.countFailure(target, lane);
         if (failure === "connect") pool.markDown(target, reason);
         if (failure === "timeout") {
           countResponse(target, 504);
           log(`${method} ${req.url} → ${target.id}: no response in ${o.upstreamTimeoutMs}ms; 504`);
-          reply(res, 504, "kiln: gateway timeout\n", { "x-kiln-instance": target.id, "x-kiln-release": target.release });
+          reply(req, res, 504, "kiln: gateway timeout\n", labels(o.instanceHeaders, target));
           return;
         }
         const retriable =
@@ -269,14 +344,12 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           (failure === "connect" || failure === "stale-socket" || IDEMPOTENT.has(method));
         log(`${method} ${req.url} → ${target.id}: ${failure} (${reason})${retriable ? "; retrying" : "; 502"}`);
         if (retriable) {
-          tried.add(target);
-          attempt(n + 1, tried, body, { u: target, failure });
+          const next = tried ?? new Set<Upstream>();
+          next.add(target);
+          attempt(n + 1, next, body, { u: target, failure });
         } else {
           countResponse(target, 502);
-          reply(res, 502, "kiln: bad gateway (instance failed)\n", {
-            "x-kiln-instance": target.id,
-            "x-kiln-release": target.release,
-          });
+          reply(req, res, 502, "kiln: bad gateway (instance failed)\n", labels(o.instanceHeaders, target));
         }
       };
       up.on("error", fail);
@@ -289,9 +362,12 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
       if (body.kind !== "stream") up.end(body.kind === "buffered" ? body.data : undefined);
     };
 
-    readBody(req).then(
-      (body) => attempt(0, new Set(), body),
-      () => res.destroy(),
-    );
+    const body = readBody(req, o.maxBodyBytes);
+    if (body instanceof Promise) {
+      body.then(
+        (b) => attempt(0, undefined, b),
+        () => res.destroy(),
+      );
+    } else attempt(0, undefined, body);
   };
 }

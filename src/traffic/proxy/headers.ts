@@ -1,4 +1,10 @@
 // Header rewriting for the reverse proxy. Pure functions over header objects.
+//
+// The proxy is the edge: whatever a client claims about where it came from
+// (X-Forwarded-For/Proto/Host, Forwarded) is dropped and replaced by what the
+// proxy itself saw, so an app can trust these headers for logging, rate
+// limits and redirects. A proxy in front of kiln would have to be trusted
+// explicitly; that is not supported (kiln is the edge).
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 
@@ -13,26 +19,22 @@ const HOP_BY_HOP = new Set([
   "trailer",
   "transfer-encoding",
   "upgrade",
+  "http2-settings",
 ]);
 
-/** Headers named in `Connection: a, b` are hop-by-hop too. */
-function connectionListed(headers: IncomingHttpHeaders): Set<string> {
-  const v = headers.connection;
-  const out = new Set<string>();
-  if (typeof v !== "string") return out;
-  for (const name of v.split(",")) {
-    const n = name.trim().toLowerCase();
-    if (n) out.add(n);
-  }
-  return out;
-}
+/** Set by the edge only: a client's own values are dropped. */
+const EDGE_SET = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "expect"]);
 
-function withoutHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const listed = connectionListed(headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || listed.has(k)) continue;
-    out[k] = v;
+/** Headers named in `Connection: a, b` are hop-by-hop too; undefined when none is (the common case). */
+function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined {
+  const v = headers.connection;
+  if (typeof v !== "string") return undefined;
+  const lower = v.toLowerCase();
+  if (lower === "keep-alive" || lower === "close" || lower === "upgrade") return undefined;
+  const out = new Set<string>();
+  for (const name of lower.split(",")) {
+    const n = name.trim();
+    if (n) out.add(n);
   }
   return out;
 }
@@ -40,55 +42,106 @@ function withoutHopByHop(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
 export interface UpstreamHeaderInput {
   /** the client's address as seen by the proxy */
   clientIp: string;
+  /** "https" when the client's connection was TLS-terminated by the proxy */
+  proto: "http" | "https";
   /** how the body will be sent: a buffered body gets an exact content-length */
   body: { kind: "none" } | { kind: "buffered"; length: number } | { kind: "stream" };
+  /** an Upgrade request (e.g. "websocket"): Connection/Upgrade are kept for the instance */
+  upgrade?: string;
+}
+
+/** A host for a quoted-string: quotes and backslashes dropped (never in a valid host anyway). */
+function quotable(host: string): string {
+  return host.indexOf('"') < 0 && host.indexOf("\\") < 0 ? host : host.replace(/["\\]/g, "");
+}
+
+/** RFC 7239 node: IPv6 addresses are quoted and bracketed. */
+function forwardedNode(ip: string): string {
+  return ip.includes(":") ? `"[${ip}]"` : ip;
 }
 
 /**
  * Headers for the request to an instance.
  *
- *   {host: "app", connection: "keep-alive, x-a", "x-a": "1", te: "trailers"}
- *     → {host: "app", x-forwarded-for: "1.2.3.4", x-forwarded-proto: "http", x-forwarded-host: "app"}
- *   {"x-forwarded-for": "9.9.9.9"} from client 1.2.3.4 → "9.9.9.9, 1.2.3.4"
+ *   {host: "app", connection: "keep-alive, x-a", "x-a": "1", te: "trailers"} from 1.2.3.4 over http
+ *     → {host: "app", x-forwarded-for: "1.2.3.4", x-forwarded-proto: "http", x-forwarded-host: "app",
+ *        forwarded: "for=1.2.3.4;host=app;proto=http"}
+ *   {"x-forwarded-for": "9.9.9.9", "x-forwarded-proto": "https"} from 1.2.3.4 over http
+ *     → x-forwarded-for "1.2.3.4", x-forwarded-proto "http" (client claims are overwritten)
+ *   HTTP/2 {":authority": "app", ":path": "/x", ":method": "GET"} → host "app", no pseudo-headers
  *   buffered body of 12 bytes sent chunked by the client → content-length: 12, no transfer-encoding
+ *   upgrade "websocket" → connection: "upgrade", upgrade: "websocket" kept
  *
  * `expect` is dropped: the proxy has already answered 100-continue itself and
  * sends the body right away.
  */
 export function planUpstreamHeaders(headers: IncomingHttpHeaders, input: UpstreamHeaderInput): OutgoingHttpHeaders {
-  const out = withoutHopByHop(headers);
-  delete out["expect"];
-  const prior = headers["x-forwarded-for"];
-  out["x-forwarded-for"] = prior ? `${prior}, ${input.clientIp}` : input.clientIp;
-  // kiln's proxy is the edge and speaks plain HTTP; a TLS terminator in front
-  // of it sets these itself, and the first value is the one apps read.
-  out["x-forwarded-proto"] = headers["x-forwarded-proto"] ?? "http";
-  if (headers.host !== undefined) out["x-forwarded-host"] = headers["x-forwarded-host"] ?? headers.host;
-  switch (input.body.kind) {
-    case "buffered":
-      out["content-length"] = String(input.body.length);
-      break;
-    case "stream":
-      // Keep a client's content-length; a chunked client body is re-chunked by Node.
-      break;
-    case "none":
-      break;
+  const listed = connectionListed(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined || HOP_BY_HOP.has(k) || EDGE_SET.has(k) || k.charCodeAt(0) === 58 /* ":" */) continue;
+    if (listed !== undefined && listed.has(k)) continue;
+    out[k] = v;
   }
+  const host = headers.host ?? (headers[":authority"] as string | undefined);
+  if (host !== undefined) out["host"] = host;
+  out["x-forwarded-for"] = input.clientIp;
+  out["x-forwarded-proto"] = input.proto;
+  if (host !== undefined) out["x-forwarded-host"] = host;
+  out["forwarded"] = `for=${forwardedNode(input.clientIp)}${host !== undefined ? `;host="${quotable(host)}"` : ""};proto=${input.proto}`;
+  if (input.upgrade !== undefined) {
+    out["connection"] = "upgrade";
+    out["upgrade"] = input.upgrade;
+  }
+  if (input.body.kind === "buffered") out["content-length"] = String(input.body.length);
+  // stream: a client's content-length is kept; a chunked client body is re-chunked by Node.
   return out;
 }
 
+export interface DownstreamOptions {
+  /** the proxy is closing: tell an HTTP/1 client not to reuse the connection */
+  closing: boolean;
+  /** add x-kiln-instance / x-kiln-release (opt-in: they reveal instance ids) */
+  instanceHeaders: boolean;
+  /** HTTP/2 responses carry no connection-specific header at all */
+  http2?: boolean;
+}
+
 /**
- * Headers for the response to the client: the instance's, minus hop-by-hop,
- * plus which instance and release answered (handy for demos and tests).
+ * Headers for the response to the client: the instance's, minus hop-by-hop;
+ * with `instanceHeaders`, plus which instance and release answered.
+ *
+ *   {content-type, connection: "keep-alive", transfer-encoding}       → {content-type}
+ *   instanceHeaders, target i-1 of r7                                  → + x-kiln-instance: i-1, x-kiln-release: r7
+ *   closing over HTTP/1                                                → + connection: close
+ *   closing over HTTP/2                                                → no connection header (forbidden in h2)
  */
 export function planDownstreamHeaders(
   headers: IncomingHttpHeaders,
   target: { id: string; release: string },
-  opts: { closing: boolean },
+  opts: DownstreamOptions,
 ): OutgoingHttpHeaders {
-  const out = withoutHopByHop(headers);
-  out["x-kiln-instance"] = target.id;
-  out["x-kiln-release"] = target.release;
-  if (opts.closing) out["connection"] = "close";
+  const listed = connectionListed(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined || HOP_BY_HOP.has(k)) continue;
+    if (listed !== undefined && listed.has(k)) continue;
+    out[k] = v;
+  }
+  if (opts.instanceHeaders) {
+    out["x-kiln-instance"] = target.id;
+    out["x-kiln-release"] = target.release;
+  }
+  if (opts.closing && !opts.http2) out["connection"] = "close";
+  return out;
+}
+
+/** Headers of a 101 Switching Protocols answer relayed to the client: the instance's, upgrade kept. */
+export function planUpgradeResponseHeaders(headers: IncomingHttpHeaders, target: { id: string; release: string }, instanceHeaders: boolean): OutgoingHttpHeaders {
+  const out = planDownstreamHeaders(headers, target, { closing: false, instanceHeaders });
+  out["connection"] = "upgrade";
+  if (headers.upgrade !== undefined) out["upgrade"] = headers.upgrade;
   return out;
 }

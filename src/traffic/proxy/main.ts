@@ -7,6 +7,7 @@
 //   {"ready":true,"pid":123,"listen":"127.0.0.1:8080","admin":"/path/proxy.sock"}
 //   (plus "preview":"127.0.0.1:8081" with --preview-listen)
 //   {"ready":false,"error":{"code":"KILN_E_USAGE","message":"…","hint":"…"}}
+// Edge flags (TLS, timeouts, limits, metrics) are listed in USAGE below.
 // Human-readable errors go to stderr; the log (table changes, health changes,
 // failed attempts) to --log or stderr.
 
@@ -23,6 +24,16 @@ const USAGE = `usage: main.js --listen HOST:PORT --admin SOCKET --state FILE [--
   --preview-listen  address serving only the routing table's preview release (blue-green
                     preview before promotion); default: none
   --log             append log lines here instead of stderr
+
+edge (all optional; defaults in brackets):
+  --instance-headers        add x-kiln-instance / x-kiln-release to responses [off]
+  --max-body-bytes N        larger request bodies are refused with 413 [10485760]
+  --header-timeout-ms N     time a client has to send its request headers [10000]
+  --request-timeout-ms N    time a client has to send its whole request [300000]
+  --keep-alive-timeout-ms N idle keep-alive client connections are closed after this [5000]
+  --connect-timeout-ms N    connecting to an instance; then it is marked down and another tried [2000]
+  --upstream-timeout-ms N   no byte from an instance for this long → 504 [60000]
+  --tunnel-idle-timeout-ms N an upgraded connection (WebSocket) idle both ways this long is closed; 0 = never [3600000]
 
 example:
   node dist/src/traffic/proxy/main.js --listen 127.0.0.1:8080 --admin .kiln/proxy.sock --state .kiln/routes.json
@@ -47,6 +58,14 @@ async function main(): Promise<void> {
         state: { type: "string" },
         log: { type: "string" },
         "preview-listen": { type: "string" },
+        "instance-headers": { type: "boolean" },
+        "max-body-bytes": { type: "string" },
+        "header-timeout-ms": { type: "string" },
+        "request-timeout-ms": { type: "string" },
+        "keep-alive-timeout-ms": { type: "string" },
+        "connect-timeout-ms": { type: "string" },
+        "upstream-timeout-ms": { type: "string" },
+        "tunnel-idle-timeout-ms": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -71,11 +90,32 @@ async function main(): Promise<void> {
     else process.stderr.write(text);
   };
 
+  const num = (flag: keyof typeof values): number | undefined => {
+    const v = values[flag];
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (typeof v !== "string" || v.trim() === "" || !Number.isSafeInteger(n) || n < 0) {
+      fail(new KilnError("KILN_E_USAGE", `--${flag}: expected a whole number >= 0, got "${String(v)}"`, { hint: USAGE.split("\n")[0] }));
+    }
+    return n;
+  };
+  const limits = {
+    maxBodyBytes: num("max-body-bytes"),
+    headerTimeoutMs: num("header-timeout-ms"),
+    requestTimeoutMs: num("request-timeout-ms"),
+    keepAliveTimeoutMs: num("keep-alive-timeout-ms"),
+    connectTimeoutMs: num("connect-timeout-ms"),
+    upstreamTimeoutMs: num("upstream-timeout-ms"),
+    tunnelIdleTimeoutMs: num("tunnel-idle-timeout-ms"),
+  };
+
   const proxy = await startProxy({
     listen: values.listen as string,
     admin: values.admin as string,
     stateFile: values.state as string,
     ...(values["preview-listen"] !== undefined ? { previewListen: values["preview-listen"] } : {}),
+    ...Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined)),
+    instanceHeaders: values["instance-headers"] === true,
     log,
   });
   process.stdout.write(

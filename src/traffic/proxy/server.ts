@@ -10,9 +10,10 @@ import { KilnError } from "../../errors.js";
 import { parseHostPort } from "../../health/probe.js";
 import type { RouterStats, RoutingTable } from "../router.js";
 import { createAdminHandler, type AcceptResult } from "./admin.js";
-import { createForwarder } from "./forward.js";
+import { DEFAULT_MAX_BODY_BYTES, createForwarder } from "./forward.js";
 import { loadTableFile, saveTableFile } from "./state-file.js";
 import { TargetPool, type Lane } from "./targets.js";
+import { CLOSE_GRACE_MS, createUpgrader, type Tunnel } from "./tunnel.js";
 
 export interface ProxyOptions {
   /** "127.0.0.1:PORT" clients connect to; port 0 picks a free one */
@@ -36,7 +37,30 @@ export interface ProxyOptions {
   closeTimeoutMs?: number;
   /** keep-alive connections per target; default 64 */
   maxSocketsPerTarget?: number;
+  /** add x-kiln-instance / x-kiln-release to responses; default false (they reveal instance ids) */
+  instanceHeaders?: boolean;
+  /** larger request bodies get 413; default 10 MiB (DEFAULT_MAX_BODY_BYTES) */
+  maxBodyBytes?: number;
+  /** a client must send its request headers within this; default 10000 (slow-header clients) */
+  headerTimeoutMs?: number;
+  /** a client must send its whole request (headers and body) within this; default 300000 */
+  requestTimeoutMs?: number;
+  /** an idle keep-alive client connection is closed after this; default 5000 */
+  keepAliveTimeoutMs?: number;
+  /** an upgraded connection (WebSocket) with no byte either way for this long is closed; default 3600000, 0 = never */
+  tunnelIdleTimeoutMs?: number;
 }
+
+/** Defaults of the client-facing limits; see ProxyOptions. */
+export const EDGE_DEFAULTS = Object.freeze({
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  headerTimeoutMs: 10_000,
+  requestTimeoutMs: 300_000,
+  keepAliveTimeoutMs: 5_000,
+  connectTimeoutMs: 2_000,
+  upstreamTimeoutMs: 60_000,
+  tunnelIdleTimeoutMs: 3_600_000,
+});
 
 export interface RunningProxy {
   /** the actual "host:port" (with the real port when 0 was asked for) */
@@ -138,11 +162,22 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     });
   }
 
+  const headerTimeoutMs = opts.headerTimeoutMs ?? EDGE_DEFAULTS.headerTimeoutMs;
+  const requestTimeoutMs = opts.requestTimeoutMs ?? EDGE_DEFAULTS.requestTimeoutMs;
+  if (requestTimeoutMs !== 0 && headerTimeoutMs > requestTimeoutMs) {
+    throw new KilnError("KILN_E_USAGE", `proxy header timeout (${headerTimeoutMs} ms) is longer than its request timeout (${requestTimeoutMs} ms)`, {
+      hint: "the headers are part of the request: make the header timeout the shorter one",
+    });
+  }
+
+  const checkEveryMs = Math.max(50, Math.min(1000, Math.floor(headerTimeoutMs / 4)));
+
   const pool = new TargetPool({
     log,
     now: Date.now,
     maxSocketsPerTarget: opts.maxSocketsPerTarget ?? 64,
     idleSocketMs: 4000,
+    upstreamTimeoutMs: opts.upstreamTimeoutMs ?? EDGE_DEFAULTS.upstreamTimeoutMs,
   });
 
   await mkdir(path.dirname(path.resolve(opts.stateFile)), { recursive: true });
@@ -178,30 +213,54 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   };
 
   let closing = false;
-  let activeRequests = 0;
+  const active = { count: 0 };
+  const tunnels = new Set<Tunnel>();
   const clientServer = (lane: Lane): http.Server => {
     const forward = createForwarder({
       pool,
       log,
-      connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
-      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? 60_000,
+      connectTimeoutMs: opts.connectTimeoutMs ?? EDGE_DEFAULTS.connectTimeoutMs,
+      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? EDGE_DEFAULTS.upstreamTimeoutMs,
       isClosing: () => closing,
       lane,
+      instanceHeaders: opts.instanceHeaders ?? false,
+      maxBodyBytes: opts.maxBodyBytes ?? EDGE_DEFAULTS.maxBodyBytes,
+      proto: "http",
+      active,
     });
-    const server = http.createServer({ keepAlive: true }, (req, res) => {
-      activeRequests++;
-      res.once("close", () => activeRequests--);
-      forward(req, res);
-    });
-    // WebSocket/CONNECT tunnelling is not supported yet: say so instead of hanging up silently.
-    const refuseTunnel = (_req: http.IncomingMessage, socket: net.Socket) => {
+    const server = http.createServer({
+      keepAlive: true,
+      headersTimeout: headerTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? EDGE_DEFAULTS.keepAliveTimeoutMs,
+      // Node checks the two deadlines above on this timer (default 30 s, which would let a
+      // slow-header client hold a connection three times longer than asked).
+      connectionsCheckingInterval: checkEveryMs,
+    }, forward);
+    server.on(
+      "upgrade",
+      createUpgrader({
+        pool,
+        log,
+        lane,
+        instanceHeaders: opts.instanceHeaders ?? false,
+        proto: "http",
+        connectTimeoutMs: opts.connectTimeoutMs ?? EDGE_DEFAULTS.connectTimeoutMs,
+        tunnelIdleTimeoutMs: opts.tunnelIdleTimeoutMs ?? EDGE_DEFAULTS.tunnelIdleTimeoutMs,
+        isClosing: () => closing,
+        tunnels,
+      }),
+    );
+    // A forward proxy's CONNECT is not what an edge serves: say so instead of hanging up silently.
+    server.on("connect", (_req: http.IncomingMessage, socket: net.Socket) => {
       socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    };
-    server.on("upgrade", refuseTunnel);
-    server.on("connect", refuseTunnel);
-    server.on("clientError", (_err, socket) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-      else socket.destroy();
+    });
+    server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return socket.destroy();
+      // Too slow (header/request timeout) and too big headers have their own statuses.
+      const status =
+        err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     });
     return server;
   };
@@ -243,6 +302,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       listen: address,
       previewCounters: pool.releaseStats("preview"),
     };
+    if (pool.maintenance !== undefined) s.maintenance = { ...pool.maintenance };
     if (previewAddress !== undefined) {
       s.preview = { listen: previewAddress };
       const release = pool.previewRelease;
@@ -273,11 +333,15 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       const deadline = Date.now() + (opts.closeTimeoutMs ?? 10_000);
       // Idle keep-alive clients are disconnected; busy ones get "connection:
       // close" on their response and are disconnected once it is sent.
-      while (activeRequests > 0 && Date.now() < deadline) {
+      while (active.count > 0 && Date.now() < deadline) {
         for (const s of servers) s.closeIdleConnections();
         await new Promise((r) => setTimeout(r, 20));
       }
-      if (activeRequests > 0) log(`close: ${activeRequests} request(s) still in flight at the deadline; cutting them`);
+      if (active.count > 0) log(`close: ${active.count} request(s) still in flight at the deadline; cutting them`);
+      // Upgraded connections (WebSockets) are no longer the servers': close them cleanly, bounded.
+      for (const t of tunnels) t.close("proxy shutting down");
+      const tunnelsBy = Date.now() + CLOSE_GRACE_MS + 500;
+      while (tunnels.size > 0 && Date.now() < tunnelsBy) await new Promise((r) => setTimeout(r, 20));
       for (const s of servers) s.closeAllConnections();
       admin.closeAllConnections();
       await stopped;

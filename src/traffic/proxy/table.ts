@@ -2,7 +2,7 @@
 // state file. Pure: data in, data out. Every problem is reported, each with its
 // path, so a controller bug is diagnosable from one 400 response.
 
-import type { HealthCheckConfig, RoutingTable, Target } from "../router.js";
+import type { HealthCheckConfig, MaintenanceMode, RoutingTable, Target } from "../router.js";
 import { parseHostPort } from "../../health/probe.js";
 
 export type TableCheck = { ok: true; table: RoutingTable } | { ok: false; problems: string[] };
@@ -14,6 +14,9 @@ export const EMPTY_TABLE: RoutingTable = {
   health: { path: "/", intervalMs: 2000, timeoutMs: 1000, healthyThreshold: 2, unhealthyThreshold: 2 },
   drainTimeoutMs: 30_000,
 };
+
+/** A maintenance message is a sentence or two, not a page. */
+export const MAX_MAINTENANCE_MESSAGE = 2000;
 
 /** Health checks faster than this would turn the proxy into a load generator. */
 export const MIN_HEALTH_INTERVAL_MS = 10;
@@ -41,6 +44,8 @@ function describe(x: unknown): string {
  *   target address "localhost"             → "targets[0].address: expected "host:port", got "localhost""
  *   releaseWeights {stable: 90, canary: -1} → "releaseWeights.canary: expected a number >= 0, got -1"
  *   preview ""                             → "preview: expected a release id (non-empty string), got """
+ *   maintenance {retryAfterS: -1}          → "maintenance.retryAfterS: expected an integer >= 0, got -1"
+ *   maintenance {message: 7}               → "maintenance.message: expected a string of at most 2000 characters, got 7"
  * releaseWeights may name releases without targets (they get no traffic until
  * they have some) and preview may name a release without targets (503 there).
  */
@@ -132,9 +137,25 @@ export function checkTable(input: unknown): TableCheck {
     problems.push(`preview: expected a release id (non-empty string), got ${describe(input.preview)}`);
   }
 
+  let maintenance: MaintenanceMode | undefined;
+  if (input.maintenance !== undefined) {
+    const m = input.maintenance;
+    if (!isObject(m)) problems.push(`maintenance: expected an object {message?, retryAfterS?}, got ${describe(m)}`);
+    else {
+      maintenance = {};
+      if (m.message !== undefined) {
+        if (typeof m.message !== "string" || m.message.length > MAX_MAINTENANCE_MESSAGE) {
+          problems.push(`maintenance.message: expected a string of at most ${MAX_MAINTENANCE_MESSAGE} characters, got ${describe(m.message)}`);
+        } else maintenance.message = m.message;
+      }
+      if (m.retryAfterS !== undefined) maintenance.retryAfterS = intAtLeast("maintenance.retryAfterS", m.retryAfterS, 0);
+    }
+  }
+
   if (problems.length > 0) return { ok: false, problems };
   const table: RoutingTable = { version, targets, health, drainTimeoutMs };
   if (releaseWeights !== undefined) table.releaseWeights = releaseWeights;
   if (typeof input.preview === "string") table.preview = input.preview;
+  if (maintenance !== undefined) table.maintenance = maintenance;
   return { ok: true, table };
 }

@@ -64,7 +64,18 @@ export interface PoolOptions {
   maxSocketsPerTarget: number;
   /** idle keep-alive sockets are closed after this; below typical 5 s server keep-alive timeouts */
   idleSocketMs: number;
+  /**
+   * no byte from an instance for this long during a request → the request's
+   * 'timeout' event (the forwarder answers 504). It is the agents' socket
+   * timeout, so a reused socket keeps one timeout for its whole life instead
+   * of being re-armed twice per request; idle sockets are closed by a sweep.
+   */
+  upstreamTimeoutMs: number;
 }
+
+/** When a pooled socket went idle (see sweepIdleSockets). */
+const IDLE_SINCE = Symbol("kiln.idleSince");
+type PooledSocket = import("node:net").Socket & { [IDLE_SINCE]?: number };
 
 const zero = (): Counters => ({ requests: 0, errors5xx: 0, connectFailures: 0 });
 
@@ -105,11 +116,35 @@ export class TargetPool {
   private groups: ReleaseGroup<Upstream>[] | undefined;
   private previewCursor = 0;
   private closed = false;
+  private readonly sweeper: NodeJS.Timeout;
 
-  constructor(private readonly opts: PoolOptions) {}
+  constructor(private readonly opts: PoolOptions) {
+    this.sweeper = setInterval(() => this.sweepIdleSockets(), Math.max(100, Math.min(1000, opts.idleSocketMs / 4)));
+    this.sweeper.unref();
+  }
+
+  /** Close keep-alive sockets idle for idleSocketMs or more (the agents' own timeout is the upstream timeout). */
+  private sweepIdleSockets(): void {
+    const now = Date.now();
+    for (const list of [this.order, this.retired]) {
+      for (const u of list) {
+        const free = u.agent.freeSockets;
+        for (const name in free) {
+          for (const sock of [...(free[name] ?? [])] as PooledSocket[]) {
+            if (now - (sock[IDLE_SINCE] ?? now) >= this.opts.idleSocketMs) sock.destroy();
+          }
+        }
+      }
+    }
+  }
 
   get version(): number {
     return this.table.version;
+  }
+
+  /** the table's maintenance mode, when on */
+  get maintenance(): RoutingTable["maintenance"] {
+    return this.table.maintenance;
   }
 
   /** the table's preview release, if any */
@@ -263,6 +298,7 @@ export class TargetPool {
   /** Stop probes and timers and close every keep-alive pool (in-flight sockets included). */
   close(): void {
     this.closed = true;
+    clearInterval(this.sweeper);
     for (const u of [...this.order, ...this.retired]) this.dispose(u);
     this.live.clear();
     this.order = [];
@@ -295,18 +331,26 @@ export class TargetPool {
       drainingSince: t.state === "draining" ? now : undefined,
       counters: zero(),
       currentWeight: 0,
-      agent: new http.Agent({
-        keepAlive: true,
-        maxSockets: this.opts.maxSocketsPerTarget,
-        maxFreeSockets: this.opts.maxSocketsPerTarget,
-        timeout: this.opts.idleSocketMs,
-        // LIFO keeps the fewest sockets warm: the rest time out instead of going stale.
-        scheduling: "lifo",
-      }),
+      agent: this.agent(),
       aborts: new Set(),
     };
     this.scheduleProbe(u);
     return u;
+  }
+
+  private agent(): http.Agent {
+    const agent = new http.Agent({
+      keepAlive: true,
+      maxSockets: this.opts.maxSocketsPerTarget,
+      maxFreeSockets: this.opts.maxSocketsPerTarget,
+      timeout: this.opts.upstreamTimeoutMs,
+      // LIFO keeps the fewest sockets warm: the rest time out instead of going stale.
+      scheduling: "lifo",
+    });
+    agent.on("free", (sock: PooledSocket) => {
+      sock[IDLE_SINCE] = Date.now();
+    });
+    return agent;
   }
 
   private retire(u: Upstream, now: number): void {

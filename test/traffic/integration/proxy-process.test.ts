@@ -40,7 +40,7 @@ function closedWithin(child: ChildProcess, ms: number): Promise<number | null> {
 }
 
 async function spawnProxy(args: { listen: string; admin: string; state: string; log?: string; previewListen?: string }): Promise<Spawned> {
-  const argv = [PROXY_MAIN, "--listen", args.listen, "--admin", args.admin, "--state", args.state];
+  const argv = [PROXY_MAIN, "--listen", args.listen, "--admin", args.admin, "--state", args.state, "--instance-headers"];
   if (args.log) argv.push("--log", args.log);
   if (args.previewListen) argv.push("--preview-listen", args.previewListen);
   const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
