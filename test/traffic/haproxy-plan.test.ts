@@ -154,6 +154,7 @@ describe("renderConfig", () => {
     hardStopAfterMs: 60_000,
     maxconn: 4000,
     instanceHeader: true,
+    requestLog: false,
   };
   it("one frontend and backend, checks, admin socket, no log without a port", () => {
     const c = renderConfig(base);
@@ -163,16 +164,17 @@ describe("renderConfig", () => {
     assert.match(c, /maxconn 4000/);
     assert.match(c, /timeout check 1000ms/);
     assert.doesNotMatch(c, /kiln_preview/);
-    assert.doesNotMatch(c, /\blog 127/);
+    assert.doesNotMatch(c, /\blog ring/);
   });
   it("preview listener → its own frontend and backend", () => {
     const c = renderConfig({ ...base, previewListen: "127.0.0.1:8081" });
     assert.match(c, /\nfrontend fe_kiln_preview\n {2}bind 127\.0\.0\.1:8081\n/);
     assert.match(c, /\nbackend kiln_preview\n/);
   });
-  it("log port → raw request log in each frontend", () => {
-    const c = renderConfig({ ...base, logPort: 5140, previewListen: "127.0.0.1:8081" });
-    assert.equal(c.match(/log 127\.0\.0\.1:5140 len 1024 format raw local0 info/g)?.length, 2);
+  it("request log → a raw ring, logged to from each frontend", () => {
+    const c = renderConfig({ ...base, requestLog: true, previewListen: "127.0.0.1:8081" });
+    assert.match(c, /\nring kiln_requests\n {2}format raw\n/);
+    assert.equal(c.match(/log ring@kiln_requests local0 info/g)?.length, 2);
     assert.match(c, /log-format "%ft %s %ST %Ta"/);
   });
   it("a health path with a space is encoded; no instance header when off", () => {

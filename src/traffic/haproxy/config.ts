@@ -10,8 +10,8 @@ export interface ConfigInput {
   previewListen?: string;
   /** the runtime API socket (level admin) */
   adminSocket: string;
-  /** UDP port on 127.0.0.1 that receives one log line per request; absent = no request log */
-  logPort?: number;
+  /** one log line per request into the ring LOG_RING, which kiln streams with `show events` */
+  requestLog: boolean;
   health: HealthCheckConfig;
   /** old workers live at most this long after a reload (bounds tunnels; see drain) */
   hardStopAfterMs: number;
@@ -19,6 +19,9 @@ export interface ConfigInput {
   /** add x-kiln-instance (the server name) to responses */
   instanceHeader: boolean;
 }
+
+/** The in-memory ring HAProxy writes request log lines to: no syscall per request, read in bulk over the runtime API. */
+export const LOG_RING = "kiln_requests";
 
 /** Fields of each request log line, space-separated: frontend, server, status, active time in ms. */
 export const LOG_FORMAT = "%ft %s %ST %Ta";
@@ -31,7 +34,7 @@ export const LOG_FORMAT = "%ft %s %ST %Ta";
  *   {listen 127.0.0.1:8080, health /healthz, no preview} → one frontend "kiln" → backend "kiln",
  *                                                         "option httpchk GET /healthz", no "kiln_preview"
  *   {…, previewListen 127.0.0.1:8081}                     → also frontend/backend "kiln_preview"
- *   {…, logPort 5140}                                     → "log 127.0.0.1:5140 … format raw" in each frontend
+ *   {…, requestLog}                                       → a ring section, "log ring@kiln_requests" in each frontend
  */
 export function renderConfig(c: ConfigInput): string {
   const lines: string[] = [
@@ -42,6 +45,7 @@ export function renderConfig(c: ConfigInput): string {
     "  stats timeout 10s",
     `  hard-stop-after ${Math.max(1000, c.hardStopAfterMs)}ms`,
     "",
+    ...(c.requestLog ? [`ring ${LOG_RING}`, "  format raw", "  maxlen 256", "  size 8388608", ""] : []),
     "defaults",
     "  mode http",
     "  option http-keep-alive",
@@ -60,9 +64,7 @@ export function renderConfig(c: ConfigInput): string {
   // Frontends get their own names: `show stat <name>` must find the backend, not a frontend of the same name.
   const frontend = (name: string, bind: string) => {
     lines.push(`frontend ${frontendOf(name)}`, `  bind ${bind}`);
-    if (c.logPort !== undefined) {
-      lines.push(`  log 127.0.0.1:${c.logPort} len 1024 format raw local0 info`, `  log-format "${LOG_FORMAT}"`);
-    }
+    if (c.requestLog) lines.push(`  log ring@${LOG_RING} local0 info`, `  log-format "${LOG_FORMAT}"`);
     if (c.instanceHeader) lines.push("  http-response set-header x-kiln-instance %s");
     lines.push(`  default_backend ${name}`, "");
   };
@@ -177,7 +179,7 @@ export interface LogLine {
 }
 
 /**
- * One request log datagram (LOG_FORMAT, raw) → fields; undefined for anything else.
+ * One request log line (LOG_FORMAT, raw) → fields; undefined for anything else.
  *
  *   "fe_kiln a 200 3\n"        → {frontend fe_kiln, server a, status 200, activeMs 3}
  *   "fe_kiln <NOSRV> 503 0"    → {frontend fe_kiln, server <NOSRV>, status 503, activeMs 0}

@@ -6,7 +6,7 @@
 //
 //   haproxy.cfg   generated config (config.ts)      admin.sock   runtime API (level admin)
 //   master.sock   master CLI (reload, show proc)    haproxy.pid  master pid
-//   haproxy.log   HAProxy's own output              boot.json    addresses and log port of this HAProxy
+//   haproxy.log   HAProxy's own output              boot.json    addresses and options of this HAProxy
 //   state.json    the router's state (router.ts)
 //
 // A second start with the same runDir while HAProxy lives attaches to it
@@ -14,7 +14,6 @@
 // servers back from state.json and HAProxy.
 
 import { spawn } from "node:child_process";
-import dgram from "node:dgram";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -67,7 +66,7 @@ export interface RunningHaproxyRouter {
 interface Boot {
   listen: string;
   previewListen?: string;
-  logPort?: number;
+  requestLog: boolean;
 }
 
 export const DEFAULT_HEALTH: HealthCheckConfig = { path: "/healthz", intervalMs: 2000, timeoutMs: 1000, healthyThreshold: 2, unhealthyThreshold: 2 };
@@ -80,14 +79,6 @@ async function resolveListen(addr: string): Promise<string> {
     throw new KilnError("KILN_E_USAGE", `haproxy router: listen address ${JSON.stringify(addr)} is not host:port`, { hint: "use e.g. 127.0.0.1:8080" });
   }
   return port === 0 ? `${host}:${await freeLoopbackPort()}` : addr;
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function readPid(file: string): number | undefined {
@@ -129,7 +120,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     boot = {
       listen: await resolveListen(o.listen),
       ...(o.previewListen !== undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
-      ...(o.requestLog === false ? {} : { logPort: await freeUdpPort() }),
+      requestLog: o.requestLog !== false,
     };
     await writeFile(
       files.config,
@@ -137,7 +128,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
         listen: boot.listen,
         ...(boot.previewListen !== undefined ? { previewListen: boot.previewListen } : {}),
         adminSocket: files.admin,
-        ...(boot.logPort !== undefined ? { logPort: boot.logPort } : {}),
+        requestLog: boot.requestLog,
         health: o.health ?? DEFAULT_HEALTH,
         hardStopAfterMs: o.hardStopAfterMs ?? 60_000,
         maxconn: o.maxconn ?? 4000,
@@ -154,7 +145,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     stateFile: files.state,
     listen: boot.listen,
     ...(boot.previewListen !== undefined ? { previewListen: boot.previewListen } : {}),
-    ...(boot.logPort !== undefined ? { logPort: boot.logPort } : {}),
+    requestLog: boot.requestLog,
     pid,
     log,
   });

@@ -12,9 +12,11 @@
 //   stateFile table version, the applied table, drainingSince, servers being
 //             retired, counters of deleted servers (per release), so a new
 //             HaproxyRouter attached to a running HAProxy carries on
-//   memory    per-release latency histograms from the request log (UDP, one
-//             line per request; HAProxy has no histogram). A restarted
-//             controller's histograms start empty; its counters do not.
+//   memory    per-release latency histograms from the request log: HAProxy
+//             writes one line per request into an in-memory ring and kiln
+//             streams it (`show events <ring> -w -n`); HAProxy has no
+//             histogram. A restarted controller's histograms start empty;
+//             its counters do not.
 //
 // Deviation from RoutingTable.releaseWeights (documented in docs): HAProxy has
 // one weighted round robin per backend, so the release split is folded into
@@ -23,7 +25,7 @@
 // from the observed health (each stats() call and each sweep); fallback to an
 // unlisted release when every listed one is down also waits for that reweigh.
 
-import dgram from "node:dgram";
+import net from "node:net";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../../errors.js";
@@ -36,7 +38,7 @@ import {
   type RoutingTable,
   type TargetStatus,
 } from "../router.js";
-import { frontendOf, parseLogLine, parseServersState, parseStat, type StatRow } from "./config.js";
+import { LOG_RING, frontendOf, parseLogLine, parseServersState, parseStat, type StatRow } from "./config.js";
 import {
   PREVIEW_BACKEND,
   PROD_BACKEND,
@@ -60,8 +62,8 @@ export interface HaproxyRouterOptions {
   previewListen?: string;
   /** HAProxy's master process id */
   pid: number;
-  /** UDP port on 127.0.0.1 HAProxy sends its request log to; absent = no latency histograms */
-  logPort?: number;
+  /** HAProxy logs each request to LOG_RING (config.ts); false = no latency histograms */
+  requestLog: boolean;
   now?: () => number;
   log?: (line: string) => void;
   /** sweeper period (retirement, reweigh on health change); default 200 ms */
@@ -103,7 +105,7 @@ export class HaproxyRouter implements Router {
   private readonly logged = new Map<string, number>();
   /** stot - scur of each server when this router first saw it (requests logged to an earlier router) */
   private readonly baseline = new Map<string, number>();
-  private udp?: dgram.Socket;
+  private logStream?: net.Socket;
   private timer?: NodeJS.Timeout;
   private closed = false;
   private readonly now: () => number;
@@ -124,7 +126,7 @@ export class HaproxyRouter implements Router {
   static async open(o: HaproxyRouterOptions): Promise<HaproxyRouter> {
     const r = new HaproxyRouter(o);
     r.state = await loadState(o.stateFile);
-    if (o.logPort !== undefined) await r.listenLog(o.logPort);
+    if (o.requestLog) await r.streamLog();
     const obs = await r.observe();
     for (const row of obs.stat.values()) r.baseline.set(key(row.backend, row.name), row.stot - row.scur);
     if (r.state.table) {
@@ -146,8 +148,8 @@ export class HaproxyRouter implements Router {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.queue.catch(() => undefined);
-    if (this.udp) await new Promise<void>((r) => this.udp!.close(() => r()));
-    this.udp = undefined;
+    this.logStream?.destroy();
+    this.logStream = undefined;
   }
 
   setTable(table: RoutingTable): Promise<void> {
@@ -324,18 +326,38 @@ export class HaproxyRouter implements Router {
     if (changed) await saveState(this.o.stateFile, this.state);
   }
 
-  private async listenLog(port: number): Promise<void> {
-    const sock = dgram.createSocket({ type: "udp4", recvBufferSize: 4 * 1024 * 1024 });
-    sock.on("message", (msg) => this.onLog(msg.toString("utf8")));
-    sock.on("error", (e) => this.logLine(`haproxy router: request log socket: ${e.message}`));
-    await new Promise<void>((resolve, reject) => {
-      sock.once("error", reject);
-      sock.bind(port, "127.0.0.1", () => {
-        sock.off("error", reject);
+  /**
+   * Stream the request log ring; resolves once the stream is open. Lines
+   * written while no stream is open (controller down, reconnecting) are not
+   * replayed (-n): the histograms count what this router saw.
+   */
+  private streamLog(): Promise<void> {
+    return new Promise((resolve) => {
+      const sock = net.connect(this.o.adminSocket);
+      let buf = "";
+      sock.setEncoding("utf8");
+      sock.on("connect", () => {
+        sock.write(`show events ${LOG_RING} -w -n\n`, () => resolve());
+      });
+      sock.on("data", (d: string) => {
+        buf += d;
+        let i: number;
+        while ((i = buf.indexOf("\n")) >= 0) {
+          this.onLog(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      sock.on("error", (e) => {
+        this.logLine(`haproxy router: request log stream: ${e.message}`);
         resolve();
       });
+      sock.on("close", () => {
+        if (this.logStream !== sock || this.closed) return;
+        const t = setTimeout(() => void this.streamLog(), 200);
+        t.unref();
+      });
+      this.logStream = sock;
     });
-    this.udp = sock;
   }
 
   private onLog(text: string): void {
@@ -357,12 +379,12 @@ export class HaproxyRouter implements Router {
   }
 
   /**
-   * Log lines arrive after the response, over UDP: wait (bounded) until every
+   * Log lines arrive after the response, through the ring: wait (bounded) until every
    * completed request HAProxy counted has been logged, so a release's histogram
    * and its request count agree.
    */
   private async awaitLog(obs: Observed): Promise<void> {
-    if (!this.udp) return;
+    if (!this.o.requestLog) return;
     const behind = () =>
       [...obs.stat.values()].some((r) => {
         const k = key(r.backend, r.name);
@@ -370,6 +392,12 @@ export class HaproxyRouter implements Router {
       });
     const until = Date.now() + 500;
     while (behind() && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    // Lines lost for good (stream reconnected, ring overrun) must not stall every later call: forgive them.
+    for (const r of obs.stat.values()) {
+      const k = key(r.backend, r.name);
+      const missing = r.stot - r.scur - (this.baseline.get(k) ?? 0) - (this.logged.get(k) ?? 0);
+      if (missing > 0) this.baseline.set(k, (this.baseline.get(k) ?? 0) + missing);
+    }
   }
 
   private render(obs: Observed): RouterStats {
@@ -406,7 +434,7 @@ export class HaproxyRouter implements Router {
         if (release !== undefined) addInto(out, release, row);
       }
       for (const r of hists.keys()) out[r] ??= zero();
-      if (this.udp) for (const [r, c] of Object.entries(out)) c.latency = [...(hists.get(r) ?? new Array<number>(LATENCY_HISTOGRAM_SIZE).fill(0))];
+      if (this.o.requestLog) for (const [r, c] of Object.entries(out)) c.latency = [...(hists.get(r) ?? new Array<number>(LATENCY_HISTOGRAM_SIZE).fill(0))];
       return out;
     };
     const stats: RouterStats = {
