@@ -2,7 +2,16 @@
 // runtime API answers. Pure: text in, data out.
 
 import type { HealthCheckConfig } from "../router.js";
-import { PREVIEW_BACKEND, PROD_BACKEND, type ObservedServer } from "./plan.js";
+import { PREVIEW_BACKEND, PROD_BACKEND, serverKeywords, type ObservedServer, type ServerOptions } from "./plan.js";
+
+/** A server written into the config file, so a reload or a restarted HAProxy starts with it. */
+export interface ConfigServer {
+  name: string;
+  address: string;
+  weight: number;
+  /** in maintenance (being removed) */
+  disabled: boolean;
+}
 
 export interface ConfigInput {
   /** "127.0.0.1:PORT" (a real port: HAProxy cannot report a port 0 bind back) */
@@ -18,6 +27,9 @@ export interface ConfigInput {
   maxconn: number;
   /** add x-kiln-instance (the server name) to responses */
   instanceHeader: boolean;
+  /** servers per backend as last applied; the runtime API is the live truth, this is what a reload starts from */
+  servers?: Record<string, ConfigServer[]>;
+  serverOptions?: ServerOptions;
 }
 
 /** The in-memory ring HAProxy writes request log lines to: no syscall per request, read in bulk over the runtime API. */
@@ -27,14 +39,18 @@ export const LOG_RING = "kiln_requests";
 export const LOG_FORMAT = "%ft %s %ST %Ta";
 
 /**
- * The generated configuration. Servers are not in it: they are added over the
- * runtime API (dynamic servers need a dynamic algorithm: roundrobin). The
- * preview frontend/backend exist only with previewListen.
+ * The generated configuration. Servers are driven over the runtime API
+ * (dynamic servers need a dynamic algorithm: roundrobin); after each applied
+ * table kiln also writes them here, so a reload or a restarted HAProxy starts
+ * with them (a draining server is written with weight 0: no new traffic until
+ * kiln re-applies its drain). The preview frontend/backend exist only with
+ * previewListen.
  *
  *   {listen 127.0.0.1:8080, health /healthz, no preview} → one frontend "kiln" → backend "kiln",
  *                                                         "option httpchk GET /healthz", no "kiln_preview"
  *   {…, previewListen 127.0.0.1:8081}                     → also frontend/backend "kiln_preview"
  *   {…, requestLog}                                       → a ring section, "log ring@kiln_requests" in each frontend
+ *   {…, servers {kiln: [a 127.0.0.1:9001 w3]}}            → "server a 127.0.0.1:9001 weight 3 check …" in backend kiln
  */
 export function renderConfig(c: ConfigInput): string {
   const lines: string[] = [
@@ -49,6 +65,9 @@ export function renderConfig(c: ConfigInput): string {
     "defaults",
     "  mode http",
     "  option http-keep-alive",
+    // On a reload the old worker answers the next request of an idle keep-alive
+    // connection (with Connection: close) instead of closing it under the client.
+    "  option idle-close-on-response",
     "  option redispatch 1",
     "  retries 2",
     "  timeout connect 5s",
@@ -74,8 +93,12 @@ export function renderConfig(c: ConfigInput): string {
       "  balance roundrobin",
       `  option httpchk GET ${httpPath(c.health.path)}`,
       "  http-check expect status 200-399",
-      "",
     );
+    const opts = c.serverOptions ?? { intervalMs: c.health.intervalMs, rise: c.health.healthyThreshold, fall: c.health.unhealthyThreshold };
+    for (const s of c.servers?.[name] ?? []) {
+      lines.push(`  server ${s.name} ${s.address} ${serverKeywords(s.weight, opts)}${s.disabled ? " disabled" : ""}`);
+    }
+    lines.push("");
   };
   frontend(PROD_BACKEND, c.listen);
   backend(PROD_BACKEND);

@@ -202,7 +202,7 @@ export function commandsOf(step: Step, opts: ServerOptions): string[] {
       const s = step.server;
       const id = `${step.backend}/${s.name}`;
       return [
-        `add server ${id} ${s.address} weight ${s.weight} check inter ${opts.intervalMs} rise ${opts.rise} fall ${opts.fall} pool-max-conn -1 pool-purge-delay 5s`,
+        `add server ${id} ${s.address} ${serverKeywords(s.weight, opts)}`,
         `enable health ${id}`,
         `set server ${id} state ${s.admin}`,
       ];
@@ -218,6 +218,16 @@ export function commandsOf(step: Step, opts: ServerOptions): string[] {
     case "retire":
       return [`set server ${step.backend}/${step.name} weight 0`, `set server ${step.backend}/${step.name} state drain`];
   }
+}
+
+/**
+ * The keywords of one server, the same on the runtime API and in the config
+ * file (dynamic servers inherit nothing, so pooling and checks are explicit).
+ *
+ *   weight 3, inter 2000 rise 2 fall 2 → "weight 3 check inter 2000 rise 2 fall 2 pool-max-conn -1 pool-purge-delay 5s"
+ */
+export function serverKeywords(weight: number, opts: ServerOptions): string {
+  return `weight ${weight} check inter ${opts.intervalMs} rise ${opts.rise} fall ${opts.fall} pool-max-conn -1 pool-purge-delay 5s`;
 }
 
 export function splitAddress(address: string): [string, string] {

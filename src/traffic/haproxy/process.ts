@@ -23,7 +23,7 @@ import { freeLoopbackPort } from "../../net.js";
 import type { HealthCheckConfig } from "../router.js";
 import { renderConfig } from "./config.js";
 import { HaproxyRouter } from "./router.js";
-import { runtimeAlive, runtimeCommand } from "./runtime.js";
+import { runtimeAlive } from "./runtime.js";
 
 export const HAPROXY_BIN = "/usr/sbin/haproxy";
 
@@ -103,6 +103,19 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
   };
   const log = o.log ?? (() => undefined);
 
+  const configBase = (b: Boot) => ({
+    listen: b.listen,
+    ...(b.previewListen !== undefined ? { previewListen: b.previewListen } : {}),
+    adminSocket: files.admin,
+    requestLog: b.requestLog,
+    hardStopAfterMs: o.hardStopAfterMs ?? 60_000,
+    maxconn: o.maxconn ?? 4000,
+    instanceHeader: o.instanceHeader ?? true,
+  });
+  // A fresh HAProxy starts with the saved table's health check, so re-applying that table needs no reload.
+  const saved = await readFile(files.state, "utf8").then((t) => JSON.parse(t) as { table?: { health?: HealthCheckConfig } }, () => undefined);
+  const startHealth = saved?.table?.health ?? o.health ?? DEFAULT_HEALTH;
+
   let pid = readPid(files.pid);
   let boot: Boot | undefined;
   let attached = false;
@@ -122,19 +135,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
       ...(o.previewListen !== undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
       requestLog: o.requestLog !== false,
     };
-    await writeFile(
-      files.config,
-      renderConfig({
-        listen: boot.listen,
-        ...(boot.previewListen !== undefined ? { previewListen: boot.previewListen } : {}),
-        adminSocket: files.admin,
-        requestLog: boot.requestLog,
-        health: o.health ?? DEFAULT_HEALTH,
-        hardStopAfterMs: o.hardStopAfterMs ?? 60_000,
-        maxconn: o.maxconn ?? 4000,
-        instanceHeader: o.instanceHeader ?? true,
-      }),
-    );
+    await writeFile(files.config, renderConfig({ ...configBase(boot), health: startHealth }));
     await writeFile(files.boot, `${JSON.stringify(boot)}\n`);
     pid = await spawnHaproxy(o.haproxyBin ?? HAPROXY_BIN, files, boot);
     log(`haproxy router: started HAProxy pid ${pid} on ${boot.listen}`);
@@ -148,6 +149,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     requestLog: boot.requestLog,
     pid,
     log,
+    config: { file: files.config, base: configBase(boot), masterSocket: files.master, ...(attached ? {} : { health: startHealth }) },
   });
   const masterPid = pid;
   return {
@@ -157,7 +159,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     ...(boot.previewListen !== undefined ? { previewListen: boot.previewListen } : {}),
     attached,
     files,
-    reload: () => reloadHaproxy(files),
+    reload: () => router.reloadNow(),
     detach: () => router.close(),
     stop: async (timeoutMs = 10_000) => {
       await router.close();
@@ -201,22 +203,4 @@ async function spawnHaproxy(bin: string, files: { config: string; admin: string;
   throw new KilnError("KILN_E_CONTROLLER", `HAProxy did not start${exited !== undefined ? ` (exit ${exited})` : " within 10 s"}: ${tail || "no error in haproxy.log"}`, {
     hint: `see ${files.log}`,
   });
-}
-
-/**
- * Seamless reload: the master re-executes itself with the same config and
- * hands the listening sockets to the new worker; the old worker finishes its
- * connections (bounded by hard-stop-after). Dynamic servers live only in a
- * worker, so the caller re-applies its table afterwards (HaproxyRouter.open does).
- */
-export async function reloadHaproxy(files: { master: string; admin: string }): Promise<void> {
-  const before = await runtimeCommand(files.master, "show proc");
-  await runtimeCommand(files.master, "reload").catch(() => undefined);
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    const now = await runtimeCommand(files.master, "show proc").catch(() => "");
-    if (now !== "" && now !== before && (await runtimeAlive(files.admin))) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new KilnError("KILN_E_CONTROLLER", "HAProxy reload did not complete within 10 s", { hint: "see haproxy.log; `show proc` on master.sock lists failed reloads" });
 }

@@ -35,10 +35,11 @@ import {
   type Counters,
   type Router,
   type RouterStats,
+  type HealthCheckConfig,
   type RoutingTable,
   type TargetStatus,
 } from "../router.js";
-import { LOG_RING, frontendOf, parseLogLine, parseServersState, parseStat, type StatRow } from "./config.js";
+import { LOG_RING, frontendOf, renderConfig, type ConfigInput, type ConfigServer, parseLogLine, parseServersState, parseStat, type StatRow } from "./config.js";
 import {
   PREVIEW_BACKEND,
   PROD_BACKEND,
@@ -68,6 +69,19 @@ export interface HaproxyRouterOptions {
   log?: (line: string) => void;
   /** sweeper period (retirement, reweigh on health change); default 200 ms */
   sweepMs?: number;
+  /**
+   * The config file and what it is rendered from (servers and health come
+   * from the tables). With it, each applied table is also written to the file,
+   * and a table whose health path or timeout changes reloads HAProxy through
+   * the master CLI (seamless: old workers finish their connections).
+   */
+  config?: {
+    file: string;
+    base: Omit<ConfigInput, "servers" | "serverOptions" | "health">;
+    /** the health check the file was just written with (fresh HAProxy); absent when attaching: the state file knows */
+    health?: HealthCheckConfig;
+    masterSocket: string;
+  };
 }
 
 interface PersistedState {
@@ -78,18 +92,31 @@ interface PersistedState {
   /** production counters of deleted servers, per release */
   retained: Record<string, Counters>;
   retainedPreview: Record<string, Counters>;
+  /** counters of live servers from HAProxy workers replaced by a reload (a new worker counts from 0), by backend/server */
+  offsets: Record<string, Counters>;
+  /** the health check the config file was last written with */
+  configHealth?: HealthCheckConfig;
 }
 
-const emptyState = (): PersistedState => ({ version: 0, drainingSince: {}, retiring: [], retained: {}, retainedPreview: {} });
+const emptyState = (): PersistedState => ({ version: 0, drainingSince: {}, retiring: [], retained: {}, retainedPreview: {}, offsets: {} });
 const zero = (): Counters => ({ requests: 0, errors5xx: 0, connectFailures: 0 });
 const key = (backend: string, name: string) => `${backend}/${name}`;
 
-function addInto(into: Record<string, Counters>, release: string, row: StatRow): void {
-  const c = (into[release] ??= zero());
-  c.requests += row.stot;
-  c.errors5xx += row.hrsp5xx;
-  c.connectFailures += row.econ + row.eresp;
+const countersOf = (row: StatRow): Counters => ({ requests: row.stot, errors5xx: row.hrsp5xx, connectFailures: row.econ + row.eresp });
+
+function addInto(into: Record<string, Counters>, release: string, c: Counters): void {
+  const to = (into[release] ??= zero());
+  to.requests += c.requests;
+  to.errors5xx += c.errors5xx;
+  to.connectFailures += c.connectFailures;
 }
+
+function sum(a: Counters, b: Counters | undefined): Counters {
+  return { requests: a.requests + (b?.requests ?? 0), errors5xx: a.errors5xx + (b?.errors5xx ?? 0), connectFailures: a.connectFailures + (b?.connectFailures ?? 0) };
+}
+
+/** A health change the config file must carry (path and timeout live there; interval and thresholds are per server). */
+const configHealthDiffers = (a: HealthCheckConfig | undefined, b: HealthCheckConfig) => a !== undefined && (a.path !== b.path || a.timeoutMs !== b.timeoutMs);
 
 interface Observed {
   servers: Map<string, ObservedServer[]>;
@@ -126,6 +153,7 @@ export class HaproxyRouter implements Router {
   static async open(o: HaproxyRouterOptions): Promise<HaproxyRouter> {
     const r = new HaproxyRouter(o);
     r.state = await loadState(o.stateFile);
+    if (o.config?.health) r.state.configHealth = o.config.health;
     if (o.requestLog) await r.streamLog();
     const obs = await r.observe();
     for (const row of obs.stat.values()) r.baseline.set(key(row.backend, row.name), row.stot - row.scur);
@@ -175,6 +203,15 @@ export class HaproxyRouter implements Router {
       if (await this.reweigh(obs)) obs = await this.observe();
       await this.awaitLog(obs);
       return this.render(obs);
+    });
+  }
+
+  /** Seamless reload from the config file (see the private reload), then the table re-applied and read back. */
+  reloadNow(): Promise<void> {
+    return this.serial(async () => {
+      if (!this.o.config) throw new KilnError("KILN_E_INTERNAL", "haproxy router: reload needs the config file option");
+      await this.reload();
+      if (this.state.table) await this.apply(this.state.table);
     });
   }
 
@@ -264,7 +301,82 @@ export class HaproxyRouter implements Router {
     const draining: Record<string, number> = {};
     for (const t of table.targets) if (t.state === "draining") draining[t.id] = this.state.drainingSince[t.id] ?? now;
     this.state = { ...this.state, version: table.version, table, drainingSince: draining };
+    if (this.o.config) {
+      const reload = configHealthDiffers(this.state.configHealth, table.health);
+      await this.writeConfig(table, opts);
+      if (reload) {
+        await this.reload();
+        await this.apply(table); // the new worker starts from the file: put drains back and read everything back
+        return;
+      }
+    }
     await saveState(this.o.stateFile, this.state);
+  }
+
+  /** Write the config file as of `table` (servers as planned, retiring ones with weight 0, in maint when disabled). */
+  private async writeConfig(table: RoutingTable, opts: { intervalMs: number; rise: number; fall: number }): Promise<void> {
+    const c = this.o.config!;
+    const obs = await this.observe();
+    const servers: Record<string, ConfigServer[]> = {};
+    for (const [be, desired] of this.desired(table, obs)) {
+      const list: ConfigServer[] = desired.map((d) => ({ name: d.name, address: d.address, weight: d.admin === "drain" ? 0 : d.weight, disabled: false }));
+      for (const r of this.state.retiring.filter((x) => x.backend === be)) {
+        const o = (obs.servers.get(be) ?? []).find((x) => x.name === r.name);
+        if (o) list.push({ name: r.name, address: o.address, weight: 0, disabled: r.phase === "maint" });
+      }
+      servers[be] = list;
+    }
+    const text = renderConfig({ ...c.base, health: table.health, servers, serverOptions: opts });
+    const tmp = `${c.file}.tmp-${process.pid}`;
+    const fh = await open(tmp, "w", 0o600);
+    try {
+      await fh.writeFile(text, "utf8");
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, c.file);
+    this.state.configHealth = table.health;
+  }
+
+  /**
+   * Seamless reload through the master CLI: the master re-executes with the
+   * config file, the new worker takes over the listeners, old workers finish
+   * their connections (bounded by hard-stop-after). A new worker counts from
+   * 0, so live counters move into offsets first; the request log stream is
+   * reopened on the new worker.
+   */
+  private async reload(): Promise<void> {
+    const c = this.o.config!;
+    const obs = await this.observe();
+    for (const row of obs.stat.values()) {
+      const k = key(row.backend, row.name);
+      this.state.offsets[k] = sum(countersOf(row), this.state.offsets[k]);
+    }
+    await saveState(this.o.stateFile, this.state);
+    const oldPid = workerPid(await this.cmd("show info"));
+    await runtimeCommand(c.masterSocket, "reload").catch(() => undefined); // the master closes the connection as it re-executes
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const info = await this.cmd("show info").catch(() => "");
+      const pid = workerPid(info);
+      if (pid !== undefined && pid !== oldPid) break;
+      if (Date.now() > until) {
+        throw new KilnError("KILN_E_CONTROLLER", "HAProxy reload did not bring up a new worker within 15 s", {
+          hint: "see haproxy.log; `show proc` on the master socket lists failed reloads (the old worker keeps serving)",
+        });
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    this.logLine(`haproxy router: reloaded HAProxy (worker ${oldPid} → new worker)`);
+    this.logged.clear();
+    this.baseline.clear();
+    if (this.o.requestLog) {
+      const old = this.logStream;
+      this.logStream = undefined;
+      old?.destroy();
+      await this.streamLog();
+    }
   }
 
   /** Re-plan production weights from observed health; true when something was changed. */
@@ -311,7 +423,9 @@ export class HaproxyRouter implements Router {
       } else if (next.action === "delete") {
         const out = (await this.cmd(`del server ${r.backend}/${r.name}`)).trim();
         if (/deleted/i.test(out)) {
-          addInto(r.backend === PROD_BACKEND ? this.state.retained : this.state.retainedPreview, r.release, row);
+          const k = key(r.backend, r.name);
+          addInto(r.backend === PROD_BACKEND ? this.state.retained : this.state.retainedPreview, r.release, sum(countersOf(row), this.state.offsets[k]));
+          delete this.state.offsets[k];
           this.logged.delete(key(r.backend, r.name));
           this.baseline.delete(key(r.backend, r.name));
           changed = true;
@@ -406,6 +520,7 @@ export class HaproxyRouter implements Router {
     const targets: TargetStatus[] = (table?.targets ?? []).map((t) => {
       const s = prod.get(t.id);
       const row = obs.stat.get(key(PROD_BACKEND, t.id));
+      const c = sum(row ? countersOf(row) : zero(), this.state.offsets[key(PROD_BACKEND, t.id)]);
       const healthy = s !== undefined && (s.opState === 1 || s.opState === 2);
       const out: TargetStatus = {
         id: t.id,
@@ -416,9 +531,9 @@ export class HaproxyRouter implements Router {
         healthy,
         inRotation: t.state === "active" && healthy && t.weight > 0,
         inflight: row?.scur ?? 0,
-        requests: row?.stot ?? 0,
-        errors5xx: row?.hrsp5xx ?? 0,
-        connectFailures: (row?.econ ?? 0) + (row?.eresp ?? 0),
+        requests: c.requests,
+        errors5xx: c.errors5xx,
+        connectFailures: c.connectFailures,
       };
       const since = this.state.drainingSince[t.id];
       if (since !== undefined) out.drainingSince = since;
@@ -431,7 +546,7 @@ export class HaproxyRouter implements Router {
       for (const row of obs.stat.values()) {
         if (row.backend !== backend) continue;
         const release = this.releaseOfServer(backend, row.name);
-        if (release !== undefined) addInto(out, release, row);
+        if (release !== undefined) addInto(out, release, sum(countersOf(row), this.state.offsets[key(backend, row.name)]));
       }
       for (const r of hists.keys()) out[r] ??= zero();
       if (this.o.requestLog) for (const [r, c] of Object.entries(out)) c.latency = [...(hists.get(r) ?? new Array<number>(LATENCY_HISTOGRAM_SIZE).fill(0))];
@@ -482,4 +597,9 @@ async function saveState(file: string, state: PersistedState): Promise<void> {
     await fh.close();
   }
   await rename(tmp, file);
+}
+
+function workerPid(showInfo: string): number | undefined {
+  const m = /^Pid:\s*(\d+)/m.exec(showInfo);
+  return m ? Number(m[1]) : undefined;
 }

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -140,5 +140,37 @@ describe("HaproxyRouter with HAProxy 2.6", { skip: present ? false : `${HAPROXY_
     assert.notEqual(second.pid, first.pid);
     assert.equal((await request(second.listen)).headers["x-kiln-instance"], "a", "routes at once, before any controller table");
     assert.equal((await second.router.stats()).tableVersion, 3);
+  });
+
+  it("reloads seamlessly when the health check path changes: 0 failed requests under load, drains and counters carried over", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const [a, b, c] = await Promise.all(["a", "b", "c"].map(backend));
+    const h = await router(dir);
+    const targets = [target("a", a!.address), target("b", b!.address), target("c", c!.address, { state: "draining" })];
+    await h.router.setTable(table(1, targets));
+    let done = 0;
+    const traffic = load(h.listen, { total: 4000, concurrency: 8, deadlineMs: 60_000, onProgress: (n) => (done = n) });
+    await waitFor(() => done >= 300, "load running");
+    const slow = request(h.listen, { path: "/slow?ms=1500" });
+    await waitFor(async () => (await h.router.stats()).targets.some((t) => t.inflight > 0), "slow request in flight");
+    const before = await h.router.stats();
+    const workerBefore = /^Pid: (\d+)/m.exec(await runtimeCommand(h.files.admin, "show info"))![1];
+
+    await h.router.setTable(table(2, targets, { health: { path: "/ready", intervalMs: 60_000, timeoutMs: 1000, healthyThreshold: 1, unhealthyThreshold: 1 } }));
+    const workerAfter = /^Pid: (\d+)/m.exec(await runtimeCommand(h.files.admin, "show info"))![1];
+    assert.notEqual(workerAfter, workerBefore, "a new worker serves after the reload");
+    assert.match(readFileSync(h.files.config, "utf8"), /option httpchk GET \/ready\n[^]*server a 127\.0\.0\.1:\d+ weight 1 check/);
+    const cHits = c!.hits.length;
+    assert.equal((await slow).status, 200, "a request in flight on the old worker finishes");
+    const { replies, errors } = await traffic;
+    assert.deepEqual(errors, [], `failed requests: ${errors.slice(0, 5).join(" | ")}`);
+    assert.ok(replies.length > 300);
+    assert.equal(c!.hits.length, cHits, "the draining target is still drained by the new worker");
+    const after = await h.router.stats();
+    assert.equal(after.pid, before.pid, "the master stays");
+    assert.equal(after.tableVersion, 2);
+    assert.ok(after.releases.r1!.requests >= before.releases.r1!.requests, "counters do not go backwards across the reload");
+    assert.equal(after.targets.find((t) => t.id === "c")!.inRotation, false);
   });
 });
