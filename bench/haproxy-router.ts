@@ -48,10 +48,21 @@ export function parseWrk(out: string): WrkRun {
   return { reqPerSec: Math.round(rps), p99Ms: Math.round(p99 * 100) / 100, errors: non2xx + sockErrors };
 }
 
-function wrk(url: string, seconds: number): WrkRun {
-  const r = spawnSync("wrk", ["-t1", "-c32", `-d${seconds}s`, "--latency", url], { encoding: "utf8", timeout: (seconds + 30) * 1000 });
-  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.stdout}`);
-  return parseWrk(r.stdout);
+/** wrk as a child process, awaited without blocking this event loop (kiln's router reads its request log here meanwhile). */
+function wrk(url: string, seconds: number): Promise<WrkRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("wrk", ["-t1", "-c32", `-d${seconds}s`, "--latency", url], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 30) * 1000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(parseWrk(out));
+      else reject(new Error(`wrk failed (${code}): ${err || out}`));
+    });
+  });
 }
 
 function handWrittenConfig(listen: string, backends: string[]): string {
@@ -77,7 +88,7 @@ function handWrittenConfig(listen: string, backends: string[]): string {
 
 export async function benchHaproxyRouter(opts: { seconds?: number; rounds?: number } = {}): Promise<HaproxyRouterBench> {
   const seconds = opts.seconds ?? 8;
-  const rounds = opts.rounds ?? 2;
+  const rounds = opts.rounds ?? 3;
   const dir = mkdtempSync(join(os.tmpdir(), "kiln-bench-haproxy-"));
   const children: ChildProcess[] = [];
   let stopKiln: (() => Promise<void>) | undefined;
@@ -89,7 +100,10 @@ export async function benchHaproxyRouter(opts: { seconds?: number; rounds?: numb
     const cfg = join(dir, "hand.cfg");
     writeFileSync(cfg, handWrittenConfig(handListen, backends.map((b) => b.address)));
     const out = openSync(join(dir, "hand.log"), "a");
-    const hand = spawn(HAPROXY_BIN, ["-W", "-f", cfg], { stdio: ["ignore", out, out] });
+    // Detached like kiln's own HAProxy (its own session): with the kernel's
+    // autogroup scheduling a session is a scheduling group, so both data
+    // planes must get the same treatment for the ratio to mean anything.
+    const hand = spawn(HAPROXY_BIN, ["-W", "-f", cfg], { stdio: ["ignore", out, out], detached: true });
     closeSync(out);
     children.push(hand);
 
@@ -105,13 +119,13 @@ export async function benchHaproxyRouter(opts: { seconds?: number; rounds?: numb
     const poll = setInterval(() => void kiln.router.stats().catch(() => undefined), 1000);
 
     await waitFor(async () => (await fetch(`http://${handListen}/version`).then((r) => r.status).catch(() => 0)) === 200, "hand-written HAProxy up");
-    wrk(`http://${handListen}/version`, 2); // warm up both
-    wrk(`http://${kiln.listen}/version`, 2);
+    await wrk(`http://${handListen}/version`, 2); // warm up both
+    await wrk(`http://${kiln.listen}/version`, 2);
     const handRuns: WrkRun[] = [];
     const kilnRuns: WrkRun[] = [];
     for (let i = 0; i < rounds; i++) {
-      handRuns.push(wrk(`http://${handListen}/version`, seconds));
-      kilnRuns.push(wrk(`http://${kiln.listen}/version`, seconds));
+      handRuns.push(await wrk(`http://${handListen}/version`, seconds));
+      kilnRuns.push(await wrk(`http://${kiln.listen}/version`, seconds));
     }
     clearInterval(poll);
     const s = await kiln.router.stats();

@@ -44,6 +44,8 @@ export interface StartHaproxyOptions {
   requestLog?: boolean;
   haproxyBin?: string;
   log?: (line: string) => void;
+  /** the router's sweeper period (retirement, reweigh); default 500 ms */
+  sweepMs?: number;
 }
 
 export interface RunningHaproxyRouter {
@@ -149,6 +151,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     requestLog: boot.requestLog,
     pid,
     log,
+    ...(o.sweepMs !== undefined ? { sweepMs: o.sweepMs } : {}),
     config: { file: files.config, base: configBase(boot), masterSocket: files.master, ...(attached ? {} : { health: startHealth }) },
   });
   const masterPid = pid;

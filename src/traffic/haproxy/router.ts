@@ -67,7 +67,7 @@ export interface HaproxyRouterOptions {
   requestLog: boolean;
   now?: () => number;
   log?: (line: string) => void;
-  /** sweeper period (retirement, reweigh on health change); default 200 ms */
+  /** sweeper period (retirement, reweigh on health change); default 500 ms */
   sweepMs?: number;
   /**
    * The config file and what it is rendered from (servers and health come
@@ -166,7 +166,7 @@ export class HaproxyRouter implements Router {
         await r.apply(t);
       }
     }
-    r.timer = setInterval(() => void r.serial(() => r.sweep()).catch((e) => r.logLine(`haproxy router: sweep failed: ${(e as Error).message}`)), o.sweepMs ?? 200);
+    r.timer = setInterval(() => void r.serial(() => r.sweep()).catch((e) => r.logLine(`haproxy router: sweep failed: ${(e as Error).message}`)), o.sweepMs ?? 500);
     r.timer.unref();
     return r;
   }
