@@ -13,7 +13,7 @@ import { isKilnError } from "../../../src/errors.js";
 import { pidAlive } from "../../../src/home.js";
 import { HAPROXY_BIN, startHaproxyRouter, type RunningHaproxyRouter } from "../../../src/traffic/haproxy/process.js";
 import { runtimeCommand } from "../../../src/traffic/haproxy/runtime.js";
-import { firstLine, load, request, startBackend, table, target, tempDir, waitExit, waitFor, type Backend } from "../helpers.js";
+import { firstLine, load, request, send, startBackend, table, target, tempDir, waitExit, waitFor, type Backend } from "../helpers.js";
 
 const present = existsSync(HAPROXY_BIN);
 if (!present && process.env.KILN_REQUIRE_ALL === "1") throw new Error(`${HAPROXY_BIN} is missing and KILN_REQUIRE_ALL=1`);
@@ -172,5 +172,40 @@ describe("HaproxyRouter with HAProxy 2.6", { skip: present ? false : `${HAPROXY_
     assert.equal(after.tableVersion, 2);
     assert.ok(after.releases.r1!.requests >= before.releases.r1!.requests, "counters do not go backwards across the reload");
     assert.equal(after.targets.find((t) => t.id === "c")!.inRotation, false);
+  });
+
+  it("removes a server whose drain deadline passed: its sessions are shut down, then it is deleted", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const [a, b] = await Promise.all(["a", "b"].map(backend));
+    const h = await router(dir);
+    await h.router.setTable(table(1, [target("a", a!.address)], { drainTimeoutMs: 300 }));
+    const stuck = request(h.listen, { path: "/slow?ms=20000", timeoutMs: 30_000 }).then(
+      (r) => `HTTP ${r.status}`,
+      (e: Error) => e.message,
+    );
+    await waitFor(async () => (await h.router.stats()).targets[0]!.inflight === 1, "request in flight");
+    await h.router.setTable(table(2, [target("b", b!.address)], { drainTimeoutMs: 300 }));
+    await waitFor(async () => (await serversIn(h)).join() === "b", "a deleted after its deadline", 15_000, 100);
+    const outcome = await stuck;
+    assert.ok(outcome !== "HTTP 200", `the request past the deadline was cut (${outcome})`);
+    assert.equal((await request(h.listen)).headers["x-kiln-instance"], "b");
+    const s = await h.router.stats();
+    assert.equal(s.releases.r1!.requests >= 2, true, "the deleted server's request stays counted on its release");
+  });
+
+  it("reweighs from observed health: with every listed release down, an unlisted healthy one serves (fallback)", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const [b1, g1] = await Promise.all(["b1", "g1"].map(backend));
+    const h = await router(dir);
+    const health = { path: "/healthz", intervalMs: 100, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1 };
+    await h.router.setTable(table(1, [target("b1", b1!.address, { release: "blue" }), target("g1", g1!.address, { release: "green" })], { releaseWeights: { blue: 100 }, health }));
+    assert.deepEqual(await send(h.listen, 4), { b1: 4 });
+    b1!.setSick(true);
+    await waitFor(async () => (await h.router.stats()).targets.find((t) => t.id === "b1")!.healthy === false, "HAProxy marks b1 down", 10_000, 50);
+    await waitFor(async () => JSON.stringify(await send(h.listen, 2)) === JSON.stringify({ g1: 2 }), "green takes the traffic", 10_000, 100);
+    b1!.setSick(false);
+    await waitFor(async () => JSON.stringify(await send(h.listen, 2)) === JSON.stringify({ b1: 2 }), "blue back, green out again", 10_000, 100);
   });
 });
