@@ -187,14 +187,23 @@ async function spawnHaproxy(bin: string, files: { config: string; admin: string;
   });
   closeSync(out);
   let exited: number | null | undefined;
+  let spawnError: NodeJS.ErrnoException | undefined;
   child.once("exit", (code) => (exited = code));
-  child.once("error", () => (exited = -1));
+  child.once("error", (e: NodeJS.ErrnoException) => {
+    spawnError = e;
+    exited = -1;
+  });
   child.unref();
   const until = Date.now() + 10_000;
   while (Date.now() < until) {
     if (exited !== undefined) break;
     if (await runtimeAlive(files.admin)) return child.pid!;
     await new Promise((r) => setTimeout(r, 25));
+  }
+  if (spawnError) {
+    throw new KilnError("KILN_E_CONTROLLER", `cannot run ${bin}: ${spawnError.code ?? spawnError.message}`, {
+      hint: spawnError.code === "ENOENT" ? "install HAProxy 2.6 (apt-get install haproxy) or use `router: builtin`" : `check that ${bin} is executable`,
+    });
   }
   if (exited === undefined) child.kill("SIGKILL");
   const tail = (await readFile(files.log, "utf8").catch(() => "")).split("\n").filter((l) => /ALERT|error/i.test(l)).slice(-3).join(" | ");

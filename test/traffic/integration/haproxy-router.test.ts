@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import http from "node:http";
+import net, { type AddressInfo } from "node:net";
+import path from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { isKilnError } from "../../../src/errors.js";
@@ -207,5 +209,26 @@ describe("HaproxyRouter with HAProxy 2.6", { skip: present ? false : `${HAPROXY_
     await waitFor(async () => JSON.stringify(await send(h.listen, 2)) === JSON.stringify({ g1: 2 }), "green takes the traffic", 10_000, 100);
     b1!.setSick(false);
     await waitFor(async () => JSON.stringify(await send(h.listen, 2)) === JSON.stringify({ b1: 2 }), "blue back, green out again", 10_000, 100);
+  });
+
+  it("explains a taken listen address and a missing haproxy binary", async () => {
+    const { dir, cleanup } = await tempDir();
+    cleanups.push(cleanup);
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise((r) => squatter.close(() => r())));
+    const taken = `127.0.0.1:${(squatter.address() as AddressInfo).port}`;
+    await assert.rejects(startHaproxyRouter({ listen: taken, runDir: path.join(dir, "a") }), (e: unknown) => {
+      assert.ok(isKilnError(e));
+      assert.equal(e.message, `HAProxy cannot listen on ${taken}: address already in use`);
+      assert.match(e.hint ?? "", /change `listen` in kiln\.yaml/);
+      return true;
+    });
+    await assert.rejects(startHaproxyRouter({ listen: "127.0.0.1:0", runDir: path.join(dir, "b"), haproxyBin: path.join(dir, "no-haproxy") }), (e: unknown) => {
+      assert.ok(isKilnError(e));
+      assert.match(e.message, /cannot run .*no-haproxy: ENOENT/);
+      assert.match(e.hint ?? "", /apt-get install haproxy/);
+      return true;
+    });
   });
 });
