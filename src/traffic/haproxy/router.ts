@@ -355,14 +355,21 @@ export class HaproxyRouter implements Router {
     }
     await saveState(this.o.stateFile, this.state);
     const oldPid = workerPid(await this.cmd("show info"));
-    await runtimeCommand(c.masterSocket, "reload").catch(() => undefined); // the master closes the connection as it re-executes
     const until = Date.now() + 15_000;
+    let askedAt = 0;
     for (;;) {
+      // Ask again when no new worker came after a while: a reload asked while the master is still
+      // settling after its own start was seen to be lost (rare, on a loaded machine).
+      if (Date.now() - askedAt > 3000) {
+        askedAt = Date.now();
+        await runtimeCommand(c.masterSocket, "reload").catch(() => undefined); // the master closes the connection as it re-executes
+      }
       const info = await this.cmd("show info").catch(() => "");
       const pid = workerPid(info);
       if (pid !== undefined && pid !== oldPid) break;
       if (Date.now() > until) {
-        throw new KilnError("KILN_E_CONTROLLER", "HAProxy reload did not bring up a new worker within 15 s", {
+        const procs = (await runtimeCommand(c.masterSocket, "show proc").catch((e: Error) => e.message)).replace(/\s+/g, " ").trim();
+        throw new KilnError("KILN_E_CONTROLLER", `HAProxy reload did not bring up a new worker within 15 s (worker ${oldPid}; master: ${procs.slice(0, 300)})`, {
           hint: "see haproxy.log; `show proc` on the master socket lists failed reloads (the old worker keeps serving)",
         });
       }
