@@ -10,6 +10,7 @@ import { KilnError } from "../errors.js";
 import { extractArchive } from "./archive.js";
 import { archiveSource, dirSource, importDockerArchive, importOci } from "./import.js";
 import type { DebPackage } from "./dpkg.js";
+import type { OsRelease } from "./sbom.js";
 import { nodeBase } from "./node-base.js";
 import { obtainRuntime, parseRuntimeBase, type RuntimeInfo, type RuntimeRequest } from "./runtime.js";
 import type { Store } from "./store.js";
@@ -28,6 +29,8 @@ export interface BaseImage {
   runtime?: RuntimeInfo;
   /** Debian packages the base's files come from, when known */
   packages?: DebPackage[];
+  /** the distribution those packages belong to */
+  os?: OsRelease;
 }
 
 export interface BaseContext {

@@ -6,7 +6,7 @@
 // it by cache key and never re-compress its ~100 MB.
 
 import { execFile } from "node:child_process";
-import { lstat, readlink, stat } from "node:fs/promises";
+import { lstat, readFile, readlink, stat } from "node:fs/promises";
 import { promisify } from "node:util";
 import { KilnError } from "../errors.js";
 import type { BaseContext, BaseImage } from "./base.js";
@@ -15,6 +15,7 @@ import { DEFAULT_PATH, isoFromEpoch, ociArchitecture } from "./compose.js";
 import { canonicalBytes, canonicalJson, sha256Digest } from "./digest.js";
 import { cachedLayer, hashFile, layerCacheKey, planLayer, writeLayer, type LayerEntry } from "./layer.js";
 import { resolveLinkTarget } from "./paths.js";
+import { parseOsRelease } from "./sbom.js";
 import { RUNTIME_LABEL, type Runtime, type RuntimeInfo } from "./runtime.js";
 import type { Store } from "./store.js";
 import { ANNOTATION, MEDIA_TYPE, type LayerRecord, type OciImageConfig, type OciManifest } from "./types.js";
@@ -176,7 +177,9 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
   };
   const name = `kiln/node:${info.version}`;
   const digest = await putImage(store, config, [record], { [ANNOTATION.title]: name, [ANNOTATION.version]: info.version, ...runtimeLabels(info) });
-  return { name, digest, config, layers: [record], cached, runtime: info, packages };
+  // The libraries are the host's, so their distribution is the host's.
+  const os = parseOsRelease(await readFile("/etc/os-release", "utf8").catch(() => ""));
+  return { name, digest, config, layers: [record], cached, runtime: info, packages, ...(os ? { os } : {}) };
 }
 
 function pickStat(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number; mode: number }): HostInput["stat"] {
