@@ -1,8 +1,10 @@
 // The CycloneDX 1.6 JSON schema as the library ships it (res/schema), compiled
 // with ajv 8 (draft-07) + ajv-formats. The library's own validator needs a
 // third optional package (ajv-formats-draft2019) kiln does not install; the
-// schema is the same. "idn-email" is the one format ajv-formats lacks: any
-// string passes it (kiln writes no e-mail addresses).
+// schema is the same. ajv-formats lacks "iri-reference" and "idn-email":
+// an IRI reference is checked as a string without whitespace or control
+// characters (kiln writes only ASCII URLs), any string passes "idn-email"
+// (kiln writes no e-mail addresses).
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -25,6 +27,7 @@ export function cyclonedxErrors(doc: unknown): string[] {
     const ajv = new Ajv({ strict: false, allErrors: true });
     addFormats(ajv);
     ajv.addFormat("idn-email", true);
+    ajv.addFormat("iri-reference", /^[^\s\u0000-\u001f\u007f]*$/u);
     // bom-1.6 refers to its neighbours by their SNAPSHOT file names
     for (const name of ["spdx.SNAPSHOT.schema.json", "jsf-0.82.SNAPSHOT.schema.json", "cryptography-defs.SNAPSHOT.schema.json"]) {
       ajv.addSchema({ ...load(name), $id: `http://cyclonedx.org/schema/${name}` });
