@@ -10,7 +10,7 @@ export type { ExportFormat, ExportOptions, ExportResult } from "./export.js";
 export { unpackRootfs } from "./unpack.js";
 export { parseBaseSpec } from "./base.js";
 export { readImageSbom } from "./sbom-write.js";
-export { referrerUploads, recordReferrer, referrersTag, referrersTagIndex, listReferrers } from "./referrers.js";
+export { referrerUploads, recordReferrer, referrersTag, referrersTagIndex, listReferrers, storePulledReferrer } from "./referrers.js";
 export type { ReferrerDescriptor, ReferrerUpload } from "./referrers.js";
 export type { BaseSpec } from "./base.js";
 export { isDigest } from "./digest.js";

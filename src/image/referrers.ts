@@ -158,3 +158,35 @@ export async function readReferrerDocument(store: Store, subjectDigest: string, 
   return { artifact, document: await store.readBlob(layer.digest) };
 }
 
+
+/**
+ * For pull: keep an artifact manifest fetched from a registry (through the
+ * referrers API or the referrersTag() index) as a referrer of `subject`. Its
+ * blobs must already be in the store (pulled and verified like layers); the
+ * manifest must refer to `subject` and hash to `expectedDigest` when given.
+ */
+export async function storePulledReferrer(store: Store, subject: Descriptor, manifestBytes: Uint8Array, expectedDigest?: string): Promise<ReferrerDescriptor> {
+  let doc: Partial<ArtifactManifest>;
+  try {
+    doc = JSON.parse(Buffer.from(manifestBytes).toString("utf8")) as Partial<ArtifactManifest>;
+  } catch (e) {
+    throw new KilnError("KILN_E_IMAGE", `a referrer of ${subject.digest} is not JSON`, { cause: e });
+  }
+  if (doc.subject?.digest !== subject.digest) {
+    throw new KilnError("KILN_E_UNSAFE", `artifact ${expectedDigest ?? "?"} does not refer to ${subject.digest}`, { hint: "the registry's referrers list is wrong; the artifact was not kept" });
+  }
+  const artifactType = typeof doc.artifactType === "string" ? doc.artifactType : doc.config?.mediaType;
+  if (!artifactType) throw new KilnError("KILN_E_IMAGE", `artifact ${expectedDigest ?? "?"} has no artifactType`);
+  for (const b of [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])]) {
+    if (!b || !isDigest(b.digest) || !(await store.hasBlob(b.digest))) {
+      throw new KilnError("KILN_E_IMAGE", `artifact ${expectedDigest ?? "?"} needs blob ${b?.digest ?? "?"}, which is not in the store`, { hint: "pull its blobs before its manifest" });
+    }
+  }
+  const writer = await store.createBlobWriter();
+  await writer.write(manifestBytes);
+  const blob = await writer.commit(expectedDigest === undefined ? {} : { digest: expectedDigest });
+  const d: ReferrerDescriptor = { mediaType: MEDIA_TYPE.manifest, digest: blob.digest, size: blob.size, artifactType };
+  if (doc.annotations && Object.keys(doc.annotations).length > 0) d.annotations = doc.annotations;
+  await recordReferrer(store, subject, d);
+  return d;
+}

@@ -11,7 +11,7 @@ import { parseBaseSpec } from "../../src/image/base.js";
 import { canonicalBytes } from "../../src/image/digest.js";
 import { parseDpkgQuery, parseDpkgSearch, parseDpkgStatus, usrMergeAliases } from "../../src/image/dpkg.js";
 import { collectGarbage } from "../../src/image/gc.js";
-import { bake, openStore, readImageSbom, referrerUploads, referrersTag, referrersTagIndex, type Store } from "../../src/image/index.js";
+import { bake, openStore, readImageSbom, referrerUploads, referrersTag, referrersTagIndex, storePulledReferrer, type Store } from "../../src/image/index.js";
 import { planLayer, writeLayer, type LayerEntry } from "../../src/image/layer.js";
 import { NODE_PINS, nodeSupport } from "../../src/image/node-releases.js";
 import { listReferrers } from "../../src/image/referrers.js";
@@ -264,6 +264,25 @@ test("every bake attaches an SBOM: schema-valid, Debian packages from the base's
   assert.equal(referrersTag(a.digest), `sha256-${a.digest.slice(7)}`);
   const idx = referrersTagIndex({ schemaVersion: 2, manifests: [upload!.descriptor] }, [upload!.descriptor]);
   assert.equal(idx.manifests.length, 1, "no duplicate referrers");
+});
+
+test("what push uploads, pull keeps: the SBOM travels to another store with its image", async (t) => {
+  const a = await bakeOnce(t, "travel");
+  const other = openStore(join(await tempDir(t), "other"));
+  // the image itself, as a pull would bring it
+  const manifest = await a.store.readJsonBlob<OciManifest>(a.digest);
+  for (const d of [manifest.config, ...manifest.layers]) await other.putBlob(await a.store.readBlob(d.digest));
+  const subject = { mediaType: MEDIA_TYPE.manifest, digest: a.digest, size: (await a.store.readBlob(a.digest)).length };
+  await other.putBlob(await a.store.readBlob(a.digest));
+  const [upload] = await referrerUploads(a.store, a.digest);
+  // a manifest whose blobs have not arrived yet is refused
+  await assert.rejects(storePulledReferrer(other, subject, upload!.manifest, upload!.descriptor.digest), (e) => code(e) === "KILN_E_IMAGE");
+  for (const b of upload!.blobs) await other.putBlob(await a.store.readBlob(b.digest));
+  // one that refers to another image is refused
+  await assert.rejects(storePulledReferrer(other, { ...subject, digest: "sha256:" + "0".repeat(64) }, upload!.manifest), (e) => code(e) === "KILN_E_UNSAFE");
+  const kept = await storePulledReferrer(other, subject, upload!.manifest, upload!.descriptor.digest);
+  assert.deepEqual(kept, upload!.descriptor);
+  assert.equal((await readImageSbom(other, a.digest)).text, a.sbomText);
 });
 
 test("gc keeps an image's SBOM with the image and removes it with the image", async (t) => {
