@@ -302,7 +302,10 @@ async function publish(staged: string, dir: string, info: RuntimeInfo): Promise<
   try {
     await rename(staged, dir);
   } catch {
-    // An existing (maybe stale) directory: replace it.
+    // A concurrent bake published the same runtime first: use its copy (it may be reading it).
+    const theirs = await cached(dir, (i) => i.archive?.hex === info.archive?.hex && i.binarySha256 === info.binarySha256);
+    if (theirs) return theirs;
+    // Otherwise a stale or broken directory: replace it.
     const aside = `${dir}.old-${process.pid}`;
     await rename(dir, aside).catch(() => undefined);
     await rm(aside, { recursive: true, force: true });
