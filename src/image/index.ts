@@ -10,6 +10,8 @@ export type { ExportFormat, ExportOptions, ExportResult } from "./export.js";
 export { unpackRootfs } from "./unpack.js";
 export { parseBaseSpec } from "./base.js";
 export { readImageSbom } from "./sbom-write.js";
+export { nodeSupport, NODE_PINS, NODE_LINES } from "./node-releases.js";
+export type { RuntimeSupport } from "./node-releases.js";
 export { referrerUploads, recordReferrer, referrersTag, referrersTagIndex, listReferrers, storePulledReferrer } from "./referrers.js";
 export type { ReferrerDescriptor, ReferrerUpload } from "./referrers.js";
 export type { BaseSpec } from "./base.js";

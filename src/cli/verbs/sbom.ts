@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { homeFor } from "../../home.js";
-import { openStore, readImageSbom, resolveRef } from "../../image/index.js";
+import { nodeSupport, openStore, readImageSbom, resolveRef } from "../../image/index.js";
 import { out, specFile, type GlobalOptions } from "../context.js";
 
 interface Comp {
@@ -43,7 +43,11 @@ Examples:
       const comps = doc.components ?? [];
       out(`${s.image.name}:${s.image.version} ${digest}`);
       out(`  sbom      ${sbom.artifact} (CycloneDX ${doc.specVersion ?? "?"}; --json prints it)`);
-      if (s.runtime) out(`  runtime   ${s.runtime.name} ${s.runtime.version}${s.runtime.source ? ` from ${s.runtime.source}` : ""}`);
+      if (s.runtime) {
+        const support = nodeSupport(s.runtime.version, new Date().toISOString().slice(0, 10));
+        const note = support.status === "end-of-life" ? ` — END OF LIFE since ${support.endOfLife}` : support.status === "ending-soon" ? ` — end of life on ${support.endOfLife}` : support.endOfLife ? ` (supported until ${support.endOfLife})` : "";
+        out(`  runtime   ${s.runtime.name} ${s.runtime.version}${s.runtime.source ? ` from ${s.runtime.source}` : ""}${note}`);
+      }
       if (s.base) out(`  base      ${s.base.name} ${s.base.digest ?? ""}`);
       if (s.os) out(`  os        ${s.os}`);
       out(`  ${s.counts.components} components: ${s.counts.debian} Debian packages, ${s.counts.npm} npm packages, ${s.counts.files} files`);
