@@ -14,6 +14,7 @@ import * as plan from "./verbs/plan.js";
 import * as pull from "./verbs/pull.js";
 import * as push from "./verbs/push.js";
 import * as review from "./verbs/review.js";
+import * as sbom from "./verbs/sbom.js";
 import * as generate from "./verbs/generate.js";
 import * as init from "./verbs/init.js";
 import * as spec from "./verbs/spec.js";
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
   doctor.register(program);
   gc.register(program);
   audit.register(program);
+  sbom.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

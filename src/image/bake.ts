@@ -16,8 +16,10 @@ import { KilnError } from "../errors.js";
 import { resolveBase } from "./base.js";
 import { composeConfig, composeManifest, isoFromEpoch, timestampedName, type ComposeInput } from "./compose.js";
 import { canonicalBytes } from "./digest.js";
-import { cachedLayer, collectFiles, layerCacheKey, planLayer, writeLayer } from "./layer.js";
+import { cachedLayer, collectFiles, layerCacheKey, planLayer, writeLayer, type LayerEntry } from "./layer.js";
 import { checkRefParts, formatRef } from "./ref.js";
+import { checkRuntimeSupport, runtimeOfBase } from "./runtime-check.js";
+import { writeImageSbom } from "./sbom-write.js";
 import type { Store } from "./store.js";
 import { MEDIA_TYPE, type BakeRecipe, type BakeResult, type FileEntry, type LayerRecord, type LayerRole, type LayerSummary, type ProgressFn } from "./types.js";
 
@@ -30,6 +32,12 @@ export interface BakeOptions {
   onProgress?: ProgressFn;
   /** where SOURCE_DATE_EPOCH is read from; defaults to process.env */
   env?: Record<string, string | undefined>;
+  /** refuse (KILN_E_SPEC) a base runtime past its end of life instead of warning */
+  strict?: boolean;
+  /** today, YYYY-MM-DD (UTC), for the end-of-life check; defaults to the clock */
+  today?: string;
+  /** write and attach the CycloneDX SBOM (default true) */
+  sbom?: boolean;
 }
 
 export type CreatedSource = "option" | "SOURCE_DATE_EPOCH" | "git" | "default";
@@ -95,8 +103,11 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   progress({ phase: "base", detail: recipe.base });
   const base = await resolveBase(recipe.base, { store, contextDir: recipe.contextDir, onProgress: progress });
   let allCached = base.cached;
+  const runtime = runtimeOfBase(base, opts.today ?? new Date().toISOString().slice(0, 10));
+  const warnings = checkRuntimeSupport(runtime, opts.strict ?? false, recipe.base);
+  for (const w of warnings) progress({ phase: "warning", detail: w });
 
-  const own: { role: LayerRole; record: LayerRecord }[] = [];
+  const own: { role: LayerRole; record: LayerRecord; entries: LayerEntry[] }[] = [];
   for (const { role, key } of ROLES) {
     const specs: FileEntry[] = recipe[key];
     if (specs.length === 0) continue;
@@ -111,7 +122,7 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
     });
     progress({ phase: "layer", detail: `${role}: ${cached ? "cached" : "built"} ${record.descriptor.digest}` });
     allCached &&= cached;
-    own.push({ role, record });
+    own.push({ role, record, entries: planned });
   }
 
   progress({ phase: "config" });
@@ -121,7 +132,11 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   const manifestBlob = await store.putBlob(canonicalBytes(manifest));
 
   progress({ phase: "tag", detail: ref });
-  await store.tag(ref, { mediaType: MEDIA_TYPE.manifest, digest: manifestBlob.digest, size: manifestBlob.size });
+  const manifestDescriptor = { mediaType: MEDIA_TYPE.manifest, digest: manifestBlob.digest, size: manifestBlob.size };
+  // The SBOM before the tag: a tagged image always has its SBOM.
+  const sbom = opts.sbom === false ? undefined : await writeImageSbom(store, { image: { name: recipe.name, version: recipe.version, digest: manifestBlob.digest, created: isoFromEpoch(epoch), revision: recipe.revision }, manifest: manifestDescriptor, base, layers: own });
+  if (sbom) progress({ phase: "sbom", detail: `${sbom.digest} (${sbom.summary.counts.components} components)` });
+  await store.tag(ref, manifestDescriptor);
 
   const layers: LayerSummary[] = [
     ...base.layers.map((l) => ({ role: "base" as const, digest: l.descriptor.digest, diffId: l.diffId, size: l.descriptor.size })),
@@ -135,5 +150,8 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
     created: isoFromEpoch(epoch),
     layers,
     cached: allCached,
+    warnings,
+    ...(runtime ? { runtime } : {}),
+    ...(sbom ? { sbom: { digest: sbom.digest, documentDigest: sbom.documentDigest, counts: sbom.summary.counts } } : {}),
   };
 }

@@ -1,5 +1,6 @@
-// Bases: the "node" runtime base built from this machine's Node binary
-// (node-base.ts), or an existing image imported from an OCI layout, an
+// Bases: the "node" runtime base built from a Node binary — this machine's
+// ("node"), a pinned release ("node@24") or an official tarball
+// ("node@file:PATH"), see runtime.ts and node-base.ts —, or an existing image imported from an OCI layout, an
 // oci-archive or a docker-archive (import.ts). Either way the result is a
 // manifest in the store (untagged), its layers and its config.
 
@@ -9,7 +10,10 @@ import { KilnError } from "../errors.js";
 import { extractArchive } from "./archive.js";
 import { checkImageLayers } from "./layer-check.js";
 import { archiveSource, dirSource, importDockerArchive, importOci } from "./import.js";
+import type { DebPackage } from "./dpkg.js";
+import type { OsRelease } from "./sbom.js";
 import { nodeBase } from "./node-base.js";
+import { obtainRuntime, parseRuntimeBase, type RuntimeInfo, type RuntimeRequest } from "./runtime.js";
 import type { Store } from "./store.js";
 import type { LayerRecord, OciImageConfig, ProgressFn } from "./types.js";
 
@@ -22,6 +26,12 @@ export interface BaseImage {
   layers: LayerRecord[];
   /** true when nothing had to be built, compressed or copied */
   cached: boolean;
+  /** the Node runtime a "node" base was built with */
+  runtime?: RuntimeInfo;
+  /** Debian packages the base's files come from, when known */
+  packages?: DebPackage[];
+  /** the distribution those packages belong to */
+  os?: OsRelease;
 }
 
 export interface BaseContext {
@@ -31,17 +41,19 @@ export interface BaseContext {
 }
 
 export type BaseSpec =
-  | { kind: "node" }
+  | { kind: "node"; runtime?: Exclude<RuntimeRequest, { kind: "host" }> }
   | { kind: "oci"; path: string; tag?: string }
   | { kind: "docker-archive"; path: string; tag?: string };
 
 /**
  * "node" | "oci:PATH[:TAG]" | "docker-archive:PATH[:NAME:TAG]". PATH ends at the
  * first ":" (as in skopeo), so "oci:/home/me/.kiln:shop:1.2" is the store
- * /home/me/.kiln, tag "shop:1.2".
+ * /home/me/.kiln, tag "shop:1.2". "node@24" and "node@file:PATH" name the
+ * runtime of a node base (see runtime.ts).
  */
 export function parseBaseSpec(base: string): BaseSpec {
-  if (base === "node") return { kind: "node" };
+  const runtime = parseRuntimeBase(base);
+  if (runtime) return runtime.kind === "host" ? { kind: "node" } : { kind: "node", runtime };
   for (const kind of ["oci", "docker-archive"] as const) {
     const prefix = `${kind}:`;
     if (base.startsWith(prefix)) {
@@ -54,13 +66,13 @@ export function parseBaseSpec(base: string): BaseSpec {
     }
   }
   throw new KilnError("KILN_E_IMAGE", `unknown base ${JSON.stringify(base)}`, {
-    hint: 'use "node", "oci:PATH[:TAG]" (an OCI layout directory or oci-archive file) or "docker-archive:PATH" (a docker save file)',
+    hint: 'use "node", "node@24" (a pinned Node.js release), "node@file:PATH", "oci:PATH[:TAG]" (an OCI layout directory or oci-archive file) or "docker-archive:PATH" (a docker save file)',
   });
 }
 
 export async function resolveBase(base: string, ctx: BaseContext): Promise<BaseImage> {
   const spec = parseBaseSpec(base);
-  if (spec.kind === "node") return nodeBase(ctx);
+  if (spec.kind === "node") return nodeBase(ctx, await obtainRuntime(spec.runtime ?? { kind: "host" }, ctx));
   const imported = await importBase(base, spec, ctx);
   // Refuse now what unpack would refuse later: otherwise the store, and `kiln push`,
   // would accept an image kiln itself will not run.

@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { KilnError, isKilnError } from "../errors.js";
 import { isDigest } from "./digest.js";
 import { withLock } from "./lock.js";
+import { listReferrers } from "./referrers.js";
 import type { Store } from "./store.js";
 import { ANNOTATION, type Descriptor, type OciIndex } from "./types.js";
 
@@ -248,6 +249,8 @@ async function mark(store: Store, digest: string, kind: string, marked: Map<stri
   for (const m of Array.isArray(doc.manifests) ? doc.manifests : []) {
     if (typeof m?.digest === "string" && isDigest(m.digest)) await mark(store, m.digest, "manifest", marked, blobs);
   }
+  // Artifacts referring to a kept image (its SBOM) are kept with it (referrers.ts).
+  for (const r of await listReferrers(store, digest)) await mark(store, r.digest, "manifest", marked, blobs);
 }
 
 /** For the report only: small JSON blobs are manifests or configs, the rest layers. */

@@ -1,19 +1,22 @@
-// The "node" base: this machine's Node binary at /usr/local/bin/node, every
-// shared library `ldd` lists for it (at its real path, with the symlinks that
+// The "node" base: a Node binary at /usr/local/bin/node (this machine's, or a
+// pinned release from runtime.ts), every shared library `ldd` lists for it (at its real path, with the symlinks that
 // lead there, e.g. /lib → usr/lib), the CA bundle, minimal /etc files, /tmp
 // and mount points. Its layer has mtime 0 (not the bake's time), so one cached
 // base layer serves every app and every commit on this machine: re-bakes find
 // it by cache key and never re-compress its ~100 MB.
 
 import { execFile } from "node:child_process";
-import { lstat, readlink, realpath, stat } from "node:fs/promises";
+import { lstat, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { promisify } from "node:util";
 import { KilnError } from "../errors.js";
 import type { BaseContext, BaseImage } from "./base.js";
+import { hostPackagesOwning, type DebPackage } from "./dpkg.js";
 import { DEFAULT_PATH, isoFromEpoch, ociArchitecture } from "./compose.js";
 import { canonicalBytes, canonicalJson, sha256Digest } from "./digest.js";
 import { cachedLayer, hashFile, layerCacheKey, planLayer, writeLayer, type LayerEntry } from "./layer.js";
 import { resolveLinkTarget } from "./paths.js";
+import { parseOsRelease } from "./sbom.js";
+import { RUNTIME_LABEL, type Runtime, type RuntimeInfo } from "./runtime.js";
 import type { Store } from "./store.js";
 import { ANNOTATION, MEDIA_TYPE, type LayerRecord, type OciImageConfig, type OciManifest } from "./types.js";
 
@@ -53,9 +56,23 @@ interface HostInput {
   stat: { size: number; mtimeMs: number; ctimeMs: number; ino: number; mode: number };
 }
 
-export async function nodeBase(ctx: BaseContext): Promise<BaseImage> {
+/** Labels recording the runtime in the image config (they carry over into every image baked on it). */
+export function runtimeLabels(info: RuntimeInfo): Record<string, string> {
+  const l: Record<string, string> = {
+    [RUNTIME_LABEL.name]: info.name,
+    [RUNTIME_LABEL.version]: info.version,
+    [RUNTIME_LABEL.source]: info.source,
+    [RUNTIME_LABEL.origin]: info.origin,
+    [RUNTIME_LABEL.sha256]: info.binarySha256,
+  };
+  if (info.archive) l[RUNTIME_LABEL.archive] = `${info.archive.name} ${info.archive.alg.toLowerCase().replace("-", "")}:${info.archive.hex}`;
+  return l;
+}
+
+export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<BaseImage> {
   const { store } = ctx;
-  ctx.onProgress({ phase: "base", detail: `node ${process.version} runtime` });
+  const binary = runtime.binaryPath;
+  ctx.onProgress({ phase: "base", detail: `node v${runtime.info.version} runtime (${runtime.info.source})` });
   const entries = new Map<string, LayerEntry>();
   const inputs: HostInput[] = [];
   const hostFiles: { entry: LayerEntry; hostPath: string }[] = [];
@@ -92,15 +109,15 @@ export async function nodeBase(ctx: BaseContext): Promise<BaseImage> {
   };
 
   // Layer files are opened with O_NOFOLLOW: hand over the real path.
-  await addFile(NODE_IN_IMAGE, await realpath(process.execPath), 0o755);
+  await addFile(NODE_IN_IMAGE, await realpath(binary), 0o755);
   let ldd: string;
   try {
-    ldd = (await execFileP("ldd", [process.execPath])).stdout;
+    ldd = (await execFileP("ldd", [binary])).stdout;
   } catch (e) {
     // A statically linked binary makes ldd exit 1 ("not a dynamic executable").
     ldd = (e as { stdout?: string }).stdout ?? "";
     if (!/not a dynamic executable|statically linked/.test(ldd + String((e as { stderr?: string }).stderr ?? ""))) {
-      throw new KilnError("KILN_E_IMAGE", `ldd ${process.execPath} failed`, { cause: e, hint: "install libc-bin (ldd) or use an oci: base" });
+      throw new KilnError("KILN_E_IMAGE", `ldd ${binary} failed`, { cause: e, hint: "install libc-bin (ldd) or use an oci: base" });
     }
   }
   const libs = parseLdd(ldd);
@@ -133,6 +150,17 @@ export async function nodeBase(ctx: BaseContext): Promise<BaseImage> {
   if (!known) {
     await store.cachePut("node-runtime", fingerprint, Object.fromEntries(hostFiles.map(({ entry, hostPath }) => [hostPath, { size: entry.file!.size, sha256: entry.file!.sha256 }])));
   }
+  const nodeFile = entries.get(NODE_IN_IMAGE)!.file!;
+  const info: RuntimeInfo = { ...runtime.info, binarySha256: nodeFile.sha256, binarySize: nodeFile.size };
+
+  // Which Debian packages the copied libraries come from (for the SBOM), looked up
+  // once per set of host files: dpkg -S costs ~0.1 s.
+  const libPaths = hostFiles.map((f) => f.hostPath).filter((p) => p !== binary).sort();
+  let packages = await store.cacheGet<DebPackage[]>("node-runtime-debs", fingerprint);
+  if (!Array.isArray(packages)) {
+    packages = await hostPackagesOwning(libPaths);
+    await store.cachePut("node-runtime-debs", fingerprint, packages);
+  }
 
   const planned = planLayer([...entries.values()]);
   const { record, cached } = await cachedLayer(store, "layers", layerCacheKey("base", planned, 0), async () => {
@@ -144,13 +172,15 @@ export async function nodeBase(ctx: BaseContext): Promise<BaseImage> {
     created: isoFromEpoch(0),
     architecture: ociArchitecture(process.arch),
     os: "linux",
-    config: { Env: [`PATH=${DEFAULT_PATH}`], Cmd: [`/${NODE_IN_IMAGE}`] },
+    config: { Env: [`PATH=${DEFAULT_PATH}`], Cmd: [`/${NODE_IN_IMAGE}`], Labels: runtimeLabels(info) },
     rootfs: { type: "layers", diff_ids: [record.diffId] },
-    history: [{ created: isoFromEpoch(0), created_by: `kiln: node ${process.version} runtime (binary, ldd libraries, CA certificates, /etc basics, /tmp)` }],
+    history: [{ created: isoFromEpoch(0), created_by: `kiln: node v${info.version} runtime from ${info.origin} (binary, ldd libraries, CA certificates, /etc basics, /tmp)` }],
   };
-  const name = `kiln/node:${process.versions.node}`;
-  const digest = await putImage(store, config, [record], { [ANNOTATION.title]: name, [ANNOTATION.version]: process.versions.node });
-  return { name, digest, config, layers: [record], cached };
+  const name = `kiln/node:${info.version}`;
+  const digest = await putImage(store, config, [record], { [ANNOTATION.title]: name, [ANNOTATION.version]: info.version, ...runtimeLabels(info) });
+  // The libraries are the host's, so their distribution is the host's.
+  const os = parseOsRelease(await readFile("/etc/os-release", "utf8").catch(() => ""));
+  return { name, digest, config, layers: [record], cached, runtime: info, packages, ...(os ? { os } : {}) };
 }
 
 function pickStat(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number; mode: number }): HostInput["stat"] {

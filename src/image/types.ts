@@ -59,6 +59,12 @@ export interface BakeResult {
   layers: LayerSummary[];
   /** true when no layer had to be built (every layer came from the cache) */
   cached: boolean;
+  /** things a person should act on (a base runtime past or near its end of life) */
+  warnings?: string[];
+  /** the base's Node runtime, when kiln knows it */
+  runtime?: { name: string; version: string; source: string; origin?: string; support: { status: string; endOfLife?: string; daysLeft?: number } };
+  /** the CycloneDX SBOM attached to the image (artifact manifest digest) */
+  sbom?: { digest: string; documentDigest: string; counts: { components: number; debian: number; npm: number; files: number } };
 }
 
 export interface ProgressEvent {

@@ -1,5 +1,5 @@
 // The public API of spec/: everything other modules may import.
-export { loadSpec, parseSpec, parseImageBase } from "./load.js";
+export { loadSpec, parseSpec, parseImageBase, isNodeBase } from "./load.js";
 export { parseDuration, formatDuration } from "./duration.js";
 export { computeConfigHash, canonicalJson } from "./config-hash.js";
 export { jsonSchema, jsonSchemaText } from "./json-schema.js";

