@@ -68,6 +68,25 @@ describe("kiln init (CLI)", () => {
     assert.equal(existsSync(join(app, "kiln.yaml")), false);
   });
 
+  test("an existing .gitignore gets .kiln/ added (not a conflict); an untranslatable start script: exit 2, each token named, nothing written", (t) => {
+    const app = temp(t);
+    cpSync(EXPRESS, app, { recursive: true });
+    writeFileSync(join(app, ".gitignore"), "node_modules\n");
+    const r = kiln(["init", app], app);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(join(app, ".gitignore"), "utf8"), "node_modules\n.kiln/\n");
+    assert.match(r.stdout, /added \.kiln\/ to \.gitignore/);
+
+    const bad = temp(t);
+    writeFileSync(join(bad, "package.json"), JSON.stringify({ name: "bad", scripts: { start: "tsc && serve dist | tee log" } }));
+    const refused = kiln(["init", bad], bad);
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /cannot translate package\.json scripts\.start/);
+    for (const token of ['"&&"', '"|"']) assert.ok(refused.stderr.includes(token), `${token} in:\n${refused.stderr}`);
+    assert.equal(existsSync(join(bad, "kiln.yaml")), false);
+    assert.equal(existsSync(join(bad, ".gitignore")), false);
+  });
+
   test("help has examples", (t) => {
     const r = kiln(["init", "--help"], temp(t));
     assert.equal(r.status, 0);
