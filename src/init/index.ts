@@ -68,7 +68,7 @@ export function initProject(dirArg: string, opts: InitOptions = {}, run: Runner 
   }
 
   const plan = planInit(scanProject(dir), { packages });
-  const conflicts = plan.files.filter((f) => f.path !== "kiln.yaml" && present(join(dir, f.path)) && !opts.force);
+  const conflicts = plan.files.filter((f) => f.path !== "kiln.yaml" && !f.update && present(join(dir, f.path)) && !opts.force);
   if (conflicts.length) {
     throw new KilnError("KILN_E_USAGE", `kiln init would overwrite ${conflicts.map((f) => f.path).join(", ")}`, { hint: "move it away, or pass --force" });
   }

@@ -5,12 +5,16 @@
 import { posix } from "node:path";
 import { KilnError } from "../errors.js";
 import { formatPackagesLabel, PACKAGES_LABEL, type PinnedPackage } from "../generate/index.js";
+import { ARGV_PRELOAD_FILE, argvPreloadSource } from "./argv-preload.js";
 import type { ProjectFacts, TopEntry } from "./scan.js";
+import { translateStartScript, type ScriptProblem } from "./start-script.js";
 import { STATIC_SERVER_FILE, staticServerSource } from "./static-server.js";
 
 export interface InitFile {
   path: string;
   content: string;
+  /** an existing file of the user's, extended (.gitignore): written even without --force */
+  update?: boolean;
 }
 
 export type Runtime = "dockerfile" | "node" | "static" | "binary";
@@ -30,6 +34,11 @@ export interface InitOptions {
 
 const NODE = "/usr/local/bin/node";
 const WORKDIR = "/app";
+/**
+ * The port written when the app names none (no --port, PORT=, EXPOSE, or `PORT || N` in its
+ * source): Node's habitual 3000, and not 8080, which the hello example's proxy listens on.
+ */
+export const DEFAULT_PORT = 3000;
 
 // Never part of the image: metadata, tests, docs, secrets, and what kiln writes itself.
 const EXCLUDE = new Set([
@@ -63,15 +72,10 @@ function plainList(items: readonly string[]): string {
   return `[${items.map(yamlString).join(", ")}]`;
 }
 
-/** `node server.js --flag` → {file: "server.js", args: ["--flag"]}; anything but a plain `[…] node [flags] FILE …` → undefined. */
+/** `node server.js --flag` → {file: "server.js", args: ["--flag"]}; anything but `[VAR=v…] node [flags] FILE …` → undefined. */
 export function entryFromStartScript(start: string | undefined): { file: string; args: string[] } | undefined {
-  if (!start || /[;&|<>$`'"]/.test(start)) return undefined;
-  const words = start.trim().split(/\s+/);
-  const i = words.findIndex((w) => w === "node" || w.endsWith("/node"));
-  if (i < 0) return undefined;
-  const j = words.findIndex((w, k) => k > i && !w.startsWith("-"));
-  if (j < 0) return undefined;
-  return { file: words[j]!, args: words.slice(j + 1) };
+  const t = start ? translateStartScript(start, {}) : undefined;
+  return t?.ok ? { file: t.start.file, args: t.start.args } : undefined;
 }
 
 function has(facts: ProjectFacts, name: string): TopEntry | undefined {
@@ -97,6 +101,10 @@ interface Start {
   env: Record<string, string>;
   /** extra files written by init */
   extra: InitFile[];
+  /** what the user should know about how the start was translated, or why scripts.start was not used */
+  notes?: string[];
+  /** a dependency's server (json-server, http-server…): no health route of the app's own to find */
+  dependency?: string;
 }
 
 function inWorkdir(workdir: string, p: string): string {
@@ -136,12 +144,33 @@ function dockerWorkdir(facts: ProjectFacts): string {
   return w && w.startsWith("/") ? posix.normalize(w) : WORKDIR;
 }
 
+/** scripts.start translated for an image without a shell (start-script.ts), or the problems that stop it. */
+function fromStartScript(facts: ProjectFacts): Start | ScriptProblem[] | undefined {
+  const script = facts.packageJson?.scripts?.start;
+  if (script === undefined) return undefined;
+  const t = translateStartScript(script, facts.commands ?? {});
+  if (!t.ok) return t.problems;
+  const s = t.start;
+  if (!has(facts, s.file.split("/")[0]!)) return [{ token: s.file, message: "no such file in the app" }];
+  const preload = s.expands ? ["--require", inWorkdir(WORKDIR, ARGV_PRELOAD_FILE)] : [];
+  const notes = [...s.notes];
+  if (s.expands) notes.push(`${ARGV_PRELOAD_FILE} (node --require) expands \${…} in the arguments from the instance's environment at launch: the image has no shell`);
+  return {
+    runtime: "node",
+    entrypoint: [NODE, ...preload, ...s.nodeFlags],
+    cmd: [inWorkdir(WORKDIR, s.file), ...s.args],
+    why: `from package.json scripts.start (${JSON.stringify(script)})${s.package ? `: ${s.package}'s own server, via ${s.via}` : ""}`,
+    workdir: WORKDIR,
+    port: s.port,
+    env: { NODE_ENV: "production", ...s.env },
+    extra: s.expands ? [{ path: ARGV_PRELOAD_FILE, content: argvPreloadSource() }] : [],
+    notes,
+    dependency: s.package,
+  };
+}
+
 function fromNode(facts: ProjectFacts): Start | undefined {
   const pkg = facts.packageJson;
-  const start = entryFromStartScript(pkg?.scripts?.start);
-  if (start && has(facts, start.file.split("/")[0]!)) {
-    return { runtime: "node", entrypoint: [NODE], cmd: [inWorkdir(WORKDIR, posix.normalize(start.file)), ...start.args], why: `from package.json scripts.start (${JSON.stringify(pkg!.scripts!.start)})`, workdir: WORKDIR, env: { NODE_ENV: "production" }, extra: [] };
-  }
   if (pkg?.main && has(facts, pkg.main.split("/")[0]!)) {
     return { runtime: "node", entrypoint: [NODE], cmd: [inWorkdir(WORKDIR, posix.normalize(pkg.main))], why: "from package.json main", workdir: WORKDIR, env: { NODE_ENV: "production" }, extra: [] };
   }
@@ -182,13 +211,32 @@ function withDockerfileSettings(start: Start, facts: ProjectFacts): Start {
   return { ...start, port: d.expose ?? start.port, user: user ?? start.user, env: { ...start.env, ...env } };
 }
 
+/** .gitignore with .kiln/ (the image store and rootfs cache, ~100 MB an image) added; undefined when it is there. */
+export function gitignoreWithKiln(existing: string | undefined): InitFile | undefined {
+  if (existing === undefined) return { path: ".gitignore", content: "# kiln's local state: baked images, their unpacked root filesystems, instance logs\n.kiln/\n" };
+  if (/^\/?\.kiln\/?\s*$/m.test(existing)) return undefined;
+  return { path: ".gitignore", content: `${existing}${existing === "" || existing.endsWith("\n") ? "" : "\n"}.kiln/\n`, update: true };
+}
+
 export function planInit(facts: ProjectFacts, opts: InitOptions = {}): InitPlan {
-  const found = fromDockerfile(facts) ?? fromNode(facts) ?? fromStatic(facts) ?? fromBinary(facts);
-  if (!found) {
+  const docker = fromDockerfile(facts);
+  const script = docker ? undefined : fromStartScript(facts);
+  const refused = Array.isArray(script) ? script : [];
+  const fallback = docker ?? (Array.isArray(script) ? undefined : script) ?? fromNode(facts) ?? fromStatic(facts) ?? fromBinary(facts);
+  if (!fallback) {
+    if (refused.length) {
+      throw new KilnError("KILN_E_USAGE", `cannot translate package.json scripts.start (${JSON.stringify(facts.packageJson?.scripts?.start)}) to run without a shell`, {
+        details: refused.map((p) => ({ where: "package.json scripts.start", message: `${JSON.stringify(p.token)}: ${p.message}` })),
+        hint: "kiln images run one program, without a shell or npm: make scripts.start `node FILE …` or `TOOL …` (a dependency's bin), with $PORT / ${PORT:-N} for the port, or write kiln.yaml by hand (`kiln schema` lists every key)",
+      });
+    }
     throw new KilnError("KILN_E_USAGE", `cannot tell how to start the app in ${facts.dirName}/`, {
       hint: "kiln init looks for a Dockerfile CMD/ENTRYPOINT, package.json (scripts.start or main), server.js/index.js, an index.html, or an executable; write kiln.yaml by hand otherwise (`kiln schema` lists every key)",
     });
   }
+  const found: Start = refused.length
+    ? { ...fallback, notes: [...(fallback.notes ?? []), ...refused.map((p) => `scripts.start not used: ${JSON.stringify(p.token)}: ${p.message}`)] }
+    : fallback;
   const start = withDockerfileSettings(found, facts);
   const pkg = facts.packageJson;
   const name = serviceName(pkg?.name ?? facts.dirName);
@@ -201,10 +249,16 @@ export function planInit(facts: ProjectFacts, opts: InitOptions = {}): InitPlan 
     ? [STATIC_SERVER_FILE, facts.staticRoots[0]!]
     : [...new Set([...appEntries(facts, skip), ...start.extra.map((f) => f.path)])].sort();
   const health = facts.healthRoutes[0];
-  const healthPath = start.runtime === "static" ? "/healthz" : health?.route ?? "/healthz";
-  const port = start.port ?? 8080;
+  // A dependency's server has no /healthz of its own; its root page is what answers.
+  const healthPath = start.runtime === "static" ? "/healthz" : health?.route ?? (start.dependency ? "/" : "/healthz");
+  const port = start.port ?? facts.sourcePort ?? DEFAULT_PORT;
+  const portWhy = start.port !== undefined
+    ? facts.dockerfile?.expose === start.port ? "the Dockerfile's EXPOSE" : "the port scripts.start names"
+    : facts.sourcePort !== undefined ? "the default next to PORT in the source" : `no port named by the app: kiln init's default, ${DEFAULT_PORT}`;
+  const listen = port >= 1024 ? port : DEFAULT_PORT;
   const user = start.user ?? "1000:1000";
   const lock = LOCKFILES.find((l) => has(facts, l));
+  const ignore = gitignoreWithKiln(facts.gitignore);
 
   const L: string[] = [];
   /** a line of YAML with its comment aligned at column 34 */
@@ -223,13 +277,15 @@ export function planInit(facts: ProjectFacts, opts: InitOptions = {}): InitPlan 
   line(`  files: ${plainList(files)}`);
   if (configDir) line("  config: [config]", "baked in too: changing config means a new image");
   line(`  workdir: ${start.workdir}`);
+  for (const n of start.notes ?? []) line(`  # note: ${n}`);
   line(`  # ${start.why}:`);
   line(`  entrypoint: ${flowList(start.entrypoint)}`);
   if (start.cmd.length) line(`  cmd: ${flowList(start.cmd)}`);
   const env = Object.keys(start.env).sort();
   if (env.length) line(`  env: { ${env.map((k) => `${k}: ${yamlString(start.env[k]!)}`).join(", ")} }`, "baked into the image");
   line(`  user: ${JSON.stringify(user)}`, `never root${start.user ? " (the Dockerfile's USER)" : ""}`);
-  line(`  port: ${port}`, `${start.port ? "the Dockerfile's EXPOSE; " : ""}kiln passes the real port in $PORT${facts.readsPort || start.runtime === "static" ? "" : " — the app must listen on it (no PORT found in the source)"}`);
+  const listens = facts.readsPort || start.runtime === "static" || start.dependency !== undefined || start.extra.some((f) => f.path === ARGV_PRELOAD_FILE);
+  line(`  port: ${port}`, `${portWhy}; kiln passes the real port in $PORT${listens ? "" : " — the app must listen on it (no PORT found in the source)"}`);
   if (opts.packages?.length) {
     line("  labels:");
     line("    # Debian packages a VM image of this service installs (`kiln generate packer`), pinned on this machine");
@@ -237,12 +293,18 @@ export function planInit(facts: ProjectFacts, opts: InitOptions = {}): InitPlan 
   }
   line("");
   line("instances: 3", "the fleet: identical, disposable instances of the one image");
-  line("listen: 127.0.0.1:8080", "where kiln's proxy serves the fleet");
+  line(`listen: 127.0.0.1:${listen}`, "where kiln's proxy serves the fleet");
   line("# env: { KEY: value }", "declared at launch, not baked in");
   line("# volumes: [{ name: data, path: /data }]", "the only writable, persistent paths: state lives outside the image");
   line("");
   line("health:");
-  line(`  path: ${healthPath}`, start.runtime === "static" ? `${STATIC_SERVER_FILE} answers it` : health ? `found in ${health.file}` : "no /healthz, /health, /up or /status route found: add one that answers 2xx when ready");
+  line(
+    `  path: ${healthPath}`,
+    start.runtime === "static" ? `${STATIC_SERVER_FILE} answers it`
+    : health ? `found in ${health.file}`
+    : start.dependency ? `${start.dependency}'s root page; no /healthz, /health, /up or /status route found in the app`
+    : "no /healthz, /health, /up or /status route found: add one that answers 2xx when ready",
+  );
   line("  interval: 1s");
   line("  timeout: 2s");
   line("  healthyThreshold: 2");
@@ -259,6 +321,8 @@ export function planInit(facts: ProjectFacts, opts: InitOptions = {}): InitPlan 
     ...(useDeps ? [`dependencies: node_modules${hasNodeModules ? "" : " (run `npm ci --omit=dev` before `kiln bake`)"}`] : []),
     ...(opts.packages?.length ? [`packages: ${formatPackagesLabel(opts.packages)}`] : []),
     ...start.extra.map((f) => `added ${f.path}`),
+    ...(ignore ? [`${ignore.update ? "added .kiln/ to" : "wrote"} .gitignore (kiln's image store and rootfs cache, ~100 MB an image)`] : []),
+    ...(start.notes ?? []).map((n) => `note: ${n}`),
   ];
-  return { name, runtime: start.runtime, summary, files: [{ path: "kiln.yaml", content: `${L.join("\n")}\n` }, ...start.extra] };
+  return { name, runtime: start.runtime, summary, files: [{ path: "kiln.yaml", content: `${L.join("\n")}\n` }, ...start.extra, ...(ignore ? [ignore] : [])] };
 }

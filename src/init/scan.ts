@@ -2,8 +2,9 @@
 // package.json, a Dockerfile, and route strings in its source. Reading only;
 // the decisions are made from these facts by plan.ts.
 
-import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
-import { basename, extname, join } from "node:path";
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from "node:fs";
+import { basename, dirname, extname, join, posix, relative, sep } from "node:path";
+import { scriptCommand, type CommandFact } from "./start-script.js";
 
 export interface TopEntry {
   name: string;
@@ -20,6 +21,8 @@ export interface PackageJson {
   main?: string;
   scripts?: Record<string, string>;
   dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  bin?: string | Record<string, string>;
 }
 
 export interface DockerfileFacts {
@@ -43,6 +46,12 @@ export interface ProjectFacts {
   readsPort: boolean;
   /** directories (relative) holding an index.html: ".", "public", "dist", … */
   staticRoots: string[];
+  /** the default port the source names next to PORT (`process.env.PORT || 5000`), if one */
+  sourcePort?: number;
+  /** scripts.start's command, resolved (a dependency's bin, or a file of the app) */
+  commands?: Record<string, CommandFact>;
+  /** the text of .gitignore, when there is one */
+  gitignore?: string;
 }
 
 export const HEALTH_ROUTES = ["/healthz", "/health", "/up", "/status"] as const;
@@ -154,9 +163,13 @@ export function scanProject(dir: string): ProjectFacts {
 
   const found = new Map<string, string>();
   let readsPort = false;
+  let sourcePort: number | undefined;
   for (const rel of sourceFiles(dir)) {
     const text = readFileSync(join(dir, rel), "utf8");
     if (/\bPORT\b/.test(text)) readsPort = true;
+    // process.env.PORT || 5000, env.PORT ?? "5000", Number(process.env.PORT) || 5000
+    const dflt = /\bPORT\b["'\]]?\)?\s*(?:\|\||\?\?)\s*["']?([0-9]{2,5})\b/.exec(text);
+    if (dflt && sourcePort === undefined && Number(dflt[1]) < 65536) sourcePort = Number(dflt[1]);
     for (const route of HEALTH_ROUTES) {
       if (found.has(route)) continue;
       // the route in a string literal: "/healthz", '/up', `/status`, "GET /health"
@@ -173,5 +186,130 @@ export function scanProject(dir: string): ProjectFacts {
     }
   });
 
-  return { dirName: basename(dir), entries, packageJson, dockerfile, healthRoutes, readsPort, staticRoots };
+  const commands: Record<string, CommandFact> = {};
+  const cmd = scriptCommand(packageJson?.scripts?.start);
+  if (cmd !== undefined) {
+    const fact = resolveCommand(dir, cmd, packageJson ?? {});
+    if (fact) commands[cmd] = fact;
+  }
+  let gitignore: string | undefined;
+  try {
+    if (lstatSync(join(dir, ".gitignore")).isFile()) gitignore = readFileSync(join(dir, ".gitignore"), "utf8");
+  } catch {
+    // none
+  }
+
+  return { dirName: basename(dir), entries, packageJson, dockerfile, healthRoutes, readsPort, staticRoots, sourcePort, commands, gitignore };
+}
+
+function firstLine(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    const b = Buffer.alloc(200);
+    const n = readSync(fd, b, 0, 200, 0);
+    return b.subarray(0, n).toString("utf8").split("\n")[0]!;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Node runs it: a JS file name, or a shebang naming node (`#!/usr/bin/env node`). */
+function nodeProgram(path: string): { node: boolean; shebang?: string } {
+  const line = firstLine(path);
+  const shebang = line.startsWith("#!") ? line.trim() : undefined;
+  if (shebang) return { node: /\bnode(js)?\b/.test(shebang), shebang };
+  return { node: [".js", ".cjs", ".mjs"].includes(extname(path)) };
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** "node_modules/@scope/pkg/lib/x.js" → "@scope/pkg" */
+function packageOf(rel: string): string | undefined {
+  const parts = rel.split("/");
+  if (parts[0] !== "node_modules" || parts.length < 3) return undefined;
+  return parts[1]!.startsWith("@") ? `${parts[1]}/${parts[2]}` : parts[1];
+}
+
+/** Does the package's own code (not its dependencies) read process.env.PORT? Bounded: 400 files. */
+function packageReadsPort(pkgDir: string): boolean {
+  let seen = 0;
+  const walk = (d: string): boolean => {
+    let names: string[];
+    try {
+      names = readdirSync(d).sort();
+    } catch {
+      return false;
+    }
+    for (const name of names) {
+      if (seen >= 400) return false;
+      const abs = join(d, name);
+      const st = lstatSync(abs);
+      if (st.isDirectory() && name !== "node_modules" && !name.startsWith(".")) {
+        if (walk(abs)) return true;
+      } else if (st.isFile() && st.size <= MAX_BYTES && ([".js", ".cjs", ".mjs"].includes(extname(name)) || extname(name) === "")) {
+        seen++;
+        if (/\benv(?:\.PORT\b|\[["']PORT["']\])/.test(readFileSync(abs, "utf8"))) return true;
+      }
+    }
+    return false;
+  };
+  return walk(pkgDir);
+}
+
+/**
+ * A start script's command → the file node runs. A path is a file of the app; a name is
+ * looked up as npm would put it on PATH: node_modules/.bin/NAME (a symlink to the package's
+ * bin file), else the "bin" field of each package in node_modules that the app depends on.
+ */
+export function resolveCommand(dir: string, cmd: string, pkg: PackageJson): CommandFact | undefined {
+  const inside = (abs: string) => {
+    const rel = relative(dir, abs);
+    return rel && !rel.startsWith("..") && !rel.startsWith(sep) ? rel.split(sep).join("/") : undefined;
+  };
+  if (cmd.includes("/")) {
+    const rel = inside(join(dir, cmd));
+    if (!rel || !isFile(join(dir, rel))) return undefined;
+    return { file: posix.normalize(rel), via: `package.json scripts.start (${cmd})`, ...nodeProgram(join(dir, rel)) };
+  }
+  const dev = (name: string) => pkg.devDependencies?.[name] !== undefined && pkg.dependencies?.[name] === undefined;
+  const fact = (abs: string, via: string): CommandFact | undefined => {
+    const rel = inside(abs);
+    if (!rel || !isFile(abs)) return undefined;
+    const name = packageOf(rel);
+    return {
+      file: rel,
+      via,
+      package: name,
+      devOnly: name !== undefined && dev(name),
+      readsPort: name !== undefined && packageReadsPort(join(dir, "node_modules", name)),
+      ...nodeProgram(abs),
+    };
+  };
+
+  const link = join(dir, "node_modules", ".bin", cmd);
+  try {
+    if (lstatSync(link).isSymbolicLink()) {
+      const found = fact(join(dirname(link), readlinkSync(link)), `node_modules/.bin/${cmd}`);
+      if (found) return found;
+    }
+  } catch {
+    // no .bin entry: look at the packages' "bin" fields
+  }
+  const names = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.devDependencies ?? {})];
+  for (const name of names) {
+    const meta = readJson(join(dir, "node_modules", name, "package.json")) as PackageJson | undefined;
+    const bin = meta?.bin;
+    const file = typeof bin === "string" ? (name.replace(/^@[^/]+\//, "") === cmd ? bin : undefined) : bin?.[cmd];
+    if (typeof file === "string") {
+      const found = fact(join(dir, "node_modules", name, file), `the "bin" of ${name}'s package.json`);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }

@@ -97,7 +97,9 @@ export function loadSpec(file: string): LoadedSpec {
   } catch (e) {
     throw new KilnError("KILN_E_SPEC", `${shown}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
       cause: e,
-      hint: "run kiln in the directory that holds kiln.yaml, or pass its path with -f",
+      hint: (e as NodeJS.ErrnoException).code === "ENOENT"
+        ? "run kiln in the directory that holds kiln.yaml, or pass its path with -f; for an app without one, `kiln init` writes it"
+        : "run kiln in the directory that holds kiln.yaml, or pass its path with -f",
     });
   }
   const parsed = parseSpec(text, shown);
