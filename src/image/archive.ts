@@ -10,8 +10,12 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { KilnError } from "../errors.js";
+import { countingTap, LAYER_LIMITS, LayerMeter, type LayerLimits } from "./layer-check.js";
 import { entryComponents, resolveLinkTarget, unsafeEntryName } from "./paths.js";
 import type { Store } from "./store.js";
+
+/** An archive holds the layers (each capped on its own) plus small JSON: a layer's caps, times a few layers' worth of entries. */
+const ARCHIVE_LIMITS: LayerLimits = { ...LAYER_LIMITS, layerEntries: 100_000 };
 
 export interface ExtractedArchive {
   /** host path of the archive member `name`, following symlinks inside the archive */
@@ -41,6 +45,12 @@ export async function extractArchive(store: Store, archivePath: string): Promise
   const consume = async () => {
     for await (const entry of extract) {
       const h = entry.header;
+      if (++n > ARCHIVE_LIMITS.layerEntries) {
+        throw new KilnError("KILN_E_UNSAFE", `archive ${archivePath} has more than ${ARCHIVE_LIMITS.layerEntries} entries`, {
+          hint: "an image archive holds a few files per layer; do not use this one",
+          details: [{ where: archivePath, message: "entry count over the cap" }],
+        });
+      }
       const bad = unsafeEntryName(h.name);
       if (bad) {
         throw new KilnError("KILN_E_UNSAFE", `archive ${archivePath} has an unsafe entry ${JSON.stringify(h.name)} (${bad})`, {
@@ -50,7 +60,7 @@ export async function extractArchive(store: Store, archivePath: string): Promise
       }
       const name = entryComponents(h.name).join("/");
       if (h.type === "file" || h.type === "contiguous-file") {
-        const path = join(dir, String(n++));
+        const path = join(dir, String(n));
         const fh = await open(path, "wx", 0o600);
         try {
           for await (const chunk of entry) await fh.write(chunk as Buffer);
@@ -70,7 +80,11 @@ export async function extractArchive(store: Store, archivePath: string): Promise
   try {
     const gz = await isGzipFile(archivePath);
     const source = createReadStream(archivePath);
-    const feed = gz ? pipeline(source, createGunzip(), extract) : pipeline(source, extract);
+    // The same caps as a layer's (bytes, ratio): a gzipped archive may be a decompression bomb too.
+    let read = 0;
+    const counter = countingTap((b) => (read += b));
+    const meter = new LayerMeter(archivePath, ARCHIVE_LIMITS, () => (gz ? read : 0));
+    const feed = gz ? pipeline(source, counter, createGunzip(), meter, extract) : pipeline(source, meter, extract);
     await Promise.all([
       feed,
       consume().catch((e: unknown) => {

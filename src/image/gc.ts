@@ -25,6 +25,7 @@ import { withLock } from "./lock.js";
 import { listReferrers } from "./referrers.js";
 import type { Store } from "./store.js";
 import { ANNOTATION, type Descriptor, type OciIndex } from "./types.js";
+import { rootfsMarker } from "./unpack.js";
 
 export interface GcPin {
   digest: string;
@@ -179,6 +180,8 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
       // Renamed aside first: unpackRootfs treats an existing directory as complete, so a
       // half-deleted tree must never sit under rootfs/<hex>.
       const aside = store.tmpPath(`gc-rootfs-${r.hex.slice(0, 12)}`);
+      // The marker goes first: a tree without it is never used, whatever happens next.
+      await rm(rootfsMarker(store, r.hex), { force: true });
       try {
         await rename(join(store.rootfsRoot(), r.hex), aside);
       } catch {

@@ -12,9 +12,9 @@
 // - a tag (org.opencontainers.image.ref.name = "name:version") never moves.
 
 import { createHash, randomBytes, type Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { constants, createReadStream } from "node:fs";
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { KilnError } from "../errors.js";
 import { canonicalJson, digestHex, isDigest } from "./digest.js";
@@ -325,6 +325,20 @@ class OciStore implements Store {
       await fh.close();
     }
     await rename(tmp, path);
+    await fsyncDir(dirname(path));
+  }
+}
+
+/**
+ * fsync a directory, so a rename or create in it survives a crash (the file's
+ * own fsync does not cover its directory entry).
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
@@ -365,7 +379,9 @@ class FileBlobWriter implements BlobWriter {
     }
     // Same digest, same path: a blob that already exists is replaced by an
     // identical, freshly verified copy (this also heals a corrupted one).
-    await rename(this.tmp, this.store.blobPath(digest));
+    const path = this.store.blobPath(digest);
+    await rename(this.tmp, path);
+    await fsyncDir(dirname(path));
     return { digest, size: this.size };
   }
 

@@ -27,17 +27,37 @@ import tar from "tar-stream";
 import { KilnError } from "../errors.js";
 import { digestHex } from "./digest.js";
 import { readImage } from "./images.js";
+import { withLock } from "./lock.js";
 import { countingTap, LAYER_LIMITS, LayerMeter, unsafeEntry, type LayerLimits } from "./layer-check.js";
 import { entryComponents, resolveLinkTarget, unsafeEntryName } from "./paths.js";
-import type { Store } from "./store.js";
+import { fsyncDir, type Store } from "./store.js";
 import { MEDIA_TYPE, type Descriptor } from "./types.js";
 
 const MOUNT_POINTS = ["dev", "proc", "sys", "tmp"];
 
+/** The marker beside rootfs/<hex> that says the tree is whole (written, fsynced, renamed into place). */
+export function rootfsMarker(store: Store, hex: string): string {
+  return join(store.rootfsRoot(), `${hex}.complete`);
+}
+
 export async function unpackRootfs(store: Store, digest: string, limits: LayerLimits = LAYER_LIMITS): Promise<string> {
   const hex = digestHex(digest);
   const final = join(store.rootfsRoot(), hex);
-  if (await isDir(final)) return final;
+  const marker = rootfsMarker(store, hex);
+  if ((await isFile(marker)) && (await isDir(final))) return final;
+  await mkdir(store.rootfsRoot(), { recursive: true, mode: 0o755 });
+  // One unpacker per digest: the others wait and then find the marker.
+  return withLock(join(store.rootfsRoot(), `${hex}.lock`), () => unpackLocked(store, digest, hex, final, marker, limits), { timeoutMs: 30 * 60_000 });
+}
+
+async function unpackLocked(store: Store, digest: string, hex: string, final: string, marker: string, limits: LayerLimits): Promise<string> {
+  if ((await isFile(marker)) && (await isDir(final))) return final;
+  if ((await lstat(final).catch(() => undefined)) !== undefined) {
+    // A tree without its marker was cut short (a crash between rename and marker, or a
+    // partial copy): never used. Moved aside, not deleted at once — an instance started
+    // by an older kiln may still run from it; the store's tmp sweep removes it later.
+    await rename(final, store.tmpPath(`rootfs-incomplete-${hex.slice(0, 12)}`));
+  }
 
   const { manifest, config } = await readImage(store, digest);
   const diffIds = config.rootfs?.diff_ids ?? [];
@@ -45,7 +65,6 @@ export async function unpackRootfs(store: Store, digest: string, limits: LayerLi
     throw new KilnError("KILN_E_IMAGE", `${digest}: ${manifest.layers.length} layers but ${diffIds.length} diff_ids`);
   }
   const tmp = store.tmpPath(`rootfs-${hex.slice(0, 12)}`);
-  await mkdir(store.rootfsRoot(), { recursive: true, mode: 0o755 });
   await mkdir(tmp, { recursive: true, mode: 0o755 });
   try {
     for (const [i, layer] of manifest.layers.entries()) {
@@ -57,22 +76,37 @@ export async function unpackRootfs(store: Store, digest: string, limits: LayerLi
       if ((await lstat(join(tmp, dir)).catch(() => undefined)) === undefined) await mkdir(join(tmp, dir), { mode: 0o755 });
     }
     await chmod(tmp, 0o755);
-    try {
-      await rename(tmp, final);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      // Another caller finished first: theirs is identical, keep it.
-      if ((code === "ENOTEMPTY" || code === "EEXIST") && (await isDir(final))) {
-        await rm(tmp, { recursive: true, force: true });
-        return final;
-      }
-      throw e;
-    }
+    // Files were fsynced as they were written; their directory entries now, before the marker.
+    await syncDirs(tmp);
+    await rename(tmp, final);
+    await fsyncDir(store.rootfsRoot());
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+  const fh = await open(marker, "w", 0o644);
+  try {
+    await fh.writeFile(`${digest}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsyncDir(store.rootfsRoot());
   return final;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return (await lstat(path).catch(() => undefined))?.isFile() === true;
+}
+
+/** fsync every directory of a tree (not following symlinks). */
+async function syncDirs(root: string): Promise<void> {
+  const stack = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    for (const d of await readdir(dir, { withFileTypes: true })) if (d.isDirectory()) stack.push(join(dir, d.name));
+    await fsyncDir(dir);
+  }
 }
 
 async function isDir(path: string): Promise<boolean> {
@@ -231,6 +265,7 @@ async function applyEntry(root: string, layer: string, entry: TarEntry, created:
       try {
         for await (const chunk of entry) await fh.write(chunk as Buffer);
         await fh.chmod(mode);
+        await fh.datasync();
       } finally {
         await fh.close();
       }

@@ -91,6 +91,16 @@ describe("import refuses hostile layers (bake would refuse what unpack refuses)"
     await assert.rejects(resolveBase(base, ctx(store, dir)), kilnError("KILN_E_UNSAFE", "decompression bomb"));
   });
 
+  test("a gzipped oci-archive that is itself a gzip bomb is refused while extracting", async (t) => {
+    const dir = await tempDir(t, "kiln-hostile-");
+    const bomb = await gzipBomb(100 * 1024 * 1024); // a tar holding 100 MiB of zeros, gzipped
+    await mkdir(join(dir, "src"));
+    await writeFile(join(dir, "src", "image.tar.gz"), bomb.gz);
+    const store = openStore(join(dir, "store"));
+    await assert.rejects(resolveBase(`oci:${join(dir, "src", "image.tar.gz")}`, ctx(store, dir)), kilnError("KILN_E_UNSAFE", "decompression bomb"));
+    assert.deepEqual(await readdir(join(store.root, "tmp")), [], "the extracted part was removed");
+  });
+
   test("FIFOs and devices in a base are never created by unpack, and the base imports", async (t) => {
     const dir = await tempDir(t, "kiln-hostile-");
     const layers = [await layerOf([{ name: "dev/evil", type: "character-device" }, { name: "run/fifo", type: "fifo" }, { name: "etc/motd", body: "hi" }])];

@@ -97,7 +97,8 @@ test("gc keeps the newest N releases, the live rollback target and what instance
   assert.match(why(images[1]!.digest), /instance fixture-r2-aaaaaa runs it/);
   // rootfs: v1 and v3 removed, v7 (live) kept
   assert.deepEqual(r.removedRootfs.map((x) => x.digest).sort(), [images[0]!.digest, images[2]!.digest].sort());
-  assert.deepEqual(await readdir(store.rootfsRoot()), [images[6]!.digest.slice(7)]);
+  assert.deepEqual((await readdir(store.rootfsRoot())).filter((n) => !n.endsWith(".complete")), [images[6]!.digest.slice(7)]);
+  assert.deepEqual((await readdir(store.rootfsRoot())).filter((n) => n.endsWith(".complete")), [`${images[6]!.digest.slice(7)}.complete`], "markers go with their trees");
   assert.ok(r.bytesFreed > 0 && r.removedBlobs.length >= 6, `freed ${r.bytesFreed} bytes in ${r.removedBlobs.length} blobs`);
   assert.equal(r.bytesFreed, r.removedBlobs.reduce((n, b) => n + b.size, 0) + r.removedRootfs.reduce((n, x) => n + x.bytes, 0));
 

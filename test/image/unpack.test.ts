@@ -124,7 +124,7 @@ test("concurrent unpacks of one digest agree on one tree", async (t) => {
   const roots = await Promise.all(Array.from({ length: 4 }, () => unpackRootfs(store, digest)));
   assert.equal(new Set(roots).size, 1);
   assert.equal(await readFile(join(roots[0]!, "d3/f123"), "utf8"), "content 123");
-  assert.deepEqual(await readdir(store.rootfsRoot()), [digest.slice(7)]);
+  assert.deepEqual(await readdir(store.rootfsRoot()), [digest.slice(7), `${digest.slice(7)}.complete`]);
   assert.deepEqual(await readdir(join(store.root, "tmp")), []);
 });
 

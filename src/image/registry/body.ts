@@ -44,7 +44,8 @@ function tooLarge(what: string, cap: number): KilnError {
  * (a registry that stops sending mid-body would otherwise hang kiln forever).
  */
 export function withIdleTimeout(res: Response, ac: AbortController, idleMs: number, registry: string): Response {
-  if (!res.body) return res;
+  // A null-body status cannot be rebuilt with a body (and has none to wait for).
+  if (!res.body || [101, 204, 205, 304].includes(res.status)) return res;
   const reader = res.body.getReader();
   let timer: NodeJS.Timeout | undefined;
   // Armed only while the reader waits for the registry, so a slow consumer is never blamed on it.
