@@ -11,7 +11,6 @@
 // reported by status and history.
 
 import type { DeployRequest, ReleaseSpec, ReleaseView, RolloutView } from "../../controller/types.js";
-import { limitsOf } from "../../derive/index.js";
 import { KilnError } from "../../errors.js";
 import { openStore, type Store } from "../../image/index.js";
 import { isRegistryRef, parseRegistryRef } from "../../image/registry/index.js";
@@ -27,7 +26,7 @@ import {
   type WatchOptions,
   type WatchOutcome,
 } from "../../providers/swarm/index.js";
-import { LABEL } from "../../derive/index.js";
+import { LABEL, limitsOf } from "../../derive/index.js";
 import type { StrategyName } from "../../rollout/types.js";
 import type { Spec } from "../../spec/index.js";
 import { StateDb, type Release, type RolloutRecord } from "../../state/db.js";
