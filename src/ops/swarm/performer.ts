@@ -122,8 +122,8 @@ export class SwarmPerformer implements RolloutPerformer {
   readonly name = "swarm" as const;
   readonly instead = {
     promote: "Swarm has no manual promotion step: deploy when you would promote (`kiln deploy`)",
-    pause: "Swarm performs this rollout itself and kiln cannot hold it: follow it with `kiln status`, or return to the previous release with `kiln rollback`",
-    abort: "Swarm performs this rollout itself: use `kiln rollback` to return to the release that was live (Swarm's own rollback)",
+    pause: "kiln cannot hold an update Swarm performs: follow it with `kiln status`, or return to the previous release with `kiln rollback`",
+    abort: "use `kiln rollback` to return to the release that was live (Swarm's own rollback)",
   };
   private readonly now: () => number;
   private engineP?: Promise<SwarmEngine>;
