@@ -3,7 +3,7 @@
 // names and the listen port. One source for each, used by rollout (through rollout/capacity),
 // generate, the providers, the Swarm path and audit. Pure; imports only spec types and rollout.
 
-export { capacityOf, limitsOf, listenPort } from "./spec-settings.js";
+export { batchOf, capacityOf, limitsOf, listenPort } from "./spec-settings.js";
 export { healthCheckCommand } from "./health-check.js";
 export { digestLabel, LABEL, LEGACY_LABEL } from "./labels.js";
 export { engineVolumeName, sharedVolumeName } from "./volumes.js";

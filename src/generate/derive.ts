@@ -5,7 +5,7 @@
 // (the one source kiln's own rollouts and providers use too); this file maps them
 // onto each platform's knobs.
 
-import { capacityOf, limitsOf, type Capacity, type StrategyLimits } from "../derive/index.js";
+import { batchOf, capacityOf, limitsOf, type Capacity, type StrategyLimits } from "../derive/index.js";
 import type { Spec } from "../spec/index.js";
 import type { ImageInfo } from "./types.js";
 
@@ -166,8 +166,7 @@ export function kubernetesRolling(spec: Spec): { maxSurge: number; maxUnavailabl
  */
 export function swarmUpdate(spec: Spec): { parallelism: number; order: "start-first" | "stop-first" } {
   const cap = platformCapacity(spec);
-  if (cap.surge > 0) return { parallelism: cap.surge, order: "start-first" };
-  return { parallelism: Math.max(1, cap.maxUnavailable), order: "stop-first" };
+  return batchOf(cap);
 }
 
 export interface NomadUpdate {
@@ -202,7 +201,7 @@ export function nomadUpdate(spec: Spec): NomadUpdate {
   if (spec.strategy.type === "blue-green") {
     return { ...base, maxParallel: Math.max(1, cap.instances), canary: cap.instances, autoPromote: spec.strategy.blueGreen.promotion === "auto" };
   }
-  return { ...base, maxParallel: Math.max(1, cap.surge > 0 ? cap.surge : cap.maxUnavailable), canary: 0, autoPromote: false };
+  return { ...base, maxParallel: batchOf(cap).parallelism, canary: 0, autoPromote: false };
 }
 
 /** Environment every instance gets at launch: kiln.yaml's `env`, then PORT (kiln's providers set it). */

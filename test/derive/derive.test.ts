@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
-import { capacityOf, digestLabel, engineVolumeName, healthCheckCommand, LABEL, LEGACY_LABEL, limitsOf, listenPort, sharedVolumeName } from "../../src/derive/index.js";
+import { batchOf, capacityOf, digestLabel, engineVolumeName, healthCheckCommand, LABEL, LEGACY_LABEL, limitsOf, listenPort, sharedVolumeName } from "../../src/derive/index.js";
 import { parseSpec, type Spec } from "../../src/spec/index.js";
 
 const helloYaml = readFileSync(fileURLToPath(new URL("../../../examples/hello/kiln.yaml", import.meta.url)), "utf8");
@@ -52,6 +52,18 @@ describe("spec settings", () => {
     const canary = spec([[["strategy", "type"], "canary"], [["strategy", "canary", "deadline"], "17m"]]);
     assert.equal(limitsOf(canary).deadline, 17 * 60_000);
   });
+});
+
+describe("batchOf", () => {
+  // The rows of its doc comment.
+  const rows: [string, { surge: number; maxUnavailable: number }, { parallelism: number; order: string }][] = [
+    ["3 at 100/150", { surge: 1, maxUnavailable: 0 }, { parallelism: 1, order: "start-first" }],
+    ["6 at 100/150", { surge: 3, maxUnavailable: 0 }, { parallelism: 3, order: "start-first" }],
+    ["4 at 75/100", { surge: 0, maxUnavailable: 1 }, { parallelism: 1, order: "stop-first" }],
+    ["4 at 75/125: the safe side", { surge: 1, maxUnavailable: 1 }, { parallelism: 1, order: "start-first" }],
+    ["nothing may change at once: still one", { surge: 0, maxUnavailable: 0 }, { parallelism: 1, order: "stop-first" }],
+  ];
+  for (const [name, cap, want] of rows) test(name, () => assert.deepEqual(batchOf(cap), want));
 });
 
 describe("health-check command", () => {

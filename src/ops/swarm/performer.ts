@@ -11,7 +11,6 @@
 // reported by status and history.
 
 import type { DeployRequest, ReleaseSpec, ReleaseView, RolloutView } from "../../controller/types.js";
-import { limitsOf } from "../../derive/index.js";
 import { KilnError } from "../../errors.js";
 import { openStore, type Store } from "../../image/index.js";
 import { isRegistryRef, parseRegistryRef } from "../../image/registry/index.js";
@@ -27,7 +26,7 @@ import {
   type WatchOptions,
   type WatchOutcome,
 } from "../../providers/swarm/index.js";
-import { LABEL } from "../../derive/index.js";
+import { LABEL, limitsOf } from "../../derive/index.js";
 import type { StrategyName } from "../../rollout/types.js";
 import type { Spec } from "../../spec/index.js";
 import { StateDb, type Release, type RolloutRecord } from "../../state/db.js";
@@ -123,8 +122,8 @@ export class SwarmPerformer implements RolloutPerformer {
   readonly name = "swarm" as const;
   readonly instead = {
     promote: "Swarm has no manual promotion step: deploy when you would promote (`kiln deploy`)",
-    pause: "Swarm performs this rollout itself and kiln cannot hold it: follow it with `kiln status`, or return to the previous release with `kiln rollback`",
-    abort: "Swarm performs this rollout itself: use `kiln rollback` to return to the release that was live (Swarm's own rollback)",
+    pause: "kiln cannot hold an update Swarm performs: follow it with `kiln status`, or return to the previous release with `kiln rollback`",
+    abort: "use `kiln rollback` to return to the release that was live (Swarm's own rollback)",
   };
   private readonly now: () => number;
   private engineP?: Promise<SwarmEngine>;

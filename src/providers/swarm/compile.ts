@@ -6,7 +6,7 @@
 // Capacity, limits, the health-check command, labels, volume names and the port come from
 // derive/, the one source kiln's own rollouts and `kiln generate` use too.
 
-import { capacityOf, healthCheckCommand, LABEL, limitsOf, listenPort, sharedVolumeName, type Capacity } from "../../derive/index.js";
+import { batchOf, capacityOf, healthCheckCommand, LABEL, limitsOf, listenPort, sharedVolumeName, type Capacity } from "../../derive/index.js";
 import type { Spec } from "../../spec/index.js";
 
 /** Durations in the Engine API are nanoseconds. */
@@ -131,14 +131,14 @@ export function unhealthyDetectionMs(spec: Spec): number {
 export function compileUpdateConfig(spec: Spec): SwarmUpdateConfig {
   const cap = swarmCapacity(spec);
   const { warmup, autoRollback } = limitsOf(spec);
-  const startFirst = cap.surge > 0;
+  const batch = batchOf(cap);
   return {
-    Parallelism: Math.max(1, startFirst ? cap.surge : cap.maxUnavailable),
+    Parallelism: batch.parallelism,
     Delay: ns(warmup),
     FailureAction: autoRollback ? "rollback" : "pause",
     Monitor: ns(warmup + unhealthyDetectionMs(spec)),
     MaxFailureRatio: 0,
-    Order: startFirst ? "start-first" : "stop-first",
+    Order: batch.order,
   };
 }
 

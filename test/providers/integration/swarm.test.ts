@@ -6,8 +6,8 @@
 // API, clients at 127.0.0.1:PORT through the routing mesh when it answers) → `kiln rollback`
 // (Swarm's own rollback) → a release whose health check fails, which Swarm rolls back →
 // a deploy interrupted by Ctrl-C while Swarm updates (the next invocations reconcile it from
-// the service's UpdateStatus and `kiln resume` follows it to the end) → `kiln abort` said
-// plainly not to apply → `kiln scale`. The node is left in swarm mode; the service and its
+// the service's UpdateStatus and `kiln resume` follows it to the end) → `kiln logs` →
+// `kiln abort` said plainly not to apply → `kiln scale`. The node is left in swarm mode; the service and its
 // volume are removed.
 
 import assert from "node:assert/strict";
@@ -275,6 +275,12 @@ test("provider swarm: deploy, update, Swarm rollback of a failing release, kiln 
   assert.deepEqual(h4.releases.map((x) => [x.id, x.status]), [["r4", "live"], ["r3", "failed"], ["r2", "rolled-back"], ["r1", "superseded"]]);
   assert.ok(!h4.rollouts.some((x) => x.state === "running"), "no rollout is left running");
   assert.deepEqual((await sampleTasks(docker, name)).byRelease, { r4: 2 });
+
+  // --- kiln logs: each task's log from the engine ---------------------------------------------
+  r = await run(["logs", "-n", "5"]);
+  assert.equal(r.code, 0, `logs: ${r.stderr}`);
+  assert.equal(r.stdout.match(/^==> \S+ \(r4, slot \d\) <==$/gm)?.length, 2, `one section per running task:\n${r.stdout}`);
+  assert.match(r.stdout, /hello 4\.0\.0 listening on 0\.0\.0\.0:8080/);
 
   // --- a verb Swarm does not perform says so, and what to do instead --------------------------
   r = await run(["abort"]);
