@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { albHealthCheck, awsRefresh, goDuration, kubernetesRolling, nomadUpdate, swarmUpdate, userIds } from "../../src/generate/derive.js";
-import { healthCheckCommand, listenPort } from "../../src/derive/index.js";
-import { attr, blank, block, comment, obj, raw, renderHcl, template } from "../../src/generate/hcl.js";
-import { formatPackagesLabel, parsePackagesLabel } from "../../src/generate/packages.js";
-import { KilnError } from "../../src/errors.js";
-import { blueGreenSpec, hclFmtCheck, helloSpec, need, tempDir } from "./helpers.js";
+import { albHealthCheck, awsRefresh, goDuration, kubernetesRolling, nomadUpdate, swarmUpdate, userIds } from "../../../src/generate/derive.js";
+import { healthCheckCommand, listenPort } from "../../../src/derive/index.js";
+import { attr, blank, block, comment, obj, raw, renderHcl, template } from "../../../src/generate/hcl.js";
+import { formatPackagesLabel, parsePackagesLabel } from "../../../src/generate/packages.js";
+import { KilnError } from "../../../src/errors.js";
+import { blueGreenSpec, hclFmtCheck, helloSpec, need, tempDir } from "../helpers.js";
 
 const rolling = (instances: number, min: number, max: number) =>
   helloSpec([

@@ -8,9 +8,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { generate, TARGET_NAMES, type GeneratedFile, type TargetName } from "../../src/generate/index.js";
-import type { Spec } from "../../src/spec/index.js";
-import { blueGreenSpec, hclFmtCheck, helloCopy, helloSpec, IMAGE, manualBlueGreenSpec, need, packagesSpec, run, tempDir } from "./helpers.js";
+import { generate, TARGET_NAMES, type GeneratedFile, type TargetName } from "../../../src/generate/index.js";
+import type { Spec } from "../../../src/spec/index.js";
+import { blueGreenSpec, hclFmtCheck, helloCopy, helloSpec, IMAGE, manualBlueGreenSpec, need, packagesSpec, run, tempDir } from "../helpers.js";
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -385,7 +385,7 @@ describe("haproxy", () => {
 // generated file must pass it with zero findings. Loaded by a computed path so this file
 // compiles before review/ exists.
 test("every generated file passes `kiln review` with zero findings", async (t) => {
-  const modulePath = new URL("../../src/review/index.js", import.meta.url);
+  const modulePath = new URL("../../../src/review/index.js", import.meta.url);
   if (!existsSync(modulePath)) {
     const reason = "src/review/index.ts (reviewFiles) is not built yet";
     console.log(`# skipped: ${reason}`);

@@ -3,10 +3,10 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { KilnError } from "../../src/errors.js";
-import { sha256Digest } from "../../src/image/digest.js";
-import { bake, exportImage, openStore, readImage } from "../../src/image/index.js";
-import { buildTinyBase, copyFixtureApp, execFileP, need, recipe, tempDir } from "./helpers.js";
+import { KilnError } from "../../../src/errors.js";
+import { sha256Digest } from "../../../src/image/digest.js";
+import { bake, exportImage, openStore, readImage } from "../../../src/image/index.js";
+import { buildTinyBase, copyFixtureApp, execFileP, need, recipe, tempDir } from "../helpers.js";
 
 async function bakedFixture(dir: string) {
   const base = await buildTinyBase(join(dir, "base"));

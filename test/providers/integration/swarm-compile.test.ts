@@ -20,13 +20,13 @@ import {
   type SwarmObservation,
   type SwarmRelease,
   type SwarmTaskView,
-} from "../../src/providers/swarm/index.js";
-import { LABEL } from "../../src/derive/index.js";
-import { computeBounds } from "../../src/rollout/capacity.js";
-import { parseSpec, type Spec } from "../../src/spec/index.js";
-import { KilnError } from "../../src/errors.js";
+} from "../../../src/providers/swarm/index.js";
+import { LABEL } from "../../../src/derive/index.js";
+import { computeBounds } from "../../../src/rollout/capacity.js";
+import { parseSpec, type Spec } from "../../../src/spec/index.js";
+import { KilnError } from "../../../src/errors.js";
 
-const helloYaml = readFileSync(join(fileURLToPath(new URL("../../../examples/hello/", import.meta.url)), "kiln.yaml"), "utf8");
+const helloYaml = readFileSync(join(fileURLToPath(new URL("../../../../examples/hello/", import.meta.url)), "kiln.yaml"), "utf8");
 
 function spec(edits: [string[], unknown][] = []): Spec {
   const doc = parseDocument(helloYaml);
@@ -146,7 +146,7 @@ describe("ServiceSpec", () => {
   });
 
   test("hello: replicas, env, health, read-only, user, capabilities, ports, labels, volumes", () => {
-    const s = compileService(spec([[["env"], { DATA_DIR: "/data", A: "1", PORT: "1" }]]), release());
+    const s = compileService(spec([[["env"], { DATA_DIR: "/data", A: "1" }]]), release());
     const c = s.TaskTemplate.ContainerSpec;
     assert.equal(s.Name, "hello");
     assert.deepEqual(s.Mode, { Replicated: { Replicas: 3 } });

@@ -6,11 +6,11 @@ import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { generate } from "../../src/generate/index.js";
-import type { FakeWorld } from "./fake-aws.js";
-import { blueGreenSpec, IMAGE, need, run, tempDir } from "./helpers.js";
+import { generate } from "../../../src/generate/index.js";
+import type { FakeWorld } from "../fake-aws.js";
+import { blueGreenSpec, IMAGE, need, run, tempDir } from "../helpers.js";
 
-const fakeAws = fileURLToPath(new URL("./fake-aws.js", import.meta.url));
+const fakeAws = fileURLToPath(new URL("../fake-aws.js", import.meta.url));
 const BLUE = "arn:tg/blue";
 const GREEN = "arn:tg/green";
 

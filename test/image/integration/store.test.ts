@@ -3,12 +3,12 @@ import { spawn } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { KilnError } from "../../src/errors.js";
-import { sha256Digest } from "../../src/image/digest.js";
-import { withLock } from "../../src/image/lock.js";
-import { openStore } from "../../src/image/store.js";
-import { ANNOTATION, MEDIA_TYPE, type OciIndex } from "../../src/image/types.js";
-import { execFileP, FIXTURES, need, tempDir } from "./helpers.js";
+import { KilnError } from "../../../src/errors.js";
+import { sha256Digest } from "../../../src/image/digest.js";
+import { withLock } from "../../../src/image/lock.js";
+import { openStore } from "../../../src/image/store.js";
+import { ANNOTATION, MEDIA_TYPE, type OciIndex } from "../../../src/image/types.js";
+import { execFileP, FIXTURES, need, tempDir } from "../helpers.js";
 
 function code(e: unknown): string | undefined {
   return e instanceof KilnError ? e.code : undefined;
@@ -120,7 +120,7 @@ test("a lock left by a dead process is taken over", async (t) => {
 
 test("skopeo reads the store as an OCI layout (oci:ROOT:name:version)", async (t) => {
   if (!need(t, "skopeo")) return;
-  const { buildTinyBase } = await import("./helpers.js");
+  const { buildTinyBase } = await import("../helpers.js");
   const root = join(await tempDir(t), "store");
   const { digest } = await buildTinyBase(root);
   const { stdout } = await execFileP("skopeo", ["inspect", `oci:${root}:tiny:1`]);

@@ -8,9 +8,9 @@ import { spawn } from "node:child_process";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { bake, openStore, readImage, unpackRootfs, type BakeResult } from "../../src/image/index.js";
-import { copyFixtureApp, need, recipe, tempDir } from "./helpers.js";
-import { freeLoopbackPort } from "../../src/net.js";
+import { bake, openStore, readImage, unpackRootfs, type BakeResult } from "../../../src/image/index.js";
+import { copyFixtureApp, need, recipe, tempDir } from "../helpers.js";
+import { freeLoopbackPort } from "../../../src/net.js";
 
 const EPOCH = 1_700_000_000;
 
