@@ -10,6 +10,7 @@ export function detectKind(path: string, text: string): FileKind | undefined {
   const name = basename(path).toLowerCase();
   const ext = extname(name);
   if (name === "kiln.yaml" || name === "kiln.yml") return "kiln";
+  if (name === "makefile" || name === "gnumakefile" || ext === ".mk") return "makefile";
   if (name === "dockerfile" || name === "containerfile" || name.startsWith("dockerfile.") || name.endsWith(".dockerfile")) return "dockerfile";
   if (/\.gitlab-ci\.ya?ml$/.test(name) || /(^|\/)\.github\/workflows\/[^/]+\.ya?ml$/.test(path.split("\\").join("/"))) return "ci";
   if (name.endsWith(".pkr.hcl")) return "packer";

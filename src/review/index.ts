@@ -18,6 +18,7 @@ import { checkPlaybook } from "./ansible/playbook.js";
 import { checkCi, ciFlavor } from "./ci/pipeline.js";
 import { scanSecrets } from "./common/located-checks.js";
 import { checkDockerfile } from "./docker/dockerfile.js";
+import { checkMakefile } from "./make/makefile.js";
 import { checkShell } from "./shell/check.js";
 import { parseSuppressions, suppressionFor } from "./suppress.js";
 import type { Finding, RawFinding, ReviewOptions, ReviewProblem, ReviewResult, SourceFile, SuppressedFinding } from "./types.js";
@@ -177,6 +178,8 @@ async function checkFile(s: SourceFile, bakeScripts: ReadonlySet<string>): Promi
       const parsed = await parseHcl(s.text, s.file);
       return "error" in parsed ? parsed : { findings: checkPacker(parsed.body, s.abs).findings };
     }
+    case "makefile":
+      return { findings: checkMakefile(s.text) };
     case "dockerfile":
       return { findings: checkDockerfile(s.text) };
     case "ci": {

@@ -5,7 +5,7 @@
 
 import type { FileKind, RuleMeta } from "./types.js";
 
-const ALL: readonly FileKind[] = ["shell", "packer", "terraform", "cloudformation", "kubernetes", "compose", "kiln", "ci", "dockerfile", "ansible"];
+const ALL: readonly FileKind[] = ["shell", "packer", "terraform", "cloudformation", "kubernetes", "compose", "kiln", "ci", "dockerfile", "ansible", "makefile"];
 const IAC: readonly FileKind[] = ["terraform", "cloudformation"];
 
 export const RULES: readonly RuleMeta[] = [
@@ -18,7 +18,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "Replacement is only safe if the new instances are proven healthy before the old ones go. Terminating, deleting, scaling to zero or deregistering the old fleet on a path where no health check is guaranteed to have passed is the classic outage: if the new fleet is broken, nothing serves.",
     fix: "confirm the new fleet's health first and stop the script when it fails, e.g. `aws elbv2 wait target-in-service --target-group-arn \"$TG\" --targets Id=\"$ID\" || exit 1` (or `kubectl rollout status … || exit 1`), then remove the old capacity",
-    kinds: ["shell", "ci"],
+    kinds: ["shell", "ci", "makefile"],
   },
   {
     id: "KR002",
@@ -28,7 +28,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "Blue-green is safe because the green fleet is verified before the load balancer points at it. Switching the listener, DNS record or Service selector before a health check has passed sends every user to an unverified fleet.",
     fix: "wait for the green targets to be healthy and exit on failure before the switch, e.g. `aws elbv2 wait target-in-service --target-group-arn \"$GREEN_TG\" || exit 1`",
-    kinds: ["shell", "ci"],
+    kinds: ["shell", "ci", "makefile"],
   },
   {
     id: "KR003",
@@ -38,7 +38,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "A health check protects nothing unless its failure stops the rollout. Without `set -e`, an ERR trap, `|| exit 1` or an `if` that exits, a failing `aws elbv2 wait`, `curl --fail` or `kubectl rollout status` is printed and forgotten.",
     fix: "append `|| exit 1` (or `|| { rollback; exit 1; }`) to the health check, or put `set -euo pipefail` at the top of the script",
-    kinds: ["shell", "ci"],
+    kinds: ["shell", "ci", "makefile"],
   },
   // --- replacement settings ---------------------------------------------------------
   {
@@ -139,7 +139,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "Blue-green's instant rollback is re-pointing traffic at the blue fleet. Destroying blue at the moment of cutover throws that away: a problem found a minute later needs a full new rollout.",
     fix: "keep the previous fleet for a window before removing it: keepPreviousFor: 10m in kiln.yaml, scaleDownDelaySeconds 600 for Argo Rollouts, TerminationWaitTimeInMinutes for CodeDeploy, or a soak (`sleep 600` / an approval) between the switch and the teardown",
-    kinds: ["shell", "kubernetes", "cloudformation", "kiln", "ci"],
+    kinds: ["shell", "kubernetes", "cloudformation", "kiln", "ci", "makefile"],
   },
   {
     id: "KR020",
@@ -200,7 +200,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "`latest` (or no tag, which means latest) moves: two replicas can run two images, a restart can change the code, and rolling back to 'the previous image' means nothing.",
     fix: "reference the image by digest (`repo/app@sha256:…`), or at least by an immutable version tag (`repo/app:1.4.2`)",
-    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose", "ci", "dockerfile"],
+    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose", "ci", "dockerfile", "makefile"],
   },
   {
     id: "KR031",
@@ -210,7 +210,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "A tag is a pointer that can be re-pushed; only a digest names the exact bytes that were tested. Pinning by digest makes every replica, every restart and every rollback run the same image.",
     fix: "append the digest: `repo/app:1.4.2@sha256:<digest>` (kiln bake prints it)",
-    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose", "ci"],
+    kinds: ["shell", "cloudformation", "terraform", "kubernetes", "compose", "ci", "makefile"],
   },
   {
     id: "KR032",
@@ -311,7 +311,7 @@ export const RULES: readonly RuleMeta[] = [
     rationale:
       "`docker exec`, `kubectl exec`, `ssh host 'cmd'` or SSM commands in a deploy change running instances in place: the change lives in no image, and the next replacement silently undoes it.",
     fix: "run one-off work (migrations, cache warm-up) as its own task or Job from the same image, and put everything else in the image",
-    kinds: ["shell", "ci"],
+    kinds: ["shell", "ci", "makefile"],
   },
   // --- state ------------------------------------------------------------------------
   {

@@ -2,7 +2,7 @@
 
 export type Severity = "error" | "warning" | "info";
 
-export type FileKind = "shell" | "packer" | "terraform" | "cloudformation" | "kubernetes" | "compose" | "kiln" | "ci" | "dockerfile" | "ansible";
+export type FileKind = "shell" | "packer" | "terraform" | "cloudformation" | "kubernetes" | "compose" | "kiln" | "ci" | "dockerfile" | "ansible" | "makefile";
 
 /** 1-based line and column, as editors and SARIF count them. */
 export interface Pos {

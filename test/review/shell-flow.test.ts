@@ -62,6 +62,10 @@ ${KILL}`, expect: [] },
 ${KILL}`, expect: [] },
   { name: "nc -z polling loop is a gate", script: `until nc -z 127.0.0.1 8080; do sleep 1; done
 docker stop old`, expect: [] },
+  { name: "a counted retry loop whose last attempt exits is left only healthy", script: `for i in {1..30}; do\n  if curl -sf "$URL"; then break; fi\n  if [ "$i" -eq 30 ]; then docker rm -f web-new; exit 1; fi\n  sleep 2\ndone\ndocker stop web-old`, expect: [] },
+  { name: "the same with seq and [[ == ]] && { exit; }", script: `for n in $(seq 1 20); do\n  curl -sf "$URL" && break\n  [[ $n == 20 ]] && { echo never; exit 1; }\n  sleep 3\ndone\ndocker stop web-old`, expect: [] },
+  { name: "a counted retry loop that just runs out is no gate", script: `for n in $(seq 1 20); do\n  curl -sf "$URL" && break\n  sleep 3\ndone\ndocker stop web-old`, expect: ["KR001@5"] },
+  { name: "a status word UP from a probe is healthy", script: `s=$(curl -s "$URL" | jq -r .status)\n[ "$s" == "UP" ] || exit 1\ndocker stop web-old`, expect: [] },
   { name: "docker restart is a stop-first swap", script: `docker restart web
 curl -fsS "$URL"`, expect: ["KR001@1"] },
   { name: "traffic switch before a check", script: `aws elbv2 modify-listener --listener-arn "$L" --default-actions Type=forward,TargetGroupArn=$G`, expect: ["KR002@1"] },

@@ -48,6 +48,8 @@ export function checkCi(doc: LNode, flavor: CiFlavor, text: string): RawFinding[
     return t.length - t.trimStart().length + 1;
   };
   if (flavor === "github") {
+    const jobPieces = new Map<string, Piece[]>();
+    const needs = new Map<string, string[]>();
     for (const job of entries(get(doc, "jobs"))) {
       const j = job.value;
       for (const img of [get(j, "container"), get(j, "container", "image"), ...entries(get(j, "services")).flatMap((s) => [s.value, get(s.value, "image")])]) imageFinding(img, out);
@@ -60,21 +62,35 @@ export function checkCi(doc: LNode, flavor: CiFlavor, text: string): RawFinding[
         const run = get(step, "run");
         const body = str(run);
         if (!run || body === undefined) continue;
+        // `if: failure()` steps run only after something failed: a rollback, not the rollout
+        if (/failure\(\)/.test(str(get(step, "if")) ?? "")) continue;
         const shell = str(get(step, "shell")) ?? defShell ?? "bash";
         const tolerant = String(str(get(step, "continue-on-error")) ?? "false") === "true";
         pieces.push({ text: body, node: run, tolerant, shell: /^bash\b/.test(shell) ? "bash" : /^sh\b/.test(shell) ? "sh" : "other" });
         out.push(...echoedSecrets(run, body, new Set([...secretEnv, ...secretEnvNames([get(step, "env")])]), lineStartCol));
       }
-      out.push(...jobFindings(pieces, lineStartCol));
+      jobPieces.set(job.key, pieces);
+      const n = get(j, "needs");
+      needs.set(job.key, n?.kind === "seq" ? n.items.flatMap((x) => (str(x) !== undefined ? [str(x)!] : [])) : str(n) !== undefined ? [str(n)!] : []);
+    }
+    // A job runs after the jobs it needs succeeded: their checks guard it; parallel jobs' do not.
+    for (const [name, own] of jobPieces) {
+      const before = ancestors(name, needs).flatMap((a) => jobPieces.get(a) ?? []);
+      out.push(...jobFindings(before, own, lineStartCol));
     }
   } else {
     const dflt = get(doc, "default");
     imageFinding(get(doc, "image"), out);
     imageFinding(get(dflt, "image"), out);
+    const stageNames = items(get(doc, "stages")).flatMap((x) => (str(x) !== undefined ? [str(x)!] : []));
+    const stages = stageNames.length > 0 ? stageNames : ["build", "test", "deploy"];
+    const jobs: { name: string; stage: number; pieces: Piece[]; needs?: string[] }[] = [];
     for (const job of entries(doc)) {
-      if (GITLAB_RESERVED.has(job.key) || job.key.startsWith(".") && !entry(job.value, "script")) continue;
+      if (GITLAB_RESERVED.has(job.key) || job.key.startsWith(".")) continue;
       const j = job.value;
-      if (j.kind !== "map") continue;
+      if (j.kind !== "map" || !entry(j, "script")) continue;
+      // `when: on_failure` jobs are rollbacks; they run only when the pipeline failed
+      if (str(get(j, "when")) === "on_failure") continue;
       imageFinding(get(j, "image"), out);
       for (const s of items(get(j, "services"))) imageFinding(s, out);
       const before = get(j, "before_script") ?? get(dflt, "before_script") ?? get(doc, "before_script");
@@ -85,10 +101,41 @@ export function checkCi(doc: LNode, flavor: CiFlavor, text: string): RawFinding[
           out.push(...echoedSecrets(node, t, secretEnvNames([get(doc, "variables"), get(j, "variables")]), lineStartCol));
         }
       }
-      out.push(...jobFindings(pieces, lineStartCol));
+      // A manual job is started by a person who looked at the rollout first: an approval gate.
+      if (str(get(j, "when")) === "manual" && pieces.length > 0) pieces.unshift({ text: MANUAL_GATE, node: get(j, "when")!, tolerant: false, shell: "sh" });
+      const stage = Math.max(0, stages.indexOf(str(get(j, "stage")) ?? "test"));
+      const n = get(j, "needs");
+      const nd = n?.kind === "seq" ? n.items.flatMap((x) => (str(x) ?? str(get(x, "job")) ?? "") !== "" ? [str(x) ?? str(get(x, "job"))!] : []) : undefined;
+      jobs.push({ name: job.key, stage, pieces, needs: nd });
       for (const { text: t, node } of scriptLines(get(j, "after_script"))) out.push(...echoedSecrets(node, t, new Set(), lineStartCol));
     }
+    // Later stages run only after every job of the earlier ones succeeded (or after `needs:`).
+    const byName = new Map(jobs.map((x) => [x.name, x]));
+    const needs = new Map(jobs.map((x) => [x.name, x.needs ?? jobs.filter((y) => y.stage < x.stage).map((y) => y.name)]));
+    for (const x of jobs) {
+      const before = ancestors(x.name, needs).flatMap((a) => byName.get(a)?.pieces ?? []);
+      out.push(...jobFindings(before, x.pieces, lineStartCol));
+    }
   }
+  return out;
+}
+
+/** A stand-in command for a manual start; the analysis reads a name with "ready" as a passed check. */
+const MANUAL_GATE = "kiln_manual_approval_ready";
+
+/** Every job `name` transitively needs, each once, those needed first. */
+function ancestors(name: string, needs: ReadonlyMap<string, readonly string[]>): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>([name]);
+  const visit = (n: string) => {
+    for (const d of needs.get(n) ?? []) {
+      if (seen.has(d)) continue;
+      seen.add(d);
+      visit(d);
+      out.push(d);
+    }
+  };
+  visit(name);
   return out;
 }
 
@@ -139,12 +186,14 @@ function mapper(node: LNode, lineStartCol: (line: number) => number): (p: Pos) =
  * it (`set -e`, or `set +e` for a step whose failure is tolerated), then reviewed as a
  * deploy script; findings are moved back to the step's own lines.
  */
-function jobFindings(pieces: Piece[], lineStartCol: (line: number) => number): RawFinding[] {
-  const runnable = pieces.filter((p) => p.shell !== "other");
-  if (runnable.length === 0) return [];
+function jobFindings(before: Piece[], own: Piece[], lineStartCol: (line: number) => number): RawFinding[] {
+  const runnable = [...before, ...own].filter((p) => p.shell !== "other");
+  if (own.filter((p) => p.shell !== "other").length === 0) return [];
   const text: string[] = [];
   const back: ((p: Pos) => Pos)[] = [];
+  let firstOwnLine = 0;
   for (const p of runnable) {
+    if (p === own.find((o) => o.shell !== "other")) firstOwnLine = text.length + 1;
     const map = mapper(p.node, lineStartCol);
     const opts = p.tolerant ? "set +e" : p.shell === "bash" ? "set -eo pipefail" : "set -e";
     text.push(opts);
@@ -157,7 +206,8 @@ function jobFindings(pieces: Piece[], lineStartCol: (line: number) => number): R
   }
   const r = checkShell(`${text.join("\n")}\n`, "ci-job.sh", "deploy");
   if ("error" in r) return [];
-  return r.findings.map((f) => ({ ...f, pos: (back[f.pos.line - 1] ?? back[back.length - 1]!)(f.pos) }));
+  // the jobs it needs are reported on their own
+  return r.findings.filter((f) => f.pos.line >= firstOwnLine).map((f) => ({ ...f, pos: (back[f.pos.line - 1] ?? back[back.length - 1]!)(f.pos) }));
 }
 
 /**

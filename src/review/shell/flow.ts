@@ -201,10 +201,10 @@ const mergeOut = (o: Out): State | null => merge(o.ok, o.fail);
 
 /**
  * The per-file cap on interpretation: a count of statements, not a clock, so that the same
- * file always gives the same answer. Real scripts of 10,000 lines need well under a million;
+ * file always gives the same answer. A generated 10,000-line deploy script needs about 33,000;
  * a file built to explode (functions calling each other in nested loops) stops here.
  */
-export const MAX_STEPS = 3_000_000;
+export const MAX_STEPS = 500_000;
 
 export class FlowBudgetExceeded extends Error {
   constructor(readonly at: Pos) {
@@ -214,6 +214,8 @@ export class FlowBudgetExceeded extends Error {
 
 export interface FlowResult {
   findings: RawFinding[];
+  /** statements interpreted: what the budget counts */
+  steps: number;
 }
 
 export interface FlowOptions {
@@ -313,7 +315,7 @@ class Flow {
       const start = this.trapped.has(name) ? with_(init, { h: "failed" }) : init;
       this.callFunction(name, fn, [], start, { ...ctx, stack: [name] });
     }
-    return { findings: [...this.findings.values()] };
+    return { findings: [...this.findings.values()], steps: this.steps };
   }
 
   private report(f: RawFinding, ctx: Ctx): void {
@@ -477,13 +479,16 @@ class Flow {
     // A retry loop over a literal range (`for i in $(seq 1 30)`, `{1..30}`, `for ((…))`) runs at
     // least once, so when it runs out, the last iteration's state is what follows it.
     const atLeastOnce = isCStyle(f) || (loopWords.length > 0 && loopWords.every((w) => { const i = wordInfo(w); return i.literal || i.substs.length > 0; }));
+    // `for i in {1..30}; do check && break; [ "$i" -eq 30 ] && exit 1; sleep 2; done`: the last
+    // iteration exits, so the loop is left only through break (after a passed check).
+    const lastExits = atLeastOnce && exitsOnCounter(f, this.funcs);
     let head: State = s;
     let exit: State | null = null;
     for (let iter = 0; iter < this.maxIterations(); iter++) {
       const loop = { brk: null as State | null, cont: null as State | null };
       const body = this.stmts(f.Do, head, { ...ctx, loop, tail: false });
       const end = merge(mergeOut(body), loop.cont);
-      exit = merge(atLeastOnce ? end : merge(head, end), loop.brk);
+      exit = lastExits ? loop.brk : merge(atLeastOnce ? end : merge(head, end), loop.brk);
       const next = merge(s, end)!;
       if (sameState(next, head)) break;
       head = iter >= this.maxIterations() - 2 ? widen(next) : next;
@@ -1025,7 +1030,7 @@ class Flow {
 }
 
 /** Words that say "healthy" when a probe's output equals them. */
-const HEALTHY = /^(healthy|inservice|in_service|in-service|200|204|ok|ready|available|true|passing|successful|running|1)$/i;
+const HEALTHY = /^(healthy|inservice|in_service|in-service|200|204|ok|ready|available|true|passing|passed|pass|successful|success|running|up|green|serving|alive|active|1)$/i;
 
 /** h when the condition holds, given what values the variable may hold; undefined when unknown. */
 function valuesH(values: ReadonlyMap<string, H>, matches: (v: string) => boolean): H | undefined {
@@ -1048,6 +1053,53 @@ function flattenPipe(st: Stmt): Stmt[] {
     if (b.Op === OP.pipe || b.Op === OP.pipeAll) return [...flattenPipe(b.X), ...flattenPipe(b.Y)];
   }
   return [st];
+}
+
+/** Does the loop's body exit (exit, a function that exits, die…) under a test of its own counter? */
+function exitsOnCounter(f: ForClause, funcs: ReadonlyMap<string, FuncDecl>): boolean {
+  const loop = (f as unknown as { Loop?: { Name?: { Value: string }; Init?: unknown } }).Loop;
+  const name = loop?.Name?.Value ?? counterOf(loop?.Init);
+  if (!name) return false;
+  const exits = (stmts: Stmt[]): boolean => {
+    let found = false;
+    walkCalls(stmts, (argv) => {
+      const c = argv[0] ?? "";
+      if (c === "exit" || c === "return" || DIES.test(base(c))) found = true;
+      const fn = funcs.get(c);
+      if (fn) walkCalls([fn.Body], (inner) => {
+        if (inner[0] === "exit") found = true;
+      });
+    });
+    return found;
+  };
+  let guarded = false;
+  walkStmts(f.Do, (st) => {
+    const t = nodeType(st.Cmd);
+    if (t === "IfClause") {
+      const c = st.Cmd as unknown as IfClause;
+      if (mentions(c.Cond, name) && exits(c.Then ?? [])) guarded = true;
+    } else if (t === "BinaryCmd") {
+      const b = st.Cmd as unknown as BinaryCmd;
+      if (b.Op === OP.and && mentions(b.X, name) && exits([b.Y])) guarded = true;
+      if (b.Op === OP.or && mentions(b.X, name) && exits([b.Y])) guarded = true;
+    }
+  });
+  return guarded;
+}
+
+function counterOf(init: unknown): string | undefined {
+  const x = init as { X?: { Value?: string } } | undefined;
+  return typeof x?.X?.Value === "string" ? x.X.Value : undefined;
+}
+
+/** Whether a subtree reads the variable (`$i`, `${i}`, or a bare `i` in arithmetic). */
+function mentions(node: unknown, name: string, depth = 0): boolean {
+  if (node === null || typeof node !== "object" || depth > 60) return false;
+  if (Array.isArray(node)) return node.some((n) => mentions(n, name, depth + 1));
+  const n = node as { type?: string; Value?: unknown; Param?: { Value?: string } };
+  if (n.type === "ParamExp" && n.Param?.Value === name) return true;
+  if (n.type === "Lit" && n.Value === name) return true;
+  return Object.entries(n).some(([k, v]) => k !== "pos" && mentions(v, name, depth + 1));
 }
 
 function isCStyle(f: ForClause): boolean {
