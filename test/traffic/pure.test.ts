@@ -9,6 +9,7 @@ import { planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/pr
 import { httpsRedirect, maintenanceResponse } from "../../src/traffic/proxy/pages.js";
 import { checkTable } from "../../src/traffic/proxy/table.js";
 import { closeFrame, FrameTracker } from "../../src/traffic/proxy/ws-frames.js";
+import { pickCertificate } from "../../src/traffic/proxy/tls.js";
 import { table, target } from "./helpers.js";
 
 function sequence(weights: Record<string, number>, n: number): string {
@@ -323,4 +324,20 @@ describe("FrameTracker / closeFrame", () => {
     assert.equal(m[1], 0x80 | 12);
     assert.equal(m.length, 2 + 4 + 12);
   });
+});
+
+describe("pickCertificate", () => {
+  const ab = [{ names: ["a.test"] }, { names: ["b.test", "*.b.test"] }];
+  const cw = [{ names: ["*.c.test"] }, { names: ["api.c.test"] }];
+  const rows: Array<[typeof ab, string | undefined, number]> = [
+    [ab, "b.test", 1],
+    [ab, "x.b.test", 1],
+    [ab, "y.x.b.test", 0],
+    [cw, "API.c.test", 1],
+    [cw, "web.c.test", 0],
+    [cw, undefined, 0],
+  ];
+  for (const [certs, name, want] of rows) {
+    it(`${JSON.stringify(certs.map((c) => c.names))} ${name} → ${want}`, () => assert.equal(pickCertificate(certs, name), want));
+  }
 });
