@@ -37,6 +37,8 @@ edge (all optional; defaults in brackets):
   --tls-cert CERT:KEY       a PEM certificate and its key; repeat for several, chosen by SNI from
                             the names in each certificate; the first is the default
   --redirect-http           the plain --listen address answers 308 to https:// on the TLS listener [off]
+  --metrics-listen HOST:PORT Prometheus metrics at GET /metrics there (keep it private) [off]
+  --service NAME            the service label of the metrics [kiln]
   --tunnel-idle-timeout-ms N an upgraded connection (WebSocket) idle both ways this long is closed; 0 = never [3600000]
 
 example:
@@ -73,6 +75,8 @@ async function main(): Promise<void> {
         "tls-listen": { type: "string" },
         "tls-cert": { type: "string", multiple: true },
         "redirect-http": { type: "boolean" },
+        "metrics-listen": { type: "string" },
+        service: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -137,6 +141,8 @@ async function main(): Promise<void> {
     ...(values["preview-listen"] !== undefined ? { previewListen: values["preview-listen"] } : {}),
     ...Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined)),
     instanceHeaders: values["instance-headers"] === true,
+    ...(values["metrics-listen"] !== undefined ? { metricsListen: values["metrics-listen"] } : {}),
+    ...(values.service !== undefined ? { service: values.service } : {}),
     ...(values["tls-listen"] !== undefined
       ? { tls: { listen: values["tls-listen"], certificates: tlsCerts, redirectHttp: values["redirect-http"] === true } }
       : {}),
@@ -149,6 +155,7 @@ async function main(): Promise<void> {
       listen: proxy.address,
       ...(proxy.previewAddress !== undefined ? { preview: proxy.previewAddress } : {}),
       ...(proxy.tlsAddress !== undefined ? { tls: proxy.tlsAddress } : {}),
+      ...(proxy.metricsAddress !== undefined ? { metrics: proxy.metricsAddress } : {}),
       admin: proxy.adminSocket,
     }) + "\n",
   );

@@ -12,6 +12,7 @@ import { parseHostPort } from "../../health/probe.js";
 import type { RouterStats, RoutingTable } from "../router.js";
 import { createAdminHandler, type AcceptResult } from "./admin.js";
 import { DEFAULT_MAX_BODY_BYTES, createForwarder } from "./forward.js";
+import { createMetricsRegistry, createMetricsServer } from "./metrics.js";
 import { httpsRedirect } from "./pages.js";
 import { loadTableFile, saveTableFile } from "./state-file.js";
 import { loadCertificates, pickCertificate, type CertificateFiles } from "./tls.js";
@@ -58,6 +59,10 @@ export interface ProxyOptions {
    * always spoken to in HTTP/1.1. The certificate is chosen by SNI among
    * `certificates` (the first is the default).
    */
+  /** "host:port" serving Prometheus metrics (GET /metrics); default: none (opt-in) */
+  metricsListen?: string;
+  /** the `service` label of every metric; default "kiln" */
+  service?: string;
   tls?: {
     listen: string;
     certificates: CertificateFiles[];
@@ -82,6 +87,8 @@ export interface RunningProxy {
   readonly address: string;
   /** the TLS listener's actual "host:port", when one was asked for */
   readonly tlsAddress?: string;
+  /** the metrics listener's actual "host:port", when one was asked for */
+  readonly metricsAddress?: string;
   /** the preview listener's actual "host:port", when one was asked for */
   readonly previewAddress?: string;
   readonly adminSocket: string;
@@ -192,6 +199,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     throw new KilnError("KILN_E_USAGE", `proxy TLS listen address "${opts.tls.listen}" is not host:port`, { hint: 'use e.g. "127.0.0.1:8443"' });
   }
   const certificates = opts.tls === undefined ? [] : loadCertificates(opts.tls.certificates);
+  const metricsHp = opts.metricsListen === undefined ? undefined : parseHostPort(opts.metricsListen);
+  if (opts.metricsListen !== undefined && !metricsHp) {
+    throw new KilnError("KILN_E_USAGE", `proxy metrics listen address "${opts.metricsListen}" is not host:port`, { hint: 'use e.g. "127.0.0.1:9100"' });
+  }
   let tlsPort = 0; // known once the TLS listener is bound; the redirect reads it per request
 
   const checkEveryMs = Math.max(50, Math.min(1000, Math.floor(headerTimeoutMs / 4)));
@@ -367,6 +378,21 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     log(`TLS on ${tlsAddress}: ${certificates.map((c) => `${c.files.cert} [${c.names.join(", ")}]`).join("; ")}`);
   }
   const servers = previewServer ? [server, previewServer] : [server];
+  let metricsAddress: string | undefined;
+  if (metricsHp !== undefined) {
+    const metricsServer = createMetricsServer(createMetricsRegistry(pool, opts.service ?? "kiln"), log);
+    try {
+      await listen(metricsServer, { host: metricsHp.host, port: metricsHp.port });
+    } catch (e) {
+      for (const s of servers) s.close();
+      tlsServer?.close();
+      pool.close();
+      throw listenErrorToKiln(e as NodeJS.ErrnoException, `metrics address ${opts.metricsListen}`, "choose another metrics listen address");
+    }
+    metricsAddress = addressOf(metricsServer);
+    // Closed with the client listeners (below): it joins `servers` for close().
+    servers.push(metricsServer);
+  }
 
   const stats = (): RouterStats => {
     const s: RouterStats = {
@@ -438,6 +464,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     address,
     ...(previewAddress !== undefined ? { previewAddress } : {}),
     ...(tlsAddress !== undefined ? { tlsAddress } : {}),
+    ...(metricsAddress !== undefined ? { metricsAddress } : {}),
     adminSocket: opts.admin,
     close,
   };
