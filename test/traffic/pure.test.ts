@@ -186,10 +186,10 @@ describe("headers", () => {
     assert.equal(ws["sec-websocket-key"], "k");
   });
   it("labels responses with the instance and release only when asked", () => {
-    const headers = { "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] };
-    const on = planDownstreamHeaders(headers, { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: true });
+    const headers = () => ({ "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] });
+    const on = planDownstreamHeaders(headers(), { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: true });
     assert.deepEqual(on, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-kiln-instance": "i-1", "x-kiln-release": "r7" });
-    const off = planDownstreamHeaders(headers, { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: false });
+    const off = planDownstreamHeaders(headers(), { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: false });
     assert.deepEqual(off, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"] });
     assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true, instanceHeaders: false })["connection"], "close");
     assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true, instanceHeaders: false, http2: true })["connection"], undefined);

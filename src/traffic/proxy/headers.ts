@@ -109,7 +109,7 @@ export interface DownstreamOptions {
 }
 
 /**
- * Headers for the response to the client: the instance's, minus hop-by-hop;
+ * Headers for the response to the client: the instance's (modified in place), minus hop-by-hop;
  * with `instanceHeaders`, plus which instance and release answered.
  *
  *   {content-type, connection: "keep-alive", transfer-encoding}       → {content-type}
@@ -122,13 +122,12 @@ export function planDownstreamHeaders(
   target: { id: string; release: string },
   opts: DownstreamOptions,
 ): OutgoingHttpHeaders {
+  // The instance's header object is used in place (it is ours: Node parsed it for this
+  // response only), saving a copy per response on the hot path.
   const listed = connectionListed(headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k)) continue;
-    if (listed !== undefined && listed.has(k)) continue;
-    out[k] = v;
+  const out = headers as OutgoingHttpHeaders;
+  for (const k in out) {
+    if (HOP_BY_HOP.has(k) || (listed !== undefined && listed.has(k))) delete out[k];
   }
   if (opts.instanceHeaders) {
     out["x-kiln-instance"] = target.id;
@@ -140,8 +139,9 @@ export function planDownstreamHeaders(
 
 /** Headers of a 101 Switching Protocols answer relayed to the client: the instance's, upgrade kept. */
 export function planUpgradeResponseHeaders(headers: IncomingHttpHeaders, target: { id: string; release: string }, instanceHeaders: boolean): OutgoingHttpHeaders {
+  const upgrade = headers.upgrade; // read first: planDownstreamHeaders drops it in place
   const out = planDownstreamHeaders(headers, target, { closing: false, instanceHeaders });
   out["connection"] = "upgrade";
-  if (headers.upgrade !== undefined) out["upgrade"] = headers.upgrade;
+  if (upgrade !== undefined) out["upgrade"] = upgrade;
   return out;
 }
