@@ -12,7 +12,6 @@ import { parseHostPort } from "../../health/probe.js";
 import type { RouterStats, RoutingTable } from "../router.js";
 import { createAdminHandler, type AcceptResult } from "./admin.js";
 import { DEFAULT_MAX_BODY_BYTES, createForwarder } from "./forward.js";
-import { createMetricsRegistry, createMetricsServer } from "./metrics.js";
 import { httpsRedirect } from "./pages.js";
 import { loadTableFile, saveTableFile } from "./state-file.js";
 import { loadCertificates, pickCertificate, type CertificateFiles } from "./tls.js";
@@ -380,6 +379,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const servers = previewServer ? [server, previewServer] : [server];
   let metricsAddress: string | undefined;
   if (metricsHp !== undefined) {
+    // Loaded only when asked for: prom-client (and what it pulls in) costs start-up time and memory.
+    const { createMetricsRegistry, createMetricsServer } = await import("./metrics.js");
     const metricsServer = createMetricsServer(createMetricsRegistry(pool, opts.service ?? "kiln"), log);
     try {
       await listen(metricsServer, { host: metricsHp.host, port: metricsHp.port });
