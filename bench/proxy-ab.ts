@@ -1,7 +1,8 @@
 // A/B of two builds of kiln's proxy (e.g. before and after a change), with the
 // naive proxy as the yardstick, over the same backends in one run:
-//   node dist/bench/proxy-ab.js OTHER_MAIN_JS [rounds] [seconds]
-// OTHER_MAIN_JS is another build's dist/src/traffic/proxy/main.js. Prints JSON; writes nothing.
+//   [OTHER_NODE_FLAGS="--max-semi-space-size=16"] node dist/bench/proxy-ab.js OTHER_MAIN_JS [rounds] [seconds]
+// OTHER_MAIN_JS is another build's dist/src/traffic/proxy/main.js (or this one, to try node
+// flags given in OTHER_NODE_FLAGS). Prints JSON; writes nothing.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -20,7 +21,8 @@ const r = await benchProxy({
     other: async (backends) => {
       const dir = mkdtempSync(join(os.tmpdir(), "kiln-ab-"));
       const port = await freeLoopbackPort();
-      const child = spawn(process.execPath, [other!, "--listen", `127.0.0.1:${port}`, "--admin", join(dir, "p.sock"), "--state", join(dir, "r.json")], { stdio: "ignore" });
+      const flags = (process.env.OTHER_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+      const child = spawn(process.execPath, [...flags, other!, "--listen", `127.0.0.1:${port}`, "--admin", join(dir, "p.sock"), "--state", join(dir, "r.json")], { stdio: "ignore" });
       const client = new ProxyClient(join(dir, "p.sock"));
       for (let i = 0; i < 200 && !(await client.ping()); i++) await new Promise((res) => setTimeout(res, 50));
       await client.setTable({

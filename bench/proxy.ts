@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { freeLoopbackPort } from "../src/net.js";
 import { ProxyClient } from "../src/traffic/proxy/client.js";
+import { PROXY_NODE_FLAGS } from "../src/traffic/proxy/node-flags.js";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const proxyMain = fileURLToPath(new URL("../src/traffic/proxy/main.js", import.meta.url));
@@ -166,7 +167,8 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
       const prof = opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
       if (opts.cpuProfDir) mkdirSync(opts.cpuProfDir, { recursive: true });
       pids.builtin = started(
-        spawn(process.execPath, [...prof, proxyMain, "--listen", `127.0.0.1:${port}`, "--admin", sock, "--state", join(dir, "routes.json"), "--log", join(dir, "proxy.log")], {
+        // Started as in production (daemons use the same flags).
+        spawn(process.execPath, [...PROXY_NODE_FLAGS, ...prof, proxyMain, "--listen", `127.0.0.1:${port}`, "--admin", sock, "--state", join(dir, "routes.json"), "--log", join(dir, "proxy.log")], {
           stdio: "ignore",
         }),
       ).pid;

@@ -9,6 +9,7 @@ import { planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/pr
 import { httpsRedirect, maintenanceResponse } from "../../src/traffic/proxy/pages.js";
 import { checkTable } from "../../src/traffic/proxy/table.js";
 import { closeFrame, FrameTracker } from "../../src/traffic/proxy/ws-frames.js";
+import { pickCertificate } from "../../src/traffic/proxy/tls.js";
 import { table, target } from "./helpers.js";
 
 function sequence(weights: Record<string, number>, n: number): string {
@@ -142,7 +143,7 @@ describe("checkTable", () => {
 });
 
 describe("headers", () => {
-  it("strips hop-by-hop headers and sets X-Forwarded-* and Forwarded", () => {
+  it("strips hop-by-hop headers and sets X-Forwarded-*", () => {
     const out = planUpstreamHeaders(
       { host: "app.test", connection: "keep-alive, x-secret", "x-secret": "1", te: "trailers", "keep-alive": "timeout=5", accept: "*/*", expect: "100-continue" },
       { clientIp: "10.0.0.1", proto: "http", body: { kind: "none" } },
@@ -153,7 +154,6 @@ describe("headers", () => {
       "x-forwarded-for": "10.0.0.1",
       "x-forwarded-proto": "http",
       "x-forwarded-host": "app.test",
-      forwarded: 'for=10.0.0.1;host="app.test";proto=http',
     });
   });
   it("overwrites what the client claims and sets an exact length for a buffered body", () => {
@@ -164,7 +164,7 @@ describe("headers", () => {
     assert.equal(out["x-forwarded-for"], "::1");
     assert.equal(out["x-forwarded-proto"], "http");
     assert.equal(out["x-forwarded-host"], "real.test");
-    assert.equal(out["forwarded"], 'for="[::1]";host="real.test";proto=http');
+    assert.equal(out["forwarded"], undefined, "a client's Forwarded is dropped");
     assert.equal(out["content-length"], "12");
     assert.equal(out["transfer-encoding"], undefined);
   });
@@ -185,10 +185,10 @@ describe("headers", () => {
     assert.equal(ws["sec-websocket-key"], "k");
   });
   it("labels responses with the instance and release only when asked", () => {
-    const headers = { "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] };
-    const on = planDownstreamHeaders(headers, { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: true });
+    const headers = () => ({ "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] });
+    const on = planDownstreamHeaders(headers(), { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: true });
     assert.deepEqual(on, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"], "x-kiln-instance": "i-1", "x-kiln-release": "r7" });
-    const off = planDownstreamHeaders(headers, { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: false });
+    const off = planDownstreamHeaders(headers(), { id: "i-1", release: "r7" }, { closing: false, instanceHeaders: false });
     assert.deepEqual(off, { "content-type": "text/plain", "set-cookie": ["a=1", "b=2"] });
     assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true, instanceHeaders: false })["connection"], "close");
     assert.equal(planDownstreamHeaders({}, { id: "i", release: "r" }, { closing: true, instanceHeaders: false, http2: true })["connection"], undefined);
@@ -323,4 +323,20 @@ describe("FrameTracker / closeFrame", () => {
     assert.equal(m[1], 0x80 | 12);
     assert.equal(m.length, 2 + 4 + 12);
   });
+});
+
+describe("pickCertificate", () => {
+  const ab = [{ names: ["a.test"] }, { names: ["b.test", "*.b.test"] }];
+  const cw = [{ names: ["*.c.test"] }, { names: ["api.c.test"] }];
+  const rows: Array<[typeof ab, string | undefined, number]> = [
+    [ab, "b.test", 1],
+    [ab, "x.b.test", 1],
+    [ab, "y.x.b.test", 0],
+    [cw, "API.c.test", 1],
+    [cw, "web.c.test", 0],
+    [cw, undefined, 0],
+  ];
+  for (const [certs, name, want] of rows) {
+    it(`${JSON.stringify(certs.map((c) => c.names))} ${name} → ${want}`, () => assert.equal(pickCertificate(certs, name), want));
+  }
 });

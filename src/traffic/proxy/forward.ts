@@ -184,16 +184,16 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
     const h2 = req.httpVersionMajor === 2;
     let clientGone = false;
     let current: http.ClientRequest | undefined;
-    /** the release whose `requests` counted this request, once one did */
-    let countedRelease: string | undefined;
+    /** the target whose `requests` counted this request, once one did */
+    let counted: Upstream | undefined;
     const countResponse = (u: Upstream, status: number) => {
       pool.countResponse(u, status, lane);
-      countedRelease = u.release;
+      counted = u;
     };
     o.active.count++;
     res.on("close", () => {
       o.active.count--;
-      if (countedRelease !== undefined) pool.observeLatency(countedRelease, performance.now() - started, lane);
+      if (counted !== undefined) pool.observeLatency(counted, performance.now() - started, lane);
       if (res.writableFinished) return;
       clientGone = true;
       current?.destroy();

@@ -50,22 +50,12 @@ export interface UpstreamHeaderInput {
   upgrade?: string;
 }
 
-/** A host for a quoted-string: quotes and backslashes dropped (never in a valid host anyway). */
-function quotable(host: string): string {
-  return host.indexOf('"') < 0 && host.indexOf("\\") < 0 ? host : host.replace(/["\\]/g, "");
-}
-
-/** RFC 7239 node: IPv6 addresses are quoted and bracketed. */
-function forwardedNode(ip: string): string {
-  return ip.includes(":") ? `"[${ip}]"` : ip;
-}
-
 /**
  * Headers for the request to an instance.
  *
  *   {host: "app", connection: "keep-alive, x-a", "x-a": "1", te: "trailers"} from 1.2.3.4 over http
- *     → {host: "app", x-forwarded-for: "1.2.3.4", x-forwarded-proto: "http", x-forwarded-host: "app",
- *        forwarded: "for=1.2.3.4;host=app;proto=http"}
+ *     → {host: "app", x-forwarded-for: "1.2.3.4", x-forwarded-proto: "http", x-forwarded-host: "app"}
+ *   a client-sent RFC 7239 Forwarded header → dropped (the edge speaks X-Forwarded-* only)
  *   {"x-forwarded-for": "9.9.9.9", "x-forwarded-proto": "https"} from 1.2.3.4 over http
  *     → x-forwarded-for "1.2.3.4", x-forwarded-proto "http" (client claims are overwritten)
  *   HTTP/2 {":authority": "app", ":path": "/x", ":method": "GET"} → host "app", no pseudo-headers
@@ -76,20 +66,18 @@ function forwardedNode(ip: string): string {
  * sends the body right away.
  */
 export function planUpstreamHeaders(headers: IncomingHttpHeaders, input: UpstreamHeaderInput): OutgoingHttpHeaders {
-  const listed = connectionListed(headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k) || EDGE_SET.has(k) || k.charCodeAt(0) === 58 /* ":" */) continue;
-    if (listed !== undefined && listed.has(k)) continue;
-    out[k] = v;
-  }
+  // The client's header object is rewritten in place (Node parsed it for this request
+  // only), saving a copy per request on the hot path. Idempotent, so a retry may call it again.
   const host = headers.host ?? (headers[":authority"] as string | undefined);
+  const listed = connectionListed(headers);
+  const out = headers as OutgoingHttpHeaders;
+  for (const k in out) {
+    if (HOP_BY_HOP.has(k) || EDGE_SET.has(k) || k.charCodeAt(0) === 58 /* ":" */ || (listed !== undefined && listed.has(k))) delete out[k];
+  }
   if (host !== undefined) out["host"] = host;
   out["x-forwarded-for"] = input.clientIp;
   out["x-forwarded-proto"] = input.proto;
   if (host !== undefined) out["x-forwarded-host"] = host;
-  out["forwarded"] = `for=${forwardedNode(input.clientIp)}${host !== undefined ? `;host="${quotable(host)}"` : ""};proto=${input.proto}`;
   if (input.upgrade !== undefined) {
     out["connection"] = "upgrade";
     out["upgrade"] = input.upgrade;
@@ -109,7 +97,7 @@ export interface DownstreamOptions {
 }
 
 /**
- * Headers for the response to the client: the instance's, minus hop-by-hop;
+ * Headers for the response to the client: the instance's (modified in place), minus hop-by-hop;
  * with `instanceHeaders`, plus which instance and release answered.
  *
  *   {content-type, connection: "keep-alive", transfer-encoding}       → {content-type}
@@ -122,13 +110,12 @@ export function planDownstreamHeaders(
   target: { id: string; release: string },
   opts: DownstreamOptions,
 ): OutgoingHttpHeaders {
+  // The instance's header object is used in place (it is ours: Node parsed it for this
+  // response only), saving a copy per response on the hot path.
   const listed = connectionListed(headers);
-  const out: OutgoingHttpHeaders = {};
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined || HOP_BY_HOP.has(k)) continue;
-    if (listed !== undefined && listed.has(k)) continue;
-    out[k] = v;
+  const out = headers as OutgoingHttpHeaders;
+  for (const k in out) {
+    if (HOP_BY_HOP.has(k) || (listed !== undefined && listed.has(k))) delete out[k];
   }
   if (opts.instanceHeaders) {
     out["x-kiln-instance"] = target.id;
@@ -140,8 +127,9 @@ export function planDownstreamHeaders(
 
 /** Headers of a 101 Switching Protocols answer relayed to the client: the instance's, upgrade kept. */
 export function planUpgradeResponseHeaders(headers: IncomingHttpHeaders, target: { id: string; release: string }, instanceHeaders: boolean): OutgoingHttpHeaders {
+  const upgrade = headers.upgrade; // read first: planDownstreamHeaders drops it in place
   const out = planDownstreamHeaders(headers, target, { closing: false, instanceHeaders });
   out["connection"] = "upgrade";
-  if (headers.upgrade !== undefined) out["upgrade"] = headers.upgrade;
+  if (upgrade !== undefined) out["upgrade"] = upgrade;
   return out;
 }

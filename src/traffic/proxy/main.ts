@@ -33,6 +33,12 @@ edge (all optional; defaults in brackets):
   --keep-alive-timeout-ms N idle keep-alive client connections are closed after this [5000]
   --connect-timeout-ms N    connecting to an instance; then it is marked down and another tried [2000]
   --upstream-timeout-ms N   no byte from an instance for this long → 504 [60000]
+  --tls-listen HOST:PORT    also serve HTTPS here (HTTP/2 by ALPN, HTTP/1.1 otherwise) [off]
+  --tls-cert CERT:KEY       a PEM certificate and its key; repeat for several, chosen by SNI from
+                            the names in each certificate; the first is the default
+  --redirect-http           the plain --listen address answers 308 to https:// on the TLS listener [off]
+  --metrics-listen HOST:PORT Prometheus metrics at GET /metrics there (keep it private) [off]
+  --service NAME            the service label of the metrics [kiln]
   --tunnel-idle-timeout-ms N an upgraded connection (WebSocket) idle both ways this long is closed; 0 = never [3600000]
 
 example:
@@ -66,6 +72,11 @@ async function main(): Promise<void> {
         "connect-timeout-ms": { type: "string" },
         "upstream-timeout-ms": { type: "string" },
         "tunnel-idle-timeout-ms": { type: "string" },
+        "tls-listen": { type: "string" },
+        "tls-cert": { type: "string", multiple: true },
+        "redirect-http": { type: "boolean" },
+        "metrics-listen": { type: "string" },
+        service: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -109,6 +120,20 @@ async function main(): Promise<void> {
     tunnelIdleTimeoutMs: num("tunnel-idle-timeout-ms"),
   };
 
+  const tlsCerts = (values["tls-cert"] ?? []).map((pair) => {
+    const i = pair.lastIndexOf(":");
+    if (i <= 0 || i === pair.length - 1) {
+      fail(new KilnError("KILN_E_USAGE", `--tls-cert: expected CERT_FILE:KEY_FILE, got "${pair}"`, { hint: "e.g. --tls-cert /etc/kiln/app.pem:/etc/kiln/app.key" }));
+    }
+    return { cert: pair.slice(0, i), key: pair.slice(i + 1) };
+  });
+  if ((values["tls-listen"] === undefined) !== (tlsCerts.length === 0)) {
+    fail(new KilnError("KILN_E_USAGE", "--tls-listen and --tls-cert go together", { hint: "give both (one --tls-cert per certificate), or neither" }));
+  }
+  if (values["redirect-http"] && values["tls-listen"] === undefined) {
+    fail(new KilnError("KILN_E_USAGE", "--redirect-http needs --tls-listen", { hint: "the redirect goes to the TLS listener" }));
+  }
+
   const proxy = await startProxy({
     listen: values.listen as string,
     admin: values.admin as string,
@@ -116,6 +141,11 @@ async function main(): Promise<void> {
     ...(values["preview-listen"] !== undefined ? { previewListen: values["preview-listen"] } : {}),
     ...Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined)),
     instanceHeaders: values["instance-headers"] === true,
+    ...(values["metrics-listen"] !== undefined ? { metricsListen: values["metrics-listen"] } : {}),
+    ...(values.service !== undefined ? { service: values.service } : {}),
+    ...(values["tls-listen"] !== undefined
+      ? { tls: { listen: values["tls-listen"], certificates: tlsCerts, redirectHttp: values["redirect-http"] === true } }
+      : {}),
     log,
   });
   process.stdout.write(
@@ -124,6 +154,8 @@ async function main(): Promise<void> {
       pid: process.pid,
       listen: proxy.address,
       ...(proxy.previewAddress !== undefined ? { preview: proxy.previewAddress } : {}),
+      ...(proxy.tlsAddress !== undefined ? { tls: proxy.tlsAddress } : {}),
+      ...(proxy.metricsAddress !== undefined ? { metrics: proxy.metricsAddress } : {}),
       admin: proxy.adminSocket,
     }) + "\n",
   );

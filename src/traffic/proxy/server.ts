@@ -3,6 +3,7 @@
 // routing when the controller is down and after its own restart.
 
 import http from "node:http";
+import http2 from "node:http2";
 import net from "node:net";
 import { chmod, lstat, mkdir, rename, unlink } from "node:fs/promises";
 import path from "node:path";
@@ -11,7 +12,9 @@ import { parseHostPort } from "../../health/probe.js";
 import type { RouterStats, RoutingTable } from "../router.js";
 import { createAdminHandler, type AcceptResult } from "./admin.js";
 import { DEFAULT_MAX_BODY_BYTES, createForwarder } from "./forward.js";
+import { httpsRedirect } from "./pages.js";
 import { loadTableFile, saveTableFile } from "./state-file.js";
+import { loadCertificates, pickCertificate, type CertificateFiles } from "./tls.js";
 import { TargetPool, type Lane } from "./targets.js";
 import { CLOSE_GRACE_MS, createUpgrader, type Tunnel } from "./tunnel.js";
 
@@ -49,6 +52,22 @@ export interface ProxyOptions {
   keepAliveTimeoutMs?: number;
   /** an upgraded connection (WebSocket) with no byte either way for this long is closed; default 3600000, 0 = never */
   tunnelIdleTimeoutMs?: number;
+  /**
+   * TLS termination: a second production listener speaking HTTPS, HTTP/2 to
+   * clients that offer it (ALPN h2) and HTTP/1.1 otherwise; instances are
+   * always spoken to in HTTP/1.1. The certificate is chosen by SNI among
+   * `certificates` (the first is the default).
+   */
+  /** "host:port" serving Prometheus metrics (GET /metrics); default: none (opt-in) */
+  metricsListen?: string;
+  /** the `service` label of every metric; default "kiln" */
+  service?: string;
+  tls?: {
+    listen: string;
+    certificates: CertificateFiles[];
+    /** the plain `listen` address then only redirects (308) to https:// on the TLS listener */
+    redirectHttp?: boolean;
+  };
 }
 
 /** Defaults of the client-facing limits; see ProxyOptions. */
@@ -65,6 +84,10 @@ export const EDGE_DEFAULTS = Object.freeze({
 export interface RunningProxy {
   /** the actual "host:port" (with the real port when 0 was asked for) */
   readonly address: string;
+  /** the TLS listener's actual "host:port", when one was asked for */
+  readonly tlsAddress?: string;
+  /** the metrics listener's actual "host:port", when one was asked for */
+  readonly metricsAddress?: string;
   /** the preview listener's actual "host:port", when one was asked for */
   readonly previewAddress?: string;
   readonly adminSocket: string;
@@ -170,6 +193,17 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     });
   }
 
+  const tlsHp = opts.tls === undefined ? undefined : parseHostPort(opts.tls.listen);
+  if (opts.tls !== undefined && !tlsHp) {
+    throw new KilnError("KILN_E_USAGE", `proxy TLS listen address "${opts.tls.listen}" is not host:port`, { hint: 'use e.g. "127.0.0.1:8443"' });
+  }
+  const certificates = opts.tls === undefined ? [] : loadCertificates(opts.tls.certificates);
+  const metricsHp = opts.metricsListen === undefined ? undefined : parseHostPort(opts.metricsListen);
+  if (opts.metricsListen !== undefined && !metricsHp) {
+    throw new KilnError("KILN_E_USAGE", `proxy metrics listen address "${opts.metricsListen}" is not host:port`, { hint: 'use e.g. "127.0.0.1:9100"' });
+  }
+  let tlsPort = 0; // known once the TLS listener is bound; the redirect reads it per request
+
   const checkEveryMs = Math.max(50, Math.min(1000, Math.floor(headerTimeoutMs / 4)));
 
   const pool = new TargetPool({
@@ -215,8 +249,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   let closing = false;
   const active = { count: 0 };
   const tunnels = new Set<Tunnel>();
-  const clientServer = (lane: Lane): http.Server => {
-    const forward = createForwarder({
+  const forwarder = (lane: Lane, proto: "http" | "https") =>
+    createForwarder({
       pool,
       log,
       connectTimeoutMs: opts.connectTimeoutMs ?? EDGE_DEFAULTS.connectTimeoutMs,
@@ -225,9 +259,27 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       lane,
       instanceHeaders: opts.instanceHeaders ?? false,
       maxBodyBytes: opts.maxBodyBytes ?? EDGE_DEFAULTS.maxBodyBytes,
-      proto: "http",
+      proto,
       active,
     });
+  const upgrader = (lane: Lane, proto: "http" | "https") =>
+    createUpgrader({
+      pool,
+      log,
+      lane,
+      instanceHeaders: opts.instanceHeaders ?? false,
+      proto,
+      connectTimeoutMs: opts.connectTimeoutMs ?? EDGE_DEFAULTS.connectTimeoutMs,
+      tunnelIdleTimeoutMs: opts.tunnelIdleTimeoutMs ?? EDGE_DEFAULTS.tunnelIdleTimeoutMs,
+      isClosing: () => closing,
+      tunnels,
+    });
+  const redirect = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const r = httpsRedirect(req.headers.host, req.url ?? "/", tlsPort);
+    res.writeHead(r.status, r.headers);
+    res.end(r.body);
+  };
+  const clientServer = (lane: Lane, redirecting: boolean): http.Server => {
     const server = http.createServer({
       keepAlive: true,
       headersTimeout: headerTimeoutMs,
@@ -236,21 +288,15 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       // Node checks the two deadlines above on this timer (default 30 s, which would let a
       // slow-header client hold a connection three times longer than asked).
       connectionsCheckingInterval: checkEveryMs,
-    }, forward);
-    server.on(
-      "upgrade",
-      createUpgrader({
-        pool,
-        log,
-        lane,
-        instanceHeaders: opts.instanceHeaders ?? false,
-        proto: "http",
-        connectTimeoutMs: opts.connectTimeoutMs ?? EDGE_DEFAULTS.connectTimeoutMs,
-        tunnelIdleTimeoutMs: opts.tunnelIdleTimeoutMs ?? EDGE_DEFAULTS.tunnelIdleTimeoutMs,
-        isClosing: () => closing,
-        tunnels,
-      }),
-    );
+    }, redirecting ? redirect : forwarder(lane, "http"));
+    if (redirecting) {
+      server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket) => {
+        const r = httpsRedirect(req.headers.host, req.url ?? "/", tlsPort);
+        let head = `HTTP/1.1 ${r.status} ${r.status === 308 ? "Permanent Redirect" : "Bad Request"}\r\n`;
+        for (const [k, v] of Object.entries(r.headers)) head += `${k}: ${v}\r\n`;
+        socket.end(`${head}connection: close\r\n\r\n${r.body}`);
+      });
+    } else server.on("upgrade", upgrader(lane, "http"));
     // A forward proxy's CONNECT is not what an edge serves: say so instead of hanging up silently.
     server.on("connect", (_req: http.IncomingMessage, socket: net.Socket) => {
       socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
@@ -269,7 +315,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     return `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`;
   };
 
-  const server = clientServer("production");
+  const server = clientServer("production", opts.tls?.redirectHttp === true);
   try {
     await listen(server, { host: hp.host, port: hp.port });
   } catch (e) {
@@ -281,7 +327,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   let previewServer: http.Server | undefined;
   let previewAddress: string | undefined;
   if (previewHp !== undefined) {
-    previewServer = clientServer("preview");
+    previewServer = clientServer("preview", false);
     try {
       await listen(previewServer, { host: previewHp.host, port: previewHp.port });
     } catch (e) {
@@ -291,7 +337,63 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     }
     previewAddress = addressOf(previewServer);
   }
+  let tlsServer: http2.Http2SecureServer | undefined;
+  let tlsAddress: string | undefined;
+  const tlsSockets = new Set<net.Socket>();
+  const h2Sessions = new Set<http2.ServerHttp2Session>();
+  if (tlsHp !== undefined) {
+    const first = certificates[0]!;
+    tlsServer = http2.createSecureServer(
+      {
+        cert: first.certPem,
+        key: first.keyPem,
+        // HTTP/1.1 clients (and WebSocket upgrades) on the same port; ALPN offers h2 first.
+        allowHTTP1: true,
+        SNICallback: (servername, cb) => cb(null, certificates[pickCertificate(certificates, servername)]!.context),
+      },
+      // The compatibility API's request/response mirror http's closely enough for the forwarder.
+      forwarder("production", "https") as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+    );
+    tlsServer.on("upgrade", upgrader("production", "https"));
+    tlsServer.on("secureConnection", (sock: net.Socket) => {
+      tlsSockets.add(sock);
+      sock.once("close", () => tlsSockets.delete(sock));
+    });
+    tlsServer.on("session", (session: http2.ServerHttp2Session) => {
+      h2Sessions.add(session);
+      session.once("close", () => h2Sessions.delete(session));
+    });
+    tlsServer.on("tlsClientError", () => undefined); // a failed handshake is the client's problem
+    try {
+      await listen(tlsServer as unknown as net.Server, { host: tlsHp.host, port: tlsHp.port });
+    } catch (e) {
+      server.close();
+      previewServer?.close();
+      pool.close();
+      throw listenErrorToKiln(e as NodeJS.ErrnoException, `TLS address ${opts.tls!.listen}`, "choose another TLS listen address");
+    }
+    tlsAddress = addressOf(tlsServer as unknown as http.Server);
+    tlsPort = (tlsServer.address() as net.AddressInfo).port;
+    log(`TLS on ${tlsAddress}: ${certificates.map((c) => `${c.files.cert} [${c.names.join(", ")}]`).join("; ")}`);
+  }
   const servers = previewServer ? [server, previewServer] : [server];
+  let metricsAddress: string | undefined;
+  if (metricsHp !== undefined) {
+    // Loaded only when asked for: prom-client (and what it pulls in) costs start-up time and memory.
+    const { createMetricsRegistry, createMetricsServer } = await import("./metrics.js");
+    const metricsServer = createMetricsServer(createMetricsRegistry(pool, opts.service ?? "kiln"), log);
+    try {
+      await listen(metricsServer, { host: metricsHp.host, port: metricsHp.port });
+    } catch (e) {
+      for (const s of servers) s.close();
+      tlsServer?.close();
+      pool.close();
+      throw listenErrorToKiln(e as NodeJS.ErrnoException, `metrics address ${opts.metricsListen}`, "choose another metrics listen address");
+    }
+    metricsAddress = addressOf(metricsServer);
+    // Closed with the client listeners (below): it joins `servers` for close().
+    servers.push(metricsServer);
+  }
 
   const stats = (): RouterStats => {
     const s: RouterStats = {
@@ -327,7 +429,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   const close = (): Promise<void> => {
     closed ??= (async () => {
       closing = true;
-      const stopped = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      const stopped = Promise.all([
+        ...servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
+        ...(tlsServer ? [new Promise<void>((resolve) => tlsServer!.close(() => resolve()))] : []),
+      ]);
+      // HTTP/2 clients get a GOAWAY: streams in flight finish, no new ones start.
+      for (const session of h2Sessions) session.close();
       admin.close();
       admin.closeIdleConnections();
       const deadline = Date.now() + (opts.closeTimeoutMs ?? 10_000);
@@ -343,6 +450,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       const tunnelsBy = Date.now() + CLOSE_GRACE_MS + 500;
       while (tunnels.size > 0 && Date.now() < tunnelsBy) await new Promise((r) => setTimeout(r, 20));
       for (const s of servers) s.closeAllConnections();
+      for (const session of h2Sessions) session.destroy();
+      for (const sock of tlsSockets) sock.destroy();
       admin.closeAllConnections();
       await stopped;
       pool.close();
@@ -352,5 +461,12 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     return closed;
   };
 
-  return { address, ...(previewAddress !== undefined ? { previewAddress } : {}), adminSocket: opts.admin, close };
+  return {
+    address,
+    ...(previewAddress !== undefined ? { previewAddress } : {}),
+    ...(tlsAddress !== undefined ? { tlsAddress } : {}),
+    ...(metricsAddress !== undefined ? { metricsAddress } : {}),
+    adminSocket: opts.admin,
+    close,
+  };
 }

@@ -48,6 +48,11 @@ export interface Upstream {
   inflight: number;
   drainingSince?: number;
   readonly counters: Counters;
+  /** production latency histogram of this target's requests (LATENCY_BUCKETS_MS), and their sum, for metrics */
+  readonly latency: Float64Array;
+  latencySumMs: number;
+  /** upgraded connections (WebSockets) open to this target */
+  tunnels: number;
   /** smooth weighted round robin score */
   currentWeight: number;
   readonly agent: http.Agent;
@@ -249,9 +254,18 @@ export class TargetPool {
     if (lane === "production") u.counters.connectFailures++;
   }
 
-  /** A counted request of `release` ended after `ms`. */
-  observeLatency(release: string, ms: number, lane: Lane): void {
-    this.releaseCounters(release, lane).latency[latencyBucket(ms)]++;
+  /** A counted request on `u` (its release; production also on the target) ended after `ms`. */
+  observeLatency(u: Upstream, ms: number, lane: Lane): void {
+    const bucket = latencyBucket(ms);
+    this.releaseCounters(u.release, lane).latency[bucket]++;
+    if (lane === "preview") return;
+    u.latency[bucket]++;
+    u.latencySumMs += ms;
+  }
+
+  /** Every target the proxy still knows: live ones in table order, then removed ones still draining. */
+  allUpstreams(): readonly Upstream[] {
+    return this.retired.size === 0 ? this.order : [...this.order, ...this.retired];
   }
 
   /** Passive health: a failed connect takes the target out until active checks pass again. */
@@ -330,6 +344,9 @@ export class TargetPool {
       inflight: 0,
       drainingSince: t.state === "draining" ? now : undefined,
       counters: zero(),
+      latency: new Float64Array(LATENCY_HISTOGRAM_SIZE),
+      latencySumMs: 0,
+      tunnels: 0,
       currentWeight: 0,
       agent: this.agent(),
       aborts: new Set(),

@@ -123,7 +123,7 @@ export function createUpgrader(o: UpgradeOptions): (req: IncomingMessage, socket
         settle();
         if (client.destroyed) return void upSocket.destroy();
         pool.countResponse(u, 101, lane);
-        pool.observeLatency(u.release, performance.now() - started, lane);
+        pool.observeLatency(u, performance.now() - started, lane);
         client.write(head(101, upRes.statusMessage || "Switching Protocols", planUpgradeResponseHeaders(upRes.headers, u, o.instanceHeaders)));
         relay(u, client as net.Socket, upSocket as net.Socket, websocket, upEarly, early);
       });
@@ -133,7 +133,7 @@ export function createUpgrader(o: UpgradeOptions): (req: IncomingMessage, socket
         settle();
         const status = upRes.statusCode ?? 502;
         pool.countResponse(u, status, lane);
-        upRes.on("end", () => pool.observeLatency(u.release, performance.now() - started, lane));
+        upRes.on("end", () => pool.observeLatency(u, performance.now() - started, lane));
         if (!client.writable) return void up.destroy();
         client.write(head(status, upRes.statusMessage || "", planDownstreamHeaders(upRes.headers, u, { closing: true, instanceHeaders: o.instanceHeaders })));
         upRes.pipe(client);
@@ -177,6 +177,7 @@ export function createUpgrader(o: UpgradeOptions): (req: IncomingMessage, socket
         c.destroy();
         s.destroy();
         o.tunnels.delete(tunnel);
+        u.tunnels--;
         end();
       };
       const sendClose = (dir: "down" | "up") => {
@@ -200,6 +201,7 @@ export function createUpgrader(o: UpgradeOptions): (req: IncomingMessage, socket
         },
       };
       o.tunnels.add(tunnel);
+      u.tunnels++;
       const end = pool.begin(u, () => tunnel.close("drain deadline"));
 
       const pipe = (from: net.Socket, to: net.Socket, tracker: FrameTracker | undefined, dir: "down" | "up") => {

@@ -157,4 +157,28 @@ describe("proxy process", () => {
     assert.equal(await closed, 2);
     assert.match(err, /missing --admin, --state/);
   });
+
+  it("explains bad edge flags: a limit that is not a number, a certificate without its key, an unreadable certificate", async () => {
+    const dir = await tempDir();
+    cleanups.push(dir.cleanup);
+    const base = [PROXY_MAIN, "--listen", "127.0.0.1:0", "--admin", path.join(dir.dir, "p.sock"), "--state", path.join(dir.dir, "r.json")];
+    const cases: Array<[string[], RegExp]> = [
+      [["--max-body-bytes", "lots"], /--max-body-bytes: expected a whole number >= 0, got "lots"/],
+      [["--tls-listen", "127.0.0.1:0", "--tls-cert", "only.pem"], /--tls-cert: expected CERT_FILE:KEY_FILE, got "only.pem"/],
+      [["--tls-listen", "127.0.0.1:0"], /--tls-listen and --tls-cert go together/],
+      [["--tls-listen", "127.0.0.1:0", "--tls-cert", "/nonexistent/a.pem:/nonexistent/a.key"], /cannot read the TLS certificate file \/nonexistent\/a\.pem: ENOENT/],
+    ];
+    for (const [extra, want] of cases) {
+      const child = spawn(process.execPath, [...base, ...extra], { stdio: ["ignore", "pipe", "pipe"] });
+      children.push(child);
+      const closed = closedWithin(child, 10_000);
+      let out = "";
+      let err = "";
+      child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+      child.stderr!.on("data", (c: Buffer) => (err += c.toString()));
+      assert.equal(await closed, 2, err);
+      assert.match(err, want);
+      assert.equal(JSON.parse(out.split("\n")[0]!).ready, false);
+    }
+  });
 });
