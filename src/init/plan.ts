@@ -211,6 +211,11 @@ function withDockerfileSettings(start: Start, facts: ProjectFacts): Start {
   return { ...start, port: d.expose ?? start.port, user: user ?? start.user, env: { ...start.env, ...env } };
 }
 
+/** A Next.js build without what next start does not read (the build cache: tens of MB; the trace). */
+function nextBuildEntries(facts: ProjectFacts): string[] {
+  return (facts.nextBuild ?? []).filter((n) => n !== "cache" && n !== "trace").map((n) => `.next/${n}`);
+}
+
 /** .gitignore with .kiln/ (the image store and rootfs cache, ~100 MB an image) added; undefined when it is there. */
 export function gitignoreWithKiln(existing: string | undefined): InitFile | undefined {
   if (existing === undefined) return { path: ".gitignore", content: "# kiln's local state: baked images, their unpacked root filesystems, instance logs\n.kiln/\n" };
@@ -245,9 +250,13 @@ export function planInit(facts: ProjectFacts, opts: InitOptions = {}): InitPlan 
   const useDeps = deps > 0 || (hasNodeModules && start.runtime !== "binary" && start.runtime !== "static");
   const configDir = has(facts, "config")?.kind === "dir";
   const skip = new Set<string>(configDir ? ["config"] : []);
+  const nextBuild = start.dependency === "next" ? nextBuildEntries(facts) : [];
   const files = start.runtime === "static" && facts.staticRoots[0] !== "."
     ? [STATIC_SERVER_FILE, facts.staticRoots[0]!]
-    : [...new Set([...appEntries(facts, skip), ...start.extra.map((f) => f.path)])].sort();
+    : [...new Set([...appEntries(facts, skip), ...start.extra.map((f) => f.path), ...nextBuild])].sort();
+  if (start.dependency === "next") {
+    start.notes = [...(start.notes ?? []), facts.nextBuild ? ".next: the build `next start` serves, without its cache (run `next build` before every bake)" : "no .next build found: run `next build` before `kiln bake` and `kiln init --force` (next start serves .next)"];
+  }
   const health = facts.healthRoutes[0];
   // A dependency's server has no /healthz of its own; its root page is what answers.
   const healthPath = start.runtime === "static" ? "/healthz" : health?.route ?? (start.dependency ? "/" : "/healthz");
@@ -317,7 +326,7 @@ export function planInit(facts: ProjectFacts, opts: InitOptions = {}): InitPlan 
 
   const summary = [
     `runtime: ${start.runtime === "dockerfile" ? "Dockerfile" : start.runtime}, started with ${[...start.entrypoint, ...start.cmd].join(" ")} (${start.why})`,
-    `health: ${healthPath}${start.runtime !== "static" && !health ? " (default: no route found in the source)" : ""}`,
+    `health: ${healthPath}${start.runtime === "static" || health ? "" : start.dependency ? ` (${start.dependency}'s root page: no health route found in the app)` : " (default: no route found in the source)"}`,
     ...(useDeps ? [`dependencies: node_modules${hasNodeModules ? "" : " (run `npm ci --omit=dev` before `kiln bake`)"}`] : []),
     ...(opts.packages?.length ? [`packages: ${formatPackagesLabel(opts.packages)}`] : []),
     ...start.extra.map((f) => `added ${f.path}`),

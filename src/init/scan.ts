@@ -52,6 +52,8 @@ export interface ProjectFacts {
   commands?: Record<string, CommandFact>;
   /** the text of .gitignore, when there is one */
   gitignore?: string;
+  /** top-level names inside .next (a Next.js build, which `next start` serves), when it is there */
+  nextBuild?: string[];
 }
 
 export const HEALTH_ROUTES = ["/healthz", "/health", "/up", "/status"] as const;
@@ -199,7 +201,14 @@ export function scanProject(dir: string): ProjectFacts {
     // none
   }
 
-  return { dirName: basename(dir), entries, packageJson, dockerfile, healthRoutes, readsPort, staticRoots, sourcePort, commands, gitignore };
+  let nextBuild: string[] | undefined;
+  try {
+    if (lstatSync(join(dir, ".next")).isDirectory()) nextBuild = readdirSync(join(dir, ".next")).sort();
+  } catch {
+    // no build
+  }
+
+  return { dirName: basename(dir), entries, packageJson, dockerfile, healthRoutes, readsPort, staticRoots, sourcePort, commands, gitignore, nextBuild };
 }
 
 function firstLine(path: string): string {

@@ -108,11 +108,12 @@ export function parseStartScript(script: string): ParsedScript {
     }
     const op = OPERATORS.find((o) => s.startsWith(o, i));
     if (op) {
-      problems.push({ token: op, message: `${operatorMessage(op)}` });
+      problems.push({ token: op, message: operatorMessage(op) });
       end();
       i += op.length;
       continue;
     }
+    if (c === "#" && word === undefined) break; // a comment, to the end (npm scripts are one line)
     if (c === "\\") {
       if (i + 1 < s.length) text(s[i + 1]!);
       i += 2;

@@ -43,6 +43,8 @@ const supported: [string, Expected][] = [
   ["json-server db.json", { args: ["db.json"], expands: false, note: /passes no port and json-server's code does not read \$PORT/ }],
   ["node server.js --db $DATABASE_URL", { args: ["--db", "${DATABASE_URL}"], note: /\$DATABASE_URL: kiln does not set it; declare it in kiln.yaml env/ }],
   ["./bin/www", { file: "bin/www", args: [], package: undefined }],
+  ["node server.js # the API", { file: "server.js", args: [] }],
+  ["node server.js --tag=a#b", { args: ["--tag=a#b"] }],
 ];
 
 // [script, the exact token reported, its message]
