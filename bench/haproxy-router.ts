@@ -7,6 +7,7 @@
 //   node dist/bench/haproxy-router.js   → bench/results/haproxy-router.json
 // Nothing here asserts a timing.
 
+import { parseWrk as parseWrkOutput } from "./proxy.js";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, openSync, closeSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -36,16 +37,10 @@ export interface HaproxyRouterBench {
   target: number;
 }
 
-/** wrk's --latency output → req/s, p99 (ms), errors. */
+/** wrk's --latency output → req/s, p99 (ms), errors (bench/proxy.ts reads it; rounded here). */
 export function parseWrk(out: string): WrkRun {
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
-  const m = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(out);
-  const unit = m?.[2] === "us" ? 0.001 : m?.[2] === "s" ? 1000 : 1;
-  const p99 = m ? Number(m[1]) * unit : NaN;
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const sockErrors = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
-  return { reqPerSec: Math.round(rps), p99Ms: Math.round(p99 * 100) / 100, errors: non2xx + sockErrors };
+  const r = parseWrkOutput(out);
+  return { reqPerSec: Math.round(r.rps), p99Ms: Math.round(r.p99Ms * 100) / 100, errors: r.errors };
 }
 
 /** wrk as a child process, awaited without blocking this event loop (kiln's router reads its request log here meanwhile). */

@@ -1,4 +1,4 @@
-// npm run bench → bench/results/rollout.json and bench/results/bake.json.
+// npm run bench → bench/results/{simulate,bake,rollout,proxy,haproxy-router,kill}.json.
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
 import { mkdirSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
@@ -14,6 +14,8 @@ import { bake, openStore } from "../src/image/index.js";
 import { startLoad } from "../src/loadgen/client.js";
 import { computeBounds } from "../src/rollout/index.js";
 import { helloWorkspace, repoRoot } from "../test/integration/support.js";
+import { benchHaproxyRouter } from "./haproxy-router.js";
+import { benchProxy } from "./proxy.js";
 
 const results = join(repoRoot, "bench/results");
 mkdirSync(results, { recursive: true });
@@ -243,4 +245,9 @@ const bakeResult = await benchBake();
 console.log("bake", JSON.stringify(bakeResult));
 const rolloutResult = await benchRollout();
 console.log("rollout", JSON.stringify(rolloutResult));
+// The data plane: built-in proxy, a 25-line Node proxy, hand-written HAProxy and one instance
+// direct over the same backends (proxy.json); kiln's HAProxy router against a hand-written
+// HAProxy config (haproxy-router.json).
+console.log("proxy", JSON.stringify(await benchProxy({})));
+console.log("haproxy-router", JSON.stringify(await benchHaproxyRouter({})));
 if (process.env.KILN_BENCH_SKIP_KILL !== "1") console.log("kill", JSON.stringify(benchKill()));

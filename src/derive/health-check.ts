@@ -1,7 +1,7 @@
 // kiln's health check as a command a container engine runs inside the instance
 // (Docker's HEALTHCHECK, a Swarm service's Healthcheck.Test, a stack file's healthcheck).
 
-import type { Spec } from "../spec/index.js";
+import { isNodeBase, type Spec } from "../spec/index.js";
 
 /**
  * A probe that needs nothing but what the image holds. On kiln's node base the image has
@@ -16,7 +16,7 @@ import type { Spec } from "../spec/index.js";
  */
 export function healthCheckCommand(spec: Pick<Spec, "image" | "health">): string[] {
   const url = `http://127.0.0.1:${spec.image.port}${spec.health.path}`;
-  if (spec.image.base === "node") {
+  if (isNodeBase(spec.image.base)) {
     const js =
       `const u=${JSON.stringify(url)};const r=require("http").get(u,{timeout:${spec.health.timeout}},s=>{console.log("GET "+u+" "+s.statusCode);process.exit(s.statusCode>=200&&s.statusCode<300?0:1)});` +
       `r.on("timeout",()=>{console.log("GET "+u+" timed out");process.exit(1)});r.on("error",e=>{console.log("GET "+u+" "+e.code);process.exit(1)})`;

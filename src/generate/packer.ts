@@ -12,7 +12,7 @@
 
 import { posix } from "node:path";
 import { LABEL } from "../derive/index.js";
-import type { FileEntry, Spec } from "../spec/index.js";
+import { isNodeBase, type FileEntry, type Spec } from "../spec/index.js";
 import { headerLines, seconds, userIds } from "./derive.js";
 import { attr, blank, block, comment, obj, raw, renderHcl, template, type HclItem } from "./hcl.js";
 import { PACKAGES_LABEL, parsePackagesLabel } from "./packages.js";
@@ -126,7 +126,7 @@ export function emitPacker(spec: Spec, image: ImageInfo): GeneratedFile[] {
   const img = spec.image;
   const packages = parsePackagesLabel(img.labels[PACKAGES_LABEL]);
   const staged = stageEntries(spec);
-  const nodeRuntime = img.base === "node";
+  const nodeRuntime = isNodeBase(img.base);
   const serviceUser = `kiln-${spec.name}`.slice(0, 32);
   const { uid, gid } = userIds(spec);
   const timestamp = image.timestampedName.slice(image.timestampedName.lastIndexOf("-") + 1);

@@ -10,18 +10,22 @@ export function register(program: Command): void {
     .command("bake")
     .description("build the image kiln.yaml describes into the content-addressed store; prints its reference and digest")
     .option("--json", "print the result as JSON")
+    .option("--strict", "refuse a base whose runtime is past its end of life (without it, a warning)")
     .addHelpText(
       "after",
-      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH or the last commit).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
+      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH or the last commit).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  kiln bake --strict                      # in CI: an end-of-life runtime fails the build\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
     )
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const store = openStore(ctx.home);
       const started = Date.now();
       const r = await bake(recipeOf(ctx.loaded), {
         store,
-        onProgress: opts.json || !process.stderr.isTTY ? undefined : (e) => process.stderr.write(`  ${e.phase}${e.detail ? ` ${e.detail}` : ""}\n`),
+        strict: !!opts.strict,
+        // Warnings are printed once, below; progress lines skip them.
+        onProgress: opts.json || !process.stderr.isTTY ? undefined : (e) => e.phase !== "warning" && process.stderr.write(`  ${e.phase}${e.detail ? ` ${e.detail}` : ""}\n`),
       });
+      if (!opts.json) for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (opts.json) return printJson({ ...r, durationMs: Date.now() - started });
       out(`${r.ref} ${r.digest}${r.cached ? " (unchanged, from cache)" : ""}`);
       out(`  name ${r.timestampedName}, ${r.layers.length} layers, ${Date.now() - started} ms`);

@@ -24,6 +24,7 @@ export function register(program: Command): void {
     .option("--json", "same as --format json")
     .option("--fail-on <severity>", "exit 1 when a finding at or above this severity exists: warning or error", "error")
     .option("--list-rules", "print the rules (id, severity, title) and exit")
+    .option("--explain", "under each deploy-path finding, print the control-flow path the analysis followed to it")
     .addHelpText(
       "after",
       [
@@ -41,7 +42,7 @@ export function register(program: Command): void {
         "  kiln review --list-rules",
       ].join("\n"),
     )
-    .action(async (paths: string[], opts: { format: string; json?: boolean; failOn: string; listRules?: boolean }) => {
+    .action(async (paths: string[], opts: { format: string; json?: boolean; failOn: string; listRules?: boolean; explain?: boolean }) => {
       const format = (opts.json ? "json" : opts.format) as Format;
       if (!FORMATS.includes(format)) {
         throw new KilnError("KILN_E_USAGE", `unknown --format "${opts.format}"`, { hint: `use one of: ${FORMATS.join(", ")}` });
@@ -64,7 +65,7 @@ export function register(program: Command): void {
       }
       if (format === "json") process.stdout.write(formatJson(result));
       else if (format === "sarif") process.stdout.write(`${JSON.stringify(toSarif(result, toolVersion()), null, 2)}\n`);
-      else process.stdout.write(formatText(result, { color: !!process.stdout.isTTY && !process.env.NO_COLOR }));
+      else process.stdout.write(formatText(result, { color: !!process.stdout.isTTY && !process.env.NO_COLOR, explain: !!opts.explain }));
       if (failsAt(result, opts.failOn)) process.exitCode = 1;
     });
 }

@@ -7,7 +7,7 @@
 
 import { KilnError } from "../../errors.js";
 import type { Store } from "../../image/index.js";
-import type { Spec } from "../../spec/index.js";
+import { isNodeBase, type Spec } from "../../spec/index.js";
 import { demuxLogs } from "../docker/container-plan.js";
 import { ensureImage, translateDockerError, type Docker } from "../docker/engine.js";
 import { LABEL, sharedVolumeName } from "../../derive/index.js";
@@ -125,7 +125,7 @@ export class SwarmDriver {
       }
       try {
         await this.docker.createVolume({ Name: name, Labels: { [LABEL.managedBy]: "kiln", [LABEL.service]: spec.name } });
-        if (spec.image.base !== "node") continue; // only kiln's node base is known to hold a program that can chown
+        if (!isNodeBase(spec.image.base)) continue; // only kiln's node base is known to hold a program that can chown
         const c = await this.docker.createContainer({
           Image: image,
           User: "0:0",

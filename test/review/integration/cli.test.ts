@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
-import { formatText, reviewFiles } from "../../src/review/index.js";
-import { CLI, FIXTURES } from "./helpers.js";
+import { formatText, reviewFiles } from "../../../src/review/index.js";
+import { CLI, FIXTURES } from "../helpers.js";
 
 interface Run {
   code: number | null;
