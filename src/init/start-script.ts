@@ -236,6 +236,7 @@ export interface CommandFact {
 const NODE_VALUE_FLAGS = new Set(["-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions", "--title", "--env-file", "--inspect-port", "--stack-size"]);
 const NODE_NAMES = new Set(["node", "nodejs"]);
 const PORT_FLAGS = new Set(["--port", "-p"]);
+const PACKAGE_MANAGERS = new Set(["npm", "yarn", "pnpm", "bun"]);
 
 export interface StartTranslation {
   /** node's own flags from the script (before the file) */
@@ -323,6 +324,9 @@ export function translateStartScript(script: string, commands: Readonly<Record<s
     if (file.startsWith("../") || file.startsWith("/")) problems.push({ token: f, message: "the file is outside the app: kiln bakes only the app's directory" });
     via = "package.json scripts.start";
     rest = words.slice(j + 1);
+  } else if (PACKAGE_MANAGERS.has(cmd)) {
+    problems.push({ token: cmd, message: `${cmd} is not in the image (only node is): make scripts.start the command that script runs` });
+    return { ok: false, problems };
   } else {
     const fact = commands[cmd];
     if (!fact?.file) {

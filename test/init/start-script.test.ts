@@ -75,6 +75,7 @@ const refused: [string, string, RegExp][] = [
   ["vite preview", "vite", /vite is not in node_modules\/\.bin nor a dependency's "bin": run `npm install` first/],
   ["./scripts/start.sh", "./scripts/start.sh", /not a file of the app/],
   ["sh-tool serve", "sh-tool", /is not a Node program \(#!\/bin\/sh\)/],
+  ["npm run serve", "npm", /npm is not in the image \(only node is\)/],
 ];
 
 describe("start scripts: supported forms", () => {
