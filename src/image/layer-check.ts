@@ -271,18 +271,8 @@ export async function scanLayer(source: Readable, gz: boolean, layer: string, tr
       tree.apply(layer, entry.header);
     }
   };
-  const results = await Promise.allSettled([
-    feed,
-    walk().catch((e: unknown) => {
-      extract.destroy(e as Error);
-      source.destroy();
-      throw e;
-    }),
-  ]);
-  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
+  const failed = await settleTar(feed, walk, extract, source);
   if (failed.length > 0) {
-    const kiln = failed.find((e) => e instanceof KilnError);
-    if (kiln) throw kiln;
     throw new KilnError("KILN_E_IMAGE", `cannot read layer ${layer}: ${(failed[0] as Error).message}`, {
       cause: failed[0],
       hint: "the layer is not a valid (gzipped) tar; the image is corrupt",
@@ -319,4 +309,24 @@ export async function checkImageLayers(
     }
   }
   await store.cachePut("checked-layers", key, { ok: true });
+}
+
+/**
+ * Run a tar stream's feed (blob → gunzip → meter → extract) and the consumer reading its
+ * entries side by side; a failing consumer stops the feed. Returns the failures, with a
+ * KilnError thrown at once when either side raised one (it already says what and where).
+ */
+export async function settleTar(feed: Promise<void>, consume: () => Promise<void>, extract: { destroy(e?: Error): void }, source: { destroy(): void }): Promise<unknown[]> {
+  const results = await Promise.allSettled([
+    feed,
+    consume().catch((e: unknown) => {
+      extract.destroy(e as Error);
+      source.destroy();
+      throw e;
+    }),
+  ]);
+  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
+  const kiln = failed.find((e) => e instanceof KilnError);
+  if (kiln) throw kiln;
+  return failed;
 }

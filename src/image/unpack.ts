@@ -28,7 +28,7 @@ import { KilnError } from "../errors.js";
 import { digestHex } from "./digest.js";
 import { readImage } from "./images.js";
 import { withLock } from "./lock.js";
-import { countingTap, LAYER_LIMITS, LayerMeter, unsafeEntry, type LayerLimits } from "./layer-check.js";
+import { countingTap, LAYER_LIMITS, LayerMeter, settleTar, unsafeEntry, type LayerLimits } from "./layer-check.js";
 import { entryComponents, resolveLinkTarget, unsafeEntryName } from "./paths.js";
 import { fsyncDir, type Store } from "./store.js";
 import { MEDIA_TYPE, type Descriptor } from "./types.js";
@@ -142,18 +142,8 @@ async function applyLayer(store: Store, root: string, layer: Descriptor, diffId:
       await applyEntry(root, layer.digest, entry, created);
     }
   };
-  const results = await Promise.allSettled([
-    feed,
-    apply().catch((e: unknown) => {
-      extract.destroy(e as Error);
-      source.destroy();
-      throw e;
-    }),
-  ]);
-  const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
+  const failed = await settleTar(feed, apply, extract, source);
   if (failed.length > 0) {
-    const kiln = failed.find((e) => e instanceof KilnError);
-    if (kiln) throw kiln;
     // A corrupt blob usually breaks gunzip before its digest can be checked:
     // say "corrupt" (KILN_E_UNSAFE) rather than "bad gzip" when that is the cause.
     await store.verifyBlob(layer.digest);

@@ -4,6 +4,7 @@
 // rule, picked by the same balancer) and lets a test play the world: mark
 // targets unhealthy, set in-flight counts, play traffic.
 
+import { firstAfter } from "../change-log.js";
 import { KilnError } from "../errors.js";
 import { groupByRelease, pickByRelease, type ReleaseGroup } from "./proxy/balancer.js";
 import {
@@ -140,12 +141,7 @@ export class FakeRouter implements Router {
 
   async statsSince(cursor: number | undefined): Promise<RouterStatsDelta> {
     if (cursor === undefined || cursor < this.floor) return { ...(await this.stats()), cursor: this.seq, full: true, removed: [] };
-    let lo = 0, hi = this.log.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.log[mid]!.seq <= cursor) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = firstAfter(this.log, cursor);
     const ids = new Set<string>();
     for (let k = lo; k < this.log.length; k++) ids.add(this.log[k]!.id);
     const targets: TargetStatus[] = [];

@@ -2,6 +2,7 @@
 // Each release can be given a behaviour: how long its instances take to turn healthy,
 // whether they fail health checks, or exit.
 
+import { firstAfter } from "../../change-log.js";
 import type { InstanceChanges, LaunchRequest, ObservedInstance, Provider } from "../provider.js";
 
 export interface FakeBehaviour {
@@ -151,12 +152,7 @@ export class FakeProvider implements Provider {
   async changes(service: string, cursor: number | undefined): Promise<InstanceChanges> {
     this.exitDue();
     if (cursor === undefined || cursor < this.floor) return { cursor: this.seq, full: true, instances: await this.list(service), removed: [] };
-    let lo = 0, hi = this.log.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.log[mid]!.seq <= cursor) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = firstAfter(this.log, cursor);
     const ids = new Set<string>();
     for (let k = lo; k < this.log.length; k++) if (this.log[k]!.service === service) ids.add(this.log[k]!.id);
     const instances: ObservedInstance[] = [];
