@@ -231,6 +231,8 @@ export class FleetObserver {
   }
 
   private recordOutcome(rec: InstanceRecord, o: ProbeOutcome, hp: HealthParams): void {
+    // Stopped while the probe was out: nothing is tracked for it any more.
+    if (!this.records.has(rec.id)) return;
     const now = this.d.now();
     const cur = this.health.get(rec.id) ?? initialHealth(false);
     const next = recordProbe(cur, o, hp, now);
