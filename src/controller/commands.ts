@@ -2,7 +2,6 @@
 // what it may do, records its intent in state and leaves the acting to the loop.
 
 import { KilnError } from "../errors.js";
-import type { RolloutProgress } from "../rollout/types.js";
 import type { RolloutRecord } from "../state/db.js";
 import { planRollback } from "./lifecycle.js";
 import type { ServiceState } from "./service-state.js";
@@ -47,7 +46,7 @@ export class Commands {
 
   /** Release a manual hold: a rolling checkpoint, or a canary `pause: manual` step. Returns what moved, if anything. */
   private passHold(r: RolloutRecord): string | undefined {
-    const progress = r.progress as RolloutProgress;
+    const progress = r.progress;
     if (r.strategy === "rolling" && progress.holding) {
       this.s.mergeProgress(r.id, { holding: undefined, checkpointsPassed: [...(progress.checkpointsPassed ?? []), progress.holding.percent] });
       return `checkpoint ${progress.holding.percent}% passed`;

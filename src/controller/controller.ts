@@ -123,7 +123,7 @@ export class Controller {
           observed.analysis = computeAnalysisWindow({
             samples: this.samples, current: stats.releases, canary: rollout.target, previous: rollout.previous,
             withInstances: new Set(db.liveInstances(service).map((r) => r.release)), windowMs: rel.strategy.canary?.analysis.window ?? 30_000,
-            stepStartedAt: Number(rollout.progress.stepStartedAt ?? rollout.startedAt), now,
+            stepStartedAt: rollout.progress.stepStartedAt ?? rollout.startedAt, now,
           });
         }
         const check = this.checks.verdict(rollout.id);
@@ -220,7 +220,7 @@ export class Controller {
         // The instances and the rollout's count of them change together: a restart sees both or neither.
         db.tx(() => {
           step.ids.forEach((id) => db.updateInstance(id, { state: "terminating", routing: "none", reason }));
-          if (rollout) this.state.mergeProgress(rollout.id, (cur) => ({ quarantined: Number(cur.quarantined ?? 0) + step.ids.length }));
+          if (rollout) this.state.mergeProgress(rollout.id, (cur) => ({ quarantined: (cur.quarantined ?? 0) + step.ids.length }));
         });
         await this.routerSync.sync(this.observer.lastStats);
         for (const id of step.ids) {

@@ -36,6 +36,8 @@ export class FleetObserver {
   readonly health = new Map<string, TrackedHealth>();
   private readonly probing = new Set<string>();
   private readonly probes = new DueQueue();
+  /** ids that fell due while not running: probed again once they run */
+  private readonly parked = new Set<string>();
   private readonly running = new Map<string, boolean>();
   private providerCursor: number | undefined;
   private readonly targets = new Map<string, RouterView>();
@@ -199,16 +201,14 @@ export class FleetObserver {
     const now = this.d.now();
     for (const id of this.probes.popDue(now)) {
       const rec = this.records.get(id);
-      // Not probed now: it comes back to the queue when its record or provider state changes.
-      if (!rec || rec.state === "terminating" || !rec.address || !this.running.get(id)) continue;
+      if (!rec || rec.state === "terminating") continue;
+      // Not running (yet): parked until it is (see fleet).
+      if (!rec.address || !this.running.get(id)) {
+        this.parked.add(id);
+        continue;
+      }
       this.probe(rec, this.d.specOf(rec.release).health);
     }
-  }
-
-  /** Wake probes for instances whose provider state changed (a running instance is probed). */
-  private requeue(id: string): void {
-    const rec = this.records.get(id);
-    if (rec) this.scheduleProbe(rec);
   }
 
   private probe(rec: InstanceRecord, hp: HealthParams): void {
@@ -231,6 +231,8 @@ export class FleetObserver {
   }
 
   private recordOutcome(rec: InstanceRecord, o: ProbeOutcome, hp: HealthParams): void {
+    // Stopped while the probe was out: nothing is tracked for it any more.
+    if (!this.records.has(rec.id)) return;
     const now = this.d.now();
     const cur = this.health.get(rec.id) ?? initialHealth(false);
     const next = recordProbe(cur, o, hp, now);
@@ -260,7 +262,6 @@ export class FleetObserver {
         if (this.views.delete(id)) this.listStale = true;
         continue;
       }
-      if (this.running.has(id) || r.state === "launching") this.requeue(id);
       const h = this.health.get(id) ?? initialHealth(false);
       const isRunning = r.state === "launching" ? true : (this.running.get(id) ?? false);
       const t = this.targets.get(id);
@@ -288,6 +289,14 @@ export class FleetObserver {
       }
     }
     this.dirty.clear();
+    for (const id of this.parked) {
+      const r = this.records.get(id);
+      if (!r || r.state === "terminating") this.parked.delete(id);
+      else if (r.address && this.running.get(id)) {
+        this.parked.delete(id);
+        this.scheduleProbe(r);
+      }
+    }
     if (this.listStale) {
       this.list = [];
       this.index.clear();

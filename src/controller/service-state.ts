@@ -85,7 +85,7 @@ export class ServiceState {
     const cur = this.db.getRollout(rolloutId);
     if (!cur) return;
     const next: Record<string, unknown> = { ...cur.progress };
-    for (const [k, v] of Object.entries(typeof set === "function" ? set(cur.progress as RolloutProgress) : set)) {
+    for (const [k, v] of Object.entries(typeof set === "function" ? set(cur.progress) : set)) {
       if (v === undefined) delete next[k];
       else next[k] = v;
     }

@@ -1,4 +1,4 @@
-import type { InstancePhase, Phase, Routing, StrategyName } from "../rollout/types.js";
+import type { InstancePhase, Phase, RolloutProgress, Routing, StrategyName } from "../rollout/types.js";
 import type { InstanceRecordState, ReleaseStatus, RolloutKind, RolloutState } from "../state/db.js";
 import type { ReleaseSpec } from "../state/release-spec.js";
 
@@ -57,7 +57,7 @@ export interface RolloutView {
   finishedAt?: string;
   steps?: string[];
   /** strategy progress: canary step and weight, checkpoints, bake/guard start… */
-  progress?: Record<string, unknown>;
+  progress?: RolloutProgress;
 }
 
 export interface StatusView {

@@ -36,7 +36,8 @@ export function statusView(d: { state: ServiceState; observer: FleetObserver; li
   const rollout = db.activeRollout(service);
   const versions = new Map(db.listReleases(service).map((r) => [r.id, r.version]));
   const instances: InstanceView[] = db.liveInstances(service).map((r) => {
-    const t = d.observer.target(r.id);
+    // Unknown while the router does not answer: nothing is shown as in rotation.
+    const t = stats ? d.observer.target(r.id) : undefined;
     return {
       id: r.id, pid: r.pid, address: r.address, release: r.release, version: versions.get(r.release), digest: r.digest,
       health: r.state === "terminating" ? "exited" : d.observer.phase(r, now),

@@ -5,7 +5,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { KilnError } from "../errors.js";
-import type { Routing, StrategyName } from "../rollout/types.js";
+import type { RolloutProgress, Routing, StrategyName } from "../rollout/types.js";
 import { normalizeReleaseSpec, type ReleaseSpec, type StoredReleaseSpec } from "./release-spec.js";
 
 export type ReleaseStatus = "pending" | "deploying" | "live" | "superseded" | "failed" | "rolled-back";
@@ -74,8 +74,8 @@ export interface RolloutRecord {
   promoteRequested: boolean;
   /** set by `kiln pause`: the rollout takes no step until `kiln resume` */
   paused: boolean;
-  /** strategy progress persisted by `progress` steps (see RolloutProgress in src/rollout/types.ts) */
-  progress: Record<string, unknown>;
+  /** strategy progress persisted by `progress` steps */
+  progress: RolloutProgress;
 }
 
 export interface EventRecord {
@@ -229,7 +229,7 @@ function toRollout(r: Row): RolloutRecord {
     fast: r.fast === 1,
     promoteRequested: r.promote_requested === 1,
     paused: r.paused === 1,
-    progress: r.progress ? (JSON.parse(r.progress as string) as Record<string, unknown>) : {},
+    progress: r.progress ? (JSON.parse(r.progress as string) as RolloutProgress) : {},
   };
 }
 
