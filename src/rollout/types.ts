@@ -136,6 +136,8 @@ export interface RolloutStatus {
 
 /** Everything a strategy remembers between ticks lives here, in state, never in memory. */
 export interface RolloutProgress {
+  /** an engine performer's recorded intent (the Swarm path: SwarmIntent in src/ops/swarm/recovery.ts); strategies never read it */
+  swarm?: object;
   /** canary: index of the current step */
   step?: number;
   /** canary: when the current step began (epoch ms) */
