@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { isKilnError } from "../errors.js";
-import { homePaths, pidAlive, type HomePaths } from "../home.js";
+import { homePaths, parsePidFile, pidAlive, readPidFile, type HomePaths } from "../home.js";
 import { openStore, type Store } from "../image/index.js";
 import type { Provider } from "../providers/provider.js";
 import { createProvider } from "../providers/registry.js";
@@ -50,17 +50,15 @@ export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> 
 async function daemonFacts(name: "controller" | "proxy", pidFile: string, socket: string): Promise<DaemonFacts> {
   const pidFileExists = existsSync(pidFile);
   let pid: number | undefined;
-  if (pidFileExists) {
-    const n = Number(readFileSync(pidFile, "utf8").trim());
-    if (Number.isInteger(n) && n > 0) pid = n;
-  }
+  if (pidFileExists) pid = parsePidFile(readFileSync(pidFile, "utf8"))?.pid;
   const socketExists = lstatSync(socket, { throwIfNoEntry: false }) !== undefined;
   return {
     name,
     pidFile,
     pidFileExists,
     pid,
-    pidAlive: pid !== undefined && pidAlive(pid),
+    // alive only while the process's start time still matches the file's: a recycled pid is not the daemon
+    pidAlive: pid !== undefined && readPidFile(pidFile) === pid,
     socket,
     socketExists,
     socketAnswers: socketExists && (await socketAnswers(socket)),

@@ -2,7 +2,7 @@
 // Every multi-row change goes through `tx` so a crash leaves either all of it or none.
 
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { KilnError } from "../errors.js";
 import type { RolloutProgress, Routing, StrategyName } from "../rollout/types.js";
@@ -270,6 +270,8 @@ export class StateDb {
       this.db.pragma("journal_mode = WAL");
       this.db.pragma("synchronous = FULL");
       this.db.pragma("busy_timeout = 5000");
+      // Releases hold declared env: the database and its WAL are the owner's alone, whatever the umask.
+      if (file !== ":memory:") for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
     } catch (cause) {
       throw new KilnError("KILN_E_STATE", `cannot open state database ${file}`, { cause, hint: "check the file's permissions, or run `kiln doctor`" });
     }

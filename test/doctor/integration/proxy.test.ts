@@ -8,6 +8,7 @@ import { existsSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
+import { writePidFile } from "../../../src/home.js";
 import { runDoctor } from "../../../src/doctor/index.js";
 import { loadTableFile, saveTableFile } from "../../../src/traffic/proxy/state-file.js";
 import { ProxyClient } from "../../../src/traffic/proxy/client.js";
@@ -51,7 +52,7 @@ test("a running proxy's dead targets are reported, not rewritten; after it is ki
   const child = spawn(process.execPath, [PROXY_MAIN, "--listen", `127.0.0.1:${await freeLoopbackPort()}`, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], { detached: true, stdio: ["ignore", log, log] });
   child.unref();
   proxyPid = child.pid!;
-  writeFileSync(paths.proxyPid, String(proxyPid));
+  writePidFile(paths.proxyPid, proxyPid);
   const client = new ProxyClient(paths.proxyAdminSocket);
   await until(() => client.ping(), 20_000, "the proxy to answer");
 
