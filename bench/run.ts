@@ -1,4 +1,4 @@
-// npm run bench → bench/results/{simulate,bake,rollout,proxy,haproxy-router,kill}.json.
+// npm run bench → bench/results/{simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
 import { mkdirSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
@@ -16,6 +16,7 @@ import { computeBounds } from "../src/rollout/index.js";
 import { helloWorkspace, repoRoot } from "../test/integration/support.js";
 import { benchHaproxyRouter } from "./haproxy-router.js";
 import { benchProxy } from "./proxy.js";
+import { benchReview } from "./review.js";
 
 const results = join(repoRoot, "bench/results");
 mkdirSync(results, { recursive: true });
@@ -241,6 +242,9 @@ const simResult = benchSimulate();
 console.log("simulate", JSON.stringify(simResult));
 // KILN_BENCH_ONLY=simulate: the simulation figures alone (no daemons, no kill test).
 if (process.env.KILN_BENCH_ONLY === "simulate") process.exit(0);
+const reviewResult = benchReview();
+writeFileSync(join(results, "review.json"), `${JSON.stringify({ generatedAt: new Date().toISOString(), ...reviewResult }, null, 2)}\n`);
+console.log("review", JSON.stringify(reviewResult));
 const bakeResult = await benchBake();
 console.log("bake", JSON.stringify(bakeResult));
 const rolloutResult = await benchRollout();

@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { MAX_FILE_BYTES, reviewFiles } from "../../src/review/index.js";
 import { checkShell } from "../../src/review/shell/check.js";
 import { parseSuppressions } from "../../src/review/suppress.js";
+import { longDeployScript } from "./helpers.js";
 
 const HANG_GUARD_MS = 20_000;
 
@@ -92,19 +93,7 @@ test("a script built to explode the control-flow analysis stops at the step budg
 });
 
 test("a 10,000-line deploy script is reviewed completely (hang guard only; the timing is a bench figure)", () => {
-  const lines = ["#!/usr/bin/env bash", "set -euo pipefail", 'die() { echo "$*" >&2; exit 1; }'];
-  for (let i = 0; lines.length < 9_990; i++) {
-    lines.push(
-      `deploy_${i}() {`,
-      `  docker run -d --name "svc-${i}-next" "registry.internal/app/svc-${i}@sha256:${"0".repeat(64)}" || die "run ${i}"`,
-      `  until [ "$(docker inspect -f '{{.State.Health.Status}}' "svc-${i}-next")" = healthy ]; do`,
-      `    n=$((n + 1)); if [ "$n" -gt 60 ]; then docker rm -f "svc-${i}-next"; die "svc-${i} unhealthy"; fi; sleep 2`,
-      "  done",
-      `  docker stop "svc-${i}" || die "stop ${i}"`,
-      "}",
-      `deploy_${i}`,
-    );
-  }
+  const lines = longDeployScript(9_990);
   const t0 = Date.now();
   const r = checkShell(`${lines.join("\n")}\n`, "big.sh");
   // on a loaded 2-core CI machine wall time runs several times the CPU time: the guard only catches a hang
