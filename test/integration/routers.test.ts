@@ -1,0 +1,105 @@
+// `router: haproxy` end to end through the real CLI: kiln up starts HAProxy, the controller
+// drives it, a rolling replacement under continuous load drops nothing, a killed controller
+// leaves HAProxy serving and a restarted one attaches, and kiln down leaves no HAProxy behind.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import type { LoadHandle } from "../../src/loadgen/client.js";
+import { pidAlive } from "../../src/home.js";
+import { HAPROXY_BIN } from "../../src/traffic/haproxy/process.js";
+import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
+
+let ws: Awaited<ReturnType<typeof helloWorkspace>>;
+let load: LoadHandle | undefined;
+let window: () => Promise<{ requests: number; failed: number }>;
+const has = (cmd: string, args: string[]) => {
+  try {
+    execFileSync(cmd, args, { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+};
+const ready = has("bwrap", ["--version"]) && existsSync(HAPROXY_BIN);
+const haproxyPidFile = () => join(ws.dir, ".kiln", "run", "haproxy", "haproxy.pid");
+const haproxyPid = () => Number(readFileSync(haproxyPidFile(), "utf8").trim().split("\n")[0]);
+
+before(async () => {
+  ws = await helloWorkspace("kiln-it-routers-");
+});
+
+after(async () => {
+  if (load) await load.stop();
+  if (ws) {
+    await kiln(["down"], { cwd: ws.dir });
+    rmSync(ws.dir, { recursive: true, force: true });
+  }
+});
+
+test("router haproxy: up, deploy v1, HAProxy serves the fleet", { timeout: 90_000 }, async (t) => {
+  if (!requireTool(ready, "needs bubblewrap and /usr/sbin/haproxy", t)) return;
+  assert.equal((await kiln(["bake", "--json"], { cwd: ws.dir })).code, 0);
+  const up = await kiln(["up", "--detach", "--router", "haproxy", "--json"], { cwd: ws.dir });
+  assert.equal(up.code, 0, up.stderr);
+  const u = JSON.parse(up.stdout) as { router: string; proxy: { pid: number } };
+  assert.equal(u.router, "haproxy");
+  assert.equal(u.proxy.pid, haproxyPid());
+  assert.match(readFileSync(`/proc/${u.proxy.pid}/cmdline`, "utf8"), /haproxy/);
+  const d = await kiln(["deploy"], { cwd: ws.dir });
+  assert.equal(d.code, 0, d.stdout + d.stderr);
+  const s = await kilnStatus(ws.dir);
+  assert.equal(inRotation(s).length, 3);
+  assert.equal(s.proxy.pid, haproxyPid(), "the controller's router is HAProxy");
+  const st = await kiln(["status"], { cwd: ws.dir });
+  assert.match(st.stdout, /router\s+haproxy/);
+  const r = await fetch(`http://127.0.0.1:${ws.port}/`);
+  assert.equal(r.status, 200);
+  ({ load, window } = await startFleetLoad(ws.port, 10_000));
+});
+
+test("router haproxy: rolling replacement to v2 under load, 0 failed requests", { timeout: 90_000 }, async (t) => {
+  if (!load) return t.skip("no fleet");
+  const d = await bakeAndDeploy(ws, "2.0.0", { strategy: "rolling" });
+  assert.equal(d.code, 0, d.stdout + d.stderr);
+  const s = await kilnStatus(ws.dir);
+  assert.equal(s.release?.version, "2.0.0");
+  assert.ok(inRotation(s).length === 3 && inRotation(s).every((i) => i.version === "2.0.0"), JSON.stringify(s.instances));
+  const w = await window();
+  assert.ok(w.requests > 100, `load kept flowing (${w.requests})`);
+  assert.equal(w.failed, 0);
+});
+
+test("router haproxy: a killed controller leaves HAProxy serving; kiln up attaches again", { timeout: 60_000 }, async (t) => {
+  if (!load) return t.skip("no fleet");
+  const hp = haproxyPid();
+  const cpid = Number(readFileSync(join(ws.dir, ".kiln", "run", "controller.pid"), "utf8").trim());
+  process.kill(cpid, "SIGKILL");
+  await until(() => !pidAlive(cpid), 5000, "controller gone");
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.ok(pidAlive(hp), "HAProxy still runs");
+  const up = await kiln(["up", "--detach", "--json"], { cwd: ws.dir });
+  assert.equal(up.code, 0, up.stderr);
+  assert.equal(JSON.parse(up.stdout).router, "haproxy", "the running router is kept without --router");
+  assert.equal(haproxyPid(), hp, "the same HAProxy, attached to");
+  const s = await kilnStatus(ws.dir);
+  assert.equal(inRotation(s).length, 3);
+  assert.equal(s.release?.version, "2.0.0");
+  const w = await window();
+  assert.ok(w.requests > 50, `load kept flowing (${w.requests})`);
+  assert.equal(w.failed, 0);
+});
+
+test("router haproxy: kiln down leaves no HAProxy process", { timeout: 60_000 }, async (t) => {
+  if (!load) return t.skip("no fleet");
+  await load.stop();
+  load = undefined;
+  const hp = haproxyPid();
+  const d = await kiln(["down", "--json"], { cwd: ws.dir });
+  assert.equal(d.code, 0, d.stderr);
+  assert.ok((JSON.parse(d.stdout) as { stopped: string[] }).stopped.includes("haproxy"), d.stdout);
+  await until(() => !pidAlive(hp), 5000, "HAProxy gone");
+  assert.equal(existsSync(haproxyPidFile()), false);
+});
