@@ -92,9 +92,34 @@ test("router haproxy: a killed controller leaves HAProxy serving; kiln up attach
   assert.equal(w.failed, 0);
 });
 
-test("router haproxy: kiln down leaves no HAProxy process", { timeout: 60_000 }, async (t) => {
+test("router haproxy: kiln maintenance on answers 503 with Retry-After, off serves again", { timeout: 60_000 }, async (t) => {
   if (!load) return t.skip("no fleet");
-  await load.stop();
+  await load.stop(); // its requests would count the 503s as failures
+  load = undefined;
+  const on = await kiln(["maintenance", "on", "--message", "Back at 14:00", "--retry-after", "600", "--json"], { cwd: ws.dir });
+  assert.equal(on.code, 0, on.stdout + on.stderr);
+  assert.deepEqual(JSON.parse(on.stdout).maintenance, { message: "Back at 14:00", retryAfterS: 600 });
+  for (let i = 0; i < 3; i++) {
+    const r = await fetch(`http://127.0.0.1:${ws.port}/`);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get("retry-after"), "600");
+    assert.match(await r.text(), /Back at 14:00/);
+  }
+  const s = await kilnStatus(ws.dir);
+  assert.equal(inRotation(s).length, 3, "instances untouched");
+  const bad = await kiln(["maintenance", "sideways"], { cwd: ws.dir });
+  assert.equal(bad.code, 2);
+  const off = await kiln(["maintenance", "off", "--json"], { cwd: ws.dir });
+  assert.equal(off.code, 0, off.stdout + off.stderr);
+  assert.equal(JSON.parse(off.stdout).maintenance, null);
+  const r = await fetch(`http://127.0.0.1:${ws.port}/`);
+  assert.equal(r.status, 200);
+  await r.text();
+});
+
+test("router haproxy: kiln down leaves no HAProxy process", { timeout: 60_000 }, async (t) => {
+  if (!existsSync(haproxyPidFile())) return t.skip("no fleet");
+  if (load) await load.stop();
   load = undefined;
   const hp = haproxyPid();
   const d = await kiln(["down", "--json"], { cwd: ws.dir });
