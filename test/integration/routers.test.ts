@@ -128,3 +128,30 @@ test("router haproxy: kiln down leaves no HAProxy process", { timeout: 60_000 },
   await until(() => !pidAlive(hp), 5000, "HAProxy gone");
   assert.equal(existsSync(haproxyPidFile()), false);
 });
+
+test("router builtin (kiln.yaml default): kiln maintenance on answers 503 with Retry-After, off serves again", { timeout: 90_000 }, async (t) => {
+  if (!requireTool(has("bwrap", ["--version"]), "needs bubblewrap", t)) return;
+  const b = await helloWorkspace("kiln-it-routers-builtin-");
+  try {
+    assert.equal((await kiln(["bake", "--json"], { cwd: b.dir })).code, 0);
+    const up = await kiln(["up", "--detach", "--json"], { cwd: b.dir });
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(JSON.parse(up.stdout).router, "builtin");
+    const d = await kiln(["deploy"], { cwd: b.dir });
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+    assert.match((await kiln(["status"], { cwd: b.dir })).stdout, /router\s+builtin/);
+    const on = await kiln(["maintenance", "on", "--retry-after", "30", "--json"], { cwd: b.dir });
+    assert.equal(on.code, 0, on.stdout + on.stderr);
+    const r = await fetch(`http://127.0.0.1:${b.port}/`);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get("retry-after"), "30");
+    await r.text();
+    assert.equal((await kiln(["maintenance", "off"], { cwd: b.dir })).code, 0);
+    const ok = await fetch(`http://127.0.0.1:${b.port}/`);
+    assert.equal(ok.status, 200);
+    await ok.text();
+  } finally {
+    await kiln(["down"], { cwd: b.dir });
+    rmSync(b.dir, { recursive: true, force: true });
+  }
+});
