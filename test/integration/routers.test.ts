@@ -92,6 +92,27 @@ test("router haproxy: a killed controller leaves HAProxy serving; kiln up attach
   assert.equal(w.failed, 0);
 });
 
+test("router haproxy: a killed HAProxy is started again by the controller, with the table", { timeout: 60_000 }, async (t) => {
+  if (!load) return t.skip("no fleet");
+  await load.stop(); // a killed data plane fails requests by definition; this checks the recovery
+  load = undefined;
+  const hp = haproxyPid();
+  process.kill(hp, "SIGKILL");
+  await until(() => existsSync(haproxyPidFile()) && haproxyPid() !== hp && pidAlive(haproxyPid()), 20_000, "HAProxy started again");
+  await until(
+    async () => {
+      const r = await fetch(`http://127.0.0.1:${ws.port}/`).catch(() => undefined);
+      await r?.text();
+      return r?.status === 200;
+    },
+    20_000,
+    "HAProxy serving the fleet again",
+  );
+  const s = await kilnStatus(ws.dir);
+  assert.equal(s.proxy.pid, haproxyPid());
+  ({ load, window } = await startFleetLoad(ws.port, 10_000));
+});
+
 test("router haproxy: kiln maintenance on answers 503 with Retry-After, off serves again", { timeout: 60_000 }, async (t) => {
   if (!load) return t.skip("no fleet");
   await load.stop(); // its requests would count the 503s as failures
