@@ -17,6 +17,7 @@ import * as review from "./verbs/review.js";
 import * as sbom from "./verbs/sbom.js";
 import * as generate from "./verbs/generate.js";
 import * as init from "./verbs/init.js";
+import * as maintenance from "./verbs/maintenance.js";
 import * as spec from "./verbs/spec.js";
 import * as status from "./verbs/status.js";
 import * as up from "./verbs/up.js";
@@ -49,6 +50,7 @@ export function buildProgram(): Command {
   deploy.register(program);
   plan.register(program);
   status.register(program);
+  maintenance.register(program);
   demo.register(program);
   review.register(program);
   generate.register(program);

@@ -9,14 +9,14 @@ import { nextSteps, planSteady } from "../rollout/index.js";
 import type { RolloutSpec, RolloutStatus, Step } from "../rollout/types.js";
 import type { Release, RolloutRecord, StateDb } from "../state/db.js";
 import type { ReleaseSpec } from "../state/release-spec.js";
-import type { Router } from "../traffic/router.js";
+import type { MaintenanceMode, Router } from "../traffic/router.js";
 import { computeAnalysisWindow, samplesToDrop, type CounterSample } from "./analysis-window.js";
 import { PromotionChecks } from "./checks.js";
 import { Commands } from "./commands.js";
 import { Lease } from "./lease.js";
 import { InstanceActions } from "./instances.js";
 import { FleetObserver, type ProbeFn } from "./observe.js";
-import { RouterSync } from "./router-sync.js";
+import { RouterSync, maintenanceKey } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
 import { Transitions } from "./transitions.js";
 import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "./types.js";
@@ -259,6 +259,29 @@ export class Controller {
   rollback(): { release: ReleaseView; rollout: RolloutView } { return this.commands.rollback(); }
   scale(instances: number): number { return this.commands.scale(instances); }
   promote(): RolloutView { return this.commands.promote(); }
+
+  /**
+   * `kiln maintenance on|off`: persist the mode (service-scoped), push the table and read it
+   * back from the router; the mode counts as applied only once the router reports it.
+   */
+  async setMaintenance(mode: MaintenanceMode | undefined): Promise<{ maintenance: MaintenanceMode | null; tableVersion: number }> {
+    const { db, service } = this.state;
+    db.setMeta(maintenanceKey(service), mode === undefined ? undefined : JSON.stringify(mode));
+    // The tick loop pushes the table (one writer, no version race); wait, bounded, until the router reports it.
+    const want = JSON.stringify(mode ?? null);
+    const until = this.d.clock.now() + 10_000;
+    let stats = await this.d.router.stats();
+    while (JSON.stringify(stats.maintenance ?? null) !== want && this.d.clock.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+      stats = await this.d.router.stats();
+    }
+    if (JSON.stringify(stats.maintenance ?? null) !== want) {
+      throw new KilnError("KILN_E_CONTROLLER", `the router did not apply maintenance ${mode ? "on" : "off"} (it reports ${JSON.stringify(stats.maintenance ?? "off")})`, {
+        hint: "see the controller's and the router's logs; the controller retries on its next tick",
+      });
+    }
+    return { maintenance: stats.maintenance ?? null, tableVersion: stats.tableVersion };
+  }
 
   /** Stop every instance (used by `kiln down`). */
   async stopAll(): Promise<void> {

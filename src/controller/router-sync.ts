@@ -1,7 +1,7 @@
 // Pushing the routing table: when it changed, or when the router holds an older one (it
 // restarted without its file). What the table holds is planRoutingTable's decision.
 
-import type { Router, RouterStats, RoutingTable } from "../traffic/router.js";
+import type { MaintenanceMode, Router, RouterStats, RoutingTable } from "../traffic/router.js";
 import { planRoutingTable } from "./routing-plan.js";
 import type { ServiceState } from "./service-state.js";
 
@@ -9,12 +9,16 @@ import type { ServiceState } from "./service-state.js";
 export function sameTable(a: RoutingTable, b: RoutingTable): boolean {
   if (a.targets.length !== b.targets.length || a.drainTimeoutMs !== b.drainTimeoutMs || a.preview !== b.preview) return false;
   if (JSON.stringify(a.health) !== JSON.stringify(b.health) || JSON.stringify(a.releaseWeights) !== JSON.stringify(b.releaseWeights)) return false;
+  if (JSON.stringify(a.maintenance) !== JSON.stringify(b.maintenance)) return false;
   for (let i = 0; i < a.targets.length; i++) {
     const x = a.targets[i]!, y = b.targets[i]!;
     if (x.id !== y.id || x.release !== y.release || x.address !== y.address || x.weight !== y.weight || x.state !== y.state) return false;
   }
   return true;
 }
+
+/** The meta key holding a service's maintenance mode (`kiln maintenance on|off`), as JSON; absent = off. */
+export const maintenanceKey = (service: string) => `maintenance:${service}`;
 
 export class RouterSync {
   private last?: RoutingTable;
@@ -31,9 +35,11 @@ export class RouterSync {
     // changed since the last push there is nothing to build (10,000-instance fleets).
     const r = db.activeRollout(service);
     const live = db.getMeta("live");
-    const inputs = `${db.instancesRevision()}|${r?.id}:${r?.state}:${JSON.stringify(r?.progress)}:${r?.switchedAt}|${live}`;
+    const maintenance = db.getMeta(maintenanceKey(service));
+    const inputs = `${db.instancesRevision()}|${r?.id}:${r?.state}:${JSON.stringify(r?.progress)}:${r?.switchedAt}|${live}|${maintenance}`;
     if (inputs === this.lastInputs && !routerBehind) return;
-    const candidate = planRoutingTable({ instances: db.liveInstances(service), rollout: r, spec: this.state.specOf(r?.target ?? live), version: current });
+    const candidate: RoutingTable = planRoutingTable({ instances: db.liveInstances(service), rollout: r, spec: this.state.specOf(r?.target ?? live), version: current });
+    if (maintenance !== undefined) candidate.maintenance = JSON.parse(maintenance) as MaintenanceMode;
     if (this.last && sameTable(candidate, this.last) && !routerBehind) {
       this.lastInputs = inputs;
       return;

@@ -11,6 +11,8 @@ import { pidAlive, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
 import { checkProviderName, createProvider, isProviderName, type ProviderName } from "../providers/registry.js";
 import { ControllerClient } from "../server/client.js";
+import type { EdgeSpec, HealthSpec, RouterKind } from "../spec/types.js";
+import { startHaproxyRouter, type StartHaproxyOptions } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 
 const proxyMain = fileURLToPath(new URL("../traffic/proxy/main.js", import.meta.url));
@@ -64,6 +66,64 @@ export function chooseProvider(opts: { flag?: string; paths: HomePaths; spec: st
   return checkProviderName(opts.flag ?? daemonProvider(opts.paths) ?? opts.spec);
 }
 
+/** Which router the running daemons use (`kiln up` writes it, `kiln down` removes it). */
+function routerFile(paths: HomePaths): string {
+  return join(paths.run, "router");
+}
+
+export function daemonRouter(paths: HomePaths): RouterKind | undefined {
+  if (!existsSync(routerFile(paths))) return undefined;
+  const name = readFileSync(routerFile(paths), "utf8").trim();
+  return name === "builtin" || name === "haproxy" ? name : undefined;
+}
+
+/** The router `kiln up` starts: `--router`, else the running daemons', else kiln.yaml's. */
+export function chooseRouter(opts: { flag?: string; paths: HomePaths; spec: RouterKind }): RouterKind {
+  const r = opts.flag ?? daemonRouter(opts.paths) ?? opts.spec;
+  if (r !== "builtin" && r !== "haproxy") throw new KilnError("KILN_E_USAGE", `--router: expected builtin or haproxy, got "${r}"`, { hint: "e.g. kiln up --router haproxy" });
+  return r;
+}
+
+/** Where HAProxy's config, sockets, pid and saved table live when `router: haproxy`. */
+export function haproxyRunDir(paths: HomePaths): string {
+  return join(paths.run, "haproxy");
+}
+
+/** How `kiln up` and the controller start (or attach to) HAProxy: both must ask for the same thing. */
+export function haproxyOptions(
+  paths: HomePaths,
+  o: { listen: string; previewListen?: string; edge?: EdgeSpec; health?: HealthSpec; log?: (line: string) => void },
+): StartHaproxyOptions {
+  const h = o.health;
+  return {
+    listen: o.listen,
+    ...(o.previewListen ? { previewListen: o.previewListen } : {}),
+    runDir: haproxyRunDir(paths),
+    ...(h ? { health: { path: h.path, intervalMs: h.interval, timeoutMs: h.timeout, healthyThreshold: h.healthyThreshold, unhealthyThreshold: h.unhealthyThreshold } } : {}),
+    ...(o.edge ? { instanceHeader: o.edge.instanceHeaders } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  };
+}
+
+/** The built-in proxy's flags for kiln.yaml's `edge` (see src/traffic/proxy/main.ts USAGE). */
+export function edgeArgs(e: EdgeSpec): string[] {
+  return [
+    ...(e.instanceHeaders ? ["--instance-headers"] : []),
+    ...(["maxBodyBytes", "headerTimeout", "requestTimeout", "keepAliveTimeout", "connectTimeout", "upstreamTimeout", "tunnelIdleTimeout"] as const).flatMap((k) => [
+      `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${k === "maxBodyBytes" ? "" : "-ms"}`,
+      String(e[k]),
+    ]),
+  ];
+}
+
+/** HAProxy's master pid when it runs for this home (its pid file may hold more than one line). */
+export function haproxyPid(paths: HomePaths): number | undefined {
+  const file = join(haproxyRunDir(paths), "haproxy.pid");
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim().split("\n")[0]);
+  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
+}
+
 export interface UpResult {
   proxyPid: number;
   controllerPid: number;
@@ -79,6 +139,12 @@ export async function startDaemons(opts: {
   sandbox?: string;
   /** blue-green preview address of the proxy (kiln.yaml strategy.blueGreen.previewListen) */
   previewListen?: string;
+  /** the data plane; default builtin */
+  router?: RouterKind;
+  /** kiln.yaml edge (built-in proxy flags; HAProxy takes instanceHeaders) */
+  edge?: EdgeSpec;
+  /** kiln.yaml health: HAProxy starts with the service's check, so the first table needs no reload */
+  health?: HealthSpec;
 }): Promise<UpResult> {
   const { paths } = opts;
   const provider = checkProviderName(opts.provider ?? "local");
@@ -90,27 +156,43 @@ export async function startDaemons(opts: {
     });
   }
   if (provider === "docker") await pingDocker(connectDocker()); // a clear error here, not in the controller's log
+  const router = opts.router ?? "builtin";
+  const runningRouter = daemonRouter(paths);
+  if (runningRouter !== undefined && runningRouter !== router) {
+    throw new KilnError("KILN_E_USAGE", `the fleet is served by router "${runningRouter}", not "${router}"`, {
+      hint: `stop it first with \`kiln down\`, then \`kiln up --router ${router}\``,
+    });
+  }
   const proxy = new ProxyClient(paths.proxyAdminSocket);
   const controller = new ControllerClient(paths.controllerSocket);
   let proxyPid = readPid(paths.proxyPid);
   let controllerPid = readPid(paths.controllerPid);
-  const alreadyUp = proxyPid !== undefined && controllerPid !== undefined;
+  const hapPid = haproxyPid(paths);
+  const alreadyUp = (router === "haproxy" ? hapPid : proxyPid) !== undefined && controllerPid !== undefined;
 
-  if (proxyPid === undefined || !(await proxy.ping())) {
+  if (router === "haproxy") {
+    // Started (or attached to) here, then left running: the controller attaches to the same runDir.
+    const h = await startHaproxyRouter(haproxyOptions(paths, opts));
+    await h.detach();
+    writeFileSync(routerFile(paths), "haproxy\n");
+    proxyPid = h.pid;
+  } else if (proxyPid === undefined || !(await proxy.ping())) {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
     const previewArgs = opts.previewListen ? ["--preview-listen", opts.previewListen] : [];
-    const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
+    const edge = opts.edge ? edgeArgs(opts.edge) : [];
+    const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, ...edge, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
     const ok = await waitFor(async () => !pidAlive(pid) || (await proxy.ping()), 15_000);
     if (!ok || !pidAlive(pid)) {
       throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tail(paths.proxyLog, 5)}` });
     }
     writeFileSync(paths.proxyPid, String(pid));
+    writeFileSync(routerFile(paths), "builtin\n");
     proxyPid = pid;
   }
   if (controllerPid === undefined || !(await controller.ping())) {
     if (controllerPid !== undefined) process.kill(controllerPid, "SIGKILL");
     writeFileSync(providerFile(paths), `${provider}\n`); // before the controller launches anything
-    const args = ["--spec", opts.specFile, "--home", opts.home, "--provider", provider];
+    const args = ["--spec", opts.specFile, "--home", opts.home, "--provider", provider, "--router", router];
     if (opts.sandbox) args.push("--sandbox", opts.sandbox);
     const pid = startDetached(controllerMain, args, paths.controllerLog);
     const ok = await waitFor(async () => !pidAlive(pid) || (await controller.ping()), 30_000);
@@ -161,8 +243,16 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   const proxyPid = readPid(paths.proxyPid);
   await stopPid(proxyPid, 10_000);
   if (proxyPid) stopped.push("proxy");
+  // HAProxy: a soft stop (SIGUSR1) lets its workers finish what they serve, then SIGTERM.
+  const hapPid = haproxyPid(paths);
+  if (hapPid !== undefined) {
+    process.kill(hapPid, "SIGUSR1");
+    if (!(await waitFor(() => !pidAlive(hapPid), 10_000))) await stopPid(hapPid, 5000);
+    stopped.push("haproxy");
+  }
   if (failure) throw failure;
   // Every instance is gone, so the persisted routes would only point at dead addresses.
-  for (const f of [paths.proxyPid, paths.controllerPid, paths.routesFile, paths.controllerSocket, paths.proxyAdminSocket, providerFile(paths)]) rmSync(f, { force: true });
+  for (const f of [paths.proxyPid, paths.controllerPid, paths.routesFile, paths.controllerSocket, paths.proxyAdminSocket, providerFile(paths), routerFile(paths)]) rmSync(f, { force: true });
+  rmSync(haproxyRunDir(paths), { recursive: true, force: true });
   return { stopped };
 }

@@ -53,6 +53,14 @@ export function createApp(d: AppDeps): Hono {
   app.post("/v1/pause", (c) => c.json(d.controller.pause()));
   app.post("/v1/resume", (c) => c.json(d.controller.resume()));
   app.post("/v1/abort", (c) => c.json(d.controller.abort()));
+  app.post("/v1/maintenance", async (c) => {
+    const body = (await c.req.json().catch(() => undefined)) as { on?: unknown; message?: unknown; retryAfterS?: unknown } | undefined;
+    if (!body || typeof body.on !== "boolean") throw new KilnError("KILN_E_USAGE", 'maintenance needs a JSON body {"on": true|false, "message"?, "retryAfterS"?}');
+    if (body.message !== undefined && (typeof body.message !== "string" || body.message.length > 2000)) throw new KilnError("KILN_E_USAGE", "maintenance message: expected text of at most 2000 characters");
+    if (body.retryAfterS !== undefined && !(Number.isSafeInteger(body.retryAfterS) && (body.retryAfterS as number) >= 0)) throw new KilnError("KILN_E_USAGE", "maintenance retryAfterS: expected a whole number of seconds >= 0");
+    const mode = body.on ? { ...(body.message !== undefined ? { message: body.message as string } : {}), ...(body.retryAfterS !== undefined ? { retryAfterS: body.retryAfterS as number } : {}) } : undefined;
+    return c.json(await d.controller.setMaintenance(mode));
+  });
   app.post("/v1/scale", async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { instances?: unknown };
     return c.json({ instances: d.controller.scale(Number(body.instances)) });

@@ -4,6 +4,7 @@ import http from "node:http";
 import { KilnError, type ErrorCode } from "../errors.js";
 import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "../controller/types.js";
 import type { EventRecord } from "../state/db.js";
+import type { MaintenanceMode } from "../traffic/router.js";
 
 export class ControllerClient {
   constructor(readonly socketPath: string) {}
@@ -69,6 +70,11 @@ export class ControllerClient {
   promote(): Promise<RolloutView> {
     return this.request("POST", "/v1/promote", {});
   }
+  /** `kiln maintenance on|off`: mode undefined = off; answers once the router reports it */
+  maintenance(mode: MaintenanceMode | undefined): Promise<{ maintenance: MaintenanceMode | null; tableVersion: number }> {
+    return this.request("POST", "/v1/maintenance", mode === undefined ? { on: false } : { on: true, ...mode });
+  }
+
   pause(): Promise<RolloutView> {
     return this.request("POST", "/v1/pause", {});
   }

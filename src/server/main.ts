@@ -17,20 +17,39 @@ import { openStore } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../spec/index.js";
 import { StateDb } from "../state/db.js";
+import { haproxyOptions } from "../ops/daemons.js";
+import { startHaproxyRouter, type RunningHaproxyRouter } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
+import type { Router } from "../traffic/router.js";
 import { createApp } from "./app.js";
 
 const TICK_MS = 100;
 
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, sandbox: { type: "string", default: "auto" } } });
+  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, router: { type: "string" }, sandbox: { type: "string", default: "auto" } } });
   if (!values.spec) throw new Error("--spec is required");
   const loaded = loadSpec(values.spec);
   const home = values.home ?? homeFor(loaded.file);
   const providerName = checkProviderName(values.provider ?? loaded.spec.provider);
   const paths = homePaths(home);
   const log = (line: string) => appendFileSync(paths.controllerLog, `${new Date().toISOString()} ${line}\n`);
+
+  const routerKind = values.router ?? loaded.spec.router;
+  if (routerKind !== "builtin" && routerKind !== "haproxy") throw new KilnError("KILN_E_USAGE", `--router: expected builtin or haproxy, got "${routerKind}"`);
+  // router haproxy: attach to the HAProxy `kiln up` started (or start it again if it died);
+  // the controller's router delegates to whichever one is current (see the supervision below).
+  const hapOpts = haproxyOptions(paths, {
+    listen: loaded.spec.listen,
+    ...(loaded.spec.strategy.blueGreen.previewListen ? { previewListen: loaded.spec.strategy.blueGreen.previewListen } : {}),
+    edge: loaded.spec.edge,
+    health: loaded.spec.health,
+    log,
+  });
+  let hap: RunningHaproxyRouter | undefined = routerKind === "haproxy" ? await startHaproxyRouter(hapOpts) : undefined;
+  const router: Router = hap
+    ? { setTable: (t) => hap!.router.setTable(t), stats: () => hap!.router.stats() }
+    : new ProxyClient(paths.proxyAdminSocket);
 
   const db = new StateDb(paths.stateDb);
   const store = openStore(home);
@@ -40,7 +59,7 @@ async function main(): Promise<void> {
     listen: loaded.spec.listen,
     db,
     provider: createProvider(providerName, { home, sandbox: values.sandbox as "auto", log }),
-    router: new ProxyClient(paths.proxyAdminSocket),
+    router,
     probe: async (address, path, timeout) => {
       const r = await probeHttp(address, path, timeout);
       return r.ok ? { ok: true, answered: true, status: r.status } : { ok: false, answered: r.status !== undefined, reason: r.reason, status: r.status };
@@ -64,7 +83,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     server.close();
-    void controller.settle().finally(() => {
+    void controller.settle().finally(async () => {
+      await hap?.detach().catch(() => undefined); // HAProxy keeps serving
       controller.releaseLease();
       db.close();
       rmSync(paths.controllerPid, { force: true });
@@ -79,11 +99,25 @@ async function main(): Promise<void> {
     server.listen(paths.controllerSocket, () => resolve());
   });
   writeFileSync(paths.controllerPid, String(process.pid));
-  log(`controller ${process.pid} up for ${loaded.spec.name} (provider ${providerName})`);
+  log(`controller ${process.pid} up for ${loaded.spec.name} (provider ${providerName}, router ${routerKind})`);
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 
+  let lastCheck = 0;
   while (!stopping) {
+    // HAProxy died (killed, crashed): start it again; the saved table is re-applied before it returns.
+    if (hap && Date.now() - lastCheck >= 1000) {
+      lastCheck = Date.now();
+      if (!pidAlive(hap.pid)) {
+        log(`HAProxy pid ${hap.pid} is gone: starting it again`);
+        try {
+          await hap.detach().catch(() => undefined);
+          hap = await startHaproxyRouter(hapOpts);
+        } catch (e) {
+          log(`HAProxy restart failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+        }
+      }
+    }
     try {
       await controller.tick();
     } catch (e) {

@@ -331,6 +331,17 @@ interface Defaulted {
   instances: number;
   listen: string;
   provider: ProviderKind;
+  router: "builtin" | "haproxy";
+  edge: {
+    instanceHeaders: boolean;
+    maxBodyBytes: number;
+    headerTimeout: string | number;
+    requestTimeout: string | number;
+    keepAliveTimeout: string | number;
+    connectTimeout: string | number;
+    upstreamTimeout: string | number;
+    tunnelIdleTimeout: string | number;
+  };
   env: Record<string, string>;
   volumes: { name: string; path: string }[];
   drainTimeout: string | number;
@@ -415,6 +426,17 @@ function normalize(d: Defaulted): Spec {
     instances: d.instances,
     listen: d.listen,
     provider: d.provider,
+    router: d.router,
+    edge: {
+      instanceHeaders: d.edge.instanceHeaders,
+      maxBodyBytes: d.edge.maxBodyBytes,
+      headerTimeout: parseDuration(d.edge.headerTimeout),
+      requestTimeout: parseDuration(d.edge.requestTimeout),
+      keepAliveTimeout: parseDuration(d.edge.keepAliveTimeout),
+      connectTimeout: parseDuration(d.edge.connectTimeout),
+      upstreamTimeout: parseDuration(d.edge.upstreamTimeout),
+      tunnelIdleTimeout: parseDuration(d.edge.tunnelIdleTimeout),
+    },
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
     drainTimeout: parseDuration(d.drainTimeout),

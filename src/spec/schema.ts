@@ -381,6 +381,24 @@ const StrategySchema = object(
   "How a new release replaces the running fleet.",
 );
 
+const EdgeSchema = object(
+  {
+    instanceHeaders: Type.Optional(
+      Type.Boolean({ default: false, description: "Add x-kiln-instance (and, on the built-in proxy, x-kiln-release) to responses." }),
+    ),
+    maxBodyBytes: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 2 ** 40, default: 10485760, description: "Request bodies larger than this are refused with 413 (built-in proxy)." }),
+    ),
+    headerTimeout: duration("Time a client has to send its request headers (built-in proxy).", "10s"),
+    requestTimeout: duration("Time a client has to send its whole request (built-in proxy).", "300s"),
+    keepAliveTimeout: duration("Idle keep-alive client connections are closed after this (built-in proxy).", "5s"),
+    connectTimeout: duration("Time to connect to an instance before another one is tried (built-in proxy).", "2s"),
+    upstreamTimeout: duration("No byte from an instance for this long answers 504 (built-in proxy).", "60s"),
+    tunnelIdleTimeout: duration("An upgraded connection (WebSocket) idle both ways this long is closed; 0 means never (built-in proxy).", "1h"),
+  },
+  "Settings of the edge: response headers, limits and timeouts of the router clients connect to.",
+);
+
 export const KilnSpecSchema = Type.Object(
   {
     apiVersion: Type.Optional(
@@ -420,6 +438,14 @@ export const KilnSpecSchema = Type.Object(
           'What runs the instances: "local" (sandboxed processes on this machine), "docker" (containers on a Docker Engine) or "swarm" (a Docker Swarm service that performs the rollout itself).',
       }),
     ),
+    router: Type.Optional(
+      Type.Union([Type.Literal("builtin"), Type.Literal("haproxy")], {
+        default: "builtin",
+        description:
+          'The data plane clients connect to: "builtin" (kiln\'s own proxy) or "haproxy" (the system\'s HAProxy 2.6, started and supervised by kiln and driven over its runtime API).',
+      }),
+    ),
+    edge: EdgeSchema,
     env: stringMap("Declared environment given to each instance at launch; part of the release.", PATTERNS.envName),
     volumes: Type.Optional(
       Type.Array(VolumeSchema, {

@@ -111,6 +111,20 @@ export interface StrategySpec {
 
 export type ProviderKind = "local" | "docker" | "swarm";
 
+export type RouterKind = "builtin" | "haproxy";
+
+/** kiln.yaml `edge`; durations in ms */
+export interface EdgeSpec {
+  instanceHeaders: boolean;
+  maxBodyBytes: number;
+  headerTimeout: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  connectTimeout: number;
+  upstreamTimeout: number;
+  tunnelIdleTimeout: number;
+}
+
 export interface Spec {
   apiVersion: "kiln/v1";
   name: string;
@@ -120,6 +134,9 @@ export interface Spec {
   listen: string;
   /** what runs the instances */
   provider: ProviderKind;
+  /** the data plane */
+  router: RouterKind;
+  edge: EdgeSpec;
   env: Record<string, string>;
   volumes: VolumeSpec[];
   /** ms */

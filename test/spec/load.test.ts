@@ -61,6 +61,16 @@ image:
     org.opencontainers.image.source: https://example.com/hello
 instances: 5
 listen: 0.0.0.0:9000
+router: haproxy
+edge:
+  instanceHeaders: true
+  maxBodyBytes: 1024
+  headerTimeout: 2s
+  requestTimeout: 1m
+  keepAliveTimeout: 500ms
+  connectTimeout: 1
+  upstreamTimeout: 30s
+  tunnelIdleTimeout: 0
 env:
   LOG_LEVEL: info
 volumes:
@@ -115,6 +125,17 @@ describe("parseSpec: a valid file", () => {
       instances: 5,
       listen: "0.0.0.0:9000",
       provider: "local",
+      router: "haproxy",
+      edge: {
+        instanceHeaders: true,
+        maxBodyBytes: 1024,
+        headerTimeout: 2000,
+        requestTimeout: 60_000,
+        keepAliveTimeout: 500,
+        connectTimeout: 1000,
+        upstreamTimeout: 30_000,
+        tunnelIdleTimeout: 0,
+      },
       env: { LOG_LEVEL: "info" },
       volumes: [{ name: "uploads", path: "/var/uploads" }],
       drainTimeout: 45_000,
@@ -165,6 +186,17 @@ describe("parseSpec: a valid file", () => {
       instances: 3,
       listen: "127.0.0.1:8080",
       provider: "local",
+      router: "builtin",
+      edge: {
+        instanceHeaders: false,
+        maxBodyBytes: 10_485_760,
+        headerTimeout: 10_000,
+        requestTimeout: 300_000,
+        keepAliveTimeout: 5000,
+        connectTimeout: 2000,
+        upstreamTimeout: 60_000,
+        tunnelIdleTimeout: 3_600_000,
+      },
       env: {},
       volumes: [],
       drainTimeout: 30_000,

@@ -8,7 +8,7 @@ import { discardVolumes } from "../../providers/registry.js";
 import { startLoad, type LoadTotals } from "../../loadgen/client.js";
 import type { StatusView } from "../../controller/types.js";
 import { context, out, printJson, short, specFile, type Context, type GlobalOptions } from "../context.js";
-import { chooseProvider, startDaemons, stopDaemons } from "../../ops/daemons.js";
+import { chooseProvider, chooseRouter, startDaemons, stopDaemons } from "../../ops/daemons.js";
 import { buildDeployRequest, lastEventId, watch } from "../../ops/deploy-flow.js";
 import { recipeOf } from "../../ops/recipe.js";
 import { freeLoopbackPort } from "../../net.js";
@@ -60,11 +60,12 @@ export function register(program: Command): void {
     .option("--json", "print the steps and totals as JSON")
     .option("--keep", "leave the fleet running at the end (stop it with `kiln down -f <workspace>/kiln.yaml`)")
     .option("--provider <name>", "what runs the instances: local or docker (default: the example's kiln.yaml provider)")
+    .option("--router <kind>", "the data plane: builtin or haproxy (default: the example's kiln.yaml router)")
     .addHelpText(
       "after",
-      "\nRuns on a copy of the example next to its kiln.yaml (.kiln/demo/), on a free port.\nExit status 0 when every step is ok with 0 failed requests.\n\nExamples:\n  kiln demo -f examples/hello/kiln.yaml --json\n  kiln demo -f examples/hello/kiln.yaml --provider docker",
+      "\nRuns on a copy of the example next to its kiln.yaml (.kiln/demo/), on a free port.\nExit status 0 when every step is ok with 0 failed requests.\n\nExamples:\n  kiln demo -f examples/hello/kiln.yaml --json\n  kiln demo -f examples/hello/kiln.yaml --provider docker\n  kiln demo -f examples/hello/kiln.yaml --router haproxy",
     )
-    .action(async (opts: { json?: boolean; keep?: boolean; provider?: string }, cmd: Command) => {
+    .action(async (opts: { json?: boolean; keep?: boolean; provider?: string; router?: string }, cmd: Command) => {
       const source = specFile(cmd.optsWithGlobals<GlobalOptions>());
       const say = opts.json ? (_: string) => undefined : out;
       const base = join(dirname(source), ".kiln", "demo");
@@ -91,6 +92,8 @@ export function register(program: Command): void {
       const fresh = context({ file: ws.specFile });
       const provider = chooseProvider({ flag: opts.provider, paths: fresh.paths, spec: fresh.loaded.spec.provider });
       ws.setSpec((d) => d.set("provider", provider)); // the workspace says what it runs on, for `kiln down -f` after --keep
+      const router = chooseRouter({ flag: opts.router, paths: fresh.paths, spec: fresh.loaded.spec.router });
+      ws.setSpec((d) => d.set("router", router));
       await discardVolumes(provider, fresh.home, fresh.loaded.spec.name); // the counter starts from 0
       ws.release("1.0.0");
 
@@ -143,13 +146,13 @@ export function register(program: Command): void {
       try {
         await step("bake v1", async () => bakeNow());
         await step("deploy v1 (3 instances)", async () => {
-          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, previewListen: ctx.loaded.spec.strategy.blueGreen.previewListen, home: ctx.home, provider });
+          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, previewListen: ctx.loaded.spec.strategy.blueGreen.previewListen, home: ctx.home, provider, router, edge: ctx.loaded.spec.edge, health: ctx.loaded.spec.health });
           const r = await deployNow();
           expect(r.outcome === "live", `v1 did not go live: ${r.reason}`);
           load = await startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 4, durationMs: 10 * 60_000 });
           await new Promise((res) => setTimeout(res, 1000));
           mark = await load.snapshot();
-          return `live on http://127.0.0.1:${port} (proxy ${up.proxyPid}, controller ${up.controllerPid}, provider ${provider}); load started`;
+          return `live on http://127.0.0.1:${port} (${router === "haproxy" ? "HAProxy" : "proxy"} ${up.proxyPid}, controller ${up.controllerPid}, provider ${provider}, router ${router}); load started`;
         });
         await step("rolling v1 → v2", async () => {
           ws.release("2.0.0");

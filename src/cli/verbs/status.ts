@@ -1,6 +1,7 @@
 import Table from "cli-table3";
 import type { Command } from "commander";
 import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { daemonRouter } from "../../ops/daemons.js";
 import { requireCapability } from "../../ops/performer.js";
 import { performerFor } from "../../ops/performers.js";
 import { renderSwarmStatus } from "../render-swarm.js";
@@ -16,8 +17,10 @@ export function register(program: Command): void {
       const status = await performerFor(ctx).status();
       if (status.performer === "swarm") return opts.json ? printJson(status.view) : renderSwarmStatus(status.view);
       const s = status.view;
-      if (opts.json) return printJson(s);
+      const router = daemonRouter(ctx.paths) ?? ctx.loaded.spec.router;
+      if (opts.json) return printJson({ ...s, router });
       out(`service     ${s.service}`);
+      out(`router      ${router === "haproxy" ? "haproxy (HAProxy)" : "builtin (kiln's proxy)"}`);
       out(`proxy       http://${s.proxy.address} (pid ${s.proxy.pid ?? "?"}${s.proxy.reachable ? "" : ", UNREACHABLE"})`);
       out(`controller  pid ${s.controller.pid}`);
       out(`release     ${s.release ? `${s.release.id} ${s.release.ref} ${short(s.release.digest)} live ${ago(s.release.liveAt)}` : "none deployed"}`);

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
-import { chooseProvider, startDaemons, stopDaemons } from "../../ops/daemons.js";
+import { chooseProvider, chooseRouter, startDaemons, stopDaemons } from "../../ops/daemons.js";
 
 export function register(program: Command): void {
   program
@@ -8,18 +8,21 @@ export function register(program: Command): void {
     .description("start the proxy (data plane) and the controller (control plane)")
     .option("-d, --detach", "return once both are up, leaving them running in the background")
     .option("--provider <name>", "what runs the instances: local (processes in bubblewrap) or docker (containers); default: the one already running, else kiln.yaml's provider")
+    .option("--router <kind>", "the data plane: builtin (kiln's proxy) or haproxy (the system's HAProxy); default: the one already running, else kiln.yaml's router")
     .option("--sandbox <mode>", "local provider's instance sandbox: auto (bubblewrap when present), bwrap, none", "auto")
     .option("--json", "print the process ids as JSON")
     .addHelpText(
       "after",
-      "\nExamples:\n  kiln up --detach                    # start in the background, then `kiln deploy`\n  kiln up --detach --provider docker  # instances are containers on $DOCKER_HOST\n  kiln up                             # stay in the foreground; Ctrl-C stops everything",
+      "\nExamples:\n  kiln up --detach                    # start in the background, then `kiln deploy`\n  kiln up --detach --provider docker  # instances are containers on $DOCKER_HOST\n  kiln up --detach --router haproxy   # HAProxy serves the fleet\n  kiln up                             # stay in the foreground; Ctrl-C stops everything",
     )
-    .action(async (opts: { detach?: boolean; provider?: string; sandbox: string; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { detach?: boolean; provider?: string; router?: string; sandbox: string; json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
-      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, previewListen: ctx.loaded.spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox });
-      if (opts.json) printJson({ proxy: { pid: r.proxyPid, address: ctx.loaded.spec.listen }, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
-      else out(`${r.alreadyUp ? "already up" : "up"}: proxy ${r.proxyPid} on http://${ctx.loaded.spec.listen}, controller ${r.controllerPid}, provider ${provider}`);
+      const router = chooseRouter({ flag: opts.router, paths: ctx.paths, spec: ctx.loaded.spec.router });
+      const spec = ctx.loaded.spec;
+      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health });
+      if (opts.json) printJson({ proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
+      else out(`${r.alreadyUp ? "already up" : "up"}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);
       if (opts.detach) return;
       if (!opts.json) out("foreground: Ctrl-C stops the fleet, the controller and the proxy");
       await new Promise<void>((resolve) => {

@@ -30,6 +30,11 @@ export interface ConfigInput {
   /** servers per backend as last applied; the runtime API is the live truth, this is what a reload starts from */
   servers?: Record<string, ConfigServer[]>;
   serverOptions?: ServerOptions;
+  /**
+   * Map file switching maintenance mode (RoutingTable.maintenance) at runtime: keys
+   * `on`, `retry` (Retry-After) and `page` (the page, base64); empty = normal routing.
+   */
+  maintenanceMap?: string;
 }
 
 /** The in-memory ring HAProxy writes request log lines to: no syscall per request, read in bulk over the runtime API. */
@@ -85,6 +90,13 @@ export function renderConfig(c: ConfigInput): string {
     lines.push(`frontend ${frontendOf(name)}`, `  bind ${bind}`);
     if (c.requestLog) lines.push(`  log ring@${LOG_RING} local0 info`, `  log-format "${LOG_FORMAT}"`);
     if (c.instanceHeader) lines.push("  http-response set-header x-kiln-instance %s");
+    // Maintenance answers production requests only: the preview listener keeps serving.
+    if (c.maintenanceMap !== undefined && name === PROD_BACKEND) {
+      const m = (k: string) => `str(${k}),map(${c.maintenanceMap})`;
+      lines.push(
+        `  http-request return status 503 content-type "text/html; charset=utf-8" lf-string "%[${m("page")},b64dec]" hdr retry-after "%[${m("retry")}]" hdr cache-control no-store if { ${m("on")} -m found }`,
+      );
+    }
     lines.push(`  default_backend ${name}`, "");
   };
   const backend = (name: string) => {

@@ -102,6 +102,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     log: path.join(o.runDir, "haproxy.log"),
     state: path.join(o.runDir, "state.json"),
     boot: path.join(o.runDir, "boot.json"),
+    maintenance: path.join(o.runDir, "maintenance.map"),
   };
   const log = o.log ?? (() => undefined);
 
@@ -113,6 +114,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     hardStopAfterMs: o.hardStopAfterMs ?? 60_000,
     maxconn: o.maxconn ?? 4000,
     instanceHeader: o.instanceHeader ?? true,
+    maintenanceMap: files.maintenance,
   });
   // A fresh HAProxy starts with the saved table's health check, so re-applying that table needs no reload.
   const saved = await readFile(files.state, "utf8").then((t) => JSON.parse(t) as { table?: { health?: HealthCheckConfig } }, () => undefined);
@@ -138,6 +140,8 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
       requestLog: o.requestLog !== false,
     };
     await writeFile(files.config, renderConfig({ ...configBase(boot), health: startHealth }));
+    // HAProxy loads the map at start; the saved table's maintenance is re-applied through the runtime API.
+    await writeFile(files.maintenance, "");
     await writeFile(files.boot, `${JSON.stringify(boot)}\n`);
     pid = await spawnHaproxy(o.haproxyBin ?? HAPROXY_BIN, files, boot);
     log(`haproxy router: started HAProxy pid ${pid} on ${boot.listen}`);

@@ -26,11 +26,13 @@
 // unlisted release when every listed one is down also waits for that reweigh.
 
 import net from "node:net";
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../../errors.js";
 import {
   LATENCY_HISTOGRAM_SIZE,
+  MAINTENANCE_DEFAULTS,
+  type MaintenanceMode,
   latencyBucket,
   type Counters,
   type Router,
@@ -55,6 +57,7 @@ import {
   type Retiring,
 } from "./plan.js";
 import { runtimeCommand } from "./runtime.js";
+import { maintenanceResponse } from "../proxy/pages.js";
 
 export interface HaproxyRouterOptions {
   adminSocket: string;
@@ -125,6 +128,8 @@ interface Observed {
 
 export class HaproxyRouter implements Router {
   private state: PersistedState = emptyState();
+  /** the maintenance mode HAProxy applies, as read back (stats().maintenance) */
+  private maintenance?: MaintenanceMode;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly hist = new Map<string, number[]>();
   private readonly previewHist = new Map<string, number[]>();
@@ -262,6 +267,40 @@ export class HaproxyRouter implements Router {
     return problems;
   }
 
+  /**
+   * Switch maintenance mode through the map the production frontend consults (see
+   * config.ts): `on` is added last and removed first, so the page and Retry-After are
+   * always there when it answers. Read back with `show map`; the file is rewritten too,
+   * so a reload keeps the mode.
+   */
+  private async applyMaintenance(file: string, m: MaintenanceMode | undefined): Promise<string[]> {
+    const want = new Map<string, string>();
+    if (m !== undefined) {
+      want.set("page", Buffer.from(maintenanceResponse(m).body).toString("base64"));
+      want.set("retry", String(m.retryAfterS ?? MAINTENANCE_DEFAULTS.retryAfterS));
+      want.set("on", "1");
+    }
+    const read = async () => {
+      const cur = new Map<string, string>();
+      for (const l of (await this.cmd(`show map ${file}`)).split("\n")) {
+        const [, k, v] = l.trim().split(/\s+/);
+        if (k !== undefined && v !== undefined) cur.set(k, v);
+      }
+      return cur;
+    };
+    const cur = await read();
+    const lines: string[] = [];
+    if (!want.has("on") && cur.has("on")) lines.push(`del map ${file} on`);
+    for (const k of cur.keys()) if (k !== "on" && !want.has(k)) lines.push(`del map ${file} ${k}`);
+    for (const [k, v] of want) if (cur.get(k) !== v) lines.push(cur.has(k) ? `set map ${file} ${k} ${v}` : `add map ${file} ${k} ${v}`);
+    const problems = await this.run(lines);
+    const back = await read();
+    if (back.size !== want.size || [...want].some(([k, v]) => back.get(k) !== v)) problems.push(`maintenance map ${file} reads back ${JSON.stringify([...back.keys()])}`);
+    else this.maintenance = m === undefined ? undefined : { ...m };
+    await writeFile(file, [...want].map(([k, v]) => `${k} ${v}\n`).join(""));
+    return problems;
+  }
+
   private async apply(table: RoutingTable): Promise<void> {
     const opts = { intervalMs: Math.max(10, table.health.intervalMs), rise: Math.max(1, table.health.healthyThreshold), fall: Math.max(1, table.health.unhealthyThreshold) };
     const releaseOf = new Map<string, string>();
@@ -291,6 +330,7 @@ export class HaproxyRouter implements Router {
       problems.push(...[...wantBack].flatMap(([be, d]) => mismatches(back.servers.get(be) ?? [], d).map((m) => `${be}/${m}`)));
       if (problems.length === 0) break;
     }
+    if (this.o.config?.base.maintenanceMap !== undefined) problems.push(...(await this.applyMaintenance(this.o.config.base.maintenanceMap, table.maintenance)));
     if (problems.length > 0) {
       await saveState(this.o.stateFile, this.state);
       throw new KilnError("KILN_E_CONTROLLER", `HAProxy did not apply routing table v${table.version}: ${problems.slice(0, 5).join("; ")}`, {
@@ -565,6 +605,7 @@ export class HaproxyRouter implements Router {
       releases: count(PROD_BACKEND, this.state.retained, this.hist, (table?.targets ?? []).map((t) => t.release)),
       pid: this.o.pid,
       listen: this.o.listen,
+      ...(this.maintenance !== undefined ? { maintenance: { ...this.maintenance } } : {}),
     };
     if (this.o.previewListen !== undefined) {
       stats.preview = { listen: this.o.previewListen };
