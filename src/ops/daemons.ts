@@ -7,7 +7,7 @@ import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KilnError } from "../errors.js";
-import { pidAlive, type HomePaths } from "../home.js";
+import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
 import { checkProviderName, createProvider, isProviderName, type ProviderName } from "../providers/registry.js";
 import { ControllerClient } from "../server/client.js";
@@ -18,10 +18,9 @@ import { ProxyClient } from "../traffic/proxy/client.js";
 const proxyMain = fileURLToPath(new URL("../traffic/proxy/main.js", import.meta.url));
 const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.url));
 
+/** The daemon's pid, only while that process is alive and still the one that wrote the file (same start time). */
 export function readPid(file: string): number | undefined {
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, "utf8").trim());
-  return pidAlive(pid) ? pid : undefined;
+  return readPidFile(file);
 }
 
 async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
@@ -185,7 +184,7 @@ export async function startDaemons(opts: {
     if (!ok || !pidAlive(pid)) {
       throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tail(paths.proxyLog, 5)}` });
     }
-    writeFileSync(paths.proxyPid, String(pid));
+    writePidFile(paths.proxyPid, pid);
     writeFileSync(routerFile(paths), "builtin\n");
     proxyPid = pid;
   }

@@ -12,7 +12,7 @@ import { Controller } from "../controller/controller.js";
 import { toReleaseSpec } from "../controller/release-spec.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
-import { homeFor, homePaths, pidAlive } from "../home.js";
+import { homeFor, homePaths, pidAlive, writePidFile } from "../home.js";
 import { openStore } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../spec/index.js";
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     server.once("error", reject);
     server.listen(paths.controllerSocket, () => resolve());
   });
-  writeFileSync(paths.controllerPid, String(process.pid));
+  writePidFile(paths.controllerPid);
   log(`controller ${process.pid} up for ${loaded.spec.name} (provider ${providerName}, router ${routerKind})`);
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
