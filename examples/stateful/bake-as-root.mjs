@@ -7,7 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { bake, openStore } from "../../dist/src/image/index.js";
 import { homeFor } from "../../dist/src/home.js";
-import { loadSpec } from "../../dist/src/spec/index.js";
+import { loadSpec } from "../../dist/src/config/index.js";
 import { recipeOf } from "../../dist/src/cli/verbs/bake.js";
 
 const file = fileURLToPath(new URL("./kiln.yaml", import.meta.url));

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { KilnError } from "../errors.js";
 import { readImage, readImageFile, unpackRootfs, type Store } from "../image/index.js";
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { classify, verdictOf, writtenFilesOutsideVolumes } from "./classify.js";
 import { createDockerSandbox } from "./docker-sandbox.js";
 import { describeRequest, sendRequest, waitHealthy } from "./exercise.js";

@@ -6,9 +6,9 @@
 import { KilnError } from "../errors.js";
 import type { Provider } from "../providers/provider.js";
 import { nextSteps, planSteady } from "../rollout/index.js";
-import type { RolloutSpec, RolloutStatus, Step } from "../rollout/types.js";
+import type { RolloutParams, RolloutStatus, Step } from "../rollout/types.js";
 import type { Release, RolloutRecord, StateDb } from "../state/db.js";
-import type { ReleaseSpec } from "../state/release-spec.js";
+import type { ReleaseSettings } from "../state/release-settings.js";
 import type { MaintenanceMode, Router } from "../traffic/router.js";
 import { computeAnalysisWindow, samplesToDrop, type CounterSample } from "./analysis-window.js";
 import { PromotionChecks } from "./checks.js";
@@ -29,7 +29,7 @@ export interface Clock {
 export interface ControllerDeps {
   service: string;
   /** spec used for health and routing before the first release */
-  defaultSpec: ReleaseSpec;
+  defaultSpec: ReleaseSettings;
   listen: string;
   db: StateDb;
   provider: Provider;
@@ -86,7 +86,7 @@ export class Controller {
     return this.instances.adopt();
   }
 
-  private rolloutSpec(rel: ReleaseSpec, strategy: RolloutRecord["strategy"], fast: boolean): RolloutSpec {
+  private rolloutParams(rel: ReleaseSettings, strategy: RolloutRecord["strategy"], fast: boolean): RolloutParams {
     return {
       strategy,
       instances: this.state.desiredInstances(),
@@ -128,7 +128,7 @@ export class Controller {
         }
         const check = this.checks.verdict(rollout.id);
         if (check) observed.checks = check;
-        steps = nextSteps(this.rolloutSpec(rel, rollout.strategy, rollout.fast), this.rolloutStatus(rollout), observed, now);
+        steps = nextSteps(this.rolloutParams(rel, rollout.strategy, rollout.fast), this.rolloutStatus(rollout), observed, now);
       } else {
         const live = this.state.liveRelease();
         const standbyUntil = db.getMeta("standbyUntil");

@@ -3,7 +3,7 @@
 // applies a plan in one transaction.
 
 import type { ReleaseStatus, RolloutKind } from "../state/db.js";
-import type { ReleaseSpec } from "../state/release-spec.js";
+import type { ReleaseSettings } from "../state/release-settings.js";
 import type { StrategyName } from "../rollout/types.js";
 
 export interface EndingRollout {
@@ -66,7 +66,7 @@ export function planRollback(input: { desired: number; warm: number }): Rollback
 }
 
 /** Whether the release's strategy settings roll a failed deploy back by themselves. */
-export function autoRollbackOf(strategy: StrategyName, spec: ReleaseSpec): boolean {
+export function autoRollbackOf(strategy: StrategyName, spec: ReleaseSettings): boolean {
   if (strategy === "blue-green") return spec.strategy.blueGreen.autoRollback;
   if (strategy === "canary") return spec.strategy.canary?.autoRollback ?? true;
   return spec.strategy.rolling.autoRollback;

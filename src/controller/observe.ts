@@ -7,7 +7,7 @@
 import type { Provider } from "../providers/provider.js";
 import type { FleetInstance, Observed } from "../rollout/types.js";
 import type { InstanceCursor, InstanceRecord, StateDb } from "../state/db.js";
-import type { ReleaseSpec } from "../state/release-spec.js";
+import type { ReleaseSettings } from "../state/release-settings.js";
 import type { Router, RouterStats, TargetStatus } from "../traffic/router.js";
 import { initialHealth, phaseFrom, recordProbe, type HealthParams, type ProbeOutcome, type TrackedHealth } from "../health/tracker.js";
 import { DueQueue } from "./due-queue.js";
@@ -21,7 +21,7 @@ export interface ObserverDeps {
   router: Router;
   probe: ProbeFn;
   now: () => number;
-  specOf: (release: string | undefined) => ReleaseSpec;
+  specOf: (release: string | undefined) => ReleaseSettings;
   /** an instance stopped passing its health checks */
   onUnhealthy: (rec: InstanceRecord, reason: string) => void;
   log?: (line: string) => void;

@@ -2,7 +2,7 @@
 // release spec in force. The loop only decides when to push it (see Controller.syncRouter).
 
 import type { InstanceRecord, RolloutRecord } from "../state/db.js";
-import type { ReleaseSpec } from "../state/release-spec.js";
+import type { ReleaseSettings } from "../state/release-settings.js";
 import type { RoutingTable, Target } from "../traffic/router.js";
 
 /** The parts of a rollout the routing table depends on. */
@@ -13,7 +13,7 @@ export interface RoutingInput {
   instances: readonly InstanceRecord[];
   rollout?: RoutingRollout;
   /** the spec of the rollout's target, else of the live release: health checks and drain timeout */
-  spec: Pick<ReleaseSpec, "health" | "drainTimeout">;
+  spec: Pick<ReleaseSettings, "health" | "drainTimeout">;
   version: number;
 }
 

@@ -4,19 +4,19 @@
 
 import type { RolloutProgress } from "../rollout/types.js";
 import type { EventRecord, Release, RolloutRecord, StateDb } from "../state/db.js";
-import type { ReleaseSpec } from "../state/release-spec.js";
+import type { ReleaseSettings } from "../state/release-settings.js";
 
 export interface ServiceStateDeps {
   service: string;
   db: StateDb;
   /** spec used for health and routing before the first release */
-  defaultSpec: ReleaseSpec;
+  defaultSpec: ReleaseSettings;
   now: () => number;
   log?: (line: string) => void;
 }
 
 export class ServiceState {
-  private readonly specs = new Map<string, ReleaseSpec>();
+  private readonly specs = new Map<string, ReleaseSettings>();
   readonly service: string;
   readonly db: StateDb;
 
@@ -49,7 +49,7 @@ export class ServiceState {
   }
 
   /** A release's spec never changes once recorded, so it is read from state once. */
-  specOf(releaseId: string | undefined): ReleaseSpec {
+  specOf(releaseId: string | undefined): ReleaseSettings {
     if (releaseId === undefined) return this.d.defaultSpec;
     const cached = this.specs.get(releaseId);
     if (cached) return cached;

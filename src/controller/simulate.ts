@@ -6,10 +6,10 @@ import type { StrategyName } from "../rollout/types.js";
 import { StateDb } from "../state/db.js";
 import { FakeRouter } from "../traffic/fake.js";
 import { Controller } from "./controller.js";
-import type { ReleaseSpec } from "./types.js";
+import type { ReleaseSettings } from "./types.js";
 
 export interface SimulationInput {
-  spec: ReleaseSpec;
+  spec: ReleaseSettings;
   /** instances of the current release before the deploy (0 = first deploy) */
   current: number;
   /** fleet size after the deploy */
@@ -110,7 +110,7 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
   };
 
   const spec = { ...input.spec, instances: input.instances };
-  const request = (version: string, s: ReleaseSpec, strategy: StrategyName) => ({ ref: `sim:${version}`, version, digest: `sha256:${version.padEnd(64, "0")}`, configHash: "sha256:sim", spec: s, strategy });
+  const request = (version: string, s: ReleaseSettings, strategy: StrategyName) => ({ ref: `sim:${version}`, version, digest: `sha256:${version.padEnd(64, "0")}`, configHash: "sha256:sim", spec: s, strategy });
   let from: string | undefined;
   if (input.current > 0) {
     provider.behave("r1", { readyAfter: input.startMs });

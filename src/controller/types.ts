@@ -1,16 +1,16 @@
 import type { InstancePhase, Phase, RolloutProgress, Routing, StrategyName } from "../rollout/types.js";
 import type { InstanceRecordState, ReleaseStatus, RolloutKind, RolloutState } from "../state/db.js";
-import type { ReleaseSpec } from "../state/release-spec.js";
+import type { ReleaseSettings } from "../state/release-settings.js";
 
 // The controller's API speaks of the spec a release records; it is defined where state reads it.
-export type { ReleaseSpec };
+export type { ReleaseSettings };
 
 export interface DeployRequest {
   ref: string;
   version: string;
   digest: string;
   configHash: string;
-  spec: ReleaseSpec;
+  spec: ReleaseSettings;
   strategy?: StrategyName;
 }
 

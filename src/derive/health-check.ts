@@ -1,7 +1,7 @@
 // kiln's health check as a command a container engine runs inside the instance
 // (Docker's HEALTHCHECK, a Swarm service's Healthcheck.Test, a stack file's healthcheck).
 
-import { isNodeBase, type Spec } from "../spec/index.js";
+import { isNodeBase, type Spec } from "../config/index.js";
 
 /**
  * A probe that needs nothing but what the image holds. On kiln's node base the image has

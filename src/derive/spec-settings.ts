@@ -1,7 +1,7 @@
 // kiln.yaml's strategy and listen address as the numbers the rest of kiln works with.
 
 import { computeCapacity, computeLimits, type Capacity, type StrategyLimits } from "../rollout/capacity.js";
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 
 /** The rollout's bounds for kiln.yaml's fleet size and active strategy (rollout/capacity.ts#computeCapacity). */
 export function capacityOf(spec: Pick<Spec, "instances" | "strategy">): Capacity {

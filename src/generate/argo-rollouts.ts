@@ -4,7 +4,7 @@
 // update) bounded by kiln's min/max healthy. Same pod template as the
 // kubernetes target.
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { listenPort } from "../derive/index.js";
 import { headerLines, kubernetesRolling, platformCapacity, platformLimits, seconds } from "./derive.js";
 import { annotations, claims, labels, podTemplate, podTemplateNotes, selector, service } from "./kubernetes.js";

@@ -4,7 +4,7 @@
 // image_id makes a new launch template version, and the instance refresh
 // (with kiln's min/max healthy, warmup and auto-rollback) replaces the fleet.
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import {
   cfnCommonParameters,
   cfnLaunchTemplate,

@@ -5,7 +5,7 @@
 // read the listener back, keep the old fleet warm for keepPreviousFor (rolling
 // back at once if the new one turns unhealthy), and only then scale it to 0.
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { cfnCommonParameters, cfnLaunchTemplate, cfnSecurityGroups, cfnTags, cfnTargetGroup, getAtt, ref, type Cfn } from "./aws-common.js";
 import { albHealthCheck, awsRefresh, headerLines, seconds } from "./derive.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";

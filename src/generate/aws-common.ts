@@ -3,7 +3,7 @@
 // CloudFormation's long-form intrinsic functions (plain YAML, no custom tags,
 // so any YAML reader can load the template).
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { listenPort } from "../derive/index.js";
 import { albHealthCheck, launchEnv, seconds } from "./derive.js";
 import type { ImageInfo } from "./types.js";

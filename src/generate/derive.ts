@@ -6,7 +6,7 @@
 // onto each platform's knobs.
 
 import { batchOf, capacityOf, limitsOf, type Capacity, type StrategyLimits } from "../derive/index.js";
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import type { ImageInfo } from "./types.js";
 
 /**

@@ -4,7 +4,7 @@
 // frontend. Blue-green gets two backends and a map file naming the live one,
 // switched at runtime (`set map`) without a reload.
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { headerLines, platformCapacity, platformLimits } from "./derive.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";
 import { hashComments } from "./yaml-out.js";

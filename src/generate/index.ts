@@ -2,7 +2,7 @@
 // files, as data. Every emitter is a pure function of (spec, image): same input,
 // byte-identical output; the CLI verb does the writing.
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { emitArgoRollouts } from "./argo-rollouts.js";
 import { emitAwsAsg } from "./aws-asg.js";
 import { emitAwsBlueGreen } from "./aws-blue-green.js";

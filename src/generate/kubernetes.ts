@@ -3,7 +3,7 @@
 // PersistentVolumeClaim per declared volume. The pod template is shared with
 // the Argo Rollouts target.
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { listenPort } from "../derive/index.js";
 import { headerLines, kubernetesRolling, launchEnv, platformCapacity, platformLimits, seconds, secondsMin1, userIds } from "./derive.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";

@@ -3,7 +3,7 @@
 // driver, kiln's health as a Consul HTTP check, and kiln's rollout as the
 // `update` block (canary = count for blue-green).
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { sharedVolumeName } from "../derive/index.js";
 import { goDuration, headerLines, launchEnv, nomadUpdate, platformCapacity, seconds } from "./derive.js";
 import { attr, blank, block, comment, renderHcl, type HclItem } from "./hcl.js";

@@ -12,7 +12,7 @@
 
 import { posix } from "node:path";
 import { LABEL } from "../derive/index.js";
-import { isNodeBase, type FileEntry, type Spec } from "../spec/index.js";
+import { isNodeBase, type FileEntry, type Spec } from "../config/index.js";
 import { headerLines, seconds, userIds } from "./derive.js";
 import { attr, blank, block, comment, obj, raw, renderHcl, template, type HclItem } from "./hcl.js";
 import { PACKAGES_LABEL, parsePackagesLabel } from "./packages.js";

@@ -2,7 +2,7 @@
 // the image by digest, read-only, kiln's health as the container healthcheck,
 // and kiln's rollout as update_config / rollback_config.
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 import { healthCheckCommand, LABEL, listenPort, sharedVolumeName } from "../derive/index.js";
 import { goDuration, headerLines, launchEnv, platformCapacity, platformLimits, swarmUpdate } from "./derive.js";
 import type { GeneratedFile, ImageInfo } from "./types.js";

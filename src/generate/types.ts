@@ -2,7 +2,7 @@
 // the identity of the baked image) and what it returns (files as data; the CLI
 // verb does the writing).
 
-import type { Spec } from "../spec/index.js";
+import type { Spec } from "../config/index.js";
 
 /** The baked image a generated config deploys, identified by digest, never by tag. */
 export interface ImageInfo {

@@ -40,7 +40,7 @@ export interface BaseContext {
   onProgress: ProgressFn;
 }
 
-export type BaseSpec =
+export type BaseSource =
   | { kind: "node"; runtime?: Exclude<RuntimeRequest, { kind: "host" }> }
   | { kind: "oci"; path: string; tag?: string }
   | { kind: "docker-archive"; path: string; tag?: string };
@@ -51,7 +51,7 @@ export type BaseSpec =
  * /home/me/.kiln, tag "shop:1.2". "node@24" and "node@file:PATH" name the
  * runtime of a node base (see runtime.ts).
  */
-export function parseBaseSpec(base: string): BaseSpec {
+export function parseBaseSource(base: string): BaseSource {
   const runtime = parseRuntimeBase(base);
   if (runtime) return runtime.kind === "host" ? { kind: "node" } : { kind: "node", runtime };
   for (const kind of ["oci", "docker-archive"] as const) {
@@ -71,7 +71,7 @@ export function parseBaseSpec(base: string): BaseSpec {
 }
 
 export async function resolveBase(base: string, ctx: BaseContext): Promise<BaseImage> {
-  const spec = parseBaseSpec(base);
+  const spec = parseBaseSource(base);
   if (spec.kind === "node") return nodeBase(ctx, await obtainRuntime(spec.runtime ?? { kind: "host" }, ctx));
   const imported = await importBase(base, spec, ctx);
   // Refuse now what unpack would refuse later: otherwise the store, and `kiln push`,
@@ -81,7 +81,7 @@ export async function resolveBase(base: string, ctx: BaseContext): Promise<BaseI
   return imported;
 }
 
-async function importBase(base: string, spec: Exclude<BaseSpec, { kind: "node" }>, ctx: BaseContext): Promise<BaseImage> {
+async function importBase(base: string, spec: Exclude<BaseSource, { kind: "node" }>, ctx: BaseContext): Promise<BaseImage> {
   const path = isAbsolute(spec.path) ? spec.path : resolve(ctx.contextDir, spec.path);
   let st;
   try {

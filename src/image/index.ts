@@ -9,13 +9,13 @@ export { exportImage } from "./export.js";
 export type { ExportFormat, ExportOptions, ExportResult } from "./export.js";
 export { unpackRootfs } from "./unpack.js";
 export { readImageFile, IMAGE_FILE_MAX_BYTES } from "./rootfs-file.js";
-export { parseBaseSpec } from "./base.js";
+export { parseBaseSource } from "./base.js";
 export { readImageSbom } from "./sbom-write.js";
 export { nodeSupport, NODE_PINS, NODE_LINES } from "./node-releases.js";
 export type { RuntimeSupport } from "./node-releases.js";
 export { referrerUploads, recordReferrer, referrersTag, referrersTagIndex, listReferrers, storePulledReferrer } from "./referrers.js";
 export type { ReferrerDescriptor, ReferrerUpload } from "./referrers.js";
-export type { BaseSpec } from "./base.js";
+export type { BaseSource } from "./base.js";
 export { isDigest } from "./digest.js";
 export { ANNOTATION, MEDIA_TYPE } from "./types.js";
 export type {

@@ -5,7 +5,7 @@ import { closeSync, constants, lstatSync, openSync, readFileSync, statSync, unli
 import { join, resolve } from "node:path";
 import { KilnError } from "../errors.js";
 import type { PinnedPackage } from "../generate/index.js";
-import { parseSpec } from "../spec/index.js";
+import { parseSpec } from "../config/index.js";
 import { parsePackageList, resolvePackages, systemRunner, type Runner } from "./packages.js";
 import { planInit, type InitPlan } from "./plan.js";
 import { scanProject } from "./scan.js";
@@ -21,7 +21,7 @@ export {
   candidateVersionCommand,
   systemRunner,
   type Runner,
-  type CommandSpec,
+  type CommandEntry,
   type CommandResult,
 } from "./packages.js";
 export { STATIC_SERVER_FILE, staticServerSource } from "./static-server.js";

@@ -8,7 +8,7 @@ import { KilnError } from "../errors.js";
 import { isPackageName, isPackageVersion, type PinnedPackage } from "../generate/index.js";
 
 /** A command as data (STYLE 9): the runner is the only thing that executes it. */
-export interface CommandSpec {
+export interface CommandEntry {
   argv: string[];
 }
 
@@ -17,18 +17,18 @@ export interface CommandResult {
   stdout: string;
 }
 
-export type Runner = (cmd: CommandSpec) => CommandResult;
+export type Runner = (cmd: CommandEntry) => CommandResult;
 
 export const systemRunner: Runner = ({ argv }) => {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 30_000, env: { ...process.env, LC_ALL: "C" } });
   return { status: r.error ? null : r.status, stdout: r.stdout ?? "" };
 };
 
-export function installedVersionCommand(name: string): CommandSpec {
+export function installedVersionCommand(name: string): CommandEntry {
   return { argv: ["dpkg-query", "-W", "-f=${Status}\\t${Version}", name] };
 }
 
-export function candidateVersionCommand(name: string): CommandSpec {
+export function candidateVersionCommand(name: string): CommandEntry {
   return { argv: ["apt-cache", "policy", name] };
 }
 

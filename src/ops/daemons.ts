@@ -11,7 +11,7 @@ import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js"
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
 import { checkProviderName, createProvider, isProviderName, type ProviderName } from "../providers/registry.js";
 import { ControllerClient } from "../server/client.js";
-import type { EdgeSpec, HealthSpec, RouterKind } from "../spec/types.js";
+import type { EdgeSpec, HealthSpec, RouterKind } from "../config/types.js";
 import { startHaproxyRouter, type StartHaproxyOptions } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 

@@ -1,7 +1,7 @@
 // deploy / rollback as the CLI, the demo and the bench drive them: send the request, then follow the
 // rollout (and the automatic rollback it may turn into) until it settles.
 
-import { toReleaseSpec } from "../controller/release-spec.js";
+import { toReleaseSettings } from "../controller/release-settings.js";
 import type { DeployRequest, ReleaseView, RolloutView } from "../controller/types.js";
 import { KilnError } from "../errors.js";
 import { openStore, readImage, resolveRef } from "../image/index.js";
@@ -40,7 +40,7 @@ export async function buildDeployRequest(ctx: Pick<Workspace, "loaded" | "home">
     version: ann["org.opencontainers.image.version"] ?? wanted.split(":").pop() ?? "unknown",
     digest,
     configHash: ctx.loaded.configHash,
-    spec: toReleaseSpec(ctx.loaded.spec),
+    spec: toReleaseSettings(ctx.loaded.spec),
     strategy,
   };
 }

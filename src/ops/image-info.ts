@@ -7,7 +7,7 @@ import { KilnError } from "../errors.js";
 import type { ImageInfo } from "../generate/index.js";
 import { homeFor } from "../home.js";
 import { ANNOTATION, openStore, readImage, resolveCreatedEpoch, resolveRef } from "../image/index.js";
-import type { LoadedSpec } from "../spec/index.js";
+import type { LoadedSpec } from "../config/index.js";
 import { gitRevision } from "./recipe.js";
 
 const DIGEST_REF = /^(.+)@(sha256:[0-9a-f]{64})$/;

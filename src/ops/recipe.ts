@@ -2,7 +2,7 @@
 
 import { execFileSync } from "node:child_process";
 import type { BakeRecipe } from "../image/index.js";
-import type { LoadedSpec } from "../spec/index.js";
+import type { LoadedSpec } from "../config/index.js";
 
 /** The commit the sources are at, when `dir` is in a git checkout. */
 export function gitRevision(dir: string): string | undefined {

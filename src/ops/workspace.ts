@@ -4,7 +4,7 @@
 import { resolve } from "node:path";
 import { homeFor, homePaths, type HomePaths } from "../home.js";
 import { ControllerClient } from "../server/client.js";
-import { loadSpec, type LoadedSpec } from "../spec/index.js";
+import { loadSpec, type LoadedSpec } from "../config/index.js";
 
 export interface Workspace {
   loaded: LoadedSpec;

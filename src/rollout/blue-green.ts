@@ -1,7 +1,7 @@
 // Blue-green as a pure function: a full green fleet, then one atomic switch at the router.
 
 import { ids, isDrained, judgeFailures, notIn } from "./capacity.js";
-import type { Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
+import type { Observed, RolloutParams, RolloutStatus, Step } from "./types.js";
 
 /**
  * Steps for a blue-green release to `rollout.target`.
@@ -29,7 +29,7 @@ import type { Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
  * - `retire: "drain"` (used for rollbacks): the instances switched away from are drained, not kept.
  */
 export function planBlueGreen(
-  spec: RolloutSpec,
+  spec: RolloutParams,
   rollout: RolloutStatus,
   observed: Observed,
   now: number,

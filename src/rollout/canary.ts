@@ -3,7 +3,7 @@
 
 import { computeBounds, ids, isConfirmed, isDrained, judgeFailures, notIn } from "./capacity.js";
 import { judgeCanary } from "./analysis.js";
-import type { CanaryParams, Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
+import type { CanaryParams, Observed, RolloutParams, RolloutStatus, Step } from "./types.js";
 
 /** Canary instances needed to carry `weight` percent of an N-instance fleet's traffic (at least 1 when weight > 0). */
 export function canaryCount(n: number, weight: number): number {
@@ -45,7 +45,7 @@ const DEFAULT_CANARY: CanaryParams = {
  * - canary error rate 20 % over 100 requests (limit 5 %) → abort.
  * - a canary instance that never turned healthy → abort; one that was healthy and failed later → quarantine it.
  */
-export function planCanary(spec: RolloutSpec, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
+export function planCanary(spec: RolloutParams, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
   const c = spec.canary ?? DEFAULT_CANARY;
   const n = spec.instances;
   const progress = rollout.progress ?? {};

@@ -3,7 +3,7 @@
 import { planBlueGreen } from "./blue-green.js";
 import { planCanary } from "./canary.js";
 import { planRolling } from "./rolling.js";
-import type { Observed, Phase, RolloutSpec, RolloutStatus, Step } from "./types.js";
+import type { Observed, Phase, RolloutParams, RolloutStatus, Step } from "./types.js";
 
 export * from "./types.js";
 export { computeBounds, computeCapacity, computeLimits, isConfirmed, isDrained, isServing, type Capacity, type StrategyLimits, type StrategySettings } from "./capacity.js";
@@ -18,7 +18,7 @@ export { planSteady, type SteadyInput } from "./steady.js";
  * The steps a rollout takes next. A rollback to a fleet that is still warm (standby) is a
  * blue-green switch whatever the release's strategy: it needs no new instance.
  */
-export function nextSteps(spec: RolloutSpec, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
+export function nextSteps(spec: RolloutParams, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
   if (spec.strategy === "canary" && !rollout.fast) return planCanary(spec, rollout, observed, now);
   if (spec.strategy === "blue-green") return planBlueGreen(spec, rollout, observed, now, rollout.fast ? "drain" : "standby");
   return planRolling(spec, rollout, observed, now);

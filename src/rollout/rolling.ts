@@ -1,7 +1,7 @@
 // Rolling replacement as a pure function of (spec, rollout, observed fleet, now).
 
 import { computeBounds, failureOf, ids, isConfirmed, isDrained, isServing, judgeFailures, notIn } from "./capacity.js";
-import type { FleetInstance, Observed, RolloutSpec, RolloutStatus, Step } from "./types.js";
+import type { FleetInstance, Observed, RolloutParams, RolloutStatus, Step } from "./types.js";
 
 /**
  * Every step that is safe to take now for a rolling replacement to `rollout.target`.
@@ -28,7 +28,7 @@ import type { FleetInstance, Observed, RolloutSpec, RolloutStatus, Step } from "
  * - bakeTime 60s: all N new confirmed → record completedAt and keep watching; done 60 s later
  *   unless one of them fails in between (→ abort and roll back).
  */
-export function planRolling(spec: RolloutSpec, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
+export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
   const p = spec.rolling;
   const n = spec.instances;
   const warmup = rollout.fast ? 0 : p.instanceWarmup;

@@ -101,7 +101,7 @@ export interface WindowStats {
   p99Ms?: number;
 }
 
-export interface RolloutSpec {
+export interface RolloutParams {
   strategy: StrategyName;
   /** desired fleet size */
   instances: number;

@@ -9,13 +9,13 @@ import { createServer } from "node:http";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { Controller } from "../controller/controller.js";
-import { toReleaseSpec } from "../controller/release-spec.js";
+import { toReleaseSettings } from "../controller/release-settings.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
 import { homeFor, homePaths, pidAlive, writePidFile } from "../home.js";
 import { openStore } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
-import { loadSpec } from "../spec/index.js";
+import { loadSpec } from "../config/index.js";
 import { StateDb } from "../state/db.js";
 import { haproxyOptions } from "../ops/daemons.js";
 import { startHaproxyRouter, type RunningHaproxyRouter } from "../traffic/haproxy/process.js";
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const store = openStore(home);
   const controller = new Controller({
     service: loaded.spec.name,
-    defaultSpec: toReleaseSpec(loaded.spec),
+    defaultSpec: toReleaseSettings(loaded.spec),
     listen: loaded.spec.listen,
     db,
     provider: createProvider(providerName, { home, sandbox: values.sandbox as "auto", log }),

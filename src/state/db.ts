@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { KilnError } from "../errors.js";
 import type { RolloutProgress, Routing, StrategyName } from "../rollout/types.js";
-import { normalizeReleaseSpec, type ReleaseSpec, type StoredReleaseSpec } from "./release-spec.js";
+import { normalizeReleaseSettings, type ReleaseSettings, type StoredReleaseSettings } from "./release-settings.js";
 
 export type ReleaseStatus = "pending" | "deploying" | "live" | "superseded" | "failed" | "rolled-back";
 
@@ -21,7 +21,7 @@ export interface Release {
   /** declared environment given at launch */
   env: Record<string, string>;
   /** the runtime part of kiln.yaml this release was deployed with (older releases' gaps filled on read) */
-  spec: ReleaseSpec;
+  spec: ReleaseSettings;
   strategy: StrategyName;
   status: ReleaseStatus;
   reason?: string;
@@ -142,7 +142,7 @@ function toRelease(r: Row): Release {
     digest: r.digest as string,
     configHash: r.config_hash as string,
     env: JSON.parse(r.env as string),
-    spec: normalizeReleaseSpec(JSON.parse(r.spec as string) as StoredReleaseSpec),
+    spec: normalizeReleaseSettings(JSON.parse(r.spec as string) as StoredReleaseSettings),
     strategy: r.strategy as StrategyName,
     status: r.status as ReleaseStatus,
     reason: opt(r.reason),

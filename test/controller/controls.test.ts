@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { ReleaseSpec } from "../../src/controller/types.js";
+import type { ReleaseSettings } from "../../src/controller/types.js";
 import type { CanaryParams } from "../../src/rollout/types.js";
 import { deployReq, releaseSpec, world } from "./fake-world.js";
 
@@ -20,11 +20,11 @@ const canaryParams = (over: Partial<CanaryParams> = {}): CanaryParams => ({
   ...over,
 });
 
-function canarySpec(over: Partial<CanaryParams> = {}, instances = 4): ReleaseSpec {
+function canarySpec(over: Partial<CanaryParams> = {}, instances = 4): ReleaseSettings {
   return releaseSpec({ instances }, { type: "canary", canary: canaryParams(over) });
 }
 
-async function live(w: World, release: string, spec: ReleaseSpec, strategy?: "rolling" | "blue-green" | "canary") {
+async function live(w: World, release: string, spec: ReleaseSettings, strategy?: "rolling" | "blue-green" | "canary") {
   w.controller.deploy(deployReq(release, spec, strategy));
   await w.run(settled(w));
 }

@@ -1,12 +1,12 @@
 // A fake world for controller tests: in-memory provider and router, manual clock, SQLite in memory.
 
 import { Controller } from "../../src/controller/controller.js";
-import type { ReleaseSpec } from "../../src/controller/types.js";
+import type { ReleaseSettings } from "../../src/controller/types.js";
 import { FakeProvider, manualClock } from "../../src/providers/fake/index.js";
 import { StateDb } from "../../src/state/db.js";
 import { FakeRouter } from "../../src/traffic/fake.js";
 
-export function releaseSpec(over: Partial<ReleaseSpec> = {}, strategy: Partial<ReleaseSpec["strategy"]> = {}): ReleaseSpec {
+export function releaseSpec(over: Partial<ReleaseSettings> = {}, strategy: Partial<ReleaseSettings["strategy"]> = {}): ReleaseSettings {
   return {
     instances: 3,
     health: { path: "/healthz", interval: 100, timeout: 100, healthyThreshold: 2, unhealthyThreshold: 2, grace: 0 },
@@ -71,6 +71,6 @@ export function world(dbFile = ":memory:") {
   return w;
 }
 
-export function deployReq(release: string, spec: ReleaseSpec, strategy?: "rolling" | "blue-green" | "canary") {
+export function deployReq(release: string, spec: ReleaseSettings, strategy?: "rolling" | "blue-green" | "canary") {
   return { ref: `svc:${release}`, version: release, digest: `sha256:${release.padEnd(64, "0")}`, configHash: "sha256:x", spec, strategy };
 }

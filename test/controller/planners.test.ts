@@ -9,7 +9,7 @@ import { planPreview, planReleaseWeights, planRoutingTable, type RoutingRollout 
 import { sameTable } from "../../src/controller/router-sync.js";
 import { initialHealth, phaseFrom, recordProbe, type HealthParams, type TrackedHealth } from "../../src/health/tracker.js";
 import type { InstanceRecord } from "../../src/state/db.js";
-import { normalizeReleaseSpec, type StoredReleaseSpec } from "../../src/state/release-spec.js";
+import { normalizeReleaseSettings, type StoredReleaseSettings } from "../../src/state/release-settings.js";
 import type { Counters } from "../../src/traffic/router.js";
 import { releaseSpec } from "./fake-world.js";
 
@@ -175,14 +175,14 @@ describe("health tracker", () => {
   });
 });
 
-describe("normalizeReleaseSpec", () => {
+describe("normalizeReleaseSettings", () => {
   it("keeps a recorded maxQuarantined", () => {
     const s = releaseSpec({}, { maxQuarantined: 3 });
-    assert.equal(normalizeReleaseSpec(s).strategy.maxQuarantined, 3);
+    assert.equal(normalizeReleaseSettings(s).strategy.maxQuarantined, 3);
   });
   it("fills maxQuarantined 1 into a release recorded before quarantine existed", () => {
     const { maxQuarantined: _, ...strategy } = releaseSpec().strategy;
-    const old: StoredReleaseSpec = { ...releaseSpec(), strategy };
-    assert.equal(normalizeReleaseSpec(old).strategy.maxQuarantined, 1);
+    const old: StoredReleaseSettings = { ...releaseSpec(), strategy };
+    assert.equal(normalizeReleaseSettings(old).strategy.maxQuarantined, 1);
   });
 });

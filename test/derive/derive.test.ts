@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
 import { batchOf, capacityOf, digestLabel, engineVolumeName, healthCheckCommand, LABEL, LEGACY_LABEL, limitsOf, listenPort, sharedVolumeName } from "../../src/derive/index.js";
-import { parseSpec, type Spec } from "../../src/spec/index.js";
+import { parseSpec, type Spec } from "../../src/config/index.js";
 
 const helloYaml = readFileSync(fileURLToPath(new URL("../../../examples/hello/kiln.yaml", import.meta.url)), "utf8");
 function spec(edits: [string[], unknown][] = []): Spec {

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 import { parseDocument } from "yaml";
 import type { ImageInfo } from "../../src/generate/index.js";
-import { parseSpec, type Spec } from "../../src/spec/index.js";
+import { parseSpec, type Spec } from "../../src/config/index.js";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 export const helloDir = join(repoRoot, "examples/hello");

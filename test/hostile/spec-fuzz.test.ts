@@ -12,7 +12,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { parseDocument, stringify } from "yaml";
 import { isKilnError } from "../../src/errors.js";
-import { loadSpec, parseSpec, type Spec, type SpecProblem } from "../../src/spec/index.js";
+import { loadSpec, parseSpec, type Spec, type SpecProblem } from "../../src/config/index.js";
 
 const BASE = "name: hello\nversion: 1.0.0\nimage:\n  files: [server.js]\n";
 

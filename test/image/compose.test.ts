@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseBaseSpec } from "../../src/image/base.js";
+import { parseBaseSource } from "../../src/image/base.js";
 import { parseLdd } from "../../src/image/node-base.js";
 import { composeAnnotations, composeConfig, composeManifest, DEFAULT_PATH, isoFromEpoch, mergeEnv, timestampedName, type ComposeInput } from "../../src/image/compose.js";
 import { canonicalJson } from "../../src/image/digest.js";
@@ -83,12 +83,12 @@ test("composeManifest: annotations, layer order, key order independent of input 
   assert.equal(canonicalJson(composeConfig(shuffled)), canonicalJson(composeConfig(a)));
 });
 
-test("parseBaseSpec", () => {
-  assert.deepEqual(parseBaseSpec("node"), { kind: "node" });
-  assert.deepEqual(parseBaseSpec("oci:./base"), { kind: "oci", path: "./base" });
-  assert.deepEqual(parseBaseSpec("oci:/root/.kiln:shop:1.2"), { kind: "oci", path: "/root/.kiln", tag: "shop:1.2" });
-  assert.deepEqual(parseBaseSpec("docker-archive:img.tar"), { kind: "docker-archive", path: "img.tar" });
-  for (const bad of ["ubuntu", "oci:", "docker:x", "oci:x:"]) assert.throws(() => parseBaseSpec(bad), /base/);
+test("parseBaseSource", () => {
+  assert.deepEqual(parseBaseSource("node"), { kind: "node" });
+  assert.deepEqual(parseBaseSource("oci:./base"), { kind: "oci", path: "./base" });
+  assert.deepEqual(parseBaseSource("oci:/root/.kiln:shop:1.2"), { kind: "oci", path: "/root/.kiln", tag: "shop:1.2" });
+  assert.deepEqual(parseBaseSource("docker-archive:img.tar"), { kind: "docker-archive", path: "img.tar" });
+  for (const bad of ["ubuntu", "oci:", "docker:x", "oci:x:"]) assert.throws(() => parseBaseSource(bad), /base/);
 });
 
 test("parseLdd", () => {

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { parseBaseSpec } from "../../src/image/base.js";
+import { parseBaseSource } from "../../src/image/base.js";
 import { canonicalBytes } from "../../src/image/digest.js";
 import { parseDpkgQuery, parseDpkgSearch, parseDpkgStatus, usrMergeAliases } from "../../src/image/dpkg.js";
 import { collectGarbage } from "../../src/image/gc.js";
@@ -70,8 +70,8 @@ test("image.base forms for the node runtime", () => {
   assert.equal(r?.kind === "npm" && r.pin.version, NODE_PINS.find((p) => p.line === 24)!.version);
   assert.deepEqual(parseRuntimeBase("node@file:./dl/node-v24.11.0-linux-x64.tar.xz"), { kind: "file", path: "./dl/node-v24.11.0-linux-x64.tar.xz" });
   for (const bad of ["node@19", "node@latest", "node@file:", "node@"]) assert.throws(() => parseRuntimeBase(bad), (e) => code(e) === "KILN_E_SPEC", bad);
-  assert.deepEqual(parseBaseSpec("node"), { kind: "node" });
-  assert.equal(parseBaseSpec("node@26").kind, "node");
+  assert.deepEqual(parseBaseSource("node"), { kind: "node" });
+  assert.equal(parseBaseSource("node@26").kind, "node");
 });
 
 test("checksum helpers", () => {

@@ -16,7 +16,7 @@ import {
   type ProjectFacts,
   type Runner,
 } from "../../src/init/index.js";
-import { parseSpec } from "../../src/spec/index.js";
+import { parseSpec } from "../../src/config/index.js";
 
 function code(e: unknown): string | undefined {
   return e instanceof KilnError ? e.code : undefined;

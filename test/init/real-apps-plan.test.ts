@@ -13,7 +13,7 @@ import { argvPreloadSource, ARGV_PRELOAD_FILE } from "../../src/init/argv-preloa
 import { planInit, scanProject, type ProjectFacts } from "../../src/init/index.js";
 import { DEFAULT_PORT, gitignoreWithKiln } from "../../src/init/plan.js";
 import { resolveCommand } from "../../src/init/scan.js";
-import { loadSpec, parseSpec } from "../../src/spec/index.js";
+import { loadSpec, parseSpec } from "../../src/config/index.js";
 
 const file = (name: string) => ({ name, kind: "file" as const, executable: false, elf: false });
 const dir = (name: string) => ({ name, kind: "dir" as const, executable: false, elf: false });

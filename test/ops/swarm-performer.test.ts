@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
-import { toReleaseSpec } from "../../src/controller/release-spec.js";
+import { toReleaseSettings } from "../../src/controller/release-settings.js";
 import type { DeployRequest } from "../../src/controller/types.js";
 import { LABEL } from "../../src/derive/index.js";
 import { KilnError } from "../../src/errors.js";
@@ -18,7 +18,7 @@ import { requireCapability } from "../../src/ops/performer.js";
 import { SwarmPerformer, type SwarmEngine } from "../../src/ops/swarm/performer.js";
 import type { SwarmServiceSpec, SwarmServiceView, WatchOptions, WatchOutcome } from "../../src/providers/swarm/index.js";
 import type { SwarmTaskView, SwarmUpdateState } from "../../src/providers/swarm/observe.js";
-import { parseSpec, type Spec } from "../../src/spec/index.js";
+import { parseSpec, type Spec } from "../../src/config/index.js";
 import { StateDb } from "../../src/state/db.js";
 
 const helloYaml = readFileSync(fileURLToPath(new URL("../../../examples/hello/kiln.yaml", import.meta.url)), "utf8");
@@ -33,7 +33,7 @@ function spec(): Spec {
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 function request(s: Spec, version: string, c: string): DeployRequest {
-  return { ref: `hello:${version}`, version, digest: digest(c), configHash: digest("f"), spec: toReleaseSpec(s) };
+  return { ref: `hello:${version}`, version, digest: digest(c), configHash: digest("f"), spec: toReleaseSettings(s) };
 }
 
 /** A one-service Swarm in memory, with a manual clock. Updates progress only when the test says. */

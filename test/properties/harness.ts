@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { Controller } from "../../src/controller/controller.js";
-import type { ReleaseSpec } from "../../src/controller/types.js";
+import type { ReleaseSettings } from "../../src/controller/types.js";
 import { FakeProvider, manualClock, type FakeBehaviour } from "../../src/providers/fake/index.js";
 import type { LaunchRequest, ObservedInstance, Provider } from "../../src/providers/provider.js";
 import { StateDb } from "../../src/state/db.js";
@@ -119,7 +119,7 @@ export async function run(sc: Scenario): Promise<void> {
   const provider = new JournalCheckingProvider(fake, db);
   const router = new LaggyRouter(clock, sc.lagMs);
   let n = 0;
-  const spec: ReleaseSpec = releaseSpec(
+  const spec: ReleaseSettings = releaseSpec(
     { instances: sc.instances },
     {
       type: sc.strategy,

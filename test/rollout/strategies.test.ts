@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { computeBounds, nextSteps, planSteady } from "../../src/rollout/index.js";
-import type { FleetInstance, RolloutSpec } from "../../src/rollout/types.js";
+import type { FleetInstance, RolloutParams } from "../../src/rollout/types.js";
 
-const spec = (over: Partial<RolloutSpec> = {}): RolloutSpec => ({
+const spec = (over: Partial<RolloutParams> = {}): RolloutParams => ({
   strategy: "rolling",
   instances: 3,
   rolling: { minHealthyPercent: 100, maxHealthyPercent: 150, instanceWarmup: 1000, deadline: 60_000, autoRollback: true },

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { checkKeep, DEFAULT_KEEP, runDoctor, type DoctorReport } from "../../doctor/index.js";
 import { KilnError } from "../../errors.js";
 import { homeFor, homePaths } from "../../home.js";
-import { loadSpec } from "../../spec/index.js";
+import { loadSpec } from "../../config/index.js";
 import { out, printJson, type GlobalOptions } from "../context.js";
 import { daemonProvider } from "../../ops/daemons.js";
 

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import { KilnError } from "../../errors.js";
 import { generate, isTargetName, TARGET_NAMES, TARGETS, type GeneratedFile } from "../../generate/index.js";
 import { resolveImageInfo } from "../../ops/image-info.js";
-import { loadSpec } from "../../spec/index.js";
+import { loadSpec } from "../../config/index.js";
 import { out, printJson, specFile, type GlobalOptions } from "../context.js";
 
 /** Write files into `dir`; refuses (and writes nothing) if any exists, unless `force`. */

@@ -1,12 +1,12 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { toReleaseSpec } from "../../controller/release-spec.js";
+import { toReleaseSettings } from "../../controller/release-settings.js";
 import { simulateRollout, type SimulationResult } from "../../controller/simulate.js";
 import { capacityOf } from "../../derive/index.js";
 import { KilnError } from "../../errors.js";
 import type { StrategyName } from "../../rollout/types.js";
-import { loadSpec, parseSpec, type Spec } from "../../spec/index.js";
+import { loadSpec, parseSpec, type Spec } from "../../config/index.js";
 import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
 import { buildDeployRequest } from "../../ops/deploy-flow.js";
 import { performerFor } from "../../ops/performers.js";
@@ -64,7 +64,7 @@ export function register(program: Command): void {
       } else notes.push("the controller is not running: planned against an empty fleet");
       if (!target.digest) notes.push(`${target.ref} is not baked yet: run \`kiln bake\` before deploying`);
       notes.push(`assumes each instance starts answering ${startMs} ms after launch and passes its health checks`);
-      const sim = await simulateRollout({ spec: toReleaseSpec(spec), current: from?.instances ?? 0, instances: spec.instances, strategy, failRate: 0, startMs, seed: 1 });
+      const sim = await simulateRollout({ spec: toReleaseSettings(spec), current: from?.instances ?? 0, instances: spec.instances, strategy, failRate: 0, startMs, seed: 1 });
       const cap = capacityOf({ instances: spec.instances, strategy: { ...spec.strategy, type: strategy } });
       const plan = {
         schemaVersion: 1 as const,
@@ -107,7 +107,7 @@ export function register(program: Command): void {
       const failRate = Number(opts.failRate);
       if (!(failRate >= 0 && failRate <= 1)) throw new KilnError("KILN_E_USAGE", `--fail-rate must be between 0 and 1, got "${opts.failRate}"`);
       const strategy = strategyOf(opts.strategy, spec);
-      const sim = await simulateRollout({ spec: { ...toReleaseSpec(spec), instances }, current, instances, strategy, failRate, startMs: intOption("start-ms", opts.startMs, 0, 600_000), seed: intOption("seed", opts.seed, 0, 2 ** 31) });
+      const sim = await simulateRollout({ spec: { ...toReleaseSettings(spec), instances }, current, instances, strategy, failRate, startMs: intOption("start-ms", opts.startMs, 0, 600_000), seed: intOption("seed", opts.seed, 0, 2 ** 31) });
       if (opts.json) return printJson(sim);
       out(`${strategy}, ${current} → ${instances} instances, fail rate ${failRate}: ${sim.outcome}${sim.reason ? ` (${sim.reason})` : ""} after ${(sim.durationMs / 1000).toFixed(1)} s simulated`);
       out(`never fewer than ${sim.minServing} serving; at most ${sim.maxAlive} alive; ${sim.launches} launches`);

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { KilnError } from "../../errors.js";
-import { jsonSchemaText, parseSpec } from "../../spec/index.js";
+import { jsonSchemaText, parseSpec } from "../../config/index.js";
 import { out, printJson, specFile, type GlobalOptions } from "../context.js";
 
 export function register(program: Command): void {

@@ -10,7 +10,7 @@
 // still performing is followed to the end by deploy, rollback, scale and resume, and
 // reported by status and history.
 
-import type { DeployRequest, ReleaseSpec, ReleaseView, RolloutView } from "../../controller/types.js";
+import type { DeployRequest, ReleaseSettings, ReleaseView, RolloutView } from "../../controller/types.js";
 import { KilnError } from "../../errors.js";
 import { openStore, type Store } from "../../image/index.js";
 import { isRegistryRef, parseRegistryRef } from "../../image/registry/index.js";
@@ -28,7 +28,7 @@ import {
 } from "../../providers/swarm/index.js";
 import { LABEL, limitsOf } from "../../derive/index.js";
 import type { StrategyName } from "../../rollout/types.js";
-import type { Spec } from "../../spec/index.js";
+import type { Spec } from "../../config/index.js";
 import { StateDb, type Release, type RolloutRecord } from "../../state/db.js";
 import type { FollowOptions, PerformerStatus, Recovery, RolloutOutcome, RolloutPerformer } from "../performer.js";
 import { judgeRecovery, type SwarmIntent } from "./recovery.js";
@@ -105,7 +105,7 @@ function withStrategy(spec: Spec, strategy: StrategyName | undefined): Spec {
 
 /** kiln.yaml with the runtime settings a recorded release was deployed with (env, health, volumes…). */
 function specOfRelease(spec: Spec, r: Release): Spec {
-  const rs = r.spec as Partial<ReleaseSpec> | undefined;
+  const rs = r.spec as Partial<ReleaseSettings> | undefined;
   if (!rs) return spec;
   return {
     ...spec,

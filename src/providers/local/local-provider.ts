@@ -23,7 +23,7 @@ import { fsImageTree, readImageFile } from "./image-tree.js";
 import { LOG_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
 import { planMounts } from "./mount-plan.js";
 import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat } from "./procfs.js";
-import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnSpec, type Tools } from "./sandbox-command.js";
+import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
 
 export interface ImageRunConfig {
@@ -416,7 +416,7 @@ export class LocalProvider implements Provider {
       stageDir,
       hostPath: HOST_PATH,
     };
-    let spec: SpawnSpec;
+    let spec: SpawnCommand;
     if (mode.kind === "user-bwrap") spec = userBwrapCommand(input, mode.tools);
     else {
       this.ensureStageDir(stageDir);

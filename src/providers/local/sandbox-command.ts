@@ -48,7 +48,7 @@ export interface Tools {
   sh: string;
 }
 
-export interface SpawnSpec {
+export interface SpawnCommand {
   file: string;
   args: string[];
   env: Record<string, string>;
@@ -223,7 +223,7 @@ function stagePrefix(tools: Tools, ops: readonly StageOp[]): string[] {
 }
 
 /** Shape 1: kiln is root, bwrap runs as the image user from a private staging area. */
-export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnSpec {
+export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnCommand {
   if (!tools.bwrap) throw new Error("stagedBwrapCommand needs bwrap");
   const base = posix.join(input.stageDir, input.instanceId);
   const ops: StageOp[] = [{ op: "tmpfs", options: "mode=0755,size=1m", target: input.stageDir }];
@@ -251,7 +251,7 @@ export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnSpec
 }
 
 /** Shape 2: kiln is an ordinary user; bwrap maps the image uid in a user namespace. */
-export function userBwrapCommand(input: SandboxInput, tools: Tools): SpawnSpec {
+export function userBwrapCommand(input: SandboxInput, tools: Tools): SpawnCommand {
   if (!tools.bwrap) throw new Error("userBwrapCommand needs bwrap");
   const args = bwrapArgs(
     input,
@@ -264,7 +264,7 @@ export function userBwrapCommand(input: SandboxInput, tools: Tools): SpawnSpec {
 const DEV_NODES = ["null", "zero", "full", "random", "urandom"] as const;
 
 /** Shape 3: no bubblewrap; root builds the tree and chroots the app into it as the image user. */
-export function chrootCommand(input: SandboxInput, tools: Tools): SpawnSpec {
+export function chrootCommand(input: SandboxInput, tools: Tools): SpawnCommand {
   const root = input.stageDir;
   const at = (p: string) => posix.join(root, p);
   const ops: StageOp[] = [{ op: "tmpfs", options: "mode=0755,size=1m", target: root }];

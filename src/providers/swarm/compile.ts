@@ -7,7 +7,7 @@
 // derive/, the one source kiln's own rollouts and `kiln generate` use too.
 
 import { batchOf, capacityOf, healthCheckCommand, LABEL, limitsOf, listenPort, sharedVolumeName, type Capacity } from "../../derive/index.js";
-import type { Spec } from "../../spec/index.js";
+import type { Spec } from "../../config/index.js";
 
 /** Durations in the Engine API are nanoseconds. */
 const NS_PER_MS = 1_000_000;

@@ -7,7 +7,7 @@
 
 import { KilnError } from "../../errors.js";
 import type { Store } from "../../image/index.js";
-import { isNodeBase, type Spec } from "../../spec/index.js";
+import { isNodeBase, type Spec } from "../../config/index.js";
 import { demuxLogs } from "../docker/container-plan.js";
 import { ensureImage, translateDockerError, type Docker } from "../docker/engine.js";
 import { LABEL, sharedVolumeName } from "../../derive/index.js";

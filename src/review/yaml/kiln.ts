@@ -3,7 +3,7 @@
 // trap (rollout/capacity.ts gives any max above 100% at least one surge instance), so KR012
 // does not apply here; the other replacement rules do.
 
-import { parseSpec, type Spec } from "../../spec/index.js";
+import { parseSpec, type Spec } from "../../config/index.js";
 import { underMount, varLibPaths } from "../common/located-checks.js";
 import { isSecretName, looksLikeLiteralSecret } from "../common/secrets.js";
 import { entry, get, type LNode } from "../located.js";

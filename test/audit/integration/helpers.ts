@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { recipeOf } from "../../../src/ops/recipe.js";
 import { bake, openStore, type Store } from "../../../src/image/index.js";
-import { loadSpec, type LoadedSpec } from "../../../src/spec/index.js";
+import { loadSpec, type LoadedSpec } from "../../../src/config/index.js";
 import { parseSmoke } from "../../../src/audit/index.js";
 import type { SmokeRequest } from "../../../src/audit/index.js";
 import { repoRoot } from "../../integration/support.js";

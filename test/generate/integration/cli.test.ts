@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import { resolveImageInfo } from "../../../src/ops/image-info.js";
 import { canonicalBytes } from "../../../src/image/digest.js";
 import { ANNOTATION, MEDIA_TYPE, openStore } from "../../../src/image/index.js";
-import { loadSpec } from "../../../src/spec/index.js";
+import { loadSpec } from "../../../src/config/index.js";
 import { helloCopy, run } from "../helpers.js";
 import { KILN_BIN as kilnBin } from "../../support/kiln-bin.js";
 

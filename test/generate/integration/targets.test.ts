@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { generate, TARGET_NAMES, type GeneratedFile, type TargetName } from "../../../src/generate/index.js";
-import type { Spec } from "../../../src/spec/index.js";
+import type { Spec } from "../../../src/config/index.js";
 import { blueGreenSpec, hclFmtCheck, helloCopy, helloSpec, IMAGE, manualBlueGreenSpec, need, packagesSpec, run, tempDir } from "../helpers.js";
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

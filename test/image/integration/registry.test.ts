@@ -14,7 +14,7 @@ import { recipeOf } from "../../../src/ops/recipe.js";
 import { KilnError } from "../../../src/errors.js";
 import { bake, openStore, type BakeResult, type Store } from "../../../src/image/index.js";
 import { parseRegistryRef, pullImage, pushImage } from "../../../src/image/registry/index.js";
-import { loadSpec } from "../../../src/spec/index.js";
+import { loadSpec } from "../../../src/config/index.js";
 import { dockerSocket, registryAddress } from "../../support/services.js";
 import { helloWorkspace } from "../../integration/support.js";
 import { buildTinyBase, hasCommand, need, tempDir } from "../helpers.js";

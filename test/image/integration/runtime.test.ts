@@ -87,7 +87,7 @@ test("examples/notes on node@24: pinned download, recorded runtime, runs in its 
 
   // a second bake (library, same store) neither downloads nor rebuilds
   const events: ProgressEvent[] = [];
-  const { loadSpec } = await import("../../../src/spec/index.js");
+  const { loadSpec } = await import("../../../src/config/index.js");
   const { recipeOf } = await import("../../../src/ops/recipe.js");
   const again = await bake(recipeOf(loadSpec(join(app, "kiln.yaml"))), { store, onProgress: (e) => events.push(e) });
   assert.equal(again.digest, r.digest);

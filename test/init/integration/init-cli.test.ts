@@ -13,7 +13,7 @@ import { KILN_BIN as kilnBin } from "../../support/kiln-bin.js";
 import { parsePackagesLabel } from "../../../src/generate/index.js";
 import { bake, openStore, type Store } from "../../../src/image/index.js";
 import { initProject, scanProject } from "../../../src/init/index.js";
-import { loadSpec } from "../../../src/spec/index.js";
+import { loadSpec } from "../../../src/config/index.js";
 
 const repoRoot = fileURLToPath(new URL("../../../../", import.meta.url));
 

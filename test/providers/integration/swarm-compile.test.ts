@@ -23,7 +23,7 @@ import {
 } from "../../../src/providers/swarm/index.js";
 import { LABEL } from "../../../src/derive/index.js";
 import { computeBounds } from "../../../src/rollout/capacity.js";
-import { parseSpec, type Spec } from "../../../src/spec/index.js";
+import { parseSpec, type Spec } from "../../../src/config/index.js";
 import { KilnError } from "../../../src/errors.js";
 
 const helloYaml = readFileSync(join(fileURLToPath(new URL("../../../../examples/hello/", import.meta.url)), "kiln.yaml"), "utf8");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { computeConfigHash, parseSpec, type Spec } from "../../src/spec/index.js";
+import { computeConfigHash, parseSpec, type Spec } from "../../src/config/index.js";
 
 function spec(text: string): Spec {
   const r = parseSpec(text, "kiln.yaml");

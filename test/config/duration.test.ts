@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatDuration, parseDuration } from "../../src/spec/index.js";
+import { formatDuration, parseDuration } from "../../src/config/index.js";
 
 describe("parseDuration / formatDuration", () => {
   const table: [input: string | number, ms: number][] = [

@@ -1,11 +1,11 @@
 // What a release records of kiln.yaml: the runtime part it is deployed with (durations in ms),
-// restored as-is by a rollback. Read back through normalizeReleaseSpec, the one place where
+// restored as-is by a rollback. Read back through normalizeReleaseSettings, the one place where
 // releases recorded by an older kiln get the defaults of what did not exist yet.
 
 import type { HealthParams } from "../health/tracker.js";
 import type { BlueGreenParams, CanaryParams, RollingParams, StrategyName } from "../rollout/types.js";
 
-export interface ReleaseSpec {
+export interface ReleaseSettings {
   instances: number;
   health: HealthParams;
   drainTimeout: number;
@@ -19,7 +19,7 @@ export interface ReleaseSpec {
 }
 
 /** A release spec as older kilns stored it: maxQuarantined came later. */
-export type StoredReleaseSpec = Omit<ReleaseSpec, "strategy"> & { strategy: Omit<ReleaseSpec["strategy"], "maxQuarantined"> & { maxQuarantined?: number } };
+export type StoredReleaseSettings = Omit<ReleaseSettings, "strategy"> & { strategy: Omit<ReleaseSettings["strategy"], "maxQuarantined"> & { maxQuarantined?: number } };
 
 /**
  * Fill in what an older release did not record.
@@ -27,7 +27,7 @@ export type StoredReleaseSpec = Omit<ReleaseSpec, "strategy"> & { strategy: Omit
  *   { strategy: { …, maxQuarantined: 3 } } → unchanged
  *   { strategy: { … } } (recorded before quarantine existed) → maxQuarantined 1, the default then
  */
-export function normalizeReleaseSpec(s: StoredReleaseSpec): ReleaseSpec {
-  if (s.strategy.maxQuarantined !== undefined) return s as ReleaseSpec;
+export function normalizeReleaseSettings(s: StoredReleaseSettings): ReleaseSettings {
+  if (s.strategy.maxQuarantined !== undefined) return s as ReleaseSettings;
   return { ...s, strategy: { ...s.strategy, maxQuarantined: 1 } };
 }

@@ -1,8 +1,8 @@
-import type { Spec } from "../spec/index.js";
-import type { ReleaseSpec } from "./types.js";
+import type { Spec } from "../config/index.js";
+import type { ReleaseSettings } from "./types.js";
 
 /** The runtime part of a loaded kiln.yaml, as a release records it. */
-export function toReleaseSpec(spec: Spec): ReleaseSpec {
+export function toReleaseSettings(spec: Spec): ReleaseSettings {
   return {
     instances: spec.instances,
     health: { ...spec.health },

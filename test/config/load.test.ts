@@ -16,7 +16,7 @@ const CANARY_DEFAULTS = {
   autoRollback: true,
   guardWindow: 0,
 };
-import { loadSpec, parseImageBase, parseSpec, type Spec, type SpecProblem } from "../../src/spec/index.js";
+import { loadSpec, parseImageBase, parseSpec, type Spec, type SpecProblem } from "../../src/config/index.js";
 
 function ok(text: string): Spec {
   const r = parseSpec(text, "kiln.yaml");

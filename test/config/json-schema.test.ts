@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Ajv } from "ajv";
 import { parse } from "yaml";
-import { jsonSchema, jsonSchemaText } from "../../src/spec/index.js";
+import { jsonSchema, jsonSchemaText } from "../../src/config/index.js";
 
 describe("JSON Schema", () => {
   const committed = fileURLToPath(new URL("../../../schema/kiln.schema.json", import.meta.url));
@@ -15,7 +15,7 @@ describe("JSON Schema", () => {
     assert.equal(
       text,
       jsonSchemaText(),
-      "schema/kiln.schema.json is stale: regenerate it with\n  node -e 'import(\"./dist/src/spec/json-schema.js\").then(m => require(\"fs\").writeFileSync(\"schema/kiln.schema.json\", m.jsonSchemaText()))'",
+      "schema/kiln.schema.json is stale: regenerate it with\n  node -e 'import(\"./dist/src/config/json-schema.js\").then(m => require(\"fs\").writeFileSync(\"schema/kiln.schema.json\", m.jsonSchemaText()))'",
     );
   });
 
