@@ -4,23 +4,47 @@
 
 import { Command, CommanderError } from "commander";
 import { EXIT, isKilnError, type KilnError } from "../errors.js";
-import * as audit from "./verbs/audit.js";
-import * as bake from "./verbs/bake.js";
-import * as demo from "./verbs/demo.js";
-import * as deploy from "./verbs/deploy.js";
-import * as doctor from "./verbs/doctor.js";
-import * as gc from "./verbs/gc.js";
-import * as plan from "./verbs/plan.js";
-import * as pull from "./verbs/pull.js";
-import * as push from "./verbs/push.js";
-import * as review from "./verbs/review.js";
-import * as sbom from "./verbs/sbom.js";
-import * as generate from "./verbs/generate.js";
-import * as init from "./verbs/init.js";
-import * as maintenance from "./verbs/maintenance.js";
-import * as spec from "./verbs/spec.js";
-import * as status from "./verbs/status.js";
-import * as up from "./verbs/up.js";
+
+/** A verb's module: `register` adds its commands to the program. */
+type VerbModule = { register(program: Command): void };
+
+// Verbs load only what they use: a module is imported when its verb runs (start-up is most of a
+// short verb's time: `kiln validate` should not load SQLite, the Docker client and the reviewer).
+// In help order; several verbs share a module.
+const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
+  [["init"], () => import("./verbs/init.js")],
+  [["validate", "schema"], () => import("./verbs/spec.js")],
+  [["bake", "images", "export"], () => import("./verbs/bake.js")],
+  [["up", "down"], () => import("./verbs/up.js")],
+  [["deploy", "rollback", "scale", "promote", "pause", "resume", "abort"], () => import("./verbs/deploy.js")],
+  [["plan", "simulate"], () => import("./verbs/plan.js")],
+  [["status", "history", "logs"], () => import("./verbs/status.js")],
+  [["maintenance"], () => import("./verbs/maintenance.js")],
+  [["demo"], () => import("./verbs/demo.js")],
+  [["review"], () => import("./verbs/review.js")],
+  [["generate"], () => import("./verbs/generate.js")],
+  [["push"], () => import("./verbs/push.js")],
+  [["pull"], () => import("./verbs/pull.js")],
+  [["doctor"], () => import("./verbs/doctor.js")],
+  [["gc"], () => import("./verbs/gc.js")],
+  [["audit"], () => import("./verbs/audit.js")],
+  [["sbom"], () => import("./verbs/sbom.js")],
+];
+
+/**
+ * The verb an argument list names: the first word that is not a global option or its value.
+ *
+ *   ["-f", "x.yaml", "deploy", "--json"] → "deploy"     ["--verbose", "status"] → "status"
+ *   ["--help"] → undefined                              ["--file=x.yaml", "gc"] → "gc"
+ */
+export function verbOf(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "-f" || a === "--file") i++;
+    else if (!a.startsWith("-")) return a;
+  }
+  return undefined;
+}
 
 const useColor = process.stderr.isTTY && !process.env.NO_COLOR;
 const red = (s: string) => (useColor ? `\x1b[31m${s}\x1b[0m` : s);
@@ -36,30 +60,16 @@ function printError(e: KilnError, verbose: boolean): void {
   if (verbose && e.cause) process.stderr.write(`${dim(String((e.cause as Error).stack ?? e.cause))}\n`);
 }
 
-export function buildProgram(): Command {
+/** The program with the named verb's module, or every module (help, an unknown verb's suggestions). */
+export async function buildProgram(verb: string | undefined): Promise<Command> {
   const program = new Command("kiln")
     .description("bake a content-addressed image, deploy only that image, replace instances to change anything")
     .option("-f, --file <path>", "the kiln.yaml to use", "kiln.yaml")
     .option("--verbose", "show stack traces of errors")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
-  init.register(program);
-  spec.register(program);
-  bake.register(program);
-  up.register(program);
-  deploy.register(program);
-  plan.register(program);
-  status.register(program);
-  maintenance.register(program);
-  demo.register(program);
-  review.register(program);
-  generate.register(program);
-  push.register(program);
-  pull.register(program);
-  doctor.register(program);
-  gc.register(program);
-  audit.register(program);
-  sbom.register(program);
+  const one = MODULES.find(([verbs]) => verb !== undefined && verbs.includes(verb));
+  for (const [, load] of one ? [one] : MODULES) (await load()).register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
@@ -71,7 +81,7 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
 });
 
 async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(verbOf(argv.slice(2)));
   const verbose = argv.includes("--verbose");
   try {
     await program.parseAsync(argv);
