@@ -174,7 +174,7 @@ function daemonFindings(d: DaemonFacts): Finding[] {
     out.push({
       check: "daemon.stale-pidfile",
       severity: "warning",
-      what: `the ${d.name} pid file names ${d.pid === undefined ? "no valid pid" : `pid ${d.pid}`}, which is not running`,
+      what: d.pid === undefined ? `the ${d.name} pid file holds no valid pid and start time` : `the ${d.name} pid file names pid ${d.pid}, which is not running (or is another process now)`,
       where: d.pidFile,
       fix: "remove the stale pid file",
       repair: { kind: "remove-file", path: d.pidFile },

@@ -15,7 +15,8 @@ function kiln(home: string, args: string[]) {
 
 test("doctor exits 1 while problems remain, 0 once repaired, 2 on bad input; --json is versioned", (t) => {
   const { home, paths } = tempHome(t);
-  writeFileSync(paths.proxyPid, String(deadPid()));
+  // the daemons' format: pid and the process's start time
+  writeFileSync(paths.proxyPid, `${deadPid()} 123456\n`);
 
   const found = kiln(home, ["doctor", "--json"]);
   assert.equal(found.code, 1, found.stderr);
