@@ -1,7 +1,7 @@
 // `kiln init [DIR]`: scaffold a commented kiln.yaml for an existing app.
 // scan (read the project) → plan (pure) → check (the result validates) → write.
 
-import { closeSync, constants, lstatSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, lstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { KilnError } from "../errors.js";
 import type { PinnedPackage } from "../generate/index.js";
@@ -81,10 +81,24 @@ export function initProject(dirArg: string, opts: InitOptions = {}, run: Runner 
   const written: string[] = [];
   for (const f of plan.files) {
     const p = join(dir, f.path);
-    writeNew(p, f.content, opts.force === true);
+    if (f.update) replaceRegular(p, f.content);
+    else writeNew(p, f.content, opts.force === true);
     written.push(p);
   }
   return { dir, plan, packages, written };
+}
+
+/**
+ * Replace a file kiln init extends (`.gitignore`: the plan holds its whole new content): a new
+ * file beside it, created with O_EXCL, renamed over it — a rename replaces the name, never
+ * writes through it. Only a regular file (or nothing) is replaced: a symlink there is refused.
+ */
+function replaceRegular(path: string, content: string): void {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (st && !st.isFile()) throw new KilnError("KILN_E_USAGE", `${path} is not a regular file`, { hint: "kiln init extends a regular file only: replace it with one, or add `.kiln/` to it yourself" });
+  const tmp = `${path}.kiln-init-${process.pid}`;
+  writeNew(tmp, content, true);
+  renameSync(tmp, path);
 }
 
 /** lstat, not stat: a dangling symlink is "present" (writing through it would create its target). */
