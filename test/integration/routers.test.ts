@@ -75,7 +75,7 @@ test("router haproxy: rolling replacement to v2 under load, 0 failed requests", 
 test("router haproxy: a killed controller leaves HAProxy serving; kiln up attaches again", { timeout: 60_000 }, async (t) => {
   if (!load) return t.skip("no fleet");
   const hp = haproxyPid();
-  const cpid = Number(readFileSync(join(ws.dir, ".kiln", "run", "controller.pid"), "utf8").trim());
+  const cpid = (await kilnStatus(ws.dir)).controller.pid;
   process.kill(cpid, "SIGKILL");
   await until(() => !pidAlive(cpid), 5000, "controller gone");
   await new Promise((r) => setTimeout(r, 1000));

@@ -186,9 +186,18 @@ export function startWriter(o: { url: string; prefix: string; concurrency: numbe
 /** Docker's default bridge network as the engine reports it: the gateway (the host, as containers see it) and the subnet. */
 export async function dockerBridge(): Promise<{ gateway: string; subnet: string }> {
   const { stdout } = await execFileP("docker", ["network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"], { timeout: 15_000 });
-  const cfg = (JSON.parse(stdout) as { Subnet?: string; Gateway?: string }[]).find((c) => c.Gateway && c.Subnet && !c.Subnet.includes(":"));
-  if (!cfg) throw new Error(`docker's bridge network has no IPv4 gateway: ${stdout.trim()}`);
-  return { gateway: cfg.Gateway!, subnet: cfg.Subnet! };
+  const configs = JSON.parse(stdout) as { Subnet?: string; Gateway?: string }[];
+  const cfg = configs.find((c) => c.Gateway && c.Subnet && !c.Subnet.includes(":"));
+  if (cfg) return { gateway: cfg.Gateway!, subnet: cfg.Subnet! };
+  // An engine that has been in swarm mode may report the default bridge's subnet without its
+  // gateway: the gateway is then the bridge interface's own address on the host.
+  const subnet = configs.find((c) => c.Subnet && !c.Subnet.includes(":"))?.Subnet;
+  const opts = await execFileP("docker", ["network", "inspect", "bridge", "--format", '{{index .Options "com.docker.network.bridge.name"}}'], { timeout: 15_000 });
+  const ifname = opts.stdout.trim() || "docker0";
+  const addr = await execFileP("ip", ["-4", "-o", "addr", "show", "dev", ifname], { timeout: 15_000 });
+  const gateway = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(addr.stdout)?.[1];
+  if (!subnet || !gateway) throw new Error(`docker's bridge network has no IPv4 gateway: ${stdout.trim()} (${ifname}: ${addr.stdout.trim()})`);
+  return { gateway, subnet };
 }
 
 /** Starts tcp-relay.js (listen → a loopback target); stops when this process dies. */

@@ -144,7 +144,8 @@ describe("Docker provider: what the engine is asked for", () => {
         [{ type: "volume", name: volumeName(service, "data"), to: "/data", rw: true }],
       );
       assert.deepEqual(
-        Object.fromEntries(Object.entries(info.Config.Labels).filter(([k]) => k.startsWith("dev.kiln."))),
+        // the provider's own labels; the image's (dev.kiln.runtime.*) come with it from the image config
+        Object.fromEntries(Object.entries(info.Config.Labels).filter(([k]) => k.startsWith("dev.kiln.") && !k.startsWith("dev.kiln.runtime."))),
         { [LABEL.service]: service, [LABEL.release]: req.release, [LABEL.digest]: req.digest, [LABEL.instance]: req.instanceId },
       );
       const r = await waitServing(inst.address);
