@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { startDaemons, stopDaemons } from "../../src/ops/daemons.js";
@@ -18,6 +18,8 @@ import { helloWorkspace, requireTool, until } from "./support.js";
 import { pidAlive } from "../../src/home.js";
 
 const KILLS = Number(process.env.KILN_KILL_COUNT ?? 30);
+// The data plane under test: kiln's built-in proxy, or HAProxy (kill-haproxy.test.ts sets it).
+const ROUTER = process.env.KILN_KILL_ROUTER === "haproxy" ? "haproxy" : "builtin";
 const SEED = Number(process.env.KILN_KILL_SEED ?? 424242);
 
 let cleanup: (() => Promise<void>) | undefined;
@@ -37,7 +39,7 @@ function processesOf(dir: string): number[] {
   return pids;
 }
 
-test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green and canary rollouts: all converge, 0 failed requests, no orphans`, async (t) => {
+test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green and canary rollouts (router ${ROUTER}): all converge, 0 failed requests, no orphans`, async (t) => {
   let bwrap = true;
   try {
     execFileSync("bwrap", ["--version"], { stdio: "ignore" });
@@ -45,6 +47,7 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
     bwrap = false;
   }
   if (!requireTool(bwrap, "bubblewrap is not installed", t)) return;
+  if (ROUTER === "haproxy" && !requireTool(existsSync("/usr/sbin/haproxy"), "haproxy is not installed", t)) return;
   const ws = await helloWorkspace("kiln-kill-");
   const file = join(ws.dir, "kiln.yaml");
   let ctx = openWorkspace(file);
@@ -55,7 +58,7 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
     rmSync(ws.dir, { recursive: true, force: true });
   };
   const random = seededRandom(SEED);
-  const up = () => startDaemons({ paths: ctx.paths, specFile: file, listen: ctx.loaded.spec.listen, home: ctx.home });
+  const up = () => startDaemons({ paths: ctx.paths, specFile: file, listen: ctx.loaded.spec.listen, home: ctx.home, router: ROUTER, health: ctx.loaded.spec.health });
   const bakeVersion = async (version: string, healthy = true) => {
     ws.release(version, healthy);
     ctx = openWorkspace(file);
@@ -127,12 +130,12 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
   assert.ok(h.rollouts.every((r) => r.state !== "running"));
   assert.ok(h.releases.every((r) => ["live", "superseded", "failed", "rolled-back"].includes(r.status)), JSON.stringify(h.releases.map((r) => r.status)));
   assert.equal(h.releases.filter((r) => r.status === "live").length, 1);
-  t.diagnostic(`seed ${SEED}: ${kills} kills over ${rollouts} rollouts (${outcomes.join(", ")}); ${totals.requests} requests, ${totals.failed} failed; stray processes: ${stray.length}`);
+  t.diagnostic(`router ${ROUTER}, seed ${SEED}: ${kills} kills over ${rollouts} rollouts (${outcomes.join(", ")}); ${totals.requests} requests, ${totals.failed} failed; stray processes: ${stray.length}`);
   // `npm run bench` asks for the summary as a file (bench/results/kill.json).
   if (process.env.KILN_KILL_SUMMARY) {
     writeFileSync(
       process.env.KILN_KILL_SUMMARY,
-      `${JSON.stringify({ generatedAt: new Date().toISOString(), seed: SEED, kills, rollouts, outcomes, requests: totals.requests, failedRequests: totals.failed, strayProcesses: stray.length, unaccountedInstances: running.length - s.instances.length }, null, 2)}\n`,
+      `${JSON.stringify({ generatedAt: new Date().toISOString(), router: ROUTER, seed: SEED, kills, rollouts, outcomes, requests: totals.requests, failedRequests: totals.failed, strayProcesses: stray.length, unaccountedInstances: running.length - s.instances.length }, null, 2)}\n`,
     );
   }
   assert.equal(totals.failed, 0, JSON.stringify(totals.errors ?? []));

@@ -180,8 +180,11 @@ export class HaproxyRouter implements Router {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.queue.catch(() => undefined);
     this.logStream?.destroy();
+    this.logStream = undefined;
+    await this.queue.catch(() => undefined);
+    // an operation still queued at close may have reopened it (TypeScript cannot see that it ran)
+    (this.logStream as net.Socket | undefined)?.destroy();
     this.logStream = undefined;
   }
 
@@ -493,8 +496,12 @@ export class HaproxyRouter implements Router {
    * replayed (-n): the histograms count what this router saw.
    */
   private streamLog(): Promise<void> {
+    // A reconnect timer may fire after close(): a stream opened then would never be closed.
+    if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
       const sock = net.connect(this.o.adminSocket);
+      // the stream follows the router's life, it does not keep a process alive on its own
+      sock.unref();
       let buf = "";
       sock.setEncoding("utf8");
       sock.on("connect", () => {
