@@ -90,6 +90,14 @@ export function renderConfig(c: ConfigInput): string {
     lines.push(`frontend ${frontendOf(name)}`, `  bind ${bind}`);
     if (c.requestLog) lines.push(`  log ring@${LOG_RING} local0 info`, `  log-format "${LOG_FORMAT}"`);
     if (c.instanceHeader) lines.push("  http-response set-header x-kiln-instance %s");
+    // The edge speaks for the client: what a client claims in these headers is replaced, never passed on.
+    lines.push(
+      "  http-request del-header forwarded",
+      "  http-request set-header x-forwarded-for %[src]",
+      "  http-request set-header x-forwarded-proto http",
+      "  http-request set-header x-forwarded-host %[req.hdr(host)] if { req.hdr(host) -m found }",
+      "  http-request del-header x-forwarded-host unless { req.hdr(host) -m found }",
+    );
     // Maintenance answers production requests only: the preview listener keeps serving.
     if (c.maintenanceMap !== undefined && name === PROD_BACKEND) {
       const m = (k: string) => `str(${k}),map(${c.maintenanceMap})`;

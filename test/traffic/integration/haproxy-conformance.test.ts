@@ -4,7 +4,7 @@
 
 import { existsSync } from "node:fs";
 import { routerConformance } from "../router-conformance.js";
-import { send, startBackend, tempDir, type Backend } from "../helpers.js";
+import { request, send, startBackend, tempDir, type Backend } from "../helpers.js";
 import { HAPROXY_BIN, startHaproxyRouter } from "../../../src/traffic/haproxy/process.js";
 
 const present = existsSync(HAPROXY_BIN);
@@ -24,6 +24,10 @@ if (present) {
         return b.address;
       },
       send: (n, opts = {}) => send(opts.preview ? h.previewListen! : h.listen, n),
+      http: {
+        request: (o) => request(h.listen, o),
+        hits: (name) => backends.find((b) => b.name === name)?.hits ?? [],
+      },
       teardown: async () => {
         await h.stop();
         for (const b of backends) await b.close();
