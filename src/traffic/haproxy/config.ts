@@ -75,6 +75,10 @@ export function renderConfig(c: ConfigInput): string {
     "  option idle-close-on-response",
     "  option redispatch 1",
     "  retries 2",
+    // The built-in proxy's rule: a connection that failed, or an instance that died before any
+    // response byte (reset, crash), is retried on another server — the latter for idempotent
+    // methods only (the frontends disable layer-7 retries for the others).
+    "  retry-on conn-failure empty-response",
     "  timeout connect 5s",
     "  timeout client 60s",
     "  timeout server 60s",
@@ -90,6 +94,7 @@ export function renderConfig(c: ConfigInput): string {
     lines.push(`frontend ${frontendOf(name)}`, `  bind ${bind}`);
     if (c.requestLog) lines.push(`  log ring@${LOG_RING} local0 info`, `  log-format "${LOG_FORMAT}"`);
     if (c.instanceHeader) lines.push("  http-response set-header x-kiln-instance %s");
+    lines.push("  http-request disable-l7-retry if !{ method GET HEAD OPTIONS PUT DELETE TRACE }");
     // The edge speaks for the client: what a client claims in these headers is replaced, never passed on.
     lines.push(
       "  http-request del-header forwarded",
