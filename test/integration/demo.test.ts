@@ -6,9 +6,13 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { existsSync } from "node:fs";
 import { kiln, repoRoot, requireTool } from "./support.js";
 
-test("kiln demo --json: every step ok, 0 failed requests, the counter never goes backwards", async (t) => {
+// The data plane under test: kiln's built-in proxy, or HAProxy (demo-haproxy.test.ts sets it).
+const ROUTER = process.env.KILN_DEMO_ROUTER === "haproxy" ? "haproxy" : "builtin";
+
+test(`kiln demo --json --router ${ROUTER}: every step ok, 0 failed requests, the counter never goes backwards`, async (t) => {
   let bwrap = true;
   try {
     execFileSync("bwrap", ["--version"], { stdio: "ignore" });
@@ -16,10 +20,11 @@ test("kiln demo --json: every step ok, 0 failed requests, the counter never goes
     bwrap = false;
   }
   if (!requireTool(bwrap, "bubblewrap is not installed", t)) return;
+  if (ROUTER === "haproxy" && !requireTool(existsSync("/usr/sbin/haproxy"), "haproxy is not installed", t)) return;
   const dir = mkdtempSync(join(tmpdir(), "kiln-demo-"));
   try {
     for (const f of ["server.js", "config", "kiln.yaml"]) cpSync(join(repoRoot, "examples/hello", f), join(dir, f), { recursive: true });
-    const r = await kiln(["demo", "--json"], { cwd: dir, timeoutMs: 8 * 60_000 });
+    const r = await kiln(["demo", "--json", "--router", ROUTER], { cwd: dir, timeoutMs: 8 * 60_000 });
     const result = JSON.parse(r.stdout) as { steps: { name: string; outcome: string; durationMs: number; requests: number; failed: number }[]; totals: { requests: number; failed: number }; counter: { wentBackwards: boolean } };
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual(result.steps.map((s) => s.name), ["bake v1", "deploy v1 (3 instances)", "rolling v1 → v2", "broken v3 → automatic rollback", "blue-green v4", "instant rollback", "slow canary v5 → analysis aborts it", "canary v6 → promoted", "kill an instance → healed"]);
