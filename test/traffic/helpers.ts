@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { after } from "node:test";
 import type { RoutingTable, Target } from "../../src/traffic/router.js";
 import { ProxyClient } from "../../src/traffic/proxy/client.js";
 import { startProxy, type ProxyOptions, type RunningProxy } from "../../src/traffic/proxy/server.js";
@@ -314,4 +315,32 @@ export async function send(address: string, n: number, path = "/"): Promise<Reco
     agent.destroy();
   }
   return out;
+}
+
+/**
+ * Backends and proxies for one describe block, closed in reverse order after its last test.
+ * Call it inside the describe callback (it registers the suite's `after` hook).
+ */
+export function suiteFixtures(): {
+  backend(name: string, opts?: { drop?: boolean }): Promise<Backend>;
+  proxy(opts?: Parameters<typeof withProxy>[0]): Promise<TestProxy>;
+  /** anything else with a close() the suite must stop */
+  keep<T extends { close(): Promise<void> }>(thing: T): T;
+  /** any other clean-up, run with the rest after the last test */
+  defer(fn: () => Promise<void>): void;
+} {
+  const cleanups: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+  const keep = <T extends { close(): Promise<void> }>(thing: T): T => {
+    cleanups.push(() => thing.close());
+    return thing;
+  };
+  return {
+    backend: async (name, opts) => keep(await startBackend(name, opts)),
+    proxy: async (opts) => keep(await withProxy(opts)),
+    keep,
+    defer: (fn) => void cleanups.push(fn),
+  };
 }

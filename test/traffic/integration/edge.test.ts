@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
-import { request, startBackend, table, target, waitFor, withProxy, type Backend, type TestProxy } from "../helpers.js";
+import { request, startBackend, suiteFixtures, table, target, waitFor, withProxy, type Backend, type TestProxy } from "../helpers.js";
 
 /** Send raw bytes, collect what comes back until the server closes (bounded). */
 function raw(address: string, chunks: Array<string | { waitMs: number }>, timeoutMs = 10_000): Promise<{ text: string; closed: boolean }> {
@@ -38,20 +38,7 @@ function raw(address: string, chunks: Array<string | { waitMs: number }>, timeou
 }
 
 describe("proxy edge", () => {
-  const cleanups: Array<() => Promise<void>> = [];
-  const backend = async (name: string): Promise<Backend> => {
-    const b = await startBackend(name);
-    cleanups.push(() => b.close());
-    return b;
-  };
-  const proxy = async (opts?: Parameters<typeof withProxy>[0]): Promise<TestProxy> => {
-    const p = await withProxy(opts);
-    cleanups.push(() => p.close());
-    return p;
-  };
-  after(async () => {
-    for (const c of cleanups.reverse()) await c();
-  });
+  const { backend, proxy, defer } = suiteFixtures();
 
   it("leaves x-kiln-* headers off unless asked, on answers and on its own 502s", async () => {
     const a = await backend("a");
@@ -142,7 +129,7 @@ describe("proxy edge", () => {
     });
     server.keepAliveTimeout = 60_000; // the instance would keep them: the proxy must close them
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    cleanups.push(async () => {
+    defer(async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     });

@@ -20,6 +20,7 @@ import {
   sleep,
   spawnBackend,
   startBackend,
+  suiteFixtures,
   table,
   target,
   tempDir,
@@ -59,20 +60,7 @@ async function statsOf(p: TestProxy, id: string) {
 }
 
 describe("proxy", () => {
-  const cleanups: Array<() => Promise<void>> = [];
-  const backend = async (name: string, opts?: { drop?: boolean }): Promise<Backend> => {
-    const b = await startBackend(name, opts);
-    cleanups.push(() => b.close());
-    return b;
-  };
-  const proxy = async (opts?: Parameters<typeof withProxy>[0]): Promise<TestProxy> => {
-    const p = await withProxy(opts);
-    cleanups.push(() => p.close());
-    return p;
-  };
-  after(async () => {
-    for (const c of cleanups.reverse()) await c();
-  });
+  const { backend, proxy, defer } = suiteFixtures();
 
   it("routes by weight, labels responses and forwards headers and bodies", async () => {
     const [a, b, c] = await Promise.all([backend("a"), backend("b"), backend("c")]);
@@ -137,7 +125,7 @@ describe("proxy", () => {
       });
     });
     await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
-    cleanups.push(() => new Promise((r) => raw.close(() => r())));
+    defer(() => new Promise((r) => raw.close(() => r())));
     const p = await proxy();
     await p.client.setTable(table(1, [target("raw", `127.0.0.1:${(raw.address() as AddressInfo).port}`)]));
     for (let i = 0; i < 3; i++) {
@@ -168,7 +156,7 @@ describe("proxy", () => {
 
   it("loses no GET when a backend is killed under continuous load", async () => {
     const procs = await Promise.all([spawnBackend("k1"), spawnBackend("k2"), spawnBackend("k3")]);
-    cleanups.push(async () => {
+    defer(async () => {
       for (const b of procs) b.child.kill("SIGKILL");
     });
     const p = await proxy();
@@ -375,12 +363,12 @@ describe("proxy", () => {
 
   it("starts empty, keeping the bad file aside, when its state file is invalid", async () => {
     const { dir, cleanup } = await tempDir();
-    cleanups.push(cleanup);
+    defer(cleanup);
     const stateFile = path.join(dir, "routes.json");
     writeFileSync(stateFile, '{"version": 3, "targ');
     const logs: string[] = [];
     const p = await startProxy({ listen: "127.0.0.1:0", admin: path.join(dir, "p.sock"), stateFile, log: (l) => logs.push(l) });
-    cleanups.push(() => p.close());
+    defer(() => p.close());
     const client = new ProxyClient(p.adminSocket);
     assert.equal((await client.stats()).tableVersion, 0);
     assert.ok(logs.some((l) => /is invalid .*starting with no routes/.test(l)), logs.join("\n"));
@@ -442,7 +430,7 @@ describe("proxy", () => {
   it("persists releaseWeights and preview in its state file and routes by them after a restart", async () => {
     const [s1, c1, g1] = await Promise.all([backend("s1"), backend("c1"), backend("g1")]);
     const { dir, cleanup } = await tempDir();
-    cleanups.push(cleanup);
+    defer(cleanup);
     const routes = table(
       3,
       [
@@ -460,7 +448,7 @@ describe("proxy", () => {
     assert.equal(saved.preview, "green");
 
     const second = await withProxy({ dir, previewListen: "127.0.0.1:0" });
-    cleanups.push(() => second.proxy.close());
+    defer(() => second.proxy.close());
     assert.equal((await second.client.stats()).preview?.release, "green");
     assert.deepEqual(await send(second.proxy.address, 8), { s1: 6, c1: 2 });
     assert.deepEqual(await send(second.proxy.previewAddress!, 2), { g1: 2 });

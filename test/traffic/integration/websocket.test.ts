@@ -9,7 +9,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, describe, it } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
-import { request, sleep, table, target, waitFor, withProxy, type TestProxy } from "../helpers.js";
+import { request, sleep, suiteFixtures, table, target, waitFor, withProxy, type TestProxy } from "../helpers.js";
 
 interface WsBackend {
   name: string;
@@ -99,20 +99,8 @@ function connect(address: string, path = "/chat"): Promise<Chatter> {
 }
 
 describe("proxy WebSocket passthrough", () => {
-  const cleanups: Array<() => Promise<void>> = [];
-  const backend = async (name: string) => {
-    const b = await wsBackend(name);
-    cleanups.push(() => b.close());
-    return b;
-  };
-  const proxy = async (opts?: Parameters<typeof withProxy>[0]): Promise<TestProxy> => {
-    const p = await withProxy(opts);
-    cleanups.push(() => p.close());
-    return p;
-  };
-  after(async () => {
-    for (const c of cleanups.reverse()) await c();
-  });
+  const { proxy, keep } = suiteFixtures();
+  const backend = async (name: string) => keep(await wsBackend(name));
 
   it("relays a replacement: old connections keep every message until the drain deadline, then close with 1001; new ones go to the new instance", async () => {
     const [oldB, newB] = await Promise.all([backend("old"), backend("new")]);
