@@ -18,11 +18,6 @@ import { ProxyClient } from "../traffic/proxy/client.js";
 const proxyMain = fileURLToPath(new URL("../traffic/proxy/main.js", import.meta.url));
 const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.url));
 
-/** The daemon's pid, only while that process is alive and still the one that wrote the file (same start time). */
-export function readPid(file: string): number | undefined {
-  return readPidFile(file);
-}
-
 async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
@@ -164,8 +159,8 @@ export async function startDaemons(opts: {
   }
   const proxy = new ProxyClient(paths.proxyAdminSocket);
   const controller = new ControllerClient(paths.controllerSocket);
-  let proxyPid = readPid(paths.proxyPid);
-  let controllerPid = readPid(paths.controllerPid);
+  let proxyPid = readPidFile(paths.proxyPid);
+  let controllerPid = readPidFile(paths.controllerPid);
   const hapPid = haproxyPid(paths);
   const alreadyUp = (router === "haproxy" ? hapPid : proxyPid) !== undefined && controllerPid !== undefined;
 
@@ -220,7 +215,7 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   const { paths } = opts;
   const stopped: string[] = [];
   const controller = new ControllerClient(paths.controllerSocket);
-  const controllerPid = readPid(paths.controllerPid);
+  const controllerPid = readPidFile(paths.controllerPid);
   if (await controller.ping()) {
     await controller.shutdown(true);
     stopped.push("instances");
@@ -239,7 +234,7 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   } catch (e) {
     failure = e; // the proxy is still stopped; the error is reported after
   }
-  const proxyPid = readPid(paths.proxyPid);
+  const proxyPid = readPidFile(paths.proxyPid);
   await stopPid(proxyPid, 10_000);
   if (proxyPid) stopped.push("proxy");
   // HAProxy: a soft stop (SIGUSR1) lets its workers finish what they serve, then SIGTERM.
