@@ -27,13 +27,13 @@ const integration = all.filter(isIntegration);
 // guard fails any that spawns): as many at once as there are cores, so the CPU-bound property
 // files run side by side.
 //
-// Integration files run in two lanes side by side, each one file at a time:
+// Integration files run in two lanes, each one file at a time:
 //   fleet lane      whole fleets under load (test/integration/) and everything that drives the one
 //                   shared Docker Engine (containers, swarm mode): these measure failed requests
 //                   under load and must not share the engine with each other
 //   component lane  the rest (local processes, proxies, HAProxy, registry, doctor, loadgen…), on
 //                   free loopback ports and temp dirs of their own
-// so at most two integration files run at once, and never two that share a fleet or the engine.
+// the fleet lane first, then the component lane (or side by side with KILN_TEST_LANES=2).
 const cores = Math.max(1, Math.min(4, availableParallelism()));
 const guard = new URL("./unit-guard.mjs", import.meta.url).href;
 const args = (files, concurrency, preload = []) => [...preload, "--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files];
@@ -47,7 +47,17 @@ const fleetLane = (f) => f.includes("/test/integration/") || /docker|swarm/.test
 const unitStatus = tier === "integration" ? 0 : runSync(unit, cores, ["--import", guard]);
 let integrationStatus = 0;
 if (tier !== "unit") {
-  const lanes = await Promise.all([runAsync(integration.filter(fleetLane)), runAsync(integration.filter((f) => !fleetLane(f)))]);
-  integrationStatus = lanes.find((s) => s !== 0) ?? 0;
+  // One lane after the other: side by side, an instance of a fleet test exited mid-rollout (seen
+  // once in a clean-clone run, cause not pinned down — a free port taken between its pick and its
+  // bind is the likely one), and a test that can fail for its neighbour's sake is not a test.
+  // KILN_TEST_LANES=2 runs them side by side (about 8 minutes less on 2 cores).
+  if (process.env.KILN_TEST_LANES === "2") {
+    const lanes = await Promise.all([runAsync(integration.filter(fleetLane)), runAsync(integration.filter((f) => !fleetLane(f)))]);
+    integrationStatus = lanes.find((s) => s !== 0) ?? 0;
+  } else {
+    const a = await runAsync(integration.filter(fleetLane));
+    const b = await runAsync(integration.filter((f) => !fleetLane(f)));
+    integrationStatus = a || b;
+  }
 }
 process.exit(unitStatus || integrationStatus);
