@@ -10,7 +10,7 @@ import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { digestHex } from "./digest.js";
 import { parseDpkgStatus, type DebPackage } from "./dpkg.js";
-import type { BaseImage } from "./base.js";
+import type { BaseImage } from "./base-image.js";
 import { parseOsRelease, type OsRelease } from "./sbom.js";
 import type { Store } from "./store.js";
 import { MEDIA_TYPE } from "./types.js";

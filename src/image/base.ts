@@ -10,35 +10,11 @@ import { KilnError } from "../errors.js";
 import { extractArchive } from "./archive.js";
 import { checkImageLayers } from "./layer-check.js";
 import { archiveSource, dirSource, importDockerArchive, importOci } from "./import.js";
-import type { DebPackage } from "./dpkg.js";
-import type { OsRelease } from "./sbom.js";
 import { nodeBase } from "./node-base.js";
-import { obtainRuntime, parseRuntimeBase, type RuntimeInfo, type RuntimeRequest } from "./runtime.js";
-import type { Store } from "./store.js";
-import type { LayerRecord, OciImageConfig, ProgressFn } from "./types.js";
+import { obtainRuntime, parseRuntimeBase, type RuntimeRequest } from "./runtime.js";
+import type { BaseContext, BaseImage } from "./base-image.js";
 
-export interface BaseImage {
-  /** recorded as org.opencontainers.image.base.name */
-  name: string;
-  /** manifest digest (docker-archive: the config digest, Docker's image id) */
-  digest: string;
-  config: OciImageConfig;
-  layers: LayerRecord[];
-  /** true when nothing had to be built, compressed or copied */
-  cached: boolean;
-  /** the Node runtime a "node" base was built with */
-  runtime?: RuntimeInfo;
-  /** Debian packages the base's files come from, when known */
-  packages?: DebPackage[];
-  /** the distribution those packages belong to */
-  os?: OsRelease;
-}
-
-export interface BaseContext {
-  store: Store;
-  contextDir: string;
-  onProgress: ProgressFn;
-}
+export type { BaseContext, BaseImage } from "./base-image.js";
 
 export type BaseSource =
   | { kind: "node"; runtime?: Exclude<RuntimeRequest, { kind: "host" }> }

@@ -10,7 +10,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { KilnError } from "../errors.js";
 import { isGzipFile, type ExtractedArchive } from "./archive.js";
-import type { BaseContext, BaseImage } from "./base.js";
+import type { BaseContext, BaseImage } from "./base-image.js";
 import { ociArchitecture } from "./compose.js";
 import { isDigest, sha256Digest } from "./digest.js";
 import { cachedLayer, DeterministicGzip, hashFile } from "./layer.js";

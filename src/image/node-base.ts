@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import { lstat, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { promisify } from "node:util";
 import { KilnError } from "../errors.js";
-import type { BaseContext, BaseImage } from "./base.js";
+import type { BaseContext, BaseImage } from "./base-image.js";
 import { hostPackagesOwning, type DebPackage } from "./dpkg.js";
 import { DEFAULT_PATH, isoFromEpoch, ociArchitecture } from "./compose.js";
 import { canonicalBytes, canonicalJson, sha256Digest } from "./digest.js";

@@ -4,7 +4,7 @@
 // is past or near its end of life (dates in node-releases.ts).
 
 import { KilnError } from "../errors.js";
-import type { BaseImage } from "./base.js";
+import type { BaseImage } from "./base-image.js";
 import { nodeSupport, pinnedLines, type RuntimeSupport } from "./node-releases.js";
 import { RUNTIME_LABEL } from "./runtime.js";
 

@@ -5,7 +5,7 @@
 
 import { readFile } from "node:fs/promises";
 import { KilnError } from "../errors.js";
-import type { BaseImage } from "./base.js";
+import type { BaseImage } from "./base-image.js";
 import { baseInventory } from "./base-inventory.js";
 import type { LayerEntry } from "./layer.js";
 import { readReferrerDocument, attachArtifact } from "./referrers.js";
