@@ -14,6 +14,7 @@ import { ControllerClient } from "../server/client.js";
 import type { EdgeSpec, HealthSpec, RouterKind } from "../config/types.js";
 import { startHaproxyRouter, type StartHaproxyOptions } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
+import { haproxyOptions, haproxyRunDir } from "../server/haproxy-options.js";
 
 const proxyMain = fileURLToPath(new URL("../traffic/proxy/main.js", import.meta.url));
 const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.url));
@@ -79,26 +80,6 @@ export function chooseRouter(opts: { flag?: string; paths: HomePaths; spec: Rout
 }
 
 /** Where HAProxy's config, sockets, pid and saved table live when `router: haproxy`. */
-export function haproxyRunDir(paths: HomePaths): string {
-  return join(paths.run, "haproxy");
-}
-
-/** How `kiln up` and the controller start (or attach to) HAProxy: both must ask for the same thing. */
-export function haproxyOptions(
-  paths: HomePaths,
-  o: { listen: string; previewListen?: string; edge?: EdgeSpec; health?: HealthSpec; log?: (line: string) => void },
-): StartHaproxyOptions {
-  const h = o.health;
-  return {
-    listen: o.listen,
-    ...(o.previewListen ? { previewListen: o.previewListen } : {}),
-    runDir: haproxyRunDir(paths),
-    ...(h ? { health: { path: h.path, intervalMs: h.interval, timeoutMs: h.timeout, healthyThreshold: h.healthyThreshold, unhealthyThreshold: h.unhealthyThreshold } } : {}),
-    ...(o.edge ? { instanceHeader: o.edge.instanceHeaders } : {}),
-    ...(o.log ? { log: o.log } : {}),
-  };
-}
-
 /** The built-in proxy's flags for kiln.yaml's `edge` (see src/traffic/proxy/main.ts USAGE). */
 export function edgeArgs(e: EdgeSpec): string[] {
   return [

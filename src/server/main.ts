@@ -17,7 +17,7 @@ import { openStore } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../config/index.js";
 import { StateDb } from "../state/db.js";
-import { haproxyOptions } from "../ops/daemons.js";
+import { haproxyOptions } from "./haproxy-options.js";
 import { startHaproxyRouter, type RunningHaproxyRouter } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 import type { Router } from "../traffic/router.js";

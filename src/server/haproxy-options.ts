@@ -1,0 +1,27 @@
+// How `kiln up` (src/ops/daemons.ts) and the controller process (main.ts) start or attach to
+// HAProxy: both must ask for the same thing, so both read it here.
+
+import { join } from "node:path";
+import type { EdgeSpec, HealthSpec } from "../config/types.js";
+import type { HomePaths } from "../home.js";
+import type { StartHaproxyOptions } from "../traffic/haproxy/process.js";
+
+export function haproxyRunDir(paths: HomePaths): string {
+  return join(paths.run, "haproxy");
+}
+
+/** How `kiln up` and the controller start (or attach to) HAProxy: both must ask for the same thing. */
+export function haproxyOptions(
+  paths: HomePaths,
+  o: { listen: string; previewListen?: string; edge?: EdgeSpec; health?: HealthSpec; log?: (line: string) => void },
+): StartHaproxyOptions {
+  const h = o.health;
+  return {
+    listen: o.listen,
+    ...(o.previewListen ? { previewListen: o.previewListen } : {}),
+    runDir: haproxyRunDir(paths),
+    ...(h ? { health: { path: h.path, intervalMs: h.interval, timeoutMs: h.timeout, healthyThreshold: h.healthyThreshold, unhealthyThreshold: h.unhealthyThreshold } } : {}),
+    ...(o.edge ? { instanceHeader: o.edge.instanceHeaders } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  };
+}
