@@ -173,7 +173,7 @@ export class Controller {
   private async execute(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
     const { db } = this.state;
     const now = this.state.now();
-    const each = (ids: string[], patch: Parameters<StateDb["updateInstance"]>[1]) => db.tx(() => ids.forEach((id) => db.updateInstance(id, patch)));
+    const each = (ids: string[], patch: Parameters<StateDb["updateInstances"]>[1]) => db.updateInstances(ids, patch);
     switch (step.kind) {
       case "launch": {
         // One read of the release for the whole step (a 5,000-instance step launches 5,000).
@@ -201,10 +201,15 @@ export class Controller {
         return;
       case "switch":
         db.tx(() => {
+          const active: string[] = [];
+          const standby: string[] = [];
+          const toStandby = new Set(step.standby);
           for (const r of db.liveInstances(this.state.service)) {
-            if (r.release === step.to && r.routing !== "draining" && r.state !== "terminating") db.updateInstance(r.id, { routing: "active", drainingSince: undefined });
-            else if (step.standby.includes(r.id)) db.updateInstance(r.id, { routing: "standby" });
+            if (r.release === step.to && r.routing !== "draining" && r.state !== "terminating") active.push(r.id);
+            else if (toStandby.has(r.id)) standby.push(r.id);
           }
+          db.updateInstances(active, { routing: "active", drainingSince: undefined });
+          db.updateInstances(standby, { routing: "standby" });
         });
         this.state.event("info", `switched traffic to ${step.to}`, { rollout: rollout?.id, release: step.to });
         return;
@@ -219,7 +224,7 @@ export class Controller {
         const reason = `quarantined: ${step.reason}`;
         // The instances and the rollout's count of them change together: a restart sees both or neither.
         db.tx(() => {
-          step.ids.forEach((id) => db.updateInstance(id, { state: "terminating", routing: "none", reason }));
+          db.updateInstances(step.ids, { state: "terminating", routing: "none", reason });
           if (rollout) this.state.mergeProgress(rollout.id, (cur) => ({ quarantined: (cur.quarantined ?? 0) + step.ids.length }));
         });
         await this.routerSync.sync(this.observer.lastStats);
@@ -289,7 +294,7 @@ export class Controller {
     this.halted = true;
     while (this.ticking) await new Promise((r) => setTimeout(r, 10));
     const recs = db.liveInstances(service);
-    db.tx(() => recs.forEach((r) => db.updateInstance(r.id, { routing: "none" })));
+    db.updateInstances(recs.map((r) => r.id), { routing: "none" });
     await this.routerSync.sync(undefined);
     for (const r of recs) this.instances.startTerminate(r.id, "kiln down");
     await this.settle();

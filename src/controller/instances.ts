@@ -7,8 +7,18 @@ import type { Release, RolloutRecord } from "../state/db.js";
 import type { FleetObserver } from "./observe.js";
 import type { ServiceState } from "./service-state.js";
 
+/** An instance the provider has stopped, to be recorded (see recordStopped). */
+interface Stopped {
+  id: string;
+  release?: string;
+  reason: string;
+  at: number;
+}
+
 export class InstanceActions {
   private readonly terminating = new Map<string, Promise<void>>();
+  private stopped: Stopped[] = [];
+  private flushing?: Promise<void>;
 
   constructor(
     private readonly state: ServiceState,
@@ -57,23 +67,25 @@ export class InstanceActions {
     const { db, service } = this.state;
     const now = this.state.now();
     const ids = Array.from({ length: count }, () => (this.newId ? this.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
-    db.tx(() => ids.forEach((id) => db.insertInstance({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
+    db.insertInstances(ids.map((id) => ({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
     for (const id of ids) this.observer.seed(id, false);
     const results = await Promise.allSettled(ids.map((id) => this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: rel.spec.env, volumes: rel.spec.volumes })));
     const at = this.state.now();
     let failure: unknown;
-    db.tx(() =>
+    const launched: Parameters<ServiceState["events"]>[0] = [];
+    db.tx(() => {
       results.forEach((r, k) => {
         const id = ids[k]!;
         if (r.status === "fulfilled") {
           db.updateInstance(id, { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at });
-          this.state.event("info", `launched ${id} (${rel.version}) at ${r.value.address}`, { instance: id, release: rel.id, rollout: rollout?.id });
+          launched.push({ level: "info", message: `launched ${id} (${rel.version}) at ${r.value.address}`, instance: id, release: rel.id, rollout: rollout?.id });
         } else {
           failure ??= r.reason;
           db.updateInstance(id, { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` });
         }
-      }),
-    );
+      });
+      this.state.events(launched);
+    });
     if (failure !== undefined) throw failure;
   }
 
@@ -81,16 +93,51 @@ export class InstanceActions {
     if (this.terminating.has(id)) return;
     const rec = this.state.db.liveIndex(this.state.service).get(id) ?? this.state.db.getInstance(id);
     const grace = this.state.specOf(rec?.release).drainTimeout;
-    const p = this.provider
-      .terminate(id, { graceMs: Math.min(grace, 10_000) })
-      .then(() => {
-        this.state.db.updateInstance(id, { state: "terminated", routing: "none", terminatedAt: this.state.now(), reason });
-        this.observer.forget(id);
-        this.state.event("info", `terminated ${id} (${reason})`, { instance: id, release: rec?.release });
-      })
-      .catch((e) => this.state.event("error", `terminating ${id} failed: ${(e as Error).message}`, { instance: id }))
-      .finally(() => this.terminating.delete(id));
+    const p = this.provider.terminate(id, { graceMs: Math.min(grace, 10_000) }).then(
+      () => this.recordStopped({ id, release: rec?.release, reason, at: this.state.now() }),
+      (e) => {
+        this.state.event("error", `terminating ${id} failed: ${(e as Error).message}`, { instance: id });
+        this.terminating.delete(id);
+      },
+    );
     this.terminating.set(id, p);
+  }
+
+  /**
+   * Stops the provider has finished are written together, in one transaction, once the
+   * callbacks already queued have run: a 5,000-instance step is one write (one fsync on disk),
+   * not 5,000. Until then the rows read "terminating", which a restart finishes anyway.
+   */
+  private recordStopped(s: Stopped): Promise<void> {
+    this.stopped.push(s);
+    this.flushing ??= Promise.resolve().then(() => this.flushStopped());
+    return this.flushing;
+  }
+
+  private flushStopped(): void {
+    const list = this.stopped;
+    this.stopped = [];
+    this.flushing = undefined;
+    const { db } = this.state;
+    try {
+      db.tx(() => {
+        // Grouped by what is written (in a step, every stop shares its time and reason).
+        const groups = new Map<string, Stopped[]>();
+        for (const s of list) {
+          const key = `${s.at}|${s.reason}`;
+          const g = groups.get(key);
+          if (g) g.push(s);
+          else groups.set(key, [s]);
+        }
+        for (const g of groups.values()) db.updateInstances(g.map((s) => s.id), { state: "terminated", routing: "none", terminatedAt: g[0]!.at, reason: g[0]!.reason });
+        for (const s of list) this.observer.forget(s.id);
+        this.state.events(list.map((s) => ({ level: "info", message: `terminated ${s.id} (${s.reason})`, instance: s.id, release: s.release })));
+      });
+    } catch (e) {
+      for (const s of list) this.state.event("error", `terminating ${s.id} failed: ${(e as Error).message}`, { instance: s.id });
+    } finally {
+      for (const s of list) this.terminating.delete(s.id);
+    }
   }
 
   /** Resolves when every stop started so far has finished. */

@@ -34,6 +34,13 @@ export class ServiceState {
     this.d.log?.(`[${level}] ${message}`);
   }
 
+  /** Many events in one write (one per instance of a fleet-wide step). */
+  events(list: { level: EventRecord["level"]; message: string; release?: string; instance?: string; rollout?: number }[]): void {
+    const at = this.d.now();
+    this.db.addEvents(list.map(({ level, message, ...extra }) => ({ at, level, service: this.service, message, ...extra })));
+    if (this.d.log) for (const e of list) this.d.log(`[${e.level}] ${e.message}`);
+  }
+
   log(line: string): void {
     this.d.log?.(line);
   }

@@ -260,6 +260,29 @@ function setClause(patch: object, columns: Partial<Record<string, string>>): { s
   return { sql: parts.join(", "), values };
 }
 
+/** Rows per multi-row INSERT and ids per `IN (…)`: well under SQLite's and PostgreSQL's bound-parameter limits. */
+const ROWS_PER_INSERT = 64;
+const IDS_PER_UPDATE = 500;
+/** The `IN (…)` list sizes prepared (a short last chunk is padded up to the next one). */
+const IN_SIZES = [2, 8, 64, IDS_PER_UPDATE];
+/** `(?, ?), (?, ?)` for `rows` rows of `columns` values. */
+const rowsOf = (columns: number, rows: number) => Array.from({ length: rows }, () => `(${"?, ".repeat(columns - 1)}?)`).join(", ");
+const INSERT_INSTANCE_INTO =
+  "INSERT INTO instances (id, service, release, digest, address, pid, state, routing, launched_at, healthy_since, draining_since, terminated_at, reason) VALUES ";
+const INSERT_INSTANCE = INSERT_INSTANCE_INTO + rowsOf(13, 1);
+const INSERT_INSTANCES = INSERT_INSTANCE_INTO + rowsOf(13, ROWS_PER_INSERT);
+const INSERT_EVENT_INTO = "INSERT INTO events (at, level, service, release, instance, rollout, message) VALUES ";
+const INSERT_EVENT = INSERT_EVENT_INTO + rowsOf(7, 1);
+const INSERT_EVENTS = INSERT_EVENT_INTO + rowsOf(7, ROWS_PER_INSERT);
+
+function instanceRow(i: InstanceRecord): unknown[] {
+  return [i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null];
+}
+
+function eventRow(e: Omit<EventRecord, "id">): unknown[] {
+  return [e.at, e.level, e.service, e.release ?? null, e.instance ?? null, e.rollout ?? null, e.message];
+}
+
 export class StateDb {
   readonly db: Database.Database;
 
@@ -330,7 +353,7 @@ export class StateDb {
   /** Instance change feed (see instanceChangesSince): ids written, newest last. */
   private instanceLog: { seq: number; service: string; id: string; reorders: boolean }[] = [];
   private instanceSeq = 0;
-  /** cursors at or below this cannot be answered from the log (compacted, or a rolled-back transaction) */
+  /** cursors below this cannot be answered from the log (compacted, a rolled-back transaction, an uncached write) */
   private instanceFloor = 0;
   private logInstance(service: string, id: string, reorders: boolean): void {
     this.instanceLog.push({ seq: ++this.instanceSeq, service, id, reorders });
@@ -449,11 +472,29 @@ export class StateDb {
   }
 
   // --- instances ---
+  /**
+   * Many instances in one statement per chunk of rows (a 5,000-instance launch step is 79
+   * statements, not 5,000), in one transaction.
+   */
+  insertInstances(list: readonly InstanceRecord[]): void {
+    if (list.length === 0) return;
+    this.tx(() => {
+      let k = 0;
+      for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
+        const values: unknown[] = [];
+        for (let j = k; j < k + ROWS_PER_INSERT; j++) values.push(...instanceRow(list[j]!));
+        this.stmt(INSERT_INSTANCES).run(values);
+      }
+      for (; k < list.length; k++) this.stmt(INSERT_INSTANCE).run(instanceRow(list[k]!));
+      // In list order: the cache's order breaks launch-time ties as rowid does.
+      for (const i of list) this.cacheInsert(i);
+    });
+  }
   insertInstance(i: InstanceRecord): void {
-    this.stmt(
-      `INSERT INTO instances (id, service, release, digest, address, pid, state, routing, launched_at, healthy_since, draining_since, terminated_at, reason)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null);
+    this.stmt(INSERT_INSTANCE).run(instanceRow(i));
+    this.cacheInsert(i);
+  }
+  private cacheInsert(i: InstanceRecord): void {
     this.instanceWrites++;
     this.logInstance(i.service, i.id, true);
     const c = this.liveCache.get(i.service);
@@ -462,21 +503,48 @@ export class StateDb {
       c.list = undefined;
     }
   }
-  private readonly instanceUpdates = new Map<string, Database.Statement>();
-  updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
-    // One prepared statement per set of patched fields (a handful), bound positionally.
-    const keys = Object.keys(patch);
-    if (keys.length === 0) return;
-    const sig = keys.join(",");
+  /** One prepared statement per set of patched fields (a handful) and number of ids, bound positionally. */
+  private instanceUpdate(keys: string[], patch: object, ids: number): Database.Statement {
+    const sig = `${keys.join(",")}|${ids}`;
     let st = this.instanceUpdates.get(sig);
     if (!st) {
-      st = this.stmt(`UPDATE instances SET ${setClause(patch, instanceColumns).sql} WHERE id = ?`);
+      st = this.stmt(`UPDATE instances SET ${setClause(patch, instanceColumns).sql} WHERE id ${ids === 1 ? "= ?" : `IN (${"?, ".repeat(ids - 1)}?)`}`);
       this.instanceUpdates.set(sig, st);
     }
+    return st;
+  }
+  private readonly instanceUpdates = new Map<string, Database.Statement>();
+  updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
+    const keys = Object.keys(patch);
+    if (keys.length === 0) return;
     const values: unknown[] = new Array(keys.length + 1);
     for (let k = 0; k < keys.length; k++) values[k] = (patch as Record<string, unknown>)[keys[k]!] ?? null;
     values[keys.length] = id;
-    st.run(values);
+    this.instanceUpdate(keys, patch, 1).run(values);
+    this.cachePatch(id, patch);
+  }
+  /**
+   * The same patch to many instances: one statement per chunk of ids, in one transaction (a
+   * 5,000-instance drain is ten statements, not 5,000). The last chunk is padded by repeating
+   * an id, so a handful of statement shapes serve every count.
+   */
+  updateInstances(ids: readonly string[], patch: Partial<Omit<InstanceRecord, "id">>): void {
+    const keys = Object.keys(patch);
+    if (keys.length === 0 || ids.length === 0) return;
+    if (ids.length === 1) return this.updateInstance(ids[0]!, patch);
+    const set = keys.map((k) => (patch as Record<string, unknown>)[k] ?? null);
+    this.tx(() => {
+      for (let k = 0; k < ids.length; k += IDS_PER_UPDATE) {
+        const chunk = ids.slice(k, k + IDS_PER_UPDATE);
+        const size = IN_SIZES.find((n) => n >= chunk.length)!;
+        while (chunk.length < size) chunk.push(chunk[0]!);
+        this.instanceUpdate(keys, patch, size).run([...set, ...chunk]);
+      }
+      for (const id of ids) this.cachePatch(id, patch);
+    });
+  }
+  /** Keep the live cache and the change feed in step with a write of `patch` to instance `id`. */
+  private cachePatch(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
     if (patch.state !== undefined || patch.routing !== undefined || patch.address !== undefined || patch.release !== undefined || "drainingSince" in patch) this.instanceWrites++;
     const reorders = patch.state !== undefined || patch.launchedAt !== undefined || patch.service !== undefined;
     let logged = false;
@@ -498,8 +566,9 @@ export class StateDb {
       else c.list[c.at.get(id)!] = next;
     }
     // Not cached: no reader follows it from this connection's cache; a reader with a cursor
-    // must still hear of it (the cache is rebuilt on a full read).
-    if (!logged) this.instanceFloor = this.instanceSeq;
+    // must still hear of it (the cache is rebuilt on a full read): the cursor it holds, the
+    // current sequence number included, can no longer be answered from the log.
+    if (!logged) this.instanceFloor = this.instanceSeq + 1;
   }
   getInstance(id: string): InstanceRecord | undefined {
     const r = this.stmt("SELECT * FROM instances WHERE id = ?").get(id) as Row | undefined;
@@ -581,9 +650,21 @@ export class StateDb {
 
   // --- events ---
   addEvent(e: Omit<EventRecord, "id">): EventRecord {
-    const info = this.stmt("INSERT INTO events (at, level, service, release, instance, rollout, message) VALUES (?, ?, ?, ?, ?, ?, ?)")
-      .run(e.at, e.level, e.service, e.release ?? null, e.instance ?? null, e.rollout ?? null, e.message);
+    const info = this.stmt(INSERT_EVENT).run(eventRow(e));
     return { ...e, id: Number(info.lastInsertRowid) };
+  }
+  /** Many events in one transaction, a chunk of rows per statement (one per instance of a 5,000-instance step). */
+  addEvents(list: readonly Omit<EventRecord, "id">[]): void {
+    if (list.length === 0) return;
+    this.tx(() => {
+      let k = 0;
+      for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
+        const values: unknown[] = [];
+        for (let j = k; j < k + ROWS_PER_INSERT; j++) values.push(...eventRow(list[j]!));
+        this.stmt(INSERT_EVENTS).run(values);
+      }
+      for (; k < list.length; k++) this.addEvent(list[k]!);
+    });
   }
   events(service: string, afterId = 0, limit = 500): EventRecord[] {
     return (this.stmt("SELECT * FROM events WHERE service = ? AND id > ? ORDER BY id LIMIT ?").all(service, afterId, limit) as Row[]).map((r) => ({

@@ -53,6 +53,56 @@ describe("instance change feed", () => {
   });
 });
 
+describe("fleet-wide writes", () => {
+  it("insertInstances, updateInstances and addEvents write every row (chunked statements) and keep the cache and feed in step", () => {
+    const db = new StateDb(":memory:");
+    // 64 rows per INSERT, 500 ids per UPDATE: counts around and across the chunk sizes.
+    for (const n of [1, 2, 3, 63, 64, 65, 130, 499, 500, 501, 1201]) {
+      const svc = `s${n}`;
+      const ids = Array.from({ length: n }, (_, k) => `${svc}-${k}`);
+      db.insertInstances(ids.map((id, k) => rec(id, { service: svc, launchedAt: k % 7 })));
+      db.liveInstances(svc); // a reader of the feed reads the fleet first (the observer does)
+      const feed = db.instanceChangesSince(svc, undefined).cursor;
+      const some = ids.filter((_, k) => k % 3 !== 1);
+      db.updateInstances(some, { routing: "active", drainingSince: undefined });
+      db.updateInstances(ids.filter((_, k) => k % 3 === 1), { state: "terminated", routing: "none", terminatedAt: 9, reason: "x" });
+      // from the cache, then from the table
+      const expect = [...some].sort();
+      assert.deepEqual(db.liveInstances(svc).map((i) => i.id).sort(), expect);
+      assert.ok(db.liveInstances(svc).every((i) => i.routing === "active"));
+      const rows = db.db.prepare("SELECT id, routing, state FROM instances WHERE service = ? ORDER BY id").all(svc) as { id: string; routing: string; state: string }[];
+      assert.equal(rows.length, n);
+      assert.deepEqual(rows.filter((r) => r.state === "launching" && r.routing === "active").map((r) => r.id).sort(), expect);
+      assert.equal(rows.filter((r) => r.state === "terminated" && r.routing === "none").length, n - some.length);
+      const changed = db.instanceChangesSince(svc, feed);
+      assert.equal(changed.full, false);
+      assert.equal(changed.ids.length, n);
+      db.addEvents(ids.map((id, k) => ({ at: k, level: "info" as const, service: svc, instance: id, message: `m${k}` })));
+      assert.deepEqual(db.events(svc, 0, 5000).map((e) => e.message), ids.map((_, k) => `m${k}`));
+    }
+    db.close();
+  });
+  it("a write to a service no one has read from this connection makes the next read of its feed full", () => {
+    const db = new StateDb(":memory:");
+    db.insertInstance(rec("a"));
+    const cursor = db.instanceChangesSince("svc", undefined).cursor;
+    db.updateInstance("a", { routing: "active" });
+    assert.equal(db.instanceChangesSince("svc", cursor).full, true);
+    db.close();
+  });
+  it("live instances keep launch order, ties in insertion order, whether inserted one by one or together", () => {
+    const db = new StateDb(":memory:");
+    db.insertInstances([rec("c", { launchedAt: 2 }), rec("a", { launchedAt: 1 }), rec("b", { launchedAt: 2 })]);
+    db.insertInstance(rec("d", { launchedAt: 1 }));
+    assert.deepEqual(db.liveInstances("svc").map((i) => i.id), ["a", "d", "c", "b"]);
+    const other = new StateDb(":memory:");
+    for (const r of [rec("c", { launchedAt: 2 }), rec("a", { launchedAt: 1 }), rec("b", { launchedAt: 2 }), rec("d", { launchedAt: 1 })]) other.insertInstance(r);
+    assert.deepEqual(other.liveInstances("svc").map((i) => i.id), ["a", "d", "c", "b"]);
+    db.close();
+    other.close();
+  });
+});
+
 describe("releases", () => {
   it("a release recorded without maxQuarantined reads back with the default", () => {
     const db = new StateDb(":memory:");
