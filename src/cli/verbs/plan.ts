@@ -7,11 +7,18 @@ import { capacityOf } from "../../derive/index.js";
 import { KilnError } from "../../errors.js";
 import type { StrategyName } from "../../rollout/types.js";
 import { loadSpec, parseSpec, type Spec } from "../../config/index.js";
-import { context, out, printJson, short, strategyName, type GlobalOptions } from "../context.js";
-import { buildDeployRequest } from "../../ops/deploy-flow.js";
-import { performerFor } from "../../ops/performers.js";
-import { SwarmPerformer } from "../../ops/swarm/performer.js";
-import { renderSwarmPlan } from "../render-swarm.js";
+import { out, printJson, short, strategyName, type GlobalOptions } from "../output.js";
+
+/**
+ * What `plan` needs beyond `simulate` (the workspace, the performers, the Docker and Swarm
+ * clients): loaded when `plan` runs, so `kiln simulate` starts without them.
+ */
+async function planModules() {
+  const [{ context }, { buildDeployRequest }, { performerFor }, { SwarmPerformer }, { renderSwarmPlan }] = await Promise.all([
+    import("../context.js"), import("../../ops/deploy-flow.js"), import("../../ops/performers.js"), import("../../ops/swarm/performer.js"), import("../render-swarm.js"),
+  ]);
+  return { context, buildDeployRequest, performerFor, SwarmPerformer, renderSwarmPlan };
+}
 
 const DEFAULT_START_MS = 500;
 
@@ -38,6 +45,7 @@ export function register(program: Command): void {
     .option("--json", "print the plan as JSON (schemaVersion 1)")
     .addHelpText("after", "\nExamples:\n  kiln plan\n  kiln plan hello:2.0.0 --strategy blue-green --json")
     .action(async (ref: string | undefined, opts: { strategy?: string; startMs: string; json?: boolean }, cmd: Command) => {
+      const { context, buildDeployRequest, performerFor, SwarmPerformer, renderSwarmPlan } = await planModules();
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const spec = ctx.loaded.spec;
       const strategy = strategyOf(opts.strategy, spec);
@@ -101,7 +109,6 @@ export function register(program: Command): void {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const file = resolve(g.file ?? "kiln.yaml");
       const spec = existsSync(file) ? loadSpec(file).spec : (parseSpec("name: sim\nversion: sim\n", "<defaults>") as { spec: Spec }).spec;
-      void context;
       const instances = intOption("instances", opts.instances, 1, 10_000);
       const current = opts.current === undefined ? instances : intOption("current", opts.current, 0, 10_000);
       const failRate = Number(opts.failRate);
