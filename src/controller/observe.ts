@@ -240,9 +240,42 @@ export class FleetObserver {
     if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.consecutiveFail !== cur.consecutiveFail || next.lastFailAnswered !== cur.lastFailAnswered) this.dirty.add(rec.id);
     if (next.healthy && !cur.healthy) {
       const r = this.records.get(rec.id);
-      if (r && r.healthySince === undefined) this.d.db.updateInstance(rec.id, { healthySince: now });
+      if (r && r.healthySince === undefined) this.recordHealthySince(rec.id, now);
     }
     if (!next.healthy && cur.healthy) this.d.onUnhealthy(rec, next.lastReason ?? "unknown");
+  }
+
+  /**
+   * First healthy times are written together once the probe outcomes already queued have been
+   * folded in: the instances of a launch step turn healthy within one tick, and their times are
+   * then one write (one fsync on disk), not one each. The fleet view reads the same time either
+   * way (healthySince falls back to the probe's instant while it is unrecorded).
+   */
+  private recordHealthySince(id: string, at: number): void {
+    if (this.healthyWrites.length === 0) queueMicrotask(() => this.flushHealthySince());
+    this.healthyWrites.push({ id, at });
+  }
+  private healthyWrites: { id: string; at: number }[] = [];
+
+  private flushHealthySince(): void {
+    const list = this.healthyWrites;
+    this.healthyWrites = [];
+    const live = this.d.db.liveIndex(this.d.service);
+    const byTime = new Map<number, string[]>();
+    for (const w of list) {
+      // Stopped meanwhile: nothing to record.
+      if (live.get(w.id)?.healthySince !== undefined || !live.has(w.id)) continue;
+      const ids = byTime.get(w.at);
+      if (ids) ids.push(w.id);
+      else byTime.set(w.at, [w.id]);
+    }
+    try {
+      this.d.db.tx(() => {
+        for (const [at, ids] of byTime) this.d.db.updateInstances(ids, { healthySince: at });
+      });
+    } catch (e) {
+      this.d.log?.(`first healthy times not recorded: ${(e as Error).message}`);
+    }
   }
 
   /**

@@ -359,7 +359,8 @@ export class StateDb {
     this.instanceLog.push({ seq: ++this.instanceSeq, service, id, reorders });
     // Compacted by half when it outgrows the fleets it describes (a reader more than one
     // fleet's worth of changes behind re-reads everything).
-    if (this.instanceLog.length > 4 * this.liveCount() + 4096) {
+    // Checked every 1,024 entries: counting the fleets on every write is a pass over the caches.
+    if ((this.instanceLog.length & 1023) === 0 && this.instanceLog.length > 4 * this.liveCount() + 4096) {
       const drop = this.instanceLog.length >> 1;
       this.instanceFloor = this.instanceLog[drop - 1]!.seq;
       this.instanceLog = this.instanceLog.slice(drop);
@@ -505,14 +506,19 @@ export class StateDb {
   }
   /** One prepared statement per set of patched fields (a handful) and number of ids, bound positionally. */
   private instanceUpdate(keys: string[], patch: object, ids: number): Database.Statement {
+    // A fleet-wide step patches thousands of instances with the same fields: the last shape is kept.
+    const last = this.lastUpdate;
+    if (last && last.ids === ids && last.keys.length === keys.length && last.keys.every((k, i) => k === keys[i])) return last.st;
     const sig = `${keys.join(",")}|${ids}`;
     let st = this.instanceUpdates.get(sig);
     if (!st) {
       st = this.stmt(`UPDATE instances SET ${setClause(patch, instanceColumns).sql} WHERE id ${ids === 1 ? "= ?" : `IN (${"?, ".repeat(ids - 1)}?)`}`);
       this.instanceUpdates.set(sig, st);
     }
+    this.lastUpdate = { keys, ids, st };
     return st;
   }
+  private lastUpdate?: { keys: string[]; ids: number; st: Database.Statement };
   private readonly instanceUpdates = new Map<string, Database.Statement>();
   updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
     const keys = Object.keys(patch);
