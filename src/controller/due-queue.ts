@@ -16,15 +16,24 @@ export class DueQueue {
     return this.due.has(id);
   }
 
+  /** the bucket last scheduled into (outcomes of one tick fall due at one instant) */
+  private last?: { at: number; ids: string[] };
+
   schedule(id: string, at: number): void {
     if (this.due.get(id) === at) return;
     this.due.set(id, at);
-    const b = this.buckets.get(at);
+    if (this.last?.at === at) {
+      this.last.ids.push(id);
+      return;
+    }
+    let b = this.buckets.get(at);
     if (b) b.push(id);
     else {
-      this.buckets.set(at, [id]);
+      b = [id];
+      this.buckets.set(at, b);
       this.push(at);
     }
+    this.last = { at, ids: b };
   }
 
   cancel(id: string): void {
@@ -43,6 +52,7 @@ export class DueQueue {
         }
       }
       this.buckets.delete(at);
+      if (this.last?.at === at) this.last = undefined;
     }
     return out;
   }

@@ -213,10 +213,13 @@ export class FleetObserver {
 
   private probe(rec: InstanceRecord, hp: HealthParams): void {
     this.probing.add(rec.id);
+    // scheduleProbe's work, knowing what it checks: the id was taken off the queue to be probed
+    // and nothing schedules an id while its probe is out.
     const done = () => {
       this.probing.delete(rec.id);
       const r = this.records.get(rec.id);
-      if (r && this.health.has(rec.id)) this.scheduleProbe(r);
+      const h = r?.address ? this.health.get(rec.id) : undefined;
+      if (h) this.probes.schedule(rec.id, h.lastProbeAt + this.d.specOf(r!.release).health.interval);
     };
     this.d.probe(rec.address!, hp.path, hp.timeout).then(
       (o) => {
