@@ -102,7 +102,7 @@ export class Commands {
         service: this.s.service, ref: req.ref, version: req.version, digest: req.digest, configHash: req.configHash, env: req.spec.env,
         spec: req.spec, strategy, status: "deploying", createdAt: now, previous: live?.id,
       });
-      db.setMeta("instances", String(req.spec.instances));
+      db.setFact(this.s.service, "instances", req.spec.instances);
       const rollout = db.createRollout({ service: this.s.service, kind: "deploy", strategy, target: rel.id, previous: live?.id, state: "running", startedAt: now, fast: false, promoteRequested: false });
       return { rel, rollout };
     });
@@ -134,7 +134,7 @@ export class Commands {
     if (!Number.isInteger(instances) || instances < 0 || instances > 1000) {
       throw new KilnError("KILN_E_USAGE", `cannot scale to ${instances}`, { hint: "give a whole number from 0 to 1000" });
     }
-    this.s.db.setMeta("instances", String(instances));
+    this.s.db.setFact(this.s.service, "instances", instances);
     this.s.event("info", `scaled to ${instances} instance(s)`);
     return instances;
   }

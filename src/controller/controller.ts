@@ -16,7 +16,7 @@ import { Commands } from "./commands.js";
 import { Lease } from "./lease.js";
 import { InstanceActions } from "./instances.js";
 import { FleetObserver, type ProbeFn } from "./observe.js";
-import { RouterSync, maintenanceKey } from "./router-sync.js";
+import { RouterSync } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
 import { Transitions } from "./transitions.js";
 import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "./types.js";
@@ -131,9 +131,8 @@ export class Controller {
         steps = nextSteps(this.rolloutParams(rel, rollout.strategy, rollout.fast), this.rolloutStatus(rollout), observed, now);
       } else {
         const live = this.state.liveRelease();
-        const standbyUntil = db.getMeta("standbyUntil");
         steps = planSteady(
-          { live: live?.id, instances: this.state.desiredInstances(), drainTimeout: this.state.specOf(live?.id).drainTimeout, keepStandbyUntil: standbyUntil ? Number(standbyUntil) : undefined },
+          { live: live?.id, instances: this.state.desiredInstances(), drainTimeout: this.state.specOf(live?.id).drainTimeout, keepStandbyUntil: db.getFact(service, "standbyUntil") },
           observed,
           now,
         );
@@ -271,7 +270,7 @@ export class Controller {
    */
   async setMaintenance(mode: MaintenanceMode | undefined): Promise<{ maintenance: MaintenanceMode | null; tableVersion: number }> {
     const { db, service } = this.state;
-    db.setMeta(maintenanceKey(service), mode === undefined ? undefined : JSON.stringify(mode));
+    db.setFact(service, "maintenance", mode);
     // The tick loop pushes the table (one writer, no version race); wait, bounded, until the router reports it.
     const want = JSON.stringify(mode ?? null);
     const until = this.d.clock.now() + 10_000;

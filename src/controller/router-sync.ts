@@ -1,7 +1,7 @@
 // Pushing the routing table: when it changed, or when the router holds an older one (it
 // restarted without its file). What the table holds is planRoutingTable's decision.
 
-import type { MaintenanceMode, Router, RouterStats, RoutingTable } from "../traffic/router.js";
+import type { Router, RouterStats, RoutingTable } from "../traffic/router.js";
 import { planRoutingTable } from "./routing-plan.js";
 import type { ServiceState } from "./service-state.js";
 
@@ -17,9 +17,6 @@ export function sameTable(a: RoutingTable, b: RoutingTable): boolean {
   return true;
 }
 
-/** The meta key holding a service's maintenance mode (`kiln maintenance on|off`), as JSON; absent = off. */
-export const maintenanceKey = (service: string) => `maintenance:${service}`;
-
 export class RouterSync {
   private last?: RoutingTable;
   /** what the last pushed table was built from */
@@ -29,17 +26,17 @@ export class RouterSync {
 
   async sync(stats: RouterStats | undefined): Promise<void> {
     const { db, service } = this.state;
-    const current = Number(db.getMeta("tableVersion") ?? "0");
+    const current = db.getFact(service, "tableVersion") ?? 0;
     const routerBehind = stats !== undefined && stats.tableVersion < current;
     // The table is a function of the instance rows and the active rollout: when neither
     // changed since the last push there is nothing to build (10,000-instance fleets).
     const r = db.activeRollout(service);
-    const live = db.getMeta("live");
-    const maintenance = db.getMeta(maintenanceKey(service));
-    const inputs = `${db.instancesRevision()}|${r?.id}:${r?.state}:${JSON.stringify(r?.progress)}:${r?.switchedAt}|${live}|${maintenance}`;
+    const live = db.getFact(service, "live");
+    const maintenance = db.getFact(service, "maintenance");
+    const inputs = `${db.instancesRevision()}|${r?.id}:${r?.state}:${JSON.stringify(r?.progress)}:${r?.switchedAt}|${live}|${JSON.stringify(maintenance)}`;
     if (inputs === this.lastInputs && !routerBehind) return;
     const candidate: RoutingTable = planRoutingTable({ instances: db.liveInstances(service), rollout: r, spec: this.state.specOf(r?.target ?? live), version: current });
-    if (maintenance !== undefined) candidate.maintenance = JSON.parse(maintenance) as MaintenanceMode;
+    if (maintenance !== undefined) candidate.maintenance = maintenance;
     if (this.last && sameTable(candidate, this.last) && !routerBehind) {
       this.lastInputs = inputs;
       return;
@@ -47,7 +44,7 @@ export class RouterSync {
     const version = current + 1;
     try {
       await this.router.setTable({ ...candidate, version });
-      db.setMeta("tableVersion", String(version));
+      db.setFact(service, "tableVersion", version);
       this.last = candidate;
       this.lastInputs = inputs;
     } catch (e) {

@@ -46,13 +46,12 @@ export class ServiceState {
   }
 
   liveRelease(): Release | undefined {
-    const id = this.db.getMeta("live");
+    const id = this.db.getFact(this.service, "live");
     return id ? this.db.getRelease(id) : undefined;
   }
 
   desiredInstances(): number {
-    const v = this.db.getMeta("instances");
-    return v === undefined ? this.d.defaultSpec.instances : Number(v);
+    return this.db.getFact(this.service, "instances") ?? this.d.defaultSpec.instances;
   }
 
   /** A release's spec never changes once recorded, so it is read from state once. */

@@ -11,7 +11,7 @@ export class Transitions {
   finish(rollout: RolloutRecord, reason: string): void {
     const { db, service } = this.state;
     const now = this.state.now();
-    const prevLiveId = db.getMeta("live");
+    const prevLiveId = db.getFact(service, "live");
     const prevLive = prevLiveId ? db.getRelease(prevLiveId) : undefined;
     const plan = planFinish({ rollout, prevLive, keepPreviousFor: this.state.specOf(rollout.target).strategy.blueGreen.keepPreviousFor, now });
     const equivalent = new Set(this.state.equivalentReleases(rollout));
@@ -21,8 +21,8 @@ export class Transitions {
       db.updateRollout(rollout.id, { state: "done", finishedAt: now, reason });
       db.updateRelease(rollout.target, { status: "live", liveAt: now, reason: undefined });
       if (plan.previous) db.updateRelease(plan.previous.id, { status: plan.previous.status, finishedAt: now });
-      db.setMeta("live", plan.live);
-      db.setMeta("standbyUntil", plan.standbyUntil === undefined ? undefined : String(plan.standbyUntil));
+      db.setFact(service, "live", plan.live);
+      db.setFact(service, "standbyUntil", plan.standbyUntil);
     });
     this.state.event("info", `${rollout.kind === "rollback" ? "rolled back to" : "release live:"} ${rollout.target} (${reason})`, { rollout: rollout.id, release: rollout.target });
   }
@@ -31,7 +31,7 @@ export class Transitions {
   abort(rollout: RolloutRecord, reason: string, force: boolean): void {
     const { db, service } = this.state;
     const now = this.state.now();
-    const live = db.getMeta("live");
+    const live = db.getFact(service, "live");
     const autoRollback = force || autoRollbackOf(rollout.strategy, this.state.specOf(rollout.target));
     const plan = planAbort({ rollout, autoRollback, force, live, desired: this.state.desiredInstances(), warm: live ? this.state.warmStandby(live) : 0 });
     db.tx(() => {

@@ -26,7 +26,7 @@ export function keepWindow(db: StateDb, service: string, keep: number): WindowRe
     reasons.set(r.id, cur);
   };
   for (const r of db.listReleases(service).slice(0, keep)) add(r, `among the newest ${keep}`);
-  const liveId = db.getMeta("live");
+  const liveId = db.getFact(service, "live");
   const live = liveId ? db.getRelease(liveId) : undefined;
   if (live?.service === service) {
     add(live, "live");

@@ -1,4 +1,4 @@
-// Durable state in SQLite: releases, instances, rollouts, events and per-service facts (meta).
+// Durable state in SQLite: releases, instances, rollouts, events, per-service facts and leases.
 // Every multi-row change goes through `tx` so a crash leaves either all of it or none.
 
 import Database from "better-sqlite3";
@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { KilnError } from "../errors.js";
 import type { RolloutProgress, Routing, StrategyName } from "../rollout/types.js";
+import type { MaintenanceMode } from "../traffic/router.js";
 import { normalizeReleaseSettings, type ReleaseSettings, type StoredReleaseSettings } from "./release-settings.js";
 
 export type ReleaseStatus = "pending" | "deploying" | "live" | "superseded" | "failed" | "rolled-back";
@@ -89,6 +90,29 @@ export interface EventRecord {
   message: string;
 }
 
+/** What state records about one service beyond its releases, rollouts and instances. */
+export interface ServiceFacts {
+  /** the live release's id */
+  live: string;
+  /** the desired fleet size, as the last deploy or `kiln scale` set it */
+  instances: number;
+  /** epoch ms until which a blue-green deploy keeps the previous fleet warm on standby */
+  standbyUntil: number;
+  /** the version of the last routing table pushed to the router */
+  tableVersion: number;
+  /** `kiln maintenance on` (absent: off) */
+  maintenance: MaintenanceMode;
+}
+
+/** How each fact is kept as text: verbatim, a whole number, or JSON. */
+const FACT_ENCODING: { readonly [K in keyof ServiceFacts]: "text" | "integer" | "json" } = {
+  live: "text",
+  instances: "integer",
+  standbyUntil: "integer",
+  tableVersion: "integer",
+  maintenance: "json",
+};
+
 /** The schema, one step per version (user_version = how many ran); exported so a test can build an older schema. */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE releases (
@@ -126,6 +150,25 @@ export const MIGRATIONS: readonly string[] = [
   // A failed step leaves an error event.
   `DROP INDEX steps_pending;
    DROP TABLE steps;`,
+  // Facts about a service (its live release, desired size, standby deadline, routing table
+  // version, maintenance mode) keyed by (service, name) instead of loose, unscoped meta keys.
+  // The unscoped ones belong to the live release's service, or, without one, to the only
+  // service state knows of; with neither (no service, or several and none live) they name no
+  // service and are dropped. `maintenance:<service>` keys carry their service. Leases stay in meta.
+  `CREATE TABLE service_facts (service TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (service, name));
+   INSERT INTO service_facts (service, name, value)
+     SELECT o.service, m.key, m.value
+     FROM meta m CROSS JOIN (
+       SELECT service FROM releases WHERE id = (SELECT value FROM meta WHERE key = 'live')
+       UNION
+       SELECT MIN(service) FROM (SELECT service FROM releases UNION SELECT service FROM instances UNION SELECT service FROM rollouts) known
+       WHERE NOT EXISTS (SELECT 1 FROM releases r JOIN meta l ON l.key = 'live' AND l.value = r.id)
+       HAVING COUNT(DISTINCT service) = 1
+     ) o
+     WHERE m.key IN ('live', 'instances', 'standbyUntil', 'tableVersion');
+   INSERT INTO service_facts (service, name, value)
+     SELECT substr(key, 13), 'maintenance', value FROM meta WHERE key LIKE 'maintenance:%';
+   DELETE FROM meta WHERE key IN ('live', 'instances', 'standbyUntil', 'tableVersion') OR key LIKE 'maintenance:%';`,
 ];
 
 type Row = Record<string, unknown>;
@@ -407,12 +450,32 @@ export class StateDb {
     this.db.close();
   }
 
-  // --- meta ---
-  getMeta(key: string): string | undefined {
+  // --- facts about a service (live release, desired size, standby deadline, table version, maintenance) ---
+  getFact<K extends keyof ServiceFacts>(service: string, name: K): ServiceFacts[K] | undefined {
+    const r = this.stmt("SELECT value FROM service_facts WHERE service = ? AND name = ?").get(service, name) as Row | undefined;
+    if (!r) return undefined;
+    const v = r.value as string;
+    const enc = FACT_ENCODING[name];
+    return (enc === "text" ? v : enc === "integer" ? Number(v) : JSON.parse(v)) as ServiceFacts[K];
+  }
+  /** Record a fact; undefined removes it. */
+  setFact<K extends keyof ServiceFacts>(service: string, name: K, value: ServiceFacts[K] | undefined): void {
+    if (value === undefined) {
+      this.stmt("DELETE FROM service_facts WHERE service = ? AND name = ?").run(service, name);
+      return;
+    }
+    const enc = FACT_ENCODING[name];
+    if (enc === "integer" && !Number.isSafeInteger(value)) throw new KilnError("KILN_E_INTERNAL", `fact ${name} of ${service} must be a whole number, got ${String(value)}`);
+    const text = enc === "text" ? String(value) : enc === "integer" ? String(value) : JSON.stringify(value);
+    this.stmt("INSERT INTO service_facts (service, name, value) VALUES (?, ?, ?) ON CONFLICT (service, name) DO UPDATE SET value = excluded.value").run(service, name, text);
+  }
+
+  // --- meta: leases, keyed lease:<service> ---
+  private getMeta(key: string): string | undefined {
     const r = this.stmt("SELECT value FROM meta WHERE key = ?").get(key) as Row | undefined;
     return r ? (r.value as string) : undefined;
   }
-  setMeta(key: string, value: string | undefined): void {
+  private setMeta(key: string, value: string | undefined): void {
     if (value === undefined) this.stmt("DELETE FROM meta WHERE key = ?").run(key);
     else this.stmt("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
   }

@@ -45,7 +45,7 @@ export function addRelease(db: StateDb, digest: string, opts: { live?: boolean; 
     service: SERVICE, ref: `${SERVICE}:${version}`, version, digest, configHash: "sha256:0", env: {}, spec: releaseSpec(),
     strategy: "rolling", status: opts.live ? "live" : "superseded", createdAt: Date.now(), previous: opts.previous,
   });
-  if (opts.live) db.setMeta("live", r.id);
+  if (opts.live) db.setFact(SERVICE, "live", r.id);
   return r;
 }
 

@@ -56,7 +56,7 @@ function recordReleases(home: string, images: Baked[]): StateDb {
     });
     prev = r.id;
   }
-  db.setMeta("live", prev);
+  db.setFact(SERVICE, "live", prev);
   return db;
 }
 

@@ -113,6 +113,29 @@ describe("releases", () => {
   });
 });
 
+describe("service facts", () => {
+  it("are typed and scoped: two services do not see each other's facts; undefined removes one", () => {
+    const db = new StateDb(":memory:");
+    db.setFact("web", "live", "r3");
+    db.setFact("web", "instances", 12);
+    db.setFact("web", "maintenance", { message: "m", retryAfterS: 30 });
+    db.setFact("api", "instances", 2);
+    assert.equal(db.getFact("web", "live"), "r3");
+    assert.equal(db.getFact("api", "live"), undefined);
+    assert.equal(db.getFact("web", "instances"), 12);
+    assert.equal(db.getFact("api", "instances"), 2);
+    assert.deepEqual(db.getFact("web", "maintenance"), { message: "m", retryAfterS: 30 });
+    assert.equal(db.getFact("api", "maintenance"), undefined);
+    db.setFact("web", "instances", 13);
+    assert.equal(db.getFact("web", "instances"), 13);
+    db.setFact("web", "maintenance", undefined);
+    assert.equal(db.getFact("web", "maintenance"), undefined);
+    assert.equal(db.getFact("api", "instances"), 2);
+    assert.throws(() => db.setFact("web", "tableVersion", 1.5), /whole number/);
+    db.close();
+  });
+});
+
 describe("DueQueue", () => {
   it("pops what is due, earliest first, each id once, at its latest due time", () => {
     const q = new DueQueue();
@@ -154,19 +177,96 @@ describe("migrations", () => {
       raw.close();
 
       const db = new StateDb(file);
-      assert.deepEqual(db.schemaVersion(), { version: 5, latest: 5 });
+      assert.deepEqual(db.schemaVersion(), { version: MIGRATIONS.length, latest: MIGRATIONS.length });
       assert.equal(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'steps'").get(), undefined);
       assert.equal(db.getRelease("r1")!.spec.strategy.maxQuarantined, 1);
       assert.deepEqual(db.liveInstances("svc").map((i) => [i.id, i.routing, i.healthySince]), [["i1", "active", 12]]);
       assert.deepEqual(db.activeRollout("svc")?.progress, { quarantined: 1 });
       assert.deepEqual(db.events("svc").map((e) => e.message), ["deploying"]);
-      assert.equal(db.getMeta("live"), "r1");
-      assert.equal(db.getMeta("instances"), "3");
+      assert.equal(db.getFact("svc", "live"), "r1");
+      assert.equal(db.getFact("svc", "instances"), 3);
       assert.deepEqual(db.lease("svc"), { owner: "1@h", until: 99 });
       assert.deepEqual(db.integrityCheck(), ["ok"]);
       db.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+  /** A state file at schema `version` (the migrations before it), filled by `fill`, opened by the current kiln. */
+  async function fromSchema(version: number, fill: (raw: import("better-sqlite3").Database) => void, check: (db: StateDb) => void): Promise<void> {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const Database = (await import("better-sqlite3")).default;
+    const { MIGRATIONS } = await import("../../src/state/db.js");
+    const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
+    try {
+      const file = join(dir, "state.db");
+      const raw = new Database(file);
+      for (const m of MIGRATIONS.slice(0, version)) raw.exec(m);
+      raw.pragma(`user_version = ${version}`);
+      fill(raw);
+      raw.close();
+      const db = new StateDb(file);
+      try {
+        check(db);
+        assert.deepEqual(db.integrityCheck(), ["ok"]);
+      } finally {
+        db.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const release = (raw: import("better-sqlite3").Database, id: string, service: string) =>
+    raw.prepare("INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, created_at) VALUES (?, 1, ?, 'a:1', '1', 'sha256:a', 'c', '{}', ?, 'rolling', 'live', 10)")
+      .run(id, service, JSON.stringify(releaseSpec()));
+  const meta = (raw: import("better-sqlite3").Database, rows: Record<string, string>) => {
+    for (const [k, v] of Object.entries(rows)) raw.prepare("INSERT INTO meta (key, value) VALUES (?, ?)").run(k, v);
+  };
+
+  it("6 (service-scoped facts) from schema 5 with rows: the unscoped facts go to the live release's service, maintenance keeps its own, the lease stays", async () => {
+    await fromSchema(5, (raw) => {
+      release(raw, "r1", "web");
+      release(raw, "x1", "api");
+      meta(raw, { live: "r1", instances: "4", standbyUntil: "600000", tableVersion: "17", "maintenance:api": JSON.stringify({ message: "back soon" }), "lease:web": JSON.stringify({ owner: "1@h", until: 99 }) });
+    }, (db) => {
+      assert.equal(db.getFact("web", "live"), "r1");
+      assert.equal(db.getFact("web", "instances"), 4);
+      assert.equal(db.getFact("web", "standbyUntil"), 600_000);
+      assert.equal(db.getFact("web", "tableVersion"), 17);
+      assert.equal(db.getFact("web", "maintenance"), undefined);
+      assert.deepEqual(db.getFact("api", "maintenance"), { message: "back soon" });
+      assert.equal(db.getFact("api", "live"), undefined);
+      assert.equal(db.getFact("api", "instances"), undefined);
+      assert.deepEqual(db.lease("web"), { owner: "1@h", until: 99 });
+      // nothing but the lease is left in meta
+      assert.deepEqual(db.db.prepare("SELECT key FROM meta ORDER BY key").all(), [{ key: "lease:web" }]);
+    });
+  });
+
+  it("6 from schema 5: without a live release the facts go to the only service state knows of", async () => {
+    await fromSchema(5, (raw) => {
+      raw.prepare("INSERT INTO instances (id, service, release, digest, state, routing, launched_at) VALUES ('i1', 'solo', 'r9', 'sha256:a', 'running', 'active', 1)").run();
+      meta(raw, { instances: "2", tableVersion: "3" });
+    }, (db) => {
+      assert.equal(db.getFact("solo", "instances"), 2);
+      assert.equal(db.getFact("solo", "tableVersion"), 3);
+      assert.equal(db.getFact("solo", "live"), undefined);
+    });
+  });
+
+  it("6 from schema 5: facts that name no service (several services, none live) are dropped, not given to one at random", async () => {
+    await fromSchema(5, (raw) => {
+      release(raw, "r1", "web");
+      release(raw, "x1", "api");
+      raw.prepare("UPDATE releases SET status = 'superseded'").run();
+      meta(raw, { instances: "5" });
+    }, (db) => {
+      assert.equal(db.getFact("web", "instances"), undefined);
+      assert.equal(db.getFact("api", "instances"), undefined);
+      assert.deepEqual(db.db.prepare("SELECT COUNT(*) AS n FROM service_facts").get(), { n: 0 });
+      assert.deepEqual(db.db.prepare("SELECT COUNT(*) AS n FROM meta").get(), { n: 0 });
+    });
   });
 });

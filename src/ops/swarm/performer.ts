@@ -155,7 +155,7 @@ export class SwarmPerformer implements RolloutPerformer {
   }
 
   private live(db: StateDb): Release | undefined {
-    const id = db.getMeta("live");
+    const id = db.getFact(this.service, "live");
     return id ? db.getRelease(id) : undefined;
   }
 
@@ -182,7 +182,7 @@ export class SwarmPerformer implements RolloutPerformer {
           db.updateRelease(rollout.target, { status: "live", liveAt: fin });
           const prev = rollout.previous ? db.getRelease(rollout.previous) : undefined;
           if (prev && prev.id !== rollout.target && prev.status === "live") db.updateRelease(prev.id, { status: "superseded", finishedAt: fin });
-          db.setMeta("live", rollout.target);
+          db.setFact(this.service, "live", rollout.target);
         } else {
           db.updateRollout(rollout.id, { state: outcome === "rolled-back" ? "aborted" : "failed", reason, finishedAt: fin });
           db.updateRelease(rollout.target, { status: "failed", reason, finishedAt: fin });
@@ -191,7 +191,7 @@ export class SwarmPerformer implements RolloutPerformer {
         db.updateRollout(rollout.id, { state: "done", finishedAt: fin });
         db.updateRelease(rollout.target, { status: "live", liveAt: fin, reason: undefined });
         if (rollout.previous) db.updateRelease(rollout.previous, { status: "rolled-back", finishedAt: fin });
-        db.setMeta("live", rollout.target);
+        db.setFact(this.service, "live", rollout.target);
       } else db.updateRollout(rollout.id, { state: "failed", reason, finishedAt: fin });
     });
     const ok = outcome === "live";
@@ -254,8 +254,8 @@ export class SwarmPerformer implements RolloutPerformer {
     const engine = await this.engine();
     return this.withDb(async (db) => {
       // `kiln scale` outlives deploys, as with kiln's own controller.
-      const scaled = db.getMeta("instances");
-      const spec = { ...withStrategy(this.deps.spec, req.strategy), ...(scaled === undefined ? {} : { instances: Number(scaled) }) };
+      const scaled = db.getFact(this.service, "instances");
+      const spec = { ...withStrategy(this.deps.spec, req.strategy), ...(scaled === undefined ? {} : { instances: scaled }) };
       const name = spec.name;
       const cur = await engine.inspect(name);
       const live = this.live(db);
@@ -362,7 +362,7 @@ export class SwarmPerformer implements RolloutPerformer {
     const spec = this.deps.spec;
     await engine.scale(spec.name, instances);
     await this.withDb((db) => {
-      db.setMeta("instances", String(instances));
+      db.setFact(this.service, "instances", instances);
       this.event(db, `scaled to ${instances} instance(s)`);
     });
     const until = this.now() + limitsOf(spec).deadline;
