@@ -543,16 +543,20 @@ export class StateDb {
   insertInstances(list: readonly InstanceRecord[]): void {
     if (list.length === 0) return;
     this.tx(() => {
-      let k = 0;
-      for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
-        const values: unknown[] = [];
-        for (let j = k; j < k + ROWS_PER_INSERT; j++) values.push(...instanceRow(list[j]!));
-        this.stmt(INSERT_INSTANCES).run(values);
-      }
-      for (; k < list.length; k++) this.stmt(INSERT_INSTANCE).run(instanceRow(list[k]!));
+      this.insertRows(list, instanceRow, INSERT_INSTANCES, INSERT_INSTANCE);
       // In list order: the cache's order breaks launch-time ties as rowid does.
       for (const i of list) this.cacheInsert(i);
     });
+  }
+  /** `list` as rows: ROWS_PER_INSERT to a statement (`many`), the rest one by one (`one`). */
+  private insertRows<T>(list: readonly T[], row: (x: T) => unknown[], many: string, one: string): void {
+    let k = 0;
+    for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
+      const values: unknown[] = [];
+      for (let j = k; j < k + ROWS_PER_INSERT; j++) values.push(...row(list[j]!));
+      this.stmt(many).run(values);
+    }
+    for (; k < list.length; k++) this.stmt(one).run(row(list[k]!));
   }
   insertInstance(i: InstanceRecord): void {
     this.stmt(INSERT_INSTANCE).run(instanceRow(i));
@@ -725,15 +729,7 @@ export class StateDb {
   /** Many events in one transaction, a chunk of rows per statement (one per instance of a 5,000-instance step). */
   addEvents(list: readonly Omit<EventRecord, "id">[]): void {
     if (list.length === 0) return;
-    this.tx(() => {
-      let k = 0;
-      for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
-        const values: unknown[] = [];
-        for (let j = k; j < k + ROWS_PER_INSERT; j++) values.push(...eventRow(list[j]!));
-        this.stmt(INSERT_EVENTS).run(values);
-      }
-      for (; k < list.length; k++) this.addEvent(list[k]!);
-    });
+    this.tx(() => this.insertRows(list, eventRow, INSERT_EVENTS, INSERT_EVENT));
   }
   events(service: string, afterId = 0, limit = 500): EventRecord[] {
     return (this.stmt("SELECT * FROM events WHERE service = ? AND id > ? ORDER BY id LIMIT ?").all(service, afterId, limit) as Row[]).map((r) => ({

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DueQueue } from "../../src/controller/due-queue.js";
-import { StateDb, type InstanceRecord } from "../../src/state/db.js";
+import { MIGRATIONS, StateDb, type InstanceRecord } from "../../src/state/db.js";
 import { releaseSpec } from "../controller/fake-world.js";
 
 const rec = (id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord => ({ id, service: "svc", release: "r1", digest: "d", state: "launching", routing: "none", launchedAt: 1, ...extra });
@@ -155,17 +155,7 @@ describe("DueQueue", () => {
 
 describe("migrations", () => {
   it("5 (the unread step journal goes) from schema 4 with rows: everything else reads back", async () => {
-    const { mkdtempSync, rmSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const Database = (await import("better-sqlite3")).default;
-    const { MIGRATIONS } = await import("../../src/state/db.js");
-    const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
-    try {
-      const file = join(dir, "state.db");
-      const raw = new Database(file);
-      for (const m of MIGRATIONS.slice(0, 4)) raw.exec(m);
-      raw.pragma("user_version = 4");
+    await fromSchema(4, (raw) => {
       const { maxQuarantined: _, ...oldStrategy } = releaseSpec().strategy;
       raw.prepare("INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, created_at) VALUES ('r1', 1, 'svc', 'a:1', '1', 'sha256:a', 'c', '{}', ?, 'rolling', 'live', 10)")
         .run(JSON.stringify({ ...releaseSpec(), strategy: oldStrategy }));
@@ -174,9 +164,7 @@ describe("migrations", () => {
       raw.prepare("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (1, 'svc', 'launch', '{}', 'intent', 10)").run();
       raw.prepare("INSERT INTO events (at, level, service, message) VALUES (10, 'info', 'svc', 'deploying')").run();
       raw.prepare("INSERT INTO meta (key, value) VALUES ('live', 'r1'), ('instances', '3'), ('lease:svc', ?)").run(JSON.stringify({ owner: "1@h", until: 99 }));
-      raw.close();
-
-      const db = new StateDb(file);
+    }, (db) => {
       assert.deepEqual(db.schemaVersion(), { version: MIGRATIONS.length, latest: MIGRATIONS.length });
       assert.equal(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'steps'").get(), undefined);
       assert.equal(db.getRelease("r1")!.spec.strategy.maxQuarantined, 1);
@@ -186,19 +174,15 @@ describe("migrations", () => {
       assert.equal(db.getFact("svc", "live"), "r1");
       assert.equal(db.getFact("svc", "instances"), 3);
       assert.deepEqual(db.lease("svc"), { owner: "1@h", until: 99 });
-      assert.deepEqual(db.integrityCheck(), ["ok"]);
-      db.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
+
   /** A state file at schema `version` (the migrations before it), filled by `fill`, opened by the current kiln. */
   async function fromSchema(version: number, fill: (raw: import("better-sqlite3").Database) => void, check: (db: StateDb) => void): Promise<void> {
     const { mkdtempSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
     const Database = (await import("better-sqlite3")).default;
-    const { MIGRATIONS } = await import("../../src/state/db.js");
     const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
     try {
       const file = join(dir, "state.db");
