@@ -1,64 +1,27 @@
-// The state database's own behaviour: the instance change feed, the live index, and reading
-// releases recorded by an older kiln.
+// The state database's own behaviour on SQLite (the shared suite in state-suite.ts; the same
+// suite runs on PostgreSQL in integration/pg-state.test.ts), and the controller's due queue.
 
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DueQueue } from "../../src/controller/due-queue.js";
-import { StateDb, type InstanceRecord } from "../../src/state/db.js";
-import { releaseSpec } from "../controller/fake-world.js";
+import { StateDb } from "../../src/state/db.js";
+import { stateSuite } from "./state-suite.js";
 
-const rec = (id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord => ({ id, service: "svc", release: "r1", digest: "d", state: "launching", routing: "none", launchedAt: 1, ...extra });
-
-describe("instance change feed", () => {
-  it("first read is full; then only the ids written since, with reordering flagged", () => {
-    const db = new StateDb(":memory:");
-    db.insertInstance(rec("a"));
-    db.liveInstances("svc");
-    const first = db.instanceChangesSince("svc", undefined);
-    assert.equal(first.full, true);
-    db.insertInstance(rec("b"));
-    db.updateInstance("a", { healthySince: 5 });
-    const next = db.instanceChangesSince("svc", first.cursor);
-    assert.equal(next.full, false);
-    assert.deepEqual(next.ids.sort(), ["a", "b"]);
-    assert.equal(next.reordered, true);
-    db.updateInstance("a", { routing: "active" });
-    const third = db.instanceChangesSince("svc", next.cursor);
-    assert.deepEqual(third, { cursor: third.cursor, full: false, reordered: false, ids: ["a"] });
-    assert.deepEqual(db.instanceChangesSince("svc", third.cursor).ids, []);
-    db.close();
-  });
-  it("a rolled-back transaction makes the next read full", () => {
-    const db = new StateDb(":memory:");
-    db.insertInstance(rec("a"));
-    db.liveInstances("svc");
-    const c = db.instanceChangesSince("svc", undefined).cursor;
-    assert.throws(() => db.tx(() => {
-      db.updateInstance("a", { routing: "active" });
-      throw new Error("boom");
-    }));
-    assert.equal(db.instanceChangesSince("svc", c).full, true);
-    assert.equal(db.liveIndex("svc").get("a")?.routing, "none");
-    db.close();
-  });
-  it("the live index follows this connection's writes and drops what left the live states", () => {
-    const db = new StateDb(":memory:");
-    db.insertInstance(rec("a"));
-    const index = db.liveIndex("svc");
-    db.updateInstance("a", { state: "running", address: "127.0.0.1:1" });
-    assert.equal(index.get("a")?.address, "127.0.0.1:1");
-    db.updateInstance("a", { state: "terminated" });
-    assert.equal(index.has("a"), false);
-    db.close();
-  });
+stateSuite({
+  name: "SQLite",
+  async fresh() {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-state-"));
+    return { location: join(dir, "state.db"), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+  },
 });
 
-describe("releases", () => {
-  it("a release recorded without maxQuarantined reads back with the default", () => {
+describe("SQLite only", () => {
+  it("the migrated schema has no step journal table", () => {
     const db = new StateDb(":memory:");
-    const { maxQuarantined: _, ...strategy } = releaseSpec().strategy;
-    const r = db.createRelease({ service: "svc", ref: "a:1", version: "1", digest: "d", configHash: "c", env: {}, spec: { ...releaseSpec(), strategy } as never, strategy: "rolling", status: "live", createdAt: 0 });
-    assert.equal(db.getRelease(r.id)!.spec.strategy.maxQuarantined, 1);
+    assert.equal(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'steps'").get(), undefined);
     db.close();
   });
 });
@@ -77,46 +40,5 @@ describe("DueQueue", () => {
     q.cancel("d");
     assert.deepEqual(q.popDue(100), []);
     assert.equal(q.size, 0);
-  });
-});
-
-describe("migrations", () => {
-  it("5 (the unread step journal goes) from schema 4 with rows: everything else reads back", async () => {
-    const { mkdtempSync, rmSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const Database = (await import("better-sqlite3")).default;
-    const { MIGRATIONS } = await import("../../src/state/db.js");
-    const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
-    try {
-      const file = join(dir, "state.db");
-      const raw = new Database(file);
-      for (const m of MIGRATIONS.slice(0, 4)) raw.exec(m);
-      raw.pragma("user_version = 4");
-      const { maxQuarantined: _, ...oldStrategy } = releaseSpec().strategy;
-      raw.prepare("INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, created_at) VALUES ('r1', 1, 'svc', 'a:1', '1', 'sha256:a', 'c', '{}', ?, 'rolling', 'live', 10)")
-        .run(JSON.stringify({ ...releaseSpec(), strategy: oldStrategy }));
-      raw.prepare("INSERT INTO instances (id, service, release, digest, address, state, routing, launched_at, healthy_since) VALUES ('i1', 'svc', 'r1', 'sha256:a', '127.0.0.1:1', 'running', 'active', 11, 12)").run();
-      raw.prepare("INSERT INTO rollouts (service, kind, strategy, target, state, started_at, progress) VALUES ('svc', 'deploy', 'rolling', 'r1', 'running', 10, '{\"quarantined\":1}')").run();
-      raw.prepare("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (1, 'svc', 'launch', '{}', 'intent', 10)").run();
-      raw.prepare("INSERT INTO events (at, level, service, message) VALUES (10, 'info', 'svc', 'deploying')").run();
-      raw.prepare("INSERT INTO meta (key, value) VALUES ('live', 'r1'), ('instances', '3'), ('lease:svc', ?)").run(JSON.stringify({ owner: "1@h", until: 99 }));
-      raw.close();
-
-      const db = new StateDb(file);
-      assert.deepEqual(db.schemaVersion(), { version: 5, latest: 5 });
-      assert.equal(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'steps'").get(), undefined);
-      assert.equal(db.getRelease("r1")!.spec.strategy.maxQuarantined, 1);
-      assert.deepEqual(db.liveInstances("svc").map((i) => [i.id, i.routing, i.healthySince]), [["i1", "active", 12]]);
-      assert.deepEqual(db.activeRollout("svc")?.progress, { quarantined: 1 });
-      assert.deepEqual(db.events("svc").map((e) => e.message), ["deploying"]);
-      assert.equal(db.getMeta("live"), "r1");
-      assert.equal(db.getMeta("instances"), "3");
-      assert.deepEqual(db.lease("svc"), { owner: "1@h", until: 99 });
-      assert.deepEqual(db.integrityCheck(), ["ok"]);
-      db.close();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });

@@ -1,0 +1,234 @@
+// The state database's behaviour, one suite for every backend: db.test.ts runs it on SQLite,
+// integration/pg-state.test.ts on PostgreSQL. `fresh()` gives a new, empty state location
+// (an SQLite file, or a PostgreSQL schema) and the way to remove it.
+
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { MIGRATIONS, openStateDriver, StateDb, type InstanceRecord } from "../../src/state/db.js";
+import { releaseSpec } from "../controller/fake-world.js";
+
+export interface StateBackendUnderTest {
+  name: string;
+  /** a new, empty state location; `drop` removes it once its connections are closed */
+  fresh(): Promise<{ location: string; drop(): Promise<void> }>;
+}
+
+const rec = (id: string, extra: Partial<InstanceRecord> = {}): InstanceRecord => ({ id, service: "svc", release: "r1", digest: "d", state: "launching", routing: "none", launchedAt: 1, ...extra });
+const release = (over: Record<string, unknown> = {}) => ({
+  service: "svc", ref: "a:1", version: "1", digest: "sha256:a", configHash: "c", env: { A: "1" }, spec: releaseSpec(), strategy: "rolling" as const, status: "live" as const, createdAt: 1_796_000_000_000, ...over,
+});
+
+export function stateSuite(backend: StateBackendUnderTest): void {
+  const drops: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const d of drops) await d();
+  });
+  /** Opens a StateDb (or several, on the same location) closed at the end of `fn`. */
+  async function withState(fn: (open: () => StateDb, location: string) => void | Promise<void>): Promise<void> {
+    const f = await backend.fresh();
+    drops.push(f.drop);
+    const opened: StateDb[] = [];
+    try {
+      await fn(() => {
+        const db = new StateDb(f.location);
+        opened.push(db);
+        return db;
+      }, f.location);
+    } finally {
+      for (const db of opened) db.close();
+    }
+  }
+
+  describe(`${backend.name}: instance change feed`, () => {
+    it("first read is full; then only the ids written since, with reordering flagged", () => withState((open) => {
+      const db = open();
+      db.insertInstance(rec("a"));
+      db.liveInstances("svc");
+      const first = db.instanceChangesSince("svc", undefined);
+      assert.equal(first.full, true);
+      db.insertInstance(rec("b"));
+      db.updateInstance("a", { healthySince: 5 });
+      const next = db.instanceChangesSince("svc", first.cursor);
+      assert.equal(next.full, false);
+      assert.deepEqual(next.ids.sort(), ["a", "b"]);
+      assert.equal(next.reordered, true);
+      db.updateInstance("a", { routing: "active" });
+      const third = db.instanceChangesSince("svc", next.cursor);
+      assert.deepEqual(third, { cursor: third.cursor, full: false, reordered: false, ids: ["a"] });
+      assert.deepEqual(db.instanceChangesSince("svc", third.cursor).ids, []);
+    }));
+    it("a rolled-back transaction makes the next read full", () => withState((open) => {
+      const db = open();
+      db.insertInstance(rec("a"));
+      db.liveInstances("svc");
+      const c = db.instanceChangesSince("svc", undefined).cursor;
+      assert.throws(() => db.tx(() => {
+        db.updateInstance("a", { routing: "active" });
+        throw new Error("boom");
+      }));
+      assert.equal(db.instanceChangesSince("svc", c).full, true);
+      assert.equal(db.liveIndex("svc").get("a")?.routing, "none");
+    }));
+    it("the live index follows this connection's writes and drops what left the live states", () => withState((open) => {
+      const db = open();
+      db.insertInstance(rec("a"));
+      const index = db.liveIndex("svc");
+      db.updateInstance("a", { state: "running", address: "127.0.0.1:1" });
+      assert.equal(index.get("a")?.address, "127.0.0.1:1");
+      db.updateInstance("a", { state: "terminated" });
+      assert.equal(index.has("a"), false);
+    }));
+    it("another connection's commit drops the cache; this connection's own writes do not", () => withState((open) => {
+      const a = open();
+      const b = open();
+      a.insertInstance(rec("x", { launchedAt: 5 }));
+      const cursor = a.instanceChangesSince("svc", undefined).cursor;
+      assert.deepEqual(a.liveInstances("svc").map((i) => i.id), ["x"]);
+      const rev = a.instancesRevision();
+      a.updateInstance("x", { healthySince: 9 }); // own write, not routing-relevant: same revision
+      assert.equal(a.instancesRevision(), rev);
+      assert.equal(a.instanceChangesSince("svc", cursor).full, false);
+      b.insertInstance(rec("y", { launchedAt: 6 }));
+      b.updateInstance("x", { routing: "active" });
+      assert.notEqual(a.instancesRevision(), rev);
+      assert.equal(a.instanceChangesSince("svc", cursor).full, true);
+      assert.deepEqual(a.liveInstances("svc").map((i) => [i.id, i.routing]), [["x", "active"], ["y", "none"]]);
+      assert.equal(a.liveInstance("svc", "y")?.id, "y");
+      b.updateRollout(b.createRollout({ service: "svc", kind: "deploy", strategy: "rolling", target: "r1", state: "running", startedAt: 1, fast: false, promoteRequested: false }).id, { paused: true });
+      assert.equal(a.activeRollout("svc")?.paused, true);
+    }));
+    it("live instances come back in launch order, ties in insertion order", () => withState((open) => {
+      const db = open();
+      for (const [id, at] of [["c", 2], ["a", 1], ["b", 2], ["d", 1]] as const) db.insertInstance(rec(id, { launchedAt: at }));
+      db.insertInstance(rec("gone", { state: "terminated", launchedAt: 0 }));
+      assert.deepEqual(db.liveInstances("svc").map((i) => i.id), ["a", "d", "c", "b"]);
+      const other = open(); // a full read from the database orders them the same way
+      assert.deepEqual(other.liveInstances("svc").map((i) => i.id), ["a", "d", "c", "b"]);
+    }));
+  });
+
+  describe(`${backend.name}: records`, () => {
+    it("a release recorded without maxQuarantined reads back with the default", () => withState((open) => {
+      const db = open();
+      const { maxQuarantined: _, ...strategy } = releaseSpec().strategy;
+      const r = db.createRelease({ service: "svc", ref: "a:1", version: "1", digest: "d", configHash: "c", env: {}, spec: { ...releaseSpec(), strategy } as never, strategy: "rolling", status: "live", createdAt: 0 });
+      assert.equal(db.getRelease(r.id)!.spec.strategy.maxQuarantined, 1);
+    }));
+    // (Release ids are "r<seq>" and unique across services: two services' releases cannot share one state yet.)
+    it("releases: a sequence, epoch-ms times, patches, newest first", () => withState((open) => {
+      const db = open();
+      const r1 = db.createRelease(release());
+      const r2 = db.createRelease(release({ version: "2", status: "pending", previous: r1.id }));
+      assert.deepEqual([r1.seq, r2.seq], [1, 2]);
+      db.updateRelease(r2.id, { status: "live", liveAt: 1_796_000_000_123 });
+      const back = db.getRelease(r2.id)!;
+      assert.equal(back.liveAt, 1_796_000_000_123);
+      assert.equal(typeof back.createdAt, "number");
+      assert.deepEqual(back.env, { A: "1" });
+      assert.equal(back.previous, "r1");
+      assert.equal(back.reason, undefined);
+      assert.deepEqual(db.listReleases("svc").map((r) => r.id), ["r2", "r1"]);
+      assert.equal(db.getRelease("r9"), undefined);
+    }));
+    it("rollouts: ids from the database, booleans, progress, the running one", () => withState((open) => {
+      const db = open();
+      const base = { service: "svc", kind: "deploy" as const, strategy: "canary" as const, target: "r1", state: "running" as const, startedAt: 1_796_000_000_000, fast: true, promoteRequested: false };
+      const a = db.createRollout(base);
+      db.updateRollout(a.id, { state: "done", finishedAt: 1_796_000_000_500 });
+      const b = db.createRollout({ ...base, target: "r2" });
+      assert.ok(b.id > a.id);
+      db.updateRollout(b.id, { promoteRequested: true, progress: { step: 2 } });
+      const active = db.activeRollout("svc")!;
+      assert.equal(active.id, b.id);
+      assert.equal(active.fast, true);
+      assert.equal(active.promoteRequested, true);
+      assert.equal(active.paused, false);
+      assert.deepEqual(active.progress, { step: 2 });
+      assert.equal(db.getRollout(a.id)!.finishedAt, 1_796_000_000_500);
+      assert.deepEqual(db.listRollouts("svc", 1).map((r) => r.id), [b.id]);
+    }));
+    it("events: ids in order, after a cursor, bounded", () => withState((open) => {
+      const db = open();
+      const e1 = db.addEvent({ at: 1_796_000_000_000, level: "info", service: "svc", message: "one" });
+      const e2 = db.addEvent({ at: 2, level: "warn", service: "svc", instance: "i1", rollout: 3, message: "two ? 'quoted'" });
+      db.addEvent({ at: 3, level: "error", service: "other", message: "elsewhere" });
+      assert.ok(e2.id > e1.id);
+      assert.deepEqual(db.events("svc").map((e) => e.message), ["one", "two ? 'quoted'"]);
+      assert.deepEqual(db.events("svc", e1.id), [{ id: e2.id, at: 2, level: "warn", service: "svc", release: undefined, instance: "i1", rollout: 3, message: "two ? 'quoted'" }]);
+      assert.equal(db.events("svc", 0, 1).length, 1);
+    }));
+    it("meta: set, overwrite, delete", () => withState((open) => {
+      const db = open();
+      db.setMeta("live", "r1");
+      db.setMeta("live", "r2");
+      assert.equal(db.getMeta("live"), "r2");
+      db.setMeta("live", undefined);
+      assert.equal(db.getMeta("live"), undefined);
+    }));
+    it("services and leases list what state knows", () => withState((open) => {
+      const db = open();
+      db.createRelease(release({ service: "b" }));
+      db.insertInstance(rec("i", { service: "c" }));
+      db.acquireLease("a", "1@h", 10, 5);
+      assert.deepEqual(db.services(), ["a", "b", "c"]);
+      assert.deepEqual(db.leases(), [{ service: "a", owner: "1@h", until: 15 }]);
+    }));
+  });
+
+  describe(`${backend.name}: lease`, () => {
+    it("one holder at a time; it renews; it runs out; a dead holder can be taken from; release", () => withState((open) => {
+      const a = open();
+      const b = open(); // another controller's connection
+      assert.deepEqual(a.acquireLease("svc", "A", 1000, 5000), { ok: true });
+      assert.deepEqual(b.acquireLease("svc", "B", 2000, 5000), { ok: false, holder: "A", until: 6000 });
+      assert.deepEqual(a.acquireLease("svc", "A", 3000, 5000), { ok: true });
+      assert.deepEqual(b.acquireLease("svc", "B", 7999, 5000), { ok: false, holder: "A", until: 8000 });
+      assert.deepEqual(b.acquireLease("svc", "B", 8000, 5000), { ok: true });
+      assert.deepEqual(a.acquireLease("svc", "A", 8001, 5000), { ok: false, holder: "B", until: 13000 });
+      assert.deepEqual(a.acquireLease("svc", "A", 8002, 5000, "B"), { ok: true });
+      b.releaseLease("svc", "B"); // not the holder: nothing happens
+      assert.equal(a.lease("svc")?.owner, "A");
+      a.releaseLease("svc", "A");
+      assert.equal(b.lease("svc"), undefined);
+    }));
+  });
+
+  describe(`${backend.name}: migrations`, () => {
+    it("a new state runs every migration once; opening it again runs none", () => withState((open) => {
+      const db = open();
+      assert.deepEqual(db.schemaVersion(), { version: MIGRATIONS.length, latest: MIGRATIONS.length });
+      db.setMeta("k", "v");
+      const again = open();
+      assert.equal(again.getMeta("k"), "v");
+      assert.deepEqual(again.integrityCheck(), ["ok"]);
+    }));
+    it("5 (the unread step journal goes) from schema 4 with rows: everything else reads back", () => withState((open, location) => {
+      const raw = openStateDriver(location);
+      raw.transaction(() => {
+        for (const m of MIGRATIONS.slice(0, 4)) raw.exec(m);
+        raw.setSchemaVersion(4);
+      })();
+      const { maxQuarantined: _, ...oldStrategy } = releaseSpec().strategy;
+      raw.prepare("INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, created_at) VALUES ('r1', 1, 'svc', 'a:1', '1', 'sha256:a', 'c', '{}', ?, 'rolling', 'live', 10)")
+        .run(JSON.stringify({ ...releaseSpec(), strategy: oldStrategy }));
+      raw.prepare("INSERT INTO instances (id, service, release, digest, address, state, routing, launched_at, healthy_since) VALUES ('i1', 'svc', 'r1', 'sha256:a', '127.0.0.1:1', 'running', 'active', 11, 12)").run();
+      raw.prepare("INSERT INTO rollouts (service, kind, strategy, target, state, started_at, progress) VALUES ('svc', 'deploy', 'rolling', 'r1', 'running', 10, '{\"quarantined\":1}')").run();
+      raw.prepare("INSERT INTO steps (rollout, service, kind, payload, status, at) VALUES (1, 'svc', 'launch', '{}', 'intent', 10)").run();
+      raw.prepare("INSERT INTO events (at, level, service, message) VALUES (10, 'info', 'svc', 'deploying')").run();
+      raw.prepare("INSERT INTO meta (key, value) VALUES ('live', 'r1'), ('instances', '3'), ('lease:svc', ?)").run(JSON.stringify({ owner: "1@h", until: 99 }));
+      raw.close();
+
+      const db = open();
+      assert.deepEqual(db.schemaVersion(), { version: MIGRATIONS.length, latest: MIGRATIONS.length });
+      assert.throws(() => db.db.prepare("SELECT COUNT(*) AS n FROM steps").get(), "the steps table is gone");
+      assert.equal(db.getRelease("r1")!.spec.strategy.maxQuarantined, 1);
+      assert.deepEqual(db.liveInstances("svc").map((i) => [i.id, i.routing, i.healthySince]), [["i1", "active", 12]]);
+      assert.deepEqual(db.activeRollout("svc")?.progress, { quarantined: 1 });
+      assert.deepEqual(db.events("svc").map((e) => e.message), ["deploying"]);
+      assert.equal(db.getMeta("live"), "r1");
+      assert.equal(db.getMeta("instances"), "3");
+      assert.deepEqual(db.lease("svc"), { owner: "1@h", until: 99 });
+      assert.deepEqual(db.integrityCheck(), ["ok"]);
+    }));
+  });
+}
