@@ -57,10 +57,14 @@ const quoteIdent = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 async function connect(c: Omit<Conn, "client">): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: c.connectionString, types, application_name: "kiln", connectionTimeoutMillis: 5000, keepAlive: true });
-  client.on("error", () => {
+  // A lost connection (server restart, terminated backend, network) is opened again on the next
+  // call outside a transaction; the call that meets it fails (a write is never retried blind).
+  const lost = () => {
     const conn = [...conns.values()].find((x) => x.client === client);
     if (conn) conn.broken = true;
-  });
+  };
+  client.on("error", lost);
+  client.on("end", lost);
   await client.connect();
   try {
     // A session stuck inside a transaction would hold the write lock for every host: PostgreSQL ends it.
@@ -246,6 +250,11 @@ runAsWorker(async (req: PgRequest): Promise<PgResponse> => {
     return await handle(req);
   } catch (e) {
     const err = e as { message?: string; code?: string };
+    // pg reports a dropped socket without an SQLSTATE: the connection is gone either way
+    if ("handle" in req && /Connection terminated|not queryable|ECONNRESET|EPIPE/i.test(err.message ?? "")) {
+      const c = conns.get(req.handle);
+      if (c) c.broken = true;
+    }
     return { ok: false, message: err.message ?? String(e), ...(err.code ? { code: err.code } : {}) };
   }
 });

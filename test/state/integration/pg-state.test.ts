@@ -82,6 +82,38 @@ if (!answers) {
       }
     });
 
+    it("a connection PostgreSQL drops is opened again: one call fails with KILN_E_STATE, the next works", async () => {
+      const f = await fresh();
+      drops.push(f.drop);
+      const db = new StateDb(f.location);
+      try {
+        db.setMeta("k", "v");
+        const { pid } = db.db.prepare("SELECT pg_backend_pid() AS pid").get() as { pid: number };
+        const admin = new pg.Client({ connectionString: base });
+        await admin.connect();
+        await admin.query("SELECT pg_terminate_backend($1)", [pid]).finally(() => admin.end());
+        await new Promise((r) => setTimeout(r, 300)); // the worker hears of it between calls
+        let failures = 0;
+        let value: string | undefined;
+        for (let i = 0; i < 3 && value === undefined; i++) {
+          try {
+            value = db.getMeta("k");
+          } catch (e) {
+            assert.equal((e as { code?: string }).code, "KILN_E_STATE");
+            failures++;
+          }
+        }
+        assert.equal(value, "v");
+        assert.ok(failures <= 1, `${failures} calls failed after the drop`);
+        const again = db.db.prepare("SELECT pg_backend_pid() AS pid").get() as { pid: number };
+        assert.notEqual(again.pid, pid, "a new backend serves the connection");
+        db.setMeta("k", "w"); // and writes go through (the write lock and data_version too)
+        assert.equal(db.getMeta("k"), "w");
+      } finally {
+        db.close();
+      }
+    });
+
     it("kiln doctor names the PostgreSQL backend, without the password", async () => {
       const f = await fresh();
       drops.push(f.drop);
