@@ -12,8 +12,8 @@ export interface Workspace {
   home: string;
   paths: HomePaths;
   client: ControllerClient;
-  /** where the state lives (kiln.yaml `state:`, KILN_STATE, else the SQLite file in the home) */
-  state: StateLocation;
+  /** where the state lives (kiln.yaml `state:`, KILN_STATE); absent: the SQLite file in the home (paths.stateDb) */
+  state?: StateLocation;
 }
 
 /** The workspace of the kiln.yaml at `file`. */

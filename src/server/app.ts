@@ -43,7 +43,11 @@ export function createApp(d: AppDeps): Hono {
     await next();
   });
   app.get("/v1/ping", (c) => c.json({ ok: true, pid: process.pid, ...(d.standbyFor?.() !== undefined ? { standby: true } : {}) }));
-  app.get("/v1/status", async (c) => c.json(await d.controller.status()));
+  app.get("/v1/status", async (c) => {
+    const s = await d.controller.status();
+    const holder = d.standbyFor?.();
+    return c.json(holder === undefined ? s : { ...s, controller: { ...s.controller, standbyFor: holder } });
+  });
   app.get("/v1/history", (c) => c.json(d.controller.history()));
   app.get("/v1/events", (c) => {
     const after = Number(c.req.query("after") ?? "0");

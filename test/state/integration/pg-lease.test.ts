@@ -110,6 +110,9 @@ test("two controllers on one PostgreSQL state: one acts, the other waits, and ta
   const refused = await kiln(["scale", "3"], { cwd: b.dir, timeoutMs: 30_000 });
   assert.notEqual(refused.code, 0, "a change sent to the standby controller is refused");
   assert.match(refused.stderr + refused.stdout, /standby/);
+  const standbyStatus = await kiln(["status", "--json"], { cwd: b.dir, timeoutMs: 30_000 });
+  assert.equal(standbyStatus.code, 0, standbyStatus.stderr);
+  assert.match((JSON.parse(standbyStatus.stdout) as { controller: { standbyFor?: string } }).controller.standbyFor ?? "", new RegExp(`^${pidA}@`), "B's status names the acting controller");
 
   // SIGKILL A's controller (its instances and proxy stay: a crash never drops the data plane).
   const killedAt = Date.now();
