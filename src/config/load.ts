@@ -387,6 +387,7 @@ interface Defaulted {
     };
     maxQuarantined: number;
   };
+  state?: string;
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -490,6 +491,7 @@ function normalize(d: Defaulted): Spec {
       },
       maxQuarantined: strategy.maxQuarantined,
     },
+    ...(d.state !== undefined ? { state: d.state } : {}),
   };
 }
 

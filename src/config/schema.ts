@@ -20,6 +20,7 @@ export const PATTERNS = {
   mode: "^[0-7]{3,4}$",
   duration: "^\\d+(\\.\\d+)?(ms|s|m|h)$",
   nonEmpty: "^.+$",
+  postgresUrl: "^postgres(ql)?://",
 } as const;
 
 export const PATTERN_TEXT: Readonly<Record<string, string>> = {
@@ -37,6 +38,7 @@ export const PATTERN_TEXT: Readonly<Record<string, string>> = {
   [PATTERNS.mode]: 'an octal mode string like "0755"',
   [PATTERNS.duration]: 'a duration like "500ms", "30s", "5m", "1h" or a number of seconds',
   [PATTERNS.nonEmpty]: "a non-empty string",
+  [PATTERNS.postgresUrl]: 'a PostgreSQL URL "postgres://[user@]host[:port]/database[?schema=NAME]"',
 };
 
 // Titles mark the two composite types so error messages can name them as a whole
@@ -456,6 +458,14 @@ export const KilnSpecSchema = Type.Object(
     drainTimeout: duration("Time in-flight requests may take to finish before an instance is terminated.", "30s"),
     health: HealthSchema,
     strategy: StrategySchema,
+    /** Shared state (issue 14): see src/state/state-location.ts; KILN_STATE overrides it. */
+    state: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.postgresUrl,
+        description:
+          'Where the state (releases, rollouts, instances, the controller lease) lives: absent, an SQLite file in KILN_HOME; a PostgreSQL URL "postgres://user@host/db?schema=NAME" to share it between hosts (one controller acts, the others wait). Keep the password out of this file: PGPASSWORD or ~/.pgpass. KILN_STATE overrides this key.',
+      }),
+    ),
   },
   {
     additionalProperties: false,

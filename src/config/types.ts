@@ -143,6 +143,8 @@ export interface Spec {
   drainTimeout: number;
   health: HealthSpec;
   strategy: StrategySpec;
+  /** a postgres:// URL for a shared state; absent: SQLite in KILN_HOME (KILN_STATE overrides both) */
+  state?: string;
 }
 
 export interface LoadedSpec {

@@ -63,7 +63,8 @@ export interface RolloutView {
 export interface StatusView {
   schemaVersion: 1;
   service: string;
-  controller: { pid: number };
+  /** `standbyFor`: on a shared state, the controller that acts while this one waits (absent when this one acts) */
+  controller: { pid: number; standbyFor?: string };
   proxy: { pid?: number; address: string; reachable: boolean; tableVersion?: number };
   desiredInstances: number;
   release?: ReleaseView;

@@ -30,7 +30,10 @@ export function diagnose(f: Facts): Finding[] {
       severity: "error",
       what: `the state database cannot be opened: ${f.state.error}`,
       where: f.state.file,
-      fix: "stop kiln (`kiln down`), move the file aside and restore it from a backup; kiln never deletes it for you",
+      fix:
+        f.state.backend === "postgres"
+          ? "check that PostgreSQL runs and answers at the `state:` URL (kiln.yaml or KILN_STATE), and the user and password (URL, PGUSER/PGPASSWORD, ~/.pgpass)"
+          : "stop kiln (`kiln down`), move the file aside and restore it from a backup; kiln never deletes it for you",
     });
   } else if (f.state.kind === "ok") {
     const bad = f.state.integrity.filter((l) => l !== "ok");

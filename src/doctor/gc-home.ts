@@ -9,6 +9,8 @@ import { openStore } from "../image/index.js";
 import { collectGarbage, type GcResult } from "../image/gc.js";
 import type { ObservedInstance } from "../providers/provider.js";
 import { createProvider } from "../providers/registry.js";
+import { isPostgresLocation } from "../state/driver.js";
+import { redactUrl } from "../state/pg-dialect.js";
 import { StateDb } from "../state/db.js";
 import { computePins, DEFAULT_KEEP } from "./pins.js";
 
@@ -23,6 +25,8 @@ export interface GcHomeOptions {
   provider?: string;
   graceMs?: number;
   now?: number;
+  /** the state's location (see state/state-location.ts); default the SQLite file in the home */
+  state?: string;
 }
 
 export interface GcReport extends GcResult {
@@ -76,15 +80,16 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
   const paths = homePaths(opts.home);
   const warnings: string[] = [];
   let db: StateDb | undefined;
-  if (existsSync(paths.stateDb)) {
+  const location = opts.state ?? paths.stateDb;
+  if (isPostgresLocation(location) || existsSync(location)) {
     try {
-      db = new StateDb(paths.stateDb);
+      db = new StateDb(location);
       const bad = db.integrityCheck().filter((l) => l !== "ok");
       if (bad.length > 0) throw new Error(bad.slice(0, 2).join("; "));
     } catch (cause) {
       db?.close();
       // Without state, gc cannot know which images releases need: removing anything would be a guess.
-      throw new KilnError("KILN_E_STATE", `gc refused: the state database ${paths.stateDb} cannot be read (${(cause as Error).message})`, {
+      throw new KilnError("KILN_E_STATE", `gc refused: the state database ${isPostgresLocation(location) ? redactUrl(location) : location} cannot be read (${(cause as Error).message})`, {
         cause,
         hint: "run `kiln doctor`; gc needs the release history to know what it must keep",
       });

@@ -13,6 +13,8 @@ import { openStore, type Store } from "../image/index.js";
 import type { Provider } from "../providers/provider.js";
 import { createProvider } from "../providers/registry.js";
 import { computeLimits, type StrategySettings } from "../rollout/capacity.js";
+import { isPostgresLocation } from "../state/driver.js";
+import { redactUrl } from "../state/pg-dialect.js";
 import { StateDb, type RolloutRecord } from "../state/db.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 import { loadTableFile } from "../traffic/proxy/state-file.js";
@@ -30,6 +32,8 @@ export interface InspectOptions {
   now?: number;
   /** for tests: a provider object instead of createProvider(name) */
   providerObject?: Provider;
+  /** the state's location (see state/state-location.ts); default the SQLite file in the home */
+  state?: string;
 }
 
 /** Something accepts connections on the unix socket (1 s at most). */
@@ -65,12 +69,15 @@ async function daemonFacts(name: "controller" | "proxy", pidFile: string, socket
   };
 }
 
-function openState(paths: HomePaths): { facts: StateFacts; db?: StateDb } {
-  if (!existsSync(paths.stateDb)) return { facts: { kind: "missing", file: paths.stateDb } };
+function openState(location: string): { facts: StateFacts; db?: StateDb } {
+  const shared = isPostgresLocation(location);
+  const file = shared ? redactUrl(location) : location;
+  const backend = shared ? ("postgres" as const) : ("sqlite" as const);
+  if (!shared && !existsSync(location)) return { facts: { kind: "missing", backend, file } };
   let db: StateDb | undefined;
   try {
-    db = new StateDb(paths.stateDb);
-    return { facts: { kind: "ok", file: paths.stateDb, integrity: db.integrityCheck(), schema: db.schemaVersion() }, db };
+    db = new StateDb(location);
+    return { facts: { kind: "ok", backend, file, integrity: db.integrityCheck(), schema: db.schemaVersion() }, db };
   } catch (e) {
     try {
       db?.close();
@@ -78,7 +85,7 @@ function openState(paths: HomePaths): { facts: StateFacts; db?: StateDb } {
       // already unusable
     }
     const msg = isKilnError(e) && e.cause instanceof Error ? `${e.message}: ${e.cause.message}` : (e as Error).message;
-    return { facts: { kind: "unreadable", file: paths.stateDb, error: msg } };
+    return { facts: { kind: "unreadable", backend, file, error: msg } };
   }
 }
 
@@ -139,7 +146,7 @@ export async function inspect(opts: InspectOptions): Promise<Facts> {
   const now = opts.now ?? Date.now();
   const paths = homePaths(opts.home);
   const store = openStore(opts.home);
-  const { facts: state, db } = openState(paths);
+  const { facts: state, db } = openState(opts.state ?? paths.stateDb);
   try {
     const leases = db && state.kind === "ok" ? leaseFacts(db) : [];
     const controller = await daemonFacts("controller", paths.controllerPid, paths.controllerSocket);

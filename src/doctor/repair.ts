@@ -18,6 +18,8 @@ export interface RepairDeps {
   provider?: string;
   providerObject?: Provider;
   now?: number;
+  /** the state's location (see state/state-location.ts); default the SQLite file in the home */
+  state?: string;
 }
 
 export async function applyRepair(action: RepairAction, deps: RepairDeps): Promise<RepairOutcome> {
@@ -28,8 +30,8 @@ export async function applyRepair(action: RepairAction, deps: RepairDeps): Promi
   }
 }
 
-function withDb<T>(home: string, fn: (db: StateDb) => T): T {
-  const db = new StateDb(homePaths(home).stateDb);
+function withDb<T>(deps: Pick<RepairDeps, "home" | "state">, fn: (db: StateDb) => T): T {
+  const db = new StateDb(deps.state ?? homePaths(deps.home).stateDb);
   try {
     return fn(db);
   } finally {
@@ -43,7 +45,7 @@ async function apply(a: RepairAction, deps: RepairDeps): Promise<RepairOutcome> 
     case "drop-lease": {
       // releaseLease only deletes the lease while `owner` still holds it: a controller that
       // took it over meanwhile keeps it.
-      const still = withDb(deps.home, (db) => {
+      const still = withDb(deps, (db) => {
         db.releaseLease(a.service, a.owner);
         return db.leases().find((l) => l.service === a.service);
       });
@@ -61,14 +63,14 @@ async function apply(a: RepairAction, deps: RepairDeps): Promise<RepairOutcome> 
       return { ok: true, did: `removed ${a.path}` };
     }
     case "terminate-orphan": {
-      const rec = withDb(deps.home, (db) => db.getInstance(a.instanceId));
+      const rec = withDb(deps, (db) => db.getInstance(a.instanceId));
       if (rec && rec.state !== "terminated") return { ok: false, did: `left ${a.instanceId}: state records it now` };
       const provider = deps.providerObject ?? createProvider(deps.provider ?? "local", { home: deps.home });
       await provider.terminate(a.instanceId, { graceMs: 2000 });
       return { ok: true, did: `terminated orphan instance ${a.instanceId}` };
     }
     case "mark-gone": {
-      const done = withDb(deps.home, (db) =>
+      const done = withDb(deps, (db) =>
         db.tx(() => {
           const rec = db.getInstance(a.instanceId);
           if (!rec || rec.state === "terminated") return false;

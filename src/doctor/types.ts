@@ -1,6 +1,7 @@
 // The doctor's vocabulary: facts gathered from a home (I/O), findings diagnosed from
 // them (pure), and repairs as data that an applier carries out.
 
+import type { StateBackend } from "../state/driver.js";
 import type { InstanceRecord, Release, RolloutRecord } from "../state/db.js";
 import type { ObservedInstance } from "../providers/provider.js";
 import type { Target } from "../traffic/router.js";
@@ -71,6 +72,8 @@ export interface DoctorReport {
   healthy: boolean;
   findings: ReportedFinding[];
   counts: { error: number; warning: number; info: number; repaired: number; remaining: number };
+  /** the state backend examined: "sqlite" (a file in the home) or "postgres" (shared; URL without its password) */
+  state: { backend: StateBackend; where: string };
 }
 
 // ---------------------------------------------------------------- facts
@@ -136,10 +139,11 @@ export interface RootfsFacts {
   usedBy: string[];
 }
 
+/** `file`: the SQLite file, or the PostgreSQL URL with its password hidden; `backend` absent: sqlite. */
 export type StateFacts =
-  | { kind: "missing"; file: string }
-  | { kind: "unreadable"; file: string; error: string }
-  | { kind: "ok"; file: string; integrity: string[]; schema: { version: number; latest: number } };
+  | { kind: "missing"; backend?: StateBackend; file: string }
+  | { kind: "unreadable"; backend?: StateBackend; file: string; error: string }
+  | { kind: "ok"; backend?: StateBackend; file: string; integrity: string[]; schema: { version: number; latest: number } };
 
 export interface Facts {
   now: number;

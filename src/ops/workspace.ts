@@ -5,12 +5,15 @@ import { resolve } from "node:path";
 import { homeFor, homePaths, type HomePaths } from "../home.js";
 import { ControllerClient } from "../server/client.js";
 import { loadSpec, type LoadedSpec } from "../config/index.js";
+import { resolveStateLocation, type StateLocation } from "../state/state-location.js";
 
 export interface Workspace {
   loaded: LoadedSpec;
   home: string;
   paths: HomePaths;
   client: ControllerClient;
+  /** where the state lives (kiln.yaml `state:`, KILN_STATE); absent: the SQLite file in the home (paths.stateDb) */
+  state?: StateLocation;
 }
 
 /** The workspace of the kiln.yaml at `file`. */
@@ -18,5 +21,5 @@ export function openWorkspace(file: string): Workspace {
   const loaded = loadSpec(resolve(file));
   const home = homeFor(loaded.file);
   const paths = homePaths(home);
-  return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket) };
+  return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket), state: resolveStateLocation({ stateDb: paths.stateDb, specState: loaded.spec.state }) };
 }

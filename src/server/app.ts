@@ -20,6 +20,8 @@ export interface AppDeps {
   service: string;
   /** called after the response to POST /v1/shutdown is sent */
   onShutdown: () => void;
+  /** on a shared state: the controller that acts while this one waits on standby, else undefined */
+  standbyFor?: () => string | undefined;
 }
 
 export function createApp(d: AppDeps): Hono {
@@ -30,8 +32,22 @@ export function createApp(d: AppDeps): Hono {
     return c.json({ error: { code: "KILN_E_INTERNAL", message: err.message } }, 500);
   });
 
-  app.get("/v1/ping", (c) => c.json({ ok: true, pid: process.pid }));
-  app.get("/v1/status", async (c) => c.json(await d.controller.status()));
+  // A standby controller answers reads; a change goes to the one that acts (it holds the lease).
+  app.use("/v1/*", async (c, next) => {
+    const holder = d.standbyFor?.();
+    if (holder !== undefined && c.req.method === "POST" && c.req.path !== "/v1/shutdown") {
+      throw new KilnError("KILN_E_CONTROLLER", `this controller is on standby: ${holder} acts on ${d.service}`, {
+        hint: "run the command where that controller runs; this one takes over if that one stops renewing its lease",
+      });
+    }
+    await next();
+  });
+  app.get("/v1/ping", (c) => c.json({ ok: true, pid: process.pid, ...(d.standbyFor?.() !== undefined ? { standby: true } : {}) }));
+  app.get("/v1/status", async (c) => {
+    const s = await d.controller.status();
+    const holder = d.standbyFor?.();
+    return c.json(holder === undefined ? s : { ...s, controller: { ...s.controller, standbyFor: holder } });
+  });
   app.get("/v1/history", (c) => c.json(d.controller.history()));
   app.get("/v1/events", (c) => {
     const after = Number(c.req.query("after") ?? "0");
@@ -67,7 +83,8 @@ export function createApp(d: AppDeps): Hono {
   });
   app.post("/v1/shutdown", async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { stopInstances?: boolean };
-    if (body.stopInstances !== false) await d.controller.stopAll();
+    // On standby the instances are the acting controller's: only this process stops.
+    if (body.stopInstances !== false && d.standbyFor?.() === undefined) await d.controller.stopAll();
     setImmediate(d.onShutdown);
     return c.json({ ok: true });
   });

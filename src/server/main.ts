@@ -17,6 +17,7 @@ import { openStore } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../config/index.js";
 import { StateDb } from "../state/db.js";
+import { resolveStateLocation } from "../state/state-location.js";
 import { haproxyOptions } from "./haproxy-options.js";
 import { startHaproxyRouter, type RunningHaproxyRouter } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
@@ -51,7 +52,11 @@ async function main(): Promise<void> {
     ? { setTable: (t) => hap!.router.setTable(t), stats: () => hap!.router.stats() }
     : new ProxyClient(paths.proxyAdminSocket);
 
-  const db = new StateDb(paths.stateDb);
+  const state = resolveStateLocation({ stateDb: paths.stateDb, specState: loaded.spec.state });
+  const db = new StateDb(state.location);
+  // A shared state (PostgreSQL) may be acted on from other hosts: a controller that finds the
+  // lease held waits on standby instead of exiting, and takes over when the lease runs out.
+  const shared = state.backend === "postgres";
   const store = openStore(home);
   const controller = new Controller({
     service: loaded.spec.name,
@@ -70,13 +75,17 @@ async function main(): Promise<void> {
     imageExists: (digest) => store.hasBlob(digest),
   });
   // A holder whose process is gone on this host (a crashed controller) is taken over at once.
+  // Not on a shared state: there a host name does not prove the same machine (containers,
+  // CI runners), so only the lease running out does.
   const holder = controller.leaseHolder();
   const [holderPid, holderHost] = (holder ?? "").split("@");
-  const holderDead = holder !== undefined && holderHost === hostname() && !pidAlive(Number(holderPid));
-  if (!controller.takeLease(holderDead ? holder : undefined)) {
+  const holderDead = !shared && holder !== undefined && holderHost === hostname() && !pidAlive(Number(holderPid));
+  let acting = controller.takeLease(holderDead ? holder : undefined);
+  if (!acting && !shared) {
     throw new KilnError("KILN_E_CONTROLLER", `another controller is acting on ${loaded.spec.name}`, { hint: "stop it with `kiln down`, or wait: its lease expires 5 s after it stops" });
   }
-  await controller.adopt();
+  if (acting) await controller.adopt();
+  else log(`standby: controller ${controller.leaseHolder() ?? holder} acts on ${loaded.spec.name} (state ${state.shown}); taking over when its lease runs out`);
 
   let stopping = false;
   const stop = () => {
@@ -91,7 +100,7 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   };
-  const app = createApp({ controller, db, service: loaded.spec.name, onShutdown: stop });
+  const app = createApp({ controller, db, service: loaded.spec.name, onShutdown: stop, standbyFor: () => (acting ? undefined : controller.leaseHolder() ?? "another controller") });
   if (existsSync(paths.controllerSocket)) rmSync(paths.controllerSocket);
   const server = createServer(getRequestListener(app.fetch));
   await new Promise<void>((resolve, reject) => {
@@ -99,12 +108,26 @@ async function main(): Promise<void> {
     server.listen(paths.controllerSocket, () => resolve());
   });
   writePidFile(paths.controllerPid);
-  log(`controller ${process.pid} up for ${loaded.spec.name} (provider ${providerName}, router ${routerKind})`);
+  log(`controller ${process.pid} up for ${loaded.spec.name} (provider ${providerName}, router ${routerKind}, state ${state.backend} ${state.shown})`);
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 
   let lastCheck = 0;
   while (!stopping) {
+    if (!acting) {
+      // Standby: each pass tries for the lease; it is granted once the holder's has run out.
+      try {
+        if (controller.takeLease(undefined)) {
+          acting = true;
+          log(`took over ${loaded.spec.name}: the lease is ours`);
+          await controller.adopt();
+        }
+      } catch (e) {
+        log(`standby: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+      }
+      await new Promise((r) => setTimeout(r, TICK_MS));
+      continue;
+    }
     // HAProxy died (killed, crashed): start it again; the saved table is re-applied before it returns.
     if (hap && Date.now() - lastCheck >= 1000) {
       lastCheck = Date.now();

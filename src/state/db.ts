@@ -1,10 +1,11 @@
-// Durable state in SQLite: releases, instances, rollouts, events, per-service facts and leases.
-// Every multi-row change goes through `tx` so a crash leaves either all of it or none.
+// Durable state: releases, instances, rollouts, events, per-service facts and leases, in SQLite
+// (the default, a file in KILN_HOME) or PostgreSQL (a state a team shares), behind one driver
+// seam (driver.ts). Every multi-row change goes through `tx` so a crash leaves either all of it or none.
 
-import Database from "better-sqlite3";
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import { KilnError } from "../errors.js";
+import { isPostgresLocation, type StateDriver, type Statement } from "./driver.js";
+import { PgDriver } from "./pg-driver.js";
+import { SqliteDriver } from "./sqlite-driver.js";
 import type { RolloutProgress, Routing, StrategyName } from "../rollout/types.js";
 import type { MaintenanceMode } from "../traffic/router.js";
 import { normalizeReleaseSettings, type ReleaseSettings, type StoredReleaseSettings } from "./release-settings.js";
@@ -113,7 +114,11 @@ const FACT_ENCODING: { readonly [K in keyof ServiceFacts]: "text" | "integer" | 
   maintenance: "json",
 };
 
-/** The schema, one step per version (user_version = how many ran); exported so a test can build an older schema. */
+/**
+ * The schema, one step per version (the driver's schemaVersion = how many ran); exported so a
+ * test can build an older schema. Written in SQLite's dialect, run unchanged on PostgreSQL
+ * (pg-dialect.ts translates INTEGER, AUTOINCREMENT and the implicit rowid).
+ */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE releases (
      id TEXT PRIMARY KEY, seq INTEGER NOT NULL, service TEXT NOT NULL, ref TEXT NOT NULL, version TEXT NOT NULL,
@@ -326,38 +331,43 @@ function eventRow(e: Omit<EventRecord, "id">): unknown[] {
   return [e.at, e.level, e.service, e.release ?? null, e.instance ?? null, e.rollout ?? null, e.message];
 }
 
-export class StateDb {
-  readonly db: Database.Database;
+/** The driver for a state location: a postgres:// URL is PostgreSQL, anything else an SQLite file. */
+export function openStateDriver(location: string): StateDriver {
+  return isPostgresLocation(location) ? new PgDriver(location) : new SqliteDriver(location);
+}
 
-  constructor(file: string) {
-    if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
+export class StateDb {
+  readonly db: StateDriver;
+
+  /** `location`: an SQLite file (or ":memory:"), or a postgres:// URL (see state-location.ts). */
+  constructor(location: string) {
+    this.db = openStateDriver(location);
     try {
-      this.db = new Database(file);
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma("synchronous = FULL");
-      this.db.pragma("busy_timeout = 5000");
-      // Releases hold declared env: the database and its WAL are the owner's alone, whatever the umask.
-      if (file !== ":memory:") for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
-    } catch (cause) {
-      throw new KilnError("KILN_E_STATE", `cannot open state database ${file}`, { cause, hint: "check the file's permissions, or run `kiln doctor`" });
+      this.migrate();
+    } catch (e) {
+      this.db.close();
+      throw e;
     }
-    this.migrate();
   }
 
   private migrate(): void {
-    const version = this.db.pragma("user_version", { simple: true }) as number;
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.tx(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
+    // The version is read again inside each step's transaction: on a shared state another
+    // kiln may be running the same migrations at the same moment.
+    for (let v = this.db.schemaVersion(); v < MIGRATIONS.length; ) {
+      v = this.tx(() => {
+        const at = this.db.schemaVersion();
+        if (at >= MIGRATIONS.length || at !== v) return at;
+        this.db.exec(MIGRATIONS[at]!);
+        this.db.setSchemaVersion(at + 1);
+        return at + 1;
       });
     }
   }
 
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly statements = new Map<string, Statement>();
 
   /** Prepared once per SQL text: preparing is most of the cost of a small query. */
-  private stmt(sql: string): Database.Statement {
+  private stmt(sql: string): Statement {
     let st = this.statements.get(sql);
     if (!st) {
       st = this.db.prepare(sql);
@@ -440,10 +450,8 @@ export class StateDb {
     return { cursor: next, full: false, reordered, ids: [...ids] };
   }
   private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[]; at?: Map<string, number> }>();
-  private dataVersionStmt?: Database.Statement;
   private dataVersion(): number {
-    this.dataVersionStmt ??= this.db.prepare("PRAGMA data_version").pluck();
-    return this.dataVersionStmt.get() as number;
+    return this.db.dataVersion();
   }
 
   close(): void {
@@ -514,8 +522,7 @@ export class StateDb {
       const row = this.stmt("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM releases WHERE service = ?").get(r.service) as Row;
       const seq = row.next as number;
       const id = `r${seq}`;
-      this.db
-        .prepare(
+      this.stmt(
           `INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, reason, created_at, live_at, finished_at, previous)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
@@ -572,7 +579,7 @@ export class StateDb {
     }
   }
   /** One prepared statement per set of patched fields (a handful) and number of ids, bound positionally. */
-  private instanceUpdate(keys: string[], patch: object, ids: number): Database.Statement {
+  private instanceUpdate(keys: string[], patch: object, ids: number): Statement {
     // A fleet-wide step patches thousands of instances with the same fields: the last shape is kept.
     const last = this.lastUpdate;
     if (last && last.ids === ids && last.keys.length === keys.length && last.keys.every((k, i) => k === keys[i])) return last.st;
@@ -585,8 +592,8 @@ export class StateDb {
     this.lastUpdate = { keys, ids, st };
     return st;
   }
-  private lastUpdate?: { keys: string[]; ids: number; st: Database.Statement };
-  private readonly instanceUpdates = new Map<string, Database.Statement>();
+  private lastUpdate?: { keys: string[]; ids: number; st: Statement };
+  private readonly instanceUpdates = new Map<string, Statement>();
   updateInstance(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
     const keys = Object.keys(patch);
     if (keys.length === 0) return;
@@ -684,8 +691,7 @@ export class StateDb {
   }
   // --- rollouts ---
   createRollout(r: Omit<RolloutRecord, "id" | "paused" | "progress">): RolloutRecord {
-    const info = this.db
-      .prepare(
+    const info = this.stmt(
         `INSERT INTO rollouts (service, kind, strategy, target, previous, state, reason, started_at, switched_at, finished_at, fast, promote_requested)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -745,13 +751,13 @@ export class StateDb {
   }
 
   // --- read-only queries for `kiln doctor` and `kiln gc` ---
-  /** user_version of the file and the newest schema this kiln knows (a newer file was written by a newer kiln). */
+  /** How many migrations the state has had and the newest schema this kiln knows (a newer state was written by a newer kiln). */
   schemaVersion(): { version: number; latest: number } {
-    return { version: this.db.pragma("user_version", { simple: true }) as number, latest: MIGRATIONS.length };
+    return { version: this.db.schemaVersion(), latest: MIGRATIONS.length };
   }
-  /** PRAGMA integrity_check: ["ok"] when the file is sound, else one line per problem. */
+  /** ["ok"] when the store is sound (SQLite: PRAGMA integrity_check), else one line per problem. */
   integrityCheck(): string[] {
-    return (this.db.pragma("integrity_check") as Row[]).map((r) => String(Object.values(r)[0]));
+    return this.db.integrityCheck();
   }
   /** Every service state knows of: releases, instances, rollouts, leases. */
   services(): string[] {

@@ -439,6 +439,12 @@ describe("parseSpec: single rules", () => {
     assert.match(byPath(problems(`${base}listen: "8080"\n`), "listen").message, /host:port/);
     assert.equal(ok(`${base}listen: "[::1]:8080"\n`).listen, "[::1]:8080");
   });
+
+  it("state: absent (SQLite in the home) or a PostgreSQL URL", () => {
+    assert.equal(ok(base).state, undefined);
+    assert.equal(ok(`${base}state: postgres://kiln@db:5432/kiln?schema=svc\n`).state, "postgres://kiln@db:5432/kiln?schema=svc");
+    assert.match(byPath(problems(`${base}state: /var/lib/kiln/state.db\n`), "state").message, /PostgreSQL URL/);
+  });
 });
 
 describe("loadSpec", () => {

@@ -24,7 +24,20 @@ export function releaseSpec(over: Partial<ReleaseSettings> = {}, strategy: Parti
   };
 }
 
-export function world(dbFile = ":memory:") {
+/**
+ * The state a world starts on: SQLite in memory, or, when KILN_TEST_WORLD_PG names a PostgreSQL
+ * URL (test/state/integration/pg-controller.test.ts sets it), a fresh schema there named
+ * KILN_TEST_WORLD_SCHEMA + a random suffix — the same controller tests, on the other backend.
+ */
+function worldState(): string {
+  const url = process.env.KILN_TEST_WORLD_PG;
+  if (!url) return ":memory:";
+  const u = new URL(url);
+  u.searchParams.set("schema", `${process.env.KILN_TEST_WORLD_SCHEMA ?? "kiln_world"}_${Math.random().toString(36).slice(2, 10)}`);
+  return u.toString();
+}
+
+export function world(dbFile = worldState()) {
   const clock = manualClock();
   const provider = new FakeProvider(clock);
   const router = new FakeRouter({ now: clock.now, pid: 1, listen: "127.0.0.1:0" });

@@ -55,3 +55,13 @@ for (const c of cases) {
     assert.deepEqual(got, c.want);
   });
 }
+
+test("an unreadable state: the fix fits the backend (a file to restore, or a PostgreSQL to reach)", () => {
+  const file = diagnose(facts({ state: { kind: "unreadable", file: "/h/state.db", error: "file is not a database" } }))[0]!;
+  assert.equal(file.check, "state.unreadable");
+  assert.match(file.fix, /restore it from a backup/);
+  const pg = diagnose(facts({ state: { kind: "unreadable", backend: "postgres", file: "postgres://kiln:***@db/kiln", error: "connect ECONNREFUSED" } }))[0]!;
+  assert.equal(pg.where, "postgres://kiln:***@db/kiln");
+  assert.match(pg.fix, /PostgreSQL runs and answers/);
+  assert.doesNotMatch(pg.fix, /backup/);
+});

@@ -7,11 +7,14 @@ import { homeFor, homePaths } from "../../home.js";
 import { loadSpec } from "../../config/index.js";
 import { out, printJson, type GlobalOptions } from "../context.js";
 import { daemonProvider } from "../../ops/daemons.js";
+import { resolveStateLocation, type StateLocation } from "../../state/state-location.js";
 
 export interface Located {
   home: string;
   service?: string;
   provider?: string;
+  /** the state's location (kiln.yaml `state:` or KILN_STATE; default the SQLite file in the home) */
+  state: StateLocation;
 }
 
 /**
@@ -20,16 +23,17 @@ export interface Located {
  */
 export function locateHome(opts: GlobalOptions): Located {
   const at = locate(opts);
+  const paths = homePaths(at.home);
   // the provider the daemons were started with wins over kiln.yaml's (as for `kiln down`)
-  return { ...at, provider: daemonProvider(homePaths(at.home)) ?? at.provider };
+  return { ...at, provider: daemonProvider(paths) ?? at.provider, state: resolveStateLocation({ stateDb: paths.stateDb, specState: at.specState }) };
 }
 
-function locate(opts: GlobalOptions): Located {
+function locate(opts: GlobalOptions): Omit<Located, "state"> & { specState?: string } {
   const file = resolve(opts.file ?? "kiln.yaml");
   if (existsSync(file)) {
     try {
       const loaded = loadSpec(file);
-      return { home: homeFor(loaded.file), service: loaded.spec.name, provider: loaded.spec.provider };
+      return { home: homeFor(loaded.file), service: loaded.spec.name, provider: loaded.spec.provider, ...(loaded.spec.state ? { specState: loaded.spec.state } : {}) };
     } catch {
       return { home: homeFor(file) };
     }
@@ -46,6 +50,7 @@ const label = { error: "ERROR", warning: "WARN ", info: "info " } as const;
 
 function render(r: DoctorReport): void {
   out(`kiln doctor: ${r.home}${r.services.length ? ` (${r.services.join(", ")})` : ""}`);
+  out(`  state: ${r.state.backend === "postgres" ? `PostgreSQL ${r.state.where} (shared)` : `SQLite ${r.state.where}`}`);
   if (r.findings.length === 0) out("  no problems found");
   for (const f of r.findings) {
     out(`  ${label[f.severity]} ${f.check}: ${f.what}`);
@@ -73,7 +78,7 @@ export function register(program: Command): void {
     .action(async (opts: { repair?: boolean; keep: string; json?: boolean }, cmd: Command) => {
       const keep = parseKeep(opts.keep);
       const at = locateHome(cmd.optsWithGlobals<GlobalOptions>());
-      const report = await runDoctor({ home: at.home, keep, repair: opts.repair, services: at.service ? [at.service] : [], provider: at.provider });
+      const report = await runDoctor({ home: at.home, keep, repair: opts.repair, services: at.service ? [at.service] : [], provider: at.provider, state: at.state.location });
       if (opts.json) printJson(report);
       else render(report);
       process.exitCode = report.healthy ? 0 : 1;

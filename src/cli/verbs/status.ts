@@ -22,7 +22,7 @@ export function register(program: Command): void {
       out(`service     ${s.service}`);
       out(`router      ${router === "haproxy" ? "haproxy (HAProxy)" : "builtin (kiln's proxy)"}`);
       out(`proxy       http://${s.proxy.address} (pid ${s.proxy.pid ?? "?"}${s.proxy.reachable ? "" : ", UNREACHABLE"})`);
-      out(`controller  pid ${s.controller.pid}`);
+      out(`controller  pid ${s.controller.pid}${s.controller.standbyFor ? ` — on standby: ${s.controller.standbyFor} acts on this service (shared state); the instances below are its` : ""}`);
       out(`release     ${s.release ? `${s.release.id} ${s.release.ref} ${short(s.release.digest)} live ${ago(s.release.liveAt)}` : "none deployed"}`);
       if (s.rollout) {
         const p = s.rollout.progress ?? {};

@@ -172,7 +172,7 @@ test("a state database that is not a database, or is newer than this kiln, is an
 
   const other = tempHome(t);
   const db = new StateDb(other.paths.stateDb);
-  db.db.pragma("user_version = 99");
+  db.db.setSchemaVersion(99);
   db.close();
   const newer = await runDoctor({ home: other.home, keep: 5 });
   assert.deepEqual(checks(newer), ["state.schema"]);
