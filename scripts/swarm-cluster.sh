@@ -49,7 +49,12 @@ wait_for() { # what, seconds, command...
   log "$what not ready after ${secs}s"; return 1
 }
 
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# A zombie counts as dead: this machine's init may reap the daemons' orphans only much later.
+pid_alive() {
+  [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null || return 1
+  [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+pid_dead() { ! pid_alive "$1"; }
 pid_of() { if [ -f "$1" ]; then cat "$1" 2>/dev/null || true; fi; }
 engine_pid() { pid_of "$RUN/n$1.pid"; }
 engine_up() { dk "$1" version >/dev/null 2>&1; }
@@ -124,7 +129,7 @@ YML
 stop_registry() {
   local pid
   pid=$(pid_of "$RUN/registry.pid")
-  if pid_alive "$pid"; then kill "$pid"; wait_for "registry exit" 10 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true; fi
+  if pid_alive "$pid"; then kill "$pid"; wait_for "registry exit" 10 pid_dead "$pid" || kill -9 "$pid" 2>/dev/null || true; fi
   rm -f "$RUN/registry.pid"
 }
 
@@ -136,6 +141,10 @@ start_engine() {
   local pid
   pid=$(engine_pid "$n")
   pid_alive "$pid" && { wait_for "dockerd n$n" 60 engine_up "$n" && return 0; die "dockerd n$n (pid $pid) runs but does not answer"; }
+  # A killed dockerd leaves its pidfile, and a new one refuses to start while that pid (even a zombie) exists.
+  # So does its containerd's: dockerd would wait for the dead one's socket instead of starting its own.
+  rm -f "$RUN/n$n.pid"
+  pid_alive "$(pid_of "$RUN/n$n/containerd/containerd.pid")" || rm -f "$RUN/n$n/containerd/containerd.pid"
   mkdir -p "$RUN/n$n" "$LIB/n$n/data"
   [ -f "$LIB/n$n/daemon.json" ] || echo '{}' >"$LIB/n$n/daemon.json" # not the host's /etc/docker/daemon.json
   log "dockerd n$n ($(addr "$n"), $(sock "$n"))"
@@ -213,7 +222,7 @@ stop_engine() {
   pid=$(engine_pid "$n")
   if pid_alive "$pid"; then
     kill "$pid" # dockerd stops its containers, then its containerd
-    wait_for "dockerd n$n exit" 30 bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+    wait_for "dockerd n$n exit" 30 pid_dead "$pid" || kill -9 "$pid" 2>/dev/null || true
   fi
   kill_node_procs "$n" KILL
   local root="$RUN/n$n/runtime-runc/moby" id
