@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isKilnError } from "../../src/errors.js";
 import { DEFAULT_CONTAINER_PORT, badEnvName, demuxLogs, engineTime, imagePort, planContainer, planPrepContainer } from "../../src/providers/docker/container-plan.js";
-import { translateDockerError } from "../../src/providers/docker/engine.js";
+import { layersToOmit, translateDockerError } from "../../src/providers/docker/engine.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
 
 const req: LaunchRequest = {
@@ -97,4 +97,20 @@ test("translateDockerError: unreachable engine, taken port and missing image eac
   const image = translateDockerError({ statusCode: 404, json: { message: "No such image: sha256:abc" } }, "create hello-1");
   assert.match(image.message, /no such image/);
   assert.match(image.hint ?? "", /kiln bake|re-run the deploy/);
+});
+
+test("layersToOmit: the longest leading run some engine image starts with, less diff IDs needed again above it", () => {
+  const rows: { image: string[]; engine: string[][]; omit: string[] }[] = [
+    { image: ["a", "b", "c"], engine: [["a", "b", "x"]], omit: ["a", "b"] },
+    { image: ["a", "b", "c"], engine: [["x", "b", "c"], ["a"]], omit: ["a"] },
+    { image: ["a", "b", "c"], engine: [["a", "b", "c"]], omit: ["a", "b", "c"] },
+    { image: ["a", "b", "a"], engine: [["a"]], omit: [] },
+    { image: ["a", "b"], engine: [], omit: [] },
+    // an engine image longer than ours that starts with all of it
+    { image: ["a"], engine: [["a", "b", "c"]], omit: ["a"] },
+    // the best of several partial matches wins
+    { image: ["a", "b", "c", "d"], engine: [["a"], ["a", "b", "c", "y"], ["a", "b"]], omit: ["a", "b", "c"] },
+    { image: [], engine: [["a"]], omit: [] },
+  ];
+  for (const r of rows) assert.deepEqual([...layersToOmit(r.image, r.engine)].sort(), r.omit, JSON.stringify(r));
 });
