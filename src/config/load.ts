@@ -387,6 +387,7 @@ interface Defaulted {
     };
     maxQuarantined: number;
   };
+  docker: { network: "bridge" | "host" };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -490,6 +491,7 @@ function normalize(d: Defaulted): Spec {
       },
       maxQuarantined: strategy.maxQuarantined,
     },
+    docker: { network: d.docker.network },
   };
 }
 

@@ -456,6 +456,19 @@ export const KilnSpecSchema = Type.Object(
     drainTimeout: duration("Time in-flight requests may take to finish before an instance is terminated.", "30s"),
     health: HealthSchema,
     strategy: StrategySchema,
+    /** Settings only the Docker provider reads. */
+    docker: object(
+      {
+        network: Type.Optional(
+          Type.Union([Type.Literal("bridge"), Type.Literal("host")], {
+            default: "bridge",
+            description:
+              'How a container is networked: "bridge" (its own network namespace, its port published on 127.0.0.1 at a port the engine picks) or "host" (the host\'s network, like the local provider: it reaches accessories on the host\'s loopback, e.g. a database on 127.0.0.1:5432, without a relay; kiln picks its PORT and it must listen on HOST=127.0.0.1). Part of the release: changing it rolls out new instances.',
+          }),
+        ),
+      },
+      "Settings of the Docker provider (`provider: docker`); the other providers ignore them.",
+    ),
   },
   {
     additionalProperties: false,

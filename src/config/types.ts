@@ -113,6 +113,11 @@ export type ProviderKind = "local" | "docker" | "swarm";
 
 export type RouterKind = "builtin" | "haproxy";
 
+/** kiln.yaml `docker` */
+export interface DockerSpec {
+  network: "bridge" | "host";
+}
+
 /** kiln.yaml `edge`; durations in ms */
 export interface EdgeSpec {
   instanceHeaders: boolean;
@@ -143,6 +148,7 @@ export interface Spec {
   drainTimeout: number;
   health: HealthSpec;
   strategy: StrategySpec;
+  docker: DockerSpec;
 }
 
 export interface LoadedSpec {

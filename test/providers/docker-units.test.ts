@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isKilnError } from "../../src/errors.js";
-import { DEFAULT_CONTAINER_PORT, badEnvName, demuxLogs, engineTime, imagePort, planContainer, planPrepContainer } from "../../src/providers/docker/container-plan.js";
+import { DEFAULT_CONTAINER_PORT, HOST_PORT_LABEL, badEnvName, demuxLogs, engineTime, imagePort, planContainer, planPrepContainer } from "../../src/providers/docker/container-plan.js";
 import { layersToOmit, translateDockerError } from "../../src/providers/docker/engine.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
 
@@ -113,4 +113,19 @@ test("layersToOmit: the longest leading run some engine image starts with, less 
     { image: [], engine: [["a"]], omit: [] },
   ];
   for (const r of rows) assert.deepEqual([...layersToOmit(r.image, r.engine)].sort(), r.omit, JSON.stringify(r));
+});
+
+test("planContainer in the host's network: no hostname, nothing published, the chosen port in PORT and a label, HOST=127.0.0.1", () => {
+  const plan = planContainer({ req: { ...req, network: "host" }, imageId: `sha256:${"cd".repeat(32)}`, uid: 1000, gid: 1001, containerPort: 41234, hostNetwork: true, tmpSizeBytes: 1024 });
+  assert.equal(plan.Hostname, undefined, "the engine refuses a hostname with the host's network");
+  assert.equal(plan.ExposedPorts, undefined);
+  assert.deepEqual(plan.Env, ["DATA_DIR=/data", "PORT=41234", "HOST=127.0.0.1", "KILN_INSTANCE_ID=hello-r2-1a2b3c"]);
+  assert.equal(plan.Labels?.[HOST_PORT_LABEL], "41234");
+  assert.equal(plan.HostConfig?.NetworkMode, "host");
+  assert.equal(plan.HostConfig?.PortBindings, undefined);
+  // the hardening is the same as on a bridge
+  const bridge = planContainer({ req, imageId: `sha256:${"cd".repeat(32)}`, uid: 1000, gid: 1001, containerPort: 8080, tmpSizeBytes: 1024 });
+  const { NetworkMode: _n, ...hostRest } = plan.HostConfig!;
+  const { PortBindings: _p, ...bridgeRest } = bridge.HostConfig!;
+  assert.deepEqual(hostRest, bridgeRest);
 });
