@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { isKilnError } from "../../src/errors.js";
 import { DEFAULT_CONTAINER_PORT, HOST_PORT_LABEL, badEnvName, demuxLogs, engineTime, imagePort, planContainer, planPrepContainer } from "../../src/providers/docker/container-plan.js";
 import { layersToOmit, translateDockerError } from "../../src/providers/docker/engine.js";
+import { planEngineGc } from "../../src/providers/docker/engine-gc.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
 
 const req: LaunchRequest = {
@@ -128,4 +129,28 @@ test("planContainer in the host's network: no hostname, nothing published, the c
   const { NetworkMode: _n, ...hostRest } = plan.HostConfig!;
   const { PortBindings: _p, ...bridgeRest } = bridge.HostConfig!;
   assert.deepEqual(hostRest, bridgeRest);
+});
+
+test("planEngineGc: only kiln's images, kept when pinned, tagged or used by a container, removed otherwise", () => {
+  const id = (c: string) => `sha256:${c.repeat(64)}`;
+  const plan = planEngineGc(
+    [
+      { id: id("f"), tags: [], ours: false, containers: [] },
+      { id: id("a"), tags: [], ours: true, containers: [] },
+      { id: id("b"), tags: ["web:1"], ours: true, containers: [] },
+      { id: id("c"), tags: [], ours: true, containers: ["kiln-web-r3-a1b2"] },
+      { id: id("d"), tags: [], ours: true, containers: [] },
+      { id: id("e"), tags: ["x:1"], ours: true, containers: ["c1", "c2"] },
+    ],
+    new Map([[id("a"), ["release r7 (live)"]], [id("e"), ["instance web-r2-1 runs it"]]]),
+  );
+  assert.deepEqual(plan, {
+    remove: [id("d")],
+    keep: [
+      { id: id("a"), reasons: ["release r7 (live)"] },
+      { id: id("b"), reasons: ["tagged web:1 in the engine"] },
+      { id: id("c"), reasons: ["used by container kiln-web-r3-a1b2"] },
+      { id: id("e"), reasons: ["instance web-r2-1 runs it", "tagged x:1 in the engine", "used by container c1", "used by container c2"] },
+    ],
+  });
 });

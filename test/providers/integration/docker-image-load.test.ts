@@ -11,37 +11,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import { test, type TestContext } from "node:test";
 import tar from "tar-stream";
-import { canonicalBytes, sha256Digest } from "../../../src/image/digest.js";
-import { openStore, type Store } from "../../../src/image/index.js";
-import { MEDIA_TYPE, type OciImageConfig } from "../../../src/image/types.js";
+import { openStore } from "../../../src/image/index.js";
+import type { OciImageConfig } from "../../../src/image/types.js";
 import { connectDocker, ensureImage, type Docker, type ImageLoad } from "../../../src/providers/docker/engine.js";
 import { dockerSocket } from "../../support/services.js";
-
-async function layerTar(files: Record<string, Buffer>): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
-  })();
-  for (const [name, body] of Object.entries(files)) {
-    await new Promise<void>((res, rej) => pack.entry({ name, mode: 0o644, mtime: new Date(0) }, body, (e) => (e ? rej(e) : res())));
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
-
-/** An image of the given layers (each a raw tar) and config extras; returns its manifest digest. */
-async function image(store: Store, layers: Buffer[], env: string[]): Promise<string> {
-  const descs = [];
-  for (const t of layers) descs.push({ mediaType: MEDIA_TYPE.layerGzip, ...(await store.putBlob(gzipSync(t))) });
-  const config: OciImageConfig = { architecture: "amd64", os: "linux", config: { Env: env, Cmd: ["/nothing"] }, rootfs: { type: "layers", diff_ids: layers.map((t) => sha256Digest(t)) } };
-  const c = await store.putBlob(canonicalBytes(config));
-  return (await store.putBlob(canonicalBytes({ schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, config: { mediaType: MEDIA_TYPE.config, ...c }, layers: descs }))).digest;
-}
+import { craftedImage as image, layerTar } from "../crafted-images.js";
 
 /** A file of the image, read through a container created (never started) from it. */
 async function readFromImage(docker: Docker, imageId: string, path: string): Promise<string> {
