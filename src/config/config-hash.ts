@@ -14,7 +14,7 @@ export function canonicalJson(v: unknown): string {
 
 /**
  * Hash of what a release runs with besides its image: declared env, volumes,
- * health checks and drain timeout. Two specs with the same image digest and
+ * health checks, drain timeout and host networking (`docker.network: host`). Two specs with the same image digest and
  * config hash are the same release. `instances` (scaling is not a new release),
  * `listen` (the proxy's business), strategy (how to roll, not what runs) and
  * `image.*` (covered by the digest) are left out on purpose.
@@ -26,6 +26,8 @@ export function computeConfigHash(spec: Spec): string {
     volumes: [...spec.volumes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     health: spec.health,
     drainTimeout: spec.drainTimeout,
+    // Only when set: the hashes of every release recorded before the key existed stay as they were.
+    network: spec.docker.network === "host" ? "host" : undefined,
   };
   return `sha256:${createHash("sha256").update(canonicalJson(relevant)).digest("hex")}`;
 }

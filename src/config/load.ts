@@ -388,6 +388,7 @@ interface Defaulted {
     maxQuarantined: number;
   };
   state?: string;
+  docker: { network: "bridge" | "host" };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -492,6 +493,7 @@ function normalize(d: Defaulted): Spec {
       maxQuarantined: strategy.maxQuarantined,
     },
     ...(d.state !== undefined ? { state: d.state } : {}),
+    docker: { network: d.docker.network },
   };
 }
 

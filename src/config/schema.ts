@@ -466,6 +466,19 @@ export const KilnSpecSchema = Type.Object(
           'Where the state (releases, rollouts, instances, the controller lease) lives: absent, an SQLite file in KILN_HOME; a PostgreSQL URL "postgres://user@host/db?schema=NAME" to share it between hosts (one controller acts, the others wait). Keep the password out of this file: PGPASSWORD or ~/.pgpass. KILN_STATE overrides this key.',
       }),
     ),
+    /** Settings only the Docker provider reads. */
+    docker: object(
+      {
+        network: Type.Optional(
+          Type.Union([Type.Literal("bridge"), Type.Literal("host")], {
+            default: "bridge",
+            description:
+              'How a container is networked: "bridge" (its own network namespace, its port published on 127.0.0.1 at a port the engine picks) or "host" (the host\'s network, like the local provider: it reaches accessories on the host\'s loopback, e.g. a database on 127.0.0.1:5432, without a relay; kiln picks its PORT and it must listen on HOST=127.0.0.1). Part of the release: changing it rolls out new instances.',
+          }),
+        ),
+      },
+      "Settings of the Docker provider (`provider: docker`); the other providers ignore them.",
+    ),
   },
   {
     additionalProperties: false,

@@ -113,6 +113,11 @@ export type ProviderKind = "local" | "docker" | "swarm";
 
 export type RouterKind = "builtin" | "haproxy";
 
+/** kiln.yaml `docker` */
+export interface DockerSpec {
+  network: "bridge" | "host";
+}
+
 /** kiln.yaml `edge`; durations in ms */
 export interface EdgeSpec {
   instanceHeaders: boolean;
@@ -145,6 +150,7 @@ export interface Spec {
   strategy: StrategySpec;
   /** a postgres:// URL for a shared state; absent: SQLite in KILN_HOME (KILN_STATE overrides both) */
   state?: string;
+  docker: DockerSpec;
 }
 
 export interface LoadedSpec {

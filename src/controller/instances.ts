@@ -69,7 +69,7 @@ export class InstanceActions {
     const ids = Array.from({ length: count }, () => (this.newId ? this.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
     db.insertInstances(ids.map((id) => ({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
     for (const id of ids) this.observer.seed(id, false);
-    const results = await Promise.allSettled(ids.map((id) => this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: rel.spec.env, volumes: rel.spec.volumes })));
+    const results = await Promise.allSettled(ids.map((id) => this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: rel.spec.env, volumes: rel.spec.volumes, ...(rel.spec.network ? { network: rel.spec.network } : {}) })));
     const at = this.state.now();
     let failure: unknown;
     const launched: Parameters<ServiceState["events"]>[0] = [];

@@ -8,7 +8,7 @@ import { homePaths } from "../home.js";
 import { openStore } from "../image/index.js";
 import { collectGarbage, type GcResult } from "../image/gc.js";
 import type { ObservedInstance } from "../providers/provider.js";
-import { createProvider } from "../providers/registry.js";
+import { collectProviderImages, createProvider } from "../providers/registry.js";
 import { isPostgresLocation } from "../state/driver.js";
 import { redactUrl } from "../state/pg-dialect.js";
 import { StateDb } from "../state/db.js";
@@ -39,6 +39,11 @@ export interface GcReport extends GcResult {
    * terminated, of releases outside the keep window: their logs explain nothing a rollback could need.
    */
   removedInstanceLogs: { instance: string; release: string; bytes: number }[];
+  /**
+   * Provider docker: the engine images kiln loaded that no pinned image needs, removed (or, in a
+   * dry run, that would be), and kiln's engine images kept with why. Absent for other providers.
+   */
+  engineImages?: { removed: string[]; kept: { id: string; reasons: string[] }[] };
   warnings: string[];
 }
 
@@ -108,6 +113,13 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
     }
     const { pins, window } = computePins(db, services, keep, observed);
     const protect = window.map((w) => ({ digest: w.release.digest, reasons: [`release ${w.release.id} (${w.why})`] }));
+    // Before the store's sweep: an engine image is known as kiln's by its config blob in the store.
+    let engineImages: GcReport["engineImages"];
+    try {
+      engineImages = await collectProviderImages(opts.provider ?? "local", opts.home, pins, { dryRun: opts.dryRun });
+    } catch (e) {
+      warnings.push(`could not remove unneeded images from the Docker Engine (${isKilnError(e) ? e.message : (e as Error).message}); the store was collected all the same`);
+    }
     const result = await collectGarbage(openStore(opts.home), { pins, protect, pruneTags: opts.pruneTags, dryRun: opts.dryRun, graceMs: opts.graceMs, now: opts.now });
     for (const m of result.missing) warnings.push(`${m.digest.slice(0, 19)} is pinned (${m.reasons.join("; ")}) but not in the store: run \`kiln doctor\``);
     const windowIds = new Set(window.map((w) => `${w.service}/${w.release.id}`));
@@ -117,6 +129,7 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
       ...result,
       bytesFreed: result.bytesFreed + removedInstanceLogs.reduce((n, x) => n + x.bytes, 0),
       removedInstanceLogs,
+      ...(engineImages ? { engineImages } : {}),
       keep,
       services,
       window: window.map((w) => ({ service: w.service, release: w.release.id, ref: w.release.ref, digest: w.release.digest, why: w.why })),

@@ -43,6 +43,12 @@ interface TarMember {
 export interface ExportOptions {
   /** write no tag into the archive (a Docker Engine then knows the image only by its ID) */
   untagged?: boolean;
+  /**
+   * docker-archive only: diff IDs whose layer files are left out (manifest.json still names them).
+   * For an engine that already holds those layers, and only a leading run of them: Docker's load
+   * reads a layer's file only when it lacks the layer's chain (the layers below it included).
+   */
+  omitLayers?: ReadonlySet<string>;
 }
 
 export async function exportImage(store: Store, ref: string, format: ExportFormat, outFile: string, opts: ExportOptions = {}): Promise<ExportResult> {
@@ -72,7 +78,7 @@ export async function exportImage(store: Store, ref: string, format: ExportForma
         if (diffId === undefined) throw new KilnError("KILN_E_IMAGE", `${digest}: config has fewer diff_ids than layers`);
         const name = `${digestHex(diffId)}.tar`;
         layerNames.push(name);
-        if (seen.has(name)) continue;
+        if (seen.has(name) || opts.omitLayers?.has(diffId)) continue;
         seen.add(name);
         const file = `${tmpOut}.layer${i}`;
         scratch.push(file);

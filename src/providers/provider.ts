@@ -20,6 +20,12 @@ export interface LaunchRequest {
   /** declared environment (kiln.yaml `env`), merged over the image's env; PORT is added by the provider */
   env: Record<string, string>;
   volumes: VolumeMount[];
+  /**
+   * "host": the instance shares the host's network (kiln.yaml `docker.network: host`), so it reaches
+   * what listens on the host's loopback; the local provider always runs that way, the Docker provider
+   * then gives it a PORT of its choosing on 127.0.0.1. Absent: the provider's default.
+   */
+  network?: "host";
 }
 
 export type InstanceState = "running" | "exited";

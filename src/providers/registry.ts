@@ -6,6 +6,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { DockerProvider, removeServiceVolumes } from "./docker/index.js";
 import { connectDocker } from "./docker/engine.js";
+import { collectEngineGarbage, type EngineGcResult } from "./docker/engine-gc.js";
 import { LocalProvider } from "./local/index.js";
 import type { Provider } from "./provider.js";
 
@@ -54,4 +55,13 @@ export function createProvider(name: string, opts: ProviderOptions): Provider {
 export async function discardVolumes(name: ProviderName, home: string, service: string): Promise<void> {
   if (name === "docker") await removeServiceVolumes(connectDocker(), service);
   else rmSync(join(home, "volumes", service), { recursive: true, force: true });
+}
+
+/**
+ * `kiln gc` on the provider's side: the images the Docker provider loaded into the engine that no
+ * pin needs (undefined for a provider that keeps no images of its own). Run before the store's gc.
+ */
+export async function collectProviderImages(name: string, home: string, pins: readonly { digest: string; reasons: string[] }[], opts: { dryRun?: boolean } = {}): Promise<EngineGcResult | undefined> {
+  if (name !== "docker") return undefined;
+  return collectEngineGarbage(connectDocker(), openStore(home), pins, opts);
 }

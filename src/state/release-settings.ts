@@ -16,6 +16,8 @@ export interface ReleaseSettings {
   strategy: { type: StrategyName; rolling: RollingParams; blueGreen: BlueGreenParams; canary?: CanaryParams; maxQuarantined: number };
   volumes: { name: string; path: string }[];
   env: Record<string, string>;
+  /** kiln.yaml `docker.network: host`; absent: the provider's own networking (a Docker bridge) */
+  network?: "host";
 }
 
 /** A release spec as older kilns stored it: maxQuarantined came later. */

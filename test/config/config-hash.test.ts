@@ -49,6 +49,13 @@ name: svc
     assert.notEqual(computeConfigHash(spec(`${a}drainTimeout: 10s\n`)), h);
   });
 
+  it("changes with docker.network: host, and the default spelled out changes nothing", () => {
+    const h = computeConfigHash(spec(a));
+    assert.notEqual(computeConfigHash(spec(`${a}docker:\n  network: host\n`)), h);
+    // releases recorded before the key existed keep their hash
+    assert.equal(computeConfigHash(spec(`${a}docker:\n  network: bridge\n`)), h);
+  });
+
   it("ignores scaling, the proxy address, strategy and version", () => {
     const h = computeConfigHash(spec(a));
     assert.equal(computeConfigHash(spec(a.replace("instances: 3", "instances: 30"))), h);

@@ -97,6 +97,8 @@ strategy:
     promotion: manual
     deadline: 15m
     autoRollback: false
+docker:
+  network: host
 `;
 
 describe("parseSpec: a valid file", () => {
@@ -161,6 +163,7 @@ describe("parseSpec: a valid file", () => {
         canary: CANARY_DEFAULTS,
         maxQuarantined: 1,
       },
+      docker: { network: "host" },
     });
   });
 
@@ -208,6 +211,7 @@ describe("parseSpec: a valid file", () => {
         canary: CANARY_DEFAULTS,
         maxQuarantined: 1,
       },
+      docker: { network: "bridge" },
     });
   });
 

@@ -4,8 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isKilnError } from "../../src/errors.js";
-import { DEFAULT_CONTAINER_PORT, badEnvName, demuxLogs, engineTime, imagePort, planContainer, planPrepContainer } from "../../src/providers/docker/container-plan.js";
-import { translateDockerError } from "../../src/providers/docker/engine.js";
+import { DEFAULT_CONTAINER_PORT, HOST_PORT_LABEL, badEnvName, demuxLogs, engineTime, imagePort, planContainer, planPrepContainer } from "../../src/providers/docker/container-plan.js";
+import { layersToOmit, translateDockerError } from "../../src/providers/docker/engine.js";
+import { planEngineGc } from "../../src/providers/docker/engine-gc.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
 
 const req: LaunchRequest = {
@@ -97,4 +98,59 @@ test("translateDockerError: unreachable engine, taken port and missing image eac
   const image = translateDockerError({ statusCode: 404, json: { message: "No such image: sha256:abc" } }, "create hello-1");
   assert.match(image.message, /no such image/);
   assert.match(image.hint ?? "", /kiln bake|re-run the deploy/);
+});
+
+test("layersToOmit: the longest leading run some engine image starts with, less diff IDs needed again above it", () => {
+  const rows: { image: string[]; engine: string[][]; omit: string[] }[] = [
+    { image: ["a", "b", "c"], engine: [["a", "b", "x"]], omit: ["a", "b"] },
+    { image: ["a", "b", "c"], engine: [["x", "b", "c"], ["a"]], omit: ["a"] },
+    { image: ["a", "b", "c"], engine: [["a", "b", "c"]], omit: ["a", "b", "c"] },
+    { image: ["a", "b", "a"], engine: [["a"]], omit: [] },
+    { image: ["a", "b"], engine: [], omit: [] },
+    // an engine image longer than ours that starts with all of it
+    { image: ["a"], engine: [["a", "b", "c"]], omit: ["a"] },
+    // the best of several partial matches wins
+    { image: ["a", "b", "c", "d"], engine: [["a"], ["a", "b", "c", "y"], ["a", "b"]], omit: ["a", "b", "c"] },
+    { image: [], engine: [["a"]], omit: [] },
+  ];
+  for (const r of rows) assert.deepEqual([...layersToOmit(r.image, r.engine)].sort(), r.omit, JSON.stringify(r));
+});
+
+test("planContainer in the host's network: no hostname, nothing published, the chosen port in PORT and a label, HOST=127.0.0.1", () => {
+  const plan = planContainer({ req: { ...req, network: "host" }, imageId: `sha256:${"cd".repeat(32)}`, uid: 1000, gid: 1001, containerPort: 41234, hostNetwork: true, tmpSizeBytes: 1024 });
+  assert.equal(plan.Hostname, undefined, "the engine refuses a hostname with the host's network");
+  assert.equal(plan.ExposedPorts, undefined);
+  assert.deepEqual(plan.Env, ["DATA_DIR=/data", "PORT=41234", "HOST=127.0.0.1", "KILN_INSTANCE_ID=hello-r2-1a2b3c"]);
+  assert.equal(plan.Labels?.[HOST_PORT_LABEL], "41234");
+  assert.equal(plan.HostConfig?.NetworkMode, "host");
+  assert.equal(plan.HostConfig?.PortBindings, undefined);
+  // the hardening is the same as on a bridge
+  const bridge = planContainer({ req, imageId: `sha256:${"cd".repeat(32)}`, uid: 1000, gid: 1001, containerPort: 8080, tmpSizeBytes: 1024 });
+  const { NetworkMode: _n, ...hostRest } = plan.HostConfig!;
+  const { PortBindings: _p, ...bridgeRest } = bridge.HostConfig!;
+  assert.deepEqual(hostRest, bridgeRest);
+});
+
+test("planEngineGc: only kiln's images, kept when pinned, tagged or used by a container, removed otherwise", () => {
+  const id = (c: string) => `sha256:${c.repeat(64)}`;
+  const plan = planEngineGc(
+    [
+      { id: id("f"), tags: [], ours: false, containers: [] },
+      { id: id("a"), tags: [], ours: true, containers: [] },
+      { id: id("b"), tags: ["web:1"], ours: true, containers: [] },
+      { id: id("c"), tags: [], ours: true, containers: ["kiln-web-r3-a1b2"] },
+      { id: id("d"), tags: [], ours: true, containers: [] },
+      { id: id("e"), tags: ["x:1"], ours: true, containers: ["c1", "c2"] },
+    ],
+    new Map([[id("a"), ["release r7 (live)"]], [id("e"), ["instance web-r2-1 runs it"]]]),
+  );
+  assert.deepEqual(plan, {
+    remove: [id("d")],
+    keep: [
+      { id: id("a"), reasons: ["release r7 (live)"] },
+      { id: id("b"), reasons: ["tagged web:1 in the engine"] },
+      { id: id("c"), reasons: ["used by container kiln-web-r3-a1b2"] },
+      { id: id("e"), reasons: ["instance web-r2-1 runs it", "tagged x:1 in the engine", "used by container c1", "used by container c2"] },
+    ],
+  });
 });

@@ -21,6 +21,10 @@ function render(r: GcReport): void {
     const logBytes = r.removedInstanceLogs.reduce((n, x) => n + x.bytes, 0);
     out(`${verb} the kept logs of ${r.removedInstanceLogs.length} terminated instance(s) of releases outside the window (${mb(logBytes)})`);
   }
+  if (r.engineImages) {
+    out(`${verb} ${r.engineImages.removed.length} image(s) from the Docker Engine that no kept release needs; kept ${r.engineImages.kept.length}`);
+    for (const k of r.engineImages.kept) out(`  ${short(k.id)}  — ${k.reasons.join("; ")}`);
+  }
   for (const w of r.warnings) out(`warning: ${w}`);
   out(`${r.dryRun ? "would free" : "freed"} ${mb(r.bytesFreed)}${r.dryRun ? " (dry run: nothing was changed)" : ""}`);
 }
@@ -35,7 +39,7 @@ export function register(program: Command): void {
     .option("--json", "print the report as JSON (a stable contract, schemaVersion 1)")
     .addHelpText(
       "after",
-      "\nAlways kept: the images of the newest N releases of every service, the live release and its\nrollback target, the target and rollback target of a running rollout, every digest an instance\nruns, and (unless --prune-tags) every tagged image. Unpacked root filesystems are a cache: only\nthose of pinned releases and instances are kept. The kept logs of terminated instances go with\ntheir release once it leaves the window. Runs under the store's lock, so a concurrent\nbake either completes first or fails cleanly and can be repeated.\n\nExamples:\n  kiln gc --dry-run\n  kiln gc --keep 3 --prune-tags\n  kiln gc --json | jq .bytesFreed",
+      "\nAlways kept: the images of the newest N releases of every service, the live release and its\nrollback target, the target and rollback target of a running rollout, every digest an instance\nruns, and (unless --prune-tags) every tagged image. Unpacked root filesystems are a cache: only\nthose of pinned releases and instances are kept. The kept logs of terminated instances go with\ntheir release once it leaves the window. Runs under the store's lock, so a concurrent\nbake either completes first or fails cleanly and can be repeated.\nWith provider docker, the images kiln loaded into the Docker Engine that nothing above keeps\nare removed from it too (never one the engine has a tag for or a container uses).\n\nExamples:\n  kiln gc --dry-run\n  kiln gc --keep 3 --prune-tags\n  kiln gc --json | jq .bytesFreed",
     )
     .action(async (opts: { keep: string; pruneTags?: boolean; dryRun?: boolean; json?: boolean }, cmd: Command) => {
       const keep = parseKeep(opts.keep);

@@ -9,7 +9,9 @@
 //     (named volumes kiln-<service>-<volume>) as the only writable places;
 //   - with no capabilities, no-new-privileges, and a tiny init (docker-init) as PID 1 so
 //     SIGTERM reaches the app even when it installs no handler and zombies are reaped;
-//   - publishing its port on 127.0.0.1 only, on a host port the engine picks;
+//   - publishing its port on 127.0.0.1 only, on a host port the engine picks — or, with
+//     `docker.network: host`, in the host's network, listening on 127.0.0.1 at a port kiln
+//     picks (recorded in a label, so an adopted instance's address is known);
 //   - never restarted by the engine: kiln replaces instances, it does not revive them.
 
 import type Docker from "dockerode";
@@ -20,6 +22,9 @@ import type { LaunchRequest } from "../provider.js";
 export const DEFAULT_CONTAINER_PORT = 8080;
 /** Where the helper container mounts each volume while kiln sets its owner. */
 export const PREP_VOLUME_ROOT = "kiln-volumes";
+
+/** The 127.0.0.1 port of an instance in the host's network (its address, since nothing is published). */
+export const HOST_PORT_LABEL = "dev.kiln.host-port";
 
 export const containerName = (instanceId: string) => `kiln-${instanceId}`;
 export const prepContainerName = (instanceId: string) => `kiln-${instanceId}-prep`;
@@ -50,21 +55,24 @@ export interface ContainerPlanInput {
   imageId: string;
   uid: number;
   gid: number;
-  /** the port the app listens on inside the container */
+  /** the port the app listens on inside the container; in the host's network, on the host's 127.0.0.1 */
   containerPort: number;
   tmpSizeBytes: number;
+  /** run in the host's network (req.network "host"): containerPort is then a host port kiln chose */
+  hostNetwork?: boolean;
 }
 
 /**
  * The environment of the app: declared env, then what the provider adds. The image's own env
  * is merged under it by the engine. HOST=0.0.0.0 because inside its own network namespace
  * the app must listen on the container's interface for the published port to reach it; the
- * port is published on the host's 127.0.0.1 only.
+ * port is published on the host's 127.0.0.1 only. In the host's network there is no such
+ * namespace: HOST=127.0.0.1 keeps the app off the host's other interfaces.
  */
-export function containerEnv(req: LaunchRequest, containerPort: number): string[] {
+export function containerEnv(req: LaunchRequest, containerPort: number, hostNetwork = false): string[] {
   const env = new Map(Object.entries(req.env));
   env.set("PORT", String(containerPort));
-  env.set("HOST", "0.0.0.0");
+  env.set("HOST", hostNetwork ? "127.0.0.1" : "0.0.0.0");
   env.set("KILN_INSTANCE_ID", req.instanceId);
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
@@ -76,19 +84,22 @@ export function badEnvName(env: Record<string, string>): string | undefined {
 
 export function planContainer(input: ContainerPlanInput): Docker.ContainerCreateOptions {
   const { req, containerPort } = input;
+  const host = input.hostNetwork === true;
   const port = `${containerPort}/tcp`;
   return {
     name: containerName(req.instanceId),
     Image: input.imageId,
-    Hostname: req.instanceId.slice(0, 63),
+    // The host's network comes with the host's name: the engine refuses another.
+    ...(host ? {} : { Hostname: req.instanceId.slice(0, 63) }),
     User: `${input.uid}:${input.gid}`,
-    Env: containerEnv(req, containerPort),
-    ExposedPorts: { [port]: {} },
+    Env: containerEnv(req, containerPort, host),
+    ...(host ? {} : { ExposedPorts: { [port]: {} } }),
     Labels: {
       [LABEL.service]: req.service,
       [LABEL.release]: req.release,
       [LABEL.digest]: req.digest,
       [LABEL.instance]: req.instanceId,
+      ...(host ? { [HOST_PORT_LABEL]: String(containerPort) } : {}),
     },
     HostConfig: {
       ReadonlyRootfs: true,
@@ -97,7 +108,7 @@ export function planContainer(input: ContainerPlanInput): Docker.ContainerCreate
       SecurityOpt: ["no-new-privileges"],
       Init: true,
       // HostPort "" = the engine picks a free one; read back with inspect after start.
-      PortBindings: { [port]: [{ HostIp: "127.0.0.1", HostPort: "" }] },
+      ...(host ? { NetworkMode: "host" } : { PortBindings: { [port]: [{ HostIp: "127.0.0.1", HostPort: "" }] } }),
       Mounts: req.volumes.map((v) => ({ Type: "volume" as const, Source: engineVolumeName(req.service, v.name), Target: v.path, ReadOnly: false })),
       RestartPolicy: { Name: "no" },
       LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },

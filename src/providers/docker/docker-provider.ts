@@ -17,7 +17,9 @@ import { resolveImageUser } from "../local/image-user.js";
 import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
 import { LaunchFlights, SAFE_SEGMENT } from "../single-flight.js";
 import { digestLabel, engineVolumeName, LABEL } from "../../derive/index.js";
+import { freeLoopbackPort } from "../../net.js";
 import {
+  HOST_PORT_LABEL,
   PREP_VOLUME_ROOT,
   badEnvName,
   containerName,
@@ -48,6 +50,8 @@ export interface DockerProviderOptions {
 const KEPT_LOG_BYTES = 1 << 20;
 
 const POLL_MS = 25;
+/** A port handed to a launch stays reserved this long (its container may not exist yet). */
+const HANDED_OUT_MS = 60_000;
 const KILL_WAIT_MS = 10_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -79,6 +83,8 @@ export class DockerProvider implements Provider {
   private readonly owned = new Set<string>();
   /** engine image ID → its user resolved against its own /etc/passwd (an image never changes) */
   private readonly users = new Map<string, { uid: number; gid: number }>();
+  /** host ports given to host-network launches → when (a concurrent launch has no container yet) */
+  private readonly handedOut = new Map<number, number>();
 
   constructor(opts: DockerProviderOptions) {
     this.opts = opts;
@@ -231,6 +237,8 @@ export class DockerProvider implements Provider {
   }
 
   private addressOf(info: Docker.ContainerInspectInfo): string | undefined {
+    const hostPort = Number(info.Config.Labels?.[HOST_PORT_LABEL]);
+    if (info.HostConfig.NetworkMode === "host") return Number.isInteger(hostPort) && hostPort > 0 ? `127.0.0.1:${hostPort}` : undefined;
     const ports = info.NetworkSettings.Ports ?? {};
     for (const bindings of Object.values(ports)) {
       const b = (bindings ?? []).find((x) => x.HostIp === "127.0.0.1" && Number(x.HostPort) > 0);
@@ -260,7 +268,9 @@ export class DockerProvider implements Provider {
     const imageId = await ensureImage(this.docker, this.opts.store, req.digest);
 
     const { uid, gid } = await this.prepare(req, imageId, config.User ?? "");
-    const plan = planContainer({ req, imageId, uid, gid, containerPort: imagePort(config), tmpSizeBytes: this.opts.tmpSizeBytes ?? 64 * 1024 * 1024 });
+    const hostNetwork = req.network === "host";
+    const containerPort = hostNetwork ? await this.freeHostPort() : imagePort(config);
+    const plan = planContainer({ req, imageId, uid, gid, containerPort, hostNetwork, tmpSizeBytes: this.opts.tmpSizeBytes ?? 64 * 1024 * 1024 });
     try {
       await this.docker.createContainer(plan);
     } catch (e) {
@@ -271,6 +281,33 @@ export class DockerProvider implements Provider {
       return this.adopt(c, raced, req);
     }
     return this.start(c, req);
+  }
+
+  /**
+   * A free 127.0.0.1 port for an instance in the host's network. Another process may take it
+   * before the app binds it (the instance then fails its health check and is replaced), but
+   * kiln never gives one port twice: the ports of kiln's own host-network containers (any
+   * service, running or about to be restarted by nobody: all of them) and of launches of the
+   * last minute are skipped.
+   */
+  private async freeHostPort(): Promise<number> {
+    const now = Date.now();
+    for (const [p, at] of this.handedOut) if (now - at > HANDED_OUT_MS) this.handedOut.delete(p);
+    let taken: Set<number>;
+    try {
+      const cs = await this.docker.listContainers({ all: true, filters: { label: [HOST_PORT_LABEL] } });
+      taken = new Set(cs.map((c) => Number(c.Labels[HOST_PORT_LABEL])));
+    } catch (e) {
+      throw translateDockerError(e, "list the host ports of kiln's containers");
+    }
+    for (let i = 0; i < 20; i++) {
+      const port = await freeLoopbackPort();
+      if (!taken.has(port) && !this.handedOut.has(port)) {
+        this.handedOut.set(port, now);
+        return port;
+      }
+    }
+    throw providerError("no free 127.0.0.1 port found for an instance in the host's network after 20 tries", "free some ports, or use docker.network: bridge");
   }
 
   /** An existing container for this id: ours (by label) is the instance; start it if a launch was interrupted. */
