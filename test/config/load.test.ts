@@ -71,6 +71,13 @@ edge:
   connectTimeout: 1
   upstreamTimeout: 30s
   tunnelIdleTimeout: 0
+swarm:
+  rollouts: native
+  manager: unix:///run/swarm-manager.sock
+  registry: 10.77.0.1:5000/acme
+  insecureRegistry: true
+  constraints: ["node.labels.zone == a", "node.role!=manager"]
+  spread: false
 env:
   LOG_LEVEL: info
 volumes:
@@ -136,6 +143,14 @@ describe("parseSpec: a valid file", () => {
         upstreamTimeout: 30_000,
         tunnelIdleTimeout: 0,
       },
+      swarm: {
+        rollouts: "native",
+        manager: "unix:///run/swarm-manager.sock",
+        registry: "10.77.0.1:5000/acme",
+        insecureRegistry: true,
+        constraints: ["node.labels.zone==a", "node.role!=manager"],
+        spread: false,
+      },
       env: { LOG_LEVEL: "info" },
       volumes: [{ name: "uploads", path: "/var/uploads" }],
       drainTimeout: 45_000,
@@ -197,6 +212,7 @@ describe("parseSpec: a valid file", () => {
         upstreamTimeout: 60_000,
         tunnelIdleTimeout: 3_600_000,
       },
+      swarm: { rollouts: "kiln", insecureRegistry: false, constraints: [], spread: true },
       env: {},
       volumes: [],
       drainTimeout: 30_000,
