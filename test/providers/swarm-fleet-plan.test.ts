@@ -149,6 +149,7 @@ describe("readTask", () => {
     { name: "being stopped (desired shutdown) but still running: serves until it stops", task: task("running", { DesiredState: "shutdown" }, [{ TargetPort: 8080, PublishedPort: 32768 }]), node: b, want: { kind: "running", address: "10.77.0.12:32768" } },
     { name: "shut down with exit 0", task: task("shutdown", { DesiredState: "shutdown", Status: { State: "shutdown", ContainerStatus: { ExitCode: 0 } } }), node: b, want: { kind: "exited", exitCode: 0, reason: "shutdown" } },
     { name: "pending", task: task("pending"), node: undefined, want: { kind: "starting" } },
+    { name: "pending, pinned to a node that is down: lost", task: task("pending", { NodeID: "" }), node: node("c", { state: "down" }), want: { kind: "exited", exitCode: null, reason: "node c is down" } },
     { name: "running, no port read back yet", task: task("running"), node: b, want: { kind: "starting" } },
     { name: "no task yet", task: undefined, node: undefined, want: { kind: "starting" } },
   ];

@@ -268,7 +268,8 @@ export type TaskReading =
   | { kind: "exited"; exitCode: number | null; reason: string };
 
 /**
- * One instance's state from its task and the node the task is on.
+ * One instance's state from its task and the node the task is on (or, before Swarm assigned
+ * it, the node kiln pinned it to: a task pinned to a lost node would wait for it forever).
  *
  * A task on a node the manager marks down (or disconnected) is read as exited with no exit
  * code: Swarm itself reports it still "running" (it cannot know), and may go on reporting
@@ -284,6 +285,7 @@ export type TaskReading =
  *   task failed, exit 3                                              → exited, 3
  *   task rejected ("no such image")                                  → exited, null
  *   task pending / preparing                                         → starting
+ *   task pending, pinned to a node that is down                      → exited, null, "node … is down"
  *   task running, no published port read back yet                    → starting
  */
 export function readTask(task: SwarmTask | undefined, node: SwarmNode | undefined, targetPort: number): TaskReading {
@@ -294,9 +296,11 @@ export function readTask(task: SwarmTask | undefined, node: SwarmNode | undefine
   if (task.DesiredState !== undefined && task.DesiredState !== "running" && state !== "running" && !PRE_RUNNING.has(state)) {
     return { kind: "exited", exitCode: typeof code === "number" ? code : null, reason: why };
   }
+  const nodeState = node?.Status?.State;
+  if ((state === "running" || PRE_RUNNING.has(state)) && (nodeState === "down" || nodeState === "disconnected")) {
+    return { kind: "exited", exitCode: null, reason: `node ${node?.ID ?? task.NodeID ?? "?"} is ${nodeState}` };
+  }
   if (state === "running") {
-    const nodeState = node?.Status?.State;
-    if (nodeState === "down" || nodeState === "disconnected") return { kind: "exited", exitCode: null, reason: `node ${task.NodeID ?? "?"} is ${nodeState}` };
     const port = publishedPort(task, targetPort);
     const host = node ? nodeAddress(node) : undefined;
     if (port === undefined || host === undefined) return { kind: "starting" };

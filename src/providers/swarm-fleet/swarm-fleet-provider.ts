@@ -147,7 +147,8 @@ export class SwarmFleetProvider implements Provider {
     const bound = Date.now() + Math.max(opts.graceMs, this.stopGraceMs()) + 20_000;
     while (Date.now() < bound) {
       const task = currentTask(await this.tasksOf([svc.ID]));
-      const node = task?.NodeID ? (await this.nodes(true)).find((n) => n.ID === task.NodeID) : undefined;
+      const nodeId = task?.NodeID || pinnedNode(svc.Spec);
+      const node = nodeId ? (await this.nodes(true)).find((n) => n.ID === nodeId) : undefined;
       // On a lost node nothing will report the task stopped: removing the service makes the node stop it when it returns.
       if (!task || readTask(task, node, targetPortOf(svc.Spec) ?? 0).kind === "exited") break;
       await sleep(POLL_MS);
@@ -207,7 +208,8 @@ export class SwarmFleetProvider implements Provider {
     let unsettled = 0;
     const out = services.map((s) => {
       const task = currentTask(byService.get(s.ID) ?? []);
-      const node = task?.NodeID ? nodes.find((n) => n.ID === task.NodeID) : undefined;
+      const nodeId = task?.NodeID || pinnedNode(s.Spec);
+      const node = nodeId ? nodes.find((n) => n.ID === nodeId) : undefined;
       const seen = observeInstance(s, task, node);
       const launching = this.pending.has(seen.id) || this.launchesInFlight.has(seen.id);
       if (seen.state === "running" && seen.address === "" && !launching && (s.Spec.Mode?.Replicated?.Replicas ?? 1) > 0) unsettled++;
@@ -386,7 +388,8 @@ export class SwarmFleetProvider implements Provider {
         throw translateDockerError(e, `inspect instance ${instanceId}`);
       }
       const task = currentTask(await this.tasksOf([serviceId]));
-      const node = task?.NodeID ? (await this.nodes()).find((n) => n.ID === task.NodeID) : undefined;
+      const nodeId = task?.NodeID || pinnedNode(svc.Spec);
+      const node = nodeId ? (await this.nodes()).find((n) => n.ID === nodeId) : undefined;
       const r = readTask(task, node, targetPortOf(svc.Spec) ?? 0);
       if (r.kind === "running") return observeInstance(svc, task, node);
       if (r.kind === "exited" && !created) return observeInstance(svc, task, node);
