@@ -9,10 +9,9 @@ import { fileURLToPath } from "node:url";
 import { KilnError } from "../errors.js";
 import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
-import { checkProviderName, createProvider, isProviderName, refuseNativeSwarm, type ProviderName } from "../providers/registry.js";
+import { checkProviderName, checkSwarmManager, createProvider, isProviderName, refuseNativeSwarm, type ProviderName } from "../providers/registry.js";
 import { ControllerClient } from "../server/client.js";
 import type { EdgeSpec, HealthSpec, RouterKind, SwarmSpec } from "../config/types.js";
-import { connectManager, ensureManager } from "../providers/swarm-fleet/index.js";
 import { startHaproxyRouter, type StartHaproxyOptions } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 import { haproxyOptions, haproxyRunDir } from "../server/haproxy-options.js";
@@ -136,7 +135,7 @@ export async function startDaemons(opts: {
   if (provider === "docker") await pingDocker(connectDocker()); // a clear error here, not in the controller's log
   if (provider === "swarm") {
     refuseNativeSwarm(provider, opts.swarm);
-    await ensureManager(connectManager(opts.swarm?.manager));
+    await checkSwarmManager(opts.swarm);
   }
   const router = opts.router ?? "builtin";
   const runningRouter = daemonRouter(paths);

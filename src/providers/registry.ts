@@ -8,7 +8,7 @@ import { DockerProvider, removeServiceVolumes } from "./docker/index.js";
 import { connectDocker } from "./docker/engine.js";
 import { LocalProvider } from "./local/index.js";
 import type { Provider } from "./provider.js";
-import { SwarmFleetProvider, connectManager } from "./swarm-fleet/index.js";
+import { SwarmFleetProvider, connectManager, ensureManager } from "./swarm-fleet/index.js";
 import type { SwarmSpec } from "../config/types.js";
 
 /** Providers that run instances behind `kiln up` (the controller and the proxy on this machine). */
@@ -41,6 +41,11 @@ export function refuseNativeSwarm(name: ProviderName, swarm: SwarmSpec | undefin
     throw new KilnError("KILN_E_USAGE", "kiln.yaml says `swarm: { rollouts: native }`: Swarm itself replaces the instances, so `kiln up` has nothing to run", {
       hint: "use `kiln deploy` directly (no `kiln up`), or remove `rollouts: native` to let kiln's controller drive the swarm",
     });
+}
+
+/** Throws a KilnError with a hint unless kiln.yaml's (or the environment's) Swarm manager answers as a manager. */
+export async function checkSwarmManager(swarm: SwarmSpec | undefined): Promise<void> {
+  await ensureManager(connectManager(swarm?.manager));
 }
 
 /** The environment's registry credentials (KILN_REGISTRY_USERNAME / KILN_REGISTRY_PASSWORD), as `kiln push` reads them. */
