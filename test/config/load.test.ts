@@ -510,3 +510,17 @@ describe("parseImageBase", () => {
     assert.deepEqual(parseImageBase("docker-archive:img.tar"), { kind: "docker-archive", path: "img.tar" });
   });
 });
+
+describe("swarm settings", () => {
+  const base = "name: hello\nversion: v1\nimage: {}\nprovider: swarm\n";
+  it("refuses a constraint Swarm would not read, a bad registry and an unknown rollouts value, naming each key", () => {
+    const ps = problems(`${base}swarm:\n  rollouts: swarm\n  registry: "http://10.77.0.1:5001"\n  constraints: ["zone=a", "node.labels.zone==a"]\n`);
+    assert.match(byPath(ps, "swarm.rollouts").message, /"kiln".*"native"|kiln.*native/);
+    assert.match(byPath(ps, "swarm.registry").message, /registry "HOST\[:PORT\]"/);
+    assert.match(byPath(ps, "swarm.constraints[0]").message, /placement constraint/);
+    assert.ok(!ps.some((p) => p.path === "swarm.constraints[1]"), "the good constraint passes");
+  });
+  it("defaults: kiln's controller, spread, no constraints, the environment's manager and registry", () => {
+    assert.deepEqual(ok(base).swarm, { rollouts: "kiln", insecureRegistry: false, constraints: [], spread: true });
+  });
+});
