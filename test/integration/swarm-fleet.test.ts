@@ -5,7 +5,8 @@
 // addresses and host-mode ports: rolling, blue-green with an instant rollback onto the warm
 // fleet, an aborted bad canary, heal after an instance vanishes, and a worker node lost in
 // steady state — each with 0 failed requests and a release spread over at least two nodes.
-// Skips unless the rig's env is set.
+// Skips unless the rig's env is set. KILN_SWARM_FLEET_ROUTER=haproxy runs it with HAProxy as the
+// data plane (kiln.yaml `router: haproxy`).
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -79,6 +80,7 @@ before(async () => {
   doc.set("volumes", []);
   doc.set("env", { DATA_DIR: "/tmp" });
   doc.set("drainTimeout", "3s");
+  if (process.env.KILN_SWARM_FLEET_ROUTER === "haproxy") doc.set("router", "haproxy");
   if (process.env.KILN_SWARM_REGISTRY) doc.set("swarm", { registry: `${process.env.KILN_SWARM_REGISTRY}/kiln-it`, insecureRegistry: true });
   writeFileSync(f, doc.toString());
 });
