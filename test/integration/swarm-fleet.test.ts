@@ -194,6 +194,27 @@ test("a worker node is lost in steady state: its instances are replaced on the n
   await converged("after the node returned", () => true, 60_000);
 });
 
+test("kiln scale 5 then 3: the new instances spread over the nodes, the extra ones are drained and removed, 0 failed requests", async (t) => {
+  if (!load) return t.skip("no fleet");
+  await window();
+  const up = await kiln(["scale", "5"], { cwd: ws.dir });
+  assert.equal(up.code, 0, up.stdout + up.stderr);
+  let s5: StatusView | undefined;
+  await until(async () => {
+    s5 = await status();
+    return inRotation(s5).length === 5 && inRotation(s5).every((i) => i.health === "healthy");
+  }, 90_000, "5 instances in rotation");
+  const perNode = [...nodesOf(s5!)].map((n) => inRotation(s5!).filter((i) => nodeOf(i.address) === n).length).sort();
+  assert.deepEqual(perNode, [1, 2, 2], `5 instances over 3 nodes as 2+2+1: ${inRotation(s5!).map((i) => i.address).join(", ")}`);
+  const down = await kiln(["scale", "3"], { cwd: ws.dir });
+  assert.equal(down.code, 0, down.stdout + down.stderr);
+  const s = await converged("scaled back to 3", (x) => x.instances.length === 3);
+  assert.equal((await services()).size, 3);
+  const w = await window();
+  t.diagnostic(`scale 5 → 3: ${w.requests} requests, ${w.failed} failed; at 5: ${perNode.join("+")} per node; at 3 on ${nodesOf(s).size} nodes`);
+  assert.equal(w.failed, 0);
+});
+
 /** A worker (rig node number and address) that holds at least one serving instance. */
 async function workerWithInstance(s: StatusView): Promise<{ k: number; addr: string }> {
   const nodes = (await manager!.listNodes()) as SwarmNode[];
