@@ -342,6 +342,7 @@ interface Defaulted {
     upstreamTimeout: string | number;
     tunnelIdleTimeout: string | number;
   };
+  swarm: { rollouts: "kiln" | "native"; manager?: string; registry?: string; insecureRegistry: boolean; constraints: string[]; spread: boolean };
   env: Record<string, string>;
   volumes: { name: string; path: string }[];
   drainTimeout: string | number;
@@ -438,6 +439,14 @@ function normalize(d: Defaulted): Spec {
       connectTimeout: parseDuration(d.edge.connectTimeout),
       upstreamTimeout: parseDuration(d.edge.upstreamTimeout),
       tunnelIdleTimeout: parseDuration(d.edge.tunnelIdleTimeout),
+    },
+    swarm: {
+      rollouts: d.swarm.rollouts,
+      ...(d.swarm.manager === undefined ? {} : { manager: d.swarm.manager }),
+      ...(d.swarm.registry === undefined ? {} : { registry: d.swarm.registry }),
+      insecureRegistry: d.swarm.insecureRegistry,
+      constraints: d.swarm.constraints.map((c) => c.replace(/\s+/g, "")),
+      spread: d.swarm.spread,
     },
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),

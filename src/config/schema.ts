@@ -21,6 +21,8 @@ export const PATTERNS = {
   duration: "^\\d+(\\.\\d+)?(ms|s|m|h)$",
   nonEmpty: "^.+$",
   postgresUrl: "^postgres(ql)?://",
+  swarmConstraint: "^(node\\.(id|hostname|role|platform\\.os|platform\\.arch|labels\\.[A-Za-z0-9_.-]+)|engine\\.labels\\.[A-Za-z0-9_.-]+)\\s*(==|!=)\\s*\\S+$",
+  swarmRegistry: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$",
 } as const;
 
 export const PATTERN_TEXT: Readonly<Record<string, string>> = {
@@ -39,6 +41,9 @@ export const PATTERN_TEXT: Readonly<Record<string, string>> = {
   [PATTERNS.duration]: 'a duration like "500ms", "30s", "5m", "1h" or a number of seconds',
   [PATTERNS.nonEmpty]: "a non-empty string",
   [PATTERNS.postgresUrl]: 'a PostgreSQL URL "postgres://[user@]host[:port]/database[?schema=NAME]"',
+  [PATTERNS.swarmConstraint]:
+    'a Swarm placement constraint "ATTRIBUTE==VALUE" or "ATTRIBUTE!=VALUE" on node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.KEY or engine.labels.KEY',
+  [PATTERNS.swarmRegistry]: 'a registry "HOST[:PORT]" with an optional repository prefix, e.g. "10.77.0.1:5000" or "ghcr.io/acme"',
 };
 
 // Titles mark the two composite types so error messages can name them as a whole
@@ -383,6 +388,46 @@ const StrategySchema = object(
   "How a new release replaces the running fleet.",
 );
 
+const SwarmSchema = object(
+  {
+    rollouts: Type.Optional(
+      Type.Union([Type.Literal("kiln"), Type.Literal("native")], {
+        default: "kiln",
+        description:
+          'With provider swarm, who replaces instances: "kiln" (kiln\'s controller and router drive one Swarm service per instance, every rollout guarantee holds; needs `kiln up`) or "native" (Swarm\'s own update_config performs the rollout; no `kiln up`).',
+      }),
+    ),
+    manager: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.nonEmpty,
+        description: "The Docker Engine socket of a Swarm manager (\"unix:///path\" or a path); when absent: $KILN_SWARM_MANAGER, else $DOCKER_HOST.",
+      }),
+    ),
+    registry: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.swarmRegistry,
+        description: "The registry every node pulls from (\"HOST[:PORT][/PREFIX]\"); kiln pushes each release's image there and runs it by digest. When absent: $KILN_SWARM_REGISTRY; without either, images are loaded into the manager's engine only (a one-node swarm).",
+      }),
+    ),
+    insecureRegistry: Type.Optional(
+      Type.Boolean({ default: false, description: "Push to a registry that is not on loopback over plain HTTP (the nodes must list it in insecure-registries)." }),
+    ),
+    constraints: Type.Optional(
+      Type.Array(Type.String({ pattern: PATTERNS.swarmConstraint }), {
+        default: [],
+        description: 'Swarm placement constraints every instance gets, e.g. "node.labels.zone==a"; kiln places only on Ready nodes that satisfy all of them.',
+      }),
+    ),
+    spread: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: "Place each new instance on the eligible node with the fewest instances of its release (then of the service), so losing one node loses the least capacity; false lets Swarm place.",
+      }),
+    ),
+  },
+  "Docker Swarm settings, read with provider swarm.",
+);
+
 const EdgeSchema = object(
   {
     instanceHeaders: Type.Optional(
@@ -437,7 +482,7 @@ export const KilnSpecSchema = Type.Object(
       Type.Union([Type.Literal("local"), Type.Literal("docker"), Type.Literal("swarm")], {
         default: "local",
         description:
-          'What runs the instances: "local" (sandboxed processes on this machine), "docker" (containers on a Docker Engine) or "swarm" (a Docker Swarm service that performs the rollout itself).',
+          'What runs the instances: "local" (sandboxed processes on this machine), "docker" (containers on a Docker Engine) or "swarm" (one Swarm service per instance on a Docker Swarm, under kiln\'s controller; see `swarm.rollouts` for Swarm\'s own rollouts).',
       }),
     ),
     router: Type.Optional(
@@ -448,6 +493,7 @@ export const KilnSpecSchema = Type.Object(
       }),
     ),
     edge: EdgeSchema,
+    swarm: SwarmSchema,
     env: stringMap("Declared environment given to each instance at launch; part of the release.", PATTERNS.envName),
     volumes: Type.Optional(
       Type.Array(VolumeSchema, {

@@ -130,6 +130,19 @@ export interface EdgeSpec {
   tunnelIdleTimeout: number;
 }
 
+/** kiln.yaml `swarm` (read with provider swarm) */
+export interface SwarmSpec {
+  /** "kiln": kiln's controller drives one service per instance; "native": Swarm's update_config performs rollouts */
+  rollouts: "kiln" | "native";
+  /** manager engine socket; undefined: $KILN_SWARM_MANAGER, else $DOCKER_HOST */
+  manager?: string;
+  /** "HOST[:PORT][/PREFIX]" the nodes pull from; undefined: $KILN_SWARM_REGISTRY, else the manager's engine only */
+  registry?: string;
+  insecureRegistry: boolean;
+  constraints: string[];
+  spread: boolean;
+}
+
 export interface Spec {
   apiVersion: "kiln/v1";
   name: string;
@@ -142,6 +155,8 @@ export interface Spec {
   /** the data plane */
   router: RouterKind;
   edge: EdgeSpec;
+  /** Swarm settings (provider swarm) */
+  swarm: SwarmSpec;
   env: Record<string, string>;
   volumes: VolumeSpec[];
   /** ms */

@@ -9,9 +9,9 @@ import { fileURLToPath } from "node:url";
 import { KilnError } from "../errors.js";
 import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
-import { checkProviderName, createProvider, isProviderName, type ProviderName } from "../providers/registry.js";
+import { checkProviderName, checkSwarmManager, createProvider, isProviderName, refuseNativeSwarm, type ProviderName } from "../providers/registry.js";
 import { ControllerClient } from "../server/client.js";
-import type { EdgeSpec, HealthSpec, RouterKind } from "../config/types.js";
+import type { EdgeSpec, HealthSpec, RouterKind, SwarmSpec } from "../config/types.js";
 import { startHaproxyRouter, type StartHaproxyOptions } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 import { haproxyOptions, haproxyRunDir } from "../server/haproxy-options.js";
@@ -120,6 +120,8 @@ export async function startDaemons(opts: {
   edge?: EdgeSpec;
   /** kiln.yaml health: HAProxy starts with the service's check, so the first table needs no reload */
   health?: HealthSpec;
+  /** kiln.yaml swarm (provider swarm): the manager is checked before anything starts */
+  swarm?: SwarmSpec;
 }): Promise<UpResult> {
   const { paths } = opts;
   const provider = checkProviderName(opts.provider ?? "local");
@@ -131,6 +133,10 @@ export async function startDaemons(opts: {
     });
   }
   if (provider === "docker") await pingDocker(connectDocker()); // a clear error here, not in the controller's log
+  if (provider === "swarm") {
+    refuseNativeSwarm(provider, opts.swarm);
+    await checkSwarmManager(opts.swarm);
+  }
   const router = opts.router ?? "builtin";
   const runningRouter = daemonRouter(paths);
   if (runningRouter !== undefined && runningRouter !== router) {
@@ -192,7 +198,7 @@ async function stopPid(pid: number | undefined, graceMs: number): Promise<void> 
  * Stop everything: instances (through the controller when it answers), controller, proxy.
  * `provider` (default local) is the one to clean when the home does not say which one the daemons used.
  */
-export async function stopDaemons(opts: { paths: HomePaths; home: string; service: string; provider?: ProviderName }): Promise<{ stopped: string[] }> {
+export async function stopDaemons(opts: { paths: HomePaths; home: string; service: string; provider?: ProviderName; swarm?: SwarmSpec }): Promise<{ stopped: string[] }> {
   const { paths } = opts;
   const stopped: string[] = [];
   const controller = new ControllerClient(paths.controllerSocket);
@@ -207,7 +213,7 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   // and exited instances are released too (a container is removed).
   let failure: unknown;
   try {
-    const provider = createProvider(daemonProvider(paths) ?? opts.provider ?? "local", { home: opts.home });
+    const provider = createProvider(daemonProvider(paths) ?? opts.provider ?? "local", { home: opts.home, swarm: opts.swarm && { ...opts.swarm, rollouts: "kiln" } });
     for (const inst of await provider.list(opts.service)) {
       await provider.terminate(inst.id, { graceMs: 5000 });
       if (inst.state === "running" && !stopped.includes("instances")) stopped.push("instances");

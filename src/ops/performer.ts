@@ -78,7 +78,7 @@ export function requireCapability<V extends OptionalVerb>(p: RolloutPerformer, v
 }
 
 export function unsupported(p: RolloutPerformer, verb: OptionalVerb): KilnError {
-  return new KilnError("KILN_E_USAGE", `\`kiln ${verb}\` does not apply to ${p.name === "swarm" ? "provider swarm: Swarm performs the rollout itself" : "this fleet"}`, {
+  return new KilnError("KILN_E_USAGE", `\`kiln ${verb}\` does not apply to ${p.name === "swarm" ? "native Swarm rollouts (`swarm: { rollouts: native }`): Swarm performs the rollout itself" : "this fleet"}`, {
     hint: p.instead[verb] ?? "see `kiln --help`",
   });
 }

@@ -1,7 +1,7 @@
 // The composition root for rollout performers: the only file that picks a concrete one.
-// kiln.yaml's `provider: swarm` hands rollouts to Swarm (its update_config); every other
-// provider runs under kiln's own controller. (A Swarm provider under kiln's controller would
-// select the controller here, beside the native path or in its place.)
+// kiln.yaml's `provider: swarm` with `swarm: { rollouts: native }` hands rollouts to Swarm
+// (its update_config); every other provider, `provider: swarm` included, runs under kiln's
+// own controller.
 
 import { ControllerPerformer } from "./controller-performer.js";
 import type { RolloutPerformer } from "./performer.js";
@@ -9,6 +9,6 @@ import { SwarmPerformer } from "./swarm/performer.js";
 import type { Workspace } from "./workspace.js";
 
 export function performerFor(ws: Workspace): RolloutPerformer {
-  if (ws.loaded.spec.provider === "swarm") return new SwarmPerformer({ spec: ws.loaded.spec, home: ws.home, stateDb: ws.state?.location ?? ws.paths.stateDb });
+  if (ws.loaded.spec.provider === "swarm" && ws.loaded.spec.swarm.rollouts === "native") return new SwarmPerformer({ spec: ws.loaded.spec, home: ws.home, stateDb: ws.state?.location ?? ws.paths.stateDb });
   return new ControllerPerformer(ws);
 }

@@ -35,7 +35,11 @@ export interface ObservedInstance {
   service: string;
   release: string;
   digest: string;
-  /** "127.0.0.1:PORT" — where the instance serves HTTP ("" when a provider no longer knows it: a stopped container) */
+  /**
+   * "HOST:PORT" where the instance serves HTTP: 127.0.0.1 on one machine; a node's address on a
+   * multi-node provider (swarm), which the router must reach. "" when the provider does not know
+   * it (yet): a stopped container, a Swarm task not running yet.
+   */
   address: string;
   /** host process id (local provider: the sandbox's leader; docker: the container's init) */
   pid?: number;

@@ -9,15 +9,21 @@ import { connectDocker } from "./docker/engine.js";
 import { collectEngineGarbage, type EngineGcResult } from "./docker/engine-gc.js";
 import { LocalProvider } from "./local/index.js";
 import type { Provider } from "./provider.js";
+import { SwarmFleetProvider, connectManager, ensureManager } from "./swarm-fleet/index.js";
+import type { SwarmSpec } from "../config/types.js";
 
 /** Providers that run instances behind `kiln up` (the controller and the proxy on this machine). */
-export const providerNames = ["local", "docker"] as const;
+export const providerNames = ["local", "docker", "swarm"] as const;
 export type ProviderName = (typeof providerNames)[number];
 
 export interface ProviderOptions {
   home: string;
   sandbox?: "bwrap" | "none" | "auto";
   log?: (line: string) => void;
+  /** kiln.yaml `swarm` (provider swarm); absent: the environment's manager and registry, defaults otherwise */
+  swarm?: SwarmSpec;
+  /** kiln.yaml drainTimeout (ms): provider swarm fixes each instance's stop grace period at launch from it */
+  drainTimeout?: number;
 }
 
 export function isProviderName(name: string): name is ProviderName {
@@ -27,17 +33,48 @@ export function isProviderName(name: string): name is ProviderName {
 /** Refuses what `kiln up` cannot run, with the way that can. */
 export function checkProviderName(name: string): ProviderName {
   if (isProviderName(name)) return name;
-  if (name === "swarm")
-    throw new KilnError("KILN_E_USAGE", 'provider "swarm" is not run by `kiln up`: Swarm itself replaces the instances', {
-      hint: "use `kiln deploy` with `provider: swarm` in kiln.yaml (no `kiln up` needed); or choose --provider local|docker",
-    });
   throw new KilnError("KILN_E_USAGE", `unknown provider "${name}"`, { hint: `use one of: ${providerNames.join(", ")}` });
+}
+
+/** `swarm.rollouts: native` hands rollouts to Swarm's update_config: there is no controller to start. */
+export function refuseNativeSwarm(name: ProviderName, swarm: SwarmSpec | undefined): void {
+  if (name === "swarm" && swarm?.rollouts === "native")
+    throw new KilnError("KILN_E_USAGE", "kiln.yaml says `swarm: { rollouts: native }`: Swarm itself replaces the instances, so `kiln up` has nothing to run", {
+      hint: "use `kiln deploy` directly (no `kiln up`), or remove `rollouts: native` to let kiln's controller drive the swarm",
+    });
+}
+
+/** Throws a KilnError with a hint unless kiln.yaml's (or the environment's) Swarm manager answers as a manager. */
+export async function checkSwarmManager(swarm: SwarmSpec | undefined): Promise<void> {
+  await ensureManager(connectManager(swarm?.manager));
+}
+
+/** The environment's registry credentials (KILN_REGISTRY_USERNAME / KILN_REGISTRY_PASSWORD), as `kiln push` reads them. */
+function envCredentials(env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
+  return env.KILN_REGISTRY_USERNAME && env.KILN_REGISTRY_PASSWORD !== undefined ? { username: env.KILN_REGISTRY_USERNAME, password: env.KILN_REGISTRY_PASSWORD } : undefined;
 }
 
 export function createProvider(name: string, opts: ProviderOptions): Provider {
   const kind = checkProviderName(name);
+  refuseNativeSwarm(kind, opts.swarm);
   const store = openStore(opts.home);
   if (kind === "docker") return new DockerProvider({ docker: connectDocker(), store, logDir: join(opts.home, "instances") });
+  if (kind === "swarm") {
+    const env = process.env;
+    const s = opts.swarm;
+    return new SwarmFleetProvider({
+      docker: connectManager(s?.manager, env),
+      store,
+      registry: s?.registry ?? (env.KILN_SWARM_REGISTRY || undefined),
+      insecureRegistry: s?.insecureRegistry === true || env.KILN_SWARM_REGISTRY_INSECURE === "1",
+      credentials: envCredentials(env),
+      constraints: s?.constraints ?? [],
+      spread: s?.spread ?? true,
+      // The controller stops instances with at most 10 s of grace (instances.ts); Swarm needs it at launch.
+      stopGraceMs: Math.min(opts.drainTimeout ?? 10_000, 10_000),
+      logDir: join(opts.home, "instances"),
+    });
+  }
   return new LocalProvider({
     home: opts.home,
     sandbox: opts.sandbox ?? "auto",
@@ -53,6 +90,7 @@ export function createProvider(name: string, opts: ProviderOptions): Provider {
 
 /** Deletes the service's volumes (its state) where the provider keeps them: a clean slate for a demo. */
 export async function discardVolumes(name: ProviderName, home: string, service: string): Promise<void> {
+  if (name === "swarm") return; // provider swarm runs no declared volumes
   if (name === "docker") await removeServiceVolumes(connectDocker(), service);
   else rmSync(join(home, "volumes", service), { recursive: true, force: true });
 }

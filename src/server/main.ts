@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     defaultSpec: toReleaseSettings(loaded.spec),
     listen: loaded.spec.listen,
     db,
-    provider: createProvider(providerName, { home, sandbox: values.sandbox as "auto", log }),
+    provider: createProvider(providerName, { home, sandbox: values.sandbox as "auto", log, swarm: loaded.spec.swarm, drainTimeout: loaded.spec.drainTimeout }),
     router,
     probe: async (address, path, timeout) => {
       const r = await probeHttp(address, path, timeout);

@@ -71,6 +71,13 @@ edge:
   connectTimeout: 1
   upstreamTimeout: 30s
   tunnelIdleTimeout: 0
+swarm:
+  rollouts: native
+  manager: unix:///run/swarm-manager.sock
+  registry: 10.77.0.1:5000/acme
+  insecureRegistry: true
+  constraints: ["node.labels.zone == a", "node.role!=manager"]
+  spread: false
 env:
   LOG_LEVEL: info
 volumes:
@@ -138,6 +145,14 @@ describe("parseSpec: a valid file", () => {
         upstreamTimeout: 30_000,
         tunnelIdleTimeout: 0,
       },
+      swarm: {
+        rollouts: "native",
+        manager: "unix:///run/swarm-manager.sock",
+        registry: "10.77.0.1:5000/acme",
+        insecureRegistry: true,
+        constraints: ["node.labels.zone==a", "node.role!=manager"],
+        spread: false,
+      },
       env: { LOG_LEVEL: "info" },
       volumes: [{ name: "uploads", path: "/var/uploads" }],
       drainTimeout: 45_000,
@@ -200,6 +215,7 @@ describe("parseSpec: a valid file", () => {
         upstreamTimeout: 60_000,
         tunnelIdleTimeout: 3_600_000,
       },
+      swarm: { rollouts: "kiln", insecureRegistry: false, constraints: [], spread: true },
       env: {},
       volumes: [],
       drainTimeout: 30_000,
@@ -502,5 +518,19 @@ describe("parseImageBase", () => {
     assert.deepEqual(parseImageBase("oci:./base:22"), { kind: "oci", path: "./base", tag: "22" });
     assert.deepEqual(parseImageBase("oci:/tmp/x.tar:v1.2"), { kind: "oci", path: "/tmp/x.tar", tag: "v1.2" });
     assert.deepEqual(parseImageBase("docker-archive:img.tar"), { kind: "docker-archive", path: "img.tar" });
+  });
+});
+
+describe("swarm settings", () => {
+  const base = "name: hello\nversion: v1\nimage: {}\nprovider: swarm\n";
+  it("refuses a constraint Swarm would not read, a bad registry and an unknown rollouts value, naming each key", () => {
+    const ps = problems(`${base}swarm:\n  rollouts: swarm\n  registry: "http://10.77.0.1:5001"\n  constraints: ["zone=a", "node.labels.zone==a"]\n`);
+    assert.match(byPath(ps, "swarm.rollouts").message, /"kiln".*"native"|kiln.*native/);
+    assert.match(byPath(ps, "swarm.registry").message, /registry "HOST\[:PORT\]"/);
+    assert.match(byPath(ps, "swarm.constraints[0]").message, /placement constraint/);
+    assert.ok(!ps.some((p) => p.path === "swarm.constraints[1]"), "the good constraint passes");
+  });
+  it("defaults: kiln's controller, spread, no constraints, the environment's manager and registry", () => {
+    assert.deepEqual(ok(base).swarm, { rollouts: "kiln", insecureRegistry: false, constraints: [], spread: true });
   });
 });

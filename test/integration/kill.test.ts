@@ -1,9 +1,14 @@
 // Kill test: SIGKILL the controller at random moments during rolling, blue-green and canary rollouts
-// on the real local provider under continuous load. Every rollout must converge (live or rolled
-// back), no client request may fail, no instance process may be orphaned, history stays intact.
+// on a real provider under continuous load. Every rollout must converge (live or rolled back), no
+// client request may fail, no instance process may be orphaned, history stays intact.
+//
+// The provider is the local one (bubblewrap), or with KILN_KILL_PROVIDER=swarm the three-node swarm
+// of scripts/swarm-cluster.sh (one Swarm service per instance; every running service must be one
+// state knows). KILN_KILL_COUNT sets the number of kills (default 30).
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -16,11 +21,14 @@ import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
 import { seededRandom } from "../../src/providers/fake/index.js";
 import { helloWorkspace, requireTool, until } from "./support.js";
 import { pidAlive } from "../../src/home.js";
+import { parseDocument } from "yaml";
+import { swarmRig } from "../support/swarm-rig.js";
 
 const KILLS = Number(process.env.KILN_KILL_COUNT ?? 30);
 // The data plane under test: kiln's built-in proxy, or HAProxy (kill-haproxy.test.ts sets it).
 const ROUTER = process.env.KILN_KILL_ROUTER === "haproxy" ? "haproxy" : "builtin";
 const SEED = Number(process.env.KILN_KILL_SEED ?? 424242);
+const PROVIDER = process.env.KILN_KILL_PROVIDER === "swarm" ? "swarm" : "local";
 
 let cleanup: (() => Promise<void>) | undefined;
 after(async () => cleanup?.());
@@ -39,26 +47,37 @@ function processesOf(dir: string): number[] {
   return pids;
 }
 
-test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green and canary rollouts (router ${ROUTER}): all converge, 0 failed requests, no orphans`, async (t) => {
+test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green and canary rollouts (router ${ROUTER}, provider ${PROVIDER}): all converge, 0 failed requests, no orphans`, async (t) => {
   let bwrap = true;
   try {
     execFileSync("bwrap", ["--version"], { stdio: "ignore" });
   } catch {
     bwrap = false;
   }
-  if (!requireTool(bwrap, "bubblewrap is not installed", t)) return;
+  if (PROVIDER === "local" && !requireTool(bwrap, "bubblewrap is not installed", t)) return;
+  if (PROVIDER === "swarm" && !swarmRig(t)) return;
   if (ROUTER === "haproxy" && !requireTool(existsSync("/usr/sbin/haproxy"), "haproxy is not installed", t)) return;
   const ws = await helloWorkspace("kiln-kill-");
   const file = join(ws.dir, "kiln.yaml");
+  if (PROVIDER === "swarm") {
+    // One Swarm service per instance on the rig; no volume on Swarm, so hello counts in /tmp.
+    const doc = parseDocument(readFileSync(file, "utf8"));
+    doc.set("name", `hellok${randomBytes(3).toString("hex")}`);
+    doc.set("provider", "swarm");
+    doc.set("volumes", []);
+    doc.set("env", { DATA_DIR: "/tmp" });
+    doc.set("swarm", { registry: `${process.env.KILN_SWARM_REGISTRY}/kiln-kill`, insecureRegistry: true });
+    writeFileSync(file, doc.toString());
+  }
   let ctx = openWorkspace(file);
   let load: LoadHandle | undefined;
   cleanup = async () => {
     if (load) await load.stop();
-    await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name });
+    await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider: PROVIDER, swarm: ctx.loaded.spec.swarm });
     rmSync(ws.dir, { recursive: true, force: true });
   };
   const random = seededRandom(SEED);
-  const up = () => startDaemons({ paths: ctx.paths, specFile: file, listen: ctx.loaded.spec.listen, home: ctx.home, router: ROUTER, health: ctx.loaded.spec.health });
+  const up = () => startDaemons({ paths: ctx.paths, specFile: file, listen: ctx.loaded.spec.listen, home: ctx.home, router: ROUTER, health: ctx.loaded.spec.health, provider: PROVIDER, swarm: ctx.loaded.spec.swarm });
   const bakeVersion = async (version: string, healthy = true) => {
     ws.release(version, healthy);
     ctx = openWorkspace(file);
@@ -123,19 +142,19 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
   };
   const stray = processesOf(ws.dir).filter((p) => !known.has(p) && !known.has(pgid(p)) && p !== process.pid);
   // Instance processes inside bwrap show the rootfs path, not the workspace, so also ask the provider.
-  const listed = (await import("../../src/providers/registry.js")).createProvider("local", { home: ctx.home });
+  const listed = (await import("../../src/providers/registry.js")).createProvider(PROVIDER, { home: ctx.home, swarm: ctx.loaded.spec.swarm });
   const running = (await listed.list(ctx.loaded.spec.name)).filter((i) => i.state === "running").map((i) => i.id).sort();
   assert.deepEqual(running, s.instances.map((i) => i.id).sort(), "every running instance is one state knows");
   const h = await ctx.client.history();
   assert.ok(h.rollouts.every((r) => r.state !== "running"));
   assert.ok(h.releases.every((r) => ["live", "superseded", "failed", "rolled-back"].includes(r.status)), JSON.stringify(h.releases.map((r) => r.status)));
   assert.equal(h.releases.filter((r) => r.status === "live").length, 1);
-  t.diagnostic(`router ${ROUTER}, seed ${SEED}: ${kills} kills over ${rollouts} rollouts (${outcomes.join(", ")}); ${totals.requests} requests, ${totals.failed} failed; stray processes: ${stray.length}`);
+  t.diagnostic(`router ${ROUTER}, provider ${PROVIDER}, seed ${SEED}: ${kills} kills over ${rollouts} rollouts (${outcomes.join(", ")}); ${totals.requests} requests, ${totals.failed} failed; stray processes: ${stray.length}`);
   // `npm run bench` asks for the summary as a file (bench/results/kill.json).
   if (process.env.KILN_KILL_SUMMARY) {
     writeFileSync(
       process.env.KILN_KILL_SUMMARY,
-      `${JSON.stringify({ generatedAt: new Date().toISOString(), router: ROUTER, seed: SEED, kills, rollouts, outcomes, requests: totals.requests, failedRequests: totals.failed, strayProcesses: stray.length, unaccountedInstances: running.length - s.instances.length }, null, 2)}\n`,
+      `${JSON.stringify({ generatedAt: new Date().toISOString(), router: ROUTER, provider: PROVIDER, seed: SEED, kills, rollouts, outcomes, requests: totals.requests, failedRequests: totals.failed, strayProcesses: stray.length, unaccountedInstances: running.length - s.instances.length }, null, 2)}\n`,
     );
   }
   assert.equal(totals.failed, 0, JSON.stringify(totals.errors ?? []));

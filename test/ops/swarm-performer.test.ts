@@ -25,6 +25,7 @@ const helloYaml = readFileSync(fileURLToPath(new URL("../../../examples/hello/ki
 function spec(): Spec {
   const doc = parseDocument(helloYaml);
   doc.set("provider", "swarm");
+  doc.setIn(["swarm", "rollouts"], "native");
   doc.set("instances", 2);
   const r = parseSpec(doc.toString(), "kiln.yaml");
   if (!("spec" in r)) throw new Error(JSON.stringify(r.errors));

@@ -74,7 +74,7 @@ export function register(program: Command): void {
       // A previous demo may have been interrupted: stop what it left, then start from a clean copy.
       if (existsSync(ws.specFile)) {
         const old = context({ file: ws.specFile });
-        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.spec.name, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }) });
+        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.spec.name, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }), swarm: old.loaded.spec.swarm });
       }
       // Start from a clean copy of the example, but keep the image store (blobs, layer cache,
       // unpacked roots) so the runtime base is not rebuilt on every run.
@@ -146,7 +146,7 @@ export function register(program: Command): void {
       try {
         await step("bake v1", async () => bakeNow());
         await step("deploy v1 (3 instances)", async () => {
-          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, previewListen: ctx.loaded.spec.strategy.blueGreen.previewListen, home: ctx.home, provider, router, edge: ctx.loaded.spec.edge, health: ctx.loaded.spec.health });
+          const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, previewListen: ctx.loaded.spec.strategy.blueGreen.previewListen, home: ctx.home, provider, router, edge: ctx.loaded.spec.edge, health: ctx.loaded.spec.health, swarm: ctx.loaded.spec.swarm });
           const r = await deployNow();
           expect(r.outcome === "live", `v1 did not go live: ${r.reason}`);
           load = await startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 4, durationMs: 10 * 60_000 });
@@ -226,7 +226,7 @@ export function register(program: Command): void {
         });
       } finally {
         const totals = load ? await load.stop() : undefined;
-        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
+        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider, swarm: ctx.loaded.spec.swarm });
         const failedSteps = steps.filter((s) => s.outcome !== "ok").length;
         const result = {
           steps: steps.map(({ name, outcome, durationMs, requests, failed, detail }) => ({ name, outcome, durationMs, requests, failed, detail })),

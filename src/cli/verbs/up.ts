@@ -7,7 +7,7 @@ export function register(program: Command): void {
     .command("up")
     .description("start the proxy (data plane) and the controller (control plane)")
     .option("-d, --detach", "return once both are up, leaving them running in the background")
-    .option("--provider <name>", "what runs the instances: local (processes in bubblewrap) or docker (containers); default: the one already running, else kiln.yaml's provider")
+    .option("--provider <name>", "what runs the instances: local (processes in bubblewrap), docker (containers) or swarm (one Swarm service per instance, kiln.yaml `swarm`); default: the one already running, else kiln.yaml's provider")
     .option("--router <kind>", "the data plane: builtin (kiln's proxy) or haproxy (the system's HAProxy); default: the one already running, else kiln.yaml's router")
     .option("--sandbox <mode>", "local provider's instance sandbox: auto (bubblewrap when present), bwrap, none", "auto")
     .option("--json", "print the process ids as JSON")
@@ -20,7 +20,7 @@ export function register(program: Command): void {
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
       const router = chooseRouter({ flag: opts.router, paths: ctx.paths, spec: ctx.loaded.spec.router });
       const spec = ctx.loaded.spec;
-      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health });
+      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm });
       if (opts.json) printJson({ proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
       else out(`${r.alreadyUp ? "already up" : "up"}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);
       if (opts.detach) return;
@@ -30,7 +30,7 @@ export function register(program: Command): void {
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
       });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider, swarm: ctx.loaded.spec.swarm });
       out(`stopped: ${d.stopped.join(", ") || "nothing"}`);
     });
 
@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .action(async (opts: { json?: boolean; provider?: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider, swarm: ctx.loaded.spec.swarm });
       if (opts.json) printJson(d);
       else out(`stopped: ${d.stopped.join(", ") || "nothing was running"}`);
     });

@@ -1,4 +1,4 @@
-// Docker Swarm as the rollout performer (`provider: swarm`): there is no kiln controller or
+// Docker Swarm as the rollout performer (`provider: swarm` with `swarm: { rollouts: native }`): there is no kiln controller or
 // proxy; kiln compiles kiln.yaml into the service's UpdateConfig, Swarm replaces the tasks,
 // the routing mesh serves, and kiln records releases, rollouts and events in its state so
 // `kiln history` and `kiln status` work as with its own controller.

@@ -31,6 +31,7 @@ const helloYaml = readFileSync(join(fileURLToPath(new URL("../../../../examples/
 function spec(edits: [string[], unknown][] = []): Spec {
   const doc = parseDocument(helloYaml);
   doc.set("provider", "swarm");
+  doc.setIn(["swarm", "rollouts"], "native");
   for (const [path, value] of edits) doc.setIn(path, value);
   const r = parseSpec(doc.toString(), "kiln.yaml");
   if (!("spec" in r)) throw new Error(`bad test spec: ${JSON.stringify(r.errors)}`);

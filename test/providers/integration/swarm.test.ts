@@ -104,6 +104,7 @@ test("provider swarm: deploy, update, Swarm rollback of a failing release, kiln 
   edit((d) => {
     d.set("name", name);
     d.set("provider", "swarm");
+    d.setIn(["swarm", "rollouts"], "native");
     d.set("instances", 2);
     d.setIn(["strategy", "rolling", "instanceWarmup"], "500ms");
     d.setIn(["strategy", "rolling", "deadline"], "90s");
@@ -285,7 +286,7 @@ test("provider swarm: deploy, update, Swarm rollback of a failing release, kiln 
   // --- a verb Swarm does not perform says so, and what to do instead --------------------------
   r = await run(["abort"]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /KILN_E_USAGE: `kiln abort` does not apply to provider swarm: Swarm performs the rollout itself/);
+  assert.match(r.stderr, /KILN_E_USAGE: `kiln abort` does not apply to native Swarm rollouts \(`swarm: { rollouts: native }`\): Swarm performs the rollout itself/);
   assert.match(r.stderr, /kiln rollback/);
 
   // --- kiln scale ---------------------------------------------------------------------------
