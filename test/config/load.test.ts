@@ -161,6 +161,7 @@ describe("parseSpec: a valid file", () => {
         canary: CANARY_DEFAULTS,
         maxQuarantined: 1,
       },
+      promotion: { requireDrill: false },
     });
   });
 
@@ -208,6 +209,7 @@ describe("parseSpec: a valid file", () => {
         canary: CANARY_DEFAULTS,
         maxQuarantined: 1,
       },
+      promotion: { requireDrill: false },
     });
   });
 
