@@ -9,6 +9,13 @@ import { openWorkspace, type Workspace } from "../ops/workspace.js";
 export interface GlobalOptions {
   file?: string;
   verbose?: boolean;
+  /** kiln.yaml environment (`--env`, else KILN_ENV, else kiln.yaml's default) */
+  env?: string;
+}
+
+/** The environment a verb was asked for: `--env`, else $KILN_ENV; undefined lets kiln.yaml choose. */
+export function environmentOf(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return opts.env ?? (env.KILN_ENV || undefined);
 }
 
 /** A `--strategy` value (or kiln.yaml's strategy.type), or a usage error saying the choices. */
@@ -28,7 +35,7 @@ export function specFile(opts: GlobalOptions): string {
 export type Context = Workspace;
 
 export function context(opts: GlobalOptions): Context {
-  return openWorkspace(specFile(opts));
+  return openWorkspace(specFile(opts), environmentOf(opts));
 }
 
 export function printJson(value: unknown): void {

@@ -73,6 +73,13 @@ export function checkKeep(keep: number): number {
 
 export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
   const keep = checkKeep(opts.keep ?? DEFAULT_KEEP);
+  // Environments share one image store but each keeps its own state: gc reads one state database,
+  // so it would not see what the other environments' releases pin. Refused until it reads them all.
+  if (existsSync(join(opts.home, "env"))) {
+    throw new KilnError("KILN_E_USAGE", `gc does not yet collect a home with environments (${join(opts.home, "env")})`, {
+      hint: "each environment's releases pin images in the shared store; remove images with care by hand, or wait for gc to read every environment's state",
+    });
+  }
   const paths = homePaths(opts.home);
   const warnings: string[] = [];
   let db: StateDb | undefined;

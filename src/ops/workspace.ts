@@ -13,10 +13,10 @@ export interface Workspace {
   client: ControllerClient;
 }
 
-/** The workspace of the kiln.yaml at `file`. */
-export function openWorkspace(file: string): Workspace {
-  const loaded = loadSpec(resolve(file));
+/** The workspace of the kiln.yaml at `file`, for one of its environments (see chooseEnvironment). */
+export function openWorkspace(file: string, environment?: string): Workspace {
+  const loaded = loadSpec(resolve(file), environment);
   const home = homeFor(loaded.file);
-  const paths = homePaths(home);
+  const paths = homePaths(home, loaded.environment);
   return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket) };
 }

@@ -27,12 +27,12 @@ const TICK_MS = 100;
 
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, router: { type: "string" }, sandbox: { type: "string", default: "auto" } } });
+  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, router: { type: "string" }, sandbox: { type: "string", default: "auto" }, env: { type: "string" } } });
   if (!values.spec) throw new Error("--spec is required");
-  const loaded = loadSpec(values.spec);
+  const loaded = loadSpec(values.spec, values.env);
   const home = values.home ?? homeFor(loaded.file);
   const providerName = checkProviderName(values.provider ?? loaded.spec.provider);
-  const paths = homePaths(home);
+  const paths = homePaths(home, loaded.environment);
   const log = (line: string) => appendFileSync(paths.controllerLog, `${new Date().toISOString()} ${line}\n`);
 
   const routerKind = values.router ?? loaded.spec.router;
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   const db = new StateDb(paths.stateDb);
   const store = openStore(home);
   const controller = new Controller({
-    service: loaded.spec.name,
+    service: loaded.service,
     defaultSpec: toReleaseSettings(loaded.spec),
     listen: loaded.spec.listen,
     db,
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   const [holderPid, holderHost] = (holder ?? "").split("@");
   const holderDead = holder !== undefined && holderHost === hostname() && !pidAlive(Number(holderPid));
   if (!controller.takeLease(holderDead ? holder : undefined)) {
-    throw new KilnError("KILN_E_CONTROLLER", `another controller is acting on ${loaded.spec.name}`, { hint: "stop it with `kiln down`, or wait: its lease expires 5 s after it stops" });
+    throw new KilnError("KILN_E_CONTROLLER", `another controller is acting on ${loaded.service}`, { hint: "stop it with `kiln down`, or wait: its lease expires 5 s after it stops" });
   }
   await controller.adopt();
 
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   };
-  const app = createApp({ controller, db, service: loaded.spec.name, onShutdown: stop });
+  const app = createApp({ controller, db, service: loaded.service, onShutdown: stop });
   if (existsSync(paths.controllerSocket)) rmSync(paths.controllerSocket);
   const server = createServer(getRequestListener(app.fetch));
   await new Promise<void>((resolve, reject) => {
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     server.listen(paths.controllerSocket, () => resolve());
   });
   writePidFile(paths.controllerPid);
-  log(`controller ${process.pid} up for ${loaded.spec.name} (provider ${providerName}, router ${routerKind})`);
+  log(`controller ${process.pid} up for ${loaded.service} (provider ${providerName}, router ${routerKind})`);
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 

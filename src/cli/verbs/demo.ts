@@ -74,7 +74,7 @@ export function register(program: Command): void {
       // A previous demo may have been interrupted: stop what it left, then start from a clean copy.
       if (existsSync(ws.specFile)) {
         const old = context({ file: ws.specFile });
-        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.spec.name, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }) });
+        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.service, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }) });
       }
       // Start from a clean copy of the example, but keep the image store (blobs, layer cache,
       // unpacked roots) so the runtime base is not rebuilt on every run.
@@ -94,7 +94,7 @@ export function register(program: Command): void {
       ws.setSpec((d) => d.set("provider", provider)); // the workspace says what it runs on, for `kiln down -f` after --keep
       const router = chooseRouter({ flag: opts.router, paths: fresh.paths, spec: fresh.loaded.spec.router });
       ws.setSpec((d) => d.set("router", router));
-      await discardVolumes(provider, fresh.home, fresh.loaded.spec.name); // the counter starts from 0
+      await discardVolumes(provider, fresh.home, fresh.loaded.service); // the counter starts from 0
       ws.release("1.0.0");
 
       const steps: DemoStep[] = [];
@@ -226,7 +226,7 @@ export function register(program: Command): void {
         });
       } finally {
         const totals = load ? await load.stop() : undefined;
-        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
+        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider });
         const failedSteps = steps.filter((s) => s.outcome !== "ok").length;
         const result = {
           steps: steps.map(({ name, outcome, durationMs, requests, failed, detail }) => ({ name, outcome, durationMs, requests, failed, detail })),
