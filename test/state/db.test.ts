@@ -104,7 +104,7 @@ describe("migrations", () => {
       raw.close();
 
       const db = new StateDb(file);
-      assert.deepEqual(db.schemaVersion(), { version: 5, latest: 5 });
+      assert.deepEqual(db.schemaVersion(), { version: MIGRATIONS.length, latest: MIGRATIONS.length });
       assert.equal(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'steps'").get(), undefined);
       assert.equal(db.getRelease("r1")!.spec.strategy.maxQuarantined, 1);
       assert.deepEqual(db.liveInstances("svc").map((i) => [i.id, i.routing, i.healthySince]), [["i1", "active", 12]]);
@@ -114,6 +114,42 @@ describe("migrations", () => {
       assert.equal(db.getMeta("instances"), "3");
       assert.deepEqual(db.lease("svc"), { owner: "1@h", until: 99 });
       assert.deepEqual(db.integrityCheck(), ["ok"]);
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("promotion and drill records (issue 14)", () => {
+  it("6-7 from schema 5: an old release reads back without promotedFrom; new ones keep it; drills are found by release", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const Database = (await import("better-sqlite3")).default;
+    const { MIGRATIONS } = await import("../../src/state/db.js");
+    const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
+    try {
+      const file = join(dir, "state.db");
+      const raw = new Database(file);
+      for (const m of MIGRATIONS.slice(0, 5)) raw.exec(m);
+      raw.pragma("user_version = 5");
+      raw.prepare("INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, created_at) VALUES ('r1', 1, 'svc', 'a:1', '1', 'sha256:a', 'c', '{}', ?, 'rolling', 'live', 10)")
+        .run(JSON.stringify(releaseSpec()));
+      raw.close();
+      const db = new StateDb(file);
+      const old = db.getRelease("r1")!;
+      assert.equal(old.promotedFrom, undefined);
+      const from = { environment: "staging", service: "svc-staging", release: "r4", digest: "sha256:a", configHash: "c" };
+      const r2 = db.createRelease({ service: "svc", ref: "a:1", version: "1", digest: "sha256:a", configHash: "c", env: {}, spec: releaseSpec(), strategy: "rolling", status: "deploying", createdAt: 20, promotedFrom: from });
+      assert.deepEqual(db.getRelease(r2.id)!.promotedFrom, from);
+      db.addDrill({ id: "d1", service: "svc", environment: "staging", digest: "sha256:a", configHash: "c", passed: false, startedAt: 1, finishedAt: 2, report: { steps: [] } });
+      db.addDrill({ id: "d2", service: "svc", digest: "sha256:a", configHash: "c", passed: true, startedAt: 3, finishedAt: 4, report: { steps: [{ name: "x" }] } });
+      db.addDrill({ id: "d3", service: "svc", digest: "sha256:b", configHash: "c", passed: true, startedAt: 5, finishedAt: 6, report: {} });
+      assert.deepEqual(db.drills("svc", { digest: "sha256:a", configHash: "c" }).map((d) => [d.id, d.passed, d.environment]), [["d2", true, undefined], ["d1", false, "staging"]]);
+      assert.deepEqual(db.drills("svc").map((d) => d.id), ["d3", "d2", "d1"]);
+      assert.deepEqual(db.drills("svc", { digest: "sha256:a", configHash: "c" })[0]!.report, { steps: [{ name: "x" }] });
+      assert.deepEqual(db.drills("other"), []);
       db.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
