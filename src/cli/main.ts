@@ -20,6 +20,8 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["plan", "simulate"], () => import("./verbs/plan.js")],
   [["status", "history", "logs"], () => import("./verbs/status.js")],
   [["maintenance"], () => import("./verbs/maintenance.js")],
+  [["promote-release"], () => import("./verbs/promote-release.js")],
+  [["drill"], () => import("./verbs/drill.js")],
   [["demo"], () => import("./verbs/demo.js")],
   [["review"], () => import("./verbs/review.js")],
   [["generate"], () => import("./verbs/generate.js")],
