@@ -1,8 +1,10 @@
 // `kiln drill`: the seed's rehearsal on the user's own service, in one environment — bake, deploy,
 // a rolling replacement, a bad release rolled back by itself, blue-green, an instant rollback, an
 // instance killed and healed — under continuous load on a path the user names. Every release is
-// the same image: the replacements differ only by a marker variable (`KILN_DRILL`),
-// and the bad release by a health path nothing answers, so nothing of the user's image changes.
+// the same image: the replacements differ only by a marker variable (`KILN_DRILL`), and the bad
+// release by a NODE_OPTIONS that makes Node exit at start, so nothing of the user's image changes.
+// (Not a health path nothing answers: the router health-checks every instance with the rollout
+// target's health settings, so the good fleet would fail those checks too and drop requests.)
 // The environment ends on the release `kiln deploy` would make (same digest, config hash and env
 // values), and the result is recorded against it so `kiln promote-release` can require it.
 
@@ -23,8 +25,8 @@ import type { Workspace } from "./workspace.js";
  * on has the service's own env values only.
  */
 export const DRILL_MARKER = "KILN_DRILL";
-/** A path the bad release is health-checked on: no service is expected to answer it with 2xx. */
-export const UNHEALTHY_PATH = "/_kiln_drill/unhealthy";
+/** What makes the bad release's Node process exit at start: a module that does not exist, required first. */
+export const FAILING_NODE_OPTIONS = "--require=/_kiln_drill/exit-at-start.js";
 
 export interface DrillReport {
   schemaVersion: 1;
@@ -63,8 +65,8 @@ export function loadTarget(listen: string, path: string): string | undefined {
 }
 
 /** One release of the drill: the real one with a marker (or a changed health path, or strategy). */
-function variant(base: DeployRequest, marker: string | undefined, patch: { healthPath?: string; strategy?: "rolling" | "blue-green" } = {}): DeployRequest {
-  const env = { ...base.spec.env };
+function variant(base: DeployRequest, marker: string | undefined, patch: { env?: Record<string, string>; strategy?: "rolling" | "blue-green" } = {}): DeployRequest {
+  const env = { ...base.spec.env, ...patch.env };
   if (marker !== undefined) env[DRILL_MARKER] = marker;
   const strategy = structuredClone(base.spec.strategy);
   // The rehearsal needs what it rehearses: an automatic rollback, a blue-green switch without a
@@ -75,7 +77,7 @@ function variant(base: DeployRequest, marker: string | undefined, patch: { healt
   strategy.blueGreen.keepPreviousFor = Math.max(strategy.blueGreen.keepPreviousFor, 5 * 60_000);
   return {
     ...base,
-    spec: { ...base.spec, env, strategy, ...(patch.healthPath ? { health: { ...base.spec.health, path: patch.healthPath } } : {}) },
+    spec: { ...base.spec, env, strategy },
     strategy: patch.strategy ?? "rolling",
   };
 }
@@ -147,10 +149,15 @@ export async function runDrill(ws: Workspace, opts: DrillOptions): Promise<Drill
     [
       "bad release → automatic rollback",
       async () => {
-        const r = await deployAndWatch(client, variant(base!, "bad", { healthPath: UNHEALTHY_PATH }));
-        expect(r.outcome === "rolled-back", r.outcome === "live" ? `the bad release went live: your service answers 2xx on ${UNHEALTHY_PATH}, so kiln cannot make it fail its health checks` : `expected an automatic rollback, got ${r.outcome}: ${r.reason}`);
+        const r = await deployAndWatch(client, variant(base!, "bad", { env: { NODE_OPTIONS: FAILING_NODE_OPTIONS } }));
+        expect(
+          r.outcome === "rolled-back",
+          r.outcome === "live"
+            ? `the bad release went live: kiln makes it fail with NODE_OPTIONS=${FAILING_NODE_OPTIONS}, which the image's process does not read (is it not Node?)`
+            : `expected an automatic rollback, got ${r.outcome}: ${r.reason}`,
+        );
         expect(fleetServes(await client.status(), (i) => i.release === final.id), `the fleet is not back on ${final.id}`);
-        return `${r.release.id} failed its health checks (${r.reason}); fleet back on ${final.id}`;
+        return `${r.release.id} (exits at start) failed: ${r.reason}; fleet back on ${final.id}`;
       },
     ],
     [
