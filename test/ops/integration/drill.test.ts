@@ -10,6 +10,8 @@ import { parseDocument } from "yaml";
 import type { DrillReport } from "../../../src/ops/drill.js";
 import { StateDb } from "../../../src/state/db.js";
 import { helloWorkspace, kiln, requireTool } from "../../integration/support.js";
+import { notesWorkspace, scratchDatabase } from "../../support/notes-workspace.js";
+import { postgresUrl } from "../../support/services.js";
 
 function hasBwrap(): boolean {
   try {
@@ -66,6 +68,28 @@ describe("kiln drill (integration)", () => {
     } finally {
       await kiln(["down"], { cwd: ws.dir });
       rmSync(ws.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("on examples/notes (state in PostgreSQL): every step ok under load on GET /notes?count, 0 failed requests", async (t) => {
+    if (!requireTool(hasBwrap(), "bubblewrap is not installed", t)) return;
+    const pg = postgresUrl(t);
+    if (!pg) return;
+    const db = await scratchDatabase(pg, `kiln_drill_${process.pid}`);
+    const ws = await notesWorkspace({ databaseUrl: db.url, provider: "local" });
+    try {
+      const r = await kiln(["drill", "--json", "--path", "/notes?count"], { cwd: ws.dir, timeoutMs: 8 * 60_000 });
+      const report = JSON.parse(r.stdout) as DrillReport;
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(report.passed, true, report.reason);
+      assert.equal(report.target, `http://127.0.0.1:${ws.port}/notes?count`);
+      for (const s of report.steps) assert.equal(s.outcome, "ok", `${s.name}: ${s.detail}`);
+      assert.ok(report.totals.requests > 200, `load ran (${report.totals.requests})`);
+      assert.equal(report.totals.failed, 0);
+    } finally {
+      await kiln(["down"], { cwd: ws.dir, timeoutMs: 60_000 });
+      ws.remove();
+      await db.drop();
     }
   });
 
