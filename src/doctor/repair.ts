@@ -15,6 +15,7 @@ import type { RepairAction, RepairOutcome } from "./types.js";
 
 export interface RepairDeps {
   home: string;
+  environment?: string;
   provider?: string;
   providerObject?: Provider;
   now?: number;
@@ -28,8 +29,8 @@ export async function applyRepair(action: RepairAction, deps: RepairDeps): Promi
   }
 }
 
-function withDb<T>(home: string, fn: (db: StateDb) => T): T {
-  const db = new StateDb(homePaths(home).stateDb);
+function withDb<T>(home: string, environment: string | undefined, fn: (db: StateDb) => T): T {
+  const db = new StateDb(homePaths(home, environment).stateDb);
   try {
     return fn(db);
   } finally {
@@ -43,7 +44,7 @@ async function apply(a: RepairAction, deps: RepairDeps): Promise<RepairOutcome> 
     case "drop-lease": {
       // releaseLease only deletes the lease while `owner` still holds it: a controller that
       // took it over meanwhile keeps it.
-      const still = withDb(deps.home, (db) => {
+      const still = withDb(deps.home, deps.environment, (db) => {
         db.releaseLease(a.service, a.owner);
         return db.leases().find((l) => l.service === a.service);
       });
@@ -61,14 +62,14 @@ async function apply(a: RepairAction, deps: RepairDeps): Promise<RepairOutcome> 
       return { ok: true, did: `removed ${a.path}` };
     }
     case "terminate-orphan": {
-      const rec = withDb(deps.home, (db) => db.getInstance(a.instanceId));
+      const rec = withDb(deps.home, deps.environment, (db) => db.getInstance(a.instanceId));
       if (rec && rec.state !== "terminated") return { ok: false, did: `left ${a.instanceId}: state records it now` };
       const provider = deps.providerObject ?? createProvider(deps.provider ?? "local", { home: deps.home });
       await provider.terminate(a.instanceId, { graceMs: 2000 });
       return { ok: true, did: `terminated orphan instance ${a.instanceId}` };
     }
     case "mark-gone": {
-      const done = withDb(deps.home, (db) =>
+      const done = withDb(deps.home, deps.environment, (db) =>
         db.tx(() => {
           const rec = db.getInstance(a.instanceId);
           if (!rec || rec.state === "terminated") return false;
@@ -80,7 +81,7 @@ async function apply(a: RepairAction, deps: RepairDeps): Promise<RepairOutcome> 
       return { ok: true, did: done ? `marked ${a.instanceId} terminated in state` : `${a.instanceId} was already terminated` };
     }
     case "prune-routes": {
-      const paths = homePaths(deps.home);
+      const paths = homePaths(deps.home, deps.environment);
       if (await socketAnswers(paths.proxyAdminSocket)) return { ok: false, did: "left the saved table: the proxy is running now (the controller updates it)" };
       const loaded = await loadTableFile(a.file);
       if (loaded.kind !== "ok") return { ok: true, did: `${a.file} is ${loaded.kind} now, nothing to prune` };

@@ -5,11 +5,12 @@ import { checkKeep, DEFAULT_KEEP, runDoctor, type DoctorReport } from "../../doc
 import { KilnError } from "../../errors.js";
 import { homeFor, homePaths } from "../../home.js";
 import { loadSpec } from "../../config/index.js";
-import { out, printJson, type GlobalOptions } from "../context.js";
+import { environmentOf, out, printJson, type GlobalOptions } from "../context.js";
 import { daemonProvider } from "../../ops/daemons.js";
 
 export interface Located {
   home: string;
+  environment?: string;
   service?: string;
   provider?: string;
 }
@@ -21,16 +22,18 @@ export interface Located {
 export function locateHome(opts: GlobalOptions): Located {
   const at = locate(opts);
   // the provider the daemons were started with wins over kiln.yaml's (as for `kiln down`)
-  return { ...at, provider: daemonProvider(homePaths(at.home)) ?? at.provider };
+  return { ...at, provider: daemonProvider(homePaths(at.home, at.environment)) ?? at.provider };
 }
 
 function locate(opts: GlobalOptions): Located {
   const file = resolve(opts.file ?? "kiln.yaml");
   if (existsSync(file)) {
     try {
-      const loaded = loadSpec(file);
-      return { home: homeFor(loaded.file), service: loaded.spec.name, provider: loaded.spec.provider };
-    } catch {
+      const loaded = loadSpec(file, environmentOf(opts));
+      return { home: homeFor(loaded.file), environment: loaded.environment, service: loaded.service, provider: loaded.spec.provider };
+    } catch (e) {
+      // an unknown --env is the user's mistake to hear about, not a broken kiln.yaml to work around
+      if (e instanceof KilnError && e.code === "KILN_E_USAGE") throw e;
       return { home: homeFor(file) };
     }
   }
@@ -73,7 +76,7 @@ export function register(program: Command): void {
     .action(async (opts: { repair?: boolean; keep: string; json?: boolean }, cmd: Command) => {
       const keep = parseKeep(opts.keep);
       const at = locateHome(cmd.optsWithGlobals<GlobalOptions>());
-      const report = await runDoctor({ home: at.home, keep, repair: opts.repair, services: at.service ? [at.service] : [], provider: at.provider });
+      const report = await runDoctor({ home: at.home, environment: at.environment, keep, repair: opts.repair, services: at.service ? [at.service] : [], provider: at.provider });
       if (opts.json) printJson(report);
       else render(report);
       process.exitCode = report.healthy ? 0 : 1;
