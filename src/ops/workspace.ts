@@ -18,5 +18,6 @@ export function openWorkspace(file: string, environment?: string): Workspace {
   const loaded = loadSpec(resolve(file), environment);
   const home = homeFor(loaded.file);
   const paths = homePaths(home, loaded.environment);
-  return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket) };
+  const up = `kiln up --detach${loaded.environment ? ` --env ${loaded.environment}` : ""}`;
+  return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket, up) };
 }
