@@ -71,35 +71,42 @@ export function checkKeep(keep: number): number {
   return keep;
 }
 
+/**
+ * Every state database of the home: the top level's and each environment's (env/NAME/state.db).
+ * The image store is shared by all of them, so each one's releases and instances pin images.
+ */
+function stateFiles(home: string): { environment?: string; file: string }[] {
+  const envRoot = join(home, "env");
+  const envs = existsSync(envRoot) ? readdirSync(envRoot).filter((n) => /^[a-z][a-z0-9-]{0,30}$/.test(n)).sort() : [];
+  return [{ file: join(home, "state.db") }, ...envs.map((e) => ({ environment: e, file: join(envRoot, e, "state.db") }))].filter((f) => existsSync(f.file));
+}
+
 export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
   const keep = checkKeep(opts.keep ?? DEFAULT_KEEP);
-  // Environments share one image store but each keeps its own state: gc reads one state database,
-  // so it would not see what the other environments' releases pin. Refused until it reads them all.
-  if (existsSync(join(opts.home, "env"))) {
-    throw new KilnError("KILN_E_USAGE", `gc does not yet collect a home with environments (${join(opts.home, "env")})`, {
-      hint: "each environment's releases pin images in the shared store; remove images with care by hand, or wait for gc to read every environment's state",
-    });
-  }
-  const paths = homePaths(opts.home);
+  homePaths(opts.home); // the home's directories, owner-only, as every verb leaves them
   const warnings: string[] = [];
-  let db: StateDb | undefined;
-  if (existsSync(paths.stateDb)) {
-    try {
-      db = new StateDb(paths.stateDb);
-      const bad = db.integrityCheck().filter((l) => l !== "ok");
-      if (bad.length > 0) throw new Error(bad.slice(0, 2).join("; "));
-    } catch (cause) {
-      db?.close();
-      // Without state, gc cannot know which images releases need: removing anything would be a guess.
-      throw new KilnError("KILN_E_STATE", `gc refused: the state database ${paths.stateDb} cannot be read (${(cause as Error).message})`, {
-        cause,
-        hint: "run `kiln doctor`; gc needs the release history to know what it must keep",
-      });
-    }
-  }
+  const dbs: StateDb[] = [];
   try {
-    const services = [...new Set([...(db?.services() ?? []), ...(opts.services ?? [])])].sort();
+    for (const f of stateFiles(opts.home)) {
+      let db: StateDb | undefined;
+      try {
+        db = new StateDb(f.file);
+        const bad = db.integrityCheck().filter((l) => l !== "ok");
+        if (bad.length > 0) throw new Error(bad.slice(0, 2).join("; "));
+        dbs.push(db);
+      } catch (cause) {
+        db?.close();
+        // Without state, gc cannot know which images releases need: removing anything would be a guess.
+        throw new KilnError("KILN_E_STATE", `gc refused: the state database ${f.file} cannot be read (${(cause as Error).message})`, {
+          cause,
+          hint: "run `kiln doctor`; gc needs the release history to know what it must keep",
+        });
+      }
+    }
+    const services = [...new Set([...dbs.flatMap((db) => db.services()), ...(opts.services ?? [])])].sort();
     const observed: ObservedInstance[] = [];
+    // One provider (the chosen environment's): an environment on another provider has its
+    // instances pinned through its state's instance rows.
     for (const service of services) {
       try {
         const provider = createProvider(opts.provider ?? "local", { home: opts.home });
@@ -108,13 +115,16 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
         warnings.push(`could not list ${service}'s instances from the provider (${isKilnError(e) ? e.message : (e as Error).message}); only instances recorded in state are pinned`);
       }
     }
-    const { pins, window } = computePins(db, services, keep, observed);
+    const sets = (dbs.length ? dbs : [undefined]).map((db) => computePins(db, db ? [...new Set([...db.services(), ...(opts.services ?? [])])] : services, keep, observed));
+    const pins = sets.flatMap((x) => x.pins);
+    const window = sets.flatMap((x) => x.window);
     const protect = window.map((w) => ({ digest: w.release.digest, reasons: [`release ${w.release.id} (${w.why})`] }));
     const result = await collectGarbage(openStore(opts.home), { pins, protect, pruneTags: opts.pruneTags, dryRun: opts.dryRun, graceMs: opts.graceMs, now: opts.now });
     for (const m of result.missing) warnings.push(`${m.digest.slice(0, 19)} is pinned (${m.reasons.join("; ")}) but not in the store: run \`kiln doctor\``);
     const windowIds = new Set(window.map((w) => `${w.service}/${w.release.id}`));
     const running = new Set(observed.filter((i) => i.state === "running").map((i) => i.id));
-    const removedInstanceLogs = pruneInstanceLogs(opts.home, db, windowIds, running, opts.dryRun === true);
+    // Each instance directory is recorded in one environment's state; the others skip it.
+    const removedInstanceLogs = dbs.flatMap((db) => pruneInstanceLogs(opts.home, db, windowIds, running, opts.dryRun === true));
     return {
       ...result,
       bytesFreed: result.bytesFreed + removedInstanceLogs.reduce((n, x) => n + x.bytes, 0),
@@ -125,6 +135,6 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
       warnings,
     };
   } finally {
-    db?.close();
+    for (const db of dbs) db.close();
   }
 }
