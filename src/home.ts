@@ -98,16 +98,27 @@ function ownFiles(files: string[]): void {
   }
 }
 
-export function homePaths(home: string): HomePaths {
-  const run = join(home, "run");
-  const logs = join(home, "logs");
+/**
+ * The home's paths. An environment (kiln.yaml `environments:`) has its own state database,
+ * daemons, sockets and logs under `env/NAME/`, so each environment's controller and proxy run on
+ * their own; the image store and instance directories stay shared at the top (the same image is
+ * what every environment runs). Without an environment, the layout is the one kiln always had.
+ */
+export function homePaths(home: string, environment?: string): HomePaths {
+  const root = environment === undefined ? home : join(home, "env", environment);
+  const run = join(root, "run");
+  const logs = join(root, "logs");
   ownDir(home);
+  if (environment !== undefined) {
+    ownDir(join(home, "env"));
+    ownDir(root);
+  }
   ownDir(run);
   ownDir(logs);
   const sockets = socketDir(run);
   const paths: HomePaths = {
     home,
-    stateDb: join(home, "state.db"),
+    stateDb: join(root, "state.db"),
     run,
     logs,
     controllerSocket: join(sockets, "controller.sock"),

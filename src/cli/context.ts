@@ -8,6 +8,11 @@ import type { GlobalOptions } from "./output.js";
 
 export { ago, out, printJson, short, strategyName, type GlobalOptions } from "./output.js";
 
+/** The environment a verb was asked for: `--env`, else $KILN_ENV; undefined lets kiln.yaml choose. */
+export function environmentOf(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return opts.env ?? (env.KILN_ENV || undefined);
+}
+
 export function specFile(opts: GlobalOptions): string {
   const file = resolve(opts.file ?? "kiln.yaml");
   if (!existsSync(file)) {
@@ -19,6 +24,6 @@ export function specFile(opts: GlobalOptions): string {
 export type Context = Workspace;
 
 export function context(opts: GlobalOptions): Context {
-  return openWorkspace(specFile(opts));
+  return openWorkspace(specFile(opts), environmentOf(opts));
 }
 

@@ -20,6 +20,8 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["plan", "simulate"], () => import("./verbs/plan.js")],
   [["status", "history", "logs"], () => import("./verbs/status.js")],
   [["maintenance"], () => import("./verbs/maintenance.js")],
+  [["promote-release"], () => import("./verbs/promote-release.js")],
+  [["drill"], () => import("./verbs/drill.js")],
   [["demo"], () => import("./verbs/demo.js")],
   [["review"], () => import("./verbs/review.js")],
   [["generate"], () => import("./verbs/generate.js")],
@@ -36,11 +38,12 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
  *
  *   ["-f", "x.yaml", "deploy", "--json"] → "deploy"     ["--verbose", "status"] → "status"
  *   ["--help"] → undefined                              ["--file=x.yaml", "gc"] → "gc"
+ *   ["--env", "staging", "status"] → "status"
  */
 export function verbOf(args: string[]): string | undefined {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === "-f" || a === "--file") i++;
+    if (a === "-f" || a === "--file" || a === "-e" || a === "--env") i++;
     else if (!a.startsWith("-")) return a;
   }
   return undefined;
@@ -65,6 +68,7 @@ export async function buildProgram(verb: string | undefined): Promise<Command> {
   const program = new Command("kiln")
     .description("bake a content-addressed image, deploy only that image, replace instances to change anything")
     .option("-f, --file <path>", "the kiln.yaml to use", "kiln.yaml")
+    .option("-e, --env <name>", "the kiln.yaml environment to act on (default: $KILN_ENV, else defaultEnvironment, else the first listed)")
     .option("--verbose", "show stack traces of errors")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();

@@ -7,6 +7,8 @@ import type { StrategyName } from "../rollout/types.js";
 export interface GlobalOptions {
   file?: string;
   verbose?: boolean;
+  /** kiln.yaml environment (`--env`, else KILN_ENV, else kiln.yaml's default) */
+  env?: string;
 }
 
 /** A `--strategy` value (or kiln.yaml's strategy.type), or a usage error saying the choices. */

@@ -2,6 +2,7 @@
 export { loadSpec, parseSpec, parseImageBase, isNodeBase } from "./load.js";
 export { parseDuration, formatDuration } from "./duration.js";
 export { computeConfigHash, canonicalJson } from "./config-hash.js";
+export { chooseEnvironment, mergeOverrides, serviceKey } from "./environments.js";
 export { jsonSchema, jsonSchemaText } from "./json-schema.js";
 export { KilnSpecSchema, API_VERSION, type RawSpec } from "./schema.js";
 export type {
@@ -15,6 +16,7 @@ export type {
   RollingSpec,
   BlueGreenSpec,
   LoadedSpec,
+  PromotionSpec,
   SpecProblem,
   ImageBase,
 } from "./types.js";

@@ -7,10 +7,12 @@ import { Ajv, type ValidateFunction } from "ajv";
 import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit, type Document } from "yaml";
 import { KilnError } from "../errors.js";
 import { computeConfigHash } from "./config-hash.js";
+import { chooseEnvironment, mergeOverrides, serviceKey } from "./environments.js";
+import { closest } from "./suggest.js";
 import { parseDuration } from "./duration.js";
 import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
-import { KilnSpecSchema, MAX_DURATION_MS, PATTERNS } from "./schema.js";
+import { ENVIRONMENT_KEYS, KilnSpecSchema, MAX_DURATION_MS, PATTERNS } from "./schema.js";
 import type { FileEntry, ImageBase, LoadedSpec, ProviderKind, Spec, SpecProblem } from "./types.js";
 
 // Compiling costs a few ms, so it is done on first use and kept; the validator
@@ -33,7 +35,20 @@ const YAML_HINTS: Record<string, string> = {
   UNEXPECTED_TOKEN: 'quote values that contain ": " or " #"',
 };
 
-export function parseSpec(text: string, file: string): { spec: Spec } | { errors: SpecProblem[] } {
+export interface ParsedSpec {
+  /** the chosen environment's effective kiln.yaml (the file itself when it declares none) */
+  spec: Spec;
+  /** the file before any environment's overrides: what every environment shares */
+  shared: Spec;
+  environment?: string;
+  environments: string[];
+}
+
+/**
+ * Check kiln.yaml (every environment's effective file too) and normalize it for `environment`
+ * (see chooseEnvironment for the default). An unknown environment is a usage error (thrown).
+ */
+export function parseSpec(text: string, file: string, environment?: string): ParsedSpec | { errors: SpecProblem[] } {
   const lineCounter = new LineCounter();
   // Duplicate keys are found below, with their path; the yaml library's check would only give a position.
   const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
@@ -73,18 +88,130 @@ export function parseSpec(text: string, file: string): { spec: Spec } | { errors
   const schemaProblems = problemsFromAjv(validate.errors ?? [], data, loc);
   // A rule-specific problem (root user, src outside the project) explains more than
   // the generic one found at the same path by the schema.
-  const ruleProblems = crossChecks(data, loc);
+  const ruleProblems = [...crossChecks(data, loc), ...environmentRules(data, loc)];
   const ruled = new Set(ruleProblems.map((p) => p.path));
   const problems = [
     ...duplicateKeys(doc, loc),
     ...schemaProblems.filter((p) => !ruled.has(p.path)),
     ...ruleProblems,
   ];
+  const effective = new Map<string, Record<string, unknown>>();
+  if (isRecord(data) && isRecord(data.environments)) {
+    for (const [name, over] of Object.entries(data.environments)) {
+      if (!isRecord(over)) continue;
+      const r = checkEnvironment(data, name, over, loc);
+      effective.set(name, r.merged);
+      problems.push(...r.problems.filter((p) => !ruled.has(p.path)));
+    }
+    problems.push(...distinctListens(effective, loc));
+  }
   if (problems.length > 0) return { errors: sortProblems(problems) };
-  return { spec: normalize(data as Defaulted) };
+  const d = data as Defaulted & { environments?: Record<string, unknown>; defaultEnvironment?: string };
+  const environments = Object.keys(d.environments ?? {});
+  const chosen = chooseEnvironment(environments, environment, d.defaultEnvironment);
+  const shared = normalize(d);
+  return { spec: chosen === undefined ? shared : normalize(effective.get(chosen) as unknown as Defaulted), shared, environment: chosen, environments };
 }
 
-export function loadSpec(file: string): LoadedSpec {
+// Keys an environment may not override, and why (the generic "unknown key" says less).
+const NOT_PER_ENVIRONMENT: Record<string, string> = {
+  image: "the image is the same in every environment: what staging tested is byte for byte what production runs",
+  name: "an environment is a stage of the same service: the name is shared (the fleet is keyed NAME-ENVIRONMENT)",
+  version: "the version names the image, which is the same in every environment",
+  volumes: "volumes are part of the release's config hash, which is the same in every environment",
+  health: "health checks are part of the release's config hash, which is the same in every environment",
+  drainTimeout: "drainTimeout is part of the release's config hash, which is the same in every environment",
+  environments: "environments do not nest",
+};
+
+function environmentRules(data: unknown, loc: Locator): SpecProblem[] {
+  const out: SpecProblem[] = [];
+  if (!isRecord(data)) return out;
+  const envs = isRecord(data.environments) ? data.environments : undefined;
+  for (const [name, over] of Object.entries(envs ?? {})) {
+    if (!isRecord(over)) continue;
+    for (const key of Object.keys(over)) {
+      const why = NOT_PER_ENVIRONMENT[key];
+      if (why === undefined) continue;
+      const at = ["environments", name, key];
+      out.push({
+        where: loc.key(at),
+        path: formatPath(at),
+        message: `"${key}" cannot differ between environments: ${why}`,
+        hint: `an environment overrides only ${ENVIRONMENT_KEYS.join(", ")}; move ${key} to the top level of kiln.yaml`,
+      });
+    }
+  }
+  if (typeof data.defaultEnvironment === "string" && !(envs && data.defaultEnvironment in envs)) {
+    const near = closest(data.defaultEnvironment, Object.keys(envs ?? {}));
+    out.push({
+      where: loc.value(["defaultEnvironment"]),
+      path: "defaultEnvironment",
+      message: envs ? `"${data.defaultEnvironment}" is not one of the environments (${Object.keys(envs).join(", ")})` : "defaultEnvironment without environments",
+      hint: near ? `did you mean "${near}"?` : envs ? "name one of the environments" : "declare `environments:` or remove defaultEnvironment",
+    });
+  }
+  return out;
+}
+
+/**
+ * An environment's effective file (its overrides merged over the defaulted top level) checked with
+ * the same schema and rules; only the problems its own overrides cause are reported, at their place
+ * under environments.NAME (the others are the top level's and reported there once).
+ */
+function checkEnvironment(data: Record<string, unknown>, name: string, over: Record<string, unknown>, loc: Locator): { merged: Record<string, unknown>; problems: SpecProblem[] } {
+  const base: Record<string, unknown> = { ...data };
+  delete base.environments;
+  delete base.defaultEnvironment;
+  const allowed = Object.fromEntries(Object.entries(over).filter(([k]) => (ENVIRONMENT_KEYS as readonly string[]).includes(k)));
+  const merged = mergeOverrides(base, allowed);
+  const prefix: Segment[] = ["environments", name];
+  const at: Locator = {
+    key: (p) => loc.key([...prefix, ...p]),
+    value: (p) => loc.value([...prefix, ...p]),
+    source: (p) => loc.source([...prefix, ...p]),
+    offset: loc.offset,
+  };
+  const validate = validator();
+  validate(merged);
+  const written = new Set<string>();
+  const walk = (v: unknown, path: Segment[]) => {
+    if (path.length > 0) written.add(formatPath(path));
+    if (isRecord(v)) for (const [k, c] of Object.entries(v)) walk(c, [...path, k]);
+    else if (Array.isArray(v)) v.forEach((c, i) => walk(c, [...path, i]));
+  };
+  walk(allowed, []);
+  const problems = [...problemsFromAjv(validate.errors ?? [], merged, at), ...crossChecks(merged, at)]
+    .filter((p) => written.has(p.path))
+    .map((p) => ({ ...p, path: `environments.${name}.${p.path}` }));
+  return { merged, problems };
+}
+
+/** Two environments on one address would fight over it: each needs its own listen. */
+function distinctListens(effective: Map<string, Record<string, unknown>>, loc: Locator): SpecProblem[] {
+  const seen = new Map<string, string>();
+  const out: SpecProblem[] = [];
+  for (const [name, d] of effective) {
+    const listen = d.listen;
+    if (typeof listen !== "string") continue;
+    const other = seen.get(listen);
+    if (other === undefined) {
+      seen.set(listen, name);
+      continue;
+    }
+    const at = ["environments", name, "listen"];
+    out.push({
+      where: loc.key(at),
+      path: formatPath(at),
+      message: `environments ${other} and ${name} both listen on ${listen}`,
+      hint: `give environments.${name} its own listen address (e.g. another port)`,
+    });
+  }
+  return out;
+}
+
+/** kiln.yaml at `file`, for `environment` (default: see chooseEnvironment; KILN_ENV is read by the CLI). */
+export function loadSpec(file: string, environment?: string): LoadedSpec {
   let path = resolve(file);
   let shown = file;
   let text: string;
@@ -102,14 +229,22 @@ export function loadSpec(file: string): LoadedSpec {
         : "run kiln in the directory that holds kiln.yaml, or pass its path with -f",
     });
   }
-  const parsed = parseSpec(text, shown);
+  const parsed = parseSpec(text, shown, environment);
   if ("errors" in parsed) {
     const n = parsed.errors.length;
     throw new KilnError("KILN_E_SPEC", `${shown}: ${n} ${n === 1 ? "problem" : "problems"}`, {
       details: parsed.errors,
     });
   }
-  return { spec: parsed.spec, file: path, dir: dirname(path), configHash: computeConfigHash(parsed.spec) };
+  return {
+    spec: parsed.spec,
+    file: path,
+    dir: dirname(path),
+    configHash: computeConfigHash(parsed.shared),
+    environment: parsed.environment,
+    environments: parsed.environments,
+    service: serviceKey(parsed.spec.name, parsed.environment),
+  };
 }
 
 /**
@@ -390,6 +525,7 @@ interface Defaulted {
   };
   state?: string;
   docker: { network: "bridge" | "host" };
+  promotion: { requireDrill: boolean; soak?: string | number };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -503,6 +639,7 @@ function normalize(d: Defaulted): Spec {
     },
     ...(d.state !== undefined ? { state: d.state } : {}),
     docker: { network: d.docker.network },
+    promotion: { requireDrill: d.promotion.requireDrill, ...optionalMs("soak", d.promotion.soak) },
   };
 }
 

@@ -23,6 +23,7 @@ export const PATTERNS = {
   postgresUrl: "^postgres(ql)?://",
   swarmConstraint: "^(node\\.(id|hostname|role|platform\\.os|platform\\.arch|labels\\.[A-Za-z0-9_.-]+)|engine\\.labels\\.[A-Za-z0-9_.-]+)\\s*(==|!=)\\s*\\S+$",
   swarmRegistry: "^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$",
+  environmentName: "^[a-z][a-z0-9-]{0,30}$",
 } as const;
 
 export const PATTERN_TEXT: Readonly<Record<string, string>> = {
@@ -44,6 +45,7 @@ export const PATTERN_TEXT: Readonly<Record<string, string>> = {
   [PATTERNS.swarmConstraint]:
     'a Swarm placement constraint "ATTRIBUTE==VALUE" or "ATTRIBUTE!=VALUE" on node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.KEY or engine.labels.KEY',
   [PATTERNS.swarmRegistry]: 'a registry "HOST[:PORT]" with an optional repository prefix, e.g. "10.77.0.1:5000" or "ghcr.io/acme"',
+  [PATTERNS.environmentName]: 'an environment name of lowercase letters, digits and "-", starting with a letter (at most 31)',
 };
 
 // Titles mark the two composite types so error messages can name them as a whole
@@ -446,6 +448,35 @@ const EdgeSchema = object(
   "Settings of the edge: response headers, limits and timeouts of the router clients connect to.",
 );
 
+/**
+ * What one environment may override. Values are checked after they are merged over the rest of
+ * kiln.yaml (load.ts validates each environment's effective file with this same schema), so each
+ * key here only says what it may hold in words.
+ */
+export const ENVIRONMENT_KEYS = ["instances", "listen", "provider", "router", "env", "strategy"] as const;
+
+const EnvironmentSchema = Type.Object(
+  {
+    instances: Type.Optional(Type.Unknown({ description: "Number of instances in this environment's fleet; when absent, the top-level instances." })),
+    listen: Type.Optional(Type.Unknown({ description: 'Address "host:port" this environment\'s proxy listens on (each environment needs its own); when absent, the top-level listen.' })),
+    provider: Type.Optional(Type.Unknown({ description: "What runs this environment's instances (local, docker or swarm); when absent, the top-level provider." })),
+    router: Type.Optional(Type.Unknown({ description: "This environment's data plane (builtin or haproxy); when absent, the top-level router." })),
+    env: Type.Optional(Type.Unknown({ description: "Declared environment variables merged over the top-level env (a key here replaces the same key there); when absent, the top-level env alone." })),
+    strategy: Type.Optional(Type.Unknown({ description: "Strategy parameters merged over the top-level strategy (mappings merge, lists are replaced); when absent, the top-level strategy." })),
+  },
+  { additionalProperties: false, description: "One environment's overrides." },
+);
+
+const PromotionSchema = object(
+  {
+    requireDrill: Type.Optional(
+      Type.Boolean({ default: false, description: "`kiln promote-release` refuses a release that has no passed `kiln drill` in its source environment (same digest and config hash)." }),
+    ),
+    soak: optionalDuration("How long the release must have been live in the source environment, without a rollback since, before it may be promoted; when absent, no soak time."),
+  },
+  "What a release must have passed in its source environment before `kiln promote-release` deploys it to the next one.",
+);
+
 export const KilnSpecSchema = Type.Object(
   {
     apiVersion: Type.Optional(
@@ -525,6 +556,17 @@ export const KilnSpecSchema = Type.Object(
       },
       "Settings of the Docker provider (`provider: docker`); the other providers ignore them.",
     ),
+    environments: Type.Optional(
+      Type.Record(Type.String({ pattern: PATTERNS.environmentName }), EnvironmentSchema, {
+        additionalProperties: false,
+        description:
+          "Stages the same image runs in (e.g. staging, production), each with its own fleet, rollouts, history and rollback. Each overrides only what may differ between stages; the image never differs. When absent, kiln.yaml is one environment keyed by its name alone.",
+      }),
+    ),
+    defaultEnvironment: Type.Optional(
+      Type.String({ pattern: PATTERNS.environmentName, description: "The environment a verb acts on without --env (and without KILN_ENV); when absent, the first one listed." }),
+    ),
+    promotion: PromotionSchema,
   },
   {
     additionalProperties: false,

@@ -166,6 +166,14 @@ export interface Spec {
   /** a postgres:// URL for a shared state; absent: SQLite in KILN_HOME (KILN_STATE overrides both) */
   state?: string;
   docker: DockerSpec;
+  /** kiln.yaml `promotion`: gates `kiln promote-release` checks in the source environment */
+  promotion: PromotionSpec;
+}
+
+export interface PromotionSpec {
+  requireDrill: boolean;
+  /** ms; undefined = no soak time */
+  soak?: number;
 }
 
 export interface LoadedSpec {
@@ -174,8 +182,18 @@ export interface LoadedSpec {
   file: string;
   /** absolute directory of kiln.yaml; file entry sources are relative to it */
   dir: string;
-  /** "sha256:<hex>" of the runtime configuration that is not in the image */
+  /**
+   * "sha256:<hex>" of the runtime configuration that is not in the image and is the same in every
+   * environment (kiln.yaml before an environment's overrides; see computeConfigHash). Equal digest
+   * and config hash in staging and production = the same release.
+   */
   configHash: string;
+  /** the environment `spec` is for (its overrides applied); undefined when kiln.yaml declares none */
+  environment?: string;
+  /** every environment kiln.yaml declares, in file order */
+  environments: string[];
+  /** what this environment's fleet is keyed by in state, providers and the router (serviceKey) */
+  service: string;
 }
 
 export interface SpecProblem {

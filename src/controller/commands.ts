@@ -101,6 +101,7 @@ export class Commands {
       const rel = db.createRelease({
         service: this.s.service, ref: req.ref, version: req.version, digest: req.digest, configHash: req.configHash, env: req.spec.env,
         spec: req.spec, strategy, status: "deploying", createdAt: now, previous: live?.id,
+        ...(req.promotedFrom ? { promotedFrom: req.promotedFrom } : {}),
       });
       db.setFact(this.s.service, "instances", req.spec.instances);
       const rollout = db.createRollout({ service: this.s.service, kind: "deploy", strategy, target: rel.id, previous: live?.id, state: "running", startedAt: now, fast: false, promoteRequested: false });

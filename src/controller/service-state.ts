@@ -2,6 +2,7 @@
 // the live release, the desired fleet size, events, rollout progress. Shared by the loop,
 // the commands and the views.
 
+import { canonicalJson } from "../config/config-hash.js";
 import type { RolloutProgress } from "../rollout/types.js";
 import type { EventRecord, Release, RolloutRecord, StateDb } from "../state/db.js";
 import type { ReleaseSettings } from "../state/release-settings.js";
@@ -81,7 +82,9 @@ export class ServiceState {
     for (const r of this.db.liveInstances(this.service)) {
       if (r.release === target.id || out.has(r.release)) continue;
       const rel = this.db.getRelease(r.release);
-      if (rel && rel.digest === target.digest && rel.configHash === target.configHash) out.add(rel.id);
+      // The config hash is the part every environment shares; an environment's own env values
+      // are the rest of what instances run with, so they must match too.
+      if (rel && rel.digest === target.digest && rel.configHash === target.configHash && canonicalJson(rel.env) === canonicalJson(target.env)) out.add(rel.id);
     }
     return [...out];
   }

@@ -1,5 +1,5 @@
 import type { InstancePhase, Phase, RolloutProgress, Routing, StrategyName } from "../rollout/types.js";
-import type { InstanceRecordState, ReleaseStatus, RolloutKind, RolloutState } from "../state/db.js";
+import type { InstanceRecordState, PromotedFrom, ReleaseStatus, RolloutKind, RolloutState } from "../state/db.js";
 import type { ReleaseSettings } from "../state/release-settings.js";
 
 // The controller's API speaks of the spec a release records; it is defined where state reads it.
@@ -12,6 +12,8 @@ export interface DeployRequest {
   configHash: string;
   spec: ReleaseSettings;
   strategy?: StrategyName;
+  /** `kiln promote-release`: the source environment's live release this one is */
+  promotedFrom?: PromotedFrom;
 }
 
 export interface InstanceView {
@@ -42,6 +44,7 @@ export interface ReleaseView {
   liveAt?: string;
   finishedAt?: string;
   previous?: string;
+  promotedFrom?: PromotedFrom;
 }
 
 export interface RolloutView {

@@ -13,6 +13,7 @@ export function releaseView(r: Release): ReleaseView {
   return {
     id: r.id, version: r.version, ref: r.ref, digest: r.digest, configHash: r.configHash, strategy: r.strategy, status: r.status,
     reason: r.reason, createdAt: iso(r.createdAt)!, liveAt: iso(r.liveAt), finishedAt: iso(r.finishedAt), previous: r.previous,
+    ...(r.promotedFrom ? { promotedFrom: r.promotedFrom } : {}),
   };
 }
 

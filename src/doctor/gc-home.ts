@@ -11,6 +11,7 @@ import type { ObservedInstance } from "../providers/provider.js";
 import { collectProviderImages, createProvider } from "../providers/registry.js";
 import { isPostgresLocation } from "../state/driver.js";
 import { redactUrl } from "../state/pg-dialect.js";
+import { environmentSchema } from "../state/state-location.js";
 import { StateDb } from "../state/db.js";
 import { computePins, DEFAULT_KEEP } from "./pins.js";
 
@@ -80,29 +81,44 @@ export function checkKeep(keep: number): number {
   return keep;
 }
 
+/**
+ * Every state database of the home: the top level's and each environment's (env/NAME/state.db).
+ * The image store is shared by all of them, so each one's releases and instances pin images.
+ */
+function stateFiles(home: string, state: string | undefined): { environment?: string; file: string }[] {
+  const envRoot = join(home, "env");
+  const envs = existsSync(envRoot) ? readdirSync(envRoot).filter((n) => /^[a-z][a-z0-9-]{0,30}$/.test(n)).sort() : [];
+  // A shared PostgreSQL state: the base schema and each environment's own (state-location.ts).
+  if (state !== undefined && isPostgresLocation(state)) return [{ file: state }, ...envs.map((e) => ({ environment: e, file: environmentSchema(state, e) }))];
+  return [{ file: state ?? join(home, "state.db") }, ...envs.map((e) => ({ environment: e, file: join(envRoot, e, "state.db") }))].filter((f) => existsSync(f.file));
+}
+
 export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
   const keep = checkKeep(opts.keep ?? DEFAULT_KEEP);
-  const paths = homePaths(opts.home);
+  homePaths(opts.home); // the home's directories, owner-only, as every verb leaves them
   const warnings: string[] = [];
-  let db: StateDb | undefined;
-  const location = opts.state ?? paths.stateDb;
-  if (isPostgresLocation(location) || existsSync(location)) {
-    try {
-      db = new StateDb(location);
-      const bad = db.integrityCheck().filter((l) => l !== "ok");
-      if (bad.length > 0) throw new Error(bad.slice(0, 2).join("; "));
-    } catch (cause) {
-      db?.close();
-      // Without state, gc cannot know which images releases need: removing anything would be a guess.
-      throw new KilnError("KILN_E_STATE", `gc refused: the state database ${isPostgresLocation(location) ? redactUrl(location) : location} cannot be read (${(cause as Error).message})`, {
-        cause,
-        hint: "run `kiln doctor`; gc needs the release history to know what it must keep",
-      });
-    }
-  }
+  const dbs: StateDb[] = [];
   try {
-    const services = [...new Set([...(db?.services() ?? []), ...(opts.services ?? [])])].sort();
+    for (const f of stateFiles(opts.home, opts.state)) {
+      let db: StateDb | undefined;
+      try {
+        db = new StateDb(f.file);
+        const bad = db.integrityCheck().filter((l) => l !== "ok");
+        if (bad.length > 0) throw new Error(bad.slice(0, 2).join("; "));
+        dbs.push(db);
+      } catch (cause) {
+        db?.close();
+        // Without state, gc cannot know which images releases need: removing anything would be a guess.
+        throw new KilnError("KILN_E_STATE", `gc refused: the state database ${isPostgresLocation(f.file) ? redactUrl(f.file) : f.file} cannot be read (${(cause as Error).message})`, {
+          cause,
+          hint: "run `kiln doctor`; gc needs the release history to know what it must keep",
+        });
+      }
+    }
+    const services = [...new Set([...dbs.flatMap((db) => db.services()), ...(opts.services ?? [])])].sort();
     const observed: ObservedInstance[] = [];
+    // One provider (the chosen environment's): an environment on another provider has its
+    // instances pinned through its state's instance rows.
     for (const service of services) {
       try {
         const provider = createProvider(opts.provider ?? "local", { home: opts.home });
@@ -111,7 +127,9 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
         warnings.push(`could not list ${service}'s instances from the provider (${isKilnError(e) ? e.message : (e as Error).message}); only instances recorded in state are pinned`);
       }
     }
-    const { pins, window } = computePins(db, services, keep, observed);
+    const sets = (dbs.length ? dbs : [undefined]).map((db) => computePins(db, db ? [...new Set([...db.services(), ...(opts.services ?? [])])] : services, keep, observed));
+    const pins = sets.flatMap((x) => x.pins);
+    const window = sets.flatMap((x) => x.window);
     const protect = window.map((w) => ({ digest: w.release.digest, reasons: [`release ${w.release.id} (${w.why})`] }));
     // Before the store's sweep: an engine image is known as kiln's by its config blob in the store.
     let engineImages: GcReport["engineImages"];
@@ -124,7 +142,8 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
     for (const m of result.missing) warnings.push(`${m.digest.slice(0, 19)} is pinned (${m.reasons.join("; ")}) but not in the store: run \`kiln doctor\``);
     const windowIds = new Set(window.map((w) => `${w.service}/${w.release.id}`));
     const running = new Set(observed.filter((i) => i.state === "running").map((i) => i.id));
-    const removedInstanceLogs = pruneInstanceLogs(opts.home, db, windowIds, running, opts.dryRun === true);
+    // Each instance directory is recorded in one environment's state; the others skip it.
+    const removedInstanceLogs = dbs.flatMap((db) => pruneInstanceLogs(opts.home, db, windowIds, running, opts.dryRun === true));
     return {
       ...result,
       bytesFreed: result.bytesFreed + removedInstanceLogs.reduce((n, x) => n + x.bytes, 0),
@@ -136,6 +155,6 @@ export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
       warnings,
     };
   } finally {
-    db?.close();
+    for (const db of dbs) db.close();
   }
 }

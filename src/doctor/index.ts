@@ -25,7 +25,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   const findings: ReportedFinding[] = diagnose(facts).sort((a, b) => rank[a.severity] - rank[b.severity]);
   if (opts.repair) {
     for (const f of findings) {
-      if (f.repair) f.repaired = await applyRepair(f.repair, { home: opts.home, provider: opts.provider, providerObject: opts.providerObject, now: facts.now, ...(opts.state ? { state: opts.state } : {}) });
+      if (f.repair) f.repaired = await applyRepair(f.repair, { home: opts.home, environment: opts.environment, provider: opts.provider, providerObject: opts.providerObject, now: facts.now, ...(opts.state ? { state: opts.state } : {}) });
     }
   }
   const problem = (f: ReportedFinding) => f.severity !== "info" && !f.repaired?.ok;

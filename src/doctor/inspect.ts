@@ -23,6 +23,8 @@ import type { DaemonFacts, Facts, LeaseFacts, ReleaseImageFacts, RootfsFacts, Ro
 
 export interface InspectOptions {
   home: string;
+  /** kiln.yaml environment whose state and daemons to examine (its own under env/NAME/) */
+  environment?: string;
   /** releases per service whose images must be whole (default 5) */
   keep: number;
   /** services to check besides those state knows (the one kiln.yaml names) */
@@ -144,7 +146,7 @@ async function routesFacts(paths: HomePaths, proxyUp: boolean): Promise<RoutesFa
 
 export async function inspect(opts: InspectOptions): Promise<Facts> {
   const now = opts.now ?? Date.now();
-  const paths = homePaths(opts.home);
+  const paths = homePaths(opts.home, opts.environment);
   const store = openStore(opts.home);
   const { facts: state, db } = openState(opts.state ?? paths.stateDb);
   try {

@@ -15,6 +15,7 @@ import type { RepairAction, RepairOutcome } from "./types.js";
 
 export interface RepairDeps {
   home: string;
+  environment?: string;
   provider?: string;
   providerObject?: Provider;
   now?: number;
@@ -30,8 +31,8 @@ export async function applyRepair(action: RepairAction, deps: RepairDeps): Promi
   }
 }
 
-function withDb<T>(deps: Pick<RepairDeps, "home" | "state">, fn: (db: StateDb) => T): T {
-  const db = new StateDb(deps.state ?? homePaths(deps.home).stateDb);
+function withDb<T>(deps: Pick<RepairDeps, "home" | "environment" | "state">, fn: (db: StateDb) => T): T {
+  const db = new StateDb(deps.state ?? homePaths(deps.home, deps.environment).stateDb);
   try {
     return fn(db);
   } finally {
@@ -82,7 +83,7 @@ async function apply(a: RepairAction, deps: RepairDeps): Promise<RepairOutcome> 
       return { ok: true, did: done ? `marked ${a.instanceId} terminated in state` : `${a.instanceId} was already terminated` };
     }
     case "prune-routes": {
-      const paths = homePaths(deps.home);
+      const paths = homePaths(deps.home, deps.environment);
       if (await socketAnswers(paths.proxyAdminSocket)) return { ok: false, did: "left the saved table: the proxy is running now (the controller updates it)" };
       const loaded = await loadTableFile(a.file);
       if (loaded.kind !== "ok") return { ok: true, did: `${a.file} is ${loaded.kind} now, nothing to prune` };

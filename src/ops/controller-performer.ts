@@ -60,7 +60,7 @@ export class ControllerPerformer implements RolloutPerformer {
    */
   async logs(instance: string | undefined, lines: number): Promise<{ id: string; text: string }[]> {
     const { paths, home, loaded } = this.ws;
-    const service = loaded.spec.name;
+    const service = loaded.service;
     const provider = createProvider(chooseProvider({ paths, spec: loaded.spec.provider }), { home, swarm: loaded.spec.swarm, drainTimeout: loaded.spec.drainTimeout });
     const readLogs = provider.logPath ? undefined : provider.readLogs?.bind(provider);
     const dir = join(home, "instances");

@@ -108,6 +108,8 @@ export interface UpResult {
 export async function startDaemons(opts: {
   paths: HomePaths;
   specFile: string;
+  /** kiln.yaml environment the controller acts on (its own state, sockets and fleet) */
+  environment?: string;
   listen: string;
   home: string;
   provider?: ProviderName;
@@ -175,6 +177,7 @@ export async function startDaemons(opts: {
     writeFileSync(providerFile(paths), `${provider}\n`); // before the controller launches anything
     const args = ["--spec", opts.specFile, "--home", opts.home, "--provider", provider, "--router", router];
     if (opts.sandbox) args.push("--sandbox", opts.sandbox);
+    if (opts.environment !== undefined) args.push("--env", opts.environment);
     const pid = startDetached(controllerMain, args, paths.controllerLog);
     const ok = await waitFor(async () => !pidAlive(pid) || (await controller.ping()), 30_000);
     if (!ok || !pidAlive(pid)) {

@@ -9,6 +9,6 @@ import { SwarmPerformer } from "./swarm/performer.js";
 import type { Workspace } from "./workspace.js";
 
 export function performerFor(ws: Workspace): RolloutPerformer {
-  if (ws.loaded.spec.provider === "swarm" && ws.loaded.spec.swarm.rollouts === "native") return new SwarmPerformer({ spec: ws.loaded.spec, home: ws.home, stateDb: ws.state?.location ?? ws.paths.stateDb });
+  if (ws.loaded.spec.provider === "swarm" && ws.loaded.spec.swarm.rollouts === "native") return new SwarmPerformer({ spec: ws.loaded.environment === undefined ? ws.loaded.spec : { ...ws.loaded.spec, name: ws.loaded.service }, home: ws.home, stateDb: ws.state?.location ?? ws.paths.stateDb });
   return new ControllerPerformer(ws);
 }

@@ -16,10 +16,11 @@ export interface Workspace {
   state?: StateLocation;
 }
 
-/** The workspace of the kiln.yaml at `file`. */
-export function openWorkspace(file: string): Workspace {
-  const loaded = loadSpec(resolve(file));
+/** The workspace of the kiln.yaml at `file`, for one of its environments (see chooseEnvironment). */
+export function openWorkspace(file: string, environment?: string): Workspace {
+  const loaded = loadSpec(resolve(file), environment);
   const home = homeFor(loaded.file);
-  const paths = homePaths(home);
-  return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket), state: resolveStateLocation({ stateDb: paths.stateDb, specState: loaded.spec.state }) };
+  const paths = homePaths(home, loaded.environment);
+  const up = `kiln up --detach${loaded.environment ? ` --env ${loaded.environment}` : ""}`;
+  return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket, up), state: resolveStateLocation({ stateDb: paths.stateDb, specState: loaded.spec.state, environment: loaded.environment }) };
 }

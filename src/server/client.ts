@@ -7,7 +7,11 @@ import type { EventRecord } from "../state/db.js";
 import type { MaintenanceMode } from "../traffic/router.js";
 
 export class ControllerClient {
-  constructor(readonly socketPath: string) {}
+  /** `upCommand`: how the user starts this controller, for the hint when it does not answer (an environment's needs its --env) */
+  constructor(
+    readonly socketPath: string,
+    private readonly upCommand = "kiln up --detach",
+  ) {}
 
   private request<T>(method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -35,7 +39,7 @@ export class ControllerClient {
       );
       req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.on("error", (cause) =>
-        reject(new KilnError("KILN_E_CONTROLLER", `controller unreachable at ${this.socketPath}`, { cause, hint: "start it with `kiln up --detach` (see `kiln status`)" })),
+        reject(new KilnError("KILN_E_CONTROLLER", `controller unreachable at ${this.socketPath}`, { cause, hint: `start it with \`${this.upCommand}\` (see \`kiln status\`)` })),
       );
       req.end(data);
     });

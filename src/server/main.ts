@@ -28,12 +28,12 @@ const TICK_MS = 100;
 
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, router: { type: "string" }, sandbox: { type: "string", default: "auto" } } });
+  const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, router: { type: "string" }, sandbox: { type: "string", default: "auto" }, env: { type: "string" } } });
   if (!values.spec) throw new Error("--spec is required");
-  const loaded = loadSpec(values.spec);
+  const loaded = loadSpec(values.spec, values.env);
   const home = values.home ?? homeFor(loaded.file);
   const providerName = checkProviderName(values.provider ?? loaded.spec.provider);
-  const paths = homePaths(home);
+  const paths = homePaths(home, loaded.environment);
   const log = (line: string) => appendFileSync(paths.controllerLog, `${new Date().toISOString()} ${line}\n`);
 
   const routerKind = values.router ?? loaded.spec.router;
@@ -52,14 +52,14 @@ async function main(): Promise<void> {
     ? { setTable: (t) => hap!.router.setTable(t), stats: () => hap!.router.stats() }
     : new ProxyClient(paths.proxyAdminSocket);
 
-  const state = resolveStateLocation({ stateDb: paths.stateDb, specState: loaded.spec.state });
+  const state = resolveStateLocation({ stateDb: paths.stateDb, specState: loaded.spec.state, environment: loaded.environment });
   const db = new StateDb(state.location);
   // A shared state (PostgreSQL) may be acted on from other hosts: a controller that finds the
   // lease held waits on standby instead of exiting, and takes over when the lease runs out.
   const shared = state.backend === "postgres";
   const store = openStore(home);
   const controller = new Controller({
-    service: loaded.spec.name,
+    service: loaded.service,
     defaultSpec: toReleaseSettings(loaded.spec),
     listen: loaded.spec.listen,
     db,
@@ -82,10 +82,10 @@ async function main(): Promise<void> {
   const holderDead = !shared && holder !== undefined && holderHost === hostname() && !pidAlive(Number(holderPid));
   let acting = controller.takeLease(holderDead ? holder : undefined);
   if (!acting && !shared) {
-    throw new KilnError("KILN_E_CONTROLLER", `another controller is acting on ${loaded.spec.name}`, { hint: "stop it with `kiln down`, or wait: its lease expires 5 s after it stops" });
+    throw new KilnError("KILN_E_CONTROLLER", `another controller is acting on ${loaded.service}`, { hint: "stop it with `kiln down`, or wait: its lease expires 5 s after it stops" });
   }
   if (acting) await controller.adopt();
-  else log(`standby: controller ${controller.leaseHolder() ?? holder} acts on ${loaded.spec.name} (state ${state.shown}); taking over when its lease runs out`);
+  else log(`standby: controller ${controller.leaseHolder() ?? holder} acts on ${loaded.service} (state ${state.shown}); taking over when its lease runs out`);
 
   let stopping = false;
   const stop = () => {
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   };
-  const app = createApp({ controller, db, service: loaded.spec.name, onShutdown: stop, standbyFor: () => (acting ? undefined : controller.leaseHolder() ?? "another controller") });
+  const app = createApp({ controller, db, service: loaded.service, onShutdown: stop, standbyFor: () => (acting ? undefined : controller.leaseHolder() ?? "another controller") });
   if (existsSync(paths.controllerSocket)) rmSync(paths.controllerSocket);
   const server = createServer(getRequestListener(app.fetch));
   await new Promise<void>((resolve, reject) => {
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     server.listen(paths.controllerSocket, () => resolve());
   });
   writePidFile(paths.controllerPid);
-  log(`controller ${process.pid} up for ${loaded.spec.name} (provider ${providerName}, router ${routerKind}, state ${state.backend} ${state.shown})`);
+  log(`controller ${process.pid} up for ${loaded.service} (provider ${providerName}, router ${routerKind}, state ${state.backend} ${state.shown})`);
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
       try {
         if (controller.takeLease(undefined)) {
           acting = true;
-          log(`took over ${loaded.spec.name}: the lease is ours`);
+          log(`took over ${loaded.service}: the lease is ours`);
           await controller.adopt();
         }
       } catch (e) {

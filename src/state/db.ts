@@ -31,6 +31,32 @@ export interface Release {
   liveAt?: number;
   finishedAt?: number;
   previous?: string;
+  /** set when `kiln promote-release` deployed this release from another environment's live one */
+  promotedFrom?: PromotedFrom;
+}
+
+/** Where a promoted release came from: the source environment's live release, as it was. */
+export interface PromotedFrom {
+  environment: string;
+  /** the source fleet's service key, e.g. "hello-staging" */
+  service: string;
+  release: string;
+  digest: string;
+  configHash: string;
+}
+
+/** One `kiln drill` run against an environment's fleet, with the release it tested. */
+export interface DrillRecord {
+  id: string;
+  service: string;
+  environment?: string;
+  digest: string;
+  configHash: string;
+  passed: boolean;
+  startedAt: number;
+  finishedAt: number;
+  /** the drill's report (steps, durations, failed requests) as JSON */
+  report: unknown;
 }
 
 export type InstanceRecordState = "launching" | "running" | "terminating" | "terminated";
@@ -174,6 +200,13 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO service_facts (service, name, value)
      SELECT substr(key, 13), 'maintenance', value FROM meta WHERE key LIKE 'maintenance:%';
    DELETE FROM meta WHERE key IN ('live', 'instances', 'standbyUntil', 'tableVersion') OR key LIKE 'maintenance:%';`,
+  // issue 14, environments: where `kiln promote-release` took a release from (JSON PromotedFrom; NULL for a deploy)
+  `ALTER TABLE releases ADD COLUMN promoted_from TEXT;`,
+  // issue 14, `kiln drill`: one row per drill, against the release (digest + config hash) it tested, so promotion can require one
+  `CREATE TABLE drills (
+     id TEXT PRIMARY KEY, service TEXT NOT NULL, environment TEXT, digest TEXT NOT NULL, config_hash TEXT NOT NULL,
+     passed INTEGER NOT NULL, started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, report TEXT NOT NULL);
+   CREATE INDEX drills_release ON drills(service, digest, config_hash);`,
 ];
 
 type Row = Record<string, unknown>;
@@ -198,6 +231,7 @@ function toRelease(r: Row): Release {
     liveAt: opt(r.live_at),
     finishedAt: opt(r.finished_at),
     previous: opt(r.previous),
+    ...(typeof r.promoted_from === "string" ? { promotedFrom: JSON.parse(r.promoted_from) as PromotedFrom } : {}),
   };
 }
 
@@ -523,10 +557,10 @@ export class StateDb {
       const seq = row.next as number;
       const id = `r${seq}`;
       this.stmt(
-          `INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, reason, created_at, live_at, finished_at, previous)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO releases (id, seq, service, ref, version, digest, config_hash, env, spec, strategy, status, reason, created_at, live_at, finished_at, previous, promoted_from)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(id, seq, r.service, r.ref, r.version, r.digest, r.configHash, JSON.stringify(r.env), JSON.stringify(r.spec), r.strategy, r.status, r.reason ?? null, r.createdAt, r.liveAt ?? null, r.finishedAt ?? null, r.previous ?? null);
+        .run(id, seq, r.service, r.ref, r.version, r.digest, r.configHash, JSON.stringify(r.env), JSON.stringify(r.spec), r.strategy, r.status, r.reason ?? null, r.createdAt, r.liveAt ?? null, r.finishedAt ?? null, r.previous ?? null, r.promotedFrom ? JSON.stringify(r.promotedFrom) : null);
       return { ...r, id, seq };
     });
   }
@@ -766,6 +800,28 @@ export class StateDb {
        UNION SELECT substr(key, 7) AS service FROM meta WHERE key LIKE 'lease:%' ORDER BY service`,
     ).all() as Row[];
     return rows.map((r) => r.service as string);
+  }
+  addDrill(d: DrillRecord): void {
+    this.stmt(
+      `INSERT INTO drills (id, service, environment, digest, config_hash, passed, started_at, finished_at, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(d.id, d.service, d.environment ?? null, d.digest, d.configHash, d.passed ? 1 : 0, d.startedAt, d.finishedAt, JSON.stringify(d.report));
+  }
+  /** The service's drills, newest first; only those of one release (digest and config hash) when given. */
+  drills(service: string, release?: { digest: string; configHash: string }, limit = 50): DrillRecord[] {
+    const rows = (release
+      ? this.stmt("SELECT * FROM drills WHERE service = ? AND digest = ? AND config_hash = ? ORDER BY finished_at DESC, id DESC LIMIT ?").all(service, release.digest, release.configHash, limit)
+      : this.stmt("SELECT * FROM drills WHERE service = ? ORDER BY finished_at DESC, id DESC LIMIT ?").all(service, limit)) as Row[];
+    return rows.map((r) => ({
+      id: r.id as string,
+      service: r.service as string,
+      ...(r.environment === null ? {} : { environment: r.environment as string }),
+      digest: r.digest as string,
+      configHash: r.config_hash as string,
+      passed: r.passed === 1,
+      startedAt: Number(r.started_at),
+      finishedAt: Number(r.finished_at),
+      report: JSON.parse(r.report as string) as unknown,
+    }));
   }
   /** Every lease recorded in meta; `until` is epoch ms. */
   leases(): { service: string; owner: string; until: number }[] {

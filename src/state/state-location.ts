@@ -27,8 +27,17 @@ export interface StateLocation {
  *   KILN_STATE=postgres://u:pw@db/kiln?schema=web  → postgres, shown "postgres://u:***@db/kiln?schema=web", from "KILN_STATE"
  *   KILN_STATE=sqlite (kiln.yaml names a URL)      → sqlite, <home>/state.db, from "KILN_STATE"
  *   KILN_STATE=/tmp/x.db                           → KILN_E_USAGE (a URL or "sqlite")
+ *   state: postgres://db/kiln, environment staging → postgres://db/kiln?schema=kiln_staging
+ *   state: postgres://db/kiln?schema=web, env prod → postgres://db/kiln?schema=web_prod
+ *
+ * An environment keeps its own state, as it keeps its own SQLite file (env/NAME/state.db): on
+ * PostgreSQL, its own schema beside the base one.
  */
-export function resolveStateLocation(opts: { stateDb: string; specState?: string; env?: NodeJS.ProcessEnv }): StateLocation {
+export function resolveStateLocation(opts: { stateDb: string; specState?: string; env?: NodeJS.ProcessEnv; environment?: string }): StateLocation {
+  const pg = (url: string, from: StateLocation["from"]): StateLocation => {
+    const location = opts.environment === undefined ? url : environmentSchema(url, opts.environment);
+    return { backend: "postgres", location, shown: redactUrl(location), from };
+  };
   const envValue = (opts.env ?? process.env).KILN_STATE;
   if (envValue !== undefined && envValue !== "") {
     if (envValue === "sqlite") return { backend: "sqlite", location: opts.stateDb, shown: opts.stateDb, from: "KILN_STATE" };
@@ -37,8 +46,16 @@ export function resolveStateLocation(opts: { stateDb: string; specState?: string
         hint: 'e.g. KILN_STATE=postgres://kiln@db.internal:5432/kiln (password in PGPASSWORD), or unset it for the SQLite file in KILN_HOME',
       });
     }
-    return { backend: "postgres", location: envValue, shown: redactUrl(envValue), from: "KILN_STATE" };
+    return pg(envValue, "KILN_STATE");
   }
-  if (opts.specState !== undefined) return { backend: "postgres", location: opts.specState, shown: redactUrl(opts.specState), from: "kiln.yaml" };
+  if (opts.specState !== undefined) return pg(opts.specState, "kiln.yaml");
   return { backend: "sqlite", location: opts.stateDb, shown: opts.stateDb, from: "default" };
+}
+
+/** The URL of an environment's own schema: the base schema (default "kiln") + "_" + the environment, "-" as "_". */
+export function environmentSchema(url: string, environment: string): string {
+  const u = new URL(url);
+  const base = u.searchParams.get("schema") ?? "kiln";
+  u.searchParams.set("schema", `${base}_${environment.replace(/-/g, "_")}`);
+  return u.toString();
 }

@@ -179,6 +179,7 @@ describe("parseSpec: a valid file", () => {
         maxQuarantined: 1,
       },
       docker: { network: "host" },
+      promotion: { requireDrill: false },
     });
   });
 
@@ -228,6 +229,7 @@ describe("parseSpec: a valid file", () => {
         maxQuarantined: 1,
       },
       docker: { network: "bridge" },
+      promotion: { requireDrill: false },
     });
   });
 

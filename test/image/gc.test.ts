@@ -245,3 +245,30 @@ test("gc racing bakes never leaves a tag that names a missing blob: the bake lan
   }
   console.log(`# outcomes: ${outcomes.join(", ")}`);
 });
+
+test("gcHome with environments: every environment's state pins images in the shared store", async (t) => {
+  const { home, store, images } = await bakeVersions(t, 4);
+  // staging runs v1; production ran v2, v3 and runs v4 (each environment its own state under env/NAME/)
+  const record = (env: string, service: string, imgs: Baked[]) => {
+    const db = new StateDb(homePaths(home, env).stateDb);
+    let prev: string | undefined;
+    for (const [i, img] of imgs.entries()) {
+      const last = i === imgs.length - 1;
+      prev = db.createRelease({
+        service, ref: img.ref, version: img.version, digest: img.digest, configHash: "sha256:0", env: {}, spec: releaseSpec(),
+        strategy: "rolling", status: last ? "live" : "superseded", createdAt: 1000 + i, previous: prev,
+      }).id;
+    }
+    db.setFact(service, "live", prev!);
+    db.close();
+  };
+  record("staging", `${SERVICE}-staging`, [images[0]!]);
+  record("production", `${SERVICE}-production`, images.slice(1));
+
+  const r = await gcHome({ home, keep: 1, pruneTags: true, graceMs: 0 });
+  // production keeps its live v4 and its rollback target v3; staging's live v1 stays although production forgot it
+  assert.deepEqual(new Set(r.kept.map((k) => k.digest)), new Set([images[0], images[2], images[3]].map((i) => i!.digest)));
+  assert.equal(await store.hasBlob(images[1]!.digest), false, "v2 (no environment needs it) removed");
+  assert.match(r.kept.find((k) => k.digest === images[0]!.digest)!.reasons.join("; "), /of fixture-staging/);
+  assert.deepEqual(r.services, ["fixture-production", "fixture-staging"]);
+});

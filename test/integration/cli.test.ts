@@ -118,7 +118,7 @@ test("bad input gets a clear error and exit 2; an unreachable controller gets ex
 });
 
 test("every verb has --help with an example", async () => {
-  for (const verb of ["validate", "schema", "bake", "images", "export", "up", "down", "deploy", "rollback", "scale", "status", "history", "logs", "demo", "promote"]) {
+  for (const verb of ["validate", "schema", "bake", "images", "export", "up", "down", "deploy", "rollback", "scale", "status", "history", "logs", "demo", "promote", "promote-release", "drill"]) {
     const r = await kiln([verb, "--help"], { cwd: scratch });
     assert.equal(r.code, 0, `${verb}: ${r.stderr}`);
     assert.match(r.stdout, /Example/, `${verb} --help has an example`);

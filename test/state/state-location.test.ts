@@ -26,6 +26,13 @@ describe("resolveStateLocation", () => {
   it("KILN_STATE=/tmp/x.db is a usage error", () => {
     assert.throws(() => resolveStateLocation({ stateDb, env: { KILN_STATE: "/tmp/x.db" } }), (e: unknown) => isKilnError(e) && e.code === "KILN_E_USAGE" && /postgres:\/\/ URL or "sqlite"/.test(e.message));
   });
+  it("an environment gets its own schema on PostgreSQL (base schema, default kiln, + _ + its name), its own file on SQLite", () => {
+    const staging = "/home/u/app/.kiln/env/staging/state.db";
+    assert.equal(resolveStateLocation({ stateDb: staging, environment: "staging", env: {} }).location, staging);
+    assert.equal(resolveStateLocation({ stateDb: staging, specState: "postgres://db/kiln", environment: "staging", env: {} }).location, "postgres://db/kiln?schema=kiln_staging");
+    const r = resolveStateLocation({ stateDb: staging, environment: "eu-prod", env: { KILN_STATE: "postgres://u:pw@db/kiln?schema=web" } });
+    assert.deepEqual(r, { backend: "postgres", location: "postgres://u:pw@db/kiln?schema=web_eu_prod", shown: "postgres://u:***@db/kiln?schema=web_eu_prod", from: "KILN_STATE" });
+  });
 });
 
 describe("an unreachable PostgreSQL state", () => {

@@ -344,5 +344,20 @@ export function stateSuite(backend: StateBackendUnderTest): void {
       assert.equal(Number((db.db.prepare("SELECT COUNT(*) AS n FROM service_facts").get() as { n: number }).n), 0);
       assert.equal(Number((db.db.prepare("SELECT COUNT(*) AS n FROM meta").get() as { n: number }).n), 0);
     }));
+    it("7-8 from schema 5: an old release reads back without promotedFrom; new ones keep it; drills are found by release", () => withState((open, location) => {
+      atSchema(location, 5, (raw) => oldRelease(raw, "r1", "svc"));
+      const db = open();
+      assert.equal(db.getRelease("r1")!.promotedFrom, undefined);
+      const from = { environment: "staging", service: "svc-staging", release: "r4", digest: "sha256:a", configHash: "c" };
+      const r2 = db.createRelease({ service: "svc", ref: "a:1", version: "1", digest: "sha256:a", configHash: "c", env: {}, spec: releaseSpec(), strategy: "rolling", status: "deploying", createdAt: 20, promotedFrom: from });
+      assert.deepEqual(db.getRelease(r2.id)!.promotedFrom, from);
+      db.addDrill({ id: "d1", service: "svc", environment: "staging", digest: "sha256:a", configHash: "c", passed: false, startedAt: 1, finishedAt: 2, report: { steps: [] } });
+      db.addDrill({ id: "d2", service: "svc", digest: "sha256:a", configHash: "c", passed: true, startedAt: 3, finishedAt: 4, report: { steps: [{ name: "x" }] } });
+      db.addDrill({ id: "d3", service: "svc", digest: "sha256:b", configHash: "c", passed: true, startedAt: 5, finishedAt: 6, report: {} });
+      assert.deepEqual(db.drills("svc", { digest: "sha256:a", configHash: "c" }).map((d) => [d.id, d.passed, d.environment]), [["d2", true, undefined], ["d1", false, "staging"]]);
+      assert.deepEqual(db.drills("svc").map((d) => d.id), ["d3", "d2", "d1"]);
+      assert.deepEqual(db.drills("svc", { digest: "sha256:a", configHash: "c" })[0]!.report, { steps: [{ name: "x" }] });
+      assert.deepEqual(db.drills("other"), []);
+    }));
   });
 }

@@ -5,31 +5,15 @@ import { dirname, join } from "node:path";
 import { parseDocument } from "yaml";
 import { bake, openStore } from "../../image/index.js";
 import { discardVolumes } from "../../providers/registry.js";
-import { startLoad, type LoadTotals } from "../../loadgen/client.js";
 import type { StatusView } from "../../controller/types.js";
 import { context, out, printJson, short, specFile, type Context, type GlobalOptions } from "../context.js";
 import { chooseProvider, chooseRouter, startDaemons, stopDaemons } from "../../ops/daemons.js";
-import { buildDeployRequest, lastEventId, watch } from "../../ops/deploy-flow.js";
+import { buildDeployRequest } from "../../ops/deploy-flow.js";
+import { deployAndWatch, expect, fleetServes, killAndHeal, rollbackAndWatch, StepRecorder, type RehearsalStep } from "../../ops/rehearsal.js";
 import { recipeOf } from "../../ops/recipe.js";
 import { freeLoopbackPort } from "../../net.js";
 
-export interface DemoStep {
-  name: string;
-  outcome: "ok" | "failed";
-  durationMs: number;
-  requests: number;
-  failed: number;
-  detail: string;
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
+export type DemoStep = RehearsalStep;
 
 /** The demo works on a copy of the example, editing it the way a developer would between releases. */
 class Workspace {
@@ -74,7 +58,7 @@ export function register(program: Command): void {
       // A previous demo may have been interrupted: stop what it left, then start from a clean copy.
       if (existsSync(ws.specFile)) {
         const old = context({ file: ws.specFile });
-        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.spec.name, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }), swarm: old.loaded.spec.swarm });
+        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.service, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }), swarm: old.loaded.spec.swarm });
       }
       // Start from a clean copy of the example, but keep the image store (blobs, layer cache,
       // unpacked roots) so the runtime base is not rebuilt on every run.
@@ -94,32 +78,13 @@ export function register(program: Command): void {
       ws.setSpec((d) => d.set("provider", provider)); // the workspace says what it runs on, for `kiln down -f` after --keep
       const router = chooseRouter({ flag: opts.router, paths: fresh.paths, spec: fresh.loaded.spec.router });
       ws.setSpec((d) => d.set("router", router));
-      await discardVolumes(provider, fresh.home, fresh.loaded.spec.name); // the counter starts from 0
+      await discardVolumes(provider, fresh.home, fresh.loaded.service); // the counter starts from 0
       ws.release("1.0.0");
 
-      const steps: DemoStep[] = [];
-      let load: Awaited<ReturnType<typeof startLoad>> | undefined;
-      let mark: LoadTotals = { requests: 0, failed: 0 } as LoadTotals;
+      const recorder = new StepRecorder(say);
+      const steps = recorder.steps;
+      const step = (name: string, fn: () => Promise<string>) => recorder.step(name, fn);
       let ctx: Context = context({ file: ws.specFile });
-
-      const step = async (name: string, fn: () => Promise<string>) => {
-        say(`▶ ${name}`);
-        const started = Date.now();
-        let outcome: "ok" | "failed" = "ok";
-        let detail = "";
-        try {
-          detail = await fn();
-        } catch (e) {
-          outcome = "failed";
-          detail = (e as Error).message;
-        }
-        const now = load ? await load.snapshot() : mark;
-        const s: DemoStep = { name, outcome, durationMs: Date.now() - started, requests: now.requests - mark.requests, failed: now.failed - mark.failed, detail };
-        mark = now;
-        steps.push(s);
-        say(`  ${outcome === "ok" ? "✔" : "✘"} ${detail} (${s.durationMs} ms, ${s.requests} requests, ${s.failed} failed)`);
-        return outcome === "ok";
-      };
 
       const bakeNow = async () => {
         ctx = context({ file: ws.specFile });
@@ -128,20 +93,10 @@ export function register(program: Command): void {
       };
       const deployNow = async (strategy?: "rolling" | "blue-green" | "canary") => {
         ctx = context({ file: ws.specFile });
-        const req = await buildDeployRequest(ctx, undefined, strategy);
-        const after = await lastEventId(ctx.client);
-        const { rollout } = await ctx.client.deploy(req);
-        return watch(ctx.client, rollout, { afterEvent: after, timeoutMs: 5 * 60_000 });
+        return deployAndWatch(ctx.client, await buildDeployRequest(ctx, undefined, strategy));
       };
       const status = (): Promise<StatusView> => ctx.client.status();
-      const fleetOn = async (version: string) => {
-        const s = await status();
-        const serving = s.instances.filter((i) => i.inRotation);
-        return s.release?.version === version && serving.length === s.desiredInstances && serving.every((i) => i.version === version);
-      };
-      const expect = (cond: boolean, what: string) => {
-        if (!cond) throw new Error(what);
-      };
+      const fleetOn = async (version: string) => fleetServes(await status(), (i) => i.version === version);
 
       try {
         await step("bake v1", async () => bakeNow());
@@ -149,9 +104,7 @@ export function register(program: Command): void {
           const up = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: ctx.loaded.spec.listen, previewListen: ctx.loaded.spec.strategy.blueGreen.previewListen, home: ctx.home, provider, router, edge: ctx.loaded.spec.edge, health: ctx.loaded.spec.health, swarm: ctx.loaded.spec.swarm });
           const r = await deployNow();
           expect(r.outcome === "live", `v1 did not go live: ${r.reason}`);
-          load = await startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 4, durationMs: 10 * 60_000 });
-          await new Promise((res) => setTimeout(res, 1000));
-          mark = await load.snapshot();
+          await recorder.startLoad({ url: `http://127.0.0.1:${port}/`, concurrency: 4, durationMs: 10 * 60_000 });
           return `live on http://127.0.0.1:${port} (${router === "haproxy" ? "HAProxy" : "proxy"} ${up.proxyPid}, controller ${up.controllerPid}, provider ${provider}, router ${router}); load started`;
         });
         await step("rolling v1 → v2", async () => {
@@ -182,11 +135,8 @@ export function register(program: Command): void {
         });
         await step("instant rollback", async () => {
           const warm = new Set((await status()).instances.filter((i) => i.routing === "standby").map((i) => i.id));
-          const after = await lastEventId(ctx.client);
-          const started = Date.now();
-          const { rollout } = await ctx.client.rollback();
-          const r = await watch(ctx.client, rollout, { afterEvent: after });
-          const flipMs = Date.now() - started;
+          const r = await rollbackAndWatch(ctx.client);
+          const flipMs = r.ms;
           expect(r.outcome === "live", `rollback did not finish: ${r.reason}`);
           const serving = (await status()).instances.filter((i) => i.inRotation);
           expect(serving.length === 3 && serving.every((i) => warm.has(i.id)), "traffic is not on the warm v2 fleet");
@@ -211,22 +161,13 @@ export function register(program: Command): void {
           return `${r.release.id} live after 34 % and 67 % steps passed analysis`;
         });
         await step("kill an instance → healed", async () => {
-          const victim = (await status()).instances.find((i) => i.inRotation && i.pid);
-          expect(victim !== undefined, "no instance to kill");
-          // The local provider's pid leads the instance's process group; a container's is its init.
-          if (provider === "docker") process.kill(victim!.pid!, "SIGKILL");
-          else process.kill(-victim!.pid!, "SIGKILL");
-          const healed = await until(async () => {
-            const s = await status();
-            const serving = s.instances.filter((i) => i.inRotation && i.health === "healthy");
-            return serving.length === 3 && !serving.some((i) => i.id === victim!.id);
-          }, 60_000);
-          expect(healed, "the fleet was not healed within 60 s");
-          return `${victim!.id} killed; replaced from v6`;
+          const k = await killAndHeal(ctx.client, provider);
+          expect(k.healed, "the fleet was not healed within 60 s");
+          return `${k.victim} killed; replaced from v6`;
         });
       } finally {
-        const totals = load ? await load.stop() : undefined;
-        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider, swarm: ctx.loaded.spec.swarm });
+        const totals = await recorder.stopLoad();
+        if (!opts.keep) await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm });
         const failedSteps = steps.filter((s) => s.outcome !== "ok").length;
         const result = {
           steps: steps.map(({ name, outcome, durationMs, requests, failed, detail }) => ({ name, outcome, durationMs, requests, failed, detail })),

@@ -5,16 +5,19 @@ import { checkKeep, DEFAULT_KEEP, runDoctor, type DoctorReport } from "../../doc
 import { KilnError } from "../../errors.js";
 import { homeFor, homePaths } from "../../home.js";
 import { loadSpec } from "../../config/index.js";
-import { out, printJson, type GlobalOptions } from "../context.js";
+import { environmentOf, out, printJson, type GlobalOptions } from "../context.js";
 import { daemonProvider } from "../../ops/daemons.js";
 import { resolveStateLocation, type StateLocation } from "../../state/state-location.js";
 
 export interface Located {
   home: string;
+  environment?: string;
   service?: string;
   provider?: string;
   /** the state's location (kiln.yaml `state:` or KILN_STATE; default the SQLite file in the home) */
   state: StateLocation;
+  /** the state without an environment (the top level's), where gc starts from */
+  baseState: StateLocation;
 }
 
 /**
@@ -23,18 +26,25 @@ export interface Located {
  */
 export function locateHome(opts: GlobalOptions): Located {
   const at = locate(opts);
-  const paths = homePaths(at.home);
   // the provider the daemons were started with wins over kiln.yaml's (as for `kiln down`)
-  return { ...at, provider: daemonProvider(paths) ?? at.provider, state: resolveStateLocation({ stateDb: paths.stateDb, specState: at.specState }) };
+  const paths = homePaths(at.home, at.environment);
+  return {
+    ...at,
+    provider: daemonProvider(paths) ?? at.provider,
+    state: resolveStateLocation({ stateDb: paths.stateDb, specState: at.specState, environment: at.environment }),
+    baseState: resolveStateLocation({ stateDb: homePaths(at.home).stateDb, specState: at.specState }),
+  };
 }
 
-function locate(opts: GlobalOptions): Omit<Located, "state"> & { specState?: string } {
+function locate(opts: GlobalOptions): Omit<Located, "state" | "baseState"> & { specState?: string } {
   const file = resolve(opts.file ?? "kiln.yaml");
   if (existsSync(file)) {
     try {
-      const loaded = loadSpec(file);
-      return { home: homeFor(loaded.file), service: loaded.spec.name, provider: loaded.spec.provider, ...(loaded.spec.state ? { specState: loaded.spec.state } : {}) };
-    } catch {
+      const loaded = loadSpec(file, environmentOf(opts));
+      return { home: homeFor(loaded.file), environment: loaded.environment, service: loaded.service, provider: loaded.spec.provider, ...(loaded.spec.state ? { specState: loaded.spec.state } : {}) };
+    } catch (e) {
+      // an unknown --env is the user's mistake to hear about, not a broken kiln.yaml to work around
+      if (e instanceof KilnError && e.code === "KILN_E_USAGE") throw e;
       return { home: homeFor(file) };
     }
   }
@@ -78,7 +88,7 @@ export function register(program: Command): void {
     .action(async (opts: { repair?: boolean; keep: string; json?: boolean }, cmd: Command) => {
       const keep = parseKeep(opts.keep);
       const at = locateHome(cmd.optsWithGlobals<GlobalOptions>());
-      const report = await runDoctor({ home: at.home, keep, repair: opts.repair, services: at.service ? [at.service] : [], provider: at.provider, state: at.state.location });
+      const report = await runDoctor({ home: at.home, environment: at.environment, keep, repair: opts.repair, services: at.service ? [at.service] : [], provider: at.provider, state: at.state.location });
       if (opts.json) printJson(report);
       else render(report);
       process.exitCode = report.healthy ? 0 : 1;

@@ -44,7 +44,7 @@ export function register(program: Command): void {
     .action(async (opts: { keep: string; pruneTags?: boolean; dryRun?: boolean; json?: boolean }, cmd: Command) => {
       const keep = parseKeep(opts.keep);
       const at = locateHome(cmd.optsWithGlobals<GlobalOptions>());
-      const report = await gcHome({ home: at.home, keep, pruneTags: opts.pruneTags, dryRun: opts.dryRun, services: at.service ? [at.service] : [], provider: at.provider, state: at.state.location });
+      const report = await gcHome({ home: at.home, keep, pruneTags: opts.pruneTags, dryRun: opts.dryRun, services: at.service ? [at.service] : [], provider: at.provider, state: at.baseState.location });
       if (opts.json) printJson(report);
       else render(report);
     });

@@ -76,7 +76,7 @@ export function register(program: Command): void {
       const cap = capacityOf({ instances: spec.instances, strategy: { ...spec.strategy, type: strategy } });
       const plan = {
         schemaVersion: 1 as const,
-        service: spec.name,
+        service: ctx.loaded.service,
         strategy,
         from: from ?? null,
         to: { ...target, instances: spec.instances },

@@ -23,8 +23,9 @@ export function register(program: Command): void {
           details: r.errors.map((p) => ({ where: p.where, path: p.path, message: p.message, hint: p.hint })),
         });
       }
-      if (opts.json) printJson({ valid: true, file, service: r.spec.name, version: r.spec.version });
-      else out(`${file}: valid (service ${r.spec.name}, version ${r.spec.version})`);
+      // Every environment's effective file was checked; list them so a reader knows.
+      if (opts.json) printJson({ valid: true, file, service: r.spec.name, version: r.spec.version, environments: r.environments });
+      else out(`${file}: valid (service ${r.spec.name}, version ${r.spec.version}${r.environments.length ? `, environments ${r.environments.join(", ")}` : ""})`);
     });
 
   program

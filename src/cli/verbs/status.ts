@@ -39,13 +39,16 @@ export function register(program: Command): void {
     .command("history")
     .description("list releases (newest first) with their status and why a failed one failed")
     .option("--json", "print releases and rollouts as JSON")
-    .addHelpText("after", "\nExample:\n  kiln history")
+    .addHelpText("after", "\nExamples:\n  kiln history\n  kiln history --env production   # a promoted release says which environment it came from")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const h = await performerFor(ctx).history();
       if (opts.json) return printJson(h);
       const t = new Table({ head: ["release", "image", "digest", "strategy", "status", "created", "reason"], style: { head: [], border: [] } });
-      for (const r of h.releases) t.push([r.id, r.ref, short(r.digest), r.strategy, r.status, ago(r.createdAt), r.reason ?? ""]);
+      for (const r of h.releases) {
+        const from = r.promotedFrom ? `promoted from ${r.promotedFrom.environment} ${r.promotedFrom.release}` : "";
+        t.push([r.id, r.ref, short(r.digest), r.strategy, r.status, ago(r.createdAt), [from, r.reason ?? ""].filter(Boolean).join("; ")]);
+      }
       out(t.toString());
     });
 

@@ -13,16 +13,16 @@ export function register(program: Command): void {
     .option("--json", "print the process ids as JSON")
     .addHelpText(
       "after",
-      "\nExamples:\n  kiln up --detach                    # start in the background, then `kiln deploy`\n  kiln up --detach --provider docker  # instances are containers on $DOCKER_HOST\n  kiln up --detach --router haproxy   # HAProxy serves the fleet\n  kiln up                             # stay in the foreground; Ctrl-C stops everything",
+      "\nExamples:\n  kiln up --detach                    # start in the background, then `kiln deploy`\n  kiln up --detach --provider docker  # instances are containers on $DOCKER_HOST\n  kiln up --detach --router haproxy   # HAProxy serves the fleet\n  kiln up                             # stay in the foreground; Ctrl-C stops everything\n  kiln up --detach --env production   # one environment's own proxy, controller and fleet",
     )
     .action(async (opts: { detach?: boolean; provider?: string; router?: string; sandbox: string; json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
       const router = chooseRouter({ flag: opts.router, paths: ctx.paths, spec: ctx.loaded.spec.router });
       const spec = ctx.loaded.spec;
-      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm });
-      if (opts.json) printJson({ proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
-      else out(`${r.alreadyUp ? "already up" : "up"}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);
+      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, environment: ctx.loaded.environment, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm });
+      if (opts.json) printJson({ environment: ctx.loaded.environment ?? null, proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
+      else out(`${r.alreadyUp ? "already up" : "up"}${ctx.loaded.environment ? ` (${ctx.loaded.environment})` : ""}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);
       if (opts.detach) return;
       if (!opts.json) out("foreground: Ctrl-C stops the fleet, the controller and the proxy");
       await new Promise<void>((resolve) => {
@@ -30,7 +30,7 @@ export function register(program: Command): void {
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
       });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider, swarm: ctx.loaded.spec.swarm });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm });
       out(`stopped: ${d.stopped.join(", ") || "nothing"}`);
     });
 
@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .action(async (opts: { json?: boolean; provider?: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider, swarm: ctx.loaded.spec.swarm });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm });
       if (opts.json) printJson(d);
       else out(`stopped: ${d.stopped.join(", ") || "nothing was running"}`);
     });

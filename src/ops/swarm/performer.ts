@@ -28,7 +28,7 @@ import {
 } from "../../providers/swarm/index.js";
 import { LABEL, limitsOf } from "../../derive/index.js";
 import type { StrategyName } from "../../rollout/types.js";
-import type { Spec } from "../../config/index.js";
+import { canonicalJson, type Spec } from "../../config/index.js";
 import { StateDb, type Release, type RolloutRecord } from "../../state/db.js";
 import type { FollowOptions, PerformerStatus, Recovery, RolloutOutcome, RolloutPerformer } from "../performer.js";
 import { judgeRecovery, type SwarmIntent } from "./recovery.js";
@@ -260,7 +260,7 @@ export class SwarmPerformer implements RolloutPerformer {
       const cur = await engine.inspect(name);
       const live = this.live(db);
       const labels = cur?.spec.Labels ?? {};
-      if (cur && live && labels[LABEL.release] === live.id && labels[LABEL.digest] === req.digest && labels[LABEL.configHash] === req.configHash && cur.observation.update?.state !== "paused") {
+      if (cur && live && labels[LABEL.release] === live.id && labels[LABEL.digest] === req.digest && labels[LABEL.configHash] === req.configHash && canonicalJson(live.env) === canonicalJson(req.spec.env) && cur.observation.update?.state !== "paused") {
         // Nothing would change but the release label: replacing every task for that is churn.
         if (cur.observation.replicas !== spec.instances) await engine.scale(name, spec.instances);
         opts.onProgress?.(`${req.ref} (${req.digest.slice(0, 19)}) is already live as ${live.id}: nothing to replace`);
