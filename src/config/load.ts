@@ -11,7 +11,7 @@ import { parseDuration } from "./duration.js";
 import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
 import { KilnSpecSchema, MAX_DURATION_MS, PATTERNS } from "./schema.js";
-import type { FileEntry, ImageBase, LoadedSpec, ProviderKind, Spec, SpecProblem } from "./types.js";
+import type { FileEntry, HookName, ImageBase, LoadedSpec, NotifyEventName, ProviderKind, Spec, SpecProblem } from "./types.js";
 
 // Compiling costs a few ms, so it is done on first use and kept; the validator
 // itself holds no state between calls.
@@ -387,6 +387,11 @@ interface Defaulted {
     };
     maxQuarantined: number;
   };
+  hooks: { [K in HookName]?: string | string[] } & { timeout: string | number };
+  notify: {
+    webhooks: { url: string; secretEnv?: string; format?: "json" | "slack"; events?: NotifyEventName[]; timeout?: string | number; attempts?: number; backoff?: string | number }[];
+    queueSize: number;
+  };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -489,6 +494,22 @@ function normalize(d: Defaulted): Spec {
         guardWindow: parseDuration(strategy.canary.guardWindow),
       },
       maxQuarantined: strategy.maxQuarantined,
+    },
+    hooks: {
+      ...Object.fromEntries((["pre-deploy", "post-deploy", "pre-promotion", "post-rollback"] as const).filter((h) => d.hooks[h] !== undefined).map((h) => [h, d.hooks[h]])),
+      timeout: parseDuration(d.hooks.timeout),
+    },
+    notify: {
+      webhooks: d.notify.webhooks.map((w) => ({
+        url: w.url,
+        ...(w.secretEnv !== undefined ? { secretEnv: w.secretEnv } : {}),
+        format: w.format ?? "json",
+        events: [...(w.events ?? [])],
+        timeout: parseDuration(w.timeout ?? "10s"),
+        attempts: w.attempts ?? 6,
+        backoff: parseDuration(w.backoff ?? "2s"),
+      })),
+      queueSize: d.notify.queueSize,
     },
   };
 }

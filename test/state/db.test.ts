@@ -104,7 +104,7 @@ describe("migrations", () => {
       raw.close();
 
       const db = new StateDb(file);
-      assert.deepEqual(db.schemaVersion(), { version: 5, latest: 5 });
+      assert.deepEqual(db.schemaVersion(), { version: MIGRATIONS.length, latest: MIGRATIONS.length });
       assert.equal(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'steps'").get(), undefined);
       assert.equal(db.getRelease("r1")!.spec.strategy.maxQuarantined, 1);
       assert.deepEqual(db.liveInstances("svc").map((i) => [i.id, i.routing, i.healthySince]), [["i1", "active", 12]]);
@@ -118,5 +118,45 @@ describe("migrations", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the audit trail (changes)", () => {
+  it("6 (changes) from schema 5 with rows: the table is added, older rows untouched", async () => {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const Database = (await import("better-sqlite3")).default;
+    const { MIGRATIONS } = await import("../../src/state/db.js");
+    const dir = mkdtempSync(join(tmpdir(), "kiln-migrate-"));
+    try {
+      const file = join(dir, "state.db");
+      const raw = new Database(file);
+      for (const m of MIGRATIONS.slice(0, 5)) raw.exec(m);
+      raw.pragma("user_version = 5");
+      raw.prepare("INSERT INTO events (at, level, service, message) VALUES (10, 'info', 'svc', 'deploying')").run();
+      raw.close();
+      const db = new StateDb(file);
+      assert.equal(db.schemaVersion().version, MIGRATIONS.length);
+      assert.deepEqual(db.changes("svc"), []);
+      assert.equal(db.events("svc").length, 1);
+      db.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("numbers changes per service, newest first, and keeps every field (epoch ms beyond 32 bits too)", () => {
+    const db = new StateDb(":memory:");
+    const at = Date.UTC(2026, 11, 2, 23, 0, 0);
+    db.addChange({ at, service: "svc", actor: "dev@laptop", action: "deploy", command: "kiln deploy", result: "accepted", release: "r1", digest: "sha256:b" });
+    db.addChange({ at: at + 1, service: "other", actor: "ci", action: "scale", command: "kiln scale 2", result: "accepted" });
+    db.addChange({ at: at + 2, service: "svc", env: "staging", actor: "github:octocat (run 9)", action: "rollback", command: "kiln rollback", reason: "no reason given", result: "accepted", previousDigest: "sha256:b", digest: "sha256:a", detail: "back to hello:1" });
+    const svc = db.changes("svc");
+    assert.deepEqual(svc.map((c) => [c.seq, c.action]), [[2, "rollback"], [1, "deploy"]]);
+    assert.deepEqual(svc[0], { seq: 2, at: at + 2, service: "svc", env: "staging", actor: "github:octocat (run 9)", action: "rollback", command: "kiln rollback", reason: "no reason given", release: undefined, digest: "sha256:a", previousDigest: "sha256:b", result: "accepted", detail: "back to hello:1" });
+    assert.deepEqual(db.changes("other").map((c) => c.seq), [1]);
+    assert.equal(db.changes("svc", 1).length, 1);
+    db.close();
   });
 });

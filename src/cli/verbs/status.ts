@@ -37,16 +37,25 @@ export function register(program: Command): void {
 
   program
     .command("history")
-    .description("list releases (newest first) with their status and why a failed one failed")
-    .option("--json", "print releases and rollouts as JSON")
-    .addHelpText("after", "\nExample:\n  kiln history")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .description("list releases (newest first) with their status and why a failed one failed, then the audit trail: who changed the fleet, with which command and why")
+    .option("--json", "print releases, rollouts and changes (the audit trail) as JSON")
+    .option("-n, --changes <n>", "how many changes of the audit trail to show", "20")
+    .addHelpText("after", "\nExamples:\n  kiln history\n  kiln history --json | jq '.changes[] | {at, actor, action, reason}'")
+    .action(async (opts: { json?: boolean; changes: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const h = await performerFor(ctx).history();
-      if (opts.json) return printJson(h);
+      const n = Math.max(0, Number(opts.changes) || 0);
+      const changes = (h.changes ?? []).slice(0, n);
+      if (opts.json) return printJson({ ...h, changes: changes.map((c) => ({ ...c, at: new Date(c.at).toISOString() })) });
       const t = new Table({ head: ["release", "image", "digest", "strategy", "status", "created", "reason"], style: { head: [], border: [] } });
       for (const r of h.releases) t.push([r.id, r.ref, short(r.digest), r.strategy, r.status, ago(r.createdAt), r.reason ?? ""]);
       out(t.toString());
+      if (changes.length === 0) return;
+      out("");
+      out("changes (newest first)");
+      const c = new Table({ head: ["when", "actor", "action", "release", "result", "reason", "command"], style: { head: [], border: [] } });
+      for (const x of changes) c.push([new Date(x.at).toISOString().replace("T", " ").slice(0, 19), x.actor, x.action, x.release ?? "", x.result, x.reason ?? "", x.command]);
+      out(c.toString());
     });
 
   program
