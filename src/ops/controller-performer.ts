@@ -46,6 +46,10 @@ export class ControllerPerformer implements RolloutPerformer {
     return this.client.history();
   }
 
+  async events(n: number) {
+    return (await this.client.recentEvents(n)).events;
+  }
+
   async record(r: RecordRequest): Promise<void> {
     await this.client.record(r);
   }

@@ -51,6 +51,8 @@ export interface RolloutPerformer {
   rollback(opts?: FollowOptions): Promise<RolloutOutcome>;
   /** releases and rollouts, and the audit trail (newest first) */
   history(): Promise<{ releases: ReleaseView[]; rollouts: RolloutView[]; changes?: ChangeRecord[] }>;
+  /** The newest `n` events (what the controller, Swarm and hooks recorded), oldest first. */
+  events(n: number): Promise<EventRecord[]>;
   /** Record what the CLI did itself (a hook's outcome and output) in this fleet's state: audit rows, event lines. */
   record(r: RecordRequest): Promise<void>;
   status(): Promise<PerformerStatus>;

@@ -57,6 +57,8 @@ export function createApp(d: AppDeps): Hono {
   app.get("/v1/status", async (c) => c.json(await d.controller.status()));
   app.get("/v1/history", (c) => c.json({ ...d.controller.history(), changes: d.db.changes(d.service) }));
   app.get("/v1/events", (c) => {
+    const tail = Number(c.req.query("tail") ?? "NaN");
+    if (Number.isInteger(tail) && tail > 0) return c.json({ events: d.db.recentEvents(d.service, Math.min(tail, 5000)) });
     const after = Number(c.req.query("after") ?? "0");
     return c.json({ events: d.db.events(d.service, Number.isFinite(after) ? after : 0) });
   });

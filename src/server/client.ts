@@ -70,6 +70,10 @@ export class ControllerClient {
   events(after: number): Promise<{ events: EventRecord[] }> {
     return this.request("GET", `/v1/events?after=${after}`);
   }
+  /** the newest `n` events, oldest first */
+  recentEvents(n: number): Promise<{ events: EventRecord[] }> {
+    return this.request("GET", `/v1/events?tail=${n}`);
+  }
   rollout(id: number): Promise<RolloutView> {
     return this.request("GET", `/v1/rollouts/${id}`);
   }

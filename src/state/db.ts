@@ -616,6 +616,11 @@ export class StateDb {
       .run(e.at, e.level, e.service, e.release ?? null, e.instance ?? null, e.rollout ?? null, e.message);
     return { ...e, id: Number(info.lastInsertRowid) };
   }
+  /** The newest `limit` events, oldest first (`kiln events`). */
+  recentEvents(service: string, limit: number): EventRecord[] {
+    const newest = this.stmt("SELECT id FROM events WHERE service = ? ORDER BY id DESC LIMIT 1 OFFSET ?").get(service, Math.max(0, limit - 1)) as Row | undefined;
+    return this.events(service, newest ? Number(newest.id) - 1 : 0, limit);
+  }
   events(service: string, afterId = 0, limit = 500): EventRecord[] {
     return (this.stmt("SELECT * FROM events WHERE service = ? AND id > ? ORDER BY id LIMIT ?").all(service, afterId, limit) as Row[]).map((r) => ({
       id: r.id as number,

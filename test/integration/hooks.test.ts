@@ -123,6 +123,11 @@ test("a failing pre-deploy hook refuses the deploy: exit 1, its exit code and la
   assert.deepEqual([h.changes[0]!.action, h.changes[0]!.result], ["hook pre-deploy", "failed"]);
   const events = withDb((db) => db.events("hello").map((e) => e.message));
   assert.ok(events.includes("[pre-deploy] migration check failed"), events.slice(-10).join("\n"));
+  const shown = await kiln(["events", "-n", "5"], { cwd: ws.dir });
+  assert.equal(shown.code, 0, shown.stderr);
+  // stdout and stderr lines of a hook may interleave either way; its outcome comes last
+  assert.match(shown.stdout, /info  \[pre-deploy\] migration check failed\n/);
+  assert.match(shown.stdout, /error hook pre-deploy failed \(exit 3[^\n]*\n$/);
   assert.ok(events.some((e) => /^hook pre-deploy failed \(exit 3/.test(e)));
   rmSync(join(ws.dir, "fail-pre-deploy"));
 });

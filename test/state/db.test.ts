@@ -160,3 +160,17 @@ describe("the audit trail (changes)", () => {
     db.close();
   });
 });
+
+describe("recentEvents", () => {
+  it("the newest n of one service, oldest first, whatever other services wrote in between", () => {
+    const db = new StateDb(":memory:");
+    for (let i = 1; i <= 6; i++) {
+      db.addEvent({ at: i, level: "info", service: "svc", message: `svc ${i}` });
+      db.addEvent({ at: i, level: "info", service: "other", message: `other ${i}` });
+    }
+    assert.deepEqual(db.recentEvents("svc", 3).map((e) => e.message), ["svc 4", "svc 5", "svc 6"]);
+    assert.deepEqual(db.recentEvents("svc", 10).map((e) => e.message), ["svc 1", "svc 2", "svc 3", "svc 4", "svc 5", "svc 6"]);
+    assert.deepEqual(db.recentEvents("none", 3), []);
+    db.close();
+  });
+});

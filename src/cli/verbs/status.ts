@@ -59,6 +59,20 @@ export function register(program: Command): void {
     });
 
   program
+    .command("events")
+    .description("print the newest events of the service: rollout steps, instances launched and stopped, hooks' output and outcomes, webhook failures")
+    .option("-n, --lines <n>", "how many events", "50")
+    .option("--json", "print the events as JSON")
+    .addHelpText("after", "\nExamples:\n  kiln events -n 200\n  kiln events --json | jq -r '.events[] | select(.level == \"error\") | .message'")
+    .action(async (opts: { lines: string; json?: boolean }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const n = Math.min(5000, Math.max(1, Number(opts.lines) || 50));
+      const events = await performerFor(ctx).events(n);
+      if (opts.json) return printJson({ events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
+      for (const e of events) out(`${new Date(e.at).toISOString().replace("T", " ").slice(0, 19)} ${e.level.padEnd(5)} ${e.message}`);
+    });
+
+  program
     .command("logs [instance]")
     .description("print an instance's log (default: every instance of the service, newest last); there is no way to exec into one, by design")
     .option("-n, --lines <n>", "last N lines of each log", "50")

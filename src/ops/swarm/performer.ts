@@ -165,6 +165,10 @@ export class SwarmPerformer implements RolloutPerformer {
     });
   }
 
+  async events(n: number) {
+    return this.withDb((db) => db.recentEvents(this.service, n));
+  }
+
   async record(r: RecordRequest): Promise<void> {
     await this.withDb((db) =>
       db.tx(() => {
