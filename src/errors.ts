@@ -14,6 +14,7 @@ export type ErrorCode =
   | "KILN_E_ROLLOUT" // a rollout failed (and was rolled back)
   | "KILN_E_STATE" // state database problem
   | "KILN_E_POLICY" // a promotion gate in kiln.yaml is not met (no passed drill, soak not over, source not live)
+  | "KILN_E_HOOK" // a pre-* hook (kiln.yaml `hooks`) failed or timed out: the change was refused, nothing changed
   | "KILN_E_INTERNAL";
 
 /** Exit codes are a stable contract: 0 ok, 1 failed operation, 2 bad input. */

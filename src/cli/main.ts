@@ -18,7 +18,7 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["up", "down"], () => import("./verbs/up.js")],
   [["deploy", "rollback", "scale", "promote", "pause", "resume", "abort"], () => import("./verbs/deploy.js")],
   [["plan", "simulate"], () => import("./verbs/plan.js")],
-  [["status", "history", "logs"], () => import("./verbs/status.js")],
+  [["status", "history", "events", "logs"], () => import("./verbs/status.js")],
   [["maintenance"], () => import("./verbs/maintenance.js")],
   [["promote-release"], () => import("./verbs/promote-release.js")],
   [["drill"], () => import("./verbs/drill.js")],

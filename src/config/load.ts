@@ -13,7 +13,7 @@ import { parseDuration } from "./duration.js";
 import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
 import { ENVIRONMENT_KEYS, KilnSpecSchema, MAX_DURATION_MS, PATTERNS } from "./schema.js";
-import type { FileEntry, ImageBase, LoadedSpec, ProviderKind, Spec, SpecProblem } from "./types.js";
+import type { FileEntry, HookName, ImageBase, LoadedSpec, NotifyEventName, ProviderKind, Spec, SpecProblem } from "./types.js";
 
 // Compiling costs a few ms, so it is done on first use and kept; the validator
 // itself holds no state between calls.
@@ -526,6 +526,11 @@ interface Defaulted {
   state?: string;
   docker: { network: "bridge" | "host" };
   promotion: { requireDrill: boolean; soak?: string | number };
+  hooks: { [K in HookName]?: string | string[] } & { timeout: string | number };
+  notify: {
+    webhooks: { url: string; secretEnv?: string; format?: "json" | "slack"; events?: NotifyEventName[]; timeout?: string | number; attempts?: number; backoff?: string | number }[];
+    queueSize: number;
+  };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -640,6 +645,22 @@ function normalize(d: Defaulted): Spec {
     ...(d.state !== undefined ? { state: d.state } : {}),
     docker: { network: d.docker.network },
     promotion: { requireDrill: d.promotion.requireDrill, ...optionalMs("soak", d.promotion.soak) },
+    hooks: {
+      ...Object.fromEntries((["pre-deploy", "post-deploy", "pre-promotion", "post-rollback"] as const).filter((h) => d.hooks[h] !== undefined).map((h) => [h, d.hooks[h]])),
+      timeout: parseDuration(d.hooks.timeout),
+    },
+    notify: {
+      webhooks: d.notify.webhooks.map((w) => ({
+        url: w.url,
+        ...(w.secretEnv !== undefined ? { secretEnv: w.secretEnv } : {}),
+        format: w.format ?? "json",
+        events: [...(w.events ?? [])],
+        timeout: parseDuration(w.timeout ?? "10s"),
+        attempts: w.attempts ?? 6,
+        backoff: parseDuration(w.backoff ?? "2s"),
+      })),
+      queueSize: d.notify.queueSize,
+    },
   };
 }
 

@@ -477,6 +477,72 @@ const PromotionSchema = object(
   "What a release must have passed in its source environment before `kiln promote-release` deploys it to the next one.",
 );
 
+function hookCommand(description: string) {
+  return Type.Optional(
+    Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], {
+      title: "HookCommand",
+      description: `${description} A string is a shell command line (run by /bin/sh -c); a list is an argv run as is. It runs in the directory of kiln.yaml with the release's facts in KILN_* variables. When absent, nothing runs.`,
+    }),
+  );
+}
+
+const HooksSchema = object(
+  {
+    "pre-deploy": hookCommand("Run before `kiln deploy` asks for anything; a non-zero exit refuses the deploy with nothing changed."),
+    "post-deploy": hookCommand("Run after a deploy went live; a failure is reported, the deploy stands."),
+    "pre-promotion": hookCommand("Run before a release is promoted from one environment to another; a non-zero exit refuses the promotion."),
+    "post-rollback": hookCommand("Run after a rollback finished, manual (`kiln rollback`) or automatic (a failed deploy); a failure is reported."),
+    timeout: duration("Time a hook may run before it is stopped (its process group gets SIGTERM, then SIGKILL) and counts as failed.", "5m"),
+  },
+  "Commands run on the deployer's side (the kiln CLI, not the controller) around a change.",
+);
+
+export const NOTIFY_EVENTS = [
+  "rollout.started",
+  "rollout.paused",
+  "rollout.resumed",
+  "rollout.live",
+  "rollout.rolled-back",
+  "rollout.aborted",
+  "instance.quarantined",
+  "fleet.healing",
+] as const;
+
+const WebhookSchema = Type.Object(
+  {
+    url: Type.String({ pattern: "^https?://\\S+$", description: "Where events are POSTed (http or https)." }),
+    secretEnv: Type.Optional(
+      Type.String({
+        pattern: PATTERNS.envName,
+        description: "Name of the environment variable (in the controller's environment, i.e. `kiln up`'s) that holds the HMAC-SHA256 key; the key never goes in kiln.yaml. When absent, deliveries are unsigned.",
+      }),
+    ),
+    format: Type.Optional(
+      Type.Union([Type.Literal("json"), Type.Literal("slack")], {
+        default: "json",
+        description: 'Payload: "json" (kiln\'s event document) or "slack" ({"text": …}, for Slack-compatible incoming webhooks).',
+      }),
+    ),
+    events: Type.Optional(
+      Type.Array(Type.Union(NOTIFY_EVENTS.map((e) => Type.Literal(e))), { default: [], description: "Events sent to this URL; every event when empty." }),
+    ),
+    timeout: duration("Time one delivery attempt may take.", "10s"),
+    attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, default: 6, description: "Tries per event, the first included; then the event is dropped with an error event." })),
+    backoff: duration("Wait before the first retry; doubled after each failed try, up to 5 minutes.", "2s"),
+  },
+  { additionalProperties: false },
+);
+
+const NotifySchema = object(
+  {
+    webhooks: Type.Optional(Type.Array(WebhookSchema, { default: [], description: "Webhooks that receive rollout events." })),
+    queueSize: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: "Events waiting per webhook; when full the oldest is dropped and an error event says so." }),
+    ),
+  },
+  "Rollout events sent by the controller (asynchronously: a slow or dead receiver never holds a rollout).",
+);
+
 export const KilnSpecSchema = Type.Object(
   {
     apiVersion: Type.Optional(
@@ -567,6 +633,8 @@ export const KilnSpecSchema = Type.Object(
       Type.String({ pattern: PATTERNS.environmentName, description: "The environment a verb acts on without --env (and without KILN_ENV); when absent, the first one listed." }),
     ),
     promotion: PromotionSchema,
+    hooks: HooksSchema,
+    notify: NotifySchema,
   },
   {
     additionalProperties: false,

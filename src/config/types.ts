@@ -143,6 +143,42 @@ export interface SwarmSpec {
   spread: boolean;
 }
 
+export type HookName = "pre-deploy" | "post-deploy" | "pre-promotion" | "post-rollback";
+
+/** kiln.yaml `hooks`: a command per hook (a shell line, or an argv list), and one timeout (ms) */
+export type HooksSpec = { [K in HookName]?: string | string[] } & { timeout: number };
+
+export type NotifyEventName =
+  | "rollout.started"
+  | "rollout.paused"
+  | "rollout.resumed"
+  | "rollout.live"
+  | "rollout.rolled-back"
+  | "rollout.aborted"
+  | "instance.quarantined"
+  | "fleet.healing";
+
+export interface WebhookSpec {
+  url: string;
+  /** name of the environment variable holding the HMAC key (never the key itself) */
+  secretEnv?: string;
+  format: "json" | "slack";
+  /** empty = every event */
+  events: NotifyEventName[];
+  /** ms, per attempt */
+  timeout: number;
+  /** tries in all, the first included */
+  attempts: number;
+  /** ms before the first retry; doubled each time up to 5 minutes */
+  backoff: number;
+}
+
+export interface NotifySpec {
+  webhooks: WebhookSpec[];
+  /** deliveries waiting per webhook; beyond it the oldest is dropped (and an error event says so) */
+  queueSize: number;
+}
+
 export interface Spec {
   apiVersion: "kiln/v1";
   name: string;
@@ -168,6 +204,10 @@ export interface Spec {
   docker: DockerSpec;
   /** kiln.yaml `promotion`: gates `kiln promote-release` checks in the source environment */
   promotion: PromotionSpec;
+  /** commands run on the deployer's side around a change */
+  hooks: HooksSpec;
+  /** webhooks the controller sends rollout events to */
+  notify: NotifySpec;
 }
 
 export interface PromotionSpec {

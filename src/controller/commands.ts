@@ -33,6 +33,7 @@ export class Commands {
     const r = this.activeOrThrow("pause");
     this.s.db.updateRollout(r.id, { paused: true });
     this.s.event("info", `paused the ${r.kind} to ${r.target}`, { rollout: r.id });
+    this.s.notice("rollout.paused", `paused the ${r.kind} to ${r.target}`, { rollout: r });
     return this.d.rolloutView({ ...r, paused: true });
   }
 
@@ -41,6 +42,7 @@ export class Commands {
     this.s.db.updateRollout(r.id, { paused: false });
     const moved = this.passHold(r);
     this.s.event("info", `resumed the ${r.kind} to ${r.target}${moved ? ` (${moved})` : ""}`, { rollout: r.id });
+    this.s.notice("rollout.resumed", `resumed the ${r.kind} to ${r.target}${moved ? ` (${moved})` : ""}`, { rollout: r });
     return this.d.rolloutView(this.s.db.getRollout(r.id)!);
   }
 
@@ -108,6 +110,7 @@ export class Commands {
       return { rel, rollout };
     });
     this.s.event("info", `deploying ${req.ref} (${req.digest.slice(0, 19)}) as ${rel.id}, ${strategy}`, { release: rel.id, rollout: rollout.id });
+    this.s.notice("rollout.started", `deploying ${req.ref} as ${rel.id} with ${strategy}`, { rollout });
     return { release: releaseView(rel), rollout: this.d.rolloutView(rollout) };
   }
 
@@ -128,6 +131,7 @@ export class Commands {
       state: "running", startedAt: this.s.now(), fast: true, promoteRequested: true,
     });
     this.s.event("info", `rolling back ${live.id} → ${target.id} (${plan.instant ? "instant: previous fleet still warm" : "replacement: previous fleet gone"})`, { rollout: rollout.id, release: target.id });
+    this.s.notice("rollout.started", `rolling back ${live.id} → ${target.id} (${plan.instant ? "instant" : "by replacement"})`, { rollout });
     return { release: releaseView(target), rollout: this.d.rolloutView(rollout) };
   }
 

@@ -4,6 +4,7 @@
 // this file interprets their steps.
 
 import { KilnError } from "../errors.js";
+import type { NotifyEvent } from "../notify/event.js";
 import type { Provider } from "../providers/provider.js";
 import { nextSteps, planSteady } from "../rollout/index.js";
 import type { RolloutParams, RolloutStatus, Step } from "../rollout/types.js";
@@ -45,6 +46,8 @@ export interface ControllerDeps {
   leaseTtlMs?: number;
   /** whether an image is still in the store (checked before a deploy starts) */
   imageExists?: (digest: string) => Promise<boolean>;
+  /** rollout and fleet events for webhooks (the notifier queues them and returns at once) */
+  notify?: (e: NotifyEvent) => void;
 }
 
 export class Controller {
@@ -67,7 +70,7 @@ export class Controller {
   constructor(deps: ControllerDeps) {
     this.d = deps;
     const now = () => deps.clock.now();
-    const s = (this.state = new ServiceState({ service: deps.service, db: deps.db, defaultSpec: deps.defaultSpec, now, log: deps.log }));
+    const s = (this.state = new ServiceState({ service: deps.service, db: deps.db, defaultSpec: deps.defaultSpec, now, log: deps.log, notify: deps.notify }));
     this.observer = new FleetObserver({
       service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, now, log: deps.log,
       specOf: (id) => s.specOf(id),
@@ -178,6 +181,8 @@ export class Controller {
         // One read of the release for the whole step (a 5,000-instance step launches 5,000).
         const rel = db.getRelease(step.release);
         if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${step.release} not found`);
+        // Outside a rollout, a launch replaces instances that died or failed: the fleet heals.
+        if (!rollout && step.reason.startsWith("heal")) this.state.notice("fleet.healing", `launching ${step.count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
         await this.instances.launch(rel, step.count, rollout);
         return;
       }
@@ -231,6 +236,7 @@ export class Controller {
           this.state.event("warn", `quarantined ${id} (${step.reason}); \`kiln logs ${id}\` shows its log`, { instance: id, rollout: rollout?.id });
           this.instances.startTerminate(id, reason);
         }
+        this.state.notice("instance.quarantined", `quarantined ${step.ids.join(", ")}`, { rollout, release: rollout?.target, reason: step.reason, instances: step.ids });
         return;
       }
       case "check":

@@ -3,6 +3,7 @@
 // the commands and the views.
 
 import { canonicalJson } from "../config/config-hash.js";
+import type { NotifyEvent, NotifyEventName, NotifyRelease } from "../notify/event.js";
 import type { RolloutProgress } from "../rollout/types.js";
 import type { EventRecord, Release, RolloutRecord, StateDb } from "../state/db.js";
 import type { ReleaseSettings } from "../state/release-settings.js";
@@ -14,6 +15,8 @@ export interface ServiceStateDeps {
   defaultSpec: ReleaseSettings;
   now: () => number;
   log?: (line: string) => void;
+  /** rollout and fleet events for webhooks; must return at once (the notifier only queues) */
+  notify?: (e: NotifyEvent) => void;
 }
 
 export class ServiceState {
@@ -44,6 +47,27 @@ export class ServiceState {
 
   log(line: string): void {
     this.d.log?.(line);
+  }
+
+  /** Tell the webhooks (if any): the rollout's target and previous release are looked up here. */
+  notice(type: NotifyEventName, message: string, o: { rollout?: RolloutRecord; release?: string; previous?: string; reason?: string; instances?: string[] } = {}): void {
+    if (!this.d.notify) return;
+    const rel = (id: string | undefined): NotifyRelease | undefined => {
+      const r = id ? this.db.getRelease(id) : undefined;
+      return r ? { id: r.id, version: r.version, ref: r.ref, digest: r.digest } : undefined;
+    };
+    const r = o.rollout;
+    try {
+      this.d.notify({
+        type, at: this.d.now(), service: this.service, message,
+        ...(r ? { rollout: { id: r.id, kind: r.kind, strategy: r.strategy, target: r.target, ...(r.previous ? { previous: r.previous } : {}) } } : {}),
+        release: rel(o.release ?? r?.target), previous: rel(o.previous ?? r?.previous),
+        ...(o.reason !== undefined ? { reason: o.reason } : {}), ...(o.instances ? { instances: o.instances } : {}),
+      });
+    } catch (e) {
+      // A notifier's fault must never stop the loop.
+      this.d.log?.(`[error] notify ${type}: ${(e as Error).message}`);
+    }
   }
 
   liveRelease(): Release | undefined {

@@ -25,6 +25,8 @@ export class Transitions {
       db.setFact(service, "standbyUntil", plan.standbyUntil);
     });
     this.state.event("info", `${rollout.kind === "rollback" ? "rolled back to" : "release live:"} ${rollout.target} (${reason})`, { rollout: rollout.id, release: rollout.target });
+    if (rollout.kind === "rollback") this.state.notice("rollout.rolled-back", `rolled back to ${rollout.target}`, { rollout, reason });
+    else this.state.notice("rollout.live", `release live: ${rollout.target}`, { rollout, reason });
   }
 
   /** Apply planAbort: the rollout ends, a deploy's release fails, a rollback starts if it should. */
@@ -34,14 +36,17 @@ export class Transitions {
     const live = db.getFact(service, "live");
     const autoRollback = force || autoRollbackOf(rollout.strategy, this.state.specOf(rollout.target));
     const plan = planAbort({ rollout, autoRollback, force, live, desired: this.state.desiredInstances(), warm: live ? this.state.warmStandby(live) : 0 });
-    db.tx(() => {
+    const back = db.tx(() => {
       db.updateRollout(rollout.id, { state: "aborted", finishedAt: now, reason });
       if (plan.targetStatus) db.updateRelease(rollout.target, { status: plan.targetStatus, reason, finishedAt: now });
       if (plan.rollback) {
-        db.createRollout({ service, kind: "rollback", strategy: plan.rollback.strategy, target: plan.rollback.target, previous: rollout.target, state: "running", startedAt: now, fast: true, promoteRequested: true });
+        return db.createRollout({ service, kind: "rollback", strategy: plan.rollback.strategy, target: plan.rollback.target, previous: rollout.target, state: "running", startedAt: now, fast: true, promoteRequested: true });
       }
+      return undefined;
     });
     this.state.event("error", `release ${rollout.target} failed: ${reason}${live && autoRollback ? ` — rolling back to ${live}` : ""}`, { rollout: rollout.id, release: rollout.target });
+    this.state.notice("rollout.aborted", `${rollout.kind} to ${rollout.target} aborted`, { rollout, reason });
+    if (back) this.state.notice("rollout.started", `rolling back ${rollout.target} → ${back.target} (automatic)`, { rollout: back, reason });
   }
 
 }

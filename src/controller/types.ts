@@ -5,7 +5,24 @@ import type { ReleaseSettings } from "../state/release-settings.js";
 // The controller's API speaks of the spec a release records; it is defined where state reads it.
 export type { ReleaseSettings };
 
+/**
+ * Who asked for a change, with which command and why: sent with every command to the
+ * controller and recorded in the audit trail (`kiln history`).
+ */
+export interface ChangeNote {
+  /** user@host, the CI's identity or KILN_ACTOR (src/actor.ts) */
+  actor: string;
+  /** the command line */
+  command: string;
+  /** `--reason`, when given */
+  reason?: string;
+  /** the environment (staging, production…); absent where none is named */
+  env?: string;
+}
+
 export interface DeployRequest {
+  /** who deploys and why (recorded in the audit trail) */
+  note?: ChangeNote;
   ref: string;
   version: string;
   digest: string;

@@ -5,10 +5,10 @@
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { DeployRequest } from "../controller/types.js";
+import type { ChangeNote, DeployRequest } from "../controller/types.js";
 import { KilnError } from "../errors.js";
 import { createProvider } from "../providers/registry.js";
-import type { ControllerClient } from "../server/client.js";
+import type { ControllerClient, RecordRequest } from "../server/client.js";
 import { chooseProvider } from "./daemons.js";
 import { lastEventId, watch, type WatchResult } from "./deploy-flow.js";
 import { eventLine, type FollowOptions, type RolloutOutcome, type RolloutPerformer } from "./performer.js";
@@ -33,7 +33,7 @@ export class ControllerPerformer implements RolloutPerformer {
 
   async rollback(opts: FollowOptions = {}): Promise<RolloutOutcome> {
     const after = await lastEventId(this.client);
-    const { release, rollout } = await this.client.rollback();
+    const { release, rollout } = await this.client.rollback(opts.note);
     opts.onProgress?.(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
     return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))) }));
   }
@@ -44,6 +44,14 @@ export class ControllerPerformer implements RolloutPerformer {
 
   history() {
     return this.client.history();
+  }
+
+  async events(n: number) {
+    return (await this.client.recentEvents(n)).events;
+  }
+
+  async record(r: RecordRequest): Promise<void> {
+    await this.client.record(r);
   }
 
   async status() {
@@ -85,19 +93,19 @@ export class ControllerPerformer implements RolloutPerformer {
     return out;
   }
 
-  scale(instances: number) {
-    return this.client.scale(instances);
+  scale(instances: number, note?: ChangeNote) {
+    return this.client.scale(instances, note);
   }
-  promote() {
-    return this.client.promote();
+  promote(note?: ChangeNote) {
+    return this.client.promote(note);
   }
-  pause() {
-    return this.client.pause();
+  pause(note?: ChangeNote) {
+    return this.client.pause(note);
   }
-  resume() {
-    return this.client.resume();
+  resume(opts: FollowOptions = {}) {
+    return this.client.resume(opts.note);
   }
-  abort() {
-    return this.client.abort();
+  abort(note?: ChangeNote) {
+    return this.client.abort(note);
   }
 }

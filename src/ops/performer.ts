@@ -7,15 +7,18 @@
 // optional capabilities: a verb checks the member before it acts (requireCapability), and a
 // performer that lacks one says what to do instead — never a method that returns "unsupported".
 
-import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "../controller/types.js";
+import type { ChangeNote, DeployRequest, ReleaseView, RolloutView, StatusView } from "../controller/types.js";
 import { KilnError } from "../errors.js";
-import type { EventRecord } from "../state/db.js";
+import type { RecordRequest } from "../server/client.js";
+import type { ChangeRecord, EventRecord } from "../state/db.js";
 
 export type PerformerName = "controller" | "swarm";
 
 export interface FollowOptions {
   /** one line per thing that happened while following the rollout */
   onProgress?: (line: string) => void;
+  /** who asks and why, for the audit trail (default: this process's actor and command line) */
+  note?: ChangeNote;
 }
 
 export interface RolloutOutcome {
@@ -46,7 +49,12 @@ export interface RolloutPerformer {
   deploy(req: DeployRequest, opts?: FollowOptions): Promise<RolloutOutcome>;
   /** Back to the release before the live one. */
   rollback(opts?: FollowOptions): Promise<RolloutOutcome>;
-  history(): Promise<{ releases: ReleaseView[]; rollouts: RolloutView[] }>;
+  /** releases and rollouts, and the audit trail (newest first) */
+  history(): Promise<{ releases: ReleaseView[]; rollouts: RolloutView[]; changes?: ChangeRecord[] }>;
+  /** The newest `n` events (what the controller, Swarm and hooks recorded), oldest first. */
+  events(n: number): Promise<EventRecord[]>;
+  /** Record what the CLI did itself (a hook's outcome and output) in this fleet's state: audit rows, event lines. */
+  record(r: RecordRequest): Promise<void>;
   status(): Promise<PerformerStatus>;
   /**
    * Reconcile a rollout left running by an interrupted invocation with what the engine
@@ -58,11 +66,11 @@ export interface RolloutPerformer {
 
   /** The last `lines` lines of each instance's log (or of those whose id starts with `instance`), oldest first. */
   logs?(instance: string | undefined, lines: number): Promise<{ id: string; text: string }[]>;
-  scale?(instances: number): Promise<{ instances: number; running?: number }>;
-  promote?(): Promise<RolloutView>;
-  pause?(): Promise<RolloutView>;
+  scale?(instances: number, note?: ChangeNote): Promise<{ instances: number; running?: number }>;
+  promote?(note?: ChangeNote): Promise<RolloutView>;
+  pause?(note?: ChangeNote): Promise<RolloutView>;
   resume?(opts?: FollowOptions): Promise<RolloutView>;
-  abort?(): Promise<RolloutView>;
+  abort?(note?: ChangeNote): Promise<RolloutView>;
 }
 
 export type OptionalVerb = "scale" | "promote" | "pause" | "resume" | "abort" | "logs";

@@ -3,9 +3,9 @@
 
 import { Hono } from "hono";
 import type { Controller } from "../controller/controller.js";
-import type { DeployRequest } from "../controller/types.js";
+import type { ChangeNote, DeployRequest } from "../controller/types.js";
 import { KilnError, isKilnError } from "../errors.js";
-import type { StateDb } from "../state/db.js";
+import type { ChangeRecord, StateDb } from "../state/db.js";
 
 const statusFor: Record<string, number> = {
   KILN_E_USAGE: 400,
@@ -24,8 +24,31 @@ export interface AppDeps {
   standbyFor?: () => string | undefined;
 }
 
+const text = (v: unknown, max: number): v is string => typeof v === "string" && v.length > 0 && v.length <= max;
+
+/** The note a request carries, checked; a request without one is recorded as coming from the API. */
+export function parseNote(v: unknown): ChangeNote | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = v as Record<string, unknown>;
+  if (!text(n.actor, 500) || !text(n.command, 1000)) throw new KilnError("KILN_E_USAGE", "note: expected {actor, command} of at most 500 and 1000 characters");
+  if (n.reason !== undefined && !text(n.reason, 2000)) throw new KilnError("KILN_E_USAGE", "note.reason: expected text of at most 2000 characters");
+  if (n.env !== undefined && !text(n.env, 100)) throw new KilnError("KILN_E_USAGE", "note.env: expected a name of at most 100 characters");
+  return { actor: n.actor, command: n.command, ...(n.reason !== undefined ? { reason: n.reason as string } : {}), ...(n.env !== undefined ? { env: n.env as string } : {}) };
+}
+
+/** A manual rollback without --reason is recorded as such, so the trail shows it was not explained. */
+export const NO_REASON = "no reason given";
+
 export function createApp(d: AppDeps): Hono {
   const app = new Hono();
+  const body = async (c: { req: { json(): Promise<unknown> } }) => ((await c.req.json().catch(() => ({}))) ?? {}) as Record<string, unknown>;
+  const digestOf = (release: string | undefined) => (release ? d.db.getRelease(release)?.digest : undefined);
+  /** One audit row for a change the controller accepted. */
+  const audit = (note: ChangeNote | undefined, action: string, f: Partial<Pick<ChangeRecord, "release" | "digest" | "previousDigest" | "result" | "detail" | "reason">> = {}) =>
+    d.db.addChange({
+      at: Date.now(), service: d.service, env: note?.env, actor: note?.actor ?? "unknown (API)", command: note?.command ?? `POST /v1/${action}`,
+      action, reason: note?.reason ?? f.reason, release: f.release, digest: f.digest, previousDigest: f.previousDigest, result: f.result ?? "accepted", detail: f.detail,
+    });
 
   app.onError((err, c) => {
     if (isKilnError(err)) return c.json({ error: err.toJSON() }, (statusFor[err.code] ?? 500) as 400);
@@ -48,8 +71,10 @@ export function createApp(d: AppDeps): Hono {
     const holder = d.standbyFor?.();
     return c.json(holder === undefined ? s : { ...s, controller: { ...s.controller, standbyFor: holder } });
   });
-  app.get("/v1/history", (c) => c.json(d.controller.history()));
+  app.get("/v1/history", (c) => c.json({ ...d.controller.history(), changes: d.db.changes(d.service) }));
   app.get("/v1/events", (c) => {
+    const tail = Number(c.req.query("tail") ?? "NaN");
+    if (Number.isInteger(tail) && tail > 0) return c.json({ events: d.db.recentEvents(d.service, Math.min(tail, 5000)) });
     const after = Number(c.req.query("after") ?? "0");
     return c.json({ events: d.db.events(d.service, Number.isFinite(after) ? after : 0) });
   });
@@ -61,25 +86,65 @@ export function createApp(d: AppDeps): Hono {
   app.post("/v1/deploy", async (c) => {
     const body = (await c.req.json().catch(() => undefined)) as DeployRequest | undefined;
     if (!body || typeof body.digest !== "string" || !body.spec) throw new KilnError("KILN_E_USAGE", "deploy needs a JSON body with ref, digest and spec");
+    const note = parseNote(body.note);
     await d.controller.checkDeployable(body);
-    return c.json(d.controller.deploy(body), 202);
+    const r = d.controller.deploy(body);
+    audit(note, "deploy", { release: r.release.id, digest: r.release.digest, previousDigest: digestOf(r.release.previous), detail: `${r.release.ref} with ${r.rollout.strategy}` });
+    return c.json(r, 202);
   });
-  app.post("/v1/rollback", (c) => c.json(d.controller.rollback(), 202));
-  app.post("/v1/promote", (c) => c.json(d.controller.promote()));
-  app.post("/v1/pause", (c) => c.json(d.controller.pause()));
-  app.post("/v1/resume", (c) => c.json(d.controller.resume()));
-  app.post("/v1/abort", (c) => c.json(d.controller.abort()));
+  app.post("/v1/rollback", async (c) => {
+    const note = parseNote((await body(c)).note);
+    const r = d.controller.rollback();
+    audit(note, "rollback", { reason: NO_REASON, release: r.release.id, digest: r.release.digest, previousDigest: digestOf(r.rollout.previous), detail: `back to ${r.release.ref}` });
+    return c.json(r, 202);
+  });
+  // The rollout commands: the rollout they act on is the change's target.
+  for (const verb of ["promote", "pause", "resume", "abort"] as const) {
+    app.post(`/v1/${verb}`, async (c) => {
+      const note = parseNote((await body(c)).note);
+      const r = d.controller[verb]();
+      audit(note, verb, { release: r.target, digest: digestOf(r.target), detail: `${r.kind} rollout ${r.id} (${r.state})` });
+      return c.json(r);
+    });
+  }
+  app.post("/v1/record", async (c) => {
+    const b = await body(c);
+    const changes = Array.isArray(b.changes) ? (b.changes as Record<string, unknown>[]) : [];
+    const events = Array.isArray(b.events) ? (b.events as Record<string, unknown>[]) : [];
+    if (changes.length > 100 || events.length > 1000) throw new KilnError("KILN_E_USAGE", "record: at most 100 changes and 1000 events per request");
+    const rows = changes.map((ch) => {
+      const note = parseNote(ch)!;
+      if (!text(ch.action, 50) || !text(ch.result, 50)) throw new KilnError("KILN_E_USAGE", "record: each change needs an action and a result");
+      const opt = (k: string) => (typeof ch[k] === "string" ? (ch[k] as string).slice(0, 4000) : undefined);
+      return { note, action: ch.action as string, f: { release: opt("release"), digest: opt("digest"), previousDigest: opt("previousDigest"), result: ch.result as string, detail: opt("detail") } };
+    });
+    for (const e of events) {
+      if (!text(e.message, 4000) || !["info", "warn", "error"].includes(e.level as string)) throw new KilnError("KILN_E_USAGE", "record: each event needs a level (info, warn, error) and a message");
+    }
+    d.db.tx(() => {
+      for (const r of rows) audit(r.note, r.action, r.f);
+      for (const e of events) d.db.addEvent({ at: Date.now(), level: e.level as "info", service: d.service, message: e.message as string, release: typeof e.release === "string" ? e.release : undefined });
+    });
+    return c.json({ ok: true });
+  });
   app.post("/v1/maintenance", async (c) => {
-    const body = (await c.req.json().catch(() => undefined)) as { on?: unknown; message?: unknown; retryAfterS?: unknown } | undefined;
+    const body = (await c.req.json().catch(() => undefined)) as { on?: unknown; message?: unknown; retryAfterS?: unknown; note?: unknown } | undefined;
     if (!body || typeof body.on !== "boolean") throw new KilnError("KILN_E_USAGE", 'maintenance needs a JSON body {"on": true|false, "message"?, "retryAfterS"?}');
     if (body.message !== undefined && (typeof body.message !== "string" || body.message.length > 2000)) throw new KilnError("KILN_E_USAGE", "maintenance message: expected text of at most 2000 characters");
     if (body.retryAfterS !== undefined && !(Number.isSafeInteger(body.retryAfterS) && (body.retryAfterS as number) >= 0)) throw new KilnError("KILN_E_USAGE", "maintenance retryAfterS: expected a whole number of seconds >= 0");
     const mode = body.on ? { ...(body.message !== undefined ? { message: body.message as string } : {}), ...(body.retryAfterS !== undefined ? { retryAfterS: body.retryAfterS as number } : {}) } : undefined;
-    return c.json(await d.controller.setMaintenance(mode));
+    const note = parseNote(body.note);
+    const r = await d.controller.setMaintenance(mode);
+    audit(note, "maintenance", { result: "ok", detail: mode ? `on${mode.message ? `: ${mode.message}` : ""}` : "off" });
+    return c.json(r);
   });
   app.post("/v1/scale", async (c) => {
-    const body = (await c.req.json().catch(() => ({}))) as { instances?: unknown };
-    return c.json({ instances: d.controller.scale(Number(body.instances)) });
+    const body = (await c.req.json().catch(() => ({}))) as { instances?: unknown; note?: unknown };
+    const note = parseNote(body.note);
+    const from = d.controller.desiredInstances();
+    const instances = d.controller.scale(Number(body.instances));
+    audit(note, "scale", { release: d.controller.liveRelease()?.id, digest: d.controller.liveRelease()?.digest, detail: `${from} → ${instances} instances` });
+    return c.json({ instances });
   });
   app.post("/v1/shutdown", async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { stopInstances?: boolean };

@@ -2,9 +2,21 @@
 
 import http from "node:http";
 import { KilnError, type ErrorCode } from "../errors.js";
-import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "../controller/types.js";
-import type { EventRecord } from "../state/db.js";
+import { commandLine, currentActor } from "../actor.js";
+import type { ChangeNote, DeployRequest, ReleaseView, RolloutView, StatusView } from "../controller/types.js";
+import type { ChangeRecord, EventRecord } from "../state/db.js";
 import type { MaintenanceMode } from "../traffic/router.js";
+
+/** What the CLI records itself (a hook's outcome and output): audit rows and event lines. */
+export interface RecordRequest {
+  changes?: Array<ChangeNote & { action: string; result: string; release?: string; digest?: string; previousDigest?: string; detail?: string }>;
+  events?: Array<{ level: EventRecord["level"]; message: string; release?: string }>;
+}
+
+/** This process's note: its actor and command line (a caller with a --reason passes its own). */
+export function defaultNote(): ChangeNote {
+  return { actor: currentActor(), command: commandLine(process.argv) };
+}
 
 export class ControllerClient {
   /** `upCommand`: how the user starts this controller, for the hint when it does not answer (an environment's needs its --env) */
@@ -56,40 +68,50 @@ export class ControllerClient {
   status(): Promise<StatusView> {
     return this.request("GET", "/v1/status");
   }
-  history(): Promise<{ releases: ReleaseView[]; rollouts: RolloutView[] }> {
+  history(): Promise<{ releases: ReleaseView[]; rollouts: RolloutView[]; changes?: ChangeRecord[] }> {
     return this.request("GET", "/v1/history");
   }
   events(after: number): Promise<{ events: EventRecord[] }> {
     return this.request("GET", `/v1/events?after=${after}`);
   }
+  /** the newest `n` events, oldest first */
+  recentEvents(n: number): Promise<{ events: EventRecord[] }> {
+    return this.request("GET", `/v1/events?tail=${n}`);
+  }
   rollout(id: number): Promise<RolloutView> {
     return this.request("GET", `/v1/rollouts/${id}`);
   }
+  // Every change carries a note (who, which command, why) for the audit trail; without one the
+  // client sends this process's actor and command line.
   deploy(req: DeployRequest): Promise<{ release: ReleaseView; rollout: RolloutView }> {
-    return this.request("POST", "/v1/deploy", req);
+    return this.request("POST", "/v1/deploy", { ...req, note: req.note ?? defaultNote() });
   }
-  rollback(): Promise<{ release: ReleaseView; rollout: RolloutView }> {
-    return this.request("POST", "/v1/rollback", {});
+  rollback(note: ChangeNote = defaultNote()): Promise<{ release: ReleaseView; rollout: RolloutView }> {
+    return this.request("POST", "/v1/rollback", { note });
   }
-  promote(): Promise<RolloutView> {
-    return this.request("POST", "/v1/promote", {});
+  promote(note: ChangeNote = defaultNote()): Promise<RolloutView> {
+    return this.request("POST", "/v1/promote", { note });
   }
   /** `kiln maintenance on|off`: mode undefined = off; answers once the router reports it */
-  maintenance(mode: MaintenanceMode | undefined): Promise<{ maintenance: MaintenanceMode | null; tableVersion: number }> {
-    return this.request("POST", "/v1/maintenance", mode === undefined ? { on: false } : { on: true, ...mode });
+  maintenance(mode: MaintenanceMode | undefined, note: ChangeNote = defaultNote()): Promise<{ maintenance: MaintenanceMode | null; tableVersion: number }> {
+    return this.request("POST", "/v1/maintenance", mode === undefined ? { on: false, note } : { on: true, ...mode, note });
   }
 
-  pause(): Promise<RolloutView> {
-    return this.request("POST", "/v1/pause", {});
+  pause(note: ChangeNote = defaultNote()): Promise<RolloutView> {
+    return this.request("POST", "/v1/pause", { note });
   }
-  resume(): Promise<RolloutView> {
-    return this.request("POST", "/v1/resume", {});
+  resume(note: ChangeNote = defaultNote()): Promise<RolloutView> {
+    return this.request("POST", "/v1/resume", { note });
   }
-  abort(): Promise<RolloutView> {
-    return this.request("POST", "/v1/abort", {});
+  abort(note: ChangeNote = defaultNote()): Promise<RolloutView> {
+    return this.request("POST", "/v1/abort", { note });
   }
-  scale(instances: number): Promise<{ instances: number }> {
-    return this.request("POST", "/v1/scale", { instances });
+  scale(instances: number, note: ChangeNote = defaultNote()): Promise<{ instances: number }> {
+    return this.request("POST", "/v1/scale", { instances, note });
+  }
+  /** Record what the CLI did itself (hooks): audit rows and event lines, in the controller's state. */
+  record(r: RecordRequest): Promise<{ ok: true }> {
+    return this.request("POST", "/v1/record", r);
   }
   shutdown(stopInstances = true): Promise<{ ok: boolean }> {
     return this.request("POST", "/v1/shutdown", { stopInstances }, 120_000);

@@ -16,6 +16,7 @@ import { homeFor, homePaths, pidAlive, writePidFile } from "../home.js";
 import { openStore } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../config/index.js";
+import { WebhookNotifier } from "../notify/webhooks.js";
 import { StateDb } from "../state/db.js";
 import { resolveStateLocation } from "../state/state-location.js";
 import { haproxyOptions } from "./haproxy-options.js";
@@ -58,6 +59,23 @@ async function main(): Promise<void> {
   // lease held waits on standby instead of exiting, and takes over when the lease runs out.
   const shared = state.backend === "postgres";
   const store = openStore(home);
+  // Webhooks are delivered in the background from an in-memory queue: the loop only enqueues.
+  const notifier = loaded.spec.notify.webhooks.length
+    ? new WebhookNotifier({
+        webhooks: loaded.spec.notify.webhooks,
+        queueSize: loaded.spec.notify.queueSize,
+        ...(loaded.environment ? { env: loaded.environment } : {}),
+        onError: (message) => {
+          try {
+            db.addEvent({ at: Date.now(), level: "error", service: loaded.service, message });
+          } catch {
+            // the database is closing
+          }
+          log(`[error] ${message}`);
+        },
+        onDelivered: (url, type, attempts) => log(`webhook ${type} delivered${attempts > 1 ? ` after ${attempts} attempts` : ""}`),
+      })
+    : undefined;
   const controller = new Controller({
     service: loaded.service,
     defaultSpec: toReleaseSettings(loaded.spec),
@@ -73,6 +91,7 @@ async function main(): Promise<void> {
     log,
     owner: `${process.pid}@${hostname()}`,
     imageExists: (digest) => store.hasBlob(digest),
+    notify: notifier && ((e) => notifier.send(e)),
   });
   // A holder whose process is gone on this host (a crashed controller) is taken over at once.
   // Not on a shared state: there a host name does not prove the same machine (containers,
@@ -92,6 +111,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     server.close();
+    notifier?.stop();
     void controller.settle().finally(async () => {
       await hap?.detach().catch(() => undefined); // HAProxy keeps serving
       controller.releaseLease();

@@ -117,6 +117,30 @@ export interface EventRecord {
   message: string;
 }
 
+/** What changed a fleet, by whom and why: one row of the audit trail (`kiln history`). */
+export interface ChangeRecord {
+  /** per service, in order */
+  seq: number;
+  at: number;
+  service: string;
+  /** the environment (staging, production…); undefined where none is named */
+  env?: string;
+  /** user@host, the CI's identity, or KILN_ACTOR */
+  actor: string;
+  /** deploy, rollback, promote, scale, pause, resume, abort, maintenance, hook */
+  action: string;
+  /** the command line, e.g. `kiln deploy hello:2.0.0 --reason "fix login"` */
+  command: string;
+  reason?: string;
+  /** the release the change targets, when there is one */
+  release?: string;
+  digest?: string;
+  previousDigest?: string;
+  /** accepted (the controller took it), ok, failed, refused */
+  result: string;
+  detail?: string;
+}
+
 /** What state records about one service beyond its releases, rollouts and instances. */
 export interface ServiceFacts {
   /** the live release's id */
@@ -207,6 +231,13 @@ export const MIGRATIONS: readonly string[] = [
      id TEXT PRIMARY KEY, service TEXT NOT NULL, environment TEXT, digest TEXT NOT NULL, config_hash TEXT NOT NULL,
      passed INTEGER NOT NULL, started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, report TEXT NOT NULL);
    CREATE INDEX drills_release ON drills(service, digest, config_hash);`,
+  // The audit trail: who changed the fleet (deploy, rollback, promote, scale, pause, resume, abort,
+  // maintenance, a hook's outcome), with which command and why. Append-only; seq is per service
+  // (assigned in the insert, no AUTOINCREMENT) and `at` is epoch ms (BIGINT: PostgreSQL's INTEGER is 32-bit).
+  `CREATE TABLE changes (
+     service TEXT NOT NULL, seq INTEGER NOT NULL, at BIGINT NOT NULL, env TEXT, actor TEXT NOT NULL, action TEXT NOT NULL,
+     command TEXT NOT NULL, reason TEXT, release_id TEXT, digest TEXT, previous_digest TEXT, result TEXT NOT NULL, detail TEXT,
+     PRIMARY KEY (service, seq));`,
 ];
 
 type Row = Record<string, unknown>;
@@ -771,6 +802,11 @@ export class StateDb {
     if (list.length === 0) return;
     this.tx(() => this.insertRows(list, eventRow, INSERT_EVENTS, INSERT_EVENT));
   }
+  /** The newest `limit` events, oldest first (`kiln events`). */
+  recentEvents(service: string, limit: number): EventRecord[] {
+    const newest = this.stmt("SELECT id FROM events WHERE service = ? ORDER BY id DESC LIMIT 1 OFFSET ?").get(service, Math.max(0, limit - 1)) as Row | undefined;
+    return this.events(service, newest ? Number(newest.id) - 1 : 0, limit);
+  }
   events(service: string, afterId = 0, limit = 500): EventRecord[] {
     return (this.stmt("SELECT * FROM events WHERE service = ? AND id > ? ORDER BY id LIMIT ?").all(service, afterId, limit) as Row[]).map((r) => ({
       id: r.id as number,
@@ -781,6 +817,37 @@ export class StateDb {
       instance: opt(r.instance),
       rollout: opt(r.rollout),
       message: r.message as string,
+    }));
+  }
+
+  // --- the audit trail ---
+  addChange(c: Omit<ChangeRecord, "seq">): ChangeRecord {
+    return this.tx(() => {
+      const row = this.stmt("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM changes WHERE service = ?").get(c.service) as Row;
+      const seq = Number(row.next);
+      this.stmt(
+        `INSERT INTO changes (service, seq, at, env, actor, action, command, reason, release_id, digest, previous_digest, result, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(c.service, seq, c.at, c.env ?? null, c.actor, c.action, c.command, c.reason ?? null, c.release ?? null, c.digest ?? null, c.previousDigest ?? null, c.result, c.detail ?? null);
+      return { ...c, seq };
+    });
+  }
+  /** The newest `limit` changes, newest first. */
+  changes(service: string, limit = 100): ChangeRecord[] {
+    return (this.stmt("SELECT * FROM changes WHERE service = ? ORDER BY seq DESC LIMIT ?").all(service, limit) as Row[]).map((r) => ({
+      seq: Number(r.seq),
+      at: Number(r.at),
+      service: r.service as string,
+      env: opt(r.env),
+      actor: r.actor as string,
+      action: r.action as string,
+      command: r.command as string,
+      reason: opt(r.reason),
+      release: opt(r.release_id),
+      digest: opt(r.digest),
+      previousDigest: opt(r.previous_digest),
+      result: r.result as string,
+      detail: opt(r.detail),
     }));
   }
 

@@ -180,6 +180,8 @@ describe("parseSpec: a valid file", () => {
       },
       docker: { network: "host" },
       promotion: { requireDrill: false },
+      hooks: { timeout: 300_000 },
+      notify: { webhooks: [], queueSize: 1000 },
     });
   });
 
@@ -230,6 +232,8 @@ describe("parseSpec: a valid file", () => {
       },
       docker: { network: "bridge" },
       promotion: { requireDrill: false },
+      hooks: { timeout: 300_000 },
+      notify: { webhooks: [], queueSize: 1000 },
     });
   });
 
@@ -240,6 +244,42 @@ describe("parseSpec: a valid file", () => {
     assert.equal(spec.strategy.type, "rolling");
     assert.equal(spec.strategy.rolling.minHealthyPercent, 75);
     assert.equal(spec.strategy.rolling.maxHealthyPercent, 150);
+  });
+
+  it("reads hooks (a shell line or an argv) and webhooks with their defaults", () => {
+    const spec = ok(
+      [
+        "name: svc",
+        "version: v1",
+        "hooks:",
+        '  pre-deploy: "./check.sh && echo ok"',
+        "  post-rollback: [./notify, --rolled-back]",
+        "  timeout: 30s",
+        "notify:",
+        "  webhooks:",
+        "    - { url: https://hooks.example/kiln, secretEnv: KILN_WEBHOOK_SECRET }",
+        "    - { url: https://hooks.slack.example/T1/B2, format: slack, events: [rollout.live, rollout.aborted], attempts: 3, backoff: 500ms }",
+        "",
+      ].join("\n"),
+    );
+    assert.deepEqual(spec.hooks, { "pre-deploy": "./check.sh && echo ok", "post-rollback": ["./notify", "--rolled-back"], timeout: 30_000 });
+    assert.deepEqual(spec.notify, {
+      queueSize: 1000,
+      webhooks: [
+        { url: "https://hooks.example/kiln", secretEnv: "KILN_WEBHOOK_SECRET", format: "json", events: [], timeout: 10_000, attempts: 6, backoff: 2000 },
+        { url: "https://hooks.slack.example/T1/B2", format: "slack", events: ["rollout.live", "rollout.aborted"], timeout: 10_000, attempts: 3, backoff: 500 },
+      ],
+    });
+  });
+
+  it("refuses an unknown hook, a secret written in the file and an unknown event, each at its path", () => {
+    const r = parseSpec(
+      ["name: svc", "version: v1", "hooks:", "  pre-deploi: ./x", "notify:", "  webhooks:", "    - { url: ftp://x, secret: hunter2, events: [rollout.done] }", ""].join("\n"),
+      "kiln.yaml",
+    );
+    assert.ok("errors" in r);
+    const paths = r.errors.map((p) => p.path);
+    for (const p of ["hooks.pre-deploi", "notify.webhooks[0].url", "notify.webhooks[0].secret", "notify.webhooks[0].events[0]"]) assert.ok(paths.some((x) => x.startsWith(p)), `${p} in ${paths.join(", ")}`);
   });
 
   it("accepts instances: 0 and the edge of max − min = 100", () => {

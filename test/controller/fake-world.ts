@@ -5,6 +5,7 @@ import type { ReleaseSettings } from "../../src/controller/types.js";
 import { FakeProvider, manualClock } from "../../src/providers/fake/index.js";
 import { StateDb } from "../../src/state/db.js";
 import { FakeRouter } from "../../src/traffic/fake.js";
+import type { NotifyEvent } from "../../src/notify/event.js";
 
 export function releaseSpec(over: Partial<ReleaseSettings> = {}, strategy: Partial<ReleaseSettings["strategy"]> = {}): ReleaseSettings {
   return {
@@ -37,7 +38,7 @@ function worldState(): string {
   return u.toString();
 }
 
-export function world(dbFile = worldState()) {
+export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) => void } = {}) {
   const clock = manualClock();
   const provider = new FakeProvider(clock);
   const router = new FakeRouter({ now: clock.now, pid: 1, listen: "127.0.0.1:0" });
@@ -55,6 +56,7 @@ export function world(dbFile = worldState()) {
       clock,
       newId: (release) => `svc-${release}-${++n}`,
       instanceDeadline: 5000,
+      notify: extra.notify,
     });
   const w = {
     clock, provider, router, db, controller: make(),

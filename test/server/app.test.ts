@@ -104,3 +104,46 @@ test("shutdown without stopping instances answers, then calls onShutdown", async
   assert.equal(shutdowns(), 1);
   assert.equal(w.provider.running().length, 3);
 });
+
+test("the audit trail: each command's note is recorded with the release and digests; a rollback without a reason says so", async () => {
+  const events: import("../../src/notify/event.js").NotifyEvent[] = [];
+  const w = world(":memory:", { notify: (e) => events.push(e) });
+  const app = createApp({ controller: w.controller, db: w.db, service: "svc", onShutdown: () => undefined });
+  const post = (path: string, body: unknown) => app.request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const note = (reason?: string) => ({ actor: "dev@laptop", command: "kiln x", ...(reason ? { reason } : {}) });
+
+  assert.equal((await post("/v1/deploy", { ...deployReq("v1", releaseSpec()), note: note("first") })).status, 202);
+  await w.run(() => w.db.activeRollout("svc") === undefined);
+  assert.equal((await post("/v1/deploy", { ...deployReq("v2", releaseSpec()), note: note() })).status, 202);
+  await w.run(() => w.db.activeRollout("svc") === undefined);
+  assert.equal((await post("/v1/scale", { instances: 4, note: note("traffic") })).status, 200);
+  assert.equal((await post("/v1/rollback", { note: note() })).status, 202);
+  await w.run(() => w.db.activeRollout("svc") === undefined);
+  // no note at all (an API client of its own): still recorded, as such
+  assert.equal((await post("/v1/scale", { instances: 3 })).status, 200);
+
+  const rows = w.db.changes("svc").reverse();
+  const v1 = `sha256:${"v1".padEnd(64, "0")}`, v2 = `sha256:${"v2".padEnd(64, "0")}`;
+  assert.deepEqual(rows.map((c) => [c.action, c.actor, c.reason, c.release, c.digest, c.previousDigest, c.detail]), [
+    ["deploy", "dev@laptop", "first", "r1", v1, undefined, "svc:v1 with rolling"],
+    ["deploy", "dev@laptop", undefined, "r2", v2, v1, "svc:v2 with rolling"],
+    ["scale", "dev@laptop", "traffic", "r2", v2, undefined, "3 → 4 instances"],
+    ["rollback", "dev@laptop", "no reason given", "r1", v1, v2, "back to svc:v1"],
+    ["scale", "unknown (API)", undefined, "r1", v1, undefined, "4 → 3 instances"],
+  ]);
+  const history = (await (await app.request("/v1/history")).json()) as { changes: unknown[] };
+  assert.equal(history.changes.length, 5);
+
+  // notices for the webhooks, in order
+  assert.deepEqual(events.filter((e) => e.type.startsWith("rollout.")).map((e) => `${e.type} ${e.rollout?.kind} ${e.release?.id}`), [
+    "rollout.started deploy r1", "rollout.live deploy r1", "rollout.started deploy r2", "rollout.live deploy r2", "rollout.started rollback r1", "rollout.rolled-back rollback r1",
+  ]);
+  assert.equal(events.find((e) => e.type === "rollout.live" && e.release?.id === "r2")!.previous?.id, "r1");
+
+  const bad = await post("/v1/pause", { note: { actor: "" } });
+  assert.equal(bad.status, 400);
+  const rec = await post("/v1/record", { events: [{ level: "info", message: "[pre-deploy] ok" }], changes: [{ ...note(), action: "hook pre-deploy", result: "ok" }] });
+  assert.equal(rec.status, 200);
+  assert.equal(w.db.changes("svc")[0]!.action, "hook pre-deploy");
+  assert.ok(w.db.events("svc").some((e) => e.message === "[pre-deploy] ok"));
+});

@@ -359,5 +359,37 @@ export function stateSuite(backend: StateBackendUnderTest): void {
       assert.deepEqual(db.drills("svc", { digest: "sha256:a", configHash: "c" })[0]!.report, { steps: [{ name: "x" }] });
       assert.deepEqual(db.drills("other"), []);
     }));
+    it("9 (changes) from schema 5 with rows: the table is added, older rows untouched", () => withState((open, location) => {
+      atSchema(location, 5, (raw) => raw.prepare("INSERT INTO events (at, level, service, message) VALUES (10, 'info', 'svc', 'deploying')").run());
+      const db = open();
+      assert.equal(db.schemaVersion().version, MIGRATIONS.length);
+      assert.deepEqual(db.changes("svc"), []);
+      assert.equal(db.events("svc").length, 1);
+    }));
+  });
+
+  describe(`${backend.name}: the audit trail and recent events`, () => {
+    it("numbers changes per service, newest first, and keeps every field (epoch ms beyond 32 bits too)", () => withState((open) => {
+      const db = open();
+      const at = Date.UTC(2026, 11, 2, 23, 0, 0);
+      db.addChange({ at, service: "svc", actor: "dev@laptop", action: "deploy", command: "kiln deploy", result: "accepted", release: "r1", digest: "sha256:b" });
+      db.addChange({ at: at + 1, service: "other", actor: "ci", action: "scale", command: "kiln scale 2", result: "accepted" });
+      db.addChange({ at: at + 2, service: "svc", env: "staging", actor: "github:octocat (run 9)", action: "rollback", command: "kiln rollback", reason: "no reason given", result: "accepted", previousDigest: "sha256:b", digest: "sha256:a", detail: "back to hello:1" });
+      const svc = db.changes("svc");
+      assert.deepEqual(svc.map((c) => [c.seq, c.action]), [[2, "rollback"], [1, "deploy"]]);
+      assert.deepEqual(svc[0], { seq: 2, at: at + 2, service: "svc", env: "staging", actor: "github:octocat (run 9)", action: "rollback", command: "kiln rollback", reason: "no reason given", release: undefined, digest: "sha256:a", previousDigest: "sha256:b", result: "accepted", detail: "back to hello:1" });
+      assert.deepEqual(db.changes("other").map((c) => c.seq), [1]);
+      assert.equal(db.changes("svc", 1).length, 1);
+    }));
+    it("recentEvents: the newest n of one service, oldest first, whatever other services wrote in between", () => withState((open) => {
+      const db = open();
+      for (let i = 1; i <= 6; i++) {
+        db.addEvent({ at: i, level: "info", service: "svc", message: `svc ${i}` });
+        db.addEvent({ at: i, level: "info", service: "other", message: `other ${i}` });
+      }
+      assert.deepEqual(db.recentEvents("svc", 3).map((e) => e.message), ["svc 4", "svc 5", "svc 6"]);
+      assert.deepEqual(db.recentEvents("svc", 10).map((e) => e.message), ["svc 1", "svc 2", "svc 3", "svc 4", "svc 5", "svc 6"]);
+      assert.deepEqual(db.recentEvents("none", 3), []);
+    }));
   });
 }

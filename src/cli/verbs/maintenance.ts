@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
 import { ControllerClient } from "../../server/client.js";
 import { MAINTENANCE_DEFAULTS } from "../../traffic/router.js";
+import { changeNote } from "../change.js";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
 
 export function register(program: Command): void {
@@ -10,9 +11,10 @@ export function register(program: Command): void {
     .description("answer every request with 503, Retry-After and a maintenance page (on), or route again (off); instances are left running")
     .option("--message <text>", `text shown on the page (default: "${MAINTENANCE_DEFAULTS.message}")`)
     .option("--retry-after <seconds>", `the Retry-After header (default ${MAINTENANCE_DEFAULTS.retryAfterS})`)
+    .option("--reason <text>", "why: recorded with your identity in the audit trail (`kiln history`)")
     .option("--json", "print the mode the router applies as JSON")
     .addHelpText("after", '\nExamples:\n  kiln maintenance on --message "Back at 14:00 UTC" --retry-after 600\n  kiln maintenance off')
-    .action(async (state: string, opts: { message?: string; retryAfter?: string; json?: boolean }, cmd: Command) => {
+    .action(async (state: string, opts: { message?: string; retryAfter?: string; json?: boolean; reason?: string }, cmd: Command) => {
       if (state !== "on" && state !== "off") throw new KilnError("KILN_E_USAGE", `maintenance: expected "on" or "off", got "${state}"`, { hint: "kiln maintenance on | kiln maintenance off" });
       if (state === "off" && (opts.message !== undefined || opts.retryAfter !== undefined)) {
         throw new KilnError("KILN_E_USAGE", "--message and --retry-after go with `maintenance on`", { hint: "kiln maintenance off" });
@@ -24,7 +26,7 @@ export function register(program: Command): void {
       if (opts.message !== undefined && opts.message.length > 2000) throw new KilnError("KILN_E_USAGE", "--message: at most 2000 characters", { hint: "a sentence or two" });
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const mode = state === "on" ? { ...(opts.message !== undefined ? { message: opts.message } : {}), ...(retry !== undefined ? { retryAfterS: retry } : {}) } : undefined;
-      const r = await new ControllerClient(ctx.paths.controllerSocket).maintenance(mode);
+      const r = await new ControllerClient(ctx.paths.controllerSocket).maintenance(mode, changeNote(opts.reason, ctx.loaded.environment));
       if (opts.json) return printJson(r);
       if (r.maintenance) out(`maintenance on: 503 with Retry-After ${r.maintenance.retryAfterS ?? MAINTENANCE_DEFAULTS.retryAfterS} (routing table v${r.tableVersion})`);
       else out(`maintenance off: routing again (routing table v${r.tableVersion})`);

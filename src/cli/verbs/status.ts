@@ -37,19 +37,42 @@ export function register(program: Command): void {
 
   program
     .command("history")
-    .description("list releases (newest first) with their status and why a failed one failed")
-    .option("--json", "print releases and rollouts as JSON")
-    .addHelpText("after", "\nExamples:\n  kiln history\n  kiln history --env production   # a promoted release says which environment it came from")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .description("list releases (newest first) with their status and why a failed one failed, then the audit trail: who changed the fleet, with which command and why")
+    .option("--json", "print releases, rollouts and changes (the audit trail) as JSON")
+    .option("-n, --changes <n>", "how many changes of the audit trail to show", "20")
+    .addHelpText("after", "\nExamples:\n  kiln history\n  kiln history --env production   # a promoted release says which environment it came from\n  kiln history --json | jq '.changes[] | {at, actor, action, reason}'")
+    .action(async (opts: { json?: boolean; changes: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const h = await performerFor(ctx).history();
-      if (opts.json) return printJson(h);
+      const n = Math.max(0, Number(opts.changes) || 0);
+      const changes = (h.changes ?? []).slice(0, n);
+      if (opts.json) return printJson({ ...h, changes: changes.map((c) => ({ ...c, at: new Date(c.at).toISOString() })) });
       const t = new Table({ head: ["release", "image", "digest", "strategy", "status", "created", "reason"], style: { head: [], border: [] } });
       for (const r of h.releases) {
         const from = r.promotedFrom ? `promoted from ${r.promotedFrom.environment} ${r.promotedFrom.release}` : "";
         t.push([r.id, r.ref, short(r.digest), r.strategy, r.status, ago(r.createdAt), [from, r.reason ?? ""].filter(Boolean).join("; ")]);
       }
       out(t.toString());
+      if (changes.length === 0) return;
+      out("");
+      out("changes (newest first)");
+      const c = new Table({ head: ["when", "actor", "action", "release", "result", "reason", "command"], style: { head: [], border: [] } });
+      for (const x of changes) c.push([new Date(x.at).toISOString().replace("T", " ").slice(0, 19), x.actor, x.action, x.release ?? "", x.result, x.reason ?? "", x.command]);
+      out(c.toString());
+    });
+
+  program
+    .command("events")
+    .description("print the newest events of the service: rollout steps, instances launched and stopped, hooks' output and outcomes, webhook failures")
+    .option("-n, --lines <n>", "how many events", "50")
+    .option("--json", "print the events as JSON")
+    .addHelpText("after", "\nExamples:\n  kiln events -n 200\n  kiln events --json | jq -r '.events[] | select(.level == \"error\") | .message'")
+    .action(async (opts: { lines: string; json?: boolean }, cmd: Command) => {
+      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const n = Math.min(5000, Math.max(1, Number(opts.lines) || 50));
+      const events = await performerFor(ctx).events(n);
+      if (opts.json) return printJson({ events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
+      for (const e of events) out(`${new Date(e.at).toISOString().replace("T", " ").slice(0, 19)} ${e.level.padEnd(5)} ${e.message}`);
     });
 
   program

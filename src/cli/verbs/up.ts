@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { KilnError } from "../../errors.js";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
 import { chooseProvider, chooseRouter, startDaemons, stopDaemons } from "../../ops/daemons.js";
 
@@ -20,6 +21,13 @@ export function register(program: Command): void {
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
       const router = chooseRouter({ flag: opts.router, paths: ctx.paths, spec: ctx.loaded.spec.router });
       const spec = ctx.loaded.spec;
+      // The controller signs webhooks with keys from its environment, which is this one's.
+      const missing = spec.notify.webhooks.filter((w) => w.secretEnv !== undefined && !process.env[w.secretEnv]);
+      if (missing.length) {
+        throw new KilnError("KILN_E_USAGE", `notify.webhooks: ${missing.map((w) => `${w.secretEnv} (for ${w.url})`).join(", ")} ${missing.length === 1 ? "is" : "are"} not set in this environment`, {
+          hint: "export the signing key before `kiln up` (the controller inherits it); it never goes in kiln.yaml",
+        });
+      }
       const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, environment: ctx.loaded.environment, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm });
       if (opts.json) printJson({ environment: ctx.loaded.environment ?? null, proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
       else out(`${r.alreadyUp ? "already up" : "up"}${ctx.loaded.environment ? ` (${ctx.loaded.environment})` : ""}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);

@@ -10,7 +10,9 @@
 // still performing is followed to the end by deploy, rollback, scale and resume, and
 // reported by status and history.
 
-import type { DeployRequest, ReleaseSettings, ReleaseView, RolloutView } from "../../controller/types.js";
+import { commandLine, currentActor } from "../../actor.js";
+import type { ChangeNote, DeployRequest, ReleaseSettings, ReleaseView, RolloutView } from "../../controller/types.js";
+import type { RecordRequest } from "../../server/client.js";
 import { KilnError } from "../../errors.js";
 import { openStore, type Store } from "../../image/index.js";
 import { isRegistryRef, parseRegistryRef } from "../../image/registry/index.js";
@@ -29,7 +31,7 @@ import {
 import { LABEL, limitsOf } from "../../derive/index.js";
 import type { StrategyName } from "../../rollout/types.js";
 import { canonicalJson, type Spec } from "../../config/index.js";
-import { StateDb, type Release, type RolloutRecord } from "../../state/db.js";
+import { StateDb, type ChangeRecord, type Release, type RolloutRecord } from "../../state/db.js";
 import type { FollowOptions, PerformerStatus, Recovery, RolloutOutcome, RolloutPerformer } from "../performer.js";
 import { judgeRecovery, type SwarmIntent } from "./recovery.js";
 
@@ -152,6 +154,28 @@ export class SwarmPerformer implements RolloutPerformer {
 
   private event(db: StateDb, message: string, extra: { release?: string; rollout?: number; level?: "info" | "warn" | "error" } = {}): void {
     db.addEvent({ at: this.now(), level: extra.level ?? "info", service: this.service, release: extra.release, rollout: extra.rollout, message });
+  }
+
+  /** One audit row (Swarm has no controller: kiln records the trail in its state itself). */
+  private audit(db: StateDb, note: ChangeNote | undefined, action: string, f: Partial<Pick<ChangeRecord, "release" | "digest" | "previousDigest" | "result" | "detail" | "reason">> = {}): void {
+    const n = note ?? { actor: currentActor(), command: commandLine(process.argv) };
+    db.addChange({
+      at: this.now(), service: this.service, env: n.env, actor: n.actor, command: n.command, action, reason: n.reason ?? f.reason,
+      release: f.release, digest: f.digest, previousDigest: f.previousDigest, result: f.result ?? "accepted", detail: f.detail,
+    });
+  }
+
+  async events(n: number) {
+    return this.withDb((db) => db.recentEvents(this.service, n));
+  }
+
+  async record(r: RecordRequest): Promise<void> {
+    await this.withDb((db) =>
+      db.tx(() => {
+        for (const c of r.changes ?? []) this.audit(db, c, c.action, c);
+        for (const e of r.events ?? []) this.event(db, e.message, { level: e.level, release: e.release });
+      }),
+    );
   }
 
   private live(db: StateDb): Release | undefined {
@@ -279,6 +303,7 @@ export class SwarmPerformer implements RolloutPerformer {
         });
         const rollout = db.createRollout({ service: name, kind: "deploy", strategy: spec.strategy.type, target: release.id, previous: live?.id, state: "running", startedAt: since, fast: false, promoteRequested: false });
         db.updateRollout(rollout.id, { progress: { swarm: intent } });
+        this.audit(db, req.note, "deploy", { release: release.id, digest: req.digest, previousDigest: live?.digest, detail: `${req.ref} on Swarm` });
         return { release, rollout: { ...rollout, progress: { swarm: intent } } };
       });
       const svc = compileService(spec, { id: release.id, version: req.version, digest: req.digest, image, configHash: req.configHash });
@@ -318,6 +343,7 @@ export class SwarmPerformer implements RolloutPerformer {
       const rollout = db.tx(() => {
         const r = db.createRollout({ service: spec.name, kind: "rollback", strategy: target.strategy, target: target.id, previous: live.id, state: "running", startedAt: since, fast: true, promoteRequested: false });
         db.updateRollout(r.id, { progress: { swarm: intent } });
+        this.audit(db, opts.note, "rollback", { reason: "no reason given", release: target.id, digest: target.digest, previousDigest: live.digest, detail: `back to ${target.ref}` });
         return r;
       });
       this.event(db, `rolling back from ${live.id} to ${target.id} with ${how}`, { release: target.id, rollout: rollout.id });
@@ -356,14 +382,16 @@ export class SwarmPerformer implements RolloutPerformer {
   }
 
   /** `kiln scale N` on Swarm: set Replicas, then wait (bounded by the deadline) until N tasks run. */
-  async scale(instances: number): Promise<{ instances: number; running: number }> {
+  async scale(instances: number, note?: ChangeNote): Promise<{ instances: number; running: number }> {
     await this.recover({ wait: true });
     const engine = await this.engine();
     const spec = this.deps.spec;
     await engine.scale(spec.name, instances);
     await this.withDb((db) => {
+      const from = db.getFact(this.service, "instances") ?? spec.instances;
       db.setFact(this.service, "instances", instances);
       this.event(db, `scaled to ${instances} instance(s)`);
+      this.audit(db, note, "scale", { detail: `${from} → ${instances} instances` });
     });
     const until = this.now() + limitsOf(spec).deadline;
     let running = 0;
@@ -378,9 +406,9 @@ export class SwarmPerformer implements RolloutPerformer {
     return { instances, running };
   }
 
-  async history(): Promise<{ releases: ReleaseView[]; rollouts: RolloutView[] }> {
+  async history(): Promise<{ releases: ReleaseView[]; rollouts: RolloutView[]; changes: ChangeRecord[] }> {
     if (await this.withDb((db) => db.activeRollout(this.service) !== undefined)) await this.recover();
-    return this.withDb((db) => ({ releases: db.listReleases(this.service).map(releaseView), rollouts: db.listRollouts(this.service).map(rolloutView) }));
+    return this.withDb((db) => ({ releases: db.listReleases(this.service).map(releaseView), rollouts: db.listRollouts(this.service).map(rolloutView), changes: db.changes(this.service) }));
   }
 
   async status(): Promise<PerformerStatus> {
