@@ -341,6 +341,8 @@ interface Defaulted {
     connectTimeout: string | number;
     upstreamTimeout: string | number;
     tunnelIdleTimeout: string | number;
+    tls?: { listen: string; certificates: { cert: string; key: string }[]; redirectHttp: boolean };
+    metricsListen?: string;
   };
   env: Record<string, string>;
   volumes: { name: string; path: string }[];
@@ -436,6 +438,10 @@ function normalize(d: Defaulted): Spec {
       connectTimeout: parseDuration(d.edge.connectTimeout),
       upstreamTimeout: parseDuration(d.edge.upstreamTimeout),
       tunnelIdleTimeout: parseDuration(d.edge.tunnelIdleTimeout),
+      ...(d.edge.tls !== undefined
+        ? { tls: { listen: d.edge.tls.listen, certificates: d.edge.tls.certificates.map((c) => ({ cert: c.cert, key: c.key })), redirectHttp: d.edge.tls.redirectHttp } }
+        : {}),
+      ...(d.edge.metricsListen !== undefined ? { metricsListen: d.edge.metricsListen } : {}),
     },
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),

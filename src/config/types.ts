@@ -123,6 +123,17 @@ export interface EdgeSpec {
   connectTimeout: number;
   upstreamTimeout: number;
   tunnelIdleTimeout: number;
+  /** TLS termination; certificate paths as written (relative to kiln.yaml's directory unless absolute) */
+  tls?: EdgeTlsSpec;
+  /** "host:port" of the router's Prometheus metrics; absent = none */
+  metricsListen?: string;
+}
+
+export interface EdgeTlsSpec {
+  listen: string;
+  /** the first is the default; the others are chosen by SNI */
+  certificates: { cert: string; key: string }[];
+  redirectHttp: boolean;
 }
 
 export interface Spec {

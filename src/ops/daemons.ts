@@ -4,7 +4,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KilnError } from "../errors.js";
 import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
@@ -79,11 +79,18 @@ export function chooseRouter(opts: { flag?: string; paths: HomePaths; spec: Rout
   return r;
 }
 
-/** Where HAProxy's config, sockets, pid and saved table live when `router: haproxy`. */
-/** The built-in proxy's flags for kiln.yaml's `edge` (see src/traffic/proxy/main.ts USAGE). */
-export function edgeArgs(e: EdgeSpec): string[] {
+/**
+ * The built-in proxy's flags for kiln.yaml's `edge` (see src/traffic/proxy/main.ts USAGE);
+ * certificate paths are resolved against `specDir` (kiln.yaml's directory).
+ */
+export function edgeArgs(e: EdgeSpec, specDir = ".", service?: string): string[] {
+  const tls = e.tls;
   return [
     ...(e.instanceHeaders ? ["--instance-headers"] : []),
+    ...(tls ? ["--tls-listen", tls.listen, ...tls.certificates.flatMap((c) => ["--tls-cert", `${resolve(specDir, c.cert)}:${resolve(specDir, c.key)}`])] : []),
+    ...(tls?.redirectHttp ? ["--redirect-http"] : []),
+    ...(e.metricsListen !== undefined ? ["--metrics-listen", e.metricsListen] : []),
+    ...(service !== undefined ? ["--service", service] : []),
     ...(["maxBodyBytes", "headerTimeout", "requestTimeout", "keepAliveTimeout", "connectTimeout", "upstreamTimeout", "tunnelIdleTimeout"] as const).flatMap((k) => [
       `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${k === "maxBodyBytes" ? "" : "-ms"}`,
       String(e[k]),
@@ -120,6 +127,8 @@ export async function startDaemons(opts: {
   edge?: EdgeSpec;
   /** kiln.yaml health: HAProxy starts with the service's check, so the first table needs no reload */
   health?: HealthSpec;
+  /** kiln.yaml name: the `service` label of the built-in proxy's metrics */
+  service?: string;
 }): Promise<UpResult> {
   const { paths } = opts;
   const provider = checkProviderName(opts.provider ?? "local");
@@ -147,14 +156,14 @@ export async function startDaemons(opts: {
 
   if (router === "haproxy") {
     // Started (or attached to) here, then left running: the controller attaches to the same runDir.
-    const h = await startHaproxyRouter(haproxyOptions(paths, opts));
+    const h = await startHaproxyRouter(haproxyOptions(paths, { ...opts, specDir: dirname(opts.specFile) }));
     await h.detach();
     writeFileSync(routerFile(paths), "haproxy\n");
     proxyPid = h.pid;
   } else if (proxyPid === undefined || !(await proxy.ping())) {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
     const previewArgs = opts.previewListen ? ["--preview-listen", opts.previewListen] : [];
-    const edge = opts.edge ? edgeArgs(opts.edge) : [];
+    const edge = opts.edge ? edgeArgs(opts.edge, dirname(opts.specFile), opts.service) : [];
     const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, ...edge, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
     const ok = await waitFor(async () => !pidAlive(pid) || (await proxy.ping()), 15_000);
     if (!ok || !pidAlive(pid)) {

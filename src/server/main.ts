@@ -45,6 +45,7 @@ async function main(): Promise<void> {
     edge: loaded.spec.edge,
     health: loaded.spec.health,
     log,
+    specDir: loaded.dir,
   });
   let hap: RunningHaproxyRouter | undefined = routerKind === "haproxy" ? await startHaproxyRouter(hapOpts) : undefined;
   const router: Router = hap

@@ -225,6 +225,18 @@ describe("parseSpec: a valid file", () => {
     assert.equal(spec.instances, 0);
     assert.equal(spec.strategy.rolling.maxHealthyPercent, 200);
   });
+
+  it("edge.tls and edge.metricsListen: paths kept as written, redirectHttp defaults to false", () => {
+    const spec = ok("name: svc\nversion: v1\nedge:\n  metricsListen: 127.0.0.1:9100\n  tls:\n    listen: 127.0.0.1:8443\n    certificates:\n      - { cert: certs/a.pem, key: certs/a.key }\n      - { cert: /etc/b.pem, key: /etc/b.key }\n");
+    assert.deepEqual(spec.edge.tls, { listen: "127.0.0.1:8443", certificates: [{ cert: "certs/a.pem", key: "certs/a.key" }, { cert: "/etc/b.pem", key: "/etc/b.key" }], redirectHttp: false });
+    assert.equal(spec.edge.metricsListen, "127.0.0.1:9100");
+  });
+
+  it("edge.tls without certificates, or an unknown key, is a problem at its path", () => {
+    const ps = problems("name: svc\nversion: v1\nedge:\n  tls:\n    listen: 127.0.0.1:8443\n    certificates: []\n    redirect: true\n");
+    byPath(ps, "edge.tls.certificates");
+    byPath(ps, "edge.tls.redirect");
+  });
 });
 
 // Each problem on its own line, so the expected line:col are easy to read off.

@@ -20,7 +20,7 @@ export function register(program: Command): void {
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
       const router = chooseRouter({ flag: opts.router, paths: ctx.paths, spec: ctx.loaded.spec.router });
       const spec = ctx.loaded.spec;
-      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health });
+      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health, service: spec.name });
       if (opts.json) printJson({ proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
       else out(`${r.alreadyUp ? "already up" : "up"}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);
       if (opts.detach) return;
