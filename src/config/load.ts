@@ -343,7 +343,10 @@ interface Defaulted {
     tunnelIdleTimeout: string | number;
     tls?: { listen: string; certificates: { cert: string; key: string }[]; redirectHttp: boolean };
     metricsListen?: string;
+    hosts: string[];
+    pathPrefix?: string;
   };
+  controller: { metricsListen?: string };
   env: Record<string, string>;
   volumes: { name: string; path: string }[];
   drainTimeout: string | number;
@@ -442,10 +445,13 @@ function normalize(d: Defaulted): Spec {
         ? { tls: { listen: d.edge.tls.listen, certificates: d.edge.tls.certificates.map((c) => ({ cert: c.cert, key: c.key })), redirectHttp: d.edge.tls.redirectHttp } }
         : {}),
       ...(d.edge.metricsListen !== undefined ? { metricsListen: d.edge.metricsListen } : {}),
+      hosts: [...d.edge.hosts],
+      ...(d.edge.pathPrefix !== undefined ? { pathPrefix: d.edge.pathPrefix } : {}),
     },
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
     drainTimeout: parseDuration(d.drainTimeout),
+    controller: { ...(d.controller.metricsListen !== undefined ? { metricsListen: d.controller.metricsListen } : {}) },
     health: {
       path: health.path,
       interval: parseDuration(health.interval),

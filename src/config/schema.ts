@@ -417,6 +417,17 @@ const EdgeSchema = object(
         { additionalProperties: false, description: "TLS termination; absent: plain HTTP only." },
       ),
     ),
+    /** Several services on one listener (issue 10). */
+    hosts: Type.Optional(
+      Type.Array(Type.String({ pattern: "^(\\*\\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$" }), {
+        default: [],
+        description:
+          "Host names (lowercase; *.domain for one label) this service answers on `listen`. Services with hosts and the same `listen` share one proxy, each with its own fleet, rollout and rollback (built-in router; the first service started sets the listener's other edge settings). Empty: the service has the listener to itself.",
+      }),
+    ),
+    pathPrefix: Type.Optional(
+      Type.String({ pattern: PATTERNS.urlPath, description: 'With `hosts`: only requests under this path (e.g. "/api"), passed on unchanged; the longest matching prefix wins. When absent: every path.' }),
+    ),
     /** Prometheus metrics of the router (issue 10); opt-in because it must stay private. */
     metricsListen: Type.Optional(
       Type.String({ pattern: PATTERNS.listen, description: 'Address "host:port" serving Prometheus metrics of the router at /metrics (keep it private); none when absent.' }),
@@ -482,6 +493,18 @@ export const KilnSpecSchema = Type.Object(
     drainTimeout: duration("Time in-flight requests may take to finish before an instance is terminated.", "30s"),
     health: HealthSchema,
     strategy: StrategySchema,
+    /** The controller process's own settings (issue 10: its metrics). */
+    controller: object(
+      {
+        metricsListen: Type.Optional(
+          Type.String({
+            pattern: PATTERNS.listen,
+            description: 'Address "host:port" serving the controller\'s Prometheus metrics at /metrics (rollout phase, instances, rollout durations, rollbacks, heals; keep it private); when absent they are only on the controller\'s socket.',
+          }),
+        ),
+      },
+      "Settings of the controller process.",
+    ),
   },
   {
     additionalProperties: false,

@@ -127,6 +127,10 @@ export interface EdgeSpec {
   tls?: EdgeTlsSpec;
   /** "host:port" of the router's Prometheus metrics; absent = none */
   metricsListen?: string;
+  /** host names this service answers on a listener shared with other services; [] = the listener is its own */
+  hosts: string[];
+  /** with hosts: only paths under this prefix */
+  pathPrefix?: string;
 }
 
 export interface EdgeTlsSpec {
@@ -154,6 +158,8 @@ export interface Spec {
   drainTimeout: number;
   health: HealthSpec;
   strategy: StrategySpec;
+  /** the controller process's own settings */
+  controller: { metricsListen?: string };
 }
 
 export interface LoadedSpec {

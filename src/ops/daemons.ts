@@ -141,6 +141,11 @@ export async function startDaemons(opts: {
   }
   if (provider === "docker") await pingDocker(connectDocker()); // a clear error here, not in the controller's log
   const router = opts.router ?? "builtin";
+  if (router === "haproxy" && (opts.edge?.hosts.length ?? 0) > 0) {
+    throw new KilnError("KILN_E_USAGE", "edge.hosts (several services on one listener) needs the built-in router", {
+      hint: "remove edge.hosts from kiln.yaml to run on HAProxy, or use `router: builtin`",
+    });
+  }
   const runningRouter = daemonRouter(paths);
   if (runningRouter !== undefined && runningRouter !== router) {
     throw new KilnError("KILN_E_USAGE", `the fleet is served by router "${runningRouter}", not "${router}"`, {
@@ -201,7 +206,14 @@ async function stopPid(pid: number | undefined, graceMs: number): Promise<void> 
  * Stop everything: instances (through the controller when it answers), controller, proxy.
  * `provider` (default local) is the one to clean when the home does not say which one the daemons used.
  */
-export async function stopDaemons(opts: { paths: HomePaths; home: string; service: string; provider?: ProviderName }): Promise<{ stopped: string[] }> {
+export async function stopDaemons(opts: {
+  paths: HomePaths;
+  home: string;
+  service: string;
+  provider?: ProviderName;
+  /** kiln.yaml edge.hosts is set: the proxy is shared (withSharedEdge) and stops only with its last service */
+  sharedEdge?: boolean;
+}): Promise<{ stopped: string[] }> {
   const { paths } = opts;
   const stopped: string[] = [];
   const controller = new ControllerClient(paths.controllerSocket);
@@ -224,7 +236,12 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   } catch (e) {
     failure = e; // the proxy is still stopped; the error is reported after
   }
-  const proxyPid = readPidFile(paths.proxyPid);
+  // A shared proxy forgets this service; it stops only when no other service is left on it.
+  let othersOnProxy = 0;
+  if (opts.sharedEdge) {
+    othersOnProxy = await new ProxyClient(paths.proxyAdminSocket, { shared: { service: opts.service, route: { hosts: [] } } }).leave().catch(() => 0);
+  }
+  const proxyPid = othersOnProxy > 0 ? undefined : readPidFile(paths.proxyPid);
   await stopPid(proxyPid, 10_000);
   if (proxyPid) stopped.push("proxy");
   // HAProxy: a soft stop (SIGUSR1) lets its workers finish what they serve, then SIGTERM.
@@ -236,7 +253,8 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   }
   if (failure) throw failure;
   // Every instance is gone, so the persisted routes would only point at dead addresses.
-  for (const f of [paths.proxyPid, paths.controllerPid, paths.routesFile, paths.controllerSocket, paths.proxyAdminSocket, providerFile(paths), routerFile(paths)]) rmSync(f, { force: true });
+  const proxyFiles = othersOnProxy > 0 ? [] : [paths.proxyPid, paths.routesFile, paths.proxyAdminSocket];
+  for (const f of [...proxyFiles, paths.controllerPid, paths.controllerSocket, providerFile(paths), routerFile(paths)]) rmSync(f, { force: true });
   rmSync(haproxyRunDir(paths), { recursive: true, force: true });
   return { stopped };
 }

@@ -2,7 +2,7 @@
 // $KILN_HOME and the paths in it, and a client for the controller that serves it.
 
 import { resolve } from "node:path";
-import { homeFor, homePaths, type HomePaths } from "../home.js";
+import { homeFor, homePaths, withSharedEdge, type HomePaths } from "../home.js";
 import { ControllerClient } from "../server/client.js";
 import { loadSpec, type LoadedSpec } from "../config/index.js";
 
@@ -17,6 +17,6 @@ export interface Workspace {
 export function openWorkspace(file: string): Workspace {
   const loaded = loadSpec(resolve(file));
   const home = homeFor(loaded.file);
-  const paths = homePaths(home);
+  const paths = withSharedEdge(homePaths(home), { hosts: loaded.spec.edge.hosts, listen: loaded.spec.listen });
   return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket) };
 }

@@ -2,6 +2,7 @@
 // KilnErrors are mapped to responses here and nowhere else on the server side.
 
 import { Hono } from "hono";
+import type { Registry } from "prom-client";
 import type { Controller } from "../controller/controller.js";
 import type { DeployRequest } from "../controller/types.js";
 import { KilnError, isKilnError } from "../errors.js";
@@ -20,6 +21,8 @@ export interface AppDeps {
   service: string;
   /** called after the response to POST /v1/shutdown is sent */
   onShutdown: () => void;
+  /** the controller's Prometheus registry, served at GET /metrics */
+  metrics?: Registry;
 }
 
 export function createApp(d: AppDeps): Hono {
@@ -31,6 +34,10 @@ export function createApp(d: AppDeps): Hono {
   });
 
   app.get("/v1/ping", (c) => c.json({ ok: true, pid: process.pid }));
+  if (d.metrics) {
+    const registry = d.metrics;
+    app.get("/metrics", async (c) => c.body(await registry.metrics(), 200, { "content-type": registry.contentType }));
+  }
   app.get("/v1/status", async (c) => c.json(await d.controller.status()));
   app.get("/v1/history", (c) => c.json(d.controller.history()));
   app.get("/v1/events", (c) => {

@@ -135,6 +135,7 @@ describe("parseSpec: a valid file", () => {
         connectTimeout: 1000,
         upstreamTimeout: 30_000,
         tunnelIdleTimeout: 0,
+        hosts: [],
       },
       env: { LOG_LEVEL: "info" },
       volumes: [{ name: "uploads", path: "/var/uploads" }],
@@ -161,6 +162,7 @@ describe("parseSpec: a valid file", () => {
         canary: CANARY_DEFAULTS,
         maxQuarantined: 1,
       },
+      controller: {},
     });
   });
 
@@ -196,6 +198,7 @@ describe("parseSpec: a valid file", () => {
         connectTimeout: 2000,
         upstreamTimeout: 60_000,
         tunnelIdleTimeout: 3_600_000,
+        hosts: [],
       },
       env: {},
       volumes: [],
@@ -208,6 +211,7 @@ describe("parseSpec: a valid file", () => {
         canary: CANARY_DEFAULTS,
         maxQuarantined: 1,
       },
+      controller: {},
     });
   });
 

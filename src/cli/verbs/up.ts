@@ -30,7 +30,7 @@ export function register(program: Command): void {
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
       });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider, sharedEdge: ctx.loaded.spec.edge.hosts.length > 0 });
       out(`stopped: ${d.stopped.join(", ") || "nothing"}`);
     });
 
@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .action(async (opts: { json?: boolean; provider?: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.spec.name, provider, sharedEdge: ctx.loaded.spec.edge.hosts.length > 0 });
       if (opts.json) printJson(d);
       else out(`stopped: ${d.stopped.join(", ") || "nothing was running"}`);
     });
