@@ -20,10 +20,14 @@ export interface Sample {
 
 const num = (v: string | undefined) => (v === "+Inf" ? Infinity : v === "-Inf" ? -Infinity : Number(v));
 
-/** Parse a scrape; throws when the text is not the Prometheus format. */
+/**
+ * Parse a scrape; throws when the text is not the Prometheus format. Histograms and summaries
+ * are read as their plain series (`_bucket{le}`, `_sum`, `_count`): the library folds every
+ * labelled series of a histogram family into one object and loses their labels and counts.
+ */
 export function parsePrometheus(text: string): Sample[] {
   const out: Sample[] = [];
-  for (const f of parse(text)) {
+  for (const f of parse(text.replace(/^# TYPE (\S+) (histogram|summary)$/gm, "# TYPE $1 untyped"))) {
     for (const m of f.metrics) {
       const labels = m.labels ?? {};
       if (m.buckets) {
