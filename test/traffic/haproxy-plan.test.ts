@@ -159,7 +159,7 @@ describe("renderConfig", () => {
   it("one frontend and backend, checks, admin socket, no log without a port", () => {
     const c = renderConfig(base);
     assert.match(c, /\nfrontend fe_kiln\n {2}bind 127\.0\.0\.1:8080\n/);
-    assert.match(c, /\nbackend kiln\n {2}balance roundrobin\n {2}option httpchk GET \/healthz\n/);
+    assert.match(c, /\nbackend kiln\n {2}balance roundrobin\n {2}http-reuse always\n {2}option httpchk GET \/healthz\n/);
     assert.match(c, /stats socket \/run\/k\/admin\.sock mode 600 level admin expose-fd listeners/);
     assert.match(c, /maxconn 4000/);
     assert.match(c, /timeout check 1000ms/);

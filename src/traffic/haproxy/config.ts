@@ -134,6 +134,9 @@ export function renderConfig(c: ConfigInput): string {
     lines.push(
       `backend ${name}`,
       "  balance roundrobin",
+      // Idle connections to an instance serve any client's next request, as kiln's proxy's
+      // keep-alive pools do (HAProxy's default "safe" reuses them only within one client's session).
+      "  http-reuse always",
       `  option httpchk GET ${httpPath(c.health.path)}`,
       "  http-check expect status 200-399",
     );
