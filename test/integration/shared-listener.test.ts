@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import http from "node:http";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { after, test } from "node:test";
 import { parseDocument } from "yaml";
-import { pidAlive } from "../../src/home.js";
+import { homePaths, pidAlive, withSharedEdge } from "../../src/home.js";
 import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, requireTool } from "./support.js";
 
 const ready = (() => {
@@ -41,6 +42,13 @@ after(async () => {
   for (const ws of spaces.reverse()) {
     await kiln(["down"], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
+  }
+  // The shared proxy's directory (its log stays after kiln down, as a home's logs do).
+  if (spaces.length > 0) {
+    const probe = mkdtempSync(join(tmpdir(), "kiln-edge-probe-"));
+    const edge = withSharedEdge(homePaths(probe), { hosts: ["x"], listen: `127.0.0.1:${spaces[0]!.port}` });
+    rmSync(dirname(edge.proxyLog), { recursive: true, force: true });
+    rmSync(probe, { recursive: true, force: true });
   }
 });
 
