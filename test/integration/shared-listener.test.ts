@@ -37,6 +37,7 @@ function get(port: number, host: string, path = "/version"): Promise<{ status: n
 
 type Ws = Awaited<ReturnType<typeof helloWorkspace>>;
 const spaces: Ws[] = [];
+let sharedPort: number | undefined;
 
 after(async () => {
   for (const ws of spaces.reverse()) {
@@ -44,9 +45,9 @@ after(async () => {
     rmSync(ws.dir, { recursive: true, force: true });
   }
   // The shared proxy's directory (its log stays after kiln down, as a home's logs do).
-  if (spaces.length > 0) {
+  if (sharedPort !== undefined) {
     const probe = mkdtempSync(join(tmpdir(), "kiln-edge-probe-"));
-    const edge = withSharedEdge(homePaths(probe), { hosts: ["x"], listen: `127.0.0.1:${spaces[0]!.port}` });
+    const edge = withSharedEdge(homePaths(probe), { hosts: ["x"], listen: `127.0.0.1:${sharedPort}` });
     rmSync(dirname(edge.proxyLog), { recursive: true, force: true });
     rmSync(probe, { recursive: true, force: true });
   }
@@ -58,6 +59,7 @@ test("two services share one listener by host name; a rollout of one does not to
   const beta = await helloWorkspace("kiln-it-shared-b-");
   spaces.push(alpha, beta);
   const port = alpha.port;
+  sharedPort = port;
   const edit = (ws: Ws, name: string, hosts: string[]) => {
     const doc = parseDocument(readFileSync(join(ws.dir, "kiln.yaml"), "utf8"));
     doc.set("name", name);
