@@ -134,6 +134,23 @@ export function homePaths(home: string, environment?: string): HomePaths {
 }
 
 /**
+ * Services whose kiln.yaml give `edge.hosts` share one proxy on their common `listen`
+ * (issue 10): its socket, pid, log and routing tables live in a per-user directory named
+ * after that address instead of each service's home, so every such service's `kiln up`
+ * finds the same proxy. Others keep their own.
+ *
+ *   hosts [], listen 127.0.0.1:8080        → paths unchanged
+ *   hosts [a.test], listen 127.0.0.1:8080  → proxy files under <runtime>/kiln-<uid>-edges/127.0.0.1_8080/
+ */
+export function withSharedEdge(paths: HomePaths, o: { hosts: readonly string[]; listen: string }, env: NodeJS.ProcessEnv = process.env): HomePaths {
+  if (o.hosts.length === 0) return paths;
+  const xdg = env.XDG_RUNTIME_DIR;
+  const base = ensurePrivateDir(join(xdg && xdg.startsWith("/") && privateDirProblem(xdg) === undefined ? xdg : tmpdir(), `kiln-${uid()}-edges`));
+  const dir = ensurePrivateDir(join(base, o.listen.replace(/[^A-Za-z0-9.-]/g, "_")));
+  return { ...paths, proxyAdminSocket: join(dir, "proxy.sock"), routesFile: join(dir, "routes.json"), proxyPid: join(dir, "proxy.pid"), proxyLog: join(dir, "proxy.log") };
+}
+
+/**
  * For a process's entry point (CLI main, controller, proxy): files and sockets it
  * creates are the owner's only, whatever the caller's umask. Returns the old umask.
  */

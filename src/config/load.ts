@@ -476,8 +476,13 @@ interface Defaulted {
     connectTimeout: string | number;
     upstreamTimeout: string | number;
     tunnelIdleTimeout: string | number;
+    tls?: { listen: string; certificates: { cert: string; key: string }[]; redirectHttp: boolean };
+    metricsListen?: string;
+    hosts: string[];
+    pathPrefix?: string;
   };
   swarm: { rollouts: "kiln" | "native"; manager?: string; registry?: string; insecureRegistry: boolean; constraints: string[]; spread: boolean };
+  controller: { metricsListen?: string };
   env: Record<string, string>;
   volumes: { name: string; path: string }[];
   drainTimeout: string | number;
@@ -580,6 +585,12 @@ function normalize(d: Defaulted): Spec {
       connectTimeout: parseDuration(d.edge.connectTimeout),
       upstreamTimeout: parseDuration(d.edge.upstreamTimeout),
       tunnelIdleTimeout: parseDuration(d.edge.tunnelIdleTimeout),
+      ...(d.edge.tls !== undefined
+        ? { tls: { listen: d.edge.tls.listen, certificates: d.edge.tls.certificates.map((c) => ({ cert: c.cert, key: c.key })), redirectHttp: d.edge.tls.redirectHttp } }
+        : {}),
+      ...(d.edge.metricsListen !== undefined ? { metricsListen: d.edge.metricsListen } : {}),
+      hosts: [...d.edge.hosts],
+      ...(d.edge.pathPrefix !== undefined ? { pathPrefix: d.edge.pathPrefix } : {}),
     },
     swarm: {
       rollouts: d.swarm.rollouts,
@@ -592,6 +603,7 @@ function normalize(d: Defaulted): Spec {
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
     drainTimeout: parseDuration(d.drainTimeout),
+    controller: { ...(d.controller.metricsListen !== undefined ? { metricsListen: d.controller.metricsListen } : {}) },
     health: {
       path: health.path,
       interval: parseDuration(health.interval),

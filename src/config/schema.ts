@@ -444,6 +444,43 @@ const EdgeSchema = object(
     connectTimeout: duration("Time to connect to an instance before another one is tried (built-in proxy).", "2s"),
     upstreamTimeout: duration("No byte from an instance for this long answers 504 (built-in proxy).", "60s"),
     tunnelIdleTimeout: duration("An upgraded connection (WebSocket) idle both ways this long is closed; 0 means never (built-in proxy).", "1h"),
+    /** TLS termination on both routers (issue 10): certificate files chosen by SNI, HTTP/2 by ALPN. */
+    tls: Type.Optional(
+      Type.Object(
+        {
+          listen: Type.String({ pattern: PATTERNS.listen, description: 'Address "host:port" serving HTTPS (HTTP/2 by ALPN, HTTP/1.1 otherwise).' }),
+          certificates: Type.Array(
+            Type.Object(
+              {
+                cert: Type.String({ minLength: 1, description: "PEM certificate (chain) file, relative to kiln.yaml or absolute." }),
+                key: Type.String({ minLength: 1, description: "PEM private key file of that certificate, relative to kiln.yaml or absolute." }),
+              },
+              { additionalProperties: false },
+            ),
+            { minItems: 1, description: "Certificates served, each chosen by SNI from the names in it; the first is the default." },
+          ),
+          redirectHttp: Type.Optional(
+            Type.Boolean({ default: false, description: "The plain `listen` address answers 308 to https:// on the TLS address instead of serving." }),
+          ),
+        },
+        { additionalProperties: false, description: "TLS termination; absent: plain HTTP only." },
+      ),
+    ),
+    /** Several services on one listener (issue 10). */
+    hosts: Type.Optional(
+      Type.Array(Type.String({ pattern: "^(\\*\\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$" }), {
+        default: [],
+        description:
+          "Host names (lowercase; *.domain for one label) this service answers on `listen`. Services with hosts and the same `listen` share one proxy, each with its own fleet, rollout and rollback (built-in router; the first service started sets the listener's other edge settings). Empty: the service has the listener to itself.",
+      }),
+    ),
+    pathPrefix: Type.Optional(
+      Type.String({ pattern: PATTERNS.urlPath, description: 'With `hosts`: only requests under this path (e.g. "/api"), passed on unchanged; the longest matching prefix wins. When absent: every path.' }),
+    ),
+    /** Prometheus metrics of the router (issue 10); opt-in because it must stay private. */
+    metricsListen: Type.Optional(
+      Type.String({ pattern: PATTERNS.listen, description: 'Address "host:port" serving Prometheus metrics of the router at /metrics (keep it private); none when absent.' }),
+    ),
   },
   "Settings of the edge: response headers, limits and timeouts of the router clients connect to.",
 );
@@ -635,6 +672,18 @@ export const KilnSpecSchema = Type.Object(
     promotion: PromotionSchema,
     hooks: HooksSchema,
     notify: NotifySchema,
+    /** The controller process's own settings (issue 10: its metrics). */
+    controller: object(
+      {
+        metricsListen: Type.Optional(
+          Type.String({
+            pattern: PATTERNS.listen,
+            description: 'Address "host:port" serving the controller\'s Prometheus metrics at /metrics (rollout phase, instances, rollout durations, rollbacks, heals; keep it private); when absent they are only on the controller\'s socket.',
+          }),
+        ),
+      },
+      "Settings of the controller process.",
+    ),
   },
   {
     additionalProperties: false,

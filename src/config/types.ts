@@ -128,6 +128,21 @@ export interface EdgeSpec {
   connectTimeout: number;
   upstreamTimeout: number;
   tunnelIdleTimeout: number;
+  /** TLS termination; certificate paths as written (relative to kiln.yaml's directory unless absolute) */
+  tls?: EdgeTlsSpec;
+  /** "host:port" of the router's Prometheus metrics; absent = none */
+  metricsListen?: string;
+  /** host names this service answers on a listener shared with other services; [] = the listener is its own */
+  hosts: string[];
+  /** with hosts: only paths under this prefix */
+  pathPrefix?: string;
+}
+
+export interface EdgeTlsSpec {
+  listen: string;
+  /** the first is the default; the others are chosen by SNI */
+  certificates: { cert: string; key: string }[];
+  redirectHttp: boolean;
 }
 
 /** kiln.yaml `swarm` (read with provider swarm) */
@@ -199,6 +214,8 @@ export interface Spec {
   drainTimeout: number;
   health: HealthSpec;
   strategy: StrategySpec;
+  /** the controller process's own settings */
+  controller: { metricsListen?: string };
   /** a postgres:// URL for a shared state; absent: SQLite in KILN_HOME (KILN_STATE overrides both) */
   state?: string;
   docker: DockerSpec;

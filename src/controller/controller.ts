@@ -10,7 +10,7 @@ import { nextSteps, planSteady } from "../rollout/index.js";
 import type { RolloutParams, RolloutStatus, Step } from "../rollout/types.js";
 import type { Release, RolloutRecord, StateDb } from "../state/db.js";
 import type { ReleaseSettings } from "../state/release-settings.js";
-import type { MaintenanceMode, Router } from "../traffic/router.js";
+import type { MaintenanceMode, Router, RouterStats } from "../traffic/router.js";
 import { computeAnalysisWindow, samplesToDrop, type CounterSample } from "./analysis-window.js";
 import { PromotionChecks } from "./checks.js";
 import { Commands } from "./commands.js";
@@ -181,8 +181,12 @@ export class Controller {
         // One read of the release for the whole step (a 5,000-instance step launches 5,000).
         const rel = db.getRelease(step.release);
         if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${step.release} not found`);
-        // Outside a rollout, a launch replaces instances that died or failed: the fleet heals.
-        if (!rollout && step.reason.startsWith("heal")) this.state.notice("fleet.healing", `launching ${step.count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
+        // Outside a rollout, a launch replaces instances that died or failed: the fleet heals
+        // (the steady-state planner names its replacements "heal: …", rollout/steady.ts).
+        if (!rollout && step.reason.startsWith("heal")) {
+          this.healed += step.count;
+          this.state.notice("fleet.healing", `launching ${step.count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
+        }
         await this.instances.launch(rel, step.count, rollout);
         return;
       }
@@ -319,6 +323,14 @@ export class Controller {
   rolloutById(id: number): RolloutView | undefined {
     const r = this.state.db.getRollout(id);
     return r ? this.rolloutView(r) : undefined;
+  }
+
+  /** Instances launched to replace failed ones outside a rollout, since this controller started (metrics). */
+  healed = 0;
+
+  /** The router's counters as last observed (per release, per target); undefined before the first observation. */
+  routerStats(): RouterStats | undefined {
+    return this.observer.lastStats;
   }
 
   async status(): Promise<StatusView> {

@@ -4,7 +4,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KilnError } from "../errors.js";
 import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
@@ -79,11 +79,18 @@ export function chooseRouter(opts: { flag?: string; paths: HomePaths; spec: Rout
   return r;
 }
 
-/** Where HAProxy's config, sockets, pid and saved table live when `router: haproxy`. */
-/** The built-in proxy's flags for kiln.yaml's `edge` (see src/traffic/proxy/main.ts USAGE). */
-export function edgeArgs(e: EdgeSpec): string[] {
+/**
+ * The built-in proxy's flags for kiln.yaml's `edge` (see src/traffic/proxy/main.ts USAGE);
+ * certificate paths are resolved against `specDir` (kiln.yaml's directory).
+ */
+export function edgeArgs(e: EdgeSpec, specDir = ".", service?: string): string[] {
+  const tls = e.tls;
   return [
     ...(e.instanceHeaders ? ["--instance-headers"] : []),
+    ...(tls ? ["--tls-listen", tls.listen, ...tls.certificates.flatMap((c) => ["--tls-cert", `${resolve(specDir, c.cert)}:${resolve(specDir, c.key)}`])] : []),
+    ...(tls?.redirectHttp ? ["--redirect-http"] : []),
+    ...(e.metricsListen !== undefined ? ["--metrics-listen", e.metricsListen] : []),
+    ...(service !== undefined ? ["--service", service] : []),
     ...(["maxBodyBytes", "headerTimeout", "requestTimeout", "keepAliveTimeout", "connectTimeout", "upstreamTimeout", "tunnelIdleTimeout"] as const).flatMap((k) => [
       `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}${k === "maxBodyBytes" ? "" : "-ms"}`,
       String(e[k]),
@@ -124,6 +131,8 @@ export async function startDaemons(opts: {
   health?: HealthSpec;
   /** kiln.yaml swarm (provider swarm): the manager is checked before anything starts */
   swarm?: SwarmSpec;
+  /** kiln.yaml name: the `service` label of the built-in proxy's metrics */
+  service?: string;
 }): Promise<UpResult> {
   const { paths } = opts;
   const provider = checkProviderName(opts.provider ?? "local");
@@ -140,6 +149,11 @@ export async function startDaemons(opts: {
     await checkSwarmManager(opts.swarm);
   }
   const router = opts.router ?? "builtin";
+  if (router === "haproxy" && (opts.edge?.hosts.length ?? 0) > 0) {
+    throw new KilnError("KILN_E_USAGE", "edge.hosts (several services on one listener) needs the built-in router", {
+      hint: "remove edge.hosts from kiln.yaml to run on HAProxy, or use `router: builtin`",
+    });
+  }
   const runningRouter = daemonRouter(paths);
   if (runningRouter !== undefined && runningRouter !== router) {
     throw new KilnError("KILN_E_USAGE", `the fleet is served by router "${runningRouter}", not "${router}"`, {
@@ -155,14 +169,14 @@ export async function startDaemons(opts: {
 
   if (router === "haproxy") {
     // Started (or attached to) here, then left running: the controller attaches to the same runDir.
-    const h = await startHaproxyRouter(haproxyOptions(paths, opts));
+    const h = await startHaproxyRouter(haproxyOptions(paths, { ...opts, specDir: dirname(opts.specFile) }));
     await h.detach();
     writeFileSync(routerFile(paths), "haproxy\n");
     proxyPid = h.pid;
   } else if (proxyPid === undefined || !(await proxy.ping())) {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
     const previewArgs = opts.previewListen ? ["--preview-listen", opts.previewListen] : [];
-    const edge = opts.edge ? edgeArgs(opts.edge) : [];
+    const edge = opts.edge ? edgeArgs(opts.edge, dirname(opts.specFile), opts.service) : [];
     const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, ...edge, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
     const ok = await waitFor(async () => !pidAlive(pid) || (await proxy.ping()), 15_000);
     if (!ok || !pidAlive(pid)) {
@@ -201,7 +215,15 @@ async function stopPid(pid: number | undefined, graceMs: number): Promise<void> 
  * Stop everything: instances (through the controller when it answers), controller, proxy.
  * `provider` (default local) is the one to clean when the home does not say which one the daemons used.
  */
-export async function stopDaemons(opts: { paths: HomePaths; home: string; service: string; provider?: ProviderName; swarm?: SwarmSpec }): Promise<{ stopped: string[] }> {
+export async function stopDaemons(opts: {
+  paths: HomePaths;
+  home: string;
+  service: string;
+  provider?: ProviderName;
+  swarm?: SwarmSpec;
+  /** kiln.yaml edge.hosts is set: the proxy is shared (withSharedEdge) and stops only with its last service */
+  sharedEdge?: boolean;
+}): Promise<{ stopped: string[] }> {
   const { paths } = opts;
   const stopped: string[] = [];
   const controller = new ControllerClient(paths.controllerSocket);
@@ -224,7 +246,12 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   } catch (e) {
     failure = e; // the proxy is still stopped; the error is reported after
   }
-  const proxyPid = readPidFile(paths.proxyPid);
+  // A shared proxy forgets this service; it stops only when no other service is left on it.
+  let othersOnProxy = 0;
+  if (opts.sharedEdge) {
+    othersOnProxy = await new ProxyClient(paths.proxyAdminSocket, { shared: { service: opts.service, route: { hosts: [] } } }).leave().catch(() => 0);
+  }
+  const proxyPid = othersOnProxy > 0 ? undefined : readPidFile(paths.proxyPid);
   await stopPid(proxyPid, 10_000);
   if (proxyPid) stopped.push("proxy");
   // HAProxy: a soft stop (SIGUSR1) lets its workers finish what they serve, then SIGTERM.
@@ -236,7 +263,8 @@ export async function stopDaemons(opts: { paths: HomePaths; home: string; servic
   }
   if (failure) throw failure;
   // Every instance is gone, so the persisted routes would only point at dead addresses.
-  for (const f of [paths.proxyPid, paths.controllerPid, paths.routesFile, paths.controllerSocket, paths.proxyAdminSocket, providerFile(paths), routerFile(paths)]) rmSync(f, { force: true });
+  const proxyFiles = othersOnProxy > 0 ? [] : [paths.proxyPid, paths.routesFile, paths.proxyAdminSocket];
+  for (const f of [...proxyFiles, paths.controllerPid, paths.controllerSocket, providerFile(paths), routerFile(paths)]) rmSync(f, { force: true });
   rmSync(haproxyRunDir(paths), { recursive: true, force: true });
   return { stopped };
 }

@@ -2,7 +2,7 @@
 // $KILN_HOME and the paths in it, and a client for the controller that serves it.
 
 import { resolve } from "node:path";
-import { homeFor, homePaths, type HomePaths } from "../home.js";
+import { homeFor, homePaths, withSharedEdge, type HomePaths } from "../home.js";
 import { ControllerClient } from "../server/client.js";
 import { loadSpec, type LoadedSpec } from "../config/index.js";
 import { resolveStateLocation, type StateLocation } from "../state/state-location.js";
@@ -20,7 +20,7 @@ export interface Workspace {
 export function openWorkspace(file: string, environment?: string): Workspace {
   const loaded = loadSpec(resolve(file), environment);
   const home = homeFor(loaded.file);
-  const paths = homePaths(home, loaded.environment);
+  const paths = withSharedEdge(homePaths(home, loaded.environment), { hosts: loaded.spec.edge.hosts, listen: loaded.spec.listen });
   const up = `kiln up --detach${loaded.environment ? ` --env ${loaded.environment}` : ""}`;
   return { loaded, home, paths, client: new ControllerClient(paths.controllerSocket, up), state: resolveStateLocation({ stateDb: paths.stateDb, specState: loaded.spec.state, environment: loaded.environment }) };
 }

@@ -2,6 +2,7 @@
 // KilnErrors are mapped to responses here and nowhere else on the server side.
 
 import { Hono } from "hono";
+import type { Registry } from "prom-client";
 import type { Controller } from "../controller/controller.js";
 import type { ChangeNote, DeployRequest } from "../controller/types.js";
 import { KilnError, isKilnError } from "../errors.js";
@@ -22,6 +23,8 @@ export interface AppDeps {
   onShutdown: () => void;
   /** on a shared state: the controller that acts while this one waits on standby, else undefined */
   standbyFor?: () => string | undefined;
+  /** the controller's Prometheus registry, served at GET /metrics */
+  metrics?: Registry;
 }
 
 const text = (v: unknown, max: number): v is string => typeof v === "string" && v.length > 0 && v.length <= max;
@@ -66,6 +69,10 @@ export function createApp(d: AppDeps): Hono {
     await next();
   });
   app.get("/v1/ping", (c) => c.json({ ok: true, pid: process.pid, ...(d.standbyFor?.() !== undefined ? { standby: true } : {}) }));
+  if (d.metrics) {
+    const registry = d.metrics;
+    app.get("/metrics", async (c) => c.body(await registry.metrics(), 200, { "content-type": registry.contentType }));
+  }
   app.get("/v1/status", async (c) => {
     const s = await d.controller.status();
     const holder = d.standbyFor?.();

@@ -1,7 +1,7 @@
 // How `kiln up` (src/ops/daemons.ts) and the controller process (main.ts) start or attach to
 // HAProxy: both must ask for the same thing, so both read it here.
 
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { EdgeSpec, HealthSpec } from "../config/types.js";
 import type { HomePaths } from "../home.js";
 import type { StartHaproxyOptions } from "../traffic/haproxy/process.js";
@@ -13,15 +13,20 @@ export function haproxyRunDir(paths: HomePaths): string {
 /** How `kiln up` and the controller start (or attach to) HAProxy: both must ask for the same thing. */
 export function haproxyOptions(
   paths: HomePaths,
-  o: { listen: string; previewListen?: string; edge?: EdgeSpec; health?: HealthSpec; log?: (line: string) => void },
+  o: { listen: string; previewListen?: string; edge?: EdgeSpec; health?: HealthSpec; log?: (line: string) => void; specDir?: string },
 ): StartHaproxyOptions {
   const h = o.health;
+  const tls = o.edge?.tls;
   return {
     listen: o.listen,
     ...(o.previewListen ? { previewListen: o.previewListen } : {}),
     runDir: haproxyRunDir(paths),
     ...(h ? { health: { path: h.path, intervalMs: h.interval, timeoutMs: h.timeout, healthyThreshold: h.healthyThreshold, unhealthyThreshold: h.unhealthyThreshold } } : {}),
     ...(o.edge ? { instanceHeader: o.edge.instanceHeaders } : {}),
+    ...(tls
+      ? { tls: { listen: tls.listen, redirectHttp: tls.redirectHttp, certificates: tls.certificates.map((c) => ({ cert: resolve(o.specDir ?? ".", c.cert), key: resolve(o.specDir ?? ".", c.key) })) } }
+      : {}),
+    ...(o.edge?.metricsListen !== undefined ? { metricsListen: o.edge.metricsListen } : {}),
     ...(o.log ? { log: o.log } : {}),
   };
 }

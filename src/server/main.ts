@@ -12,7 +12,7 @@ import { Controller } from "../controller/controller.js";
 import { toReleaseSettings } from "../controller/release-settings.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
-import { homeFor, homePaths, pidAlive, writePidFile } from "../home.js";
+import { homeFor, homePaths, pidAlive, withSharedEdge, writePidFile } from "../home.js";
 import { openStore } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../config/index.js";
@@ -24,8 +24,15 @@ import { startHaproxyRouter, type RunningHaproxyRouter } from "../traffic/haprox
 import { ProxyClient } from "../traffic/proxy/client.js";
 import type { Router } from "../traffic/router.js";
 import { createApp } from "./app.js";
+import { createControllerMetrics, createMetricsListener } from "./metrics.js";
 
 const TICK_MS = 100;
+
+/** A service with `edge.hosts` registers its table on the shared proxy under its name. */
+function sharedRoute(spec: { name: string; edge: { hosts: string[]; pathPrefix?: string } }) {
+  if (spec.edge.hosts.length === 0) return {};
+  return { shared: { service: spec.name, route: { hosts: spec.edge.hosts, ...(spec.edge.pathPrefix !== undefined ? { pathPrefix: spec.edge.pathPrefix } : {}) } } };
+}
 
 
 async function main(): Promise<void> {
@@ -34,7 +41,7 @@ async function main(): Promise<void> {
   const loaded = loadSpec(values.spec, values.env);
   const home = values.home ?? homeFor(loaded.file);
   const providerName = checkProviderName(values.provider ?? loaded.spec.provider);
-  const paths = homePaths(home, loaded.environment);
+  const paths = withSharedEdge(homePaths(home, loaded.environment), { hosts: loaded.spec.edge.hosts, listen: loaded.spec.listen });
   const log = (line: string) => appendFileSync(paths.controllerLog, `${new Date().toISOString()} ${line}\n`);
 
   const routerKind = values.router ?? loaded.spec.router;
@@ -47,11 +54,12 @@ async function main(): Promise<void> {
     edge: loaded.spec.edge,
     health: loaded.spec.health,
     log,
+    specDir: loaded.dir,
   });
   let hap: RunningHaproxyRouter | undefined = routerKind === "haproxy" ? await startHaproxyRouter(hapOpts) : undefined;
   const router: Router = hap
     ? { setTable: (t) => hap!.router.setTable(t), stats: () => hap!.router.stats() }
-    : new ProxyClient(paths.proxyAdminSocket);
+    : new ProxyClient(paths.proxyAdminSocket, sharedRoute({ name: loaded.service, edge: loaded.spec.edge }));
 
   const state = resolveStateLocation({ stateDb: paths.stateDb, specState: loaded.spec.state, environment: loaded.environment });
   const db = new StateDb(state.location);
@@ -112,6 +120,7 @@ async function main(): Promise<void> {
     stopping = true;
     server.close();
     notifier?.stop();
+    metricsServer?.close();
     void controller.settle().finally(async () => {
       await hap?.detach().catch(() => undefined); // HAProxy keeps serving
       controller.releaseLease();
@@ -120,7 +129,20 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   };
-  const app = createApp({ controller, db, service: loaded.service, onShutdown: stop, standbyFor: () => (acting ? undefined : controller.leaseHolder() ?? "another controller") });
+  const metrics = createControllerMetrics(controller, loaded.service);
+  const app = createApp({ controller, db, service: loaded.service, onShutdown: stop, metrics, standbyFor: () => (acting ? undefined : controller.leaseHolder() ?? "another controller") });
+  const metricsListen = loaded.spec.controller.metricsListen;
+  let metricsServer: ReturnType<typeof createMetricsListener> | undefined;
+  if (metricsListen !== undefined) {
+    metricsServer = createMetricsListener(metrics, log);
+    const i = metricsListen.lastIndexOf(":");
+    await new Promise<void>((resolve, reject) => {
+      metricsServer!.once("error", (e: NodeJS.ErrnoException) =>
+        reject(new KilnError("KILN_E_USAGE", `the controller cannot serve metrics on ${metricsListen}: ${e.code ?? e.message}`, { hint: "change controller.metricsListen in kiln.yaml" })),
+      );
+      metricsServer!.listen({ host: metricsListen.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(metricsListen.slice(i + 1)) }, () => resolve());
+    });
+  }
   if (existsSync(paths.controllerSocket)) rmSync(paths.controllerSocket);
   const server = createServer(getRequestListener(app.fetch));
   await new Promise<void>((resolve, reject) => {

@@ -70,6 +70,23 @@ export interface RoutingTable {
    *   {maintenance: {message: "<b>"}}                     → the page shows "&lt;b&gt;" (text, never markup)
    */
   maintenance?: MaintenanceMode;
+  /**
+   * Several services on one listener (issue 10; optional): the host names and
+   * path prefix this table's service answers (see ServiceRoute). A router that
+   * holds one service per listener ignores it.
+   */
+  route?: ServiceRoute;
+}
+
+/**
+ * Where a service's requests come from when several services share one
+ * listener (issue 10): its host names (exact, or `*.domain` for one label)
+ * and an optional path prefix. No hosts: the listener's catch-all.
+ */
+export interface ServiceRoute {
+  hosts: string[];
+  /** e.g. "/api": only paths under it (passed on unchanged) */
+  pathPrefix?: string;
 }
 
 /** See RoutingTable.maintenance. */

@@ -144,6 +144,7 @@ describe("parseSpec: a valid file", () => {
         connectTimeout: 1000,
         upstreamTimeout: 30_000,
         tunnelIdleTimeout: 0,
+        hosts: [],
       },
       swarm: {
         rollouts: "native",
@@ -182,6 +183,7 @@ describe("parseSpec: a valid file", () => {
       promotion: { requireDrill: false },
       hooks: { timeout: 300_000 },
       notify: { webhooks: [], queueSize: 1000 },
+      controller: {},
     });
   });
 
@@ -217,6 +219,7 @@ describe("parseSpec: a valid file", () => {
         connectTimeout: 2000,
         upstreamTimeout: 60_000,
         tunnelIdleTimeout: 3_600_000,
+        hosts: [],
       },
       swarm: { rollouts: "kiln", insecureRegistry: false, constraints: [], spread: true },
       env: {},
@@ -234,6 +237,7 @@ describe("parseSpec: a valid file", () => {
       promotion: { requireDrill: false },
       hooks: { timeout: 300_000 },
       notify: { webhooks: [], queueSize: 1000 },
+      controller: {},
     });
   });
 
@@ -286,6 +290,18 @@ describe("parseSpec: a valid file", () => {
     const spec = ok("name: svc\nversion: v1\ninstances: 0\nstrategy:\n  rolling:\n    minHealthyPercent: 100\n    maxHealthyPercent: 200\n");
     assert.equal(spec.instances, 0);
     assert.equal(spec.strategy.rolling.maxHealthyPercent, 200);
+  });
+
+  it("edge.tls and edge.metricsListen: paths kept as written, redirectHttp defaults to false", () => {
+    const spec = ok("name: svc\nversion: v1\nedge:\n  metricsListen: 127.0.0.1:9100\n  tls:\n    listen: 127.0.0.1:8443\n    certificates:\n      - { cert: certs/a.pem, key: certs/a.key }\n      - { cert: /etc/b.pem, key: /etc/b.key }\n");
+    assert.deepEqual(spec.edge.tls, { listen: "127.0.0.1:8443", certificates: [{ cert: "certs/a.pem", key: "certs/a.key" }, { cert: "/etc/b.pem", key: "/etc/b.key" }], redirectHttp: false });
+    assert.equal(spec.edge.metricsListen, "127.0.0.1:9100");
+  });
+
+  it("edge.tls without certificates, or an unknown key, is a problem at its path", () => {
+    const ps = problems("name: svc\nversion: v1\nedge:\n  tls:\n    listen: 127.0.0.1:8443\n    certificates: []\n    redirect: true\n");
+    byPath(ps, "edge.tls.certificates");
+    byPath(ps, "edge.tls.redirect");
   });
 });
 

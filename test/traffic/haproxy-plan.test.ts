@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseLogLine, parseServersState, parseStat, renderConfig, type ConfigInput } from "../../src/traffic/haproxy/config.js";
+import { parseLogLine, parseServersState, parseStat, renderConfig, renderCrtList, type ConfigInput } from "../../src/traffic/haproxy/config.js";
 import {
   commandsOf,
   integerWeights,
@@ -159,7 +159,7 @@ describe("renderConfig", () => {
   it("one frontend and backend, checks, admin socket, no log without a port", () => {
     const c = renderConfig(base);
     assert.match(c, /\nfrontend fe_kiln\n {2}bind 127\.0\.0\.1:8080\n/);
-    assert.match(c, /\nbackend kiln\n {2}balance roundrobin\n {2}option httpchk GET \/healthz\n/);
+    assert.match(c, /\nbackend kiln\n {2}balance roundrobin\n {2}http-reuse always\n {2}option httpchk GET \/healthz\n/);
     assert.match(c, /stats socket \/run\/k\/admin\.sock mode 600 level admin expose-fd listeners/);
     assert.match(c, /maxconn 4000/);
     assert.match(c, /timeout check 1000ms/);
@@ -176,6 +176,27 @@ describe("renderConfig", () => {
     assert.match(c, /\nring kiln_requests\n {2}format raw\n/);
     assert.equal(c.match(/log ring@kiln_requests local0 info/g)?.length, 2);
     assert.match(c, /log-format "%ft %s %ST %Ta"/);
+  });
+  it("TLS → a second bind with the crt-list and ALPN h2, forwarded proto from the connection", () => {
+    const c = renderConfig({ ...base, tls: { listen: "127.0.0.1:8443", crtList: "/run/k/crt-list", redirectHttp: false } });
+    assert.match(c, /\n {2}bind 127\.0\.0\.1:8080\n {2}bind 127\.0\.0\.1:8443 ssl crt-list \/run\/k\/crt-list alpn h2,http\/1\.1\n/);
+    assert.match(c, /set-header x-forwarded-proto %\[ssl_fc,iif\(https,http\)\]/);
+    assert.doesNotMatch(c, /redirect/);
+  });
+  it("TLS with redirectHttp → plain requests get 308 to the TLS port, keeping the host name", () => {
+    const c = renderConfig({ ...base, tls: { listen: "127.0.0.1:8443", crtList: "/run/k/crt-list", redirectHttp: true } });
+    assert.match(c, /http-request redirect location https:\/\/%\[req\.hdr\(host\),regsub\(:\[0-9\]\+\$,\)\]:8443%\[capture\.req\.uri\] code 308 if !\{ ssl_fc \}/);
+    const on443 = renderConfig({ ...base, tls: { listen: "0.0.0.0:443", crtList: "/c", redirectHttp: true } });
+    assert.match(on443, /regsub\(:\[0-9\]\+\$,\)\]%\[capture/, "no port suffix for 443");
+  });
+  it("metricsListen → a frontend serving the Prometheus exporter at /metrics only", () => {
+    assert.doesNotMatch(renderConfig(base), /prometheus-exporter/);
+    const c = renderConfig({ ...base, metricsListen: "127.0.0.1:9101" });
+    assert.match(c, /\nfrontend kiln_metrics\n {2}bind 127\.0\.0\.1:9101\n/);
+    assert.match(c, /http-request use-service prometheus-exporter if \{ path \/metrics \}/);
+  });
+  it("crt-list: one PEM per line, in order (the first is the default)", () => {
+    assert.equal(renderCrtList(["/r/0.pem", "/r/1.pem"]), "/r/0.pem\n/r/1.pem\n");
   });
   it("a health path with a space is encoded; no instance header when off", () => {
     const c = renderConfig({ ...base, health: { ...base.health, path: "/up now" }, instanceHeader: false });

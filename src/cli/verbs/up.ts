@@ -28,7 +28,7 @@ export function register(program: Command): void {
           hint: "export the signing key before `kiln up` (the controller inherits it); it never goes in kiln.yaml",
         });
       }
-      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, environment: ctx.loaded.environment, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm });
+      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, environment: ctx.loaded.environment, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm, service: ctx.loaded.service });
       if (opts.json) printJson({ environment: ctx.loaded.environment ?? null, proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
       else out(`${r.alreadyUp ? "already up" : "up"}${ctx.loaded.environment ? ` (${ctx.loaded.environment})` : ""}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);
       if (opts.detach) return;
@@ -38,7 +38,7 @@ export function register(program: Command): void {
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
       });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm, sharedEdge: ctx.loaded.spec.edge.hosts.length > 0 });
       out(`stopped: ${d.stopped.join(", ") || "nothing"}`);
     });
 
@@ -51,7 +51,7 @@ export function register(program: Command): void {
     .action(async (opts: { json?: boolean; provider?: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
-      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm });
+      const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm, sharedEdge: ctx.loaded.spec.edge.hosts.length > 0 });
       if (opts.json) printJson(d);
       else out(`stopped: ${d.stopped.join(", ") || "nothing was running"}`);
     });

@@ -35,6 +35,14 @@ export interface ConfigInput {
    * `on`, `retry` (Retry-After) and `page` (the page, base64); empty = normal routing.
    */
   maintenanceMap?: string;
+  /**
+   * TLS termination on the production frontend: a second bind with the
+   * crt-list kiln writes (one line per certificate, the first the default,
+   * each chosen by SNI from the names in it), ALPN h2 then http/1.1.
+   */
+  tls?: { listen: string; crtList: string; redirectHttp: boolean };
+  /** "host:port" of a frontend answering GET /metrics with HAProxy's Prometheus exporter */
+  metricsListen?: string;
 }
 
 /** The in-memory ring HAProxy writes request log lines to: no syscall per request, read in bulk over the runtime API. */
@@ -91,15 +99,25 @@ export function renderConfig(c: ConfigInput): string {
   ];
   // Frontends get their own names: `show stat <name>` must find the backend, not a frontend of the same name.
   const frontend = (name: string, bind: string) => {
+    const tls = name === PROD_BACKEND ? c.tls : undefined;
     lines.push(`frontend ${frontendOf(name)}`, `  bind ${bind}`);
+    if (tls) lines.push(`  bind ${tls.listen} ssl crt-list ${tls.crtList} alpn h2,http/1.1`);
     if (c.requestLog) lines.push(`  log ring@${LOG_RING} local0 info`, `  log-format "${LOG_FORMAT}"`);
+    if (tls?.redirectHttp) {
+      // The built-in proxy's redirect (pages.ts httpsRedirect): same host name, the TLS port unless 443.
+      const port = Number(tls.listen.slice(tls.listen.lastIndexOf(":") + 1));
+      lines.push(
+        "  http-request return status 400 content-type text/plain string \"kiln: a Host header is required\" if !{ ssl_fc } !{ req.hdr(host) -m found }",
+        `  http-request redirect location https://%[req.hdr(host),regsub(:[0-9]+$,)]${port === 443 ? "" : `:${port}`}%[capture.req.uri] code 308 if !{ ssl_fc }`,
+      );
+    }
     if (c.instanceHeader) lines.push("  http-response set-header x-kiln-instance %s");
     lines.push("  http-request disable-l7-retry if !{ method GET HEAD OPTIONS PUT DELETE TRACE }");
     // The edge speaks for the client: what a client claims in these headers is replaced, never passed on.
     lines.push(
       "  http-request del-header forwarded",
       "  http-request set-header x-forwarded-for %[src]",
-      "  http-request set-header x-forwarded-proto http",
+      tls ? "  http-request set-header x-forwarded-proto %[ssl_fc,iif(https,http)]" : "  http-request set-header x-forwarded-proto http",
       "  http-request set-header x-forwarded-host %[req.hdr(host)] if { req.hdr(host) -m found }",
       "  http-request del-header x-forwarded-host unless { req.hdr(host) -m found }",
     );
@@ -116,6 +134,9 @@ export function renderConfig(c: ConfigInput): string {
     lines.push(
       `backend ${name}`,
       "  balance roundrobin",
+      // Idle connections to an instance serve any client's next request, as kiln's proxy's
+      // keep-alive pools do (HAProxy's default "safe" reuses them only within one client's session).
+      "  http-reuse always",
       `  option httpchk GET ${httpPath(c.health.path)}`,
       "  http-check expect status 200-399",
     );
@@ -131,7 +152,32 @@ export function renderConfig(c: ConfigInput): string {
     frontend(PREVIEW_BACKEND, c.previewListen);
     backend(PREVIEW_BACKEND);
   }
+  if (c.metricsListen !== undefined) {
+    // Opt-in and meant to stay private: HAProxy's own exporter (PROMEX), per frontend, backend and server.
+    lines.push(
+      `frontend ${METRICS_FRONTEND}`,
+      `  bind ${c.metricsListen}`,
+      "  no log",
+      "  http-request use-service prometheus-exporter if { path /metrics }",
+      "  http-request return status 404 content-type text/plain string \"not found: GET /metrics\"",
+      "",
+    );
+  }
   return lines.join("\n");
+}
+
+/** The frontend serving HAProxy's Prometheus exporter (ConfigInput.metricsListen). */
+export const METRICS_FRONTEND = "kiln_metrics";
+
+/**
+ * The crt-list kiln writes for TLS: one combined PEM (certificate, then key)
+ * per line, in the order given, so the first is HAProxy's default and the
+ * others are picked by SNI from the names in each certificate.
+ *
+ *   ["/run/certs/0.pem", "/run/certs/1.pem"] → "/run/certs/0.pem\n/run/certs/1.pem\n"
+ */
+export function renderCrtList(pemFiles: readonly string[]): string {
+  return pemFiles.map((f) => `${f}\n`).join("");
 }
 
 /** The frontend feeding a backend; request log lines name the frontend. */

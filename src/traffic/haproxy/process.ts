@@ -15,13 +15,14 @@
 
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../../errors.js";
 import { pidAlive } from "../../home.js";
 import { freeLoopbackPort } from "../../net.js";
 import type { HealthCheckConfig } from "../router.js";
-import { renderConfig } from "./config.js";
+import { loadCertificates, type CertificateFiles } from "../proxy/tls.js";
+import { renderConfig, renderCrtList } from "./config.js";
 import { HaproxyRouter } from "./router.js";
 import { runtimeAlive } from "./runtime.js";
 
@@ -46,6 +47,10 @@ export interface StartHaproxyOptions {
   log?: (line: string) => void;
   /** the router's sweeper period (retirement, reweigh); default 500 ms */
   sweepMs?: number;
+  /** TLS termination (absolute certificate and key paths; the first certificate is the default) */
+  tls?: { listen: string; certificates: CertificateFiles[]; redirectHttp?: boolean };
+  /** "host:port" serving HAProxy's Prometheus exporter at /metrics; default none */
+  metricsListen?: string;
 }
 
 export interface RunningHaproxyRouter {
@@ -54,6 +59,10 @@ export interface RunningHaproxyRouter {
   pid: number;
   listen: string;
   previewListen?: string;
+  /** the TLS bind's "host:port", when TLS is on */
+  tlsListen?: string;
+  /** the Prometheus exporter's "host:port", when asked for */
+  metricsListen?: string;
   /** true when an HAProxy already serving this runDir was adopted */
   attached: boolean;
   files: { config: string; admin: string; master: string; pid: string; log: string; state: string };
@@ -69,6 +78,8 @@ interface Boot {
   listen: string;
   previewListen?: string;
   requestLog: boolean;
+  tls?: { listen: string; redirectHttp: boolean };
+  metricsListen?: string;
 }
 
 export const DEFAULT_HEALTH: HealthCheckConfig = { path: "/healthz", intervalMs: 2000, timeoutMs: 1000, healthyThreshold: 2, unhealthyThreshold: 2 };
@@ -103,6 +114,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     state: path.join(o.runDir, "state.json"),
     boot: path.join(o.runDir, "boot.json"),
     maintenance: path.join(o.runDir, "maintenance.map"),
+    crtList: path.join(o.runDir, "crt-list"),
   };
   const log = o.log ?? (() => undefined);
 
@@ -115,6 +127,8 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     maxconn: o.maxconn ?? 4000,
     instanceHeader: o.instanceHeader ?? true,
     maintenanceMap: files.maintenance,
+    ...(b.tls !== undefined ? { tls: { ...b.tls, crtList: files.crtList } } : {}),
+    ...(b.metricsListen !== undefined ? { metricsListen: b.metricsListen } : {}),
   });
   // A fresh HAProxy starts with the saved table's health check, so re-applying that table needs no reload.
   const saved = await readFile(files.state, "utf8").then((t) => JSON.parse(t) as { table?: { health?: HealthCheckConfig } }, () => undefined);
@@ -138,7 +152,10 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
       listen: await resolveListen(o.listen),
       ...(o.previewListen !== undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
       requestLog: o.requestLog !== false,
+      ...(o.tls !== undefined ? { tls: { listen: await resolveListen(o.tls.listen), redirectHttp: o.tls.redirectHttp === true } } : {}),
+      ...(o.metricsListen !== undefined ? { metricsListen: await resolveListen(o.metricsListen) } : {}),
     };
+    if (o.tls !== undefined) await writeCertificates(o.runDir, files.crtList, o.tls.certificates);
     await writeFile(files.config, renderConfig({ ...configBase(boot), health: startHealth }));
     // HAProxy loads the map at start; the saved table's maintenance is re-applied through the runtime API.
     await writeFile(files.maintenance, "");
@@ -164,6 +181,8 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     pid: masterPid,
     listen: boot.listen,
     ...(boot.previewListen !== undefined ? { previewListen: boot.previewListen } : {}),
+    ...(boot.tls !== undefined ? { tlsListen: boot.tls.listen } : {}),
+    ...(boot.metricsListen !== undefined ? { metricsListen: boot.metricsListen } : {}),
     attached,
     files,
     reload: () => router.reloadNow(),
@@ -181,6 +200,26 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
       if (pidAlive(masterPid)) process.kill(masterPid, "SIGTERM");
     },
   };
+}
+
+/**
+ * HAProxy reads a certificate and its key from one PEM file: kiln checks each
+ * pair (loadCertificates names the file at fault) and writes the combined
+ * files, readable by this user only, and the crt-list naming them in order.
+ */
+async function writeCertificates(runDir: string, crtList: string, certificates: readonly CertificateFiles[]): Promise<void> {
+  const loaded = loadCertificates(certificates);
+  const dir = path.join(runDir, "certs");
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const pems: string[] = [];
+  for (const [i, c] of loaded.entries()) {
+    const file = path.join(dir, `${i}.pem`);
+    const cert = c.certPem.toString("utf8");
+    await writeFile(file, `${cert}${cert.endsWith("\n") ? "" : "\n"}${c.keyPem.toString("utf8")}`, { mode: 0o600 });
+    pems.push(file);
+  }
+  await writeFile(crtList, renderCrtList(pems));
 }
 
 async function spawnHaproxy(bin: string, files: { config: string; admin: string; master: string; pid: string; log: string }, boot: Boot): Promise<number> {

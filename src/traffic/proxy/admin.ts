@@ -6,6 +6,8 @@
 //   GET /stats   → 200 RouterStats (releases[*].latency histograms;
 //                previewCounters; preview when the proxy has a preview listener)
 //   GET /healthz → 200 {ok: true}
+//   ?service=NAME on PUT /table and GET /stats: a service sharing the listener (routed by
+//   the table's `route`); DELETE /table?service=NAME forgets one → {removed, remaining}
 
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import type { RouterStats, RoutingTable } from "../router.js";
@@ -17,10 +19,16 @@ const MAX_TABLE_BYTES = 32 * 1024 * 1024;
 export type AcceptResult = { ok: true; version: number } | { ok: false; currentVersion: number };
 
 export interface AdminDeps {
-  acceptTable(table: RoutingTable): Promise<AcceptResult>;
-  stats(): RouterStats;
+  /** `service`: "" for the listener's own service, else a service sharing the listener (?service=NAME) */
+  acceptTable(table: RoutingTable, service: string): Promise<AcceptResult>;
+  /** undefined: no such service */
+  stats(service: string): RouterStats | undefined;
+  /** forget a shared service (its fleet is gone); the number of services left */
+  removeService(service: string): Promise<{ removed: boolean; remaining: number }>;
   log: (line: string) => void;
 }
+
+const SERVICE_RE = /^[a-z][a-z0-9-]{0,62}$/;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -52,13 +60,23 @@ function readJson(req: IncomingMessage): Promise<{ ok: true; value: unknown } | 
 
 export function createAdminHandler(deps: AdminDeps): RequestListener {
   return (req, res) => {
-    const route = `${req.method} ${(req.url ?? "/").split("?")[0]}`;
+    const [pathname, query] = (req.url ?? "/").split("?") as [string, string | undefined];
+    const route = `${req.method} ${pathname}`;
+    const service = new URLSearchParams(query ?? "").get("service") ?? "";
     const handle = async (): Promise<void> => {
+      if (service !== "" && !SERVICE_RE.test(service)) return send(res, 400, { error: `service: expected a kiln service name, got ${JSON.stringify(service.slice(0, 64))}` });
       switch (route) {
         case "GET /healthz":
           return send(res, 200, { ok: true });
-        case "GET /stats":
-          return send(res, 200, deps.stats());
+        case "GET /stats": {
+          const s = deps.stats(service);
+          return s === undefined ? send(res, 404, { error: `no service ${service} on this proxy` }) : send(res, 200, s);
+        }
+        case "DELETE /table": {
+          // The listener's own service is never removed (its table can only be replaced).
+          if (service === "") return send(res, 405, { error: `method DELETE not allowed on /table (only on /table?service=NAME)` });
+          return send(res, 200, await deps.removeService(service));
+        }
         case "PUT /table": {
           const body = await readJson(req);
           if (!body.ok) return send(res, 400, { error: body.message });
@@ -66,7 +84,7 @@ export function createAdminHandler(deps: AdminDeps): RequestListener {
           if (!checked.ok) {
             return send(res, 400, { error: `invalid routing table: ${checked.problems.join("; ")}`, problems: checked.problems });
           }
-          const r = await deps.acceptTable(checked.table);
+          const r = await deps.acceptTable(checked.table, service);
           if (!r.ok) {
             return send(res, 409, {
               error: `table version ${checked.table.version} is older than the current version ${r.currentVersion}`,

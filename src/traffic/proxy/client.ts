@@ -3,11 +3,16 @@
 
 import http from "node:http";
 import { KilnError } from "../../errors.js";
-import type { Router, RouterStats, RoutingTable } from "../router.js";
+import type { Router, RouterStats, RoutingTable, ServiceRoute } from "../router.js";
 
 export interface ProxyClientOptions {
   /** per admin call; default 5000 */
   timeoutMs?: number;
+  /**
+   * A service sharing the proxy's listener with others (issue 10): tables and stats go to
+   * `?service=NAME`, and every table carries `route` (its hosts and path prefix).
+   */
+  shared?: { service: string; route: ServiceRoute };
 }
 
 interface AdminResponse {
@@ -17,16 +22,20 @@ interface AdminResponse {
 
 export class ProxyClient implements Router {
   private readonly timeoutMs: number;
+  private readonly shared: ProxyClientOptions["shared"];
+  private readonly query: string;
 
   constructor(
     readonly socketPath: string,
     opts: ProxyClientOptions = {},
   ) {
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.shared = opts.shared;
+    this.query = opts.shared ? `?service=${encodeURIComponent(opts.shared.service)}` : "";
   }
 
   async setTable(table: RoutingTable): Promise<void> {
-    const r = await this.call("PUT", "/table", table);
+    const r = await this.call("PUT", `/table${this.query}`, this.shared ? { ...table, route: this.shared.route } : table);
     if (r.status === 200) return;
     const msg = errorMessage(r.body);
     if (r.status === 409) {
@@ -40,13 +49,21 @@ export class ProxyClient implements Router {
   }
 
   async stats(): Promise<RouterStats> {
-    const r = await this.call("GET", "/stats");
+    const r = await this.call("GET", `/stats${this.query}`);
     if (r.status !== 200) {
       throw new KilnError("KILN_E_CONTROLLER", `proxy stats failed (HTTP ${r.status}): ${errorMessage(r.body)}`, {
         hint: "see the proxy log",
       });
     }
     return r.body as RouterStats;
+  }
+
+  /** Forget this shared service on the proxy; how many services it still serves. */
+  async leave(): Promise<number> {
+    if (!this.shared) throw new KilnError("KILN_E_INTERNAL", "leave() is for a service sharing the listener");
+    const r = await this.call("DELETE", `/table${this.query}`);
+    if (r.status !== 200) throw new KilnError("KILN_E_CONTROLLER", `proxy could not remove service ${this.shared.service} (HTTP ${r.status}): ${errorMessage(r.body)}`, { hint: "see the proxy log" });
+    return (r.body as { remaining: number }).remaining;
   }
 
   /** true when the proxy answers on its admin socket; never throws */

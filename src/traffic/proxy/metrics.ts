@@ -52,17 +52,18 @@ function openConnections(u: Upstream): number {
   return n;
 }
 
-export function createMetricsRegistry(pool: TargetPool, service: string): Registry {
+/** `pools`: every service the proxy serves (several when they share the listener), read at each scrape. */
+export function createMetricsRegistry(pools: () => Array<{ service: string; pool: TargetPool }>): Registry {
   const registry = new Registry();
   const perTarget = (f: (u: Upstream) => number) => (): Value[] =>
-    pool.allUpstreams().map((u) => ({ labels: { service, release: u.release, target: u.id }, value: f(u) }));
+    pools().flatMap(({ service, pool }) => pool.allUpstreams().map((u) => ({ labels: { service, release: u.release, target: u.id }, value: f(u) })));
   const metrics = [
     collector("kiln_proxy_requests_total", "Requests answered to clients, by the target that answered.", "counter", perTarget((u) => u.counters.requests)),
     collector("kiln_proxy_responses_5xx_total", "Responses with status >= 500, including the proxy's own 502 and 504.", "counter", perTarget((u) => u.counters.errors5xx)),
     collector("kiln_proxy_connect_failures_total", "Attempts that could not connect to the target or got no response from it.", "counter", perTarget((u) => u.counters.connectFailures)),
     collector("kiln_proxy_request_duration_seconds", "Time from a request's arrival to the end of its response.", "histogram", () => {
       const out: Value[] = [];
-      for (const u of pool.allUpstreams()) {
+      for (const { service, pool } of pools()) for (const u of pool.allUpstreams()) {
         const labels = { service, release: u.release, target: u.id };
         let cumulative = 0;
         for (let i = 0; i < LE.length; i++) {
@@ -81,13 +82,17 @@ export function createMetricsRegistry(pool: TargetPool, service: string): Regist
     collector("kiln_proxy_target_up", "1 when the target is in rotation (active, healthy, weight > 0).", "gauge", perTarget((u) => (isEligible(u) ? 1 : 0))),
     collector("kiln_proxy_release_requests_total", "Requests answered per release and listener (production or preview), including targets since removed.", "counter", () => {
       const out: Value[] = [];
-      for (const lane of ["production", "preview"] as const) {
-        for (const [release, c] of Object.entries(pool.releaseStats(lane))) out.push({ labels: { service, release, lane }, value: c.requests });
+      for (const { service, pool } of pools()) {
+        for (const lane of ["production", "preview"] as const) {
+          for (const [release, c] of Object.entries(pool.releaseStats(lane))) out.push({ labels: { service, release, lane }, value: c.requests });
+        }
       }
       return out;
     }),
-    collector("kiln_proxy_maintenance", "1 while maintenance mode is on (every production request answered 503).", "gauge", () => [{ labels: { service }, value: pool.maintenance ? 1 : 0 }]),
-    collector("kiln_proxy_table_version", "Version of the routing table the proxy holds.", "gauge", () => [{ labels: { service }, value: pool.version }]),
+    collector("kiln_proxy_maintenance", "1 while maintenance mode is on (every production request answered 503).", "gauge", () =>
+      pools().map(({ service, pool }) => ({ labels: { service }, value: pool.maintenance ? 1 : 0 })),
+    ),
+    collector("kiln_proxy_table_version", "Version of the routing table the proxy holds.", "gauge", () => pools().map(({ service, pool }) => ({ labels: { service }, value: pool.version }))),
   ];
   // The collectors have the shape the Registry formats (name, help, type, get); its typings want a class instance.
   for (const m of metrics) registry.registerMetric(m as unknown as Parameters<Registry["registerMetric"]>[0]);

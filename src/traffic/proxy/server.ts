@@ -5,11 +5,12 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import { chmod, lstat, mkdir, rename, unlink } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../../errors.js";
 import { parseHostPort } from "../../health/probe.js";
-import type { RouterStats, RoutingTable } from "../router.js";
+import type { RouterStats, RoutingTable, ServiceRoute } from "../router.js";
+import { pickService, type NamedRoute } from "./routes.js";
 import { createAdminHandler, type AcceptResult } from "./admin.js";
 import { DEFAULT_MAX_BODY_BYTES, createForwarder } from "./forward.js";
 import { httpsRedirect } from "./pages.js";
@@ -93,6 +94,15 @@ export interface RunningProxy {
   readonly adminSocket: string;
   /** Stop accepting, let in-flight requests finish (bounded), close keep-alive pools. Idempotent. */
   close(): Promise<void>;
+}
+
+interface Service {
+  name: string;
+  pool: TargetPool;
+  stateFile: string;
+  route?: ServiceRoute;
+  /** forwarders and upgraders by lane and protocol */
+  handlers: Map<string, unknown>;
 }
 
 /** Unix socket paths are limited to 108 bytes including the terminator on Linux (104 on macOS). */
@@ -206,50 +216,106 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
 
   const checkEveryMs = Math.max(50, Math.min(1000, Math.floor(headerTimeoutMs / 4)));
 
-  const pool = new TargetPool({
-    log,
-    now: Date.now,
-    maxSocketsPerTarget: opts.maxSocketsPerTarget ?? 64,
-    idleSocketMs: 4000,
-    upstreamTimeoutMs: opts.upstreamTimeoutMs ?? EDGE_DEFAULTS.upstreamTimeoutMs,
-  });
+  const newPool = () =>
+    new TargetPool({
+      log,
+      now: Date.now,
+      maxSocketsPerTarget: opts.maxSocketsPerTarget ?? 64,
+      idleSocketMs: 4000,
+      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? EDGE_DEFAULTS.upstreamTimeoutMs,
+    });
+  // Several services may share the listener (issue 10): each has its own pool (fleet, health
+  // checks, counters) and state file, and requests pick one by Host and path (routes.ts).
+  // "" is the listener's own service: with no other service, every request goes to it directly.
+  const services = new Map<string, Service>([["", { name: "", pool: newPool(), stateFile: opts.stateFile, handlers: new Map() }]]);
+  const pool = services.get("")!.pool;
+  const unregistered = newPool();
+  const stateDir = path.dirname(path.resolve(opts.stateFile));
+  const stateBase = path.basename(opts.stateFile, ".json");
+  const stateFileOf = (name: string) => (name === "" ? opts.stateFile : path.join(stateDir, `${stateBase}.${name}.json`));
+  let routes: NamedRoute[] = [];
+  const refreshRoutes = () => {
+    routes = [...services.values()].filter((s) => s.name !== "" || s.pool.version > 0).map((s) => ({ service: s.name, hosts: s.route?.hosts ?? [], ...(s.route?.pathPrefix ? { pathPrefix: s.route.pathPrefix } : {}) }));
+  };
+  const serviceOf = (name: string): Service => {
+    let svc = services.get(name);
+    if (!svc) {
+      svc = { name, pool: newPool(), stateFile: stateFileOf(name), handlers: new Map() };
+      services.set(name, svc);
+    }
+    return svc;
+  };
 
-  await mkdir(path.dirname(path.resolve(opts.stateFile)), { recursive: true });
-  const loaded = await loadTableFile(opts.stateFile);
-  if (loaded.kind === "invalid") {
-    // Atomic writes make this unlikely (a disk fault, a hand edit). Refusing to
-    // start would keep the data plane down until someone intervenes; starting
-    // empty lets the controller heal it (it re-sends its table when the proxy
-    // reports an older version). The bad file is kept for inspection.
-    const aside = `${opts.stateFile}.invalid-${Date.now()}`;
-    await rename(opts.stateFile, aside).catch(() => undefined);
-    log(`routing table file ${opts.stateFile} is invalid (${loaded.problems.join("; ")}); moved to ${aside}, starting with no routes`);
+  await mkdir(stateDir, { recursive: true });
+  const sharedFiles = (await readdir(stateDir).catch(() => [] as string[]))
+    .map((f) => new RegExp(`^${stateBase.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.([a-z][a-z0-9-]{0,62})\\.json$`).exec(f)?.[1])
+    .filter((n): n is string => n !== undefined);
+  for (const name of ["", ...sharedFiles]) {
+    const file = stateFileOf(name);
+    const loaded = await loadTableFile(file);
+    if (loaded.kind === "invalid") {
+      // Atomic writes make this unlikely (a disk fault, a hand edit). Refusing to
+      // start would keep the data plane down until someone intervenes; starting
+      // empty lets the controller heal it (it re-sends its table when the proxy
+      // reports an older version). The bad file is kept for inspection.
+      const aside = `${file}.invalid-${Date.now()}`;
+      await rename(file, aside).catch(() => undefined);
+      log(`routing table file ${file} is invalid (${loaded.problems.join("; ")}); moved to ${aside}, starting with no routes`);
+    }
+    if (loaded.kind === "ok") {
+      const svc = serviceOf(name);
+      svc.pool.apply(loaded.table);
+      if (loaded.table.route) svc.route = loaded.table.route;
+      log(`loaded routing table v${loaded.table.version}${name ? ` of ${name}` : ""} (${loaded.table.targets.length} targets) from ${file}`);
+    }
   }
-  if (loaded.kind === "ok") {
-    pool.apply(loaded.table);
-    log(`loaded routing table v${loaded.table.version} (${loaded.table.targets.length} targets) from ${opts.stateFile}`);
-  }
+  refreshRoutes();
 
   // Tables are accepted one at a time: check version, persist, then apply.
   // The table is on disk before the controller hears "ok", so an acknowledged
   // table survives a proxy crash.
   let queue: Promise<unknown> = Promise.resolve();
-  const acceptTable = (table: RoutingTable): Promise<AcceptResult> => {
+  const acceptTable = (table: RoutingTable, service: string): Promise<AcceptResult> => {
     const run = queue.then(async (): Promise<AcceptResult> => {
-      if (table.version < pool.version) return { ok: false, currentVersion: pool.version };
-      await saveTableFile(opts.stateFile, table);
-      pool.apply(table);
-      log(`routing table v${table.version} accepted (${table.targets.length} targets)`);
+      const svc = serviceOf(service);
+      if (table.version < svc.pool.version) return { ok: false, currentVersion: svc.pool.version };
+      await saveTableFile(svc.stateFile, table);
+      svc.pool.apply(table);
+      if (table.route) svc.route = table.route;
+      else delete svc.route;
+      refreshRoutes();
+      log(`routing table v${table.version}${service ? ` of ${service}` : ""} accepted (${table.targets.length} targets)`);
       return { ok: true, version: table.version };
     });
     queue = run.catch(() => undefined);
     return run;
   };
+  const removeService = (service: string): Promise<{ removed: boolean; remaining: number }> => {
+    const run = queue.then(async () => {
+      const svc = services.get(service);
+      if (svc && service !== "") {
+        services.delete(service);
+        svc.pool.close();
+        await unlink(svc.stateFile).catch(() => undefined);
+        refreshRoutes();
+        log(`service ${service} removed from the listener`);
+      }
+      return { removed: svc !== undefined, remaining: routes.length };
+    });
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  /** The service a request goes to; undefined → 404. One service: no lookup at all. */
+  const select = (req: http.IncomingMessage): Service | undefined => {
+    if (services.size === 1) return services.get("");
+    const name = pickService(routes, req.headers.host ?? (req.headers[":authority"] as string | undefined), req.url ?? "/");
+    return name === undefined ? undefined : services.get(name);
+  };
 
   let closing = false;
   const active = { count: 0 };
   const tunnels = new Set<Tunnel>();
-  const forwarder = (lane: Lane, proto: "http" | "https") =>
+  const forwarder = (lane: Lane, proto: "http" | "https", pool: TargetPool) =>
     createForwarder({
       pool,
       log,
@@ -262,7 +328,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       proto,
       active,
     });
-  const upgrader = (lane: Lane, proto: "http" | "https") =>
+  const upgrader = (lane: Lane, proto: "http" | "https", pool: TargetPool) =>
     createUpgrader({
       pool,
       log,
@@ -274,6 +340,28 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       isClosing: () => closing,
       tunnels,
     });
+  // Per service and listener kind, made on first use; the preview listener serves the listener's own service.
+  const noService = (res: http.ServerResponse) => {
+    const body = "kiln: no service answers this host\n";
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "content-length": String(body.length) });
+    res.end(body);
+  };
+  const forwardTo = (lane: Lane, proto: "http" | "https") => (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const svc = lane === "preview" ? services.get("") : select(req);
+    if (!svc) return noService(res);
+    const key = `f ${lane} ${proto}`;
+    let h = svc.handlers.get(key) as ((q: http.IncomingMessage, r: http.ServerResponse) => void) | undefined;
+    if (!h) svc.handlers.set(key, (h = forwarder(lane, proto, svc.pool)));
+    h(req, res);
+  };
+  const upgradeTo = (lane: Lane, proto: "http" | "https") => (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const svc = lane === "preview" ? services.get("") : select(req);
+    if (!svc) return socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    const key = `u ${lane} ${proto}`;
+    let h = svc.handlers.get(key) as ((q: http.IncomingMessage, s: net.Socket, b: Buffer) => void) | undefined;
+    if (!h) svc.handlers.set(key, (h = upgrader(lane, proto, svc.pool)));
+    h(req, socket, head);
+  };
   const redirect = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const r = httpsRedirect(req.headers.host, req.url ?? "/", tlsPort);
     res.writeHead(r.status, r.headers);
@@ -288,7 +376,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       // Node checks the two deadlines above on this timer (default 30 s, which would let a
       // slow-header client hold a connection three times longer than asked).
       connectionsCheckingInterval: checkEveryMs,
-    }, redirecting ? redirect : forwarder(lane, "http"));
+    }, redirecting ? redirect : forwardTo(lane, "http"));
     if (redirecting) {
       server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket) => {
         const r = httpsRedirect(req.headers.host, req.url ?? "/", tlsPort);
@@ -296,7 +384,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         for (const [k, v] of Object.entries(r.headers)) head += `${k}: ${v}\r\n`;
         socket.end(`${head}connection: close\r\n\r\n${r.body}`);
       });
-    } else server.on("upgrade", upgrader(lane, "http"));
+    } else server.on("upgrade", upgradeTo(lane, "http"));
     // A forward proxy's CONNECT is not what an edge serves: say so instead of hanging up silently.
     server.on("connect", (_req: http.IncomingMessage, socket: net.Socket) => {
       socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
@@ -352,9 +440,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
         SNICallback: (servername, cb) => cb(null, certificates[pickCertificate(certificates, servername)]!.context),
       },
       // The compatibility API's request/response mirror http's closely enough for the forwarder.
-      forwarder("production", "https") as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      forwardTo("production", "https") as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
     );
-    tlsServer.on("upgrade", upgrader("production", "https"));
+    tlsServer.on("upgrade", upgradeTo("production", "https"));
     tlsServer.on("secureConnection", (sock: net.Socket) => {
       tlsSockets.add(sock);
       sock.once("close", () => tlsSockets.delete(sock));
@@ -381,7 +469,10 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   if (metricsHp !== undefined) {
     // Loaded only when asked for: prom-client (and what it pulls in) costs start-up time and memory.
     const { createMetricsRegistry, createMetricsServer } = await import("./metrics.js");
-    const metricsServer = createMetricsServer(createMetricsRegistry(pool, opts.service ?? "kiln"), log);
+    const metricsServer = createMetricsServer(
+      createMetricsRegistry(() => [...services.values()].map((s) => ({ service: s.name === "" ? (opts.service ?? "kiln") : s.name, pool: s.pool }))),
+      log,
+    );
     try {
       await listen(metricsServer, { host: metricsHp.host, port: metricsHp.port });
     } catch (e) {
@@ -395,7 +486,9 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     servers.push(metricsServer);
   }
 
-  const stats = (): RouterStats => {
+  const stats = (service: string): RouterStats | undefined => {
+    // A service not registered yet reads as an empty table (version 0): its controller then sends one.
+    const pool = services.get(service)?.pool ?? unregistered;
     const s: RouterStats = {
       tableVersion: pool.version,
       targets: pool.targetStatuses(),
@@ -412,7 +505,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     }
     return s;
   };
-  const admin = http.createServer(createAdminHandler({ acceptTable, stats, log }));
+  const admin = http.createServer(createAdminHandler({ acceptTable, stats, removeService, log }));
   try {
     await claimAdminSocket(opts.admin);
     await listen(admin, { path: opts.admin });
@@ -454,7 +547,8 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       for (const sock of tlsSockets) sock.destroy();
       admin.closeAllConnections();
       await stopped;
-      pool.close();
+      for (const svc of services.values()) svc.pool.close();
+      unregistered.close();
       await unlink(opts.admin).catch(() => undefined);
       log("proxy closed");
     })();

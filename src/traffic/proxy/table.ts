@@ -2,7 +2,7 @@
 // state file. Pure: data in, data out. Every problem is reported, each with its
 // path, so a controller bug is diagnosable from one 400 response.
 
-import type { HealthCheckConfig, MaintenanceMode, RoutingTable, Target } from "../router.js";
+import type { HealthCheckConfig, MaintenanceMode, RoutingTable, ServiceRoute, Target } from "../router.js";
 import { parseHostPort } from "../../health/probe.js";
 
 export type TableCheck = { ok: true; table: RoutingTable } | { ok: false; problems: string[] };
@@ -152,8 +152,27 @@ export function checkTable(input: unknown): TableCheck {
     }
   }
 
+  let route: ServiceRoute | undefined;
+  if (input.route !== undefined) {
+    const r = input.route;
+    if (!isObject(r) || !Array.isArray(r.hosts)) problems.push(`route: expected an object {hosts: [...], pathPrefix?}, got ${describe(r)}`);
+    else {
+      const hosts: string[] = [];
+      r.hosts.forEach((h: unknown, i: number) => {
+        if (typeof h !== "string" || !/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(h)) problems.push(`route.hosts[${i}]: expected a lowercase host name (or *.domain), got ${describe(h)}`);
+        else hosts.push(h);
+      });
+      route = { hosts };
+      if (r.pathPrefix !== undefined) {
+        if (typeof r.pathPrefix !== "string" || !/^\/\S*$/.test(r.pathPrefix)) problems.push(`route.pathPrefix: expected a path starting with "/", got ${describe(r.pathPrefix)}`);
+        else route.pathPrefix = r.pathPrefix;
+      }
+    }
+  }
+
   if (problems.length > 0) return { ok: false, problems };
   const table: RoutingTable = { version, targets, health, drainTimeoutMs };
+  if (route !== undefined) table.route = route;
   if (releaseWeights !== undefined) table.releaseWeights = releaseWeights;
   if (typeof input.preview === "string") table.preview = input.preview;
   if (maintenance !== undefined) table.maintenance = maintenance;
