@@ -47,6 +47,8 @@ Examples:
       out(r.digest);
       out(`  reference ${r.reference}${r.indexDigest ? ` (from index ${r.indexDigest})` : ""}`);
       if (r.tagged) out(`  tagged ${r.tagged.ref}${r.tagged.result === "exists" ? " (already)" : ""}`);
+      if (r.referrers.pulled.length > 0) out(`  ${r.referrers.pulled.length} referrer${r.referrers.pulled.length === 1 ? "" : "s"} (${[...new Set(r.referrers.pulled.map((d) => d.artifactType))].join(", ")}) kept`);
+      for (const s of r.referrers.skipped) process.stderr.write(`warning: referrer ${s.digest} not kept: ${s.reason}\n`);
       out(`  ${r.blobs.transferred} blobs fetched (${mb(r.blobs.bytesTransferred)}), ${r.blobs.skipped} already in the store, ${durationMs} ms`);
     });
 }

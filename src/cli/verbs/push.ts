@@ -84,6 +84,7 @@ Examples:
       if (opts.json) return printJson({ ...r, durationMs });
       out(`${r.tagReference ?? r.reference} ${r.digest}`);
       out(`  reference ${r.reference}`);
+      if (r.referrers.pushed.length > 0) out(`  ${r.referrers.pushed.length} referrer${r.referrers.pushed.length === 1 ? "" : "s"} (${[...new Set(r.referrers.pushed.map((d) => d.artifactType))].join(", ")}) ${r.referrers.via === "api" ? "indexed by the registry" : `listed at tag ${r.referrers.via === "tag" ? `sha256-${r.digest.slice(7, 19)}…` : ""}`}`);
       out(`  ${r.blobs.transferred} blobs pushed (${mb(r.blobs.bytesTransferred)}), ${r.blobs.skipped} already there (${mb(r.blobs.bytesSkipped)}), ${durationMs} ms`);
     });
 }
