@@ -29,6 +29,7 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["gc"], () => import("./verbs/gc.js")],
   [["audit"], () => import("./verbs/audit.js")],
   [["sbom"], () => import("./verbs/sbom.js")],
+  [["sign", "keys"], () => import("./verbs/sign.js")],
 ];
 
 /**

@@ -32,3 +32,9 @@ export type {
   OciIndex,
   OciManifest,
 } from "./types.js";
+export { kilnVersion } from "./sbom-write.js";
+export { checkSignatures, exportSignaturesToLookaside, imageSignatures, lookasideRoot, lookasideUrl, signImage, writeLookaside } from "./sign.js";
+export type { SignatureCheck, SignRequest, SignResult, StoredSignature } from "./sign.js";
+export { exportKeys, findKey, generateKey, importKeys, keyringDir, listKeys, verifySigned } from "./gpg.js";
+export type { KeyInfo, VerifyResult } from "./gpg.js";
+export { identityRepository, parseSigningPayload, SIGNATURE_ARTIFACT_TYPE, signingPayload, verifierConfig } from "./simple-signing.js";
