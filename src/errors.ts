@@ -13,6 +13,7 @@ export type ErrorCode =
   | "KILN_E_CONTROLLER" // controller unreachable or refused
   | "KILN_E_ROLLOUT" // a rollout failed (and was rolled back)
   | "KILN_E_STATE" // state database problem
+  | "KILN_E_POLICY" // an image fails kiln.yaml's deploy policy (signature, SBOM, runtime, age)
   | "KILN_E_INTERNAL";
 
 /** Exit codes are a stable contract: 0 ok, 1 failed operation, 2 bad input. */
@@ -24,6 +25,7 @@ const badInputCodes: ReadonlySet<ErrorCode> = new Set([
   "KILN_E_TAG_IMMUTABLE",
   "KILN_E_NOT_FOUND",
   "KILN_E_UNSAFE",
+  "KILN_E_POLICY",
 ]);
 
 export interface ErrorDetail {

@@ -387,6 +387,7 @@ interface Defaulted {
     };
     maxQuarantined: number;
   };
+  policy: { signedBy: string[]; requireSbom: boolean; runtimeSupported: boolean; maxImageAgeDays?: number };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -440,6 +441,12 @@ function normalize(d: Defaulted): Spec {
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
     drainTimeout: parseDuration(d.drainTimeout),
+    policy: {
+      signedBy: [...new Set(d.policy.signedBy.map((f) => f.toUpperCase()))],
+      requireSbom: d.policy.requireSbom,
+      runtimeSupported: d.policy.runtimeSupported,
+      ...(d.policy.maxImageAgeDays === undefined ? {} : { maxImageAgeDays: d.policy.maxImageAgeDays }),
+    },
     health: {
       path: health.path,
       interval: parseDuration(health.interval),

@@ -143,6 +143,17 @@ export interface Spec {
   drainTimeout: number;
   health: HealthSpec;
   strategy: StrategySpec;
+  /** supply-chain rules checked before a deploy */
+  policy: PolicySpec;
+}
+
+/** kiln.yaml `policy`; an empty policy (the default) checks nothing */
+export interface PolicySpec {
+  /** uppercase fingerprints; empty: no signature required */
+  signedBy: string[];
+  requireSbom: boolean;
+  runtimeSupported: boolean;
+  maxImageAgeDays?: number;
 }
 
 export interface LoadedSpec {

@@ -38,3 +38,5 @@ export type { SignatureCheck, SignRequest, SignResult, StoredSignature } from ".
 export { exportKeys, findKey, generateKey, importKeys, keyringDir, listKeys, verifySigned } from "./gpg.js";
 export type { KeyInfo, VerifyResult } from "./gpg.js";
 export { identityRepository, parseSigningPayload, SIGNATURE_ARTIFACT_TYPE, signingPayload, verifierConfig } from "./simple-signing.js";
+export { assertPolicy, evaluatePolicy, gatherPolicyFacts, policyIsEmpty } from "./policy.js";
+export type { PolicyFacts, PolicyRule, PolicyVerdict, RuleResult } from "./policy.js";

@@ -161,6 +161,7 @@ describe("parseSpec: a valid file", () => {
         canary: CANARY_DEFAULTS,
         maxQuarantined: 1,
       },
+      policy: { signedBy: [], requireSbom: false, runtimeSupported: false },
     });
   });
 
@@ -208,6 +209,7 @@ describe("parseSpec: a valid file", () => {
         canary: CANARY_DEFAULTS,
         maxQuarantined: 1,
       },
+      policy: { signedBy: [], requireSbom: false, runtimeSupported: false },
     });
   });
 

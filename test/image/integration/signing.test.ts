@@ -6,6 +6,8 @@
 //   1.0.2 signed with another key (a second keyring, KILN_GNUPGHOME);
 // `kiln keys policy` writes policy.json (signedBy kiln's key) and registries.d
 // (the lookaside), and the real skopeo copies 1.0.0 and refuses the other two.
+// `kiln deploy` under a kiln.yaml policy requiring kiln's key refuses the
+// unsigned and wrong-key images (exit 2) and `kiln audit --policy-only` reports the verdict.
 // Then the signature travels: a second KILN_HOME that only pulls (and imports
 // the public key) gets it into its own lookaside, and skopeo accepts from there.
 // gpg runs only in temporary keyrings; their agents are stopped at the end.
@@ -13,7 +15,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile, readdir } from "node:fs/promises";
+import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { helloWorkspace } from "../../integration/support.js";
@@ -130,6 +132,40 @@ test("skopeo under a signedBy policy for kiln's key: accepts the signed image, r
   const okB = skopeoCopy(policyB, `${reg}/${REPO}:1.0.0`, join(dir, "copy-b"));
   assert.equal(okB.status, 0, okB.out);
   assert.deepEqual(await readdir(join(homeB, "sigstore", reg, "kiln-it")), [`signed-${RUN}@sha256=${digests["1.0.0"]!.slice(7)}`]);
+
+  // The deploy policy: kiln's key required, SBOM required. Unsigned and wrong-key images are refused
+  // (exit 2, the rule and why), from the registry and from the store; the signed one passes.
+  const yamlPath = join(ws.dir, "kiln.yaml");
+  await writeFile(yamlPath, `${await readFile(yamlPath, "utf8")}\npolicy:\n  signedBy: [${fpr}]\n  requireSbom: true\n`);
+  for (const [ref, why] of [
+    [`${reg}/${REPO}:1.0.1`, /policy: signedBy: the image carries no signature/],
+    [`${reg}/${REPO}:1.0.2`, /policy: signedBy: no signature by a trusted key \(.*signed by a key that is not trusted\)/],
+    ["hello:1.0.1", /signedBy: the image carries no signature/],
+  ] as const) {
+    const d = kiln(home, ["deploy", ref]);
+    assert.equal(d.status, 2, `${ref}: ${d.stderr}`);
+    assert.match(d.stderr, /KILN_E_POLICY/);
+    assert.match(d.stderr, why);
+    assert.match(d.stderr, /hint: sign it \(kiln sign\)/);
+  }
+  // In a home that only pulled (the public key imported), the registry's wrong-key image is refused too.
+  const dB = kiln(homeB, ["deploy", `${reg}/${REPO}:1.0.2`]);
+  assert.equal(dB.status, 2, dB.stderr);
+  assert.match(dB.stderr, /KILN_E_POLICY.*signedBy/);
+  // The signed image passes the policy; the deploy then needs the controller (not started here).
+  const dOk = kiln(homeB, ["deploy", `${reg}/${REPO}:1.0.0`]);
+  assert.doesNotMatch(dOk.stderr, /KILN_E_POLICY/);
+  assert.match(dOk.stderr, /KILN_E_CONTROLLER|controller/i);
+  // kiln audit reports the verdict.
+  const pass = kiln(homeB, ["audit", digests["1.0.0"]!, "--policy-only", "--json"]);
+  assert.equal(pass.status, 0, pass.stderr);
+  const v = JSON.parse(pass.stdout) as { policy: { ok: boolean; rules: { rule: string; ok: boolean; reason: string }[] } };
+  assert.equal(v.policy.ok, true);
+  assert.deepEqual(v.policy.rules.map((r) => [r.rule, r.ok]), [["signedBy", true], ["requireSbom", true]]);
+  assert.match(v.policy.rules[0]!.reason, new RegExp(`signed by ${fpr} for ${reg}/${REPO}:1\\.0\\.0`));
+  const fail = kiln(home, ["audit", "hello:1.0.2", "--policy-only"]);
+  assert.equal(fail.status, 1, fail.stderr);
+  assert.match(fail.stdout, /policy +FAIL\n +FAIL signedBy/);
 
   // No signing key: exit 2 with a hint.
   const none = kiln(join(dir, "empty-home"), ["sign", `${reg}/${REPO}:1.0.1`]);
