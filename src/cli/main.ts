@@ -29,7 +29,7 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["gc"], () => import("./verbs/gc.js")],
   [["audit"], () => import("./verbs/audit.js")],
   [["sbom"], () => import("./verbs/sbom.js")],
-  [["sign", "keys"], () => import("./verbs/sign.js")],
+  [["sign", "keys", "provenance"], () => import("./verbs/sign.js")],
 ];
 
 /**

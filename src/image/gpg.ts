@@ -37,6 +37,8 @@ export const gpgArgs = {
   importKeys: (home: string) => ["--homedir", home, "--batch", "--no-tty", "--status-fd", "1", "--import"],
   sign: (home: string, fingerprint: string) => ["--homedir", home, "--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", fingerprint, "--sign", "--output", "-"],
   verify: (home: string) => ["--homedir", home, "--batch", "--no-tty", "--trust-model", "always", "--status-fd", "2", "--decrypt"],
+  signDetached: (home: string, fingerprint: string) => ["--homedir", home, "--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", fingerprint, "--detach-sign", "--output", "-"],
+  verifyDetached: (home: string, sigFile: string) => ["--homedir", home, "--batch", "--no-tty", "--trust-model", "always", "--status-fd", "2", "--verify", sigFile, "-"],
 };
 
 interface Ran {
@@ -170,6 +172,36 @@ export async function verifySigned(trustedKeys: Uint8Array, signature: Uint8Arra
       return { ok: false, reason: `not a valid signature (${lastLine(r.stderr) || `gpg exit ${r.code}`})` };
     }
     return { ok: true, fingerprint: valid[2] ?? valid[1]!, payload: r.stdout };
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+}
+
+/** An OpenPGP detached signature over `data` (DSSE envelopes carry it base64). */
+export async function signDetached(home: string, fingerprint: string, data: Uint8Array): Promise<Buffer> {
+  const r = await gpg(gpgArgs.signDetached(home, fingerprint), data);
+  if (r.code !== 0 || r.stdout.length === 0) throw new KilnError("KILN_E_INTERNAL", `gpg could not sign with ${fingerprint}: ${lastLine(r.stderr)}`, { hint: "check the key with `kiln keys list`" });
+  return r.stdout;
+}
+
+/** Verify a detached signature over `data` against `trustedKeys` only (see verifySigned). */
+export async function verifyDetached(trustedKeys: Uint8Array, signature: Uint8Array, data: Uint8Array): Promise<VerifyResult> {
+  const home = await mkdtemp(join(tmpdir(), "kiln-verify-"));
+  try {
+    await chmod(home, 0o700);
+    await writeFile(join(home, "gpg.conf"), "no-autostart\n");
+    const imp = await gpg(gpgArgs.importKeys(home), trustedKeys);
+    if (!/IMPORT_OK/.test(imp.stdout.toString("utf8"))) return { ok: false, reason: "no trusted key could be imported" };
+    const sigFile = join(home, "sig");
+    await writeFile(sigFile, signature);
+    const r = await gpg(gpgArgs.verifyDetached(home, sigFile), data);
+    const valid = /^\[GNUPG:\] VALIDSIG (\S+)(?: \S+){8} ([0-9A-F]{40})$/m.exec(r.stderr) ?? /^\[GNUPG:\] VALIDSIG ([0-9A-F]{40})/m.exec(r.stderr);
+    if (r.code !== 0 || !valid) {
+      if (/NO_PUBKEY/.test(r.stderr)) return { ok: false, reason: "signed by a key that is not trusted" };
+      if (/BADSIG/.test(r.stderr)) return { ok: false, reason: "the signature does not match its content (tampered)" };
+      return { ok: false, reason: `not a valid signature (${lastLine(r.stderr) || `gpg exit ${r.code}`})` };
+    }
+    return { ok: true, fingerprint: valid[2] ?? valid[1]!, payload: Buffer.from(data) };
   } finally {
     await rm(home, { recursive: true, force: true });
   }

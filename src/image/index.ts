@@ -40,3 +40,5 @@ export type { KeyInfo, VerifyResult } from "./gpg.js";
 export { identityRepository, parseSigningPayload, SIGNATURE_ARTIFACT_TYPE, signingPayload, verifierConfig } from "./simple-signing.js";
 export { assertPolicy, evaluatePolicy, gatherPolicyFacts, policyIsEmpty } from "./policy.js";
 export type { PolicyFacts, PolicyRule, PolicyVerdict, RuleResult } from "./policy.js";
+export { checkProvenance, dssePae, provenanceStatement, readProvenance, signProvenance, DSSE_ARTIFACT_TYPE, PROVENANCE_ARTIFACT_TYPE } from "./provenance.js";
+export type { DsseEnvelope, ProvenanceCheck, ProvenanceInput } from "./provenance.js";

@@ -4,7 +4,7 @@
 // and the lookaside, and — for a registry image — upload it as a referrer.
 
 import { KilnError } from "../errors.js";
-import { keyringDir, kilnVersion, lookasideRoot, resolveRef, signImage, type SignResult, type Store } from "../image/index.js";
+import { keyringDir, kilnVersion, lookasideRoot, resolveRef, signImage, signProvenance, type ReferrerDescriptor, type SignResult, type Store } from "../image/index.js";
 import { fetchManifest, formatRegistryRef, isRegistryRef, parseRegistryRef, pushReferrers, RegistryClient, type Credentials, type ReferrersPushed } from "../image/registry/index.js";
 import type { Descriptor } from "../image/index.js";
 
@@ -20,6 +20,8 @@ export interface SignReferenceOptions {
 
 export interface SignReferenceResult extends SignResult {
   digest: string;
+  /** the signed provenance envelope (DSSE), when the image has a statement */
+  provenance?: ReferrerDescriptor;
   /** set when the signature went up to the registry */
   uploaded?: ReferrersPushed;
 }
@@ -58,7 +60,9 @@ export async function signReference(store: Store, ref: string, opts: SignReferen
     creator: `kiln ${await kilnVersion()}`,
     now: opts.now ?? new Date(),
   });
-  const result: SignReferenceResult = { ...signed, digest: subject.digest };
-  if (client) result.uploaded = await pushReferrers(client, store, subject.digest, undefined, new Set([signed.artifact.digest]));
+  // The bake's provenance statement, signed the same way (a DSSE envelope), when the image has one.
+  const provenance = await signProvenance(store, subject, keyringDir(store.root, env), signed.fingerprint);
+  const result: SignReferenceResult = { ...signed, digest: subject.digest, ...(provenance ? { provenance } : {}) };
+  if (client) result.uploaded = await pushReferrers(client, store, subject.digest, undefined, new Set([signed.artifact.digest, ...(provenance ? [provenance.digest] : [])]));
   return result;
 }

@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { hostname } from "node:os";
 import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
-import { exportKeys, findKey, generateKey, importKeys, keyringDir, listKeys, lookasideRoot, lookasideUrl, verifierConfig } from "../../image/index.js";
+import { checkProvenance, exportKeys, findKey, generateKey, importKeys, keyringDir, listKeys, lookasideRoot, lookasideUrl, resolveRef, verifierConfig } from "../../image/index.js";
 import { credentialsFrom } from "../../ops/credentials.js";
 import { signReference } from "../../ops/signing.js";
 import { out, printJson } from "../context.js";
@@ -47,6 +47,45 @@ Examples:
       out(`  signature ${r.artifact.digest} (in the store; travels with push/pull)`);
       out(`  lookaside ${r.lookasideFile}`);
       if (r.uploaded) out(`  uploaded to the registry (${r.uploaded.via === "api" ? "indexed by the registry" : "listed at the referrers tag"})`);
+    });
+
+  program
+    .command("provenance <ref>")
+    .description("print the build provenance (in-toto Statement v1, SLSA provenance v1) kiln attached at bake, and check its signatures")
+    .option("--key <fingerprint...>", "keys whose signature counts (default: every key in kiln's keyring)")
+    .option("--json", "print the statement and the check as JSON")
+    .addHelpText(
+      "after",
+      `
+The statement names the image by digest and lists what the bake used: kiln.yaml's
+sha256, the git revision, the base image's digest, the runtime archive's hash, the
+npm lockfile's sha256, the SBOM's digest. \`kiln sign\` signs it the same way as the
+image, with the same key: a DSSE envelope whose signature is an OpenPGP detached
+signature over DSSE's pre-authentication encoding. Both travel with push and pull.
+
+Exit status: 0 a signature by a trusted key verifies (or --json), 1 none does, 2 no statement.
+
+Examples:
+  kiln provenance notes:1.0.0
+  kiln provenance sha256:3f2a… --key 2357CC5420A2F8325626FA35DAAFB84ABFA5F65C --json`,
+    )
+    .action(async (ref: string, opts: { key?: string[]; json?: boolean }, cmd: Command) => {
+      const store = storeFor(cmd);
+      const digest = await resolveRef(store, ref);
+      const home = keyringDir(store.root);
+      const fprs = opts.key ?? (await listKeys(home)).map((k) => k.fingerprint);
+      const check = await checkProvenance(store, digest, home, fprs);
+      if (!check.statement) throw new KilnError("KILN_E_NOT_FOUND", `${ref} has no provenance statement in the store`, { hint: "images baked by this kiln get one at bake time; pull the image with its referrers" });
+      if (opts.json) return printJson({ digest, ...check });
+      const p = check.statement.predicate as { buildDefinition?: { externalParameters?: Record<string, unknown>; resolvedDependencies?: { name?: string; uri?: string; digest?: Record<string, string> }[] }; runDetails?: { builder?: { id?: string; version?: Record<string, string> } } };
+      out(`${ref} ${digest}`);
+      out(`  builder   ${p.runDetails?.builder?.id ?? "?"} ${Object.values(p.runDetails?.builder?.version ?? {}).join(" ")}`);
+      const ky = (p.buildDefinition?.externalParameters?.kiln_yaml as { digest?: { sha256?: string } } | undefined)?.digest?.sha256;
+      if (ky) out(`  kiln.yaml sha256:${ky}`);
+      for (const d of p.buildDefinition?.resolvedDependencies ?? []) out(`  ${(d.name ?? "").padEnd(9)} ${d.uri ?? ""} ${Object.entries(d.digest ?? {}).map(([a, h]) => `${a}:${h.slice(0, 16)}…`).join(" ")}`);
+      if (check.verifiedBy.length > 0) out(`  signed    by ${[...new Set(check.verifiedBy)].join(", ")}`);
+      else out(`  signed    NO signature by ${fprs.length === 0 ? "any key (kiln's keyring is empty)" : fprs.join(", ")}${check.rejected.length > 0 ? ` (${check.rejected.map((r) => r.reason).join("; ")})` : ""}`);
+      if (check.verifiedBy.length === 0) process.exitCode = 1;
     });
 
   const keys = program.command("keys").description("kiln's signing keys: a GnuPG keyring of its own under $KILN_HOME/gnupg (KILN_GNUPGHOME overrides)");

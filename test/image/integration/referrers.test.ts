@@ -1,4 +1,4 @@
-// The SBOM travels with the image: examples/notes baked through the CLI, pushed
+// The SBOM (and the provenance statement) travel with the image: examples/notes baked through the CLI, pushed
 // to the real registry (Debian's docker-registry at KILN_TEST_REGISTRY, which
 // has no referrers API: kiln keeps the distribution-spec fallback index at tag
 // sha256-<hex>), the local store deleted, pulled into a fresh one, and
@@ -52,7 +52,7 @@ test("examples/notes: push carries the SBOM, a pull into an empty store brings i
   assert.equal(pushed.status, 0, pushed.stderr);
   const p = JSON.parse(pushed.stdout) as { digest: string; referrers: { pushed: { artifactType: string; digest: string }[]; via: string } };
   assert.equal(p.digest, digest);
-  assert.deepEqual(p.referrers.pushed.map((d) => d.artifactType), ["application/vnd.cyclonedx+json"]);
+  assert.deepEqual(p.referrers.pushed.map((d) => d.artifactType).sort(), ["application/vnd.cyclonedx+json", "application/vnd.in-toto+json"], "the SBOM and the provenance statement");
   // This registry has no referrers API (404), so the list lives at the fallback tag.
   const api = await fetch(`http://${reg}/v2/${repo}/referrers/${digest}`);
   await api.body?.cancel();
@@ -67,7 +67,7 @@ test("examples/notes: push carries the SBOM, a pull into an empty store brings i
   const again = kiln(homeA, ["push", "notes:1.0.0", `${reg}/${repo}`, "--json"]);
   assert.equal(again.status, 0, again.stderr);
   const client = new RegistryClient({ registry: reg, repository: repo, action: "pull" });
-  if (p.referrers.via === "tag") assert.equal((await fetchReferrersIndex(client, referrersTag(digest)))?.manifests.length, 1);
+  if (p.referrers.via === "tag") assert.equal((await fetchReferrersIndex(client, referrersTag(digest)))?.manifests.length, 2);
 
   await rm(homeA, { recursive: true, force: true });
   const homeB = join(dir, "home-b");
@@ -75,7 +75,7 @@ test("examples/notes: push carries the SBOM, a pull into an empty store brings i
   assert.equal(pulled.status, 0, pulled.stderr);
   const q = JSON.parse(pulled.stdout) as { digest: string; referrers: { pulled: { artifactType: string }[]; skipped: unknown[] } };
   assert.equal(q.digest, digest);
-  assert.deepEqual(q.referrers.pulled.map((d) => d.artifactType), ["application/vnd.cyclonedx+json"]);
+  assert.deepEqual(q.referrers.pulled.map((d) => d.artifactType).sort(), ["application/vnd.cyclonedx+json", "application/vnd.in-toto+json"]);
   assert.deepEqual(q.referrers.skipped, []);
 
   const sbomB = kiln(homeB, ["sbom", digest, "--json"]);
@@ -108,7 +108,7 @@ test("examples/notes: push carries the SBOM, a pull into an empty store brings i
     const homeC = openStore(join(dir, "home-c"));
     const r = await pullImage(homeC, parseRegistryRef(`${reg}/${repo}@${digest}`));
     assert.equal(r.digest, digest);
-    assert.deepEqual(r.referrers.pulled.map((d) => d.artifactType), ["application/vnd.cyclonedx+json"]);
+    assert.deepEqual(r.referrers.pulled.map((d) => d.artifactType).sort(), ["application/vnd.cyclonedx+json", "application/vnd.in-toto+json"]);
     assert.equal(r.referrers.skipped.length, 1);
     assert.equal(r.referrers.skipped[0]!.digest, stray.digest);
     assert.match(r.referrers.skipped[0]!.reason, /does not refer to/);

@@ -124,7 +124,12 @@ test("skopeo under a signedBy policy for kiln's key: accepts the signed image, r
   const pulled = kiln(homeB, ["pull", `${reg}/${REPO}:1.0.0`, "--json"]);
   assert.equal(pulled.status, 0, pulled.stderr);
   const p = JSON.parse(pulled.stdout) as { referrers: { pulled: { artifactType: string }[] }; lookaside: string[] };
-  assert.deepEqual(p.referrers.pulled.map((d) => d.artifactType).sort(), ["application/vnd.cyclonedx+json", "application/vnd.dev.kiln.simple-signing.v1+pgp"]);
+  assert.deepEqual(p.referrers.pulled.map((d) => d.artifactType).sort(), [
+    "application/vnd.cyclonedx+json",
+    "application/vnd.dev.kiln.provenance.dsse+json",
+    "application/vnd.dev.kiln.simple-signing.v1+pgp",
+    "application/vnd.in-toto+json",
+  ]);
   assert.equal(p.lookaside.length, 1);
   assert.ok((await readFile(p.lookaside[0]!)).equals(await readFile(s.signed.lookasideFile)), "the same signature bytes");
   const policyB = join(dir, "verify-b");
@@ -166,6 +171,20 @@ test("skopeo under a signedBy policy for kiln's key: accepts the signed image, r
   const fail = kiln(home, ["audit", "hello:1.0.2", "--policy-only"]);
   assert.equal(fail.status, 1, fail.stderr);
   assert.match(fail.stdout, /policy +FAIL\n +FAIL signedBy/);
+
+  // The provenance statement was signed the same way: it verifies with kiln's key here and in the
+  // home that only pulled, and not with the other key.
+  for (const h of [home, homeB]) {
+    const pv = kiln(h, ["provenance", digests["1.0.0"]!, "--key", fpr, "--json"]);
+    assert.equal(pv.status, 0, pv.stderr);
+    const j = JSON.parse(pv.stdout) as { verifiedBy: string[]; statement: { subject: { digest: { sha256: string } }[]; predicate: { buildDefinition: { externalParameters: { kiln_yaml: { digest: { sha256: string } } } } } } };
+    assert.deepEqual(j.verifiedBy, [fpr]);
+    assert.equal(j.statement.subject[0]!.digest.sha256, digests["1.0.0"]!.slice(7));
+    assert.match(j.statement.predicate.buildDefinition.externalParameters.kiln_yaml.digest.sha256, /^[0-9a-f]{64}$/);
+  }
+  const pvWrong = kiln(home, ["provenance", "hello:1.0.0", "--key", wrong], { KILN_GNUPGHOME: other });
+  assert.equal(pvWrong.status, 1, pvWrong.stderr);
+  assert.match(pvWrong.stdout, /signed +NO signature by .*not trusted/);
 
   // No signing key: exit 2 with a hint.
   const none = kiln(join(dir, "empty-home"), ["sign", `${reg}/${REPO}:1.0.1`]);
