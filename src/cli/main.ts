@@ -30,6 +30,7 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["audit"], () => import("./verbs/audit.js")],
   [["sbom"], () => import("./verbs/sbom.js")],
   [["sign", "keys", "provenance"], () => import("./verbs/sign.js")],
+  [["verify"], () => import("./verbs/verify.js")],
 ];
 
 /**

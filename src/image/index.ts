@@ -42,3 +42,5 @@ export { assertPolicy, evaluatePolicy, gatherPolicyFacts, policyIsEmpty } from "
 export type { PolicyFacts, PolicyRule, PolicyVerdict, RuleResult } from "./policy.js";
 export { checkProvenance, dssePae, provenanceStatement, readProvenance, signProvenance, DSSE_ARTIFACT_TYPE, PROVENANCE_ARTIFACT_TYPE } from "./provenance.js";
 export type { DsseEnvelope, ProvenanceCheck, ProvenanceInput } from "./provenance.js";
+export { compareTrees, unpackedDigests, verifyRootfs } from "./drift.js";
+export type { DriftFinding, RootfsDrift, TreeNode } from "./drift.js";
