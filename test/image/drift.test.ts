@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { bake, openStore, unpackRootfs } from "../../src/image/index.js";
 import { compareTrees, unpackedDigests, verifyRootfs, type TreeNode } from "../../src/image/drift.js";
+import { driftFromChanges } from "../../src/providers/docker/drift.js";
 import { buildTinyBase, copyFixtureApp, recipe, tempDir } from "./helpers.js";
 
 const f = (sha256: string): TreeNode => ({ type: "file", sha256 });
@@ -52,4 +53,14 @@ test("verifyRootfs: a fresh root is clean; rewritten, removed and added entries 
       ["etc/motd", "modified"],
     ],
   );
+});
+
+test("driftFromChanges (docker diff): the doc comment's rows", () => {
+  const c = (Kind: number, Path: string) => ({ Kind, Path });
+  assert.deepEqual(driftFromChanges([c(0, "/etc"), c(1, "/etc/x")], []), [{ path: "/etc/x", kind: "added" }]);
+  assert.deepEqual(driftFromChanges([c(0, "/data"), c(1, "/data/db")], ["/data"]), []);
+  assert.deepEqual(driftFromChanges([c(0, "/tmp"), c(1, "/tmp/sock")], []), []);
+  assert.deepEqual(driftFromChanges([c(0, "/var"), c(0, "/var/lib"), c(1, "/var/lib/app/v")], ["/var/lib/app"]), []);
+  assert.deepEqual(driftFromChanges([c(2, "/usr/bin/node")], []), [{ path: "/usr/bin/node", kind: "deleted" }]);
+  assert.deepEqual(driftFromChanges([c(0, "/etc/passwd"), c(1, "/tmpfile")], []), [{ path: "/etc/passwd", kind: "modified" }, { path: "/tmpfile", kind: "added" }], "/tmpfile is not under /tmp");
 });
