@@ -33,7 +33,7 @@ test("kiln verify --docker: a clean instance passes; a file written into it is d
   const ref = `${reg}/${repo}@${baked.digest}`;
   const name = `kiln-verify-it-${RUN}`;
   t.after(() => {
-    spawnSync("docker", ["rm", "-f", name], { stdio: "ignore", timeout: 30_000 });
+    spawnSync("docker", ["rm", "-f", "-v", name], { stdio: "ignore", timeout: 30_000 });
     spawnSync("docker", ["rmi", ref], { stdio: "ignore", timeout: 30_000 });
     spawnSync("rm", ["-rf", ws.dir]);
   });
