@@ -12,6 +12,7 @@ const statusFor: Record<string, number> = {
   KILN_E_SPEC: 400,
   KILN_E_NOT_FOUND: 404,
   KILN_E_CONTROLLER: 409,
+  KILN_E_POLICY: 403,
 };
 
 export interface AppDeps {
@@ -20,6 +21,8 @@ export interface AppDeps {
   service: string;
   /** called after the response to POST /v1/shutdown is sent */
   onShutdown: () => void;
+  /** kiln.yaml's deploy policy on an image digest: throws KILN_E_POLICY when it fails (a client other than the CLI is held to it too) */
+  checkPolicy?: (digest: string) => Promise<void>;
 }
 
 export function createApp(d: AppDeps): Hono {
@@ -45,6 +48,7 @@ export function createApp(d: AppDeps): Hono {
   app.post("/v1/deploy", async (c) => {
     const body = (await c.req.json().catch(() => undefined)) as DeployRequest | undefined;
     if (!body || typeof body.digest !== "string" || !body.spec) throw new KilnError("KILN_E_USAGE", "deploy needs a JSON body with ref, digest and spec");
+    await d.checkPolicy?.(body.digest);
     await d.controller.checkDeployable(body);
     return c.json(d.controller.deploy(body), 202);
   });

@@ -13,7 +13,7 @@ import { toReleaseSettings } from "../controller/release-settings.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
 import { homeFor, homePaths, pidAlive, writePidFile } from "../home.js";
-import { openStore } from "../image/index.js";
+import { assertPolicy, evaluatePolicy, gatherPolicyFacts, keyringDir, openStore, policyIsEmpty } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../config/index.js";
 import { StateDb } from "../state/db.js";
@@ -91,7 +91,16 @@ async function main(): Promise<void> {
       process.exit(0);
     });
   };
-  const app = createApp({ controller, db, service: loaded.spec.name, onShutdown: stop });
+  const policy = loaded.spec.policy;
+  const app = createApp({
+    controller,
+    db,
+    service: loaded.spec.name,
+    onShutdown: stop,
+    // The policy of the kiln.yaml the controller started with; the CLI checks it first (and, for a
+    // pulled image, that signatures are for its repository), this holds any other client to it.
+    ...(policyIsEmpty(policy) ? {} : { checkPolicy: async (digest: string) => assertPolicy(evaluatePolicy(policy, await gatherPolicyFacts(store, digest, policy, keyringDir(home)), new Date()), digest) }),
+  });
   if (existsSync(paths.controllerSocket)) rmSync(paths.controllerSocket);
   const server = createServer(getRequestListener(app.fetch));
   await new Promise<void>((resolve, reject) => {

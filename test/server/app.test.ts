@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ReleaseView, RolloutView, StatusView } from "../../src/controller/types.js";
+import { KilnError } from "../../src/errors.js";
 import { createApp } from "../../src/server/app.js";
 import { deployReq, releaseSpec, world } from "../controller/fake-world.js";
 
@@ -103,4 +104,27 @@ test("shutdown without stopping instances answers, then calls onShutdown", async
   await new Promise((r) => setImmediate(r));
   assert.equal(shutdowns(), 1);
   assert.equal(w.provider.running().length, 3);
+});
+
+test("a deploy the controller's policy check refuses: 403 with KILN_E_POLICY, nothing deployed", async () => {
+  const w = world();
+  const seen: string[] = [];
+  const app = createApp({
+    controller: w.controller,
+    db: w.db,
+    service: "svc",
+    onShutdown: () => undefined,
+    checkPolicy: async (digest) => {
+      seen.push(digest);
+      throw new KilnError("KILN_E_POLICY", `${digest} fails the deploy policy: signedBy: the image carries no signature`);
+    },
+  });
+  const req = deployReq("v1", releaseSpec());
+  const res = await app.request("/v1/deploy", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(req) });
+  assert.equal(res.status, 403);
+  const body = (await res.json()) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, "KILN_E_POLICY");
+  assert.match(body.error.message, /signedBy/);
+  assert.deepEqual(seen, [req.digest]);
+  assert.equal(w.db.activeRollout("svc"), undefined, "no rollout started");
 });
