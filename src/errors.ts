@@ -13,7 +13,7 @@ export type ErrorCode =
   | "KILN_E_CONTROLLER" // controller unreachable or refused
   | "KILN_E_ROLLOUT" // a rollout failed (and was rolled back)
   | "KILN_E_STATE" // state database problem
-  | "KILN_E_POLICY" // a promotion gate in kiln.yaml is not met (no passed drill, soak not over, source not live)
+  | "KILN_E_POLICY" // kiln.yaml refuses it: a promotion gate is not met (no passed drill, soak not over, source not live), or an image fails the deploy policy (signature, SBOM, runtime, age)
   | "KILN_E_HOOK" // a pre-* hook (kiln.yaml `hooks`) failed or timed out: the change was refused, nothing changed
   | "KILN_E_INTERNAL";
 

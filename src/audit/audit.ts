@@ -8,7 +8,7 @@
 // shows which of them the app needed again.
 
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { KilnError } from "../errors.js";
 import { readImage, readImageFile, unpackRootfs, type Store } from "../image/index.js";
 import type { Spec } from "../config/index.js";
@@ -191,7 +191,8 @@ export async function auditImage(o: AuditOptions): Promise<AuditReport> {
       volumes,
       changedPaths: changes.length,
       imageFiles: files.length,
-      processes: [...new Set([...processes.values()].map((p) => p.comm))].sort(),
+      // The program's name, not /proc's comm: a program may rename its thread (Node 22+ calls its main thread "MainThread").
+      processes: [...new Set([...processes.values()].map((p) => (p.exe ? posix.basename(p.exe) : p.comm)))].sort(),
       listeningPorts: [...listening].sort((a, b) => a - b),
       readAfterRestartChecked,
     },

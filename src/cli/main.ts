@@ -31,6 +31,8 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["gc"], () => import("./verbs/gc.js")],
   [["audit"], () => import("./verbs/audit.js")],
   [["sbom"], () => import("./verbs/sbom.js")],
+  [["sign", "keys", "provenance"], () => import("./verbs/sign.js")],
+  [["verify"], () => import("./verbs/verify.js")],
 ];
 
 /**

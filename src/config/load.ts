@@ -536,6 +536,7 @@ interface Defaulted {
     webhooks: { url: string; secretEnv?: string; format?: "json" | "slack"; events?: NotifyEventName[]; timeout?: string | number; attempts?: number; backoff?: string | number }[];
     queueSize: number;
   };
+  policy: { signedBy: string[]; requireSbom: boolean; runtimeSupported: boolean; maxImageAgeDays?: number };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -604,6 +605,12 @@ function normalize(d: Defaulted): Spec {
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
     drainTimeout: parseDuration(d.drainTimeout),
     controller: { ...(d.controller.metricsListen !== undefined ? { metricsListen: d.controller.metricsListen } : {}) },
+    policy: {
+      signedBy: [...new Set(d.policy.signedBy.map((f) => f.toUpperCase()))],
+      requireSbom: d.policy.requireSbom,
+      runtimeSupported: d.policy.runtimeSupported,
+      ...(d.policy.maxImageAgeDays === undefined ? {} : { maxImageAgeDays: d.policy.maxImageAgeDays }),
+    },
     health: {
       path: health.path,
       interval: parseDuration(health.interval),

@@ -684,6 +684,30 @@ export const KilnSpecSchema = Type.Object(
       },
       "Settings of the controller process.",
     ),
+    /** Supply-chain rules checked before a deploy (kiln deploy, kiln audit). */
+    policy: object(
+      {
+        signedBy: Type.Optional(
+          Type.Array(Type.String({ pattern: "^[0-9A-Fa-f]{40}$" }), {
+            default: [],
+            description:
+              "Full fingerprints of OpenPGP keys in kiln's keyring (kiln keys list); the image must carry a signature by one of them (kiln sign). An image pulled from a registry must be signed for that repository. Empty: no signature required.",
+          }),
+        ),
+        requireSbom: Type.Optional(Type.Boolean({ default: false, description: "The image must carry its SBOM (written at bake, carried by push/pull)." })),
+        runtimeSupported: Type.Optional(
+          Type.Boolean({ default: false, description: "The image's Node runtime must not be past its end of life (the dated table in src/image/node-releases.ts); an image that records no runtime fails." }),
+        ),
+        maxImageAgeDays: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 36500,
+            description: "The image must have been created at most this many days ago (its created time: the source date of a reproducible bake); when absent, images of any age pass.",
+          }),
+        ),
+      },
+      "Supply-chain rules an image must pass before kiln deploys it: signature, SBOM, supported runtime, age. A failing rule refuses the deploy (exit 2) and names the rule.",
+    ),
   },
   {
     additionalProperties: false,

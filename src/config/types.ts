@@ -225,12 +225,23 @@ export interface Spec {
   hooks: HooksSpec;
   /** webhooks the controller sends rollout events to */
   notify: NotifySpec;
+  /** supply-chain rules checked before a deploy */
+  policy: PolicySpec;
 }
 
 export interface PromotionSpec {
   requireDrill: boolean;
   /** ms; undefined = no soak time */
   soak?: number;
+}
+
+/** kiln.yaml `policy`; an empty policy (the default) checks nothing */
+export interface PolicySpec {
+  /** uppercase fingerprints; empty: no signature required */
+  signedBy: string[];
+  requireSbom: boolean;
+  runtimeSupported: boolean;
+  maxImageAgeDays?: number;
 }
 
 export interface LoadedSpec {

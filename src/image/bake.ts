@@ -19,7 +19,9 @@ import { canonicalBytes } from "./digest.js";
 import { cachedLayer, collectFiles, layerCacheKey, planLayer, writeLayer, type LayerEntry } from "./layer.js";
 import { checkRefParts, formatRef } from "./ref.js";
 import { checkRuntimeSupport, runtimeOfBase } from "./runtime-check.js";
-import { writeImageSbom } from "./sbom-write.js";
+import type { BaseImage } from "./base-image.js";
+import { attachProvenance, provenanceStatement, readProvenance } from "./provenance.js";
+import { kilnVersion, pickLockfile, writeImageSbom } from "./sbom-write.js";
 import type { Store } from "./store.js";
 import { MEDIA_TYPE, type BakeRecipe, type BakeResult, type FileEntry, type LayerRecord, type LayerRole, type LayerSummary, type ProgressFn } from "./types.js";
 
@@ -136,6 +138,8 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   // The SBOM before the tag: a tagged image always has its SBOM.
   const sbom = opts.sbom === false ? undefined : await writeImageSbom(store, { image: { name: recipe.name, version: recipe.version, digest: manifestBlob.digest, created: isoFromEpoch(epoch), revision: recipe.revision }, manifest: manifestDescriptor, base, layers: own });
   if (sbom) progress({ phase: "sbom", detail: `${sbom.digest} (${sbom.summary.counts.components} components)` });
+  const provenance = opts.sbom === false ? undefined : await writeProvenance(store, recipe, base, own, manifestDescriptor, { created: isoFromEpoch(epoch), sbomDigest: sbom?.documentDigest });
+  if (provenance) progress({ phase: "provenance", detail: provenance.digest });
   await store.tag(ref, manifestDescriptor);
 
   const layers: LayerSummary[] = [
@@ -153,5 +157,37 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
     warnings,
     ...(runtime ? { runtime } : {}),
     ...(sbom ? { sbom: { digest: sbom.digest, documentDigest: sbom.documentDigest, counts: sbom.summary.counts } } : {}),
+    ...(provenance ? { provenance: { digest: provenance.digest } } : {}),
   };
+}
+
+/**
+ * The in-toto/SLSA provenance of this bake, attached to the image (same
+ * inputs, same bytes; a re-bake of the same digest finds it there).
+ */
+async function writeProvenance(
+  store: Store,
+  recipe: BakeRecipe,
+  base: BaseImage,
+  own: { role: LayerRole; entries: LayerEntry[] }[],
+  manifest: { mediaType: string; digest: string; size: number },
+  t: { created: string; sbomDigest?: string },
+): Promise<{ digest: string }> {
+  // A kiln.yaml edit that changes no layer (a comment) gives the same digest: keep the first statement.
+  const existing = await readProvenance(store, manifest.digest);
+  if (existing) return { digest: existing.artifact.digest };
+  const lock = pickLockfile(own);
+  const rt = base.runtime;
+  const statement = provenanceStatement({
+    image: { name: recipe.name, version: recipe.version, digest: manifest.digest },
+    ...(recipe.specDigest ? { specDigest: recipe.specDigest } : {}),
+    ...(recipe.revision ? { revision: recipe.revision } : {}),
+    base: { name: base.name, digest: base.digest },
+    ...(rt ? { runtime: { name: rt.name, version: rt.version, origin: rt.origin, ...(rt.archive ? { archive: rt.archive } : {}) } } : {}),
+    ...(lock?.file ? { lockfile: { path: `/${lock.path}`, sha256: lock.file.sha256 } } : {}),
+    kiln: { version: await kilnVersion() },
+    ...(t.sbomDigest ? { sbomDigest: t.sbomDigest } : {}),
+  });
+  const d = await attachProvenance(store, manifest, statement, t.created);
+  return { digest: d.digest };
 }

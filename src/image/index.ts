@@ -32,3 +32,15 @@ export type {
   OciIndex,
   OciManifest,
 } from "./types.js";
+export { kilnVersion } from "./sbom-write.js";
+export { checkSignatures, exportSignaturesToLookaside, imageSignatures, lookasideRoot, lookasideUrl, signImage, writeLookaside } from "./sign.js";
+export type { SignatureCheck, SignRequest, SignResult, StoredSignature } from "./sign.js";
+export { exportKeys, findKey, generateKey, importKeys, keyringDir, listKeys, verifySigned } from "./gpg.js";
+export type { KeyInfo, VerifyResult } from "./gpg.js";
+export { identityRepository, parseSigningPayload, SIGNATURE_ARTIFACT_TYPE, signingPayload, verifierConfig } from "./simple-signing.js";
+export { assertPolicy, evaluatePolicy, gatherPolicyFacts, policyIsEmpty } from "./policy.js";
+export type { PolicyFacts, PolicyRule, PolicyVerdict, RuleResult } from "./policy.js";
+export { checkProvenance, dssePae, provenanceStatement, readProvenance, signProvenance, DSSE_ARTIFACT_TYPE, PROVENANCE_ARTIFACT_TYPE } from "./provenance.js";
+export type { DsseEnvelope, ProvenanceCheck, ProvenanceInput } from "./provenance.js";
+export { compareTrees, unpackedDigests, verifyRootfs } from "./drift.js";
+export type { DriftFinding, RootfsDrift, TreeNode } from "./drift.js";

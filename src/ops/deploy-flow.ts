@@ -4,8 +4,9 @@
 import { toReleaseSettings } from "../controller/release-settings.js";
 import type { DeployRequest, ReleaseView, RolloutView } from "../controller/types.js";
 import { KilnError } from "../errors.js";
-import { openStore, readImage, resolveRef } from "../image/index.js";
-import { isRegistryRef, pullForDeploy } from "../image/registry/index.js";
+import { assertPolicy, evaluatePolicy, gatherPolicyFacts, keyringDir, openStore, policyIsEmpty, readImage, resolveRef, type PolicyVerdict, type Store } from "../image/index.js";
+import { isRegistryRef, parseRegistryRef, pullForDeploy } from "../image/registry/index.js";
+import type { PolicySpec } from "../config/types.js";
 import type { StrategyName } from "../rollout/types.js";
 import type { ControllerClient } from "../server/client.js";
 import type { EventRecord } from "../state/db.js";
@@ -33,6 +34,9 @@ export async function buildDeployRequest(ctx: Pick<Workspace, "loaded" | "home">
     }
     throw e;
   }
+  // The policy is checked on what was pulled (signatures and SBOM came with it) before anything is asked of the controller.
+  const verdict = await checkDeployPolicy(store, digest, ctx.loaded.spec.policy, ref !== undefined && isRegistryRef(ref) ? ref : undefined);
+  if (verdict) assertPolicy(verdict, ref ?? wanted);
   const { manifest } = await readImage(store, digest);
   const ann = (manifest as { annotations?: Record<string, string> }).annotations ?? {};
   return {
@@ -43,6 +47,18 @@ export async function buildDeployRequest(ctx: Pick<Workspace, "loaded" | "home">
     spec: toReleaseSettings(ctx.loaded.spec),
     strategy,
   };
+}
+
+/**
+ * kiln.yaml's deploy policy on an image in the store; undefined when the
+ * policy sets no rule. `registryRef`: the image was pulled from it, so only
+ * signatures for its repository count.
+ */
+export async function checkDeployPolicy(store: Store, digest: string, policy: PolicySpec, registryRef?: string, now = new Date()): Promise<PolicyVerdict | undefined> {
+  if (policyIsEmpty(policy)) return undefined;
+  const from = registryRef === undefined ? undefined : parseRegistryRef(registryRef);
+  const facts = await gatherPolicyFacts(store, digest, policy, keyringDir(store.root), from && { registry: from.registry, repository: from.repository });
+  return evaluatePolicy(policy, facts, now);
 }
 
 /** Follow a rollout until it is no longer running; if it aborted, follow the rollback it started. */

@@ -1,6 +1,8 @@
 // kiln.yaml's image section as the recipe `bake` takes.
 
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { BakeRecipe } from "../image/index.js";
 import type { LoadedSpec } from "../config/index.js";
 
@@ -33,5 +35,6 @@ export function recipeOf(loaded: LoadedSpec): BakeRecipe {
     port: img.port,
     labels: img.labels,
     revision: gitRevision(loaded.dir),
+    specDigest: `sha256:${createHash("sha256").update(readFileSync(loaded.file)).digest("hex")}`,
   };
 }

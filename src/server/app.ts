@@ -13,6 +13,7 @@ const statusFor: Record<string, number> = {
   KILN_E_SPEC: 400,
   KILN_E_NOT_FOUND: 404,
   KILN_E_CONTROLLER: 409,
+  KILN_E_POLICY: 403,
 };
 
 export interface AppDeps {
@@ -25,6 +26,8 @@ export interface AppDeps {
   standbyFor?: () => string | undefined;
   /** the controller's Prometheus registry, served at GET /metrics */
   metrics?: Registry;
+  /** kiln.yaml's deploy policy on an image digest: throws KILN_E_POLICY when it fails (a client other than the CLI is held to it too) */
+  checkPolicy?: (digest: string) => Promise<void>;
 }
 
 const text = (v: unknown, max: number): v is string => typeof v === "string" && v.length > 0 && v.length <= max;
@@ -93,6 +96,7 @@ export function createApp(d: AppDeps): Hono {
   app.post("/v1/deploy", async (c) => {
     const body = (await c.req.json().catch(() => undefined)) as DeployRequest | undefined;
     if (!body || typeof body.digest !== "string" || !body.spec) throw new KilnError("KILN_E_USAGE", "deploy needs a JSON body with ref, digest and spec");
+    await d.checkPolicy?.(body.digest);
     const note = parseNote(body.note);
     await d.controller.checkDeployable(body);
     const r = d.controller.deploy(body);

@@ -13,7 +13,7 @@ import { toReleaseSettings } from "../controller/release-settings.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
 import { homeFor, homePaths, pidAlive, withSharedEdge, writePidFile } from "../home.js";
-import { openStore } from "../image/index.js";
+import { assertPolicy, evaluatePolicy, gatherPolicyFacts, keyringDir, openStore, policyIsEmpty } from "../image/index.js";
 import { checkProviderName, createProvider } from "../providers/registry.js";
 import { loadSpec } from "../config/index.js";
 import { WebhookNotifier } from "../notify/webhooks.js";
@@ -130,7 +130,18 @@ async function main(): Promise<void> {
     });
   };
   const metrics = createControllerMetrics(controller, loaded.service);
-  const app = createApp({ controller, db, service: loaded.service, onShutdown: stop, metrics, standbyFor: () => (acting ? undefined : controller.leaseHolder() ?? "another controller") });
+  const policy = loaded.spec.policy;
+  const app = createApp({
+    controller,
+    db,
+    service: loaded.service,
+    onShutdown: stop,
+    metrics,
+    standbyFor: () => (acting ? undefined : controller.leaseHolder() ?? "another controller"),
+    // The policy of the kiln.yaml the controller started with; the CLI checks it first (and, for a
+    // pulled image, that signatures are for its repository), this holds any other client to it.
+    ...(policyIsEmpty(policy) ? {} : { checkPolicy: async (digest: string) => assertPolicy(evaluatePolicy(policy, await gatherPolicyFacts(store, digest, policy, keyringDir(home)), new Date()), digest) }),
+  });
   const metricsListen = loaded.spec.controller.metricsListen;
   let metricsServer: ReturnType<typeof createMetricsListener> | undefined;
   if (metricsListen !== undefined) {

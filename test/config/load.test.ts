@@ -184,6 +184,7 @@ describe("parseSpec: a valid file", () => {
       hooks: { timeout: 300_000 },
       notify: { webhooks: [], queueSize: 1000 },
       controller: {},
+      policy: { signedBy: [], requireSbom: false, runtimeSupported: false },
     });
   });
 
@@ -238,6 +239,7 @@ describe("parseSpec: a valid file", () => {
       hooks: { timeout: 300_000 },
       notify: { webhooks: [], queueSize: 1000 },
       controller: {},
+      policy: { signedBy: [], requireSbom: false, runtimeSupported: false },
     });
   });
 

@@ -255,7 +255,7 @@ test("every bake attaches an SBOM: schema-valid, Debian packages from the base's
   assert.ok(!doc.components.some((c) => c.name.includes("node_modules")), "dependency files are packages, not files");
 
   // what a push uploads: the artifact's blobs and its manifest, whose subject is the image
-  const [upload] = await referrerUploads(a.store, a.digest);
+  const upload = (await referrerUploads(a.store, a.digest)).find((u) => u.descriptor.artifactType === "application/vnd.cyclonedx+json");
   const manifest = JSON.parse(upload!.manifest.toString("utf8")) as { artifactType: string; subject: { digest: string }; config: { mediaType: string; size: number } };
   assert.equal(manifest.artifactType, "application/vnd.cyclonedx+json");
   assert.equal(manifest.subject.digest, a.digest);
@@ -274,7 +274,7 @@ test("what push uploads, pull keeps: the SBOM travels to another store with its 
   for (const d of [manifest.config, ...manifest.layers]) await other.putBlob(await a.store.readBlob(d.digest));
   const subject = { mediaType: MEDIA_TYPE.manifest, digest: a.digest, size: (await a.store.readBlob(a.digest)).length };
   await other.putBlob(await a.store.readBlob(a.digest));
-  const [upload] = await referrerUploads(a.store, a.digest);
+  const upload = (await referrerUploads(a.store, a.digest)).find((u) => u.descriptor.artifactType === "application/vnd.cyclonedx+json");
   // a manifest whose blobs have not arrived yet is refused
   await assert.rejects(storePulledReferrer(other, subject, upload!.manifest, upload!.descriptor.digest), (e) => code(e) === "KILN_E_IMAGE");
   for (const b of upload!.blobs) await other.putBlob(await a.store.readBlob(b.digest));
@@ -287,7 +287,7 @@ test("what push uploads, pull keeps: the SBOM travels to another store with its 
 
 test("gc keeps an image's SBOM with the image and removes it with the image", async (t) => {
   const { store, digest } = await bakeOnce(t, "gc");
-  const [sbom] = await listReferrers(store, digest);
+  const [sbom] = await listReferrers(store, digest, "application/vnd.cyclonedx+json");
   assert.ok(sbom);
   const kept = await collectGarbage(store, { pins: [], graceMs: 0 });
   assert.ok(!kept.removedBlobs.some((b) => b.digest === sbom.digest), "a tagged image keeps its SBOM");

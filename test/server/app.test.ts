@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ReleaseView, RolloutView, StatusView } from "../../src/controller/types.js";
+import { KilnError } from "../../src/errors.js";
 import { createApp } from "../../src/server/app.js";
 import { deployReq, releaseSpec, world } from "../controller/fake-world.js";
 
@@ -146,4 +147,27 @@ test("the audit trail: each command's note is recorded with the release and dige
   assert.equal(rec.status, 200);
   assert.equal(w.db.changes("svc")[0]!.action, "hook pre-deploy");
   assert.ok(w.db.events("svc").some((e) => e.message === "[pre-deploy] ok"));
+});
+
+test("a deploy the controller's policy check refuses: 403 with KILN_E_POLICY, nothing deployed", async () => {
+  const w = world();
+  const seen: string[] = [];
+  const app = createApp({
+    controller: w.controller,
+    db: w.db,
+    service: "svc",
+    onShutdown: () => undefined,
+    checkPolicy: async (digest) => {
+      seen.push(digest);
+      throw new KilnError("KILN_E_POLICY", `${digest} fails the deploy policy: signedBy: the image carries no signature`);
+    },
+  });
+  const req = deployReq("v1", releaseSpec());
+  const res = await app.request("/v1/deploy", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(req) });
+  assert.equal(res.status, 403);
+  const body = (await res.json()) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, "KILN_E_POLICY");
+  assert.match(body.error.message, /signedBy/);
+  assert.deepEqual(seen, [req.digest]);
+  assert.equal(w.db.activeRollout("svc"), undefined, "no rollout started");
 });

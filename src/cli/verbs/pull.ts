@@ -3,6 +3,7 @@ import { KilnError } from "../../errors.js";
 import { parseRegistryRef, pullImage } from "../../image/registry/index.js";
 import { checkRefParts, splitRef } from "../../image/ref.js";
 import { out, printJson } from "../context.js";
+import { exportSignaturesToLookaside, lookasideRoot } from "../../image/index.js";
 import { credentialsFrom } from "../../ops/credentials.js";
 import { progressPrinter, registryOptions, storeFor, type RegistryCliOptions } from "./push.js";
 
@@ -42,11 +43,15 @@ Examples:
       const store = storeFor(cmd);
       const started = Date.now();
       const r = await pullImage(store, source, { credentials, insecure: opts.insecure, tag: opts.tag, onProgress: progressPrinter(opts.json, "pull") });
+      const lookaside = await exportSignaturesToLookaside(store, r.digest, source.registry, source.repository, lookasideRoot(store.root));
       const durationMs = Date.now() - started;
-      if (opts.json) return printJson({ ...r, durationMs });
+      if (opts.json) return printJson({ ...r, lookaside, durationMs });
       out(r.digest);
       out(`  reference ${r.reference}${r.indexDigest ? ` (from index ${r.indexDigest})` : ""}`);
+      if (lookaside.length > 0) out(`  ${lookaside.length} signature${lookaside.length === 1 ? "" : "s"} in the lookaside ${lookasideRoot(store.root)}`);
       if (r.tagged) out(`  tagged ${r.tagged.ref}${r.tagged.result === "exists" ? " (already)" : ""}`);
+      if (r.referrers.pulled.length > 0) out(`  ${r.referrers.pulled.length} referrer${r.referrers.pulled.length === 1 ? "" : "s"} (${[...new Set(r.referrers.pulled.map((d) => d.artifactType))].join(", ")}) kept`);
+      for (const s of r.referrers.skipped) process.stderr.write(`warning: referrer ${s.digest} not kept: ${s.reason}\n`);
       out(`  ${r.blobs.transferred} blobs fetched (${mb(r.blobs.bytesTransferred)}), ${r.blobs.skipped} already in the store, ${durationMs} ms`);
     });
 }

@@ -10,3 +10,7 @@ export { formatRegistryRef, isLoopbackRegistry, isRegistryRef, parseRegistryRef,
 export type { RegistryRef } from "./reference.js";
 export { parseChallenges } from "./challenge.js";
 export type { Challenge } from "./challenge.js";
+export { pushReferrers } from "./push.js";
+export type { ReferrersPushed } from "./push.js";
+export { fetchManifest, pullReferrers } from "./pull.js";
+export type { ReferrersPulled } from "./pull.js";

@@ -14,7 +14,8 @@ import type { Store } from "../store.js";
 import { MEDIA_TYPE, type Descriptor, type OciImageConfig, type OciIndex, type OciManifest } from "../types.js";
 import { readBody } from "./body.js";
 import { RegistryClient } from "./client.js";
-import type { BlobProgress, TransferOptions, TransferStats } from "./push.js";
+import { fetchReferrersIndex, type BlobProgress, type TransferOptions, type TransferStats } from "./push.js";
+import { referrersTag, storePulledReferrer, type ReferrerDescriptor } from "../referrers.js";
 import { formatRegistryRef, parseRegistryRef, type RegistryRef } from "./reference.js";
 
 export interface PullOptions extends TransferOptions {
@@ -35,6 +36,16 @@ export interface PullResult {
   indexDigest?: string;
   tagged?: { ref: string; result: "created" | "exists" };
   blobs: TransferStats;
+  /** the artifacts referring to the image that came with it (SBOM, signatures, provenance) */
+  referrers: ReferrersPulled;
+}
+
+export interface ReferrersPulled {
+  pulled: ReferrerDescriptor[];
+  /** "api": the registry's referrers API; "tag": the fallback index at sha256-<hex>; "none": the registry lists none */
+  via: "api" | "tag" | "none";
+  /** referrers left behind, with why (a malformed or oversized artifact never fails the image's pull) */
+  skipped: { digest: string; reason: string }[];
 }
 
 const MANIFEST_TYPES = new Set<string>([MEDIA_TYPE.manifest, MEDIA_TYPE.dockerManifest]);
@@ -115,11 +126,13 @@ export async function pullImage(store: Store, source: RegistryRef, opts: PullOpt
   // Last: the manifest makes the image visible, and every blob it names is in by now.
   const stored = await store.putBlob(got.bytes);
   if (stored.digest !== got.digest) throw new KilnError("KILN_E_INTERNAL", `manifest stored as ${stored.digest}, expected ${got.digest}`);
+  const referrers = await pullReferrers(client, store, { mediaType: got.mediaType, digest: got.digest, size: got.bytes.length });
   const result: PullResult = {
     source: formatRegistryRef(source),
     digest: got.digest,
     reference: `${source.registry}/${source.repository}@${got.digest}`,
     blobs: stats,
+    referrers,
   };
   if (indexDigest) result.indexDigest = indexDigest;
   if (opts.tag !== undefined) {
@@ -129,14 +142,72 @@ export async function pullImage(store: Store, source: RegistryRef, opts: PullOpt
   return result;
 }
 
-interface FetchedManifest {
+export const MAX_ARTIFACT_BLOB_BYTES = 16 * 1024 * 1024;
+const MAX_REFERRERS = 64;
+
+/**
+ * Fetch the artifacts referring to an image: the referrers API when the
+ * registry has it, else the fallback index at tag sha256-<hex>. Each artifact
+ * manifest is fetched by digest, its blobs verified into the store, and it is
+ * kept only if its `subject` is this image (storePulledReferrer). Runs after
+ * the image is stored, so a failure here never costs the image.
+ */
+export async function pullReferrers(client: RegistryClient, store: Store, subject: Descriptor, stats?: TransferStats): Promise<ReferrersPulled> {
+  let via: ReferrersPulled["via"] = "api";
+  let list: Descriptor[] | undefined;
+  try {
+    const res = await client.request("GET", `referrers/${subject.digest}`, { ok: [200, 404], what: `referrers of ${subject.digest}`, headers: { accept: MEDIA_TYPE.index } });
+    if (res.status === 200) {
+      const body = await readBody(res, MAX_MANIFEST_BYTES, `${client.registry}/${client.repository} referrers of ${subject.digest}`);
+      try {
+        const doc = JSON.parse(body.toString("utf8")) as OciIndex;
+        if (Array.isArray(doc.manifests)) list = doc.manifests;
+      } catch {
+        list = undefined;
+      }
+    } else {
+      await res.body?.cancel();
+    }
+    if (list === undefined) {
+      via = "tag";
+      list = (await fetchReferrersIndex(client, referrersTag(subject.digest)))?.manifests;
+    }
+  } catch (e) {
+    return { pulled: [], via: "none", skipped: [{ digest: "(referrers list)", reason: e instanceof Error ? e.message : String(e) }] };
+  }
+  const out: ReferrersPulled = { pulled: [], via: list && list.length > 0 ? via : "none", skipped: [] };
+  for (const d of (list ?? []).slice(0, MAX_REFERRERS)) {
+    const digest = typeof d?.digest === "string" ? d.digest : "?";
+    try {
+      if (!isDigest(digest) || d.mediaType !== MEDIA_TYPE.manifest) throw new Error(`not an OCI manifest descriptor (${String(d?.mediaType)})`);
+      const m = await fetchManifest(client, digest, digest);
+      const doc = m.json as { config?: Descriptor; layers?: Descriptor[] };
+      const blobs = [doc.config, ...(Array.isArray(doc.layers) ? doc.layers : [])];
+      for (const b of blobs) {
+        if (!b || !isDigest(b.digest) || !Number.isSafeInteger(b.size) || b.size < 0 || b.size > MAX_ARTIFACT_BLOB_BYTES) throw new Error("a blob without a valid digest and size (at most 16 MiB)");
+        if (await store.hasBlob(b.digest)) continue;
+        await fetchBlob(client, store, b, undefined);
+        if (stats) {
+          stats.transferred++;
+          stats.bytesTransferred += b.size;
+        }
+      }
+      out.pulled.push(await storePulledReferrer(store, subject, m.bytes, digest));
+    } catch (e) {
+      out.skipped.push({ digest, reason: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return out;
+}
+
+export interface FetchedManifest {
   bytes: Buffer;
   digest: string;
   mediaType: string;
   json: unknown;
 }
 
-async function fetchManifest(client: RegistryClient, reference: string, expectedDigest: string | undefined): Promise<FetchedManifest> {
+export async function fetchManifest(client: RegistryClient, reference: string, expectedDigest: string | undefined): Promise<FetchedManifest> {
   const what = `manifest ${reference}`;
   const res = await client.request("GET", `manifests/${reference}`, { ok: [200], what, headers: { accept: ACCEPT } });
   const bytes = await readBody(res, MAX_MANIFEST_BYTES, `${client.registry}/${client.repository} ${what}`);
@@ -165,7 +236,7 @@ async function fetchManifest(client: RegistryClient, reference: string, expected
   return { bytes, digest, mediaType, json };
 }
 
-async function fetchBlob(client: RegistryClient, store: Store, blob: Descriptor, onProgress: ((p: BlobProgress) => void) | undefined): Promise<void> {
+export async function fetchBlob(client: RegistryClient, store: Store, blob: Descriptor, onProgress: ((p: BlobProgress) => void) | undefined): Promise<void> {
   const res = await client.request("GET", `blobs/${blob.digest}`, { ok: [200], what: `blob ${blob.digest}` });
   onProgress?.({ digest: blob.digest, size: blob.size, done: 0, state: "start" });
   const w = await store.createBlobWriter();

@@ -8,12 +8,15 @@
 // Content-Range (POST → PATCH… → PUT ?digest=), which keeps memory flat and
 // works with registries or proxies that cap a request's size.
 
+import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { KilnError } from "../../errors.js";
 import { resolveRef } from "../images.js";
+import { referrersTag, referrersTagIndex, referrerUploads, type ReferrerDescriptor } from "../referrers.js";
 import { splitRef } from "../ref.js";
 import type { Store } from "../store.js";
-import { ANNOTATION, MEDIA_TYPE, type Descriptor, type OciManifest } from "../types.js";
+import { ANNOTATION, MEDIA_TYPE, type Descriptor, type OciIndex, type OciManifest } from "../types.js";
+import { readBody } from "./body.js";
 import { RegistryClient, type Credentials } from "./client.js";
 import { formatRegistryRef, type RegistryRef } from "./reference.js";
 
@@ -60,6 +63,18 @@ export interface PushResult {
   tagReference?: string;
   tag?: string;
   blobs: TransferStats;
+  /** the artifacts referring to the image (SBOM, signatures, provenance) that went up with it */
+  referrers: ReferrersPushed;
+}
+
+export interface ReferrersPushed {
+  /** artifact manifests pushed (by digest) */
+  pushed: ReferrerDescriptor[];
+  /**
+   * "api": the registry indexes referrers itself (it answered OCI-Subject);
+   * "tag": kiln maintained the fallback index at tag sha256-<hex>; "none": nothing to push
+   */
+  via: "api" | "tag" | "none";
 }
 
 const UPLOAD_TIMEOUT_MS = 30 * 60_000;
@@ -103,9 +118,12 @@ export async function pushImage(store: Store, source: string, target: RegistryRe
   // By digest first: a registry that refuses the manifest refuses it before any tag exists.
   await putManifest(client, digest, manifestBytes, mediaType, digest);
   if (tag !== undefined) await putManifest(client, tag, manifestBytes, mediaType, digest);
+  // After the image: a registry may refuse a manifest whose subject it does not hold.
+  // Their blobs are not counted in `blobs` (that is the image's own transfer).
+  const referrers = await pushReferrers(client, store, digest);
 
   const base = `${target.registry}/${target.repository}`;
-  const result: PushResult = { source, digest, reference: `${base}@${digest}`, blobs: stats };
+  const result: PushResult = { source, digest, reference: `${base}@${digest}`, blobs: stats, referrers };
   if (tag !== undefined) {
     result.tag = tag;
     result.tagReference = `${base}:${tag}`;
@@ -123,7 +141,7 @@ async function defaultTag(store: Store, source: string, digest: string, manifest
   return tagged?.version;
 }
 
-async function blobExists(client: RegistryClient, blob: Descriptor): Promise<boolean> {
+export async function blobExists(client: RegistryClient, blob: Descriptor): Promise<boolean> {
   const res = await client.request("HEAD", `blobs/${blob.digest}`, { ok: [200, 404], what: `blob ${blob.digest}` });
   await res.body?.cancel();
   if (res.status !== 200) return false;
@@ -152,7 +170,7 @@ async function finishUpload(client: RegistryClient, blob: Descriptor, res: Respo
   }
 }
 
-async function uploadMonolithic(client: RegistryClient, store: Store, blob: Descriptor, onProgress: PushOptions["onProgress"]): Promise<void> {
+export async function uploadMonolithic(client: RegistryClient, store: Store, blob: Descriptor, onProgress: PushOptions["onProgress"]): Promise<void> {
   const location = await startUpload(client, blob);
   const res = await client.request("PUT", withDigest(location, blob.digest), {
     ok: [201],
@@ -223,7 +241,8 @@ async function* counted(store: Store, blob: Descriptor, onProgress: PushOptions[
   }
 }
 
-async function putManifest(client: RegistryClient, reference: string, bytes: Buffer, mediaType: string, digest: string): Promise<void> {
+/** PUT a manifest; returns the response headers (a referrers-capable registry answers an artifact with OCI-Subject). */
+export async function putManifest(client: RegistryClient, reference: string, bytes: Buffer, mediaType: string, digest: string): Promise<Headers> {
   const res = await client.request("PUT", `manifests/${reference}`, {
     ok: [201],
     what: `manifest ${reference === digest ? digest : `${reference} (${digest.slice(0, 19)})`}`,
@@ -237,4 +256,70 @@ async function putManifest(client: RegistryClient, reference: string, bytes: Buf
       hint: "the registry rewrote the manifest (an old registry converting to another schema?): use a registry that stores OCI manifests as sent",
     });
   }
+  return res.headers;
+}
+
+/**
+ * Push the artifacts referring to `subjectDigest` (all of them, or those
+ * `only` names): their blobs, then each artifact manifest by digest. A
+ * registry with the referrers API indexes them from their `subject` and says
+ * so with an OCI-Subject header; one without it (Debian's docker-registry
+ * 2.8.2) gets the distribution-spec fallback: the image index at tag
+ * sha256-<hex>, read, merged and written back. Two clients merging at once may
+ * drop each other's entry (this registry has no conditional PUT); a re-push
+ * restores it, since the merge is idempotent.
+ */
+export async function pushReferrers(client: RegistryClient, store: Store, subjectDigest: string, stats?: TransferStats, only?: ReadonlySet<string>): Promise<ReferrersPushed> {
+  const uploads = (await referrerUploads(store, subjectDigest)).filter((u) => only === undefined || only.has(u.descriptor.digest));
+  if (uploads.length === 0) return { pushed: [], via: "none" };
+  let indexedByRegistry = true;
+  for (const u of uploads) {
+    for (const blob of u.blobs) {
+      if (await blobExists(client, blob)) {
+        if (stats) {
+          stats.skipped++;
+          stats.bytesSkipped += blob.size;
+        }
+        continue;
+      }
+      await uploadMonolithic(client, store, blob, undefined);
+      if (stats) {
+        stats.transferred++;
+        stats.bytesTransferred += blob.size;
+      }
+    }
+    const headers = await putManifest(client, u.descriptor.digest, u.manifest, MEDIA_TYPE.manifest, u.descriptor.digest);
+    if (headers.get("oci-subject") !== subjectDigest) indexedByRegistry = false;
+  }
+  const pushed = uploads.map((u) => u.descriptor);
+  if (indexedByRegistry) return { pushed, via: "api" };
+  const tag = referrersTag(subjectDigest);
+  const existing = await fetchReferrersIndex(client, tag);
+  const merged = referrersTagIndex(existing, pushed);
+  const bytes = Buffer.from(JSON.stringify(merged));
+  if (existing === undefined || JSON.stringify(existing.manifests) !== JSON.stringify(merged.manifests)) {
+    await putManifest(client, tag, bytes, MEDIA_TYPE.index, sha256Of(bytes));
+  }
+  return { pushed, via: "tag" };
+}
+
+/** The image index at a referrers fallback tag, or undefined when there is none yet. */
+export async function fetchReferrersIndex(client: RegistryClient, tag: string): Promise<OciIndex | undefined> {
+  const res = await client.request("GET", `manifests/${tag}`, { ok: [200, 404], what: `referrers index ${tag}`, headers: { accept: MEDIA_TYPE.index } });
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  const body = await readBody(res, 4 * 1024 * 1024, `${client.registry}/${client.repository} referrers index ${tag}`);
+  try {
+    const doc = JSON.parse(body.toString("utf8")) as OciIndex;
+    return Array.isArray(doc.manifests) ? doc : undefined;
+  } catch {
+    // Not an index: someone else's tag of that name. Rewriting it would destroy it.
+    throw new KilnError("KILN_E_REGISTRY", `${client.registry}/${client.repository}:${tag} is not an image index`, { hint: "that tag is reserved for the referrers list (distribution-spec); remove the unrelated tag and push again" });
+  }
+}
+
+function sha256Of(bytes: Buffer): string {
+  return "sha256:" + createHash("sha256").update(bytes).digest("hex");
 }
