@@ -70,9 +70,9 @@ start_postgres() {
       wait_for postgres 60 pg_isready -h 127.0.0.1 -p 5432 -q ||
         { tail -20 "/var/log/postgresql/postgresql-$ver-main.log" >&2; return 1; }
     fi
-    su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='kiln'\"" | grep -q 1 ||
+    grep -q 1 <<<"$(su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='kiln'\"")" ||
       su postgres -c "psql -qc \"CREATE ROLE kiln LOGIN PASSWORD 'kiln' CREATEDB\"" >&2
-    su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname='kiln'\"" | grep -q 1 ||
+    grep -q 1 <<<"$(su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname='kiln'\"")" ||
       su postgres -c "createdb -O kiln kiln" >&2
     emit "export KILN_TEST_PG=postgres://kiln:kiln@127.0.0.1:5432/kiln"
   else

@@ -68,7 +68,8 @@ start_network() {
     log "bridge $BR ($HOST_IP/24)"
     ip link add "$BR" type bridge
   fi
-  ip addr show dev "$BR" | grep -q "inet $HOST_IP/24" || ip addr add "$HOST_IP/24" dev "$BR"
+  # (grep reads the whole output: with pipefail, grep -q closing the pipe early would fail the test)
+  grep -q "inet $HOST_IP/24" <<<"$(ip addr show dev "$BR")" || ip addr add "$HOST_IP/24" dev "$BR"
   ip link set "$BR" up
   # The host's FORWARD policy is DROP and bridged frames pass iptables (bridge-nf-call-iptables=1), which
   # would silently drop node-to-node traffic: the swarm join only "times out ... continue in background".
@@ -87,7 +88,7 @@ start_network() {
     ip link set "$v" master "$BR"
     ip link set "$v" up
     ip netns exec "$nsn" ip link set lo up
-    ip netns exec "$nsn" ip addr show dev eth0 | grep -q "inet $(addr "$n")/24" ||
+    grep -q "inet $(addr "$n")/24" <<<"$(ip netns exec "$nsn" ip addr show dev eth0)" ||
       ip netns exec "$nsn" ip addr add "$(addr "$n")/24" dev eth0
     ip netns exec "$nsn" ip link set eth0 up
   done
