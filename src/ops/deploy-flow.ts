@@ -96,13 +96,15 @@ export async function watch(
       await drain();
       return { outcome: "live", release: rel, rollouts: seen };
     }
-    // Aborted: the controller starts a rollback rollout at once when one applies.
-    const status = await client.status();
-    if (status.rollout && status.rollout.kind === "rollback" && status.rollout.id > r.id) {
-      current = status.rollout;
+    // Aborted: the controller starts a rollback rollout at once when one applies. It may be
+    // over already (a rollback onto a fleet that never left rotation takes one tick), so it is
+    // looked for in the history, not only as the running rollout.
+    const { releases, rollouts } = await client.history();
+    const rollback = rollouts.filter((x) => x.kind === "rollback" && x.id > r.id && x.previous === r.target).sort((a, b) => a.id - b.id)[0];
+    if (rollback) {
+      current = rollback;
       continue;
     }
-    const { releases } = await client.history();
     const rel = releases.find((x) => x.id === r.target)!;
     await drain();
     return { outcome: "failed", release: rel, reason: r.reason, rollouts: seen };
