@@ -16,7 +16,7 @@ import { PromotionChecks } from "./checks.js";
 import { Commands } from "./commands.js";
 import { Lease } from "./lease.js";
 import { InstanceActions } from "./instances.js";
-import { FleetObserver, type ProbeFn } from "./observe.js";
+import { FleetObserver, type ObserverDeps, type ProbeFn } from "./observe.js";
 import { RouterSync } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
 import { Transitions } from "./transitions.js";
@@ -36,6 +36,8 @@ export interface ControllerDeps {
   provider: Provider;
   router: Router;
   probe: ProbeFn;
+  /** the probe answered in memory, when it is (simulation): see ObserverDeps.probeNow */
+  probeNow?: ObserverDeps["probeNow"];
   clock: Clock;
   newId?: (release: string) => string;
   log?: (line: string) => void;
@@ -72,7 +74,7 @@ export class Controller {
     const now = () => deps.clock.now();
     const s = (this.state = new ServiceState({ service: deps.service, db: deps.db, defaultSpec: deps.defaultSpec, now, log: deps.log, notify: deps.notify }));
     this.observer = new FleetObserver({
-      service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, now, log: deps.log,
+      service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, probeNow: deps.probeNow, now, log: deps.log,
       specOf: (id) => s.specOf(id),
       onUnhealthy: (rec, reason) => s.event("warn", `instance ${rec.id} failed health checks: ${reason}`, { instance: rec.id, release: rec.release }),
     });

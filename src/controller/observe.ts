@@ -20,6 +20,12 @@ export interface ObserverDeps {
   provider: Provider;
   router: Router;
   probe: ProbeFn;
+  /**
+   * The same probe answered in memory (the fake provider's, in simulation): recorded at once,
+   * skipping a promise per probe. The order is the one the asynchronous answers are recorded
+   * in (each in turn, before the tick reads the fleet), so a simulation runs the same either way.
+   */
+  probeNow?: (address: string, path: string, timeoutMs: number) => ProbeOutcome;
   now: () => number;
   specOf: (release: string | undefined) => ReleaseSettings;
   /** an instance stopped passing its health checks */
@@ -212,14 +218,26 @@ export class FleetObserver {
   }
 
   private probe(rec: InstanceRecord, hp: HealthParams): void {
+    if (this.d.probeNow) {
+      let o: ProbeOutcome | undefined;
+      try {
+        o = this.d.probeNow(rec.address!, hp.path, hp.timeout);
+      } catch {
+        // as a rejected probe: nothing recorded, probed again at its interval
+      }
+      try {
+        if (o) this.recordOutcome(rec, o, hp);
+      } finally {
+        this.reschedule(rec.id);
+      }
+      return;
+    }
     this.probing.add(rec.id);
     // scheduleProbe's work, knowing what it checks: the id was taken off the queue to be probed
     // and nothing schedules an id while its probe is out.
     const done = () => {
       this.probing.delete(rec.id);
-      const r = this.records.get(rec.id);
-      const h = r?.address ? this.health.get(rec.id) : undefined;
-      if (h) this.probes.schedule(rec.id, h.lastProbeAt + this.d.specOf(r!.release).health.interval);
+      this.reschedule(rec.id);
     };
     this.d.probe(rec.address!, hp.path, hp.timeout).then(
       (o) => {
@@ -231,6 +249,12 @@ export class FleetObserver {
       },
       done,
     );
+  }
+
+  private reschedule(id: string): void {
+    const r = this.records.get(id);
+    const h = r?.address ? this.health.get(id) : undefined;
+    if (h) this.probes.schedule(id, h.lastProbeAt + this.d.specOf(r!.release).health.interval);
   }
 
   private recordOutcome(rec: InstanceRecord, o: ProbeOutcome, hp: HealthParams): void {
