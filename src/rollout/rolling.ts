@@ -136,14 +136,15 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   if (bounds.surge > 0) drainCount = Math.min(drainCount, capacity - n);
   if (drainCount > 0) {
     // Oldest first: they have been warm longest and are furthest from the target.
-    const victims = [...oldServing].sort((a, b) => a.launchedAt - b.launchedAt).slice(0, drainCount);
+    // The fleet usually comes in launch order already: then the (stable) sort would change nothing.
+    const victims = (inLaunchOrder(oldServing) ? oldServing : [...oldServing].sort((a, b) => a.launchedAt - b.launchedAt)).slice(0, drainCount);
     steps.push({ kind: "drain", ids: ids(victims), reason: `${confirmedNew.length} new instance(s) confirmed in rotation` });
   }
 
   // Instances stopped this tick (drained, failed, quarantined) free their room for launches.
   const leaving = new Set([...ids(stoppable), ...steps.flatMap((st) => (st.kind === "quarantine" || st.kind === "terminate" ? st.ids : []))]);
-  let stillAlive = 0;
-  for (const i of alive) if (!leaving.has(i.id)) stillAlive++;
+  let stillAlive = alive.length;
+  if (leaving.size) for (const i of alive) if (leaving.has(i.id)) stillAlive--;
   const room = bounds.maxTotal - stillAlive;
   const want = Math.min(n, cap) - fresh.length;
   const launch = holding ? 0 : Math.min(room, want);
@@ -168,4 +169,9 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   }
   if (steps.length === 0) steps.push({ kind: "wait", reason: `${confirmedNew.length}/${n} new instances confirmed` });
   return steps;
+}
+
+function inLaunchOrder(list: readonly FleetInstance[]): boolean {
+  for (let k = 1; k < list.length; k++) if (list[k - 1]!.launchedAt > list[k]!.launchedAt) return false;
+  return true;
 }
