@@ -3,7 +3,6 @@
 
 import { readFileSync, statSync } from "node:fs";
 import { dirname, join, posix, resolve } from "node:path";
-import { Ajv, type ValidateFunction } from "ajv";
 import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit, type Document } from "yaml";
 import { KilnError } from "../errors.js";
 import { computeConfigHash } from "./config-hash.js";
@@ -13,17 +12,8 @@ import { parseDuration } from "./duration.js";
 import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
 import { ENVIRONMENT_KEYS, KilnSpecSchema, MAX_DURATION_MS, PATTERNS } from "./schema.js";
+import { specValidator } from "./validator.js";
 import type { FileEntry, HookName, ImageBase, LoadedSpec, NotifyEventName, ProviderKind, Spec, SpecProblem } from "./types.js";
-
-// Compiling costs a few ms, so it is done on first use and kept; the validator
-// itself holds no state between calls.
-let compiled: ValidateFunction | undefined;
-function validator(): ValidateFunction {
-  // useDefaults fills defaults into the data (a fresh object from toJS) while validating, so the
-  // cross-field checks and normalization see the same defaults the schema documents.
-  compiled ??= new Ajv({ allErrors: true, verbose: true, useDefaults: true, strict: true }).compile(KilnSpecSchema);
-  return compiled;
-}
 
 const YAML_HINTS: Record<string, string> = {
   BAD_INDENT: "check the indentation, and that brackets and quotes above are closed",
@@ -83,7 +73,7 @@ export function parseSpec(text: string, file: string, environment?: string): Par
     };
   }
 
-  const validate = validator();
+  const validate = specValidator();
   validate(data);
   const schemaProblems = problemsFromAjv(validate.errors ?? [], data, loc);
   // A rule-specific problem (root user, src outside the project) explains more than
@@ -172,7 +162,7 @@ function checkEnvironment(data: Record<string, unknown>, name: string, over: Rec
     source: (p) => loc.source([...prefix, ...p]),
     offset: loc.offset,
   };
-  const validate = validator();
+  const validate = specValidator();
   validate(merged);
   const written = new Set<string>();
   const walk = (v: unknown, path: Segment[]) => {

@@ -1,7 +1,7 @@
 // The reconcile loop: observe (provider, router, probes) → plan (pure strategy) →
 // act (intent recorded first, idempotent) → record (state). Any tick can be re-run after a crash.
 // Decisions live in pure planners (rollout/, routing-plan, analysis-window, lifecycle);
-// this file interprets their steps.
+// this file runs the loop; step-interpreter.ts acts on the steps.
 
 import { KilnError } from "../errors.js";
 import type { NotifyEvent } from "../notify/event.js";
@@ -16,9 +16,10 @@ import { PromotionChecks } from "./checks.js";
 import { Commands } from "./commands.js";
 import { Lease } from "./lease.js";
 import { InstanceActions } from "./instances.js";
-import { FleetObserver, type ProbeFn } from "./observe.js";
+import { FleetObserver, type ObserverDeps, type ProbeFn } from "./observe.js";
 import { RouterSync } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
+import { StepInterpreter } from "./step-interpreter.js";
 import { Transitions } from "./transitions.js";
 import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "./types.js";
 import { releaseView, rolloutView, statusView } from "./views.js";
@@ -36,6 +37,8 @@ export interface ControllerDeps {
   provider: Provider;
   router: Router;
   probe: ProbeFn;
+  /** the probe answered in memory, when it is (simulation): see ObserverDeps.probeNow */
+  probeNow?: ObserverDeps["probeNow"];
   clock: Clock;
   newId?: (release: string) => string;
   log?: (line: string) => void;
@@ -60,6 +63,7 @@ export class Controller {
   private readonly commands: Commands;
   private readonly instances: InstanceActions;
   private readonly transitions: Transitions;
+  private readonly steps: StepInterpreter;
   /** per-release router counters over time, for canary analysis windows (oldest first) */
   private samples: CounterSample[] = [];
   private lastSteps: Step[] = [];
@@ -72,7 +76,7 @@ export class Controller {
     const now = () => deps.clock.now();
     const s = (this.state = new ServiceState({ service: deps.service, db: deps.db, defaultSpec: deps.defaultSpec, now, log: deps.log, notify: deps.notify }));
     this.observer = new FleetObserver({
-      service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, now, log: deps.log,
+      service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, probeNow: deps.probeNow, now, log: deps.log,
       specOf: (id) => s.specOf(id),
       onUnhealthy: (rec, reason) => s.event("warn", `instance ${rec.id} failed health checks: ${reason}`, { instance: rec.id, release: rec.release }),
     });
@@ -81,6 +85,7 @@ export class Controller {
     this.checks = new PromotionChecks(s, deps.probe);
     this.instances = new InstanceActions(s, deps.provider, this.observer, deps.newId);
     this.transitions = new Transitions(s);
+    this.steps = new StepInterpreter({ state: s, observer: this.observer, instances: this.instances, routerSync: this.routerSync, checks: this.checks, transitions: this.transitions });
     this.commands = new Commands({ state: s, rolloutView: (r) => this.rolloutView(r), abortRollout: (r, reason) => this.transitions.abort(r, reason, true), imageExists: deps.imageExists });
   }
 
@@ -143,7 +148,7 @@ export class Controller {
       this.lastSteps = steps;
       this.samples.push({ at: now, releases: stats.releases });
       this.samples.splice(0, samplesToDrop(this.samples, now));
-      for (const step of steps) await this.apply(step, rollout);
+      for (const step of steps) await this.steps.apply(step, rollout);
       await this.routerSync.sync(stats);
       return steps;
     } finally {
@@ -156,103 +161,6 @@ export class Controller {
       target: rollout.target, previous: rollout.previous, startedAt: rollout.startedAt, switchedAt: rollout.switchedAt,
       promoteRequested: rollout.promoteRequested, fast: rollout.fast, progress: { ...rollout.progress }, equivalent: this.state.equivalentReleases(rollout),
     };
-  }
-
-  /**
-   * Act on one step. Its intent is what it writes to state before calling the provider or
-   * router (instances launching/terminating, the rollout's progress), which is what a restart
-   * reads; a failure is an error event and the step is planned again next tick.
-   */
-  private async apply(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
-    if (step.kind === "wait") return;
-    try {
-      await this.execute(step, rollout);
-    } catch (e) {
-      this.state.event("error", `${step.kind} failed: ${(e as Error).message}`, { rollout: rollout?.id });
-    }
-  }
-
-  private async execute(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
-    const { db } = this.state;
-    const now = this.state.now();
-    const each = (ids: string[], patch: Parameters<StateDb["updateInstances"]>[1]) => db.updateInstances(ids, patch);
-    switch (step.kind) {
-      case "launch": {
-        // One read of the release for the whole step (a 5,000-instance step launches 5,000).
-        const rel = db.getRelease(step.release);
-        if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${step.release} not found`);
-        // Outside a rollout, a launch replaces instances that died or failed: the fleet heals
-        // (the steady-state planner names its replacements "heal: …", rollout/steady.ts).
-        if (!rollout && step.reason.startsWith("heal")) {
-          this.healed += step.count;
-          this.state.notice("fleet.healing", `launching ${step.count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
-        }
-        await this.instances.launch(rel, step.count, rollout);
-        return;
-      }
-      case "register":
-        each(step.ids, { routing: "active", drainingSince: undefined });
-        this.state.event("info", `in rotation: ${step.ids.join(", ")}`, { rollout: rollout?.id });
-        return;
-      case "standby":
-        each(step.ids, { routing: "standby" });
-        return;
-      case "drain":
-        each(step.ids, { routing: "draining", drainingSince: now });
-        this.state.event("info", `draining ${step.ids.join(", ")} (${step.reason})`, { rollout: rollout?.id });
-        return;
-      case "terminate":
-        // Out of the routing table first, then stopped; the stop itself runs in the background.
-        each(step.ids, { state: "terminating", routing: "none" });
-        await this.routerSync.sync(this.observer.lastStats);
-        for (const id of step.ids) this.instances.startTerminate(id, step.reason);
-        return;
-      case "switch":
-        db.tx(() => {
-          const active: string[] = [];
-          const standby: string[] = [];
-          const toStandby = new Set(step.standby);
-          for (const r of db.liveInstances(this.state.service)) {
-            if (r.release === step.to && r.routing !== "draining" && r.state !== "terminating") active.push(r.id);
-            else if (toStandby.has(r.id)) standby.push(r.id);
-          }
-          db.updateInstances(active, { routing: "active", drainingSince: undefined });
-          db.updateInstances(standby, { routing: "standby" });
-        });
-        this.state.event("info", `switched traffic to ${step.to}`, { rollout: rollout?.id, release: step.to });
-        return;
-      case "mark-switched":
-        if (rollout) db.updateRollout(rollout.id, { switchedAt: now });
-        return;
-      case "progress":
-        if (rollout) this.state.mergeProgress(rollout.id, step.set);
-        return;
-      case "quarantine": {
-        // Out of rotation and stopped; its record and log stay for `kiln logs`; the strategy launches a replacement.
-        const reason = `quarantined: ${step.reason}`;
-        // The instances and the rollout's count of them change together: a restart sees both or neither.
-        db.tx(() => {
-          db.updateInstances(step.ids, { state: "terminating", routing: "none", reason });
-          if (rollout) this.state.mergeProgress(rollout.id, (cur) => ({ quarantined: (cur.quarantined ?? 0) + step.ids.length }));
-        });
-        await this.routerSync.sync(this.observer.lastStats);
-        for (const id of step.ids) {
-          this.state.event("warn", `quarantined ${id} (${step.reason}); \`kiln logs ${id}\` shows its log`, { instance: id, rollout: rollout?.id });
-          this.instances.startTerminate(id, reason);
-        }
-        this.state.notice("instance.quarantined", `quarantined ${step.ids.join(", ")}`, { rollout, release: rollout?.target, reason: step.reason, instances: step.ids });
-        return;
-      }
-      case "check":
-        if (rollout) this.checks.start(rollout, step.ids);
-        return;
-      case "done":
-        if (rollout) this.transitions.finish(rollout, step.reason);
-        return;
-      case "abort":
-        if (rollout) this.transitions.abort(rollout, step.reason, false);
-        return;
-    }
   }
 
   // ---------------------------------------------------------------- lease, commands, views
@@ -326,7 +234,9 @@ export class Controller {
   }
 
   /** Instances launched to replace failed ones outside a rollout, since this controller started (metrics). */
-  healed = 0;
+  get healed(): number {
+    return this.steps.healed;
+  }
 
   /** The router's counters as last observed (per release, per target); undefined before the first observation. */
   routerStats(): RouterStats | undefined {

@@ -1,30 +1,22 @@
 // Observation: what runs (provider), what the router confirms, and what the probes say,
 // folded into the strategies' view of the fleet. The per-tick cost follows what changed, not
 // the fleet's size: the provider's and router's change feeds (optional in their interfaces;
-// a full list is the fallback), the state's instance change feed, a due-queue for probes,
+// a full list is the fallback), the state's instance change feed, a due-queue for probes (prober.ts),
 // and a fleet view rebuilt only for the instances whose inputs changed.
 
 import type { Provider } from "../providers/provider.js";
 import type { FleetInstance, Observed } from "../rollout/types.js";
-import type { InstanceCursor, InstanceRecord, StateDb } from "../state/db.js";
-import type { ReleaseSettings } from "../state/release-settings.js";
+import type { InstanceCursor, InstanceRecord } from "../state/db.js";
 import type { Router, RouterStats, TargetStatus } from "../traffic/router.js";
-import { initialHealth, phaseFrom, recordProbe, type HealthParams, type ProbeOutcome, type TrackedHealth } from "../health/tracker.js";
+import { initialHealth, phaseFrom, type TrackedHealth } from "../health/tracker.js";
 import { DueQueue } from "./due-queue.js";
+import { Prober, type ProberDeps } from "./prober.js";
 
-export type ProbeFn = (address: string, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
+export type { ProbeFn } from "./prober.js";
 
-export interface ObserverDeps {
-  service: string;
-  db: StateDb;
+export interface ObserverDeps extends Omit<ProberDeps, "records" | "isRunning" | "changed"> {
   provider: Provider;
   router: Router;
-  probe: ProbeFn;
-  now: () => number;
-  specOf: (release: string | undefined) => ReleaseSettings;
-  /** an instance stopped passing its health checks */
-  onUnhealthy: (rec: InstanceRecord, reason: string) => void;
-  log?: (line: string) => void;
 }
 
 interface RouterView {
@@ -33,11 +25,7 @@ interface RouterView {
 }
 
 export class FleetObserver {
-  readonly health = new Map<string, TrackedHealth>();
-  private readonly probing = new Set<string>();
-  private readonly probes = new DueQueue();
-  /** ids that fell due while not running: probed again once they run */
-  private readonly parked = new Set<string>();
+  private readonly prober: Prober;
   private readonly running = new Map<string, boolean>();
   private providerCursor: number | undefined;
   private readonly targets = new Map<string, RouterView>();
@@ -58,17 +46,23 @@ export class FleetObserver {
   /** the router's last answer (counters, table version, pid); undefined when it did not answer */
   lastStats?: RouterStats;
 
-  constructor(private readonly d: ObserverDeps) {}
+  constructor(private readonly d: ObserverDeps) {
+    this.prober = new Prober({ ...d, records: () => this.records, isRunning: (id) => this.running.get(id) ?? false, changed: (id) => this.dirty.add(id) });
+  }
+
+  /** Each instance's health as the probes track it. */
+  get health(): ReadonlyMap<string, TrackedHealth> {
+    return this.prober.health;
+  }
 
   /** Seed health for instances state knows of (after a restart: healthy if they were and still run). */
   seed(id: string, healthy: boolean): void {
-    this.health.set(id, initialHealth(healthy));
+    this.prober.seed(id, healthy);
     this.dirty.add(id);
   }
 
   forget(id: string): void {
-    this.health.delete(id);
-    this.probes.cancel(id);
+    this.prober.forget(id);
     this.dirty.add(id);
   }
 
@@ -83,7 +77,7 @@ export class FleetObserver {
     }
     this.lastStats = stats;
     this.observeState();
-    this.probeDue();
+    this.prober.probeDue();
     return stats;
   }
 
@@ -177,7 +171,7 @@ export class FleetObserver {
       for (const id of this.views.keys()) this.dirty.add(id);
       for (const r of this.records.values()) {
         this.dirty.add(r.id);
-        this.scheduleProbe(r);
+        this.prober.schedule(r);
       }
       this.listStale = true;
       return;
@@ -186,98 +180,7 @@ export class FleetObserver {
     for (const id of c.ids) {
       this.dirty.add(id);
       const r = this.records.get(id);
-      if (r) this.scheduleProbe(r);
-    }
-  }
-
-  private scheduleProbe(r: InstanceRecord): void {
-    if (this.probes.has(r.id) || this.probing.has(r.id) || !r.address) return;
-    const h = this.health.get(r.id);
-    this.probes.schedule(r.id, h ? h.lastProbeAt + this.d.specOf(r.release).health.interval : 0);
-  }
-
-  /** Probes run in the background; the loop reads whatever they last recorded. */
-  private probeDue(): void {
-    const now = this.d.now();
-    for (const id of this.probes.popDue(now)) {
-      const rec = this.records.get(id);
-      if (!rec || rec.state === "terminating") continue;
-      // Not running (yet): parked until it is (see fleet).
-      if (!rec.address || !this.running.get(id)) {
-        this.parked.add(id);
-        continue;
-      }
-      this.probe(rec, this.d.specOf(rec.release).health);
-    }
-  }
-
-  private probe(rec: InstanceRecord, hp: HealthParams): void {
-    this.probing.add(rec.id);
-    // scheduleProbe's work, knowing what it checks: the id was taken off the queue to be probed
-    // and nothing schedules an id while its probe is out.
-    const done = () => {
-      this.probing.delete(rec.id);
-      const r = this.records.get(rec.id);
-      const h = r?.address ? this.health.get(rec.id) : undefined;
-      if (h) this.probes.schedule(rec.id, h.lastProbeAt + this.d.specOf(r!.release).health.interval);
-    };
-    this.d.probe(rec.address!, hp.path, hp.timeout).then(
-      (o) => {
-        try {
-          this.recordOutcome(rec, o, hp);
-        } finally {
-          done();
-        }
-      },
-      done,
-    );
-  }
-
-  private recordOutcome(rec: InstanceRecord, o: ProbeOutcome, hp: HealthParams): void {
-    // Stopped while the probe was out: nothing is tracked for it any more.
-    if (!this.records.has(rec.id)) return;
-    const now = this.d.now();
-    const cur = this.health.get(rec.id) ?? initialHealth(false);
-    const next = recordProbe(cur, o, hp, now);
-    this.health.set(rec.id, next);
-    if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.consecutiveFail !== cur.consecutiveFail || next.lastFailAnswered !== cur.lastFailAnswered) this.dirty.add(rec.id);
-    if (next.healthy && !cur.healthy) {
-      const r = this.records.get(rec.id);
-      if (r && r.healthySince === undefined) this.recordHealthySince(rec.id, now);
-    }
-    if (!next.healthy && cur.healthy) this.d.onUnhealthy(rec, next.lastReason ?? "unknown");
-  }
-
-  /**
-   * First healthy times are written together once the probe outcomes already queued have been
-   * folded in: the instances of a launch step turn healthy within one tick, and their times are
-   * then one write (one fsync on disk), not one each. The fleet view reads the same time either
-   * way (healthySince falls back to the probe's instant while it is unrecorded).
-   */
-  private recordHealthySince(id: string, at: number): void {
-    if (this.healthyWrites.length === 0) queueMicrotask(() => this.flushHealthySince());
-    this.healthyWrites.push({ id, at });
-  }
-  private healthyWrites: { id: string; at: number }[] = [];
-
-  private flushHealthySince(): void {
-    const list = this.healthyWrites;
-    this.healthyWrites = [];
-    const live = this.d.db.liveIndex(this.d.service);
-    const byTime = new Map<number, string[]>();
-    for (const w of list) {
-      // Stopped meanwhile: nothing to record.
-      if (live.get(w.id)?.healthySince !== undefined || !live.has(w.id)) continue;
-      const ids = byTime.get(w.at);
-      if (ids) ids.push(w.id);
-      else byTime.set(w.at, [w.id]);
-    }
-    try {
-      this.d.db.tx(() => {
-        for (const [at, ids] of byTime) this.d.db.updateInstances(ids, { healthySince: at });
-      });
-    } catch (e) {
-      this.d.log?.(`first healthy times not recorded: ${(e as Error).message}`);
+      if (r) this.prober.schedule(r);
     }
   }
 
@@ -325,14 +228,7 @@ export class FleetObserver {
       }
     }
     this.dirty.clear();
-    for (const id of this.parked) {
-      const r = this.records.get(id);
-      if (!r || r.state === "terminating") this.parked.delete(id);
-      else if (r.address && this.running.get(id)) {
-        this.parked.delete(id);
-        this.scheduleProbe(r);
-      }
-    }
+    this.prober.unpark();
     if (this.listStale) {
       this.list = [];
       this.index.clear();

@@ -72,7 +72,7 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
   let n = 0;
   const controller = new Controller({
     service: "sim", defaultSpec: input.spec, listen: "simulated", db, provider, router,
-    probe: (address) => provider.probe(address), clock, newId: (release) => `${release}-${++n}`,
+    probe: (address) => provider.probe(address), probeNow: (address) => provider.answer(address), clock, newId: (release) => `${release}-${++n}`,
   });
   const steps: SimulatedStep[] = [];
   const timeline: TimelinePoint[] = [];

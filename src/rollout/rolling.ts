@@ -38,20 +38,48 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   const isNew = (release: string) => release === rollout.target || equivalent.has(release);
   // One pass over the fleet (10,000 instances in simulation): exited instances of other
   // releases, then new ones, then old. A draining instance of the target (taken out by
-  // auto-heal) is on its way out: it counts as old.
+  // auto-heal) is on its way out: it counts as old. Everything later asked of the old
+  // instances, and of the new ones before failures are set apart, is sorted out in the same
+  // pass (each list in fleet order, as a filter would give it).
   const exited: FleetInstance[] = [];
   const alive: FleetInstance[] = [];
   let fresh: FleetInstance[] = [];
   const old: FleetInstance[] = [];
+  // new: healthy and not yet in rotation; warm and confirmed by the router
+  let toRegister: FleetInstance[] = [];
+  let confirmedNew: FleetInstance[] = [];
+  // old: drained; out of the table with nothing in flight; carrying no capacity; serving
+  const drained: FleetInstance[] = [];
+  const idle: FleetInstance[] = [];
+  const noCapacity: FleetInstance[] = [];
+  const oldServing: FleetInstance[] = [];
   for (const i of observed.instances) {
     if (i.phase === "exited" && i.release !== rollout.target) {
       exited.push(i);
       continue;
     }
     alive.push(i);
-    if (isNew(i.release) && i.routing !== "draining") fresh.push(i);
-    else old.push(i);
+    if (isNew(i.release) && i.routing !== "draining") {
+      fresh.push(i);
+      if (i.phase === "healthy" && (i.routing === "none" || i.routing === "standby")) toRegister.push(i);
+      if (isConfirmed(i, warmup, now)) confirmedNew.push(i);
+      continue;
+    }
+    old.push(i);
+    if (isDrained(i, spec.drainTimeout, now)) drained.push(i);
+    // Out of the table with nothing in flight (e.g. taken out for failing health): stopped directly.
+    if (i.routing === "none" && i.inflight === 0) idle.push(i);
+    // Warm standbys of an earlier blue-green release and unhealthy old ones carry no capacity.
+    if (i.routing === "standby" || (i.routing === "active" && i.phase === "unhealthy")) noCapacity.push(i);
+    if (i.routing === "active" && isServing(i)) oldServing.push(i);
   }
+  /** Failed new instances are set apart: they neither register nor count as confirmed. */
+  const setApart = (gone: readonly FleetInstance[] | readonly string[]) => {
+    const keep = notIn(gone);
+    fresh = fresh.filter(keep);
+    toRegister = toRegister.filter(keep);
+    confirmedNew = confirmedNew.filter(keep);
+  };
   const progress = rollout.progress ?? {};
 
   if (!rollout.fast) {
@@ -59,42 +87,33 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
     if (verdict.kind === "abort") return [{ kind: "abort", reason: verdict.reason }];
     if (verdict.kind === "quarantine") {
       steps.push({ kind: "quarantine", ids: verdict.ids, reason: verdict.reason });
-      fresh = fresh.filter(notIn(verdict.ids));
+      setApart(verdict.ids);
     }
   } else {
     // A rollback has nowhere further to fall back to: replace a failed instance of the
     // release it restores instead of giving up.
     const failed = fresh.filter((i) => failureOf(i, spec.instanceDeadline, now) !== undefined);
-    fresh = fresh.filter(notIn(failed));
+    if (failed.length) setApart(failed);
     const routed = failed.filter((i) => i.routing !== "none");
     const unrouted = failed.filter((i) => i.routing === "none");
     if (routed.length) steps.push({ kind: "drain", ids: ids(routed), reason: "failed: leave rotation" });
     if (unrouted.length) steps.push({ kind: "terminate", ids: ids(unrouted), reason: "failed: replace" });
   }
   if (progress.completedAt === undefined && now - rollout.startedAt > p.deadline) {
-    const ok = fresh.filter((i) => isConfirmed(i, warmup, now)).length;
-    return [{ kind: "abort", reason: `deadline of ${Math.round(p.deadline / 1000)}s passed with ${ok} of ${n} new instances healthy` }];
+    return [{ kind: "abort", reason: `deadline of ${Math.round(p.deadline / 1000)}s passed with ${confirmedNew.length} of ${n} new instances healthy` }];
   }
 
   if (exited.length) steps.push({ kind: "terminate", ids: ids(exited), reason: "clean up exited instances" });
 
-  const toRegister = fresh.filter((i) => i.phase === "healthy" && (i.routing === "none" || i.routing === "standby"));
   if (toRegister.length) steps.push({ kind: "register", ids: ids(toRegister), reason: "healthy: add to rotation" });
 
-  const drained = old.filter((i) => isDrained(i, spec.drainTimeout, now));
-  // Out of the table with nothing in flight (e.g. taken out for failing health): stop it directly.
-  const idle = old.filter((i) => i.routing === "none" && i.inflight === 0);
   const stoppable = [...drained, ...idle];
   if (stoppable.length) steps.push({ kind: "terminate", ids: ids(stoppable), reason: "old instance drained" });
 
-  // Warm standbys of an earlier blue-green release and unhealthy old ones carry no capacity:
-  // take them out of the table (draining first, in case something is still in flight).
-  const noCapacity = old.filter((i) => i.routing === "standby" || (i.routing === "active" && i.phase === "unhealthy"));
+  // No capacity: out of the table (draining first, in case something is still in flight).
   if (noCapacity.length) steps.push({ kind: "drain", ids: ids(noCapacity), reason: "not serving: leave rotation" });
 
   const bounds = computeBounds(n, p.minHealthyPercent, p.maxHealthyPercent);
-  const confirmedNew = fresh.filter((i) => isConfirmed(i, warmup, now));
-  const oldServing = old.filter((i) => i.routing === "active" && isServing(i));
   const capacity = confirmedNew.length + oldServing.length;
 
   // Checkpoints: the next one not passed caps how many new instances may exist; once that
@@ -117,13 +136,15 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   if (bounds.surge > 0) drainCount = Math.min(drainCount, capacity - n);
   if (drainCount > 0) {
     // Oldest first: they have been warm longest and are furthest from the target.
-    const victims = [...oldServing].sort((a, b) => a.launchedAt - b.launchedAt).slice(0, drainCount);
+    // The fleet usually comes in launch order already: then the (stable) sort would change nothing.
+    const victims = (inLaunchOrder(oldServing) ? oldServing : [...oldServing].sort((a, b) => a.launchedAt - b.launchedAt)).slice(0, drainCount);
     steps.push({ kind: "drain", ids: ids(victims), reason: `${confirmedNew.length} new instance(s) confirmed in rotation` });
   }
 
   // Instances stopped this tick (drained, failed, quarantined) free their room for launches.
   const leaving = new Set([...ids(stoppable), ...steps.flatMap((st) => (st.kind === "quarantine" || st.kind === "terminate" ? st.ids : []))]);
-  const stillAlive = alive.filter((i) => !leaving.has(i.id)).length;
+  let stillAlive = alive.length;
+  if (leaving.size) for (const i of alive) if (leaving.has(i.id)) stillAlive--;
   const room = bounds.maxTotal - stillAlive;
   const want = Math.min(n, cap) - fresh.length;
   const launch = holding ? 0 : Math.min(room, want);
@@ -148,4 +169,9 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   }
   if (steps.length === 0) steps.push({ kind: "wait", reason: `${confirmedNew.length}/${n} new instances confirmed` });
   return steps;
+}
+
+function inLaunchOrder(list: readonly FleetInstance[]): boolean {
+  for (let k = 1; k < list.length; k++) if (list[k - 1]!.launchedAt > list[k]!.launchedAt) return false;
+  return true;
 }

@@ -167,6 +167,11 @@ export class FakeProvider implements Provider {
 
   /** The health check as an instance would answer it. */
   async probe(address: string): Promise<{ ok: boolean; answered: boolean; reason?: string; status?: number }> {
+    return this.answer(address);
+  }
+
+  /** probe's answer, synchronously (the simulation records it without a promise). */
+  answer(address: string): { ok: boolean; answered: boolean; reason?: string; status?: number } {
     const i = this.byAddress.get(address);
     if (!i || i.state !== "running") return { ok: false, answered: false, reason: "connection refused" };
     if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return { ok: false, answered: false, reason: "connection refused" };

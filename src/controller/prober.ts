@@ -1,0 +1,177 @@
+// Health by probing: which instances are due a probe (a due-queue, so a tick costs what is due,
+// not the fleet's size), the probes themselves (in the background, or answered at once when
+// the probe is in memory), the health each instance is tracked at, and first healthy times
+// written together per batch of outcomes. The fleet view (observe.ts) reads the health.
+
+import type { InstanceRecord, StateDb } from "../state/db.js";
+import type { ReleaseSettings } from "../state/release-settings.js";
+import { initialHealth, recordProbe, type HealthParams, type ProbeOutcome, type TrackedHealth } from "../health/tracker.js";
+import { DueQueue } from "./due-queue.js";
+
+export type ProbeFn = (address: string, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
+
+export interface ProberDeps {
+  service: string;
+  db: StateDb;
+  probe: ProbeFn;
+  /**
+   * The same probe answered in memory (the fake provider's, in simulation): recorded at once,
+   * skipping a promise per probe. The order is the one the asynchronous answers are recorded
+   * in (each in turn, before the tick reads the fleet), so a simulation runs the same either way.
+   */
+  probeNow?: (address: string, path: string, timeoutMs: number) => ProbeOutcome;
+  now: () => number;
+  specOf: (release: string | undefined) => ReleaseSettings;
+  /** an instance stopped passing its health checks */
+  onUnhealthy: (rec: InstanceRecord, reason: string) => void;
+  log?: (line: string) => void;
+  /** the live instance records as last observed */
+  records: () => ReadonlyMap<string, InstanceRecord>;
+  /** the provider reports it running */
+  isRunning: (id: string) => boolean;
+  /** its tracked health changed: its fleet view must be rebuilt */
+  changed: (id: string) => void;
+}
+
+export class Prober {
+  readonly health = new Map<string, TrackedHealth>();
+  private readonly probing = new Set<string>();
+  private readonly probes = new DueQueue();
+  /** ids that fell due while not running: probed again once they run */
+  private readonly parked = new Set<string>();
+
+  constructor(private readonly d: ProberDeps) {}
+
+  seed(id: string, healthy: boolean): void {
+    this.health.set(id, initialHealth(healthy));
+  }
+
+  forget(id: string): void {
+    this.health.delete(id);
+    this.probes.cancel(id);
+  }
+
+  /** Parked ids that run now are queued again; stopped ones are dropped. */
+  unpark(): void {
+    const records = this.d.records();
+    for (const id of this.parked) {
+      const r = records.get(id);
+      if (!r || r.state === "terminating") this.parked.delete(id);
+      else if (r.address && this.d.isRunning(id)) {
+        this.parked.delete(id);
+        this.schedule(r);
+      }
+    }
+  }
+
+  /** Queue a probe of `r` at its next due time (now, if it was never probed), unless one is queued or out. */
+  schedule(r: InstanceRecord): void {
+    if (this.probes.has(r.id) || this.probing.has(r.id) || !r.address) return;
+    const h = this.health.get(r.id);
+    this.probes.schedule(r.id, h ? h.lastProbeAt + this.d.specOf(r.release).health.interval : 0);
+  }
+
+  /** Start the probes due now. They run in the background; the loop reads whatever they last recorded. */
+  probeDue(): void {
+    const now = this.d.now();
+    const records = this.d.records();
+    for (const id of this.probes.popDue(now)) {
+      const rec = records.get(id);
+      if (!rec || rec.state === "terminating") continue;
+      // Not running (yet): parked until it is (see unpark).
+      if (!rec.address || !this.d.isRunning(id)) {
+        this.parked.add(id);
+        continue;
+      }
+      this.probe(rec, this.d.specOf(rec.release).health);
+    }
+  }
+
+  private probe(rec: InstanceRecord, hp: HealthParams): void {
+    if (this.d.probeNow) {
+      let o: ProbeOutcome | undefined;
+      try {
+        o = this.d.probeNow(rec.address!, hp.path, hp.timeout);
+      } catch {
+        // as a rejected probe: nothing recorded, probed again at its interval
+      }
+      try {
+        if (o) this.recordOutcome(rec, o, hp);
+      } finally {
+        this.reschedule(rec.id);
+      }
+      return;
+    }
+    this.probing.add(rec.id);
+    // schedule's work, knowing what it checks: the id was taken off the queue to be probed
+    // and nothing schedules an id while its probe is out.
+    const done = () => {
+      this.probing.delete(rec.id);
+      this.reschedule(rec.id);
+    };
+    this.d.probe(rec.address!, hp.path, hp.timeout).then(
+      (o) => {
+        try {
+          this.recordOutcome(rec, o, hp);
+        } finally {
+          done();
+        }
+      },
+      done,
+    );
+  }
+
+  private reschedule(id: string): void {
+    const r = this.d.records().get(id);
+    const h = r?.address ? this.health.get(id) : undefined;
+    if (h) this.probes.schedule(id, h.lastProbeAt + this.d.specOf(r!.release).health.interval);
+  }
+
+  private recordOutcome(rec: InstanceRecord, o: ProbeOutcome, hp: HealthParams): void {
+    // Stopped while the probe was out: nothing is tracked for it any more.
+    if (!this.d.records().has(rec.id)) return;
+    const now = this.d.now();
+    const cur = this.health.get(rec.id) ?? initialHealth(false);
+    const next = recordProbe(cur, o, hp, now);
+    this.health.set(rec.id, next);
+    if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.consecutiveFail !== cur.consecutiveFail || next.lastFailAnswered !== cur.lastFailAnswered) this.d.changed(rec.id);
+    if (next.healthy && !cur.healthy) {
+      const r = this.d.records().get(rec.id);
+      if (r && r.healthySince === undefined) this.recordHealthySince(rec.id, now);
+    }
+    if (!next.healthy && cur.healthy) this.d.onUnhealthy(rec, next.lastReason ?? "unknown");
+  }
+
+  /**
+   * First healthy times are written together once the probe outcomes already queued have been
+   * folded in: the instances of a launch step turn healthy within one tick, and their times are
+   * then one write (one fsync on disk), not one each. The fleet view reads the same time either
+   * way (healthySince falls back to the probe's instant while it is unrecorded).
+   */
+  private recordHealthySince(id: string, at: number): void {
+    if (this.healthyWrites.length === 0) queueMicrotask(() => this.flushHealthySince());
+    this.healthyWrites.push({ id, at });
+  }
+  private healthyWrites: { id: string; at: number }[] = [];
+
+  private flushHealthySince(): void {
+    const list = this.healthyWrites;
+    this.healthyWrites = [];
+    const live = this.d.db.liveIndex(this.d.service);
+    const byTime = new Map<number, string[]>();
+    for (const w of list) {
+      // Stopped meanwhile: nothing to record.
+      if (live.get(w.id)?.healthySince !== undefined || !live.has(w.id)) continue;
+      const ids = byTime.get(w.at);
+      if (ids) ids.push(w.id);
+      else byTime.set(w.at, [w.id]);
+    }
+    try {
+      this.d.db.tx(() => {
+        for (const [at, ids] of byTime) this.d.db.updateInstances(ids, { healthySince: at });
+      });
+    } catch (e) {
+      this.d.log?.(`first healthy times not recorded: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,126 @@
+// The step interpreter: what each step a planner returns does to state, the provider and the
+// router. Its intent is written to state first (instances launching/terminating, the
+// rollout's progress), so a controller killed between two steps resumes from the rows.
+
+import { KilnError } from "../errors.js";
+import type { Step } from "../rollout/types.js";
+import type { RolloutRecord, StateDb } from "../state/db.js";
+import type { PromotionChecks } from "./checks.js";
+import type { InstanceActions } from "./instances.js";
+import type { FleetObserver } from "./observe.js";
+import type { RouterSync } from "./router-sync.js";
+import type { ServiceState } from "./service-state.js";
+import type { Transitions } from "./transitions.js";
+
+export interface StepDeps {
+  state: ServiceState;
+  observer: FleetObserver;
+  instances: InstanceActions;
+  routerSync: RouterSync;
+  checks: PromotionChecks;
+  transitions: Transitions;
+}
+
+export class StepInterpreter {
+  /** Instances launched to replace failed ones outside a rollout, since this controller started (metrics). */
+  healed = 0;
+
+  constructor(private readonly d: StepDeps) {}
+
+  /**
+   * Act on one step. Its intent is what it writes to state before calling the provider or
+   * router (instances launching/terminating, the rollout's progress), which is what a restart
+   * reads; a failure is an error event and the step is planned again next tick.
+   */
+  async apply(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
+    if (step.kind === "wait") return;
+    try {
+      await this.execute(step, rollout);
+    } catch (e) {
+      this.d.state.event("error", `${step.kind} failed: ${(e as Error).message}`, { rollout: rollout?.id });
+    }
+  }
+
+  private async execute(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
+    const { db } = this.d.state;
+    const now = this.d.state.now();
+    const each = (ids: string[], patch: Parameters<StateDb["updateInstances"]>[1]) => db.updateInstances(ids, patch);
+    switch (step.kind) {
+      case "launch": {
+        // One read of the release for the whole step (a 5,000-instance step launches 5,000).
+        const rel = db.getRelease(step.release);
+        if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${step.release} not found`);
+        // Outside a rollout, a launch replaces instances that died or failed: the fleet heals
+        // (the steady-state planner names its replacements "heal: …", rollout/steady.ts).
+        if (!rollout && step.reason.startsWith("heal")) {
+          this.healed += step.count;
+          this.d.state.notice("fleet.healing", `launching ${step.count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
+        }
+        await this.d.instances.launch(rel, step.count, rollout);
+        return;
+      }
+      case "register":
+        each(step.ids, { routing: "active", drainingSince: undefined });
+        this.d.state.event("info", `in rotation: ${step.ids.join(", ")}`, { rollout: rollout?.id });
+        return;
+      case "standby":
+        each(step.ids, { routing: "standby" });
+        return;
+      case "drain":
+        each(step.ids, { routing: "draining", drainingSince: now });
+        this.d.state.event("info", `draining ${step.ids.join(", ")} (${step.reason})`, { rollout: rollout?.id });
+        return;
+      case "terminate":
+        // Out of the routing table first, then stopped; the stop itself runs in the background.
+        each(step.ids, { state: "terminating", routing: "none" });
+        await this.d.routerSync.sync(this.d.observer.lastStats);
+        for (const id of step.ids) this.d.instances.startTerminate(id, step.reason);
+        return;
+      case "switch":
+        db.tx(() => {
+          const active: string[] = [];
+          const standby: string[] = [];
+          const toStandby = new Set(step.standby);
+          for (const r of db.liveInstances(this.d.state.service)) {
+            if (r.release === step.to && r.routing !== "draining" && r.state !== "terminating") active.push(r.id);
+            else if (toStandby.has(r.id)) standby.push(r.id);
+          }
+          db.updateInstances(active, { routing: "active", drainingSince: undefined });
+          db.updateInstances(standby, { routing: "standby" });
+        });
+        this.d.state.event("info", `switched traffic to ${step.to}`, { rollout: rollout?.id, release: step.to });
+        return;
+      case "mark-switched":
+        if (rollout) db.updateRollout(rollout.id, { switchedAt: now });
+        return;
+      case "progress":
+        if (rollout) this.d.state.mergeProgress(rollout.id, step.set);
+        return;
+      case "quarantine": {
+        // Out of rotation and stopped; its record and log stay for `kiln logs`; the strategy launches a replacement.
+        const reason = `quarantined: ${step.reason}`;
+        // The instances and the rollout's count of them change together: a restart sees both or neither.
+        db.tx(() => {
+          db.updateInstances(step.ids, { state: "terminating", routing: "none", reason });
+          if (rollout) this.d.state.mergeProgress(rollout.id, (cur) => ({ quarantined: (cur.quarantined ?? 0) + step.ids.length }));
+        });
+        await this.d.routerSync.sync(this.d.observer.lastStats);
+        for (const id of step.ids) {
+          this.d.state.event("warn", `quarantined ${id} (${step.reason}); \`kiln logs ${id}\` shows its log`, { instance: id, rollout: rollout?.id });
+          this.d.instances.startTerminate(id, reason);
+        }
+        this.d.state.notice("instance.quarantined", `quarantined ${step.ids.join(", ")}`, { rollout, release: rollout?.target, reason: step.reason, instances: step.ids });
+        return;
+      }
+      case "check":
+        if (rollout) this.d.checks.start(rollout, step.ids);
+        return;
+      case "done":
+        if (rollout) this.d.transitions.finish(rollout, step.reason);
+        return;
+      case "abort":
+        if (rollout) this.d.transitions.abort(rollout, step.reason, false);
+        return;
+    }
+  }
+}
