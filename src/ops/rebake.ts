@@ -7,7 +7,7 @@
 
 import { createHash } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { parseDocument } from "yaml";
+import { isScalar, parseDocument, Scalar } from "yaml";
 import { KilnError } from "../errors.js";
 import { ANNOTATION, bake, listImages, nextPatchVersion, readImageSbom, resolveBase, resolveRef, type BakeResult, type OciManifest, type ProgressFn, type Store } from "../image/index.js";
 import { imageFactsFromSbom, type ImageFacts } from "./outdated.js";
@@ -32,16 +32,17 @@ export interface RebakeResult {
 }
 
 /**
- * kiln.yaml's text with `version` set to `next`, everything else (comments, quoting, order) kept.
+ * kiln.yaml's text with `version` set to `next`: only the value's characters change (its quoting
+ * kept), so comments, spacing and order stay byte for byte.
  *
  * "name: hello\nversion: 1.0.0   # bumped by kiln rebake\n" → "name: hello\nversion: 1.0.1   # bumped by kiln rebake\n"
  * 'version: "1.0.0"\n' → 'version: "1.0.1"\n'
  */
 export function withVersion(text: string, next: string): string {
-  const doc = parseDocument(text);
-  if (!doc.has("version")) throw new KilnError("KILN_E_SPEC", "kiln.yaml has no top-level version to bump", { hint: "add `version: 1.0.0`" });
-  doc.set("version", next);
-  return doc.toString();
+  const node = parseDocument(text).get("version", true);
+  if (!isScalar(node) || !node.range) throw new KilnError("KILN_E_SPEC", "kiln.yaml has no top-level version to bump", { hint: "add `version: 1.0.0`" });
+  const value = node.type === Scalar.QUOTE_DOUBLE ? JSON.stringify(next) : node.type === Scalar.QUOTE_SINGLE ? `'${next}'` : next;
+  return text.slice(0, node.range[0]) + value + text.slice(node.range[1]);
 }
 
 /**
