@@ -270,7 +270,9 @@ export async function findOutdated(opts: OutdatedOptions): Promise<OutdatedRepor
   }
 
   let currentBase: OutdatedInput["currentBase"];
-  if (opts.base) {
+  // Resolving the base imports it (a refreshed tag's blobs are copied into the store): only when something runs.
+  if (running.length === 0) checks.push({ check: "base", note: "no running release" });
+  else if (opts.base) {
     try {
       const base = await resolveBase(opts.base.spec, { store: opts.store, contextDir: opts.base.contextDir, onProgress: () => undefined });
       currentBase = { name: base.name, digest: base.digest, packages: (await baseInventory(opts.store, base)).packages };
