@@ -6,7 +6,6 @@
 // 0 failed requests; `kiln outdated` is then clean and `kiln images --tree` shows the lineage.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -17,7 +16,7 @@ import { openStore, resolveBase, type OciImageConfig, type OciManifest } from ".
 import { planLayer, writeLayer, type LayerEntry } from "../../src/image/layer.js";
 import { MEDIA_TYPE } from "../../src/image/types.js";
 import type { LoadHandle } from "../../src/loadgen/client.js";
-import { helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad } from "./support.js";
+import { hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad } from "./support.js";
 
 const OLD = "3.0.11-1~deb12u2";
 const NEW = "3.0.17-1~deb12u3";
@@ -33,14 +32,6 @@ after(async () => {
   }
 });
 
-const hasBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 function file(path: string, text: string): LayerEntry {
   const data = Buffer.from(text);
