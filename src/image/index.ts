@@ -53,3 +53,5 @@ export { aptCachePolicyArgv, availableVersion, parsePackageIndex } from "./packa
 export type { PackageIndex } from "./package-index.js";
 export { npmAdvisoriesFor, parseOsv } from "./osv.js";
 export type { NpmAdvisory, OsvVuln } from "./osv.js";
+export { auditLockfile, npmAuditArgv, parseNpmAudit } from "./npm-audit.js";
+export type { LockedPackage } from "./npm-audit.js";

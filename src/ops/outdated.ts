@@ -6,11 +6,14 @@
 // resolves now. computeOutdated is pure; findOutdated gathers its input.
 
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { KilnError } from "../errors.js";
 import {
   aptCachePolicyArgv,
+  auditLockfile,
   availableVersion,
   baseInventory,
   compareDebianVersions,
@@ -18,7 +21,9 @@ import {
   NODE_PINS,
   nodeSupport,
   npmAdvisoriesFor,
+  npmAuditArgv,
   parseOsRelease,
+  parseNpmAudit,
   parseOsv,
   parsePackageIndex,
   readImageSbom,
@@ -42,7 +47,8 @@ export interface ImageFacts {
   os?: { id: string; versionId?: string; codename?: string };
   runtime?: { name: string; version: string };
   debian: DebPackage[];
-  npm: { name: string; version: string }[];
+  /** path: the package's lockfile key (`kiln:npm:lockfile-path`), for npm audit */
+  npm: { name: string; version: string; path?: string }[];
 }
 
 type Comp = { type?: string; name?: string; group?: string; version?: string; purl?: string; "bom-ref"?: string; properties?: { name?: string; value?: string }[] };
@@ -67,7 +73,10 @@ export function imageFactsFromSbom(digest: string, doc: unknown): ImageFacts {
     else if (c.purl?.startsWith("pkg:deb/") && c.name && c.version) {
       const arch = /[?&]arch=([^&]+)/.exec(c.purl)?.[1];
       facts.debian.push({ name: c.name, version: c.version, arch: arch ? decodeURIComponent(arch) : "" });
-    } else if (c.type === "library" && c.purl?.startsWith("pkg:npm/") && c.name && c.version) facts.npm.push({ name: c.group ? `${c.group}/${c.name}` : c.name, version: c.version });
+    } else if (c.type === "library" && c.purl?.startsWith("pkg:npm/") && c.name && c.version) {
+      const path = c.properties?.find((p) => p.name === "kiln:npm:lockfile-path")?.value;
+      facts.npm.push({ name: c.group ? `${c.group}/${c.name}` : c.name, version: c.version, ...(path ? { path } : {}) });
+    }
   }
   return facts;
 }
@@ -115,6 +124,8 @@ export interface OutdatedInput {
   packages?: PackageIndex;
   /** npm advisories (absent: not checked) */
   vulns?: readonly OsvVuln[];
+  /** `npm audit`'s advisories per image digest, per lockfile path (absent: not run) */
+  audit?: ReadonlyMap<string, ReadonlyMap<string, NpmAdvisory[]>>;
   /** Node.js versions known to exist (kiln's pins, a metadata file) */
   runtimeVersions: readonly string[];
   /** kiln.yaml's base as it resolves now (absent: not checked) */
@@ -133,7 +144,8 @@ export interface OutdatedInput {
  * - I runs node 24.20.0, versions know 24.22.3 and 26.12.1 → runtime-patch node 24.20.0 → 24.22.3 (same line only)
  * - I runs node 20.20.2 on 2026-12-02 → runtime-end-of-life (endOfLife 2026-04-30), available: the newest supported pinned version
  * - I's base is debian:12@sha256:A, kiln.yaml's base debian:12 resolves to sha256:B → base debian:12 A → B
- * - I holds pg 8.7.0, an OSV advisory fixed in 8.7.1 → npm-advisory pg 8.7.0 (available 8.7.1)
+ * - I holds pg 8.7.0, an OSV advisory fixed in 8.7.1 → npm-advisory pg 8.7.0 (available 8.7.1);
+ *   npm audit's advisories for its lockfile path join the OSV ones (one entry per id)
  */
 export function computeOutdated(input: OutdatedInput): Finding[] {
   const running = input.releases.filter(isRunning);
@@ -169,9 +181,10 @@ export function computeOutdated(input: OutdatedInput): Finding[] {
     }
     const cb = input.currentBase;
     if (cb && img.base && img.base.name === cb.name && img.base.digest !== cb.digest) note({ kind: "base", subject: cb.name, installed: img.base.digest, available: cb.digest }, img.digest);
-    if (input.vulns) {
+    if (input.vulns || input.audit) {
       for (const p of img.npm) {
-        const advisories = npmAdvisoriesFor(input.vulns, p.name, p.version);
+        const found = [...(input.vulns ? npmAdvisoriesFor(input.vulns, p.name, p.version) : []), ...((p.path && input.audit?.get(img.digest)?.get(p.path)) || [])];
+        const advisories = found.filter((a, i) => found.findIndex((b) => b.id === a.id) === i).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
         if (advisories.length === 0) continue;
         const fixed = advisories.map((a) => a.fixed).filter((v): v is string => v !== undefined).sort(compareSemver).pop();
         note({ kind: "npm-advisory", subject: p.name, installed: p.version, ...(fixed ? { available: fixed } : {}), advisories }, img.digest);
@@ -208,6 +221,8 @@ export interface OutdatedOptions {
   base?: { spec: string; contextDir: string };
   packagesIndex?: string;
   osv?: string;
+  /** run `npm audit` (needs the npm registry, or the one npm is configured with) */
+  npmAudit?: boolean;
   nodeReleases?: string;
   /** YYYY-MM-DD; default today (UTC) */
   today?: string;
@@ -288,9 +303,16 @@ export async function findOutdated(opts: OutdatedOptions): Promise<OutdatedRepor
     packages = r.packages;
     checks.push(r.packages ? { check: "debian", source: "apt-cache policy (this host's package lists)" } : { check: "debian", note: r.note });
   }
-  checks.push(vulns ? { check: "npm", source: `--osv ${opts.osv}` } : { check: "npm", note: "no --osv FILE given (npm advisories are not checked)" });
+  let audit: Map<string, Map<string, NpmAdvisory[]>> | undefined;
+  if (opts.npmAudit) {
+    const r = await runNpmAudit(images);
+    if (r.audit) audit = r.audit;
+    checks.push(r.audit ? { check: "npm", source: "npm audit (the npm registry's advisories)" } : { check: "npm", note: r.note });
+  }
+  if (vulns) checks.push({ check: "npm", source: `--osv ${opts.osv}` });
+  else if (!opts.npmAudit) checks.push({ check: "npm", note: "neither --osv FILE nor --npm-audit given (npm advisories are not checked)" });
 
-  const findings = computeOutdated({ releases: running, images, ...(packages ? { packages } : {}), ...(vulns ? { vulns } : {}), runtimeVersions, ...(currentBase ? { currentBase } : {}), today });
+  const findings = computeOutdated({ releases: running, images, ...(packages ? { packages } : {}), ...(vulns ? { vulns } : {}), ...(audit ? { audit } : {}), runtimeVersions, ...(currentBase ? { currentBase } : {}), today });
   return { schemaVersion: 1, outdated: findings.length > 0, checks, findings, releases: running, unchecked };
 }
 
@@ -315,4 +337,38 @@ async function aptCandidates(images: readonly ImageFacts[], hostOsRelease: strin
   } catch (e) {
     return { note: `apt-cache policy failed (${(e as Error).message.split("\n")[0]}): pass --packages-index FILE` };
   }
+}
+
+/**
+ * `npm audit` over each image's npm packages (a lockfile rebuilt from its SBOM, in a temporary
+ * directory): needs npm and its registry. A failure (no npm, registry unreachable) is a note in
+ * the report, never a finding and never an error: the OSV file is the offline way.
+ */
+async function runNpmAudit(images: readonly ImageFacts[]): Promise<{ audit?: Map<string, Map<string, NpmAdvisory[]>>; note?: string }> {
+  const audit = new Map<string, Map<string, NpmAdvisory[]>>();
+  for (const img of images) {
+    const locked = img.npm.filter((p): p is { name: string; version: string; path: string } => p.path !== undefined);
+    if (locked.length === 0) continue;
+    const dir = await mkdtemp(join(tmpdir(), "kiln-npm-audit-"));
+    try {
+      const files = auditLockfile(locked);
+      await writeFile(join(dir, "package.json"), files.packageJson);
+      await writeFile(join(dir, "package-lock.json"), files.lockfile);
+      const [cmd, ...args] = npmAuditArgv();
+      let stdout: string;
+      try {
+        stdout = (await execFileP(cmd!, args, { cwd: dir, timeout: 60_000, maxBuffer: 32 * 1024 * 1024 })).stdout;
+      } catch (e) {
+        // exit 1 with a report on stdout is npm's "vulnerabilities found" (older npm ignores --audit-level none)
+        stdout = (e as { stdout?: string }).stdout ?? "";
+        if (parseNpmAudit(stdout) === undefined) return { note: `npm audit failed (${(e as Error).message.split("\n")[0]}): is the registry reachable? pass --osv FILE instead` };
+      }
+      const report = parseNpmAudit(stdout);
+      if (!report) return { note: "npm audit printed no report: pass --osv FILE instead" };
+      audit.set(img.digest, report);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return { audit };
 }

