@@ -71,15 +71,18 @@ export async function until(check: () => Promise<boolean> | boolean, timeoutMs: 
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** Whether bubblewrap (the local provider's sandbox) is installed. */
-export const hasBwrap = (() => {
+/** Whether a command runs (`CMD --version` exits 0). */
+export function hasTool(cmd: string): boolean {
   try {
-    execFileSync("bwrap", ["--version"], { stdio: "ignore" });
+    execFileSync(cmd, ["--version"], { stdio: "ignore" });
     return true;
   } catch {
     return false;
   }
-})();
+}
+
+/** Whether bubblewrap (the local provider's sandbox) is installed. */
+export const hasBwrap = hasTool("bwrap");
 
 /** Skip (with a reason) when a system tool is missing, or fail when KILN_REQUIRE_ALL=1. */
 export function requireTool(ok: boolean, reason: string, t: { skip(msg: string): void }): boolean {

@@ -7,6 +7,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { auditLockfile, parseNpmAudit } from "../../src/image/npm-audit.js";
+import { provenanceStatement } from "../../src/image/provenance.js";
 import { npmAdvisoriesFor, parseOsv } from "../../src/image/osv.js";
 import { aptCachePolicyArgv, availableVersion, parsePackageIndex } from "../../src/image/package-index.js";
 import { compareDebianVersions, compareSemver, nextPatchVersion } from "../../src/image/versions.js";
@@ -207,6 +208,8 @@ test("imageFactsFromSbom, computeInputChanges, withVersion", () => {
   assert.equal(withVersion('name: x\nversion: "1.0.0"\n', "1.0.1"), 'name: x\nversion: "1.0.1"\n');
   assert.equal(withVersion("name: x\nversion: '1.0.0' # q\n", "1.0.1"), "name: x\nversion: '1.0.1' # q\n");
   assert.throws(() => withVersion("name: x\n", "1.0.1"), /no top-level version/);
+  const statement = provenanceStatement({ image: { name: "web", version: "1.0.1", digest: `sha256:${"b".repeat(64)}` }, base: { name: "debian:12" }, kiln: { version: "0" }, patchOf: `sha256:${"a".repeat(64)}` }) as { predicate: { buildDefinition: { externalParameters: Record<string, unknown> } } };
+  assert.deepEqual(statement.predicate.buildDefinition.externalParameters.kiln_patch_of, { digest: { sha256: "a".repeat(64) } }, "the provenance names the parent too");
 });
 
 test("computeImageTree: base → images (with patches) → releases", () => {

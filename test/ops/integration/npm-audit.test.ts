@@ -4,25 +4,15 @@
 // unreachable registry is a note in the report, never an error.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { after, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { findOutdated } from "../../../src/ops/outdated.js";
 import { freeLoopbackPort } from "../../../src/net.js";
-import { requireTool } from "../../integration/support.js";
+import { hasTool, requireTool } from "../../integration/support.js";
 import { world } from "../outdated-fixtures.js";
 
 const LOCK = JSON.stringify({ name: "fixture", lockfileVersion: 3, packages: { "": { name: "fixture" }, "node_modules/pg": { version: "8.7.0" }, "node_modules/left-pad": { version: "1.3.0" } } });
-
-const hasNpm = (() => {
-  try {
-    execFileSync("npm", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 let server: Server | undefined;
 const saved = process.env.npm_config_registry;
@@ -33,7 +23,7 @@ after(() => {
 });
 
 test("--npm-audit: npm's advisories for the image's packages, with the fix npm names; an unreachable registry is a note", async (t) => {
-  if (!requireTool(hasNpm, "npm is not installed", t)) return;
+  if (!requireTool(hasTool("npm"), "npm is not installed", t)) return;
   const asked: string[] = [];
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];
