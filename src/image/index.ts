@@ -51,7 +51,7 @@ export { parseOsRelease } from "./sbom.js";
 export { compareDebianVersions, compareSemver, nextPatchVersion } from "./versions.js";
 export { aptCachePolicyArgv, availableVersion, parsePackageIndex } from "./package-index.js";
 export type { PackageIndex } from "./package-index.js";
-export { npmAdvisoriesFor, parseOsv } from "./osv.js";
+export { jsonOrUndefined, npmAdvisoriesFor, parseOsv } from "./osv.js";
 export type { NpmAdvisory, OsvVuln } from "./osv.js";
 export { auditLockfile, npmAuditArgv, parseNpmAudit } from "./npm-audit.js";
 export type { LockedPackage } from "./npm-audit.js";

@@ -3,7 +3,7 @@
 // lockfile paths), which asks the registry's bulk advisory endpoint. Pure here: the lockfile
 // and the reading of npm's report; ops/outdated.ts runs npm (argv from npmAuditArgv).
 
-import type { NpmAdvisory } from "./osv.js";
+import { jsonOrUndefined, type NpmAdvisory } from "./osv.js";
 
 export interface LockedPackage {
   /** the lockfile key, e.g. "node_modules/pg" */
@@ -45,12 +45,7 @@ type Via = { source?: number | string; name?: string; title?: string; url?: stri
  *   → node_modules/pg → [{ id: "GHSA-x", summary: "bad", fixed: "8.7.1" }]
  */
 export function parseNpmAudit(text: string): Map<string, NpmAdvisory[]> | undefined {
-  let doc: { vulnerabilities?: Record<string, { name?: string; via?: (Via | string)[]; nodes?: string[]; fixAvailable?: boolean | { name?: string; version?: string } }> };
-  try {
-    doc = JSON.parse(text) as typeof doc;
-  } catch {
-    return undefined;
-  }
+  const doc = jsonOrUndefined(text) as { vulnerabilities?: Record<string, { name?: string; via?: (Via | string)[]; nodes?: string[]; fixAvailable?: boolean | { name?: string; version?: string } }> } | undefined;
   if (!doc || typeof doc !== "object" || typeof doc.vulnerabilities !== "object") return undefined;
   const out = new Map<string, NpmAdvisory[]>();
   for (const v of Object.values(doc.vulnerabilities ?? {})) {

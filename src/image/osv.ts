@@ -15,14 +15,18 @@ export interface OsvVuln {
   }[];
 }
 
-/** An OSV document's vulnerabilities; undefined when the text is not one (the caller reports bad input). */
-export function parseOsv(text: string): OsvVuln[] | undefined {
-  let doc: unknown;
+/** JSON text → its value; undefined when it is not JSON (a user's file or a tool's output: the caller says what it expected). */
+export function jsonOrUndefined(text: string): unknown {
   try {
-    doc = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
+}
+
+/** An OSV document's vulnerabilities; undefined when the text is not one (the caller reports bad input). */
+export function parseOsv(text: string): OsvVuln[] | undefined {
+  const doc = jsonOrUndefined(text);
   const list = Array.isArray(doc) ? doc : doc && typeof doc === "object" && Array.isArray((doc as { vulns?: unknown }).vulns) ? (doc as { vulns: unknown[] }).vulns : doc && typeof doc === "object" && "id" in doc ? [doc] : undefined;
   if (!list) return undefined;
   return list.filter((v): v is OsvVuln => !!v && typeof v === "object" && typeof (v as OsvVuln).id === "string");

