@@ -3,7 +3,7 @@
 // store and state (a small Debian-like base, bakes with a fixed time: nothing is spawned).
 
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { auditLockfile, parseNpmAudit } from "../../src/image/npm-audit.js";
@@ -14,6 +14,8 @@ import { compareDebianVersions, compareSemver, nextPatchVersion } from "../../sr
 import { computeImageTree, readImageTree, type ReleaseSite, type StoredImage } from "../../src/ops/lineage.js";
 import { computeOutdated, findOutdated, imageFactsFromSbom, parseNodeVersions, type ImageFacts } from "../../src/ops/outdated.js";
 import { computeInputChanges, withVersion } from "../../src/ops/rebake.js";
+import { StateDb } from "../../src/state/db.js";
+import { addRelease } from "../doctor/helpers.js";
 import { debianishBase, retag, world } from "./outdated-fixtures.js";
 
 const sign = (n: number) => Math.sign(n);
@@ -239,10 +241,19 @@ test("findOutdated: a Packages index with a newer libssl3 → a finding carried 
   const index = join(w.home, "Packages");
   await writeFile(index, "Package: libssl3\nVersion: 3.0.17-1~deb12u3\nArchitecture: amd64\n\nPackage: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n");
   const base = { spec: `oci:${w.baseDir}:debianish:12`, contextDir: w.ctx };
+  // The same image live in a second environment (its own state file in the shared home), and a superseded release there.
+  await mkdir(join(w.home, "env", "staging"), { recursive: true });
+  const staging = new StateDb(join(w.home, "env", "staging", "state.db"));
+  try {
+    addRelease(staging, `sha256:${"0".repeat(64)}`, { version: "0.9.0" });
+    addRelease(staging, w.digest, { live: true, version: "1.0.0" });
+  } finally {
+    staging.close();
+  }
   const r1 = await findOutdated({ store: w.store, home: w.home, base, packagesIndex: index, today: "2026-12-02" });
   assert.equal(r1.outdated, true);
-  assert.deepEqual(r1.findings.map((f) => [f.kind, f.subject, f.installed, f.available, f.rebake, f.carriers.map((c) => `${c.service}/${c.release}`)]), [["debian", "libssl3", "3.0.11-1~deb12u2", "3.0.17-1~deb12u3", "3.0.11-1~deb12u2", ["svc/r1"]]]);
-  assert.deepEqual(r1.releases.map((r) => r.digest), [w.digest]);
+  assert.deepEqual(r1.findings.map((f) => [f.kind, f.subject, f.installed, f.available, f.rebake, f.carriers.map((c) => `${c.environment ?? "-"}/${c.service}/${c.release}`)]), [["debian", "libssl3", "3.0.11-1~deb12u2", "3.0.17-1~deb12u3", "3.0.11-1~deb12u2", ["-/svc/r1", "staging/svc/r2"]]]);
+  assert.deepEqual(r1.releases.map((r) => r.digest), [w.digest, w.digest], "the superseded release without instances is not checked");
 
   const v2 = await debianishBase(w.baseDir, "3.0.17-1~deb12u3");
   await retag(w.baseDir, v2.descriptor);
@@ -250,7 +261,8 @@ test("findOutdated: a Packages index with a newer libssl3 → a finding carried 
   assert.deepEqual(r2.findings.map((f) => [f.kind, f.available, f.rebake]), [["base", v2.digest, undefined], ["debian", "3.0.17-1~deb12u3", "3.0.17-1~deb12u3"]]);
 
   const tree = await readImageTree(w.store, w.home, undefined);
-  assert.deepEqual(tree.bases.map((b) => [b.name, b.images.map((i) => [i.ref, i.releases.map((r) => r.release)])]), [["debianish:12", [["svc:1.0.0", ["r1"]]]]]);
+  assert.deepEqual(tree.bases.map((b) => [b.name, b.images.map((i) => [i.ref, i.releases.map((r) => `${r.environment ?? "-"}/${r.release}`)])]), [["debianish:12", [["svc:1.0.0", ["-/r1", "staging/r2"]]]]]);
+  assert.deepEqual(tree.orphans.map((r) => `${r.environment}/${r.release}`), ["staging/r1"], "a release of an image no tag names");
 
   await assert.rejects(findOutdated({ store: w.store, home: w.home, packagesIndex: join(w.home, "missing") }), (e: { code?: string }) => e.code === "KILN_E_USAGE");
   await writeFile(join(w.home, "bad.json"), '{"x":1}');
