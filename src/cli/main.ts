@@ -14,7 +14,10 @@ type VerbModule = { register(program: Command): void };
 const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["init"], () => import("./verbs/init.js")],
   [["validate", "schema"], () => import("./verbs/spec.js")],
-  [["bake", "images", "export"], () => import("./verbs/bake.js")],
+  [["bake", "export"], () => import("./verbs/bake.js")],
+  [["images"], () => import("./verbs/images.js")],
+  [["outdated"], () => import("./verbs/outdated.js")],
+  [["rebake"], () => import("./verbs/rebake.js")],
   [["up", "down"], () => import("./verbs/up.js")],
   [["deploy", "rollback", "scale", "promote", "pause", "resume", "abort"], () => import("./verbs/deploy.js")],
   [["plan", "simulate"], () => import("./verbs/plan.js")],

@@ -11,7 +11,7 @@ import type { ObservedInstance } from "../providers/provider.js";
 import { collectProviderImages, createProvider } from "../providers/registry.js";
 import { isPostgresLocation } from "../state/driver.js";
 import { redactUrl } from "../state/pg-dialect.js";
-import { environmentSchema } from "../state/state-location.js";
+import { homeStateLocations } from "../state/state-location.js";
 import { StateDb } from "../state/db.js";
 import { computePins, DEFAULT_KEEP } from "./pins.js";
 
@@ -81,25 +81,13 @@ export function checkKeep(keep: number): number {
   return keep;
 }
 
-/**
- * Every state database of the home: the top level's and each environment's (env/NAME/state.db).
- * The image store is shared by all of them, so each one's releases and instances pin images.
- */
-function stateFiles(home: string, state: string | undefined): { environment?: string; file: string }[] {
-  const envRoot = join(home, "env");
-  const envs = existsSync(envRoot) ? readdirSync(envRoot).filter((n) => /^[a-z][a-z0-9-]{0,30}$/.test(n)).sort() : [];
-  // A shared PostgreSQL state: the base schema and each environment's own (state-location.ts).
-  if (state !== undefined && isPostgresLocation(state)) return [{ file: state }, ...envs.map((e) => ({ environment: e, file: environmentSchema(state, e) }))];
-  return [{ file: state ?? join(home, "state.db") }, ...envs.map((e) => ({ environment: e, file: join(envRoot, e, "state.db") }))].filter((f) => existsSync(f.file));
-}
-
 export async function gcHome(opts: GcHomeOptions): Promise<GcReport> {
   const keep = checkKeep(opts.keep ?? DEFAULT_KEEP);
   homePaths(opts.home); // the home's directories, owner-only, as every verb leaves them
   const warnings: string[] = [];
   const dbs: StateDb[] = [];
   try {
-    for (const f of stateFiles(opts.home, opts.state)) {
+    for (const f of homeStateLocations(opts.home, opts.state)) {
       let db: StateDb | undefined;
       try {
         db = new StateDb(f.file);

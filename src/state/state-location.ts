@@ -5,6 +5,8 @@
 // URL or libpq's PG* variables (PGUSER, PGPASSWORD, ~/.pgpass); messages show the URL with
 // its password hidden.
 
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { KilnError } from "../errors.js";
 import { isPostgresLocation, type StateBackend } from "./driver.js";
 import { redactUrl } from "./pg-dialect.js";
@@ -58,4 +60,17 @@ export function environmentSchema(url: string, environment: string): string {
   const base = u.searchParams.get("schema") ?? "kiln";
   u.searchParams.set("schema", `${base}_${environment.replace(/-/g, "_")}`);
   return u.toString();
+}
+
+/**
+ * Every state database of a home: the top level's and each environment's (env/NAME/state.db;
+ * on a shared PostgreSQL state, the base schema and each environment's). The image store is
+ * shared by all of them: `kiln gc` pins what each one's releases need, `kiln outdated` and
+ * `kiln images --tree` read each one's releases. SQLite files that do not exist are left out.
+ */
+export function homeStateLocations(home: string, state: string | undefined): { environment?: string; file: string }[] {
+  const envRoot = join(home, "env");
+  const envs = existsSync(envRoot) ? readdirSync(envRoot).filter((n) => /^[a-z][a-z0-9-]{0,30}$/.test(n)).sort() : [];
+  if (state !== undefined && isPostgresLocation(state)) return [{ file: state }, ...envs.map((e) => ({ environment: e, file: environmentSchema(state, e) }))];
+  return [{ file: state ?? join(home, "state.db") }, ...envs.map((e) => ({ environment: e, file: join(envRoot, e, "state.db") }))].filter((f) => existsSync(f.file));
 }

@@ -4,7 +4,6 @@
 // a rollback without a reason warns and is recorded as "no reason given".
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { join } from "node:path";
@@ -12,18 +11,10 @@ import { after, before, test } from "node:test";
 import { parseDocument } from "yaml";
 import { homeFor, homePaths } from "../../src/home.js";
 import type { ChangeRecord } from "../../src/state/db.js";
-import { helloWorkspace, kiln, kilnStatus, requireTool, until, type RunResult } from "./support.js";
+import { hasBwrap, helloWorkspace, kiln, kilnStatus, requireTool, type RunResult, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let up = false;
-const hasBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 // No CI identity leaks in from the machine running the tests.
 const plain = { KILN_ACTOR: "", GITHUB_ACTIONS: "", GITLAB_CI: "", BUILDKITE: "", CIRCLECI: "" };
 const ops = { ...plain, KILN_ACTOR: "ops-oncall" };

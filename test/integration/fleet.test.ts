@@ -3,24 +3,15 @@
 // zero failed requests during it and the fleet's final state.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { StatusView } from "../../src/controller/types.js";
 import type { LoadHandle } from "../../src/loadgen/client.js";
-import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
+import { bakeAndDeploy, hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
 import { pidAlive } from "../../src/home.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let load: LoadHandle | undefined;
-const hasBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 const status = () => kilnStatus(ws.dir);
 const serving = inRotation;

@@ -4,25 +4,16 @@
 // stands; a manual rollback runs post-rollback. Output reaches the terminal and the events.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { parseDocument } from "yaml";
 import { homeFor, homePaths } from "../../src/home.js";
 import { StateDb } from "../../src/state/db.js";
-import { helloWorkspace, kiln, kilnStatus, requireTool } from "./support.js";
+import { hasBwrap, helloWorkspace, kiln, kilnStatus, requireTool } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let up = false;
-const hasBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const env = { KILN_ACTOR: "hook-tester" };
 
 /** KEY=value lines a hook wrote (env | grep ^KILN_) */

@@ -12,7 +12,6 @@
 // its own database and fleet.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
@@ -21,7 +20,7 @@ import type { StatusView } from "../../src/controller/types.js";
 import { dockerSocket, postgresUrl } from "../support/services.js";
 import { dockerBridge, notesWorkspace, scratchDatabase, startRelay, startWriter, type NotesWorkspace, type WriterHandle } from "../support/notes-workspace.js";
 import type { WriterProgress } from "../support/notes-writer.js";
-import { kiln, repoRoot, requireTool } from "./support.js";
+import { hasBwrap, kiln, repoRoot, requireTool } from "./support.js";
 
 const REPLACEMENTS = [
   { version: "2.0.0", strategy: "rolling" },
@@ -31,14 +30,6 @@ const REPLACEMENTS = [
   { version: "6.0.0", strategy: "rolling" },
 ] as const;
 
-const hasBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** Whether this build has a Docker provider (it is being built alongside this test). */
 const hasDockerProvider = existsSync(join(repoRoot, "dist/src/providers/docker/index.js"));

@@ -1,6 +1,6 @@
 // Helpers for end-to-end tests that drive the real `kiln` binary, real processes and real load.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -70,6 +70,19 @@ export async function until(check: () => Promise<boolean> | boolean, timeoutMs: 
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/** Whether a command runs (`CMD --version` exits 0). */
+export function hasTool(cmd: string): boolean {
+  try {
+    execFileSync(cmd, ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether bubblewrap (the local provider's sandbox) is installed. */
+export const hasBwrap = hasTool("bwrap");
 
 /** Skip (with a reason) when a system tool is missing, or fail when KILN_REQUIRE_ALL=1. */
 export function requireTool(ok: boolean, reason: string, t: { skip(msg: string): void }): boolean {

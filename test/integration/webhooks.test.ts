@@ -4,7 +4,6 @@
 // (it must not hold a rollout) and a closed port (bounded retries, then an error event).
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -14,18 +13,10 @@ import { after, before, test } from "node:test";
 import { parseDocument } from "yaml";
 import { homeFor, homePaths } from "../../src/home.js";
 import { StateDb } from "../../src/state/db.js";
-import { bakeAndDeploy, freePort, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, until } from "./support.js";
+import { bakeAndDeploy, freePort, hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let up = false;
-const hasBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const SECRET = "it-webhook-secret";
 const secretEnv = { KILN_IT_WEBHOOK_SECRET: SECRET };
 

@@ -1,9 +1,8 @@
-import Table from "cli-table3";
 import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
-import { bake, exportImage, listImages, openStore } from "../../image/index.js";
+import { bake, exportImage, openStore } from "../../image/index.js";
 import { recipeOf } from "../../ops/recipe.js";
-import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { context, out, printJson, type GlobalOptions } from "../context.js";
 
 export function register(program: Command): void {
   program
@@ -29,20 +28,6 @@ export function register(program: Command): void {
       if (opts.json) return printJson({ ...r, durationMs: Date.now() - started });
       out(`${r.ref} ${r.digest}${r.cached ? " (unchanged, from cache)" : ""}`);
       out(`  name ${r.timestampedName}, ${r.layers.length} layers, ${Date.now() - started} ms`);
-    });
-
-  program
-    .command("images")
-    .description("list baked images in the store")
-    .option("--json", "print the list as JSON")
-    .addHelpText("after", "\nExample:\n  kiln images --json")
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      const images = await listImages(openStore(ctx.home));
-      if (opts.json) return printJson({ images });
-      const t = new Table({ head: ["image", "digest", "name", "created", "size"], style: { head: [], border: [] } });
-      for (const i of images) t.push([i.ref, short(i.digest), i.timestampedName, ago(i.created), `${(i.size / 1e6).toFixed(1)} MB`]);
-      out(t.toString());
     });
 
   program
