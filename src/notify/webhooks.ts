@@ -71,18 +71,24 @@ class WebhookQueue {
     if (!this.running) void this.pump();
   }
 
+  /** waiting, plus the one being delivered */
   get size(): number {
-    return this.queue.length;
+    return this.queue.length + (this.current ? 1 : 0);
   }
+
+  /** The event being delivered is off the queue: a full queue drops the oldest waiting one, never it. */
+  private current: Pending | undefined;
 
   private async pump(): Promise<void> {
     this.running = true;
     try {
       while (this.queue.length > 0 && !this.stopped.signal.aborted) {
-        await this.deliver(this.queue[0]!);
-        this.queue.shift();
+        this.current = this.queue.shift()!;
+        await this.deliver(this.current);
+        this.current = undefined;
       }
     } finally {
+      this.current = undefined;
       this.running = false;
     }
   }
