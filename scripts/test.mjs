@@ -1,5 +1,5 @@
 // Runs the compiled tests with node's test runner.
-//   node scripts/test.mjs          every tier: unit files side by side (one per core), then integration files in two lanes
+//   node scripts/test.mjs          every tier: unit files side by side (one per core), then integration files in two lanes side by side
 //   node scripts/test.mjs unit     fast tier only
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -33,31 +33,36 @@ const integration = all.filter(isIntegration);
 //                   under load and must not share the engine with each other
 //   component lane  the rest (local processes, proxies, HAProxy, registry, doctor, loadgen…), on
 //                   free loopback ports and temp dirs of their own
-// the fleet lane first, then the component lane (or side by side with KILN_TEST_LANES=2).
+// the two lanes side by side (or one after the other with KILN_TEST_LANES=1).
 const cores = Math.max(1, Math.min(4, availableParallelism()));
 const guard = new URL("./unit-guard.mjs", import.meta.url).href;
 const args = (files, concurrency, preload = []) => [...preload, "--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files];
 const runSync = (files, concurrency, preload) =>
   files.length === 0 ? 0 : (spawnSync(process.execPath, args(files, concurrency, preload), { stdio: "inherit" }).status ?? 1);
-const runAsync = (files) =>
+const runAsync = (files, env = {}) =>
   files.length === 0
     ? Promise.resolve(0)
-    : new Promise((resolve) => spawn(process.execPath, args(files, 1), { stdio: "inherit" }).on("exit", (code) => resolve(code ?? 1)));
+    : new Promise((resolve) =>
+        spawn(process.execPath, args(files, 1), { stdio: "inherit", env: { ...process.env, ...env } }).on("exit", (code) => resolve(code ?? 1)),
+      );
 const fleetLane = (f) => f.includes("/test/integration/") || /docker|swarm/.test(f.slice(f.lastIndexOf("/")));
 const unitStatus = tier === "integration" ? 0 : runSync(unit, cores, ["--import", guard]);
 let integrationStatus = 0;
 if (tier !== "unit") {
-  // One lane after the other: side by side, an instance of a fleet test exited mid-rollout (seen
-  // once in a clean-clone run, cause not pinned down — a free port taken between its pick and its
-  // bind is the likely one), and a test that can fail for its neighbour's sake is not a test.
-  // KILN_TEST_LANES=2 runs them side by side (about 8 minutes less on 2 cores).
-  if (process.env.KILN_TEST_LANES === "2") {
-    const lanes = await Promise.all([runAsync(integration.filter(fleetLane)), runAsync(integration.filter((f) => !fleetLane(f)))]);
-    integrationStatus = lanes.find((s) => s !== 0) ?? 0;
-  } else {
-    const a = await runAsync(integration.filter(fleetLane));
-    const b = await runAsync(integration.filter((f) => !fleetLane(f)));
+  // Side by side, each lane picks the ports it binds later from a range of its own (KILN_PORT_RANGE,
+  // see src/net.ts), below the kernel's ephemeral range: no lane can take a port the other picked,
+  // and no outgoing connection (a proxy's, a load generator's) can either. Before the ranges, a
+  // fleet test's instance once exited mid-rollout while the lanes ran side by side.
+  // KILN_TEST_LANES=1 runs one lane after the other (about 14 minutes longer on 2 cores).
+  const fleet = integration.filter(fleetLane);
+  const component = integration.filter((f) => !fleetLane(f));
+  if (process.env.KILN_TEST_LANES === "1") {
+    const a = await runAsync(fleet, { KILN_PORT_RANGE: "20000-26383" });
+    const b = await runAsync(component, { KILN_PORT_RANGE: "26384-32767" });
     integrationStatus = a || b;
+  } else {
+    const lanes = await Promise.all([runAsync(fleet, { KILN_PORT_RANGE: "20000-26383" }), runAsync(component, { KILN_PORT_RANGE: "26384-32767" })]);
+    integrationStatus = lanes.find((s) => s !== 0) ?? 0;
   }
 }
 process.exit(unitStatus || integrationStatus);
