@@ -39,7 +39,7 @@ after(async () => {
   }
 });
 
-test("router haproxy: up, deploy v1, HAProxy serves the fleet", { timeout: 90_000 }, async (t) => {
+test("router haproxy: up, deploy v1, HAProxy serves the fleet", { timeout: 240_000 }, async (t) => {
   if (!requireTool(ready, "needs bubblewrap and /usr/sbin/haproxy", t)) return;
   assert.equal((await kiln(["bake", "--json"], { cwd: ws.dir })).code, 0);
   const up = await kiln(["up", "--detach", "--router", "haproxy", "--json"], { cwd: ws.dir });
@@ -60,7 +60,7 @@ test("router haproxy: up, deploy v1, HAProxy serves the fleet", { timeout: 90_00
   ({ load, window } = await startFleetLoad(ws.port, 10_000));
 });
 
-test("router haproxy: rolling replacement to v2 under load, 0 failed requests", { timeout: 90_000 }, async (t) => {
+test("router haproxy: rolling replacement to v2 under load, 0 failed requests", { timeout: 240_000 }, async (t) => {
   if (!load) return t.skip("no fleet");
   const d = await bakeAndDeploy(ws, "2.0.0", { strategy: "rolling" });
   assert.equal(d.code, 0, d.stdout + d.stderr);
@@ -72,7 +72,7 @@ test("router haproxy: rolling replacement to v2 under load, 0 failed requests", 
   assert.equal(w.failed, 0);
 });
 
-test("router haproxy: a killed controller leaves HAProxy serving; kiln up attaches again", { timeout: 60_000 }, async (t) => {
+test("router haproxy: a killed controller leaves HAProxy serving; kiln up attaches again", { timeout: 180_000 }, async (t) => {
   if (!load) return t.skip("no fleet");
   const hp = haproxyPid();
   const cpid = (await kilnStatus(ws.dir)).controller.pid;
@@ -92,7 +92,7 @@ test("router haproxy: a killed controller leaves HAProxy serving; kiln up attach
   assert.equal(w.failed, 0);
 });
 
-test("router haproxy: a killed HAProxy is started again by the controller, with the table", { timeout: 60_000 }, async (t) => {
+test("router haproxy: a killed HAProxy is started again by the controller, with the table", { timeout: 180_000 }, async (t) => {
   if (!load) return t.skip("no fleet");
   await load.stop(); // a killed data plane fails requests by definition; this checks the recovery
   load = undefined;
@@ -113,7 +113,7 @@ test("router haproxy: a killed HAProxy is started again by the controller, with 
   ({ load, window } = await startFleetLoad(ws.port, 10_000));
 });
 
-test("router haproxy: kiln maintenance on answers 503 with Retry-After, off serves again", { timeout: 60_000 }, async (t) => {
+test("router haproxy: kiln maintenance on answers 503 with Retry-After, off serves again", { timeout: 180_000 }, async (t) => {
   if (!load) return t.skip("no fleet");
   await load.stop(); // its requests would count the 503s as failures
   load = undefined;
@@ -138,7 +138,7 @@ test("router haproxy: kiln maintenance on answers 503 with Retry-After, off serv
   await r.text();
 });
 
-test("router haproxy: kiln down leaves no HAProxy process", { timeout: 60_000 }, async (t) => {
+test("router haproxy: kiln down leaves no HAProxy process", { timeout: 180_000 }, async (t) => {
   if (!existsSync(haproxyPidFile())) return t.skip("no fleet");
   if (load) await load.stop();
   load = undefined;
@@ -150,7 +150,7 @@ test("router haproxy: kiln down leaves no HAProxy process", { timeout: 60_000 },
   assert.equal(existsSync(haproxyPidFile()), false);
 });
 
-test("router builtin (kiln.yaml default): kiln maintenance on answers 503 with Retry-After, off serves again", { timeout: 90_000 }, async (t) => {
+test("router builtin (kiln.yaml default): kiln maintenance on answers 503 with Retry-After, off serves again", { timeout: 240_000 }, async (t) => {
   if (!requireTool(has("bwrap", ["--version"]), "needs bubblewrap", t)) return;
   const b = await helloWorkspace("kiln-it-routers-builtin-");
   try {
