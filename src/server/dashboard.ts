@@ -54,6 +54,8 @@ export interface DashboardDeps {
   api: HonoApp;
   sessions: DashboardSessions;
   service: string;
+  /** the kiln.yaml environment this controller acts on, when one is named */
+  environment?: string;
   /** the whole dashboard is read-only (kiln.yaml controller.dashboardReadOnly) */
   readOnly: boolean;
   /** requests the router answered so far, per release (the controller's last reading) */
@@ -94,7 +96,7 @@ export function createDashboardApp(d: DashboardDeps): Hono {
       if (samples.length > MAX_SAMPLES) samples.splice(0, samples.length - MAX_SAMPLES);
     }
     const [status, history, events] = await Promise.all([api("/v1/status"), api("/v1/history"), api("/v1/events?tail=50")]);
-    const body = JSON.stringify({ at: now, service: d.service, status, history, events: events.events ?? [], shares: samples });
+    const body = JSON.stringify({ at: now, service: d.service, environment: d.environment ?? null, status, history, events: events.events ?? [], shares: samples });
     cached = { at: now, body };
     return body;
   };

@@ -150,6 +150,7 @@ async function main(): Promise<void> {
   dashboard = new DashboardListener({
     api: app,
     service: loaded.service,
+    ...(loaded.environment ? { environment: loaded.environment } : {}),
     readOnly: loaded.spec.controller.dashboardReadOnly ?? false,
     requestCounts: () => {
       const releases = controller.routerStats()?.releases;
