@@ -186,7 +186,6 @@ export function createDashboardApp(d: DashboardDeps): Hono {
  */
 export class DashboardListener {
   private server: ReturnType<typeof createServer> | undefined;
-  private base: string | undefined;
   readonly sessions: DashboardSessions;
 
   constructor(
@@ -195,9 +194,18 @@ export class DashboardListener {
     this.sessions = new DashboardSessions({ now: o.now });
   }
 
-  /** The base URL, listening first if need be. */
-  async open(): Promise<string> {
-    if (this.base) return this.base;
+  private opening: Promise<string> | undefined;
+
+  /** The base URL, listening first if need be (two `kiln dashboard` at once share one listener). */
+  open(): Promise<string> {
+    this.opening ??= this.listen().catch((e: unknown) => {
+      this.opening = undefined;
+      throw e;
+    });
+    return this.opening;
+  }
+
+  private async listen(): Promise<string> {
     const listen = this.o.listen ?? `127.0.0.1:${await freeLoopbackPort()}`;
     const i = listen.lastIndexOf(":");
     const host = listen.slice(0, i).replace(/^\[|\]$/g, "");
@@ -213,9 +221,9 @@ export class DashboardListener {
     this.server = server;
     // A wildcard address is reached on loopback from this machine; an IPv6 literal needs brackets.
     const shown = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
-    this.base = `http://${shown}:${port}`;
-    this.o.log(`dashboard on ${this.base}${this.o.readOnly ? " (read-only)" : ""}`);
-    return this.base;
+    const base = `http://${shown}:${port}`;
+    this.o.log(`dashboard on ${base}${this.o.readOnly ? " (read-only)" : ""}`);
+    return base;
   }
 
   /** A URL with a one-time token. */

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import type { ReleaseView, StatusView } from "../../src/controller/types.js";
 import { createApp } from "../../src/server/app.js";
 import { DashboardSessions, checkAction, sessionCookie, type DashboardSession } from "../../src/server/dashboard-auth.js";
-import { computeShares, createDashboardApp } from "../../src/server/dashboard.js";
+import { DashboardListener, computeShares, createDashboardApp } from "../../src/server/dashboard.js";
 import { deployReq, releaseSpec, world } from "../controller/fake-world.js";
 
 const session: DashboardSession = { id: "s1", csrf: "c-secret", readOnly: false, actor: "ann@box", expiresAt: 1e15 };
@@ -202,4 +202,43 @@ test("POST /v1/dashboard on the controller's socket mints a login; without a das
   assert.deepEqual(asked, [{ readOnly: true, actor: "ann@box" }]);
   const none = createApp({ controller: w.controller, db: w.db, service: "svc", onShutdown: () => undefined });
   assert.equal((await none.request("/v1/dashboard", { method: "POST" })).status, 404);
+});
+
+test("the listener over real HTTP on loopback: login, the page, one SSE snapshot; two opens share one port", async () => {
+  const w = world();
+  const api = createApp({ controller: w.controller, db: w.db, service: "svc", onShutdown: () => undefined });
+  const logs: string[] = [];
+  const l = new DashboardListener({ api, service: "svc", environment: "staging", readOnly: false, requestCounts: () => ({}), now: () => Date.now(), log: (x) => logs.push(x), intervalMs: 50 });
+  try {
+    const [a, b] = await Promise.all([l.login(false, "ann@box"), l.login(true, "bob@box")]);
+    assert.equal(new URL(a.url).origin, new URL(b.url).origin);
+    assert.equal(b.readOnly, true);
+    assert.equal(logs.filter((x) => x.startsWith("dashboard on")).length, 1);
+    const res = await fetch(a.url, { redirect: "manual" });
+    assert.equal(res.status, 303);
+    const cookie = (res.headers.get("set-cookie") ?? "").split(";")[0]!;
+    const page = await fetch(new URL(a.url).origin + "/", { headers: { cookie } });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>kiln dashboard<\/title>/, "the page the build copied next to the module");
+    const ac = new AbortController();
+    const stream = await fetch(new URL(a.url).origin + "/api/stream", { headers: { cookie }, signal: ac.signal });
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get("content-type") ?? "", /text\/event-stream/);
+    const reader = stream.body!.getReader();
+    let text = "";
+    const until = Date.now() + 5000;
+    while (!text.includes("\n\n") && Date.now() < until) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    ac.abort();
+    assert.match(text, /^event: snapshot\ndata: /);
+    const data = JSON.parse(text.split("\n").find((x) => x.startsWith("data: "))!.slice(6)) as { service: string; environment: string; status: StatusView };
+    assert.equal(data.service, "svc");
+    assert.equal(data.environment, "staging");
+    assert.equal(data.status.service, "svc");
+  } finally {
+    l.close();
+  }
 });
