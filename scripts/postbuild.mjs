@@ -1,12 +1,17 @@
 // After tsc: make the kiln bin executable, and write the kiln.yaml validator's compiled code
 // (Ajv standalone) so a verb does not compile it at start-up (see src/config/validator.ts,
 // which loads it only when it was generated from the same schema and options).
-import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, writeFileSync } from "node:fs";
 import { Ajv } from "ajv";
 import standalone from "ajv/dist/standalone/index.js";
 
 const bin = new URL("../dist/src/cli/main.js", import.meta.url);
 if (existsSync(bin)) chmodSync(bin, 0o755);
+
+// The dashboard's page is served from next to its module (src/server/dashboard.ts).
+if (existsSync(new URL("../dist/src/server/", import.meta.url))) {
+  copyFileSync(new URL("../src/server/dashboard.html", import.meta.url), new URL("../dist/src/server/dashboard.html", import.meta.url));
+}
 
 const validatorModule = new URL("../dist/src/config/validator.js", import.meta.url);
 if (existsSync(validatorModule)) {

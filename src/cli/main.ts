@@ -23,6 +23,7 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["plan", "simulate"], () => import("./verbs/plan.js")],
   [["status", "history", "events", "logs"], () => import("./verbs/status.js")],
   [["maintenance"], () => import("./verbs/maintenance.js")],
+  [["dashboard"], () => import("./verbs/dashboard.js")],
   [["promote-release"], () => import("./verbs/promote-release.js")],
   [["drill"], () => import("./verbs/drill.js")],
   [["demo"], () => import("./verbs/demo.js")],

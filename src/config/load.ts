@@ -472,7 +472,7 @@ interface Defaulted {
     pathPrefix?: string;
   };
   swarm: { rollouts: "kiln" | "native"; manager?: string; registry?: string; insecureRegistry: boolean; constraints: string[]; spread: boolean };
-  controller: { metricsListen?: string };
+  controller: { metricsListen?: string; dashboardListen?: string; dashboardReadOnly?: boolean };
   env: Record<string, string>;
   volumes: { name: string; path: string }[];
   drainTimeout: string | number;
@@ -594,7 +594,11 @@ function normalize(d: Defaulted): Spec {
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
     drainTimeout: parseDuration(d.drainTimeout),
-    controller: { ...(d.controller.metricsListen !== undefined ? { metricsListen: d.controller.metricsListen } : {}) },
+    controller: {
+      ...(d.controller.metricsListen !== undefined ? { metricsListen: d.controller.metricsListen } : {}),
+      ...(d.controller.dashboardListen !== undefined ? { dashboardListen: d.controller.dashboardListen } : {}),
+      ...(d.controller.dashboardReadOnly ? { dashboardReadOnly: true } : {}),
+    },
     policy: {
       signedBy: [...new Set(d.policy.signedBy.map((f) => f.toUpperCase()))],
       requireSbom: d.policy.requireSbom,

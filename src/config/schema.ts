@@ -681,6 +681,17 @@ export const KilnSpecSchema = Type.Object(
             description: 'Address "host:port" serving the controller\'s Prometheus metrics at /metrics (rollout phase, instances, rollout durations, rollbacks, heals; keep it private); when absent they are only on the controller\'s socket.',
           }),
         ),
+        /** The live dashboard's address (issue 16). */
+        dashboardListen: Type.Optional(
+          Type.String({
+            pattern: PATTERNS.listen,
+            description:
+              'Address "host:port" the controller serves the live dashboard on from its start; every visit still needs a one-time token from `kiln dashboard`. When absent, `kiln dashboard` opens it on a free 127.0.0.1 port.',
+          }),
+        ),
+        dashboardReadOnly: Type.Optional(
+          Type.Boolean({ default: false, description: "The dashboard shows everything and offers no actions (promote, pause, resume, abort, rollback), whatever token opened it." }),
+        ),
       },
       "Settings of the controller process.",
     ),

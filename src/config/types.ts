@@ -215,7 +215,7 @@ export interface Spec {
   health: HealthSpec;
   strategy: StrategySpec;
   /** the controller process's own settings */
-  controller: { metricsListen?: string };
+  controller: { metricsListen?: string; dashboardListen?: string; dashboardReadOnly?: boolean };
   /** a postgres:// URL for a shared state; absent: SQLite in KILN_HOME (KILN_STATE overrides both) */
   state?: string;
   docker: DockerSpec;

@@ -95,6 +95,9 @@ export class StepInterpreter {
         return;
       case "progress":
         if (rollout) this.d.state.mergeProgress(rollout.id, step.set);
+        // A canary step passed: its reason (the weight, or the analysis verdict with its numbers) stays
+        // in the events, where history and the dashboard find it after the tick that decided it.
+        if (rollout && step.set.step !== undefined) this.d.state.event("info", step.reason, { rollout: rollout.id, release: rollout.target });
         return;
       case "quarantine": {
         // Out of rotation and stopped; its record and log stay for `kiln logs`; the strategy launches a replacement.

@@ -69,10 +69,12 @@ export function planCanary(spec: RolloutParams, rollout: RolloutStatus, observed
   }
   // No evidence is not a pass: a pause ends only once the analysis has judged enough canary traffic.
   let evidence: string | undefined;
+  let passed: string | undefined;
   if (weight > 0) {
     const a = observed.analysis ? judgeCanary(c.analysis, observed.analysis.canary, observed.analysis.stable) : undefined;
     if (a?.kind === "fail") return [{ kind: "abort", reason: `analysis: ${a.reason}` }];
     if (a?.kind !== "pass") evidence = a?.detail ?? "no traffic measured yet";
+    else passed = a.detail;
   }
 
   if (exited.length) steps.push({ kind: "terminate", ids: ids(exited), reason: "clean up exited instances" });
@@ -114,7 +116,7 @@ export function planCanary(spec: RolloutParams, rollout: RolloutStatus, observed
     }
     if (now - since < step.pause) steps.push({ kind: "wait", reason: `canary at ${weight}%: ${Math.ceil((step.pause - (now - since)) / 1000)}s left` });
     else if (evidence !== undefined) steps.push({ kind: "wait", reason: `canary at ${weight}%: waiting for analysis evidence (${evidence})` });
-    else steps.push({ kind: "progress", set: { step: stepIndex + 1, stepStartedAt: now }, reason: `pause at ${weight}% done, analysis passed` });
+    else steps.push({ kind: "progress", set: { step: stepIndex + 1, stepStartedAt: now }, reason: `pause at ${weight}% done, analysis passed (${passed})` });
     return steps;
   }
 

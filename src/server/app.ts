@@ -28,6 +28,8 @@ export interface AppDeps {
   metrics?: Registry;
   /** kiln.yaml's deploy policy on an image digest: throws KILN_E_POLICY when it fails (a client other than the CLI is held to it too) */
   checkPolicy?: (digest: string) => Promise<void>;
+  /** `kiln dashboard`: a dashboard URL with a one-time token (the listener opens on first use) */
+  dashboard?: (r: { readOnly: boolean; actor: string }) => Promise<{ url: string; readOnly: boolean }>;
 }
 
 const text = (v: unknown, max: number): v is string => typeof v === "string" && v.length > 0 && v.length <= max;
@@ -64,7 +66,7 @@ export function createApp(d: AppDeps): Hono {
   // A standby controller answers reads; a change goes to the one that acts (it holds the lease).
   app.use("/v1/*", async (c, next) => {
     const holder = d.standbyFor?.();
-    if (holder !== undefined && c.req.method === "POST" && c.req.path !== "/v1/shutdown") {
+    if (holder !== undefined && c.req.method === "POST" && c.req.path !== "/v1/shutdown" && c.req.path !== "/v1/dashboard") {
       throw new KilnError("KILN_E_CONTROLLER", `this controller is on standby: ${holder} acts on ${d.service}`, {
         hint: "run the command where that controller runs; this one takes over if that one stops renewing its lease",
       });
@@ -156,6 +158,13 @@ export function createApp(d: AppDeps): Hono {
     const instances = d.controller.scale(Number(body.instances));
     audit(note, "scale", { release: d.controller.liveRelease()?.id, digest: d.controller.liveRelease()?.digest, detail: `${from} → ${instances} instances` });
     return c.json({ instances });
+  });
+  // Only reachable over the controller's socket (its owner): this is what lets a browser in.
+  app.post("/v1/dashboard", async (c) => {
+    if (!d.dashboard) throw new KilnError("KILN_E_NOT_FOUND", "this controller serves no dashboard");
+    const b = await body(c);
+    const note = parseNote(b.note);
+    return c.json(await d.dashboard({ readOnly: b.readOnly === true, actor: note?.actor ?? "unknown (API)" }));
   });
   app.post("/v1/shutdown", async (c) => {
     const body = (await c.req.json().catch(() => ({}))) as { stopInstances?: boolean };

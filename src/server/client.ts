@@ -113,6 +113,10 @@ export class ControllerClient {
   record(r: RecordRequest): Promise<{ ok: true }> {
     return this.request("POST", "/v1/record", r);
   }
+  /** `kiln dashboard`: the dashboard's URL with a one-time token (the controller opens its listener if need be) */
+  dashboard(readOnly: boolean, note: ChangeNote = defaultNote()): Promise<{ url: string; readOnly: boolean }> {
+    return this.request("POST", "/v1/dashboard", { readOnly, note });
+  }
   shutdown(stopInstances = true): Promise<{ ok: boolean }> {
     return this.request("POST", "/v1/shutdown", { stopInstances }, 120_000);
   }

@@ -24,6 +24,7 @@ import { startHaproxyRouter, type RunningHaproxyRouter } from "../traffic/haprox
 import { ProxyClient } from "../traffic/proxy/client.js";
 import type { Router } from "../traffic/router.js";
 import { createApp } from "./app.js";
+import { DashboardListener } from "./dashboard.js";
 import { createControllerMetrics, createMetricsListener } from "./metrics.js";
 
 const TICK_MS = 100;
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
     server.close();
     notifier?.stop();
     metricsServer?.close();
+    dashboard?.close();
     void controller.settle().finally(async () => {
       await hap?.detach().catch(() => undefined); // HAProxy keeps serving
       controller.releaseLease();
@@ -131,7 +133,9 @@ async function main(): Promise<void> {
   };
   const metrics = createControllerMetrics(controller, loaded.service);
   const policy = loaded.spec.policy;
+  let dashboard: DashboardListener | undefined;
   const app = createApp({
+    dashboard: (r) => dashboard!.login(r.readOnly, r.actor),
     controller,
     db,
     service: loaded.service,
@@ -142,6 +146,21 @@ async function main(): Promise<void> {
     // pulled image, that signatures are for its repository), this holds any other client to it.
     ...(policyIsEmpty(policy) ? {} : { checkPolicy: async (digest: string) => assertPolicy(evaluatePolicy(policy, await gatherPolicyFacts(store, digest, policy, keyringDir(home)), new Date()), digest) }),
   });
+  // The dashboard reads and acts through the API app itself, so it shows and does what the CLI does.
+  dashboard = new DashboardListener({
+    api: app,
+    service: loaded.service,
+    ...(loaded.environment ? { environment: loaded.environment } : {}),
+    readOnly: loaded.spec.controller.dashboardReadOnly ?? false,
+    requestCounts: () => {
+      const releases = controller.routerStats()?.releases;
+      return releases && Object.fromEntries(Object.entries(releases).map(([r, c]) => [r, c.requests]));
+    },
+    now: () => Date.now(),
+    log,
+    ...(loaded.spec.controller.dashboardListen !== undefined ? { listen: loaded.spec.controller.dashboardListen } : {}),
+  });
+  if (loaded.spec.controller.dashboardListen !== undefined) await dashboard.open();
   const metricsListen = loaded.spec.controller.metricsListen;
   let metricsServer: ReturnType<typeof createMetricsListener> | undefined;
   if (metricsListen !== undefined) {
