@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
 import { chooseProvider, chooseRouter, startDaemons, stopDaemons } from "../../ops/daemons.js";
-import { probeBwrap } from "../../providers/local/local-provider.js";
+import { probeLocalSandbox } from "../../providers/registry.js";
 
 export function register(program: Command): void {
   program
@@ -68,7 +68,7 @@ function checkSandbox(sandbox: string): void {
     process.stderr.write("WARNING: --unsafe-no-sandbox: local instances run WITHOUT isolation (no namespaces, no seccomp filter; a chroot as the image user)\n");
     return;
   }
-  const found = probeBwrap();
+  const found = probeLocalSandbox();
   if (!found)
     throw new KilnError("KILN_E_PROVIDER", "bubblewrap (bwrap) is not installed: local instances cannot be sandboxed", {
       hint: "install it (Debian: apt-get install bubblewrap); to run them unisolated anyway: kiln up --unsafe-no-sandbox",
