@@ -9,6 +9,7 @@ import { planMounts, type ImageTree, type TreeEntry } from "../../src/providers/
 import { parseStat, readStat } from "../../src/providers/local/procfs.js";
 import { bwrapArgs, chrootCommand, renderStageOps, stagedBwrapCommand, STAGE_SCRIPT, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
+import { isLogOverCap } from "../../src/providers/local/local-provider.js";
 
 // ------------------------------------------------------------------ pure parts
 
@@ -184,7 +185,7 @@ describe("sandbox command lines", () => {
 
   test("staged bwrap: root stages every source, drops to the image user, then bwrap builds the root", () => {
     const seccomp = Buffer.from([6, 0, 0, 0, 0, 0, 0xff, 0x7f]);
-    const spec = stagedBwrapCommand({ ...input, seccomp }, tools);
+    const spec = stagedBwrapCommand({ ...input, seccomp, shmSizeBytes: 2048 }, tools);
     assert.deepEqual(spec, {
       file: "/usr/bin/unshare",
       env: { PATH: "/usr/bin:/bin" },
@@ -206,7 +207,7 @@ describe("sandbox command lines", () => {
         "--ro-bind", "/run/kiln-stage/web-1/0", "/usr",
         "--ro-bind", "/run/kiln-stage/web-1/1", "/VERSION",
         "--symlink", "usr/lib", "/lib",
-        "--proc", "/proc", "--dev", "/dev",
+        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", "2048", "--tmpfs", "/dev/shm",
         "--perms", "1777", "--size", "1024", "--tmpfs", "/tmp",
         "--bind", "/run/kiln-stage/web-1/6", "/data",
         "--remount-ro", "/", "--chdir", "/app", "--clearenv", "--args", "4",
@@ -244,3 +245,8 @@ describe("sandbox command lines", () => {
   });
 });
 
+
+describe("isLogOverCap (worked examples)", () => {
+  for (const [size, max, want] of [[100, 1000, false], [1000, 1000, false], [1001, 1000, true], [5, 0, false]] as const)
+    test(`${size} bytes, cap ${max} → ${want ? "rotate" : "keep"}`, () => assert.equal(isLogOverCap(size, max), want));
+});

@@ -11,7 +11,7 @@
 // the running instances from these files.
 
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, chownSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { accessSync, chownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
 import { constants as osConstants } from "node:os";
@@ -52,6 +52,10 @@ export interface LocalProviderOptions {
   log?: (line: string) => void;
   /** size of each instance's /tmp tmpfs (default 64 MiB) */
   tmpSizeBytes?: number;
+  /** size of each instance's /dev/shm tmpfs (default 64 MiB) */
+  shmSizeBytes?: number;
+  /** an instance's log is rotated (to log.1, one kept) once it is over this size (default 32 MiB) */
+  logMaxBytes?: number;
   /** root-owned host directory the private staging tmpfs is mounted on (default /run/kiln-stage) */
   stageDir?: string;
   /** epoch ms */
@@ -64,6 +68,13 @@ const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 const STARTUP_WAIT_MS = 5000;
 const KILL_WAIT_MS = 5000;
 const POLL_MS = 20;
+
+const DEFAULT_LOG_MAX_BYTES = 32 * 1024 * 1024;
+
+/** Whether a log of `size` bytes is rotated: strictly over the cap (a cap of 0 never rotates). */
+export function isLogOverCap(size: number, max: number): boolean {
+  return max > 0 && size > max;
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -223,6 +234,7 @@ export class LocalProvider implements Provider {
       let meta = readMeta(join(root, name));
       if (!meta || meta.service !== service) continue;
       let seen = this.observe(meta);
+      if (seen.state === "running") this.capLog(join(root, name));
       const exited = this.exits.get(meta.id);
       if (seen.state === "exited" && seen.exitCode === null && exited) {
         // our child, dead but not yet reaped: its exit event is about to record the code
@@ -246,6 +258,22 @@ export class LocalProvider implements Provider {
   }
 
   // ---------------------------------------------------------------- private
+
+  /**
+   * Keeps an instance's log under logMaxBytes: once over, its content moves to log.1 (the one
+   * kept before it is dropped) and the log is truncated. The instance writes with O_APPEND, so
+   * it carries on at the new end; lines written between the copy and the truncation are lost.
+   */
+  private capLog(dir: string): void {
+    const file = join(dir, LOG_FILE);
+    try {
+      if (!isLogOverCap(statSync(file).size, this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES)) return;
+      copyFileSync(file, `${file}.1`);
+      truncateSync(file, 0);
+    } catch {
+      // absent or unreadable: the next listing tries again
+    }
+  }
 
   /** ports of instances that are (or were just) ours: recorded in meta.json and still running */
   private portsInUse(): Set<number> {
@@ -444,6 +472,7 @@ export class LocalProvider implements Provider {
       env: [...env.entries()],
       argv,
       tmpSizeBytes: this.opts.tmpSizeBytes ?? 64 * 1024 * 1024,
+      shmSizeBytes: this.opts.shmSizeBytes ?? 64 * 1024 * 1024,
       stageDir,
       hostPath: HOST_PATH,
       ...(seccomp ? { seccomp } : {}),

@@ -80,6 +80,8 @@ export interface SandboxInput {
   argv: readonly string[];
   /** size of the instance's /tmp tmpfs */
   tmpSizeBytes: number;
+  /** size of the instance's /dev/shm tmpfs (absent: /dev/shm is part of bwrap's /dev, unsized) */
+  shmSizeBytes?: number;
   /** where the private staging tmpfs is mounted (a root-owned 0755 host directory) */
   stageDir: string;
   /** PATH for the host-side helpers (unshare, sh, mount, setpriv) */
@@ -214,6 +216,8 @@ export function bwrapArgs(input: SandboxInput, sourceOf: (m: PlannedMount, index
         break;
       case "dev":
         a.push("--dev", "/dev");
+        // bwrap's /dev is a tmpfs without a size: shared memory written there would be unbounded
+        if (input.shmSizeBytes !== undefined) a.push("--perms", "1777", "--size", String(input.shmSizeBytes), "--tmpfs", "/dev/shm");
         break;
       case "tmp":
         a.push("--perms", "1777", "--size", String(input.tmpSizeBytes), "--tmpfs", "/tmp");

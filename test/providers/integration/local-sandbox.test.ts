@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,7 +24,13 @@ const source = fileURLToPath(new URL("../../../../test/fixtures/sandbox/escape-p
 const APP = `
 import http from "node:http";
 import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 http.createServer((req, res) => {
+  if (req.url === "/shm") {
+    // 2 MiB into a 1 MiB /dev/shm
+    try { writeFileSync("/dev/shm/fill", Buffer.alloc(2 * 1024 * 1024)); return res.end("written"); } catch (e) { return res.end(e.code); }
+  }
+  if (req.url === "/spam") { for (let i = 0; i < 500; i++) process.stdout.write("x".repeat(99) + "\n"); return res.end("spammed"); }
   try { res.end(execFileSync("/app/escape-probe", { encoding: "utf8", timeout: 10000 })); }
   catch (e) { res.statusCode = 500; res.end(String(e)); }
 }).listen(Number(process.env.PORT), "127.0.0.1");
@@ -38,10 +44,10 @@ after(async () => {
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
-function get(address: string): Promise<string> {
+function get(address: string, path = "/"): Promise<string> {
   const [host, port] = address.split(":");
   return new Promise((resolve, reject) => {
-    const r = request({ host, port: Number(port), path: "/", agent: false, timeout: 15_000 }, (res) => {
+    const r = request({ host, port: Number(port), path, agent: false, timeout: 15_000 }, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (body += c));
@@ -75,6 +81,8 @@ test("inside an instance: no user namespace, mount, ptrace, keyring, bpf or io_u
     rootfs: async () => rootfs,
     imageConfig: async () => ({ env: ["PATH=/usr/local/bin:/usr/bin:/bin"], entrypoint: ["/usr/local/bin/node"], cmd: ["/app/escape.mjs"], user: `${APP_UID}:${APP_GID}`, workdir: "/app" }),
     log: () => undefined,
+    shmSizeBytes: 1024 * 1024,
+    logMaxBytes: 20_000,
   });
   const id = "sandbox-probe-1";
   ids.push(id);
@@ -93,4 +101,15 @@ test("inside an instance: no user namespace, mount, ptrace, keyring, bpf or io_u
   // what the sandbox must refuse, each with EPERM (1)
   for (const k of ["unshare-user", "clone-newuser", "unshare-mount", "unshare-net", "mount", "ptrace-attach", "keyctl", "add_key", "bpf", "io_uring_setup"])
     assert.equal(results[k], "errno=1", `${k} must fail with EPERM, got ${results[k]}`);
+
+  // /dev/shm has a size: writing past it fails instead of eating the host's memory
+  assert.equal(await get(inst.address, "/shm"), "ENOSPC");
+  // the log is capped: 50 KB of output, then a listing rotates it to log.1
+  assert.equal(await get(inst.address, "/spam"), "spammed");
+  const log = provider.logPath(id)!;
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(statSync(log).size > 20_000, `the log grew past the cap first (${statSync(log).size})`);
+  await provider.list("probe");
+  assert.ok(statSync(log).size <= 20_000, `the log is under the cap after a listing (${statSync(log).size})`);
+  assert.ok(statSync(`${log}.1`).size > 20_000, "the rotated part is kept in log.1");
 });
