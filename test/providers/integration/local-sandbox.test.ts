@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ http.createServer((req, res) => {
     // 2 MiB into a 1 MiB /dev/shm
     try { writeFileSync("/dev/shm/fill", Buffer.alloc(2 * 1024 * 1024)); return res.end("written"); } catch (e) { return res.end(e.code); }
   }
-  if (req.url === "/spam") { for (let i = 0; i < 500; i++) process.stdout.write("x".repeat(99) + "\n"); return res.end("spammed"); }
+  if (req.url === "/spam") { for (let i = 0; i < 500; i++) process.stdout.write("x".repeat(99) + "\\n"); return res.end("spammed"); }
   try { res.end(execFileSync("/app/escape-probe", { encoding: "utf8", timeout: 10000 })); }
   catch (e) { res.statusCode = 500; res.end(String(e)); }
 }).listen(Number(process.env.PORT), "127.0.0.1");
@@ -88,12 +88,16 @@ test("inside an instance: no user namespace, mount, ptrace, keyring, bpf or io_u
   ids.push(id);
   const inst = await provider.launch({ instanceId: id, service: "probe", release: "r1", digest: "sha256:" + "cd".repeat(32), env: {}, volumes: [] });
   let body = "";
+  let lastError: unknown;
   for (let i = 0; i < 100 && !body; i++) {
-    body = await get(inst.address).catch(async () => {
+    body = await get(inst.address).catch(async (e: unknown) => {
+      lastError = e;
       await new Promise((r) => setTimeout(r, 100));
       return "";
     });
   }
+  const logText = () => readFileSync(provider!.logPath(id)!, "utf8").slice(-2000);
+  assert.ok(body, `the instance answered: ${String(lastError)}\n${logText()}`);
   const results = Object.fromEntries(body.trim().split("\n").map((l) => l.split(" ") as [string, string]));
   t.diagnostic(JSON.stringify(results));
   // the controls: the probe ran and works
