@@ -21,7 +21,8 @@ import type { Readable, Writable } from "node:stream";
 import { KilnError } from "../errors.js";
 import { resolveImageUser } from "../providers/local/image-user.js";
 import { instanceProcesses, namespaceOf } from "../providers/local/procfs.js";
-import { bwrapEnvArgs, ENV_FD, STATUS_FD } from "../providers/local/sandbox-command.js";
+import { bwrapEnvArgs, ENV_FD, SECCOMP_FD, STATUS_FD } from "../providers/local/sandbox-command.js";
+import { seccompFilterFor } from "../providers/local/seccomp.js";
 import { isRootUser } from "./classify.js";
 import { describeProcess, listeningPortsOf } from "./procfs.js";
 import type { AuditSandbox, RunConfig } from "./sandbox.js";
@@ -63,12 +64,17 @@ export interface LocalCommandInput {
   workdir: string;
   argv: string[];
   tools: { unshare: string; sh: string; mount: string; mkdir: string; setpriv: string; bwrap: string };
+  /** the seccomp program (providers/local/seccomp.ts), read by bwrap from fd SECCOMP_FD */
+  seccomp?: boolean;
 }
 
 /** The argv that runs one audit instance (pure). */
 export function localAuditCommand(i: LocalCommandInput): { file: string; args: string[] } {
   const volArgs = i.volumes.flatMap((v) => [v.path, v.hostDir]);
   const bwrap = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "kiln-audit", "--die-with-parent", "--json-status-fd", String(STATUS_FD)];
+  // The image under audit is as untrusted as an instance: the same no-nested-userns and seccomp filter.
+  bwrap.push("--unshare-user", "--uid", String(i.uid), "--gid", String(i.gid), "--disable-userns");
+  if (i.seccomp) bwrap.push("--seccomp", String(SECCOMP_FD));
   bwrap.push("--bind", `${i.stageDir}/root`, "/", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp");
   i.volumes.forEach((v, n) => bwrap.push("--bind", `${i.stageDir}/v${n}`, v.path));
   bwrap.push("--chdir", i.workdir || "/", "--clearenv", "--args", String(ENV_FD), "--", ...i.argv);
@@ -156,7 +162,8 @@ export async function createLocalSandbox(rootfs: string, cfg: RunConfig, log: (l
   env.set("PORT", String(port));
   env.set("KILN_INSTANCE_ID", "kiln-audit");
 
-  const cmd = localAuditCommand({ stageDir, lower: rootfs, upper, work, volumes, uid, gid, workdir: cfg.workdir, argv, tools });
+  const filter = seccompFilterFor();
+  const cmd = localAuditCommand({ stageDir, lower: rootfs, upper, work, volumes, uid, gid, workdir: cfg.workdir, argv, tools, seccomp: filter !== undefined });
   let child: ChildProcess | undefined;
   let exited: Promise<number | null> | undefined;
   let exitCode: number | null | undefined;
@@ -174,7 +181,7 @@ export async function createLocalSandbox(rootfs: string, cfg: RunConfig, log: (l
       pidNs = undefined;
       const logFd = openSync(logPath, "a", 0o640);
       try {
-        child = spawn(cmd.file, cmd.args, { detached: true, stdio: ["ignore", logFd, logFd, "pipe", "pipe"], env: { PATH: HOST_PATH }, cwd: "/" });
+        child = spawn(cmd.file, cmd.args, { detached: true, stdio: ["ignore", logFd, logFd, "pipe", "pipe", ...(filter ? (["pipe"] as const) : [])], env: { PATH: HOST_PATH }, cwd: "/" });
       } finally {
         closeSync(logFd);
       }
@@ -187,6 +194,11 @@ export async function createLocalSandbox(rootfs: string, cfg: RunConfig, log: (l
       const envPipe = c.stdio[ENV_FD] as Writable | null;
       envPipe?.on("error", () => undefined);
       envPipe?.end(bwrapEnvArgs([...env.entries()]));
+      if (filter) {
+        const filterPipe = (c.stdio as unknown as (Writable | null)[])[SECCOMP_FD];
+        filterPipe?.on("error", () => undefined);
+        filterPipe?.end(filter);
+      }
       const status = c.stdio[STATUS_FD] as Readable | null;
       let buf = "";
       status?.on("data", (d: Buffer) => {

@@ -19,4 +19,5 @@ export type {
   PromotionSpec,
   SpecProblem,
   ImageBase,
+  SecretSourceSpec,
 } from "./types.js";

@@ -13,7 +13,7 @@ import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
 import { ENVIRONMENT_KEYS, KilnSpecSchema, MAX_DURATION_MS, PATTERNS } from "./schema.js";
 import { specValidator } from "./validator.js";
-import type { FileEntry, HookName, ImageBase, LoadedSpec, NotifyEventName, ProviderKind, Spec, SpecProblem } from "./types.js";
+import type { FileEntry, HookName, ImageBase, LoadedSpec, NotifyEventName, ProviderKind, SecretSourceSpec, Spec, SpecProblem } from "./types.js";
 
 const YAML_HINTS: Record<string, string> = {
   BAD_INDENT: "check the indentation, and that brackets and quotes above are closed",
@@ -155,6 +155,8 @@ function checkEnvironment(data: Record<string, unknown>, name: string, over: Rec
   delete base.defaultEnvironment;
   const allowed = Object.fromEntries(Object.entries(over).filter(([k]) => (ENVIRONMENT_KEYS as readonly string[]).includes(k)));
   const merged = mergeOverrides(base, allowed);
+  // A secret named here replaces the top level's whole: merging two sources would name both.
+  if (isRecord(allowed.secrets) && isRecord(base.secrets)) merged.secrets = { ...base.secrets, ...structuredClone(allowed.secrets) };
   const prefix: Segment[] = ["environments", name];
   const at: Locator = {
     key: (p) => loc.key([...prefix, ...p]),
@@ -413,7 +415,7 @@ function crossChecks(data: unknown, loc: Locator): SpecProblem[] {
     });
   }
 
-  out.push(...durationBounds(data, loc), ...reservedEnv(data, loc), ...forbiddenVolumes(data, loc));
+  out.push(...durationBounds(data, loc), ...reservedEnv(data, loc), ...forbiddenVolumes(data, loc), ...secretRules(data, loc));
 
   const strategy = isRecord(data.strategy) ? data.strategy : {};
   const rolling = isRecord(strategy.rolling) ? strategy.rolling : {};
@@ -527,6 +529,7 @@ interface Defaulted {
     queueSize: number;
   };
   policy: { signedBy: string[]; requireSbom: boolean; runtimeSupported: boolean; maxImageAgeDays?: number };
+  secrets: Record<string, { fromEnv?: string; fromFile?: string; fromCommand?: string[]; timeout: string | number }>;
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -594,6 +597,12 @@ function normalize(d: Defaulted): Spec {
     env: { ...d.env },
     volumes: d.volumes.map((v) => ({ name: v.name, path: normalizeAbsolute(v.path) })),
     drainTimeout: parseDuration(d.drainTimeout),
+    secrets: Object.fromEntries(
+      Object.entries(d.secrets).map(([k, v]): [string, SecretSourceSpec] => [
+        k,
+        v.fromEnv !== undefined ? { kind: "env", name: v.fromEnv } : v.fromFile !== undefined ? { kind: "file", path: v.fromFile } : { kind: "command", argv: [...(v.fromCommand ?? [])], timeoutMs: parseDuration(v.timeout) },
+      ]),
+    ),
     controller: {
       ...(d.controller.metricsListen !== undefined ? { metricsListen: d.controller.metricsListen } : {}),
       ...(d.controller.dashboardListen !== undefined ? { dashboardListen: d.controller.dashboardListen } : {}),
@@ -759,5 +768,41 @@ function forbiddenVolumes(data: Record<string, unknown>, loc: Locator): SpecProb
       hint: "mount the volume at a path of its own, e.g. /data",
     });
   });
+  return out;
+}
+
+const SECRET_SOURCES = ["fromEnv", "fromFile", "fromCommand"] as const;
+
+/**
+ * Each secret names exactly one source, and its name is not also a declared env (which one
+ * would win is not something to guess) nor one kiln sets itself.
+ *
+ *   { DB: { fromEnv: PGPASS } }                   → ok
+ *   { DB: {} } / { DB: { fromEnv: A, fromFile: b } } → "give exactly one of fromEnv, fromFile, fromCommand"
+ *   env { DB: x } and secrets { DB: … }           → "DB is declared in env too"
+ *   { PORT: … } / { _kiln_x: … }                  → reserved, as for env
+ */
+function secretRules(data: Record<string, unknown>, loc: Locator): SpecProblem[] {
+  if (!isRecord(data.secrets)) return [];
+  const out: SpecProblem[] = [];
+  const env = isRecord(data.env) ? data.env : {};
+  for (const [k, v] of Object.entries(data.secrets)) {
+    const at = ["secrets", k];
+    if (isRecord(v)) {
+      const given = SECRET_SOURCES.filter((s) => v[s] !== undefined);
+      if (given.length !== 1)
+        out.push({
+          where: loc.key(at),
+          path: formatPath(at),
+          message: given.length === 0 ? `secret ${k} names no source` : `secret ${k} names ${given.length} sources (${given.join(", ")})`,
+          hint: `give exactly one of ${SECRET_SOURCES.join(", ")}, e.g. ${k}: { fromEnv: ${k} }`,
+        });
+    }
+    if (k in env)
+      out.push({ where: loc.key(at), path: formatPath(at), message: `${k} is declared in env too`, hint: `keep it in secrets only (its value then never reaches state), or rename one of them` });
+    const reserved = (RESERVED_ENV_NAMES as readonly string[]).includes(k) || k === "KILN_INSTANCE_ID";
+    if (reserved || k.startsWith(RESERVED_ENV_PREFIX))
+      out.push({ where: loc.key(at), path: formatPath(at), message: reserved ? `${k} is set by kiln at launch` : `names starting with ${RESERVED_ENV_PREFIX} are reserved for kiln`, hint: "rename the secret" });
+  }
   return out;
 }

@@ -485,12 +485,30 @@ const EdgeSchema = object(
   "Settings of the edge: response headers, limits and timeouts of the router clients connect to.",
 );
 
+/** Where one secret's value comes from: exactly one of the three (load.ts checks it, naming the key). */
+const SecretSourceSchema = Type.Object(
+  {
+    fromEnv: Type.Optional(Type.String({ pattern: PATTERNS.envName, description: "Name of a variable in the deployer's environment (`kiln deploy`'s) that holds the value." })),
+    fromFile: Type.Optional(
+      Type.String({ minLength: 1, description: "A file (relative to kiln.yaml, or absolute) whose content is the value, one trailing newline removed; at most 64 KiB. Read again at each launch by a controller that no longer holds the value." }),
+    ),
+    fromCommand: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: "An argv run without a shell, in the directory of kiln.yaml (e.g. a secret store's CLI); its standard output, one trailing newline removed, is the value. A non-zero exit refuses the deploy.",
+      }),
+    ),
+    timeout: duration("Time fromCommand may run before it is stopped and the deploy refused.", "10s"),
+  },
+  { additionalProperties: false, description: "Where one secret's value comes from." },
+);
+
 /**
  * What one environment may override. Values are checked after they are merged over the rest of
  * kiln.yaml (load.ts validates each environment's effective file with this same schema), so each
  * key here only says what it may hold in words.
  */
-export const ENVIRONMENT_KEYS = ["instances", "listen", "provider", "router", "env", "strategy"] as const;
+export const ENVIRONMENT_KEYS = ["instances", "listen", "provider", "router", "env", "strategy", "secrets"] as const;
 
 const EnvironmentSchema = Type.Object(
   {
@@ -500,6 +518,7 @@ const EnvironmentSchema = Type.Object(
     router: Type.Optional(Type.Unknown({ description: "This environment's data plane (builtin or haproxy); when absent, the top-level router." })),
     env: Type.Optional(Type.Unknown({ description: "Declared environment variables merged over the top-level env (a key here replaces the same key there); when absent, the top-level env alone." })),
     strategy: Type.Optional(Type.Unknown({ description: "Strategy parameters merged over the top-level strategy (mappings merge, lists are replaced); when absent, the top-level strategy." })),
+    secrets: Type.Optional(Type.Unknown({ description: "Secrets merged over the top-level secrets (a name here replaces the same name there, e.g. each stage's own database password); when absent, the top-level secrets." })),
   },
   { additionalProperties: false, description: "One environment's overrides." },
 );
@@ -718,6 +737,15 @@ export const KilnSpecSchema = Type.Object(
         ),
       },
       "Supply-chain rules an image must pass before kiln deploys it: signature, SBOM, supported runtime, age. A failing rule refuses the deploy (exit 2) and names the rule.",
+    ),
+    /** Issue 12: values resolved at deploy time, given to instances as env, never stored (src/secrets/). */
+    secrets: Type.Optional(
+      Type.Record(Type.String({ pattern: PATTERNS.envName }), SecretSourceSchema, {
+        default: {},
+        additionalProperties: false,
+        description:
+          "Environment variables whose values are secrets: resolved by `kiln deploy` from the deployer's environment, a file or a command, given to each instance like `env`, and never written to state, events, logs or output (state keeps a keyed hash, so a changed value makes a new release). Each value comes from exactly one of fromEnv, fromFile, fromCommand.",
+      }),
     ),
   },
   {

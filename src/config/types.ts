@@ -227,7 +227,15 @@ export interface Spec {
   notify: NotifySpec;
   /** supply-chain rules checked before a deploy */
   policy: PolicySpec;
+  /** kiln.yaml `secrets`: where each value comes from (never the value; see src/secrets/) */
+  secrets: Record<string, SecretSourceSpec>;
 }
+
+/** One secret's source as kiln.yaml gives it (fromFile may be relative to kiln.yaml). */
+export type SecretSourceSpec =
+  | { kind: "env"; name: string }
+  | { kind: "file"; path: string }
+  | { kind: "command"; argv: string[]; timeoutMs: number };
 
 export interface PromotionSpec {
   requireDrill: boolean;

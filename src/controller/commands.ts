@@ -2,6 +2,7 @@
 // what it may do, records its intent in state and leaves the acting to the loop.
 
 import { KilnError } from "../errors.js";
+import type { SecretKeeper } from "../secrets/keeper.js";
 import type { RolloutRecord } from "../state/db.js";
 import { planRollback } from "./lifecycle.js";
 import type { ServiceState } from "./service-state.js";
@@ -14,6 +15,8 @@ export interface CommandDeps {
   /** end a deploy now and roll back (the loop's abort, forced) */
   abortRollout: (r: RolloutRecord, reason: string) => void;
   imageExists?: (digest: string) => Promise<boolean>;
+  /** holds each release's secret values in memory */
+  secrets?: SecretKeeper;
 }
 
 export class Commands {
@@ -99,6 +102,10 @@ export class Commands {
     const now = this.s.now();
     const live = this.s.liveRelease();
     const strategy = req.strategy ?? req.spec.strategy.type;
+    if (req.spec.secrets || req.secretValues) {
+      if (!this.d.secrets) throw new KilnError("KILN_E_CONTROLLER", "this controller cannot take secrets", { hint: "run the controller with `kiln up`" });
+      this.d.secrets.check(req.spec.secrets, req.secretValues);
+    }
     const { rel, rollout } = db.tx(() => {
       const rel = db.createRelease({
         service: this.s.service, ref: req.ref, version: req.version, digest: req.digest, configHash: req.configHash, env: req.spec.env,
@@ -109,6 +116,7 @@ export class Commands {
       const rollout = db.createRollout({ service: this.s.service, kind: "deploy", strategy, target: rel.id, previous: live?.id, state: "running", startedAt: now, fast: false, promoteRequested: false });
       return { rel, rollout };
     });
+    if (req.secretValues && req.spec.secrets) this.d.secrets?.hold(rel.id, req.secretValues);
     this.s.event("info", `deploying ${req.ref} (${req.digest.slice(0, 19)}) as ${rel.id}, ${strategy}`, { release: rel.id, rollout: rollout.id });
     this.s.notice("rollout.started", `deploying ${req.ref} as ${rel.id} with ${strategy}`, { rollout });
     return { release: releaseView(rel), rollout: this.d.rolloutView(rollout) };

@@ -7,6 +7,7 @@ import { KilnError } from "../errors.js";
 import type { NotifyEvent } from "../notify/event.js";
 import type { Provider } from "../providers/provider.js";
 import { nextSteps, planSteady } from "../rollout/index.js";
+import type { SecretKeeper } from "../secrets/keeper.js";
 import type { RolloutParams, RolloutStatus, Step } from "../rollout/types.js";
 import type { Release, RolloutRecord, StateDb } from "../state/db.js";
 import type { ReleaseSettings } from "../state/release-settings.js";
@@ -51,6 +52,8 @@ export interface ControllerDeps {
   imageExists?: (digest: string) => Promise<boolean>;
   /** rollout and fleet events for webhooks (the notifier queues them and returns at once) */
   notify?: (e: NotifyEvent) => void;
+  /** holds releases' secret values in memory (kiln.yaml `secrets`); without it a release with secrets cannot launch */
+  secrets?: SecretKeeper;
 }
 
 export class Controller {
@@ -83,10 +86,10 @@ export class Controller {
     this.lease = new Lease({ db: deps.db, service: deps.service, owner: deps.owner, ttlMs: deps.leaseTtlMs ?? 5000, now, onLost: (holder) => s.event("warn", `not acting: controller ${holder} holds the lease`) });
     this.routerSync = new RouterSync(s, deps.router);
     this.checks = new PromotionChecks(s, deps.probe);
-    this.instances = new InstanceActions(s, deps.provider, this.observer, deps.newId);
+    this.instances = new InstanceActions(s, deps.provider, this.observer, deps.newId, deps.secrets);
     this.transitions = new Transitions(s);
     this.steps = new StepInterpreter({ state: s, observer: this.observer, instances: this.instances, routerSync: this.routerSync, checks: this.checks, transitions: this.transitions });
-    this.commands = new Commands({ state: s, rolloutView: (r) => this.rolloutView(r), abortRollout: (r, reason) => this.transitions.abort(r, reason, true), imageExists: deps.imageExists });
+    this.commands = new Commands({ state: s, rolloutView: (r) => this.rolloutView(r), abortRollout: (r, reason) => this.transitions.abort(r, reason, true), imageExists: deps.imageExists, secrets: deps.secrets });
   }
 
   /** On start: adopt what state and the provider agree on (see InstanceActions.adopt). */

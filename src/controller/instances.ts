@@ -3,6 +3,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Provider } from "../providers/provider.js";
+import type { SecretKeeper } from "../secrets/keeper.js";
 import type { Release, RolloutRecord } from "../state/db.js";
 import type { FleetObserver } from "./observe.js";
 import type { ServiceState } from "./service-state.js";
@@ -25,6 +26,7 @@ export class InstanceActions {
     private readonly provider: Provider,
     private readonly observer: FleetObserver,
     private readonly newId?: (release: string) => string,
+    private readonly secrets?: SecretKeeper,
   ) {}
 
   /**
@@ -69,7 +71,17 @@ export class InstanceActions {
     const ids = Array.from({ length: count }, () => (this.newId ? this.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
     db.insertInstances(ids.map((id) => ({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
     for (const id of ids) this.observer.seed(id, false);
-    const results = await Promise.allSettled(ids.map((id) => this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: rel.spec.env, volumes: rel.spec.volumes, ...(rel.spec.network ? { network: rel.spec.network } : {}) })));
+    // Secret values join the declared env only here, in memory, on their way to the provider.
+    // Read once for the whole step: a failure fails each launch with the same reason.
+    const secretValues = this.secrets ? this.secrets.valuesFor(rel.id, rel.spec.secrets) : Promise.resolve({});
+    secretValues.catch(() => undefined);
+    const results = await Promise.allSettled(
+      ids.map(async (id) => {
+        if (rel.spec.secrets && !this.secrets) throw new Error(`release ${rel.id} declares secrets and this controller keeps none`);
+        const env = { ...rel.spec.env, ...(await secretValues) };
+        return this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env, volumes: rel.spec.volumes, ...(rel.spec.network ? { network: rel.spec.network } : {}) });
+      }),
+    );
     const at = this.state.now();
     let failure: unknown;
     const launched: Parameters<ServiceState["events"]>[0] = [];

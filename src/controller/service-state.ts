@@ -108,7 +108,7 @@ export class ServiceState {
       const rel = this.db.getRelease(r.release);
       // The config hash is the part every environment shares; an environment's own env values
       // are the rest of what instances run with, so they must match too.
-      if (rel && rel.digest === target.digest && rel.configHash === target.configHash && canonicalJson(rel.env) === canonicalJson(target.env)) out.add(rel.id);
+      if (rel && rel.digest === target.digest && rel.configHash === target.configHash && canonicalJson(rel.env) === canonicalJson(target.env) && rel.spec.secrets?.digest === target.spec.secrets?.digest) out.add(rel.id);
     }
     return [...out];
   }

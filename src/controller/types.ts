@@ -31,6 +31,11 @@ export interface DeployRequest {
   strategy?: StrategyName;
   /** `kiln promote-release`: the source environment's live release this one is */
   promotedFrom?: PromotedFrom;
+  /**
+   * The values of spec.secrets, by name: held in the controller's memory only, never recorded
+   * (absent: the controller reads them from their sources at launch).
+   */
+  secretValues?: Record<string, string>;
 }
 
 export interface InstanceView {

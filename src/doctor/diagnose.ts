@@ -57,6 +57,18 @@ export function diagnose(f: Facts): Finding[] {
     }
   }
 
+  // ---- the local provider's sandbox: without one that holds, no instance launches
+  //   bwrap null → "not installed"; missing ["--disable-userns"] → "too old"; missing [] → nothing
+  if (f.sandbox && (f.sandbox.bwrap === null || f.sandbox.bwrap.missing.length > 0)) {
+    out.push({
+      check: "sandbox.unavailable",
+      severity: "error",
+      what: f.sandbox.bwrap === null ? "bubblewrap (bwrap) is not installed: local instances cannot be sandboxed, so they will not launch" : `${f.sandbox.bwrap.path} is too old: it lacks ${f.sandbox.bwrap.missing.join(", ")}, so local instances will not launch`,
+      where: f.sandbox.bwrap?.path ?? "PATH",
+      fix: "install bubblewrap 0.8 or later (Debian 12: apt-get install bubblewrap); `kiln up --unsafe-no-sandbox` runs instances unisolated instead",
+    });
+  }
+
   // ---- leases
   for (const l of f.leases) {
     if (l.ownerAlive !== false) continue;

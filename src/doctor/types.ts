@@ -25,7 +25,8 @@ export type CheckCode =
   | "release.image-missing"
   | "rollout.stuck"
   | "rollout.paused"
-  | "rootfs.orphan";
+  | "rootfs.orphan"
+  | "sandbox.unavailable";
 
 /** A repair `kiln doctor --repair` may carry out: each is idempotent and touches one thing. */
 export type RepairAction =
@@ -156,4 +157,6 @@ export interface Facts {
   services: ServiceFacts[];
   routes: RoutesFacts;
   rootfs: RootfsFacts[];
+  /** the local provider's sandbox (absent for other providers): the bwrap found and the options it lacks, or null when none is installed */
+  sandbox?: { bwrap: { path: string; missing: string[] } | null };
 }

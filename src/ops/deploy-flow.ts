@@ -10,6 +10,7 @@ import type { PolicySpec } from "../config/types.js";
 import type { StrategyName } from "../rollout/types.js";
 import type { ControllerClient } from "../server/client.js";
 import type { EventRecord } from "../state/db.js";
+import { computeSecretsDigest, homeSecretKey, planSecretSources, resolveSecrets } from "../secrets/index.js";
 import type { Workspace } from "./workspace.js";
 
 export type Outcome = "live" | "rolled-back" | "failed";
@@ -39,14 +40,28 @@ export async function buildDeployRequest(ctx: Pick<Workspace, "loaded" | "home">
   if (verdict) assertPolicy(verdict, ref ?? wanted);
   const { manifest } = await readImage(store, digest);
   const ann = (manifest as { annotations?: Record<string, string> }).annotations ?? {};
+  const secrets = await deploySecrets(ctx);
   return {
     ref: wanted.startsWith("sha256:") ? `${ctx.loaded.spec.name}@${digest}` : wanted,
     version: ann["org.opencontainers.image.version"] ?? wanted.split(":").pop() ?? "unknown",
     digest,
     configHash: ctx.loaded.configHash,
-    spec: toReleaseSettings(ctx.loaded.spec),
+    spec: { ...toReleaseSettings(ctx.loaded.spec), ...(secrets ? { secrets: secrets.release } : {}) },
     strategy,
+    ...(secrets ? { secretValues: secrets.values } : {}),
   };
+}
+
+/**
+ * kiln.yaml's secrets read now, on the deployer's side (their environment, files, commands), so a
+ * missing one refuses the deploy before anything changes: the values go to the controller's memory
+ * with the request; the release records only the sources and the keyed digest.
+ */
+export async function deploySecrets(ctx: Pick<Workspace, "loaded" | "home">): Promise<{ release: NonNullable<DeployRequest["spec"]["secrets"]>; values: Record<string, string> } | undefined> {
+  if (Object.keys(ctx.loaded.spec.secrets).length === 0) return undefined;
+  const sources = planSecretSources(ctx.loaded.spec.secrets, ctx.loaded.dir);
+  const values = await resolveSecrets(sources, { env: process.env, stderr: "inherit" });
+  return { release: { sources, digest: computeSecretsDigest(homeSecretKey(ctx.home), values) }, values };
 }
 
 /**

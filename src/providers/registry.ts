@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { DockerProvider, removeServiceVolumes } from "./docker/index.js";
 import { connectDocker } from "./docker/engine.js";
 import { collectEngineGarbage, type EngineGcResult } from "./docker/engine-gc.js";
-import { LocalProvider } from "./local/index.js";
+import { LocalProvider, probeBwrap } from "./local/index.js";
 import type { Provider } from "./provider.js";
 import { SwarmFleetProvider, connectManager, ensureManager } from "./swarm-fleet/index.js";
 import type { SwarmSpec } from "../config/types.js";
@@ -25,6 +25,9 @@ export interface ProviderOptions {
   /** kiln.yaml drainTimeout (ms): provider swarm fixes each instance's stop grace period at launch from it */
   drainTimeout?: number;
 }
+
+/** The local provider's sandbox on this machine, for `kiln up` and `kiln doctor`: the bwrap found and what it lacks, or undefined. */
+export const probeLocalSandbox = probeBwrap;
 
 export function isProviderName(name: string): name is ProviderName {
   return (providerNames as readonly string[]).includes(name);

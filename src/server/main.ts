@@ -26,6 +26,7 @@ import type { Router } from "../traffic/router.js";
 import { createApp } from "./app.js";
 import { DashboardListener } from "./dashboard.js";
 import { createControllerMetrics, createMetricsListener } from "./metrics.js";
+import { homeSecretKey, SecretKeeper } from "../secrets/index.js";
 
 const TICK_MS = 100;
 
@@ -101,6 +102,8 @@ async function main(): Promise<void> {
     owner: `${process.pid}@${hostname()}`,
     imageExists: (digest) => store.hasBlob(digest),
     notify: notifier && ((e) => notifier.send(e)),
+    // Secret values live in this process's memory only; the key is read when first needed.
+    secrets: new SecretKeeper({ key: () => homeSecretKey(home) }),
   });
   // A holder whose process is gone on this host (a crashed controller) is taken over at once.
   // Not on a shared state: there a host name does not prove the same machine (containers,

@@ -3,6 +3,7 @@
 // releases recorded by an older kiln get the defaults of what did not exist yet.
 
 import type { HealthParams } from "../health/tracker.js";
+import type { ReleaseSecrets } from "../secrets/keeper.js";
 import type { BlueGreenParams, CanaryParams, RollingParams, StrategyName } from "../rollout/types.js";
 
 export interface ReleaseSettings {
@@ -18,6 +19,8 @@ export interface ReleaseSettings {
   env: Record<string, string>;
   /** kiln.yaml `docker.network: host`; absent: the provider's own networking (a Docker bridge) */
   network?: "host";
+  /** kiln.yaml `secrets`: their sources and keyed digest, never their values (absent: none declared) */
+  secrets?: ReleaseSecrets;
 }
 
 /** A release spec as older kilns stored it: maxQuarantined came later. */

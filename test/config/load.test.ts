@@ -185,6 +185,7 @@ describe("parseSpec: a valid file", () => {
       notify: { webhooks: [], queueSize: 1000 },
       controller: {},
       policy: { signedBy: [], requireSbom: false, runtimeSupported: false },
+      secrets: {},
     });
   });
 
@@ -240,6 +241,7 @@ describe("parseSpec: a valid file", () => {
       notify: { webhooks: [], queueSize: 1000 },
       controller: {},
       policy: { signedBy: [], requireSbom: false, runtimeSupported: false },
+      secrets: {},
     });
   });
 

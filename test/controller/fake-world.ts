@@ -1,5 +1,6 @@
 // A fake world for controller tests: in-memory provider and router, manual clock, SQLite in memory.
 
+import type { SecretKeeper } from "../../src/secrets/keeper.js";
 import { Controller } from "../../src/controller/controller.js";
 import type { ReleaseSettings } from "../../src/controller/types.js";
 import { FakeProvider, manualClock } from "../../src/providers/fake/index.js";
@@ -38,7 +39,8 @@ function worldState(): string {
   return u.toString();
 }
 
-export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) => void } = {}) {
+/** `secrets`: a fresh keeper per controller (a restart loses what the last one held), as a real controller process. */
+export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) => void; secrets?: () => SecretKeeper } = {}) {
   const clock = manualClock();
   const provider = new FakeProvider(clock);
   const router = new FakeRouter({ now: clock.now, pid: 1, listen: "127.0.0.1:0" });
@@ -57,6 +59,7 @@ export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) 
       newId: (release) => `svc-${release}-${++n}`,
       instanceDeadline: 5000,
       notify: extra.notify,
+      ...(extra.secrets ? { secrets: extra.secrets() } : {}),
     });
   const w = {
     clock, provider, router, db, controller: make(),

@@ -32,6 +32,9 @@ const cases: Array<{ name: string; f: Facts; want: Array<[string, "repair" | "bl
   { name: "exited orphan is no orphan", f: facts({}, [svc([], [obs("o", "exited")])]), want: [] },
   { name: "lease on another host is not judged", f: facts({ leases: [{ service: "svc", owner: "9@elsewhere", until: NOW + 5000 }] }), want: [] },
   { name: "provider could not list → warning, no instance verdicts", f: facts({}, [{ ...svc([rec("a")], undefined), providerError: "docker down" }]), want: [["provider.unavailable", "none"]] },
+  { name: "local sandbox: bwrap 0.8 with every option → nothing", f: facts({ sandbox: { bwrap: { path: "/usr/bin/bwrap", missing: [] } } }), want: [] },
+  { name: "local sandbox: no bwrap → error", f: facts({ sandbox: { bwrap: null } }), want: [["sandbox.unavailable", "none"]] },
+  { name: "local sandbox: bwrap without --disable-userns → error", f: facts({ sandbox: { bwrap: { path: "/usr/bin/bwrap", missing: ["--disable-userns"] } } }), want: [["sandbox.unavailable", "none"]] },
   {
     name: "proxy's live table with a target at a moved address → reported, not rewritten",
     f: facts({ routes: { source: "proxy", file: "/h/run/routes.json", targets: [{ id: "a", release: "r1", address: "127.0.0.1:2", weight: 1, state: "active" }] } }, [svc([rec("a")], [obs("a")])]),

@@ -9,6 +9,7 @@ import { planMounts, type ImageTree, type TreeEntry } from "../../src/providers/
 import { parseStat, readStat } from "../../src/providers/local/procfs.js";
 import { bwrapArgs, chrootCommand, renderStageOps, stagedBwrapCommand, STAGE_SCRIPT, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
+import { isLogOverCap } from "../../src/providers/local/local-provider.js";
 
 // ------------------------------------------------------------------ pure parts
 
@@ -183,7 +184,8 @@ describe("sandbox command lines", () => {
   const tools = { bwrap: "/usr/bin/bwrap", unshare: "/usr/bin/unshare", setpriv: "/usr/bin/setpriv", mount: "/usr/bin/mount", mkdir: "/usr/bin/mkdir", ln: "/usr/bin/ln", sh: "/bin/sh" };
 
   test("staged bwrap: root stages every source, drops to the image user, then bwrap builds the root", () => {
-    const spec = stagedBwrapCommand(input, tools);
+    const seccomp = Buffer.from([6, 0, 0, 0, 0, 0, 0xff, 0x7f]);
+    const spec = stagedBwrapCommand({ ...input, seccomp, shmSizeBytes: 2048 }, tools);
     assert.deepEqual(spec, {
       file: "/usr/bin/unshare",
       env: { PATH: "/usr/bin:/bin" },
@@ -198,11 +200,14 @@ describe("sandbox command lines", () => {
         "/usr/bin/setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", "--inh-caps=-all", "--",
         "/usr/bin/bwrap",
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "web-1",
+        // bwrap's own user namespace maps the image user to itself; the app may create none
+        "--unshare-user", "--uid", "1000", "--gid", "1000", "--disable-userns",
+        "--seccomp", "5",
         "--json-status-fd", "3", "--tmpfs", "/",
         "--ro-bind", "/run/kiln-stage/web-1/0", "/usr",
         "--ro-bind", "/run/kiln-stage/web-1/1", "/VERSION",
         "--symlink", "usr/lib", "/lib",
-        "--proc", "/proc", "--dev", "/dev",
+        "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", "2048", "--tmpfs", "/dev/shm",
         "--perms", "1777", "--size", "1024", "--tmpfs", "/tmp",
         "--bind", "/run/kiln-stage/web-1/6", "/data",
         "--remount-ro", "/", "--chdir", "/app", "--clearenv", "--args", "4",
@@ -210,6 +215,8 @@ describe("sandbox command lines", () => {
       ],
       // environment values may be secrets: never on a command line (ps), only through a pipe
       envArgs: ["--setenv", "PORT", "8080", "--setenv", "A", "x y", ""].join("\0"),
+      // the filter goes through a pipe, fd 5, like the environment
+      seccomp,
     });
   });
 
@@ -221,8 +228,8 @@ describe("sandbox command lines", () => {
   });
 
   test("unprivileged bwrap maps the image user in a user namespace and binds the real paths", () => {
-    const args = bwrapArgs(input, (m) => (m.kind === "volume" ? "/v" : "/img" + m.target), { uid: 1000, gid: 1000 });
-    assert.deepEqual(args.slice(0, 11), ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "web-1", "--unshare-user", "--uid", "1000", "--gid", "1000", "--json-status-fd"]);
+    const args = bwrapArgs(input, (m) => (m.kind === "volume" ? "/v" : "/img" + m.target));
+    assert.deepEqual(args.slice(0, 12), ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "web-1", "--unshare-user", "--uid", "1000", "--gid", "1000", "--disable-userns", "--json-status-fd"]);
     assert.ok(!args.includes("--unshare-net"), "instances share the host loopback");
     assert.ok(!args.includes("--die-with-parent"), "instances outlive the controller");
   });
@@ -238,3 +245,8 @@ describe("sandbox command lines", () => {
   });
 });
 
+
+describe("isLogOverCap (worked examples)", () => {
+  for (const [size, max, want] of [[100, 1000, false], [1000, 1000, false], [1001, 1000, true], [5, 0, false]] as const)
+    test(`${size} bytes, cap ${max} → ${want ? "rotate" : "keep"}`, () => assert.equal(isLogOverCap(size, max), want));
+});

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
+import { deploySecrets } from "../../ops/deploy-flow.js";
 import { performerFor } from "../../ops/performers.js";
 import { planPromotion } from "../../ops/promotion.js";
 import { hasHooks, hookContext, runHook, type HookOutcome, type ReleaseFacts } from "../../ops/hooks.js";
@@ -61,7 +62,9 @@ export function register(program: Command): void {
       const pre = await runHook(hookContext(target, performer, hookPrinter(opts.json)), "pre-promotion", facts);
       if (pre) ran.push(pre);
       say?.(`promoting ${source.live.id} (${request.ref}, ${short(request.digest)}, config ${short(request.configHash)}) from ${source.environment} to ${target.loaded.environment}`);
-      const r = await performer.deploy({ ...request, note }, { onProgress: say, note });
+      // The target environment's own secrets, read now on the deployer's side as for a deploy.
+      const secrets = await deploySecrets(target);
+      const r = await performer.deploy({ ...request, ...(secrets ? { spec: { ...request.spec, secrets: secrets.release }, secretValues: secrets.values } : {}), note }, { onProgress: say, note });
       const after = { ...facts, release: r.release.id, outcome: r.outcome };
       if (r.outcome === "live") await postHook(target, performer, opts.json, "post-deploy", after, ran);
       else if (r.outcome === "rolled-back") {

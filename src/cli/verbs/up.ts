@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
 import { chooseProvider, chooseRouter, startDaemons, stopDaemons } from "../../ops/daemons.js";
+import { probeLocalSandbox } from "../../providers/registry.js";
 
 export function register(program: Command): void {
   program
@@ -10,15 +11,19 @@ export function register(program: Command): void {
     .option("-d, --detach", "return once both are up, leaving them running in the background")
     .option("--provider <name>", "what runs the instances: local (processes in bubblewrap), docker (containers) or swarm (one Swarm service per instance, kiln.yaml `swarm`); default: the one already running, else kiln.yaml's provider")
     .option("--router <kind>", "the data plane: builtin (kiln's proxy) or haproxy (the system's HAProxy); default: the one already running, else kiln.yaml's router")
-    .option("--sandbox <mode>", "local provider's instance sandbox: auto (bubblewrap when present), bwrap, none", "auto")
+    .option("--sandbox <mode>", "local provider's instance sandbox: bwrap (bubblewrap with a seccomp filter and no nested user namespaces; required) or none (= --unsafe-no-sandbox)", "auto")
+    .option("--unsafe-no-sandbox", "run local instances WITHOUT isolation (a chroot as the image user; root only) when bubblewrap is missing or too old")
     .option("--json", "print the process ids as JSON")
     .addHelpText(
       "after",
       "\nExamples:\n  kiln up --detach                    # start in the background, then `kiln deploy`\n  kiln up --detach --provider docker  # instances are containers on $DOCKER_HOST\n  kiln up --detach --router haproxy   # HAProxy serves the fleet\n  kiln up                             # stay in the foreground; Ctrl-C stops everything\n  kiln up --detach --env production   # one environment's own proxy, controller and fleet",
     )
-    .action(async (opts: { detach?: boolean; provider?: string; router?: string; sandbox: string; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { detach?: boolean; provider?: string; router?: string; sandbox: string; unsafeNoSandbox?: boolean; json?: boolean }, cmd: Command) => {
+      if (!["auto", "bwrap", "none"].includes(opts.sandbox)) throw new KilnError("KILN_E_USAGE", `--sandbox ${opts.sandbox}: expected bwrap or none`, { hint: "bwrap is the default; none runs instances unisolated" });
+      const sandbox = opts.unsafeNoSandbox ? "none" : opts.sandbox;
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
+      if (provider === "local") checkSandbox(sandbox);
       const router = chooseRouter({ flag: opts.router, paths: ctx.paths, spec: ctx.loaded.spec.router });
       const spec = ctx.loaded.spec;
       // The controller signs webhooks with keys from its environment, which is this one's.
@@ -28,7 +33,7 @@ export function register(program: Command): void {
           hint: "export the signing key before `kiln up` (the controller inherits it); it never goes in kiln.yaml",
         });
       }
-      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, environment: ctx.loaded.environment, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox: opts.sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm, service: ctx.loaded.service });
+      const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, environment: ctx.loaded.environment, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm, service: ctx.loaded.service });
       if (opts.json) printJson({ environment: ctx.loaded.environment ?? null, proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
       else out(`${r.alreadyUp ? "already up" : "up"}${ctx.loaded.environment ? ` (${ctx.loaded.environment})` : ""}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);
       if (opts.detach) return;
@@ -54,5 +59,22 @@ export function register(program: Command): void {
       const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm, sharedEdge: ctx.loaded.spec.edge.hosts.length > 0 });
       if (opts.json) printJson(d);
       else out(`stopped: ${d.stopped.join(", ") || "nothing was running"}`);
+    });
+}
+
+/** Said at `kiln up`, before anything starts: the local provider refuses to launch without a sandbox that holds. */
+function checkSandbox(sandbox: string): void {
+  if (sandbox === "none") {
+    process.stderr.write("WARNING: --unsafe-no-sandbox: local instances run WITHOUT isolation (no namespaces, no seccomp filter; a chroot as the image user)\n");
+    return;
+  }
+  const found = probeLocalSandbox();
+  if (!found)
+    throw new KilnError("KILN_E_PROVIDER", "bubblewrap (bwrap) is not installed: local instances cannot be sandboxed", {
+      hint: "install it (Debian: apt-get install bubblewrap); to run them unisolated anyway: kiln up --unsafe-no-sandbox",
+    });
+  if (found.missing.length > 0)
+    throw new KilnError("KILN_E_PROVIDER", `${found.path} is too old: it lacks ${found.missing.join(", ")}`, {
+      hint: "install bubblewrap 0.8 or later; to run instances unisolated anyway: kiln up --unsafe-no-sandbox",
     });
 }

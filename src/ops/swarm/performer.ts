@@ -290,6 +290,9 @@ export class SwarmPerformer implements RolloutPerformer {
         opts.onProgress?.(`${req.ref} (${req.digest.slice(0, 19)}) is already live as ${live.id}: nothing to replace`);
         return { outcome: "live", release: releaseView(live), reason: "already live", rollouts: [], details: { durationMs: 0 } };
       }
+      // Swarm keeps a service's env in its own state (and `docker service inspect` shows it):
+      // secret values would leave this machine's memory, which kiln.yaml `secrets` promises not to.
+      if (req.spec.secrets) throw new KilnError("KILN_E_USAGE", "kiln.yaml `secrets` are not supported with swarm.rollouts: native", { hint: "use swarm.rollouts: kiln (kiln's controller passes them at launch), or Docker secrets" });
       const { local, pinned: image } = await this.imageFor(engine, req.ref, req.digest);
       await engine.prepareVolumes(spec, local);
       const since = this.now();

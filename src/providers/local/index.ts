@@ -1,1 +1,1 @@
-export { LocalProvider, type LocalProviderOptions, type ImageRunConfig } from "./local-provider.js";
+export { LocalProvider, missingBwrapOptions, probeBwrap, type LocalProviderOptions, type ImageRunConfig } from "./local-provider.js";

@@ -10,8 +10,8 @@
 // --die-with-parent: a controller may exit or crash, and the next one adopts
 // the running instances from these files.
 
-import { spawn } from "node:child_process";
-import { accessSync, chownSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { accessSync, chownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
 import { constants as osConstants } from "node:os";
@@ -23,7 +23,8 @@ import { fsImageTree, readImageFile } from "./image-tree.js";
 import { LOG_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
 import { planMounts } from "./mount-plan.js";
 import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat } from "./procfs.js";
-import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
+import { seccompFilterFor } from "./seccomp.js";
+import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
 
 export interface ImageRunConfig {
@@ -42,11 +43,19 @@ export interface LocalProviderOptions {
   /** an unpacked, read-only root filesystem directory for the image */
   rootfs: (digest: string) => Promise<string>;
   imageConfig: (digest: string) => Promise<ImageRunConfig>;
-  /** "auto" (default): bubblewrap when installed, else the unisolated fallback with a loud warning */
+  /**
+   * "auto" (default) and "bwrap": bubblewrap with `--disable-userns` and the seccomp filter, and
+   * refuse to launch without it; "none" (`kiln up --unsafe-no-sandbox`): the unisolated fallback
+   * (root only), said loudly.
+   */
   sandbox?: "bwrap" | "none" | "auto";
   log?: (line: string) => void;
   /** size of each instance's /tmp tmpfs (default 64 MiB) */
   tmpSizeBytes?: number;
+  /** size of each instance's /dev/shm tmpfs (default 64 MiB) */
+  shmSizeBytes?: number;
+  /** an instance's log is rotated (to log.1, one kept) once it is over this size (default 32 MiB) */
+  logMaxBytes?: number;
   /** root-owned host directory the private staging tmpfs is mounted on (default /run/kiln-stage) */
   stageDir?: string;
   /** epoch ms */
@@ -59,6 +68,13 @@ const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 const STARTUP_WAIT_MS = 5000;
 const KILL_WAIT_MS = 5000;
 const POLL_MS = 20;
+
+const DEFAULT_LOG_MAX_BYTES = 32 * 1024 * 1024;
+
+/** Whether a log of `size` bytes is rotated: strictly over the cap (a cap of 0 never rotates). */
+export function isLogOverCap(size: number, max: number): boolean {
+  return max > 0 && size > max;
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -98,6 +114,19 @@ async function freePort(isTaken: (port: number) => boolean): Promise<number> {
   return freeLoopbackPort();
 }
 
+/** What a bwrap lacks of the options kiln's sandbox needs, from its `--help` (bubblewrap 0.8 has them all). */
+export function missingBwrapOptions(help: string): string[] {
+  return ["--disable-userns", "--seccomp", "--json-status-fd", "--args"].filter((o) => !new RegExp(`^\\s*${o}\\b`, "m").test(help));
+}
+
+/** The bwrap on PATH and what it lacks; undefined when none is installed. */
+export function probeBwrap(): { path: string; missing: string[] } | undefined {
+  const path = findExecutable("bwrap");
+  if (!path) return undefined;
+  const r = spawnSync(path, ["--help"], { encoding: "utf8", timeout: 5000 });
+  return { path, missing: missingBwrapOptions(`${r.stdout ?? ""}\n${r.stderr ?? ""}`) };
+}
+
 function signalNumber(sig: NodeJS.Signals | null): number | undefined {
   return sig ? (osConstants.signals as Record<string, number>)[sig] : undefined;
 }
@@ -118,6 +147,7 @@ export class LocalProvider implements Provider {
   private readonly now: () => number;
   private mode: Mode | undefined;
   private warned = false;
+  private warnedSeccomp = false;
   private readonly launches = new LaunchFlights<ObservedInstance>();
   /** ports given to launches in the last minute (a concurrent launch has not written its meta yet) */
   private readonly handedOut = new Map<number, number>();
@@ -204,6 +234,7 @@ export class LocalProvider implements Provider {
       let meta = readMeta(join(root, name));
       if (!meta || meta.service !== service) continue;
       let seen = this.observe(meta);
+      if (seen.state === "running") this.capLog(join(root, name));
       const exited = this.exits.get(meta.id);
       if (seen.state === "exited" && seen.exitCode === null && exited) {
         // our child, dead but not yet reaped: its exit event is about to record the code
@@ -227,6 +258,22 @@ export class LocalProvider implements Provider {
   }
 
   // ---------------------------------------------------------------- private
+
+  /**
+   * Keeps an instance's log under logMaxBytes: once over, its content moves to log.1 (the one
+   * kept before it is dropped) and the log is truncated. The instance writes with O_APPEND, so
+   * it carries on at the new end; lines written between the copy and the truncation are lost.
+   */
+  private capLog(dir: string): void {
+    const file = join(dir, LOG_FILE);
+    try {
+      if (!isLogOverCap(statSync(file).size, this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES)) return;
+      copyFileSync(file, `${file}.1`);
+      truncateSync(file, 0);
+    } catch {
+      // absent or unreadable: the next listing tries again
+    }
+  }
 
   /** ports of instances that are (or were just) ours: recorded in meta.json and still running */
   private portsInUse(): Set<number> {
@@ -291,9 +338,16 @@ export class LocalProvider implements Provider {
     if (this.mode) return this.mode;
     const wanted = this.opts.sandbox ?? "auto";
     const isRoot = process.geteuid?.() === 0;
-    const bwrap = wanted === "none" ? undefined : findExecutable("bwrap");
-    if (wanted === "bwrap" && !bwrap)
-      throw providerError("bubblewrap (bwrap) is not installed", 'install it (Debian: apt-get install bubblewrap) or set the sandbox to "none" to run unisolated');
+    const found = wanted === "none" ? undefined : probeBwrap();
+    // Without a sandbox that holds, nothing runs unless the user said so in as many words.
+    if (wanted !== "none" && !found)
+      throw providerError("cannot run instances: bubblewrap (bwrap) is not installed", "install it (Debian: apt-get install bubblewrap); to run instances unisolated anyway, start kiln with `kiln up --unsafe-no-sandbox`");
+    if (found && found.missing.length > 0)
+      throw providerError(
+        `cannot run instances: ${found.path} is too old (it lacks ${found.missing.join(", ")})`,
+        "install bubblewrap 0.8 or later (Debian 12: apt-get install bubblewrap); to run instances unisolated anyway, start kiln with `kiln up --unsafe-no-sandbox`",
+      );
+    const bwrap = found?.path;
     const need = (name: string): string => {
       const p = findExecutable(name);
       if (!p) throw providerError(`${name} is not installed`, `the local provider needs ${name} (Debian: util-linux / coreutils / dash)`);
@@ -304,7 +358,7 @@ export class LocalProvider implements Provider {
     } else if (!isRoot) {
       throw providerError(
         "cannot run instances: bubblewrap is not installed and kiln is not root",
-        "install bubblewrap (Debian: apt-get install bubblewrap); the unisolated fallback needs root to chroot",
+        "install bubblewrap (Debian: apt-get install bubblewrap); the unisolated fallback (--unsafe-no-sandbox) needs root to chroot",
       );
     } else {
       const tools: Tools = { bwrap, unshare: need("unshare"), setpriv: need("setpriv"), mount: need("mount"), mkdir: need("mkdir"), ln: need("ln"), sh: need("sh") };
@@ -313,8 +367,8 @@ export class LocalProvider implements Provider {
     if (this.mode.kind === "chroot" && !this.warned) {
       this.warned = true;
       this.log(
-        "WARNING: instances are NOT isolated: install bubblewrap (apt-get install bubblewrap). " +
-          "Falling back to a chroot as the image user: no PID, IPC or UTS namespace, no /proc.",
+        "WARNING: instances are NOT isolated (--unsafe-no-sandbox): a chroot as the image user, " +
+          "no PID, IPC, UTS or user namespace, no seccomp filter, no /proc. Install bubblewrap and drop the flag.",
       );
     }
     return this.mode;
@@ -402,6 +456,11 @@ export class LocalProvider implements Provider {
     }
 
     const stageDir = this.opts.stageDir ?? "/run/kiln-stage";
+    const seccomp = mode.kind === "chroot" ? undefined : seccompFilterFor();
+    if (mode.kind !== "chroot" && !seccomp && !this.warnedSeccomp) {
+      this.warnedSeccomp = true;
+      this.log(`WARNING: no seccomp filter for ${process.arch} (kiln's filter knows x86_64's syscall numbers only): instances run with bubblewrap's namespaces and --disable-userns alone`);
+    }
     const input: SandboxInput = {
       instanceId: req.instanceId,
       mounts: plan.mounts,
@@ -413,8 +472,10 @@ export class LocalProvider implements Provider {
       env: [...env.entries()],
       argv,
       tmpSizeBytes: this.opts.tmpSizeBytes ?? 64 * 1024 * 1024,
+      shmSizeBytes: this.opts.shmSizeBytes ?? 64 * 1024 * 1024,
       stageDir,
       hostPath: HOST_PATH,
+      ...(seccomp ? { seccomp } : {}),
     };
     let spec: SpawnCommand;
     if (mode.kind === "user-bwrap") spec = userBwrapCommand(input, mode.tools);
@@ -433,7 +494,7 @@ export class LocalProvider implements Provider {
       writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}\n`);
       child = spawn(spec.file, spec.args, {
         detached: true, // own session + process group: survives us, and can be signalled as one
-        stdio: statusFd === undefined ? ["ignore", logFd, logFd] : ["ignore", logFd, logFd, statusFd, "pipe"],
+        stdio: statusFd === undefined ? ["ignore", logFd, logFd] : ["ignore", logFd, logFd, statusFd, "pipe", ...(spec.seccomp ? (["pipe"] as const) : [])],
         env: spec.env,
         cwd: "/",
       });
@@ -452,6 +513,12 @@ export class LocalProvider implements Provider {
       const envPipe = child.stdio[ENV_FD] as Writable | null;
       envPipe?.on("error", () => undefined); // bwrap died before reading: the startup check reports it
       envPipe?.end(spec.envArgs);
+    }
+    if (spec.seccomp !== undefined) {
+      // bwrap reads the program to EOF before it builds the sandbox; a few hundred bytes fit the pipe.
+      const filterPipe = (child.stdio as unknown as (Writable | null)[])[SECCOMP_FD];
+      filterPipe?.on("error", () => undefined);
+      filterPipe?.end(spec.seccomp);
     }
     const stat = readStat(pid);
     const meta: InstanceMeta = {

@@ -7,10 +7,12 @@
 // 1. kiln runs as root, bubblewrap present ("staged bwrap", the normal case):
 //      unshare --mount --propagation private -- /bin/sh -c STAGE_SCRIPT kiln-stage MOUNT MKDIR LN <ops> --
 //        setpriv --reuid U --regid G --clear-groups --inh-caps=-all --
-//        bwrap <sandbox args> -- ENTRYPOINT CMD…
+//        bwrap --unshare-user --uid U --gid G --disable-userns --seccomp 5 <sandbox args> -- ENTRYPOINT CMD…
 //    bwrap itself runs as the image's uid, so the app is that uid on the host
 //    too (not root-in-a-user-namespace, which `bwrap --unshare-user --uid U`
-//    run by root gives: bwrap maps U to the caller's uid 0 there). An
+//    run by root gives: bwrap maps U to the caller's uid 0 there; run by U it
+//    maps U to U). The user namespace is bwrap's own, needed for
+//    `--disable-userns`: the app can create no further one. An
 //    unprivileged bwrap must be able to walk to every bind source, and
 //    $KILN_HOME usually lives under /root (0700) or a 0700 mkdtemp dir — so a
 //    tiny root shell, in a private mount namespace that dies with the
@@ -23,7 +25,11 @@
 //    `--unshare-user --uid U --gid G` (unprivileged user namespace). The
 //    caller owns $KILN_HOME, so the sources are reachable.
 //
-// 3. no bubblewrap (or sandbox "none"), root only — NOT isolated:
+// In both bwrap shapes the app runs under `--disable-userns` and the seccomp
+// filter of seccomp.ts (the program reaches bwrap through a pipe, fd
+// SECCOMP_FD): no nested user namespace, no mount, ptrace, keyring, bpf…
+//
+// 3. sandbox "none" (`kiln up --unsafe-no-sandbox`), root only — NOT isolated:
 //      unshare --mount --propagation private -- /bin/sh -c STAGE_SCRIPT … --
 //        unshare --root=STAGE --wd=WORKDIR --setgid=G --setuid=U -- ENTRYPOINT CMD…
 //    (with exactly the app's environment)
@@ -54,6 +60,8 @@ export interface SpawnCommand {
   env: Record<string, string>;
   /** written to a pipe that the process reads as fd ENV_FD (bwrap `--args`), then closed */
   envArgs?: string;
+  /** the seccomp program, written to a pipe the process reads as fd SECCOMP_FD (bwrap `--seccomp`) */
+  seccomp?: Buffer;
 }
 
 export interface SandboxInput {
@@ -72,10 +80,14 @@ export interface SandboxInput {
   argv: readonly string[];
   /** size of the instance's /tmp tmpfs */
   tmpSizeBytes: number;
+  /** size of the instance's /dev/shm tmpfs (absent: /dev/shm is part of bwrap's /dev, unsized) */
+  shmSizeBytes?: number;
   /** where the private staging tmpfs is mounted (a root-owned 0755 host directory) */
   stageDir: string;
   /** PATH for the host-side helpers (unshare, sh, mount, setpriv) */
   hostPath: string;
+  /** the seccomp program bwrap loads for the app (seccomp.ts); absent: none (an architecture without one) */
+  seccomp?: Buffer;
 }
 
 /** fd (in the spawned process) that bwrap writes its JSON status lines to */
@@ -86,6 +98,8 @@ export const STATUS_FD = 3;
  * them with ps; through this pipe they reach only the app's own environment.
  */
 export const ENV_FD = 4;
+/** fd bwrap reads the seccomp program from (`--seccomp`) */
+export const SECCOMP_FD = 5;
 
 /** The `--args` payload for ENV_FD. */
 export function bwrapEnvArgs(env: SandboxInput["env"]): string {
@@ -170,19 +184,21 @@ export function hostSource(input: Pick<SandboxInput, "rootfs" | "volumeDirs">, m
 }
 
 /** The bwrap arguments after `bwrap`; `sourceOf` says where bwrap finds each bind source. */
-export function bwrapArgs(
-  input: SandboxInput,
-  sourceOf: (m: PlannedMount, index: number) => string,
-  userns: { uid: number; gid: number } | undefined,
-): string[] {
+export function bwrapArgs(input: SandboxInput, sourceOf: (m: PlannedMount, index: number) => string): string[] {
   const a: string[] = [
     "--unshare-pid",
     "--unshare-ipc",
     "--unshare-uts",
     "--hostname",
     hostnameFor(input.instanceId),
+    "--unshare-user",
+    "--uid",
+    String(input.uid),
+    "--gid",
+    String(input.gid),
+    "--disable-userns",
   ];
-  if (userns) a.push("--unshare-user", "--uid", String(userns.uid), "--gid", String(userns.gid));
+  if (input.seccomp) a.push("--seccomp", String(SECCOMP_FD));
   a.push("--json-status-fd", String(STATUS_FD), "--tmpfs", "/");
   input.mounts.forEach((m, i) => {
     switch (m.kind) {
@@ -200,6 +216,8 @@ export function bwrapArgs(
         break;
       case "dev":
         a.push("--dev", "/dev");
+        // bwrap's /dev is a tmpfs without a size: shared memory written there would be unbounded
+        if (input.shmSizeBytes !== undefined) a.push("--perms", "1777", "--size", String(input.shmSizeBytes), "--tmpfs", "/dev/shm");
         break;
       case "tmp":
         a.push("--perms", "1777", "--size", String(input.tmpSizeBytes), "--tmpfs", "/tmp");
@@ -245,20 +263,16 @@ export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnComm
     "--inh-caps=-all",
     "--",
     tools.bwrap,
-    ...bwrapArgs(input, (_m, i) => alias(i), undefined),
+    ...bwrapArgs(input, (_m, i) => alias(i)),
   ];
-  return { file: tools.unshare, args, env: { PATH: input.hostPath }, envArgs: bwrapEnvArgs(input.env) };
+  return { file: tools.unshare, args, env: { PATH: input.hostPath }, envArgs: bwrapEnvArgs(input.env), ...(input.seccomp ? { seccomp: input.seccomp } : {}) };
 }
 
 /** Shape 2: kiln is an ordinary user; bwrap maps the image uid in a user namespace. */
 export function userBwrapCommand(input: SandboxInput, tools: Tools): SpawnCommand {
   if (!tools.bwrap) throw new Error("userBwrapCommand needs bwrap");
-  const args = bwrapArgs(
-    input,
-    (m) => hostSource(input, m) ?? "",
-    { uid: input.uid, gid: input.gid },
-  );
-  return { file: tools.bwrap, args, env: { PATH: input.hostPath }, envArgs: bwrapEnvArgs(input.env) };
+  const args = bwrapArgs(input, (m) => hostSource(input, m) ?? "");
+  return { file: tools.bwrap, args, env: { PATH: input.hostPath }, envArgs: bwrapEnvArgs(input.env), ...(input.seccomp ? { seccomp: input.seccomp } : {}) };
 }
 
 const DEV_NODES = ["null", "zero", "full", "random", "urandom"] as const;

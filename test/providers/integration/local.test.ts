@@ -375,7 +375,7 @@ describe("LocalProvider fallback without bubblewrap (sandbox: none)", { skip: fa
     assert.ok(!p.rootEntries.includes("proc"));
     const b = await w.launch(w.provider, w.req());
     await probe(b);
-    assert.equal(w.logs.filter((l) => /NOT isolated: install bubblewrap/.test(l)).length, 1);
+    assert.equal(w.logs.filter((l) => /NOT isolated \(--unsafe-no-sandbox\)/.test(l)).length, 1);
     for (const inst of [a, b]) await w.provider.terminate(inst.id, { graceMs: 2000 });
     assert.deepEqual((await w.provider.list("hello")).map((i) => [i.state, i.exitCode]), [["exited", 0], ["exited", 0]]);
   });
