@@ -143,6 +143,25 @@ function labels(on: boolean, u: Upstream): Record<string, string> {
   return on ? { "x-kiln-instance": u.id, "x-kiln-release": u.release } : {};
 }
 
+/**
+ * The instance's response body to the client, with backpressure: what `pipe()` does for this
+ * one pair, without the half-dozen listeners pipe() adds and removes again on every response.
+ * Cuts are handled by the caller: a closed client destroys the instance request, a cut
+ * instance response destroys the client's.
+ */
+function relay(from: IncomingMessage, to: ServerResponse): void {
+  from.on("data", (chunk: Buffer) => {
+    if (to.destroyed) return;
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once("drain", () => from.resume());
+    }
+  });
+  from.on("end", () => {
+    if (!to.destroyed) to.end();
+  });
+}
+
 export function clientIp(req: IncomingMessage): string {
   const a = req.socket.remoteAddress ?? "";
   return a.startsWith("::ffff:") ? a.slice(7) : a;
@@ -310,7 +329,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           res.destroy();
           return;
         }
-        upRes.pipe(res);
+        relay(upRes, res);
       });
 
       const fail = (err: Error) => {
