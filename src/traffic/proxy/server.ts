@@ -222,7 +222,6 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       now: Date.now,
       maxSocketsPerTarget: opts.maxSocketsPerTarget ?? 64,
       idleSocketMs: 4000,
-      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? EDGE_DEFAULTS.upstreamTimeoutMs,
     });
   // Several services may share the listener (issue 10): each has its own pool (fleet, health
   // checks, counters) and state file, and requests pick one by Host and path (routes.ts).
