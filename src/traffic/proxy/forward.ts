@@ -223,6 +223,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
   };
   const fly = (up: http.ClientRequest): Flight => {
     const f: Flight = { lastActive: Date.now(), up };
+    if (o.upstreamTimeoutMs <= 0) return f; // 0: no upstream timeout (as a socket timeout of 0 was)
     flights.add(f);
     if (sweeper === undefined) {
       sweeper = setInterval(sweep, sweepEveryMs);
