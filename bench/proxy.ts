@@ -37,7 +37,7 @@ export interface ProxyBenchOptions {
   durationS?: number;
   connections?: number;
   only?: Subject[];
-  /** run kiln's proxy with --cpu-prof into this directory */
+  /** run kiln's proxy and the naive one with --cpu-prof into this directory (builtin.cpuprofile, naive.cpuprofile) */
   cpuProfDir?: string;
   /** where to write the JSON; default bench/results/proxy.json; "" = do not write */
   out?: string;
@@ -144,6 +144,11 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
   };
   const extraStops: Array<() => Promise<void>> = [];
   const loadBefore = os.loadavg();
+  const cpuProf = (name: string) => {
+    if (!opts.cpuProfDir) return [];
+    mkdirSync(opts.cpuProfDir, { recursive: true });
+    return ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`];
+  };
   try {
     // Two hello instances.
     const backends: string[] = [];
@@ -164,8 +169,7 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
     if (subjects.includes("builtin")) {
       const port = await freeLoopbackPort();
       const sock = join(dir, "p.sock");
-      const prof = opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
-      if (opts.cpuProfDir) mkdirSync(opts.cpuProfDir, { recursive: true });
+      const prof = cpuProf("builtin");
       pids.builtin = started(
         // Started as in production (daemons use the same flags).
         spawn(process.execPath, [...PROXY_NODE_FLAGS, ...prof, proxyMain, "--listen", `127.0.0.1:${port}`, "--admin", sock, "--state", join(dir, "routes.json"), "--log", join(dir, "proxy.log")], {
@@ -184,7 +188,7 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
     }
     if (subjects.includes("naive")) {
       const port = await freeLoopbackPort();
-      pids.naive = started(spawn(process.execPath, [naiveMain, String(port), ...backends.map((b) => b.split(":")[1]!)], { stdio: "ignore" })).pid;
+      pids.naive = started(spawn(process.execPath, [...cpuProf("naive"), naiveMain, String(port), ...backends.map((b) => b.split(":")[1]!)], { stdio: "ignore" })).pid;
       urls.naive = `http://127.0.0.1:${port}/version`;
     }
     if (subjects.includes("haproxy")) {

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { nextHealth, parseHostPort, type HealthState } from "../../src/health/probe.js";
 import { groupByRelease, pickByRelease, pickSmoothWeighted } from "../../src/traffic/proxy/balancer.js";
 import { LATENCY_BUCKETS_MS, LATENCY_HISTOGRAM_SIZE, latencyBucket, windowOf, type Counters, type CountersWindow } from "../../src/traffic/router.js";
-import { planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/proxy/headers.js";
+import { headerList, planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/proxy/headers.js";
 import { httpsRedirect, maintenanceResponse } from "../../src/traffic/proxy/pages.js";
 import { checkTable } from "../../src/traffic/proxy/table.js";
 import { closeFrame, FrameTracker } from "../../src/traffic/proxy/ws-frames.js";
@@ -183,6 +183,17 @@ describe("headers", () => {
     assert.equal(ws["connection"], "upgrade");
     assert.equal(ws["upgrade"], "websocket");
     assert.equal(ws["sec-websocket-key"], "k");
+  });
+  it("lists request headers flat for http.request, with the instance's address when the client sent no Host", () => {
+    const rows: Array<[Parameters<typeof headerList>[0], boolean, string[]]> = [
+      [{ host: "app", accept: "text/html" }, false, ["host", "app", "accept", "text/html"]],
+      [{ accept: "text/html" }, false, ["accept", "text/html", "host", "10.0.0.2:8080"]],
+      [{ host: "a", "x-a": ["1", "2"], "content-length": 5 }, false, ["host", "a", "x-a", "1", "x-a", "2", "content-length", "5"]],
+      [{ host: "a", "x-b": undefined }, false, ["host", "a"]],
+      [{ host: "a" }, true, ["host", "a", "content-length", "0"]],
+      [{ host: "a", "content-length": "0" }, true, ["host", "a", "content-length", "0"]],
+    ];
+    for (const [headers, zeroLength, want] of rows) assert.deepEqual(headerList(headers, "10.0.0.2:8080", zeroLength), want);
   });
   it("labels responses with the instance and release only when asked", () => {
     const headers = () => ({ "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] });

@@ -23,7 +23,7 @@
 // in the preview lane.
 
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { planDownstreamHeaders, planUpstreamHeaders } from "./headers.js";
+import { headerList, planDownstreamHeaders, planUpstreamHeaders } from "./headers.js";
 import { maintenanceResponse } from "./pages.js";
 import type { Lane, TargetPool, Upstream } from "./targets.js";
 
@@ -32,6 +32,8 @@ export const MAX_BUFFERED_BODY = 1024 * 1024;
 /** Default request body limit: generous for forms and uploads, small enough to bound a flood. */
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
+/** Methods Node's client sends without a body by default (others get a length or chunked). */
+const BODYLESS_METHODS = new Set(["GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"]);
 
 export interface ForwardOptions {
   pool: TargetPool;
@@ -143,6 +145,37 @@ function labels(on: boolean, u: Upstream): Record<string, string> {
   return on ? { "x-kiln-instance": u.id, "x-kiln-release": u.release } : {};
 }
 
+/** An attempt in flight, as the upstream-timeout sweep sees it. */
+interface Flight {
+  /** Date.now() when the instance last sent a byte (or took one of a streamed body, or we resumed reading it) */
+  lastActive: number;
+  readonly up: http.ClientRequest;
+}
+
+/**
+ * The instance's response body to the client, with backpressure: what `pipe()` does for this
+ * one pair, without the half-dozen listeners pipe() adds and removes again on every response.
+ * Cuts are handled by the caller: a closed client destroys the instance request, a cut
+ * instance response destroys the client's. A slow client pausing the instance's response
+ * does not count against the instance's upstream timeout.
+ */
+function relay(from: IncomingMessage, to: ServerResponse, flight: Flight): void {
+  from.on("data", (chunk: Buffer) => {
+    flight.lastActive = Date.now();
+    if (to.destroyed) return;
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once("drain", () => {
+        flight.lastActive = Date.now();
+        from.resume();
+      });
+    }
+  });
+  from.on("end", () => {
+    if (!to.destroyed) to.end();
+  });
+}
+
 export function clientIp(req: IncomingMessage): string {
   const a = req.socket.remoteAddress ?? "";
   return a.startsWith("::ffff:") ? a.slice(7) : a;
@@ -166,6 +199,37 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
     if ((close || o.isClosing()) && req.httpVersionMajor !== 2) headers["connection"] = "close";
     res.writeHead(status, headers);
     res.end(text);
+  };
+
+  // Upstream timeout ("no byte from the instance for upstreamTimeoutMs"): one sweep over the
+  // attempts in flight, running only while there are some, instead of a socket timer on every
+  // pooled socket (Node clears and re-arms an agent's socket timeout on every request, and
+  // refreshes it on every read and write). Late by at most sweepEveryMs.
+  const flights = new Set<Flight>();
+  const sweepEveryMs = Math.max(10, Math.min(1000, Math.floor(o.upstreamTimeoutMs / 4)));
+  let sweeper: NodeJS.Timeout | undefined;
+  const sweep = () => {
+    if (flights.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+      return;
+    }
+    const now = Date.now();
+    for (const f of flights) {
+      if (now - f.lastActive < o.upstreamTimeoutMs) continue;
+      flights.delete(f);
+      f.up.destroy(new AttemptAbort("upstream-timeout"));
+    }
+  };
+  const fly = (up: http.ClientRequest): Flight => {
+    const f: Flight = { lastActive: Date.now(), up };
+    if (o.upstreamTimeoutMs <= 0) return f; // 0: no upstream timeout (as a socket timeout of 0 was)
+    flights.add(f);
+    if (sweeper === undefined) {
+      sweeper = setInterval(sweep, sweepEveryMs);
+      sweeper.unref();
+    }
+    return f;
   };
 
   return (req, res) => {
@@ -231,25 +295,31 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         port: target.port,
         method,
         path: req.url,
-        headers: planUpstreamHeaders(req.headers, {
-          clientIp: clientIp(req),
-          proto: o.proto,
-          body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body.kind === "stream" ? STREAM_BODY : NO_BODY_HEADERS,
-        }),
+        headers: headerList(
+          planUpstreamHeaders(req.headers, {
+            clientIp: clientIp(req),
+            proto: o.proto,
+            body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body.kind === "stream" ? STREAM_BODY : NO_BODY_HEADERS,
+          }),
+          target.address,
+          body.kind === "none" && !BODYLESS_METHODS.has(method),
+        ),
         agent: target.agent,
       };
-      if (freshConnection) {
-        options.agent = false;
-        options.timeout = o.upstreamTimeoutMs;
-      }
+      if (freshConnection) options.agent = false;
       const up = http.request(options);
       current = up;
+      const flight = fly(up);
       let connected = false;
       let responded = false;
       let failed = false;
       let bodyStarted = false;
       let connectTimer: NodeJS.Timeout | undefined;
-      const end = pool.begin(target, () => up.destroy(new AttemptAbort("drain-timeout")));
+      const ended = pool.begin(target, () => up.destroy(new AttemptAbort("drain-timeout")));
+      const end = () => {
+        flights.delete(flight);
+        ended();
+      };
 
       const startStreaming = () => {
         if (body.kind !== "stream" || bodyStarted || failed) return;
@@ -261,6 +331,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         }
         req.on("data", (c: Buffer) => {
           sent += c.length;
+          flight.lastActive = Date.now();
           if (sent > o.maxBodyBytes) {
             req.unpipe(up);
             up.destroy(new AttemptAbort("too-large"));
@@ -277,16 +348,14 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         connectTimer = setTimeout(() => up.destroy(new AttemptAbort("connect-timeout")), o.connectTimeoutMs);
         s.once("connect", () => {
           connected = true;
+          flight.lastActive = Date.now(); // the connect timeout covered the wait so far
           clearTimeout(connectTimer);
           startStreaming();
         });
       });
-      // The agents' socket timeout is upstreamTimeoutMs (see PoolOptions); a fresh unpooled
-      // connection gets it as a request option.
-      up.on("timeout", () => up.destroy(new AttemptAbort("upstream-timeout")));
-
       up.on("response", (upRes) => {
         responded = true;
+        flight.lastActive = Date.now();
         clearTimeout(connectTimer);
         const status = upRes.statusCode ?? 502;
         countResponse(target, status);
@@ -310,7 +379,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           res.destroy();
           return;
         }
-        upRes.pipe(res);
+        relay(upRes, res, flight);
       });
 
       const fail = (err: Error) => {

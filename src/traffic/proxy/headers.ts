@@ -87,6 +87,35 @@ export function planUpstreamHeaders(headers: IncomingHttpHeaders, input: Upstrea
   return out;
 }
 
+/**
+ * Planned request headers as the flat [name, value, name, value, …] list `http.request` takes
+ * as it is: an object costs a checked setHeader, a lower-casing and a small array per header,
+ * then a second pass to write them. Node writes a list as given, so what it would have added
+ * to an object is added here: Host (the instance's address, `fallbackHost`) when the client
+ * sent none (HTTP/1.0), and `content-length: 0` when `zeroLength` (no body, and a method Node
+ * would otherwise send chunked: POST, PUT, PATCH…) and the client sent no length.
+ *
+ *   {host: "app", accept: "text/html"}, "10.0.0.2:8080"      → ["host", "app", "accept", "text/html"]
+ *   {accept: "text/html"}, "10.0.0.2:8080"                   → ["accept", "text/html", "host", "10.0.0.2:8080"]
+ *   {host: "a", "x-a": ["1", "2"], "content-length": 5}, …  → ["host", "a", "x-a", "1", "x-a", "2", "content-length", "5"]
+ *   {host: "a", "x-b": undefined}, …                        → ["host", "a"]
+ *   {host: "a"}, …, zeroLength                              → ["host", "a", "content-length", "0"]
+ *   {host: "a", "content-length": "0"}, …, zeroLength       → ["host", "a", "content-length", "0"]
+ */
+export function headerList(headers: OutgoingHttpHeaders, fallbackHost: string, zeroLength = false): string[] {
+  const out: string[] = [];
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (typeof v === "string") out.push(k, v);
+    else if (typeof v === "number") out.push(k, String(v));
+    else for (const x of v) out.push(k, x);
+  }
+  if (headers["host"] === undefined) out.push("host", fallbackHost);
+  if (zeroLength && headers["content-length"] === undefined) out.push("content-length", "0");
+  return out;
+}
+
 export interface DownstreamOptions {
   /** the proxy is closing: tell an HTTP/1 client not to reuse the connection */
   closing: boolean;

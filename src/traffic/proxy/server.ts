@@ -222,7 +222,6 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       now: Date.now,
       maxSocketsPerTarget: opts.maxSocketsPerTarget ?? 64,
       idleSocketMs: 4000,
-      upstreamTimeoutMs: opts.upstreamTimeoutMs ?? EDGE_DEFAULTS.upstreamTimeoutMs,
     });
   // Several services may share the listener (issue 10): each has its own pool (fleet, health
   // checks, counters) and state file, and requests pick one by Host and path (routes.ts).
@@ -346,13 +345,15 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "content-length": String(body.length) });
     res.end(body);
   };
-  const forwardTo = (lane: Lane, proto: "http" | "https") => (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const svc = lane === "preview" ? services.get("") : select(req);
-    if (!svc) return noService(res);
-    const key = `f ${lane} ${proto}`;
-    let h = svc.handlers.get(key) as ((q: http.IncomingMessage, r: http.ServerResponse) => void) | undefined;
-    if (!h) svc.handlers.set(key, (h = forwarder(lane, proto, svc.pool)));
-    h(req, res);
+  const forwardTo = (lane: Lane, proto: "http" | "https") => {
+    const key = `f ${lane} ${proto}`; // built once per listener, not per request
+    return (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const svc = lane === "preview" ? services.get("") : select(req);
+      if (!svc) return noService(res);
+      let h = svc.handlers.get(key) as ((q: http.IncomingMessage, r: http.ServerResponse) => void) | undefined;
+      if (!h) svc.handlers.set(key, (h = forwarder(lane, proto, svc.pool)));
+      h(req, res);
+    };
   };
   const upgradeTo = (lane: Lane, proto: "http" | "https") => (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     const svc = lane === "preview" ? services.get("") : select(req);

@@ -67,15 +67,12 @@ export interface PoolOptions {
   now: () => number;
   /** keep-alive connections per target (bounded: a slow instance cannot eat every fd) */
   maxSocketsPerTarget: number;
-  /** idle keep-alive sockets are closed after this; below typical 5 s server keep-alive timeouts */
-  idleSocketMs: number;
   /**
-   * no byte from an instance for this long during a request → the request's
-   * 'timeout' event (the forwarder answers 504). It is the agents' socket
-   * timeout, so a reused socket keeps one timeout for its whole life instead
-   * of being re-armed twice per request; idle sockets are closed by a sweep.
+   * idle keep-alive sockets are closed after this (by a sweep: the agents have no socket
+   * timeout, which Node would clear and re-arm on every request; the forwarder sweeps its
+   * requests in flight for the upstream timeout); below typical 5 s server keep-alive timeouts
    */
-  upstreamTimeoutMs: number;
+  idleSocketMs: number;
 }
 
 /** When a pooled socket went idle (see sweepIdleSockets). */
@@ -128,7 +125,7 @@ export class TargetPool {
     this.sweeper.unref();
   }
 
-  /** Close keep-alive sockets idle for idleSocketMs or more (the agents' own timeout is the upstream timeout). */
+  /** Close keep-alive sockets idle for idleSocketMs or more. */
   private sweepIdleSockets(): void {
     const now = Date.now();
     for (const list of [this.order, this.retired]) {
@@ -360,7 +357,6 @@ export class TargetPool {
       keepAlive: true,
       maxSockets: this.opts.maxSocketsPerTarget,
       maxFreeSockets: this.opts.maxSocketsPerTarget,
-      timeout: this.opts.upstreamTimeoutMs,
       // LIFO keeps the fewest sockets warm: the rest time out instead of going stale.
       scheduling: "lifo",
     });

@@ -340,6 +340,15 @@ describe("proxy", () => {
     assert.deepEqual([st.requests, st.errors5xx, st.healthy], [1, 1, true]);
   });
 
+  it("never answers 504 for slowness with upstreamTimeoutMs 0", async () => {
+    const a = await backend("a");
+    const p = await proxy({ upstreamTimeoutMs: 0 });
+    await p.client.setTable(table(1, [target("a", a.address)]));
+    const r = await request(p.proxy.address, { path: "/slow?ms=300" });
+    assert.equal(r.status, 200);
+    assert.equal(a.hits.length, 1);
+  });
+
   it("rejects stale and invalid tables on the admin API", async () => {
     const a = await backend("a");
     const p = await proxy();
