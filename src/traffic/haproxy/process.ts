@@ -121,7 +121,8 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     master: path.join(o.runDir, "master.sock"),
     pid: path.join(o.runDir, "haproxy.pid"),
     log: path.join(o.runDir, "haproxy.log"),
-    state: path.join(o.runDir, "state.json"),
+    // on a shared listener each service has its own router state
+    state: path.join(o.runDir, o.shared !== undefined ? `state.${o.shared.service}.json` : "state.json"),
     boot: path.join(o.runDir, "boot.json"),
     maintenance: path.join(o.runDir, "maintenance.map"),
     crtList: path.join(o.runDir, "crt-list"),
@@ -150,47 +151,46 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     return rest;
   };
   let edge: SharedEdge | undefined;
-  if (shared !== undefined) files.state = path.join(o.runDir, `state.${shared.service}.json`);
 
-  let pid = readPid(files.pid);
+  let pid: number | undefined;
   let boot: Boot | undefined;
   let attached = false;
   // On a shared listener every controller and `kiln up` may start HAProxy: the lock makes one start it, the others attach.
   const unlock = shared !== undefined ? await holdLock(sharedEdgeFiles(o.runDir)) : () => undefined;
   try {
-  pid = readPid(files.pid);
-  if (pid !== undefined && pidAlive(pid) && (await runtimeAlive(files.admin))) {
-    boot = JSON.parse(await readFile(files.boot, "utf8")) as Boot;
-    const wanted = o.listen.endsWith(":0") ? boot.listen : o.listen;
-    if (wanted !== boot.listen) {
-      throw new KilnError("KILN_E_CONTROLLER", `HAProxy (pid ${pid}) in ${o.runDir} serves ${boot.listen}, not ${o.listen}`, {
-        hint: `stop it first (kill -USR1 ${pid} finishes its connections), or keep listen at ${boot.listen}`,
-      });
-    }
-    attached = true;
-    log(`haproxy router: attached to HAProxy pid ${pid} on ${boot.listen}`);
-  } else {
-    boot = {
-      listen: await resolveListen(o.listen),
-      ...(o.previewListen !== undefined && shared === undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
-      ...(shared !== undefined ? { instanceHeader: o.instanceHeader ?? true } : {}),
-      requestLog: o.requestLog !== false,
-      ...(o.tls !== undefined ? { tls: { listen: await resolveListen(o.tls.listen), redirectHttp: o.tls.redirectHttp === true } } : {}),
-      ...(o.metricsListen !== undefined ? { metricsListen: await resolveListen(o.metricsListen) } : {}),
-    };
-    if (o.tls !== undefined) await writeCertificates(o.runDir, files.crtList, o.tls.certificates);
-    if (shared !== undefined) {
-      edge = new SharedEdge(o.runDir, shared.service, shared.route, sharedBase(boot), startHealth);
-      await edge.renderAll();
+    pid = readPid(files.pid);
+    if (pid !== undefined && pidAlive(pid) && (await runtimeAlive(files.admin))) {
+      boot = JSON.parse(await readFile(files.boot, "utf8")) as Boot;
+      const wanted = o.listen.endsWith(":0") ? boot.listen : o.listen;
+      if (wanted !== boot.listen) {
+        throw new KilnError("KILN_E_CONTROLLER", `HAProxy (pid ${pid}) in ${o.runDir} serves ${boot.listen}, not ${o.listen}`, {
+          hint: `stop it first (kill -USR1 ${pid} finishes its connections), or keep listen at ${boot.listen}`,
+        });
+      }
+      attached = true;
+      log(`haproxy router: attached to HAProxy pid ${pid} on ${boot.listen}`);
     } else {
-      await writeFile(files.config, renderConfig({ ...configBase(boot), health: startHealth }));
-      // HAProxy loads the map at start; the saved table's maintenance is re-applied through the runtime API.
-      await writeFile(files.maintenance, "");
+      boot = {
+        listen: await resolveListen(o.listen),
+        ...(o.previewListen !== undefined && shared === undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
+        ...(shared !== undefined ? { instanceHeader: o.instanceHeader ?? true } : {}),
+        requestLog: o.requestLog !== false,
+        ...(o.tls !== undefined ? { tls: { listen: await resolveListen(o.tls.listen), redirectHttp: o.tls.redirectHttp === true } } : {}),
+        ...(o.metricsListen !== undefined ? { metricsListen: await resolveListen(o.metricsListen) } : {}),
+      };
+      if (o.tls !== undefined) await writeCertificates(o.runDir, files.crtList, o.tls.certificates);
+      if (shared !== undefined) {
+        edge = new SharedEdge(o.runDir, shared.service, shared.route, sharedBase(boot), startHealth);
+        await edge.renderAll();
+      } else {
+        await writeFile(files.config, renderConfig({ ...configBase(boot), health: startHealth }));
+        // HAProxy loads the map at start; the saved table's maintenance is re-applied through the runtime API.
+        await writeFile(files.maintenance, "");
+      }
+      await writeFile(files.boot, `${JSON.stringify(boot)}\n`);
+      pid = await spawnHaproxy(o.haproxyBin ?? HAPROXY_BIN, files, boot);
+      log(`haproxy router: started HAProxy pid ${pid} on ${boot.listen}`);
     }
-    await writeFile(files.boot, `${JSON.stringify(boot)}\n`);
-    pid = await spawnHaproxy(o.haproxyBin ?? HAPROXY_BIN, files, boot);
-    log(`haproxy router: started HAProxy pid ${pid} on ${boot.listen}`);
-  }
   } finally {
     unlock();
   }

@@ -342,7 +342,9 @@ export class HaproxyRouter implements Router {
     return problems;
   }
 
-  private async apply(table: RoutingTable): Promise<void> {
+  private async apply(table: RoutingTable, attempt = 0): Promise<void> {
+    // Shared listener: the worker this apply starts on (another service's reload may replace it meanwhile).
+    const startWorker = this.worker;
     const opts = { intervalMs: Math.max(10, table.health.intervalMs), rise: Math.max(1, table.health.healthyThreshold), fall: Math.max(1, table.health.unhealthyThreshold) };
     const releaseOf = new Map<string, string>();
     for (const t of this.state.table?.targets ?? []) releaseOf.set(t.id, t.release);
@@ -391,7 +393,17 @@ export class HaproxyRouter implements Router {
       if (r.problems.length > 0) this.logLine(`haproxy router: shared listener: ${r.problems.slice(0, 3).join("; ")}`);
       if (r.reloaded !== undefined) {
         await this.afterReload(r.reloaded);
-        await this.apply(table);
+        await this.apply(table, attempt + 1);
+        return;
+      }
+      // Another service reloaded HAProxy while this table was applied: the new worker started from
+      // the config as it was before this publish, so apply again on it (any later reload already
+      // renders this service's servers from the entry just published).
+      const obs = await this.observe();
+      if (this.worker !== startWorker || [...this.desired(table, obs)].some(([be, d]) => mismatches(obs.servers.get(be) ?? [], d).length > 0)) {
+        if (attempt >= 3) throw new KilnError("KILN_E_CONTROLLER", `HAProxy was reloaded under routing table v${table.version} ${attempt} times in a row`, { hint: "the controller retries on its next tick" });
+        this.logLine(`haproxy router: HAProxy was reloaded while table v${table.version} was applied: applying it again`);
+        await this.apply(table, attempt + 1);
         return;
       }
     } else if (this.o.config) {
