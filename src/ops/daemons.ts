@@ -149,11 +149,6 @@ export async function startDaemons(opts: {
     await checkSwarmManager(opts.swarm);
   }
   const router = opts.router ?? "builtin";
-  if (router === "haproxy" && (opts.edge?.hosts.length ?? 0) > 0 && opts.previewListen) {
-    throw new KilnError("KILN_E_USAGE", "strategy.blueGreen.previewListen: a blue-green preview is not available for a service on a shared HAProxy listener (edge.hosts)", {
-      hint: "remove previewListen (blue-green still switches without a preview), remove edge.hosts, or use `router: builtin`",
-    });
-  }
   const runningRouter = daemonRouter(paths);
   if (runningRouter !== undefined && runningRouter !== router) {
     throw new KilnError("KILN_E_USAGE", `the fleet is served by router "${runningRouter}", not "${router}"`, {

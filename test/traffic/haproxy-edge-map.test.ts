@@ -95,18 +95,24 @@ describe("renderConfig, shared listener", () => {
     shared: {
       hostMap: "/run/k/hosts.map",
       backends: [
-        { backend: "kiln_svc_a", health, serverOptions: { intervalMs: 100, rise: 1, fall: 1 }, servers: [{ name: "i1", address: "127.0.0.1:9001", weight: 1, disabled: false }], maintenanceMap: "/run/k/maintenance.kiln_svc_a.map" },
-        { backend: "kiln_svc_b", health: { ...health, path: "/ready", timeoutMs: 300 }, serverOptions: { intervalMs: 100, rise: 1, fall: 1 }, servers: [], maintenanceMap: "/run/k/maintenance.kiln_svc_b.map" },
+        { backend: "kiln_svc_a", health, serverOptions: { intervalMs: 100, rise: 1, fall: 1 }, servers: [{ name: "i1", address: "127.0.0.1:9001", weight: 1, disabled: false }], previewServers: [{ name: "g1", address: "127.0.0.1:9002", weight: 1, disabled: false }], maintenanceMap: "/run/k/maintenance.kiln_svc_a.map" },
+        { backend: "kiln_svc_b", health: { ...health, path: "/ready", timeoutMs: 300 }, serverOptions: { intervalMs: 100, rise: 1, fall: 1 }, servers: [], previewServers: [], maintenanceMap: "/run/k/maintenance.kiln_svc_b.map" },
       ],
     },
   };
   const c = renderConfig(base);
-  it("routes by the host map, 404 otherwise, no kiln backend and no preview", () => {
+  it("routes by the host map, 404 otherwise, no kiln backend", () => {
     assert.match(c, /map_beg\(\/run\/k\/hosts\.map\)/);
-    assert.match(c, /use_backend %\[var\(txn\.kiln_be\)\]/);
+    assert.match(c, /use_backend %\[var\(txn\.kiln_be\)\]\n/);
     assert.match(c, /http-request return status 404 [^\n]* unless \{ var\(txn\.kiln_be\) -m found \}/);
     assert.doesNotMatch(c, /\nbackend kiln\n/);
-    assert.doesNotMatch(c, /kiln_preview/);
+    assert.doesNotMatch(c, /\nbackend kiln_preview\n/);
+  });
+  it("a preview listener routes by the same map to each service's preview backend, without maintenance", () => {
+    assert.match(c, /\nfrontend fe_kiln_preview\n {2}bind 127\.0\.0\.1:8081\n[^]*use_backend %\[var\(txn\.kiln_be\)\]_preview\n/);
+    assert.match(c, /\nbackend kiln_svc_a_preview\n(?: {2}[^\n]*\n)* {2}server g1 127\.0\.0\.1:9002 /);
+    assert.doesNotMatch(c, /\nbackend kiln_svc_a_preview\n(?: {2}[^\n]*\n)*[^\n]*maintenance/);
+    assert.doesNotMatch(renderConfig({ ...base, previewListen: undefined } as ConfigInput), /_preview/);
   });
   it("one backend per service with its own check, maintenance map and servers", () => {
     assert.match(c, /\nbackend kiln_svc_a\n[^]*option httpchk GET \/healthz\n[^]*maintenance\.kiln_svc_a\.map[^]*\n {2}server i1 127\.0\.0\.1:9001 weight 1 check inter 100 rise 1 fall 1/);

@@ -2,6 +2,7 @@
 // runtime API answers. Pure: text in, data out.
 
 import type { HealthCheckConfig } from "../router.js";
+import { PREVIEW_SUFFIX } from "./edge-map.js";
 import { PREVIEW_BACKEND, PROD_BACKEND, serverKeywords, type ObservedServer, type ServerOptions } from "./plan.js";
 
 /** A server written into the config file, so a reload or a restarted HAProxy starts with it. */
@@ -57,6 +58,8 @@ export interface SharedBackend {
   health: HealthCheckConfig;
   serverOptions: ServerOptions;
   servers: ConfigServer[];
+  /** its preview backend's servers (declared with a preview listener) */
+  previewServers: ConfigServer[];
   /** the service's own maintenance map (same keys as ConfigInput.maintenanceMap) */
   maintenanceMap: string;
 }
@@ -142,7 +145,7 @@ export function renderConfig(c: ConfigInput): string {
     );
     // Maintenance answers production requests only: the preview listener keeps serving.
     if (c.maintenanceMap !== undefined && name === PROD_BACKEND && c.shared === undefined) lines.push(maintenanceRule(c.maintenanceMap));
-    if (c.shared !== undefined && name === PROD_BACKEND) {
+    if (c.shared !== undefined) {
       // The host map's key: host name (lowercase, no port) + path + "/" (see edge-map.ts); exact name first, then "*.rest".
       const map = c.shared.hostMap;
       lines.push(
@@ -151,7 +154,8 @@ export function renderConfig(c: ConfigInput): string {
         `  http-request set-var(txn.kiln_be) var(txn.kiln_host),concat(,txn.kiln_path),map_beg(${map})`,
         `  http-request set-var(txn.kiln_be) var(txn.kiln_host),regsub(^[^.]*,*),concat(,txn.kiln_path),map_beg(${map}) unless { var(txn.kiln_be) -m found }`,
         `  http-request return status 404 content-type text/plain string "${NOT_FOUND_TEXT}" unless { var(txn.kiln_be) -m found }`,
-        "  use_backend %[var(txn.kiln_be)]",
+        // the preview listener routes by the same map to each service's preview backend
+        `  use_backend %[var(txn.kiln_be)]${name === PROD_BACKEND ? "" : PREVIEW_SUFFIX}`,
         `  default_backend ${NO_SERVICE_BACKEND}`,
         "",
       );
@@ -178,20 +182,25 @@ export function renderConfig(c: ConfigInput): string {
   frontend(PROD_BACKEND, c.listen);
   if (c.shared !== undefined) {
     lines.push(`backend ${NO_SERVICE_BACKEND}`, `  http-request return status 404 content-type text/plain string "${NOT_FOUND_TEXT}"`, "");
-    for (const b of c.shared.backends) {
+    const sharedBackend = (b: SharedBackend, name: string, servers: ConfigServer[], maintenance: boolean) => {
       lines.push(
-        `backend ${b.backend}`,
+        `backend ${name}`,
         "  balance roundrobin",
         "  http-reuse always",
         `  timeout check ${Math.max(1, b.health.timeoutMs)}ms`,
         `  option httpchk GET ${httpPath(b.health.path)}`,
         "  http-check expect status 200-399",
-        // Each service's own maintenance: the rule sits in its backend, after the host was routed.
-        maintenanceRule(b.maintenanceMap),
+        // Each service's own maintenance: the rule sits in its backend, after the host was routed (not on preview).
+        ...(maintenance ? [maintenanceRule(b.maintenanceMap)] : []),
       );
-      for (const s of b.servers) lines.push(`  server ${s.name} ${s.address} ${serverKeywords(s.weight, b.serverOptions)}${s.disabled ? " disabled" : ""}`);
+      for (const s of servers) lines.push(`  server ${s.name} ${s.address} ${serverKeywords(s.weight, b.serverOptions)}${s.disabled ? " disabled" : ""}`);
       lines.push("");
+    };
+    for (const b of c.shared.backends) {
+      sharedBackend(b, b.backend, b.servers, true);
+      if (c.previewListen !== undefined) sharedBackend(b, `${b.backend}${PREVIEW_SUFFIX}`, b.previewServers, false);
     }
+    if (c.previewListen !== undefined) frontend(PREVIEW_BACKEND, c.previewListen);
   } else backend(PROD_BACKEND);
   if (c.previewListen !== undefined && c.shared === undefined) {
     frontend(PREVIEW_BACKEND, c.previewListen);

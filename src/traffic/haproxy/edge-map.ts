@@ -20,6 +20,9 @@ export function backendOfService(service: string): string {
   return `kiln_svc_${service.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
 }
 
+/** A shared service's preview backend: the frontend on the preview listener routes by the same map and appends this. */
+export const PREVIEW_SUFFIX = "_preview";
+
 /** "/" or absent → "/"; "/api" and "/api/" → "/api/". */
 function prefixKey(prefix: string | undefined): string {
   if (prefix === undefined || prefix === "" || prefix === "/") return "/";

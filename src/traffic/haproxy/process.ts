@@ -147,7 +147,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
 
   const shared = o.shared;
   const sharedBase = (b: Boot): SharedBase => {
-    const { previewListen: _p, maintenanceMap: _m, ...rest } = configBase(b);
+    const { maintenanceMap: _m, ...rest } = configBase(b);
     return rest;
   };
   let edge: SharedEdge | undefined;
@@ -172,7 +172,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     } else {
       boot = {
         listen: await resolveListen(o.listen),
-        ...(o.previewListen !== undefined && shared === undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
+        ...(o.previewListen !== undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
         ...(shared !== undefined ? { instanceHeader: o.instanceHeader ?? true } : {}),
         requestLog: o.requestLog !== false,
         ...(o.tls !== undefined ? { tls: { listen: await resolveListen(o.tls.listen), redirectHttp: o.tls.redirectHttp === true } } : {}),
@@ -272,6 +272,7 @@ export async function leaveSharedHaproxy(runDir: string, service: string, o: { h
   if (boot === undefined) return 0;
   const base: SharedBase = {
     listen: boot.listen,
+    ...(boot.previewListen !== undefined ? { previewListen: boot.previewListen } : {}),
     adminSocket: path.join(runDir, "admin.sock"),
     requestLog: boot.requestLog,
     hardStopAfterMs: o.hardStopAfterMs ?? 60_000,

@@ -153,6 +153,8 @@ export class HaproxyRouter implements Router {
   private readonly backends: string[];
   /** this router's production backend: "kiln", or its service's backend on a shared listener */
   private readonly prod: string;
+  /** its preview backend: "kiln_preview", or the service's preview backend on a shared listener */
+  private readonly previewBe: string;
   /** shared listener: the worker last seen (a reload by another service's controller shows as a new pid) */
   private worker?: number;
   /** shared listener: counters of servers from workers replaced by reloads (the edge's offsets file) */
@@ -162,7 +164,8 @@ export class HaproxyRouter implements Router {
     this.now = o.now ?? Date.now;
     this.logLine = o.log ?? (() => undefined);
     this.prod = o.shared?.backend ?? PROD_BACKEND;
-    this.backends = o.shared ? [this.prod] : o.previewListen !== undefined ? [PROD_BACKEND, PREVIEW_BACKEND] : [PROD_BACKEND];
+    this.previewBe = o.shared?.previewBackend ?? PREVIEW_BACKEND;
+    this.backends = o.previewListen !== undefined ? [this.prod, this.previewBe] : [this.prod];
   }
 
   private offset(k: string): Counters | undefined {
@@ -182,6 +185,8 @@ export class HaproxyRouter implements Router {
     const r = new HaproxyRouter(o);
     r.state = await loadState(o.stateFile);
     if (o.shared) {
+      // A new state file: the backend's check is what its entry was rendered with.
+      r.state.configHealth ??= await o.shared.entryHealth();
       r.sharedOffsets = await o.shared.readOffsets();
       r.worker = workerPid(await r.cmd("show info"));
     }
@@ -193,7 +198,7 @@ export class HaproxyRouter implements Router {
       const t = r.state.table;
       const healthy = r.healthOf(obs);
       const off = mismatches(obs.servers.get(r.prod) ?? [], planProduction(t, healthy));
-      if (off.length > 0 || (r.o.previewListen !== undefined && mismatches(obs.servers.get(PREVIEW_BACKEND) ?? [], planPreview(t)).length > 0)) {
+      if (off.length > 0 || (r.o.previewListen !== undefined && mismatches(obs.servers.get(r.previewBe) ?? [], planPreview(t)).length > 0)) {
         r.logLine(`haproxy router: re-applying routing table v${t.version} (${off.join("; ") || "preview"})`);
         await r.apply(t);
       }
@@ -294,7 +299,7 @@ export class HaproxyRouter implements Router {
 
   private desired(table: RoutingTable, obs: Observed): Map<string, DesiredServer[]> {
     const out = new Map<string, DesiredServer[]>([[this.prod, planProduction(table, this.healthOf(obs))]]);
-    if (this.o.previewListen !== undefined && !this.o.shared) out.set(PREVIEW_BACKEND, planPreview(table));
+    if (this.o.previewListen !== undefined) out.set(this.previewBe, planPreview(table));
     return out;
   }
 
@@ -387,8 +392,10 @@ export class HaproxyRouter implements Router {
     this.state = { ...this.state, version: table.version, table, drainingSince: draining };
     if (this.o.shared) {
       const reload = configHealthDiffers(this.state.configHealth, table.health);
-      const servers = (await this.configServers(table))[this.prod] ?? [];
-      const r = await this.o.shared.publish({ health: table.health, serverOptions: opts, servers }, reload);
+      const all = await this.configServers(table);
+      const servers = all[this.prod] ?? [];
+      const previewServers = all[this.previewBe];
+      const r = await this.o.shared.publish({ health: table.health, serverOptions: opts, servers, ...(previewServers !== undefined ? { previewServers } : {}) }, reload);
       this.state.configHealth = table.health;
       if (r.problems.length > 0) this.logLine(`haproxy router: shared listener: ${r.problems.slice(0, 3).join("; ")}`);
       if (r.reloaded !== undefined) {
@@ -602,7 +609,7 @@ export class HaproxyRouter implements Router {
     this.logged.set(k, (this.logged.get(k) ?? 0) + 1);
     const release = this.releaseOfServer(be, l.server);
     if (release === undefined) return;
-    const hists = be === PREVIEW_BACKEND ? this.previewHist : this.hist;
+    const hists = be === this.previewBe ? this.previewHist : this.hist;
     let h = hists.get(release);
     if (!h) hists.set(release, (h = new Array<number>(LATENCY_HISTOGRAM_SIZE).fill(0)));
     h[latencyBucket(l.activeMs)]!++;
@@ -680,10 +687,10 @@ export class HaproxyRouter implements Router {
       listen: this.o.listen,
       ...(this.maintenance !== undefined ? { maintenance: { ...this.maintenance } } : {}),
     };
-    if (this.o.previewListen !== undefined && !this.o.shared) {
+    if (this.o.previewListen !== undefined) {
       stats.preview = { listen: this.o.previewListen };
       if (table?.preview !== undefined) stats.preview.release = table.preview;
-      stats.previewCounters = count(PREVIEW_BACKEND, this.state.retainedPreview, this.previewHist, []);
+      stats.previewCounters = count(this.previewBe, this.state.retainedPreview, this.previewHist, []);
     }
     return stats;
   }

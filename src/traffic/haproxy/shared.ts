@@ -28,7 +28,7 @@ import { KilnError } from "../../errors.js";
 import { pidAlive } from "../../home.js";
 import type { Counters, HealthCheckConfig, ServiceRoute } from "../router.js";
 import { NO_SERVICE_BACKEND, parseStat, renderConfig, type ConfigInput, type ConfigServer } from "./config.js";
-import { backendOfService, parseShowMap, planHostMap, planMapSync, renderHostMap } from "./edge-map.js";
+import { PREVIEW_SUFFIX, backendOfService, parseShowMap, planHostMap, planMapSync, renderHostMap } from "./edge-map.js";
 import type { ServerOptions } from "./plan.js";
 import { masterReload, runtimeAlive, runtimeCommand } from "./runtime.js";
 
@@ -65,10 +65,12 @@ export interface ServiceEntry {
   serverOptions: ServerOptions;
   /** the servers its controller last applied, so a reload or a restarted HAProxy starts with them */
   servers: ConfigServer[];
+  /** the same for its preview backend (a listener with a preview listener) */
+  previewServers?: ConfigServer[];
 }
 
 /** The config keys every service shares (the first service's edge settings). */
-export type SharedBase = Omit<ConfigInput, "servers" | "serverOptions" | "health" | "shared" | "previewListen" | "maintenanceMap">;
+export type SharedBase = Omit<ConfigInput, "servers" | "serverOptions" | "health" | "shared" | "maintenanceMap">;
 
 const LOCK_WAIT_MS = 30_000;
 
@@ -152,7 +154,14 @@ export async function renderSharedFiles(files: SharedEdgeFiles, base: SharedBase
     health: services[0]?.health ?? fallbackHealth,
     shared: {
       hostMap: files.hostMap,
-      backends: services.map((s) => ({ backend: s.backend, health: s.health, serverOptions: s.serverOptions, servers: s.servers, maintenanceMap: maintenanceMapOf(files, s.backend) })),
+      backends: services.map((s) => ({
+        backend: s.backend,
+        health: s.health,
+        serverOptions: s.serverOptions,
+        servers: s.servers,
+        previewServers: s.previewServers ?? [],
+        maintenanceMap: maintenanceMapOf(files, s.backend),
+      })),
     },
   });
   await atomicWrite(files.hostMap, renderHostMap(hostMapOf(services)));
@@ -218,12 +227,23 @@ export class SharedEdge {
     this.backend = backendOfService(service);
   }
 
+  /** the preview backend (declared when the listener has a preview listener) */
+  get previewBackend(): string {
+    return `${this.backend}${PREVIEW_SUFFIX}`;
+  }
+
   get maintenanceMap(): string {
     return maintenanceMapOf(this.files, this.backend);
   }
 
   get stateFile(): string {
     return path.join(this.files.runDir, `state.${this.service}.json`);
+  }
+
+  /** The health check this service's entry (and so its backend in the config) was last written with. */
+  async entryHealth(): Promise<HealthCheckConfig | undefined> {
+    const file = path.join(this.files.services, `${this.service}.json`);
+    return readFile(file, "utf8").then((t) => (JSON.parse(t) as ServiceEntry).health, () => undefined);
   }
 
   /** Render the shared files from every entry (for a fresh HAProxy; the caller holds the lock). */
@@ -240,10 +260,11 @@ export class SharedEdge {
       health: h,
       serverOptions: cur?.serverOptions ?? { intervalMs: h.intervalMs, rise: h.healthyThreshold, fall: h.unhealthyThreshold },
       servers: cur?.servers ?? [],
+      ...(cur?.previewServers !== undefined ? { previewServers: cur.previewServers } : {}),
     });
   }
 
-  private async writeEntry(e: Pick<ServiceEntry, "health" | "serverOptions" | "servers">): Promise<void> {
+  private async writeEntry(e: Pick<ServiceEntry, "health" | "serverOptions" | "servers" | "previewServers">): Promise<void> {
     await mkdir(this.files.services, { recursive: true, mode: 0o700 });
     const entry: ServiceEntry = { service: this.service, backend: this.backend, route: this.route, ...e };
     await atomicWrite(path.join(this.files.services, `${this.service}.json`), `${JSON.stringify(entry)}\n`);
@@ -263,7 +284,7 @@ export class SharedEdge {
   }
 
   /** After a table was applied: this service's servers and health into its entry and the config; reload when asked (health path/timeout changed). */
-  async publish(e: Pick<ServiceEntry, "health" | "serverOptions" | "servers">, reload: boolean): Promise<{ reloaded?: number; problems: string[] }> {
+  async publish(e: Pick<ServiceEntry, "health" | "serverOptions" | "servers" | "previewServers">, reload: boolean): Promise<{ reloaded?: number; problems: string[] }> {
     return withEdgeLock(this.files, async () => {
       await this.writeEntry(e);
       return this.publishLocked(reload);
@@ -276,7 +297,8 @@ export class SharedEdge {
     if (!(await runtimeAlive(this.files.admin))) return { problems: [] }; // not running: the next start reads the files
     const declared = await declaredBackends(this.files);
     let reloaded: number | undefined;
-    if (reload || services.some((s) => !declared.has(s.backend))) reloaded = await reloadLocked(this.files);
+    const preview = this.base.previewListen !== undefined;
+    if (reload || services.some((s) => !declared.has(s.backend) || (preview && !declared.has(`${s.backend}${PREVIEW_SUFFIX}`)))) reloaded = await reloadLocked(this.files);
     return { ...(reloaded !== undefined ? { reloaded } : {}), problems: await syncHostMap(this.files, services) };
   }
 

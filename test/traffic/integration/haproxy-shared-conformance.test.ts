@@ -2,8 +2,8 @@
 // shared HAProxy listener (edge.hosts): the service under test is routed by
 // Host (sut.test, shop.test) while a neighbour service with its own backend
 // and traffic shares the listener, so every case also shows that the other
-// service's presence changes nothing. Preview cases are skipped: a shared
-// listener has no preview frontend.
+// service's presence changes nothing. The preview listener is shared too:
+// routed by the same Host map to the service's preview backend.
 
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -43,22 +43,21 @@ async function sendTo(address: string, host: string, n: number): Promise<Record<
 if (present) {
   routerConformance("HaproxyRouter, one service of two on a shared HAProxy listener", async () => {
     const { dir, cleanup } = await tempDir();
-    const h = await startHaproxyRouter({ listen: "127.0.0.1:0", runDir: dir, shared: { service: "sut", route: { hosts: [HOST, "shop.test"] } } });
+    const h = await startHaproxyRouter({ listen: "127.0.0.1:0", previewListen: "127.0.0.1:0", runDir: dir, shared: { service: "sut", route: { hosts: [HOST, "shop.test"] } } });
     // The neighbour: its own service, backend and one instance, asked once per setup.
     const n1 = await startBackend("n1");
-    const neighbour = await startHaproxyRouter({ listen: h.listen, runDir: dir, shared: { service: "neighbour", route: { hosts: ["neighbour.test"] } } });
+    const neighbour = await startHaproxyRouter({ listen: h.listen, previewListen: h.previewListen!, runDir: dir, shared: { service: "neighbour", route: { hosts: ["neighbour.test"] } } });
     await neighbour.router.setTable(table(1, [target("n1", n1.address)]));
     assert.deepEqual(await sendTo(h.listen, "neighbour.test", 4), { n1: 4 });
     const backends: Backend[] = [];
     return {
       router: h.router,
-      noPreview: "a service on a shared HAProxy listener has no preview listener",
       backend: async (name) => {
         const b = await startBackend(name);
         backends.push(b);
         return b.address;
       },
-      send: (n) => sendTo(h.listen, HOST, n),
+      send: (n, opts = {}) => sendTo(opts.preview ? h.previewListen! : h.listen, HOST, n),
       http: {
         request: (o) => request(h.listen, { ...o, headers: { host: HOST, ...o.headers } }),
         hits: (name) => backends.find((b) => b.name === name)?.hits ?? [],
