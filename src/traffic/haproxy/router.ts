@@ -74,18 +74,18 @@ export interface HaproxyRouterOptions {
   /** sweeper period (retirement, reweigh on health change); default 500 ms */
   sweepMs?: number;
   /**
-   * The config file and what it is rendered from (servers and health come
-   * from the tables). With it, each applied table is also written to the file,
-   * and a table whose health path or timeout changes reloads HAProxy through
-   * the master CLI (seamless: old workers finish their connections).
-   */
-  /**
    * One service of several on this listener (edge.hosts): the router drives only
    * its own backend; config writes and reloads go through the shared edge (under
    * its lock), counters carried over reloads come from the edge's offsets file.
    * `config` is unused then.
    */
   shared?: SharedEdge;
+  /**
+   * The config file and what it is rendered from (servers and health come
+   * from the tables). With it, each applied table is also written to the file,
+   * and a table whose health path or timeout changes reloads HAProxy through
+   * the master CLI (seamless: old workers finish their connections).
+   */
   config?: {
     file: string;
     base: Omit<ConfigInput, "servers" | "serverOptions" | "health">;
