@@ -25,6 +25,8 @@ export interface HomePaths {
   proxyPid: string;
   controllerLog: string;
   proxyLog: string;
+  /** set by withSharedEdge: the listener's shared directory (the shared HAProxy's run directory is `haproxy/` in it) */
+  edgeDir?: string;
 }
 
 const uid = () => (typeof process.getuid === "function" ? process.getuid() : -1);
@@ -147,7 +149,7 @@ export function withSharedEdge(paths: HomePaths, o: { hosts: readonly string[]; 
   const xdg = env.XDG_RUNTIME_DIR;
   const base = ensurePrivateDir(join(xdg && xdg.startsWith("/") && privateDirProblem(xdg) === undefined ? xdg : tmpdir(), `kiln-${uid()}-edges`));
   const dir = ensurePrivateDir(join(base, o.listen.replace(/[^A-Za-z0-9.-]/g, "_")));
-  return { ...paths, proxyAdminSocket: join(dir, "proxy.sock"), routesFile: join(dir, "routes.json"), proxyPid: join(dir, "proxy.pid"), proxyLog: join(dir, "proxy.log") };
+  return { ...paths, proxyAdminSocket: join(dir, "proxy.sock"), routesFile: join(dir, "routes.json"), proxyPid: join(dir, "proxy.pid"), proxyLog: join(dir, "proxy.log"), edgeDir: dir };
 }
 
 /**

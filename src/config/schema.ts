@@ -471,7 +471,7 @@ const EdgeSchema = object(
       Type.Array(Type.String({ pattern: "^(\\*\\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$" }), {
         default: [],
         description:
-          "Host names (lowercase; *.domain for one label) this service answers on `listen`. Services with hosts and the same `listen` share one proxy, each with its own fleet, rollout and rollback (built-in router; the first service started sets the listener's other edge settings). Empty: the service has the listener to itself.",
+          "Host names (lowercase; *.domain for one label) this service answers on `listen`. Services with hosts and the same `listen` share one proxy, each with its own fleet, rollout and rollback (built-in proxy, or one HAProxy with a backend per service; the first service started sets the listener's other edge settings). Empty: the service has the listener to itself.",
       }),
     ),
     pathPrefix: Type.Optional(

@@ -12,7 +12,7 @@ import { connectDocker, pingDocker } from "../providers/docker/engine.js";
 import { checkProviderName, checkSwarmManager, createProvider, isProviderName, refuseNativeSwarm, type ProviderName } from "../providers/registry.js";
 import { ControllerClient } from "../server/client.js";
 import type { EdgeSpec, HealthSpec, RouterKind, SwarmSpec } from "../config/types.js";
-import { startHaproxyRouter, type StartHaproxyOptions } from "../traffic/haproxy/process.js";
+import { leaveSharedHaproxy, startHaproxyRouter, type StartHaproxyOptions } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 import { haproxyOptions, haproxyRunDir } from "../server/haproxy-options.js";
 
@@ -149,11 +149,6 @@ export async function startDaemons(opts: {
     await checkSwarmManager(opts.swarm);
   }
   const router = opts.router ?? "builtin";
-  if (router === "haproxy" && (opts.edge?.hosts.length ?? 0) > 0) {
-    throw new KilnError("KILN_E_USAGE", "edge.hosts (several services on one listener) needs the built-in router", {
-      hint: "remove edge.hosts from kiln.yaml to run on HAProxy, or use `router: builtin`",
-    });
-  }
   const runningRouter = daemonRouter(paths);
   if (runningRouter !== undefined && runningRouter !== router) {
     throw new KilnError("KILN_E_USAGE", `the fleet is served by router "${runningRouter}", not "${router}"`, {
@@ -169,7 +164,7 @@ export async function startDaemons(opts: {
 
   if (router === "haproxy") {
     // Started (or attached to) here, then left running: the controller attaches to the same runDir.
-    const h = await startHaproxyRouter(haproxyOptions(paths, { ...opts, specDir: dirname(opts.specFile) }));
+    const h = await startHaproxyRouter(haproxyOptions(paths, { ...opts, specDir: dirname(opts.specFile), ...(opts.service !== undefined ? { service: opts.service } : {}) }));
     await h.detach();
     writeFileSync(routerFile(paths), "haproxy\n");
     proxyPid = h.pid;
@@ -254,8 +249,11 @@ export async function stopDaemons(opts: {
   const proxyPid = othersOnProxy > 0 ? undefined : readPidFile(paths.proxyPid);
   await stopPid(proxyPid, 10_000);
   if (proxyPid) stopped.push("proxy");
+  // A shared HAProxy drops this service's routes; it stops only when no other service is left on it.
+  let othersOnHaproxy = 0;
+  if (opts.sharedEdge && paths.edgeDir !== undefined) othersOnHaproxy = await leaveSharedHaproxy(haproxyRunDir(paths), opts.service);
   // HAProxy: a soft stop (SIGUSR1) lets its workers finish what they serve, then SIGTERM.
-  const hapPid = haproxyPid(paths);
+  const hapPid = othersOnHaproxy > 0 ? undefined : haproxyPid(paths);
   if (hapPid !== undefined) {
     process.kill(hapPid, "SIGUSR1");
     if (!(await waitFor(() => !pidAlive(hapPid), 10_000))) await stopPid(hapPid, 5000);
@@ -265,6 +263,6 @@ export async function stopDaemons(opts: {
   // Every instance is gone, so the persisted routes would only point at dead addresses.
   const proxyFiles = othersOnProxy > 0 ? [] : [paths.proxyPid, paths.routesFile, paths.proxyAdminSocket];
   for (const f of [...proxyFiles, paths.controllerPid, paths.controllerSocket, providerFile(paths), routerFile(paths)]) rmSync(f, { force: true });
-  rmSync(haproxyRunDir(paths), { recursive: true, force: true });
+  if (othersOnHaproxy === 0) rmSync(haproxyRunDir(paths), { recursive: true, force: true });
   return { stopped };
 }

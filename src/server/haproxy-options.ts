@@ -6,14 +6,15 @@ import type { EdgeSpec, HealthSpec } from "../config/types.js";
 import type { HomePaths } from "../home.js";
 import type { StartHaproxyOptions } from "../traffic/haproxy/process.js";
 
+/** A service's own HAProxy lives in its home; services sharing a listener (edge.hosts) share one in the listener's directory. */
 export function haproxyRunDir(paths: HomePaths): string {
-  return join(paths.run, "haproxy");
+  return paths.edgeDir !== undefined ? join(paths.edgeDir, "haproxy") : join(paths.run, "haproxy");
 }
 
 /** How `kiln up` and the controller start (or attach to) HAProxy: both must ask for the same thing. */
 export function haproxyOptions(
   paths: HomePaths,
-  o: { listen: string; previewListen?: string; edge?: EdgeSpec; health?: HealthSpec; log?: (line: string) => void; specDir?: string },
+  o: { listen: string; previewListen?: string; edge?: EdgeSpec; health?: HealthSpec; log?: (line: string) => void; specDir?: string; service?: string },
 ): StartHaproxyOptions {
   const h = o.health;
   const tls = o.edge?.tls;
@@ -28,5 +29,8 @@ export function haproxyOptions(
       : {}),
     ...(o.edge?.metricsListen !== undefined ? { metricsListen: o.edge.metricsListen } : {}),
     ...(o.log ? { log: o.log } : {}),
+    ...(o.edge && o.edge.hosts.length > 0 && o.service !== undefined && paths.edgeDir !== undefined
+      ? { shared: { service: o.service, route: { hosts: o.edge.hosts, ...(o.edge.pathPrefix !== undefined ? { pathPrefix: o.edge.pathPrefix } : {}) } } }
+      : {}),
   };
 }

@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     health: loaded.spec.health,
     log,
     specDir: loaded.dir,
+    service: loaded.service,
   });
   let hap: RunningHaproxyRouter | undefined = routerKind === "haproxy" ? await startHaproxyRouter(hapOpts) : undefined;
   const router: Router = hap

@@ -175,7 +175,7 @@ describe("renderConfig", () => {
     const c = renderConfig({ ...base, requestLog: true, previewListen: "127.0.0.1:8081" });
     assert.match(c, /\nring kiln_requests\n {2}format raw\n/);
     assert.equal(c.match(/log ring@kiln_requests local0 info/g)?.length, 2);
-    assert.match(c, /log-format "%ft %s %ST %Ta"/);
+    assert.match(c, /log-format "%b %s %ST %Ta"/);
   });
   it("TLS → a second bind with the crt-list and ALPN h2, forwarded proto from the connection", () => {
     const c = renderConfig({ ...base, tls: { listen: "127.0.0.1:8443", crtList: "/run/k/crt-list", redirectHttp: false } });
@@ -221,8 +221,8 @@ describe("runtime API parsers", () => {
     assert.deepEqual(parseStat(text), [{ backend: "kiln", name: "a", scur: 1, stot: 17, hrsp5xx: 2, econ: 1, eresp: 1, status: "UP", conns: 4 }]);
   });
   it("request log lines", () => {
-    assert.deepEqual(parseLogLine("fe_kiln a 200 3\n"), { frontend: "fe_kiln", server: "a", status: 200, activeMs: 3 });
-    assert.deepEqual(parseLogLine("fe_kiln <NOSRV> 503 0"), { frontend: "fe_kiln", server: "<NOSRV>", status: 503, activeMs: 0 });
+    assert.deepEqual(parseLogLine("kiln a 200 3\n"), { proxy: "kiln", server: "a", status: 200, activeMs: 3 });
+    assert.deepEqual(parseLogLine("fe_kiln <NOSRV> 503 0"), { proxy: "fe_kiln", server: "<NOSRV>", status: 503, activeMs: 0 });
     assert.equal(parseLogLine("garbage"), undefined);
   });
 });

@@ -2,6 +2,7 @@
 // runtime API answers. Pure: text in, data out.
 
 import type { HealthCheckConfig } from "../router.js";
+import { PREVIEW_SUFFIX } from "./edge-map.js";
 import { PREVIEW_BACKEND, PROD_BACKEND, serverKeywords, type ObservedServer, type ServerOptions } from "./plan.js";
 
 /** A server written into the config file, so a reload or a restarted HAProxy starts with it. */
@@ -43,13 +44,34 @@ export interface ConfigInput {
   tls?: { listen: string; crtList: string; redirectHttp: boolean };
   /** "host:port" of a frontend answering GET /metrics with HAProxy's Prometheus exporter */
   metricsListen?: string;
+  /**
+   * Several services on this listener (edge.hosts): the production frontend picks a
+   * backend per request from the host map (edge-map.ts) and each service has its own
+   * backend, health check and maintenance map; no "kiln" backend, no preview.
+   */
+  shared?: { hostMap: string; backends: SharedBackend[] };
 }
+
+/** One service's backend on a shared listener, as its controller last applied it. */
+export interface SharedBackend {
+  backend: string;
+  health: HealthCheckConfig;
+  serverOptions: ServerOptions;
+  servers: ConfigServer[];
+  /** its preview backend's servers (declared with a preview listener) */
+  previewServers: ConfigServer[];
+  /** the service's own maintenance map (same keys as ConfigInput.maintenanceMap) */
+  maintenanceMap: string;
+}
+
+/** The backend a shared frontend sends requests to when the host map names a backend this config does not declare (yet). */
+export const NO_SERVICE_BACKEND = "kiln_no_service";
 
 /** The in-memory ring HAProxy writes request log lines to: no syscall per request, read in bulk over the runtime API. */
 export const LOG_RING = "kiln_requests";
 
-/** Fields of each request log line, space-separated: frontend, server, status, active time in ms. */
-export const LOG_FORMAT = "%ft %s %ST %Ta";
+/** Fields of each request log line, space-separated: backend (the frontend when none was picked), server, status, active time in ms. */
+export const LOG_FORMAT = "%b %s %ST %Ta";
 
 /**
  * The generated configuration. Servers are driven over the runtime API
@@ -122,11 +144,22 @@ export function renderConfig(c: ConfigInput): string {
       "  http-request del-header x-forwarded-host unless { req.hdr(host) -m found }",
     );
     // Maintenance answers production requests only: the preview listener keeps serving.
-    if (c.maintenanceMap !== undefined && name === PROD_BACKEND) {
-      const m = (k: string) => `str(${k}),map(${c.maintenanceMap})`;
+    if (c.maintenanceMap !== undefined && name === PROD_BACKEND && c.shared === undefined) lines.push(maintenanceRule(c.maintenanceMap));
+    if (c.shared !== undefined) {
+      // The host map's key: host name (lowercase, no port) + path + "/" (see edge-map.ts); exact name first, then "*.rest".
+      const map = c.shared.hostMap;
       lines.push(
-        `  http-request return status 503 content-type "text/html; charset=utf-8" lf-string "%[${m("page")},b64dec]" hdr retry-after "%[${m("retry")}]" hdr cache-control no-store if { ${m("on")} -m found }`,
+        "  http-request set-var(txn.kiln_host) req.hdr(host),lower,regsub(:[0-9]+$,)",
+        "  http-request set-var(txn.kiln_path) path,concat(/)",
+        `  http-request set-var(txn.kiln_be) var(txn.kiln_host),concat(,txn.kiln_path),map_beg(${map})`,
+        `  http-request set-var(txn.kiln_be) var(txn.kiln_host),regsub(^[^.]*,*),concat(,txn.kiln_path),map_beg(${map}) unless { var(txn.kiln_be) -m found }`,
+        `  http-request return status 404 content-type text/plain string "${NOT_FOUND_TEXT}" unless { var(txn.kiln_be) -m found }`,
+        // the preview listener routes by the same map to each service's preview backend
+        `  use_backend %[var(txn.kiln_be)]${name === PROD_BACKEND ? "" : PREVIEW_SUFFIX}`,
+        `  default_backend ${NO_SERVICE_BACKEND}`,
+        "",
       );
+      return;
     }
     lines.push(`  default_backend ${name}`, "");
   };
@@ -147,8 +180,29 @@ export function renderConfig(c: ConfigInput): string {
     lines.push("");
   };
   frontend(PROD_BACKEND, c.listen);
-  backend(PROD_BACKEND);
-  if (c.previewListen !== undefined) {
+  if (c.shared !== undefined) {
+    lines.push(`backend ${NO_SERVICE_BACKEND}`, `  http-request return status 404 content-type text/plain string "${NOT_FOUND_TEXT}"`, "");
+    const sharedBackend = (b: SharedBackend, name: string, servers: ConfigServer[], maintenance: boolean) => {
+      lines.push(
+        `backend ${name}`,
+        "  balance roundrobin",
+        "  http-reuse always",
+        `  timeout check ${Math.max(1, b.health.timeoutMs)}ms`,
+        `  option httpchk GET ${httpPath(b.health.path)}`,
+        "  http-check expect status 200-399",
+        // Each service's own maintenance: the rule sits in its backend, after the host was routed (not on preview).
+        ...(maintenance ? [maintenanceRule(b.maintenanceMap)] : []),
+      );
+      for (const s of servers) lines.push(`  server ${s.name} ${s.address} ${serverKeywords(s.weight, b.serverOptions)}${s.disabled ? " disabled" : ""}`);
+      lines.push("");
+    };
+    for (const b of c.shared.backends) {
+      sharedBackend(b, b.backend, b.servers, true);
+      if (c.previewListen !== undefined) sharedBackend(b, `${b.backend}${PREVIEW_SUFFIX}`, b.previewServers, false);
+    }
+    if (c.previewListen !== undefined) frontend(PREVIEW_BACKEND, c.previewListen);
+  } else backend(PROD_BACKEND);
+  if (c.previewListen !== undefined && c.shared === undefined) {
     frontend(PREVIEW_BACKEND, c.previewListen);
     backend(PREVIEW_BACKEND);
   }
@@ -164,6 +218,15 @@ export function renderConfig(c: ConfigInput): string {
     );
   }
   return lines.join("\n");
+}
+
+/** What a shared listener answers (404) for a host no service routes, like the built-in proxy. */
+export const NOT_FOUND_TEXT = "kiln: no service for this host";
+
+/** 503 with the page and Retry-After from a maintenance map while its key `on` is there. */
+function maintenanceRule(file: string): string {
+  const m = (k: string) => `str(${k}),map(${file})`;
+  return `  http-request return status 503 content-type "text/html; charset=utf-8" lf-string "%[${m("page")},b64dec]" hdr retry-after "%[${m("retry")}]" hdr cache-control no-store if { ${m("on")} -m found }`;
 }
 
 /** The frontend serving HAProxy's Prometheus exporter (ConfigInput.metricsListen). */
@@ -266,7 +329,8 @@ export function parseStat(text: string): StatRow[] {
 }
 
 export interface LogLine {
-  frontend: string;
+  /** the backend (the frontend's name when no backend was picked) */
+  proxy: string;
   server: string;
   status: number;
   activeMs: number;
@@ -275,16 +339,16 @@ export interface LogLine {
 /**
  * One request log line (LOG_FORMAT, raw) → fields; undefined for anything else.
  *
- *   "fe_kiln a 200 3\n"        → {frontend fe_kiln, server a, status 200, activeMs 3}
- *   "fe_kiln <NOSRV> 503 0"    → {frontend fe_kiln, server <NOSRV>, status 503, activeMs 0}
+ *   "kiln a 200 3\n"           → {proxy kiln, server a, status 200, activeMs 3}
+ *   "fe_kiln <NOSRV> 503 0"    → {proxy fe_kiln, server <NOSRV>, status 503, activeMs 0}
  *   "garbage"                  → undefined
  */
 export function parseLogLine(text: string): LogLine | undefined {
   const parts = text.trim().split(" ");
   if (parts.length !== 4) return undefined;
-  const [frontend, server, status, ms] = parts as [string, string, string, string];
+  const [proxy, server, status, ms] = parts as [string, string, string, string];
   const s = Number(status);
   const t = Number(ms);
   if (!Number.isFinite(s) || !Number.isFinite(t)) return undefined;
-  return { frontend, server, status: s, activeMs: Math.max(0, t) };
+  return { proxy, server, status: s, activeMs: Math.max(0, t) };
 }

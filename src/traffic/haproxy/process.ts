@@ -20,11 +20,12 @@ import path from "node:path";
 import { KilnError } from "../../errors.js";
 import { pidAlive } from "../../home.js";
 import { freeLoopbackPort } from "../../net.js";
-import type { HealthCheckConfig } from "../router.js";
+import type { HealthCheckConfig, ServiceRoute } from "../router.js";
 import { loadCertificates, type CertificateFiles } from "../proxy/tls.js";
 import { renderConfig, renderCrtList } from "./config.js";
 import { HaproxyRouter } from "./router.js";
 import { runtimeAlive } from "./runtime.js";
+import { leaveSharedEdge, SharedEdge, withEdgeLock, sharedEdgeFiles, type SharedBase } from "./shared.js";
 
 export const HAPROXY_BIN = "/usr/sbin/haproxy";
 
@@ -51,6 +52,13 @@ export interface StartHaproxyOptions {
   tls?: { listen: string; certificates: CertificateFiles[]; redirectHttp?: boolean };
   /** "host:port" serving HAProxy's Prometheus exporter at /metrics; default none */
   metricsListen?: string;
+  /**
+   * One of several services on this listener (kiln.yaml edge.hosts): runDir is the
+   * listener's shared directory, this service gets its own backend routed by its
+   * hosts (shared.ts); the first service's edge settings (TLS, metrics, instance
+   * header) win; no preview listener.
+   */
+  shared?: { service: string; route: ServiceRoute };
 }
 
 export interface RunningHaproxyRouter {
@@ -80,6 +88,8 @@ interface Boot {
   requestLog: boolean;
   tls?: { listen: string; redirectHttp: boolean };
   metricsListen?: string;
+  /** shared listener: the first service's setting, which every later one keeps */
+  instanceHeader?: boolean;
 }
 
 export const DEFAULT_HEALTH: HealthCheckConfig = { path: "/healthz", intervalMs: 2000, timeoutMs: 1000, healthyThreshold: 2, unhealthyThreshold: 2 };
@@ -111,7 +121,8 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     master: path.join(o.runDir, "master.sock"),
     pid: path.join(o.runDir, "haproxy.pid"),
     log: path.join(o.runDir, "haproxy.log"),
-    state: path.join(o.runDir, "state.json"),
+    // on a shared listener each service has its own router state
+    state: path.join(o.runDir, o.shared !== undefined ? `state.${o.shared.service}.json` : "state.json"),
     boot: path.join(o.runDir, "boot.json"),
     maintenance: path.join(o.runDir, "maintenance.map"),
     crtList: path.join(o.runDir, "crt-list"),
@@ -125,7 +136,7 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     requestLog: b.requestLog,
     hardStopAfterMs: o.hardStopAfterMs ?? 60_000,
     maxconn: o.maxconn ?? 4000,
-    instanceHeader: o.instanceHeader ?? true,
+    instanceHeader: b.instanceHeader ?? o.instanceHeader ?? true,
     maintenanceMap: files.maintenance,
     ...(b.tls !== undefined ? { tls: { ...b.tls, crtList: files.crtList } } : {}),
     ...(b.metricsListen !== undefined ? { metricsListen: b.metricsListen } : {}),
@@ -134,34 +145,63 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
   const saved = await readFile(files.state, "utf8").then((t) => JSON.parse(t) as { table?: { health?: HealthCheckConfig } }, () => undefined);
   const startHealth = saved?.table?.health ?? o.health ?? DEFAULT_HEALTH;
 
-  let pid = readPid(files.pid);
+  const shared = o.shared;
+  const sharedBase = (b: Boot): SharedBase => {
+    const { maintenanceMap: _m, ...rest } = configBase(b);
+    return rest;
+  };
+  let edge: SharedEdge | undefined;
+
+  let pid: number | undefined;
   let boot: Boot | undefined;
   let attached = false;
-  if (pid !== undefined && pidAlive(pid) && (await runtimeAlive(files.admin))) {
-    boot = JSON.parse(await readFile(files.boot, "utf8")) as Boot;
-    const wanted = o.listen.endsWith(":0") ? boot.listen : o.listen;
-    if (wanted !== boot.listen) {
-      throw new KilnError("KILN_E_CONTROLLER", `HAProxy (pid ${pid}) in ${o.runDir} serves ${boot.listen}, not ${o.listen}`, {
-        hint: `stop it first (kill -USR1 ${pid} finishes its connections), or keep listen at ${boot.listen}`,
-      });
+  // On a shared listener every controller and `kiln up` may start HAProxy: the lock makes one start it, the others attach.
+  const unlock = shared !== undefined ? await holdLock(sharedEdgeFiles(o.runDir)) : () => undefined;
+  try {
+    pid = readPid(files.pid);
+    if (pid !== undefined && pidAlive(pid) && (await runtimeAlive(files.admin))) {
+      boot = JSON.parse(await readFile(files.boot, "utf8")) as Boot;
+      const wanted = o.listen.endsWith(":0") ? boot.listen : o.listen;
+      if (wanted !== boot.listen) {
+        throw new KilnError("KILN_E_CONTROLLER", `HAProxy (pid ${pid}) in ${o.runDir} serves ${boot.listen}, not ${o.listen}`, {
+          hint: `stop it first (kill -USR1 ${pid} finishes its connections), or keep listen at ${boot.listen}`,
+        });
+      }
+      attached = true;
+      log(`haproxy router: attached to HAProxy pid ${pid} on ${boot.listen}`);
+    } else {
+      boot = {
+        listen: await resolveListen(o.listen),
+        ...(o.previewListen !== undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
+        ...(shared !== undefined ? { instanceHeader: o.instanceHeader ?? true } : {}),
+        requestLog: o.requestLog !== false,
+        ...(o.tls !== undefined ? { tls: { listen: await resolveListen(o.tls.listen), redirectHttp: o.tls.redirectHttp === true } } : {}),
+        ...(o.metricsListen !== undefined ? { metricsListen: await resolveListen(o.metricsListen) } : {}),
+      };
+      if (o.tls !== undefined) await writeCertificates(o.runDir, files.crtList, o.tls.certificates);
+      if (shared !== undefined) {
+        edge = new SharedEdge(o.runDir, shared.service, shared.route, sharedBase(boot), startHealth);
+        await edge.renderAll();
+      } else {
+        await writeFile(files.config, renderConfig({ ...configBase(boot), health: startHealth }));
+        // HAProxy loads the map at start; the saved table's maintenance is re-applied through the runtime API.
+        await writeFile(files.maintenance, "");
+      }
+      await writeFile(files.boot, `${JSON.stringify(boot)}\n`);
+      pid = await spawnHaproxy(o.haproxyBin ?? HAPROXY_BIN, files, boot);
+      log(`haproxy router: started HAProxy pid ${pid} on ${boot.listen}`);
     }
-    attached = true;
-    log(`haproxy router: attached to HAProxy pid ${pid} on ${boot.listen}`);
-  } else {
-    boot = {
-      listen: await resolveListen(o.listen),
-      ...(o.previewListen !== undefined ? { previewListen: await resolveListen(o.previewListen) } : {}),
-      requestLog: o.requestLog !== false,
-      ...(o.tls !== undefined ? { tls: { listen: await resolveListen(o.tls.listen), redirectHttp: o.tls.redirectHttp === true } } : {}),
-      ...(o.metricsListen !== undefined ? { metricsListen: await resolveListen(o.metricsListen) } : {}),
-    };
-    if (o.tls !== undefined) await writeCertificates(o.runDir, files.crtList, o.tls.certificates);
-    await writeFile(files.config, renderConfig({ ...configBase(boot), health: startHealth }));
-    // HAProxy loads the map at start; the saved table's maintenance is re-applied through the runtime API.
-    await writeFile(files.maintenance, "");
-    await writeFile(files.boot, `${JSON.stringify(boot)}\n`);
-    pid = await spawnHaproxy(o.haproxyBin ?? HAPROXY_BIN, files, boot);
-    log(`haproxy router: started HAProxy pid ${pid} on ${boot.listen}`);
+  } finally {
+    unlock();
+  }
+  if (shared !== undefined) {
+    // Attached or started: this service's backend declared (a reload when it was not) and its hosts in the map.
+    edge ??= new SharedEdge(o.runDir, shared.service, shared.route, sharedBase(boot), startHealth);
+    const j = await edge.join();
+    if (j.problems.length > 0) {
+      throw new KilnError("KILN_E_CONTROLLER", `HAProxy on ${boot.listen} did not take ${shared.service}'s routes: ${j.problems.slice(0, 3).join("; ")}`, { hint: `see ${files.log}` });
+    }
+    if (j.reloaded !== undefined) log(`haproxy router: reloaded HAProxy to add ${shared.service}'s backend ${edge.backend}`);
   }
 
   const router = await HaproxyRouter.open({
@@ -170,10 +210,12 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     listen: boot.listen,
     ...(boot.previewListen !== undefined ? { previewListen: boot.previewListen } : {}),
     requestLog: boot.requestLog,
-    pid,
+    pid: pid!,
     log,
     ...(o.sweepMs !== undefined ? { sweepMs: o.sweepMs } : {}),
-    config: { file: files.config, base: configBase(boot), masterSocket: files.master, ...(attached ? {} : { health: startHealth }) },
+    ...(edge !== undefined
+      ? { shared: edge }
+      : { config: { file: files.config, base: configBase(boot), masterSocket: files.master, ...(attached ? {} : { health: startHealth }) } }),
   });
   const masterPid = pid;
   return {
@@ -189,6 +231,8 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
     detach: () => router.close(),
     stop: async (timeoutMs = 10_000) => {
       await router.close();
+      // Shared: this service leaves; HAProxy stops with the last one.
+      if (shared !== undefined && (await leaveSharedEdge(o.runDir, shared.service, sharedBase(boot!))) > 0) return;
       // SIGUSR1: soft stop, the workers finish what they serve.
       try {
         process.kill(masterPid, "SIGUSR1");
@@ -200,6 +244,44 @@ export async function startHaproxyRouter(o: StartHaproxyOptions): Promise<Runnin
       if (pidAlive(masterPid)) process.kill(masterPid, "SIGTERM");
     },
   };
+}
+
+/** Take the shared listener's lock and return its release (withEdgeLock for a region that spans a spawn). */
+async function holdLock(files: ReturnType<typeof sharedEdgeFiles>): Promise<() => void> {
+  let release!: () => void;
+  let taken!: () => void;
+  const held = new Promise<void>((r) => (taken = r));
+  const done = new Promise<void>((r) => (release = r));
+  const whole = withEdgeLock(files, async () => {
+    taken();
+    await done;
+  });
+  await Promise.race([held, whole]);
+  return () => {
+    release();
+    void whole.catch(() => undefined);
+  };
+}
+
+/**
+ * `kiln down` of one service on a shared listener: its routes leave HAProxy
+ * (shared.ts leaveSharedEdge); returns how many services remain (0: stop HAProxy).
+ */
+export async function leaveSharedHaproxy(runDir: string, service: string, o: { hardStopAfterMs?: number; maxconn?: number } = {}): Promise<number> {
+  const boot = await readFile(path.join(runDir, "boot.json"), "utf8").then((t) => JSON.parse(t) as Boot, () => undefined);
+  if (boot === undefined) return 0;
+  const base: SharedBase = {
+    listen: boot.listen,
+    ...(boot.previewListen !== undefined ? { previewListen: boot.previewListen } : {}),
+    adminSocket: path.join(runDir, "admin.sock"),
+    requestLog: boot.requestLog,
+    hardStopAfterMs: o.hardStopAfterMs ?? 60_000,
+    maxconn: o.maxconn ?? 4000,
+    instanceHeader: boot.instanceHeader ?? true,
+    ...(boot.tls !== undefined ? { tls: { ...boot.tls, crtList: path.join(runDir, "crt-list") } } : {}),
+    ...(boot.metricsListen !== undefined ? { metricsListen: boot.metricsListen } : {}),
+  };
+  return leaveSharedEdge(runDir, service, base);
 }
 
 /**

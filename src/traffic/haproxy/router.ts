@@ -41,7 +41,7 @@ import {
   type RoutingTable,
   type TargetStatus,
 } from "../router.js";
-import { LOG_RING, frontendOf, renderConfig, type ConfigInput, type ConfigServer, parseLogLine, parseServersState, parseStat, type StatRow } from "./config.js";
+import { LOG_RING, renderConfig, type ConfigInput, type ConfigServer, parseLogLine, parseServersState, parseStat, type StatRow } from "./config.js";
 import {
   PREVIEW_BACKEND,
   PROD_BACKEND,
@@ -56,7 +56,8 @@ import {
   type ObservedServer,
   type Retiring,
 } from "./plan.js";
-import { runtimeCommand } from "./runtime.js";
+import { masterReload, runtimeCommand, workerPid } from "./runtime.js";
+import type { SharedEdge } from "./shared.js";
 import { maintenanceResponse } from "../proxy/pages.js";
 
 export interface HaproxyRouterOptions {
@@ -72,6 +73,13 @@ export interface HaproxyRouterOptions {
   log?: (line: string) => void;
   /** sweeper period (retirement, reweigh on health change); default 500 ms */
   sweepMs?: number;
+  /**
+   * One service of several on this listener (edge.hosts): the router drives only
+   * its own backend; config writes and reloads go through the shared edge (under
+   * its lock), counters carried over reloads come from the edge's offsets file.
+   * `config` is unused then.
+   */
+  shared?: SharedEdge;
   /**
    * The config file and what it is rendered from (servers and health come
    * from the tables). With it, each applied table is also written to the file,
@@ -143,11 +151,29 @@ export class HaproxyRouter implements Router {
   private readonly now: () => number;
   private readonly logLine: (l: string) => void;
   private readonly backends: string[];
+  /** this router's production backend: "kiln", or its service's backend on a shared listener */
+  private readonly prod: string;
+  /** its preview backend: "kiln_preview", or the service's preview backend on a shared listener */
+  private readonly previewBe: string;
+  /** shared listener: the worker last seen (a reload by another service's controller shows as a new pid) */
+  private worker?: number;
+  /** shared listener: counters of servers from workers replaced by reloads (the edge's offsets file) */
+  private sharedOffsets: Record<string, Counters> = {};
 
   private constructor(private readonly o: HaproxyRouterOptions) {
     this.now = o.now ?? Date.now;
     this.logLine = o.log ?? (() => undefined);
-    this.backends = o.previewListen !== undefined ? [PROD_BACKEND, PREVIEW_BACKEND] : [PROD_BACKEND];
+    this.prod = o.shared?.backend ?? PROD_BACKEND;
+    this.previewBe = o.shared?.previewBackend ?? PREVIEW_BACKEND;
+    this.backends = o.previewListen !== undefined ? [this.prod, this.previewBe] : [this.prod];
+  }
+
+  private offset(k: string): Counters | undefined {
+    return this.o.shared ? this.sharedOffsets[k] : this.state.offsets[k];
+  }
+
+  private get maintenanceMap(): string | undefined {
+    return this.o.shared ? this.o.shared.maintenanceMap : this.o.config?.base.maintenanceMap;
   }
 
   /**
@@ -158,6 +184,12 @@ export class HaproxyRouter implements Router {
   static async open(o: HaproxyRouterOptions): Promise<HaproxyRouter> {
     const r = new HaproxyRouter(o);
     r.state = await loadState(o.stateFile);
+    if (o.shared) {
+      // A new state file: the backend's check is what its entry was rendered with.
+      r.state.configHealth ??= await o.shared.entryHealth();
+      r.sharedOffsets = await o.shared.readOffsets();
+      r.worker = workerPid(await r.cmd("show info"));
+    }
     if (o.config?.health) r.state.configHealth = o.config.health;
     if (o.requestLog) await r.streamLog();
     const obs = await r.observe();
@@ -165,8 +197,8 @@ export class HaproxyRouter implements Router {
     if (r.state.table) {
       const t = r.state.table;
       const healthy = r.healthOf(obs);
-      const off = mismatches(obs.servers.get(PROD_BACKEND) ?? [], planProduction(t, healthy));
-      if (off.length > 0 || (r.o.previewListen !== undefined && mismatches(obs.servers.get(PREVIEW_BACKEND) ?? [], planPreview(t)).length > 0)) {
+      const off = mismatches(obs.servers.get(r.prod) ?? [], planProduction(t, healthy));
+      if (off.length > 0 || (r.o.previewListen !== undefined && mismatches(obs.servers.get(r.previewBe) ?? [], planPreview(t)).length > 0)) {
         r.logLine(`haproxy router: re-applying routing table v${t.version} (${off.join("; ") || "preview"})`);
         await r.apply(t);
       }
@@ -217,6 +249,11 @@ export class HaproxyRouter implements Router {
   /** Seamless reload from the config file (see the private reload), then the table re-applied and read back. */
   reloadNow(): Promise<void> {
     return this.serial(async () => {
+      if (this.o.shared) {
+        await this.afterReload(await this.o.shared.reload());
+        if (this.state.table) await this.apply(this.state.table);
+        return;
+      }
       if (!this.o.config) throw new KilnError("KILN_E_INTERNAL", "haproxy router: reload needs the config file option");
       await this.reload();
       if (this.state.table) await this.apply(this.state.table);
@@ -234,6 +271,12 @@ export class HaproxyRouter implements Router {
   }
 
   private async observe(): Promise<Observed> {
+    if (this.o.shared) {
+      // Another service's controller may have reloaded HAProxy: the new worker counts from 0
+      // (that controller moved the old counts into the offsets file) and has its own log ring.
+      const pid = workerPid(await this.cmd("show info"));
+      if (pid !== undefined && pid !== this.worker) await this.afterReload(pid);
+    }
     const servers = new Map<string, ObservedServer[]>();
     const stat = new Map<string, StatRow>();
     for (const be of this.backends) {
@@ -250,13 +293,13 @@ export class HaproxyRouter implements Router {
 
   /** HAProxy's view of a production server's health: starting or running (an unknown server counts as healthy: it is about to be added). */
   private healthOf(obs: Observed): (id: string) => boolean {
-    const m = new Map((obs.servers.get(PROD_BACKEND) ?? []).map((s) => [s.name, s.opState === 1 || s.opState === 2]));
+    const m = new Map((obs.servers.get(this.prod) ?? []).map((s) => [s.name, s.opState === 1 || s.opState === 2]));
     return (id) => m.get(id) ?? true;
   }
 
   private desired(table: RoutingTable, obs: Observed): Map<string, DesiredServer[]> {
-    const out = new Map<string, DesiredServer[]>([[PROD_BACKEND, planProduction(table, this.healthOf(obs))]]);
-    if (this.o.previewListen !== undefined) out.set(PREVIEW_BACKEND, planPreview(table));
+    const out = new Map<string, DesiredServer[]>([[this.prod, planProduction(table, this.healthOf(obs))]]);
+    if (this.o.previewListen !== undefined) out.set(this.previewBe, planPreview(table));
     return out;
   }
 
@@ -304,7 +347,9 @@ export class HaproxyRouter implements Router {
     return problems;
   }
 
-  private async apply(table: RoutingTable): Promise<void> {
+  private async apply(table: RoutingTable, attempt = 0): Promise<void> {
+    // Shared listener: the worker this apply starts on (another service's reload may replace it meanwhile).
+    const startWorker = this.worker;
     const opts = { intervalMs: Math.max(10, table.health.intervalMs), rise: Math.max(1, table.health.healthyThreshold), fall: Math.max(1, table.health.unhealthyThreshold) };
     const releaseOf = new Map<string, string>();
     for (const t of this.state.table?.targets ?? []) releaseOf.set(t.id, t.release);
@@ -333,7 +378,8 @@ export class HaproxyRouter implements Router {
       problems.push(...[...wantBack].flatMap(([be, d]) => mismatches(back.servers.get(be) ?? [], d).map((m) => `${be}/${m}`)));
       if (problems.length === 0) break;
     }
-    if (this.o.config?.base.maintenanceMap !== undefined) problems.push(...(await this.applyMaintenance(this.o.config.base.maintenanceMap, table.maintenance)));
+    const mfile = this.maintenanceMap;
+    if (mfile !== undefined) problems.push(...(await this.applyMaintenance(mfile, table.maintenance)));
     if (problems.length > 0) {
       await saveState(this.o.stateFile, this.state);
       throw new KilnError("KILN_E_CONTROLLER", `HAProxy did not apply routing table v${table.version}: ${problems.slice(0, 5).join("; ")}`, {
@@ -344,7 +390,30 @@ export class HaproxyRouter implements Router {
     const draining: Record<string, number> = {};
     for (const t of table.targets) if (t.state === "draining") draining[t.id] = this.state.drainingSince[t.id] ?? now;
     this.state = { ...this.state, version: table.version, table, drainingSince: draining };
-    if (this.o.config) {
+    if (this.o.shared) {
+      const reload = configHealthDiffers(this.state.configHealth, table.health);
+      const all = await this.configServers(table);
+      const servers = all[this.prod] ?? [];
+      const previewServers = all[this.previewBe];
+      const r = await this.o.shared.publish({ health: table.health, serverOptions: opts, servers, ...(previewServers !== undefined ? { previewServers } : {}) }, reload);
+      this.state.configHealth = table.health;
+      if (r.problems.length > 0) this.logLine(`haproxy router: shared listener: ${r.problems.slice(0, 3).join("; ")}`);
+      if (r.reloaded !== undefined) {
+        await this.afterReload(r.reloaded);
+        await this.apply(table, attempt + 1);
+        return;
+      }
+      // Another service reloaded HAProxy while this table was applied: the new worker started from
+      // the config as it was before this publish, so apply again on it (any later reload already
+      // renders this service's servers from the entry just published).
+      const obs = await this.observe();
+      if (this.worker !== startWorker || [...this.desired(table, obs)].some(([be, d]) => mismatches(obs.servers.get(be) ?? [], d).length > 0)) {
+        if (attempt >= 3) throw new KilnError("KILN_E_CONTROLLER", `HAProxy was reloaded under routing table v${table.version} ${attempt} times in a row`, { hint: "the controller retries on its next tick" });
+        this.logLine(`haproxy router: HAProxy was reloaded while table v${table.version} was applied: applying it again`);
+        await this.apply(table, attempt + 1);
+        return;
+      }
+    } else if (this.o.config) {
       const reload = configHealthDiffers(this.state.configHealth, table.health);
       await this.writeConfig(table, opts);
       if (reload) {
@@ -359,16 +428,7 @@ export class HaproxyRouter implements Router {
   /** Write the config file as of `table` (servers as planned, retiring ones with weight 0, in maint when disabled). */
   private async writeConfig(table: RoutingTable, opts: { intervalMs: number; rise: number; fall: number }): Promise<void> {
     const c = this.o.config!;
-    const obs = await this.observe();
-    const servers: Record<string, ConfigServer[]> = {};
-    for (const [be, desired] of this.desired(table, obs)) {
-      const list: ConfigServer[] = desired.map((d) => ({ name: d.name, address: d.address, weight: d.admin === "drain" ? 0 : d.weight, disabled: false }));
-      for (const r of this.state.retiring.filter((x) => x.backend === be)) {
-        const o = (obs.servers.get(be) ?? []).find((x) => x.name === r.name);
-        if (o) list.push({ name: r.name, address: o.address, weight: 0, disabled: r.phase === "maint" });
-      }
-      servers[be] = list;
-    }
+    const servers = await this.configServers(table);
     const text = renderConfig({ ...c.base, health: table.health, servers, serverOptions: opts });
     const tmp = `${c.file}.tmp-${process.pid}`;
     const fh = await open(tmp, "w", 0o600);
@@ -380,6 +440,21 @@ export class HaproxyRouter implements Router {
     }
     await rename(tmp, c.file);
     this.state.configHealth = table.health;
+  }
+
+  /** Servers per backend as the config file should hold them after `table` (retiring ones with weight 0, disabled once in maint). */
+  private async configServers(table: RoutingTable): Promise<Record<string, ConfigServer[]>> {
+    const obs = await this.observe();
+    const servers: Record<string, ConfigServer[]> = {};
+    for (const [be, desired] of this.desired(table, obs)) {
+      const list: ConfigServer[] = desired.map((d) => ({ name: d.name, address: d.address, weight: d.admin === "drain" ? 0 : d.weight, disabled: false }));
+      for (const r of this.state.retiring.filter((x) => x.backend === be)) {
+        const o = (obs.servers.get(be) ?? []).find((x) => x.name === r.name);
+        if (o) list.push({ name: r.name, address: o.address, weight: 0, disabled: r.phase === "maint" });
+      }
+      servers[be] = list;
+    }
+    return servers;
   }
 
   /**
@@ -397,30 +472,26 @@ export class HaproxyRouter implements Router {
       this.state.offsets[k] = sum(countersOf(row), this.state.offsets[k]);
     }
     await saveState(this.o.stateFile, this.state);
-    const oldPid = workerPid(await this.cmd("show info"));
-    const until = Date.now() + 15_000;
-    let askedAt = 0;
-    for (;;) {
-      // Ask again when no new worker came after a while: a reload asked while the master is still
-      // settling after its own start was seen to be lost (rare, on a loaded machine).
-      if (Date.now() - askedAt > 3000) {
-        askedAt = Date.now();
-        await runtimeCommand(c.masterSocket, "reload").catch(() => undefined); // the master closes the connection as it re-executes
-      }
-      const info = await this.cmd("show info").catch(() => "");
-      const pid = workerPid(info);
-      if (pid !== undefined && pid !== oldPid) break;
-      if (Date.now() > until) {
-        const procs = (await runtimeCommand(c.masterSocket, "show proc").catch((e: Error) => e.message)).replace(/\s+/g, " ").trim();
-        throw new KilnError("KILN_E_CONTROLLER", `HAProxy reload did not bring up a new worker within 15 s (worker ${oldPid}; master: ${procs.slice(0, 300)})`, {
-          hint: "see haproxy.log; `show proc` on the master socket lists failed reloads (the old worker keeps serving)",
-        });
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    this.logLine(`haproxy router: reloaded HAProxy (worker ${oldPid} → new worker)`);
+    const { oldPid, newPid } = await masterReload(this.o.adminSocket, c.masterSocket);
+    this.logLine(`haproxy router: reloaded HAProxy (worker ${oldPid} → ${newPid})`);
     this.logged.clear();
     this.baseline.clear();
+    await this.reopenLog();
+  }
+
+  /**
+   * Shared listener: a new worker (this router's reload or another service's). Its counters
+   * start from 0 (the old ones are in the offsets file now) and its log ring is its own.
+   */
+  private async afterReload(pid: number): Promise<void> {
+    this.worker = pid;
+    this.sharedOffsets = (await this.o.shared?.readOffsets()) ?? {};
+    this.logged.clear();
+    this.baseline.clear();
+    await this.reopenLog();
+  }
+
+  private async reopenLog(): Promise<void> {
     if (this.o.requestLog) {
       const old = this.logStream;
       this.logStream = undefined;
@@ -434,9 +505,9 @@ export class HaproxyRouter implements Router {
     const t = this.state.table;
     if (!t) return false;
     const desired = planProduction(t, this.healthOf(obs));
-    const cur = new Map((obs.servers.get(PROD_BACKEND) ?? []).map((s) => [s.name, s]));
+    const cur = new Map((obs.servers.get(this.prod) ?? []).map((s) => [s.name, s]));
     const changes = desired.filter((d) => cur.has(d.name) && cur.get(d.name)!.weight !== d.weight);
-    for (const d of changes) await this.run([`set server ${PROD_BACKEND}/${d.name} weight ${d.weight}`]);
+    for (const d of changes) await this.run([`set server ${this.prod}/${d.name} weight ${d.weight}`]);
     return changes.length > 0;
   }
 
@@ -448,9 +519,9 @@ export class HaproxyRouter implements Router {
     const now = this.now();
     for (const t of this.state.table.targets) {
       const since = this.state.drainingSince[t.id];
-      const row = obs.stat.get(key(PROD_BACKEND, t.id));
+      const row = obs.stat.get(key(this.prod, t.id));
       if (since !== undefined && row && row.scur > 0 && now >= since + this.state.table.drainTimeoutMs) {
-        await this.run([`shutdown sessions server ${PROD_BACKEND}/${t.id}`]);
+        await this.run([`shutdown sessions server ${this.prod}/${t.id}`]);
       }
     }
     if (this.state.retiring.length === 0) return;
@@ -474,7 +545,7 @@ export class HaproxyRouter implements Router {
         const out = (await this.cmd(`del server ${r.backend}/${r.name}`)).trim();
         if (/deleted/i.test(out)) {
           const k = key(r.backend, r.name);
-          addInto(r.backend === PROD_BACKEND ? this.state.retained : this.state.retainedPreview, r.release, sum(countersOf(row), this.state.offsets[k]));
+          addInto(r.backend === this.prod ? this.state.retained : this.state.retainedPreview, r.release, sum(countersOf(row), this.offset(k)));
           delete this.state.offsets[k];
           this.logged.delete(key(r.backend, r.name));
           this.baseline.delete(key(r.backend, r.name));
@@ -531,12 +602,14 @@ export class HaproxyRouter implements Router {
   private onLog(text: string): void {
     const l = parseLogLine(text);
     if (!l || l.server.startsWith("<")) return;
-    const be = l.frontend === frontendOf(PREVIEW_BACKEND) ? PREVIEW_BACKEND : PROD_BACKEND;
+    // Lines name the backend; another service's lines on a shared listener are not ours.
+    const be = l.proxy;
+    if (!this.backends.includes(be)) return;
     const k = key(be, l.server);
     this.logged.set(k, (this.logged.get(k) ?? 0) + 1);
     const release = this.releaseOfServer(be, l.server);
     if (release === undefined) return;
-    const hists = be === PREVIEW_BACKEND ? this.previewHist : this.hist;
+    const hists = be === this.previewBe ? this.previewHist : this.hist;
     let h = hists.get(release);
     if (!h) hists.set(release, (h = new Array<number>(LATENCY_HISTOGRAM_SIZE).fill(0)));
     h[latencyBucket(l.activeMs)]!++;
@@ -570,11 +643,11 @@ export class HaproxyRouter implements Router {
 
   private render(obs: Observed): RouterStats {
     const table = this.state.table;
-    const prod = new Map((obs.servers.get(PROD_BACKEND) ?? []).map((s) => [s.name, s]));
+    const prod = new Map((obs.servers.get(this.prod) ?? []).map((s) => [s.name, s]));
     const targets: TargetStatus[] = (table?.targets ?? []).map((t) => {
       const s = prod.get(t.id);
-      const row = obs.stat.get(key(PROD_BACKEND, t.id));
-      const c = sum(row ? countersOf(row) : zero(), this.state.offsets[key(PROD_BACKEND, t.id)]);
+      const row = obs.stat.get(key(this.prod, t.id));
+      const c = sum(row ? countersOf(row) : zero(), this.offset(key(this.prod, t.id)));
       const healthy = s !== undefined && (s.opState === 1 || s.opState === 2);
       const out: TargetStatus = {
         id: t.id,
@@ -600,7 +673,7 @@ export class HaproxyRouter implements Router {
       for (const row of obs.stat.values()) {
         if (row.backend !== backend) continue;
         const release = this.releaseOfServer(backend, row.name);
-        if (release !== undefined) addInto(out, release, sum(countersOf(row), this.state.offsets[key(backend, row.name)]));
+        if (release !== undefined) addInto(out, release, sum(countersOf(row), this.offset(key(backend, row.name))));
       }
       for (const r of hists.keys()) out[r] ??= zero();
       if (this.o.requestLog) for (const [r, c] of Object.entries(out)) c.latency = [...(hists.get(r) ?? new Array<number>(LATENCY_HISTOGRAM_SIZE).fill(0))];
@@ -609,7 +682,7 @@ export class HaproxyRouter implements Router {
     const stats: RouterStats = {
       tableVersion: this.state.version,
       targets,
-      releases: count(PROD_BACKEND, this.state.retained, this.hist, (table?.targets ?? []).map((t) => t.release)),
+      releases: count(this.prod, this.state.retained, this.hist, (table?.targets ?? []).map((t) => t.release)),
       pid: this.o.pid,
       listen: this.o.listen,
       ...(this.maintenance !== undefined ? { maintenance: { ...this.maintenance } } : {}),
@@ -617,7 +690,7 @@ export class HaproxyRouter implements Router {
     if (this.o.previewListen !== undefined) {
       stats.preview = { listen: this.o.previewListen };
       if (table?.preview !== undefined) stats.preview.release = table.preview;
-      stats.previewCounters = count(PREVIEW_BACKEND, this.state.retainedPreview, this.previewHist, []);
+      stats.previewCounters = count(this.previewBe, this.state.retainedPreview, this.previewHist, []);
     }
     return stats;
   }
@@ -652,9 +725,4 @@ async function saveState(file: string, state: PersistedState): Promise<void> {
     await fh.close();
   }
   await rename(tmp, file);
-}
-
-function workerPid(showInfo: string): number | undefined {
-  const m = /^Pid:\s*(\d+)/m.exec(showInfo);
-  return m ? Number(m[1]) : undefined;
 }

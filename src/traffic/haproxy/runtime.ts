@@ -40,3 +40,37 @@ export async function runtimeAlive(socketPath: string): Promise<boolean> {
     return false;
   }
 }
+
+/** The worker's pid from `show info`. */
+export function workerPid(showInfo: string): number | undefined {
+  const m = /^Pid:\s*(\d+)/m.exec(showInfo);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Seamless reload through the master CLI, returning once a new worker answers
+ * on the stats socket: the master re-executes with the config file, the new
+ * worker takes the listeners, old workers finish their connections.
+ */
+export async function masterReload(adminSocket: string, masterSocket: string): Promise<{ oldPid?: number; newPid: number }> {
+  const oldPid = workerPid(await runtimeCommand(adminSocket, "show info"));
+  const until = Date.now() + 15_000;
+  let askedAt = 0;
+  for (;;) {
+    // Ask again when no new worker came after a while: a reload asked while the master is still
+    // settling after its own start was seen to be lost (rare, on a loaded machine).
+    if (Date.now() - askedAt > 3000) {
+      askedAt = Date.now();
+      await runtimeCommand(masterSocket, "reload").catch(() => undefined); // the master closes the connection as it re-executes
+    }
+    const pid = workerPid(await runtimeCommand(adminSocket, "show info").catch(() => ""));
+    if (pid !== undefined && pid !== oldPid) return { ...(oldPid !== undefined ? { oldPid } : {}), newPid: pid };
+    if (Date.now() > until) {
+      const procs = (await runtimeCommand(masterSocket, "show proc").catch((e: Error) => e.message)).replace(/\s+/g, " ").trim();
+      throw new KilnError("KILN_E_CONTROLLER", `HAProxy reload did not bring up a new worker within 15 s (worker ${oldPid}; master: ${procs.slice(0, 300)})`, {
+        hint: "see haproxy.log; `show proc` on the master socket lists failed reloads (the old worker keeps serving)",
+      });
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
