@@ -25,17 +25,17 @@ export class ControllerPerformer implements RolloutPerformer {
   }
 
   async deploy(req: DeployRequest, opts: FollowOptions = {}): Promise<RolloutOutcome> {
-    const after = await lastEventId(this.client);
+    const after = await lastEventId(this.client, { onConnection: opts.onProgress });
     const { release, rollout } = await this.client.deploy(req);
     opts.onProgress?.(`deploying ${req.ref} (${req.digest.slice(0, 19)}) as ${release.id} with ${rollout.strategy}`);
-    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))) }));
+    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))), onConnection: opts.onProgress }));
   }
 
   async rollback(opts: FollowOptions = {}): Promise<RolloutOutcome> {
-    const after = await lastEventId(this.client);
+    const after = await lastEventId(this.client, { onConnection: opts.onProgress });
     const { release, rollout } = await this.client.rollback(opts.note);
     opts.onProgress?.(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
-    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))) }));
+    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))), onConnection: opts.onProgress }));
   }
 
   private follow(r: WatchResult): RolloutOutcome {
