@@ -4,6 +4,7 @@
 
 import { Command, CommanderError } from "commander";
 import { EXIT, isKilnError, type KilnError } from "../errors.js";
+import { dim as paintDim, red as paintRed, styleFor } from "./output.js";
 
 /** A verb's module: `register` adds its commands to the program. */
 type VerbModule = { register(program: Command): void };
@@ -54,9 +55,9 @@ export function verbOf(args: string[]): string | undefined {
   return undefined;
 }
 
-const useColor = process.stderr.isTTY && !process.env.NO_COLOR;
-const red = (s: string) => (useColor ? `\x1b[31m${s}\x1b[0m` : s);
-const dim = (s: string) => (useColor ? `\x1b[2m${s}\x1b[0m` : s);
+const errStyle = styleFor(process.stderr);
+const red = (s: string) => paintRed(errStyle, s);
+const dim = (s: string) => paintDim(errStyle, s);
 
 function printError(e: KilnError, verbose: boolean): void {
   process.stderr.write(`${red("error")} ${e.code}: ${e.message}\n`);

@@ -91,7 +91,7 @@ test("kiln deploy survives 5 controller SIGKILLs during one rollout and exits wi
   const r2 = h.releases.find((r) => r.version === "2.0.0")!;
   assert.equal(r2.status, "live", JSON.stringify(h.releases));
   assert.equal(g.code, 0, `deploy: ${g.stdout}\n${g.stderr}`);
-  assert.match(g.stdout, new RegExp(`✔ hello:2.0.0 is live as ${r2.id}`));
+  assert.match(g.stdout, new RegExp(`ok hello:2.0.0 is live as ${r2.id}`));
   assert.match(g.stdout, /controller unreachable \(restarting\?\)/);
   assert.doesNotMatch(g.stderr, /KILN_E_CONTROLLER/);
 
@@ -106,7 +106,7 @@ test("kiln deploy survives 5 controller SIGKILLs during one rollout and exits wi
   assert.ok(brokenKills >= 1, "the broken rollout was killed at least once");
   assert.notEqual(r3.status, "live");
   assert.equal(b.code, 1, `deploy of the broken release: ${b.stdout}\n${b.stderr}`);
-  assert.match(b.stdout, /✘ hello:3.0.0 failed and was rolled back/);
+  assert.match(b.stdout, /FAIL hello:3.0.0 failed and was rolled back/);
   assert.equal(h3.releases.find((r) => r.status === "live")?.id, r2.id, "the fleet is back on 2.0.0");
 });
 

@@ -1,6 +1,6 @@
-import Table from "cli-table3";
 import type { Command } from "commander";
 import { ago, context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { mark, table } from "../output.js";
 import { daemonRouter } from "../../ops/daemons.js";
 import { requireCapability } from "../../ops/performer.js";
 import { performerFor } from "../../ops/performers.js";
@@ -30,7 +30,7 @@ export function register(program: Command): void {
         out(`rollout     ${s.rollout.kind} to ${s.rollout.target} (${s.rollout.strategy}${extra}), ${s.rollout.phase}: ${(s.rollout.steps ?? []).join("; ")}`);
       }
       out(`instances   ${s.instances.filter((i) => i.inRotation).length} in rotation, ${s.desiredInstances} desired`);
-      const t = new Table({ head: ["instance", "pid", "release", "version", "health", "routing", "in rotation", "address"], style: { head: [], border: [] } });
+      const t = table(["instance", "pid", "release", "version", "health", "routing", "in rotation", "address"]);
       for (const i of s.instances) t.push([i.id, String(i.pid ?? "-"), i.release, i.version ?? "-", i.health, i.routing, i.inRotation ? "yes" : "no", i.address ?? "-"]);
       out(t.toString());
     });
@@ -47,7 +47,7 @@ export function register(program: Command): void {
       const n = Math.max(0, Number(opts.changes) || 0);
       const changes = (h.changes ?? []).slice(0, n);
       if (opts.json) return printJson({ ...h, changes: changes.map((c) => ({ ...c, at: new Date(c.at).toISOString() })) });
-      const t = new Table({ head: ["release", "image", "digest", "strategy", "status", "created", "reason"], style: { head: [], border: [] } });
+      const t = table(["release", "image", "digest", "strategy", "status", "created", "reason"]);
       for (const r of h.releases) {
         const from = r.promotedFrom ? `promoted from ${r.promotedFrom.environment} ${r.promotedFrom.release}` : "";
         t.push([r.id, r.ref, short(r.digest), r.strategy, r.status, ago(r.createdAt), [from, r.reason ?? ""].filter(Boolean).join("; ")]);
@@ -56,7 +56,7 @@ export function register(program: Command): void {
       if (changes.length === 0) return;
       out("");
       out("changes (newest first)");
-      const c = new Table({ head: ["when", "actor", "action", "release", "result", "reason", "command"], style: { head: [], border: [] } });
+      const c = table(["when", "actor", "action", "release", "result", "reason", "command"]);
       for (const x of changes) c.push([new Date(x.at).toISOString().replace("T", " ").slice(0, 19), x.actor, x.action, x.release ?? "", x.result, x.reason ?? "", x.command]);
       out(c.toString());
     });
