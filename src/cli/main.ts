@@ -37,6 +37,7 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["sbom"], () => import("./verbs/sbom.js")],
   [["sign", "keys", "provenance"], () => import("./verbs/sign.js")],
   [["verify"], () => import("./verbs/verify.js")],
+  [["rollout"], () => import("./verbs/rollout.js")],
 ];
 
 /**

@@ -11,7 +11,9 @@ import type { StrategyName } from "../rollout/types.js";
 import type { ControllerClient } from "../server/client.js";
 import type { EventRecord } from "../state/db.js";
 import type { Workspace } from "./workspace.js";
-import { DEFAULT_RECONNECT, reconnecting, type ReconnectPolicy } from "./reconnect.js";
+import { readsThroughRestarts, type ReconnectPolicy } from "./reconnect.js";
+
+export { readsThroughRestarts } from "./reconnect.js";
 
 export type Outcome = "live" | "rolled-back" | "failed";
 
@@ -126,14 +128,6 @@ export async function watch(client: ControllerClient, first: RolloutView, opts: 
     await drain();
     return { outcome: "failed", release: rel, reason: r.reason, rollouts: seen };
   }
-}
-
-/** The read wrapper a watcher uses: waits out restarts and says so through onConnection. */
-export function readsThroughRestarts(opts: Pick<WatchOptions, "reconnect" | "onConnection">): <T>(read: () => Promise<T>) => Promise<T> {
-  return reconnecting(opts.reconnect ?? DEFAULT_RECONNECT, {
-    onLost: () => opts.onConnection?.("controller unreachable (restarting?): waiting for it to come back"),
-    onBack: (ms) => opts.onConnection?.(`controller back after ${(ms / 1000).toFixed(1)} s: following the same rollout`),
-  });
 }
 
 export async function lastEventId(client: ControllerClient, opts: Pick<WatchOptions, "reconnect" | "onConnection"> = {}): Promise<number> {

@@ -68,3 +68,11 @@ export function reconnecting(policy: ReconnectPolicy = DEFAULT_RECONNECT, deps: 
     }
   };
 }
+
+/** The read wrapper a watcher uses: waits out restarts and says so through onConnection. */
+export function readsThroughRestarts(opts: { reconnect?: ReconnectPolicy; onConnection?: (line: string) => void }): <T>(read: () => Promise<T>) => Promise<T> {
+  return reconnecting(opts.reconnect ?? DEFAULT_RECONNECT, {
+    onLost: () => opts.onConnection?.("controller unreachable (restarting?): waiting for it to come back"),
+    onBack: (ms) => opts.onConnection?.(`controller back after ${(ms / 1000).toFixed(1)} s: following on`),
+  });
+}

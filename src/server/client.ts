@@ -72,6 +72,11 @@ export class ControllerClient {
     return new KilnError("KILN_E_CONTROLLER", `controller unreachable at ${this.socketPath}`, { cause, hint: `start it with \`${this.upCommand}\`` });
   }
 
+  /** Fail fast, saying how to start it, when no controller answers (a watcher reconnects only once it has followed something). */
+  async requireRunning(): Promise<void> {
+    if (!(await this.ping())) throw new KilnError("KILN_E_CONTROLLER", "the controller is not running", { hint: `start it with \`${this.upCommand}\`` });
+  }
+
   async ping(): Promise<boolean> {
     try {
       await this.request("GET", "/v1/ping", undefined, 2000);
