@@ -2,6 +2,7 @@
 // kiln's command line. Each verb lives in verbs/ and only parses, calls and renders;
 // this file is the one place that prints errors and picks exit codes (0 ok, 1 failed, 2 bad input).
 
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { EXIT, isKilnError, type KilnError } from "../errors.js";
 import { dim as paintDim, red as paintRed, styleFor } from "./output.js";
@@ -77,6 +78,7 @@ export async function buildProgram(verb: string | undefined): Promise<Command> {
     .option("-f, --file <path>", "the kiln.yaml to use", "kiln.yaml")
     .option("-e, --env <name>", "the kiln.yaml environment to act on (default: $KILN_ENV, else defaultEnvironment, else the first listed)")
     .option("--verbose", "show stack traces of errors")
+    .option("-V, --version", "print kiln's version")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   const one = MODULES.find(([verbs]) => verb !== undefined && verbs.includes(verb));
@@ -91,7 +93,17 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+/** package.json's version (dist/src/cli/main.js sits three folders below it, installed or not). */
+function kilnVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 async function main(argv: string[]): Promise<number> {
+  // Answered before any verb module loads.
+  if (argv.length === 3 && (argv[2] === "--version" || argv[2] === "-V")) {
+    process.stdout.write(`kiln ${kilnVersion()} (node ${process.versions.node})\n`);
+    return EXIT.ok;
+  }
   const program = await buildProgram(verbOf(argv.slice(2)));
   const verbose = argv.includes("--verbose");
   try {

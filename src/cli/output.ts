@@ -3,6 +3,7 @@
 
 import { createRequire } from "node:module";
 import type TableType from "cli-table3";
+import { closest } from "../config/suggest.js";
 import { KilnError } from "../errors.js";
 import type { StrategyName } from "../rollout/types.js";
 
@@ -13,10 +14,24 @@ export interface GlobalOptions {
   env?: string;
 }
 
+/**
+ * The usage error for a flag value outside its closed set, with the nearest one when it looks like a typo.
+ *
+ *   ("strategy", "blue-grene", [rolling, blue-green, canary]) → unknown strategy "blue-grene"; hint: did you mean "blue-green"? (rolling, blue-green or canary)
+ *   ("strategy", "fast", …)                                    → unknown strategy "fast"; hint: use rolling, blue-green or canary
+ */
+export function badChoice(what: string, value: string, choices: readonly string[]): KilnError {
+  const near = closest(value, choices);
+  const list = `${choices.slice(0, -1).join(", ")} or ${choices[choices.length - 1]}`;
+  return new KilnError("KILN_E_USAGE", `unknown ${what} "${value}"`, { hint: near ? `did you mean "${near}"? (${list})` : `use ${list}` });
+}
+
+const STRATEGIES = ["rolling", "blue-green", "canary"] as const;
+
 /** A `--strategy` value (or kiln.yaml's strategy.type), or a usage error saying the choices. */
 export function strategyName(v: string): StrategyName {
-  if (v === "rolling" || v === "blue-green" || v === "canary") return v;
-  throw new KilnError("KILN_E_USAGE", `unknown strategy "${v}"`, { hint: "use --strategy rolling, blue-green or canary" });
+  if ((STRATEGIES as readonly string[]).includes(v)) return v as StrategyName;
+  throw badChoice("strategy", v, STRATEGIES);
 }
 
 export function printJson(value: unknown): void {

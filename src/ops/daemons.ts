@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { closest } from "../config/suggest.js";
 import { KilnError } from "../errors.js";
 import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
@@ -81,7 +82,10 @@ export function daemonRouter(paths: HomePaths): RouterKind | undefined {
 /** The router `kiln up` starts: `--router`, else the running daemons', else kiln.yaml's. */
 export function chooseRouter(opts: { flag?: string; paths: HomePaths; spec: RouterKind }): RouterKind {
   const r = opts.flag ?? daemonRouter(opts.paths) ?? opts.spec;
-  if (r !== "builtin" && r !== "haproxy") throw new KilnError("KILN_E_USAGE", `--router: expected builtin or haproxy, got "${r}"`, { hint: "e.g. kiln up --router haproxy" });
+  if (r !== "builtin" && r !== "haproxy") {
+    const near = closest(r, ["builtin", "haproxy"]);
+    throw new KilnError("KILN_E_USAGE", `--router: expected builtin or haproxy, got "${r}"`, { hint: near ? `did you mean "${near}"?` : "e.g. kiln up --router haproxy" });
+  }
   return r;
 }
 

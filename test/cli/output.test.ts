@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { mark, styleFor, table } from "../../src/cli/output.js";
+import { badChoice, mark, strategyName, styleFor, table } from "../../src/cli/output.js";
+import type { KilnError } from "../../src/errors.js";
 
 test("styleFor: the doc comment's worked examples", () => {
   const tty = { isTTY: true };
@@ -27,4 +28,12 @@ test("mark and table: plain text, no escape or box character, when the style is 
   const f = table(["a"], { colour: false, fancy: true });
   f.push(["1"]);
   assert.match(f.toString(), /┌/);
+});
+
+test("badChoice / strategyName: the doc comment's worked examples", () => {
+  const e = badChoice("strategy", "blue-grene", ["rolling", "blue-green", "canary"]);
+  assert.deepEqual([e.code, e.message, e.hint], ["KILN_E_USAGE", 'unknown strategy "blue-grene"', 'did you mean "blue-green"? (rolling, blue-green or canary)']);
+  assert.equal(badChoice("strategy", "fast", ["rolling", "blue-green", "canary"]).hint, "use rolling, blue-green or canary");
+  assert.throws(() => strategyName("canery"), (x: KilnError) => x.exitCode === 2 && x.hint === 'did you mean "canary"? (rolling, blue-green or canary)');
+  assert.equal(strategyName("canary"), "canary");
 });
