@@ -39,6 +39,7 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["sign", "keys", "provenance"], () => import("./verbs/sign.js")],
   [["verify"], () => import("./verbs/verify.js")],
   [["rollout"], () => import("./verbs/rollout.js")],
+  [["completion"], () => import("./verbs/completion.js")],
 ];
 
 /**
@@ -81,7 +82,8 @@ export async function buildProgram(verb: string | undefined): Promise<Command> {
     .option("-V, --version", "print kiln's version")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
-  const one = MODULES.find(([verbs]) => verb !== undefined && verbs.includes(verb));
+  // `kiln completion` describes every verb: it loads them all, like help does.
+  const one = verb === "completion" ? undefined : MODULES.find(([verbs]) => verb !== undefined && verbs.includes(verb));
   for (const [, load] of one ? [one] : MODULES) (await load()).register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
