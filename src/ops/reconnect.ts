@@ -14,7 +14,7 @@ export interface ReconnectPolicy {
   budgetMs: number;
 }
 
-/** Enough for a supervisor's slowest restart (its backoff tops out at 10 s) plus start-up. */
+/** Far more than a supervised restart takes (its backoff tops out at 2 s, start-up a few seconds on a busy machine). */
 export const DEFAULT_RECONNECT: ReconnectPolicy = { initialMs: 100, maxMs: 2000, budgetMs: 90_000 };
 
 /**

@@ -22,7 +22,9 @@ export interface RestartPolicy {
   maxFailedStarts: number;
 }
 
-export const DEFAULT_RESTART: RestartPolicy = { initialMs: 250, maxMs: 5000, stableMs: 10_000, maxFailedStarts: 3 };
+// Short waits: a restart costs a second of CPU, while every second without a controller is a
+// second no rollout moves and no instance is healed (the kill tests restart it dozens of times).
+export const DEFAULT_RESTART: RestartPolicy = { initialMs: 200, maxMs: 2000, stableMs: 10_000, maxFailedStarts: 3 };
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
@@ -33,11 +35,11 @@ export type RestartDecision = { action: "stop"; why: string } | { action: "resta
  * `failedStarts`: starts in a row that never answered (counting this one if it did not).
  *
  *   exit 0 (shutdown, SIGTERM handled)               → stop: the controller was asked to
- *   SIGKILL after 2 s, crashes 0                      → restart in 250 ms (crashes 1)
- *   SIGKILL after 2 s, crashes 3                      → restart in 2000 ms (crashes 4)
- *   exit 1 after 60 s, crashes 5 (it ran stably)      → restart in 250 ms (crashes 1)
+ *   SIGKILL after 2 s, crashes 0                      → restart in 200 ms (crashes 1)
+ *   SIGKILL after 2 s, crashes 3                      → restart in 1600 ms (crashes 4)
+ *   exit 1 after 60 s, crashes 5 (it ran stably)      → restart in 200 ms (crashes 1)
  *   exit 1 never answered, failedStarts 3             → give up: it cannot start
- *   SIGKILL after 1 s, crashes 9                      → restart in 5000 ms (the cap)
+ *   SIGKILL after 1 s, crashes 9                      → restart in 2000 ms (the cap)
  */
 export function planRestart(p: RestartPolicy, exit: Exit, ranMs: number, crashes: number, failedStarts: number): RestartDecision {
   if (exit.signal === null && exit.code === 0) return { action: "stop", why: "the controller exited normally" };
