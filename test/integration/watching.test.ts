@@ -84,6 +84,26 @@ test("rollout watch, status --watch and logs -f follow a deploy and a rolled-bac
   const late = await kiln(["rollout", "watch"], { cwd: ws.dir });
   assert.equal(late.code, 1, late.stdout);
 
+  // On a terminal (script(1) gives it one) status --watch redraws the whole status; the box
+  // table only when NO_COLOR is not set.
+  const onTty = (noColor: string) =>
+    new Promise<string>((resolve) => {
+      const c = spawn("script", ["-qec", `timeout -s INT 3 ${process.execPath} ${kilnBin} status --watch --interval 300ms`, "/dev/null"], { cwd: ws.dir, env: { ...process.env, NO_COLOR: noColor }, stdio: ["ignore", "pipe", "ignore"] });
+      let o = "";
+      c.stdout.on("data", (d: Buffer) => (o += d.toString()));
+      const timer = setTimeout(() => c.kill("SIGKILL"), 30_000);
+      c.on("close", () => {
+        clearTimeout(timer);
+        resolve(o);
+      });
+    });
+  const fancy = await onTty("");
+  assert.ok(fancy.includes("\x1b[H\x1b[2J") && fancy.includes("kiln status --watch (Ctrl-C to stop)"), JSON.stringify(fancy.slice(0, 300)));
+  assert.match(fancy, /┌/);
+  const plainTty = await onTty("1");
+  assert.ok(plainTty.includes("\x1b[H\x1b[2J"));
+  assert.doesNotMatch(plainTty, /┌/);
+
   // status --watch told the changes line by line; Ctrl-C ends it with 0.
   statusWatch.child.kill("SIGINT");
   const s = await statusWatch.done;
