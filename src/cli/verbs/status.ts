@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ago, context, out, printJson, short, type Context, type GlobalOptions } from "../context.js";
 import { table } from "../output.js";
-import { daemonRouter } from "../../ops/daemons.js";
+import { daemonRouter, supervisorFile } from "../../ops/daemons.js";
 import { requireCapability } from "../../ops/performer.js";
 import { parseDuration } from "../../config/duration.js";
 import type { StatusView } from "../../controller/types.js";
@@ -36,8 +36,9 @@ export function register(program: Command): void {
       if (status.performer === "swarm") return opts.json ? printJson(status.view) : renderSwarmStatus(status.view);
       const s = status.view;
       const router = daemonRouter(ctx.paths) ?? ctx.loaded.spec.router;
-      if (opts.json) return printJson({ ...s, router });
-      for (const l of statusLines(s, router)) out(l);
+      const supervisor = readPidFile(supervisorFile(ctx.paths)) ?? null;
+      if (opts.json) return printJson({ ...s, router, supervisor: supervisor && { pid: supervisor } });
+      for (const l of statusLines(s, router, supervisor)) out(l);
     });
 
   program
@@ -109,12 +110,12 @@ export function register(program: Command): void {
 
 const upCommand = (ctx: Context) => `kiln up --detach${ctx.loaded.environment ? ` --env ${ctx.loaded.environment}` : ""}`;
 
-function statusLines(s: StatusView, router: string): string[] {
+function statusLines(s: StatusView, router: string, supervisor: number | null = null): string[] {
   const lines = [
     `service     ${s.service}`,
     `router      ${router === "haproxy" ? "haproxy (HAProxy)" : "builtin (kiln's proxy)"}`,
     `proxy       http://${s.proxy.address} (pid ${s.proxy.pid ?? "?"}${s.proxy.reachable ? "" : ", UNREACHABLE"})`,
-    `controller  pid ${s.controller.pid}${s.controller.standbyFor ? ` — on standby: ${s.controller.standbyFor} acts on this service (shared state); the instances below are its` : ""}`,
+    `controller  pid ${s.controller.pid}${supervisor ? `, supervised (pid ${supervisor})` : ", not supervised: a crash is not restarted"}${s.controller.standbyFor ? ` — on standby: ${s.controller.standbyFor} acts on this service (shared state); the instances below are its` : ""}`,
     `release     ${s.release ? `${s.release.id} ${s.release.ref} ${short(s.release.digest)} live ${ago(s.release.liveAt)}` : "none deployed"}`,
   ];
   if (s.rollout) {
@@ -171,8 +172,9 @@ async function watchStatus(ctx: Context, opts: { json?: boolean; interval: strin
     if (opts.json) {
       if (statusChanges(prev, next).length) process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), ...s, router })}\n`);
     } else if (tty) {
-      const screen = [`${stamp()}  kiln status --watch (Ctrl-C to stop)`, "", ...statusLines(s, router)].join("\n");
-      if (screen !== shown) process.stdout.write(`\x1b[H\x1b[2J${screen}\n`);
+      // Redrawn only when something changed ("live 3m ago" moving counts), so it does not flicker.
+      const screen = statusLines(s, router, readPidFile(supervisorFile(ctx.paths)) ?? null).join("\n");
+      if (screen !== shown) process.stdout.write(`\x1b[H\x1b[2J${stamp()}  kiln status --watch (Ctrl-C to stop)\n\n${screen}\n`);
       shown = screen;
     } else for (const l of statusChanges(prev, next)) out(`${stamp()} ${l}`);
     prev = next;
