@@ -87,7 +87,12 @@ test("kiln deploy survives 5 controller SIGKILLs during one rollout and exits wi
   const g = await good;
   assert.equal(kills, 5, `the rollout ended after ${kills} kills: ${g.stdout}`);
   const ctx = openWorkspace(join(ws.dir, "kiln.yaml"));
-  const h = await ctx.client.history();
+  // The last kill may have landed just as the rollout ended: read once the controller is back.
+  const history = async () => {
+    await until(() => ctx.client.ping(), 30_000, "the controller to answer");
+    return ctx.client.history();
+  };
+  const h = await history();
   const r2 = h.releases.find((r) => r.version === "2.0.0")!;
   assert.equal(r2.status, "live", JSON.stringify(h.releases));
   assert.equal(g.code, 0, `deploy: ${g.stdout}\n${g.stderr}`);
@@ -101,7 +106,7 @@ test("kiln deploy survives 5 controller SIGKILLs during one rollout and exits wi
   const broken = deployInBackground(ws.dir);
   const brokenKills = await killWhileRolling(ws.dir, 5, broken);
   const b = await broken;
-  const h3 = await ctx.client.history();
+  const h3 = await history();
   const r3 = h3.releases.find((r) => r.version === "3.0.0")!;
   assert.ok(brokenKills >= 1, "the broken rollout was killed at least once");
   assert.notEqual(r3.status, "live");
