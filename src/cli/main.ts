@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { EXIT, isKilnError, type KilnError } from "../errors.js";
+import { rewriteLogsFollow } from "./args.js";
 import { dim as paintDim, red as paintRed, styleFor } from "./output.js";
 
 /** A verb's module: `register` adds its commands to the program. */
@@ -106,7 +107,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`kiln ${kilnVersion()} (node ${process.versions.node})\n`);
     return EXIT.ok;
   }
-  const program = await buildProgram(verbOf(argv.slice(2)));
+  const verb = verbOf(argv.slice(2));
+  argv = [...argv.slice(0, 2), ...rewriteLogsFollow(argv.slice(2), verb)];
+  const program = await buildProgram(verb);
   const verbose = argv.includes("--verbose");
   try {
     await program.parseAsync(argv);

@@ -53,8 +53,8 @@ test("rollout watch, status --watch and logs -f follow a deploy and a rolled-bac
   // Watchers started before the next deploy.
   const statusWatch = background(["status", "--watch", "--interval", "300ms"], ws.dir);
   const logs = background(["logs", "-f", "-n", "5"], ws.dir);
-  await until(() => /fleet 3\/3 in rotation/.test(statusWatch.out()), 30_000, "status --watch's first snapshot");
-  await until(() => /hello 1\.0\.0 listening/.test(logs.out()), 30_000, "logs -f's first lines");
+  await until(() => /fleet 3\/3 in rotation/.test(statusWatch.out()), 60_000, "status --watch's first snapshot");
+  await until(() => /hello 1\.0\.0 listening/.test(logs.out()), 60_000, "logs -f's first lines");
 
   ws.release("2.0.0");
   assert.equal((await kiln(["bake"], { cwd: ws.dir })).code, 0);

@@ -85,7 +85,8 @@ export function register(program: Command): void {
     .command("logs [instance]")
     .description("print an instance's log (default: every instance of the service, newest last); there is no way to exec into one, by design")
     .option("-n, --lines <n>", "last N lines of each log", "50")
-    .option("-f, --follow", "keep printing new lines (Ctrl-C ends it); without an instance, instances launched later (replacements) are followed too")
+    // `-f` after `logs` is rewritten to --follow by main (src/cli/args.ts): -f is also the global kiln.yaml flag.
+    .option("-f, --follow", "keep printing new lines (Ctrl-C ends it); without an instance, instances launched later (replacements) are followed too; here the kiln.yaml is given with --file")
     .addHelpText("after", "\nFollowing several instances prefixes each line with its instance id.\n\nExamples:\n  kiln logs\n  kiln logs hello-r2-1a2b3c -n 200\n  kiln logs -f                       # the whole service, across deploys\n  kiln logs -f hello-r2-1a2b3c")
     .action(async (instance: string | undefined, opts: { lines: string; follow?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
