@@ -82,9 +82,15 @@ const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
 const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const fq = (s: string) => `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 
-/** The program's options apply after any verb too (commander reads them anywhere). */
+/**
+ * The program's options apply after any verb too (commander reads them anywhere), less a flag
+ * the verb uses for itself: after `logs`, `-f` is --follow (src/cli/args.ts) and --file stays.
+ */
 function optionsAt(root: CompletionNode, f: Flat): CompletionOption[] {
-  return f.path === "" ? root.options : [...f.node.options, ...root.options.filter((o) => o.long !== "--version")];
+  if (f.path === "") return root.options;
+  const own = new Set(f.node.options.flatMap(flagsOf));
+  const globals = root.options.filter((o) => o.long !== "--version").map((o) => (o.short && own.has(o.short) ? { ...o, short: undefined } : o));
+  return [...f.node.options, ...globals];
 }
 
 // bash and zsh share the walk: find the verb path in the words before the cursor (skipping

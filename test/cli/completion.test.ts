@@ -41,3 +41,12 @@ test("bash, zsh and fish scripts carry every verb, flag and value from the tree"
   assert.ok(fish.includes("complete -c kiln -n '__fish_seen_subcommand_from rollout; and not __fish_seen_subcommand_from watch' -a watch -d 'follow one: it\\'s done when live'"));
   assert.ok(fish.includes("complete -c kiln -s f -l file -r -F -d 'the kiln.yaml to use'"));
 });
+
+test("a verb's own short flag shadows the global one: after logs, -f is --follow (no value) and --file stays", () => {
+  const p = new Command("kiln").option("-f, --file <path>", "the kiln.yaml to use");
+  p.command("logs [instance]").description("logs").option("-f, --follow", "follow");
+  const bash = bashScript(commandTree(p));
+  assert.ok(bash.includes(`'logs') echo '-f --follow --file' ;;`), bash);
+  assert.ok(!bash.includes(`'logs|-f')`));
+  assert.ok(bash.includes(`'logs|--file') echo 'file' ;;`));
+});
