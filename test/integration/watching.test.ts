@@ -88,10 +88,10 @@ test("rollout watch, status --watch and logs -f follow a deploy and a rolled-bac
   // table only when NO_COLOR is not set.
   const onTty = (noColor: string) =>
     new Promise<string>((resolve) => {
-      const c = spawn("script", ["-qec", `timeout -s INT 3 ${process.execPath} ${kilnBin} status --watch --interval 300ms`, "/dev/null"], { cwd: ws.dir, env: { ...process.env, NO_COLOR: noColor }, stdio: ["ignore", "pipe", "ignore"] });
+      const c = spawn("script", ["-qec", `timeout -s INT 20 ${process.execPath} ${kilnBin} status --watch --interval 300ms`, "/dev/null"], { cwd: ws.dir, env: { ...process.env, NO_COLOR: noColor }, stdio: ["ignore", "pipe", "ignore"] });
       let o = "";
       c.stdout.on("data", (d: Buffer) => (o += d.toString()));
-      const timer = setTimeout(() => c.kill("SIGKILL"), 30_000);
+      const timer = setTimeout(() => c.kill("SIGKILL"), 60_000);
       c.on("close", () => {
         clearTimeout(timer);
         resolve(o);
