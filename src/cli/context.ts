@@ -16,7 +16,7 @@ export function environmentOf(opts: GlobalOptions, env: NodeJS.ProcessEnv = proc
 export function specFile(opts: GlobalOptions): string {
   const file = resolve(opts.file ?? "kiln.yaml");
   if (!existsSync(file)) {
-    throw new KilnError("KILN_E_USAGE", `no kiln.yaml at ${file}`, { hint: "run kiln in the directory that holds kiln.yaml, or pass -f PATH" });
+    throw new KilnError("KILN_E_USAGE", `no kiln.yaml at ${file}`, { hint: "to start one for the app in this directory: `kiln init`; or run kiln where kiln.yaml is, or pass -f PATH" });
   }
   return file;
 }

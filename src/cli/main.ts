@@ -2,8 +2,11 @@
 // kiln's command line. Each verb lives in verbs/ and only parses, calls and renders;
 // this file is the one place that prints errors and picks exit codes (0 ok, 1 failed, 2 bad input).
 
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { EXIT, isKilnError, type KilnError } from "../errors.js";
+import { rewriteLogsFollow } from "./args.js";
+import { dim as paintDim, red as paintRed, styleFor } from "./output.js";
 
 /** A verb's module: `register` adds its commands to the program. */
 type VerbModule = { register(program: Command): void };
@@ -37,6 +40,8 @@ const MODULES: Array<[verbs: string[], load: () => Promise<VerbModule>]> = [
   [["sbom"], () => import("./verbs/sbom.js")],
   [["sign", "keys", "provenance"], () => import("./verbs/sign.js")],
   [["verify"], () => import("./verbs/verify.js")],
+  [["rollout"], () => import("./verbs/rollout.js")],
+  [["completion"], () => import("./verbs/completion.js")],
 ];
 
 /**
@@ -55,9 +60,9 @@ export function verbOf(args: string[]): string | undefined {
   return undefined;
 }
 
-const useColor = process.stderr.isTTY && !process.env.NO_COLOR;
-const red = (s: string) => (useColor ? `\x1b[31m${s}\x1b[0m` : s);
-const dim = (s: string) => (useColor ? `\x1b[2m${s}\x1b[0m` : s);
+const errStyle = styleFor(process.stderr);
+const red = (s: string) => paintRed(errStyle, s);
+const dim = (s: string) => paintDim(errStyle, s);
 
 function printError(e: KilnError, verbose: boolean): void {
   process.stderr.write(`${red("error")} ${e.code}: ${e.message}\n`);
@@ -76,9 +81,11 @@ export async function buildProgram(verb: string | undefined): Promise<Command> {
     .option("-f, --file <path>", "the kiln.yaml to use", "kiln.yaml")
     .option("-e, --env <name>", "the kiln.yaml environment to act on (default: $KILN_ENV, else defaultEnvironment, else the first listed)")
     .option("--verbose", "show stack traces of errors")
+    .option("-V, --version", "print kiln's version")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
-  const one = MODULES.find(([verbs]) => verb !== undefined && verbs.includes(verb));
+  // `kiln completion` describes every verb: it loads them all, like help does.
+  const one = verb === "completion" ? undefined : MODULES.find(([verbs]) => verb !== undefined && verbs.includes(verb));
   for (const [, load] of one ? [one] : MODULES) (await load()).register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
@@ -90,8 +97,20 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+/** package.json's version (dist/src/cli/main.js sits three folders below it, installed or not). */
+function kilnVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const program = await buildProgram(verbOf(argv.slice(2)));
+  // Answered before any verb module loads.
+  if (argv.length === 3 && (argv[2] === "--version" || argv[2] === "-V")) {
+    process.stdout.write(`kiln ${kilnVersion()} (node ${process.versions.node})\n`);
+    return EXIT.ok;
+  }
+  const verb = verbOf(argv.slice(2));
+  argv = [...argv.slice(0, 2), ...rewriteLogsFollow(argv.slice(2), verb)];
+  const program = await buildProgram(verb);
   const verbose = argv.includes("--verbose");
   try {
     await program.parseAsync(argv);

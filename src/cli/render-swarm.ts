@@ -1,11 +1,11 @@
 // Text rendering of what the Swarm performer returns (status, plan); --json prints the data as is.
 
-import Table from "cli-table3";
 import type { SwarmUpdateConfig } from "../providers/swarm/index.js";
 import type { SwarmPerformer } from "../ops/swarm/performer.js";
 import { meshHint, type IngressProbe } from "../ops/swarm/performer.js";
 import type { Recovery } from "../ops/performer.js";
 import { ago, out, short } from "./context.js";
+import { table } from "./output.js";
 
 const secs = (ns: number) => `${Math.round(ns / 1e6) / 1000}s`;
 
@@ -28,7 +28,7 @@ export function renderSwarmStatus(view: Record<string, unknown>): void {
   if (s.swarm?.update) out(`update      ${s.swarm.update.state}${s.swarm.update.message ? `: ${s.swarm.update.message}` : ""}`);
   if (s.ingress) out(`ingress     ${s.ingress.address} ${s.ingress.answering ? "answering" : `NOT ANSWERING (${s.ingress.error ?? s.ingress.status})`}`);
   out(`tasks       ${s.releases.map((g) => `${g.release}: ${g.running} running${g.starting ? `, ${g.starting} starting` : ""}${g.failed ? `, ${g.failed} failed` : ""}`).join("; ") || "none"}; ${s.desiredInstances} desired`);
-  const t = new Table({ head: ["task", "slot", "release", "version", "state", "desired", "error"], style: { head: [], border: [] } });
+  const t = table(["task", "slot", "release", "version", "state", "desired", "error"]);
   for (const k of s.tasks) t.push([k.id.slice(0, 12), String(k.slot ?? "-"), k.release ?? "-", k.version ?? "-", k.state, k.desiredState, k.error ?? ""]);
   out(t.toString());
   if (s.ingress && !s.ingress.answering) out(`warning: ${meshHint(s.ingress)}`);

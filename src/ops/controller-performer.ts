@@ -13,6 +13,7 @@ import { chooseProvider } from "./daemons.js";
 import { lastEventId, watch, type WatchResult } from "./deploy-flow.js";
 import { eventLine, type FollowOptions, type RolloutOutcome, type RolloutPerformer } from "./performer.js";
 import type { Workspace } from "./workspace.js";
+import type { EventRecord } from "../state/db.js";
 
 export class ControllerPerformer implements RolloutPerformer {
   readonly name = "controller" as const;
@@ -25,17 +26,35 @@ export class ControllerPerformer implements RolloutPerformer {
   }
 
   async deploy(req: DeployRequest, opts: FollowOptions = {}): Promise<RolloutOutcome> {
-    const after = await lastEventId(this.client);
+    await this.client.requireRunning();
+    const after = await lastEventId(this.client, { onConnection: opts.onProgress });
     const { release, rollout } = await this.client.deploy(req);
     opts.onProgress?.(`deploying ${req.ref} (${req.digest.slice(0, 19)}) as ${release.id} with ${rollout.strategy}`);
-    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))) }));
+    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: this.printer(rollout.id, opts), onConnection: opts.onProgress }));
+  }
+
+  /**
+   * Event lines for onProgress, less the rollout's first event: the controller's announcement
+   * of the request just made, which the line above already said (it was printed twice).
+   */
+  private printer(rollout: number, opts: FollowOptions): ((e: EventRecord) => void) | undefined {
+    if (!opts.onProgress) return undefined;
+    let announced = false;
+    return (e) => {
+      if (!announced && e.rollout === rollout) {
+        announced = true;
+        return;
+      }
+      opts.onProgress!(eventLine(e));
+    };
   }
 
   async rollback(opts: FollowOptions = {}): Promise<RolloutOutcome> {
-    const after = await lastEventId(this.client);
+    await this.client.requireRunning();
+    const after = await lastEventId(this.client, { onConnection: opts.onProgress });
     const { release, rollout } = await this.client.rollback(opts.note);
     opts.onProgress?.(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
-    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: opts.onProgress && ((e) => opts.onProgress!(eventLine(e))) }));
+    return this.follow(await watch(this.client, rollout, { afterEvent: after, onEvent: this.printer(rollout.id, opts), onConnection: opts.onProgress }));
   }
 
   private follow(r: WatchResult): RolloutOutcome {

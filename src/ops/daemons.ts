@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { closest } from "../config/suggest.js";
 import { KilnError } from "../errors.js";
 import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
@@ -18,6 +19,12 @@ import { haproxyOptions, haproxyRunDir } from "../server/haproxy-options.js";
 
 const proxyMain = fileURLToPath(new URL("../traffic/proxy/main.js", import.meta.url));
 const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.url));
+const supervisorMain = fileURLToPath(new URL("./supervisor-main.js", import.meta.url));
+
+/** The supervisor's pid (`kiln up` starts it, `kiln down` stops it first, so it does not restart what down stops). */
+export function supervisorFile(paths: HomePaths): string {
+  return join(paths.run, "supervisor.pid");
+}
 
 async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const until = Date.now() + timeoutMs;
@@ -75,7 +82,10 @@ export function daemonRouter(paths: HomePaths): RouterKind | undefined {
 /** The router `kiln up` starts: `--router`, else the running daemons', else kiln.yaml's. */
 export function chooseRouter(opts: { flag?: string; paths: HomePaths; spec: RouterKind }): RouterKind {
   const r = opts.flag ?? daemonRouter(opts.paths) ?? opts.spec;
-  if (r !== "builtin" && r !== "haproxy") throw new KilnError("KILN_E_USAGE", `--router: expected builtin or haproxy, got "${r}"`, { hint: "e.g. kiln up --router haproxy" });
+  if (r !== "builtin" && r !== "haproxy") {
+    const near = closest(r, ["builtin", "haproxy"]);
+    throw new KilnError("KILN_E_USAGE", `--router: expected builtin or haproxy, got "${r}"`, { hint: near ? `did you mean "${near}"?` : "e.g. kiln up --router haproxy" });
+  }
   return r;
 }
 
@@ -109,6 +119,8 @@ export function haproxyPid(paths: HomePaths): number | undefined {
 export interface UpResult {
   proxyPid: number;
   controllerPid: number;
+  /** the process that restarts the controller after a crash */
+  supervisorPid: number;
   alreadyUp: boolean;
 }
 
@@ -181,20 +193,29 @@ export async function startDaemons(opts: {
     writeFileSync(routerFile(paths), "builtin\n");
     proxyPid = pid;
   }
-  if (controllerPid === undefined || !(await controller.ping())) {
-    if (controllerPid !== undefined) process.kill(controllerPid, "SIGKILL");
+  // The supervisor is the only launcher of the controller while it runs (see supervisor.ts):
+  // with one alive, a missing controller is one it is restarting, so this only waits for it.
+  let supervisorPid = readPidFile(supervisorFile(paths));
+  const answering = controllerPid !== undefined && (await controller.ping());
+  if (supervisorPid === undefined) {
+    if (!answering && controllerPid !== undefined) process.kill(controllerPid, "SIGKILL"); // alive but deaf
     writeFileSync(providerFile(paths), `${provider}\n`); // before the controller launches anything
     const args = ["--spec", opts.specFile, "--home", opts.home, "--provider", provider, "--router", router];
     if (opts.sandbox) args.push("--sandbox", opts.sandbox);
     if (opts.environment !== undefined) args.push("--env", opts.environment);
-    const pid = startDetached(controllerMain, args, paths.controllerLog);
-    const ok = await waitFor(async () => !pidAlive(pid) || (await controller.ping()), 30_000);
-    if (!ok || !pidAlive(pid)) {
+    // An answering controller (from before supervision, or whose supervisor was killed) is adopted.
+    supervisorPid = startDetached(supervisorMain, [paths.controllerSocket, paths.controllerPid, paths.controllerLog, "--", controllerMain, ...args], paths.controllerLog);
+    writePidFile(supervisorFile(paths), supervisorPid);
+  }
+  if (!answering) {
+    const sup = supervisorPid;
+    const ok = await waitFor(async () => !pidAlive(sup) || (await controller.ping()), 30_000);
+    if (!ok || !pidAlive(sup)) {
       throw new KilnError("KILN_E_CONTROLLER", "the controller did not start", { hint: `its log says:\n${tail(paths.controllerLog, 8)}` });
     }
-    controllerPid = pid;
+    controllerPid = readPidFile(paths.controllerPid) ?? -1;
   }
-  return { proxyPid, controllerPid, alreadyUp };
+  return { proxyPid, controllerPid: controllerPid!, supervisorPid, alreadyUp };
 }
 
 async function stopPid(pid: number | undefined, graceMs: number): Promise<void> {
@@ -221,6 +242,10 @@ export async function stopDaemons(opts: {
 }): Promise<{ stopped: string[] }> {
   const { paths } = opts;
   const stopped: string[] = [];
+  // First the supervisor, or it would start again the controller stopped below.
+  const supervisorPid = readPidFile(supervisorFile(paths));
+  await stopPid(supervisorPid, 5000);
+  if (supervisorPid) stopped.push("supervisor");
   const controller = new ControllerClient(paths.controllerSocket);
   const controllerPid = readPidFile(paths.controllerPid);
   if (await controller.ping()) {
@@ -262,7 +287,7 @@ export async function stopDaemons(opts: {
   if (failure) throw failure;
   // Every instance is gone, so the persisted routes would only point at dead addresses.
   const proxyFiles = othersOnProxy > 0 ? [] : [paths.proxyPid, paths.routesFile, paths.proxyAdminSocket];
-  for (const f of [...proxyFiles, paths.controllerPid, paths.controllerSocket, providerFile(paths), routerFile(paths)]) rmSync(f, { force: true });
+  for (const f of [...proxyFiles, paths.controllerPid, paths.controllerSocket, providerFile(paths), routerFile(paths), supervisorFile(paths)]) rmSync(f, { force: true });
   if (othersOnHaproxy === 0) rmSync(haproxyRunDir(paths), { recursive: true, force: true });
   return { stopped };
 }

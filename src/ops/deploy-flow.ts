@@ -12,6 +12,9 @@ import type { ControllerClient } from "../server/client.js";
 import type { EventRecord } from "../state/db.js";
 import { computeSecretsDigest, homeSecretKey, planSecretSources, resolveSecrets } from "../secrets/index.js";
 import type { Workspace } from "./workspace.js";
+import { readsThroughRestarts, type ReconnectPolicy } from "./reconnect.js";
+
+export { readsThroughRestarts } from "./reconnect.js";
 
 export type Outcome = "live" | "rolled-back" | "failed";
 
@@ -76,18 +79,34 @@ export async function checkDeployPolicy(store: Store, digest: string, policy: Po
   return evaluatePolicy(policy, facts, now);
 }
 
-/** Follow a rollout until it is no longer running; if it aborted, follow the rollback it started. */
-export async function watch(
-  client: ControllerClient,
-  first: RolloutView,
-  opts: { onEvent?: (e: EventRecord) => void; timeoutMs?: number; afterEvent?: number } = {},
-): Promise<WatchResult> {
+export interface WatchOptions {
+  onEvent?: (e: EventRecord) => void;
+  timeoutMs?: number;
+  afterEvent?: number;
+  /** how long a controller restart may keep it unreachable (default DEFAULT_RECONNECT) */
+  reconnect?: ReconnectPolicy;
+  /** one line when the controller stops answering and one when it is back */
+  onConnection?: (line: string) => void;
+}
+
+/**
+ * Follow a rollout until it is no longer running; if it aborted, follow the rollback it
+ * started. Every read waits out a controller restart (the rollout is in the controller's
+ * state, and the restarted controller resumes it), so the outcome is the rollout's own.
+ */
+export async function watch(client: ControllerClient, first: RolloutView, opts: WatchOptions = {}): Promise<WatchResult> {
   const until = Date.now() + (opts.timeoutMs ?? 15 * 60_000);
   let after = opts.afterEvent ?? 0;
   const seen: RolloutView[] = [];
   let current = first;
+  const read = readsThroughRestarts(opts);
+  const c = {
+    events: (n: number) => read(() => client.events(n)),
+    rollout: (id: number) => read(() => client.rollout(id)),
+    history: () => read(() => client.history()),
+  };
   const drain = async () => {
-    const { events } = await client.events(after);
+    const { events } = await c.events(after);
     for (const e of events) {
       after = e.id;
       opts.onEvent?.(e);
@@ -97,11 +116,11 @@ export async function watch(
     if (Date.now() > until) throw new KilnError("KILN_E_ROLLOUT", `rollout ${current.id} still running after the watch timeout`, { hint: "see `kiln status`; the controller keeps going" });
     await new Promise((r) => setTimeout(r, 150));
     await drain();
-    const r = await client.rollout(current.id);
+    const r = await c.rollout(current.id);
     if (r.state === "running") continue;
     seen.push(r);
     if (r.state === "done") {
-      const { releases } = await client.history();
+      const { releases } = await c.history();
       const rel = releases.find((x) => x.id === r.target)!;
       if (r.kind === "rollback" && seen.length > 1) {
         const failed = releases.find((x) => x.id === seen[0]!.target)!;
@@ -114,7 +133,7 @@ export async function watch(
     // Aborted: the controller starts a rollback rollout at once when one applies. It may be
     // over already (a rollback onto a fleet that never left rotation takes one tick), so it is
     // looked for in the history, not only as the running rollout.
-    const { releases, rollouts } = await client.history();
+    const { releases, rollouts } = await c.history();
     const rollback = rollouts.filter((x) => x.kind === "rollback" && x.id > r.id && x.previous === r.target).sort((a, b) => a.id - b.id)[0];
     if (rollback) {
       current = rollback;
@@ -126,10 +145,11 @@ export async function watch(
   }
 }
 
-export async function lastEventId(client: ControllerClient): Promise<number> {
+export async function lastEventId(client: ControllerClient, opts: Pick<WatchOptions, "reconnect" | "onConnection"> = {}): Promise<number> {
+  const read = readsThroughRestarts(opts);
   let after = 0;
   for (;;) {
-    const { events } = await client.events(after);
+    const { events } = await read(() => client.events(after));
     if (events.length === 0) return after;
     after = events[events.length - 1]!.id;
   }

@@ -1,5 +1,6 @@
 // The composition root for providers: the only file that imports concrete backends.
 
+import { closest } from "../config/suggest.js";
 import { KilnError } from "../errors.js";
 import { openStore, readImage, unpackRootfs } from "../image/index.js";
 import { rmSync } from "node:fs";
@@ -36,7 +37,8 @@ export function isProviderName(name: string): name is ProviderName {
 /** Refuses what `kiln up` cannot run, with the way that can. */
 export function checkProviderName(name: string): ProviderName {
   if (isProviderName(name)) return name;
-  throw new KilnError("KILN_E_USAGE", `unknown provider "${name}"`, { hint: `use one of: ${providerNames.join(", ")}` });
+  const near = closest(name, providerNames);
+  throw new KilnError("KILN_E_USAGE", `unknown provider "${name}"`, { hint: `${near ? `did you mean "${near}"? ` : ""}use one of: ${providerNames.join(", ")}` });
 }
 
 /** `swarm.rollouts: native` hands rollouts to Swarm's update_config: there is no controller to start. */

@@ -13,6 +13,17 @@ export interface RecordRequest {
   events?: Array<{ level: EventRecord["level"]; message: string; release?: string }>;
 }
 
+// How a request fails when nobody answers on the socket, or the answerer dies mid-way (node's
+// system error codes, not message text): the controller is down or restarting.
+const UNREACHABLE = new Set(["ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT"]);
+
+/** Whether `e` says the controller did not answer at all (as opposed to answering with an error). */
+export function isUnreachable(e: unknown): boolean {
+  if (!(e instanceof KilnError) || e.code !== "KILN_E_CONTROLLER") return false;
+  const code = (e.cause as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && UNREACHABLE.has(code);
+}
+
 /** This process's note: its actor and command line (a caller with a --reason passes its own). */
 export function defaultNote(): ChangeNote {
   return { actor: currentActor(), command: commandLine(process.argv) };
@@ -32,6 +43,8 @@ export class ControllerClient {
         { socketPath: this.socketPath, method, path, headers: data ? { "content-type": "application/json", "content-length": data.length } : {}, timeout: timeoutMs },
         (res) => {
           const chunks: Buffer[] = [];
+          // The controller died while answering: as unreachable as one that never answered.
+          res.on("error", (cause) => reject(this.unreachable(cause)));
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("end", () => {
             const text = Buffer.concat(chunks).toString("utf8");
@@ -49,12 +62,19 @@ export class ControllerClient {
           });
         },
       );
-      req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on("error", (cause) =>
-        reject(new KilnError("KILN_E_CONTROLLER", `controller unreachable at ${this.socketPath}`, { cause, hint: `start it with \`${this.upCommand}\` (see \`kiln status\`)` })),
-      );
+      req.on("timeout", () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: "ETIMEDOUT" })));
+      req.on("error", (cause) => reject(this.unreachable(cause)));
       req.end(data);
     });
+  }
+
+  private unreachable(cause: unknown): KilnError {
+    return new KilnError("KILN_E_CONTROLLER", `controller unreachable at ${this.socketPath}`, { cause, hint: `start it with \`${this.upCommand}\`` });
+  }
+
+  /** Fail fast, saying how to start it, when no controller answers (a watcher reconnects only once it has followed something). */
+  async requireRunning(): Promise<void> {
+    if (!(await this.ping())) throw new KilnError("KILN_E_CONTROLLER", "the controller is not running", { hint: `start it with \`${this.upCommand}\`` });
   }
 
   async ping(): Promise<boolean> {

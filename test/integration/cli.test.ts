@@ -110,7 +110,8 @@ test("bad input gets a clear error and exit 2; an unreachable controller gets ex
   const missing = await kiln(["status", "-f", join(scratch, "nope.yaml")], { cwd: ws.dir });
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /no kiln.yaml/);
-  const down = await kiln(["status"], { cwd: ws.dir, env: { KILN_HOME: join(scratch, "store-a") } });
+  // (`kiln status` answers "not running" instead: test/cli/integration/rough-edges.test.ts)
+  const down = await kiln(["history"], { cwd: ws.dir, env: { KILN_HOME: join(scratch, "store-a") } });
   assert.equal(down.code, 1);
   assert.match(down.stderr, /controller unreachable[\s\S]*kiln up/);
   const unknown = await kiln(["frobnicate"], { cwd: ws.dir });
@@ -118,8 +119,8 @@ test("bad input gets a clear error and exit 2; an unreachable controller gets ex
 });
 
 test("every verb has --help with an example", async () => {
-  for (const verb of ["validate", "schema", "bake", "images", "export", "up", "down", "deploy", "rollback", "scale", "status", "history", "logs", "demo", "promote", "promote-release", "drill"]) {
-    const r = await kiln([verb, "--help"], { cwd: scratch });
+  for (const verb of ["validate", "schema", "bake", "images", "export", "up", "down", "deploy", "rollback", "scale", "status", "history", "logs", "demo", "promote", "promote-release", "drill", "rollout watch", "completion"]) {
+    const r = await kiln([...verb.split(" "), "--help"], { cwd: scratch });
     assert.equal(r.code, 0, `${verb}: ${r.stderr}`);
     assert.match(r.stdout, /Example/, `${verb} --help has an example`);
   }

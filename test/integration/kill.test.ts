@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { startDaemons, stopDaemons } from "../../src/ops/daemons.js";
+import { startDaemons, stopDaemons, supervisorFile } from "../../src/ops/daemons.js";
 import { buildDeployRequest } from "../../src/ops/deploy-flow.js";
 import { recipeOf } from "../../src/ops/recipe.js";
 import { openWorkspace } from "../../src/ops/workspace.js";
@@ -20,7 +20,7 @@ import { bake, openStore } from "../../src/image/index.js";
 import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
 import { seededRandom } from "../../src/providers/fake/index.js";
 import { helloWorkspace, requireTool, until } from "./support.js";
-import { pidAlive } from "../../src/home.js";
+import { pidAlive, readPidFile } from "../../src/home.js";
 import { parseDocument } from "yaml";
 import { swarmRig } from "../support/swarm-rig.js";
 
@@ -131,7 +131,8 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
   const s = await ctx.client.status();
   const totals = await load.stop();
   load = undefined;
-  const known = new Set([s.controller.pid, s.proxy.pid!, ...s.instances.map((i) => i.pid!)]);
+  // The supervisor `kiln up` starts (it restarts the controller) names the workspace too.
+  const known = new Set([s.controller.pid, s.proxy.pid!, readPidFile(supervisorFile(ctx.paths)) ?? -1, ...s.instances.map((i) => i.pid!)]);
   // An instance is a process group (launcher, bwrap, the app); its leader is the pid state records.
   const pgid = (pid: number) => {
     try {

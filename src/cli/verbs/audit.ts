@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { stdoutStyle } from "../output.js";
 import { readFileSync } from "node:fs";
 import { KilnError } from "../../errors.js";
 import { assertProvider, auditImage, FINDING_DOCS, formatAuditText, parseSmoke, type SmokeRequest } from "../../audit/index.js";
@@ -86,7 +87,7 @@ export function register(program: Command): void {
       });
       if (opts.json) printJson({ ...report, policy: policy ?? null });
       else {
-        process.stdout.write(formatAuditText(report, { color: !!process.stdout.isTTY && !process.env.NO_COLOR }));
+        process.stdout.write(formatAuditText(report, { color: stdoutStyle().colour }));
         for (const l of policyLines(policy)) out(l);
       }
       if (report.blocking || (policy && !policy.ok)) process.exitCode = 1;

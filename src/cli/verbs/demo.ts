@@ -1,4 +1,3 @@
-import Table from "cli-table3";
 import type { Command } from "commander";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -7,6 +6,7 @@ import { bake, openStore } from "../../image/index.js";
 import { discardVolumes } from "../../providers/registry.js";
 import type { StatusView } from "../../controller/types.js";
 import { context, out, printJson, short, specFile, type Context, type GlobalOptions } from "../context.js";
+import { mark, table } from "../output.js";
 import { chooseProvider, chooseRouter, startDaemons, stopDaemons } from "../../ops/daemons.js";
 import { buildDeployRequest } from "../../ops/deploy-flow.js";
 import { deployAndWatch, expect, fleetServes, killAndHeal, rollbackAndWatch, StepRecorder, type RehearsalStep } from "../../ops/rehearsal.js";
@@ -178,7 +178,7 @@ export function register(program: Command): void {
         };
         if (opts.json) printJson(result);
         else {
-          const t = new Table({ head: ["step", "outcome", "duration", "requests", "failed"], style: { head: [], border: [] } });
+          const t = table(["step", "outcome", "duration", "requests", "failed"]);
           for (const s of result.steps) t.push([s.name, s.outcome, `${(s.durationMs / 1000).toFixed(1)} s`, s.requests, s.failed]);
           t.push(["total", failedSteps ? `${failedSteps} failed` : "ok", "", result.totals.requests, result.totals.failed]);
           out(t.toString());

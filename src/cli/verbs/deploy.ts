@@ -7,6 +7,7 @@ import { performerFor } from "../../ops/performers.js";
 import { meshHint, type IngressProbe } from "../../ops/swarm/performer.js";
 import { changeNote, hookPrinter, liveDigest, postHook, withReason } from "../change.js";
 import { context, out, printJson, short, strategyName, type GlobalOptions, type Context } from "../context.js";
+import { mark } from "../output.js";
 
 const hookSummary = (h: HookOutcome) => ({ hook: h.hook, ok: h.ok, exitCode: h.exitCode, signal: h.signal, timedOut: h.timedOut, durationMs: h.durationMs });
 
@@ -15,9 +16,9 @@ function report(r: RolloutOutcome, json: boolean | undefined, rollback = false, 
   const swarm = r.details as { durationMs?: number; ingress?: IngressProbe } | undefined;
   if (json) printJson({ outcome: r.outcome, release: r.release, reason: r.reason, rollouts: r.rollouts, ...(r.details ? { swarm: r.details } : {}), ...(hooks.length ? { hooks: hooks.map(hookSummary) } : {}) });
   else {
-    if (r.outcome === "live") out(`✔ ${r.release.ref} is live as ${r.release.id} (${short(r.release.digest)})${swarm?.durationMs !== undefined ? ` on Swarm after ${(swarm.durationMs / 1000).toFixed(1)} s` : ""}`);
-    else if (r.outcome === "rolled-back") out(`✘ ${r.release.ref} failed and ${swarm ? "Swarm rolled it back" : "was rolled back"}: ${r.reason ?? "unknown reason"}`);
-    else out(`✘ ${rollback ? "rollback to " : ""}${r.release.ref} failed: ${r.reason ?? "unknown reason"}`);
+    if (r.outcome === "live") out(`${mark(true)} ${r.release.ref} is live as ${r.release.id} (${short(r.release.digest)})${swarm?.durationMs !== undefined ? ` on Swarm after ${(swarm.durationMs / 1000).toFixed(1)} s` : ""}`);
+    else if (r.outcome === "rolled-back") out(`${mark(false)} ${r.release.ref} failed and ${swarm ? "Swarm rolled it back" : "was rolled back"}: ${r.reason ?? "unknown reason"}`);
+    else out(`${mark(false)} ${rollback ? "rollback to " : ""}${r.release.ref} failed: ${r.reason ?? "unknown reason"}`);
     if (swarm?.ingress && !swarm.ingress.answering) out(`warning: ${meshHint(swarm.ingress)}`);
   }
   process.exitCode = r.outcome === "live" && hooks.every((h) => h.ok) ? 0 : 1;

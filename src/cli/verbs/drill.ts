@@ -1,10 +1,10 @@
-import Table from "cli-table3";
 import type { Command } from "commander";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { KilnError } from "../../errors.js";
 import { drillMarkdown, runDrill } from "../../ops/drill.js";
 import { context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { mark, table } from "../output.js";
 
 export function register(program: Command): void {
   program
@@ -44,11 +44,11 @@ export function register(program: Command): void {
       writeFileSync(md, drillMarkdown(report));
       if (opts.json) printJson({ ...report, markdownFile: md });
       else {
-        const t = new Table({ head: ["step", "outcome", "duration", "requests", "failed"], style: { head: [], border: [] } });
+        const t = table(["step", "outcome", "duration", "requests", "failed"]);
         for (const s of report.steps) t.push([s.name, s.outcome, `${(s.durationMs / 1000).toFixed(1)} s`, s.requests, s.failed]);
         t.push(["total", report.passed ? "passed" : "FAILED", `${(report.durationMs / 1000).toFixed(1)} s`, report.totals.requests, report.totals.failed]);
         out(t.toString());
-        out(`${report.passed ? "✔ drill passed" : `✘ drill failed: ${report.reason}`} — ${report.release.ref} ${short(report.release.digest)}, config ${short(report.release.configHash)}${report.environment ? ` in ${report.environment}` : ""}`);
+        out(`${report.passed ? `${mark(true)} drill passed` : `${mark(false)} drill failed: ${report.reason}`} — ${report.release.ref} ${short(report.release.digest)}, config ${short(report.release.configHash)}${report.environment ? ` in ${report.environment}` : ""}`);
         out(`report: ${md}`);
       }
       process.exitCode = report.passed ? 0 : 1;

@@ -1,10 +1,10 @@
-import Table from "cli-table3";
 import type { Command } from "commander";
 import { homePaths } from "../../home.js";
 import { listImages, openStore } from "../../image/index.js";
 import { readImageTree, type ImageTree, type ReleaseSite } from "../../ops/lineage.js";
 import { resolveStateLocation } from "../../state/state-location.js";
 import { ago, context, out, printJson, short, type Context, type GlobalOptions } from "../context.js";
+import { mark, table } from "../output.js";
 
 /** The top-level state of the workspace's home (each environment's is found from it). */
 export function baseStateOf(ctx: Context): string {
@@ -56,7 +56,7 @@ Examples:
       }
       const images = await listImages(store);
       if (opts.json) return printJson({ images });
-      const t = new Table({ head: ["image", "digest", "name", "created", "size"], style: { head: [], border: [] } });
+      const t = table(["image", "digest", "name", "created", "size"]);
       for (const i of images) t.push([i.ref, short(i.digest), i.timestampedName, ago(i.created), `${(i.size / 1e6).toFixed(1)} MB`]);
       out(t.toString());
     });

@@ -6,6 +6,7 @@ import { planPromotion } from "../../ops/promotion.js";
 import { hasHooks, hookContext, runHook, type HookOutcome, type ReleaseFacts } from "../../ops/hooks.js";
 import { changeNote, hookPrinter, liveDigest, postHook, withReason } from "../change.js";
 import { out, printJson, short, specFile, type GlobalOptions } from "../context.js";
+import { mark } from "../output.js";
 
 export function register(program: Command): void {
   withReason(
@@ -83,8 +84,8 @@ export function register(program: Command): void {
         ...(ran.length ? { hooks: ran.map((h) => ({ hook: h.hook, ok: h.ok, exitCode: h.exitCode, signal: h.signal, timedOut: h.timedOut, durationMs: h.durationMs })) } : {}),
       };
       if (opts.json) printJson(result);
-      else if (r.outcome === "live") out(`✔ ${r.release.id} live in ${target.loaded.environment}: the same digest ${short(source.live.digest)} and config hash ${short(source.live.configHash)} as ${source.environment}'s ${source.live.id}`);
-      else out(`✘ promotion to ${target.loaded.environment} failed${r.outcome === "rolled-back" ? " and was rolled back" : ""}: ${r.reason ?? "unknown reason"}`);
+      else if (r.outcome === "live") out(`${mark(true)} ${r.release.id} live in ${target.loaded.environment}: the same digest ${short(source.live.digest)} and config hash ${short(source.live.configHash)} as ${source.environment}'s ${source.live.id}`);
+      else out(`${mark(false)} promotion to ${target.loaded.environment} failed${r.outcome === "rolled-back" ? " and was rolled back" : ""}: ${r.reason ?? "unknown reason"}`);
       if (r.outcome === "live" && !identical) throw new KilnError("KILN_E_INTERNAL", `the release recorded in ${target.loaded.environment} does not carry ${source.environment}'s digest and config hash`);
       process.exitCode = r.outcome === "live" && ran.every((h) => h.ok) ? 0 : 1;
     });

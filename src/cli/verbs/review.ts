@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { stdoutStyle } from "../output.js";
 import { readFileSync } from "node:fs";
 import { KilnError } from "../../errors.js";
 import { failsAt, formatJson, formatText, reviewFiles, RULES, toSarif } from "../../review/index.js";
@@ -65,7 +66,7 @@ export function register(program: Command): void {
       }
       if (format === "json") process.stdout.write(formatJson(result));
       else if (format === "sarif") process.stdout.write(`${JSON.stringify(toSarif(result, toolVersion()), null, 2)}\n`);
-      else process.stdout.write(formatText(result, { color: !!process.stdout.isTTY && !process.env.NO_COLOR, explain: !!opts.explain }));
+      else process.stdout.write(formatText(result, { color: stdoutStyle().colour, explain: !!opts.explain }));
       if (failsAt(result, opts.failOn)) process.exitCode = 1;
     });
 }

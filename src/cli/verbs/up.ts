@@ -7,7 +7,7 @@ import { probeLocalSandbox } from "../../providers/registry.js";
 export function register(program: Command): void {
   program
     .command("up")
-    .description("start the proxy (data plane) and the controller (control plane)")
+    .description("start the proxy (data plane) and the controller (control plane), under a supervisor that restarts the controller after a crash")
     .option("-d, --detach", "return once both are up, leaving them running in the background")
     .option("--provider <name>", "what runs the instances: local (processes in bubblewrap), docker (containers) or swarm (one Swarm service per instance, kiln.yaml `swarm`); default: the one already running, else kiln.yaml's provider")
     .option("--router <kind>", "the data plane: builtin (kiln's proxy) or haproxy (the system's HAProxy); default: the one already running, else kiln.yaml's router")
@@ -34,8 +34,8 @@ export function register(program: Command): void {
         });
       }
       const r = await startDaemons({ paths: ctx.paths, specFile: ctx.loaded.file, environment: ctx.loaded.environment, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, home: ctx.home, provider, sandbox, router, edge: spec.edge, health: spec.health, swarm: spec.swarm, service: ctx.loaded.service });
-      if (opts.json) printJson({ environment: ctx.loaded.environment ?? null, proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, provider, alreadyUp: r.alreadyUp });
-      else out(`${r.alreadyUp ? "already up" : "up"}${ctx.loaded.environment ? ` (${ctx.loaded.environment})` : ""}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid}, provider ${provider}, router ${router}`);
+      if (opts.json) printJson({ environment: ctx.loaded.environment ?? null, proxy: { pid: r.proxyPid, address: spec.listen }, router, controller: { pid: r.controllerPid }, supervisor: { pid: r.supervisorPid }, provider, alreadyUp: r.alreadyUp });
+      else out(`${r.alreadyUp ? "already up" : "up"}${ctx.loaded.environment ? ` (${ctx.loaded.environment})` : ""}: ${router === "haproxy" ? "HAProxy" : "proxy"} ${r.proxyPid} on http://${spec.listen}, controller ${r.controllerPid} (restarted after a crash by supervisor ${r.supervisorPid}), provider ${provider}, router ${router}`);
       if (opts.detach) return;
       if (!opts.json) out("foreground: Ctrl-C stops the fleet, the controller and the proxy");
       await new Promise<void>((resolve) => {
@@ -49,7 +49,7 @@ export function register(program: Command): void {
 
   program
     .command("down")
-    .description("stop every instance, the controller and the proxy; leaves no process behind")
+    .description("stop every instance, the controller (and its supervisor) and the proxy; leaves no process behind")
     .option("--provider <name>", "whose leftover instances to clean when kiln does not remember (default: the one `kiln up` used, else kiln.yaml's)")
     .option("--json", "print what was stopped as JSON")
     .addHelpText("after", "\nExample:\n  kiln down")

@@ -115,7 +115,7 @@ describe("kiln drill (integration)", () => {
       assert.match(readFileSync(report.markdownFile, "utf8"), /## kiln drill: failed/);
       const text = await kiln(["drill"], { cwd: ws.dir, timeoutMs: 5 * 60_000 });
       assert.equal(text.code, 1);
-      assert.match(text.stdout, /✘ drill failed: deploy: the first release did not go live/);
+      assert.match(text.stdout, /FAIL drill failed: deploy: the first release did not go live/);
       const db = new StateDb(join(ws.dir, ".kiln", "state.db"));
       try {
         assert.deepEqual(db.drills("hello").map((d) => d.passed), [false, false]);

@@ -1,0 +1,13 @@
+// Entry of the supervisor process `kiln up` starts (see supervisor.ts). Usage:
+//   supervisor-main.js SOCKET CONTROLLER_PID_FILE LOG_FILE -- CONTROLLER_SCRIPT ARG...
+import { supervise } from "./supervisor.js";
+
+const argv = process.argv.slice(2);
+const sep = argv.indexOf("--");
+const [socketPath, controllerPidFile, logFile] = argv;
+if (sep !== 3 || !socketPath || !controllerPidFile || !logFile || argv.length < 5) {
+  process.stderr.write("usage: supervisor-main.js SOCKET CONTROLLER_PID_FILE LOG_FILE -- CONTROLLER_SCRIPT ARG...\n");
+  process.exit(2);
+}
+const [script, ...args] = argv.slice(sep + 1);
+supervise({ socketPath, controllerPidFile, logFile, script: script!, args }).then((code) => process.exit(code));
