@@ -64,7 +64,7 @@ for (const router of ["builtin", "haproxy"] as const) {
       }
     });
 
-    test("kiln up serves HTTPS (HTTP/2, SNI), redirects plain HTTP and exposes metrics", { timeout: 150_000 }, async (t) => {
+    test("kiln up serves HTTPS (HTTP/2, SNI), redirects plain HTTP and exposes metrics", { timeout: 300_000 }, async (t) => {
       if (!requireTool(ready, "needs bubblewrap, openssl, curl and /usr/sbin/haproxy", t)) return;
       ws = await helloWorkspace(`kiln-it-edge-${router}-`);
       const dir = ws.dir;
