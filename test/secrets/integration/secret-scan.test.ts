@@ -71,7 +71,8 @@ test("secrets reach the instances and nothing under KILN_HOME or in any output",
   const refused = await run(["deploy", "--json"]);
   assert.equal(refused.code, 2, refused.stdout + refused.stderr);
   assert.match(refused.stderr, /secret APP_TOKEN: environment variable KILN_TEST_TOKEN is not set/);
-  const up = await run(["up", "--detach"]);
+  // `kiln up` gets the variable: its supervisor restarts the controller with this environment.
+  const up = await run(["up", "--detach"], { KILN_TEST_TOKEN: m.env });
   assert.equal(up.code, 0, up.stderr);
   const d = await run(["deploy", "--json"], { KILN_TEST_TOKEN: m.env });
   assert.equal(d.code, 0, d.stdout + d.stderr);

@@ -127,6 +127,13 @@ describe("the dashboard in Chromium", () => {
     }, 120_000, "the canary to be seen through to live on the page");
     const d2 = await deploying;
     assert.equal(d2.code, 0, d2.stdout + d2.stderr);
+    // The share is measured over a trailing window of requests: after the promotion it reaches
+    // (nearly) all traffic a few samples later. Bounded.
+    await until(async () => {
+      const canary = (await readPage(page)).rows.find((r) => r.version === "2.0.0");
+      if (canary?.share !== undefined && seen.at(-1) !== canary.share) seen.push(canary.share);
+      return (canary?.share ?? 0) >= 95;
+    }, 30_000, "the promoted release's share to reach all traffic").catch(() => undefined);
     t.diagnostic(`canary share seen on the page: ${seen.join(" → ")} %`);
     const mid = seen.findIndex((s) => s > 0 && s < 50);
     assert.ok(mid >= 0, `a share below half while the canary started (seen ${seen.join(", ")})`);
