@@ -129,7 +129,8 @@ test("a failing post-deploy hook is reported (exit 1) and the deploy stands", as
   const d = await kiln(["deploy", "--json"], { cwd: ws.dir, env });
   assert.equal(d.code, 1, d.stdout + d.stderr);
   const r = JSON.parse(d.stdout) as { outcome: string; hooks: { hook: string; ok: boolean; exitCode?: number }[] };
-  assert.equal(r.outcome, "live");
+  // Once seen in CI: the rollout itself was rolled back within seconds. Its events say why.
+  if (r.outcome !== "live") assert.fail(`outcome ${r.outcome}, not live; events:\n${(await kiln(["events", "-n", "40"], { cwd: ws.dir })).stdout}\n${d.stderr}`);
   assert.deepEqual(r.hooks.map((h) => [h.hook, h.ok, h.exitCode]), [["pre-deploy", true, 0], ["post-deploy", false, 4]]);
   assert.match(d.stderr, /\[post-deploy\] migration check failed/, "with --json, hook output goes to stderr");
   assert.match(d.stderr, /warning: the post-deploy hook failed \(exit 4\); the deploy stands/);
