@@ -26,7 +26,7 @@
 // unlisted release when every listed one is down also waits for that reweigh.
 
 import net from "node:net";
-import { mkdir, open, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { KilnError } from "../../errors.js";
 import {
@@ -57,6 +57,7 @@ import {
   type Retiring,
 } from "./plan.js";
 import { masterReload, runtimeCommand, workerPid } from "./runtime.js";
+import { atomicWrite } from "./atomic-write.js";
 import type { SharedEdge } from "./shared.js";
 import { maintenanceResponse } from "../proxy/pages.js";
 
@@ -430,15 +431,7 @@ export class HaproxyRouter implements Router {
     const c = this.o.config!;
     const servers = await this.configServers(table);
     const text = renderConfig({ ...c.base, health: table.health, servers, serverOptions: opts });
-    const tmp = `${c.file}.tmp-${process.pid}`;
-    const fh = await open(tmp, "w", 0o600);
-    try {
-      await fh.writeFile(text, "utf8");
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, c.file);
+    await atomicWrite(c.file, text);
     this.state.configHealth = table.health;
   }
 
@@ -713,16 +706,8 @@ async function loadState(file: string): Promise<PersistedState> {
   }
 }
 
-/** Atomic: tmp + fsync + rename, so a crash leaves the old state or the new one. */
+/** Atomic (see atomic-write.ts): a crash leaves the old state or the new one. */
 async function saveState(file: string, state: PersistedState): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(`${JSON.stringify(state)}\n`, "utf8");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+  await atomicWrite(file, `${JSON.stringify(state)}\n`);
 }

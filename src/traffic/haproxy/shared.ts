@@ -21,7 +21,7 @@
 // map, so a service leaving needs no reload (its backend stays declared, unused,
 // until the next one).
 
-import { open, readFile, readdir, rename, rm, unlink, writeFile, mkdir } from "node:fs/promises";
+import { open, readFile, readdir, rm, unlink, writeFile, mkdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { KilnError } from "../../errors.js";
@@ -31,6 +31,7 @@ import { NO_SERVICE_BACKEND, parseStat, renderConfig, type ConfigInput, type Con
 import { PREVIEW_SUFFIX, backendOfService, parseShowMap, planHostMap, planMapSync, renderHostMap } from "./edge-map.js";
 import type { ServerOptions } from "./plan.js";
 import { masterReload, runtimeAlive, runtimeCommand } from "./runtime.js";
+import { atomicWrite } from "./atomic-write.js";
 
 export interface SharedEdgeFiles {
   runDir: string;
@@ -110,18 +111,6 @@ export async function withEdgeLock<T>(files: SharedEdgeFiles, fn: () => Promise<
   } finally {
     await unlink(files.lock).catch(() => undefined);
   }
-}
-
-async function atomicWrite(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(text, "utf8");
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
 }
 
 export async function readServices(files: SharedEdgeFiles): Promise<ServiceEntry[]> {
