@@ -10,6 +10,7 @@ import { spawn } from "node:child_process";
 import { appendFileSync, closeSync, openSync } from "node:fs";
 import { pidAlive, readPidFile } from "../home.js";
 import { ControllerClient } from "../server/client.js";
+import { computeBackoff } from "./reconnect.js";
 
 export interface RestartPolicy {
   /** wait before the first restart of a run of crashes, ms */
@@ -45,7 +46,8 @@ export function planRestart(p: RestartPolicy, exit: Exit, ranMs: number, crashes
   if (exit.signal === null && exit.code === 0) return { action: "stop", why: "the controller exited normally" };
   if (failedStarts >= p.maxFailedStarts) return { action: "give-up", why: `the controller exited ${failedStarts} times in a row before it answered` };
   const n = ranMs >= p.stableMs ? 0 : crashes;
-  return { action: "restart", delayMs: Math.min(p.initialMs * 2 ** Math.min(n, 20), p.maxMs), crashes: n + 1 };
+  // the same doubling, capped, as a watcher waiting for the controller; a supervisor has no budget
+  return { action: "restart", delayMs: computeBackoff({ initialMs: p.initialMs, maxMs: p.maxMs, budgetMs: Infinity }, n, 0)!, crashes: n + 1 };
 }
 
 export interface SupervisorOptions {
