@@ -6,11 +6,11 @@
 import { getRequestListener } from "@hono/node-server";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Hono as HonoApp } from "hono";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import { KilnError } from "../errors.js";
-import { freeLoopbackPort } from "../net.js";
 import { DashboardSessions, checkAction, sessionCookie, setCookieHeader } from "./dashboard-auth.js";
 
 export const DASHBOARD_ACTIONS = ["promote", "pause", "resume", "abort", "rollback"] as const;
@@ -206,19 +206,20 @@ export class DashboardListener {
   }
 
   private async listen(): Promise<string> {
-    const listen = this.o.listen ?? `127.0.0.1:${await freeLoopbackPort()}`;
+    // Unconfigured: port 0, read back once bound (no pick-then-bind race).
+    const listen = this.o.listen ?? "127.0.0.1:0";
     const i = listen.lastIndexOf(":");
     const host = listen.slice(0, i).replace(/^\[|\]$/g, "");
-    const port = Number(listen.slice(i + 1));
     const app = createDashboardApp({ ...this.o, sessions: this.sessions, html: dashboardHtml() });
     const server = createServer(getRequestListener(app.fetch));
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e: NodeJS.ErrnoException) =>
         reject(new KilnError("KILN_E_USAGE", `the controller cannot serve the dashboard on ${listen}: ${e.code ?? e.message}`, { hint: "change controller.dashboardListen in kiln.yaml, or remove it to use a free 127.0.0.1 port" })),
       );
-      server.listen({ host, port }, () => resolve());
+      server.listen({ host, port: Number(listen.slice(i + 1)) }, () => resolve());
     });
     this.server = server;
+    const port = (server.address() as AddressInfo).port;
     // A wildcard address is reached on loopback from this machine; an IPv6 literal needs brackets.
     const shown = host === "0.0.0.0" || host === "" ? "127.0.0.1" : host === "::" ? "[::1]" : host.includes(":") ? `[${host}]` : host;
     const base = `http://${shown}:${port}`;
