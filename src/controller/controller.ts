@@ -17,7 +17,7 @@ import { PromotionChecks } from "./checks.js";
 import { Commands } from "./commands.js";
 import { Lease } from "./lease.js";
 import { InstanceActions } from "./instances.js";
-import { FleetObserver, type ObserverDeps, type ProbeFn } from "./observe.js";
+import { exitMessage, FleetObserver, type ObserverDeps, type ProbeFn } from "./observe.js";
 import { RouterSync } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
 import { StepInterpreter } from "./step-interpreter.js";
@@ -82,6 +82,7 @@ export class Controller {
       service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, probeNow: deps.probeNow, now, log: deps.log,
       specOf: (id) => s.specOf(id),
       onUnhealthy: (rec, reason) => s.event("warn", `instance ${rec.id} failed health checks: ${reason}`, { instance: rec.id, release: rec.release }),
+      onExited: (rec, code) => s.event("warn", exitMessage(rec.id, code, deps.provider.logPath?.(rec.id)), { instance: rec.id, release: rec.release }),
     });
     this.lease = new Lease({ db: deps.db, service: deps.service, owner: deps.owner, ttlMs: deps.leaseTtlMs ?? 5000, now, onLost: (holder) => s.event("warn", `not acting: controller ${holder} holds the lease`) });
     this.routerSync = new RouterSync(s, deps.router);

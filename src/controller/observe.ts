@@ -4,6 +4,7 @@
 // a full list is the fallback), the state's instance change feed, a due-queue for probes (prober.ts),
 // and a fleet view rebuilt only for the instances whose inputs changed.
 
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import type { Provider } from "../providers/provider.js";
 import type { FleetInstance, Observed } from "../rollout/types.js";
 import type { InstanceCursor, InstanceRecord } from "../state/db.js";
@@ -17,6 +18,8 @@ export type { ProbeFn } from "./prober.js";
 export interface ObserverDeps extends Omit<ProberDeps, "records" | "isRunning" | "changed"> {
   provider: Provider;
   router: Router;
+  /** a live instance's process was seen running and is not any more (not one kiln is stopping) */
+  onExited?: (rec: InstanceRecord, exitCode: number | null | undefined) => void;
 }
 
 interface RouterView {
@@ -87,7 +90,7 @@ export class FleetObserver {
       const c = await p.changes(this.d.service, this.providerCursor);
       if (c.full) this.replaceRunning(c.instances);
       else {
-        for (const i of c.instances) this.setRunning(i.id, i.state === "running");
+        for (const i of c.instances) this.setRunning(i.id, i.state === "running", i.exitCode);
         for (const id of c.removed) this.setRunning(id, undefined);
       }
       this.providerCursor = c.cursor;
@@ -96,18 +99,22 @@ export class FleetObserver {
     this.replaceRunning(await p.list(this.d.service));
   }
 
-  private replaceRunning(list: { id: string; state: string }[]): void {
+  private replaceRunning(list: { id: string; state: string; exitCode?: number | null }[]): void {
     const seen = new Set<string>();
     for (const i of list) {
       seen.add(i.id);
-      this.setRunning(i.id, i.state === "running");
+      this.setRunning(i.id, i.state === "running", i.exitCode);
     }
     for (const id of [...this.running.keys()]) if (!seen.has(id)) this.setRunning(id, undefined);
   }
 
-  private setRunning(id: string, running: boolean | undefined): void {
+  private setRunning(id: string, running: boolean | undefined, exitCode?: number | null): void {
     const cur = this.running.get(id);
     if (cur === running) return;
+    if (cur === true && this.d.onExited) {
+      const rec = this.d.db.liveInstance(this.d.service, id);
+      if (rec && rec.state !== "terminating") this.d.onExited(rec, exitCode);
+    }
     if (running === undefined) this.running.delete(id);
     else this.running.set(id, running);
     this.dirty.add(id);
@@ -246,5 +253,28 @@ export class FleetObserver {
   private readonly index = new Map<string, number>();
   private indexOf(id: string): number {
     return this.index.get(id)!;
+  }
+}
+
+/** "instance X exited (exit code 1); its log ends: …" — the last lines of its log say why, when the provider keeps one. */
+export function exitMessage(id: string, exitCode: number | null | undefined, logPath: string | undefined): string {
+  const code = exitCode === undefined || exitCode === null ? "exit code unknown" : exitCode > 128 ? `exit code ${exitCode}, signal ${exitCode - 128}` : `exit code ${exitCode}`;
+  const end = logPath ? lastLines(logPath, 3) : "";
+  return `instance ${id} exited (${code})${end ? `; its log ends: ${end}` : ""}`;
+}
+
+function lastLines(file: string, n: number): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    const size = fstatSync(fd).size;
+    const len = Math.min(size, 4096);
+    const buf = Buffer.alloc(len);
+    readSync(fd, buf, 0, len, size - len);
+    return buf.toString("utf8").split("\n").map((l) => l.trim()).filter(Boolean).slice(-n).join(" | ").slice(0, 600);
+  } catch {
+    return "";
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

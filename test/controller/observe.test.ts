@@ -53,10 +53,11 @@ async function run(feeds: boolean, strategy: "rolling" | "blue-green" | "canary"
   for (let i = 0; i < 400 && db.activeRollout("svc"); i++) await tick();
   provider.behave("r2", { readyAfter: 120, failRate: 0.2 });
   c.deploy(deployReq("v2", spec, strategy));
+  let crashed = "";
   for (let i = 0; i < 600 && db.activeRollout("svc"); i++) {
     await tick();
     // A crash from outside, as a sick node would: the feed must report it like the list does.
-    if (i === 10) provider.crash(db.liveInstances("svc").find((r) => r.release === "r1" && r.state === "running")!.id);
+    if (i === 2) provider.crash((crashed = db.liveInstances("svc").find((r) => r.release === "r1" && r.state === "running")!.id));
   }
   for (let i = 0; i < 20; i++) await tick();
   await c.settle();
@@ -64,7 +65,9 @@ async function run(feeds: boolean, strategy: "rolling" | "blue-green" | "canary"
     releases: db.listReleases("svc").map((r) => [r.id, r.status]),
     instances: db.liveInstances("svc").map((r) => [r.id, r.release, r.state, r.routing]),
     table: router.table?.targets.map((t) => [t.id, t.weight, t.state]),
+    exits: db.events("svc", 0, 100_000).filter((e) => / exited \(/.test(e.message)).map((e) => e.message),
   };
+  assert.ok(crashed && end.exits.some((m) => m.startsWith(`instance ${crashed} exited (`)), `the crash of ${crashed} is an event: ${JSON.stringify(end.exits)}`);
   db.close();
   return { trace, end };
 }
