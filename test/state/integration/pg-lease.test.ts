@@ -13,6 +13,7 @@ import { after, test } from "node:test";
 import pg from "pg";
 import { parseDocument } from "yaml";
 import { homePaths, pidAlive, readPidFile } from "../../../src/home.js";
+import { supervisorFile } from "../../../src/ops/daemons.js";
 import { createProvider } from "../../../src/providers/registry.js";
 import { StateDb } from "../../../src/state/db.js";
 import { helloWorkspace, kiln, requireTool, until } from "../../integration/support.js";
@@ -114,7 +115,13 @@ test("two controllers on one PostgreSQL state: one acts, the other waits, and ta
   assert.equal(standbyStatus.code, 0, standbyStatus.stderr);
   assert.match((JSON.parse(standbyStatus.stdout) as { controller: { standbyFor?: string } }).controller.standbyFor ?? "", new RegExp(`^${pidA}@`), "B's status names the acting controller");
 
-  // SIGKILL A's controller (its instances and proxy stay: a crash never drops the data plane).
+  // A's host loses its control plane: SIGKILL A's supervisor (which `kiln up` started; it would
+  // restart the controller within a second, and the restarted A could win the lease back), then
+  // A's controller. Its instances and proxy stay: a crash never drops the data plane.
+  const supervisorA = readPidFile(supervisorFile(paths(a)));
+  assert.ok(supervisorA !== undefined, "kiln up started a supervisor for A");
+  process.kill(supervisorA, "SIGKILL");
+  await until(() => !pidAlive(supervisorA), 5000, "A's supervisor to die");
   const killedAt = Date.now();
   process.kill(pidA, "SIGKILL");
   await until(() => !pidAlive(pidA), 5000, "A's controller to die");
