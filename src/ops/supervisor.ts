@@ -42,6 +42,22 @@ export type RestartDecision = { action: "stop"; why: string } | { action: "resta
  *   exit 1 never answered, failedStarts 3             → give up: it cannot start
  *   SIGKILL after 1 s, crashes 9                      → restart in 2000 ms (the cap)
  */
+/**
+ * Starts in a row that never answered, after this exit. Only a controller that exits on its own
+ * (an exit code: bad config, a port taken) before it answered failed to start; one killed by a
+ * signal (SIGKILL from an operator or a test, the OOM killer) did not show it cannot start, and a
+ * supervisor that gave up on it would leave the service without a controller. The supervisor polls
+ * for the first answer, so a kill can land between the controller's first answer and its poll.
+ *
+ *   answered                         → 0
+ *   exit 1 before answering, 2 before → 3 (planRestart gives up at 3)
+ *   SIGKILL before answering, 2 before → 2 (unchanged: restarted with backoff)
+ */
+export function failedStartsAfter(previous: number, answered: boolean, exit: Exit): number {
+  if (answered) return 0;
+  return exit.signal !== null ? previous : previous + 1;
+}
+
 export function planRestart(p: RestartPolicy, exit: Exit, ranMs: number, crashes: number, failedStarts: number): RestartDecision {
   if (exit.signal === null && exit.code === 0) return { action: "stop", why: "the controller exited normally" };
   if (failedStarts >= p.maxFailedStarts) return { action: "give-up", why: `the controller exited ${failedStarts} times in a row before it answered` };
@@ -117,7 +133,7 @@ export async function supervise(o: SupervisorOptions): Promise<number> {
     }
     if (stopping) break;
     const exit = done!;
-    failedStarts = answered ? 0 : failedStarts + 1;
+    failedStarts = failedStartsAfter(failedStarts, answered, exit);
     const decision = planRestart(policy, { code: exit.code ?? (exit.signal ? null : 1), signal: exit.signal }, Date.now() - started, crashes, failedStarts);
     const how = exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? "unknown"}`;
     if (decision.action === "stop") {

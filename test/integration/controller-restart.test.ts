@@ -89,7 +89,11 @@ test("kiln deploy survives 5 controller SIGKILLs during one rollout and exits wi
   const ctx = openWorkspace(join(ws.dir, "kiln.yaml"));
   // The last kill may have landed just as the rollout ended: read once the controller is back.
   const history = async () => {
-    await until(() => ctx.client.ping(), 30_000, "the controller to answer");
+    await until(() => ctx.client.ping(), 30_000, "the controller to answer").catch((e: Error) => {
+      // the supervisor's own lines say whether it restarted, waited or gave up
+      const sup = readFileSync(ctx.paths.controllerLog, "utf8").split("\n").filter((l) => l.includes(" supervisor ")).slice(-8).join("\n");
+      throw new Error(`${e.message}; the supervisor's last lines:\n${sup}`);
+    });
     return ctx.client.history();
   };
   const h = await history();

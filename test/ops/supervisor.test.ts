@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEFAULT_RESTART, planRestart, type Exit, type RestartDecision } from "../../src/ops/supervisor.js";
+import { DEFAULT_RESTART, failedStartsAfter, planRestart, type Exit, type RestartDecision } from "../../src/ops/supervisor.js";
 
 test("planRestart: the doc comment's worked examples", () => {
   const kill: Exit = { code: null, signal: "SIGKILL" };
@@ -17,4 +17,14 @@ test("planRestart: the doc comment's worked examples", () => {
     assert.equal(d.action, want, what);
     if (d.action === "restart") assert.deepEqual([d.delayMs, d.crashes], [delay, next], what);
   }
+});
+
+test("failedStartsAfter: the doc comment's worked examples (a kill from outside is not a failed start)", () => {
+  assert.equal(failedStartsAfter(2, true, { code: 1, signal: null }), 0);
+  assert.equal(failedStartsAfter(2, false, { code: 1, signal: null }), 3);
+  assert.equal(failedStartsAfter(2, false, { code: null, signal: "SIGKILL" }), 2);
+  // five SIGKILLs in a row, each before the supervisor's poll saw an answer: never a give-up
+  let n = 0;
+  for (let i = 0; i < 5; i++) n = failedStartsAfter(n, false, { code: null, signal: "SIGKILL" });
+  assert.equal(planRestart(DEFAULT_RESTART, { code: null, signal: "SIGKILL" }, 900, 5, n).action, "restart");
 });
