@@ -1,14 +1,15 @@
 // bake: recipe → reproducible OCI image in the store, tagged name:version.
 //
 // Order of work (each step is skipped when its output is already known):
-//   1. created time: option, SOURCE_DATE_EPOCH, git commit time, else 0;
-//   2. base (node runtime or imported image);
-//   3. one layer per non-empty role (dependencies, app, config): files are
-//      collected and hashed, the layer is planned, and its cache key (role,
-//      paths, modes, content hashes, mtime, format) either finds a stored
-//      layer or the layer is tarred + gzipped;
-//   4. config and manifest composed purely, serialized canonically, stored;
-//   5. the tag is written last, refusing to move an existing one.
+//   1. base (node runtime or imported image);
+//   2. every role's files (dependencies, app, config) collected and hashed;
+//   3. created time: option, SOURCE_DATE_EPOCH, git commit time, else the
+//      newest mtime of the files collected (so it needs step 2);
+//   4. one layer per non-empty role: the layer is planned, and its cache key
+//      (role, paths, modes, content hashes, mtime, format) either finds a
+//      stored layer or the layer is tarred + gzipped;
+//   5. config and manifest composed purely, serialized canonically, stored;
+//   6. the tag is written last, refusing to move an existing one.
 
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -42,16 +43,37 @@ export interface BakeOptions {
   sbom?: boolean;
 }
 
-export type CreatedSource = "option" | "SOURCE_DATE_EPOCH" | "git" | "default";
+export type CreatedSource = "option" | "SOURCE_DATE_EPOCH" | "git" | "mtime" | "default";
 
-/** The image's created time, in whole seconds. */
-export async function resolveCreatedEpoch(
-  contextDir: string,
-  explicit: number | undefined,
-  env: Record<string, string | undefined>,
-): Promise<{ epoch: number; source: CreatedSource }> {
-  if (explicit !== undefined) return { epoch: checkEpoch(explicit, "sourceDateEpoch"), source: "option" };
-  const fromEnv = env.SOURCE_DATE_EPOCH;
+/** What the created time can come from; undefined = not available. */
+export interface CreatedFacts {
+  /** BakeOptions.sourceDateEpoch */
+  explicit?: number;
+  /** the raw SOURCE_DATE_EPOCH value ("" counts as unset) */
+  sourceDateEpoch?: string;
+  /** the last commit's time, when the project is in a git checkout with commits */
+  gitCommitTime?: number;
+  /** the newest mtime (whole seconds) among the files baked in; 0 or undefined when there are none */
+  newestInputMtime?: number;
+}
+
+/**
+ * The image's created time: the first of option, SOURCE_DATE_EPOCH, git
+ * commit time, newest input mtime, else 0. The mtime fallback keeps a bake
+ * outside git reproducible (same inputs and mtimes → same digest) while
+ * dating the image by its content instead of 1970.
+ *
+ * Examples:
+ *   { explicit: 5, sourceDateEpoch: "7", gitCommitTime: 9 }   → 5, "option"
+ *   { sourceDateEpoch: "7", gitCommitTime: 9, newestInputMtime: 11 } → 7, "SOURCE_DATE_EPOCH"
+ *   { sourceDateEpoch: "", gitCommitTime: 9, newestInputMtime: 11 } → 9, "git"
+ *   { newestInputMtime: 1_764_000_000 }                     → 1764000000, "mtime"
+ *   { newestInputMtime: 0 } or {}                            → 0, "default"
+ *   { sourceDateEpoch: "yesterday" }                         → KILN_E_IMAGE
+ */
+export function pickCreatedEpoch(f: CreatedFacts): { epoch: number; source: CreatedSource } {
+  if (f.explicit !== undefined) return { epoch: checkEpoch(f.explicit, "sourceDateEpoch"), source: "option" };
+  const fromEnv = f.sourceDateEpoch;
   if (fromEnv !== undefined && fromEnv !== "") {
     if (!/^\d+$/.test(fromEnv)) {
       throw new KilnError("KILN_E_IMAGE", `SOURCE_DATE_EPOCH=${JSON.stringify(fromEnv)} is not a whole number of seconds`, {
@@ -60,14 +82,34 @@ export async function resolveCreatedEpoch(
     }
     return { epoch: checkEpoch(Number(fromEnv), "SOURCE_DATE_EPOCH"), source: "SOURCE_DATE_EPOCH" };
   }
+  if (f.gitCommitTime !== undefined) return { epoch: checkEpoch(f.gitCommitTime, "the last commit's time"), source: "git" };
+  if (f.newestInputMtime !== undefined && f.newestInputMtime > 0) {
+    return { epoch: checkEpoch(f.newestInputMtime, "the newest input file's mtime"), source: "mtime" };
+  }
+  return { epoch: 0, source: "default" };
+}
+
+/** The image's created time, in whole seconds (pickCreatedEpoch over the facts read here). */
+export async function resolveCreatedEpoch(
+  contextDir: string,
+  explicit: number | undefined,
+  env: Record<string, string | undefined>,
+  newestInputMtime?: number,
+): Promise<{ epoch: number; source: CreatedSource }> {
+  const facts: CreatedFacts = { explicit, sourceDateEpoch: env.SOURCE_DATE_EPOCH, newestInputMtime };
+  // git only when it could matter: it is a process per bake.
+  if (explicit === undefined && (env.SOURCE_DATE_EPOCH ?? "") === "") facts.gitCommitTime = await gitCommitTime(contextDir);
+  return pickCreatedEpoch(facts);
+}
+
+async function gitCommitTime(contextDir: string): Promise<number | undefined> {
   try {
     const { stdout } = await execFileP("git", ["-C", contextDir, "log", "-1", "--format=%ct"], { timeout: 10_000 });
     const t = stdout.trim();
-    if (/^\d+$/.test(t)) return { epoch: Number(t), source: "git" };
+    return /^\d+$/.test(t) ? Number(t) : undefined;
   } catch {
-    // not a git checkout, no commits yet, or no git: fall through
+    return undefined; // not a git checkout, no commits yet, or no git
   }
-  return { epoch: 0, source: "default" };
 }
 
 function checkEpoch(n: number, what: string): number {
@@ -99,9 +141,6 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   checkRecipe(recipe);
   const ref = formatRef(recipe.name, recipe.version);
 
-  const { epoch, source } = await resolveCreatedEpoch(recipe.contextDir, opts.sourceDateEpoch, opts.env ?? process.env);
-  progress({ phase: "created", detail: `${isoFromEpoch(epoch)} (from ${source})` });
-
   progress({ phase: "base", detail: recipe.base });
   const base = await resolveBase(recipe.base, { store, contextDir: recipe.contextDir, onProgress: progress });
   let allCached = base.cached;
@@ -109,15 +148,25 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   const warnings = checkRuntimeSupport(runtime, opts.strict ?? false, recipe.base);
   for (const w of warnings) progress({ phase: "warning", detail: w });
 
-  const own: { role: LayerRole; record: LayerRecord; entries: LayerEntry[] }[] = [];
+  // Every role's files before the created time: outside git, it is their newest mtime.
+  const collected: { role: Exclude<LayerRole, "base">; planned: LayerEntry[] }[] = [];
+  let newestInputMtime = 0;
   for (const { role, key } of ROLES) {
     const specs: FileEntry[] = recipe[key];
     if (specs.length === 0) continue;
     progress({ phase: "collect", detail: role });
-    const { entries, skipped } = await collectFiles(recipe.contextDir, specs, key);
+    const { entries, skipped, newestMtime } = await collectFiles(recipe.contextDir, specs, key);
     for (const s of skipped) progress({ phase: "skip", detail: `${s.path}: ${s.reason}` });
     if (entries.length === 0) continue;
-    const planned = planLayer(entries);
+    newestInputMtime = Math.max(newestInputMtime, newestMtime);
+    collected.push({ role, planned: planLayer(entries) });
+  }
+
+  const { epoch, source } = await resolveCreatedEpoch(recipe.contextDir, opts.sourceDateEpoch, opts.env ?? process.env, newestInputMtime);
+  progress({ phase: "created", detail: `${isoFromEpoch(epoch)} (from ${source})` });
+
+  const own: { role: LayerRole; record: LayerRecord; entries: LayerEntry[] }[] = [];
+  for (const { role, planned } of collected) {
     const { record, cached } = await cachedLayer(store, "layers", layerCacheKey(role, planned, epoch), () => {
       progress({ phase: "layer", detail: `${role}: building (${planned.length} entries)` });
       return writeLayer(store, planned, epoch);

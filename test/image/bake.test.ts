@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmod, lstat, readdir, readFile, readlink, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, lstat, lutimes, readdir, readFile, readlink, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { KilnError } from "../../src/errors.js";
@@ -166,6 +166,7 @@ describe("created time", () => {
     assert.deepEqual(await resolveCreatedEpoch(dir, 5, { SOURCE_DATE_EPOCH: "7" }), { epoch: 5, source: "option" });
     assert.deepEqual(await resolveCreatedEpoch(dir, undefined, { SOURCE_DATE_EPOCH: "7" }), { epoch: 7, source: "SOURCE_DATE_EPOCH" });
     assert.deepEqual(await resolveCreatedEpoch(dir, undefined, {}), { epoch: 0, source: "default" });
+    assert.deepEqual(await resolveCreatedEpoch(dir, undefined, { SOURCE_DATE_EPOCH: "" }, 1_750_000_000), { epoch: 1_750_000_000, source: "mtime" });
     await assert.rejects(resolveCreatedEpoch(dir, undefined, { SOURCE_DATE_EPOCH: "yesterday" }), (e) => code(e) === "KILN_E_IMAGE");
     await assert.rejects(resolveCreatedEpoch(dir, -1, {}), (e) => code(e) === "KILN_E_IMAGE");
 
@@ -180,6 +181,34 @@ describe("created time", () => {
       return;
     }
     assert.deepEqual(await resolveCreatedEpoch(dir, undefined, {}), { epoch: 1_600_000_000, source: "git" });
+    assert.deepEqual(await resolveCreatedEpoch(dir, undefined, {}, 1_750_000_000), { epoch: 1_600_000_000, source: "git" }, "a commit time wins over mtimes");
+  });
+
+  test("outside git and without SOURCE_DATE_EPOCH, an image is dated by its newest input file (not 1970), reproducibly", async (t) => {
+    const dir = await tempDir(t);
+    const base = await buildTinyBase(join(dir, "base"));
+    const stamp = async (ctx: string, newest: number) => {
+      let i = 0;
+      // lutimes: a symlink is an input too, with its own mtime
+      for (const f of await walkFiles(ctx)) await lutimes(f, 1_000, 1_700_000_000 + i++);
+      await utimes(join(ctx, "config/app.json"), 1_000, newest);
+    };
+    await copyFixtureApp(join(dir, "ctxA"));
+    await copyFixtureApp(join(dir, "ctxB"));
+    await stamp(join(dir, "ctxA"), 1_750_000_000.7);
+    await stamp(join(dir, "ctxB"), 1_750_000_000.2);
+    const events: ProgressEvent[] = [];
+    const a = await bake(recipe(join(dir, "ctxA"), base.spec), { store: openStore(join(dir, "storeA")), env: {}, onProgress: (e) => events.push(e) });
+    const b = await bake(recipe(join(dir, "ctxB"), base.spec), { store: openStore(join(dir, "storeB")), env: {} });
+    assert.equal(a.created, "2025-06-15T15:06:40Z");
+    assert.equal(a.timestampedName, "fixture-1.0.0-20250615150640");
+    assert.ok(events.some((e) => e.phase === "created" && e.detail === "2025-06-15T15:06:40Z (from mtime)"), JSON.stringify(events));
+    assert.equal(a.digest, b.digest, "same inputs, same (whole-second) mtimes: same digest");
+
+    // A newer input file is a newer image.
+    await utimes(join(dir, "ctxB/server.js"), 1_000, 1_760_000_000);
+    const c = await bake(recipe(join(dir, "ctxB"), base.spec, { version: "1.0.1" }), { store: openStore(join(dir, "storeB")), env: {} });
+    assert.equal(c.created, "2025-10-09T08:53:20Z");
   });
 });
 

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .option("--strict", "refuse a base whose runtime is past its end of life (without it, a warning)")
     .addHelpText(
       "after",
-      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH or the last commit).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  kiln bake --strict                      # in CI: an end-of-life runtime fails the build\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
+      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH, else the last commit, else the newest input file's mtime).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  kiln bake --strict                      # in CI: an end-of-life runtime fails the build\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
     )
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
