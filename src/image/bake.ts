@@ -10,20 +10,24 @@
 //      stored layer or the layer is tarred + gzipped;
 //   5. config and manifest composed purely, serialized canonically, stored;
 //   6. the tag is written last, refusing to move an existing one.
+//
+// The tag is also checked before step 4 (bakeInputsDigest): an existing tag
+// whose recorded inputs differ is refused before any layer is written, so a
+// forgotten version bump fails in a second instead of after the whole bake.
 
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { KilnError } from "../errors.js";
 import { resolveBase } from "./base.js";
-import { composeConfig, composeManifest, isoFromEpoch, timestampedName, type ComposeInput } from "./compose.js";
-import { canonicalBytes } from "./digest.js";
+import { composeAnnotations, composeConfig, composeManifest, isoFromEpoch, timestampedName, type ComposeInput } from "./compose.js";
+import { canonicalBytes, sha256Digest } from "./digest.js";
 import { cachedLayer, collectFiles, layerCacheKey, planLayer, writeLayer, type LayerEntry } from "./layer.js";
 import { checkRefParts, formatRef } from "./ref.js";
 import { checkRuntimeSupport, runtimeOfBase } from "./runtime-check.js";
 import type { BaseImage } from "./base-image.js";
 import { attachProvenance, provenanceStatement, readProvenance } from "./provenance.js";
 import { kilnVersion, pickLockfile, writeImageSbom } from "./sbom-write.js";
-import type { Store } from "./store.js";
+import { tagImmutableError, type Store } from "./store.js";
 import { MEDIA_TYPE, type BakeRecipe, type BakeResult, type FileEntry, type LayerRecord, type LayerRole, type LayerSummary, type ProgressFn } from "./types.js";
 
 const execFileP = promisify(execFile);
@@ -135,6 +139,40 @@ const ROLES: { role: Exclude<LayerRole, "base">; key: "dependencies" | "files" |
   { role: "config", key: "config" },
 ];
 
+const PLACEHOLDER = `sha256:${"0".repeat(64)}`;
+
+/**
+ * One digest over everything a bake's image is made of, known before any
+ * layer is written: the base, each own layer's cache key (role, paths, modes,
+ * content hashes, mtime, writer format) and the config and annotations the
+ * recipe composes (layer digests replaced by a placeholder). Two bakes with
+ * the same inputs digest give the same image; a different inputs digest
+ * means a different image, which lets an existing tag be refused early.
+ *
+ * Examples (same base and recipe unless said):
+ *   same files, same created time                    → same digest
+ *   config/app.json edited                           → differs (config layer key)
+ *   created time 1700000000 → 1700000001             → differs (layer keys, config.created)
+ *   env GREETING=hi → GREETING=hello                 → differs (config.Env)
+ *   version 1.0.0 → 1.0.1                            → differs (annotations), but it is another tag anyway
+ */
+export function bakeInputsDigest(input: Omit<ComposeInput, "layers">, layers: readonly { role: LayerRole; key: string }[]): string {
+  const placeholder: LayerRecord = { descriptor: { mediaType: MEDIA_TYPE.layerGzip, digest: PLACEHOLDER, size: 0 }, diffId: PLACEHOLDER };
+  const composed: ComposeInput = { ...input, layers: layers.map((l) => ({ role: l.role, record: placeholder })) };
+  return sha256Digest(canonicalBytes({ v: 1, base: input.base.digest, layers, config: composeConfig(composed), annotations: composeAnnotations(composed) }));
+}
+
+/** Where a tag's inputs digest is kept (cache namespace "bake-inputs", keyed by the ref's hash). */
+interface BakeInputsRecord {
+  ref: string;
+  digest: string;
+  inputs: string;
+}
+
+function bakeInputsKey(ref: string): string {
+  return sha256Digest(ref).slice("sha256:".length);
+}
+
 export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeResult> {
   const { store } = opts;
   const progress: ProgressFn = opts.onProgress ?? (() => undefined);
@@ -165,9 +203,21 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   const { epoch, source } = await resolveCreatedEpoch(recipe.contextDir, opts.sourceDateEpoch, opts.env ?? process.env, newestInputMtime);
   progress({ phase: "created", detail: `${isoFromEpoch(epoch)} (from ${source})` });
 
+  // The tag check before any layer work. Only a tag whose inputs kiln recorded (baked here, by
+  // this kiln) can be judged early; any other existing tag is still checked when it is written.
+  const keyed = collected.map((c) => ({ ...c, key: layerCacheKey(c.role, c.planned, epoch) }));
+  const inputs = bakeInputsDigest({ recipe, createdEpoch: epoch, base }, keyed.map((k) => ({ role: k.role, key: k.key })));
+  const existing = await store.lookupTag(ref);
+  if (existing) {
+    const rec = await store.cacheGet<BakeInputsRecord>("bake-inputs", bakeInputsKey(ref));
+    if (rec && rec.ref === ref && rec.digest === existing.digest && rec.inputs !== inputs) {
+      throw tagImmutableError(ref, existing.digest, "and these inputs (files, created time or image settings) differ from the ones it was baked from");
+    }
+  }
+
   const own: { role: LayerRole; record: LayerRecord; entries: LayerEntry[] }[] = [];
-  for (const { role, planned } of collected) {
-    const { record, cached } = await cachedLayer(store, "layers", layerCacheKey(role, planned, epoch), () => {
+  for (const { role, planned, key } of keyed) {
+    const { record, cached } = await cachedLayer(store, "layers", key, () => {
       progress({ phase: "layer", detail: `${role}: building (${planned.length} entries)` });
       return writeLayer(store, planned, epoch);
     });
@@ -189,7 +239,9 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   if (sbom) progress({ phase: "sbom", detail: `${sbom.digest} (${sbom.summary.counts.components} components)` });
   const provenance = opts.sbom === false ? undefined : await writeProvenance(store, recipe, base, own, manifestDescriptor, { created: isoFromEpoch(epoch), sbomDigest: sbom?.documentDigest });
   if (provenance) progress({ phase: "provenance", detail: provenance.digest });
-  await store.tag(ref, manifestDescriptor);
+  const tagged = await store.tag(ref, manifestDescriptor);
+  const record: BakeInputsRecord = { ref, digest: manifestBlob.digest, inputs };
+  await store.cachePut("bake-inputs", bakeInputsKey(ref), record);
 
   const layers: LayerSummary[] = [
     ...base.layers.map((l) => ({ role: "base" as const, digest: l.descriptor.digest, diffId: l.diffId, size: l.descriptor.size })),
@@ -203,6 +255,7 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
     created: isoFromEpoch(epoch),
     layers,
     cached: allCached,
+    unchanged: tagged === "exists",
     warnings,
     ...(runtime ? { runtime } : {}),
     ...(sbom ? { sbom: { digest: sbom.digest, documentDigest: sbom.documentDigest, counts: sbom.summary.counts } } : {}),

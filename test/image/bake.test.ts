@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmod, lstat, lutimes, readdir, readFile, readlink, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, lstat, lutimes, readdir, readFile, readlink, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { KilnError } from "../../src/errors.js";
@@ -68,6 +68,8 @@ describe("re-bakes", () => {
     const again = await bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH, onProgress: (e) => events.push(e) });
     assert.equal(again.digest, first.digest);
     assert.equal(again.cached, true);
+    assert.equal(first.unchanged, false, "a first bake is never 'unchanged'");
+    assert.equal(again.unchanged, true, "the same tag and inputs again: unchanged");
     assert.ok(!events.some((e) => e.phase === "layer" && /building/.test(e.detail ?? "")));
 
     await writeFile(join(ctx, "server.js"), "console.log('v2');\n");
@@ -84,6 +86,11 @@ describe("re-bakes", () => {
     const changed = v2.layers.map((l, i) => (l.digest === first.layers[i]!.digest ? "same" : l.role));
     assert.deepEqual(changed, ["same", "same", "same", "app", "same"]);
     assert.notEqual(v2.digest, first.digest);
+
+    // A new version with nothing else changed reuses every layer, but it is a new image, not "unchanged".
+    const v3 = await bake(recipe(ctx, base.spec, { version: "1.0.2" }), { store, sourceDateEpoch: EPOCH });
+    assert.equal(v3.cached, true);
+    assert.equal(v3.unchanged, false);
   });
 
   test("baking a different image under an existing tag is refused before the tag moves", async (t) => {
@@ -94,15 +101,26 @@ describe("re-bakes", () => {
     const store = openStore(join(dir, "store"));
     const first = await bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH });
     await writeFile(join(ctx, "config/app.json"), '{"greeting":"changed"}');
-    await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH }), (e) => {
+    const events: ProgressEvent[] = [];
+    await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH, onProgress: (e) => events.push(e) }), (e) => {
       assert.equal(code(e), "KILN_E_TAG_IMMUTABLE");
+      assert.match((e as KilnError).message, /tag fixture:1\.0\.0 already points to sha256:/);
       assert.match((e as KilnError).hint ?? "", /bump the version/);
       return true;
     });
+    // Refused before the bake's work: no layer written, nothing composed.
+    assert.deepEqual(events.filter((e) => e.phase === "layer" || e.phase === "config" || e.phase === "tag"), []);
+    // An env change (no file changed) is refused early too.
+    await writeFile(join(ctx, "config/app.json"), '{ "greeting": "hello" }\n');
+    await assert.rejects(bake(recipe(ctx, base.spec, { env: { NODE_ENV: "production", GREETING: "hello" } }), { store, sourceDateEpoch: EPOCH }), (e) => code(e) === "KILN_E_TAG_IMMUTABLE");
     assert.equal(await resolveRef(store, "fixture:1.0.0"), first.digest);
     // a changed created time is a different image, too
     await writeFile(join(ctx, "config/app.json"), '{ "greeting": "hello" }\n');
     await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH + 1 }), (e) => code(e) === "KILN_E_TAG_IMMUTABLE");
+    // A tag with no recorded inputs (tagged by an older kiln) is still refused, when it is written.
+    await rm(join(store.root, "cache/bake-inputs"), { recursive: true, force: true });
+    await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH + 2 }), (e) => code(e) === "KILN_E_TAG_IMMUTABLE" && /, not sha256:/.test((e as KilnError).message));
+    assert.equal(await resolveRef(store, "fixture:1.0.0"), first.digest);
   });
 });
 

@@ -26,7 +26,8 @@ export function register(program: Command): void {
       });
       if (!opts.json) for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (opts.json) return printJson({ ...r, durationMs: Date.now() - started });
-      out(`${r.ref} ${r.digest}${r.cached ? " (unchanged, from cache)" : ""}`);
+      // "unchanged" only for a re-bake of the same tag and inputs; a new version built from cached layers is new.
+      out(`${r.ref} ${r.digest}${r.unchanged ? (r.cached ? " (unchanged, from cache)" : " (unchanged)") : r.cached ? " (new image, layers reused from cache)" : ""}`);
       out(`  name ${r.timestampedName}, ${r.layers.length} layers, ${Date.now() - started} ms`);
     });
 
