@@ -148,7 +148,7 @@ test("the image config and manifest carry the recipe, the base and the annotatio
   assert.deepEqual(config.config, {
     User: "1000:1000",
     ExposedPorts: { "8080/tcp": {} },
-    Env: ["PATH=/bin:/usr/bin", "BASE_VAR=1", "GREETING=hi", "NODE_ENV=production"],
+    Env: ["PATH=/bin:/usr/bin", "BASE_VAR=1", "GREETING=hi", "KILN_IMAGE_VERSION=1.0.0", "NODE_ENV=production"],
     Entrypoint: ["/usr/local/bin/node"],
     Cmd: ["/app/server.js"],
     WorkingDir: "/app",
