@@ -35,7 +35,8 @@ function loadConfig() {
     try {
       const cfg = JSON.parse(readFileSync(c, "utf8"));
       return {
-        version: String(cfg.version ?? "0.0.0"),
+        // the release's version, which kiln bake puts in the image's env; app.json's only outside an image
+        version: String(process.env.KILN_IMAGE_VERSION || (cfg.version ?? "0.0.0")),
         healthy: cfg.healthy !== false,
         startupDelayMs: Number.isFinite(cfg.startupDelayMs) ? Math.max(0, cfg.startupDelayMs) : 0,
         // a deliberately slow release (the demo's canary): every GET / waits this long

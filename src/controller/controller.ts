@@ -164,6 +164,7 @@ export class Controller {
     return {
       target: rollout.target, previous: rollout.previous, startedAt: rollout.startedAt, switchedAt: rollout.switchedAt,
       promoteRequested: rollout.promoteRequested, fast: rollout.fast, progress: { ...rollout.progress }, equivalent: this.state.equivalentReleases(rollout),
+      rollback: rollout.kind === "rollback",
     };
   }
 

@@ -27,6 +27,7 @@ export interface SimulationInput {
 }
 
 export interface SimulatedStep {
+  /** since the deploy started (see alignTimes) */
   atMs: number;
   kind: string;
   count: number;
@@ -35,6 +36,7 @@ export interface SimulatedStep {
 }
 
 export interface TimelinePoint {
+  /** since the deploy started (see alignTimes) */
   atMs: number;
   /** serving (in rotation) instances per release */
   serving: Record<string, number>;
@@ -63,6 +65,32 @@ export interface SimulationResult {
 }
 
 const TICK_MS = 100;
+
+/**
+ * Every time a simulation reports, on one axis: milliseconds since the deploy started (`t0`
+ * on the simulated clock, which has already run the current fleet's own deploy). The steps,
+ * the samples and the expected duration all come from here, so `kiln plan`'s "about N s"
+ * and its step list cannot disagree (they did: the steps kept the clock's absolute times,
+ * "about 1.4 s" beside a last step at t+3.9 s).
+ *
+ * Examples:
+ *   t0 2500, steps at 2600 (launch) and 3900 (done), end 3900 → steps at 100 and 1400, duration 1400
+ *   t0 0, steps at 100 and 2500 (done), end 2500               → unchanged, duration 2500
+ *   t0 2500, a step at 2600, rollout still running at 62500   → step at 100, duration 60000
+ *   t0 1000, no steps, end 1000                                → no steps, duration 0
+ */
+export function alignTimes(
+  t0: number,
+  end: number,
+  steps: readonly SimulatedStep[],
+  timeline: readonly TimelinePoint[],
+): { durationMs: number; steps: SimulatedStep[]; timeline: TimelinePoint[] } {
+  return {
+    durationMs: end - t0,
+    steps: steps.map((st) => ({ ...st, atMs: st.atMs - t0 })),
+    timeline: timeline.map((p) => ({ ...p, atMs: p.atMs - t0 })),
+  };
+}
 
 export async function simulateRollout(input: SimulationInput): Promise<SimulationResult> {
   const clock = manualClock(0);
@@ -136,15 +164,16 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
   const outcome: SimulationResult["outcome"] = db.activeRollout("sim") ? "timeout" : first.state === "done" ? "live" : from ? "rolled-back" : "failed";
   const servingTotals = timeline.map((p) => Object.values(p.serving).reduce((a, b) => a + b, 0));
   db.close();
+  const times = alignTimes(t0, first.finishedAt ?? clock.now(), steps, timeline);
   return {
     schemaVersion: 1,
     outcome,
     reason: outcome === "live" ? undefined : rel.reason ?? first.reason,
-    durationMs: (first.finishedAt ?? clock.now()) - t0,
+    durationMs: times.durationMs,
     from,
     to,
-    steps,
-    timeline,
+    steps: times.steps,
+    timeline: times.timeline,
     minServing: Math.min(...servingTotals),
     maxAlive: Math.max(...timeline.map((p) => p.alive)),
     launches: provider.launches,

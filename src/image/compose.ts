@@ -97,7 +97,9 @@ export function composeConfig(input: ComposeInput): OciImageConfig {
     config: {
       User: recipe.user || bc.User || undefined,
       ExposedPorts: Object.keys(ports).length > 0 ? ports : undefined,
-      Env: mergeEnv(bc.Env ?? [], recipe.env),
+      // KILN_IMAGE_VERSION: the app can report the release it runs without a second copy of the
+      // version to keep in step (the hello example said 1.0.0 after 1.0.1 was live). Set last: it is a fact.
+      Env: mergeEnv(bc.Env ?? [], { ...recipe.env, KILN_IMAGE_VERSION: recipe.version }),
       Entrypoint: entrypoint && entrypoint.length > 0 ? [...entrypoint] : undefined,
       Cmd: cmd && cmd.length > 0 ? [...cmd] : undefined,
       WorkingDir: recipe.workdir || bc.WorkingDir || undefined,

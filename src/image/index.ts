@@ -2,8 +2,8 @@
 
 export { openStore } from "./store.js";
 export type { Store, BlobWriter, TaggedManifest } from "./store.js";
-export { bake, resolveCreatedEpoch } from "./bake.js";
-export type { BakeOptions, CreatedSource } from "./bake.js";
+export { bake, pickCreatedEpoch, resolveCreatedEpoch } from "./bake.js";
+export type { BakeOptions, CreatedFacts, CreatedSource } from "./bake.js";
 export { listImages, resolveRef, readImage } from "./images.js";
 export { exportImage } from "./export.js";
 export type { ExportFormat, ExportOptions, ExportResult } from "./export.js";

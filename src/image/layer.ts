@@ -164,10 +164,12 @@ export async function collectFiles(
   contextDir: string,
   specs: readonly FileEntry[],
   where: string,
-): Promise<{ entries: LayerEntry[]; skipped: SkippedPath[] }> {
+): Promise<{ entries: LayerEntry[]; skipped: SkippedPath[]; newestMtime: number }> {
   const entries: LayerEntry[] = [];
   const skipped: SkippedPath[] = [];
   const files: { entry: LayerEntry; hostPath: string }[] = [];
+  // Whole seconds, like the tar headers: the fallback created time (see pickCreatedEpoch).
+  const mtime = { newest: 0 };
 
   for (const [i, spec] of specs.entries()) {
     const at = `${where}[${i}]`;
@@ -193,9 +195,10 @@ export async function collectFiles(
       const entry: LayerEntry = { path: destRel, kind: "file", mode: normalizeFileMode(st.mode, spec.mode, `${at}.mode`) };
       entries.push(entry);
       files.push({ entry, hostPath: srcAbs });
+      mtime.newest = Math.max(mtime.newest, Math.floor(st.mtimeMs / 1000));
     } else if (st.isDirectory()) {
       if (spec.mode !== undefined) normalizeFileMode(0, spec.mode, `${at}.mode`); // validate early
-      await walk(srcAbs, destRel, spec.mode, entries, files, skipped);
+      await walk(srcAbs, destRel, spec.mode, entries, files, skipped, mtime);
     } else {
       throw new KilnError("KILN_E_IMAGE", `${spec.src} is neither a file nor a directory`, { details: [{ where: at, message: srcAbs }] });
     }
@@ -204,7 +207,7 @@ export async function collectFiles(
   await mapLimit(files, 8, async ({ entry, hostPath }) => {
     entry.file = { ...(await hashFile(hostPath)), hostPath };
   });
-  return { entries, skipped };
+  return { entries, skipped, newestMtime: mtime.newest };
 }
 
 /**
@@ -232,6 +235,7 @@ async function walk(
   entries: LayerEntry[],
   files: { entry: LayerEntry; hostPath: string }[],
   skipped: SkippedPath[],
+  mtime: { newest: number },
 ): Promise<void> {
   if (destRel !== "") entries.push({ path: destRel, kind: "dir", mode: 0o755 });
   const names = (await readdir(dirAbs)).sort(compareBytes);
@@ -244,11 +248,12 @@ async function walk(
         skipped.push({ path: `/${rel}`, reason: "version-control metadata" });
         continue;
       }
-      await walk(abs, rel, modeOverride, entries, files, skipped);
+      await walk(abs, rel, modeOverride, entries, files, skipped, mtime);
     } else if (st.isFile()) {
       const entry: LayerEntry = { path: rel, kind: "file", mode: normalizeFileMode(st.mode, modeOverride) };
       entries.push(entry);
       files.push({ entry, hostPath: abs });
+      mtime.newest = Math.max(mtime.newest, Math.floor(st.mtimeMs / 1000));
     } else if (st.isSymbolicLink()) {
       const target = await readlink(abs);
       if (target.startsWith("/")) {
@@ -257,6 +262,7 @@ async function walk(
         skipped.push({ path: `/${rel}`, reason: `symlink to ${target} leaves the image root` });
       } else {
         entries.push({ path: rel, kind: "symlink", mode: 0o777, linkTarget: target });
+        mtime.newest = Math.max(mtime.newest, Math.floor(st.mtimeMs / 1000));
       }
     } else {
       skipped.push({ path: `/${rel}`, reason: "not a regular file, directory or symlink" });

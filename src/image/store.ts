@@ -65,6 +65,19 @@ export interface Store {
   rootfsRoot(): string;
 }
 
+/**
+ * The refusal of a tag that would move. `proposed` is the new manifest's digest, or a
+ * sentence when the refusal comes before the image exists (bake's early check).
+ */
+export function tagImmutableError(ref: string, existing: string, proposed: string): KilnError {
+  const parts = splitRef(ref);
+  const other = proposed.startsWith("sha256:") ? `not ${proposed}` : proposed;
+  return new KilnError("KILN_E_TAG_IMMUTABLE", `tag ${ref} already points to ${existing}, ${other}`, {
+    hint: `tags never move: bump the version (e.g. ${parts ? `${parts.name}:<next version>` : "a new version"}) and bake again`,
+    details: [{ where: ref, message: `existing ${existing}, new ${proposed.startsWith("sha256:") ? proposed : "(not baked)"}` }],
+  });
+}
+
 const OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}';
 
 /**
@@ -240,11 +253,7 @@ class OciStore implements Store {
       const current = index.manifests.find((d) => d.annotations?.[ANNOTATION.refName] === ref);
       if (current) {
         if (current.digest === manifest.digest) return "exists";
-        const parts = splitRef(ref);
-        throw new KilnError("KILN_E_TAG_IMMUTABLE", `tag ${ref} already points to ${current.digest}, not ${manifest.digest}`, {
-          hint: `tags never move: bump the version (e.g. ${parts ? `${parts.name}:<next version>` : "a new version"}) and bake again`,
-          details: [{ where: ref, message: `existing ${current.digest}, new ${manifest.digest}` }],
-        });
+        throw tagImmutableError(ref, current.digest, manifest.digest);
       }
       const entry: Descriptor = {
         mediaType: manifest.mediaType,

@@ -63,6 +63,8 @@ export interface BakeResult {
   layers: LayerSummary[];
   /** true when no layer had to be built (every layer came from the cache) */
   cached: boolean;
+  /** true when the tag already pointed to this very image (a re-bake of the same inputs); false for a new tag */
+  unchanged: boolean;
   /** things a person should act on (a base runtime past or near its end of life) */
   warnings?: string[];
   /** the base's Node runtime, when kiln knows it */

@@ -27,6 +27,7 @@ import type { Observed, RolloutParams, RolloutStatus, Step } from "./types.js";
  *   two fail (limit 1) → abort: traffic goes back to blue.
  * - a green instance fails before it was ever healthy, or the deadline passes → abort (blue never stopped serving).
  * - `retire: "drain"` (used for rollbacks): the instances switched away from are drained, not kept.
+ * - done: "traffic switched to 3 green instance(s)"; a rollback to r1: "traffic switched back to 3 instance(s) of r1".
  */
 export function planBlueGreen(
   spec: RolloutParams,
@@ -61,7 +62,9 @@ export function planBlueGreen(
       steps.push({ kind: "wait", reason: green.length < n ? "replacing a quarantined instance" : `guard window: ${Math.ceil((guard - (now - rollout.switchedAt)) / 1000)}s left` });
       return steps;
     }
-    return [...steps, { kind: "done", reason: `traffic switched to ${n} green instance(s)` }];
+    // A rollback's "green" is the earlier release's fleet: traffic went back to it.
+    const reason = rollout.rollback ? `traffic switched back to ${n} instance(s) of ${rollout.target}` : `traffic switched to ${n} green instance(s)`;
+    return [...steps, { kind: "done", reason }];
   }
 
   const ready = progress.readyAt !== undefined;

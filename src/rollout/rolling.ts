@@ -27,6 +27,8 @@ import type { FleetInstance, Observed, RolloutParams, RolloutStatus, Step } from
  *   instances count as new (rollout.equivalent): nothing is replaced.
  * - bakeTime 60s: all N new confirmed → record completedAt and keep watching; done 60 s later
  *   unless one of them fails in between (→ abort and roll back).
+ * - N=8, all 8 of the target confirmed, no old left → done "8 instances of the new release in
+ *   rotation"; when the rollout is a rollback to r1: "8 instances in rotation" (r1 is not new).
  */
 export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observed: Observed, now: number): Step[] {
   const p = spec.rolling;
@@ -160,7 +162,7 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
       steps.push({ kind: "wait", reason: `baking: ${Math.ceil((bake - (now - progress.completedAt!)) / 1000)}s left` });
       return steps;
     }
-    return [...steps.filter((s) => s.kind === "quarantine" || s.kind === "register"), { kind: "done", reason: `${n} instances of the new release in rotation` }];
+    return [...steps.filter((s) => s.kind === "quarantine" || s.kind === "register"), { kind: "done", reason: rollout.rollback ? `${n} instances in rotation` : `${n} instances of the new release in rotation` }];
   }
   if (n === 0 && old.length === 0) return [{ kind: "done", reason: "fleet scaled to zero" }];
   if (holding) {

@@ -128,6 +128,8 @@ export interface RolloutStatus {
   promoteRequested?: boolean;
   /** a rollback rollout skips warmup gating beyond health (fast path) */
   fast?: boolean;
+  /** this rollout returns to an earlier release (kind "rollback"): its done reason says so, not "new release"/"green" */
+  rollback?: boolean;
   /** strategy-specific progress the rollout persisted through `progress` steps */
   progress?: RolloutProgress;
   /** releases whose instances already run the target's digest and config (skipMatching) */

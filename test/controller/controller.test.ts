@@ -78,7 +78,23 @@ test("blue-green keeps blue warm; rollback inside the window flips traffic with 
   assert.equal(w.provider.launches, launches, "instant rollback launches nothing");
   assert.ok(w.serving().every((s) => s.release === "r1"));
   assert.equal(w.db.getRelease("r2")?.status, "rolled-back");
+  // The finish event says what happened: traffic went back to r1's fleet (it said "switched to 3 green instance(s)").
+  const finished = w.db.events("svc", 0, 100_000).map((e) => e.message).filter((m) => m.startsWith("rolled back to"));
+  assert.deepEqual(finished, ["rolled back to r1 (traffic switched back to 3 instance(s) of r1)"]);
   await w.run(() => w.provider.running().every((i) => i.release === "r1"));
+});
+
+test("a rollback by replacement finishes with 'rolled back to r1 (3 instances in rotation)', not 'of the new release'", async () => {
+  const w = world();
+  await firstDeploy(w);
+  w.controller.deploy(deployReq("v2", releaseSpec()));
+  await w.run(settled(w));
+  assert.equal(w.controller.liveRelease()?.id, "r2");
+  w.controller.rollback();
+  await w.run(settled(w));
+  assert.equal(w.controller.liveRelease()?.id, "r1");
+  const finished = w.db.events("svc", 0, 100_000).map((e) => e.message).filter((m) => m.startsWith("rolled back to"));
+  assert.deepEqual(finished, ["rolled back to r1 (3 instances in rotation)"]);
 });
 
 test("blue fleet is retired after keepPreviousFor", async () => {

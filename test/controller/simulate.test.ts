@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { simulateRollout } from "../../src/controller/simulate.js";
+import { alignTimes, simulateRollout, type SimulatedStep } from "../../src/controller/simulate.js";
 import { releaseSpec } from "./fake-world.js";
 
 test("simulate: rolling 6 → 6 keeps 6 serving, never more than 9 alive, ends live", async () => {
@@ -36,4 +36,31 @@ test("plan-style simulation of a first deploy launches the whole fleet", async (
   assert.equal(r.outcome, "live");
   assert.equal(r.steps[0]!.kind, "launch");
   assert.equal(r.steps[0]!.count, 3);
+});
+
+test("alignTimes: steps, samples and the duration on one axis (the deploy's start); its doc comment's examples", () => {
+  const st = (atMs: number, kind = "launch"): SimulatedStep => ({ atMs, kind, count: 0, reason: "" });
+  const rows: { t0: number; end: number; at: number[]; want: { at: number[]; durationMs: number } }[] = [
+    { t0: 2500, end: 3900, at: [2600, 3900], want: { at: [100, 1400], durationMs: 1400 } },
+    { t0: 0, end: 2500, at: [100, 2500], want: { at: [100, 2500], durationMs: 2500 } },
+    { t0: 2500, end: 62_500, at: [2600], want: { at: [100], durationMs: 60_000 } },
+    { t0: 1000, end: 1000, at: [], want: { at: [], durationMs: 0 } },
+  ];
+  for (const r of rows) {
+    const got = alignTimes(r.t0, r.end, r.at.map((a) => st(a)), r.at.map((a) => ({ atMs: a, serving: {}, alive: 0 })));
+    assert.deepEqual({ at: got.steps.map((s) => s.atMs), durationMs: got.durationMs }, r.want);
+    assert.deepEqual(got.timeline.map((p) => p.atMs), r.want.at);
+  }
+});
+
+test("plan's estimate matches its steps when a fleet is already running: the done step is at t+duration", async () => {
+  for (const strategy of ["rolling", "blue-green", "canary"] as const) {
+    const r = await simulateRollout({ spec: releaseSpec({ instances: 3 }), current: 3, instances: 3, strategy, failRate: 0, startMs: 500, seed: 1 });
+    assert.equal(r.outcome, "live", strategy);
+    const done = r.steps.find((s) => s.kind === "done");
+    assert.ok(done, `${strategy}: a done step`);
+    assert.equal(done.atMs, r.durationMs, `${strategy}: done at t+${done.atMs} ms, estimate ${r.durationMs} ms`);
+    assert.ok(r.steps[0]!.atMs > 0 && r.steps[0]!.atMs <= 1000, `${strategy}: the first step right after the start, got t+${r.steps[0]!.atMs}`);
+    assert.equal(r.timeline[0]!.atMs, 0, `${strategy}: the timeline starts at the deploy`);
+  }
 });

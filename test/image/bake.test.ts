@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chmod, lstat, readdir, readFile, readlink, stat, utimes, writeFile } from "node:fs/promises";
+import { chmod, lstat, lutimes, readdir, readFile, readlink, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { KilnError } from "../../src/errors.js";
@@ -68,6 +68,8 @@ describe("re-bakes", () => {
     const again = await bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH, onProgress: (e) => events.push(e) });
     assert.equal(again.digest, first.digest);
     assert.equal(again.cached, true);
+    assert.equal(first.unchanged, false, "a first bake is never 'unchanged'");
+    assert.equal(again.unchanged, true, "the same tag and inputs again: unchanged");
     assert.ok(!events.some((e) => e.phase === "layer" && /building/.test(e.detail ?? "")));
 
     await writeFile(join(ctx, "server.js"), "console.log('v2');\n");
@@ -84,6 +86,11 @@ describe("re-bakes", () => {
     const changed = v2.layers.map((l, i) => (l.digest === first.layers[i]!.digest ? "same" : l.role));
     assert.deepEqual(changed, ["same", "same", "same", "app", "same"]);
     assert.notEqual(v2.digest, first.digest);
+
+    // A new version with nothing else changed reuses every layer, but it is a new image, not "unchanged".
+    const v3 = await bake(recipe(ctx, base.spec, { version: "1.0.2" }), { store, sourceDateEpoch: EPOCH });
+    assert.equal(v3.cached, true);
+    assert.equal(v3.unchanged, false);
   });
 
   test("baking a different image under an existing tag is refused before the tag moves", async (t) => {
@@ -94,15 +101,26 @@ describe("re-bakes", () => {
     const store = openStore(join(dir, "store"));
     const first = await bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH });
     await writeFile(join(ctx, "config/app.json"), '{"greeting":"changed"}');
-    await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH }), (e) => {
+    const events: ProgressEvent[] = [];
+    await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH, onProgress: (e) => events.push(e) }), (e) => {
       assert.equal(code(e), "KILN_E_TAG_IMMUTABLE");
+      assert.match((e as KilnError).message, /tag fixture:1\.0\.0 already points to sha256:/);
       assert.match((e as KilnError).hint ?? "", /bump the version/);
       return true;
     });
+    // Refused before the bake's work: no layer written, nothing composed.
+    assert.deepEqual(events.filter((e) => e.phase === "layer" || e.phase === "config" || e.phase === "tag"), []);
+    // An env change (no file changed) is refused early too.
+    await writeFile(join(ctx, "config/app.json"), '{ "greeting": "hello" }\n');
+    await assert.rejects(bake(recipe(ctx, base.spec, { env: { NODE_ENV: "production", GREETING: "hello" } }), { store, sourceDateEpoch: EPOCH }), (e) => code(e) === "KILN_E_TAG_IMMUTABLE");
     assert.equal(await resolveRef(store, "fixture:1.0.0"), first.digest);
     // a changed created time is a different image, too
     await writeFile(join(ctx, "config/app.json"), '{ "greeting": "hello" }\n');
     await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH + 1 }), (e) => code(e) === "KILN_E_TAG_IMMUTABLE");
+    // A tag with no recorded inputs (tagged by an older kiln) is still refused, when it is written.
+    await rm(join(store.root, "cache/bake-inputs"), { recursive: true, force: true });
+    await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH + 2 }), (e) => code(e) === "KILN_E_TAG_IMMUTABLE" && /, not sha256:/.test((e as KilnError).message));
+    assert.equal(await resolveRef(store, "fixture:1.0.0"), first.digest);
   });
 });
 
@@ -130,7 +148,7 @@ test("the image config and manifest carry the recipe, the base and the annotatio
   assert.deepEqual(config.config, {
     User: "1000:1000",
     ExposedPorts: { "8080/tcp": {} },
-    Env: ["PATH=/bin:/usr/bin", "BASE_VAR=1", "GREETING=hi", "NODE_ENV=production"],
+    Env: ["PATH=/bin:/usr/bin", "BASE_VAR=1", "GREETING=hi", "KILN_IMAGE_VERSION=1.0.0", "NODE_ENV=production"],
     Entrypoint: ["/usr/local/bin/node"],
     Cmd: ["/app/server.js"],
     WorkingDir: "/app",
@@ -166,6 +184,7 @@ describe("created time", () => {
     assert.deepEqual(await resolveCreatedEpoch(dir, 5, { SOURCE_DATE_EPOCH: "7" }), { epoch: 5, source: "option" });
     assert.deepEqual(await resolveCreatedEpoch(dir, undefined, { SOURCE_DATE_EPOCH: "7" }), { epoch: 7, source: "SOURCE_DATE_EPOCH" });
     assert.deepEqual(await resolveCreatedEpoch(dir, undefined, {}), { epoch: 0, source: "default" });
+    assert.deepEqual(await resolveCreatedEpoch(dir, undefined, { SOURCE_DATE_EPOCH: "" }, 1_750_000_000), { epoch: 1_750_000_000, source: "mtime" });
     await assert.rejects(resolveCreatedEpoch(dir, undefined, { SOURCE_DATE_EPOCH: "yesterday" }), (e) => code(e) === "KILN_E_IMAGE");
     await assert.rejects(resolveCreatedEpoch(dir, -1, {}), (e) => code(e) === "KILN_E_IMAGE");
 
@@ -180,6 +199,34 @@ describe("created time", () => {
       return;
     }
     assert.deepEqual(await resolveCreatedEpoch(dir, undefined, {}), { epoch: 1_600_000_000, source: "git" });
+    assert.deepEqual(await resolveCreatedEpoch(dir, undefined, {}, 1_750_000_000), { epoch: 1_600_000_000, source: "git" }, "a commit time wins over mtimes");
+  });
+
+  test("outside git and without SOURCE_DATE_EPOCH, an image is dated by its newest input file (not 1970), reproducibly", async (t) => {
+    const dir = await tempDir(t);
+    const base = await buildTinyBase(join(dir, "base"));
+    const stamp = async (ctx: string, newest: number) => {
+      let i = 0;
+      // lutimes: a symlink is an input too, with its own mtime
+      for (const f of await walkFiles(ctx)) await lutimes(f, 1_000, 1_700_000_000 + i++);
+      await utimes(join(ctx, "config/app.json"), 1_000, newest);
+    };
+    await copyFixtureApp(join(dir, "ctxA"));
+    await copyFixtureApp(join(dir, "ctxB"));
+    await stamp(join(dir, "ctxA"), 1_750_000_000.7);
+    await stamp(join(dir, "ctxB"), 1_750_000_000.2);
+    const events: ProgressEvent[] = [];
+    const a = await bake(recipe(join(dir, "ctxA"), base.spec), { store: openStore(join(dir, "storeA")), env: {}, onProgress: (e) => events.push(e) });
+    const b = await bake(recipe(join(dir, "ctxB"), base.spec), { store: openStore(join(dir, "storeB")), env: {} });
+    assert.equal(a.created, "2025-06-15T15:06:40Z");
+    assert.equal(a.timestampedName, "fixture-1.0.0-20250615150640");
+    assert.ok(events.some((e) => e.phase === "created" && e.detail === "2025-06-15T15:06:40Z (from mtime)"), JSON.stringify(events));
+    assert.equal(a.digest, b.digest, "same inputs, same (whole-second) mtimes: same digest");
+
+    // A newer input file is a newer image.
+    await utimes(join(dir, "ctxB/server.js"), 1_000, 1_760_000_000);
+    const c = await bake(recipe(join(dir, "ctxB"), base.spec, { version: "1.0.1" }), { store: openStore(join(dir, "storeB")), env: {} });
+    assert.equal(c.created, "2025-10-09T08:53:20Z");
   });
 });
 

@@ -47,7 +47,7 @@ test("mergeEnv", () => {
 test("composeConfig: recipe over base, Docker entrypoint/cmd semantics, fixed history", () => {
   const c = composeConfig(input());
   assert.equal(c.created, "2023-11-14T22:13:20Z");
-  assert.deepEqual(c.config?.Env, ["PATH=/bin", "A=3", "B=2"]);
+  assert.deepEqual(c.config?.Env, ["PATH=/bin", "A=3", "B=2", "KILN_IMAGE_VERSION=1.2.0"], "the image's own version is in its env");
   assert.deepEqual(c.config?.Entrypoint, ["/usr/local/bin/node"]);
   assert.deepEqual(c.config?.Cmd, ["/app/server.js"]);
   assert.deepEqual(c.config?.ExposedPorts, { "8080/tcp": {} });

@@ -82,6 +82,19 @@ test("blue-green: switch only when the whole green fleet is healthy; manual prom
   assert.ok(!nextSteps(manual, { target: "r2", startedAt: 0 }, { instances: [...blue, ...green] }, 100).some((s) => s.kind === "switch"));
 });
 
+test("done reasons: a rollback says it went back (no 'green' nor 'new release')", () => {
+  // Blue-green: traffic switched, guard window over. For a rollback, the target r1 is the earlier fleet.
+  const fleet = (release: string) => ({ instances: ["a", "b"].map((i) => inst(i, release)) });
+  const doneOf = (steps: ReturnType<typeof nextSteps>) => steps.find((s) => s.kind === "done");
+  const two = spec({ strategy: "blue-green", instances: 2 });
+  assert.deepEqual(doneOf(nextSteps(two, { target: "r2", startedAt: 0, switchedAt: 10 }, fleet("r2"), 100)), { kind: "done", reason: "traffic switched to 2 green instance(s)" });
+  assert.deepEqual(doneOf(nextSteps(two, { target: "r1", startedAt: 0, switchedAt: 10, fast: true, rollback: true }, fleet("r1"), 100)), { kind: "done", reason: "traffic switched back to 2 instance(s) of r1" });
+  // Rolling: every instance of the target confirmed, nothing old left.
+  const rolling = spec({ instances: 2 });
+  assert.deepEqual(doneOf(nextSteps(rolling, { target: "r2", startedAt: 0 }, fleet("r2"), 5_000)), { kind: "done", reason: "2 instances of the new release in rotation" });
+  assert.deepEqual(doneOf(nextSteps(rolling, { target: "r1", startedAt: 0, fast: true, rollback: true }, fleet("r1"), 5_000)), { kind: "done", reason: "2 instances in rotation" });
+});
+
 test("steady: heal launches only the live release", () => {
   const fleet = [inst("a", "r1"), inst("b", "r1", { phase: "exited" })];
   const steps = planSteady({ live: "r1", instances: 3, drainTimeout: 1000 }, { instances: fleet }, 0);

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .option("--strict", "refuse a base whose runtime is past its end of life (without it, a warning)")
     .addHelpText(
       "after",
-      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH or the last commit).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  kiln bake --strict                      # in CI: an end-of-life runtime fails the build\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
+      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH, else the last commit, else the newest input file's mtime).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  kiln bake --strict                      # in CI: an end-of-life runtime fails the build\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
     )
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
@@ -26,7 +26,8 @@ export function register(program: Command): void {
       });
       if (!opts.json) for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (opts.json) return printJson({ ...r, durationMs: Date.now() - started });
-      out(`${r.ref} ${r.digest}${r.cached ? " (unchanged, from cache)" : ""}`);
+      // "unchanged" only for a re-bake of the same tag and inputs; a new version built from cached layers is new.
+      out(`${r.ref} ${r.digest}${r.unchanged ? (r.cached ? " (unchanged, from cache)" : " (unchanged)") : r.cached ? " (new image, layers reused from cache)" : ""}`);
       out(`  name ${r.timestampedName}, ${r.layers.length} layers, ${Date.now() - started} ms`);
     });
 
