@@ -68,7 +68,7 @@ describe("re-bakes", () => {
     const again = await bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH, onProgress: (e) => events.push(e) });
     assert.equal(again.digest, first.digest);
     assert.equal(again.cached, true);
-    assert.ok(!events.some((e) => e.phase === "layer" && /building/.test(e.detail ?? "")));
+    assert.ok(!events.some((e) => e.step === "start" && e.phase.startsWith("layer ")));
 
     await writeFile(join(ctx, "server.js"), "console.log('v2');\n");
     const built: string[] = [];
@@ -76,7 +76,7 @@ describe("re-bakes", () => {
       store,
       sourceDateEpoch: EPOCH,
       onProgress: (e) => {
-        if (e.phase === "layer" && /building/.test(e.detail ?? "")) built.push(e.detail!.split(":")[0]!);
+        if (e.step === "start" && e.phase.startsWith("layer ")) built.push(e.phase.slice("layer ".length));
       },
     });
     assert.deepEqual(built, ["app"]);
