@@ -235,8 +235,9 @@ export function liveProgress(deps: ProgressDeps): Progress {
     stream: deps.stream as NodeJS.WritableStream,
     clearOnComplete: true,
     hideCursor: true,
-    // Restores the cursor on Ctrl-C.
-    gracefulExit: true,
+    // Its own Ctrl-C handler would stop the bars and keep the process running: ours (below)
+    // gives the cursor back, then lets the signal end the process as it would without bars.
+    gracefulExit: false,
     fps: 8,
     // The line is ours (liveLine); cli-progress only places and redraws it.
     format: (_o, _p, payload: { state: LiveState & { t0: number } }) => liveLine({ ...payload.state, elapsedMs: deps.now() - payload.state.t0 }),
@@ -248,18 +249,29 @@ export function liveProgress(deps: ProgressDeps): Progress {
       bars.update();
     } else deps.stream.write(`${line}\n`);
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    stopBars();
+    process.kill(process.pid, signal);
+  };
+  const stopBars = () => {
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+    bars?.stop();
+    bars = undefined;
+  };
   const drop = (bar: SingleBar) => {
     running.delete(bar);
     bars?.remove(bar);
-    if (running.size === 0 && bars) {
-      bars.stop();
-      bars = undefined;
-    }
+    if (running.size === 0) stopBars();
   };
   return {
     mode: "live",
     start(label, opts = {}) {
-      bars ??= new MultiBar(options);
+      if (!bars) {
+        bars = new MultiBar(options);
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+      }
       const state = { label, done: 0, total: opts.total, elapsedMs: 0, t0: deps.now() };
       const bar = bars.create(opts.total ?? 0, 0, { state });
       running.set(bar, state);

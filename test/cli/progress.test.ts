@@ -184,6 +184,7 @@ test("blobEvents: a line per blob start and end, skipped blobs one line, progres
 test("on a terminal: a live bar while a phase runs, a ✔ line when it ends, the cursor given back", () => {
   const s = fakeStream(true);
   const clock = manualClock();
+  const listeners = process.listenerCount("SIGINT");
   const p = progressFor({}, { stream: s, env: {}, now: clock.now, style: { colour: false, fancy: true } });
   assert.equal(p.mode, "live");
   const on = imageEvents(p);
@@ -200,6 +201,7 @@ test("on a terminal: a live bar while a phase runs, a ✔ line when it ends, the
   assert.match(text, /✔ layer base: done in 5\.0 s, 100\.0 MB \(20\.0 MB\/s\), gzip 40\.0 MB\n/);
   assert.ok(text.includes(`${ESC}[?25l`) && text.includes(`${ESC}[?25h`), "hides the cursor while drawing and shows it again");
   assert.ok(text.lastIndexOf(`${ESC}[?25h`) > text.lastIndexOf("████"), "the cursor comes back after the last bar");
+  assert.equal(process.listenerCount("SIGINT"), listeners, "the Ctrl-C handler (cursor back, then the signal's own action) goes with the bars");
 });
 
 test("tarSizeEstimate: the doc comment's worked example", () => {
