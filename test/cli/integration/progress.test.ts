@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { helloWorkspace, kiln, kilnBin } from "../../integration/support.js";
+import { registryAddress } from "../../support/services.js";
 
 // One store for every bake here: the node runtime layer (the long phase, ~100 MB of tar) is
 // built once, by the first bake.
@@ -102,4 +103,34 @@ test("in a terminal with NO_COLOR: plain lines, no escape code", { skip: hasScri
   // the terminal turns each "\n" into "\r\n"; no other carriage return
   assert.doesNotMatch(r.screen, /\r(?!\n)/);
   assert.match(r.screen, /^ {2}sbom: done in /m);
+});
+
+test("push and pull through a pipe: one line when each blob starts and one when it ends, the result alone on stdout", async (t) => {
+  const reg = await registryAddress(t);
+  if (!reg) return;
+  const target = `${reg}/kiln-progress-${process.pid}-${Date.now()}`;
+  const env = { KILN_HOME: home, NO_COLOR: "" };
+  const push = await kiln(["push", "hello:1.0.1", target], { cwd: ws.dir, env });
+  assert.equal(push.code, 0, push.stderr);
+  assert.ok(!push.stderr.includes("\r") && !push.stderr.includes(ESC));
+  const blobLines = (stderr: string, verb: string) => {
+    const starts = stderr.split("\n").filter((l) => new RegExp(`^ {2}sha256:[0-9a-f]{12}: ${verb} [\\d.]+ k?M?B$`).test(l));
+    const ends = stderr.split("\n").filter((l) => /^ {2}sha256:[0-9a-f]{12}: done in \d+(\.\d)? m?s, [\d.]+ k?M?B( \([\d.]+ [kMG]?B\/s\))?$/.test(l));
+    return { starts, ends };
+  };
+  const pushed = blobLines(push.stderr, "uploading");
+  // the runtime layer, the app and config layers and the image config: each blob once
+  assert.ok(pushed.starts.length >= 4, push.stderr);
+  assert.equal(pushed.ends.length, pushed.starts.length, push.stderr);
+  assert.match(push.stdout, new RegExp(`^${target.replace(/[.]/g, "\\.")}:1\\.0\\.1 sha256:[0-9a-f]{64}\n`));
+
+  const fresh = mkdtempSync(join(tmpdir(), "kiln-progress-pull-"));
+  t.after(() => rmSync(fresh, { recursive: true, force: true }));
+  const pull = await kiln(["pull", `${target}:1.0.1`], { cwd: ws.dir, env: { KILN_HOME: fresh, NO_COLOR: "" } });
+  assert.equal(pull.code, 0, pull.stderr);
+  assert.ok(!pull.stderr.includes("\r") && !pull.stderr.includes(ESC));
+  const pulled = blobLines(pull.stderr, "downloading");
+  assert.equal(pulled.starts.length, pushed.starts.length, pull.stderr);
+  assert.equal(pulled.ends.length, pulled.starts.length, pull.stderr);
+  assert.match(pull.stdout, /^sha256:[0-9a-f]{64}\n/);
 });
