@@ -81,6 +81,7 @@ export async function buildProgram(verb: string | undefined): Promise<Command> {
     .option("-f, --file <path>", "the kiln.yaml to use", "kiln.yaml")
     .option("-e, --env <name>", "the kiln.yaml environment to act on (default: $KILN_ENV, else defaultEnvironment, else the first listed)")
     .option("--verbose", "show stack traces of errors")
+    .option("-q, --quiet", "no progress lines or bars on stderr (also KILN_PROGRESS=off)")
     .option("-V, --version", "print kiln's version")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();

@@ -12,6 +12,8 @@ export interface GlobalOptions {
   verbose?: boolean;
   /** kiln.yaml environment (`--env`, else KILN_ENV, else kiln.yaml's default) */
   env?: string;
+  /** `--quiet`: no progress on stderr (results, warnings and errors still print) */
+  quiet?: boolean;
 }
 
 /**

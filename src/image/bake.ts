@@ -21,7 +21,7 @@ import { KilnError } from "../errors.js";
 import { resolveBase } from "./base.js";
 import { composeAnnotations, composeConfig, composeManifest, isoFromEpoch, timestampedName, type ComposeInput } from "./compose.js";
 import { canonicalBytes, sha256Digest } from "./digest.js";
-import { cachedLayer, collectFiles, layerCacheKey, planLayer, writeLayer, type LayerEntry } from "./layer.js";
+import { cachedLayer, collectFiles, layerCacheKey, planLayer, writeLayerReported, type LayerEntry } from "./layer.js";
 import { checkRefParts, formatRef } from "./ref.js";
 import { checkRuntimeSupport, runtimeOfBase } from "./runtime-check.js";
 import type { BaseImage } from "./base-image.js";
@@ -179,8 +179,9 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   checkRecipe(recipe);
   const ref = formatRef(recipe.name, recipe.version);
 
-  progress({ phase: "base", detail: recipe.base });
+  progress({ phase: "base", step: "start", detail: recipe.base });
   const base = await resolveBase(recipe.base, { store, contextDir: recipe.contextDir, onProgress: progress });
+  progress({ phase: "base", step: "end", detail: `${base.name}${base.cached ? " (cached)" : ""}` });
   let allCached = base.cached;
   const runtime = runtimeOfBase(base, opts.today ?? new Date().toISOString().slice(0, 10));
   const warnings = checkRuntimeSupport(runtime, opts.strict ?? false, recipe.base);
@@ -217,31 +218,30 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
 
   const own: { role: LayerRole; record: LayerRecord; entries: LayerEntry[] }[] = [];
   for (const { role, planned, key } of keyed) {
-    const { record, cached } = await cachedLayer(store, "layers", key, () => {
-      progress({ phase: "layer", detail: `${role}: building (${planned.length} entries)` });
-      return writeLayer(store, planned, epoch);
-    });
-    progress({ phase: "layer", detail: `${role}: ${cached ? "cached" : "built"} ${record.descriptor.digest}` });
+    const { record, cached } = await cachedLayer(store, "layers", key, () => writeLayerReported(store, planned, epoch, progress, `layer ${role}`, "building"));
+    if (cached) progress({ phase: "layer", detail: `${role}: cached ${record.descriptor.digest}` });
     allCached &&= cached;
     own.push({ role, record, entries: planned });
   }
 
-  progress({ phase: "config" });
+  progress({ phase: "image", step: "start", detail: "writing config and manifest" });
   const input: ComposeInput = { recipe, createdEpoch: epoch, base, layers: own };
   const config = await store.putBlob(canonicalBytes(composeConfig(input)));
   const manifest = composeManifest({ mediaType: MEDIA_TYPE.config, ...config }, input);
   const manifestBlob = await store.putBlob(canonicalBytes(manifest));
+  progress({ phase: "image", step: "end", bytes: config.size + manifestBlob.size, detail: manifestBlob.digest.slice(0, 19) });
 
-  progress({ phase: "tag", detail: ref });
   const manifestDescriptor = { mediaType: MEDIA_TYPE.manifest, digest: manifestBlob.digest, size: manifestBlob.size };
   // The SBOM before the tag: a tagged image always has its SBOM.
+  if (opts.sbom !== false) progress({ phase: "sbom", step: "start", detail: "CycloneDX" });
   const sbom = opts.sbom === false ? undefined : await writeImageSbom(store, { image: { name: recipe.name, version: recipe.version, digest: manifestBlob.digest, created: isoFromEpoch(epoch), revision: recipe.revision }, manifest: manifestDescriptor, base, layers: own });
-  if (sbom) progress({ phase: "sbom", detail: `${sbom.digest} (${sbom.summary.counts.components} components)` });
+  if (sbom) progress({ phase: "sbom", step: "end", detail: `${sbom.summary.counts.components} components ${sbom.digest.slice(0, 19)}` });
   const provenance = opts.sbom === false ? undefined : await writeProvenance(store, recipe, base, own, manifestDescriptor, { created: isoFromEpoch(epoch), sbomDigest: sbom?.documentDigest });
   if (provenance) progress({ phase: "provenance", detail: provenance.digest });
   const tagged = await store.tag(ref, manifestDescriptor);
   const record: BakeInputsRecord = { ref, digest: manifestBlob.digest, inputs };
   await store.cachePut("bake-inputs", bakeInputsKey(ref), record);
+  progress({ phase: "tag", detail: ref });
 
   const layers: LayerSummary[] = [
     ...base.layers.map((l) => ({ role: "base" as const, digest: l.descriptor.digest, diffId: l.diffId, size: l.descriptor.size })),

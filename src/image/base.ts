@@ -52,8 +52,10 @@ export async function resolveBase(base: string, ctx: BaseContext): Promise<BaseI
   const imported = await importBase(base, spec, ctx);
   // Refuse now what unpack would refuse later: otherwise the store, and `kiln push`,
   // would accept an image kiln itself will not run.
-  ctx.onProgress({ phase: "import", detail: `checking ${imported.layers.length} layers` });
+  const bytes = imported.layers.reduce((n, l) => n + l.descriptor.size, 0);
+  ctx.onProgress({ phase: "check layers", step: "start", detail: `${imported.layers.length} layers: paths, links and devices` });
   await checkImageLayers(ctx.store, imported.layers, base);
+  ctx.onProgress({ phase: "check layers", step: "end", bytes });
   return imported;
 }
 

@@ -144,8 +144,11 @@ export async function importOci(src: LayoutSource, spec: string, tag: string | u
     if (typeof diffIds[i] !== "string" || !isDigest(diffIds[i]!)) throw new KilnError("KILN_E_IMAGE", `${spec}: bad diff_id for layer ${i}`, { hint: "the image is malformed; re-export it" });
     const mediaType = GZIP_LAYER_TYPES.has(l.mediaType) ? MEDIA_TYPE.layerGzip : TAR_LAYER_TYPES.has(l.mediaType) ? MEDIA_TYPE.layerTar : undefined;
     if (!mediaType) throw new KilnError("KILN_E_IMAGE", `${spec}: layer ${l.digest} has unsupported media type ${l.mediaType}`, { hint: "kiln reads gzip and uncompressed tar layers" });
-    ctx.onProgress({ phase: "import", detail: `layer ${i + 1}/${manifest.layers.length} ${l.digest.slice(0, 19)}` });
-    copied = (await copyBlob(ctx.store, src.blobFile(l.digest), l, src.where)) || copied;
+    const phase = `import layer ${i + 1}/${manifest.layers.length}`;
+    ctx.onProgress({ phase, step: "start", detail: l.digest.slice(0, 19), total: l.size });
+    const fresh = await copyBlob(ctx.store, src.blobFile(l.digest), l, src.where);
+    ctx.onProgress({ phase, step: "end", bytes: l.size, detail: fresh ? "copied into the store" : "already in the store" });
+    copied = fresh || copied;
     layers.push({ descriptor: { mediaType, digest: l.digest, size: l.size }, diffId: diffIds[i]! });
   }
   // Keep the exact manifest and config bytes, so base.digest is the digest the source knows it by.
@@ -239,16 +242,20 @@ export async function importDockerArchive(archive: ExtractedArchive, path: strin
     if (file === undefined) throw new KilnError("KILN_E_IMAGE", `${path} lacks layer ${name}`);
     const diffId = diffIds[i]!;
     if (!isDigest(diffId)) throw new KilnError("KILN_E_IMAGE", `${path}: bad diff_id ${diffId}`);
-    ctx.onProgress({ phase: "import", detail: `layer ${i + 1}/${entry.Layers.length} ${diffId.slice(0, 19)}` });
+    const phase = `import layer ${i + 1}/${entry.Layers.length}`;
+    ctx.onProgress({ phase, step: "start", detail: diffId.slice(0, 19) });
     if (await isGzipFile(file)) {
       const { size, sha256 } = await hashFile(file);
       const d: Descriptor = { mediaType: MEDIA_TYPE.layerGzip, digest: `sha256:${sha256}`, size };
-      built = (await copyBlob(ctx.store, file, d, path)) || built;
+      const fresh = await copyBlob(ctx.store, file, d, path);
+      ctx.onProgress({ phase, step: "end", bytes: size, detail: fresh ? "copied into the store" : "already in the store" });
+      built = fresh || built;
       layers.push({ descriptor: d, diffId });
       continue;
     }
     // Uncompressed (the usual docker save form): compress once, deterministically, cached by diff_id.
     const { record, cached } = await cachedLayer(ctx.store, "imported-layers", diffId.slice(7), () => compressTarFile(ctx.store, file, diffId, path));
+    ctx.onProgress({ phase, step: "end", stored: record.descriptor.size, detail: cached ? "compressed before (cached)" : "compressed" });
     built = built || !cached;
     layers.push(record);
   }

@@ -21,7 +21,7 @@ import { KilnError } from "../errors.js";
 import { canonicalJson, isDigest, sha256Digest } from "./digest.js";
 import { compareBytes, entryComponents, imagePathFromDest, resolveLinkTarget } from "./paths.js";
 import type { Store } from "./store.js";
-import { MEDIA_TYPE, type FileEntry, type LayerRecord, type LayerRole } from "./types.js";
+import { MEDIA_TYPE, type FileEntry, type LayerRecord, type LayerRole, type ProgressFn } from "./types.js";
 
 /** What tar-stream's pack.entry() accepts. */
 export type TarHeader = Partial<tar.Header> & { name: string };
@@ -350,7 +350,21 @@ export class DeterministicGzip {
  * Write a planned layer as a gzip blob into the store. `mtime` (seconds since
  * the epoch) is stamped on every entry.
  */
-export async function writeLayer(store: Store, planned: readonly LayerEntry[], mtime: number): Promise<LayerRecord> {
+/**
+ * About how many tar bytes a layer's entries make (a 512-byte header each, content padded to
+ * 512, the 1 KiB end): the total a progress bar fills towards. Long names add PAX headers, so
+ * the real stream can be a little longer.
+ *
+ *   [dir "app", file "app/server.js" 700 B] → 512 + 512 + 1024 + 1024 = 3072
+ */
+export function tarSizeEstimate(planned: readonly LayerEntry[]): number {
+  let n = 1024;
+  for (const e of planned) n += 512 + Math.ceil((e.file?.size ?? 0) / 512) * 512;
+  return n;
+}
+
+/** `onBytes` hears the uncompressed tar bytes written so far, chunk by chunk (for progress). */
+export async function writeLayer(store: Store, planned: readonly LayerEntry[], mtime: number, onBytes?: (tarBytes: number) => void): Promise<LayerRecord> {
   const pack = tar.pack();
   const writer = await store.createBlobWriter();
   const diffHash = createHash("sha256");
@@ -367,8 +381,11 @@ export async function writeLayer(store: Store, planned: readonly LayerEntry[], m
   };
   const consume = async () => {
     try {
+      let tarBytes = 0;
       for await (const chunk of pack as AsyncIterable<Buffer>) {
         diffHash.update(chunk);
+        tarBytes += chunk.length;
+        onBytes?.(tarBytes);
         for (const out of gz.push(chunk)) await writer.write(out);
       }
       for (const out of gz.finish()) await writer.write(out);
@@ -384,6 +401,23 @@ export async function writeLayer(store: Store, planned: readonly LayerEntry[], m
   }
   const { digest, size } = await writer.commit();
   return { descriptor: { mediaType: MEDIA_TYPE.layerGzip, digest, size }, diffId: "sha256:" + diffHash.digest("hex") };
+}
+
+/**
+ * writeLayer as one progress phase named `phase`: "start" with the entry count and the
+ * estimated tar size, "update" as tar bytes go through gzip, "end" with the tar bytes, the
+ * gzip size and the digest. A failure sends no "end": the caller's progress marks it failed.
+ */
+export async function writeLayerReported(store: Store, planned: readonly LayerEntry[], mtime: number, progress: ProgressFn, phase: string, what: string): Promise<LayerRecord> {
+  const total = tarSizeEstimate(planned);
+  progress({ phase, step: "start", detail: `${what} (${planned.length} entries)`, total });
+  let bytes = 0;
+  const record = await writeLayer(store, planned, mtime, (n) => {
+    bytes = n;
+    progress({ phase, step: "update", bytes: n, total });
+  });
+  progress({ phase, step: "end", bytes, stored: record.descriptor.size, detail: `built ${record.descriptor.digest.slice(0, 19)}` });
+  return record;
 }
 
 function headerFor(e: LayerEntry, mtime: number): TarHeader {

@@ -13,7 +13,7 @@ import type { BaseContext, BaseImage } from "./base-image.js";
 import { hostPackagesOwning, type DebPackage } from "./dpkg.js";
 import { DEFAULT_PATH, isoFromEpoch, ociArchitecture } from "./compose.js";
 import { canonicalBytes, canonicalJson, sha256Digest } from "./digest.js";
-import { cachedLayer, hashFile, layerCacheKey, planLayer, writeLayer, type LayerEntry } from "./layer.js";
+import { cachedLayer, hashFile, layerCacheKey, planLayer, writeLayerReported, type LayerEntry } from "./layer.js";
 import { resolveLinkTarget } from "./paths.js";
 import { parseOsRelease } from "./sbom.js";
 import { RUNTIME_LABEL, type Runtime, type RuntimeInfo } from "./runtime.js";
@@ -163,10 +163,9 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
   }
 
   const planned = planLayer([...entries.values()]);
-  const { record, cached } = await cachedLayer(store, "layers", layerCacheKey("base", planned, 0), async () => {
-    ctx.onProgress({ phase: "layer", detail: "base: building node runtime layer (one-time, ~100 MB)" });
-    return writeLayer(store, planned, 0);
-  });
+  const { record, cached } = await cachedLayer(store, "layers", layerCacheKey("base", planned, 0), () =>
+    writeLayerReported(store, planned, 0, ctx.onProgress, "layer base", "building the node runtime layer, once per runtime"),
+  );
 
   const config: OciImageConfig = {
     created: isoFromEpoch(0),

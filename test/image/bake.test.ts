@@ -70,7 +70,7 @@ describe("re-bakes", () => {
     assert.equal(again.cached, true);
     assert.equal(first.unchanged, false, "a first bake is never 'unchanged'");
     assert.equal(again.unchanged, true, "the same tag and inputs again: unchanged");
-    assert.ok(!events.some((e) => e.phase === "layer" && /building/.test(e.detail ?? "")));
+    assert.ok(!events.some((e) => e.step === "start" && e.phase.startsWith("layer ")));
 
     await writeFile(join(ctx, "server.js"), "console.log('v2');\n");
     const built: string[] = [];
@@ -78,7 +78,7 @@ describe("re-bakes", () => {
       store,
       sourceDateEpoch: EPOCH,
       onProgress: (e) => {
-        if (e.phase === "layer" && /building/.test(e.detail ?? "")) built.push(e.detail!.split(":")[0]!);
+        if (e.step === "start" && e.phase.startsWith("layer ")) built.push(e.phase.slice("layer ".length));
       },
     });
     assert.deepEqual(built, ["app"]);

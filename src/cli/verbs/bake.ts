@@ -3,6 +3,7 @@ import { KilnError } from "../../errors.js";
 import { bake, exportImage, openStore } from "../../image/index.js";
 import { recipeOf } from "../../ops/recipe.js";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
+import { imageEvents, progressFor, withProgress } from "../progress.js";
 
 export function register(program: Command): void {
   program
@@ -15,15 +16,13 @@ export function register(program: Command): void {
       "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH, else the last commit, else the newest input file's mtime).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  kiln bake --strict                      # in CI: an end-of-life runtime fails the build\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
     )
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      const ctx = context(globals);
       const store = openStore(ctx.home);
       const started = Date.now();
-      const r = await bake(recipeOf(ctx.loaded), {
-        store,
-        strict: !!opts.strict,
-        // Warnings are printed once, below; progress lines skip them.
-        onProgress: opts.json || !process.stderr.isTTY ? undefined : (e) => e.phase !== "warning" && process.stderr.write(`  ${e.phase}${e.detail ? ` ${e.detail}` : ""}\n`),
-      });
+      const progress = progressFor({ json: opts.json, quiet: globals.quiet });
+      // Warnings are printed once, below; the progress skips them.
+      const r = await withProgress(progress, (p) => bake(recipeOf(ctx.loaded), { store, strict: !!opts.strict, onProgress: imageEvents(p) }));
       if (!opts.json) for (const w of r.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (opts.json) return printJson({ ...r, durationMs: Date.now() - started });
       // "unchanged" only for a re-bake of the same tag and inputs; a new version built from cached layers is new.

@@ -8,6 +8,7 @@ import { meshHint, type IngressProbe } from "../../ops/swarm/performer.js";
 import { changeNote, hookPrinter, liveDigest, postHook, withReason } from "../change.js";
 import { context, out, printJson, short, strategyName, type GlobalOptions, type Context } from "../context.js";
 import { mark } from "../output.js";
+import { blobEvents, progressFor, withProgress } from "../progress.js";
 
 const hookSummary = (h: HookOutcome) => ({ hook: h.hook, ok: h.ok, exitCode: h.exitCode, signal: h.signal, timedOut: h.timedOut, durationMs: h.durationMs });
 
@@ -41,9 +42,12 @@ export function register(program: Command): void {
     .action(async (ref: string | undefined, opts: { strategy?: string; json?: boolean; reason?: string }, cmd: Command) => {
       const strategy = opts.strategy === undefined ? undefined : strategyName(opts.strategy);
       changeNote(opts.reason); // a bad --reason is refused before anything is read
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      const ctx = context(globals);
       const note = changeNote(opts.reason, ctx.loaded.environment);
-      const req = { ...(await buildDeployRequest(ctx, ref, strategy)), note };
+      // A registry reference is pulled first: its blobs are progress on stderr, like `kiln pull`'s.
+      const pulling = progressFor({ json: opts.json, quiet: globals.quiet });
+      const req = { ...(await withProgress(pulling, (p) => buildDeployRequest(ctx, ref, strategy, blobEvents(p, "pull")))), note };
       const performer = performerFor(ctx);
       const { hooks } = ctx.loaded.spec;
       const facts: ReleaseFacts = {

@@ -5,7 +5,8 @@ import { checkRefParts, splitRef } from "../../image/ref.js";
 import { out, printJson } from "../context.js";
 import { exportSignaturesToLookaside, lookasideRoot } from "../../image/index.js";
 import { credentialsFrom } from "../../ops/credentials.js";
-import { progressPrinter, registryOptions, storeFor, type RegistryCliOptions } from "./push.js";
+import { blobEvents, withProgress } from "../progress.js";
+import { registryOptions, storeFor, transferProgress, type RegistryCliOptions } from "./push.js";
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
@@ -42,7 +43,7 @@ Examples:
       const credentials = await credentialsFrom(opts);
       const store = storeFor(cmd);
       const started = Date.now();
-      const r = await pullImage(store, source, { credentials, insecure: opts.insecure, tag: opts.tag, onProgress: progressPrinter(opts.json, "pull") });
+      const r = await withProgress(transferProgress(cmd, opts.json), (p) => pullImage(store, source, { credentials, insecure: opts.insecure, tag: opts.tag, onProgress: blobEvents(p, "pull") }));
       const lookaside = await exportSignaturesToLookaside(store, r.digest, source.registry, source.repository, lookasideRoot(store.root));
       const durationMs = Date.now() - started;
       if (opts.json) return printJson({ ...r, lookaside, durationMs });

@@ -3,9 +3,10 @@ import { KilnError } from "../../errors.js";
 import { homeFor } from "../../home.js";
 import { exportSignaturesToLookaside, lookasideRoot, openStore, type Store } from "../../image/index.js";
 import { signReference } from "../../ops/signing.js";
-import { parseRegistryRef, pushImage, type BlobProgress } from "../../image/registry/index.js";
+import { parseRegistryRef, pushImage } from "../../image/registry/index.js";
 import { credentialsFrom } from "../../ops/credentials.js";
-import { out, printJson, short, specFile, type GlobalOptions } from "../context.js";
+import { out, printJson, specFile, type GlobalOptions } from "../context.js";
+import { blobEvents, progressFor, withProgress, type Progress } from "../progress.js";
 
 export interface RegistryCliOptions {
   username?: string;
@@ -22,25 +23,9 @@ export function storeFor(cmd: Command): Store {
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
-/**
- * Per-blob progress on stderr: one line when a blob starts, one per second
- * while a long transfer runs, one when it is done (or skipped). Quiet with --json.
- */
-export function progressPrinter(json: boolean | undefined, verb: "push" | "pull"): ((p: BlobProgress) => void) | undefined {
-  if (json) return undefined;
-  let last = 0;
-  return (p) => {
-    const name = short(p.digest);
-    if (p.state === "skipped") process.stderr.write(`  ${name} ${mb(p.size)} already ${verb === "push" ? "in the registry" : "in the store"}\n`);
-    else if (p.state === "start") {
-      last = Date.now();
-      process.stderr.write(`  ${name} ${mb(p.size)} ${verb === "push" ? "uploading" : "downloading"}\n`);
-    } else if (p.state === "done") process.stderr.write(`  ${name} ${mb(p.size)} done\n`);
-    else if (Date.now() - last >= 1000) {
-      last = Date.now();
-      process.stderr.write(`  ${name} ${mb(p.done)} / ${mb(p.size)}\n`);
-    }
-  };
+/** Per-blob progress on stderr (progress.ts): a bar per blob on a terminal, a line when each starts and ends otherwise; none with --json or --quiet. */
+export function transferProgress(cmd: Command, json: boolean | undefined): Progress {
+  return progressFor({ json, quiet: cmd.optsWithGlobals<GlobalOptions>().quiet });
 }
 
 export function registryOptions(c: Command): Command {
@@ -84,7 +69,7 @@ Examples:
       const credentials = await credentialsFrom(opts);
       const store = storeFor(cmd);
       const started = Date.now();
-      const r = await pushImage(store, ref, target, { credentials, insecure: opts.insecure, onProgress: progressPrinter(opts.json, "push") });
+      const r = await withProgress(transferProgress(cmd, opts.json), (p) => pushImage(store, ref, target, { credentials, insecure: opts.insecure, onProgress: blobEvents(p, "push") }));
       const signed = opts.sign ? await signReference(store, r.tagReference ?? r.reference, { key: opts.key, credentials, insecure: opts.insecure }) : undefined;
       const lookaside = await exportSignaturesToLookaside(store, r.digest, target.registry, target.repository, lookasideRoot(store.root));
       const durationMs = Date.now() - started;

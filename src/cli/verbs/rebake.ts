@@ -3,6 +3,7 @@ import { KilnError } from "../../errors.js";
 import { openStore } from "../../image/index.js";
 import { rebakePatch } from "../../ops/rebake.js";
 import { context, out, printJson, short, type GlobalOptions } from "../context.js";
+import { imageEvents, progressFor, withProgress } from "../progress.js";
 
 export function register(program: Command): void {
   program
@@ -29,13 +30,11 @@ Examples:
     )
     .action(async (opts: { patch?: boolean; json?: boolean; strict?: boolean }, cmd: Command) => {
       if (!opts.patch) throw new KilnError("KILN_E_USAGE", "kiln rebake needs --patch", { hint: "kiln rebake --patch" });
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      const ctx = context(globals);
       const started = Date.now();
-      const r = await rebakePatch(ctx, {
-        store: openStore(ctx.home),
-        strict: !!opts.strict,
-        onProgress: opts.json || !process.stderr.isTTY ? undefined : (e) => e.phase !== "warning" && process.stderr.write(`  ${e.phase}${e.detail ? ` ${e.detail}` : ""}\n`),
-      });
+      const progress = progressFor({ json: opts.json, quiet: globals.quiet });
+      const r = await withProgress(progress, (p) => rebakePatch(ctx, { store: openStore(ctx.home), strict: !!opts.strict, onProgress: imageEvents(p) }));
       if (!opts.json) for (const w of r.bake.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
       if (opts.json) return printJson({ ...r, durationMs: Date.now() - started });
       out(`${r.bake.ref} ${r.bake.digest}`);

@@ -281,10 +281,10 @@ export async function fetchBlob(client: RegistryClient, store: Store, blob: Desc
  * KILN_REGISTRY_USERNAME / KILN_REGISTRY_PASSWORD), check that what arrived is
  * what a digest reference names, and return the digest to deploy.
  */
-export async function pullForDeploy(store: Store, ref: string, env: NodeJS.ProcessEnv = process.env): Promise<PullResult> {
+export async function pullForDeploy(store: Store, ref: string, env: NodeJS.ProcessEnv = process.env, onProgress?: (p: BlobProgress) => void): Promise<PullResult> {
   const source = parseRegistryRef(ref);
   const credentials = env.KILN_REGISTRY_USERNAME && env.KILN_REGISTRY_PASSWORD !== undefined ? { username: env.KILN_REGISTRY_USERNAME, password: env.KILN_REGISTRY_PASSWORD } : undefined;
-  const pulled = await pullImage(store, source, { credentials });
+  const pulled = await pullImage(store, source, { credentials, ...(onProgress ? { onProgress } : {}) });
   if (source.digest && pulled.digest !== source.digest && pulled.indexDigest !== source.digest) {
     throw new KilnError("KILN_E_UNSAFE", `pulled ${pulled.digest} for ${ref}`, { hint: "the registry answered with another image: check it, then deploy again" });
   }
