@@ -1,0 +1,31 @@
+// More of issue 16's rough edges, each reproduced with the real CLI: a demo after a docker demo
+// with the Docker Engine down, a proxy port already in use, review of a missing file, a push or
+// pull to a registry nobody listens on.
+
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync, existsSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { parseDocument } from "yaml";
+import { freePort, hasBwrap, helloWorkspace, kiln, repoRoot, requireTool } from "../../integration/support.js";
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+};
+
+test("review of a missing file says it does not exist (exit 2), not 'fix the syntax error'", async () => {
+  const dir = tempDir("kiln-edges-review-");
+  const r = await kiln(["review", "missing.sh"], { cwd: dir });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^error KILN_E_USAGE: missing\.sh does not exist\n/);
+  assert.match(r.stderr, /hint: check the path \(relative to .*\) or leave it out/);
+  assert.doesNotMatch(r.stderr, /syntax/);
+});
