@@ -29,3 +29,18 @@ test("review of a missing file says it does not exist (exit 2), not 'fix the syn
   assert.match(r.stderr, /hint: check the path \(relative to .*\) or leave it out/);
   assert.doesNotMatch(r.stderr, /syntax/);
 });
+
+test("push and pull to a registry nobody listens on say it is unreachable, with host:port and the error", async () => {
+  const ws = await helloWorkspace("kiln-edges-registry-");
+  dirs.push(ws.dir);
+  const bake = await kiln(["bake"], { cwd: ws.dir, env: { SOURCE_DATE_EPOCH: "1700000000" } });
+  assert.equal(bake.code, 0, bake.stderr);
+  const port = await freePort(); // nothing listens there
+  for (const args of [["push", "hello:1.0.0", `127.0.0.1:${port}/hello`], ["pull", `127.0.0.1:${port}/hello:1.0.0`]]) {
+    const r = await kiln(args, { cwd: ws.dir, timeoutMs: 60_000 });
+    assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^error KILN_E_REGISTRY: the registry 127\\.0\\.0\\.1:${port} is unreachable: cannot connect to 127\\.0\\.0\\.1:${port}: connection refused \\(ECONNREFUSED, http://127\\.0\\.0\\.1:${port}/v2/\\)\\n`, "m"), args[0]);
+    assert.match(r.stderr, new RegExp(`hint: check that the registry is running and listening on 127\\.0\\.0\\.1:${port}`), args[0]);
+    assert.doesNotMatch(r.stderr, /spell|typo/i);
+  }
+});
