@@ -239,7 +239,13 @@ export async function stopDaemons(opts: {
   swarm?: SwarmSpec;
   /** kiln.yaml edge.hosts is set: the proxy is shared (withSharedEdge) and stops only with its last service */
   sharedEdge?: boolean;
-}): Promise<{ stopped: string[] }> {
+  /**
+   * "skip": a provider that fails (its engine is down) is reported in `skipped` and everything
+   * else is still stopped and forgotten, for cleanups that must go on (the demo's previous run);
+   * default "throw", so `kiln down` never claims a fleet gone that it could not see.
+   */
+  onProviderFailure?: "throw" | "skip";
+}): Promise<{ stopped: string[]; skipped?: { provider: ProviderName; reason: string } }> {
   const { paths } = opts;
   const stopped: string[] = [];
   // First the supervisor, or it would start again the controller stopped below.
@@ -257,8 +263,9 @@ export async function stopDaemons(opts: {
   // Whatever the controller could not stop (it was down, or crashed) is stopped directly,
   // and exited instances are released too (a container is removed).
   let failure: unknown;
+  const providerName = daemonProvider(paths) ?? opts.provider ?? "local";
   try {
-    const provider = createProvider(daemonProvider(paths) ?? opts.provider ?? "local", { home: opts.home, swarm: opts.swarm && { ...opts.swarm, rollouts: "kiln" } });
+    const provider = createProvider(providerName, { home: opts.home, swarm: opts.swarm && { ...opts.swarm, rollouts: "kiln" } });
     for (const inst of await provider.list(opts.service)) {
       await provider.terminate(inst.id, { graceMs: 5000 });
       if (inst.state === "running" && !stopped.includes("instances")) stopped.push("instances");
@@ -284,10 +291,12 @@ export async function stopDaemons(opts: {
     if (!(await waitFor(() => !pidAlive(hapPid), 10_000))) await stopPid(hapPid, 5000);
     stopped.push("haproxy");
   }
-  if (failure) throw failure;
+  let skipped: { provider: ProviderName; reason: string } | undefined;
+  if (failure && opts.onProviderFailure === "skip" && failure instanceof KilnError) skipped = { provider: providerName, reason: failure.message };
+  else if (failure) throw failure;
   // Every instance is gone, so the persisted routes would only point at dead addresses.
   const proxyFiles = othersOnProxy > 0 ? [] : [paths.proxyPid, paths.routesFile, paths.proxyAdminSocket];
   for (const f of [...proxyFiles, paths.controllerPid, paths.controllerSocket, providerFile(paths), routerFile(paths), supervisorFile(paths)]) rmSync(f, { force: true });
   if (othersOnHaproxy === 0) rmSync(haproxyRunDir(paths), { recursive: true, force: true });
-  return { stopped };
+  return skipped ? { stopped, skipped } : { stopped };
 }

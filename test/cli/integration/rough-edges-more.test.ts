@@ -21,6 +21,30 @@ const tempDir = (prefix: string) => {
   return d;
 };
 
+test("a demo after a docker demo goes on while the Docker Engine is down, saying in one line what it skipped", async () => {
+  const dir = tempDir("kiln-edges-demo-");
+  for (const f of ["server.js", "config", "kiln.yaml"]) cpSync(join(repoRoot, "examples/hello", f), join(dir, f), { recursive: true });
+  // What a finished `kiln demo --provider docker` leaves: its workspace says provider docker.
+  const ws = join(dir, ".kiln/demo/workspace");
+  mkdirSync(ws, { recursive: true });
+  for (const f of ["server.js", "config", "kiln.yaml"]) cpSync(join(dir, f), join(ws, f), { recursive: true });
+  const doc = parseDocument(readFileSync(join(ws, "kiln.yaml"), "utf8"));
+  doc.set("provider", "docker");
+  writeFileSync(join(ws, "kiln.yaml"), doc.toString());
+  writeFileSync(join(ws, "stale-file"), "from the previous run\n");
+  // The engine is down: DOCKER_HOST points at a socket that does not exist (the shared dockerd stays up).
+  // The run stops right after the cleanup on a bad --router, so no fleet starts.
+  const r = await kiln(["demo", "--router", "haproxi"], { cwd: dir, env: { DOCKER_HOST: `unix://${join(dir, "no-such-dir", "docker.sock")}` }, timeoutMs: 60_000 });
+  assert.doesNotMatch(r.stderr, /KILN_E_PROVIDER/, r.stderr);
+  const skipped = r.stderr.split("\n").filter((l) => l.startsWith("previous demo:"));
+  assert.equal(skipped.length, 1, r.stderr);
+  assert.match(skipped[0]!, /^previous demo: skipped stopping its docker instances \(could not .*the Docker Engine is unreachable \(ENOENT\)\); going on\. If any are left, remove them once docker is back: kiln down -f .*workspace\/kiln\.yaml --provider docker$/);
+  // It went on: the workspace was reset, and the run reached the next check (the router flag).
+  assert.equal(existsSync(join(ws, "stale-file")), false);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--router: expected builtin or haproxy, got "haproxi"/);
+});
+
 test("review of a missing file says it does not exist (exit 2), not 'fix the syntax error'", async () => {
   const dir = tempDir("kiln-edges-review-");
   const r = await kiln(["review", "missing.sh"], { cwd: dir });
