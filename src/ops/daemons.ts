@@ -3,11 +3,12 @@
 // restart of one never takes the other down.
 
 import { spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { closest } from "../config/suggest.js";
-import { KilnError } from "../errors.js";
+import { KilnError, type ErrorCode, type ErrorDetail } from "../errors.js";
+import { findPortHolder, type PortHolder } from "./port-holder.js";
 import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
 import { checkProviderName, checkSwarmManager, createProvider, isProviderName, refuseNativeSwarm, type ProviderName } from "../providers/registry.js";
@@ -38,6 +39,69 @@ async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: numbe
 function tail(file: string, lines = 15): string {
   if (!existsSync(file)) return "";
   return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** What a file gained after `offset` (the proxy's log is appended to across starts). */
+function readFrom(file: string, offset: number): string {
+  if (!existsSync(file)) return "";
+  const fd = openSync(file, "r");
+  try {
+    const size = Math.max(0, statSync(file).size - offset);
+    const buf = Buffer.alloc(Math.min(size, 1 << 20));
+    const n = readSync(fd, buf, 0, buf.length, offset);
+    return buf.subarray(0, n).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface ProxyStartError {
+  code: ErrorCode;
+  message: string;
+  hint?: string;
+  details: ErrorDetail[];
+}
+
+/** The error of the proxy's `{"ready":false,…}` line in what it wrote, if it wrote one. */
+export function proxyStartError(output: string): ProxyStartError | undefined {
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let j: { ready?: unknown; error?: { code?: unknown; message?: unknown; hint?: unknown; details?: unknown } };
+    try {
+      j = JSON.parse(line) as typeof j;
+    } catch {
+      continue;
+    }
+    const e = j.error;
+    if (j.ready !== false || !e || typeof e.code !== "string" || !/^KILN_E_[A-Z_]+$/.test(e.code) || typeof e.message !== "string") continue;
+    return {
+      code: e.code as ErrorCode,
+      message: e.message,
+      ...(typeof e.hint === "string" ? { hint: e.hint } : {}),
+      details: Array.isArray(e.details) ? (e.details as ErrorDetail[]).filter((d) => d && typeof d.message === "string") : [],
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The proxy's start error as the user should read it. An address already in use names the
+ * port, its holder when /proc tells, and the kiln.yaml key to change, e.g.
+ * - 127.0.0.1:8080 held by pid 42 "python3 -m http.server 8080", key listen →
+ *   "port 8080 (127.0.0.1:8080) is already in use by pid 42 (python3 -m http.server 8080): the proxy cannot listen there",
+ *   hint "stop pid 42, or set `listen` in /w/kiln.yaml to a free host:port"
+ * - holder unknown → "… is already in use by another process: …", hint "stop what listens there, or set …"
+ * - any other error → the proxy's own code, message and hint.
+ */
+export function proxyErrorToKiln(e: ProxyStartError, specFile: string, holderOf: (port: number) => PortHolder | undefined = findPortHolder): KilnError {
+  const busy = e.details.find((d) => d.message === "EADDRINUSE" && d.where !== undefined && d.path !== undefined);
+  if (!busy) return new KilnError(e.code, e.message, { ...(e.hint !== undefined ? { hint: e.hint } : {}) });
+  const port = Number(/:(\d+)$/.exec(busy.where!)?.[1]);
+  const holder = Number.isInteger(port) && port > 0 ? holderOf(port) : undefined;
+  const who = holder ? `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ""}` : "another process";
+  return new KilnError("KILN_E_USAGE", `port ${port} (${busy.where}) is already in use by ${who}: the proxy cannot listen there`, {
+    hint: `${holder ? `stop pid ${holder.pid}` : "stop what listens there"}, or set \`${busy.path}\` in ${specFile} to a free host:port`,
+  });
 }
 
 function startDetached(script: string, args: string[], logFile: string): number {
@@ -184,9 +248,14 @@ export async function startDaemons(opts: {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
     const previewArgs = opts.previewListen ? ["--preview-listen", opts.previewListen] : [];
     const edge = opts.edge ? edgeArgs(opts.edge, dirname(opts.specFile), opts.service) : [];
+    const logFrom = existsSync(paths.proxyLog) ? statSync(paths.proxyLog).size : 0;
     const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, ...edge, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
     const ok = await waitFor(async () => !pidAlive(pid) || (await proxy.ping()), 15_000);
     if (!ok || !pidAlive(pid)) {
+      // The proxy says why in its one JSON line (see proxy/main.ts): its own error, made
+      // clearer, rather than the raw line under a controller error.
+      const said = proxyStartError(readFrom(paths.proxyLog, logFrom));
+      if (said) throw proxyErrorToKiln(said, opts.specFile);
       throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tail(paths.proxyLog, 5)}` });
     }
     writePidFile(paths.proxyPid, pid);
