@@ -172,6 +172,24 @@ export function edgeArgs(e: EdgeSpec, specDir = ".", service?: string): string[]
   ];
 }
 
+/** The two daemons' scripts, for whoever runs them other than `kiln up` (`kiln generate systemd`). */
+export const DAEMON_SCRIPTS = { proxy: proxyMain, controller: controllerMain } as const;
+
+/** The built-in proxy's arguments (after its script) for kiln.yaml's addresses and edge: what `kiln up` and a systemd unit run. */
+export function proxyArgs(o: { paths: HomePaths; specFile: string; listen: string; previewListen?: string; edge?: EdgeSpec; service?: string }): string[] {
+  const previewArgs = o.previewListen ? ["--preview-listen", o.previewListen] : [];
+  const edge = o.edge ? edgeArgs(o.edge, dirname(o.specFile), o.service) : [];
+  return ["--listen", o.listen, ...previewArgs, ...edge, "--admin", o.paths.proxyAdminSocket, "--state", o.paths.routesFile];
+}
+
+/** The controller's arguments (after its script): what the supervisor of `kiln up` and a systemd unit run. */
+export function controllerArgs(o: { specFile: string; home: string; provider: ProviderName; router: RouterKind; sandbox?: string; environment?: string }): string[] {
+  const args = ["--spec", o.specFile, "--home", o.home, "--provider", o.provider, "--router", o.router];
+  if (o.sandbox) args.push("--sandbox", o.sandbox);
+  if (o.environment !== undefined) args.push("--env", o.environment);
+  return args;
+}
+
 /** HAProxy's master pid when it runs for this home (its pid file may hold more than one line). */
 export function haproxyPid(paths: HomePaths): number | undefined {
   const file = join(haproxyRunDir(paths), "haproxy.pid");
@@ -246,10 +264,8 @@ export async function startDaemons(opts: {
     proxyPid = h.pid;
   } else if (proxyPid === undefined || !(await proxy.ping())) {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
-    const previewArgs = opts.previewListen ? ["--preview-listen", opts.previewListen] : [];
-    const edge = opts.edge ? edgeArgs(opts.edge, dirname(opts.specFile), opts.service) : [];
     const logFrom = existsSync(paths.proxyLog) ? statSync(paths.proxyLog).size : 0;
-    const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, ...edge, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
+    const pid = startDetached(proxyMain, proxyArgs(opts), paths.proxyLog);
     const ok = await waitFor(async () => !pidAlive(pid) || (await proxy.ping()), 15_000);
     if (!ok || !pidAlive(pid)) {
       // The proxy says why in its one JSON line (see proxy/main.ts): its own error, made
@@ -269,9 +285,7 @@ export async function startDaemons(opts: {
   if (supervisorPid === undefined) {
     if (!answering && controllerPid !== undefined) process.kill(controllerPid, "SIGKILL"); // alive but deaf
     writeFileSync(providerFile(paths), `${provider}\n`); // before the controller launches anything
-    const args = ["--spec", opts.specFile, "--home", opts.home, "--provider", provider, "--router", router];
-    if (opts.sandbox) args.push("--sandbox", opts.sandbox);
-    if (opts.environment !== undefined) args.push("--env", opts.environment);
+    const args = controllerArgs({ ...opts, provider, router });
     // An answering controller (from before supervision, or whose supervisor was killed) is adopted.
     supervisorPid = startDetached(supervisorMain, [paths.controllerSocket, paths.controllerPid, paths.controllerLog, "--", controllerMain, ...args], paths.controllerLog);
     writePidFile(supervisorFile(paths), supervisorPid);
