@@ -92,14 +92,15 @@ export function proxyStartError(output: string): ProxyStartError | undefined {
  *   hint "stop pid 42, or set `listen` in /w/kiln.yaml to a free host:port"
  * - holder unknown → "… is already in use by another process: …", hint "stop what listens there, or set …"
  * - any other error → the proxy's own code, message and hint.
+ * `who` names the data plane: "the proxy" (built-in) or "HAProxy".
  */
-export function proxyErrorToKiln(e: ProxyStartError, specFile: string, holderOf: (port: number) => PortHolder | undefined = findPortHolder): KilnError {
+export function proxyErrorToKiln(e: ProxyStartError, specFile: string, holderOf: (port: number) => PortHolder | undefined = findPortHolder, who = "the proxy"): KilnError {
   const busy = e.details.find((d) => d.message === "EADDRINUSE" && d.where !== undefined && d.path !== undefined);
   if (!busy) return new KilnError(e.code, e.message, { ...(e.hint !== undefined ? { hint: e.hint } : {}) });
   const port = Number(/:(\d+)$/.exec(busy.where!)?.[1]);
   const holder = Number.isInteger(port) && port > 0 ? holderOf(port) : undefined;
-  const who = holder ? `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ""}` : "another process";
-  return new KilnError("KILN_E_USAGE", `port ${port} (${busy.where}) is already in use by ${who}: the proxy cannot listen there`, {
+  const holderName = holder ? `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ""}` : "another process";
+  return new KilnError("KILN_E_USAGE", `port ${port} (${busy.where}) is already in use by ${holderName}: ${who} cannot listen there`, {
     hint: `${holder ? `stop pid ${holder.pid}` : "stop what listens there"}, or set \`${busy.path}\` in ${specFile} to a free host:port`,
   });
 }
@@ -258,7 +259,9 @@ export async function startDaemons(opts: {
 
   if (router === "haproxy") {
     // Started (or attached to) here, then left running: the controller attaches to the same runDir.
-    const h = await startHaproxyRouter(haproxyOptions(paths, { ...opts, specDir: dirname(opts.specFile), ...(opts.service !== undefined ? { service: opts.service } : {}) }));
+    const h = await startHaproxyRouter(haproxyOptions(paths, { ...opts, specDir: dirname(opts.specFile), ...(opts.service !== undefined ? { service: opts.service } : {}) })).catch((e: unknown) => {
+      throw e instanceof KilnError && e.details.some((d) => d.message === "EADDRINUSE") ? proxyErrorToKiln({ code: e.code, message: e.message, ...(e.hint !== undefined ? { hint: e.hint } : {}), details: e.details }, opts.specFile, findPortHolder, "HAProxy") : e;
+    });
     await h.detach();
     writeFileSync(routerFile(paths), "haproxy\n");
     proxyPid = h.pid;

@@ -64,4 +64,5 @@ test("proxyErrorToKiln: a port in use names the port, its holder and the key; ot
     const e = proxyErrorToKiln(r.error, "/w/kiln.yaml", () => r.holder);
     assert.deepEqual({ code: e.code, message: e.message, hint: e.hint, exit: e.exitCode }, { code: "KILN_E_USAGE", message: r.message, hint: r.hint, exit: 2 });
   }
+  assert.match(proxyErrorToKiln(busy, "/w/kiln.yaml", () => undefined, "HAProxy").message, /: HAProxy cannot listen there$/);
 });
