@@ -67,12 +67,15 @@ function commonHardening(host: HostInfo): string[] {
   const paths = [host.workingDirectory, ...host.writablePaths];
   // PrivateTmp would hide a workspace or a socket directory that lives under /tmp.
   const underTmp = paths.some((p) => p === "/tmp" || p.startsWith("/tmp/") || p === "/var/tmp" || p.startsWith("/var/tmp/"));
+  // Without PrivateTmp the shared temporary directories stay writable: kiln writes there too
+  // (an image archive for `docker load`, a keyring to verify a signature).
+  const writable = [...host.writablePaths, ...(underTmp ? ["/tmp", "/var/tmp"] : [])];
   return [
     "ProtectSystem=strict",
     "ProtectHome=read-only",
     // "-": a path missing at start (a socket directory under /run after a reboot) is not fatal.
-    `ReadWritePaths=${host.writablePaths.map((p) => `-${literal(p)}`).join(" ")}`,
-    ...(underTmp ? ["# no PrivateTmp: the workspace or its sockets are under /tmp"] : ["PrivateTmp=yes"]),
+    `ReadWritePaths=${writable.map((p) => `-${literal(p)}`).join(" ")}`,
+    ...(underTmp ? ["# no PrivateTmp: the workspace or its sockets are under /tmp, which it would hide"] : ["PrivateTmp=yes"]),
     "NoNewPrivileges=yes",
     "ProtectKernelModules=yes",
     "LockPersonality=yes",

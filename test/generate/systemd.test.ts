@@ -119,6 +119,7 @@ test("a workspace under /tmp gets no PrivateTmp (it would hide it); a non-root u
   for (const f of files) {
     const s = keys(parseUnit(f.content), "Service");
     assert.equal(s.has("PrivateTmp"), false, f.path);
+    assert.equal(s.get("ReadWritePaths"), "-/tmp/w/.kiln -/tmp -/var/tmp", `${f.path}: temporary files still writable`);
     assert.equal(s.get("User"), "deploy", f.path);
   }
 });

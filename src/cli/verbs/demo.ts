@@ -39,8 +39,8 @@ class Workspace {
 
 /**
  * The one line the demo says when it could not stop the previous run's instances, e.g.
- * provider docker, "could not list instances: the Docker Engine is unreachable (ENOENT)" →
- * "previous demo: skipped stopping its docker instances (could not list instances: the Docker Engine is unreachable (ENOENT)); going on. If any are left, remove them once docker is back: kiln down -f ws/kiln.yaml --provider docker"
+ * provider docker, "could not list the instances of hello: the Docker Engine is unreachable (ENOENT)" →
+ * "previous demo: skipped stopping its docker instances (could not list the instances of hello: the Docker Engine is unreachable (ENOENT)); going on. If any are left, remove them once docker is back: kiln down -f ws/kiln.yaml --provider docker"
  */
 export function skippedCleanupLine(skipped: { provider: string; reason: string }, specFile: string): string {
   return `previous demo: skipped stopping its ${skipped.provider} instances (${skipped.reason}); going on. If any are left, remove them once ${skipped.provider} is back: kiln down -f ${specFile} --provider ${skipped.provider}`;
