@@ -11,7 +11,8 @@ import { emitKubernetes } from "./kubernetes.js";
 import { emitNomad } from "./nomad.js";
 import { emitPacker } from "./packer.js";
 import { emitSwarm } from "./swarm.js";
-import { TARGET_NAMES, type GeneratedFile, type ImageInfo, type Target, type TargetName } from "./types.js";
+import { emitSystemd } from "./systemd.js";
+import { HOST_TARGET_NAMES, TARGET_NAMES, type GeneratedFile, type HostInfo, type HostTarget, type HostTargetName, type ImageInfo, type Target, type TargetName } from "./types.js";
 
 export const TARGETS: readonly Target[] = [
   { name: "packer", summary: "Packer HCL2 template (amazon-ebs + docker) that bakes the same service as a VM image", emit: emitPacker },
@@ -24,6 +25,21 @@ export const TARGETS: readonly Target[] = [
   { name: "haproxy", summary: "HAProxy config: frontend on listen, backend with kiln's health checks", emit: emitHaproxy },
 ];
 
+/** Targets that run kiln's own daemons on this host: they need its paths, not an image. */
+export const HOST_TARGETS: readonly HostTarget[] = [
+  { name: "systemd", summary: "systemd units for this host: the proxy and the controller, restarted by systemd with a backoff", emit: emitSystemd },
+];
+
+export function isHostTargetName(s: string): s is HostTargetName {
+  return (HOST_TARGET_NAMES as readonly string[]).includes(s);
+}
+
+/** The files a host target writes for this spec and host, sorted by path. */
+export function generateHost(target: HostTargetName, spec: Spec, host: HostInfo): GeneratedFile[] {
+  const t = HOST_TARGETS.find((x) => x.name === target)!;
+  return [...t.emit(spec, host)].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
 export function isTargetName(s: string): s is TargetName {
   return (TARGET_NAMES as readonly string[]).includes(s);
 }
@@ -34,6 +50,7 @@ export function generate(target: TargetName, spec: Spec, image: ImageInfo): Gene
   return [...t.emit(spec, image)].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-export { TARGET_NAMES, type GeneratedFile, type ImageInfo, type Target, type TargetName } from "./types.js";
+export { HOST_TARGET_NAMES, TARGET_NAMES, type GeneratedFile, type HostInfo, type HostTarget, type HostTargetName, type ImageInfo, type Target, type TargetName } from "./types.js";
+export { execWord, SYSTEM_PATH } from "./systemd.js";
 export { PACKAGES_LABEL, formatPackagesLabel, parsePackagesLabel, isPackageName, isPackageVersion, type PinnedPackage } from "./packages.js";
 export { awsRefresh, kubernetesRolling, swarmUpdate, nomadUpdate, albHealthCheck, goDuration } from "./derive.js";

@@ -50,3 +50,43 @@ export interface Target {
   summary: string;
   emit: Emitter;
 }
+
+/**
+ * What a host target (`kiln generate systemd`) runs instead of an image: the daemons' command
+ * lines with absolute paths, where they write, and the environment they need. The CLI resolves
+ * it from kiln.yaml, $KILN_HOME and this machine; the emitter stays a pure function of it.
+ */
+export interface HostInfo {
+  /** unit names start with it: "kiln-hello", "kiln-hello-production" */
+  unitPrefix: string;
+  /** kiln.yaml's directory */
+  workingDirectory: string;
+  /** the user the daemons run as; absent: root (no User= line) */
+  user?: string;
+  /** the built-in proxy; absent with router haproxy, whose HAProxy the controller starts and keeps */
+  proxy?: { argv: string[]; log: string };
+  controller: { argv: string[]; log: string };
+  /** directories the daemons write to: $KILN_HOME and its sockets' directory */
+  writablePaths: string[];
+  /** fixed environment, in order: PATH, DOCKER_HOST… */
+  environment: { name: string; value: string }[];
+  /** variables only an EnvironmentFile should hold (webhook signing keys…), named in a comment */
+  secretNames: string[];
+  /** where those secrets are read from (optional file) */
+  environmentFile: string;
+  /** units the controller starts after and wants (docker.service for provider docker) */
+  wants: string[];
+}
+
+/** A pure function from kiln.yaml and this host's paths to unit files. */
+export type HostEmitter = (spec: Spec, host: HostInfo) => GeneratedFile[];
+
+/** Targets that run kiln itself on a host, rather than the image on a platform. */
+export const HOST_TARGET_NAMES = ["systemd"] as const;
+export type HostTargetName = (typeof HOST_TARGET_NAMES)[number];
+
+export interface HostTarget {
+  name: HostTargetName;
+  summary: string;
+  emit: HostEmitter;
+}

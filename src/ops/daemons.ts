@@ -3,11 +3,12 @@
 // restart of one never takes the other down.
 
 import { spawn } from "node:child_process";
-import { existsSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { closest } from "../config/suggest.js";
-import { KilnError } from "../errors.js";
+import { KilnError, type ErrorCode, type ErrorDetail } from "../errors.js";
+import { findPortHolder, type PortHolder } from "./port-holder.js";
 import { pidAlive, readPidFile, writePidFile, type HomePaths } from "../home.js";
 import { connectDocker, pingDocker } from "../providers/docker/engine.js";
 import { checkProviderName, checkSwarmManager, createProvider, isProviderName, refuseNativeSwarm, type ProviderName } from "../providers/registry.js";
@@ -38,6 +39,70 @@ async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: numbe
 function tail(file: string, lines = 15): string {
   if (!existsSync(file)) return "";
   return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** What a file gained after `offset` (the proxy's log is appended to across starts). */
+function readFrom(file: string, offset: number): string {
+  if (!existsSync(file)) return "";
+  const fd = openSync(file, "r");
+  try {
+    const size = Math.max(0, statSync(file).size - offset);
+    const buf = Buffer.alloc(Math.min(size, 1 << 20));
+    const n = readSync(fd, buf, 0, buf.length, offset);
+    return buf.subarray(0, n).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface ProxyStartError {
+  code: ErrorCode;
+  message: string;
+  hint?: string;
+  details: ErrorDetail[];
+}
+
+/** The error of the proxy's `{"ready":false,…}` line in what it wrote, if it wrote one. */
+export function proxyStartError(output: string): ProxyStartError | undefined {
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let j: { ready?: unknown; error?: { code?: unknown; message?: unknown; hint?: unknown; details?: unknown } };
+    try {
+      j = JSON.parse(line) as typeof j;
+    } catch {
+      continue;
+    }
+    const e = j.error;
+    if (j.ready !== false || !e || typeof e.code !== "string" || !/^KILN_E_[A-Z_]+$/.test(e.code) || typeof e.message !== "string") continue;
+    return {
+      code: e.code as ErrorCode,
+      message: e.message,
+      ...(typeof e.hint === "string" ? { hint: e.hint } : {}),
+      details: Array.isArray(e.details) ? (e.details as ErrorDetail[]).filter((d) => d && typeof d.message === "string") : [],
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The proxy's start error as the user should read it. An address already in use names the
+ * port, its holder when /proc tells, and the kiln.yaml key to change, e.g.
+ * - 127.0.0.1:8080 held by pid 42 "python3 -m http.server 8080", key listen →
+ *   "port 8080 (127.0.0.1:8080) is already in use by pid 42 (python3 -m http.server 8080): the proxy cannot listen there",
+ *   hint "stop pid 42, or set `listen` in /w/kiln.yaml to a free host:port"
+ * - holder unknown → "… is already in use by another process: …", hint "stop what listens there, or set …"
+ * - any other error → the proxy's own code, message and hint.
+ * `who` names the data plane: "the proxy" (built-in) or "HAProxy".
+ */
+export function proxyErrorToKiln(e: ProxyStartError, specFile: string, holderOf: (port: number) => PortHolder | undefined = findPortHolder, who = "the proxy"): KilnError {
+  const busy = e.details.find((d) => d.message === "EADDRINUSE" && d.where !== undefined && d.path !== undefined);
+  if (!busy) return new KilnError(e.code, e.message, { ...(e.hint !== undefined ? { hint: e.hint } : {}) });
+  const port = Number(/:(\d+)$/.exec(busy.where!)?.[1]);
+  const holder = Number.isInteger(port) && port > 0 ? holderOf(port) : undefined;
+  const holderName = holder ? `pid ${holder.pid}${holder.command ? ` (${holder.command})` : ""}` : "another process";
+  return new KilnError("KILN_E_USAGE", `port ${port} (${busy.where}) is already in use by ${holderName}: ${who} cannot listen there`, {
+    hint: `${holder ? `stop pid ${holder.pid}` : "stop what listens there"}, or set \`${busy.path}\` in ${specFile} to a free host:port`,
+  });
 }
 
 function startDetached(script: string, args: string[], logFile: string): number {
@@ -108,6 +173,24 @@ export function edgeArgs(e: EdgeSpec, specDir = ".", service?: string): string[]
   ];
 }
 
+/** The two daemons' scripts, for whoever runs them other than `kiln up` (`kiln generate systemd`). */
+export const DAEMON_SCRIPTS = { proxy: proxyMain, controller: controllerMain } as const;
+
+/** The built-in proxy's arguments (after its script) for kiln.yaml's addresses and edge: what `kiln up` and a systemd unit run. */
+export function proxyArgs(o: { paths: HomePaths; specFile: string; listen: string; previewListen?: string; edge?: EdgeSpec; service?: string }): string[] {
+  const previewArgs = o.previewListen ? ["--preview-listen", o.previewListen] : [];
+  const edge = o.edge ? edgeArgs(o.edge, dirname(o.specFile), o.service) : [];
+  return ["--listen", o.listen, ...previewArgs, ...edge, "--admin", o.paths.proxyAdminSocket, "--state", o.paths.routesFile];
+}
+
+/** The controller's arguments (after its script): what the supervisor of `kiln up` and a systemd unit run. */
+export function controllerArgs(o: { specFile: string; home: string; provider: ProviderName; router: RouterKind; sandbox?: string; environment?: string }): string[] {
+  const args = ["--spec", o.specFile, "--home", o.home, "--provider", o.provider, "--router", o.router];
+  if (o.sandbox) args.push("--sandbox", o.sandbox);
+  if (o.environment !== undefined) args.push("--env", o.environment);
+  return args;
+}
+
 /** HAProxy's master pid when it runs for this home (its pid file may hold more than one line). */
 export function haproxyPid(paths: HomePaths): number | undefined {
   const file = join(haproxyRunDir(paths), "haproxy.pid");
@@ -176,17 +259,22 @@ export async function startDaemons(opts: {
 
   if (router === "haproxy") {
     // Started (or attached to) here, then left running: the controller attaches to the same runDir.
-    const h = await startHaproxyRouter(haproxyOptions(paths, { ...opts, specDir: dirname(opts.specFile), ...(opts.service !== undefined ? { service: opts.service } : {}) }));
+    const h = await startHaproxyRouter(haproxyOptions(paths, { ...opts, specDir: dirname(opts.specFile), ...(opts.service !== undefined ? { service: opts.service } : {}) })).catch((e: unknown) => {
+      throw e instanceof KilnError && e.details.some((d) => d.message === "EADDRINUSE") ? proxyErrorToKiln({ code: e.code, message: e.message, ...(e.hint !== undefined ? { hint: e.hint } : {}), details: e.details }, opts.specFile, findPortHolder, "HAProxy") : e;
+    });
     await h.detach();
     writeFileSync(routerFile(paths), "haproxy\n");
     proxyPid = h.pid;
   } else if (proxyPid === undefined || !(await proxy.ping())) {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
-    const previewArgs = opts.previewListen ? ["--preview-listen", opts.previewListen] : [];
-    const edge = opts.edge ? edgeArgs(opts.edge, dirname(opts.specFile), opts.service) : [];
-    const pid = startDetached(proxyMain, ["--listen", opts.listen, ...previewArgs, ...edge, "--admin", paths.proxyAdminSocket, "--state", paths.routesFile], paths.proxyLog);
+    const logFrom = existsSync(paths.proxyLog) ? statSync(paths.proxyLog).size : 0;
+    const pid = startDetached(proxyMain, proxyArgs(opts), paths.proxyLog);
     const ok = await waitFor(async () => !pidAlive(pid) || (await proxy.ping()), 15_000);
     if (!ok || !pidAlive(pid)) {
+      // The proxy says why in its one JSON line (see proxy/main.ts): its own error, made
+      // clearer, rather than the raw line under a controller error.
+      const said = proxyStartError(readFrom(paths.proxyLog, logFrom));
+      if (said) throw proxyErrorToKiln(said, opts.specFile);
       throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tail(paths.proxyLog, 5)}` });
     }
     writePidFile(paths.proxyPid, pid);
@@ -200,9 +288,7 @@ export async function startDaemons(opts: {
   if (supervisorPid === undefined) {
     if (!answering && controllerPid !== undefined) process.kill(controllerPid, "SIGKILL"); // alive but deaf
     writeFileSync(providerFile(paths), `${provider}\n`); // before the controller launches anything
-    const args = ["--spec", opts.specFile, "--home", opts.home, "--provider", provider, "--router", router];
-    if (opts.sandbox) args.push("--sandbox", opts.sandbox);
-    if (opts.environment !== undefined) args.push("--env", opts.environment);
+    const args = controllerArgs({ ...opts, provider, router });
     // An answering controller (from before supervision, or whose supervisor was killed) is adopted.
     supervisorPid = startDetached(supervisorMain, [paths.controllerSocket, paths.controllerPid, paths.controllerLog, "--", controllerMain, ...args], paths.controllerLog);
     writePidFile(supervisorFile(paths), supervisorPid);
@@ -239,7 +325,13 @@ export async function stopDaemons(opts: {
   swarm?: SwarmSpec;
   /** kiln.yaml edge.hosts is set: the proxy is shared (withSharedEdge) and stops only with its last service */
   sharedEdge?: boolean;
-}): Promise<{ stopped: string[] }> {
+  /**
+   * "skip": a provider that fails (its engine is down) is reported in `skipped` and everything
+   * else is still stopped and forgotten, for cleanups that must go on (the demo's previous run);
+   * default "throw", so `kiln down` never claims a fleet gone that it could not see.
+   */
+  onProviderFailure?: "throw" | "skip";
+}): Promise<{ stopped: string[]; skipped?: { provider: ProviderName; reason: string } }> {
   const { paths } = opts;
   const stopped: string[] = [];
   // First the supervisor, or it would start again the controller stopped below.
@@ -257,8 +349,9 @@ export async function stopDaemons(opts: {
   // Whatever the controller could not stop (it was down, or crashed) is stopped directly,
   // and exited instances are released too (a container is removed).
   let failure: unknown;
+  const providerName = daemonProvider(paths) ?? opts.provider ?? "local";
   try {
-    const provider = createProvider(daemonProvider(paths) ?? opts.provider ?? "local", { home: opts.home, swarm: opts.swarm && { ...opts.swarm, rollouts: "kiln" } });
+    const provider = createProvider(providerName, { home: opts.home, swarm: opts.swarm && { ...opts.swarm, rollouts: "kiln" } });
     for (const inst of await provider.list(opts.service)) {
       await provider.terminate(inst.id, { graceMs: 5000 });
       if (inst.state === "running" && !stopped.includes("instances")) stopped.push("instances");
@@ -284,10 +377,12 @@ export async function stopDaemons(opts: {
     if (!(await waitFor(() => !pidAlive(hapPid), 10_000))) await stopPid(hapPid, 5000);
     stopped.push("haproxy");
   }
-  if (failure) throw failure;
+  let skipped: { provider: ProviderName; reason: string } | undefined;
+  if (failure && opts.onProviderFailure === "skip" && failure instanceof KilnError) skipped = { provider: providerName, reason: failure.message };
+  else if (failure) throw failure;
   // Every instance is gone, so the persisted routes would only point at dead addresses.
   const proxyFiles = othersOnProxy > 0 ? [] : [paths.proxyPid, paths.routesFile, paths.proxyAdminSocket];
   for (const f of [...proxyFiles, paths.controllerPid, paths.controllerSocket, providerFile(paths), routerFile(paths), supervisorFile(paths)]) rmSync(f, { force: true });
   if (othersOnHaproxy === 0) rmSync(haproxyRunDir(paths), { recursive: true, force: true });
-  return { stopped };
+  return skipped ? { stopped, skipped } : { stopped };
 }

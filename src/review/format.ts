@@ -6,7 +6,7 @@ import { isAbsolute } from "node:path";
 import { pathToFileURL } from "node:url";
 import type * as Sarif from "sarif";
 import { RULES } from "./rules.js";
-import type { Finding, ReviewResult, Severity } from "./types.js";
+import type { Finding, ReviewProblem, ReviewResult, Severity } from "./types.js";
 
 const RANK: Record<Severity, number> = { info: 0, warning: 1, error: 2 };
 
@@ -154,4 +154,26 @@ export function rulesMarkdown(): string {
     lines.push(`## ${r.id} — ${r.title}`, "", `*${r.severity}; protects: ${r.pattern}*`, "", r.rationale, "", `**Fix:** ${r.fix}`, "");
   }
   return lines.join("\n");
+}
+
+/**
+ * The one-line summary and the hint for files review could not review, fitted to why: a
+ * missing path is said to be missing (not a syntax error), and only the reasons present get
+ * their advice. Examples:
+ * - [missing.sh: missing] → "missing.sh does not exist", "check the path (relative to /w) or leave it out"
+ * - [a.sh, b.sh: missing] → "2 paths do not exist", same hint
+ * - [bad.tf: unparsable] → "1 file could not be reviewed", "fix the syntax error (review needs a file its real parser accepts), or leave the file out"
+ * - [gone.sh: missing, bad.tf: unparsable] → "2 files could not be reviewed", both hints joined by "; "
+ * - [fifo: unreadable] → "1 file could not be reviewed", "name a regular, readable deploy file review knows, or leave it out"
+ */
+export function describeProblems(problems: readonly ReviewProblem[], cwd: string): { message: string; hint: string } {
+  const n = problems.length;
+  const reasons = new Set(problems.map((p) => p.reason));
+  const hints: string[] = [];
+  if (reasons.has("missing")) hints.push(`check the path (relative to ${cwd}) or leave it out`);
+  if (reasons.has("unparsable")) hints.push("fix the syntax error (review needs a file its real parser accepts), or leave the file out");
+  if (reasons.has("unreadable")) hints.push("name a regular, readable deploy file review knows, or leave it out");
+  const allMissing = reasons.size === 1 && reasons.has("missing");
+  const message = allMissing ? (n === 1 ? `${problems[0]!.file} does not exist` : `${n} paths do not exist`) : `${n} file${n === 1 ? "" : "s"} could not be reviewed`;
+  return { message, hint: hints.join("; ") };
 }

@@ -29,7 +29,7 @@ import { checkKubernetes } from "./yaml/kubernetes.js";
 import { parseYaml } from "./yaml/parse.js";
 
 export { RULES, ruleById } from "./rules.js";
-export { formatText, formatJson, toSarif, failsAt, rulesMarkdown } from "./format.js";
+export { formatText, formatJson, toSarif, failsAt, rulesMarkdown, describeProblems } from "./format.js";
 export type * from "./types.js";
 
 /** Review reads hand-written files; anything bigger is generated, or hostile. */
@@ -51,6 +51,13 @@ function longLine(text: string): { line: number; length: number } | undefined {
 
 type Checked = { findings: RawFinding[] } | { error: { line: number; col: number; message: string } | { where: string; message: string } };
 
+/** A path that cannot be stat'ed or read: one that does not exist is said so, not "cannot read". */
+function readProblem(shown: string, e: unknown): ReviewProblem {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ENOTDIR") return { file: shown, where: shown, message: `does not exist (${code})`, reason: "missing" };
+  return { file: shown, where: shown, message: `cannot read (${code ?? String(e)})`, reason: "unreadable" };
+}
+
 /**
  * Reviews files and directories (walked recursively; files whose kind cannot be told are
  * skipped there, but an explicitly named one is a problem). Never throws for bad input:
@@ -66,7 +73,7 @@ export async function reviewFiles(paths: string[], opts: ReviewOptions = {}): Pr
     try {
       isDir = statSync(abs).isDirectory();
     } catch (e) {
-      problems.push({ file: display(p, cwd, abs), where: display(p, cwd, abs), message: `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})` });
+      problems.push(readProblem(display(p, cwd, abs), e));
       continue;
     }
     const candidates = isDir ? walkDir(abs) : [abs];
@@ -79,21 +86,21 @@ export async function reviewFiles(paths: string[], opts: ReviewOptions = {}): Pr
         // files are read, and only up to a size no hand-written deploy file reaches.
         const st = statSync(f);
         if (!st.isFile()) {
-          problems.push({ file: shown, where: shown, message: "not a regular file (a FIFO, socket or device is not reviewed)" });
+          problems.push({ file: shown, where: shown, message: "not a regular file (a FIFO, socket or device is not reviewed)", reason: "unreadable" });
           continue;
         }
         if (st.size > MAX_FILE_BYTES) {
-          problems.push({ file: shown, where: shown, message: `too large to review (${st.size} bytes; the limit is ${MAX_FILE_BYTES})` });
+          problems.push({ file: shown, where: shown, message: `too large to review (${st.size} bytes; the limit is ${MAX_FILE_BYTES})`, reason: "unreadable" });
           continue;
         }
         text = readFileSync(f, "utf8");
         const long = longLine(text);
         if (long) {
-          problems.push({ file: shown, where: `${shown}:${long.line}:1`, message: `line ${long.line} is ${long.length} characters long (the limit is ${MAX_LINE_CHARS}): generated or minified text is not reviewed` });
+          problems.push({ file: shown, where: `${shown}:${long.line}:1`, message: `line ${long.line} is ${long.length} characters long (the limit is ${MAX_LINE_CHARS}): generated or minified text is not reviewed`, reason: "unreadable" });
           continue;
         }
       } catch (e) {
-        problems.push({ file: shown, where: shown, message: `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})` });
+        problems.push(readProblem(shown, e));
         continue;
       }
       const kind = detectKind(f, text);
@@ -103,6 +110,7 @@ export async function reviewFiles(paths: string[], opts: ReviewOptions = {}): Pr
             file: shown,
             where: shown,
             message: "cannot tell what kind of file this is (expected a shell script, Packer/Terraform HCL, CloudFormation, Kubernetes, Compose, kiln.yaml, a Dockerfile, a GitHub Actions or GitLab CI pipeline, or an Ansible playbook)",
+            reason: "unreadable",
           });
         }
         continue;
@@ -136,7 +144,7 @@ export async function reviewFiles(paths: string[], opts: ReviewOptions = {}): Pr
     const c = checked.get(s)!;
     if ("error" in c) {
       const where = "where" in c.error ? c.error.where : `${s.file}:${c.error.line}:${c.error.col}`;
-      problems.push({ file: s.file, where, message: c.error.message });
+      problems.push({ file: s.file, where, message: c.error.message, reason: "unparsable" });
       continue;
     }
     reviewed.push({ file: s.file, kind: s.kind });

@@ -61,6 +61,12 @@ export interface ReviewProblem {
   /** "file:line:col" when the parser said where */
   where: string;
   message: string;
+  /**
+   * Why it was not reviewed, so the CLI's hint fits: "missing" (no such path), "unparsable"
+   * (its parser refused it), "unreadable" (anything else: permissions, not a regular file,
+   * too large, generated text, an unknown kind).
+   */
+  reason: "missing" | "unparsable" | "unreadable";
 }
 
 export interface ReviewedFile {

@@ -37,6 +37,15 @@ class Workspace {
   }
 }
 
+/**
+ * The one line the demo says when it could not stop the previous run's instances, e.g.
+ * provider docker, "could not list the instances of hello: the Docker Engine is unreachable (ENOENT)" →
+ * "previous demo: skipped stopping its docker instances (could not list the instances of hello: the Docker Engine is unreachable (ENOENT)); going on. If any are left, remove them once docker is back: kiln down -f ws/kiln.yaml --provider docker"
+ */
+export function skippedCleanupLine(skipped: { provider: string; reason: string }, specFile: string): string {
+  return `previous demo: skipped stopping its ${skipped.provider} instances (${skipped.reason}); going on. If any are left, remove them once ${skipped.provider} is back: kiln down -f ${specFile} --provider ${skipped.provider}`;
+}
+
 export function register(program: Command): void {
   program
     .command("demo")
@@ -56,9 +65,12 @@ export function register(program: Command): void {
       const ws = new Workspace(join(base, "workspace"));
 
       // A previous demo may have been interrupted: stop what it left, then start from a clean copy.
+      // Its provider may be out of reach now (a docker demo, then the engine stopped): that part is
+      // skipped with one line saying so, since the new run does not depend on it.
       if (existsSync(ws.specFile)) {
         const old = context({ file: ws.specFile });
-        await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.service, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }), swarm: old.loaded.spec.swarm });
+        const previous = await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.service, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }), swarm: old.loaded.spec.swarm, onProviderFailure: "skip" });
+        if (previous.skipped) process.stderr.write(`${skippedCleanupLine(previous.skipped, ws.specFile)}\n`);
       }
       // Start from a clean copy of the example, but keep the image store (blobs, layer cache,
       // unpacked roots) so the runtime base is not rebuilt on every run.

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { stdoutStyle } from "../output.js";
 import { readFileSync } from "node:fs";
 import { KilnError } from "../../errors.js";
-import { failsAt, formatJson, formatText, reviewFiles, RULES, toSarif } from "../../review/index.js";
+import { describeProblems, failsAt, formatJson, formatText, reviewFiles, RULES, toSarif } from "../../review/index.js";
 
 const FORMATS = ["text", "json", "sarif"] as const;
 type Format = (typeof FORMATS)[number];
@@ -58,11 +58,8 @@ export function register(program: Command): void {
       }
       const result = await reviewFiles(paths.length > 0 ? paths : ["."]);
       if (result.problems.length > 0) {
-        const n = result.problems.length;
-        throw new KilnError("KILN_E_USAGE", `${n} file${n === 1 ? "" : "s"} could not be reviewed`, {
-          details: result.problems.map((p) => ({ where: p.where, message: p.message })),
-          hint: "fix the syntax error (review needs a file its real parser accepts), or leave the file out",
-        });
+        const { message, hint } = describeProblems(result.problems, process.cwd());
+        throw new KilnError("KILN_E_USAGE", message, { details: result.problems.map((p) => ({ where: p.where, message: p.message })), hint });
       }
       if (format === "json") process.stdout.write(formatJson(result));
       else if (format === "sarif") process.stdout.write(`${JSON.stringify(toSarif(result, toolVersion()), null, 2)}\n`);

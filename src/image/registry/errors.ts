@@ -103,7 +103,29 @@ export async function responseError(res: Response, ctx: RequestContext): Promise
   });
 }
 
-/** fetch() threw: a connection problem (refused, DNS, TLS, reset). */
+/** What a network error code means for reaching a registry, in the words the user reads. */
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ENOTFOUND: "its host name does not resolve",
+  EAI_AGAIN: "name resolution failed (no DNS answer)",
+  EHOSTUNREACH: "no route to the host",
+  ENETUNREACH: "the network is unreachable",
+  ECONNRESET: "the connection was reset",
+  ETIMEDOUT: "the connection timed out",
+  UND_ERR_CONNECT_TIMEOUT: "the connection timed out",
+  UND_ERR_SOCKET: "the connection closed unexpectedly",
+};
+
+/**
+ * fetch() threw: a connection problem (refused, DNS, TLS, reset). A registry that cannot be
+ * reached is said to be unreachable with the network error, never guessed to be a typo: an
+ * offline machine or a stopped registry fails the same way as a misspelt host. Examples:
+ * - ECONNREFUSED on 127.0.0.1:5001 → "the registry 127.0.0.1:5001 is unreachable: cannot connect to 127.0.0.1:5001: connection refused (ECONNREFUSED, http://127.0.0.1:5001/v2/)", hint: is it running and listening there
+ * - ENOTFOUND for reg.example:5000 → "… is unreachable: its host name does not resolve (ENOTFOUND, …)", hint: the network and DNS first, then the host name
+ * - EAI_AGAIN → "… is unreachable: name resolution failed (no DNS answer) (EAI_AGAIN, …)", same hint
+ * - EHOSTUNREACH / ENETUNREACH / ECONNRESET / a connect timeout → "… is unreachable: no route to the host (…)" and the like, hint: the network path
+ * - a TLS error over https → "TLS to … failed", hint: the CA or --insecure
+ */
 export function transportError(e: unknown, url: string, registry: string): KilnError {
   // A stream body that failed (e.g. a corrupt store blob) carries a KilnError: that one is the news.
   for (let c: unknown = e; c; c = (c as { cause?: unknown }).cause) {
@@ -112,14 +134,16 @@ export function transportError(e: unknown, url: string, registry: string): KilnE
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
   const code = cause?.code ?? (e as { code?: string }).code ?? "";
   const https = url.startsWith("https:");
-  if (code === "ECONNREFUSED") {
-    return new KilnError("KILN_E_REGISTRY", `cannot connect to ${registry}: connection refused (${url})`, {
-      hint: `is the registry running and listening on ${registry}? check the host and port`,
-      cause: e,
-    });
-  }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
-    return new KilnError("KILN_E_REGISTRY", `cannot resolve the registry host in ${registry}`, { hint: "check the spelling of the registry host", cause: e });
+  const what = UNREACHABLE[code];
+  if (what !== undefined) {
+    const hint =
+      code === "ECONNREFUSED"
+        ? `check that the registry is running and listening on ${registry} (host and port), then retry`
+        : code === "ENOTFOUND" || code === "EAI_AGAIN"
+          ? `check this machine's network and DNS (does any host resolve?), then the registry host name in ${registry}`
+          : `check the network path to ${registry} (routes, firewall, proxy) and that the registry is up, then retry`;
+    const detail = code === "ECONNREFUSED" ? `cannot connect to ${registry}: ${what}` : what;
+    return new KilnError("KILN_E_REGISTRY", `the registry ${registry} is unreachable: ${detail} (${code}, ${url})`, { hint, cause: e });
   }
   if (https && (/CERT|SSL|TLS/i.test(code) || code === "EPROTO")) {
     return new KilnError("KILN_E_REGISTRY", `TLS to ${registry} failed (${code})`, {
@@ -127,7 +151,7 @@ export function transportError(e: unknown, url: string, registry: string): KilnE
       cause: e,
     });
   }
-  if ((e as Error).name === "TimeoutError" || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_CONNECT_TIMEOUT") {
+  if ((e as Error).name === "TimeoutError" || code === "UND_ERR_HEADERS_TIMEOUT") {
     return new KilnError("KILN_E_REGISTRY", `${registry} did not answer in time (${url})`, { hint: "check the registry and the network, then retry", cause: e });
   }
   return new KilnError("KILN_E_REGISTRY", `request to ${url} failed: ${cause?.message ?? (e as Error).message}${code ? ` (${code})` : ""}`, {

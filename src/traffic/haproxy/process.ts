@@ -333,8 +333,11 @@ async function spawnHaproxy(bin: string, files: { config: string; admin: string;
   if (exited === undefined) child.kill("SIGKILL");
   const tail = (await readFile(files.log, "utf8").catch(() => "")).split("\n").filter((l) => /ALERT|error/i.test(l)).slice(-3).join(" | ");
   if (/cannot bind socket|Address already in use/i.test(tail)) {
-    throw new KilnError("KILN_E_CONTROLLER", `HAProxy cannot listen on ${boot.listen}${boot.previewListen ? ` or ${boot.previewListen}` : ""}: address already in use`, {
+    // A user error (the address kiln.yaml gives is taken); the details name the address and its
+    // key, for `kiln up` to name the port's holder. With a preview address too, either may be it.
+    throw new KilnError("KILN_E_USAGE", `HAProxy cannot listen on ${boot.listen}${boot.previewListen ? ` or ${boot.previewListen}` : ""}: address already in use`, {
       hint: "change `listen` in kiln.yaml, or stop what holds the port",
+      details: boot.previewListen ? [] : [{ where: boot.listen, path: "listen", message: "EADDRINUSE" }],
     });
   }
   throw new KilnError("KILN_E_CONTROLLER", `HAProxy did not start${exited !== undefined ? ` (exit ${exited})` : " within 10 s"}: ${tail || "no error in haproxy.log"}`, {

@@ -6,7 +6,7 @@
 // stdout carries exactly one JSON line for whoever started us:
 //   {"ready":true,"pid":123,"listen":"127.0.0.1:8080","admin":"/path/proxy.sock"}
 //   (plus "preview":"127.0.0.1:8081" with --preview-listen)
-//   {"ready":false,"error":{"code":"KILN_E_USAGE","message":"…","hint":"…"}}
+//   {"ready":false,"error":{"code":"KILN_E_USAGE","message":"…","hint":"…","details":[{"where":"127.0.0.1:8080","path":"listen","message":"EADDRINUSE"}]}}
 // Edge flags (TLS, timeouts, limits, metrics) are listed in USAGE below.
 // Human-readable errors go to stderr; the log (table changes, health changes,
 // failed attempts) to --log or stderr.
@@ -47,7 +47,7 @@ example:
 
 function fail(e: unknown): never {
   const err = isKilnError(e) ? e : new KilnError("KILN_E_INTERNAL", (e as Error)?.message ?? String(e), { cause: e });
-  process.stdout.write(JSON.stringify({ ready: false, error: { code: err.code, message: err.message, hint: err.hint } }) + "\n");
+  process.stdout.write(JSON.stringify({ ready: false, error: { code: err.code, message: err.message, hint: err.hint, ...(err.details.length ? { details: err.details } : {}) } }) + "\n");
   process.stderr.write(`kiln proxy: ${err.code}: ${err.message}\n`);
   for (const d of err.details) process.stderr.write(`  ${d.where ? `${d.where}: ` : ""}${d.message}\n`);
   if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);

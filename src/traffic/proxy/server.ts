@@ -108,11 +108,18 @@ interface Service {
 /** Unix socket paths are limited to 108 bytes including the terminator on Linux (104 on macOS). */
 const MAX_SOCKET_PATH = 103;
 
-function listenErrorToKiln(err: NodeJS.ErrnoException, what: string, fix: string): KilnError {
+/**
+ * `at` (the address and the kiln.yaml key that sets it) goes into the error's details, so
+ * whoever started the proxy can name the port's holder and the key to change without
+ * reading the message.
+ */
+function listenErrorToKiln(err: NodeJS.ErrnoException, what: string, fix: string, at?: { address: string; key: string }): KilnError {
+  const details = at ? [{ where: at.address, path: at.key, message: err.code ?? err.message }] : [];
   if (err.code === "EADDRINUSE") {
     return new KilnError("KILN_E_USAGE", `proxy cannot listen on ${what}: address already in use`, {
       hint: `another process (perhaps another kiln proxy) is listening there; stop it or ${fix}`,
       cause: err,
+      details,
     });
   }
   if (err.code === "EACCES") {
@@ -409,7 +416,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     await listen(server, { host: hp.host, port: hp.port });
   } catch (e) {
     pool.close();
-    throw listenErrorToKiln(e as NodeJS.ErrnoException, opts.listen, "change `listen` in kiln.yaml");
+    throw listenErrorToKiln(e as NodeJS.ErrnoException, opts.listen, "change `listen` in kiln.yaml", { address: opts.listen, key: "listen" });
   }
   const address = addressOf(server);
 
@@ -422,7 +429,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     } catch (e) {
       server.close();
       pool.close();
-      throw listenErrorToKiln(e as NodeJS.ErrnoException, `preview address ${opts.previewListen}`, "choose another preview listen address");
+      throw listenErrorToKiln(e as NodeJS.ErrnoException, `preview address ${opts.previewListen}`, "choose another preview listen address", { address: opts.previewListen!, key: "strategy.blueGreen.previewListen" });
     }
     previewAddress = addressOf(previewServer);
   }
@@ -459,7 +466,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       server.close();
       previewServer?.close();
       pool.close();
-      throw listenErrorToKiln(e as NodeJS.ErrnoException, `TLS address ${opts.tls!.listen}`, "choose another TLS listen address");
+      throw listenErrorToKiln(e as NodeJS.ErrnoException, `TLS address ${opts.tls!.listen}`, "choose another TLS listen address", { address: opts.tls!.listen, key: "edge.tls.listen" });
     }
     tlsAddress = addressOf(tlsServer as unknown as http.Server);
     tlsPort = (tlsServer.address() as net.AddressInfo).port;
@@ -480,7 +487,7 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
       for (const s of servers) s.close();
       tlsServer?.close();
       pool.close();
-      throw listenErrorToKiln(e as NodeJS.ErrnoException, `metrics address ${opts.metricsListen}`, "choose another metrics listen address");
+      throw listenErrorToKiln(e as NodeJS.ErrnoException, `metrics address ${opts.metricsListen}`, "choose another metrics listen address", { address: opts.metricsListen!, key: "edge.metricsListen" });
     }
     metricsAddress = addressOf(metricsServer);
     // Closed with the client listeners (below): it joins `servers` for close().

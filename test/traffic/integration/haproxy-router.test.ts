@@ -224,6 +224,8 @@ describe("HaproxyRouter with HAProxy 2.6", { skip: present ? false : `${HAPROXY_
       assert.ok(isKilnError(e));
       assert.equal(e.message, `HAProxy cannot listen on ${taken}: address already in use`);
       assert.match(e.hint ?? "", /change `listen` in kiln\.yaml/);
+      assert.equal(e.code, "KILN_E_USAGE", "a taken address is the user's to change");
+      assert.deepEqual(e.details, [{ where: taken, path: "listen", message: "EADDRINUSE" }]);
       return true;
     });
     await assert.rejects(startHaproxyRouter({ listen: "127.0.0.1:0", runDir: path.join(dir, "b"), haproxyBin: path.join(dir, "no-haproxy") }), (e: unknown) => {

@@ -131,6 +131,8 @@ describe("proxy process", () => {
     assert.equal(p.ready.ready, false);
     assert.match(p.stderr(), new RegExp(`cannot listen on ${taken}: address already in use`));
     assert.match(p.stderr(), /change `listen` in kiln\.yaml/);
+    // The ready line carries the address and its kiln.yaml key, for `kiln up` to name the holder.
+    assert.deepEqual((p.ready as unknown as { error: { details: unknown } }).error.details, [{ where: taken, path: "listen", message: "EADDRINUSE" }]);
   });
 
   it("refuses to take over an admin socket a live proxy is serving", async () => {
