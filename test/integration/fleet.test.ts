@@ -77,7 +77,7 @@ test("blue-green v4, then an instant rollback onto the warm fleet with no new in
   const d = await bakeAndDeploy(ws, "4.0.0", { strategy: "blue-green" });
   assert.equal(d.code, 0, d.stdout + d.stderr);
   let s = await status();
-  assert.ok(serving(s).length === 3 && serving(s).every((i) => i.version === "4.0.0"));
+  assert.ok(serving(s).length === 3 && serving(s).every((i) => i.version === "4.0.0"), `after the switch: ${JSON.stringify(s.instances.map((i) => ({ id: i.id, v: i.version, rot: i.inRotation, routing: i.routing, health: i.health })))}\n${d.stdout}`);
   const warm = s.instances.filter((i) => i.routing === "standby");
   assert.equal(warm.length, 3);
   assert.ok(warm.every((i) => i.version === "2.0.0"));

@@ -88,6 +88,12 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
   await up();
   const first = await ctx.client.deploy(await buildDeployRequest(ctx, undefined, "rolling"));
   await until(async () => (await ctx.client.rollout(first.rollout.id)).state !== "running", 120_000, "first deploy");
+  {
+    // The load below counts every 503 of a fleet that never came up as a failed request: say so first.
+    const r1 = (await ctx.client.history()).releases.find((r) => r.id === first.release.id);
+    const events = (await ctx.client.recentEvents(30)).events.map((e) => e.message);
+    assert.equal(r1?.status, "live", `the first deploy ended ${r1?.status}: ${r1?.reason ?? ""}\n${events.join("\n")}`);
+  }
   load = startLoad({ url: `http://127.0.0.1:${ws.port}/`, concurrency: 4, durationMs: 20 * 60_000 });
   await until(async () => (await load!.snapshot()).requests > 20, 10_000, "load");
 
