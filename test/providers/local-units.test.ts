@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { resolveImageUser } from "../../src/providers/local/image-user.js";
 import { parseBwrapStatus } from "../../src/providers/local/meta.js";
 import { planMounts, type ImageTree, type TreeEntry } from "../../src/providers/local/mount-plan.js";
-import { parseStat, readStat } from "../../src/providers/local/procfs.js";
+import { parseStat, readStat, trustedPidNamespace } from "../../src/providers/local/procfs.js";
 import { bwrapArgs, chrootCommand, renderStageOps, stagedBwrapCommand, STAGE_SCRIPT, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
 import { isLogOverCap } from "../../src/providers/local/local-provider.js";
@@ -249,4 +249,27 @@ describe("sandbox command lines", () => {
 describe("isLogOverCap (worked examples)", () => {
   for (const [size, max, want] of [[100, 1000, false], [1000, 1000, false], [1001, 1000, true], [5, 0, false]] as const)
     test(`${size} bytes, cap ${max} → ${want ? "rotate" : "keep"}`, () => assert.equal(isLogOverCap(size, max), want));
+});
+
+test("trustedPidNamespace: the doc comment's worked examples", () => {
+  const stat = (pid: number, startTime: number, state = "S") => ({ pid, state, ppid: 1, pgrp: pid, startTime });
+  const world = (procs: Record<number, { startTime: number; ns: number }>) => ({
+    stat: (pid: number) => (procs[pid] ? stat(pid, procs[pid]!.startTime) : undefined),
+    pidNamespaceOf: (pid: number) => procs[pid]?.ns,
+  });
+  const status = { childPid: 500, pidNamespace: 4026532979 };
+  // init alive, start time as recorded → the namespace
+  assert.equal(trustedPidNamespace(status, 1234, world({ 500: { startTime: 1234, ns: 4026532979 } })), 4026532979);
+  // init alive, another start time (its pid reused) → undefined
+  assert.equal(trustedPidNamespace(status, 1234, world({ 500: { startTime: 9999, ns: 4026532979 } })), undefined);
+  // init gone → undefined (the number may be another instance's now)
+  assert.equal(trustedPidNamespace(status, 1234, world({})), undefined);
+  // no recorded start time (an older kiln): init alive inside that namespace → the namespace
+  assert.equal(trustedPidNamespace(status, undefined, world({ 500: { startTime: 1, ns: 4026532979 } })), 4026532979);
+  // no recorded start time, init alive elsewhere → undefined
+  assert.equal(trustedPidNamespace(status, undefined, world({ 500: { startTime: 1, ns: 4026531836 } })), undefined);
+  // a zombie init is gone
+  assert.equal(trustedPidNamespace(status, 1234, { stat: (pid) => stat(pid, 1234, "Z"), pidNamespaceOf: () => 4026532979 }), undefined);
+  // no status yet → undefined
+  assert.equal(trustedPidNamespace({}, 1234, world({ 500: { startTime: 1234, ns: 1 } })), undefined);
 });

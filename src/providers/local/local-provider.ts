@@ -22,7 +22,7 @@ import { resolveImageUser } from "./image-user.js";
 import { fsImageTree, readImageFile } from "./image-tree.js";
 import { LOG_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
 import { planMounts } from "./mount-plan.js";
-import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat } from "./procfs.js";
+import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat, trustedPidNamespace } from "./procfs.js";
 import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
@@ -180,8 +180,11 @@ export class LocalProvider implements Provider {
     const meta = readMeta(dir);
     if (!meta) return;
 
-    const ns = meta.sandbox === "bwrap" ? readBwrapStatus(dir).pidNamespace : undefined;
-    const members = () => this.members(meta, ns);
+    const status = meta.sandbox === "bwrap" ? readBwrapStatus(dir) : undefined;
+    // Asked again on every call: once the namespace's init is gone, its number may name another
+    // instance's namespace (see trustedPidNamespace), whose processes must never be signalled.
+    const seen = new Map<number, number>();
+    const members = () => this.members(meta, status ? trustedPidNamespace(status, meta.childStartTime) : undefined, seen);
     const gone = () => !isSameProcessAlive(meta.pid, meta.startTime) && members().length === 0;
 
     if (!gone()) {
@@ -316,14 +319,28 @@ export class LocalProvider implements Provider {
     return meta.sandbox === "bwrap" ? readBwrapStatus(this.instanceDir(meta.id)).exitCode : undefined;
   }
 
-  /** Live processes of the instance; the group is used only while it can still be ours. */
-  private members(meta: InstanceMeta, pidNamespace: number | undefined): number[] {
+  /**
+   * Live processes of the instance; the group is used only while it can still be ours. The
+   * fallback's mount namespace is asked only while the leader lives: its number, like a PID
+   * namespace's, goes to the next namespace created once it is gone. What was found there is
+   * remembered (`seen`, pid → start time) so a child that left the group is still stopped after
+   * the leader died.
+   */
+  private members(meta: InstanceMeta, pidNamespace: number | undefined, seen = new Map<number, number>()): number[] {
     const leader = readStat(meta.pid);
     // A process group id cannot be handed out again while the group has
     // members, so the group is ours unless its number now names a different
     // live process (our group emptied and the pid was reused).
-    const groupIsOurs = !isLiveStat(leader) || leader.startTime === meta.startTime;
-    return instanceProcesses({ pgid: groupIsOurs ? meta.pid : -1, pidNamespace, mountNamespace: meta.mountNamespace });
+    const leaderIsOurs = isLiveStat(leader) && leader.startTime === meta.startTime;
+    const groupIsOurs = !isLiveStat(leader) || leaderIsOurs;
+    const found = instanceProcesses({ pgid: groupIsOurs ? meta.pid : -1, pidNamespace, mountNamespace: leaderIsOurs ? meta.mountNamespace : undefined });
+    for (const pid of found) {
+      const t = readStat(pid)?.startTime;
+      if (t !== undefined) seen.set(pid, t);
+    }
+    const out = new Set(found);
+    for (const [pid, t] of seen) if (!out.has(pid) && isSameProcessAlive(pid, t)) out.add(pid);
+    return [...out];
   }
 
   private signal(pid: number, sig: NodeJS.Signals): void {
@@ -557,7 +574,17 @@ export class LocalProvider implements Provider {
       // earlier death is a sandbox failure (staging, bwrap options), not the app's.
       const deadline = Date.now() + STARTUP_WAIT_MS;
       for (;;) {
-        if (readBwrapStatus(dir).childPid !== undefined) break;
+        const childPid = readBwrapStatus(dir).childPid;
+        if (childPid !== undefined) {
+          // The namespace's init, by start time: what tells this instance's namespace from a later one with the same number.
+          const childStart = readStat(childPid)?.startTime;
+          if (childStart !== undefined) {
+            meta.childStartTime = childStart;
+            const latest = readMeta(dir);
+            writeMeta(dir, { ...(latest ?? meta), childStartTime: childStart });
+          }
+          break;
+        }
         const alive = isSameProcessAlive(pid, meta.startTime);
         if (!alive || Date.now() > deadline) {
           if (alive) this.signal(-pid, "SIGKILL"); // stuck before the namespaces exist: nothing of it may stay

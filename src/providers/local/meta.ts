@@ -27,6 +27,8 @@ export interface InstanceMeta {
   gid: number;
   /** the instance's private mount namespace (inode number); every process of the instance lives in it */
   mountNamespace?: number;
+  /** stat start time of bwrap's child (the PID namespace's init, "child-pid" in bwrap's status) */
+  childStartTime?: number;
   /** set when kiln asked it to stop */
   terminatedAt?: number;
   /** known exit code; a death by signal N is recorded as 128+N; null when unknown */

@@ -66,6 +66,33 @@ export function namespaceOf(pid: number, kind: "pid" | "mnt"): number | undefine
   }
 }
 
+/**
+ * The instance's PID namespace, when it can still be trusted to be the instance's. The kernel
+ * reuses a namespace's inode number as soon as the namespace is gone, and the next namespace
+ * created anywhere on the host (another instance's, of any workspace) may get it; so the number
+ * names this instance only while the namespace's init — bwrap's child, recorded at launch — is
+ * still the same live process. Once that init has died the kernel has killed everything in its
+ * namespace, and there is nothing of the instance left to find there.
+ *
+ *   init alive, start time as recorded                 → the namespace
+ *   init alive, another start time (its pid reused)    → undefined
+ *   init gone                                          → undefined
+ *   no recorded start time (an older kiln): init alive and inside that namespace → the namespace
+ *   no recorded start time, init alive elsewhere       → undefined
+ */
+export function trustedPidNamespace(
+  status: { childPid?: number; pidNamespace?: number },
+  childStartTime: number | undefined,
+  read: { stat: (pid: number) => ProcStat | undefined; pidNamespaceOf: (pid: number) => number | undefined } = { stat: readStat, pidNamespaceOf: (pid) => namespaceOf(pid, "pid") },
+): number | undefined {
+  const { childPid, pidNamespace } = status;
+  if (childPid === undefined || pidNamespace === undefined) return undefined;
+  const s = read.stat(childPid);
+  if (!isLiveStat(s)) return undefined;
+  if (childStartTime !== undefined) return s.startTime === childStartTime ? pidNamespace : undefined;
+  return read.pidNamespaceOf(childPid) === pidNamespace ? pidNamespace : undefined;
+}
+
 export interface InstanceIdentity {
   /** its process group (the spawned process's pid); -1 when the number may no longer be ours */
   pgid: number;

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -296,6 +296,31 @@ describe("LocalProvider with bubblewrap", { skip: bwrapSkip }, () => {
     assert.equal(later?.state, "exited");
     assert.equal(later?.exitCode, 3);
     await w.provider.terminate(inst.id, { graceMs: 100 }); // stopping a dead instance is fine
+  });
+
+  test("stopping a dead instance never touches a live one that got its PID namespace's number", async () => {
+    // The kernel hands a freed namespace number to the next namespace created on the host, so a
+    // crashed instance's recorded "pid-namespace" soon names another instance's (CI saw healthy
+    // instances die when a dead one was stopped). Made certain here: X's record is given Y's number.
+    const w = world();
+    const x = await w.launch(w.provider, w.req());
+    await probe(x);
+    const statusFile = join(w.home, "instances", x.id, "bwrap-status.jsonl");
+    const xNs = /"pid-namespace": (\d+)/.exec(readFileSync(statusFile, "utf8"))?.[1];
+    process.kill(-x.pid!, "SIGKILL");
+    await waitFor("X to be seen dead", async () => ((await w.provider.list("hello")).find((i) => i.id === x.id)?.state === "exited" ? true : undefined));
+    const y = await w.launch(w.provider, w.req());
+    await probe(y);
+    const yChild = /"child-pid": (\d+)/.exec(readFileSync(join(w.home, "instances", y.id, "bwrap-status.jsonl"), "utf8"))?.[1];
+    const yPidNs = /\[(\d+)\]/.exec(readlinkSync(`/proc/${yChild}/ns/pid`))?.[1];
+    assert.ok(yPidNs, "Y has a PID namespace");
+    const yStart = readStat(Number(yChild))?.startTime;
+    console.log(`# X's namespace ${xNs}, Y's ${yPidNs}${xNs === yPidNs ? " (the kernel reused the number)" : ""}`);
+    writeFileSync(statusFile, readFileSync(statusFile, "utf8").replace(/"pid-namespace": \d+/, `"pid-namespace": ${yPidNs}`));
+    await w.provider.terminate(x.id, { graceMs: 500 });
+    assert.equal(readStat(Number(yChild))?.startTime, yStart, "Y's init is the same live process");
+    assert.equal((await get(y.address)).status, 200, "Y still serves");
+    assert.equal((await w.provider.list("hello")).find((i) => i.id === y.id)?.state, "running");
   });
 
   test("launch and terminate are idempotent", async () => {
