@@ -99,6 +99,11 @@ function userLines(host: HostInfo): string[] {
   return host.user === undefined ? [] : [`User=${host.user}`];
 }
 
+/** The [Service] section's start of either unit: who runs what, where, and how it restarts. */
+function serviceStart(host: HostInfo, argv: readonly string[]): string[] {
+  return ["[Service]", "Type=simple", ...userLines(host), `WorkingDirectory=${literal(host.workingDirectory)}`, `ExecStart=${argv.map(execWord).join(" ")}`, ...RESTART];
+}
+
 function proxyUnit(spec: Spec, host: HostInfo, unit: string, proxy: NonNullable<HostInfo["proxy"]>): string {
   return [
     ...header(unit, spec, [`kiln's proxy (data plane) for ${spec.name}, serving http://${spec.listen}.`, "It keeps serving with its last routing table while the controller restarts."]),
@@ -108,12 +113,7 @@ function proxyUnit(spec: Spec, host: HostInfo, unit: string, proxy: NonNullable<
     "After=network.target",
     ...START_LIMIT,
     "",
-    "[Service]",
-    "Type=simple",
-    ...userLines(host),
-    `WorkingDirectory=${literal(host.workingDirectory)}`,
-    `ExecStart=${proxy.argv.map(execWord).join(" ")}`,
-    ...RESTART,
+    ...serviceStart(host, proxy.argv),
     `StandardOutput=append:${literal(proxy.log)}`,
     "StandardError=inherit",
     ...environmentLines(host),
@@ -153,12 +153,7 @@ function controllerUnit(spec: Spec, host: HostInfo, unit: string, proxyUnitName:
     ...(wants.length ? [`Wants=${wants.join(" ")}`] : []),
     ...START_LIMIT,
     "",
-    "[Service]",
-    "Type=simple",
-    ...userLines(host),
-    `WorkingDirectory=${literal(host.workingDirectory)}`,
-    `ExecStart=${host.controller.argv.map(execWord).join(" ")}`,
-    ...RESTART,
+    ...serviceStart(host, host.controller.argv),
     "# Instances are the controller's children: a restart must leave them serving (the new",
     "# controller adopts them), so only the controller process is stopped. `kiln down` stops the fleet.",
     "KillMode=process",
