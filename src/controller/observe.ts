@@ -4,7 +4,7 @@
 // a full list is the fallback), the state's instance change feed, a due-queue for probes (prober.ts),
 // and a fleet view rebuilt only for the instances whose inputs changed.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { tailLines } from "../file-tail.js";
 import type { Provider } from "../providers/provider.js";
 import type { FleetInstance, Observed } from "../rollout/types.js";
 import type { InstanceCursor, InstanceRecord } from "../state/db.js";
@@ -259,22 +259,6 @@ export class FleetObserver {
 /** "instance X exited (exit code 1); its log ends: …" — the last lines of its log say why, when the provider keeps one. */
 export function exitMessage(id: string, exitCode: number | null | undefined, logPath: string | undefined): string {
   const code = exitCode === undefined || exitCode === null ? "exit code unknown" : exitCode > 128 ? `exit code ${exitCode}, signal ${exitCode - 128}` : `exit code ${exitCode}`;
-  const end = logPath ? lastLines(logPath, 3) : "";
+  const end = logPath ? tailLines(logPath, 3, 4096).map((l) => l.trim()).filter(Boolean).join(" | ").slice(0, 600) : "";
   return `instance ${id} exited (${code})${end ? `; its log ends: ${end}` : ""}`;
-}
-
-function lastLines(file: string, n: number): string {
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, "r");
-    const size = fstatSync(fd).size;
-    const len = Math.min(size, 4096);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
-    return buf.toString("utf8").split("\n").map((l) => l.trim()).filter(Boolean).slice(-n).join(" | ").slice(0, 600);
-  } catch {
-    return "";
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }

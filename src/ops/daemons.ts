@@ -4,6 +4,7 @@
 
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tailLines } from "../file-tail.js";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { closest } from "../config/suggest.js";
@@ -34,11 +35,6 @@ async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: numbe
     await new Promise((r) => setTimeout(r, stepMs));
   }
   return false;
-}
-
-function tail(file: string, lines = 15): string {
-  if (!existsSync(file)) return "";
-  return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 }
 
 /** What a file gained after `offset` (the proxy's log is appended to across starts). */
@@ -275,7 +271,7 @@ export async function startDaemons(opts: {
       // clearer, rather than the raw line under a controller error.
       const said = proxyStartError(readFrom(paths.proxyLog, logFrom));
       if (said) throw proxyErrorToKiln(said, opts.specFile);
-      throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tail(paths.proxyLog, 5)}` });
+      throw new KilnError("KILN_E_CONTROLLER", `the proxy did not start on ${opts.listen}`, { hint: `its log says:\n${tailLines(paths.proxyLog, 5).join("\n")}` });
     }
     writePidFile(paths.proxyPid, pid);
     writeFileSync(routerFile(paths), "builtin\n");
@@ -297,7 +293,7 @@ export async function startDaemons(opts: {
     const sup = supervisorPid;
     const ok = await waitFor(async () => !pidAlive(sup) || (await controller.ping()), 30_000);
     if (!ok || !pidAlive(sup)) {
-      throw new KilnError("KILN_E_CONTROLLER", "the controller did not start", { hint: `its log says:\n${tail(paths.controllerLog, 8)}` });
+      throw new KilnError("KILN_E_CONTROLLER", "the controller did not start", { hint: `its log says:\n${tailLines(paths.controllerLog, 8).join("\n")}` });
     }
     controllerPid = readPidFile(paths.controllerPid) ?? -1;
   }

@@ -11,7 +11,8 @@
 // the running instances from these files.
 
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, chownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { accessSync, chownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { tailLines } from "../../file-tail.js";
 import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
 import { constants as osConstants } from "node:os";
@@ -129,15 +130,6 @@ export function probeBwrap(): { path: string; missing: string[] } | undefined {
 
 function signalNumber(sig: NodeJS.Signals | null): number | undefined {
   return sig ? (osConstants.signals as Record<string, number>)[sig] : undefined;
-}
-
-function tail(file: string, bytes = 2000): string {
-  try {
-    const t = readFileSync(file, "utf8");
-    return t.length > bytes ? t.slice(-bytes) : t;
-  } catch {
-    return "";
-  }
 }
 
 export class LocalProvider implements Provider {
@@ -589,7 +581,7 @@ export class LocalProvider implements Provider {
         if (!alive || Date.now() > deadline) {
           if (alive) this.signal(-pid, "SIGKILL"); // stuck before the namespaces exist: nothing of it may stay
           throw providerError(
-            `the sandbox for ${req.instanceId} did not start: ${tail(logPath).trim().split("\n").slice(-3).join(" | ")}`,
+            `the sandbox for ${req.instanceId} did not start: ${tailLines(logPath, 3).join(" | ")}`,
             `see the full log with \`kiln logs ${req.instanceId}\` (${logPath})`,
             undefined,
             req.instanceId,
