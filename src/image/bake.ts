@@ -21,7 +21,8 @@ import { KilnError } from "../errors.js";
 import { resolveBase } from "./base.js";
 import { composeAnnotations, composeConfig, composeManifest, isoFromEpoch, timestampedName, type ComposeInput } from "./compose.js";
 import { canonicalBytes, sha256Digest } from "./digest.js";
-import { cachedLayer, collectFiles, layerCacheKey, planLayer, writeLayerReported, type LayerEntry } from "./layer.js";
+import { cachedLayer, collectFiles, layerCacheKey, planLayer, type LayerEntry } from "./layer.js";
+import { buildLayer } from "./machine-layers.js";
 import { checkRefParts, formatRef } from "./ref.js";
 import { checkRuntimeSupport, runtimeOfBase } from "./runtime-check.js";
 import type { BaseImage } from "./base-image.js";
@@ -218,7 +219,7 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
 
   const own: { role: LayerRole; record: LayerRecord; entries: LayerEntry[] }[] = [];
   for (const { role, planned, key } of keyed) {
-    const { record, cached } = await cachedLayer(store, "layers", key, () => writeLayerReported(store, planned, epoch, progress, `layer ${role}`, "building"));
+    const { record, cached } = await cachedLayer(store, "layers", key, () => buildLayer(store, key, planned, epoch, progress, `layer ${role}`, "building"));
     if (cached) progress({ phase: "layer", detail: `${role}: cached ${record.descriptor.digest}` });
     allCached &&= cached;
     own.push({ role, record, entries: planned });

@@ -403,6 +403,32 @@ export async function writeLayer(store: Store, planned: readonly LayerEntry[], m
   return { descriptor: { mediaType: MEDIA_TYPE.layerGzip, digest, size }, diffId: "sha256:" + diffHash.digest("hex") };
 }
 
+/** The DiffID and length of a planned layer's tar, without compressing it (checks a machine-cache entry, see machine-layers.ts). */
+export async function tarDigest(planned: readonly LayerEntry[], mtime: number): Promise<{ diffId: string; bytes: number }> {
+  const pack = tar.pack();
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const produce = async () => {
+    try {
+      for (const e of planned) await addEntry(pack, e, mtime);
+      pack.finalize();
+    } catch (e) {
+      pack.destroy(e as Error);
+      throw e;
+    }
+  };
+  const consume = async () => {
+    for await (const chunk of pack as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
+  };
+  const [p, c] = await Promise.allSettled([produce(), consume()]);
+  if (p.status === "rejected") throw p.reason;
+  if (c.status === "rejected") throw c.reason;
+  return { diffId: "sha256:" + hash.digest("hex"), bytes };
+}
+
 /**
  * writeLayer as one progress phase named `phase`: "start" with the entry count and the
  * estimated tar size, "update" as tar bytes go through gzip, "end" with the tar bytes, the

@@ -13,7 +13,8 @@ import type { BaseContext, BaseImage } from "./base-image.js";
 import { hostPackagesOwning, type DebPackage } from "./dpkg.js";
 import { DEFAULT_PATH, isoFromEpoch, ociArchitecture } from "./compose.js";
 import { canonicalBytes, canonicalJson, sha256Digest } from "./digest.js";
-import { cachedLayer, hashFile, layerCacheKey, planLayer, writeLayerReported, type LayerEntry } from "./layer.js";
+import { cachedLayer, hashFile, layerCacheKey, planLayer, type LayerEntry } from "./layer.js";
+import { buildLayer } from "./machine-layers.js";
 import { resolveLinkTarget } from "./paths.js";
 import { parseOsRelease } from "./sbom.js";
 import { RUNTIME_LABEL, type Runtime, type RuntimeInfo } from "./runtime.js";
@@ -163,8 +164,9 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
   }
 
   const planned = planLayer([...entries.values()]);
-  const { record, cached } = await cachedLayer(store, "layers", layerCacheKey("base", planned, 0), () =>
-    writeLayerReported(store, planned, 0, ctx.onProgress, "layer base", "building the node runtime layer, once per runtime"),
+  const key = layerCacheKey("base", planned, 0);
+  const { record, cached } = await cachedLayer(store, "layers", key, () =>
+    buildLayer(store, key, planned, 0, ctx.onProgress, "layer base", "building the node runtime layer, once per runtime"),
   );
 
   const config: OciImageConfig = {

@@ -33,7 +33,8 @@ function kilnInPty(args: string[], env: Record<string, string>): Promise<{ code:
     const command = [process.execPath, kilnBin, ...args].join(" ");
     const child = spawn("script", ["-q", "-e", "-c", command, "/dev/null"], {
       cwd: ws.dir,
-      env: { ...process.env, KILN_HOME: home, SOURCE_DATE_EPOCH: "1700000000", TERM: "xterm-256color", NO_COLOR: "", ...env },
+      // The machine's layer cache off: this test watches the runtime layer being built.
+      env: { ...process.env, KILN_HOME: home, KILN_LAYER_CACHE: "off", SOURCE_DATE_EPOCH: "1700000000", TERM: "xterm-256color", NO_COLOR: "", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let screen = "";
