@@ -163,8 +163,9 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
   }
 
   const planned = planLayer([...entries.values()]);
-  const { record, cached } = await cachedLayer(store, "layers", layerCacheKey("base", planned, 0), () =>
-    writeLayerReported(store, planned, 0, ctx.onProgress, "layer base", "building the node runtime layer, once per runtime"),
+  const write = ctx.layerWrite ?? {};
+  const { record, cached } = await cachedLayer(store, "layers", layerCacheKey("base", planned, 0, write.compression), () =>
+    writeLayerReported(store, planned, 0, ctx.onProgress, "layer base", "building the node runtime layer, once per runtime", write),
   );
 
   const config: OciImageConfig = {

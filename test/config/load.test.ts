@@ -207,6 +207,7 @@ describe("parseSpec: a valid file", () => {
         user: "1000:1000",
         port: 8080,
         labels: {},
+        compression: "gzip",
       },
       instances: 3,
       listen: "127.0.0.1:8080",
