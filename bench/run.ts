@@ -11,8 +11,7 @@ import { buildDeployRequest, lastEventId, watch } from "../src/ops/deploy-flow.j
 import { recipeOf } from "../src/ops/recipe.js";
 import { openWorkspace } from "../src/ops/workspace.js";
 import { probeHttp } from "../src/health/probe.js";
-import { bake, openStore } from "../src/image/index.js";
-import { bakeThreads } from "../src/image/parallel-gzip.js";
+import { bake, bakeThreads, openStore } from "../src/image/index.js";
 import { startLoad } from "../src/loadgen/client.js";
 import { computeBounds } from "../src/rollout/index.js";
 import { helloWorkspace, repoRoot } from "../test/integration/support.js";
