@@ -454,6 +454,7 @@ interface Defaulted {
     user: string;
     port: number;
     labels: Record<string, string>;
+    compression: "gzip" | "none";
   };
   instances: number;
   listen: string;
@@ -565,6 +566,7 @@ function normalize(d: Defaulted): Spec {
       user: d.image.user,
       port: d.image.port,
       labels: { ...d.image.labels },
+      compression: d.image.compression,
     },
     instances: d.instances,
     listen: d.listen,

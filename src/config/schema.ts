@@ -180,6 +180,14 @@ const ImageSchema = object(
       }),
     ),
     labels: stringMap("Extra OCI annotations and labels on the image."),
+    /** The layers' storage form: part of the image's bytes, hence of its digest (the thread count compressing them is not). */
+    compression: Type.Optional(
+      Type.Union([Type.Literal("gzip"), Type.Literal("none")], {
+        default: "gzip",
+        description:
+          'How the layers kiln writes are stored: "gzip" (reproducible, compressed in parallel: KILN_BAKE_THREADS, default every core), or "none" (plain tar, a faster bake for images only run on this machine; kiln push refuses them).',
+      }),
+    ),
   },
   "How the image is baked: base, layers and image config.",
 );

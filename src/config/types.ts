@@ -24,6 +24,8 @@ export interface ImageSpec {
   user: string;
   port: number;
   labels: Record<string, string>;
+  /** "gzip" (default) or "none": uncompressed layers, for images never pushed */
+  compression: "gzip" | "none";
 }
 
 export interface VolumeSpec {

@@ -23,13 +23,14 @@ import { composeAnnotations, composeConfig, composeManifest, isoFromEpoch, times
 import { canonicalBytes, sha256Digest } from "./digest.js";
 import { cachedLayer, collectFiles, layerCacheKey, planLayer, type LayerEntry } from "./layer.js";
 import { buildLayer } from "./machine-layers.js";
+import { bakeThreads } from "./parallel-gzip.js";
 import { checkRefParts, formatRef } from "./ref.js";
 import { checkRuntimeSupport, runtimeOfBase } from "./runtime-check.js";
 import type { BaseImage } from "./base-image.js";
 import { attachProvenance, provenanceStatement, readProvenance } from "./provenance.js";
 import { kilnVersion, pickLockfile, writeImageSbom } from "./sbom-write.js";
 import { tagImmutableError, type Store } from "./store.js";
-import { MEDIA_TYPE, type BakeRecipe, type BakeResult, type FileEntry, type LayerRecord, type LayerRole, type LayerSummary, type ProgressFn } from "./types.js";
+import { MEDIA_TYPE, type BakeRecipe, type BakeResult, type FileEntry, type LayerRecord, type LayerRole, type LayerSummary, type LayerWriteOptions, type ProgressFn } from "./types.js";
 
 const execFileP = promisify(execFile);
 
@@ -38,8 +39,10 @@ export interface BakeOptions {
   /** seconds since the epoch; wins over SOURCE_DATE_EPOCH and git */
   sourceDateEpoch?: number;
   onProgress?: ProgressFn;
-  /** where SOURCE_DATE_EPOCH is read from; defaults to process.env */
+  /** where SOURCE_DATE_EPOCH and KILN_BAKE_THREADS are read from; defaults to process.env */
   env?: Record<string, string | undefined>;
+  /** threads compressing a layer; wins over KILN_BAKE_THREADS (default: every core). Never changes the digest. */
+  threads?: number;
   /** refuse (KILN_E_SPEC) a base runtime past its end of life instead of warning */
   strict?: boolean;
   /** today, YYYY-MM-DD (UTC), for the end-of-life check; defaults to the clock */
@@ -179,9 +182,11 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   const progress: ProgressFn = opts.onProgress ?? (() => undefined);
   checkRecipe(recipe);
   const ref = formatRef(recipe.name, recipe.version);
+  const compression = recipe.compression ?? "gzip";
+  const write: LayerWriteOptions = { compression, threads: opts.threads ?? bakeThreads(opts.env ?? process.env) };
 
   progress({ phase: "base", step: "start", detail: recipe.base });
-  const base = await resolveBase(recipe.base, { store, contextDir: recipe.contextDir, onProgress: progress });
+  const base = await resolveBase(recipe.base, { store, contextDir: recipe.contextDir, onProgress: progress, layerWrite: write });
   progress({ phase: "base", step: "end", detail: `${base.name}${base.cached ? " (cached)" : ""}` });
   let allCached = base.cached;
   const runtime = runtimeOfBase(base, opts.today ?? new Date().toISOString().slice(0, 10));
@@ -207,7 +212,7 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
 
   // The tag check before any layer work. Only a tag whose inputs kiln recorded (baked here, by
   // this kiln) can be judged early; any other existing tag is still checked when it is written.
-  const keyed = collected.map((c) => ({ ...c, key: layerCacheKey(c.role, c.planned, epoch) }));
+  const keyed = collected.map((c) => ({ ...c, key: layerCacheKey(c.role, c.planned, epoch, compression) }));
   const inputs = bakeInputsDigest({ recipe, createdEpoch: epoch, base }, keyed.map((k) => ({ role: k.role, key: k.key })));
   const existing = await store.lookupTag(ref);
   if (existing) {
@@ -219,7 +224,7 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
 
   const own: { role: LayerRole; record: LayerRecord; entries: LayerEntry[] }[] = [];
   for (const { role, planned, key } of keyed) {
-    const { record, cached } = await cachedLayer(store, "layers", key, () => buildLayer(store, key, planned, epoch, progress, `layer ${role}`, "building"));
+    const { record, cached } = await cachedLayer(store, "layers", key, () => buildLayer(store, key, planned, epoch, progress, `layer ${role}`, "building", write));
     if (cached) progress({ phase: "layer", detail: `${role}: cached ${record.descriptor.digest}` });
     allCached &&= cached;
     own.push({ role, record, entries: planned });
@@ -257,6 +262,7 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
     layers,
     cached: allCached,
     unchanged: tagged === "exists",
+    threads: write.threads ?? 1,
     warnings,
     ...(runtime ? { runtime } : {}),
     ...(sbom ? { sbom: { digest: sbom.digest, documentDigest: sbom.documentDigest, counts: sbom.summary.counts } } : {}),

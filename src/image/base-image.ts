@@ -6,7 +6,7 @@ import type { DebPackage } from "./dpkg.js";
 import type { RuntimeInfo } from "./runtime.js";
 import type { OsRelease } from "./sbom.js";
 import type { Store } from "./store.js";
-import type { LayerRecord, OciImageConfig, ProgressFn } from "./types.js";
+import type { LayerRecord, LayerWriteOptions, OciImageConfig, ProgressFn } from "./types.js";
 
 export interface BaseImage {
   /** recorded as org.opencontainers.image.base.name */
@@ -29,4 +29,6 @@ export interface BaseContext {
   store: Store;
   contextDir: string;
   onProgress: ProgressFn;
+  /** how layers kiln writes for the base are stored and compressed (default: gzip on 1 thread) */
+  layerWrite?: LayerWriteOptions;
 }

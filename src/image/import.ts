@@ -2,18 +2,20 @@
 // layout in a tar) or a docker-archive (`docker save`). Every blob is verified
 // against its digest before it enters the store; docker-archive layers, which
 // are uncompressed, are gzipped once with kiln's pinned gzip (cached by
-// diff_id), so a re-imported image keeps the same layer digests.
+// diff_id and layer format), so a re-imported image keeps the same layer
+// digests — or, for a bake with image.compression: none, kept as they are.
 
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { KilnError } from "../errors.js";
 import { isGzipFile, type ExtractedArchive } from "./archive.js";
 import type { BaseContext, BaseImage } from "./base-image.js";
 import { ociArchitecture } from "./compose.js";
 import { isDigest, sha256Digest } from "./digest.js";
-import { cachedLayer, DeterministicGzip, hashFile } from "./layer.js";
+import { cachedLayer, hashFile, LAYER_FORMAT } from "./layer.js";
+import { BlockGzip } from "./parallel-gzip.js";
 import type { Store } from "./store.js";
 import { ANNOTATION, MEDIA_TYPE, type Descriptor, type LayerRecord, type OciImageConfig, type OciIndex, type OciManifest } from "./types.js";
 
@@ -253,8 +255,19 @@ export async function importDockerArchive(archive: ExtractedArchive, path: strin
       layers.push({ descriptor: d, diffId });
       continue;
     }
-    // Uncompressed (the usual docker save form): compress once, deterministically, cached by diff_id.
-    const { record, cached } = await cachedLayer(ctx.store, "imported-layers", diffId.slice(7), () => compressTarFile(ctx.store, file, diffId, path));
+    if (ctx.layerWrite?.compression === "none") {
+      // A local-only image keeps the tar as it is: its digest is its diff_id (checked on commit).
+      const d: Descriptor = { mediaType: MEDIA_TYPE.layerTar, digest: diffId, size: (await stat(file)).size };
+      const fresh = await copyBlob(ctx.store, file, d, path);
+      ctx.onProgress({ phase, step: "end", bytes: d.size, detail: fresh ? "copied into the store (uncompressed)" : "already in the store" });
+      built = fresh || built;
+      layers.push({ descriptor: d, diffId });
+      continue;
+    }
+    // Uncompressed (the usual docker save form): compress once, deterministically, cached by diff_id and format.
+    const key = sha256Digest(`${LAYER_FORMAT} ${diffId}`).slice(7);
+    const threads = ctx.layerWrite?.threads ?? 1;
+    const { record, cached } = await cachedLayer(ctx.store, "imported-layers", key, () => compressTarFile(ctx.store, file, diffId, path, threads));
     ctx.onProgress({ phase, step: "end", stored: record.descriptor.size, detail: cached ? "compressed before (cached)" : "compressed" });
     built = built || !cached;
     layers.push(record);
@@ -263,17 +276,18 @@ export async function importDockerArchive(archive: ExtractedArchive, path: strin
   return { name: entry.RepoTags?.[0] ?? spec, digest: configDigest, config, layers, cached: !built };
 }
 
-async function compressTarFile(store: Store, file: string, diffId: string, where: string): Promise<LayerRecord> {
+async function compressTarFile(store: Store, file: string, diffId: string, where: string, threads: number): Promise<LayerRecord> {
   const w = await store.createBlobWriter();
-  const gz = new DeterministicGzip();
+  const gz = new BlockGzip(threads, (member) => w.write(member));
   const h = createHash("sha256");
   try {
     for await (const chunk of createReadStream(file)) {
       h.update(chunk as Buffer);
-      for (const out of gz.push(chunk as Buffer)) await w.write(out);
+      await gz.push(chunk as Buffer);
     }
-    for (const out of gz.finish()) await w.write(out);
+    await gz.finish();
   } catch (e) {
+    await gz.close();
     await w.abort();
     throw e;
   }

@@ -3,6 +3,7 @@
 export { openStore } from "./store.js";
 export type { Store, BlobWriter, TaggedManifest } from "./store.js";
 export { bake, pickCreatedEpoch, resolveCreatedEpoch } from "./bake.js";
+export { bakeThreads } from "./parallel-gzip.js";
 export type { BakeOptions, CreatedFacts, CreatedSource } from "./bake.js";
 export { listImages, resolveRef, readImage } from "./images.js";
 export { exportImage } from "./export.js";
@@ -23,6 +24,7 @@ export type {
   BakeResult,
   FileEntry,
   ImageSummary,
+  LayerCompression,
   LayerRole,
   LayerSummary,
   ProgressEvent,

@@ -1,36 +1,46 @@
 // Deterministic layers: the same entries and mtime give the same tar bytes
-// and the same gzip bytes, on any machine and any Node version.
+// and the same gzip bytes, on any machine, any Node version and any number of
+// threads.
 //
 // What makes a layer reproducible here:
 // - entries are planned first (planLayer): parents added, sorted byte-wise,
 //   duplicates refused, so host readdir order never leaks in;
 // - every header is written from the plan alone: uid/gid 0, empty
 //   uname/gname, one mtime for all, normalized modes, no atime/ctime/pax extras;
-// - gzip is fflate (pure JS, pinned) at a pinned level and memory setting, fed
-//   in fixed 64 KiB chunks (fflate's streaming output depends on chunk
-//   boundaries), with mtime 0 and no file name in the header. Node's zlib is
-//   avoided for writing because its output changes with the bundled zlib.
+// - gzip is fflate (pure JS, pinned) at a pinned level and memory setting,
+//   one gzip member per fixed 1 MiB block of the tar (parallel-gzip.ts), with
+//   mtime 0 and no file name in the headers. The blocks are compressed on
+//   worker threads (KILN_BAKE_THREADS, default: every core), but the block size
+//   is a constant of the format, so the thread count never shows in the bytes.
+//   Node's zlib is avoided for writing because its output changes with the
+//   bundled zlib.
+//
+// Format history (LAYER_FORMAT): kiln-layer/1 was one gzip member fed in 64 KiB
+// chunks on one thread; kiln-layer/2 (1 MiB members, in parallel) gives every
+// layer, and so every image, a new digest once: the same inputs baked before and
+// after the change differ, and two bakes by the same kiln still agree.
+//
+// A layer may also be left uncompressed (image.compression: none): the tar
+// itself is the blob (media type …layer.v1.tar), for images that are only run
+// here and never pushed.
 
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { lstat, open, readdir, readlink, realpath } from "node:fs/promises";
 import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { Gzip } from "fflate";
 import tar from "tar-stream";
 import { KilnError } from "../errors.js";
 import { canonicalJson, isDigest, sha256Digest } from "./digest.js";
+import { BlockGzip, GZIP_BLOCK, GZIP_LEVEL, GZIP_MEM } from "./parallel-gzip.js";
 import { compareBytes, entryComponents, imagePathFromDest, resolveLinkTarget } from "./paths.js";
 import type { Store } from "./store.js";
-import { MEDIA_TYPE, type FileEntry, type LayerRecord, type LayerRole, type ProgressFn } from "./types.js";
+import { MEDIA_TYPE, type FileEntry, type LayerCompression, type LayerRecord, type LayerWriteOptions, type LayerRole, type ProgressFn } from "./types.js";
 
 /** What tar-stream's pack.entry() accepts. */
 export type TarHeader = Partial<tar.Header> & { name: string };
 
-export const GZIP_LEVEL = 6;
-const GZIP_MEM = 8;
-const GZIP_CHUNK = 64 * 1024;
-/** Changes whenever anything above would change a layer's bytes; part of every cache key. */
-export const LAYER_FORMAT = `kiln-layer/1 tar-stream@3.2.2 fflate@0.8.3 level=${GZIP_LEVEL} mem=${GZIP_MEM} chunk=${GZIP_CHUNK}`;
+/** Changes whenever anything that shapes a layer's bytes changes; part of every cache key. */
+export const LAYER_FORMAT = `kiln-layer/2 tar-stream@3.2.2 fflate@0.8.3 level=${GZIP_LEVEL} mem=${GZIP_MEM} members-of=${GZIP_BLOCK}`;
 
 export interface LayerFile {
   size: number;
@@ -124,13 +134,15 @@ function sameEntry(a: LayerEntry, b: LayerEntry): boolean {
 
 /**
  * The cache key of a planned layer: everything that determines its bytes
- * (paths, kinds, modes, content hashes, link targets, mtime, writer format).
+ * (paths, kinds, modes, content hashes, link targets, mtime, writer format,
+ * compression). Never the thread count: it does not change the bytes.
  */
-export function layerCacheKey(role: LayerRole, planned: readonly LayerEntry[], mtime: number): string {
+export function layerCacheKey(role: LayerRole, planned: readonly LayerEntry[], mtime: number, compression: LayerCompression = "gzip"): string {
   const material = {
     format: LAYER_FORMAT,
     role,
     mtime,
+    compression,
     entries: planned.map((e) => [e.path, e.kind, e.mode, e.file?.sha256 ?? e.linkTarget ?? ""]),
   };
   return sha256Digest(canonicalJson(material)).slice("sha256:".length);
@@ -303,53 +315,6 @@ async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => 
 // ---------------------------------------------------------------------------
 // Writing (I/O)
 
-/** gzip with fflate, fed in fixed-size chunks so the output depends only on the input bytes. */
-export class DeterministicGzip {
-  private readonly gzip: Gzip;
-  private readonly buf = new Uint8Array(GZIP_CHUNK);
-  private fill = 0;
-  private out: Uint8Array[] = [];
-
-  constructor() {
-    this.gzip = new Gzip({ level: GZIP_LEVEL, mem: GZIP_MEM, mtime: 0 }, (data) => {
-      this.out.push(data);
-    });
-  }
-
-  /** Feed bytes; returns the compressed bytes that became ready. */
-  push(data: Uint8Array): Uint8Array[] {
-    let off = 0;
-    while (off < data.length) {
-      const n = Math.min(GZIP_CHUNK - this.fill, data.length - off);
-      this.buf.set(data.subarray(off, off + n), this.fill);
-      this.fill += n;
-      off += n;
-      // fflate copies the chunk into its own window, so buf can be reused.
-      if (this.fill === GZIP_CHUNK) {
-        this.gzip.push(this.buf, false);
-        this.fill = 0;
-      }
-    }
-    return this.take();
-  }
-
-  finish(): Uint8Array[] {
-    this.gzip.push(this.buf.subarray(0, this.fill), true);
-    this.fill = 0;
-    return this.take();
-  }
-
-  private take(): Uint8Array[] {
-    const out = this.out;
-    this.out = [];
-    return out;
-  }
-}
-
-/**
- * Write a planned layer as a gzip blob into the store. `mtime` (seconds since
- * the epoch) is stamped on every entry.
- */
 /**
  * About how many tar bytes a layer's entries make (a 512-byte header each, content padded to
  * 512, the 1 KiB end): the total a progress bar fills towards. Long names add PAX headers, so
@@ -363,12 +328,22 @@ export function tarSizeEstimate(planned: readonly LayerEntry[]): number {
   return n;
 }
 
-/** `onBytes` hears the uncompressed tar bytes written so far, chunk by chunk (for progress). */
-export async function writeLayer(store: Store, planned: readonly LayerEntry[], mtime: number, onBytes?: (tarBytes: number) => void): Promise<LayerRecord> {
+/**
+ * Write a planned layer as a blob into the store: a gzip of its tar (or the tar itself with
+ * compression "none"). `mtime` (seconds since the epoch) is stamped on every entry; `onBytes`
+ * hears the uncompressed tar bytes written so far, chunk by chunk (for progress).
+ */
+export async function writeLayer(
+  store: Store,
+  planned: readonly LayerEntry[],
+  mtime: number,
+  opts: LayerWriteOptions & { onBytes?: (tarBytes: number) => void } = {},
+): Promise<LayerRecord> {
   const pack = tar.pack();
   const writer = await store.createBlobWriter();
   const diffHash = createHash("sha256");
-  const gz = new DeterministicGzip();
+  const compressed = (opts.compression ?? "gzip") === "gzip";
+  const gz = compressed ? new BlockGzip(opts.threads ?? 1, (member) => writer.write(member)) : undefined;
 
   const produce = async () => {
     try {
@@ -385,13 +360,16 @@ export async function writeLayer(store: Store, planned: readonly LayerEntry[], m
       for await (const chunk of pack as AsyncIterable<Buffer>) {
         diffHash.update(chunk);
         tarBytes += chunk.length;
-        onBytes?.(tarBytes);
-        for (const out of gz.push(chunk)) await writer.write(out);
+        opts.onBytes?.(tarBytes);
+        if (gz) await gz.push(chunk);
+        else await writer.write(chunk);
       }
-      for (const out of gz.finish()) await writer.write(out);
+      await gz?.finish();
     } catch (e) {
       pack.destroy(e as Error);
       throw e;
+    } finally {
+      await gz?.close();
     }
   };
   const [p, c] = await Promise.allSettled([produce(), consume()]);
@@ -400,7 +378,8 @@ export async function writeLayer(store: Store, planned: readonly LayerEntry[], m
     throw p.status === "rejected" ? p.reason : (c as PromiseRejectedResult).reason;
   }
   const { digest, size } = await writer.commit();
-  return { descriptor: { mediaType: MEDIA_TYPE.layerGzip, digest, size }, diffId: "sha256:" + diffHash.digest("hex") };
+  const mediaType = compressed ? MEDIA_TYPE.layerGzip : MEDIA_TYPE.layerTar;
+  return { descriptor: { mediaType, digest, size }, diffId: "sha256:" + diffHash.digest("hex") };
 }
 
 /** The DiffID and length of a planned layer's tar, without compressing it (checks a machine-cache entry, see machine-layers.ts). */
@@ -434,13 +413,24 @@ export async function tarDigest(planned: readonly LayerEntry[], mtime: number): 
  * estimated tar size, "update" as tar bytes go through gzip, "end" with the tar bytes, the
  * gzip size and the digest. A failure sends no "end": the caller's progress marks it failed.
  */
-export async function writeLayerReported(store: Store, planned: readonly LayerEntry[], mtime: number, progress: ProgressFn, phase: string, what: string): Promise<LayerRecord> {
+export async function writeLayerReported(
+  store: Store,
+  planned: readonly LayerEntry[],
+  mtime: number,
+  progress: ProgressFn,
+  phase: string,
+  what: string,
+  write: LayerWriteOptions = {},
+): Promise<LayerRecord> {
   const total = tarSizeEstimate(planned);
   progress({ phase, step: "start", detail: `${what} (${planned.length} entries)`, total });
   let bytes = 0;
-  const record = await writeLayer(store, planned, mtime, (n) => {
-    bytes = n;
-    progress({ phase, step: "update", bytes: n, total });
+  const record = await writeLayer(store, planned, mtime, {
+    ...write,
+    onBytes: (n) => {
+      bytes = n;
+      progress({ phase, step: "update", bytes: n, total });
+    },
   });
   progress({ phase, step: "end", bytes, stored: record.descriptor.size, detail: `built ${record.descriptor.digest.slice(0, 19)}` });
   return record;

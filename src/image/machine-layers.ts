@@ -24,7 +24,7 @@ import { createGunzip } from "node:zlib";
 import { isDigest } from "./digest.js";
 import { LAYER_FORMAT, tarDigest, tarSizeEstimate, writeLayerReported, type LayerEntry } from "./layer.js";
 import type { Store } from "./store.js";
-import { MEDIA_TYPE, type LayerRecord, type ProgressFn } from "./types.js";
+import { MEDIA_TYPE, type LayerRecord, type LayerWriteOptions, type ProgressFn } from "./types.js";
 
 /** Layers smaller than this are cheap to build and change often (the app): not kept. */
 export const MIN_BYTES = 4 * 1024 * 1024;
@@ -57,11 +57,13 @@ export async function buildLayer(
   progress: ProgressFn,
   phase: string,
   what: string,
+  write: LayerWriteOptions = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<LayerRecord> {
   const root = machineLayerCacheRoot(env);
-  const build = () => writeLayerReported(store, planned, mtime, progress, phase, what);
-  if (!root || tarSizeEstimate(planned) < MIN_BYTES || !(await ownDir(root))) return build();
+  const build = () => writeLayerReported(store, planned, mtime, progress, phase, what, write);
+  // Uncompressed layers cost no gzip to build: nothing to save.
+  if (!root || (write.compression ?? "gzip") !== "gzip" || tarSizeEstimate(planned) < MIN_BYTES || !(await ownDir(root))) return build();
   const entry = await candidate(root, key).catch(() => undefined);
   if (entry) {
     progress({ phase, step: "start", detail: `checking this machine's layer cache (${planned.length} entries)`, total: entry.descriptor.size });

@@ -164,9 +164,10 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
   }
 
   const planned = planLayer([...entries.values()]);
-  const key = layerCacheKey("base", planned, 0);
+  const write = ctx.layerWrite ?? {};
+  const key = layerCacheKey("base", planned, 0, write.compression);
   const { record, cached } = await cachedLayer(store, "layers", key, () =>
-    buildLayer(store, key, planned, 0, ctx.onProgress, "layer base", "building the node runtime layer, once per runtime"),
+    buildLayer(store, key, planned, 0, ctx.onProgress, "layer base", "building the node runtime layer, once per runtime", write),
   );
 
   const config: OciImageConfig = {

@@ -36,9 +36,22 @@ export interface BakeRecipe {
   specDigest?: string;
   /** the image this bake patches (`kiln rebake --patch`): recorded as the dev.kiln.patch-of annotation */
   patchOf?: string;
+  /** how the layers kiln writes are stored (default "gzip"); "none" images cannot be pushed */
+  compression?: LayerCompression;
 }
 
 export type LayerRole = "base" | "dependencies" | "app" | "config";
+
+/** "gzip": the usual layer; "none": the tar itself, for images only run on this machine (never pushed). */
+export type LayerCompression = "gzip" | "none";
+
+/** How a layer is written: its compression (part of its bytes) and how many threads compress it (never part of them). */
+export interface LayerWriteOptions {
+  /** default "gzip" */
+  compression?: LayerCompression;
+  /** threads compressing the layer (default 1); the bytes are the same for any count */
+  threads?: number;
+}
 
 export interface LayerSummary {
   role: LayerRole;
@@ -65,6 +78,8 @@ export interface BakeResult {
   cached: boolean;
   /** true when the tag already pointed to this very image (a re-bake of the same inputs); false for a new tag */
   unchanged: boolean;
+  /** threads that compressed the layers built (KILN_BAKE_THREADS; never part of the digest) */
+  threads: number;
   /** things a person should act on (a base runtime past or near its end of life) */
   warnings?: string[];
   /** the base's Node runtime, when kiln knows it */

@@ -15,6 +15,7 @@ import {
   aptCachePolicyArgv,
   auditLockfile,
   availableVersion,
+  bakeThreads,
   baseInventory,
   compareDebianVersions,
   compareSemver,
@@ -30,6 +31,7 @@ import {
   readImageSbom,
   resolveBase,
   type DebPackage,
+  type LayerCompression,
   type NpmAdvisory,
   type OsvVuln,
   type PackageIndex,
@@ -214,7 +216,7 @@ export interface OutdatedOptions {
   /** the base state location (state-location.ts); environments' are derived from it */
   state?: string;
   /** kiln.yaml's image.base and the directory it is relative to */
-  base?: { spec: string; contextDir: string };
+  base?: { spec: string; contextDir: string; compression?: LayerCompression };
   packagesIndex?: string;
   osv?: string;
   /** run `npm audit` (needs the npm registry, or the one npm is configured with) */
@@ -285,7 +287,8 @@ export async function findOutdated(opts: OutdatedOptions): Promise<OutdatedRepor
   if (running.length === 0) checks.push({ check: "base", note: "no running release" });
   else if (opts.base) {
     try {
-      const base = await resolveBase(opts.base.spec, { store: opts.store, contextDir: opts.base.contextDir, onProgress: () => undefined });
+      // In the form kiln.yaml bakes it (image.compression), or it would be another digest than the images' base.
+      const base = await resolveBase(opts.base.spec, { store: opts.store, contextDir: opts.base.contextDir, onProgress: () => undefined, layerWrite: { compression: opts.base.compression ?? "gzip", threads: bakeThreads(process.env) } });
       currentBase = { name: base.name, digest: base.digest, packages: (await baseInventory(opts.store, base)).packages };
       checks.push({ check: "base", source: `kiln.yaml image.base ${opts.base.spec} (now ${base.digest})` });
     } catch (e) {

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { isScalar, parseDocument, Scalar } from "yaml";
 import { KilnError } from "../errors.js";
-import { ANNOTATION, bake, listImages, nextPatchVersion, readImageSbom, resolveBase, resolveRef, type BakeResult, type OciManifest, type ProgressFn, type Store } from "../image/index.js";
+import { ANNOTATION, bake, bakeThreads, listImages, nextPatchVersion, readImageSbom, resolveBase, resolveRef, type BakeResult, type OciManifest, type ProgressFn, type Store } from "../image/index.js";
 import { imageFactsFromSbom, type ImageFacts } from "./outdated.js";
 import { recipeOf } from "./recipe.js";
 import type { Workspace } from "./workspace.js";
@@ -93,7 +93,8 @@ export async function rebakePatch(ws: Workspace, opts: { store: Store; strict?: 
   const parentManifest = await store.readJsonBlob<OciManifest>(parentDigest);
   const parentBase = parentManifest.annotations?.[ANNOTATION.baseDigest];
   // Resolving the base is what the bake does first (and is cached): check before tagging anything.
-  const base = await resolveBase(spec.image.base, { store, contextDir: ws.loaded.dir, onProgress: opts.onProgress ?? (() => undefined) });
+  // In the form the bake writes it (image.compression), so its digest compares with the parent's base.
+  const base = await resolveBase(spec.image.base, { store, contextDir: ws.loaded.dir, onProgress: opts.onProgress ?? (() => undefined), layerWrite: { compression: spec.image.compression, threads: bakeThreads(process.env) } });
   if (parentBase !== undefined && base.digest === parentBase) {
     throw new KilnError("KILN_E_USAGE", `nothing to patch: kiln.yaml's base ${spec.image.base} is still ${base.digest}, the base ${parentRef} was baked from`, {
       hint: "refresh the base first (e.g. `skopeo copy docker://debian:12 oci:PATH:TAG` moves the layout's tag to the patched image; node@N follows kiln's pin), then rebake; to ship an app change, bump the version and `kiln bake`",

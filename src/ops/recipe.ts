@@ -34,6 +34,7 @@ export function recipeOf(loaded: LoadedSpec): BakeRecipe {
     user: img.user,
     port: img.port,
     labels: img.labels,
+    compression: img.compression,
     revision: gitRevision(loaded.dir),
     specDigest: `sha256:${createHash("sha256").update(readFileSync(loaded.file)).digest("hex")}`,
   };

@@ -59,6 +59,7 @@ image:
   port: 3000
   labels:
     org.opencontainers.image.source: https://example.com/hello
+  compression: none
 instances: 5
 listen: 0.0.0.0:9000
 router: haproxy
@@ -130,6 +131,7 @@ describe("parseSpec: a valid file", () => {
         user: "1001:1001",
         port: 3000,
         labels: { "org.opencontainers.image.source": "https://example.com/hello" },
+        compression: "none",
       },
       instances: 5,
       listen: "0.0.0.0:9000",
@@ -207,6 +209,7 @@ describe("parseSpec: a valid file", () => {
         user: "1000:1000",
         port: 8080,
         labels: {},
+        compression: "gzip",
       },
       instances: 3,
       listen: "127.0.0.1:8080",

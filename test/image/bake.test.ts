@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { KilnError } from "../../src/errors.js";
 import { bake, exportImage, listImages, openStore, readImage, resolveCreatedEpoch, resolveRef, unpackRootfs, type ProgressEvent } from "../../src/image/index.js";
+import { parseRegistryRef, pushImage } from "../../src/image/registry/index.js";
 import { buildTinyBase, copyFixtureApp, execFileP, recipe, tempDir } from "./helpers.js";
 
 const EPOCH = 1_700_000_000;
@@ -178,6 +179,36 @@ test("the baked files land where the recipe says, with normalized modes", async 
   assert.ok((await stat(join(root, "app/package.json"))).isFile(), 'dest ending in "/" copies into the directory');
 });
 
+test("compression none: kiln's layers are plain tars; the image unpacks and exports, push is refused, and a tag never changes form", async (t) => {
+  const dir = await tempDir(t);
+  const base = await buildTinyBase(join(dir, "base"));
+  const ctx = join(dir, "ctx");
+  await copyFixtureApp(ctx);
+  const store = openStore(join(dir, "store"));
+  const plain = await bake(recipe(ctx, base.spec, { compression: "none" }), { store, sourceDateEpoch: EPOCH });
+  const gz = await bake(recipe(ctx, base.spec), { store: openStore(join(dir, "store-gz")), sourceDateEpoch: EPOCH });
+  const { manifest, config } = await readImage(store, plain.digest);
+  assert.deepEqual(
+    manifest.layers.map((l) => l.mediaType),
+    [...Array(2).fill("application/vnd.oci.image.layer.v1.tar+gzip"), ...Array(3).fill("application/vnd.oci.image.layer.v1.tar")],
+    "the imported base keeps its gzip layers; the three layers kiln writes are tars",
+  );
+  manifest.layers.slice(2).forEach((l, i) => assert.equal(l.digest, config.rootfs.diff_ids[i + 2], "a tar layer's digest is its diff_id"));
+  assert.notEqual(plain.digest, gz.digest, "another form, another image");
+  assert.equal(plain.configDigest, gz.configDigest, "the same content: the config (diff_ids) is the same");
+
+  const root = await unpackRootfs(store, plain.digest);
+  assert.equal(await readFile(join(root, "etc/app/app.json"), "utf8"), await readFile(join(ctx, "config/app.json"), "utf8"));
+  assert.equal(await readFile(join(root, "etc/motd"), "utf8"), "tiny\n");
+  for (const format of ["oci", "docker-archive"] as const) {
+    const r = await exportImage(store, plain.ref, format, join(dir, `out.${format}.tar`));
+    assert.ok(r.size > 0);
+  }
+
+  await assert.rejects(pushImage(store, plain.ref, parseRegistryRef("127.0.0.1:9/kiln/fixture")), (e) => code(e) === "KILN_E_USAGE" && /3 uncompressed layers/.test((e as Error).message) && /image\.compression/.test((e as KilnError).hint ?? ""));
+  await assert.rejects(bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH }), (e) => code(e) === "KILN_E_TAG_IMMUTABLE", "gzip under the same version is another image");
+});
+
 describe("created time", () => {
   test("option, then SOURCE_DATE_EPOCH, then git commit time, then 0", async (t) => {
     const dir = await tempDir(t);
@@ -255,6 +286,12 @@ describe("bases from files", () => {
 
     const again = await bake(recipe(ctx, "docker-archive:tiny.docker.tar", { version: "2" }), { store, sourceDateEpoch: EPOCH });
     assert.equal(again.cached, true);
+
+    // With compression none, docker save's tar layers are kept as they are: every layer a tar, digest = diff_id.
+    const plain = await bake(recipe(ctx, "docker-archive:tiny.docker.tar", { version: "3", compression: "none" }), { store, sourceDateEpoch: EPOCH });
+    assert.deepEqual(plain.layers.map((l) => l.digest), plain.layers.map((l) => l.diffId));
+    assert.deepEqual(plain.layers.map((l) => l.diffId), viaDocker.layers.map((l) => l.diffId));
+    assert.ok((await readImage(store, plain.digest)).manifest.layers.every((l) => l.mediaType === "application/vnd.oci.image.layer.v1.tar"));
 
     await assert.rejects(bake(recipe(ctx, "oci:missing-dir"), { store }), (e) => code(e) === "KILN_E_IMAGE");
     await assert.rejects(bake(recipe(ctx, `oci:${join(dir, "base")}:nope:1`), { store }), (e) => code(e) === "KILN_E_IMAGE" && /tiny:1/.test((e as KilnError).hint ?? ""));

@@ -6,7 +6,8 @@ import { gunzipSync } from "node:zlib";
 import tar from "tar-stream";
 import { KilnError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/image/digest.js";
-import { collectFiles, DeterministicGzip, layerCacheKey, normalizeFileMode, planLayer, writeLayer, type LayerEntry } from "../../src/image/layer.js";
+import { collectFiles, layerCacheKey, normalizeFileMode, planLayer, writeLayer, type LayerEntry } from "../../src/image/layer.js";
+import { GZIP_BLOCK, gzipMember } from "../../src/image/parallel-gzip.js";
 import { openStore } from "../../src/image/store.js";
 import { tempDir } from "./helpers.js";
 
@@ -96,32 +97,8 @@ test("layerCacheKey changes with content, mode, mtime and role", () => {
   assert.notEqual(layerCacheKey("app", planLayer([file("a", "1", 0o755)]), 10), k);
   assert.notEqual(layerCacheKey("app", base, 11), k);
   assert.notEqual(layerCacheKey("config", base, 10), k);
-});
-
-test("DeterministicGzip output depends only on the bytes, not on how they are pushed", () => {
-  const data = Buffer.alloc(300_000);
-  for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251;
-  const run = (sizes: number[]) => {
-    const gz = new DeterministicGzip();
-    const out: Uint8Array[] = [];
-    let off = 0;
-    let k = 0;
-    while (off < data.length) {
-      const n = Math.min(sizes[k++ % sizes.length]!, data.length - off);
-      out.push(...gz.push(data.subarray(off, off + n)));
-      off += n;
-    }
-    out.push(...gz.finish());
-    return Buffer.concat(out);
-  };
-  const a = run([300_000]);
-  const b = run([1, 511, 65536, 4097]);
-  const c = run([12345]);
-  assert.ok(a.equals(b) && a.equals(c));
-  assert.ok(gunzipSync(a).equals(data));
-  // gzip header: no FNAME flag, mtime 0
-  assert.equal(a[3], 0);
-  assert.equal(a.readUInt32LE(4), 0);
+  assert.equal(layerCacheKey("app", base, 10, "gzip"), k, "gzip is the default");
+  assert.notEqual(layerCacheKey("app", base, 10, "none"), k, "an uncompressed layer is another blob");
 });
 
 test("writeLayer: same entries, two stores → same bytes; headers carry no host metadata", async (t) => {
@@ -152,6 +129,41 @@ test("writeLayer: same entries, two stores → same bytes; headers carry no host
   assert.ok(headers.every((h) => !h.pax));
   const other = await writeLayer(s1, entries, 1_700_000_001);
   assert.notEqual(other.diffId, r1.diffId);
+});
+
+test("writeLayer: the thread count never changes the bytes; a layer over one block is several gzip members", async (t) => {
+  const dir = await tempDir(t);
+  // 2.5 blocks of tar: a file Node's gunzip must read across member boundaries.
+  const big = Buffer.alloc(Math.floor(GZIP_BLOCK * 2.5));
+  for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 27;
+  const entries = planLayer([{ path: "data/big.bin", kind: "file", mode: 0o644, file: { size: big.length, sha256: sha256Digest(big).slice(7), data: big } }, file("data/small", "x")]);
+  const records = [];
+  for (const threads of [1, 2, 4]) records.push(await writeLayer(openStore(join(dir, `s${threads}`)), entries, 1_700_000_000, { threads }));
+  assert.deepEqual(records[1], records[0]);
+  assert.deepEqual(records[2], records[0]);
+  const gz = await readFile(openStore(join(dir, "s2")).blobPath(records[0]!.descriptor.digest));
+  const raw = gunzipSync(gz);
+  assert.equal(sha256Digest(raw), records[0]!.diffId);
+  // The blob is the blocks' members one after the other.
+  const members = [];
+  for (let off = 0; off < raw.length; off += GZIP_BLOCK) members.push(gzipMember(raw.subarray(off, off + GZIP_BLOCK)));
+  assert.equal(members.length, 3);
+  assert.ok(gz.equals(Buffer.concat(members)));
+});
+
+test("writeLayer with compression none: the tar itself, digest = diff_id, media type …tar", async (t) => {
+  const dir = await tempDir(t);
+  const store = openStore(join(dir, "s"));
+  const entries = planLayer([file("app/server.js", "console.log(1)\n")]);
+  const r = await writeLayer(store, entries, 1_700_000_000, { compression: "none", threads: 2 });
+  assert.equal(r.descriptor.mediaType, "application/vnd.oci.image.layer.v1.tar");
+  assert.equal(r.descriptor.digest, r.diffId);
+  const blob = await readFile(store.blobPath(r.descriptor.digest));
+  assert.equal(blob.length, r.descriptor.size);
+  assert.deepEqual((await readTar(blob)).map((h) => h.name), ["app/", "app/server.js"]);
+  const gz = await writeLayer(store, entries, 1_700_000_000);
+  assert.equal(gz.diffId, r.diffId, "same tar either way");
+  assert.ok(gunzipSync(await readFile(store.blobPath(gz.descriptor.digest))).equals(blob));
 });
 
 test("collectFiles: recursive copy, symlink policy, .git left out, modes normalized", async (t) => {

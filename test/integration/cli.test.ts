@@ -69,14 +69,29 @@ test("validate lists every problem with file:line:col and exits 2, changing noth
   assert.ok(JSON.parse(j.stdout).problems.length >= 6);
 });
 
-test("the same inputs bake the same digest in two different stores", async () => {
+test("the same inputs bake the same digest in two different stores, on 1 thread and on 2; gzip -t reads the multi-member runtime layer", async (t) => {
   const digests: string[] = [];
-  for (const store of ["a", "b"]) {
-    const r = await kiln(["bake", "--json"], { cwd: ws.dir, env: { ...epoch, KILN_HOME: join(scratch, `store-${store}`) } });
+  const results: { threads: number; layers: { role: string; digest: string; diffId: string; size: number }[] }[] = [];
+  for (const [store, threads] of [["a", "1"], ["b", "2"]] as const) {
+    // The machine's layer cache off: each store gzips the runtime layer itself, on its own thread count.
+    const r = await kiln(["bake", "--json"], { cwd: ws.dir, env: { ...epoch, KILN_HOME: join(scratch, `store-${store}`), KILN_BAKE_THREADS: threads, KILN_LAYER_CACHE: "off" } });
     assert.equal(r.code, 0, r.stderr);
-    digests.push(JSON.parse(r.stdout).digest);
+    const out = JSON.parse(r.stdout);
+    digests.push(out.digest);
+    results.push(out);
   }
   assert.equal(digests[0], digests[1]);
+  assert.deepEqual(results.map((r) => r.threads), [1, 2]);
+  assert.deepEqual(results[0]!.layers, results[1]!.layers);
+  // The runtime layer (~100 MB of tar) is many 1 MiB gzip members: gzip itself checks every member's CRC and length.
+  const runtime = results[1]!.layers.find((l) => l.role === "base")!;
+  assert.ok(runtime.size > 8 << 20, `the runtime layer is ${runtime.size} bytes`);
+  if (requireTool(has("gzip", ["--version"]), "gzip is not installed", t)) {
+    const blob = join(scratch, "store-b", "blobs/sha256", runtime.digest.slice(7));
+    execFileSync("gzip", ["-t", blob], { stdio: "pipe" });
+    const sum = execFileSync("sh", ["-c", 'gzip -dc "$1" | sha256sum', "sh", blob]).toString().split(" ")[0];
+    assert.equal(`sha256:${sum}`, runtime.diffId);
+  }
   const again = await kiln(["bake", "--json"], { cwd: ws.dir, env: { ...epoch, KILN_HOME: join(scratch, "store-a") } });
   assert.equal(JSON.parse(again.stdout).cached, true);
 });

@@ -70,7 +70,7 @@ Examples:
         store: openStore(ctx.home),
         home: ctx.home,
         state: baseStateOf(ctx),
-        base: { spec: ctx.loaded.spec.image.base, contextDir: ctx.loaded.dir },
+        base: { spec: ctx.loaded.spec.image.base, contextDir: ctx.loaded.dir, compression: ctx.loaded.spec.image.compression },
         ...(opts.packagesIndex !== undefined ? { packagesIndex: opts.packagesIndex } : {}),
         ...(opts.osv !== undefined ? { osv: opts.osv } : {}),
         ...(opts.npmAudit ? { npmAudit: true } : {}),

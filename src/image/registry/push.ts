@@ -79,6 +79,25 @@ export interface ReferrersPushed {
 
 const UPLOAD_TIMEOUT_MS = 30 * 60_000;
 
+const UNCOMPRESSED_LAYER_TYPES: ReadonlySet<string> = new Set([MEDIA_TYPE.layerTar, MEDIA_TYPE.dockerLayerTar]);
+
+/**
+ * An image baked with image.compression: none stays on this machine. Compressing it on the way
+ * would push another manifest, hence another digest than the one kiln tagged, signed and deploys,
+ * so the push is refused before anything is sent.
+ *
+ *   layers [tar+gzip, tar+gzip] → pushed
+ *   layers [tar+gzip, tar]      → KILN_E_USAGE naming the uncompressed layer
+ */
+export function refuseUncompressed(source: string, manifest: Pick<OciManifest, "layers">): void {
+  const plain = manifest.layers.filter((l) => UNCOMPRESSED_LAYER_TYPES.has(l.mediaType));
+  if (plain.length === 0) return;
+  throw new KilnError("KILN_E_USAGE", `${source} has ${plain.length} uncompressed layer${plain.length === 1 ? "" : "s"} (as image.compression: none bakes them, for this machine only); nothing was pushed`, {
+    hint: "remove image.compression (or set it to gzip) in kiln.yaml, bump version, run kiln bake, then push the new tag",
+    details: plain.map((l) => ({ where: l.digest, message: `layer of media type ${l.mediaType}` })),
+  });
+}
+
 export async function pushImage(store: Store, source: string, target: RegistryRef, opts: PushOptions = {}): Promise<PushResult> {
   if (target.digest) {
     throw new KilnError("KILN_E_USAGE", `push to ${formatRegistryRef(target)}: a push target names a repository and tag, not a digest`, {
@@ -88,6 +107,7 @@ export async function pushImage(store: Store, source: string, target: RegistryRe
   const digest = await resolveRef(store, source);
   const manifestBytes = await store.readBlob(digest);
   const manifest = JSON.parse(manifestBytes.toString("utf8")) as OciManifest;
+  refuseUncompressed(source, manifest);
   const mediaType = manifest.mediaType ?? MEDIA_TYPE.manifest;
   const tag = target.tag ?? (await defaultTag(store, source, digest, manifest));
 

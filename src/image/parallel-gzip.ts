@@ -1,0 +1,199 @@
+// Reproducible gzip, compressed on several threads.
+//
+// The stream is cut into GZIP_BLOCK-byte blocks and each block becomes one
+// independent gzip member (fflate, pinned level and memory, mtime 0, no name);
+// the members are written in input order. A multi-member gzip is one valid gzip
+// (RFC 1952 §2.2): gunzip, Node's zlib, Docker, containerd and skopeo read it
+// as the concatenation of the members' contents.
+//
+// The output depends only on the input bytes: the block size is a constant of
+// the format, never derived from the thread count or the machine, and a block's
+// member depends only on that block. So 1 thread and 8 threads give the same
+// bytes, and so do two machines.
+//
+//   ""                            → 1 member (an empty one: a gzip file is never 0 bytes)
+//   300 KiB                       → 1 member, compressed on the calling thread (no worker started)
+//   exactly 2 MiB                 → 2 members (no empty member after a block boundary at the end)
+//   2 MiB + 1 byte                → 3 members, the last holding 1 byte
+//
+// Memory stays bounded whatever the layer's size: at most 2 × threads blocks
+// are queued or being compressed (each worker has its next block ready while
+// the calling thread waits for the oldest one, which must be written first).
+
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { gzipSync } from "fflate";
+import { KilnError } from "../errors.js";
+
+export const GZIP_LEVEL = 6;
+export const GZIP_MEM = 8;
+/** Bytes of input per gzip member. Part of the layer format: changing it changes every layer's digest. */
+export const GZIP_BLOCK = 1024 * 1024;
+/** More threads than this gain nothing on one layer stream and cost memory. */
+const MAX_THREADS = 64;
+
+/** One block → one complete gzip member (header, deflate, CRC32, size). */
+export function gzipMember(block: Uint8Array): Uint8Array {
+  return gzipSync(block, { level: GZIP_LEVEL, mem: GZIP_MEM, mtime: 0 });
+}
+
+/**
+ * How many threads compress a layer: KILN_BAKE_THREADS when set, else the
+ * machine's available cores.
+ *
+ *   (undefined, 2) → 2      ("", 8)   → 8      ("1", 8) → 1
+ *   ("4", 2)       → 4 (asking for more than the cores is allowed)
+ *   ("0" | "-1" | "two" | "1.5" | "65") → KILN_E_USAGE
+ */
+export function pickBakeThreads(fromEnv: string | undefined, cores: number): number {
+  if (fromEnv === undefined || fromEnv.trim() === "") return Math.max(1, Math.min(MAX_THREADS, Math.floor(cores)));
+  const n = /^\s*\d+\s*$/.test(fromEnv) ? Number(fromEnv) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new KilnError("KILN_E_USAGE", `KILN_BAKE_THREADS=${JSON.stringify(fromEnv)} is not a whole number from 1 to ${MAX_THREADS}`, {
+      hint: "set it to the number of threads that compress a layer (e.g. 1 or 4), or unset it to use every core",
+    });
+  }
+  return n;
+}
+
+/** pickBakeThreads over an environment and this machine's cores. */
+export function bakeThreads(env: Record<string, string | undefined>): number {
+  return pickBakeThreads(env.KILN_BAKE_THREADS, availableParallelism());
+}
+
+/**
+ * A gzip writer: push() input in any slicing, then finish(). Compressed bytes
+ * go to `write` in order; push() and finish() resolve once their output is
+ * written or queued within the memory bound. Call close() on an error path: it
+ * stops the workers (finish() does it on success).
+ */
+export class BlockGzip {
+  private block = new Uint8Array(GZIP_BLOCK);
+  private fill = 0;
+  /** members being compressed, oldest first */
+  private readonly pending: Promise<Uint8Array>[] = [];
+  private pool: GzipPool | undefined;
+  private members = 0;
+  private readonly threads: number;
+
+  constructor(
+    threads: number,
+    private readonly write: (member: Uint8Array) => Promise<void>,
+  ) {
+    this.threads = Math.max(1, Math.min(MAX_THREADS, Math.floor(threads)));
+  }
+
+  async push(data: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      const n = Math.min(GZIP_BLOCK - this.fill, data.length - off);
+      this.block.set(data.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+      if (this.fill === GZIP_BLOCK) await this.dispatch(false);
+    }
+  }
+
+  async finish(): Promise<void> {
+    try {
+      // A final partial block; an empty input still makes one (empty) member.
+      if (this.fill > 0 || this.members === 0) await this.dispatch(true);
+      while (this.pending.length > 0) await this.write(await this.pending.shift()!);
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** Stop the workers; pending members are dropped. Safe to call more than once. */
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    this.pending.length = 0;
+    if (pool) await pool.close();
+  }
+
+  private async dispatch(last: boolean): Promise<void> {
+    const block = this.fill === GZIP_BLOCK ? this.block : this.block.subarray(0, this.fill);
+    this.members++;
+    this.fill = 0;
+    // The buffer is handed over to a worker (transferred), so the next block gets a fresh one.
+    this.block = last ? new Uint8Array(0) : new Uint8Array(GZIP_BLOCK);
+    // One thread, or a layer that fits in one block: no worker is worth starting.
+    const alone = this.threads === 1 || (last && this.pool === undefined);
+    if (alone) {
+      await this.write(gzipMember(block));
+      return;
+    }
+    this.pool ??= new GzipPool(this.threads);
+    const p = this.pool.compress(block);
+    // Rejections are handled when the member's turn comes; until then, do not report them as unhandled.
+    p.catch(() => undefined);
+    this.pending.push(p);
+    while (this.pending.length >= 2 * this.threads) await this.write(await this.pending.shift()!);
+  }
+}
+
+interface Job {
+  block: Uint8Array;
+  resolve: (member: Uint8Array) => void;
+  reject: (e: Error) => void;
+}
+
+/** Worker threads compressing one block at a time each; jobs are taken in the order given. */
+class GzipPool {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly running = new Map<Worker, Job>();
+  private readonly queue: Job[] = [];
+  private failure: Error | undefined;
+
+  constructor(threads: number) {
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(new URL("./gzip-worker.js", import.meta.url));
+      w.on("message", (member: Uint8Array) => {
+        const job = this.running.get(w);
+        this.running.delete(w);
+        this.idle.push(w);
+        job?.resolve(member);
+        this.next();
+      });
+      w.on("error", (e) => this.fail(e));
+      w.on("exit", (code) => {
+        if (this.all.includes(w)) this.fail(new Error(`a gzip worker exited with code ${code}`));
+      });
+      this.all.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  compress(block: Uint8Array): Promise<Uint8Array> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.queue.push({ block, resolve, reject });
+      this.next();
+    });
+  }
+
+  async close(): Promise<void> {
+    const workers = this.all.splice(0);
+    this.fail(new Error("the gzip pool was closed"));
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+
+  private next(): void {
+    while (this.queue.length > 0 && this.idle.length > 0) {
+      const w = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      this.running.set(w, job);
+      w.postMessage(job.block, [job.block.buffer as ArrayBuffer]);
+    }
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const job of [...this.running.values(), ...this.queue.splice(0)]) {
+      job.reject(new KilnError("KILN_E_INTERNAL", `gzip compression failed: ${e.message}`, { cause: e }));
+    }
+    this.running.clear();
+  }
+}
