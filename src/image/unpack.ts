@@ -98,13 +98,13 @@ async function composeLocked(store: Store, digest: string, hex: string, final: s
   if (diffIds.length !== manifest.layers.length) {
     throw new KilnError("KILN_E_IMAGE", `${digest}: ${manifest.layers.length} layers but ${diffIds.length} diff_ids`);
   }
-  const layerDirs: string[] = [];
-  for (const [i, layer] of manifest.layers.entries()) layerDirs.push(await unpackLayer(store, layer, diffIds[i]!, limits));
+  const layerDirs: { dir: string; layer: string }[] = [];
+  for (const [i, layer] of manifest.layers.entries()) layerDirs.push({ dir: await unpackLayer(store, layer, diffIds[i]!, limits), layer: layer.digest });
 
   const tmp = store.tmpPath(`rootfs-${hex.slice(0, 12)}`);
   await mkdir(tmp, { recursive: true, mode: 0o755 });
   try {
-    for (const dir of layerDirs) await composeLayer(tmp, dir, [], [], new Set());
+    for (const l of layerDirs) await composeLayer(tmp, l.dir, l.layer, [], [], new Set());
     // Mount points for a sandbox (bwrap --proc /proc --dev /dev --tmpfs /tmp)
     // must exist in a read-only root; images from elsewhere may lack them.
     for (const dir of MOUNT_POINTS) {
@@ -186,7 +186,7 @@ async function writeMarker(path: string, content: string): Promise<void> {
  * entries, never this layer's: `created` holds what this layer made, for an opaque
  * directory reached twice through a symlink), then the entries in byte order.
  */
-async function composeLayer(root: string, layerDir: string, rel: string[], at: string[], created: Set<string>): Promise<void> {
+async function composeLayer(root: string, layerDir: string, layer: string, rel: string[], at: string[], created: Set<string>): Promise<void> {
   const here = join(layerDir, ...rel);
   const target = join(root, ...at);
   const dirents = (await readdir(here, { withFileTypes: true })).sort((x, y) => compareBytes(x.name, y.name));
@@ -210,13 +210,13 @@ async function composeLayer(root: string, layerDir: string, rel: string[], at: s
       const st = await lstat(abs).catch(() => undefined);
       if (st?.isSymbolicLink() && (await isFile(join(src, IMPLICIT)))) {
         // Resolved inside the root (symlinks followed with it as "/"), never on the host.
-        sub = await resolveDir(root, sub, true, layerDir, entry);
+        sub = await resolveDir(root, sub, true, layer, entry);
       } else {
         if (st !== undefined && !st.isDirectory()) await removeExisting(abs);
         if (st === undefined || !st.isDirectory()) await mkdir(abs, { mode: 0o755 });
       }
       created.add(sub.join("/"));
-      await composeLayer(root, layerDir, [...rel, d.name], sub, created);
+      await composeLayer(root, layerDir, layer, [...rel, d.name], sub, created);
     } else if (d.isFile()) {
       await removeExisting(abs);
       await link(src, abs);
@@ -225,7 +225,7 @@ async function composeLayer(root: string, layerDir: string, rel: string[], at: s
       const linkTarget = await readlink(src);
       // Checked against the link's physical directory in the root, which may differ from
       // the one in the layer directory (see `at`).
-      if (resolveLinkTarget(at, linkTarget) === undefined) throw unsafe(layerDir, entry, `symlink to ${linkTarget} escapes the root`);
+      if (resolveLinkTarget(at, linkTarget) === undefined) throw unsafe(layer, entry, `symlink to ${linkTarget} escapes the root`);
       await removeExisting(abs);
       await symlink(linkTarget, abs);
       created.add([...at, d.name].join("/"));

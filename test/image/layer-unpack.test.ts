@@ -59,6 +59,17 @@ test("two images sharing a base layer share its unpacked files; only the app lay
   for (const n of await readdir(layersRoot(store))) assert.ok(!n.endsWith(".lock"), `no lock left: ${n}`);
 });
 
+test("two images sharing a base, unpacked at the same time, unpack it once", async (t) => {
+  const dir = await tempDir(t);
+  const store = openStore(join(dir, "store"));
+  const images = await Promise.all(["a", "b", "c"].map((v) => craftImage(store, [BASE, [{ name: "app/", type: "directory" }, { name: "app/v", body: v }]])));
+  const roots = await Promise.all(images.map((d) => unpackRootfs(store, d)));
+  assert.equal(new Set((await Promise.all(roots.map((r) => stat(join(r, "usr/bin/tool"))))).map((s) => s.ino)).size, 1);
+  assert.equal((await readdir(layersRoot(store))).filter((n) => !n.includes(".")).length, 4);
+  assert.deepEqual(await Promise.all(roots.map((r) => readFile(join(r, "app/v"), "utf8"))), ["a", "b", "c"]);
+  assert.deepEqual(await readdir(join(store.root, "tmp")), []);
+});
+
 test("an upper layer's whiteouts delete a file and replace directories in the root, never in the shared lower layer", async (t) => {
   const dir = await tempDir(t);
   const store = openStore(join(dir, "store"));
