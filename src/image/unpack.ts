@@ -34,7 +34,8 @@
 // Empty /dev, /proc, /sys and /tmp are added when the image lacks them, as
 // mount points for the sandbox.
 
-import { chmod, link, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, utimes } from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { chmod, copyFile, link, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
@@ -219,7 +220,7 @@ async function composeLayer(root: string, layerDir: string, layer: string, rel: 
       await composeLayer(root, layerDir, layer, [...rel, d.name], sub, created);
     } else if (d.isFile()) {
       await removeExisting(abs);
-      await link(src, abs);
+      await linkOrCopy(src, abs);
       created.add([...at, d.name].join("/"));
     } else if (d.isSymbolicLink()) {
       const linkTarget = await readlink(src);
@@ -333,6 +334,27 @@ async function resolveDir(root: string, parts: string[], create: boolean, layer:
     }
   }
   return cur;
+}
+
+/**
+ * A hard link; a copy (same mode) where the filesystem refuses one: rootfs/ moved to
+ * another filesystem (EXDEV), or a file already at its link limit (EMLINK, ~65,000 on ext4).
+ */
+async function linkOrCopy(src: string, dest: string): Promise<void> {
+  try {
+    await link(src, dest);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "EXDEV" && code !== "EMLINK") throw e;
+    await copyFile(src, dest, fsConstants.COPYFILE_EXCL);
+    await chmod(dest, (await stat(src)).mode & 0o777);
+    const fh = await open(dest, "r");
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
 }
 
 async function markImplicit(dir: string): Promise<void> {
