@@ -1,7 +1,7 @@
-// npm run bench → bench/results/{simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
+// npm run bench → bench/results/{layers,simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
-import { mkdirSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -11,7 +11,9 @@ import { buildDeployRequest, lastEventId, watch } from "../src/ops/deploy-flow.j
 import { recipeOf } from "../src/ops/recipe.js";
 import { openWorkspace } from "../src/ops/workspace.js";
 import { probeHttp } from "../src/health/probe.js";
-import { bake, bakeThreads, openStore } from "../src/image/index.js";
+import { bake, bakeThreads, openStore, readImage, unpackRootfs } from "../src/image/index.js";
+import { layersRoot } from "../src/image/unpack.js";
+import { LocalProvider } from "../src/providers/local/index.js";
 import { startLoad } from "../src/loadgen/client.js";
 import { computeBounds } from "../src/rollout/index.js";
 import { helloWorkspace, repoRoot } from "../test/integration/support.js";
@@ -73,6 +75,85 @@ async function benchBake() {
       uncompressedLayers: plain.value.layers.map((l) => ({ role: l.role, size: l.size })),
     };
     writeFileSync(join(results, "bake.json"), `${JSON.stringify(out, null, 2)}\n`);
+    return out;
+  } finally {
+    rmSync(ws.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Deploy-to-first-launch of an app-only change of examples/hello on the local provider:
+ * from "v2's digest exists" to its root ready, and to its first instance answering
+ * /healthz in the bubblewrap sandbox. "withLayerCache": v1's layers are unpacked (the base
+ * is reused, only the app layer is unpacked); "noLayerCache": the layer directories are
+ * moved away first, so every layer is unpacked, as every new digest was before layer
+ * directories (that also links the farm, so it is an upper bound of the old cost).
+ */
+async function benchLayers() {
+  const ws = await helloWorkspace("kiln-bench-layers-");
+  const runs = 3;
+  try {
+    const ctx = () => openWorkspace(join(ws.dir, "kiln.yaml"));
+    const home = ctx().home;
+    const store = openStore(home);
+    const v1 = await bake(recipeOf(ctx().loaded), { store });
+    await unpackRootfs(store, v1.digest);
+    const provider = new LocalProvider({
+      home,
+      sandbox: "bwrap",
+      log: () => undefined,
+      rootfs: (digest) => unpackRootfs(store, digest),
+      imageConfig: async (digest) => {
+        const c = ((await readImage(store, digest)).config as { config?: { Env?: string[]; Entrypoint?: string[]; Cmd?: string[]; User?: string; WorkingDir?: string } }).config ?? {};
+        return { env: c.Env ?? [], entrypoint: c.Entrypoint ?? [], cmd: c.Cmd ?? [], user: c.User ?? "1000:1000", workdir: c.WorkingDir ?? "/" };
+      },
+    });
+    const rows: { run: number; cache: "with" | "without"; rootfsMs: number; firstLaunchMs: number }[] = [];
+    let n = 0;
+    for (let run = 1; run <= runs; run++) {
+      for (const cache of ["with", "without"] as const) {
+        // A new app-only digest each time: the app layer is always new.
+        ws.release(`1.0.${++n}`);
+        appendFileSync(join(ws.dir, "server.js"), `\n// app change ${n}\n`);
+        const v = await bake(recipeOf(ctx().loaded), { store });
+        if (cache === "without") renameSync(layersRoot(store), join(home, `layers-aside-${n}`));
+        const rootfs = await timed(() => unpackRootfs(store, v.digest));
+        const id = `bench-layers-${n}`;
+        const t = performance.now();
+        const inst = await provider.launch({ instanceId: id, service: "hello", release: `r${n}`, digest: v.digest, env: { DATA_DIR: "/data" }, volumes: [{ name: "data", path: "/data" }] });
+        let healthy = false;
+        for (let i = 0; i < 400 && !healthy; i++) {
+          healthy = (await probeHttp(inst.address, "/healthz", 1000).catch(() => ({ ok: false }))).ok;
+          if (!healthy) await new Promise((r) => setTimeout(r, 10));
+        }
+        const firstLaunchMs = performance.now() - t;
+        await provider.terminate(id, { graceMs: 2000 });
+        if (!healthy) throw new Error(`bench layers: instance ${id} never answered /healthz`);
+        if (cache === "without") {
+          rmSync(layersRoot(store), { recursive: true, force: true });
+          renameSync(join(home, `layers-aside-${n}`), layersRoot(store));
+        }
+        rows.push({ run, cache, rootfsMs: Math.round(rootfs.ms), firstLaunchMs: Math.round(firstLaunchMs) });
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const pick = (cache: "with" | "without", k: "rootfsMs" | "firstLaunchMs") => median(rows.filter((r) => r.cache === cache).map((r) => r[k]));
+    const out = {
+      generatedAt: new Date().toISOString(),
+      node: process.version,
+      loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
+      layers: v1.layers.map((l) => ({ role: l.role, size: l.size })),
+      medianOf: runs,
+      withLayerCache: { rootfsReadyMs: pick("with", "rootfsMs"), firstLaunchMs: pick("with", "firstLaunchMs") },
+      noLayerCache: { rootfsReadyMs: pick("without", "rootfsMs"), firstLaunchMs: pick("without", "firstLaunchMs") },
+      ratios: {
+        rootfsWithToWithout: round(pick("with", "rootfsMs") / pick("without", "rootfsMs")),
+        deployToFirstLaunchWithToWithout: round((pick("with", "rootfsMs") + pick("with", "firstLaunchMs")) / (pick("without", "rootfsMs") + pick("without", "firstLaunchMs"))),
+      },
+      rows,
+      note: "app-only change of examples/hello (server.js), local provider, bubblewrap. rootfsReadyMs: unpackRootfs of the new digest (layers unpacked as needed, root composed). firstLaunchMs: provider.launch of the new digest with its root already composed, until /healthz answers 200. Deploy-to-first-launch = the two. noLayerCache moves the layer directories away first (every layer unpacked: the cost every new digest paid before). Median of 3 runs each, interleaved.",
+    };
+    writeFileSync(join(results, "layers.json"), `${JSON.stringify(out, null, 2)}\n`);
     return out;
   } finally {
     rmSync(ws.dir, { recursive: true, force: true });
@@ -271,6 +352,11 @@ if (process.env.KILN_BENCH_ONLY === "bake") {
   console.log("bake", JSON.stringify(await benchBake()));
   process.exit(0);
 }
+// KILN_BENCH_ONLY=layers: deploy-to-first-launch with and without the layer cache, alone.
+if (process.env.KILN_BENCH_ONLY === "layers") {
+  console.log("layers", JSON.stringify(await benchLayers()));
+  process.exit(0);
+}
 const simResult = benchSimulate();
 console.log("simulate", JSON.stringify(simResult));
 // KILN_BENCH_ONLY=simulate: the simulation figures alone (no daemons, no kill test).
@@ -282,6 +368,7 @@ const bakeResult = await benchBake();
 console.log("bake", JSON.stringify(bakeResult));
 const rolloutResult = await benchRollout();
 console.log("rollout", JSON.stringify(rolloutResult));
+console.log("layers", JSON.stringify(await benchLayers()));
 // The data plane: built-in proxy, a 25-line Node proxy, hand-written HAProxy and one instance
 // direct over the same backends (proxy.json); kiln's HAProxy router against a hand-written
 // HAProxy config (haproxy-router.json).

@@ -6,7 +6,11 @@
 // plus index entries that carry no tag (an OCI index's entries are roots).
 // Mark walks manifest → config + layers (and index → manifests); sweep
 // removes unmarked blobs, the tags of unpinned images (pruneTags), cache
-// entries naming removed blobs, and unpacked rootfs trees of unpinned digests.
+// entries naming removed blobs, unpacked rootfs trees of unpinned digests, and
+// unpacked layer directories (layers/<diffid-hex>) that no kept image lists in
+// its config's diff_ids. A rootfs tree is a hard-link farm over layer
+// directories, so what a removal frees is counted per inode: a file still
+// linked from a kept tree frees nothing.
 //
 // Safety against a concurrent bake:
 // - the whole mark + sweep runs under the store's index lock (lock.ts), and
@@ -25,7 +29,7 @@ import { withLock } from "./lock.js";
 import { listReferrers } from "./referrers.js";
 import type { Store } from "./store.js";
 import { ANNOTATION, type Descriptor, type OciIndex } from "./types.js";
-import { rootfsMarker } from "./unpack.js";
+import { layerMarker, layersRoot, rootfsMarker } from "./unpack.js";
 
 export interface GcPin {
   digest: string;
@@ -76,9 +80,13 @@ export interface GcResult {
   recentBlobs: string[];
   removedRootfs: { digest: string; bytes: number }[];
   keptRootfs: { digest: string; reasons: string[] }[];
+  /** unpacked layer directories removed (bytes: the files in it, each inode once) */
+  removedLayers: { diffId: string; bytes: number }[];
+  /** layer directories kept: the kept images using them, or "unpacked recently" */
+  keptLayers: { diffId: string; reasons: string[] }[];
   removedCacheEntries: number;
   blobsBefore: { count: number; bytes: number };
-  /** removed blobs + removed rootfs trees */
+  /** removed blobs + the files no longer linked from anywhere once the removed trees and layer directories are gone */
   bytesFreed: number;
 }
 
@@ -135,13 +143,14 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
 
   // ---- mark
   const marked = new Map<string, string>(); // digest → kind
+  const configOf = new Map<string, string>(); // manifest → its config
   const missing: GcPin[] = [];
   for (const [digest, reasons] of roots) {
     if (!blobs.has(digest)) {
       missing.push({ digest, reasons });
       continue;
     }
-    await mark(store, digest, "manifest", marked, blobs);
+    await mark(store, digest, "manifest", marked, blobs, configOf);
   }
 
   // ---- plan the sweep
@@ -153,6 +162,8 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
     else removedBlobs.push({ digest, size: f.size, kind: await guessKind(store, digest) });
   }
   const { remove: rootfsRemove, keep: keptRootfs } = await planRootfs(store, pinned, now, graceMs);
+  const { remove: layerRemove, keep: keptLayers } = await planLayers(store, await layerUsers(store, configOf, refsOf), now, graceMs);
+  const treeFreed = await freedBytes([...rootfsRemove.map((r) => join(store.rootfsRoot(), r.hex)), ...layerRemove.map((l) => join(layersRoot(store), l.hex))]);
 
   const kept: GcKeptImage[] = [...roots]
     .filter(([digest]) => blobs.has(digest))
@@ -171,6 +182,7 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
 
   let removedCacheEntries = 0;
   const removedRootfs: GcResult["removedRootfs"] = [];
+  const removedLayers: GcResult["removedLayers"] = [];
   if (!dryRun) {
     // Index first: once a tag is gone nothing can resolve to the blobs being removed.
     if (removedTags.length > 0) await writeIndex(store, { ...index, manifests: keepEntries });
@@ -190,8 +202,22 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
       await rm(aside, { recursive: true, force: true });
       removedRootfs.push({ digest: `sha256:${r.hex}`, bytes: r.bytes });
     }
+    for (const l of layerRemove) {
+      // As for a rootfs: marker first, then out of the way, then deleted. A compose that
+      // was reading the directory fails and removes its own temporary tree.
+      const aside = store.tmpPath(`gc-layer-${l.hex.slice(0, 12)}`);
+      await rm(layerMarker(store, l.hex), { force: true });
+      try {
+        await rename(join(layersRoot(store), l.hex), aside);
+      } catch {
+        continue;
+      }
+      await rm(aside, { recursive: true, force: true });
+      removedLayers.push({ diffId: `sha256:${l.hex}`, bytes: l.bytes });
+    }
   } else {
     for (const r of rootfsRemove) removedRootfs.push({ digest: `sha256:${r.hex}`, bytes: r.bytes });
+    for (const l of layerRemove) removedLayers.push({ diffId: `sha256:${l.hex}`, bytes: l.bytes });
   }
 
   const blobBytes = [...blobs.values()].reduce((n, f) => n + f.size, 0);
@@ -206,9 +232,11 @@ async function run(store: Store, opts: GcOptions): Promise<GcResult> {
     recentBlobs: recentBlobs.sort(),
     removedRootfs,
     keptRootfs,
+    removedLayers,
+    keptLayers,
     removedCacheEntries,
     blobsBefore: { count: blobs.size, bytes: blobBytes },
-    bytesFreed: removedBlobs.reduce((n, b) => n + b.size, 0) + removedRootfs.reduce((n, r) => n + r.bytes, 0),
+    bytesFreed: removedBlobs.reduce((n, b) => n + b.size, 0) + treeFreed,
   };
 }
 
@@ -227,7 +255,7 @@ async function listBlobs(store: Store): Promise<Map<string, BlobFile>> {
  * Mark a blob and what it references. Manifests and indexes are read verified: a corrupt
  * one would hide which layers it needs, so gc refuses rather than guess.
  */
-async function mark(store: Store, digest: string, kind: string, marked: Map<string, string>, blobs: Map<string, BlobFile>): Promise<void> {
+async function mark(store: Store, digest: string, kind: string, marked: Map<string, string>, blobs: Map<string, BlobFile>, configOf: Map<string, string>): Promise<void> {
   if (marked.has(digest)) return;
   marked.set(digest, kind);
   if (kind !== "manifest" || !blobs.has(digest)) return;
@@ -245,15 +273,18 @@ async function mark(store: Store, digest: string, kind: string, marked: Map<stri
     return; // not JSON: a root that is not a manifest (nothing else to mark)
   }
   if (!doc || typeof doc !== "object") return;
-  if (doc.config && typeof doc.config.digest === "string" && isDigest(doc.config.digest)) marked.set(doc.config.digest, "config");
+  if (doc.config && typeof doc.config.digest === "string" && isDigest(doc.config.digest)) {
+    marked.set(doc.config.digest, "config");
+    configOf.set(digest, doc.config.digest);
+  }
   for (const l of Array.isArray(doc.layers) ? doc.layers : []) {
     if (typeof l?.digest === "string" && isDigest(l.digest) && !marked.has(l.digest)) marked.set(l.digest, "layer");
   }
   for (const m of Array.isArray(doc.manifests) ? doc.manifests : []) {
-    if (typeof m?.digest === "string" && isDigest(m.digest)) await mark(store, m.digest, "manifest", marked, blobs);
+    if (typeof m?.digest === "string" && isDigest(m.digest)) await mark(store, m.digest, "manifest", marked, blobs, configOf);
   }
   // Artifacts referring to a kept image (its SBOM) are kept with it (referrers.ts).
-  for (const r of await listReferrers(store, digest)) await mark(store, r.digest, "manifest", marked, blobs);
+  for (const r of await listReferrers(store, digest)) await mark(store, r.digest, "manifest", marked, blobs, configOf);
 }
 
 /** For the report only: small JSON blobs are manifests or configs, the rest layers. */
@@ -291,6 +322,83 @@ async function planRootfs(
     else remove.push({ hex: name, bytes: await treeBytes(path) });
   }
   return { remove, keep };
+}
+
+/**
+ * The layer directories each kept image needs (diff_id hex → "image <ref or digest>"), or
+ * undefined when a kept image's config cannot be read: then which layers it needs is
+ * unknown and no layer directory is removed.
+ */
+async function layerUsers(store: Store, configOf: Map<string, string>, refsOf: Map<string, string[]>): Promise<Map<string, string[]> | undefined> {
+  const users = new Map<string, string[]>();
+  for (const [manifest, config] of [...configOf].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    let doc: { rootfs?: { diff_ids?: unknown } };
+    try {
+      doc = await store.readJsonBlob(config);
+    } catch {
+      return undefined;
+    }
+    const ids = Array.isArray(doc?.rootfs?.diff_ids) ? doc.rootfs.diff_ids : [];
+    const who = `image ${(refsOf.get(manifest) ?? [manifest]).join(", ")}`;
+    for (const id of ids) {
+      if (typeof id !== "string" || !isDigest(id)) continue;
+      const hex = id.slice(7);
+      if (!(users.get(hex) ?? []).includes(who)) users.set(hex, [...(users.get(hex) ?? []), who]);
+    }
+  }
+  return users;
+}
+
+async function planLayers(
+  store: Store,
+  users: Map<string, string[]> | undefined,
+  now: number,
+  graceMs: number,
+): Promise<{ remove: { hex: string; bytes: number }[]; keep: { diffId: string; reasons: string[] }[] }> {
+  const remove: { hex: string; bytes: number }[] = [];
+  const keep: { diffId: string; reasons: string[] }[] = [];
+  for (const name of (await readdir(layersRoot(store)).catch(() => [] as string[])).sort()) {
+    if (!HEX.test(name)) continue;
+    const path = join(layersRoot(store), name);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isDirectory()) continue;
+    const diffId = `sha256:${name}`;
+    const reasons = users === undefined ? ["a kept image's config is unreadable: the layers it needs are unknown"] : users.get(name);
+    // A reused layer's marker is touched (unpack.ts): recent use counts as recent.
+    const markerMs = (await lstat(layerMarker(store, name)).catch(() => undefined))?.mtimeMs ?? 0;
+    if (reasons) keep.push({ diffId, reasons });
+    else if (now - Math.max(st.mtimeMs, st.ctimeMs, markerMs) < graceMs) keep.push({ diffId, reasons: ["unpacked recently"] });
+    else remove.push({ hex: name, bytes: await treeBytes(path) });
+  }
+  return { remove, keep };
+}
+
+/**
+ * Bytes removing all of `dirs` gives back: a regular file counts when every one of its
+ * links is inside them (a file of a removed layer directory still linked from a kept
+ * rootfs tree frees nothing), each inode once.
+ */
+export async function freedBytes(dirs: string[]): Promise<number> {
+  const inodes = new Map<string, { size: number; nlink: number; names: number }>();
+  const stack = [...dirs];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    for (const n of await readdir(d).catch(() => [] as string[])) {
+      const p = join(d, n);
+      const st = await lstat(p).catch(() => undefined);
+      if (!st) continue;
+      if (st.isDirectory()) stack.push(p);
+      else if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        const seen = inodes.get(key);
+        if (seen) seen.names++;
+        else inodes.set(key, { size: st.size, nlink: st.nlink, names: 1 });
+      }
+    }
+  }
+  let total = 0;
+  for (const f of inodes.values()) if (f.names >= f.nlink) total += f.size;
+  return total;
 }
 
 /** Bytes of the regular files under `dir`, each inode counted once (hard links). */

@@ -11,7 +11,7 @@ import { canonicalBytes } from "../../src/image/digest.js";
 import { gcHome, imageCompleteness } from "../../src/doctor/index.js";
 import { KilnError } from "../../src/errors.js";
 import { homePaths } from "../../src/home.js";
-import { bake, openStore, unpackRootfs, type Store } from "../../src/image/index.js";
+import { bake, openStore, readImage, unpackRootfs, type Store } from "../../src/image/index.js";
 import { MEDIA_TYPE } from "../../src/image/types.js";
 import { FakeProvider, manualClock } from "../../src/providers/fake/index.js";
 import { StateDb } from "../../src/state/db.js";
@@ -83,6 +83,7 @@ test("gc keeps the newest N releases, the live rollback target and what instance
   db.insertInstance({ id: "fixture-r2-aaaaaa", service: SERVICE, release: "r2", digest: images[1]!.digest, state: "running", routing: "active", launchedAt: 1 });
   db.close();
   for (const i of [0, 2, 6]) await unpackRootfs(store, images[i]!.digest); // v1, v3, v7 unpacked
+  const diffIds = await Promise.all(images.map(async (img) => (await readImage(store, img.digest)).config.rootfs.diff_ids));
 
   const r = await gcHome({ home, keep: 3, pruneTags: true, graceMs: 0 });
 
@@ -100,7 +101,17 @@ test("gc keeps the newest N releases, the live rollback target and what instance
   assert.deepEqual((await readdir(store.rootfsRoot())).filter((n) => !n.endsWith(".complete")), [images[6]!.digest.slice(7)]);
   assert.deepEqual((await readdir(store.rootfsRoot())).filter((n) => n.endsWith(".complete")), [`${images[6]!.digest.slice(7)}.complete`], "markers go with their trees");
   assert.ok(r.bytesFreed > 0 && r.removedBlobs.length >= 6, `freed ${r.bytesFreed} bytes in ${r.removedBlobs.length} blobs`);
-  assert.equal(r.bytesFreed, r.removedBlobs.reduce((n, b) => n + b.size, 0) + r.removedRootfs.reduce((n, x) => n + x.bytes, 0));
+  // Rootfs trees are hard-link farms over layer directories. The versions differ only in
+  // their config layer: v1's and v3's go with their images, the shared ones stay (kept
+  // images use them), so removing v1's and v3's trees frees only those layers' files.
+  const onlyIn = (i: number) => diffIds[i]!.filter((d) => diffIds.every((other, j) => j === i || !other.includes(d)));
+  assert.deepEqual(r.removedLayers.map((l) => l.diffId).sort(), [...onlyIn(0), ...onlyIn(2)].sort());
+  assert.deepEqual(r.keptLayers.map((l) => l.diffId).sort(), [...new Set([...diffIds[0]!, ...diffIds[2]!, ...diffIds[6]!])].filter((d) => !r.removedLayers.some((l) => l.diffId === d)).sort());
+  assert.match(r.keptLayers.find((l) => onlyIn(6).includes(l.diffId))!.reasons.join(), /image fixture:1\.0\.7/);
+  assert.deepEqual((await readdir(join(store.root, "layers"))).filter((n) => !n.includes(".")).sort(), r.keptLayers.map((l) => l.diffId.slice(7)).sort());
+  const layerBytes = r.removedLayers.reduce((n, x) => n + x.bytes, 0);
+  assert.ok(layerBytes > 0);
+  assert.equal(r.bytesFreed, r.removedBlobs.reduce((n, b) => n + b.size, 0) + layerBytes, "a removed rootfs tree frees only its removed layers' files");
 
   // Inside the window everything still runs: an image unpacks, a deploy passes the controller's
   // check (its image and the rollback target's are present) and a rollback starts.

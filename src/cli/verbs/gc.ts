@@ -17,6 +17,8 @@ function render(r: GcReport): void {
   if (r.recentBlobs.length) out(`kept ${r.recentBlobs.length} unreferenced blob(s) written in the last minutes (a bake may be using them)`);
   const rootfsBytes = r.removedRootfs.reduce((n, x) => n + x.bytes, 0);
   out(`${verb} ${r.removedRootfs.length} unpacked rootfs tree(s) (${mb(rootfsBytes)}); kept ${r.keptRootfs.length}`);
+  const layerBytes = r.removedLayers.reduce((n, x) => n + x.bytes, 0);
+  out(`${verb} ${r.removedLayers.length} unpacked layer(s) (${mb(layerBytes)}); kept ${r.keptLayers.length}, used by kept images`);
   if (r.removedInstanceLogs.length) {
     const logBytes = r.removedInstanceLogs.reduce((n, x) => n + x.bytes, 0);
     out(`${verb} the kept logs of ${r.removedInstanceLogs.length} terminated instance(s) of releases outside the window (${mb(logBytes)})`);
