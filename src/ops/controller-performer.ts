@@ -7,9 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ChangeNote, DeployRequest } from "../controller/types.js";
 import { KilnError } from "../errors.js";
-import { createProvider } from "../providers/registry.js";
 import type { ControllerClient, RecordRequest } from "../server/client.js";
-import { chooseProvider } from "./daemons.js";
 import { lastEventId, watch, type WatchResult } from "./deploy-flow.js";
 import { eventLine, type FollowOptions, type RolloutOutcome, type RolloutPerformer } from "./performer.js";
 import type { Workspace } from "./workspace.js";
@@ -88,6 +86,8 @@ export class ControllerPerformer implements RolloutPerformer {
   async logs(instance: string | undefined, lines: number): Promise<{ id: string; text: string }[]> {
     const { paths, home, loaded } = this.ws;
     const service = loaded.service;
+    // The providers (the Docker client among them) load only for logs: status and deploy never need them here.
+    const [{ createProvider }, { chooseProvider }] = await Promise.all([import("../providers/registry.js"), import("./daemons.js")]);
     const provider = createProvider(chooseProvider({ paths, spec: loaded.spec.provider }), { home, swarm: loaded.spec.swarm, drainTimeout: loaded.spec.drainTimeout });
     const readLogs = provider.logPath ? undefined : provider.readLogs?.bind(provider);
     const dir = join(home, "instances");
