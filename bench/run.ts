@@ -1,4 +1,4 @@
-// npm run bench → bench/results/{simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
+// npm run bench → bench/results/{cli,simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
 import { mkdirSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
@@ -15,6 +15,7 @@ import { bake, openStore } from "../src/image/index.js";
 import { startLoad } from "../src/loadgen/client.js";
 import { computeBounds } from "../src/rollout/index.js";
 import { helloWorkspace, repoRoot } from "../test/integration/support.js";
+import { benchCli } from "./cli.js";
 import { benchHaproxyRouter } from "./haproxy-router.js";
 import { benchProxy } from "./proxy.js";
 import { benchReview } from "./review.js";
@@ -243,6 +244,11 @@ function benchKill() {
   return { exitCode: r.status, summary: file };
 }
 
+// The CLI's start-up first, while the machine is quietest (KILN_BENCH_ONLY=cli: that alone).
+const cliResult = await benchCli();
+writeFileSync(join(results, "cli.json"), `${JSON.stringify(cliResult, null, 2)}\n`);
+console.log("cli", JSON.stringify(cliResult));
+if (process.env.KILN_BENCH_ONLY === "cli") process.exit(0);
 const simResult = benchSimulate();
 console.log("simulate", JSON.stringify(simResult));
 // KILN_BENCH_ONLY=simulate: the simulation figures alone (no daemons, no kill test).
