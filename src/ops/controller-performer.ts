@@ -8,10 +8,14 @@ import { join } from "node:path";
 import type { ChangeNote, DeployRequest } from "../controller/types.js";
 import { KilnError } from "../errors.js";
 import type { ControllerClient, RecordRequest } from "../server/client.js";
-import { lastEventId, watch, type WatchResult } from "./deploy-flow.js";
+import type { WatchResult } from "./deploy-flow.js";
 import { eventLine, type FollowOptions, type RolloutOutcome, type RolloutPerformer } from "./performer.js";
 import type { Workspace } from "./workspace.js";
 import type { EventRecord } from "../state/db.js";
+
+// The deploy flow (image store, policy, registry, secrets) loads when a rollout is started here,
+// not with this module: `kiln status` and `kiln history` pick this performer too.
+const deployFlow = () => import("./deploy-flow.js");
 
 export class ControllerPerformer implements RolloutPerformer {
   readonly name = "controller" as const;
@@ -25,6 +29,7 @@ export class ControllerPerformer implements RolloutPerformer {
 
   async deploy(req: DeployRequest, opts: FollowOptions = {}): Promise<RolloutOutcome> {
     await this.client.requireRunning();
+    const { lastEventId, watch } = await deployFlow();
     const after = await lastEventId(this.client, { onConnection: opts.onProgress });
     const { release, rollout } = await this.client.deploy(req);
     opts.onProgress?.(`deploying ${req.ref} (${req.digest.slice(0, 19)}) as ${release.id} with ${rollout.strategy}`);
@@ -49,6 +54,7 @@ export class ControllerPerformer implements RolloutPerformer {
 
   async rollback(opts: FollowOptions = {}): Promise<RolloutOutcome> {
     await this.client.requireRunning();
+    const { lastEventId, watch } = await deployFlow();
     const after = await lastEventId(this.client, { onConnection: opts.onProgress });
     const { release, rollout } = await this.client.rollback(opts.note);
     opts.onProgress?.(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
