@@ -61,6 +61,7 @@ test("kiln --help and an unknown verb load no verb module and no TypeBox", async
   assert.ok(help.files.length > 0, "the trace recorded nothing");
   assert.deepEqual(verbModules(help.files), []);
   assert.deepEqual([...packages(help.files)], ["commander"]);
+  assert.deepEqual(help.files.filter((f) => f.endsWith("/dist/src/config/schema.js")), []);
   const unknown = await loaded(["deplyo"]);
   assert.equal(unknown.code, 2);
   assert.deepEqual(verbModules(unknown.files), []);
@@ -83,5 +84,7 @@ test("kiln validate and kiln status load none of the heavy libraries they do not
     const pkgs = packages(r.files);
     assert.ok(pkgs.has("yaml"), `${name}: the trace missed yaml`);
     assert.deepEqual(HEAVY.filter((p) => pkgs.has(p)), [], `${name} loaded them`);
+    // the TypeBox definition itself (spec-schema.ts falls back to it only without the build's JSON)
+    assert.deepEqual(r.files.filter((f) => f.endsWith("/dist/src/config/schema.js")), [], `${name} loaded schema.js`);
   }
 });
