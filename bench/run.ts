@@ -1,4 +1,4 @@
-// npm run bench → bench/results/{layers,simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
+// npm run bench → bench/results/{cli,layers,simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
 import { mkdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
@@ -17,6 +17,7 @@ import { LocalProvider } from "../src/providers/local/index.js";
 import { startLoad } from "../src/loadgen/client.js";
 import { computeBounds } from "../src/rollout/index.js";
 import { helloWorkspace, repoRoot } from "../test/integration/support.js";
+import { benchCli } from "./cli.js";
 import { benchHaproxyRouter } from "./haproxy-router.js";
 import { benchProxy } from "./proxy.js";
 import { benchReview } from "./review.js";
@@ -357,6 +358,11 @@ if (process.env.KILN_BENCH_ONLY === "layers") {
   console.log("layers", JSON.stringify(await benchLayers()));
   process.exit(0);
 }
+// The CLI's start-up first, while the machine is quietest (KILN_BENCH_ONLY=cli: that alone).
+const cliResult = await benchCli();
+writeFileSync(join(results, "cli.json"), `${JSON.stringify(cliResult, null, 2)}\n`);
+console.log("cli", JSON.stringify(cliResult));
+if (process.env.KILN_BENCH_ONLY === "cli") process.exit(0);
 const simResult = benchSimulate();
 console.log("simulate", JSON.stringify(simResult));
 // KILN_BENCH_ONLY=simulate: the simulation figures alone (no daemons, no kill test).

@@ -1,5 +1,5 @@
 import { KilnError } from "../errors.js";
-import { PATTERNS, PATTERN_TEXT } from "./schema.js";
+import { PATTERNS, PATTERN_TEXT } from "./schema-constants.js";
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 const DURATION_RE = new RegExp(PATTERNS.duration);

@@ -4,7 +4,9 @@ export { parseDuration, formatDuration } from "./duration.js";
 export { computeConfigHash, canonicalJson } from "./config-hash.js";
 export { chooseEnvironment, mergeOverrides, serviceKey } from "./environments.js";
 export { jsonSchema, jsonSchemaText } from "./json-schema.js";
-export { KilnSpecSchema, API_VERSION, type RawSpec } from "./schema.js";
+export { API_VERSION } from "./schema-constants.js";
+export { specSchema } from "./spec-schema.js";
+export type { RawSpec } from "./schema.js";
 export type {
   Spec,
   ImageSpec,

@@ -11,7 +11,8 @@ import { closest } from "./suggest.js";
 import { parseDuration } from "./duration.js";
 import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
-import { ENVIRONMENT_KEYS, KilnSpecSchema, MAX_DURATION_MS, PATTERNS } from "./schema.js";
+import { ENVIRONMENT_KEYS, MAX_DURATION_MS, PATTERNS } from "./schema-constants.js";
+import { specSchema } from "./spec-schema.js";
 import { specValidator } from "./validator.js";
 import type { FileEntry, HookName, ImageBase, LoadedSpec, NotifyEventName, ProviderKind, SecretSourceSpec, Spec, SpecProblem } from "./types.js";
 
@@ -712,7 +713,7 @@ function valuesAt(data: unknown, path: Segment[], at: Segment[] = []): { at: Seg
 
 /** A duration string past Node's timer range would fire at once: refuse it where it is written. */
 function durationBounds(data: unknown, loc: Locator): SpecProblem[] {
-  durationPathCache ??= durationPaths(KilnSpecSchema);
+  durationPathCache ??= durationPaths(specSchema());
   const out: SpecProblem[] = [];
   const re = new RegExp(PATTERNS.duration);
   for (const p of durationPathCache) {

@@ -3,7 +3,8 @@
 
 import type { ErrorObject } from "ajv";
 import type { Locator, Segment } from "./locate.js";
-import { DURATION_TITLE, FILE_ENTRY_TITLE, KilnSpecSchema, PATTERN_TEXT } from "./schema.js";
+import { DURATION_TITLE, FILE_ENTRY_TITLE, PATTERN_TEXT } from "./schema-constants.js";
+import { specSchema } from "./spec-schema.js";
 import { closest } from "./suggest.js";
 import type { SpecProblem } from "./types.js";
 
@@ -116,7 +117,7 @@ function keyIndex(): Map<string, string[]> {
     for (const b of s.anyOf ?? []) walk(b, path);
     if (s.items) walk(s.items, `${path}[]`);
   };
-  walk(KilnSpecSchema as SchemaNode, "");
+  walk(specSchema() as SchemaNode, "");
   return index;
 }
 

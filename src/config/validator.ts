@@ -1,4 +1,4 @@
-// The kiln.yaml validator: Ajv's code for KilnSpecSchema. Compiling it costs a few hundred ms
+// The kiln.yaml validator: Ajv's code for the kiln.yaml schema (spec-schema.ts). Compiling it costs a few hundred ms
 // of CPU, most of what a short verb such as `kiln simulate` spends before its own work, so the
 // build writes the compiled code once (scripts/postbuild.mjs → dist/src/config/spec-validator.cjs,
 // Ajv's standalone code) and it is loaded here when it was generated from this very schema and
@@ -8,14 +8,14 @@
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import type { Options, ValidateFunction } from "ajv";
-import { KilnSpecSchema } from "./schema.js";
+import { specSchema } from "./spec-schema.js";
 
 /** useDefaults fills defaults into the data while validating, so later checks see the documented defaults. */
 export const VALIDATOR_OPTIONS: Readonly<Options> = { allErrors: true, verbose: true, useDefaults: true, strict: true };
 
 /** What the generated code must have been generated from. */
 export function validatorSourceHash(): string {
-  return createHash("sha256").update(JSON.stringify({ options: VALIDATOR_OPTIONS, schema: KilnSpecSchema })).digest("hex");
+  return createHash("sha256").update(JSON.stringify({ options: VALIDATOR_OPTIONS, schema: specSchema() })).digest("hex");
 }
 
 const require = createRequire(import.meta.url);
@@ -23,7 +23,7 @@ let compiled: ValidateFunction | undefined;
 
 /** The validator, built on first use and kept (it holds no state between calls). */
 export function specValidator(): ValidateFunction {
-  compiled ??= precompiled() ?? new (require("ajv") as typeof import("ajv")).Ajv({ ...VALIDATOR_OPTIONS }).compile(KilnSpecSchema);
+  compiled ??= precompiled() ?? new (require("ajv") as typeof import("ajv")).Ajv({ ...VALIDATOR_OPTIONS }).compile(specSchema());
   return compiled;
 }
 

@@ -7,10 +7,20 @@
 // ones), lists are sorted, and the serial number and timestamp come from the
 // image's digest and created time, never from a random source or the clock.
 
-import { Enums, Models, Serialize, Spec } from "@cyclonedx/cyclonedx-library";
+import type * as CycloneDX from "@cyclonedx/cyclonedx-library";
+import type { Enums, Models } from "@cyclonedx/cyclonedx-library";
 import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 import type { DebPackage } from "./dpkg.js";
 import type { RuntimeInfo } from "./runtime.js";
+
+// The library (with its validators, ~170 modules) is required when an SBOM is built, not when
+// this module is imported: every verb that reaches the image store imports it, few build one.
+let library: typeof CycloneDX | undefined;
+function cyclonedx(): typeof CycloneDX {
+  library ??= createRequire(import.meta.url)("@cyclonedx/cyclonedx-library") as typeof CycloneDX;
+  return library;
+}
 
 export const SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json";
 export const SBOM_SPEC_VERSION = "1.6";
@@ -70,6 +80,7 @@ export function serialNumberFor(imageDigest: string): string {
 export function sriHash(integrity: string | undefined): { alg: Enums.HashAlgorithm; hex: string } | undefined {
   const m = /^(sha1|sha256|sha384|sha512)-([A-Za-z0-9+/]+={0,2})$/.exec(integrity?.trim() ?? "");
   if (!m) return undefined;
+  const { Enums } = cyclonedx();
   const alg = { sha1: Enums.HashAlgorithm["SHA-1"], sha256: Enums.HashAlgorithm["SHA-256"], sha384: Enums.HashAlgorithm["SHA-384"], sha512: Enums.HashAlgorithm["SHA-512"] }[m[1] as "sha1"];
   return { alg, hex: Buffer.from(m[2]!, "base64").toString("hex") };
 }
@@ -149,12 +160,13 @@ export function parseOsRelease(text: string): OsRelease | undefined {
 }
 
 function prop(c: Models.Component, name: string, value: string | undefined): void {
-  if (value !== undefined && value !== "") c.properties.add(new Models.Property(name, value));
+  if (value !== undefined && value !== "") c.properties.add(new (cyclonedx().Models.Property)(name, value));
 }
 
 /** The SBOM document (CycloneDX 1.6 JSON text, two-space indented, ending in a newline). */
 export function buildSbom(input: SbomInput): string {
   const { image, base } = input;
+  const { Enums, Models, Serialize, Spec } = cyclonedx();
   const bom = new Models.Bom();
   bom.serialNumber = serialNumberFor(image.digest);
   bom.metadata.timestamp = new Date(image.created);

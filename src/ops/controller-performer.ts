@@ -7,13 +7,15 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ChangeNote, DeployRequest } from "../controller/types.js";
 import { KilnError } from "../errors.js";
-import { createProvider } from "../providers/registry.js";
 import type { ControllerClient, RecordRequest } from "../server/client.js";
-import { chooseProvider } from "./daemons.js";
-import { lastEventId, watch, type WatchResult } from "./deploy-flow.js";
+import type { WatchResult } from "./deploy-flow.js";
 import { eventLine, type FollowOptions, type RolloutOutcome, type RolloutPerformer } from "./performer.js";
 import type { Workspace } from "./workspace.js";
 import type { EventRecord } from "../state/db.js";
+
+// The deploy flow (image store, policy, registry, secrets) loads when a rollout is started here,
+// not with this module: `kiln status` and `kiln history` pick this performer too.
+const deployFlow = () => import("./deploy-flow.js");
 
 export class ControllerPerformer implements RolloutPerformer {
   readonly name = "controller" as const;
@@ -27,6 +29,7 @@ export class ControllerPerformer implements RolloutPerformer {
 
   async deploy(req: DeployRequest, opts: FollowOptions = {}): Promise<RolloutOutcome> {
     await this.client.requireRunning();
+    const { lastEventId, watch } = await deployFlow();
     const after = await lastEventId(this.client, { onConnection: opts.onProgress });
     const { release, rollout } = await this.client.deploy(req);
     opts.onProgress?.(`deploying ${req.ref} (${req.digest.slice(0, 19)}) as ${release.id} with ${rollout.strategy}`);
@@ -51,6 +54,7 @@ export class ControllerPerformer implements RolloutPerformer {
 
   async rollback(opts: FollowOptions = {}): Promise<RolloutOutcome> {
     await this.client.requireRunning();
+    const { lastEventId, watch } = await deployFlow();
     const after = await lastEventId(this.client, { onConnection: opts.onProgress });
     const { release, rollout } = await this.client.rollback(opts.note);
     opts.onProgress?.(`rolling back to ${release.id} (${release.ref}) with ${rollout.strategy === "blue-green" ? "an instant switch" : "a replacement"}`);
@@ -88,6 +92,8 @@ export class ControllerPerformer implements RolloutPerformer {
   async logs(instance: string | undefined, lines: number): Promise<{ id: string; text: string }[]> {
     const { paths, home, loaded } = this.ws;
     const service = loaded.service;
+    // The providers (the Docker client among them) load only for logs: status and deploy never need them here.
+    const [{ createProvider }, { chooseProvider }] = await Promise.all([import("../providers/registry.js"), import("./daemons.js")]);
     const provider = createProvider(chooseProvider({ paths, spec: loaded.spec.provider }), { home, swarm: loaded.spec.swarm, drainTimeout: loaded.spec.drainTimeout });
     const readLogs = provider.logPath ? undefined : provider.readLogs?.bind(provider);
     const dir = join(home, "instances");

@@ -23,10 +23,9 @@ const proxyMain = fileURLToPath(new URL("../traffic/proxy/main.js", import.meta.
 const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.url));
 const supervisorMain = fileURLToPath(new URL("./supervisor-main.js", import.meta.url));
 
-/** The supervisor's pid (`kiln up` starts it, `kiln down` stops it first, so it does not restart what down stops). */
-export function supervisorFile(paths: HomePaths): string {
-  return join(paths.run, "supervisor.pid");
-}
+import { daemonRouter, routerFile, supervisorFile } from "./daemon-files.js";
+
+export { daemonRouter, supervisorFile };
 
 async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
   const until = Date.now() + timeoutMs;
@@ -129,16 +128,6 @@ export function chooseProvider(opts: { flag?: string; paths: HomePaths; spec: st
   return checkProviderName(opts.flag ?? daemonProvider(opts.paths) ?? opts.spec);
 }
 
-/** Which router the running daemons use (`kiln up` writes it, `kiln down` removes it). */
-function routerFile(paths: HomePaths): string {
-  return join(paths.run, "router");
-}
-
-export function daemonRouter(paths: HomePaths): RouterKind | undefined {
-  if (!existsSync(routerFile(paths))) return undefined;
-  const name = readFileSync(routerFile(paths), "utf8").trim();
-  return name === "builtin" || name === "haproxy" ? name : undefined;
-}
 
 /** The router `kiln up` starts: `--router`, else the running daemons', else kiln.yaml's. */
 export function chooseRouter(opts: { flag?: string; paths: HomePaths; spec: RouterKind }): RouterKind {

@@ -4,7 +4,12 @@
 import { toReleaseSettings } from "../controller/release-settings.js";
 import type { DeployRequest, ReleaseView, RolloutView } from "../controller/types.js";
 import { KilnError } from "../errors.js";
-import { assertPolicy, evaluatePolicy, gatherPolicyFacts, keyringDir, openStore, policyIsEmpty, readImage, resolveRef, type PolicyVerdict, type Store } from "../image/index.js";
+// The image modules this needs, not the image barrel: that brings the baker and its compressor,
+// which `kiln status` (through the controller performer) would load for nothing.
+import { keyringDir } from "../image/gpg.js";
+import { readImage, resolveRef } from "../image/images.js";
+import { assertPolicy, evaluatePolicy, gatherPolicyFacts, policyIsEmpty, type PolicyVerdict } from "../image/policy.js";
+import { openStore, type Store } from "../image/store.js";
 import { isRegistryRef, parseRegistryRef, pullForDeploy, type BlobProgress } from "../image/registry/index.js";
 import type { PolicySpec } from "../config/types.js";
 import type { StrategyName } from "../rollout/types.js";

@@ -5,7 +5,7 @@
 
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { createSyncFn } from "synckit";
+import { createRequire } from "node:module";
 import { KilnError } from "../errors.js";
 import type { RunResult, StateDriver, Statement } from "./driver.js";
 import { insertTarget, isReadOnly, redactUrl, toPostgres } from "./pg-dialect.js";
@@ -16,7 +16,11 @@ const CALL_TIMEOUT_MS = 60_000;
 
 let callWorker: ((req: PgRequest) => PgResponse) | undefined;
 function call(req: PgRequest): PgResponse {
-  callWorker ??= createSyncFn(fileURLToPath(new URL("./pg-worker.js", import.meta.url)), { timeout: CALL_TIMEOUT_MS, execArgv: [] }) as (req: PgRequest) => PgResponse;
+  if (callWorker === undefined) {
+    // synckit is loaded on the first call, not at import (most verbs never talk to PostgreSQL).
+    const { createSyncFn } = createRequire(import.meta.url)("synckit") as typeof import("synckit");
+    callWorker = createSyncFn(fileURLToPath(new URL("./pg-worker.js", import.meta.url)), { timeout: CALL_TIMEOUT_MS, execArgv: [] }) as (req: PgRequest) => PgResponse;
+  }
   return callWorker(req);
 }
 

@@ -1,7 +1,8 @@
 // The default state backend: one SQLite file in KILN_HOME (better-sqlite3, synchronous).
 
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { KilnError } from "../errors.js";
 import type { StateDriver, Statement } from "./driver.js";
@@ -17,7 +18,9 @@ export class SqliteDriver implements StateDriver {
     this.where = file;
     if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
     try {
-      this.raw = new Database(file);
+      // required here, not at import: verbs that never open the state (`kiln status`) skip loading it
+      const SqliteDatabase = createRequire(import.meta.url)("better-sqlite3") as typeof Database;
+      this.raw = new SqliteDatabase(file);
       this.raw.pragma("journal_mode = WAL");
       this.raw.pragma("synchronous = FULL");
       this.raw.pragma("busy_timeout = 5000");

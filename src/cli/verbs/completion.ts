@@ -12,7 +12,7 @@ export function register(program: Command): void {
     )
     .action((shell: string, _opts: unknown, cmd: Command) => {
       if (!(SHELLS as readonly string[]).includes(shell)) throw badChoice("shell", shell, SHELLS);
-      // main loads every verb for this one (see buildProgram), so the tree is whole.
+      // main loads every verb for this one (see planLoad in program.ts), so the tree is whole.
       process.stdout.write(completionScript(shell as Shell, commandTree(cmd.parent!)));
     });
 }

@@ -48,7 +48,7 @@ export function register(program: Command): void {
       // A registry reference is pulled first: its blobs are progress on stderr, like `kiln pull`'s.
       const pulling = progressFor({ json: opts.json, quiet: globals.quiet });
       const req = { ...(await withProgress(pulling, (p) => buildDeployRequest(ctx, ref, strategy, blobEvents(p, "pull")))), note };
-      const performer = performerFor(ctx);
+      const performer = await performerFor(ctx);
       const { hooks } = ctx.loaded.spec;
       const facts: ReleaseFacts = {
         service: ctx.loaded.spec.name, env: note.env, version: req.version, ref: req.ref, digest: req.digest,
@@ -80,7 +80,7 @@ export function register(program: Command): void {
       changeNote(opts.reason); // a bad --reason is refused before anything is read
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const note = changeNote(opts.reason, ctx.loaded.environment);
-      const performer = performerFor(ctx);
+      const performer = await performerFor(ctx);
       if (note.reason === undefined) process.stderr.write('warning: rolling back without --reason: the audit trail records "no reason given"\n');
       const before = hasHooks(ctx.loaded.spec.hooks, ["post-rollback"]) ? await liveDigest(performer) : undefined;
       const r = await performer.rollback({ onProgress: progress(opts.json), note });
@@ -111,7 +111,7 @@ export function register(program: Command): void {
         changeNote(opts.reason);
         const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
         const note = changeNote(opts.reason, ctx.loaded.environment);
-        const performer = performerFor(ctx);
+        const performer = await performerFor(ctx);
         const r = verb === "resume" ? await requireCapability(performer, "resume")({ onProgress: progress(opts.json), note }) : await requireCapability(performer, verb)(note);
         if (opts.json) printJson(r);
         else if (verb === "promote") out(`promotion requested for ${r.target}`);
@@ -132,7 +132,7 @@ export function register(program: Command): void {
       changeNote(opts.reason); // a bad --reason is refused before anything is read
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const note = changeNote(opts.reason, ctx.loaded.environment);
-      const r = await requireCapability(performerFor(ctx), "scale")(count, note);
+      const r = await requireCapability(await performerFor(ctx), "scale")(count, note);
       if (opts.json) printJson(r);
       else out(`desired instances: ${r.instances}${r.running !== undefined ? ` (${r.running} running)` : ""}`);
       if (r.running !== undefined && r.running !== count) process.exitCode = 1;

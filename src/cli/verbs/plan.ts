@@ -58,7 +58,7 @@ export function register(program: Command): void {
         if (!(e instanceof KilnError && e.code === "KILN_E_NOT_FOUND") || ref !== undefined) throw e;
         target = { ref: `${spec.name}:${spec.version}`, version: spec.version };
       }
-      const performer = performerFor(ctx);
+      const performer = await performerFor(ctx);
       if (performer instanceof SwarmPerformer) {
         if (!target.digest) notes.push(`${target.ref} is not baked yet: run \`kiln bake\` before deploying`);
         const plan = await performer.plan(target, strategy, notes);

@@ -51,7 +51,7 @@ export function register(program: Command): void {
       }
       const say = opts.json ? undefined : (line: string) => out(line.startsWith("deploying") ? line : `  ${line}`);
       const note = changeNote(opts.reason, target.loaded.environment);
-      const performer = performerFor(target);
+      const performer = await performerFor(target);
       const { hooks } = target.loaded.spec;
       const facts: ReleaseFacts = {
         service: target.loaded.spec.name, env: note.env, fromEnv: source.environment, version: source.live.version, ref: request.ref, digest: request.digest,

@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { KilnError } from "../../errors.js";
 import { jsonSchemaText, parseSpec } from "../../config/index.js";
-import { out, printJson, specFile, type GlobalOptions } from "../context.js";
+import { out, printJson, type GlobalOptions } from "../output.js";
+import { specFile } from "../spec-file.js";
 
 export function register(program: Command): void {
   program

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ago, context, out, printJson, short, type Context, type GlobalOptions } from "../context.js";
 import { table } from "../output.js";
-import { daemonRouter, supervisorFile } from "../../ops/daemons.js";
+import { daemonRouter, supervisorFile } from "../../ops/daemon-files.js";
 import { requireCapability } from "../../ops/performer.js";
 import { parseDuration } from "../../config/duration.js";
 import type { StatusView } from "../../controller/types.js";
@@ -11,7 +11,6 @@ import { readsThroughRestarts } from "../../ops/reconnect.js";
 import { LogFollower } from "../../ops/log-follow.js";
 import { digestStatus, statusChanges, type StatusDigest } from "../../ops/status-changes.js";
 import { performerFor } from "../../ops/performers.js";
-import { renderSwarmStatus } from "../render-swarm.js";
 
 export function register(program: Command): void {
   program
@@ -26,14 +25,14 @@ export function register(program: Command): void {
     )
     .action(async (opts: { json?: boolean; watch?: boolean; interval: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      const performer = performerFor(ctx);
+      const performer = await performerFor(ctx);
       if (opts.watch) {
         if (performer.name !== "controller") throw new KilnError("KILN_E_USAGE", "`kiln status --watch` follows kiln's controller; native Swarm rollouts have their own", { hint: "run `kiln status` again, or `kiln resume` to follow a native rollout" });
         return watchStatus(ctx, opts);
       }
       if (performer.name === "controller" && !(await ctx.client.ping())) return notRunning(ctx, opts.json);
       const status = await performer.status();
-      if (status.performer === "swarm") return opts.json ? printJson(status.view) : renderSwarmStatus(status.view);
+      if (status.performer === "swarm") return opts.json ? printJson(status.view) : (await import("../render-swarm.js")).renderSwarmStatus(status.view);
       const s = status.view;
       const router = daemonRouter(ctx.paths) ?? ctx.loaded.spec.router;
       const supervisor = readPidFile(supervisorFile(ctx.paths)) ?? null;
@@ -49,7 +48,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  kiln history\n  kiln history --env production   # a promoted release says which environment it came from\n  kiln history --json | jq '.changes[] | {at, actor, action, reason}'")
     .action(async (opts: { json?: boolean; changes: string }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
-      const h = await performerFor(ctx).history();
+      const h = await (await performerFor(ctx)).history();
       const n = Math.max(0, Number(opts.changes) || 0);
       const changes = (h.changes ?? []).slice(0, n);
       if (opts.json) return printJson({ ...h, changes: changes.map((c) => ({ ...c, at: new Date(c.at).toISOString() })) });
@@ -76,7 +75,7 @@ export function register(program: Command): void {
     .action(async (opts: { lines: string; json?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const n = Math.min(5000, Math.max(1, Number(opts.lines) || 50));
-      const events = await performerFor(ctx).events(n);
+      const events = await (await performerFor(ctx)).events(n);
       if (opts.json) return printJson({ events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
       for (const e of events) out(`${new Date(e.at).toISOString().replace("T", " ").slice(0, 19)} ${e.level.padEnd(5)} ${e.message}`);
     });
@@ -91,7 +90,7 @@ export function register(program: Command): void {
     .action(async (instance: string | undefined, opts: { lines: string; follow?: boolean }, cmd: Command) => {
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const n = Math.max(1, Number(opts.lines) || 50);
-      const performer = performerFor(ctx);
+      const performer = await performerFor(ctx);
       const logs = await requireCapability(performer, "logs")(instance, n);
       const running = performer.name !== "controller" || (await ctx.client.ping());
       if (!running && !opts.follow) {
@@ -188,7 +187,7 @@ async function watchStatus(ctx: Context, opts: { json?: boolean; interval: strin
  * instance named, logs of instances launched later (a deploy's replacements) join in.
  */
 async function followLogs(ctx: Context, instance: string | undefined, lines: number): Promise<void> {
-  const performer = performerFor(ctx);
+  const performer = await performerFor(ctx);
   const logs = requireCapability(performer, "logs");
   let stop = false;
   const end = () => (stop = true);

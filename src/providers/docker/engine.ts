@@ -10,13 +10,15 @@
 // differs from the last one in its top layers, and the ~100 MB runtime base below them is
 // already there (see layersToOmit).
 
-import Docker from "dockerode";
+import type Docker from "dockerode";
 import { createReadStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KilnError } from "../../errors.js";
-import { exportImage, readImage, type Store } from "../../image/index.js";
+import { readImage } from "../../image/images.js";
+import type { Store } from "../../image/store.js";
 
 export type { Docker };
 
@@ -32,7 +34,10 @@ export function dockerSocketPath(env: NodeJS.ProcessEnv = process.env): string {
 
 /** A client for the engine; `ping` it to find out whether anything answers. */
 export function connectDocker(socketPath = dockerSocketPath()): Docker {
-  return new Docker({ socketPath });
+  // Loaded here, not at import: the Docker client (with gRPC, protobuf and SSH underneath) is a
+  // quarter second of CPU that verbs such as `kiln status` importing this module never use.
+  const DockerClient = createRequire(import.meta.url)("dockerode") as typeof Docker;
+  return new DockerClient({ socketPath });
 }
 
 /** Ping the engine, or throw a KilnError that says how to start one. */
@@ -153,6 +158,8 @@ async function loadArchive(docker: Docker, store: Store, digest: string, omitLay
   const dir = await mkdtemp(join(tmpdir(), "kiln-docker-load-"));
   try {
     const file = join(dir, "image.tar");
+    // the exporter (tar streams) loads with the first image that enters an engine
+    const { exportImage } = await import("../../image/export.js");
     const { size } = await exportImage(store, digest, "docker-archive", file, { untagged: true, omitLayers });
     let stream: NodeJS.ReadableStream;
     try {
