@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { chmod, lstat, lutimes, readdir, readFile, readlink, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { Gunzip } from "fflate";
 import { describe, test } from "node:test";
 import { KilnError } from "../../src/errors.js";
 import { bake, exportImage, listImages, openStore, readImage, resolveCreatedEpoch, resolveRef, unpackRootfs, type ProgressEvent } from "../../src/image/index.js";
+import { checkImageLayers } from "../../src/image/layer-check.js";
 import { parseRegistryRef, pushImage } from "../../src/image/registry/index.js";
 import { buildTinyBase, copyFixtureApp, execFileP, recipe, tempDir } from "./helpers.js";
 
@@ -177,6 +179,31 @@ test("the baked files land where the recipe says, with normalized modes", async 
   assert.equal(await readFile(join(root, "etc/app/app.json"), "utf8"), await readFile(join(ctx, "config/app.json"), "utf8"));
   assert.equal(await readFile(join(root, "etc/motd"), "utf8"), "tiny\n", "base layers applied");
   assert.ok((await stat(join(root, "app/package.json"))).isFile(), 'dest ending in "/" copies into the directory');
+});
+
+test("a layer of several gzip members (threads 1 and 3, one digest) passes kiln's layer check and unpacks whole", async (t) => {
+  const dir = await tempDir(t);
+  const base = await buildTinyBase(join(dir, "base"));
+  const ctx = join(dir, "ctx");
+  await copyFixtureApp(ctx);
+  // 2.5 MiB of dependencies: a layer of three 1 MiB gzip members.
+  const blob = Buffer.alloc(Math.floor(2.5 * 1024 * 1024));
+  for (let i = 0; i < blob.length; i++) blob[i] = (i * 2654435761) >>> 26;
+  await writeFile(join(ctx, "deps/blob.bin"), blob);
+  const one = await bake(recipe(ctx, base.spec), { store: openStore(join(dir, "s1")), sourceDateEpoch: EPOCH, threads: 1 });
+  const store = openStore(join(dir, "s3"));
+  const three = await bake(recipe(ctx, base.spec), { store, sourceDateEpoch: EPOCH, threads: 3 });
+  assert.equal(three.digest, one.digest);
+  assert.deepEqual([one.threads, three.threads], [1, 3]);
+  const deps = three.layers.find((l) => l.role === "dependencies")!;
+  let members = 1; // onmember is heard where each further member starts
+  const gunzip = new Gunzip(() => undefined);
+  gunzip.onmember = () => members++;
+  gunzip.push(await readFile(store.blobPath(deps.digest)), true);
+  assert.equal(members, 3, "2.5 MiB of tar and more: three members");
+  await checkImageLayers(store, three.layers.map((l) => ({ descriptor: { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: l.digest, size: l.size }, diffId: l.diffId })), "test");
+  const root = await unpackRootfs(store, three.digest);
+  assert.ok((await readFile(join(root, "app/node_modules/blob.bin"))).equals(blob));
 });
 
 test("compression none: kiln's layers are plain tars; the image unpacks and exports, push is refused, and a tag never changes form", async (t) => {

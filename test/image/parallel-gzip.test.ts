@@ -24,13 +24,13 @@ async function compress(data: Uint8Array, threads: number, sizes: number[] = [da
   return Buffer.concat(out);
 }
 
-/** Part text-like (compresses), part noise (does not): members of different sizes. */
+/** Mostly text-like (compresses, fast), one 8 KiB run in eight of noise (does not): members of different sizes. */
 function sample(length: number): Buffer {
   const b = Buffer.alloc(length);
   let x = 12345;
   for (let i = 0; i < length; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = (i >> 16) % 2 === 0 ? 97 + ((i * 7) % 13) : x >>> 24;
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    b[i] = (i >> 13) % 8 !== 0 ? 97 + ((i * 7) % 13) : x >>> 24;
   }
   return b;
 }
@@ -58,14 +58,13 @@ test("pickBakeThreads: KILN_BAKE_THREADS wins, else the cores; nonsense is a usa
 });
 
 test("the same bytes for 1, 2 and 4 threads and any slicing; Node's gunzip reads the members as one stream", async () => {
-  const data = sample(3 * GZIP_BLOCK + 12_345);
+  const data = sample(2 * GZIP_BLOCK + 12_345);
   const one = await compress(data, 1);
   assert.ok(one.equals(membersOf(data)), "one member per block, in order");
   for (const [threads, sizes] of [
     [2, [data.length]],
     [4, [1, 511, 65_536, 4097]],
-    [2, [GZIP_BLOCK]],
-    [4, [GZIP_BLOCK + 1, 3]],
+    [2, [GZIP_BLOCK + 1, 3]],
   ] as const) {
     assert.ok((await compress(data, threads, [...sizes])).equals(one), `${threads} threads, slices ${sizes.join(",")}`);
   }

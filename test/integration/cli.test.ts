@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -116,6 +116,32 @@ test("exports are accepted by skopeo in both formats", async (t) => {
     const info = JSON.parse(execFileSync("skopeo", ["inspect", `${transport}:${out}`]).toString()) as { Layers: string[]; Labels?: Record<string, string> };
     assert.ok(info.Layers.length >= 2, `${format}: ${JSON.stringify(info)}`);
   }
+});
+
+test("image.compression: none bakes plain-tar layers that skopeo reads in both export formats; kiln push refuses them with exit 2", async (t) => {
+  const dir = mkdtempSync(join(scratch, "plain-"));
+  for (const f of ["server.js", "config", "kiln.yaml"]) cpSync(join(ws.dir, f), join(dir, f), { recursive: true });
+  const yaml = readFileSync(join(dir, "kiln.yaml"), "utf8");
+  writeFileSync(join(dir, "kiln.yaml"), yaml.replace(/^image:\n/m, "image:\n  compression: none\n"));
+  const home = join(scratch, "store-plain");
+  const r = await kiln(["bake", "--json"], { cwd: dir, env: { ...epoch, KILN_HOME: home } });
+  assert.equal(r.code, 0, r.stderr);
+  const baked = JSON.parse(r.stdout) as { digest: string; layers: { role: string; digest: string; diffId: string }[] };
+  assert.ok(baked.layers.length >= 3);
+  for (const l of baked.layers) assert.equal(l.digest, l.diffId, `${l.role}: a plain tar's digest is its diff_id`);
+  if (requireTool(has("skopeo", ["--version"]), "skopeo is not installed (apt-get install skopeo)", t)) {
+    for (const [format, transport] of [["oci", "oci-archive"], ["docker-archive", "docker-archive"]] as const) {
+      const out = join(scratch, `plain.${format}.tar`);
+      const e = await kiln(["export", "hello:1.0.0", "--format", format, "-o", out], { cwd: dir, env: { KILN_HOME: home } });
+      assert.equal(e.code, 0, e.stderr);
+      const info = JSON.parse(execFileSync("skopeo", ["inspect", "--raw", `${transport}:${out}`]).toString()) as { layers?: { mediaType: string }[]; Layers?: unknown };
+      if (format === "oci") assert.ok(info.layers!.every((l) => l.mediaType === "application/vnd.oci.image.layer.v1.tar"), JSON.stringify(info));
+    }
+  }
+  const push = await kiln(["push", "hello:1.0.0", "127.0.0.1:9/kiln/plain"], { cwd: dir, env: { KILN_HOME: home } });
+  assert.equal(push.code, 2, push.stdout + push.stderr);
+  assert.match(push.stderr, /uncompressed layers/);
+  assert.match(push.stderr, /image\.compression/);
 });
 
 test("bad input gets a clear error and exit 2; an unreachable controller gets exit 1 and a hint", async () => {

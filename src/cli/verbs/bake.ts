@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .option("--strict", "refuse a base whose runtime is past its end of life (without it, a warning)")
     .addHelpText(
       "after",
-      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH, else the last commit, else the newest input file's mtime).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\n\nExamples:\n  kiln bake\n  kiln bake --strict                      # in CI: an end-of-life runtime fails the build\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json",
+      "\nThe same inputs always give the same digest (timestamps come from SOURCE_DATE_EPOCH, else the last commit, else the newest input file's mtime).\nA tag NAME:VERSION never moves: bump `version` in kiln.yaml to bake a change.\nLayers are gzip'd on every core (KILN_BAKE_THREADS=N to choose); the thread count never changes the digest. image.compression: none skips gzip for images only run here.\n\nExamples:\n  kiln bake\n  kiln bake --strict                      # in CI: an end-of-life runtime fails the build\n  SOURCE_DATE_EPOCH=1700000000 kiln bake --json\n  KILN_BAKE_THREADS=1 kiln bake           # same digest, one thread",
     )
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<GlobalOptions>();
