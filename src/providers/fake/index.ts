@@ -74,6 +74,8 @@ export class FakeProvider implements Provider {
   private readonly behaviours = new Map<string, FakeBehaviour>();
   private nextPort = 20000;
   launches = 0;
+  /** instances in state running */
+  private runningN = 0;
   /** change log for changes(): every launch, exit and removal, newest last */
   private log: { seq: number; service: string; id: string }[] = [];
   private seq = 0;
@@ -107,6 +109,7 @@ export class FakeProvider implements Provider {
 
   private exit(i: FakeInstance, code: number): void {
     if (i.state === "exited") return;
+    if (i.state === "running") this.runningN--;
     Object.assign(i, { state: "exited", exitCode: code });
     this.timed.delete(i);
     this.changed(i.service, i.id);
@@ -140,6 +143,7 @@ export class FakeProvider implements Provider {
       state: "running", startedAt: this.clock.now(), behaviour,
     };
     this.instances.set(inst.id, inst);
+    this.runningN++;
     this.byAddress.set(inst.address, inst);
     if (behaviour.exitAfter !== undefined) this.timed.add(inst);
     this.changed(inst.service, inst.id);
@@ -149,6 +153,7 @@ export class FakeProvider implements Provider {
   async terminate(instanceId: string): Promise<void> {
     const i = this.instances.get(instanceId);
     if (!i) return;
+    if (i.state === "running") this.runningN--;
     this.byAddress.delete(i.address);
     this.instances.delete(instanceId);
     this.timed.delete(i);
@@ -190,6 +195,11 @@ export class FakeProvider implements Provider {
     if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return REFUSED;
     if (i.behaviour.unhealthy) return ANSWERED_500;
     return ANSWERED_OK;
+  }
+
+  /** How many instances run now (running().length without copying the fleet: simulations sample it). */
+  runningCount(): number {
+    return this.runningN;
   }
 
   running(): ObservedInstance[] {
