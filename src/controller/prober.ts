@@ -75,7 +75,11 @@ export class Prober {
   probeDue(): void {
     const now = this.d.now();
     const records = this.d.records();
-    for (const id of this.probes.popDue(now)) {
+    const due = this.probes.popDue(now);
+    // One spec lookup per run of instances of the same release (a due batch is mostly one or two releases).
+    let release: string | undefined;
+    let hp: HealthParams | undefined;
+    for (const id of due) {
       const rec = records.get(id);
       if (!rec || rec.state === "terminating") continue;
       // Not running (yet): parked until it is (see unpark).
@@ -83,25 +87,32 @@ export class Prober {
         this.parked.add(id);
         continue;
       }
-      this.probe(rec, this.d.specOf(rec.release).health);
+      if (rec.release !== release || hp === undefined) {
+        release = rec.release;
+        hp = this.d.specOf(release).health;
+      }
+      if (this.d.probeNow) this.probeInMemory(rec, hp, now);
+      else this.probe(rec, hp);
     }
   }
 
-  private probe(rec: InstanceRecord, hp: HealthParams): void {
-    if (this.d.probeNow) {
-      let o: ProbeOutcome | undefined;
-      try {
-        o = this.d.probeNow(rec.address!, hp.path, hp.timeout);
-      } catch {
-        // as a rejected probe: nothing recorded, probed again at its interval
-      }
-      try {
-        if (o) this.recordOutcome(rec, o, hp);
-      } finally {
-        this.reschedule(rec.id);
-      }
-      return;
+  /**
+   * probe's in-memory path (simulation): answered and recorded at once, then queued again at
+   * its interval. What reschedule would look up is at hand: the record just read, and the
+   * health just recorded (none when the probe threw and the instance was never probed).
+   */
+  private probeInMemory(rec: InstanceRecord, hp: HealthParams, now: number): void {
+    let o: ProbeOutcome | undefined;
+    try {
+      o = this.d.probeNow!(rec.address!, hp.path, hp.timeout);
+    } catch {
+      // as a rejected probe: nothing recorded, probed again at its interval
     }
+    const h = o ? this.fold(rec, o, hp, now) : this.health.get(rec.id);
+    if (h) this.probes.schedule(rec.id, h.lastProbeAt + hp.interval);
+  }
+
+  private probe(rec: InstanceRecord, hp: HealthParams): void {
     this.probing.add(rec.id);
     // schedule's work, knowing what it checks: the id was taken off the queue to be probed
     // and nothing schedules an id while its probe is out.
@@ -112,7 +123,8 @@ export class Prober {
     this.d.probe(rec.address!, hp.path, hp.timeout).then(
       (o) => {
         try {
-          this.recordOutcome(rec, o, hp);
+          // Stopped while the probe was out: nothing is tracked for it any more.
+          if (this.d.records().has(rec.id)) this.fold(rec, o, hp, this.d.now());
         } finally {
           done();
         }
@@ -127,19 +139,25 @@ export class Prober {
     if (h) this.probes.schedule(id, h.lastProbeAt + this.d.specOf(r!.release).health.interval);
   }
 
-  private recordOutcome(rec: InstanceRecord, o: ProbeOutcome, hp: HealthParams): void {
-    // Stopped while the probe was out: nothing is tracked for it any more.
-    if (!this.d.records().has(rec.id)) return;
-    const now = this.d.now();
+  /** Fold one outcome into `rec`'s tracked health (a live record) and tell whoever must know; returns the new health. */
+  private fold(rec: InstanceRecord, o: ProbeOutcome, hp: HealthParams, now: number): TrackedHealth {
     const cur = this.health.get(rec.id) ?? initialHealth(false);
     const next = recordProbe(cur, o, hp, now);
     this.health.set(rec.id, next);
-    if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.consecutiveFail !== cur.consecutiveFail || next.lastFailAnswered !== cur.lastFailAnswered) this.d.changed(rec.id);
+    // What the fleet view reads of the health (phaseFrom, healthySince, everHealthy): a count
+    // of failures matters only as "at the unhealthy threshold or not", so a connection refused
+    // again while an instance starts changes nothing there.
+    const limit = Math.max(1, hp.unhealthyThreshold);
+    if (
+      next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.lastFailAnswered !== cur.lastFailAnswered ||
+      next.consecutiveFail >= limit !== cur.consecutiveFail >= limit
+    ) this.d.changed(rec.id);
     if (next.healthy && !cur.healthy) {
       const r = this.d.records().get(rec.id);
       if (r && r.healthySince === undefined) this.recordHealthySince(rec.id, now);
     }
     if (!next.healthy && cur.healthy) this.d.onUnhealthy(rec, next.lastReason ?? "unknown");
+    return next;
   }
 
   /**

@@ -111,7 +111,7 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
   const sample = () => {
     const serving: Record<string, number> = {};
     for (const t of router.table?.targets ?? []) if (t.state === "active" && t.weight > 0) serving[t.release] = (serving[t.release] ?? 0) + 1;
-    const point: TimelinePoint = { atMs: clock.now(), serving, alive: provider.running().length };
+    const point: TimelinePoint = { atMs: clock.now(), serving, alive: provider.runningCount() };
     if (input.strategy === "canary") {
       // Healthy traffic through the router's own release split: shows the weights and feeds the analysis.
       const byTarget = router.serve(100, () => ({ status: 200, latencyMs: 5 }));

@@ -37,37 +37,44 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   const steps: Step[] = [];
 
   const equivalent = new Set(p.skipMatching ? (rollout.equivalent ?? []) : []);
-  const isNew = (release: string) => release === rollout.target || equivalent.has(release);
+  const target = rollout.target;
+  const isNew = (release: string) => release === target || (equivalent.size > 0 && equivalent.has(release));
+  const isExited = (i: FleetInstance) => i.phase === "exited" && i.release !== target;
   // One pass over the fleet (10,000 instances in simulation): exited instances of other
   // releases, then new ones, then old. A draining instance of the target (taken out by
   // auto-heal) is on its way out: it counts as old. Everything later asked of the old
   // instances, and of the new ones before failures are set apart, is sorted out in the same
-  // pass (each list in fleet order, as a filter would give it).
+  // pass (each list in fleet order, as a filter would give it). What is only counted
+  // (alive, old, confirmed new) is kept as a count, not a list.
   const exited: FleetInstance[] = [];
-  const alive: FleetInstance[] = [];
+  let alive = 0;
   let fresh: FleetInstance[] = [];
-  const old: FleetInstance[] = [];
-  // new: healthy and not yet in rotation; warm and confirmed by the router
+  /** new instances not healthy: only these can have failed (see failureOf) */
+  let freshNotHealthy = 0;
+  let old = 0;
+  // new: healthy and not yet in rotation; warm and confirmed by the router (only healthy
+  // instances are either, so setting failed ones apart never changes them)
   let toRegister: FleetInstance[] = [];
-  let confirmedNew: FleetInstance[] = [];
+  let confirmedNew = 0;
   // old: drained; out of the table with nothing in flight; carrying no capacity; serving
   const drained: FleetInstance[] = [];
   const idle: FleetInstance[] = [];
   const noCapacity: FleetInstance[] = [];
   const oldServing: FleetInstance[] = [];
   for (const i of observed.instances) {
-    if (i.phase === "exited" && i.release !== rollout.target) {
+    if (isExited(i)) {
       exited.push(i);
       continue;
     }
-    alive.push(i);
+    alive++;
     if (isNew(i.release) && i.routing !== "draining") {
       fresh.push(i);
-      if (i.phase === "healthy" && (i.routing === "none" || i.routing === "standby")) toRegister.push(i);
-      if (isConfirmed(i, warmup, now)) confirmedNew.push(i);
+      if (i.phase !== "healthy") freshNotHealthy++;
+      else if (i.routing === "none" || i.routing === "standby") toRegister.push(i);
+      if (isConfirmed(i, warmup, now)) confirmedNew++;
       continue;
     }
-    old.push(i);
+    old++;
     if (isDrained(i, spec.drainTimeout, now)) drained.push(i);
     // Out of the table with nothing in flight (e.g. taken out for failing health): stopped directly.
     if (i.routing === "none" && i.inflight === 0) idle.push(i);
@@ -75,17 +82,17 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
     if (i.routing === "standby" || (i.routing === "active" && i.phase === "unhealthy")) noCapacity.push(i);
     if (i.routing === "active" && isServing(i)) oldServing.push(i);
   }
-  /** Failed new instances are set apart: they neither register nor count as confirmed. */
+  /** Failed new instances are set apart: they neither register nor count as confirmed (they are not healthy, so they were neither). */
   const setApart = (gone: readonly FleetInstance[] | readonly string[]) => {
     const keep = notIn(gone);
     fresh = fresh.filter(keep);
     toRegister = toRegister.filter(keep);
-    confirmedNew = confirmedNew.filter(keep);
   };
   const progress = rollout.progress ?? {};
 
+  // A healthy instance has not failed (failureOf): with every new one healthy there is nothing to judge.
   if (!rollout.fast) {
-    const verdict = judgeFailures(fresh, spec.instanceDeadline, now, spec.maxQuarantined ?? 1, progress.quarantined ?? 0);
+    const verdict = freshNotHealthy > 0 ? judgeFailures(fresh, spec.instanceDeadline, now, spec.maxQuarantined ?? 1, progress.quarantined ?? 0) : { kind: "none" as const };
     if (verdict.kind === "abort") return [{ kind: "abort", reason: verdict.reason }];
     if (verdict.kind === "quarantine") {
       steps.push({ kind: "quarantine", ids: verdict.ids, reason: verdict.reason });
@@ -94,7 +101,7 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   } else {
     // A rollback has nowhere further to fall back to: replace a failed instance of the
     // release it restores instead of giving up.
-    const failed = fresh.filter((i) => failureOf(i, spec.instanceDeadline, now) !== undefined);
+    const failed = freshNotHealthy > 0 ? fresh.filter((i) => failureOf(i, spec.instanceDeadline, now) !== undefined) : [];
     if (failed.length) setApart(failed);
     const routed = failed.filter((i) => i.routing !== "none");
     const unrouted = failed.filter((i) => i.routing === "none");
@@ -102,7 +109,7 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
     if (unrouted.length) steps.push({ kind: "terminate", ids: ids(unrouted), reason: "failed: replace" });
   }
   if (progress.completedAt === undefined && now - rollout.startedAt > p.deadline) {
-    return [{ kind: "abort", reason: `deadline of ${Math.round(p.deadline / 1000)}s passed with ${confirmedNew.length} of ${n} new instances healthy` }];
+    return [{ kind: "abort", reason: `deadline of ${Math.round(p.deadline / 1000)}s passed with ${confirmedNew} of ${n} new instances healthy` }];
   }
 
   if (exited.length) steps.push({ kind: "terminate", ids: ids(exited), reason: "clean up exited instances" });
@@ -116,7 +123,7 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   if (noCapacity.length) steps.push({ kind: "drain", ids: ids(noCapacity), reason: "not serving: leave rotation" });
 
   const bounds = computeBounds(n, p.minHealthyPercent, p.maxHealthyPercent);
-  const capacity = confirmedNew.length + oldServing.length;
+  const capacity = confirmedNew + oldServing.length;
 
   // Checkpoints: the next one not passed caps how many new instances may exist; once that
   // many are confirmed the rollout holds until the delay passes or `kiln resume`.
@@ -124,10 +131,10 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   const nextCheckpoint = rollout.fast ? undefined : (p.checkpoints ?? []).find((c) => !passed.has(c) && Math.ceil((n * c) / 100) < n);
   const cap = nextCheckpoint === undefined ? n : Math.ceil((n * nextCheckpoint) / 100);
   let holding = false;
-  if (nextCheckpoint !== undefined && confirmedNew.length >= cap) {
+  if (nextCheckpoint !== undefined && confirmedNew >= cap) {
     const since = progress.holding?.percent === nextCheckpoint ? progress.holding.since : undefined;
     if (since === undefined) {
-      steps.push({ kind: "progress", set: { holding: { percent: nextCheckpoint, since: now } }, reason: `checkpoint ${nextCheckpoint}%: ${confirmedNew.length}/${n} replaced` });
+      steps.push({ kind: "progress", set: { holding: { percent: nextCheckpoint, since: now } }, reason: `checkpoint ${nextCheckpoint}%: ${confirmedNew}/${n} replaced` });
       holding = true;
     } else if (p.checkpointDelay !== undefined && now - since >= p.checkpointDelay) {
       steps.push({ kind: "progress", set: { holding: undefined, checkpointsPassed: [...passed, nextCheckpoint] }, reason: `checkpoint ${nextCheckpoint}% passed` });
@@ -140,19 +147,19 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
     // Oldest first: they have been warm longest and are furthest from the target.
     // The fleet usually comes in launch order already: then the (stable) sort would change nothing.
     const victims = (inLaunchOrder(oldServing) ? oldServing : [...oldServing].sort((a, b) => a.launchedAt - b.launchedAt)).slice(0, drainCount);
-    steps.push({ kind: "drain", ids: ids(victims), reason: `${confirmedNew.length} new instance(s) confirmed in rotation` });
+    steps.push({ kind: "drain", ids: ids(victims), reason: `${confirmedNew} new instance(s) confirmed in rotation` });
   }
 
   // Instances stopped this tick (drained, failed, quarantined) free their room for launches.
   const leaving = new Set([...ids(stoppable), ...steps.flatMap((st) => (st.kind === "quarantine" || st.kind === "terminate" ? st.ids : []))]);
-  let stillAlive = alive.length;
-  if (leaving.size) for (const i of alive) if (leaving.has(i.id)) stillAlive--;
+  let stillAlive = alive;
+  if (leaving.size) for (const i of observed.instances) if (!isExited(i) && leaving.has(i.id)) stillAlive--;
   const room = bounds.maxTotal - stillAlive;
   const want = Math.min(n, cap) - fresh.length;
   const launch = holding ? 0 : Math.min(room, want);
   if (launch > 0) steps.push({ kind: "launch", release: rollout.target, count: launch, reason: `${fresh.length}/${n} new instances` });
 
-  if (confirmedNew.length >= n && old.length === 0 && fresh.length === n) {
+  if (confirmedNew >= n && old === 0 && fresh.length === n) {
     const bake = rollout.fast ? 0 : (p.bakeTime ?? 0);
     if (bake > 0 && progress.completedAt === undefined) {
       steps.push({ kind: "progress", set: { completedAt: now }, reason: `all ${n} replaced: baking for ${Math.round(bake / 1000)}s` });
@@ -164,12 +171,12 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
     }
     return [...steps.filter((s) => s.kind === "quarantine" || s.kind === "register"), { kind: "done", reason: rollout.rollback ? `${n} instances in rotation` : `${n} instances of the new release in rotation` }];
   }
-  if (n === 0 && old.length === 0) return [{ kind: "done", reason: "fleet scaled to zero" }];
+  if (n === 0 && old === 0) return [{ kind: "done", reason: "fleet scaled to zero" }];
   if (holding) {
     const manual = p.checkpointDelay === undefined;
     steps.push({ kind: "wait", reason: `checkpoint ${nextCheckpoint}%: ${manual ? "`kiln resume` continues" : "holding"}`, paused: manual });
   }
-  if (steps.length === 0) steps.push({ kind: "wait", reason: `${confirmedNew.length}/${n} new instances confirmed` });
+  if (steps.length === 0) steps.push({ kind: "wait", reason: `${confirmedNew}/${n} new instances confirmed` });
   return steps;
 }
 

@@ -70,6 +70,8 @@ export class FakeRouter implements Router {
   private readonly previewCounters = new Map<string, Counters>();
   private readonly drainingSince = new Map<string, number>();
   private candidates: Candidate[] = [];
+  /** the candidates by target id (a new table keeps an unchanged target's candidate, score included) */
+  private candidateById = new Map<string, Candidate>();
   private groups: ReleaseGroup<Candidate>[] | undefined;
   private previewCursor = 0;
   private readonly now: () => number;
@@ -99,38 +101,39 @@ export class FakeRouter implements Router {
       );
     }
     // A copy (the caller may reuse its objects); unchanged targets share the previous table's
-    // copy, so a long history of 10,000-target tables stays small.
+    // copy, so a long history of 10,000-target tables stays small. One pass over the table:
+    // each target's copy, its change-log entry, drain start and balancer candidate (whose
+    // score survives a new table for the same target id, as in the proxy).
     const prevById = this.byId;
+    const prevCandidates = this.candidateById;
     const byId = new Map<string, Target>();
-    const copied: RoutingTable = {
-      ...structuredClone({ ...table, targets: [] }),
-      targets: table.targets.map((t) => {
-        const p = prevById.get(t.id);
-        const same = p !== undefined && p.release === t.release && p.address === t.address && p.weight === t.weight && p.state === t.state;
-        if (!same) this.changed(t.id);
-        const c = same ? p : { id: t.id, release: t.release, address: t.address, weight: t.weight, state: t.state };
-        byId.set(t.id, c);
-        return c;
-      }),
-    };
+    const candidateById = new Map<string, Candidate>();
+    const candidates: Candidate[] = [];
+    const now = this.now();
+    const targets = table.targets.map((t) => {
+      const p = prevById.get(t.id);
+      const same = p !== undefined && p.release === t.release && p.address === t.address && p.weight === t.weight && p.state === t.state;
+      if (!same) this.changed(t.id);
+      const c = same ? p : { id: t.id, release: t.release, address: t.address, weight: t.weight, state: t.state };
+      byId.set(t.id, c);
+      if (c.state === "draining") {
+        if (!this.drainingSince.has(c.id)) this.drainingSince.set(c.id, now);
+      } else if (c.state === "active") this.drainingSince.delete(c.id);
+      if (!this.releaseCounters.has(c.release)) this.releaseCounters.set(c.release, zeroRelease());
+      const pc = prevCandidates.get(c.id);
+      const candidate = pc !== undefined && pc.target === c ? pc : { target: c, release: c.release, weight: c.weight, currentWeight: pc?.currentWeight ?? 0 };
+      candidateById.set(c.id, candidate);
+      candidates.push(candidate);
+      return c;
+    });
+    const copied: RoutingTable = { ...structuredClone({ ...table, targets: [] }), targets };
     for (const id of prevById.keys()) if (!byId.has(id)) this.changed(id);
     this.byId = byId;
     const ids = byId;
-    for (const t of copied.targets) {
-      if (t.state === "draining" && !this.drainingSince.has(t.id)) this.drainingSince.set(t.id, this.now());
-      if (t.state === "active") this.drainingSince.delete(t.id);
-      if (!this.releaseCounters.has(t.release)) this.releaseCounters.set(t.release, zeroRelease());
-    }
     for (const id of [...this.drainingSince.keys()]) if (!ids.has(id)) this.drainingSince.delete(id);
     for (const id of [...this.targetCounters.keys()]) if (!ids.has(id)) this.targetCounters.delete(id);
-    // Balancer scores survive a new table for the same target id, as in the proxy.
-    const scores = new Map(this.candidates.map((c) => [c.target.id, c.currentWeight]));
-    this.candidates = copied.targets.map((t) => ({
-      target: t,
-      release: t.release,
-      weight: t.weight,
-      currentWeight: scores.get(t.id) ?? 0,
-    }));
+    this.candidates = candidates;
+    this.candidateById = candidateById;
     this.groups = groupByRelease(copied.releaseWeights, this.candidates, this.groups);
     this.tables.push(copied);
   }

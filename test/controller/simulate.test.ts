@@ -64,3 +64,31 @@ test("plan's estimate matches its steps when a fleet is already running: the don
     assert.equal(r.timeline[0]!.atMs, 0, `${strategy}: the timeline starts at the deploy`);
   }
 });
+
+test("the fake provider's runningCount is running().length through launches, exits, crashes and stops", async () => {
+  const { FakeProvider, manualClock } = await import("../../src/providers/fake/index.js");
+  const clock = manualClock(0);
+  const p = new FakeProvider(clock);
+  p.behave("dies", { exitAfter: 100 });
+  const req = (id: string, release: string) => ({ instanceId: id, service: "s", release, digest: "sha256:x", env: {}, volumes: [] });
+  const check = async () => {
+    await p.list("s"); // exits that are due happen on observation
+    assert.equal(p.runningCount(), p.running().length);
+  };
+  for (const id of ["a", "b", "c"]) await p.launch(req(id, "ok"));
+  await p.launch(req("d", "dies"));
+  await p.launch(req("a", "ok")); // launching a known id again finds it: no new instance
+  await check();
+  assert.equal(p.runningCount(), 4);
+  clock.advance(150);
+  await check();
+  assert.equal(p.runningCount(), 3);
+  p.crash("b");
+  await check();
+  await p.terminate("b"); // already exited
+  await p.terminate("c");
+  await p.terminate("c"); // twice
+  await p.terminate("d");
+  await check();
+  assert.equal(p.runningCount(), 1);
+});

@@ -42,3 +42,46 @@ describe("DueQueue", () => {
     assert.equal(q.size, 0);
   });
 });
+
+describe("DueQueue entries", () => {
+  it("a cancelled or rescheduled id's old slot is skipped, and ids taken off the queue come back when scheduled again", () => {
+    const q = new DueQueue();
+    q.schedule("a", 10);
+    q.cancel("a"); // its slot at 10 is stale
+    q.schedule("a", 20);
+    q.schedule("b", 10);
+    q.schedule("b", 20); // stale at 10; at 20 twice would be a duplicate
+    q.schedule("b", 20);
+    assert.deepEqual(q.popDue(10), []);
+    assert.equal(q.size, 2);
+    assert.deepEqual(q.popDue(20), ["a", "b"]);
+    q.schedule("a", 30);
+    assert.equal(q.has("a"), true);
+    assert.equal(q.has("b"), false);
+    assert.deepEqual(q.popDue(30), ["a"]);
+  });
+
+  it("many ids taken and put back (a fleet's probes) stay exact across the sweeps of spent entries", () => {
+    const q = new DueQueue();
+    const due = new Map<string, number>();
+    const ids = Array.from({ length: 6000 }, (_, k) => `i${k}`);
+    ids.forEach((id, k) => {
+      q.schedule(id, (k % 5) * 100);
+      due.set(id, (k % 5) * 100);
+    });
+    for (let t = 0; t <= 3000; t += 100) {
+      const want = [...due].filter(([, at]) => at <= t).map(([id]) => id).sort();
+      const got = q.popDue(t);
+      assert.deepEqual([...got].sort(), want);
+      for (const id of got) due.delete(id);
+      // from 1 s on, every fifth id leaves (as a stopped instance); the rest are probed again 500 ms later
+      for (const id of got) {
+        if (t >= 1000 && Number(id.slice(1)) % 5 === 0) continue;
+        q.schedule(id, t + 500);
+        due.set(id, t + 500);
+      }
+      assert.equal(q.size, due.size);
+    }
+    assert.equal(q.size, 4800);
+  });
+});

@@ -42,6 +42,19 @@ export function manualClock(start = 1_700_000_000_000): ManualClock {
   return { now: () => t, advance: (ms: number) => void (t += ms) };
 }
 
+/** A health check's answer as an instance gives it. */
+export interface ProbeAnswer {
+  readonly ok: boolean;
+  readonly answered: boolean;
+  readonly reason?: string;
+  readonly status?: number;
+}
+
+// The three answers there are, shared (frozen): a simulation asks ~250,000 times.
+const REFUSED: ProbeAnswer = Object.freeze({ ok: false, answered: false, reason: "connection refused" });
+const ANSWERED_500: ProbeAnswer = Object.freeze({ ok: false, answered: true, reason: "status 500", status: 500 });
+const ANSWERED_OK: ProbeAnswer = Object.freeze({ ok: true, answered: true, status: 200 });
+
 interface FakeInstance extends ObservedInstance {
   behaviour: FakeBehaviour;
 }
@@ -61,6 +74,8 @@ export class FakeProvider implements Provider {
   private readonly behaviours = new Map<string, FakeBehaviour>();
   private nextPort = 20000;
   launches = 0;
+  /** instances in state running */
+  private runningN = 0;
   /** change log for changes(): every launch, exit and removal, newest last */
   private log: { seq: number; service: string; id: string }[] = [];
   private seq = 0;
@@ -94,6 +109,7 @@ export class FakeProvider implements Provider {
 
   private exit(i: FakeInstance, code: number): void {
     if (i.state === "exited") return;
+    if (i.state === "running") this.runningN--;
     Object.assign(i, { state: "exited", exitCode: code });
     this.timed.delete(i);
     this.changed(i.service, i.id);
@@ -127,6 +143,7 @@ export class FakeProvider implements Provider {
       state: "running", startedAt: this.clock.now(), behaviour,
     };
     this.instances.set(inst.id, inst);
+    this.runningN++;
     this.byAddress.set(inst.address, inst);
     if (behaviour.exitAfter !== undefined) this.timed.add(inst);
     this.changed(inst.service, inst.id);
@@ -136,6 +153,7 @@ export class FakeProvider implements Provider {
   async terminate(instanceId: string): Promise<void> {
     const i = this.instances.get(instanceId);
     if (!i) return;
+    if (i.state === "running") this.runningN--;
     this.byAddress.delete(i.address);
     this.instances.delete(instanceId);
     this.timed.delete(i);
@@ -166,17 +184,22 @@ export class FakeProvider implements Provider {
   }
 
   /** The health check as an instance would answer it. */
-  async probe(address: string): Promise<{ ok: boolean; answered: boolean; reason?: string; status?: number }> {
+  async probe(address: string): Promise<ProbeAnswer> {
     return this.answer(address);
   }
 
   /** probe's answer, synchronously (the simulation records it without a promise). */
-  answer(address: string): { ok: boolean; answered: boolean; reason?: string; status?: number } {
+  answer(address: string): ProbeAnswer {
     const i = this.byAddress.get(address);
-    if (!i || i.state !== "running") return { ok: false, answered: false, reason: "connection refused" };
-    if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return { ok: false, answered: false, reason: "connection refused" };
-    if (i.behaviour.unhealthy) return { ok: false, answered: true, reason: "status 500", status: 500 };
-    return { ok: true, answered: true, status: 200 };
+    if (!i || i.state !== "running") return REFUSED;
+    if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return REFUSED;
+    if (i.behaviour.unhealthy) return ANSWERED_500;
+    return ANSWERED_OK;
+  }
+
+  /** How many instances run now (running().length without copying the fleet: simulations sample it). */
+  runningCount(): number {
+    return this.runningN;
   }
 
   running(): ObservedInstance[] {
