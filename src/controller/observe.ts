@@ -53,6 +53,13 @@ export class FleetObserver {
     this.prober = new Prober({ ...d, records: () => this.records, isRunning: (id) => this.running.get(id) ?? false, changed: (id) => this.dirty.add(id) });
   }
 
+  /** The earliest instant a probe or a grace period's end falls due (the loop may wake for it). */
+  nextDueAt(): number | undefined {
+    const a = this.prober.nextDueAt();
+    const b = this.wakes.peek();
+    return a === undefined ? b : b === undefined ? a : Math.min(a, b);
+  }
+
   /** Each instance's health as the probes track it. */
   get health(): ReadonlyMap<string, TrackedHealth> {
     return this.prober.health;

@@ -11,6 +11,7 @@ import type { FleetObserver } from "./observe.js";
 import type { RouterSync } from "./router-sync.js";
 import type { ServiceState } from "./service-state.js";
 import type { Transitions } from "./transitions.js";
+import { planLaunchCount } from "./wake.js";
 
 export interface StepDeps {
   state: ServiceState;
@@ -19,6 +20,14 @@ export interface StepDeps {
   routerSync: RouterSync;
   checks: PromotionChecks;
   transitions: Transitions;
+  /** most instances starting at once; absent: no bound */
+  launchConcurrency?: number;
+}
+
+/** What the pass knows that a step's action depends on. */
+export interface PassContext {
+  /** instances launched and not yet healthy (counted against the launch bound) */
+  starting: number;
 }
 
 export class StepInterpreter {
@@ -32,16 +41,18 @@ export class StepInterpreter {
    * router (instances launching/terminating, the rollout's progress), which is what a restart
    * reads; a failure is an error event and the step is planned again next tick.
    */
-  async apply(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
-    if (step.kind === "wait") return;
+  async apply(step: Step, rollout: RolloutRecord | undefined, pass: PassContext = { starting: 0 }): Promise<boolean> {
+    if (step.kind === "wait") return false;
     try {
-      await this.execute(step, rollout);
+      return (await this.execute(step, rollout, pass)) !== false;
     } catch (e) {
       this.d.state.event("error", `${step.kind} failed: ${(e as Error).message}`, { rollout: rollout?.id });
+      return true;
     }
   }
 
-  private async execute(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
+  /** Returns false when the step did nothing (a launch held back by the launch bound). */
+  private async execute(step: Step, rollout: RolloutRecord | undefined, pass: PassContext): Promise<void | false> {
     const { db } = this.d.state;
     const now = this.d.state.now();
     const each = (ids: string[], patch: Parameters<StateDb["updateInstances"]>[1]) => db.updateInstances(ids, patch);
@@ -50,13 +61,18 @@ export class StepInterpreter {
         // One read of the release for the whole step (a 5,000-instance step launches 5,000).
         const rel = db.getRelease(step.release);
         if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${step.release} not found`);
+        // Bounded by how many instances this machine starts at once: the planner asks for the
+        // rest on a later pass (it counts the ones launched), woken when one turns healthy.
+        const count = planLaunchCount({ want: step.count, starting: pass.starting, bound: this.d.launchConcurrency });
+        if (count === 0) return false;
+        pass.starting += count;
         // Outside a rollout, a launch replaces instances that died or failed: the fleet heals
         // (the steady-state planner names its replacements "heal: …", rollout/steady.ts).
         if (!rollout && step.reason.startsWith("heal")) {
-          this.healed += step.count;
-          this.d.state.notice("fleet.healing", `launching ${step.count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
+          this.healed += count;
+          this.d.state.notice("fleet.healing", `launching ${count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
         }
-        await this.d.instances.launch(rel, step.count, rollout);
+        await this.d.instances.launch(rel, count, rollout);
         return;
       }
       case "register":
