@@ -140,7 +140,10 @@ export class Controller {
     this.ticking = true;
     try {
       if (!this.lease.hold()) return [];
+      // KILN_TRACE_PASSES=1: each pass's steps and where its time went (observe, plan, act, router write), in the controller log.
+      const T = [performance.now()];
       const stats = await this.observer.observe();
+      T.push(performance.now());
       this.routerSync.readBackSeen(stats, (id) => this.observer.target(id)?.inRotation ?? false, this.state.now());
       // Without the router's read-back nothing can be confirmed or drained safely: wait for it.
       if (!stats) return [];
@@ -180,10 +183,17 @@ export class Controller {
       this.samples.push({ at: now, releases: stats.releases });
       this.samples.splice(0, samplesToDrop(this.samples, now));
       // Instances still coming up, for the launch bound (a step's launches count as they go).
-      const pass = { starting: this.d.launchConcurrency === undefined ? 0 : observed.instances.filter((i) => i.phase === "starting").length };
+      const pass = { starting: this.d.launchConcurrency === undefined ? 0 : this.observer.startingCount() };
       const acted: Step[] = [];
+      T.push(performance.now());
       for (const step of steps) if (await this.steps.apply(step, rollout, pass)) acted.push(step);
+      T.push(performance.now());
       await this.routerSync.sync(stats);
+      T.push(performance.now());
+      if (process.env.KILN_TRACE_PASSES) {
+        const ms = T.slice(1).map((t, i) => (t - T[i]!).toFixed(1));
+        this.d.log?.(`pass [${steps.map((x) => x.kind).join(",")}] observe ${ms[0]} plan ${ms[1]} act ${ms[2]} router ${ms[3]} ms`);
+      }
       // What this pass did is read back by the next one: run it now, not at the next tick.
       if (isWakeAfter(acted)) this.d.wake?.();
       return steps;

@@ -7,7 +7,7 @@ import type { InstanceRecord, StateDb } from "../state/db.js";
 import type { ReleaseSettings } from "../state/release-settings.js";
 import { initialHealth, recordProbe, type HealthParams, type ProbeOutcome, type TrackedHealth } from "../health/tracker.js";
 import { DueQueue } from "./due-queue.js";
-import { planProbeDelay } from "./wake.js";
+import { hasAnswered, planProbeDelay } from "./wake.js";
 
 export type ProbeFn = (address: string, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
 
@@ -88,8 +88,7 @@ export class Prober {
   private dueAfter(h: TrackedHealth, release: string): number {
     const interval = this.d.specOf(release).health.interval;
     if (this.d.startPollMs === undefined) return h.lastProbeAt + interval;
-    const answered = h.everHealthy || h.consecutiveOk > 0 || h.lastFailAnswered;
-    return h.lastProbeAt + planProbeDelay({ answered, refused: h.consecutiveFail, interval, first: this.d.startPollMs });
+    return h.lastProbeAt + planProbeDelay({ answered: hasAnswered(h), refused: h.consecutiveFail, interval, first: this.d.startPollMs });
   }
 
   /** Start the probes due now. They run in the background; the loop reads whatever they last recorded. */
@@ -157,8 +156,9 @@ export class Prober {
     this.health.set(rec.id, next);
     if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.consecutiveFail !== cur.consecutiveFail || next.lastFailAnswered !== cur.lastFailAnswered) {
       this.d.changed(rec.id);
-      // Only a change of health is news to a decision (a refused poll of a starting instance is not).
-      if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || (!next.healthy && next.lastFailAnswered !== cur.lastFailAnswered)) this.d.wake?.();
+      // Only a change of health is news to a decision (a refused poll of a starting instance is
+      // not); a first answer is too: the instance no longer counts against the launch bound.
+      if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || hasAnswered(next) !== hasAnswered(cur) || (!next.healthy && next.lastFailAnswered !== cur.lastFailAnswered)) this.d.wake?.();
     }
     if (next.healthy && !cur.healthy) {
       const r = this.d.records().get(rec.id);

@@ -11,7 +11,7 @@ import type { FleetObserver } from "./observe.js";
 import type { RouterSync } from "./router-sync.js";
 import type { ServiceState } from "./service-state.js";
 import type { Transitions } from "./transitions.js";
-import { planLaunchCount } from "./wake.js";
+import { isSwitchConfirmed, planLaunchCount } from "./wake.js";
 
 export interface StepDeps {
   state: ServiceState;
@@ -92,9 +92,9 @@ export class StepInterpreter {
         await this.d.routerSync.sync(this.d.observer.lastStats);
         for (const id of step.ids) this.d.instances.startTerminate(id, step.reason);
         return;
-      case "switch":
+      case "switch": {
+        const active: string[] = [];
         db.tx(() => {
-          const active: string[] = [];
           const standby: string[] = [];
           const toStandby = new Set(step.standby);
           for (const r of db.liveInstances(this.d.state.service)) {
@@ -104,8 +104,21 @@ export class StepInterpreter {
           db.updateInstances(active, { routing: "active", drainingSince: undefined });
           db.updateInstances(standby, { routing: "standby" });
         });
+        const decidedAt = this.d.state.now();
         this.d.state.event("info", `switched traffic to ${step.to}`, { rollout: rollout?.id, release: step.to });
+        // The flip is one routing write and one read-back, done here rather than at the end of
+        // the pass and the next pass's observation: once the router reads every new active
+        // instance back in rotation, the switch is recorded as confirmed (what mark-switched
+        // records; the planner's rule, isSwitchConfirmed). Not confirmed yet: the planner's
+        // mark-switched does it on a later pass (read-backs retried quickly, RouterSync).
+        await this.d.routerSync.sync(this.d.observer.lastStats);
+        if (rollout && (await this.d.observer.readBackRouter()) && isSwitchConfirmed(active, (id) => this.d.observer.target(id)?.inRotation ?? false)) {
+          const at = this.d.state.now();
+          db.updateRollout(rollout.id, { switchedAt: at });
+          this.d.state.event("info", `router confirms ${step.to} in rotation (${at - decidedAt} ms after the switch)`, { rollout: rollout.id, release: step.to });
+        }
         return;
+      }
       case "mark-switched":
         if (rollout) db.updateRollout(rollout.id, { switchedAt: now });
         return;

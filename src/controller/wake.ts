@@ -5,6 +5,7 @@
 // any number of them while a pass runs make one more pass, and a budget per tick interval
 // keeps a loop that keeps signalling itself from spinning.
 
+import type { TrackedHealth } from "../health/tracker.js";
 import type { FleetInstance, Step } from "../rollout/types.js";
 
 export interface NextPassInput {
@@ -113,19 +114,47 @@ export function planReadBackDelay(attempt: number): number | undefined {
 export const READ_BACK_RETRIES = 6;
 
 /**
- * How many instances may be starting at once (launched, not yet healthy), from the number of
- * CPUs. Measured on a 2-CPU machine under load (bench/results/rollout.json, launchBurst): see
- * the figures quoted in docs/architecture.md. An instance's start is CPU-bound (a runtime
- * loading its code), so beyond the cores the starts queue on each other and on the serving fleet.
+ * Whether an instance has answered a probe (ok or an HTTP failure) or was ever healthy: its
+ * port is open and its runtime loaded. Until then it is starting (quick poll, launch bound).
+ *
+ *   fresh (no probe yet)                         → false
+ *   3 refused connections                        → false
+ *   1 passing probe, not yet healthy (threshold) → true
+ *   answered 500                                 → true
+ *   was healthy, now refusing                    → true
+ */
+export function hasAnswered(h: Pick<TrackedHealth, "everHealthy" | "consecutiveOk" | "lastFailAnswered">): boolean {
+  return h.everHealthy || h.consecutiveOk > 0 || h.lastFailAnswered;
+}
+
+/**
+ * A switch is confirmed once the router reads back every instance it made active as in
+ * rotation (the same closed-loop rule as the blue-green planner's mark-switched).
+ *
+ *   [a, b], both in rotation  → true
+ *   [a, b], b not yet         → false
+ *   []                        → false (nothing to confirm: the planner decides)
+ */
+export function isSwitchConfirmed(active: readonly string[], inRotation: (id: string) => boolean): boolean {
+  return active.length > 0 && active.every(inRotation);
+}
+
+/**
+ * How many instances may be starting at once (launched, port not answering yet), from the
+ * number of CPUs: one per CPU. An instance's start is CPU-bound (a runtime loading its code);
+ * measured on this 2-CPU machine under the bench's load (bench/results/rollout.json,
+ * launchBurst), 1–2 starts at once kept the serving fleet's p99 near its steady value and 3 or
+ * 6 raised it (figures in docs/architecture.md). Larger machines are not measured: one per
+ * CPU, capped, is the assumption.
  *
  *   1 CPU   → 1
  *   2 CPUs  → 2
- *   8 CPUs  → 7
+ *   8 CPUs  → 8
  *   64 CPUs → 16 (starts also share the disk and the controller: a cap)
  */
 export function planLaunchConcurrency(cpus: number): number {
-  if (!Number.isFinite(cpus) || cpus <= 2) return Math.max(1, Math.floor(cpus) || 1);
-  return Math.min(16, cpus - 1);
+  if (!Number.isFinite(cpus) || cpus < 1) return 1;
+  return Math.min(16, Math.floor(cpus));
 }
 
 /**
