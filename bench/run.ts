@@ -208,7 +208,7 @@ async function benchRollout() {
         loadP99Ms: rollingPhase.p99Ms,
       },
       steadyLoad: { requests: steady.requests, failed: steady.failed, p99Ms: steady.p99Ms },
-      launchBurst: burst,
+      launchBurst: { launchConcurrency: process.env.KILN_LAUNCH_CONCURRENCY ?? "default (one per CPU)", bursts: burst },
       blueGreenRollback: { outcome: done.outcome, firstOldResponseMs: Math.round(servedOldMs), confirmedMs: Math.round(confirmedMs) },
       closedLoopCutover: {
         what: "decision (switch step, routing table written) → every new target read back from the proxy as in rotation (rollout switchedAt), per blue-green flip: the v3 deploy, then the rollback",

@@ -63,7 +63,7 @@ export interface ControllerDeps {
   wake?: () => void;
   /** first delay of the quick poll of a new instance's port (see planProbeDelay); absent: probes follow the health interval */
   startPollMs?: number;
-  /** most instances starting at once (launched, not yet healthy); absent: no bound (see planLaunchConcurrency) */
+  /** most instances starting at once (launched, port not answering yet); absent: no bound (see planLaunchConcurrency) */
   launchConcurrency?: number;
 }
 
@@ -227,13 +227,13 @@ export class Controller {
   deploy(req: DeployRequest): { release: ReleaseView; rollout: RolloutView } { return this.woken(this.commands.deploy(req)); }
   rollback(): { release: ReleaseView; rollout: RolloutView } { return this.woken(this.commands.rollback()); }
   scale(instances: number): number { return this.woken(this.commands.scale(instances)); }
+  promote(): RolloutView { return this.woken(this.commands.promote()); }
 
   /** A command changed what the loop decides on: the next pass runs at once. */
   private woken<T>(result: T): T {
     this.d.wake?.();
     return result;
   }
-  promote(): RolloutView { return this.woken(this.commands.promote()); }
 
   /**
    * `kiln maintenance on|off`: persist the mode (service-scoped), push the table and read it
