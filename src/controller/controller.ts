@@ -188,7 +188,8 @@ export class Controller {
       T.push(performance.now());
       for (const step of steps) if (await this.steps.apply(step, rollout, pass)) acted.push(step);
       T.push(performance.now());
-      await this.routerSync.sync(stats);
+      // The router's latest read-back: a step may have read it again after its own write (switch).
+      await this.routerSync.sync(this.observer.lastStats ?? stats);
       T.push(performance.now());
       if (process.env.KILN_TRACE_PASSES) {
         const ms = T.slice(1).map((t, i) => (t - T[i]!).toFixed(1));
