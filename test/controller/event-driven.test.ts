@@ -86,3 +86,27 @@ test("launch bound 2: never more than 2 instances starting at once, and the roll
   assert.equal(w.provider.running().filter((i) => i.release === "r2").length, 6);
   assert.equal(maxStarting, 2, "the bound holds, and is used");
 });
+
+test("a blue-green switch is confirmed in the pass that makes it: one routing write, one read-back", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+  const spec = releaseSpec();
+  w.controller.deploy(deployReq("v1", spec, "blue-green"));
+  await w.run(settled(w));
+  w.controller.deploy(deployReq("v2", spec, "blue-green"));
+  const rolloutId = w.db.activeRollout("svc")!.id;
+  let switchPass: { steps: string[]; switchedAt: number | undefined } | undefined;
+  for (let i = 0; i < 500 && !switchPass; i++) {
+    w.clock.advance(50);
+    const steps = await w.controller.tick();
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+    if (steps.some((s) => s.kind === "switch")) switchPass = { steps: steps.map((s) => s.kind), switchedAt: w.db.getRollout(rolloutId)?.switchedAt };
+  }
+  assert.ok(switchPass, "the rollout switched");
+  assert.ok(!switchPass.steps.includes("mark-switched"));
+  assert.equal(switchPass.switchedAt, w.clock.now(), "confirmed by the switch's own read-back, in the same pass");
+  assert.ok(w.serving().every((s) => s.release === "r2") && w.serving().length === 3, "the router serves green");
+  const events = w.db.events("svc").filter((e) => e.rollout === rolloutId);
+  assert.ok(events.some((e) => /^router confirms r2 in rotation/.test(e.message)), JSON.stringify(events));
+  await w.run(settled(w));
+  assert.equal(w.controller.liveRelease()?.id, "r2");
+});
