@@ -168,10 +168,13 @@ async function benchRollout() {
     const flipStart = performance.now();
     const { rollout } = await ctx.client.rollback();
     let servedOldMs = NaN;
+    // Wall-clock time of the first old-fleet response, against the controller's decision time (same host clock).
+    let servedOldAt = NaN;
     for (let i = 0; i < 2000; i++) {
       const body = await fetch(`http://127.0.0.1:${ws.port}/`).then((r) => r.json() as Promise<{ version: string }>);
       if (body.version === "2.0.0") {
         servedOldMs = performance.now() - flipStart;
+        servedOldAt = Date.now();
         break;
       }
     }
@@ -189,6 +192,8 @@ async function benchRollout() {
       .prepare("SELECT r.id AS id, r.kind AS kind, r.switched_at AS confirmed, (SELECT MIN(e.at) FROM events e WHERE e.rollout = r.id AND e.message LIKE 'switched traffic to %') AS decided FROM rollouts r WHERE r.strategy = 'blue-green' ORDER BY r.id")
       .all() as { id: number; kind: string; confirmed: number | null; decided: number | null }[];
     sdb.close();
+    const rollbackFlip = flips.filter((x) => x.kind === "rollback").at(-1);
+    const decisionToFirstOldMs = rollbackFlip?.decided != null ? servedOldAt - rollbackFlip.decided : NaN;
     const cutoverMs: number[] = [];
     for (const f of flips) if (f.confirmed !== null && f.decided !== null) cutoverMs.push(f.confirmed - f.decided);
 
@@ -209,7 +214,13 @@ async function benchRollout() {
       },
       steadyLoad: { requests: steady.requests, failed: steady.failed, p99Ms: steady.p99Ms },
       launchBurst: { launchConcurrency: process.env.KILN_LAUNCH_CONCURRENCY ?? "default (one per CPU)", bursts: burst },
-      blueGreenRollback: { outcome: done.outcome, firstOldResponseMs: Math.round(servedOldMs), confirmedMs: Math.round(confirmedMs) },
+      blueGreenRollback: {
+        outcome: done.outcome,
+        firstOldResponseMs: Math.round(servedOldMs),
+        confirmedMs: Math.round(confirmedMs),
+        what: "from the rollback request: first response from the old fleet, and the CLI's watch seeing it done; decisionToFirstOldResponseMs: the controller's switch decision → that first response (same host clock; a request already in flight at the switch can still be answered by the new fleet)",
+        decisionToFirstOldResponseMs: Math.round(decisionToFirstOldMs),
+      },
       closedLoopCutover: {
         what: "decision (switch step, routing table written) → every new target read back from the proxy as in rotation (rollout switchedAt), per blue-green flip: the v3 deploy, then the rollback",
         samplesMs: cutoverMs,
