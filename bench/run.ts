@@ -229,14 +229,52 @@ async function benchRollout() {
     void s0;
     const startMs = startSamples.sort((a, b) => a - b)[1]!;
 
-    const load = startLoad({ url: `http://127.0.0.1:${ws.port}/`, concurrency: 4, durationMs: 5 * 60_000 });
-    await new Promise((r) => setTimeout(r, 1000));
-    const before = await load.snapshot();
+    // Load in phases, one generator each, so each phase's p99 is its own (a generator's latency
+    // summary covers its whole run): the serving fleet alone, a burst of launches, the rollout.
+    const url = `http://127.0.0.1:${ws.port}/`;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const underLoad = async <T>(fn: () => Promise<T>) => {
+      const l = startLoad({ url, concurrency: 4, durationMs: 5 * 60_000 });
+      await sleep(300);
+      const base = await l.snapshot();
+      const value = await fn();
+      const end = await l.stop();
+      return { value, requests: end.requests - base.requests, failed: end.failed - base.failed, p99Ms: end.latencyMs.p99 };
+    };
+    const steady = await underLoad(() => sleep(3000));
+
+    // How many local instances start at once without slowing the serving fleet: k launched
+    // together (scale up by k) under the same load, timed until all k are healthy, with the
+    // load's p99 over the window. The launch bound's default is derived from these figures
+    // (see planLaunchConcurrency).
+    const burst: { k: number; allHealthyMs: number; perInstanceMs: number; p99Ms: number; failed: number }[] = [];
+    for (const k of (process.env.KILN_BENCH_BURSTS ?? "1,2,3,6").split(",").map(Number)) {
+      const r = await underLoad(async () => {
+        const known = new Set((await ctx.client.status()).instances.map((x) => x.id));
+        const t = performance.now();
+        await ctx.client.scale(instances + k);
+        for (let i = 0; i < 3000; i++) {
+          const fresh = (await ctx.client.status()).instances.filter((x) => !known.has(x.id));
+          if (fresh.length >= k && fresh.every((x) => x.health === "healthy")) break;
+          await sleep(10);
+        }
+        return performance.now() - t;
+      });
+      burst.push({ k, allHealthyMs: Math.round(r.value), perInstanceMs: Math.round(r.value / k), p99Ms: r.p99Ms, failed: r.failed });
+      await ctx.client.scale(instances);
+      for (let i = 0; i < 300; i++) {
+        if ((await ctx.client.status()).instances.filter((x) => x.state !== "terminating").length === instances) break;
+        await sleep(100);
+      }
+      await sleep(500);
+    }
+
     ws.release("2.0.0");
     ctx = openWorkspace(f);
     await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
-    const rolling = await timed(() => deploy("rolling"));
-    const afterRolling = await load.snapshot();
+    const rollingPhase = await underLoad(() => timed(() => deploy("rolling")));
+    const rolling = rollingPhase.value;
+    const load = startLoad({ url, concurrency: 4, durationMs: 5 * 60_000 });
 
     const spec = ctx.loaded.spec;
     const bounds = computeBounds(instances, spec.strategy.rolling.minHealthyPercent, spec.strategy.rolling.maxHealthyPercent);
@@ -252,10 +290,13 @@ async function benchRollout() {
     const flipStart = performance.now();
     const { rollout } = await ctx.client.rollback();
     let servedOldMs = NaN;
+    // Wall-clock time of the first old-fleet response, against the controller's decision time (same host clock).
+    let servedOldAt = NaN;
     for (let i = 0; i < 2000; i++) {
       const body = await fetch(`http://127.0.0.1:${ws.port}/`).then((r) => r.json() as Promise<{ version: string }>);
       if (body.version === "2.0.0") {
         servedOldMs = performance.now() - flipStart;
+        servedOldAt = Date.now();
         break;
       }
     }
@@ -263,19 +304,20 @@ async function benchRollout() {
     const confirmedMs = performance.now() - flipStart;
     const totals = await load.stop();
 
-    // Closed-loop cutover, from the controller's own journal: the `switch` step is the decision
-    // (routing table written), `mark-switched` is the router reading back every new target in
-    // rotation. Both blue-green flips of this run (the v3 deploy and the rollback) count.
+    // Closed-loop cutover, from the controller's state: the `switch` step's event is the decision
+    // (routing table written at the end of that pass), the rollout's switchedAt is the router
+    // reading back every new target in rotation (`mark-switched`). Both blue-green flips of this
+    // run (the v3 deploy and the rollback) count.
     const { StateDb } = await import("../src/state/db.js");
     const sdb = new StateDb(ctx.paths.stateDb);
-    const journal = sdb.db.prepare("SELECT kind, at, done_at FROM steps WHERE kind IN ('switch', 'mark-switched') ORDER BY id").all() as { kind: string; at: number; done_at: number | null }[];
+    const flips = sdb.db
+      .prepare("SELECT r.id AS id, r.kind AS kind, r.switched_at AS confirmed, (SELECT MIN(e.at) FROM events e WHERE e.rollout = r.id AND e.message LIKE 'switched traffic to %') AS decided FROM rollouts r WHERE r.strategy = 'blue-green' ORDER BY r.id")
+      .all() as { id: number; kind: string; confirmed: number | null; decided: number | null }[];
     sdb.close();
+    const rollbackFlip = flips.filter((x) => x.kind === "rollback").at(-1);
+    const decisionToFirstOldMs = rollbackFlip?.decided != null ? servedOldAt - rollbackFlip.decided : NaN;
     const cutoverMs: number[] = [];
-    for (let i = 0; i < journal.length; i++) {
-      if (journal[i]!.kind !== "switch") continue;
-      const verified = journal.slice(i + 1).find((x) => x.kind === "mark-switched");
-      if (verified) cutoverMs.push(verified.at - journal[i]!.at);
-    }
+    for (const f of flips) if (f.confirmed !== null && f.decided !== null) cutoverMs.push(f.confirmed - f.decided);
 
     const out = {
       generatedAt: new Date().toISOString(),
@@ -288,16 +330,26 @@ async function benchRollout() {
         instanceStartMs: Math.round(startMs),
         theoreticalMinimumMs: Math.round(theoreticalMs),
         ratioToTheoreticalMinimum: round(rolling.ms / theoreticalMs),
-        requests: afterRolling.requests - before.requests,
-        failedRequests: afterRolling.failed - before.failed,
+        requests: rollingPhase.requests,
+        failedRequests: rollingPhase.failed,
+        loadP99Ms: rollingPhase.p99Ms,
       },
-      blueGreenRollback: { outcome: done.outcome, firstOldResponseMs: Math.round(servedOldMs), confirmedMs: Math.round(confirmedMs) },
+      steadyLoad: { requests: steady.requests, failed: steady.failed, p99Ms: steady.p99Ms },
+      launchBurst: { launchConcurrency: process.env.KILN_LAUNCH_CONCURRENCY ?? "default (one per CPU)", bursts: burst },
+      blueGreenRollback: {
+        outcome: done.outcome,
+        firstOldResponseMs: Math.round(servedOldMs),
+        confirmedMs: Math.round(confirmedMs),
+        what: "from the rollback request: first response from the old fleet, and the CLI's watch seeing it done; decisionToFirstOldResponseMs: the controller's switch decision → that first response (same host clock; a request already in flight at the switch can still be answered by the new fleet)",
+        decisionToFirstOldResponseMs: Math.round(decisionToFirstOldMs),
+      },
       closedLoopCutover: {
-        what: "decision (routing table written) → every new target read back from the proxy as in rotation, from the controller's step journal",
+        what: "decision (switch step, routing table written) → every new target read back from the proxy as in rotation (rollout switchedAt), per blue-green flip: the v3 deploy, then the rollback",
         samplesMs: cutoverMs,
         maxMs: cutoverMs.length ? Math.max(...cutoverMs) : null,
       },
-      load: { requests: totals.requests, failed: totals.failed },
+      load: { what: "during the blue-green deploy and its rollback", requests: totals.requests, failed: totals.failed },
+      loadAverage: loadavg().map((x) => round(x)),
     };
     writeFileSync(join(results, "rollout.json"), `${JSON.stringify(out, null, 2)}\n`);
     return out;
@@ -373,6 +425,11 @@ if (process.env.KILN_BENCH_ONLY === "bake") {
 // KILN_BENCH_ONLY=layers: deploy-to-first-launch with and without the layer cache, alone.
 if (process.env.KILN_BENCH_ONLY === "layers") {
   console.log("layers", JSON.stringify(await benchLayers()));
+  process.exit(0);
+}
+// KILN_BENCH_ONLY=rollout: the rollout figures alone (rolling ratio, launch bursts, flips).
+if (process.env.KILN_BENCH_ONLY === "rollout") {
+  console.log("rollout", JSON.stringify(await benchRollout()));
   process.exit(0);
 }
 // The CLI's start-up first, while the machine is quietest (KILN_BENCH_ONLY=cli: that alone).

@@ -22,6 +22,7 @@ import { RouterSync } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
 import { StepInterpreter } from "./step-interpreter.js";
 import { Transitions } from "./transitions.js";
+import { isWakeAfter, nextWarmupEnd } from "./wake.js";
 import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "./types.js";
 import { releaseView, rolloutView, statusView } from "./views.js";
 
@@ -54,6 +55,16 @@ export interface ControllerDeps {
   notify?: (e: NotifyEvent) => void;
   /** holds releases' secret values in memory (kiln.yaml `secrets`); without it a release with secrets cannot launch */
   secrets?: SecretKeeper;
+  /**
+   * Called when something a decision waits on happened (a pass acted, a health result changed,
+   * a table was written, a command arrived): the loop runs its next pass at once (see wake.ts).
+   * Without it (simulation, tests driving tick()) nothing changes.
+   */
+  wake?: () => void;
+  /** first delay of the quick poll of a new instance's port (see planProbeDelay); absent: probes follow the health interval */
+  startPollMs?: number;
+  /** most instances starting at once (launched, port not answering yet); absent: no bound (see planLaunchConcurrency) */
+  launchConcurrency?: number;
 }
 
 export class Controller {
@@ -73,6 +84,8 @@ export class Controller {
   private ticking = false;
   /** set by stopAll: the loop must not re-register instances that are being stopped */
   private halted = false;
+  /** the earliest instant a warming instance is confirmed, as of the last pass */
+  private warmupDue?: number;
 
   constructor(deps: ControllerDeps) {
     this.d = deps;
@@ -80,16 +93,17 @@ export class Controller {
     const s = (this.state = new ServiceState({ service: deps.service, db: deps.db, defaultSpec: deps.defaultSpec, now, log: deps.log, notify: deps.notify }));
     this.observer = new FleetObserver({
       service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, probeNow: deps.probeNow, now, log: deps.log,
+      startPollMs: deps.startPollMs, wake: deps.wake,
       specOf: (id) => s.specOf(id),
       onUnhealthy: (rec, reason) => s.event("warn", `instance ${rec.id} failed health checks: ${reason}`, { instance: rec.id, release: rec.release }),
       onExited: (rec, code) => s.event("warn", exitMessage(rec.id, code, deps.provider.logPath?.(rec.id)), { instance: rec.id, release: rec.release }),
     });
     this.lease = new Lease({ db: deps.db, service: deps.service, owner: deps.owner, ttlMs: deps.leaseTtlMs ?? 5000, now, onLost: (holder) => s.event("warn", `not acting: controller ${holder} holds the lease`) });
-    this.routerSync = new RouterSync(s, deps.router);
+    this.routerSync = new RouterSync(s, deps.router, deps.wake);
     this.checks = new PromotionChecks(s, deps.probe);
     this.instances = new InstanceActions(s, deps.provider, this.observer, deps.newId, deps.secrets);
     this.transitions = new Transitions(s);
-    this.steps = new StepInterpreter({ state: s, observer: this.observer, instances: this.instances, routerSync: this.routerSync, checks: this.checks, transitions: this.transitions });
+    this.steps = new StepInterpreter({ state: s, observer: this.observer, instances: this.instances, routerSync: this.routerSync, checks: this.checks, transitions: this.transitions, launchConcurrency: deps.launchConcurrency });
     this.commands = new Commands({ state: s, rolloutView: (r) => this.rolloutView(r), abortRollout: (r, reason) => this.transitions.abort(r, reason, true), imageExists: deps.imageExists, secrets: deps.secrets });
   }
 
@@ -113,19 +127,31 @@ export class Controller {
     };
   }
 
+  /** The earliest instant the loop should look again without a wake-up: a probe, a warmup's end, a router read-back retry. */
+  nextDueAt(): number | undefined {
+    let at: number | undefined;
+    for (const t of [this.observer.nextDueAt(), this.routerSync.nextReadBackAt(), this.warmupDue]) if (t !== undefined && (at === undefined || t < at)) at = t;
+    return at;
+  }
+
   /** One reconcile pass. Never runs concurrently with itself. */
   async tick(): Promise<Step[]> {
     if (this.ticking || this.halted) return [];
     this.ticking = true;
     try {
       if (!this.lease.hold()) return [];
+      // KILN_TRACE_PASSES=1: each pass's steps and where its time went (observe, plan, act, router write), in the controller log.
+      const T = [performance.now()];
       const stats = await this.observer.observe();
+      T.push(performance.now());
+      this.routerSync.readBackSeen(stats, (id) => this.observer.target(id)?.inRotation ?? false, this.state.now());
       // Without the router's read-back nothing can be confirmed or drained safely: wait for it.
       if (!stats) return [];
       const observed = this.observer.fleet();
       const { db, service } = this.state;
       const rollout = db.activeRollout(service);
       const now = this.state.now();
+      this.warmupDue = undefined;
       let steps: Step[];
       if (rollout?.paused) {
         steps = [{ kind: "wait", reason: "paused: `kiln resume` continues", paused: true }];
@@ -141,6 +167,10 @@ export class Controller {
         const check = this.checks.verdict(rollout.id);
         if (check) observed.checks = check;
         steps = nextSteps(this.rolloutParams(rel, rollout.strategy, rollout.fast), this.rolloutStatus(rollout), observed, now);
+        if (this.d.wake) {
+          const warmup = rollout.fast ? 0 : rollout.strategy === "rolling" ? rel.strategy.rolling.instanceWarmup : rollout.strategy === "canary" ? (rel.strategy.canary?.instanceWarmup ?? 0) : 0;
+          this.warmupDue = nextWarmupEnd(observed.instances, warmup, now);
+        }
       } else {
         const live = this.state.liveRelease();
         steps = planSteady(
@@ -152,8 +182,21 @@ export class Controller {
       this.lastSteps = steps;
       this.samples.push({ at: now, releases: stats.releases });
       this.samples.splice(0, samplesToDrop(this.samples, now));
-      for (const step of steps) await this.steps.apply(step, rollout);
-      await this.routerSync.sync(stats);
+      // Instances still coming up, for the launch bound (a step's launches count as they go).
+      const pass = { starting: this.d.launchConcurrency === undefined ? 0 : this.observer.startingCount() };
+      const acted: Step[] = [];
+      T.push(performance.now());
+      for (const step of steps) if (await this.steps.apply(step, rollout, pass)) acted.push(step);
+      T.push(performance.now());
+      // The router's latest read-back: a step may have read it again after its own write (switch).
+      await this.routerSync.sync(this.observer.lastStats ?? stats);
+      T.push(performance.now());
+      if (process.env.KILN_TRACE_PASSES) {
+        const ms = T.slice(1).map((t, i) => (t - T[i]!).toFixed(1));
+        this.d.log?.(`pass [${steps.map((x) => x.kind).join(",")}] observe ${ms[0]} plan ${ms[1]} act ${ms[2]} router ${ms[3]} ms`);
+      }
+      // What this pass did is read back by the next one: run it now, not at the next tick.
+      if (isWakeAfter(acted)) this.d.wake?.();
       return steps;
     } finally {
       this.ticking = false;
@@ -178,14 +221,20 @@ export class Controller {
 
   liveRelease(): Release | undefined { return this.state.liveRelease(); }
   desiredInstances(): number { return this.state.desiredInstances(); }
-  pause(): RolloutView { return this.commands.pause(); }
-  resume(): RolloutView { return this.commands.resume(); }
-  abort(): RolloutView { return this.commands.abort(); }
+  pause(): RolloutView { return this.woken(this.commands.pause()); }
+  resume(): RolloutView { return this.woken(this.commands.resume()); }
+  abort(): RolloutView { return this.woken(this.commands.abort()); }
   checkDeployable(req: DeployRequest): Promise<void> { return this.commands.checkDeployable(req); }
-  deploy(req: DeployRequest): { release: ReleaseView; rollout: RolloutView } { return this.commands.deploy(req); }
-  rollback(): { release: ReleaseView; rollout: RolloutView } { return this.commands.rollback(); }
-  scale(instances: number): number { return this.commands.scale(instances); }
-  promote(): RolloutView { return this.commands.promote(); }
+  deploy(req: DeployRequest): { release: ReleaseView; rollout: RolloutView } { return this.woken(this.commands.deploy(req)); }
+  rollback(): { release: ReleaseView; rollout: RolloutView } { return this.woken(this.commands.rollback()); }
+  scale(instances: number): number { return this.woken(this.commands.scale(instances)); }
+  promote(): RolloutView { return this.woken(this.commands.promote()); }
+
+  /** A command changed what the loop decides on: the next pass runs at once. */
+  private woken<T>(result: T): T {
+    this.d.wake?.();
+    return result;
+  }
 
   /**
    * `kiln maintenance on|off`: persist the mode (service-scoped), push the table and read it
@@ -194,6 +243,7 @@ export class Controller {
   async setMaintenance(mode: MaintenanceMode | undefined): Promise<{ maintenance: MaintenanceMode | null; tableVersion: number }> {
     const { db, service } = this.state;
     db.setFact(service, "maintenance", mode);
+    this.d.wake?.();
     // The tick loop pushes the table (one writer, no version race); wait, bounded, until the router reports it.
     const want = JSON.stringify(mode ?? null);
     const until = this.d.clock.now() + 10_000;

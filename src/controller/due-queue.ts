@@ -63,6 +63,11 @@ export class DueQueue {
     this.entries.delete(id);
   }
 
+  /** The earliest due time queued (an entry since cancelled or rescheduled may still hold it). */
+  peek(): number | undefined {
+    return this.times[0];
+  }
+
   /** Remove and return every id due at or before `now`, earliest first. */
   popDue(now: number): string[] {
     const out: string[] = [];

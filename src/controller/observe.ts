@@ -12,6 +12,7 @@ import type { Router, RouterStats, TargetStatus } from "../traffic/router.js";
 import { initialHealth, phaseFrom, type TrackedHealth } from "../health/tracker.js";
 import { DueQueue } from "./due-queue.js";
 import { Prober, type ProberDeps } from "./prober.js";
+import { hasAnswered } from "./wake.js";
 
 export type { ProbeFn } from "./prober.js";
 
@@ -51,6 +52,38 @@ export class FleetObserver {
 
   constructor(private readonly d: ObserverDeps) {
     this.prober = new Prober({ ...d, records: () => this.records, isRunning: (id) => this.running.get(id) ?? false, changed: (id) => this.dirty.add(id) });
+  }
+
+  /** The earliest instant a probe or a grace period's end falls due (the loop may wake for it). */
+  nextDueAt(): number | undefined {
+    const a = this.prober.nextDueAt();
+    const b = this.wakes.peek();
+    return a === undefined ? b : b === undefined ? a : Math.min(a, b);
+  }
+
+  /** Live instances not being stopped whose port has not answered yet (the launch bound counts them). */
+  startingCount(): number {
+    let n = 0;
+    for (const r of this.d.db.liveInstances(this.d.service)) {
+      if (r.state === "terminating") continue;
+      const h = this.health.get(r.id);
+      if (!h || !hasAnswered(h)) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Read the router again now (right after a table write): its targets' read-back is folded in
+   * as an observation's is. False when it did not answer.
+   */
+  async readBackRouter(): Promise<boolean> {
+    try {
+      this.lastStats = await this.observeRouter();
+      return true;
+    } catch (e) {
+      this.d.log?.(`router unreachable: ${(e as Error).message}`);
+      return false;
+    }
   }
 
   /** Each instance's health as the probes track it. */

@@ -7,6 +7,7 @@ import type { InstanceRecord, StateDb } from "../state/db.js";
 import type { ReleaseSettings } from "../state/release-settings.js";
 import { initialHealth, recordProbe, type HealthParams, type ProbeOutcome, type TrackedHealth } from "../health/tracker.js";
 import { DueQueue } from "./due-queue.js";
+import { hasAnswered, planProbeDelay } from "./wake.js";
 
 export type ProbeFn = (address: string, path: string, timeoutMs: number) => Promise<ProbeOutcome>;
 
@@ -31,6 +32,14 @@ export interface ProberDeps {
   isRunning: (id: string) => boolean;
   /** its tracked health changed: its fleet view must be rebuilt */
   changed: (id: string) => void;
+  /**
+   * First delay of the quick poll of an instance that has not answered yet (see planProbeDelay):
+   * its first passing probe follows its port opening by milliseconds, not a health interval.
+   * Absent: probes follow the interval from the first (simulation, where a probe per tick is the cost).
+   */
+  startPollMs?: number;
+  /** a health result changed: the loop should look at once */
+  wake?: () => void;
 }
 
 export class Prober {
@@ -68,7 +77,18 @@ export class Prober {
   schedule(r: InstanceRecord): void {
     if (this.probes.has(r.id) || this.probing.has(r.id) || !r.address) return;
     const h = this.health.get(r.id);
-    this.probes.schedule(r.id, h ? h.lastProbeAt + this.d.specOf(r.release).health.interval : 0);
+    this.probes.schedule(r.id, h ? this.dueAfter(h, r.release) : 0);
+  }
+
+  /** The earliest instant a queued probe falls due (may be one since cancelled: an early look is harmless). */
+  nextDueAt(): number | undefined {
+    return this.probes.peek();
+  }
+
+  private dueAfter(h: TrackedHealth, release: string): number {
+    const interval = this.d.specOf(release).health.interval;
+    if (this.d.startPollMs === undefined) return h.lastProbeAt + interval;
+    return h.lastProbeAt + planProbeDelay({ answered: hasAnswered(h), refused: h.consecutiveFail, interval, first: this.d.startPollMs });
   }
 
   /** Start the probes due now. They run in the background; the loop reads whatever they last recorded. */
@@ -136,7 +156,7 @@ export class Prober {
   private reschedule(id: string): void {
     const r = this.d.records().get(id);
     const h = r?.address ? this.health.get(id) : undefined;
-    if (h) this.probes.schedule(id, h.lastProbeAt + this.d.specOf(r!.release).health.interval);
+    if (h) this.probes.schedule(id, this.dueAfter(h, r!.release));
   }
 
   /** Fold one outcome into `rec`'s tracked health (a live record) and tell whoever must know; returns the new health. */
@@ -152,6 +172,9 @@ export class Prober {
       next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || next.lastFailAnswered !== cur.lastFailAnswered ||
       next.consecutiveFail >= limit !== cur.consecutiveFail >= limit
     ) this.d.changed(rec.id);
+    // Only a change of health is news to a decision (a refused poll of a starting instance is
+    // not); a first answer is too: the instance no longer counts against the launch bound.
+    if (next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || hasAnswered(next) !== hasAnswered(cur) || (!next.healthy && next.lastFailAnswered !== cur.lastFailAnswered)) this.d.wake?.();
     if (next.healthy && !cur.healthy) {
       const r = this.d.records().get(rec.id);
       if (r && r.healthySince === undefined) this.recordHealthySince(rec.id, now);

@@ -4,6 +4,7 @@
 import type { Router, RouterStats, RoutingTable } from "../traffic/router.js";
 import { planRoutingTable } from "./routing-plan.js";
 import type { ServiceState } from "./service-state.js";
+import { planReadBackDelay } from "./wake.js";
 
 /** Same targets, weights, preview, health and drain timeout (the version aside). */
 export function sameTable(a: RoutingTable, b: RoutingTable): boolean {
@@ -22,7 +23,36 @@ export class RouterSync {
   /** what the last pushed table was built from */
   private lastInputs?: string;
 
-  constructor(private readonly state: ServiceState, private readonly router: Router) {}
+  /** a written table not yet read back as applied: its version, reads so far, and when the last was due */
+  private readBack?: { version: number; attempt: number; lastAt: number };
+
+  constructor(
+    private readonly state: ServiceState,
+    private readonly router: Router,
+    /** a table was written: the loop should read the router back at once */
+    private readonly wake?: () => void,
+  ) {}
+
+  /**
+   * Fold in the router's read-back (the pass's observation). The last written table counts as
+   * applied once the router reports its version and every active target with weight in rotation;
+   * until then the next read is due quickly (planReadBackDelay), a bounded number of times.
+   */
+  readBackSeen(stats: RouterStats | undefined, inRotation: (id: string) => boolean, now: number): void {
+    const rb = this.readBack;
+    if (!rb) return;
+    const applied = stats !== undefined && stats.tableVersion >= rb.version && (this.last?.targets ?? []).every((t) => t.state !== "active" || t.weight === 0 || inRotation(t.id));
+    if (applied || planReadBackDelay(rb.attempt + 1) === undefined) this.readBack = undefined;
+    else this.readBack = { version: rb.version, attempt: rb.attempt + 1, lastAt: now };
+  }
+
+  /** When the next read-back of a written table is due (undefined: none pending). */
+  nextReadBackAt(): number | undefined {
+    const rb = this.readBack;
+    if (!rb) return undefined;
+    const d = planReadBackDelay(rb.attempt);
+    return d === undefined ? undefined : rb.lastAt + d;
+  }
 
   async sync(stats: RouterStats | undefined): Promise<void> {
     const { db, service } = this.state;
@@ -47,6 +77,8 @@ export class RouterSync {
       db.setFact(service, "tableVersion", version);
       this.last = candidate;
       this.lastInputs = inputs;
+      this.readBack = { version, attempt: 0, lastAt: this.state.now() };
+      this.wake?.();
     } catch (e) {
       this.state.log(`routing table not pushed: ${(e as Error).message}`);
     }

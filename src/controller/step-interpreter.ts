@@ -11,6 +11,7 @@ import type { FleetObserver } from "./observe.js";
 import type { RouterSync } from "./router-sync.js";
 import type { ServiceState } from "./service-state.js";
 import type { Transitions } from "./transitions.js";
+import { isSwitchConfirmed, planLaunchCount } from "./wake.js";
 
 export interface StepDeps {
   state: ServiceState;
@@ -19,6 +20,14 @@ export interface StepDeps {
   routerSync: RouterSync;
   checks: PromotionChecks;
   transitions: Transitions;
+  /** most instances starting at once; absent: no bound */
+  launchConcurrency?: number;
+}
+
+/** What the pass knows that a step's action depends on. */
+export interface PassContext {
+  /** instances launched and not yet healthy (counted against the launch bound) */
+  starting: number;
 }
 
 export class StepInterpreter {
@@ -32,16 +41,18 @@ export class StepInterpreter {
    * router (instances launching/terminating, the rollout's progress), which is what a restart
    * reads; a failure is an error event and the step is planned again next tick.
    */
-  async apply(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
-    if (step.kind === "wait") return;
+  async apply(step: Step, rollout: RolloutRecord | undefined, pass: PassContext = { starting: 0 }): Promise<boolean> {
+    if (step.kind === "wait") return false;
     try {
-      await this.execute(step, rollout);
+      return (await this.execute(step, rollout, pass)) !== false;
     } catch (e) {
       this.d.state.event("error", `${step.kind} failed: ${(e as Error).message}`, { rollout: rollout?.id });
+      return true;
     }
   }
 
-  private async execute(step: Step, rollout: RolloutRecord | undefined): Promise<void> {
+  /** Returns false when the step did nothing (a launch held back by the launch bound). */
+  private async execute(step: Step, rollout: RolloutRecord | undefined, pass: PassContext): Promise<void | false> {
     const { db } = this.d.state;
     const now = this.d.state.now();
     const each = (ids: string[], patch: Parameters<StateDb["updateInstances"]>[1]) => db.updateInstances(ids, patch);
@@ -50,13 +61,18 @@ export class StepInterpreter {
         // One read of the release for the whole step (a 5,000-instance step launches 5,000).
         const rel = db.getRelease(step.release);
         if (!rel) throw new KilnError("KILN_E_NOT_FOUND", `release ${step.release} not found`);
+        // Bounded by how many instances this machine starts at once: the planner asks for the
+        // rest on a later pass (it counts the ones launched), woken when one turns healthy.
+        const count = planLaunchCount({ want: step.count, starting: pass.starting, bound: this.d.launchConcurrency });
+        if (count === 0) return false;
+        pass.starting += count;
         // Outside a rollout, a launch replaces instances that died or failed: the fleet heals
         // (the steady-state planner names its replacements "heal: …", rollout/steady.ts).
         if (!rollout && step.reason.startsWith("heal")) {
-          this.healed += step.count;
-          this.d.state.notice("fleet.healing", `launching ${step.count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
+          this.healed += count;
+          this.d.state.notice("fleet.healing", `launching ${count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
         }
-        await this.d.instances.launch(rel, step.count, rollout);
+        await this.d.instances.launch(rel, count, rollout);
         return;
       }
       case "register":
@@ -76,9 +92,9 @@ export class StepInterpreter {
         await this.d.routerSync.sync(this.d.observer.lastStats);
         for (const id of step.ids) this.d.instances.startTerminate(id, step.reason);
         return;
-      case "switch":
+      case "switch": {
+        const active: string[] = [];
         db.tx(() => {
-          const active: string[] = [];
           const standby: string[] = [];
           const toStandby = new Set(step.standby);
           for (const r of db.liveInstances(this.d.state.service)) {
@@ -88,8 +104,21 @@ export class StepInterpreter {
           db.updateInstances(active, { routing: "active", drainingSince: undefined });
           db.updateInstances(standby, { routing: "standby" });
         });
+        const decidedAt = this.d.state.now();
         this.d.state.event("info", `switched traffic to ${step.to}`, { rollout: rollout?.id, release: step.to });
+        // The flip is one routing write and one read-back, done here rather than at the end of
+        // the pass and the next pass's observation: once the router reads every new active
+        // instance back in rotation, the switch is recorded as confirmed (what mark-switched
+        // records; the planner's rule, isSwitchConfirmed). Not confirmed yet: the planner's
+        // mark-switched does it on a later pass (read-backs retried quickly, RouterSync).
+        await this.d.routerSync.sync(this.d.observer.lastStats);
+        if (rollout && (await this.d.observer.readBackRouter()) && isSwitchConfirmed(active, (id) => this.d.observer.target(id)?.inRotation ?? false)) {
+          const at = this.d.state.now();
+          db.updateRollout(rollout.id, { switchedAt: at });
+          this.d.state.event("info", `router confirms ${step.to} in rotation (${at - decidedAt} ms after the switch)`, { rollout: rollout.id, release: step.to });
+        }
         return;
+      }
       case "mark-switched":
         if (rollout) db.updateRollout(rollout.id, { switchedAt: now });
         return;

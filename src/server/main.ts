@@ -6,10 +6,11 @@
 import { getRequestListener } from "@hono/node-server";
 import { appendFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { Controller } from "../controller/controller.js";
 import { toReleaseSettings } from "../controller/release-settings.js";
+import { planLaunchConcurrency, planNextPass, Wakeup } from "../controller/wake.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { probeHttp } from "../health/probe.js";
 import { homeFor, homePaths, pidAlive, withSharedEdge, writePidFile } from "../home.js";
@@ -28,7 +29,12 @@ import { DashboardListener } from "./dashboard.js";
 import { createControllerMetrics, createMetricsListener } from "./metrics.js";
 import { homeSecretKey, SecretKeeper } from "../secrets/index.js";
 
+// The fallback interval: passes run at once on a wake-up or when something falls due (wake.ts).
 const TICK_MS = 100;
+/** wake-driven passes allowed per TICK_MS before wake-ups wait for the timer (a loop that keeps waking itself cannot spin) */
+const MAX_PASSES_PER_TICK = 10;
+/** the quick poll of a new instance's port starts at this delay (planProbeDelay) */
+const START_POLL_MS = 5;
 
 /** A service with `edge.hosts` registers its table on the shared proxy under its name. */
 function sharedRoute(spec: { name: string; edge: { hosts: string[]; pathPrefix?: string } }) {
@@ -36,6 +42,20 @@ function sharedRoute(spec: { name: string; edge: { hosts: string[]; pathPrefix?:
   return { shared: { service: spec.name, route: { hosts: spec.edge.hosts, ...(spec.edge.pathPrefix !== undefined ? { pathPrefix: spec.edge.pathPrefix } : {}) } } };
 }
 
+
+/**
+ * The launch bound: providers that start instances on this machine share its CPUs with the
+ * serving fleet (planLaunchConcurrency). KILN_LAUNCH_CONCURRENCY overrides it (0: no bound).
+ */
+function launchBound(providerName: string): { launchConcurrency?: number } {
+  const env = process.env.KILN_LAUNCH_CONCURRENCY;
+  if (env !== undefined && env !== "") {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 0) throw new KilnError("KILN_E_USAGE", `KILN_LAUNCH_CONCURRENCY: expected a whole number ≥ 0, got "${env}"`, { hint: "unset it for the default from the CPU count, or 0 for no bound" });
+    return n === 0 ? {} : { launchConcurrency: n };
+  }
+  return providerName === "local" || providerName === "docker" ? { launchConcurrency: planLaunchConcurrency(availableParallelism()) } : {};
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, router: { type: "string" }, sandbox: { type: "string", default: "auto" }, env: { type: "string" } } });
@@ -87,6 +107,7 @@ async function main(): Promise<void> {
         onDelivered: (url, type, attempts) => log(`webhook ${type} delivered${attempts > 1 ? ` after ${attempts} attempts` : ""}`),
       })
     : undefined;
+  const waker = new Wakeup();
   const controller = new Controller({
     service: loaded.service,
     defaultSpec: toReleaseSettings(loaded.spec),
@@ -105,6 +126,10 @@ async function main(): Promise<void> {
     notify: notifier && ((e) => notifier.send(e)),
     // Secret values live in this process's memory only; the key is read when first needed.
     secrets: new SecretKeeper({ key: () => homeSecretKey(home) }),
+    wake: () => waker.signal(),
+    startPollMs: START_POLL_MS,
+    // Providers that start instances on this machine share its CPUs with the serving fleet.
+    ...launchBound(providerName),
   });
   // A holder whose process is gone on this host (a crashed controller) is taken over at once.
   // Not on a shared state: there a host name does not prove the same machine (containers,
@@ -189,6 +214,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", stop);
 
   let lastCheck = 0;
+  const passStarts: number[] = [];
   while (!stopping) {
     if (!acting) {
       // Standby: each pass tries for the lease; it is granted once the holder's has run out.
@@ -217,12 +243,18 @@ async function main(): Promise<void> {
         }
       }
     }
+    // Wake-ups until now are this pass's to handle.
+    waker.take();
+    passStarts.push(Date.now());
     try {
       await controller.tick();
     } catch (e) {
       log(`tick failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
     }
-    await new Promise((r) => setTimeout(r, TICK_MS));
+    const now = Date.now();
+    while (passStarts.length && passStarts[0]! <= now - TICK_MS) passStarts.shift();
+    const delay = planNextPass({ now, tickMs: TICK_MS, woken: waker.take(), dueAt: controller.nextDueAt(), recentPasses: passStarts.length, maxPassesPerTick: MAX_PASSES_PER_TICK });
+    await waker.sleep(delay, passStarts.length < MAX_PASSES_PER_TICK);
   }
 }
 

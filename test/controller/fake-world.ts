@@ -1,7 +1,7 @@
 // A fake world for controller tests: in-memory provider and router, manual clock, SQLite in memory.
 
 import type { SecretKeeper } from "../../src/secrets/keeper.js";
-import { Controller } from "../../src/controller/controller.js";
+import { Controller, type ControllerDeps } from "../../src/controller/controller.js";
 import type { ReleaseSettings } from "../../src/controller/types.js";
 import { FakeProvider, manualClock } from "../../src/providers/fake/index.js";
 import { StateDb } from "../../src/state/db.js";
@@ -40,7 +40,7 @@ function worldState(): string {
 }
 
 /** `secrets`: a fresh keeper per controller (a restart loses what the last one held), as a real controller process. */
-export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) => void; secrets?: () => SecretKeeper } = {}) {
+export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) => void; secrets?: () => SecretKeeper; loop?: Pick<ControllerDeps, "wake" | "startPollMs" | "launchConcurrency"> } = {}) {
   const clock = manualClock();
   const provider = new FakeProvider(clock);
   const router = new FakeRouter({ now: clock.now, pid: 1, listen: "127.0.0.1:0" });
@@ -60,6 +60,7 @@ export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) 
       instanceDeadline: 5000,
       notify: extra.notify,
       ...(extra.secrets ? { secrets: extra.secrets() } : {}),
+      ...extra.loop,
     });
   const w = {
     clock, provider, router, db, controller: make(),

@@ -1,0 +1,112 @@
+// The loop's wake-ups, the quick poll of a new instance's port and the launch bound, in the
+// fake world (manual clock): what the controller signals and what the fleet goes through,
+// never how long anything took in real time.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { deployReq, releaseSpec, world } from "./fake-world.js";
+
+const settled = (w: ReturnType<typeof world>) => () => w.db.activeRollout("svc") === undefined;
+
+test("a command, a pass that acted, and a health change wake the loop; a pass that only waited does not", async () => {
+  let wakes = 0;
+  const w = world(undefined, { loop: { wake: () => wakes++, startPollMs: 5 } });
+  w.controller.deploy(deployReq("v1", releaseSpec()));
+  assert.equal(wakes, 1, "the deploy command");
+  wakes = 0;
+  w.clock.advance(10);
+  const steps = await w.controller.tick();
+  assert.ok(steps.some((s) => s.kind === "launch"));
+  assert.ok(wakes >= 1, "the pass launched");
+  await w.run(settled(w));
+  // Steady and idle: passes only wait (probes keep passing, health does not change).
+  for (let i = 0; i < 5; i++) {
+    w.clock.advance(50);
+    await w.controller.tick();
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+  }
+  wakes = 0;
+  for (let i = 0; i < 10; i++) {
+    w.clock.advance(50);
+    const s = await w.controller.tick();
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+    assert.ok(s.every((x) => x.kind === "wait"), JSON.stringify(s));
+  }
+  assert.equal(wakes, 0, "an idle fleet never wakes the loop (no busy loop)");
+  // A health change does.
+  w.provider.setHealthy(w.provider.running()[0]!.id, false);
+  await w.run(() => wakes > 0, { maxTicks: 50 });
+});
+
+test("the loop knows when to look next: a due probe after a launch, nothing earlier than now", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+  w.controller.deploy(deployReq("v1", releaseSpec()));
+  w.clock.advance(10);
+  await w.controller.tick();
+  w.clock.advance(10);
+  await w.controller.tick();
+  const due = w.controller.nextDueAt();
+  assert.ok(due !== undefined, "probes of the new instances are queued");
+  assert.ok(due <= w.clock.now() + releaseSpec().health.interval);
+});
+
+test("new instances' ports are polled quickly: a slow starter turns healthy in fewer passes than with interval polling", async () => {
+  const health = { path: "/healthz", interval: 1000, timeout: 100, healthyThreshold: 2, unhealthyThreshold: 2, grace: 0 };
+  const passes = async (startPollMs: number | undefined) => {
+    const w = world(undefined, { loop: startPollMs === undefined ? {} : { startPollMs } });
+    w.provider.behave("r1", { readyAfter: 120 });
+    w.controller.deploy(deployReq("v1", releaseSpec({ health })));
+    return w.run(settled(w), { stepMs: 50 });
+  };
+  const quick = await passes(5);
+  const slow = await passes(undefined);
+  assert.ok(quick < slow, `quick poll ${quick} passes, interval polling ${slow}`);
+});
+
+test("launch bound 2: never more than 2 instances starting at once, and the rolling replacement completes", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5, launchConcurrency: 2 } });
+  const spec = releaseSpec({ instances: 6 }, { rolling: { minHealthyPercent: 100, maxHealthyPercent: 200, instanceWarmup: 100, deadline: 60_000, autoRollback: true } });
+  // An instance's port opens 200 ms after it starts: one launched less than that ago cannot
+  // have answered, so it is starting whatever the controller knows.
+  const readyAfter = 200;
+  w.provider.behave("r1", { readyAfter });
+  w.provider.behave("r2", { readyAfter });
+  let maxStarting = 0;
+  const watch = () => {
+    const now = w.clock.now();
+    const starting = w.db.liveInstances("svc").filter((r) => r.state !== "terminating" && now - r.launchedAt < readyAfter).length;
+    maxStarting = Math.max(maxStarting, starting);
+  };
+  w.controller.deploy(deployReq("v1", spec));
+  await w.run(settled(w), { each: watch, stepMs: 20 });
+  assert.equal(w.controller.liveRelease()?.id, "r1");
+  w.controller.deploy(deployReq("v2", spec));
+  await w.run(settled(w), { each: watch, stepMs: 20 });
+  assert.equal(w.controller.liveRelease()?.id, "r2");
+  assert.equal(w.provider.running().filter((i) => i.release === "r2").length, 6);
+  assert.equal(maxStarting, 2, "the bound holds, and is used");
+});
+
+test("a blue-green switch is confirmed in the pass that makes it: one routing write, one read-back", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+  const spec = releaseSpec();
+  w.controller.deploy(deployReq("v1", spec, "blue-green"));
+  await w.run(settled(w));
+  w.controller.deploy(deployReq("v2", spec, "blue-green"));
+  const rolloutId = w.db.activeRollout("svc")!.id;
+  let switchPass: { steps: string[]; switchedAt: number | undefined } | undefined;
+  for (let i = 0; i < 500 && !switchPass; i++) {
+    w.clock.advance(50);
+    const steps = await w.controller.tick();
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+    if (steps.some((s) => s.kind === "switch")) switchPass = { steps: steps.map((s) => s.kind), switchedAt: w.db.getRollout(rolloutId)?.switchedAt };
+  }
+  assert.ok(switchPass, "the rollout switched");
+  assert.ok(!switchPass.steps.includes("mark-switched"));
+  assert.equal(switchPass.switchedAt, w.clock.now(), "confirmed by the switch's own read-back, in the same pass");
+  assert.ok(w.serving().every((s) => s.release === "r2") && w.serving().length === 3, "the router serves green");
+  const events = w.db.events("svc").filter((e) => e.rollout === rolloutId);
+  assert.ok(events.some((e) => /^router confirms r2 in rotation/.test(e.message)), JSON.stringify(events));
+  await w.run(settled(w));
+  assert.equal(w.controller.liveRelease()?.id, "r2");
+});
