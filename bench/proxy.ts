@@ -171,7 +171,7 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
       const sock = join(dir, "p.sock");
       const prof = cpuProf("builtin");
       pids.builtin = started(
-        // Started as in production (daemons use the same flags).
+        // With PROXY_NODE_FLAGS, as src/ops/daemons.ts and the generated systemd unit start it.
         spawn(process.execPath, [...PROXY_NODE_FLAGS, ...prof, proxyMain, "--listen", `127.0.0.1:${port}`, "--admin", sock, "--state", join(dir, "routes.json"), "--log", join(dir, "proxy.log")], {
           stdio: "ignore",
         }),

@@ -18,6 +18,7 @@ import type { EdgeSpec, HealthSpec, RouterKind, SwarmSpec } from "../config/type
 import { leaveSharedHaproxy, startHaproxyRouter, type StartHaproxyOptions } from "../traffic/haproxy/process.js";
 import { ProxyClient } from "../traffic/proxy/client.js";
 import { haproxyOptions, haproxyRunDir } from "../server/haproxy-options.js";
+import { PROXY_NODE_FLAGS } from "../traffic/proxy/node-flags.js";
 
 const proxyMain = fileURLToPath(new URL("../traffic/proxy/main.js", import.meta.url));
 const controllerMain = fileURLToPath(new URL("../server/main.js", import.meta.url));
@@ -100,10 +101,10 @@ export function proxyErrorToKiln(e: ProxyStartError, specFile: string, holderOf:
   });
 }
 
-function startDetached(script: string, args: string[], logFile: string): number {
+function startDetached(script: string, args: string[], logFile: string, nodeFlags: readonly string[] = []): number {
   const fd = openSync(logFile, "a");
   try {
-    const child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ["ignore", fd, fd] });
+    const child = spawn(process.execPath, [...nodeFlags, script, ...args], { detached: true, stdio: ["ignore", fd, fd] });
     child.unref();
     if (!child.pid) throw new KilnError("KILN_E_INTERNAL", `could not start ${script}`);
     return child.pid;
@@ -253,7 +254,7 @@ export async function startDaemons(opts: {
   } else if (proxyPid === undefined || !(await proxy.ping())) {
     if (proxyPid !== undefined) process.kill(proxyPid, "SIGKILL");
     const logFrom = existsSync(paths.proxyLog) ? statSync(paths.proxyLog).size : 0;
-    const pid = startDetached(proxyMain, proxyArgs(opts), paths.proxyLog);
+    const pid = startDetached(proxyMain, proxyArgs(opts), paths.proxyLog, PROXY_NODE_FLAGS);
     const ok = await waitFor(async () => !pidAlive(pid) || (await proxy.ping()), 15_000);
     if (!ok || !pidAlive(pid)) {
       // The proxy says why in its one JSON line (see proxy/main.ts): its own error, made

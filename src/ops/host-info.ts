@@ -6,6 +6,7 @@ import { dirname } from "node:path";
 import { userInfo } from "node:os";
 import { checkProviderName } from "../providers/registry.js";
 import { SYSTEM_PATH, type HostInfo } from "../generate/index.js";
+import { PROXY_NODE_FLAGS } from "../traffic/proxy/node-flags.js";
 import { controllerArgs, DAEMON_SCRIPTS, proxyArgs } from "./daemons.js";
 import type { Workspace } from "./workspace.js";
 
@@ -37,7 +38,7 @@ export function hostInfo(ws: Workspace, o: { env?: NodeJS.ProcessEnv; node?: str
     ...(router === "builtin"
       ? {
           proxy: {
-            argv: [node, DAEMON_SCRIPTS.proxy, ...proxyArgs({ paths: ws.paths, specFile: ws.loaded.file, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, edge: spec.edge, service: ws.loaded.service })],
+            argv: [node, ...PROXY_NODE_FLAGS, DAEMON_SCRIPTS.proxy, ...proxyArgs({ paths: ws.paths, specFile: ws.loaded.file, listen: spec.listen, previewListen: spec.strategy.blueGreen.previewListen, edge: spec.edge, service: ws.loaded.service })],
             log: ws.paths.proxyLog,
           },
         }

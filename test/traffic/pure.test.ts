@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { nextHealth, parseHostPort, type HealthState } from "../../src/health/probe.js";
 import { groupByRelease, pickByRelease, pickSmoothWeighted } from "../../src/traffic/proxy/balancer.js";
 import { LATENCY_BUCKETS_MS, LATENCY_HISTOGRAM_SIZE, latencyBucket, windowOf, type Counters, type CountersWindow } from "../../src/traffic/router.js";
-import { headerList, planDownstreamHeaders, planUpstreamHeaders } from "../../src/traffic/proxy/headers.js";
+import { downstreamHeaderList, headerList, planDownstreamHeaders, planUpstreamHeaders, upstreamHeaderList, type UpstreamHeaderInput } from "../../src/traffic/proxy/headers.js";
 import { httpsRedirect, maintenanceResponse } from "../../src/traffic/proxy/pages.js";
 import { checkTable } from "../../src/traffic/proxy/table.js";
 import { closeFrame, FrameTracker } from "../../src/traffic/proxy/ws-frames.js";
@@ -194,6 +194,43 @@ describe("headers", () => {
       [{ host: "a", "content-length": "0" }, true, ["host", "a", "content-length", "0"]],
     ];
     for (const [headers, zeroLength, want] of rows) assert.deepEqual(headerList(headers, "10.0.0.2:8080", zeroLength), want);
+  });
+  it("lists upstream headers in one pass: the doc comment's rows, the client's object untouched", () => {
+    const http1: UpstreamHeaderInput = { clientIp: "1.2.3.4", proto: "http", body: { kind: "none" } };
+    const fwd = (host: string) => ["x-forwarded-for", "1.2.3.4", "x-forwarded-proto", "http", "x-forwarded-host", host];
+    const rows: Array<[string, Record<string, string | string[]>, UpstreamHeaderInput, boolean, string[]]> = [
+      ["hop-by-hop and Connection-listed dropped", { host: "app", connection: "keep-alive, x-a", "x-a": "1", accept: "text/html" }, http1, false, ["host", "app", "accept", "text/html", ...fwd("app")]],
+      ["client claims dropped", { host: "a", "x-forwarded-for": "9.9.9.9", forwarded: "for=9" }, http1, false, ["host", "a", ...fwd("a")]],
+      ["HTTP/2 pseudo-headers", { ":authority": "app", ":path": "/x", accept: "text/html" }, { ...http1, proto: "https" }, false, ["accept", "text/html", "host", "app", "x-forwarded-for", "1.2.3.4", "x-forwarded-proto", "https", "x-forwarded-host", "app"]],
+      ["buffered body re-lengthed", { host: "a", "transfer-encoding": "chunked" }, { ...http1, body: { kind: "buffered", length: 12 } }, false, ["host", "a", ...fwd("a"), "content-length", "12"]],
+      ["buffered body, the client's length replaced in place", { host: "a", "content-length": "99", "x-b": "1" }, { ...http1, body: { kind: "buffered", length: 12 } }, false, ["host", "a", "content-length", "12", "x-b", "1", ...fwd("a")]],
+      ["repeated field", { host: "a", "x-a": ["1", "2"] }, http1, false, ["host", "a", "x-a", "1", "x-a", "2", ...fwd("a")]],
+      ["no Host (HTTP/1.0)", { accept: "text/html" }, http1, false, ["accept", "text/html", "x-forwarded-for", "1.2.3.4", "x-forwarded-proto", "http", "host", "10.0.0.2:8080"]],
+      ["zero length", { host: "a" }, http1, true, ["host", "a", ...fwd("a"), "content-length", "0"]],
+      ["zero length, client sent one", { host: "a", "content-length": "0" }, http1, true, ["host", "a", "content-length", "0", ...fwd("a")]],
+      ["upgrade", { host: "a", connection: "Upgrade", upgrade: "websocket", "sec-websocket-key": "k" }, { ...http1, upgrade: "websocket" }, false, ["host", "a", "sec-websocket-key", "k", ...fwd("a"), "connection", "upgrade", "upgrade", "websocket"]],
+      ["expect and te dropped", { host: "a", expect: "100-continue", te: "trailers", "keep-alive": "timeout=5" }, http1, false, ["host", "a", ...fwd("a")]],
+    ];
+    for (const [what, headers, input, zeroLength, want] of rows) {
+      const before = structuredClone(headers);
+      assert.deepEqual(upstreamHeaderList(headers, input, "10.0.0.2:8080", zeroLength), want, what);
+      assert.deepEqual(headers, before, `${what}: the client's headers are left as they were`);
+      // The same list as the two-step path it replaces on the request path.
+      assert.deepEqual(headerList(planUpstreamHeaders(structuredClone(headers), input), "10.0.0.2:8080", zeroLength), want, `${what}: same as planUpstreamHeaders + headerList`);
+    }
+  });
+  it("lists downstream headers from the instance's raw lines: the doc comment's rows", () => {
+    const target = { id: "i-1", release: "r7" };
+    const off = { closing: false, instanceHeaders: false };
+    const rows: Array<[string, string[], { closing: boolean; instanceHeaders: boolean }, string[]]> = [
+      ["hop-by-hop dropped, case kept", ["Content-Type", "text/plain", "Connection", "keep-alive", "Keep-Alive", "timeout=5"], off, ["Content-Type", "text/plain"]],
+      ["Connection-listed dropped", ["Connection", "x-a", "X-A", "1", "Date", "d"], off, ["Date", "d"]],
+      ["repeats kept, chunked framing dropped", ["Set-Cookie", "a=1", "Set-Cookie", "b=2", "Transfer-Encoding", "chunked"], off, ["Set-Cookie", "a=1", "Set-Cookie", "b=2"]],
+      ["every hop-by-hop name, any case", ["TE", "x", "Trailer", "x", "Upgrade", "x", "PROXY-CONNECTION", "x", "Proxy-Authenticate", "x", "proxy-authorization", "x", "HTTP2-Settings", "x", "Content-Length", "5"], off, ["Content-Length", "5"]],
+      ["instance headers", ["Content-Length", "5"], { closing: false, instanceHeaders: true }, ["Content-Length", "5", "x-kiln-instance", "i-1", "x-kiln-release", "r7"]],
+      ["closing", [], { closing: true, instanceHeaders: false }, ["connection", "close"]],
+    ];
+    for (const [what, raw, opts, want] of rows) assert.deepEqual(downstreamHeaderList(raw, target, opts), want, what);
   });
   it("labels responses with the instance and release only when asked", () => {
     const headers = () => ({ "content-type": "text/plain", connection: "keep-alive", "transfer-encoding": "chunked", "set-cookie": ["a=1", "b=2"] });

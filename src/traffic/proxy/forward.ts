@@ -23,7 +23,7 @@
 // in the preview lane.
 
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { headerList, planDownstreamHeaders, planUpstreamHeaders } from "./headers.js";
+import { downstreamHeaderList, planDownstreamHeaders, upstreamHeaderList } from "./headers.js";
 import { maintenanceResponse } from "./pages.js";
 import type { Lane, TargetPool, Upstream } from "./targets.js";
 
@@ -295,12 +295,13 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         port: target.port,
         method,
         path: req.url,
-        headers: headerList(
-          planUpstreamHeaders(req.headers, {
+        headers: upstreamHeaderList(
+          req.headers,
+          {
             clientIp: clientIp(req),
             proto: o.proto,
             body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body.kind === "stream" ? STREAM_BODY : NO_BODY_HEADERS,
-          }),
+          },
           target.address,
           body.kind === "none" && !BODYLESS_METHODS.has(method),
         ),
@@ -369,9 +370,12 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           return;
         }
         try {
+          // HTTP/1 clients get the instance's raw lines (no header object is built for them).
           res.writeHead(
             status,
-            planDownstreamHeaders(upRes.headers, target, { closing: o.isClosing(), instanceHeaders: o.instanceHeaders, http2: h2 }),
+            h2
+              ? planDownstreamHeaders(upRes.headers, target, { closing: o.isClosing(), instanceHeaders: o.instanceHeaders, http2: true })
+              : downstreamHeaderList(upRes.rawHeaders, target, { closing: o.isClosing(), instanceHeaders: o.instanceHeaders }),
           );
         } catch (e) {
           log(`bad response headers from ${target.id}: ${(e as Error).message}`);

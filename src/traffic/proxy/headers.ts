@@ -116,6 +116,57 @@ export function headerList(headers: OutgoingHttpHeaders, fallbackHost: string, z
   return out;
 }
 
+/**
+ * The request headers for an instance, as the flat list `http.request` takes: what
+ * headerList(planUpstreamHeaders(headers, input), fallbackHost, zeroLength) gives, in the same
+ * order, made in one pass that leaves the client's header object as it is (deleting keys from
+ * it, as planUpstreamHeaders does, turns it into a slower dictionary-mode object, and the list
+ * was a second pass). This is the forwarder's per-request path; the examples are those of the
+ * two functions it stands for:
+ *
+ *   {host: "app", connection: "keep-alive, x-a", "x-a": "1", accept: "text/html"} from 1.2.3.4 over http
+ *     → ["host", "app", "accept", "text/html", "x-forwarded-for", "1.2.3.4", "x-forwarded-proto", "http", "x-forwarded-host", "app"]
+ *   {host: "a", "x-forwarded-for": "9.9.9.9", forwarded: "for=9"} → the client's claims dropped, the edge's appended
+ *   HTTP/2 {":authority": "app", ":path": "/x", accept: "text/html"} → ["accept", "text/html", "host", "app", "x-forwarded-for", …]
+ *   {host: "a", "transfer-encoding": "chunked"}, buffered body of 12 → […, "content-length", "12"], no transfer-encoding
+ *   {host: "a", "x-a": ["1", "2"]} → ["host", "a", "x-a", "1", "x-a", "2", …]
+ *   {accept: "text/html"} (HTTP/1.0, no Host), "10.0.0.2:8080" → […, "host", "10.0.0.2:8080"]
+ *   {host: "a"}, zeroLength → […, "content-length", "0"]
+ */
+export function upstreamHeaderList(headers: IncomingHttpHeaders, input: UpstreamHeaderInput, fallbackHost: string, zeroLength = false): string[] {
+  const hostHeader = headers.host;
+  const host = hostHeader ?? (headers[":authority"] as string | undefined);
+  const listed = connectionListed(headers);
+  const buffered = input.body.kind === "buffered" ? String(input.body.length) : undefined;
+  let lengthSent = false;
+  const out: string[] = [];
+  for (const k in headers) {
+    if (HOP_BY_HOP.has(k) || EDGE_SET.has(k) || k.charCodeAt(0) === 58 /* ":" */ || (listed !== undefined && listed.has(k))) continue;
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (k === "content-length") {
+      lengthSent = true;
+      if (buffered !== undefined) {
+        out.push(k, buffered);
+        continue;
+      }
+    }
+    if (typeof v === "string") out.push(k, v);
+    else for (const x of v) out.push(k, x);
+  }
+  if (hostHeader === undefined && host !== undefined) out.push("host", host);
+  out.push("x-forwarded-for", input.clientIp, "x-forwarded-proto", input.proto);
+  if (host !== undefined) out.push("x-forwarded-host", host);
+  if (input.upgrade !== undefined) out.push("connection", "upgrade", "upgrade", input.upgrade);
+  if (buffered !== undefined && !lengthSent) {
+    out.push("content-length", buffered);
+    lengthSent = true;
+  }
+  if (host === undefined) out.push("host", fallbackHost);
+  if (zeroLength && !lengthSent) out.push("content-length", "0");
+  return out;
+}
+
 export interface DownstreamOptions {
   /** the proxy is closing: tell an HTTP/1 client not to reuse the connection */
   closing: boolean;
@@ -151,6 +202,45 @@ export function planDownstreamHeaders(
     out["x-kiln-release"] = target.release;
   }
   if (opts.closing && !opts.http2) out["connection"] = "close";
+  return out;
+}
+
+/** Lengths of the HOP_BY_HOP names: a raw header name of another length needs no lower-casing to be kept. */
+const HOP_BY_HOP_LENGTHS = new Set([...HOP_BY_HOP].map((h) => h.length));
+
+/**
+ * Response headers for an HTTP/1 client as the flat list `writeHead` takes, straight from the
+ * instance's raw header lines (so Node never builds the response's header object): what
+ * planDownstreamHeaders keeps, but each line as the instance sent it: its case and order,
+ * and a repeated field stays repeated (Node's header object joins some repeats and drops
+ * others, e.g. a second Location). Not for HTTP/2 clients (lower-case names only there).
+ *
+ *   ["Content-Type", "text/plain", "Connection", "keep-alive", "Keep-Alive", "timeout=5"] → ["Content-Type", "text/plain"]
+ *   ["Connection", "x-a", "X-A", "1", "Date", "d"]                                         → ["Date", "d"]
+ *   ["Set-Cookie", "a=1", "Set-Cookie", "b=2", "Transfer-Encoding", "chunked"]             → ["Set-Cookie", "a=1", "Set-Cookie", "b=2"]
+ *   instanceHeaders, target i-1 of r7                                                       → + "x-kiln-instance", "i-1", "x-kiln-release", "r7"
+ *   closing                                                                                  → + "connection", "close"
+ */
+export function downstreamHeaderList(raw: readonly string[], target: { id: string; release: string }, opts: { closing: boolean; instanceHeaders: boolean }): string[] {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 10 && k.toLowerCase() === "connection") {
+      const named = connectionListed({ connection: raw[i + 1]! });
+      if (named !== undefined) for (const n of named) (listed ??= new Set()).add(n);
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (HOP_BY_HOP_LENGTHS.has(k.length) || listed !== undefined) {
+      const lower = k.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || (listed !== undefined && listed.has(lower))) continue;
+    }
+    out.push(k, raw[i + 1]!);
+  }
+  if (opts.instanceHeaders) out.push("x-kiln-instance", target.id, "x-kiln-release", target.release);
+  if (opts.closing) out.push("connection", "close");
   return out;
 }
 

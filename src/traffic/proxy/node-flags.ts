@@ -1,15 +1,20 @@
 // Node/V8 flags the proxy process is started with (whoever spawns
 // dist/src/traffic/proxy/main.js puts these before the script path).
 //
-// Why: each proxied request allocates a few short-lived objects (request,
-// response, header objects, closures); with V8's default young generation the
-// proxy spends a visible share of its CPU in scavenges. Evidence so far, on a
-// heavily shared 2-core machine (load average ~20): two A/B runs of the same
-// build with and without a larger semi-space (bench/proxy-ab.ts) both showed
-// less CPU per request with it (216 → 178 µs at 32 MiB; 278 → 120 µs median,
-// 145 → 102 µs in the quietest round, at 16 MiB, the naive proxy 104 there),
-// but the full bench right after still measured the builtin proxy at 0.52×
-// the naive one. 2026-12-03, same build with and without, load average ~13:
-// 222 vs 265 µs CPU/request (2,121 vs 1,688 req/s; naive 170 µs, 3,025 req/s).
-// Cost: at most ~48 MiB more memory. Re-measure on a quiet machine.
-export const PROXY_NODE_FLAGS: readonly string[] = Object.freeze(["--max-semi-space-size=16"]);
+// Why: each proxied request allocates a few tens of kilobytes of short-lived
+// objects (most of them inside Node's HTTP client and server), so the proxy
+// spends a visible share of its CPU in scavenges, and the young generation's
+// size decides both how often they run and how much memory each request's
+// allocations sweep through. The flag tried first, a 16 MiB semi-space, is
+// Node 20's own maximum on 64-bit (checked: the new space grows to 32 MiB with
+// and without it), so it changed nothing. At that size the young generation
+// grew until ~11 MB were allocated between scavenges; requests in
+// flight across two scavenges (70+ ms apart under load) were then promoted,
+// ~2 MB a scavenge, and the old generation was marked and compacted about
+// once a second (--trace-gc-nvp under wrk; the naive proxy promoted ~3 KB).
+// Capped at 4 MiB, three A/B runs of the same build on 2026-12-03 (2 cores,
+// load average 12–15; bench/proxy-ab.ts, OTHER_NODE_FLAGS) all gave less CPU
+// per request than at 16 MiB: 142 → 119, 117 → 97, 151 → 122 µs median (the
+// naive proxy 142, 118, 127 in the same runs). Costs no memory (it is smaller
+// than the default). Re-measure on a quiet machine.
+export const PROXY_NODE_FLAGS: readonly string[] = Object.freeze(["--max-semi-space-size=4"]);

@@ -353,13 +353,22 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
     res.end(body);
   };
   const forwardTo = (lane: Lane, proto: "http" | "https") => {
+    type Handler = (q: http.IncomingMessage, r: http.ServerResponse) => void;
     const key = `f ${lane} ${proto}`; // built once per listener, not per request
-    return (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const svc = lane === "preview" ? services.get("") : select(req);
-      if (!svc) return noService(res);
-      let h = svc.handlers.get(key) as ((q: http.IncomingMessage, r: http.ServerResponse) => void) | undefined;
+    const handlerOf = (svc: Service): Handler => {
+      let h = svc.handlers.get(key) as Handler | undefined;
       if (!h) svc.handlers.set(key, (h = forwarder(lane, proto, svc.pool)));
-      h(req, res);
+      return h;
+    };
+    // The listener's own service is never removed: alone on the listener, its handler is one
+    // variable away, with no lookup per request.
+    const own = services.get("")!;
+    let ownHandler: Handler | undefined;
+    return (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const svc = lane === "preview" || services.size === 1 ? own : select(req);
+      if (svc === own) return (ownHandler ??= handlerOf(own))(req, res);
+      if (!svc) return noService(res);
+      handlerOf(svc)(req, res);
     };
   };
   const upgradeTo = (lane: Lane, proto: "http" | "https") => (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {

@@ -55,6 +55,8 @@ export interface Upstream {
   tunnels: number;
   /** smooth weighted round robin score */
   currentWeight: number;
+  /** the production counters of its release, looked up when the table sets the release (not per request) */
+  releaseStats: ReleaseCounters;
   readonly agent: http.Agent;
   /** abort functions of in-flight attempts, called at the drain deadline */
   readonly aborts: Set<() => void>;
@@ -82,7 +84,7 @@ type PooledSocket = import("node:net").Socket & { [IDLE_SINCE]?: number };
 const zero = (): Counters => ({ requests: 0, errors5xx: 0, connectFailures: 0 });
 
 /** A release's counters; the histogram is a small typed array, added to in place per request. */
-interface ReleaseCounters {
+export interface ReleaseCounters {
   requests: number;
   errors5xx: number;
   connectFailures: number;
@@ -169,7 +171,7 @@ export class TargetPool {
         u.release = t.release;
         u.weight = t.weight;
       }
-      this.releaseCounters(u.release);
+      u.releaseStats = this.releaseCounters(u.release);
       if (t.state === "draining" && u.state !== "draining") {
         u.drainingSince = now;
         this.opts.log(`target ${u.id} (${u.address}) draining, ${u.inflight} in flight`);
@@ -237,7 +239,7 @@ export class TargetPool {
 
   /** A client got `status` from (or, for 502/504, on behalf of) `u`. */
   countResponse(u: Upstream, status: number, lane: Lane): void {
-    const r = this.releaseCounters(u.release, lane);
+    const r = lane === "production" ? u.releaseStats : this.releaseCounters(u.release, lane);
     r.requests++;
     if (status >= 500) r.errors5xx++;
     if (lane === "preview") return;
@@ -247,14 +249,14 @@ export class TargetPool {
 
   /** An attempt on `u` could not connect or got no response. */
   countFailure(u: Upstream, lane: Lane): void {
-    this.releaseCounters(u.release, lane).connectFailures++;
+    (lane === "production" ? u.releaseStats : this.releaseCounters(u.release, lane)).connectFailures++;
     if (lane === "production") u.counters.connectFailures++;
   }
 
   /** A counted request on `u` (its release; production also on the target) ended after `ms`. */
   observeLatency(u: Upstream, ms: number, lane: Lane): void {
     const bucket = latencyBucket(ms);
-    this.releaseCounters(u.release, lane).latency[bucket]++;
+    (lane === "production" ? u.releaseStats : this.releaseCounters(u.release, lane)).latency[bucket]++;
     if (lane === "preview") return;
     u.latency[bucket]++;
     u.latencySumMs += ms;
@@ -345,6 +347,7 @@ export class TargetPool {
       latencySumMs: 0,
       tunnels: 0,
       currentWeight: 0,
+      releaseStats: this.releaseCounters(t.release),
       agent: this.agent(),
       aborts: new Set(),
     };

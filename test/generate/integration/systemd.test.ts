@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parseDocument } from "yaml";
+import { PROXY_NODE_FLAGS } from "../../../src/traffic/proxy/node-flags.js";
 import { helloCopy, need, run, tempDir } from "../helpers.js";
 import { KILN_BIN as kilnBin } from "../../support/kiln-bin.js";
 
@@ -22,15 +23,19 @@ test("kiln generate systemd -o DIR: two units with absolute paths, the same byte
   assert.deepEqual(readdirSync(out).sort(), ["kiln-hello-controller.service", "kiln-hello-proxy.service"]);
   const proxy = readFileSync(join(out, "kiln-hello-proxy.service"), "utf8");
   const controller = readFileSync(join(out, "kiln-hello-controller.service"), "utf8");
-  // ExecStart: this node, kiln's own daemon scripts, and kiln.yaml's listen address.
+  // ExecStart: this node (the proxy with its V8 flags, as `kiln up` starts it), kiln's own daemon
+  // scripts, and kiln.yaml's listen address.
+  const proxyArgv = execStart(proxy);
+  assert.deepEqual(proxyArgv.slice(1, 1 + PROXY_NODE_FLAGS.length), [...PROXY_NODE_FLAGS]);
   for (const unit of [proxy, controller]) {
     const argv = execStart(unit);
     assert.equal(argv[0], process.execPath);
-    assert.ok(argv[1]!.startsWith("/") && existsSync(argv[1]!), `${argv[1]} exists`);
+    const s = argv.slice(1).find((a) => !a.startsWith("--"))!;
+    assert.ok(s.startsWith("/") && existsSync(s), `${s} exists`);
     assert.match(unit, new RegExp(`^WorkingDirectory=${app}$`, "m"));
   }
   const listen = parseDocument(readFileSync(join(app, "kiln.yaml"), "utf8")).get("listen") as string;
-  assert.deepEqual(execStart(proxy).slice(2, 4), ["--listen", listen]);
+  assert.deepEqual(proxyArgv.slice(2 + PROXY_NODE_FLAGS.length, 4 + PROXY_NODE_FLAGS.length), ["--listen", listen]);
   assert.deepEqual(execStart(controller).slice(2, 10), ["--spec", join(app, "kiln.yaml"), "--home", join(app, ".kiln"), "--provider", "local", "--router", "builtin"]);
 
   const again = tempDir(t, "kiln-gen-units-");
