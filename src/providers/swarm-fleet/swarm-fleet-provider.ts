@@ -62,6 +62,8 @@ export interface SwarmFleetOptions {
 }
 
 const POLL_MS = 100;
+/** how long terminate waits for the manager to reap a stopped task before removing its service */
+const REAP_WAIT_MS = 3000;
 const KEPT_LOG_BYTES = 1 << 20;
 const LOG_TIMEOUT_MS = 5000;
 /** adoption waits this long for a launch an earlier controller left starting */
@@ -154,6 +156,14 @@ export class SwarmFleetProvider implements Provider {
       await sleep(POLL_MS);
     }
     await this.keepLog(svc.ID, instanceId);
+    // Scaled to 0, the stopped task is marked for removal and the manager's task reaper deletes
+    // it soon after. Removing the service in that window crashed Debian's Docker 20.10 manager
+    // (swarmkit's SetServiceTasksRemove reads back a task the reaper just deleted: a nil pointer,
+    // seen in this project's CI): so the service goes only once its tasks are gone, or after
+    // REAP_WAIT_MS if a manager keeps them.
+    for (const until = Date.now() + REAP_WAIT_MS; Date.now() < until; await sleep(POLL_MS)) {
+      if ((await this.tasksOf([svc.ID])).length === 0) break;
+    }
     try {
       await this.docker.getService(svc.ID).remove();
     } catch (e) {
