@@ -345,15 +345,7 @@ export async function writeLayer(
   const compressed = (opts.compression ?? "gzip") === "gzip";
   const gz = compressed ? new BlockGzip(opts.threads ?? 1, (member) => writer.write(member)) : undefined;
 
-  const produce = async () => {
-    try {
-      for (const e of planned) await addEntry(pack, e, mtime);
-      pack.finalize();
-    } catch (e) {
-      pack.destroy(e as Error);
-      throw e;
-    }
-  };
+  const produce = () => packEntries(pack, planned, mtime);
   const consume = async () => {
     try {
       let tarBytes = 0;
@@ -382,20 +374,23 @@ export async function writeLayer(
   return { descriptor: { mediaType, digest, size }, diffId: "sha256:" + diffHash.digest("hex") };
 }
 
+/** Write every planned entry into `pack` and finalize it; a failure destroys the pack (its reader sees it too). */
+async function packEntries(pack: tar.Pack, planned: readonly LayerEntry[], mtime: number): Promise<void> {
+  try {
+    for (const e of planned) await addEntry(pack, e, mtime);
+    pack.finalize();
+  } catch (e) {
+    pack.destroy(e as Error);
+    throw e;
+  }
+}
+
 /** The DiffID and length of a planned layer's tar, without compressing it (checks a machine-cache entry, see machine-layers.ts). */
 export async function tarDigest(planned: readonly LayerEntry[], mtime: number): Promise<{ diffId: string; bytes: number }> {
   const pack = tar.pack();
   const hash = createHash("sha256");
   let bytes = 0;
-  const produce = async () => {
-    try {
-      for (const e of planned) await addEntry(pack, e, mtime);
-      pack.finalize();
-    } catch (e) {
-      pack.destroy(e as Error);
-      throw e;
-    }
-  };
+  const produce = () => packEntries(pack, planned, mtime);
   const consume = async () => {
     for await (const chunk of pack as AsyncIterable<Buffer>) {
       hash.update(chunk);
