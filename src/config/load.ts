@@ -5,6 +5,7 @@ import { readFileSync, statSync } from "node:fs";
 import { dirname, join, posix, resolve } from "node:path";
 import { isAlias, isMap, isSeq, LineCounter, parseDocument, visit, type Document } from "yaml";
 import { KilnError } from "../errors.js";
+import { MAX_MEMORY_BYTES, MIN_MEMORY_BYTES, formatMemory, normalizeResources, parseMemory, type ResourceLimits } from "./resources.js";
 import { computeConfigHash } from "./config-hash.js";
 import { chooseEnvironment, mergeOverrides, serviceKey } from "./environments.js";
 import { closest } from "./suggest.js";
@@ -416,7 +417,7 @@ function crossChecks(data: unknown, loc: Locator): SpecProblem[] {
     });
   }
 
-  out.push(...durationBounds(data, loc), ...reservedEnv(data, loc), ...forbiddenVolumes(data, loc), ...secretRules(data, loc));
+  out.push(...durationBounds(data, loc), ...reservedEnv(data, loc), ...forbiddenVolumes(data, loc), ...secretRules(data, loc), ...resourceRules(data, loc));
 
   const strategy = isRecord(data.strategy) ? data.strategy : {};
   const rolling = isRecord(strategy.rolling) ? strategy.rolling : {};
@@ -532,6 +533,7 @@ interface Defaulted {
   };
   policy: { signedBy: string[]; requireSbom: boolean; runtimeSupported: boolean; maxImageAgeDays?: number };
   secrets: Record<string, { fromEnv?: string; fromFile?: string; fromCommand?: string[]; timeout: string | number }>;
+  resources?: { memory?: string | number; pids?: number; cpu?: number };
 }
 type RawFileEntry = string | { src: string; dest: string; mode?: string };
 
@@ -686,7 +688,12 @@ function normalize(d: Defaulted): Spec {
       })),
       queueSize: d.notify.queueSize,
     },
+    ...withResources(normalizeResources(d.resources)),
   };
+}
+
+function withResources(r: ResourceLimits | undefined): { resources?: ResourceLimits } {
+  return r ? { resources: r } : {};
 }
 
 /** Paths of every duration in the schema ("*" for list items), found by the duration pattern. */
@@ -808,4 +815,23 @@ function secretRules(data: Record<string, unknown>, loc: Locator): SpecProblem[]
       out.push({ where: loc.key(at), path: formatPath(at), message: reserved ? `${k} is set by kiln at launch` : `names starting with ${RESERVED_ENV_PREFIX} are reserved for kiln`, hint: "rename the secret" });
   }
   return out;
+}
+
+/**
+ * A memory string that matches the pattern may still be out of bounds (the schema bounds only
+ * the numeric form).
+ *
+ *   { memory: "256Mi" } → ok        { memory: "1Mi" } → "below the 4Mi minimum"
+ *   { memory: "2Ti" } → "above the 1Ti maximum"
+ */
+function resourceRules(data: Record<string, unknown>, loc: Locator): SpecProblem[] {
+  if (!isRecord(data.resources) || typeof data.resources.memory !== "string") return [];
+  const bytes = parseMemory(data.resources.memory);
+  if (bytes === undefined) return []; // the schema's pattern says why
+  const at = ["resources", "memory"];
+  if (bytes < MIN_MEMORY_BYTES)
+    return [{ where: loc.value(at), path: formatPath(at), message: `memory ${data.resources.memory} is below the ${formatMemory(MIN_MEMORY_BYTES)} minimum`, hint: 'give at least "4Mi"; a Node app needs about "64Mi" to start' }];
+  if (bytes > MAX_MEMORY_BYTES)
+    return [{ where: loc.value(at), path: formatPath(at), message: `memory ${data.resources.memory} is above the ${formatMemory(MAX_MEMORY_BYTES)} maximum`, hint: "give a size this machine has, e.g. \"2Gi\"" }];
+  return [];
 }

@@ -1,6 +1,8 @@
 // The words and limits kiln.yaml's schema is made of (schema.ts), kept apart from it so that
 // run-time code (load.ts, problems.ts, duration.ts) uses them without loading TypeBox.
 
+import { MEMORY_PATTERN } from "./resources.js";
+
 export const API_VERSION = "kiln/v1";
 
 // Patterns are named so that load.ts can say in words what they mean (PATTERN_TEXT).
@@ -42,6 +44,7 @@ export const PATTERN_TEXT: Readonly<Record<string, string>> = {
   [PATTERNS.swarmConstraint]:
     'a Swarm placement constraint "ATTRIBUTE==VALUE" or "ATTRIBUTE!=VALUE" on node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.KEY or engine.labels.KEY',
   [PATTERNS.swarmRegistry]: 'a registry "HOST[:PORT]" with an optional repository prefix, e.g. "10.77.0.1:5000" or "ghcr.io/acme"',
+  [MEMORY_PATTERN]: 'a memory size like "256Mi", "1.5Gi", "512M" or a number of bytes',
   [PATTERNS.environmentName]: 'an environment name of lowercase letters, digits and "-", starting with a letter (at most 31)',
 };
 

@@ -2,6 +2,7 @@
 // defaults, the JSON Schema export and the docs. Every key carries a type, a
 // default (when optional) and a one-sentence description.
 
+import { MAX_MEMORY_BYTES, MEMORY_PATTERN, MIN_MEMORY_BYTES } from "./resources.js";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { API_VERSION, DURATION_TITLE, FILE_ENTRY_TITLE, MAX_COUNT, MAX_DURATION_MS, MAX_DURATION_SECONDS, PATTERNS } from "./schema-constants.js";
 
@@ -694,6 +695,29 @@ export const KilnSpecSchema = Type.Object(
         description:
           "Environment variables whose values are secrets: resolved by `kiln deploy` from the deployer's environment, a file or a command, given to each instance like `env`, and never written to state, events, logs or output (state keeps a keyed hash, so a changed value makes a new release). Each value comes from exactly one of fromEnv, fromFile, fromCommand.",
       }),
+    ),
+    /** Issue 12: per-instance limits (src/config/resources.ts; enforced by each provider, see `kiln status`). */
+    resources: Type.Optional(
+      Type.Object(
+        {
+          memory: Type.Optional(
+            Type.Union([Type.String({ pattern: MEMORY_PATTERN }), Type.Integer({ minimum: MIN_MEMORY_BYTES, maximum: MAX_MEMORY_BYTES })], {
+              description: 'Memory an instance may use, e.g. "256Mi" (Ki/Mi/Gi/Ti: powers of 1024; k/M/G/T: of 1000; a number: bytes), at least 4Mi. Beyond it the kernel kills the instance (it is then reported failed, the reason in its log). When absent, memory is not limited.',
+            }),
+          ),
+          pids: Type.Optional(
+            Type.Integer({ minimum: 8, maximum: 4194304, description: "Processes and threads an instance may have at once (a fork beyond it fails with EAGAIN): a fork bomb stays inside. Node alone uses about 11 threads. When absent, not limited." }),
+          ),
+          cpu: Type.Optional(
+            Type.Number({ minimum: 0.01, maximum: 1024, description: "CPU time an instance may use, in CPUs: 0.5 is half of one CPU, 2 is two (a cap, not a reservation). When absent, not limited." }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "Limits per instance. Local provider: cgroups (v2, or v1 as on this kind of host) when kiln runs as root, otherwise rlimits (memory as RLIMIT_DATA, pids as RLIMIT_NPROC, which counts every process of the uid; no CPU cap); Docker and Swarm: the engine's limits. `kiln status` says how they are enforced. When absent, instances run without limits, as before. Part of the release: changing it rolls out new instances.",
+        },
+      ),
     ),
   },
   {

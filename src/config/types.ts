@@ -1,3 +1,4 @@
+import type { ResourceLimits } from "./resources.js";
 // The normalized kiln.yaml: every default filled, file entries in one shape,
 // every duration in milliseconds under the key it was written with.
 // Written out by hand (not derived from the schema's Static type) because it is
@@ -231,6 +232,8 @@ export interface Spec {
   policy: PolicySpec;
   /** kiln.yaml `secrets`: where each value comes from (never the value; see src/secrets/) */
   secrets: Record<string, SecretSourceSpec>;
+  /** kiln.yaml `resources`: per-instance limits; absent when none is set (src/config/resources.ts) */
+  resources?: ResourceLimits;
 }
 
 /** One secret's source as kiln.yaml gives it (fromFile may be relative to kiln.yaml). */

@@ -298,8 +298,17 @@ export class Controller {
     return this.observer.lastStats;
   }
 
+  /** How the provider enforces `resources` (the provider's answer; a failing probe is not a status failure). */
+  private limitsEnforcement(): string | undefined {
+    try {
+      return this.d.provider.limitsEnforcement?.();
+    } catch {
+      return undefined;
+    }
+  }
+
   async status(): Promise<StatusView> {
-    return statusView({ state: this.state, observer: this.observer, listen: this.d.listen, rolloutView: (r) => this.rolloutView(r) });
+    return statusView({ state: this.state, observer: this.observer, listen: this.d.listen, rolloutView: (r) => this.rolloutView(r), limitsEnforcement: this.limitsEnforcement() });
   }
 
   history(): { releases: ReleaseView[]; rollouts: RolloutView[] } {

@@ -95,4 +95,9 @@ export interface StatusView {
   release?: ReleaseView;
   rollout?: RolloutView;
   instances: InstanceView[];
+  /**
+   * The live release's `resources` and how the provider enforces them ("cgroup-v1", "rlimit"…);
+   * absent when the provider enforces none (the fake).
+   */
+  limits?: { enforcement: string; resources: string };
 }

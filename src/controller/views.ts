@@ -1,5 +1,6 @@
 // What the API and the CLI show: releases, rollouts and the service's status, as plain data.
 
+import { describeLimits } from "../config/resources.js";
 import { phaseOf } from "../rollout/index.js";
 import type { Step } from "../rollout/types.js";
 import type { Release, RolloutRecord } from "../state/db.js";
@@ -29,7 +30,7 @@ export function rolloutView(r: RolloutRecord, lastSteps: readonly Step[]): Rollo
 }
 
 /** The service as `kiln status` shows it: desired and live, the running rollout, every live instance. */
-export function statusView(d: { state: ServiceState; observer: FleetObserver; listen: string; rolloutView: (r: RolloutRecord) => RolloutView }): StatusView {
+export function statusView(d: { state: ServiceState; observer: FleetObserver; listen: string; rolloutView: (r: RolloutRecord) => RolloutView; limitsEnforcement?: string }): StatusView {
   const { db, service } = d.state;
   const stats = d.observer.lastStats;
   const now = d.state.now();
@@ -54,5 +55,6 @@ export function statusView(d: { state: ServiceState; observer: FleetObserver; li
     release: live ? releaseView(live) : undefined,
     rollout: rollout ? d.rolloutView(rollout) : undefined,
     instances,
+    ...(d.limitsEnforcement ? { limits: { enforcement: d.limitsEnforcement, resources: describeLimits(live?.spec.resources) } } : {}),
   };
 }

@@ -2,6 +2,8 @@
 // A provider launches an instance from an image digest and never changes it
 // afterwards: there is deliberately no exec/ssh/update member.
 
+import type { ResourceLimits } from "../config/resources.js";
+
 export interface VolumeMount {
   /** declared volume name (kiln.yaml `volumes[].name`) */
   name: string;
@@ -26,7 +28,16 @@ export interface LaunchRequest {
    * then gives it a PORT of its choosing on 127.0.0.1. Absent: the provider's default.
    */
   network?: "host";
+  /** kiln.yaml `resources`: per-instance limits the provider enforces (see limitsEnforcement); absent: none */
+  resources?: ResourceLimits;
 }
+
+/**
+ * How a provider enforces `resources` on this host, for `kiln status`: "cgroup-v2" / "cgroup-v1"
+ * (the kernel's control groups), "rlimit" (per-process rlimits: weaker, see the local provider's
+ * limits.ts), "engine" (Docker's or Swarm's own limits).
+ */
+export type LimitsEnforcement = "cgroup-v2" | "cgroup-v1" | "rlimit" | "engine";
 
 export type InstanceState = "running" | "exited";
 
@@ -70,6 +81,8 @@ export interface Provider {
   readLogs?(instanceId: string, opts: { lines: number }): Promise<string | undefined>;
   /** Instances of `service` that no longer exist but whose log was kept (readLogs still answers for them). */
   keptLogs?(service: string): string[];
+  /** How `resources` limits are enforced here (absent: this provider does not enforce them). */
+  limitsEnforcement?(): LimitsEnforcement;
 }
 
 export interface InstanceChanges {

@@ -24,6 +24,11 @@ export class LaunchFlights<T> {
     return p;
   }
 
+  /** Whether a launch of `id` is in flight. */
+  has(id: string): boolean {
+    return this.pending.has(id);
+  }
+
   /** Resolves once no launch of `id` is in flight (whatever its outcome). */
   async settled(id: string): Promise<void> {
     await this.pending.get(id)?.catch(() => undefined);

@@ -2,6 +2,7 @@
 // restored as-is by a rollback. Read back through normalizeReleaseSettings, the one place where
 // releases recorded by an older kiln get the defaults of what did not exist yet.
 
+import type { ResourceLimits } from "../config/resources.js";
 import type { HealthParams } from "../health/tracker.js";
 import type { ReleaseSecrets } from "../secrets/keeper.js";
 import type { BlueGreenParams, CanaryParams, RollingParams, StrategyName } from "../rollout/types.js";
@@ -21,6 +22,8 @@ export interface ReleaseSettings {
   network?: "host";
   /** kiln.yaml `secrets`: their sources and keyed digest, never their values (absent: none declared) */
   secrets?: ReleaseSecrets;
+  /** kiln.yaml `resources`: per-instance limits (absent: none, as for every release before them) */
+  resources?: ResourceLimits;
 }
 
 /** A release spec as older kilns stored it: maxQuarantined came later. */

@@ -17,7 +17,7 @@ import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
 import { constants as osConstants } from "node:os";
 import { KilnError } from "../../errors.js";
-import type { LaunchRequest, ObservedInstance, Provider } from "../provider.js";
+import type { LaunchRequest, LimitsEnforcement, ObservedInstance, Provider } from "../provider.js";
 import { LaunchFlights, SAFE_SEGMENT } from "../single-flight.js";
 import { resolveImageUser } from "./image-user.js";
 import { fsImageTree, readImageFile } from "./image-tree.js";
@@ -27,6 +27,7 @@ import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readSta
 import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
+import { LimitsHook } from "./limits-hook.js";
 
 export interface ImageRunConfig {
   /** "K=V" */
@@ -145,11 +146,19 @@ export class LocalProvider implements Provider {
   private readonly handedOut = new Map<number, number>();
   /** instances this object spawned: settles once their exit code is in meta.json */
   private readonly exits = new Map<string, Promise<void>>();
+  /** kiln.yaml `resources` (limits-hook.ts) */
+  private readonly limits: LimitsHook;
 
   constructor(opts: LocalProviderOptions) {
     this.opts = opts;
     this.log = opts.log ?? ((line) => process.stderr.write(line + "\n"));
     this.now = opts.now ?? Date.now;
+    this.limits = new LimitsHook({ home: opts.home, now: this.now, findExecutable });
+  }
+
+  /** How `resources` are enforced for instances launched here (cgroups when root, rlimits otherwise). */
+  limitsEnforcement(): LimitsEnforcement {
+    return this.limits.enforcement();
   }
 
   logPath(instanceId: string): string | undefined {
@@ -214,6 +223,7 @@ export class LocalProvider implements Provider {
       exitCode: latest.exitCode ?? this.statusExitCode(latest) ?? null,
       exitedAt: latest.exitedAt ?? this.now(),
     });
+    this.limits.finish(dir);
   }
 
   async list(service: string): Promise<ObservedInstance[]> {
@@ -225,6 +235,7 @@ export class LocalProvider implements Provider {
       return [];
     }
     const out: ObservedInstance[] = [];
+    this.limits.sweepOnce(root, (id) => this.launches.has(id));
     for (const name of names.sort()) {
       let meta = readMeta(join(root, name));
       if (!meta || meta.service !== service) continue;
@@ -237,6 +248,8 @@ export class LocalProvider implements Provider {
         meta = readMeta(join(root, name)) ?? meta;
         seen = this.observe(meta);
       }
+      // Before the exit is reported: the log then says whether a limit killed it.
+      if (seen.state === "exited") this.limits.finish(join(root, name));
       out.push(seen);
     }
     return out;
@@ -249,6 +262,7 @@ export class LocalProvider implements Provider {
     const meta = readMeta(dir);
     if (meta && this.observe(meta).state === "running")
       throw providerError(`instance ${instanceId} is still running`, `run terminate first`, undefined, instanceId);
+    this.limits.finish(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -493,6 +507,9 @@ export class LocalProvider implements Provider {
       spec = mode.kind === "staged-bwrap" ? stagedBwrapCommand(input, mode.tools) : chrootCommand(input, mode.tools);
     }
     const sandbox: SandboxKind = mode.kind === "chroot" ? "chroot" : "bwrap";
+    // Hook (limits-hook.ts): the command starts inside the instance's cgroups, or under prlimit.
+    const limited = this.limits.prepare(req, spec);
+    spec = limited.spec;
 
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     const logPath = join(dir, LOG_FILE);
@@ -500,7 +517,7 @@ export class LocalProvider implements Provider {
     const statusFd = sandbox === "bwrap" ? openSync(join(dir, STATUS_FILE), "w", 0o644) : undefined;
     let child;
     try {
-      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}\n`);
+      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}${limited.logLine}\n`);
       child = spawn(spec.file, spec.args, {
         detached: true, // own session + process group: survives us, and can be signalled as one
         stdio: statusFd === undefined ? ["ignore", logFd, logFd] : ["ignore", logFd, logFd, statusFd, "pipe", ...(spec.seccomp ? (["pipe"] as const) : [])],
@@ -513,6 +530,7 @@ export class LocalProvider implements Provider {
     }
     const pid = child.pid;
     if (pid === undefined) {
+      this.limits.abandon(limited.record);
       const err = await new Promise<unknown>((r) => child.once("error", r));
       throw providerError(`cannot start ${spec.file}`, "check that the sandbox tools are installed and executable", err, req.instanceId);
     }
@@ -545,6 +563,7 @@ export class LocalProvider implements Provider {
       sandbox,
       uid: user.uid,
       gid: user.gid,
+      ...(limited.record ? { limits: limited.record } : {}),
     };
     writeMeta(dir, meta); // synchronously after spawn: no await lies between the two
     const exited = new Promise<void>((resolve) =>
@@ -555,6 +574,7 @@ export class LocalProvider implements Provider {
           const sig = signalNumber(signal);
           writeMeta(dir, { ...latest, exitCode: code ?? (sig !== undefined ? 128 + sig : null), exitedAt: this.now() });
         }
+        this.limits.finish(dir);
         resolve();
       }),
     );

@@ -4,6 +4,8 @@
 
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { ResourceLimits } from "../../config/resources.js";
+import type { LocalEnforcement } from "./limits.js";
 
 export type SandboxKind = "bwrap" | "chroot";
 
@@ -34,6 +36,19 @@ export interface InstanceMeta {
   /** known exit code; a death by signal N is recorded as 128+N; null when unknown */
   exitCode?: number | null;
   exitedAt?: number;
+  /** kiln.yaml `resources` as enforced for this instance (limits.ts); absent: none declared */
+  limits?: InstanceLimitsRecord;
+}
+
+export interface InstanceLimitsRecord {
+  enforcement: LocalEnforcement;
+  resources: ResourceLimits;
+  /** the instance's cgroup directories (cgroup modes), removed once it has exited */
+  cgroups: string[];
+  /** the limit hits were read and logged (once, after the exit) */
+  reported?: boolean;
+  /** the cgroups are gone */
+  released?: boolean;
 }
 
 export const META_FILE = "meta.json";
