@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DockerProvider, removeServiceVolumes } from "./docker/index.js";
 import { connectDocker } from "./docker/engine.js";
 import { collectEngineGarbage, type EngineGcResult } from "./docker/engine-gc.js";
-import { LocalProvider, probeBwrap } from "./local/index.js";
+import { DEFAULT_UID_CLAIMS_DIR, DEFAULT_UID_RANGE, LocalProvider, checkUidRange, parseUidRange, probeBwrap, type UidRange } from "./local/index.js";
 import type { Provider } from "./provider.js";
 import { SwarmFleetProvider, connectManager, ensureManager } from "./swarm-fleet/index.js";
 import type { SwarmSpec } from "../config/types.js";
@@ -84,6 +84,7 @@ export function createProvider(name: string, opts: ProviderOptions): Provider {
     home: opts.home,
     sandbox: opts.sandbox ?? "auto",
     log: opts.log,
+    uidRange: { range: localUidRange(), claimsDir: process.env.KILN_UID_CLAIMS_DIR || DEFAULT_UID_CLAIMS_DIR },
     rootfs: (digest) => unpackRootfs(store, digest),
     imageConfig: async (digest) => {
       const { config } = await readImage(store, digest);
@@ -107,4 +108,22 @@ export async function discardVolumes(name: ProviderName, home: string, service: 
 export async function collectProviderImages(name: string, home: string, pins: readonly { digest: string; reasons: string[] }[], opts: { dryRun?: boolean } = {}): Promise<EngineGcResult | undefined> {
   if (name !== "docker") return undefined;
   return collectEngineGarbage(connectDocker(), openStore(home), pins, opts);
+}
+
+/** The local provider's uid range (issue 12): KILN_UID_RANGE=START-END, or the default. */
+export function localUidRange(env: NodeJS.ProcessEnv = process.env): UidRange {
+  const text = env.KILN_UID_RANGE;
+  if (!text) return DEFAULT_UID_RANGE;
+  const r = parseUidRange(text);
+  if ("error" in r) throw new KilnError("KILN_E_USAGE", `KILN_UID_RANGE: ${r.error}`, { hint: "give START-END, e.g. KILN_UID_RANGE=880000000-880065535, or unset it for that default" });
+  return r;
+}
+
+/**
+ * Said at `kiln up` (root only: without root kiln cannot switch to the range's uids): the range
+ * must be free of host accounts, groups and subordinate ranges.
+ */
+export function checkLocalUidRange(env: NodeJS.ProcessEnv = process.env): void {
+  if (process.geteuid?.() !== 0) return;
+  checkUidRange(localUidRange(env));
 }

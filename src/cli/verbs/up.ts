@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { KilnError } from "../../errors.js";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
 import { chooseProvider, chooseRouter, startDaemons, stopDaemons } from "../../ops/daemons.js";
-import { probeLocalSandbox } from "../../providers/registry.js";
+import { checkLocalUidRange, probeLocalSandbox } from "../../providers/registry.js";
 
 export function register(program: Command): void {
   program
@@ -23,7 +23,10 @@ export function register(program: Command): void {
       const sandbox = opts.unsafeNoSandbox ? "none" : opts.sandbox;
       const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
-      if (provider === "local") checkSandbox(sandbox);
+      if (provider === "local") {
+        checkSandbox(sandbox);
+        checkLocalUidRange(); // issue 12: kiln's uid range is used by no host account
+      }
       const router = chooseRouter({ flag: opts.router, paths: ctx.paths, spec: ctx.loaded.spec.router });
       const spec = ctx.loaded.spec;
       // The controller signs webhooks with keys from its environment, which is this one's.

@@ -1,1 +1,2 @@
-export { LocalProvider, missingBwrapOptions, probeBwrap, type LocalProviderOptions, type ImageRunConfig } from "./local-provider.js";
+export { LocalProvider, checkUidRange, missingBwrapOptions, probeBwrap, type LocalProviderOptions, type ImageRunConfig } from "./local-provider.js";
+export { DEFAULT_UID_CLAIMS_DIR, DEFAULT_UID_RANGE, formatUidRange, parseUidRange, type UidRange } from "./uid-range.js";

@@ -11,7 +11,7 @@
 // the running instances from these files.
 
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, chownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { accessSync, chownSync, lchownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { tailLines } from "../../file-tail.js";
 import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
@@ -28,6 +28,7 @@ import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
 import { LimitsHook } from "./limits-hook.js";
+import { claimUid, formatUidRange, hostRangeConflicts, serviceKey, type UidRange } from "./uid-range.js";
 
 export interface ImageRunConfig {
   /** "K=V" */
@@ -62,6 +63,11 @@ export interface LocalProviderOptions {
   stageDir?: string;
   /** epoch ms */
   now?: () => number;
+  /**
+   * uid-range.ts: when kiln is root, each service runs as a host uid of its own from this range
+   * (claims kept host-wide in claimsDir). Absent: instances run as the image's user on the host.
+   */
+  uidRange?: { range: UidRange; claimsDir: string };
 }
 
 type Mode = { kind: "staged-bwrap" | "user-bwrap" | "chroot"; tools: Tools };
@@ -148,6 +154,8 @@ export class LocalProvider implements Provider {
   private readonly exits = new Map<string, Promise<void>>();
   /** kiln.yaml `resources` (limits-hook.ts) */
   private readonly limits: LimitsHook;
+  /** uid-range.ts: the range was checked against this host's accounts */
+  private uidRangeChecked = false;
 
   constructor(opts: LocalProviderOptions) {
     this.opts = opts;
@@ -397,6 +405,23 @@ export class LocalProvider implements Provider {
     return this.mode;
   }
 
+  /** The service's uid (and gid) from kiln's range; undefined without one. Checks the range against the host once. */
+  private serviceHostIds(service: string): { uid: number; gid: number } | undefined {
+    const r = this.opts.uidRange;
+    if (!r) return undefined;
+    if (!this.uidRangeChecked) {
+      checkUidRange(r.range);
+      this.uidRangeChecked = true;
+    }
+    let uid: number;
+    try {
+      uid = claimUid(r.claimsDir, r.range, serviceKey(this.opts.home, service));
+    } catch (e) {
+      throw providerError(`cannot give service ${service} a uid from ${formatUidRange(r.range)}: ${(e as Error).message}`, "set KILN_UID_RANGE to a larger free range, or remove claims of services that no longer exist", e);
+    }
+    return { uid, gid: uid };
+  }
+
   private ensureStageDir(dir: string): void {
     // The staging tmpfs is mounted over this directory inside each instance's
     // private mount namespace; the host only ever sees it empty. It must be
@@ -450,14 +475,21 @@ export class LocalProvider implements Provider {
       throw providerError(`image ${req.digest} has no entrypoint or cmd`, "set image.entrypoint / image.cmd in kiln.yaml and bake again", undefined, req.digest);
 
     const isRoot = process.geteuid?.() === 0;
+    // Hook (uid-range.ts): the host uid the instance runs as; the image's user stays inside.
+    const hostIds = isRoot ? this.serviceHostIds(req.service) : undefined;
+    const owner = hostIds ?? { uid: user.uid, gid: user.gid };
     const volumeDirs: Record<string, string> = {};
     for (const v of req.volumes) {
       const vdir = join(this.opts.home, "volumes", req.service, v.name);
       mkdirSync(vdir, { recursive: true, mode: 0o750 });
       if (!lstatSync(vdir).isDirectory())
         throw providerError(`volume directory ${vdir} is not a directory`, "remove it; kiln recreates it", undefined, req.instanceId);
-      // Only the top: a volume written by an earlier image under another uid keeps its files' owners.
-      if (isRoot) chownSync(vdir, user.uid, user.gid);
+      // Only the top: a volume written by an earlier image under another uid keeps its files' owners,
+      // except once, when kiln's range takes over a volume the image's user owned (chownTree).
+      if (isRoot) {
+        if (hostIds && lstatSync(vdir).uid !== hostIds.uid) chownTree(vdir, hostIds.uid, hostIds.gid);
+        chownSync(vdir, owner.uid, owner.gid);
+      }
       volumeDirs[v.name] = vdir;
     }
 
@@ -491,6 +523,7 @@ export class LocalProvider implements Provider {
       volumeDirs,
       uid: user.uid,
       gid: user.gid,
+      ...(hostIds ? { hostUid: hostIds.uid, hostGid: hostIds.gid } : {}),
       workdir: cfg.workdir || "/",
       env: [...env.entries()],
       argv,
@@ -517,7 +550,7 @@ export class LocalProvider implements Provider {
     const statusFd = sandbox === "bwrap" ? openSync(join(dir, STATUS_FILE), "w", 0o644) : undefined;
     let child;
     try {
-      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}${limited.logLine}\n`);
+      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}${hostIds ? ` (host ${hostIds.uid}:${hostIds.gid})` : ""}${limited.logLine}\n`);
       child = spawn(spec.file, spec.args, {
         detached: true, // own session + process group: survives us, and can be signalled as one
         stdio: statusFd === undefined ? ["ignore", logFd, logFd] : ["ignore", logFd, logFd, statusFd, "pipe", ...(spec.seccomp ? (["pipe"] as const) : [])],
@@ -563,6 +596,7 @@ export class LocalProvider implements Provider {
       sandbox,
       uid: user.uid,
       gid: user.gid,
+      ...(hostIds ? { hostUid: hostIds.uid, hostGid: hostIds.gid } : {}),
       ...(limited.record ? { limits: limited.record } : {}),
     };
     writeMeta(dir, meta); // synchronously after spawn: no await lies between the two
@@ -627,5 +661,38 @@ export class LocalProvider implements Provider {
       }
     }
     return this.observe(meta);
+  }
+}
+
+/**
+ * Refuses a uid range that a host account, group or subordinate range already uses: instances
+ * running as that uid would be that account's processes (it could signal them and read their
+ * environment), which is what the range exists to prevent.
+ */
+export function checkUidRange(range: UidRange): void {
+  const conflicts = hostRangeConflicts(range);
+  if (conflicts.length)
+    throw new KilnError("KILN_E_PROVIDER", `kiln's uid range ${formatUidRange(range)} is already used on this host: ${conflicts.slice(0, 5).join("; ")}${conflicts.length > 5 ? ` (and ${conflicts.length - 5} more)` : ""}`, {
+      hint: "set KILN_UID_RANGE=START-END to a range no account, group or /etc/subuid or /etc/subgid entry uses",
+    });
+}
+
+/** lchown of a tree (never following a symlink), for a volume taken over from the image's uid. */
+function chownTree(dir: string, uid: number, gid: number): void {
+  const stack = [dir];
+  while (stack.length) {
+    const d = stack.pop()!;
+    lchownSync(d, uid, gid);
+    let entries: import("node:fs").Dirent[] = [];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      continue; // not a directory
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) stack.push(p);
+      else lchownSync(p, uid, gid);
+    }
   }
 }

@@ -27,6 +27,9 @@ export interface InstanceMeta {
   sandbox: SandboxKind;
   uid: number;
   gid: number;
+  /** the host uid/gid from kiln's range (uid-range.ts) the instance runs as; absent: uid/gid */
+  hostUid?: number;
+  hostGid?: number;
   /** the instance's private mount namespace (inode number); every process of the instance lives in it */
   mountNamespace?: number;
   /** stat start time of bwrap's child (the PID namespace's init, "child-pid" in bwrap's status) */

@@ -71,8 +71,15 @@ export interface SandboxInput {
   rootfs: string;
   /** host directory of each declared volume, by name */
   volumeDirs: Readonly<Record<string, string>>;
+  /** the image's user: what the app sees itself as inside the sandbox */
   uid: number;
   gid: number;
+  /**
+   * uid-range.ts: the host uid/gid the instance runs as (root shapes only; bwrap maps uid/gid
+   * onto them). Absent: the image's own, as before kiln had a range.
+   */
+  hostUid?: number;
+  hostGid?: number;
   workdir: string;
   /** final environment of the app, in order (later keys already won) */
   env: ReadonlyArray<readonly [string, string]>;
@@ -256,9 +263,9 @@ export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnComm
     ...stagePrefix(tools, ops),
     tools.setpriv,
     "--reuid",
-    String(input.uid),
+    String(input.hostUid ?? input.uid),
     "--regid",
-    String(input.gid),
+    String(input.hostGid ?? input.gid),
     "--clear-groups",
     "--inh-caps=-all",
     "--",
@@ -320,8 +327,8 @@ export function chrootCommand(input: SandboxInput, tools: Tools): SpawnCommand {
     tools.unshare,
     `--root=${root}`,
     `--wd=${input.workdir}`,
-    `--setgid=${input.gid}`,
-    `--setuid=${input.uid}`,
+    `--setgid=${input.hostGid ?? input.gid}`,
+    `--setuid=${input.hostUid ?? input.uid}`,
     "--",
     ...input.argv,
   ];
