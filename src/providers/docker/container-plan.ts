@@ -17,6 +17,7 @@
 import type Docker from "dockerode";
 import { engineVolumeName, LABEL } from "../../derive/index.js";
 import type { LaunchRequest } from "../provider.js";
+import { containerLimits } from "./engine-limits.js";
 
 /** The port an app listens on when its image declares none. */
 export const DEFAULT_CONTAINER_PORT = 8080;
@@ -112,6 +113,8 @@ export function planContainer(input: ContainerPlanInput): Docker.ContainerCreate
       Mounts: req.volumes.map((v) => ({ Type: "volume" as const, Source: engineVolumeName(req.service, v.name), Target: v.path, ReadOnly: false })),
       RestartPolicy: { Name: "no" },
       LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },
+      // kiln.yaml `resources` (engine-limits.ts); nothing when absent
+      ...containerLimits(req.resources),
     },
   };
 }

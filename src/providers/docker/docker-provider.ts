@@ -74,6 +74,11 @@ interface Seen {
 
 export class DockerProvider implements Provider {
   readonly name = "docker";
+
+  /** kiln.yaml `resources` go to the engine (engine-limits.ts), which enforces them with the node's cgroups. */
+  limitsEnforcement(): "engine" {
+    return "engine";
+  }
   private readonly docker: Docker;
   private readonly opts: DockerProviderOptions;
   private readonly launches = new LaunchFlights<ObservedInstance>();

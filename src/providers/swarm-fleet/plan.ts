@@ -10,6 +10,7 @@
 // fixed published port, so two releases can share a node and nothing needs the routing mesh
 // (IPVS): the router reaches the task at NODE_ADDRESS:PUBLISHED_PORT.
 
+import { swarmResources } from "../docker/engine-limits.js";
 import { createHash } from "node:crypto";
 import { LABEL, digestLabel } from "../../derive/index.js";
 import type { LaunchRequest, ObservedInstance } from "../provider.js";
@@ -65,6 +66,8 @@ export interface ServiceSpec {
     RestartPolicy: { Condition: "none" };
     Placement: { Constraints: string[] };
     LogDriver: { Name: string; Options: Record<string, string> };
+    /** kiln.yaml `resources` (absent: none) */
+    Resources?: { Limits: { MemoryBytes?: number; Pids?: number; NanoCPUs?: number } };
   };
   Mode: { Replicated: { Replicas: number } };
   EndpointSpec: { Ports: { Protocol: "tcp"; TargetPort: number; PublishMode: "host" }[] };
@@ -139,6 +142,7 @@ export function planService(input: ServicePlanInput): ServiceSpec {
       RestartPolicy: { Condition: "none" },
       Placement: { Constraints: input.constraints },
       LogDriver: { Name: "json-file", Options: { "max-size": "10m", "max-file": "2" } },
+      ...withResources(swarmResources(req.resources)),
     },
     Mode: { Replicated: { Replicas: 1 } },
     // No PublishedPort: the node's engine picks a free one; it is read back from the task.
@@ -357,4 +361,8 @@ export function registryTarget(setting: string, service: string): { registry: st
   const slash = setting.indexOf("/");
   if (slash < 0) return { registry: setting, repository: service };
   return { registry: setting.slice(0, slash), repository: `${setting.slice(slash + 1).replace(/\/+$/, "")}/${service}` };
+}
+
+function withResources(r: ServiceSpec["TaskTemplate"]["Resources"]): Pick<ServiceSpec["TaskTemplate"], "Resources"> {
+  return r ? { Resources: r } : {};
 }

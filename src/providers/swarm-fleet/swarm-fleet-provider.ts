@@ -107,6 +107,11 @@ export async function ensureManager(docker: Docker): Promise<string> {
 
 export class SwarmFleetProvider implements Provider {
   readonly name = "swarm";
+
+  /** kiln.yaml `resources` go to the engine (engine-limits.ts), which enforces them with the node's cgroups. */
+  limitsEnforcement(): "engine" {
+    return "engine";
+  }
   private readonly docker: Docker;
   private readonly launches = new LaunchFlights<ObservedInstance>();
   /** ids this object is launching right now (list() does not wait for them) */
