@@ -113,6 +113,7 @@ const NOT_PER_ENVIRONMENT: Record<string, string> = {
   volumes: "volumes are part of the release's config hash, which is the same in every environment",
   health: "health checks are part of the release's config hash, which is the same in every environment",
   drainTimeout: "drainTimeout is part of the release's config hash, which is the same in every environment",
+  resources: "resources are part of the release's config hash, which is the same in every environment",
   environments: "environments do not nest",
 };
 
