@@ -123,7 +123,7 @@ function statusLines(s: StatusView, router: string, supervisor: number | null = 
     const extra = s.rollout.strategy === "canary" && p.weight !== undefined ? `, canary weight ${p.weight}%` : "";
     lines.push(`rollout     ${s.rollout.kind} to ${s.rollout.target} (${s.rollout.strategy}${extra}), ${s.rollout.phase}: ${(s.rollout.steps ?? []).join("; ")}`);
   }
-  if (s.limits) lines.push(`limits      ${s.limits.resources === "none" ? "none declared (kiln.yaml resources:)" : s.limits.resources}, enforced by ${s.limits.enforcement}`);
+  if (s.limits) lines.push(`limits      ${s.limits.resources === "none" ? `none (kiln.yaml declares no resources; they would be enforced by ${s.limits.enforcement})` : `${s.limits.resources}, enforced by ${s.limits.enforcement}`}`);
   lines.push(`instances   ${s.instances.filter((i) => i.inRotation).length} in rotation, ${s.desiredInstances} desired`);
   const t = table(["instance", "pid", "release", "version", "health", "routing", "in rotation", "address"]);
   for (const i of s.instances) t.push([i.id, String(i.pid ?? "-"), i.release, i.version ?? "-", i.health, i.routing, i.inRotation ? "yes" : "no", i.address ?? "-"]);
