@@ -38,3 +38,21 @@ test("without resources: launches carry none; a provider that enforces nothing a
   for (const req of asked) assert.equal("resources" in req, false);
   assert.equal((await w.controller.status()).limits, undefined);
 });
+
+test("an instance killed at its memory limit: the exit event carries the provider's log line that says so", async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const { exitMessage } = await import("../../src/controller/observe.js");
+  const { limitHitsLine } = await import("../../src/providers/local/limits.js");
+  const dir = mkdtempSync(join(tmpdir(), "kiln-exit-event-"));
+  try {
+    const log = join(dir, "log");
+    const line = limitHitsLine({ oomKills: 1, pidsRefused: 0 }, { memoryBytes: 96 * 1024 * 1024 })!;
+    writeFileSync(log, `[kiln] 2026-12-03T00:00:00.000Z launching i1 (svc, sha256:…) on 127.0.0.1:1, limits memory 96Mi (cgroup-v1)\napp started\n[kiln] 2026-12-03T00:00:01.000Z ${line}\n`);
+    const m = exitMessage("i1", 137, log);
+    assert.match(m, /^instance i1 exited \(exit code 137, signal 9\); its log ends: .*resources: the kernel killed 1 process at the memory limit \(96Mi\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
