@@ -365,11 +365,15 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
         naiveToBuiltinCpuPerRequest:
           summary.builtin?.cpuUsPerRequest && summary.naive?.cpuUsPerRequest ? round3(summary.naive.cpuUsPerRequest / summary.builtin.cpuUsPerRequest) : null,
         naiveToBuiltinCpuPerRequestPerRound: cpuPairRatios,
+        naiveToBuiltinCpuPerRequestMedianOfRounds: cpuPairRatios ? round3(median(cpuPairRatios)) : null,
       },
+      // Judged on the median of the per-round ratios: each round's builtin and naive ran back to
+      // back, so a burst of other work that starves one round hits both sides of its ratio,
+      // where it would shift one subject's median alone.
       target: {
-        builtinToNaive: ">= 1.0 (throughput, ratio of the medians)",
-        met: ratio("builtin", "naive") === null ? null : ratio("builtin", "naive")! >= 1,
-        cpuPerRequestMet: summary.builtin?.cpuUsPerRequest && summary.naive?.cpuUsPerRequest ? summary.builtin.cpuUsPerRequest <= summary.naive.cpuUsPerRequest : null,
+        builtinToNaive: ">= 1.0 (throughput: median of the per-round ratios)",
+        met: pairRatios ? median(pairRatios) >= 1 : null,
+        cpuPerRequestMet: cpuPairRatios ? median(cpuPairRatios) >= 1 : null,
       },
     };
     const out = opts.out ?? join(repoRoot, "bench/results/proxy.json");
