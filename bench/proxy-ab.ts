@@ -17,6 +17,7 @@ const r = await benchProxy({
   durationS: Number(seconds),
   only: ["builtin", "naive"],
   out: "",
+  gc: false, // "other" is started here without --trace-gc-nvp: all three alike
   extra: {
     other: async (backends) => {
       const dir = mkdtempSync(join(os.tmpdir(), "kiln-ab-"));

@@ -432,6 +432,11 @@ if (process.env.KILN_BENCH_ONLY === "rollout") {
   console.log("rollout", JSON.stringify(await benchRollout()));
   process.exit(0);
 }
+// KILN_BENCH_ONLY=proxy: the data-plane comparison alone (proxy.json).
+if (process.env.KILN_BENCH_ONLY === "proxy") {
+  console.log("proxy", JSON.stringify(await benchProxy({})));
+  process.exit(0);
+}
 // The CLI's start-up first, while the machine is quietest (KILN_BENCH_ONLY=cli: that alone).
 if (process.env.KILN_BENCH_ONLY === undefined || process.env.KILN_BENCH_ONLY === "cli") {
   const cliResult = await benchCli();

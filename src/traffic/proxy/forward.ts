@@ -25,7 +25,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { downstreamHeaderList, planDownstreamHeaders, upstreamHeaderList } from "./headers.js";
 import { maintenanceResponse } from "./pages.js";
-import type { Lane, TargetPool, Upstream } from "./targets.js";
+import { DrainDeadline, abortAgent, type Lane, type TargetPool, type Upstream } from "./targets.js";
 
 export const MAX_ATTEMPTS = 3;
 export const MAX_BUFFERED_BODY = 1024 * 1024;
@@ -74,6 +74,7 @@ class AttemptAbort extends Error {
 type Failure = "connect" | "stale-socket" | "reached" | "timeout" | "too-large";
 
 function classify(err: Error, connected: boolean, reusedSocket: boolean): Failure {
+  if (err instanceof DrainDeadline) return "reached"; // the instance had the request
   if (err instanceof AttemptAbort) {
     if (err.why === "connect-timeout") return "connect";
     if (err.why === "upstream-timeout") return "timeout";
@@ -145,10 +146,19 @@ function labels(on: boolean, u: Upstream): Record<string, string> {
   return on ? { "x-kiln-instance": u.id, "x-kiln-release": u.release } : {};
 }
 
-/** An attempt in flight, as the upstream-timeout sweep sees it. */
-interface Flight {
-  /** Date.now() when the instance last sent a byte (or took one of a streamed body, or we resumed reading it) */
-  lastActive: number;
+/**
+ * Date.now() when the instance last sent a byte (or took one of a streamed body, or we resumed
+ * reading it), as the upstream-timeout sweep reads it. Kept on what the attempt occupies: the
+ * pooled socket (or the request, while it waits for one), so no per-request entry sits in a
+ * long-lived collection (see TargetPool.beginPooled).
+ */
+const LAST_ACTIVE = Symbol("kiln.lastActive");
+interface Tracked {
+  [LAST_ACTIVE]?: number;
+}
+
+/** An attempt on a fresh connection (outside the target's agent): the sweep finds it in a set. */
+interface Flight extends Tracked {
   readonly up: http.ClientRequest;
 }
 
@@ -159,14 +169,14 @@ interface Flight {
  * instance response destroys the client's. A slow client pausing the instance's response
  * does not count against the instance's upstream timeout.
  */
-function relay(from: IncomingMessage, to: ServerResponse, flight: Flight): void {
+function relay(from: IncomingMessage, to: ServerResponse, live: () => Tracked): void {
   from.on("data", (chunk: Buffer) => {
-    flight.lastActive = Date.now();
+    live()[LAST_ACTIVE] = Date.now();
     if (to.destroyed) return;
     if (!to.write(chunk)) {
       from.pause();
       to.once("drain", () => {
-        flight.lastActive = Date.now();
+        live()[LAST_ACTIVE] = Date.now();
         from.resume();
       });
     }
@@ -202,34 +212,39 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
   };
 
   // Upstream timeout ("no byte from the instance for upstreamTimeoutMs"): one sweep over the
-  // attempts in flight, running only while there are some, instead of a socket timer on every
-  // pooled socket (Node clears and re-arms an agent's socket timeout on every request, and
+  // targets' busy sockets and queued requests (and the rare fresh-connection attempts),
+  // running only while something is in flight, instead of a socket timer on every pooled
+  // socket (Node clears and re-arms an agent's socket timeout on every request, and
   // refreshes it on every read and write). Late by at most sweepEveryMs.
-  const flights = new Set<Flight>();
+  const fresh = new Set<Flight>();
   const sweepEveryMs = Math.max(10, Math.min(1000, Math.floor(o.upstreamTimeoutMs / 4)));
   let sweeper: NodeJS.Timeout | undefined;
+  const timeout = () => new AttemptAbort("upstream-timeout");
   const sweep = () => {
-    if (flights.size === 0) {
+    const now = Date.now();
+    const stale = (t: Tracked) => now - (t[LAST_ACTIVE] ?? now) >= o.upstreamTimeoutMs;
+    let busy = fresh.size;
+    for (const u of pool.allUpstreams()) {
+      busy += u.inflight;
+      if (u.inflight === 0) continue;
+      const { sockets, requests } = u.agent;
+      for (const name in sockets) for (const s of [...(sockets[name] ?? [])]) if (stale(s as Tracked)) s.destroy(timeout());
+      for (const name in requests) for (const r of [...(requests[name] ?? [])]) if (stale(r as Tracked)) r.destroy(timeout());
+    }
+    for (const f of fresh) {
+      if (!stale(f)) continue;
+      fresh.delete(f);
+      f.up.destroy(timeout());
+    }
+    if (busy === 0) {
       clearInterval(sweeper);
       sweeper = undefined;
-      return;
-    }
-    const now = Date.now();
-    for (const f of flights) {
-      if (now - f.lastActive < o.upstreamTimeoutMs) continue;
-      flights.delete(f);
-      f.up.destroy(new AttemptAbort("upstream-timeout"));
     }
   };
-  const fly = (up: http.ClientRequest): Flight => {
-    const f: Flight = { lastActive: Date.now(), up };
-    if (o.upstreamTimeoutMs <= 0) return f; // 0: no upstream timeout (as a socket timeout of 0 was)
-    flights.add(f);
-    if (sweeper === undefined) {
-      sweeper = setInterval(sweep, sweepEveryMs);
-      sweeper.unref();
-    }
-    return f;
+  const sweeping = () => {
+    if (sweeper !== undefined || o.upstreamTimeoutMs <= 0) return; // 0: no upstream timeout (as a socket timeout of 0 was)
+    sweeper = setInterval(sweep, sweepEveryMs);
+    sweeper.unref();
   };
 
   return (req, res) => {
@@ -310,15 +325,27 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
       if (freshConnection) options.agent = false;
       const up = http.request(options);
       current = up;
-      const flight = fly(up);
+      // Where the sweep reads this attempt's last sign of life: the request until it has a
+      // pooled socket, then that socket; a fresh-connection attempt is its own entry in `fresh`.
+      let live = up as Tracked;
+      let flight: Flight | undefined;
+      if (freshConnection) {
+        flight = { up };
+        fresh.add(flight);
+        live = flight;
+      }
+      live[LAST_ACTIVE] = Date.now();
+      sweeping();
+      const alive = () => live;
       let connected = false;
       let responded = false;
       let failed = false;
       let bodyStarted = false;
       let connectTimer: NodeJS.Timeout | undefined;
-      const ended = pool.begin(target, () => up.destroy(new AttemptAbort("drain-timeout")));
+      // A fresh connection is not on the target's agent, which is what the drain deadline cuts.
+      const ended = freshConnection ? pool.begin(target, () => up.destroy(new AttemptAbort("drain-timeout"))) : pool.beginPooled(target);
       const end = () => {
-        flights.delete(flight);
+        if (flight !== undefined) fresh.delete(flight);
         ended();
       };
 
@@ -332,7 +359,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         }
         req.on("data", (c: Buffer) => {
           sent += c.length;
-          flight.lastActive = Date.now();
+          live[LAST_ACTIVE] = Date.now();
           if (sent > o.maxBodyBytes) {
             req.unpipe(up);
             up.destroy(new AttemptAbort("too-large"));
@@ -341,6 +368,8 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         req.pipe(up);
       };
       up.on("socket", (s) => {
+        if (flight === undefined) live = s as Tracked;
+        live[LAST_ACTIVE] = Date.now();
         if (!s.connecting) {
           connected = true;
           startStreaming();
@@ -349,14 +378,14 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         connectTimer = setTimeout(() => up.destroy(new AttemptAbort("connect-timeout")), o.connectTimeoutMs);
         s.once("connect", () => {
           connected = true;
-          flight.lastActive = Date.now(); // the connect timeout covered the wait so far
+          live[LAST_ACTIVE] = Date.now(); // the connect timeout covered the wait so far
           clearTimeout(connectTimer);
           startStreaming();
         });
       });
       up.on("response", (upRes) => {
         responded = true;
-        flight.lastActive = Date.now();
+        live[LAST_ACTIVE] = Date.now();
         clearTimeout(connectTimer);
         const status = upRes.statusCode ?? 502;
         countResponse(target, status);
@@ -383,7 +412,7 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
           res.destroy();
           return;
         }
-        relay(upRes, res, flight);
+        relay(upRes, res, alive);
       });
 
       const fail = (err: Error) => {

@@ -17,4 +17,8 @@
 // per request than at 16 MiB: 142 → 119, 117 → 97, 151 → 122 µs median (the
 // naive proxy 142, 118, 127 in the same runs). Costs no memory (it is smaller
 // than the default). Re-measure on a quiet machine.
+// Later the cause of that promotion was found and removed (per-request entries
+// in long-lived sets, see TargetPool.beginPooled): ~12 B promoted per request
+// now. Since then the flag measured neutral: 147.9 vs 146.6 µs CPU per request
+// without it (bench/proxy-ab.ts, 6 rounds, load average 12–15, 2026-12-03).
 export const PROXY_NODE_FLAGS: readonly string[] = Object.freeze(["--max-semi-space-size=4"]);

@@ -58,7 +58,10 @@ export interface Upstream {
   /** the production counters of its release, looked up when the table sets the release (not per request) */
   releaseStats: ReleaseCounters;
   readonly agent: http.Agent;
-  /** abort functions of in-flight attempts, called at the drain deadline */
+  /**
+   * abort functions of what is in flight outside `agent` (WebSockets, attempts on a fresh
+   * connection), called at the drain deadline; requests on `agent` are aborted through it
+   */
   readonly aborts: Set<() => void>;
   drainTimer?: NodeJS.Timeout;
   healthTimer?: NodeJS.Timeout;
@@ -97,6 +100,23 @@ const zeroRelease = (): ReleaseCounters => ({
   connectFailures: 0,
   latency: new Float64Array(LATENCY_HISTOGRAM_SIZE),
 });
+
+/** The error an attempt on a draining target fails with when the drain deadline cuts it. */
+export class DrainDeadline extends Error {
+  constructor() {
+    super("drain deadline");
+  }
+}
+
+/**
+ * Fail every request `agent` is carrying or has queued with `error()`: a socket destroyed
+ * with an error hands that error to the request on it ('error'), as `request.destroy(error)`
+ * does to one still waiting for a socket.
+ */
+export function abortAgent(agent: http.Agent, error: () => Error): void {
+  for (const name in agent.sockets) for (const s of [...(agent.sockets[name] ?? [])]) s.destroy(error());
+  for (const name in agent.requests) for (const r of [...(agent.requests[name] ?? [])]) r.destroy(error());
+}
 
 /** Production traffic or the preview listener's. */
 export type Lane = "production" | "preview";
@@ -223,7 +243,26 @@ export class TargetPool {
     return lane === "preview" ? isPreviewable(u, this.table.preview) : isEligible(u);
   }
 
-  /** Count an attempt as in flight; returns its (idempotent) completion function. */
+  /**
+   * Count a request on `u.agent` as in flight; returns its (idempotent) completion function.
+   * Nothing per request is kept in a collection: at the drain deadline the agent's sockets and
+   * queued requests are what is aborted (abortAgent). Measured under wrk (--trace-gc-nvp):
+   * keeping each attempt in a long-lived Set here and in the forwarder made V8 promote about
+   * 3.5 KB per request to the old generation (mark-compacts every few seconds), against
+   * about 0.2 KB without; the naive proxy ~0.1 KB.
+   */
+  beginPooled(u: Upstream): () => void {
+    u.inflight++;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      u.inflight--;
+      if (u.retired && u.inflight === 0) this.dispose(u);
+    };
+  }
+
+  /** Count something in flight outside `u.agent` (a WebSocket, a fresh connection); `abort` is called at the drain deadline. */
   begin(u: Upstream, abort: () => void): () => void {
     u.inflight++;
     u.aborts.add(abort);
@@ -398,8 +437,9 @@ export class TargetPool {
     const delay = Math.max(0, u.drainingSince + this.table.drainTimeoutMs - this.opts.now());
     u.drainTimer = setTimeout(() => {
       u.drainTimer = undefined;
-      if (u.aborts.size === 0) return;
-      this.opts.log(`target ${u.id} (${u.address}) drain timeout: aborting ${u.aborts.size} in-flight request(s)`);
+      if (u.inflight === 0) return;
+      this.opts.log(`target ${u.id} (${u.address}) drain timeout: aborting ${u.inflight} in-flight request(s)`);
+      abortAgent(u.agent, () => new DrainDeadline());
       for (const abort of [...u.aborts]) abort();
     }, delay);
   }

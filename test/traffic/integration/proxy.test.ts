@@ -292,6 +292,20 @@ describe("proxy", () => {
     assert.ok(p.logs.some((l) => /drain timeout: aborting 1/.test(l)), p.logs.join("\n"));
   });
 
+  it("at the drain deadline also cuts a request the instance has not answered yet (502, not a wait for the upstream timeout)", async () => {
+    const a = await backend("a");
+    const p = await proxy({ upstreamTimeoutMs: 60_000 });
+    await p.client.setTable(table(1, [target("a", a.address)], { drainTimeoutMs: 200 }));
+    // POST: not idempotent, so the cut attempt is not retried (and there is no other target).
+    const slow = request(p.proxy.address, { path: "/slow?ms=60000", method: "POST", body: "x" });
+    await waitFor(async () => (await statsOf(p, "a")).inflight === 1, "slow request in flight");
+    await p.client.setTable(table(2, [target("a", a.address, { state: "draining" })], { drainTimeoutMs: 200 }));
+    const r = await slow;
+    assert.equal(r.status, 502);
+    await waitFor(async () => (await statsOf(p, "a")).inflight === 0, "cut request counted out");
+    assert.ok(p.logs.some((l) => /drain timeout: aborting 1/.test(l)), p.logs.join("\n"));
+  });
+
   it("takes an unhealthy backend out with active checks and brings it back", async () => {
     const [a, b] = await Promise.all([backend("a"), backend("b")]);
     const p = await proxy();
@@ -338,6 +352,16 @@ describe("proxy", () => {
     assert.equal(a.hits.length, 1, "a timed-out request is not resent");
     const st = await statsOf(p, "a");
     assert.deepEqual([st.requests, st.errors5xx, st.healthy], [1, 1, true]);
+  });
+
+  it("answers 504 also to a request still queued for one of the target's sockets", async () => {
+    const a = await backend("a");
+    const p = await proxy({ upstreamTimeoutMs: 200, maxSocketsPerTarget: 1 });
+    await p.client.setTable(table(1, [target("a", a.address)]));
+    // One socket: the second request waits in the agent's queue behind the first.
+    const [r1, r2] = await Promise.all([request(p.proxy.address, { path: "/slow?ms=60000" }), request(p.proxy.address, { path: "/slow?ms=60000" })]);
+    assert.deepEqual([r1.status, r2.status], [504, 504]);
+    await waitFor(async () => (await statsOf(p, "a")).inflight === 0, "timed-out requests counted out");
   });
 
   it("never answers 504 for slowness with upstreamTimeoutMs 0", async () => {
