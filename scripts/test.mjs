@@ -2,9 +2,18 @@
 //   node scripts/test.mjs          every tier: unit files side by side (one per core), then integration files in two lanes side by side
 //   node scripts/test.mjs unit     fast tier only
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { availableParallelism } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
+
+// Tests that run kiln as root claim uids from kiln's range (src/providers/local/uid-range.ts);
+// a claim is kept for good, so the run keeps its claims in a directory of its own, shared by
+// every file (so two of them never claim one uid) and removed at the end.
+if (!process.env.KILN_UID_CLAIMS_DIR) {
+  const claims = mkdtempSync(join(tmpdir(), "kiln-test-uids-"));
+  process.env.KILN_UID_CLAIMS_DIR = claims;
+  process.on("exit", () => rmSync(claims, { recursive: true, force: true }));
+}
 
 const root = new URL("../dist/test/", import.meta.url).pathname;
 const src = new URL("../test/", import.meta.url).pathname;
