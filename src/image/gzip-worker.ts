@@ -1,13 +1,15 @@
 // A worker thread of parallel-gzip.ts's pool: each message is one block, each reply its gzip member.
 
 import { parentPort } from "node:worker_threads";
-import { gzipMember } from "./parallel-gzip.js";
+import { gzipMember, loadGzipEncoder } from "./parallel-gzip.js";
 
 const port = parentPort;
 if (port === null) throw new Error("gzip-worker.js runs only as a worker thread");
+// Blocks posted meanwhile wait in the port's queue: it starts delivering once the listener below is attached.
+await loadGzipEncoder();
 port.on("message", (block: Uint8Array) => {
   const member = gzipMember(block);
-  // fflate returns an array that owns its whole buffer; the check keeps the transfer exact if that changes.
+  // gzipMember returns an array that owns its whole buffer; the check keeps the transfer exact if that changes.
   const owned = member.byteOffset === 0 && member.byteLength === member.buffer.byteLength ? member : member.slice();
   port.postMessage(owned, [owned.buffer as ArrayBuffer]);
 });

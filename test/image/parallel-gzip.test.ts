@@ -2,10 +2,16 @@
 // input, one gzip member per GZIP_BLOCK of input, readable by Node's gunzip as one stream.
 
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { createHash } from "node:crypto";
+import { before, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { KilnError } from "../../src/errors.js";
-import { BlockGzip, GZIP_BLOCK, gzipMember, pickBakeThreads } from "../../src/image/parallel-gzip.js";
+import { BlockGzip, GZIP_BLOCK, gzipMember, loadGzipEncoder, pickBakeThreads, SELF_CHECK_DIGEST, selfCheckSample } from "../../src/image/parallel-gzip.js";
+
+// membersOf calls gzipMember directly; BlockGzip loads the encoder by itself.
+before(() => loadGzipEncoder());
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /** Compress `data`, pushed in slices of the given sizes (cycled), on `threads` threads. */
 async function compress(data: Uint8Array, threads: number, sizes: number[] = [data.length || 1]): Promise<Buffer> {
@@ -72,6 +78,18 @@ test("the same bytes for 1, 2 and 4 threads and any slicing; Node's gunzip reads
   // Every member's header: no file name, mtime 0.
   assert.equal(one[3], 0);
   assert.equal(one.readUInt32LE(4), 0);
+});
+
+// The layer format's bytes, pinned: these digests are the same on every machine, CPU and Node
+// version (a wasm encoder); if one changes, every layer digest changed and LAYER_FORMAT must be bumped.
+test("golden bytes: the self-check sample and a 2-block sample give the committed digests on 1 and 2 threads", async () => {
+  assert.equal(sha256(gzipMember(selfCheckSample())), SELF_CHECK_DIGEST);
+  assert.equal(SELF_CHECK_DIGEST, "567502c058cf0a753332db8ce619213bb334f1cb1fa5a1c978aeb728c84901af");
+  const data = sample(GZIP_BLOCK + 4321);
+  const one = await compress(data, 1);
+  assert.equal(sha256(one), "97c37836bc27a519ac2a671928e65fa08bc29f0b88632f509dd49752f2955b23");
+  assert.equal(sha256(await compress(data, 2)), sha256(one));
+  assert.ok(gunzipSync(one).equals(data));
 });
 
 test("empty and tiny inputs: one member, on the calling thread", async () => {

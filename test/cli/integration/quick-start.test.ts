@@ -52,7 +52,7 @@ async function loaded(args: string[], env: Record<string, string> = {}): Promise
 
 const verbModules = (files: string[]) => files.filter((f) => /\/dist\/src\/cli\/verbs\/[^/]+\.js$/.test(f)).map((f) => f.replace(/.*\/verbs\//, ""));
 const packages = (files: string[]) => new Set(files.map((f) => /node_modules\/((@[^/]+\/)?[^/]+)\//.exec(f)?.[1]).filter((p): p is string => p !== undefined));
-const HEAVY = ["@sinclair/typebox", "dockerode", "better-sqlite3", "synckit", "pg", "@cyclonedx/cyclonedx-library", "fflate", "hono", "prom-client"];
+const HEAVY = ["@sinclair/typebox", "dockerode", "better-sqlite3", "synckit", "pg", "@cyclonedx/cyclonedx-library", "fflate", "@hazae41/foras", "hono", "prom-client"];
 
 test("kiln --help and an unknown verb load no verb module and no TypeBox", async () => {
   const help = await loaded(["--help"]);
