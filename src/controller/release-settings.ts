@@ -17,5 +17,6 @@ export function toReleaseSettings(spec: Spec): ReleaseSettings {
     volumes: spec.volumes.map((v) => ({ name: v.name, path: v.path })),
     env: { ...spec.env },
     ...(spec.docker.network === "host" ? { network: "host" as const } : {}),
+    ...(spec.network.mode !== "private" || spec.network.allow.length > 0 ? { isolation: { mode: spec.network.mode, allow: [...spec.network.allow] } } : {}),
   };
 }

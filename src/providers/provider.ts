@@ -26,6 +26,12 @@ export interface LaunchRequest {
    * then gives it a PORT of its choosing on 127.0.0.1. Absent: the provider's default.
    */
   network?: "host";
+  /**
+   * kiln.yaml `network` (providers that isolate an instance's network: local). "private": its own
+   * namespace, dialling only `allow` ("127.0.0.1:PORT", checked by the loader); "host": the host's.
+   * Absent: private with no egress.
+   */
+  isolation?: { mode: "private" | "host"; allow: string[] };
 }
 
 export type InstanceState = "running" | "exited";

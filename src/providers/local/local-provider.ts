@@ -27,6 +27,7 @@ import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readSta
 import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
+import { findPasta, planNetwork, readNetRecord, startForwarder, stopForwarder, writeNetRecord, type NetworkPlan } from "./netns.js";
 
 export interface ImageRunConfig {
   /** "K=V" */
@@ -61,6 +62,8 @@ export interface LocalProviderOptions {
   stageDir?: string;
   /** epoch ms */
   now?: () => number;
+  /** the pasta binary for private networks (netns.ts); default: found on PATH; null: none (host network, with a warning) */
+  pasta?: string | null;
 }
 
 type Mode = { kind: "staged-bwrap" | "user-bwrap" | "chroot"; tools: Tools };
@@ -140,6 +143,7 @@ export class LocalProvider implements Provider {
   private mode: Mode | undefined;
   private warned = false;
   private warnedSeccomp = false;
+  private warnedNetwork = false;
   private readonly launches = new LaunchFlights<ObservedInstance>();
   /** ports given to launches in the last minute (a concurrent launch has not written its meta yet) */
   private readonly handedOut = new Map<number, number>();
@@ -204,6 +208,7 @@ export class LocalProvider implements Provider {
           instanceId,
         );
     }
+    await stopForwarder(dir); // netns.ts: the instance is gone, so is what forwarded to it
     // Our own child may be dead but not yet reaped: let its exit event record the real code.
     const exited = this.exits.get(instanceId);
     if (exited) await Promise.race([exited, sleep(1000)]);
@@ -237,6 +242,7 @@ export class LocalProvider implements Provider {
         meta = readMeta(join(root, name)) ?? meta;
         seen = this.observe(meta);
       }
+      if (seen.state === "exited") await stopForwarder(join(root, name)); // netns.ts: adopts and stops a dead instance's forwarder
       out.push(seen);
     }
     return out;
@@ -249,6 +255,7 @@ export class LocalProvider implements Provider {
     const meta = readMeta(dir);
     if (meta && this.observe(meta).state === "running")
       throw providerError(`instance ${instanceId} is still running`, `run terminate first`, undefined, instanceId);
+    await stopForwarder(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -400,6 +407,33 @@ export class LocalProvider implements Provider {
       );
   }
 
+  /** netns.ts's plan for this launch; says once, loudly, when instances fall back to the host's network. */
+  private planNetwork(req: LaunchRequest, mode: Mode): NetworkPlan {
+    const pasta = this.opts.pasta === undefined ? findPasta() : (this.opts.pasta ?? undefined);
+    const net = planNetwork(req.isolation, mode.kind === "chroot" ? "chroot" : "bwrap", pasta);
+    if (net.mode === "host" && net.warn && !this.warnedNetwork) {
+      this.warnedNetwork = true;
+      this.log(`WARNING: instances share the host's network (${net.reason}): they can connect to every host listener, the proxy's admin port and each other included`);
+    }
+    return net;
+  }
+
+  /**
+   * Starts the instance's forwarder (netns.ts). Without it the instance is unreachable, so a
+   * failure stops the instance and fails the launch (the controller replaces it).
+   */
+  private async attachForwarder(meta: InstanceMeta, dir: string, childPid: number, egress: number[], logPath: string): Promise<void> {
+    const { id: instanceId, port } = meta;
+    const pasta = (this.opts.pasta === undefined ? findPasta() : this.opts.pasta) ?? undefined;
+    if (!pasta) throw providerError(`no forwarder for ${instanceId}: pasta is not installed`, "install passt (Debian: apt-get install passt)", undefined, instanceId);
+    const r = await startForwarder({ pasta, dir, childPid, port, egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}) });
+    if (r.ok) return;
+    const ns = trustedPidNamespace(readBwrapStatus(dir), meta.childStartTime);
+    for (const p of this.members(meta, ns)) this.signal(p, "SIGKILL");
+    await stopForwarder(dir);
+    throw providerError(`the network forwarder for ${instanceId} did not start: ${r.reason}`, `see ${join(dir, "net.log")} and ${logPath}; check that 127.0.0.1:${port} is free`, undefined, instanceId);
+  }
+
   private async launchOnce(req: LaunchRequest): Promise<ObservedInstance> {
     for (const [what, v] of [
       ["instance id", req.instanceId],
@@ -449,7 +483,10 @@ export class LocalProvider implements Provider {
 
     for (const [p, at] of this.handedOut) if (at <= this.now() - 60_000) this.handedOut.delete(p);
     const inUse = this.portsInUse();
-    const port = await freePort((p) => inUse.has(p) || (this.handedOut.get(p) ?? -Infinity) > this.now() - 60_000);
+    const net = this.planNetwork(req, mode);
+    // An allowed port is bound inside the namespace by the forwarder: the app's own port must differ.
+    const egress = new Set(net.mode === "private" ? net.egress : []);
+    const port = await freePort((p) => inUse.has(p) || egress.has(p) || (this.handedOut.get(p) ?? -Infinity) > this.now() - 60_000);
     this.handedOut.set(port, this.now());
     const env = new Map<string, string>();
     for (const kv of cfg.env) {
@@ -485,6 +522,7 @@ export class LocalProvider implements Provider {
       stageDir,
       hostPath: HOST_PATH,
       ...(seccomp ? { seccomp } : {}),
+      ...(net.mode === "private" ? { unshareNet: true } : {}),
     };
     let spec: SpawnCommand;
     if (mode.kind === "user-bwrap") spec = userBwrapCommand(input, mode.tools);
@@ -500,7 +538,7 @@ export class LocalProvider implements Provider {
     const statusFd = sandbox === "bwrap" ? openSync(join(dir, STATUS_FILE), "w", 0o644) : undefined;
     let child;
     try {
-      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}\n`);
+      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}, network ${net.mode === "private" ? `private (egress: ${net.egress.length ? net.egress.map((p) => `127.0.0.1:${p}`).join(", ") : "none"})` : `host (${net.reason})`}\n`);
       child = spawn(spec.file, spec.args, {
         detached: true, // own session + process group: survives us, and can be signalled as one
         stdio: statusFd === undefined ? ["ignore", logFd, logFd] : ["ignore", logFd, logFd, statusFd, "pipe", ...(spec.seccomp ? (["pipe"] as const) : [])],
@@ -547,6 +585,7 @@ export class LocalProvider implements Provider {
       gid: user.gid,
     };
     writeMeta(dir, meta); // synchronously after spawn: no await lies between the two
+    if (net.mode === "host") writeNetRecord(dir, { schema: 1, mode: "host", reason: net.reason, egress: [] });
     const exited = new Promise<void>((resolve) =>
       child.on("exit", (code, signal) => {
         // While we are its parent we learn the real exit code; later controllers read bwrap's status line.
@@ -575,6 +614,7 @@ export class LocalProvider implements Provider {
             const latest = readMeta(dir);
             writeMeta(dir, { ...(latest ?? meta), childStartTime: childStart });
           }
+          if (net.mode === "private") await this.attachForwarder(meta, dir, childPid, net.egress, logPath);
           break;
         }
         const alive = isSameProcessAlive(pid, meta.startTime);
