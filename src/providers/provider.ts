@@ -70,6 +70,8 @@ export interface Provider {
    * from): `instances` is every instance, as list() would give. Without it, list() is used.
    */
   changes?(service: string, cursor: number | undefined): Promise<InstanceChanges>;
+  /** How the instance is networked, for `status` (local: its own namespace and egress, or the host's network and why). */
+  networkOf?(instanceId: string): string | undefined;
   /** Path of the instance's log file, if the provider keeps one. */
   logPath?(instanceId: string): string | undefined;
   /** The last `lines` lines of the instance's output, for providers whose logs live outside the host filesystem (Docker); undefined for an unknown instance. */

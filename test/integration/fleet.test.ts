@@ -3,7 +3,7 @@
 // zero failed requests during it and the fleet's final state.
 
 import assert from "node:assert/strict";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { StatusView } from "../../src/controller/types.js";
 import type { LoadHandle } from "../../src/loadgen/client.js";
@@ -138,4 +138,8 @@ test("down stops everything and leaves no process behind; the counter never went
   const pids = [s.controller.pid, s.proxy.pid!, ...s.instances.map((i) => i.pid!)];
   await until(() => pids.every((p) => !pidAlive(p)), 15_000, "every process to exit");
   assert.ok(!existsSync(`${ws.dir}/.kiln/run/controller.pid`));
+  // and no process of the fleet's that status does not list: the instances' network forwarders (pasta) name their instance's directory
+  const instancesDir = `${ws.dir}/.kiln/instances/`;
+  const left = readdirSync("/proc").filter((p) => /^\d+$/.test(p) && (() => { try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(instancesDir); } catch { return false; } })());
+  assert.deepEqual(left, [], "no process left that works for the fleet's instances");
 });

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseAllowEntry } from "../../src/config/network-allow.js";
 import { parseSpec } from "../../src/config/index.js";
-import { egressPorts, isListening, pastaArgs, planNetwork } from "../../src/providers/local/netns.js";
+import { describeNetwork, egressPorts, isListening, pastaArgs, planNetwork } from "../../src/providers/local/netns.js";
 import { bwrapArgs, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 
 test("parseAllowEntry: only host loopback ports", () => {
@@ -85,4 +85,11 @@ test("bwrapArgs: --unshare-net only for a private network", () => {
   const input: SandboxInput = { instanceId: "w", mounts: [], rootfs: "/r", volumeDirs: {}, uid: 1000, gid: 1000, workdir: "/", env: [], argv: ["/a"], tmpSizeBytes: 1, stageDir: "/s", hostPath: "/bin" };
   assert.ok(!bwrapArgs(input, () => "").includes("--unshare-net"));
   assert.deepEqual(bwrapArgs({ ...input, unshareNet: true }, () => "").slice(0, 4), ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net"]);
+});
+
+test("describeNetwork: the doc comment's rows", () => {
+  assert.equal(describeNetwork({ schema: 1, mode: "private", pid: 1, startTime: 1, egress: [5432] }), "private (own namespace), egress: 127.0.0.1:5432");
+  assert.equal(describeNetwork({ schema: 1, mode: "private", pid: 1, startTime: 1, egress: [] }), "private (own namespace), egress: none");
+  assert.equal(describeNetwork({ schema: 1, mode: "host", reason: "network.mode: host", egress: [] }), "host (network.mode: host)");
+  assert.equal(describeNetwork(undefined), undefined);
 });

@@ -27,7 +27,7 @@ import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readSta
 import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
-import { findPasta, planNetwork, readNetRecord, startForwarder, stopForwarder, writeNetRecord, type NetworkPlan } from "./netns.js";
+import { describeNetwork, findPasta, planNetwork, readNetRecord, startForwarder, stopForwarder, writeNetRecord, type NetworkPlan } from "./netns.js";
 
 export interface ImageRunConfig {
   /** "K=V" */
@@ -158,6 +158,10 @@ export class LocalProvider implements Provider {
 
   logPath(instanceId: string): string | undefined {
     return SAFE_SEGMENT.test(instanceId) ? join(this.instanceDir(instanceId), LOG_FILE) : undefined;
+  }
+
+  networkOf(instanceId: string): string | undefined {
+    return SAFE_SEGMENT.test(instanceId) ? describeNetwork(readNetRecord(this.instanceDir(instanceId))) : undefined;
   }
 
   /** How instances are sandboxed here; throws KILN_E_PROVIDER when they cannot be run at all. */

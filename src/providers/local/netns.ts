@@ -270,3 +270,17 @@ export function planNetwork(isolation: { mode: "private" | "host"; allow: readon
   if (!pasta) return { mode: "host", reason: "pasta is not installed (Debian: apt-get install passt): the host's network", warn: true };
   return { mode: "private", egress: egressPorts(isolation?.allow ?? []) };
 }
+
+/**
+ * What `status` shows of an instance's network.
+ *
+ *   private, egress [5432]      → "private (own namespace), egress: 127.0.0.1:5432"
+ *   private, egress []          → "private (own namespace), egress: none"
+ *   host, "network.mode: host"  → "host (network.mode: host)"
+ *   no record (launched before) → undefined
+ */
+export function describeNetwork(rec: NetRecord | undefined): string | undefined {
+  if (!rec) return undefined;
+  if (rec.mode === "host") return `host (${rec.reason ?? "the host's network"})`;
+  return `private (own namespace), egress: ${rec.egress.length ? rec.egress.map((p) => `127.0.0.1:${p}`).join(", ") : "none"}`;
+}
