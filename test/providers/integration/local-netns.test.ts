@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
@@ -151,6 +151,9 @@ test("a private instance reaches only its declared host ports; the forwarder out
   const recA = readNetRecord(join(base, "home", "instances", "net-a"));
   assert.ok(recA?.mode === "private" && recA.pid !== undefined && recA.startTime !== undefined, JSON.stringify(recA));
   assert.deepEqual(recA.egress, [db]);
+  // what the forwarder runs with (shown, not asserted: pasta's own hardening, not kiln's)
+  const st = readFileSync(`/proc/${recA.pid}/status`, "utf8");
+  t.diagnostic(`pasta: ${["Uid", "CapEff", "CapBnd", "NoNewPrivs", "Seccomp"].map((k) => new RegExp(`^${k}:\\s*(.*)$`, "m").exec(st)?.[1]?.replace(/\s+/g, " ")).join(" | ")}`);
   const second = make();
   assert.deepEqual((await second.list("net")).map((i) => [i.id, i.state]), [["net-a", "running"], ["net-b", "running"]]);
   assert.ok(isSameProcessAlive(recA.pid!, recA.startTime!), "a running instance keeps its forwarder");
