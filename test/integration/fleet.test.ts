@@ -9,6 +9,7 @@ import type { StatusView } from "../../src/controller/types.js";
 import type { LoadHandle } from "../../src/loadgen/client.js";
 import { bakeAndDeploy, hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
 import { pidAlive } from "../../src/home.js";
+import { findPasta } from "../../src/providers/local/netns.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let load: LoadHandle | undefined;
@@ -41,6 +42,9 @@ test("bake and first deploy", async (t) => {
   assert.equal(d.code, 0, d.stdout + d.stderr);
   const s = await status();
   assert.equal(serving(s).length, 3);
+  // each instance in its own network namespace where pasta is installed (issue 12), the host's otherwise, and status says which
+  const expected = findPasta() ? /^private \(own namespace\), egress: none$/ : /^host \(pasta is not installed/;
+  for (const i of s.instances) assert.match(i.network ?? "", expected, JSON.stringify(i));
   ({ load, window } = await startFleetLoad(ws.port, 10_000));
 });
 

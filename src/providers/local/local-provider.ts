@@ -27,7 +27,7 @@ import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readSta
 import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
-import { describeNetwork, findPasta, planNetwork, readNetRecord, startForwarder, stopForwarder, writeNetRecord, type NetworkPlan } from "./netns.js";
+import { describeNetwork, findPasta, isForwarderAlive, planNetwork, readNetRecord, startForwarder, stopForwarder, writeNetRecord, type NetworkPlan } from "./netns.js";
 
 export interface ImageRunConfig {
   /** "K=V" */
@@ -144,6 +144,8 @@ export class LocalProvider implements Provider {
   private warned = false;
   private warnedSeccomp = false;
   private warnedNetwork = false;
+  /** adopted instances whose forwarder is being attached again */
+  private readonly reattaching = new Set<string>();
   private readonly launches = new LaunchFlights<ObservedInstance>();
   /** ports given to launches in the last minute (a concurrent launch has not written its meta yet) */
   private readonly handedOut = new Map<number, number>();
@@ -239,6 +241,7 @@ export class LocalProvider implements Provider {
       if (!meta || meta.service !== service) continue;
       let seen = this.observe(meta);
       if (seen.state === "running") this.capLog(join(root, name));
+      if (seen.state === "running") await this.adoptForwarder(meta, join(root, name)); // netns.ts
       const exited = this.exits.get(meta.id);
       if (seen.state === "exited" && seen.exitCode === null && exited) {
         // our child, dead but not yet reaped: its exit event is about to record the code
@@ -411,6 +414,30 @@ export class LocalProvider implements Provider {
       );
   }
 
+  /**
+   * A running private instance launched by an earlier controller that died before its forwarder
+   * was up (or whose forwarder died): attach one now, so the adopted instance is reachable again.
+   * Instances this object launched are left to their launch, which attaches or kills them.
+   */
+  private async adoptForwarder(meta: InstanceMeta, dir: string): Promise<void> {
+    if (this.exits.has(meta.id) || this.reattaching.has(meta.id) || meta.sandbox !== "bwrap") return;
+    const rec = readNetRecord(dir);
+    if (rec?.mode !== "private" || isForwarderAlive(rec)) return;
+    const pasta = (this.opts.pasta === undefined ? findPasta() : this.opts.pasta) ?? undefined;
+    const childPid = readBwrapStatus(dir).childPid;
+    if (!pasta || childPid === undefined) return;
+    const child = readStat(childPid);
+    // only the namespace's own init, by start time: its pid may have been reused
+    if (!isLiveStat(child) || (meta.childStartTime !== undefined && child.startTime !== meta.childStartTime)) return;
+    this.reattaching.add(meta.id);
+    try {
+      const r = await startForwarder({ pasta, dir, childPid, port: meta.port, egress: rec.egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}) });
+      this.log(r.ok ? `instance ${meta.id}: network forwarder attached again (adopted without one)` : `instance ${meta.id}: cannot attach its network forwarder: ${r.reason}`);
+    } finally {
+      this.reattaching.delete(meta.id);
+    }
+  }
+
   /** netns.ts's plan for this launch; says once, loudly, when instances fall back to the host's network. */
   private planNetwork(req: LaunchRequest, mode: Mode): NetworkPlan {
     const pasta = this.opts.pasta === undefined ? findPasta() : (this.opts.pasta ?? undefined);
@@ -537,6 +564,8 @@ export class LocalProvider implements Provider {
     const sandbox: SandboxKind = mode.kind === "chroot" ? "chroot" : "bwrap";
 
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    // Before the spawn: a controller killed before the forwarder runs leaves what the next one needs to attach it.
+    if (net.mode === "private") writeNetRecord(dir, { schema: 1, mode: "private", egress: net.egress });
     const logPath = join(dir, LOG_FILE);
     const logFd = openSync(logPath, "a", 0o640);
     const statusFd = sandbox === "bwrap" ? openSync(join(dir, STATUS_FILE), "w", 0o644) : undefined;

@@ -4,7 +4,8 @@
 // while a port declared in `network.allow` answers, and the instance still serves on the
 // 127.0.0.1:PORT kiln gives it. The forwarder outlives the provider object that started it (a
 // controller killed with SIGKILL), and the next one stops it: on terminate, or on seeing the
-// instance dead.
+// instance dead; a running instance found without one (its controller died before it was up) gets
+// a new one.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -157,8 +158,17 @@ test("a private instance reaches only its declared host ports; the forwarder out
   const second = make();
   assert.deepEqual((await second.list("net")).map((i) => [i.id, i.state]), [["net-a", "running"], ["net-b", "running"]]);
   assert.ok(isSameProcessAlive(recA.pid!, recA.startTime!), "a running instance keeps its forwarder");
+  // A controller killed before the forwarder was up (or a forwarder that died): the next listing attaches a new one.
+  process.kill(recA.pid!, "SIGKILL");
+  assert.ok(await waitFor(() => !isSameProcessAlive(recA.pid!, recA.startTime!), 5000), "the forwarder died");
+  await assert.rejects(get(a.address), "unreachable without its forwarder");
+  await second.list("net");
+  const again = readNetRecord(join(base, "home", "instances", "net-a"))!;
+  assert.ok(again.pid !== undefined && again.pid !== recA.pid && isSameProcessAlive(again.pid, again.startTime!), JSON.stringify(again));
+  assert.equal(await untilServes(a.address), "hello from net-a", "the adopted instance serves again");
+  assert.equal(await get(a.address, `/dial?host=127.0.0.1&port=${db}`), "ok:db", "with the same egress");
   await second.terminate("net-a", { graceMs: 2000 });
-  assert.ok(!isSameProcessAlive(recA.pid!, recA.startTime!), "terminate stops the forwarder");
+  assert.ok(!isSameProcessAlive(again.pid, again.startTime!), "terminate stops the forwarder");
 
   // An instance that dies on its own: the next listing stops its forwarder, so its port is free again.
   const recB = readNetRecord(join(base, "home", "instances", "net-b"))!;
