@@ -570,6 +570,12 @@ function benchKill() {
   return { exitCode: r.status, summary: file };
 }
 
+// KILN_BENCH_ONLY=netns: private instance networks (pasta) against the host's network, through the proxy (netns.json).
+if (process.env.KILN_BENCH_ONLY === "netns") {
+  const { benchNetns } = await import("./netns.js");
+  console.log("netns", JSON.stringify({ ...(await benchNetns()), samples: undefined }));
+  process.exit(0);
+}
 // KILN_BENCH_ONLY=bake: the bake figures alone (bake.json).
 if (process.env.KILN_BENCH_ONLY === "bake") {
   console.log("bake", JSON.stringify(await benchBake()));

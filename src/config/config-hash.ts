@@ -14,7 +14,7 @@ export function canonicalJson(v: unknown): string {
 
 /**
  * Hash of what a release runs with besides its image: declared env, volumes,
- * health checks, drain timeout, resource limits and host networking (`docker.network: host`). Two specs with the same image digest and
+ * health checks, drain timeout, resource limits, host networking (`docker.network: host`) and `network` (mode, allow). Two specs with the same image digest and
  * config hash are the same release. `instances` (scaling is not a new release),
  * `listen` (the proxy's business), strategy (how to roll, not what runs) and
  * `image.*` (covered by the digest) are left out on purpose.
@@ -30,6 +30,8 @@ export function computeConfigHash(spec: Spec): string {
     network: spec.docker.network === "host" ? "host" : undefined,
     // Limits change what an instance may do: a new release. Absent: left out, as for network.
     resources: spec.resources,
+    // The same for kiln.yaml `network` (issue 12): only when it says more than the default.
+    isolation: spec.network.mode !== "private" || spec.network.allow.length > 0 ? { mode: spec.network.mode, allow: [...spec.network.allow].sort() } : undefined,
   };
   return `sha256:${createHash("sha256").update(canonicalJson(relevant)).digest("hex")}`;
 }

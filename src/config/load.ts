@@ -10,6 +10,7 @@ import { computeConfigHash } from "./config-hash.js";
 import { chooseEnvironment, mergeOverrides, serviceKey } from "./environments.js";
 import { closest } from "./suggest.js";
 import { parseDuration } from "./duration.js";
+import { parseAllowEntry } from "./network-allow.js";
 import { keyText, makeLocator, type Locator, type Segment } from "./locate.js";
 import { formatPath, problemsFromAjv } from "./problems.js";
 import { ENVIRONMENT_KEYS, MAX_DURATION_MS, PATTERNS } from "./schema-constants.js";
@@ -418,7 +419,7 @@ function crossChecks(data: unknown, loc: Locator): SpecProblem[] {
     });
   }
 
-  out.push(...durationBounds(data, loc), ...reservedEnv(data, loc), ...forbiddenVolumes(data, loc), ...secretRules(data, loc), ...resourceRules(data, loc));
+  out.push(...durationBounds(data, loc), ...reservedEnv(data, loc), ...forbiddenVolumes(data, loc), ...secretRules(data, loc), ...resourceRules(data, loc), ...networkRules(data, loc));
 
   const strategy = isRecord(data.strategy) ? data.strategy : {};
   const rolling = isRecord(strategy.rolling) ? strategy.rolling : {};
@@ -526,6 +527,7 @@ interface Defaulted {
   };
   state?: string;
   docker: { network: "bridge" | "host" };
+  network: { mode: "private" | "host"; allow: string[] };
   promotion: { requireDrill: boolean; soak?: string | number };
   hooks: { [K in HookName]?: string | string[] } & { timeout: string | number };
   notify: {
@@ -672,6 +674,7 @@ function normalize(d: Defaulted): Spec {
     },
     ...(d.state !== undefined ? { state: d.state } : {}),
     docker: { network: d.docker.network },
+    network: { mode: d.network.mode, allow: [...new Set(d.network.allow.map((e) => e.trim()))] },
     promotion: { requireDrill: d.promotion.requireDrill, ...optionalMs("soak", d.promotion.soak) },
     hooks: {
       ...Object.fromEntries((["pre-deploy", "post-deploy", "pre-promotion", "post-rollback"] as const).filter((h) => d.hooks[h] !== undefined).map((h) => [h, d.hooks[h]])),
@@ -835,4 +838,24 @@ function resourceRules(data: Record<string, unknown>, loc: Locator): SpecProblem
   if (bytes > MAX_MEMORY_BYTES)
     return [{ where: loc.value(at), path: formatPath(at), message: `memory ${data.resources.memory} is above the ${formatMemory(MAX_MEMORY_BYTES)} maximum`, hint: "give a size this machine has, e.g. \"2Gi\"" }];
   return [];
+}
+
+/**
+ * Each `network.allow` entry names a host loopback port (parseAllowEntry's table).
+ *
+ *   ["127.0.0.1:5432"]         → ok
+ *   ["db.internal:5432"]       → "only the host's loopback (127.0.0.1) can be allowed"
+ *   ["localhost:5432"]         → "name the loopback as 127.0.0.1"
+ */
+function networkRules(data: Record<string, unknown>, loc: Locator): SpecProblem[] {
+  if (!isRecord(data.network) || !Array.isArray(data.network.allow)) return [];
+  const out: SpecProblem[] = [];
+  data.network.allow.forEach((e: unknown, i) => {
+    if (typeof e !== "string") return;
+    const r = parseAllowEntry(e);
+    if (r.ok) return;
+    const at = ["network", "allow", i];
+    out.push({ where: loc.value(at), path: formatPath(at), message: r.reason, hint: r.hint });
+  });
+  return out;
 }

@@ -719,6 +719,26 @@ export const KilnSpecSchema = Type.Object(
         },
       ),
     ),
+    /** Issue 12: each local instance's own network namespace and what it may dial (src/providers/local/netns.ts). */
+    network: object(
+      {
+        mode: Type.Optional(
+          Type.Union([Type.Literal("private"), Type.Literal("host")], {
+            default: "private",
+            description:
+              'How a local instance is networked: "private" (its own network namespace: reachable only through the port kiln forwards to it, able to dial only the host loopback ports in `allow`; needs Debian\'s passt, otherwise kiln falls back to "host" with a warning) or "host" (the host\'s network: it can connect to every host listener). Part of the release.',
+          }),
+        ),
+        allow: Type.Optional(
+          Type.Array(Type.String({ minLength: 1 }), {
+            default: [],
+            description:
+              'Host loopback TCP ports a private instance may connect to, as "127.0.0.1:PORT" (e.g. a database on "127.0.0.1:5432"); inside, the instance dials the same 127.0.0.1:PORT. Nothing else is reachable. Part of the release.',
+          }),
+        ),
+      },
+      "Network isolation of local instances (`provider: local`); the other providers ignore it.",
+    ),
   },
   {
     additionalProperties: false,

@@ -234,6 +234,15 @@ export interface Spec {
   secrets: Record<string, SecretSourceSpec>;
   /** kiln.yaml `resources`: per-instance limits; absent when none is set (src/config/resources.ts) */
   resources?: ResourceLimits;
+  /** kiln.yaml `network`: local instances' network namespace and egress (see src/providers/local/netns.ts) */
+  network: NetworkSpec;
+}
+
+/** kiln.yaml `network` */
+export interface NetworkSpec {
+  mode: "private" | "host";
+  /** "127.0.0.1:PORT" entries, checked by the loader */
+  allow: string[];
 }
 
 /** One secret's source as kiln.yaml gives it (fromFile may be relative to kiln.yaml). */

@@ -308,7 +308,13 @@ export class Controller {
   }
 
   async status(): Promise<StatusView> {
-    return statusView({ state: this.state, observer: this.observer, listen: this.d.listen, rolloutView: (r) => this.rolloutView(r), limitsEnforcement: this.limitsEnforcement() });
+    const view = statusView({ state: this.state, observer: this.observer, listen: this.d.listen, rolloutView: (r) => this.rolloutView(r), limitsEnforcement: this.limitsEnforcement() });
+    const networkOf = this.d.provider.networkOf?.bind(this.d.provider);
+    if (networkOf) for (const i of view.instances) {
+      const n = networkOf(i.id);
+      if (n) i.network = n;
+    }
+    return view;
   }
 
   history(): { releases: ReleaseView[]; rollouts: RolloutView[] } {

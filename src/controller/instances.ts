@@ -79,7 +79,7 @@ export class InstanceActions {
       ids.map(async (id) => {
         if (rel.spec.secrets && !this.secrets) throw new Error(`release ${rel.id} declares secrets and this controller keeps none`);
         const env = { ...rel.spec.env, ...(await secretValues) };
-        return this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env, volumes: rel.spec.volumes, ...(rel.spec.network ? { network: rel.spec.network } : {}), ...(rel.spec.resources ? { resources: rel.spec.resources } : {}) });
+        return this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env, volumes: rel.spec.volumes, ...(rel.spec.network ? { network: rel.spec.network } : {}), ...(rel.spec.resources ? { resources: rel.spec.resources } : {}), ...(rel.spec.isolation ? { isolation: rel.spec.isolation } : {}) });
       }),
     );
     const at = this.state.now();

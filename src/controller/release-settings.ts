@@ -18,5 +18,6 @@ export function toReleaseSettings(spec: Spec): ReleaseSettings {
     env: { ...spec.env },
     ...(spec.docker.network === "host" ? { network: "host" as const } : {}),
     ...(spec.resources ? { resources: { ...spec.resources } } : {}),
+    ...(spec.network.mode !== "private" || spec.network.allow.length > 0 ? { isolation: { mode: spec.network.mode, allow: [...spec.network.allow] } } : {}),
   };
 }

@@ -51,6 +51,8 @@ export interface InstanceView {
   inflight: number;
   launchedAt: number;
   state: InstanceRecordState;
+  /** how the provider networks it, when it says (local: "private, egress: none", "host (pasta is not installed…)") */
+  network?: string;
 }
 
 export interface ReleaseView {

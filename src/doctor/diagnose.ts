@@ -69,6 +69,18 @@ export function diagnose(f: Facts): Finding[] {
     });
   }
 
+  // ---- the local provider's network isolation (issue 12): without pasta, instances share the host's network
+  //   pasta null → warning; a path, or not asked (older facts) → nothing
+  if (f.sandbox && f.sandbox.pasta === null) {
+    out.push({
+      check: "network.shared",
+      severity: "warning",
+      what: "pasta (Debian package passt) is not installed: local instances share the host's network and can connect to every host listener (the proxy's admin port, other instances)",
+      where: "PATH",
+      fix: "install it (Debian: apt-get install passt); instances launched from then on get their own network namespace",
+    });
+  }
+
   // ---- leases
   for (const l of f.leases) {
     if (l.ownerAlive !== false) continue;

@@ -11,7 +11,7 @@ import { isKilnError } from "../errors.js";
 import { homePaths, parsePidFile, pidAlive, readPidFile, type HomePaths } from "../home.js";
 import { openStore, type Store } from "../image/index.js";
 import type { Provider } from "../providers/provider.js";
-import { createProvider, probeLocalSandbox } from "../providers/registry.js";
+import { createProvider, probeLocalNetwork, probeLocalSandbox } from "../providers/registry.js";
 import { computeLimits, type StrategySettings } from "../rollout/capacity.js";
 import { isPostgresLocation } from "../state/driver.js";
 import { redactUrl } from "../state/pg-dialect.js";
@@ -211,7 +211,7 @@ export async function inspect(opts: InspectOptions): Promise<Facts> {
         usedBy: running.filter((o) => o.digest === digest).map((o) => o.id),
       });
     }
-    const sandbox = (opts.provider ?? "local") === "local" ? { bwrap: probeLocalSandbox() ?? null } : undefined;
+    const sandbox = (opts.provider ?? "local") === "local" ? { bwrap: probeLocalSandbox() ?? null, pasta: probeLocalNetwork() ?? null } : undefined;
     return { now, home: opts.home, keep: opts.keep, state, leases, controller, proxy, services, routes, rootfs, ...(sandbox ? { sandbox } : {}) };
   } finally {
     db?.close();

@@ -26,7 +26,8 @@ export type CheckCode =
   | "rollout.stuck"
   | "rollout.paused"
   | "rootfs.orphan"
-  | "sandbox.unavailable";
+  | "sandbox.unavailable"
+  | "network.shared";
 
 /** A repair `kiln doctor --repair` may carry out: each is idempotent and touches one thing. */
 export type RepairAction =
@@ -158,5 +159,5 @@ export interface Facts {
   routes: RoutesFacts;
   rootfs: RootfsFacts[];
   /** the local provider's sandbox (absent for other providers): the bwrap found and the options it lacks, or null when none is installed */
-  sandbox?: { bwrap: { path: string; missing: string[] } | null };
+  sandbox?: { bwrap: { path: string; missing: string[] } | null; /** pasta (private instance networks), null when not installed */ pasta?: string | null };
 }

@@ -30,6 +30,12 @@ export interface LaunchRequest {
   network?: "host";
   /** kiln.yaml `resources`: per-instance limits the provider enforces (see limitsEnforcement); absent: none */
   resources?: ResourceLimits;
+  /**
+   * kiln.yaml `network` (providers that isolate an instance's network: local). "private": its own
+   * namespace, dialling only `allow` ("127.0.0.1:PORT", checked by the loader); "host": the host's.
+   * Absent: private with no egress.
+   */
+  isolation?: { mode: "private" | "host"; allow: string[] };
 }
 
 /**
@@ -75,6 +81,8 @@ export interface Provider {
    * from): `instances` is every instance, as list() would give. Without it, list() is used.
    */
   changes?(service: string, cursor: number | undefined): Promise<InstanceChanges>;
+  /** How the instance is networked, for `status` (local: its own namespace and egress, or the host's network and why). */
+  networkOf?(instanceId: string): string | undefined;
   /** Path of the instance's log file, if the provider keeps one. */
   logPath?(instanceId: string): string | undefined;
   /** The last `lines` lines of the instance's output, for providers whose logs live outside the host filesystem (Docker); undefined for an unknown instance. */

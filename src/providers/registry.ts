@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DockerProvider, removeServiceVolumes } from "./docker/index.js";
 import { connectDocker } from "./docker/engine.js";
 import { collectEngineGarbage, type EngineGcResult } from "./docker/engine-gc.js";
-import { DEFAULT_UID_CLAIMS_DIR, DEFAULT_UID_RANGE, LocalProvider, checkUidRange, parseUidRange, probeBwrap, type UidRange } from "./local/index.js";
+import { DEFAULT_UID_CLAIMS_DIR, DEFAULT_UID_RANGE, findPasta, LocalProvider, checkUidRange, parseUidRange, probeBwrap, type UidRange } from "./local/index.js";
 import type { Provider } from "./provider.js";
 import { SwarmFleetProvider, connectManager, ensureManager } from "./swarm-fleet/index.js";
 import type { SwarmSpec } from "../config/types.js";
@@ -29,6 +29,9 @@ export interface ProviderOptions {
 
 /** The local provider's sandbox on this machine, for `kiln up` and `kiln doctor`: the bwrap found and what it lacks, or undefined. */
 export const probeLocalSandbox = probeBwrap;
+
+/** The pasta binary local instances' private networks need (Debian: passt), or undefined: they then share the host's network. */
+export const probeLocalNetwork = findPasta;
 
 export function isProviderName(name: string): name is ProviderName {
   return (providerNames as readonly string[]).includes(name);

@@ -20,6 +20,8 @@ export interface ReleaseSettings {
   env: Record<string, string>;
   /** kiln.yaml `docker.network: host`; absent: the provider's own networking (a Docker bridge) */
   network?: "host";
+  /** kiln.yaml `network` (local instances' namespace and egress); absent: the default, private with no egress */
+  isolation?: { mode: "private" | "host"; allow: string[] };
   /** kiln.yaml `secrets`: their sources and keyed digest, never their values (absent: none declared) */
   secrets?: ReleaseSecrets;
   /** kiln.yaml `resources`: per-instance limits (absent: none, as for every release before them) */

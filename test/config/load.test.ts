@@ -188,6 +188,7 @@ describe("parseSpec: a valid file", () => {
       controller: {},
       policy: { signedBy: [], requireSbom: false, runtimeSupported: false },
       secrets: {},
+      network: { mode: "private", allow: [] },
     });
   });
 
@@ -245,6 +246,7 @@ describe("parseSpec: a valid file", () => {
       controller: {},
       policy: { signedBy: [], requireSbom: false, runtimeSupported: false },
       secrets: {},
+      network: { mode: "private", allow: [] },
     });
   });
 

@@ -34,6 +34,8 @@ const cases: Array<{ name: string; f: Facts; want: Array<[string, "repair" | "bl
   { name: "provider could not list → warning, no instance verdicts", f: facts({}, [{ ...svc([rec("a")], undefined), providerError: "docker down" }]), want: [["provider.unavailable", "none"]] },
   { name: "local sandbox: bwrap 0.8 with every option → nothing", f: facts({ sandbox: { bwrap: { path: "/usr/bin/bwrap", missing: [] } } }), want: [] },
   { name: "local sandbox: no bwrap → error", f: facts({ sandbox: { bwrap: null } }), want: [["sandbox.unavailable", "none"]] },
+  { name: "local network: no pasta → warning (instances share the host's network)", f: facts({ sandbox: { bwrap: { path: "/usr/bin/bwrap", missing: [] }, pasta: null } }), want: [["network.shared", "none"]] },
+  { name: "local network: pasta found → nothing", f: facts({ sandbox: { bwrap: { path: "/usr/bin/bwrap", missing: [] }, pasta: "/usr/bin/pasta" } }), want: [] },
   { name: "local sandbox: bwrap without --disable-userns → error", f: facts({ sandbox: { bwrap: { path: "/usr/bin/bwrap", missing: ["--disable-userns"] } } }), want: [["sandbox.unavailable", "none"]] },
   {
     name: "proxy's live table with a target at a moved address → reported, not rewritten",

@@ -3,12 +3,13 @@
 // zero failed requests during it and the fleet's final state.
 
 import assert from "node:assert/strict";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { StatusView } from "../../src/controller/types.js";
 import type { LoadHandle } from "../../src/loadgen/client.js";
 import { bakeAndDeploy, hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
 import { pidAlive } from "../../src/home.js";
+import { findPasta } from "../../src/providers/local/netns.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let load: LoadHandle | undefined;
@@ -41,6 +42,9 @@ test("bake and first deploy", async (t) => {
   assert.equal(d.code, 0, d.stdout + d.stderr);
   const s = await status();
   assert.equal(serving(s).length, 3);
+  // each instance in its own network namespace where pasta is installed (issue 12), the host's otherwise, and status says which
+  const expected = findPasta() ? /^private \(own namespace\), egress: none$/ : /^host \(pasta is not installed/;
+  for (const i of s.instances) assert.match(i.network ?? "", expected, JSON.stringify(i));
   ({ load, window } = await startFleetLoad(ws.port, 10_000));
 });
 
@@ -138,4 +142,8 @@ test("down stops everything and leaves no process behind; the counter never went
   const pids = [s.controller.pid, s.proxy.pid!, ...s.instances.map((i) => i.pid!)];
   await until(() => pids.every((p) => !pidAlive(p)), 15_000, "every process to exit");
   assert.ok(!existsSync(`${ws.dir}/.kiln/run/controller.pid`));
+  // and no process of the fleet's that status does not list: the instances' network forwarders (pasta) name their instance's directory
+  const instancesDir = `${ws.dir}/.kiln/instances/`;
+  const left = readdirSync("/proc").filter((p) => /^\d+$/.test(p) && (() => { try { return readFileSync(`/proc/${p}/cmdline`, "utf8").includes(instancesDir); } catch { return false; } })());
+  assert.deepEqual(left, [], "no process left that works for the fleet's instances");
 });

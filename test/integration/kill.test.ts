@@ -21,6 +21,7 @@ import { startLoad, type LoadHandle } from "../../src/loadgen/client.js";
 import { seededRandom } from "../../src/providers/fake/index.js";
 import { helloWorkspace, requireTool, until } from "./support.js";
 import { pidAlive, readPidFile } from "../../src/home.js";
+import { readNetRecord } from "../../src/providers/local/netns.js";
 import { parseDocument } from "yaml";
 import { swarmRig } from "../support/swarm-rig.js";
 
@@ -139,6 +140,12 @@ test(`controller SIGKILLed at ${KILLS} random moments across rolling, blue-green
   load = undefined;
   // The supervisor `kiln up` starts (it restarts the controller) names the workspace too.
   const known = new Set([s.controller.pid, s.proxy.pid!, readPidFile(supervisorFile(ctx.paths)) ?? -1, ...s.instances.map((i) => i.pid!)]);
+  // A live local instance's network forwarder (pasta, issue 12) is its own detached process, named in the instance's net.json;
+  // a forwarder of an instance that is gone still counts as a stray.
+  for (const i of s.instances) {
+    const fwd = readNetRecord(join(ctx.home, "instances", i.id))?.pid;
+    if (fwd !== undefined) known.add(fwd);
+  }
   // An instance is a process group (launcher, bwrap, the app); its leader is the pid state records.
   const pgid = (pid: number) => {
     try {

@@ -125,6 +125,8 @@ function statusLines(s: StatusView, router: string, supervisor: number | null = 
   }
   if (s.limits) lines.push(`limits      ${s.limits.resources === "none" ? `none (kiln.yaml declares no resources; they would be enforced by ${s.limits.enforcement})` : `${s.limits.resources}, enforced by ${s.limits.enforcement}`}`);
   lines.push(`instances   ${s.instances.filter((i) => i.inRotation).length} in rotation, ${s.desiredInstances} desired`);
+  const networks = [...new Set(s.instances.map((i) => i.network).filter((n): n is string => !!n))];
+  if (networks.length) lines.push(`network     ${networks.join("; ")}`);
   const t = table(["instance", "pid", "release", "version", "health", "routing", "in rotation", "address"]);
   for (const i of s.instances) t.push([i.id, String(i.pid ?? "-"), i.release, i.version ?? "-", i.health, i.routing, i.inRotation ? "yes" : "no", i.address ?? "-"]);
   lines.push(t.toString());

@@ -29,6 +29,7 @@ import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapComm
 import { freeLoopbackPort } from "../../net.js";
 import { LimitsHook } from "./limits-hook.js";
 import { claimUid, formatUidRange, hostRangeConflicts, serviceKey, type UidRange } from "./uid-range.js";
+import { describeNetwork, findPasta, isForwarderAlive, planNetwork, readNetRecord, startForwarder, stopForwarder, writeNetRecord, type NetworkPlan } from "./netns.js";
 
 export interface ImageRunConfig {
   /** "K=V" */
@@ -68,6 +69,8 @@ export interface LocalProviderOptions {
    * (claims kept host-wide in claimsDir). Absent: instances run as the image's user on the host.
    */
   uidRange?: { range: UidRange; claimsDir: string };
+  /** the pasta binary for private networks (netns.ts); default: found on PATH; null: none (host network, with a warning) */
+  pasta?: string | null;
 }
 
 type Mode = { kind: "staged-bwrap" | "user-bwrap" | "chroot"; tools: Tools };
@@ -147,6 +150,9 @@ export class LocalProvider implements Provider {
   private mode: Mode | undefined;
   private warned = false;
   private warnedSeccomp = false;
+  private warnedNetwork = false;
+  /** adopted instances whose forwarder is being attached again */
+  private readonly reattaching = new Set<string>();
   private readonly launches = new LaunchFlights<ObservedInstance>();
   /** ports given to launches in the last minute (a concurrent launch has not written its meta yet) */
   private readonly handedOut = new Map<number, number>();
@@ -171,6 +177,10 @@ export class LocalProvider implements Provider {
 
   logPath(instanceId: string): string | undefined {
     return SAFE_SEGMENT.test(instanceId) ? join(this.instanceDir(instanceId), LOG_FILE) : undefined;
+  }
+
+  networkOf(instanceId: string): string | undefined {
+    return SAFE_SEGMENT.test(instanceId) ? describeNetwork(readNetRecord(this.instanceDir(instanceId))) : undefined;
   }
 
   /** How instances are sandboxed here; throws KILN_E_PROVIDER when they cannot be run at all. */
@@ -221,6 +231,7 @@ export class LocalProvider implements Provider {
           instanceId,
         );
     }
+    await stopForwarder(dir); // netns.ts: the instance is gone, so is what forwarded to it
     // Our own child may be dead but not yet reaped: let its exit event record the real code.
     const exited = this.exits.get(instanceId);
     if (exited) await Promise.race([exited, sleep(1000)]);
@@ -249,6 +260,7 @@ export class LocalProvider implements Provider {
       if (!meta || meta.service !== service) continue;
       let seen = this.observe(meta);
       if (seen.state === "running") this.capLog(join(root, name));
+      if (seen.state === "running") await this.adoptForwarder(meta, join(root, name)); // netns.ts
       const exited = this.exits.get(meta.id);
       if (seen.state === "exited" && seen.exitCode === null && exited) {
         // our child, dead but not yet reaped: its exit event is about to record the code
@@ -258,6 +270,7 @@ export class LocalProvider implements Provider {
       }
       // Before the exit is reported: the log then says whether a limit killed it.
       if (seen.state === "exited") this.limits.finish(join(root, name));
+      if (seen.state === "exited") await stopForwarder(join(root, name)); // netns.ts: adopts and stops a dead instance's forwarder
       out.push(seen);
     }
     return out;
@@ -271,6 +284,7 @@ export class LocalProvider implements Provider {
     if (meta && this.observe(meta).state === "running")
       throw providerError(`instance ${instanceId} is still running`, `run terminate first`, undefined, instanceId);
     this.limits.finish(dir);
+    await stopForwarder(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -439,6 +453,57 @@ export class LocalProvider implements Provider {
       );
   }
 
+  /**
+   * A running private instance launched by an earlier controller that died before its forwarder
+   * was up (or whose forwarder died): attach one now, so the adopted instance is reachable again.
+   * Instances this object launched are left to their launch, which attaches or kills them.
+   */
+  private async adoptForwarder(meta: InstanceMeta, dir: string): Promise<void> {
+    if (this.exits.has(meta.id) || this.reattaching.has(meta.id) || meta.sandbox !== "bwrap") return;
+    const rec = readNetRecord(dir);
+    if (rec?.mode !== "private" || isForwarderAlive(rec)) return;
+    const pasta = (this.opts.pasta === undefined ? findPasta() : this.opts.pasta) ?? undefined;
+    const childPid = readBwrapStatus(dir).childPid;
+    if (!pasta || childPid === undefined) return;
+    const child = readStat(childPid);
+    // only the namespace's own init, by start time: its pid may have been reused
+    if (!isLiveStat(child) || (meta.childStartTime !== undefined && child.startTime !== meta.childStartTime)) return;
+    this.reattaching.add(meta.id);
+    try {
+      const r = await startForwarder({ pasta, dir, childPid, port: meta.port, egress: rec.egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}) });
+      this.log(r.ok ? `instance ${meta.id}: network forwarder attached again (adopted without one)` : `instance ${meta.id}: cannot attach its network forwarder: ${r.reason}`);
+    } finally {
+      this.reattaching.delete(meta.id);
+    }
+  }
+
+  /** netns.ts's plan for this launch; says once, loudly, when instances fall back to the host's network. */
+  private planNetwork(req: LaunchRequest, mode: Mode): NetworkPlan {
+    const pasta = this.opts.pasta === undefined ? findPasta() : (this.opts.pasta ?? undefined);
+    const net = planNetwork(req.isolation, mode.kind === "chroot" ? "chroot" : "bwrap", pasta);
+    if (net.mode === "host" && net.warn && !this.warnedNetwork) {
+      this.warnedNetwork = true;
+      this.log(`WARNING: instances share the host's network (${net.reason}): they can connect to every host listener, the proxy's admin port and each other included`);
+    }
+    return net;
+  }
+
+  /**
+   * Starts the instance's forwarder (netns.ts). Without it the instance is unreachable, so a
+   * failure stops the instance and fails the launch (the controller replaces it).
+   */
+  private async attachForwarder(meta: InstanceMeta, dir: string, childPid: number, egress: number[], logPath: string): Promise<void> {
+    const { id: instanceId, port } = meta;
+    const pasta = (this.opts.pasta === undefined ? findPasta() : this.opts.pasta) ?? undefined;
+    if (!pasta) throw providerError(`no forwarder for ${instanceId}: pasta is not installed`, "install passt (Debian: apt-get install passt)", undefined, instanceId);
+    const r = await startForwarder({ pasta, dir, childPid, port, egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}) });
+    if (r.ok) return;
+    const ns = trustedPidNamespace(readBwrapStatus(dir), meta.childStartTime);
+    for (const p of this.members(meta, ns)) this.signal(p, "SIGKILL");
+    await stopForwarder(dir);
+    throw providerError(`the network forwarder for ${instanceId} did not start: ${r.reason}`, `see ${join(dir, "net.log")} and ${logPath}; check that 127.0.0.1:${port} is free`, undefined, instanceId);
+  }
+
   private async launchOnce(req: LaunchRequest): Promise<ObservedInstance> {
     for (const [what, v] of [
       ["instance id", req.instanceId],
@@ -495,7 +560,10 @@ export class LocalProvider implements Provider {
 
     for (const [p, at] of this.handedOut) if (at <= this.now() - 60_000) this.handedOut.delete(p);
     const inUse = this.portsInUse();
-    const port = await freePort((p) => inUse.has(p) || (this.handedOut.get(p) ?? -Infinity) > this.now() - 60_000);
+    const net = this.planNetwork(req, mode);
+    // An allowed port is bound inside the namespace by the forwarder: the app's own port must differ.
+    const egress = new Set(net.mode === "private" ? net.egress : []);
+    const port = await freePort((p) => inUse.has(p) || egress.has(p) || (this.handedOut.get(p) ?? -Infinity) > this.now() - 60_000);
     this.handedOut.set(port, this.now());
     const env = new Map<string, string>();
     for (const kv of cfg.env) {
@@ -532,6 +600,7 @@ export class LocalProvider implements Provider {
       stageDir,
       hostPath: HOST_PATH,
       ...(seccomp ? { seccomp } : {}),
+      ...(net.mode === "private" ? { unshareNet: true } : {}),
     };
     let spec: SpawnCommand;
     if (mode.kind === "user-bwrap") spec = userBwrapCommand(input, mode.tools);
@@ -545,12 +614,14 @@ export class LocalProvider implements Provider {
     spec = limited.spec;
 
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    // Before the spawn: a controller killed before the forwarder runs leaves what the next one needs to attach it.
+    if (net.mode === "private") writeNetRecord(dir, { schema: 1, mode: "private", egress: net.egress });
     const logPath = join(dir, LOG_FILE);
     const logFd = openSync(logPath, "a", 0o640);
     const statusFd = sandbox === "bwrap" ? openSync(join(dir, STATUS_FILE), "w", 0o644) : undefined;
     let child;
     try {
-      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}${hostIds ? ` (host ${hostIds.uid}:${hostIds.gid})` : ""}${limited.logLine}\n`);
+      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}${hostIds ? ` (host ${hostIds.uid}:${hostIds.gid})` : ""}, network ${net.mode === "private" ? `private (egress: ${net.egress.length ? net.egress.map((p) => `127.0.0.1:${p}`).join(", ") : "none"})` : `host (${net.reason})`}${limited.logLine}\n`);
       child = spawn(spec.file, spec.args, {
         detached: true, // own session + process group: survives us, and can be signalled as one
         stdio: statusFd === undefined ? ["ignore", logFd, logFd] : ["ignore", logFd, logFd, statusFd, "pipe", ...(spec.seccomp ? (["pipe"] as const) : [])],
@@ -600,6 +671,7 @@ export class LocalProvider implements Provider {
       ...(limited.record ? { limits: limited.record } : {}),
     };
     writeMeta(dir, meta); // synchronously after spawn: no await lies between the two
+    if (net.mode === "host") writeNetRecord(dir, { schema: 1, mode: "host", reason: net.reason, egress: [] });
     const exited = new Promise<void>((resolve) =>
       child.on("exit", (code, signal) => {
         // While we are its parent we learn the real exit code; later controllers read bwrap's status line.
@@ -629,6 +701,7 @@ export class LocalProvider implements Provider {
             const latest = readMeta(dir);
             writeMeta(dir, { ...(latest ?? meta), childStartTime: childStart });
           }
+          if (net.mode === "private") await this.attachForwarder(meta, dir, childPid, net.egress, logPath);
           break;
         }
         const alive = isSameProcessAlive(pid, meta.startTime);

@@ -95,6 +95,8 @@ export interface SandboxInput {
   hostPath: string;
   /** the seccomp program bwrap loads for the app (seccomp.ts); absent: none (an architecture without one) */
   seccomp?: Buffer;
+  /** its own network namespace (bwrap --unshare-net; netns.ts attaches the forwarder) */
+  unshareNet?: boolean;
 }
 
 /** fd (in the spawned process) that bwrap writes its JSON status lines to */
@@ -196,6 +198,7 @@ export function bwrapArgs(input: SandboxInput, sourceOf: (m: PlannedMount, index
     "--unshare-pid",
     "--unshare-ipc",
     "--unshare-uts",
+    ...(input.unshareNet ? ["--unshare-net"] : []),
     "--hostname",
     hostnameFor(input.instanceId),
     "--unshare-user",

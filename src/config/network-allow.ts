@@ -1,0 +1,33 @@
+// kiln.yaml `network.allow`: which entries a local instance's egress can honour. Pure; the
+// loader reports refusals with their location, the local provider turns entries into ports.
+
+export type AllowParse = { ok: true; port: number } | { ok: false; reason: string; hint: string };
+
+/**
+ * One kiln.yaml `network.allow` entry. Only the host's IPv4 loopback can be named: pasta splices
+ * a port of the namespace's loopback to the same port of the host's, and there is no route to
+ * anywhere else by design (accessories on other machines are out of scope for the local provider).
+ *
+ *   "127.0.0.1:5432"   → port 5432
+ *   "localhost:5432"   → refused: write 127.0.0.1:5432 (what the app dials inside is 127.0.0.1)
+ *   "10.0.0.7:5432"    → refused: only the host's loopback can be allowed
+ *   "127.0.0.1:0"      → refused: port 1–65535
+ *   "127.0.0.1"        → refused: a port is needed
+ */
+export function parseAllowEntry(entry: string): AllowParse {
+  const hint = 'write a host loopback TCP port as "127.0.0.1:PORT", e.g. "127.0.0.1:5432"';
+  const m = /^(.*):(\d{1,5})$/.exec(entry.trim());
+  if (!m) return { ok: false, reason: `${JSON.stringify(entry)} is not HOST:PORT`, hint };
+  const host = m[1]!;
+  const port = Number(m[2]);
+  if (host === "localhost" || host === "[::1]" || host === "::1")
+    return { ok: false, reason: `${JSON.stringify(entry)}: name the loopback as 127.0.0.1`, hint: `the instance dials 127.0.0.1:${port} inside its namespace; write "127.0.0.1:${port}"` };
+  if (host !== "127.0.0.1")
+    return {
+      ok: false,
+      reason: `${JSON.stringify(entry)}: only the host's loopback (127.0.0.1) can be allowed`,
+      hint: "an instance's namespace has no route off the host; run a local relay on 127.0.0.1 for a remote accessory, or set network.mode: host",
+    };
+  if (port < 1 || port > 65535) return { ok: false, reason: `${JSON.stringify(entry)}: port ${port} is out of range`, hint: "use a port from 1 to 65535" };
+  return { ok: true, port };
+}

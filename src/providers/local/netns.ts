@@ -1,0 +1,286 @@
+// Each local instance in its own network namespace (issue 12), with a forwarder of kiln's own
+// between it and the host.
+//
+// bwrap makes the namespace (`--unshare-net`: only a loopback interface, up). Once bwrap reports
+// the namespace's init, kiln attaches Debian's `pasta` (package passt) to it:
+//
+//   pasta --foreground --quiet --netns /proc/CHILD/ns/net --runas U:G
+//         -t 127.0.0.1/PORT   -T 5432,6379 (or none)   -u none -U none
+//         --no-udp --no-icmp --no-dhcp --no-dhcpv6 --no-ndp --no-ra --no-map-gw
+//
+// - inbound, `-t 127.0.0.1/PORT`: pasta listens on the host's 127.0.0.1:PORT and splices each
+//   connection from the host's loopback to the app's 127.0.0.1:PORT inside the namespace, so the
+//   proxy and the health checks keep dialling the same 127.0.0.1:PORT as before;
+// - outbound, `-T P,…`: pasta listens on P inside the namespace and splices to the host's
+//   127.0.0.1:P — only for the ports kiln.yaml `network.allow` declares (`-T none` otherwise:
+//   pasta's default, `auto`, would mirror every host listener into the namespace);
+// - no `--config-net`: pasta's tap interface in the namespace gets no address and no route (and
+//   the app has no CAP_NET_ADMIN to give it one), so nothing but the spliced ports is reachable —
+//   not the proxy's admin port, not another instance, not the host's other listeners.
+//
+// Lifetime: pasta is spawned detached (its own session), so a controller SIGKILL leaves it
+// running beside its instance; its pid and start time are kept in the instance's directory
+// (net.json) and whichever controller terminates the instance, or first sees it exited, stops it.
+// pasta holds the namespace open itself, so it does not stop on its own when the app dies.
+
+import { spawn } from "node:child_process";
+import { accessSync, closeSync, constants, openSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllowEntry } from "../../config/network-allow.js";
+import { isSameProcessAlive, readStat } from "./procfs.js";
+
+export const NET_FILE = "net.json";
+export const NET_LOG_FILE = "net.log";
+
+/**
+ * How an instance is networked, as `status` shows it:
+ * - "private": its own namespace, reachable through pasta on 127.0.0.1:PORT, egress only to `network.allow`;
+ * - "host": the host's namespace (kiln.yaml `network.mode: host`, no pasta installed, or the
+ *   unisolated chroot fallback): it reaches every host listener.
+ */
+export type NetworkMode = "private" | "host";
+
+/** net.json: what a later controller needs to find and stop the forwarder. */
+export interface NetRecord {
+  schema: 1;
+  mode: NetworkMode;
+  /** why the instance is on the host's network, when mode is "host" */
+  reason?: string;
+  /** pasta's pid and /proc stat start time (absent in mode "host") */
+  pid?: number;
+  startTime?: number;
+  /** host loopback ports the instance may reach */
+  egress: number[];
+}
+
+export function readNetRecord(dir: string): NetRecord | undefined {
+  try {
+    const r = JSON.parse(readFileSync(join(dir, NET_FILE), "utf8")) as NetRecord;
+    return r && r.schema === 1 && (r.mode === "private" || r.mode === "host") ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeNetRecord(dir: string, rec: NetRecord): void {
+  const tmp = join(dir, `.${NET_FILE}.${process.pid}.tmp`);
+  writeFileSync(tmp, JSON.stringify(rec) + "\n", { mode: 0o644 });
+  renameSync(tmp, join(dir, NET_FILE));
+}
+
+export interface PastaInput {
+  /** the namespace to attach to: /proc/<bwrap's child>/ns/net */
+  netnsPath: string;
+  /** the user namespace owning it, joined too when kiln is not root (an unprivileged setns needs it) */
+  usernsPath?: string;
+  /** host port = namespace port the app listens on */
+  port: number;
+  /** host loopback ports the app may dial (sorted, unique) */
+  egress: readonly number[];
+  /** pasta drops to this uid:gid once attached (root only; pasta's own default is "nobody") */
+  runAs?: string;
+  logFile: string;
+}
+
+/** pasta's argv (after the binary). Pure; tests compare it by equality. */
+export function pastaArgs(p: PastaInput): string[] {
+  const a = ["--foreground", "--quiet", "--log-file", p.logFile, "--log-size", String(1024 * 1024), "--netns", p.netnsPath];
+  if (p.usernsPath) a.push("--userns", p.usernsPath);
+  if (p.runAs) a.push("--runas", p.runAs);
+  a.push(
+    "-t",
+    `127.0.0.1/${p.port}`,
+    "-T",
+    p.egress.length ? p.egress.join(",") : "none",
+    "-u",
+    "none",
+    "-U",
+    "none",
+    "--no-icmp",
+    "--no-dhcp",
+    "--no-dhcpv6",
+    "--no-ndp",
+    "--no-ra",
+    "--no-map-gw",
+  );
+  return a;
+}
+
+/** Host ports from `allow` entries already checked by the config loader (sorted, unique). */
+export function egressPorts(allow: readonly string[]): number[] {
+  const ports = new Set<number>();
+  for (const e of allow) {
+    const r = parseAllowEntry(e);
+    if (r.ok) ports.add(r.port);
+  }
+  return [...ports].sort((a, b) => a - b);
+}
+
+/**
+ * Whether /proc/net/tcp (or tcp6) text shows a listener on 127.0.0.1:port (or any address).
+ *
+ *   "  0: 0100007F:1F90 00000000:0000 0A …" , 8080 → true   (127.0.0.1:8080, LISTEN)
+ *   "  0: 00000000:1F90 00000000:0000 0A …" , 8080 → true   (0.0.0.0:8080)
+ *   "  0: 0100007F:1F90 0100007F:9C40 01 …" , 8080 → false  (an established connection)
+ */
+export function isListening(procNetTcp: string, port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const line of procNetTcp.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    const local = f[1];
+    if (!local || f[3] !== "0A") continue;
+    const [addr, p] = local.split(":");
+    if (p !== hexPort) continue;
+    if (addr === "0100007F" || /^0+$/.test(addr ?? "")) return true;
+  }
+  return false;
+}
+
+const PASTA_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/** The pasta binary (Debian: passt), or undefined when it is not installed. */
+export function findPasta(path = process.env.PATH ?? ""): string | undefined {
+  for (const d of [...path.split(":"), ...PASTA_DIRS]) {
+    if (!d) continue;
+    const p = join(d, "pasta");
+    try {
+      accessSync(p, constants.X_OK);
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/** the descriptor (in pasta) of the instance's network namespace */
+const NS_FD = 3;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const READY_WAIT_MS = 5000;
+const STOP_WAIT_MS = 3000;
+
+function readProc(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+export type ForwarderStart = { ok: true; record: NetRecord } | { ok: false; reason: string };
+
+/**
+ * Attaches pasta to the namespace of `childPid` and waits (bounded) until it listens on the
+ * host's 127.0.0.1:port. The record is written before the wait, so a controller killed in between
+ * leaves a forwarder the next one can stop.
+ */
+export async function startForwarder(o: { pasta: string; dir: string; childPid: number; port: number; egress: readonly number[]; runAs?: string; joinUserns: boolean }): Promise<ForwarderStart> {
+  const logFile = join(o.dir, NET_LOG_FILE);
+  closeSync(openSync(logFile, "a", 0o640));
+  const args = pastaArgs({
+    netnsPath: `/proc/self/fd/${NS_FD}`,
+    ...(o.joinUserns ? { usernsPath: `/proc/${o.childPid}/ns/user` } : {}),
+    port: o.port,
+    egress: o.egress,
+    ...(o.runAs ? { runAs: o.runAs } : {}),
+    logFile,
+  });
+  const errFd = openSync(logFile, "a");
+  // kiln opens the namespace and hands pasta the descriptor: pasta drops CAP_SYS_PTRACE before it
+  // joins, and without it /proc/<pid>/ns/net of a process of another uid (the app) cannot be opened.
+  let nsFd: number;
+  try {
+    nsFd = openSync(`/proc/${o.childPid}/ns/net`, "r");
+  } catch (e) {
+    closeSync(errFd);
+    return { ok: false, reason: `cannot open the instance's network namespace: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
+  }
+  let child;
+  try {
+    child = spawn(o.pasta, args, { detached: true, stdio: ["ignore", errFd, errFd, nsFd], env: { PATH: PASTA_DIRS.join(":") } });
+  } finally {
+    closeSync(errFd);
+    closeSync(nsFd);
+  }
+  child.on("error", () => undefined);
+  const pid = child.pid;
+  if (pid === undefined) return { ok: false, reason: `cannot start ${o.pasta}` };
+  let exit: string | undefined;
+  child.once("exit", (code, sig) => (exit = sig ?? `exit code ${code}`));
+  child.unref();
+  const startTime = readStat(pid)?.startTime ?? -1;
+  const record: NetRecord = { schema: 1, mode: "private", pid, startTime, egress: [...o.egress] };
+  writeNetRecord(o.dir, record);
+  const deadline = Date.now() + READY_WAIT_MS;
+  while (Date.now() < deadline && exit === undefined) {
+    if (isListening(readProc("/proc/net/tcp"), o.port)) return { ok: true, record };
+    await sleep(10);
+  }
+  const tail = readProc(logFile).trim().split("\n").slice(-3).join(" | ");
+  if (exit === undefined) await stopForwarder(o.dir);
+  return { ok: false, reason: `pasta ${exit ?? "did not listen in time"}${tail ? `: ${tail}` : ""}` };
+}
+
+/** Stops the instance's forwarder, if it is still the one recorded (SIGTERM, then SIGKILL; bounded). */
+export async function stopForwarder(dir: string): Promise<void> {
+  const rec = readNetRecord(dir);
+  if (!rec || rec.pid === undefined || rec.startTime === undefined) return;
+  const { pid, startTime } = rec;
+  const alive = () => isSameProcessAlive(pid, startTime);
+  if (!alive()) return;
+  const kill = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // gone
+    }
+  };
+  kill("SIGTERM");
+  const deadline = Date.now() + STOP_WAIT_MS;
+  while (alive() && Date.now() < deadline) await sleep(10);
+  if (alive()) {
+    kill("SIGKILL");
+    const hard = Date.now() + STOP_WAIT_MS;
+    while (alive() && Date.now() < hard) await sleep(10);
+  }
+}
+
+/** Whether the recorded forwarder is running (false for mode "host"). */
+export function isForwarderAlive(rec: NetRecord | undefined): boolean {
+  return !!rec && rec.pid !== undefined && rec.startTime !== undefined && isSameProcessAlive(rec.pid, rec.startTime);
+}
+
+export type NetworkPlan = { mode: "private"; egress: number[] } | { mode: "host"; reason: string; warn: boolean };
+
+/**
+ * How one instance is networked, from kiln.yaml `network`, the sandbox and the host. A missing
+ * pasta falls back to the host's network with a warning (like a missing seccomp filter), so a
+ * host without passt still runs its fleet; `status` and `doctor` say so.
+ *
+ *   isolation absent,        bwrap, pasta       → private, egress []
+ *   allow ["127.0.0.1:5432"], bwrap, pasta      → private, egress [5432]
+ *   mode host,               bwrap, pasta       → host ("network.mode: host"), no warning
+ *   isolation absent,        bwrap, no pasta    → host ("pasta … not installed"), warning
+ *   isolation absent,        chroot             → host ("--unsafe-no-sandbox"), warning
+ */
+export function planNetwork(isolation: { mode: "private" | "host"; allow: readonly string[] } | undefined, sandbox: "bwrap" | "chroot", pasta: string | undefined): NetworkPlan {
+  if (isolation?.mode === "host") return { mode: "host", reason: "network.mode: host", warn: false };
+  if (sandbox === "chroot") return { mode: "host", reason: "no sandbox (--unsafe-no-sandbox): the host's network", warn: true };
+  if (!pasta) return { mode: "host", reason: "pasta is not installed (Debian: apt-get install passt): the host's network", warn: true };
+  return { mode: "private", egress: egressPorts(isolation?.allow ?? []) };
+}
+
+/**
+ * What `status` shows of an instance's network.
+ *
+ *   private, egress [5432]      → "private (own namespace), egress: 127.0.0.1:5432"
+ *   private, egress []          → "private (own namespace), egress: none"
+ *   host, "network.mode: host"  → "host (network.mode: host)"
+ *   no record (launched before) → undefined
+ */
+export function describeNetwork(rec: NetRecord | undefined): string | undefined {
+  if (!rec) return undefined;
+  if (rec.mode === "host") return `host (${rec.reason ?? "the host's network"})`;
+  return `private (own namespace), egress: ${rec.egress.length ? rec.egress.map((p) => `127.0.0.1:${p}`).join(", ") : "none"}`;
+}

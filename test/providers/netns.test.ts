@@ -1,0 +1,95 @@
+// netns.ts and network-allow.ts: the pure pieces (issue 12), rows from their doc comments.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseAllowEntry } from "../../src/config/network-allow.js";
+import { parseSpec } from "../../src/config/index.js";
+import { describeNetwork, egressPorts, isListening, pastaArgs, planNetwork } from "../../src/providers/local/netns.js";
+import { bwrapArgs, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
+
+test("parseAllowEntry: only host loopback ports", () => {
+  assert.deepEqual(parseAllowEntry("127.0.0.1:5432"), { ok: true, port: 5432 });
+  assert.deepEqual(parseAllowEntry(" 127.0.0.1:6379 "), { ok: true, port: 6379 });
+  const refused: [string, RegExp][] = [
+    ["localhost:5432", /name the loopback as 127\.0\.0\.1/],
+    ["[::1]:5432", /name the loopback as 127\.0\.0\.1/],
+    ["10.0.0.7:5432", /only the host's loopback/],
+    ["db.internal:5432", /only the host's loopback/],
+    ["127.0.0.1:0", /out of range/],
+    ["127.0.0.1:70000", /out of range/],
+    ["127.0.0.1", /not HOST:PORT/],
+  ];
+  for (const [entry, why] of refused) {
+    const r = parseAllowEntry(entry);
+    assert.equal(r.ok, false, entry);
+    if (!r.ok) {
+      assert.match(r.reason, why, entry);
+      assert.ok(r.hint.length > 0);
+    }
+  }
+});
+
+test("kiln.yaml network.allow: a refused entry is a problem at its path; a good one loads", () => {
+  const bad = parseSpec('name: s\nversion: v1\nnetwork:\n  allow: ["127.0.0.1:5432", "db:5432"]\n', "kiln.yaml");
+  assert.ok("errors" in bad);
+  if ("errors" in bad) {
+    const p = bad.errors.find((e) => e.path === "network.allow[1]");
+    assert.ok(p, JSON.stringify(bad.errors));
+    assert.match(p.message, /only the host's loopback/);
+    assert.match(p.where, /kiln\.yaml:4:/);
+  }
+  const good = parseSpec('name: s\nversion: v1\nnetwork:\n  allow: ["127.0.0.1:5432", "127.0.0.1:5432"]\n', "kiln.yaml");
+  assert.ok("spec" in good);
+  if ("spec" in good) assert.deepEqual(good.spec.network, { mode: "private", allow: ["127.0.0.1:5432"] });
+  const mode = parseSpec("name: s\nversion: v1\nnetwork: { mode: bridge }\n", "kiln.yaml");
+  assert.ok("errors" in mode);
+});
+
+test("egressPorts: sorted, unique", () => {
+  assert.deepEqual(egressPorts(["127.0.0.1:6379", "127.0.0.1:5432", "127.0.0.1:6379"]), [5432, 6379]);
+  assert.deepEqual(egressPorts([]), []);
+});
+
+test("planNetwork: the doc comment's rows", () => {
+  assert.deepEqual(planNetwork(undefined, "bwrap", "/usr/bin/pasta"), { mode: "private", egress: [] });
+  assert.deepEqual(planNetwork({ mode: "private", allow: ["127.0.0.1:5432"] }, "bwrap", "/usr/bin/pasta"), { mode: "private", egress: [5432] });
+  assert.deepEqual(planNetwork({ mode: "host", allow: [] }, "bwrap", "/usr/bin/pasta"), { mode: "host", reason: "network.mode: host", warn: false });
+  const noPasta = planNetwork(undefined, "bwrap", undefined);
+  assert.equal(noPasta.mode, "host");
+  assert.ok(noPasta.mode === "host" && noPasta.warn && /passt/.test(noPasta.reason));
+  const chroot = planNetwork(undefined, "chroot", "/usr/bin/pasta");
+  assert.ok(chroot.mode === "host" && chroot.warn);
+});
+
+test("pastaArgs: inbound on the host's loopback, outbound only the declared ports, no UDP, no gateway", () => {
+  assert.deepEqual(pastaArgs({ netnsPath: "/proc/self/fd/3", port: 21000, egress: [5432, 6379], runAs: "0:0", logFile: "/h/net.log" }), [
+    "--foreground", "--quiet", "--log-file", "/h/net.log", "--log-size", "1048576", "--netns", "/proc/self/fd/3", "--runas", "0:0",
+    "-t", "127.0.0.1/21000", "-T", "5432,6379", "-u", "none", "-U", "none",
+    "--no-icmp", "--no-dhcp", "--no-dhcpv6", "--no-ndp", "--no-ra", "--no-map-gw",
+  ]);
+  // no egress: -T none (pasta's default, auto, would mirror every host listener into the namespace)
+  const none = pastaArgs({ netnsPath: "/n", usernsPath: "/u", port: 1, egress: [], logFile: "/l" });
+  assert.equal(none[none.indexOf("-T") + 1], "none");
+  assert.deepEqual(none.slice(6, 10), ["--netns", "/n", "--userns", "/u"]);
+});
+
+test("isListening: the doc comment's rows", () => {
+  const head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+  assert.equal(isListening(head + "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n", 8080), true);
+  assert.equal(isListening(head + "   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n", 8080), true);
+  assert.equal(isListening(head + "   0: 0100007F:1F90 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1\n", 8080), false);
+  assert.equal(isListening(head + "   0: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n", 8080), false);
+});
+
+test("bwrapArgs: --unshare-net only for a private network", () => {
+  const input: SandboxInput = { instanceId: "w", mounts: [], rootfs: "/r", volumeDirs: {}, uid: 1000, gid: 1000, workdir: "/", env: [], argv: ["/a"], tmpSizeBytes: 1, stageDir: "/s", hostPath: "/bin" };
+  assert.ok(!bwrapArgs(input, () => "").includes("--unshare-net"));
+  assert.deepEqual(bwrapArgs({ ...input, unshareNet: true }, () => "").slice(0, 4), ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net"]);
+});
+
+test("describeNetwork: the doc comment's rows", () => {
+  assert.equal(describeNetwork({ schema: 1, mode: "private", pid: 1, startTime: 1, egress: [5432] }), "private (own namespace), egress: 127.0.0.1:5432");
+  assert.equal(describeNetwork({ schema: 1, mode: "private", pid: 1, startTime: 1, egress: [] }), "private (own namespace), egress: none");
+  assert.equal(describeNetwork({ schema: 1, mode: "host", reason: "network.mode: host", egress: [] }), "host (network.mode: host)");
+  assert.equal(describeNetwork(undefined), undefined);
+});
