@@ -1,10 +1,10 @@
 // npm run bench → bench/results/{cli,layers,simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
-import { mkdirSync, renameSync, rmSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { startDaemons, stopDaemons } from "../src/ops/daemons.js";
 import { buildDeployRequest, lastEventId, watch } from "../src/ops/deploy-flow.js";
@@ -248,7 +248,7 @@ async function benchRollout() {
     // load's p99 over the window. The launch bound's default is derived from these figures
     // (see planLaunchConcurrency).
     const burst: { k: number; allHealthyMs: number; perInstanceMs: number; p99Ms: number; failed: number }[] = [];
-    for (const k of (process.env.KILN_BENCH_BURSTS ?? "1,2,3,6").split(",").map(Number)) {
+    for (const k of (process.env.KILN_BENCH_BURSTS ?? "1,2,3,6").split(",").filter(Boolean).map(Number)) {
       const r = await underLoad(async () => {
         const known = new Set((await ctx.client.status()).instances.map((x) => x.id));
         const t = performance.now();
@@ -355,6 +355,12 @@ async function benchRollout() {
     return out;
   } finally {
     await stopDaemons({ paths, home: ctx.home, service: ctx.loaded.spec.name });
+    // KILN_BENCH_KEEP=DIR: the controller's log and state stay there for a look at the passes (KILN_TRACE_PASSES=1).
+    const keep = process.env.KILN_BENCH_KEEP;
+    if (keep) {
+      mkdirSync(keep, { recursive: true });
+      for (const f of [paths.controllerLog, paths.stateDb]) if (existsSync(f)) copyFileSync(f, join(keep, basename(f)));
+    }
     rmSync(ws.dir, { recursive: true, force: true });
   }
 }

@@ -63,6 +63,8 @@ export interface ControllerDeps {
   wake?: () => void;
   /** first delay of the quick poll of a new instance's port (see planProbeDelay); absent: probes follow the health interval */
   startPollMs?: number;
+  /** the quick poll's longest delay (see planProbeDelay); absent: it doubles up to the health interval */
+  startPollMaxMs?: number;
   /** most instances starting at once (launched, port not answering yet); absent: no bound (see planLaunchConcurrency) */
   launchConcurrency?: number;
 }
@@ -93,7 +95,7 @@ export class Controller {
     const s = (this.state = new ServiceState({ service: deps.service, db: deps.db, defaultSpec: deps.defaultSpec, now, log: deps.log, notify: deps.notify }));
     this.observer = new FleetObserver({
       service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, probeNow: deps.probeNow, now, log: deps.log,
-      startPollMs: deps.startPollMs, wake: deps.wake,
+      startPollMs: deps.startPollMs, startPollMaxMs: deps.startPollMaxMs, wake: deps.wake,
       specOf: (id) => s.specOf(id),
       onUnhealthy: (rec, reason) => s.event("warn", `instance ${rec.id} failed health checks: ${reason}`, { instance: rec.id, release: rec.release }),
       onExited: (rec, code) => s.event("warn", exitMessage(rec.id, code, deps.provider.logPath?.(rec.id)), { instance: rec.id, release: rec.release }),
@@ -103,7 +105,7 @@ export class Controller {
     this.checks = new PromotionChecks(s, deps.probe);
     this.instances = new InstanceActions(s, deps.provider, this.observer, deps.newId, deps.secrets);
     this.transitions = new Transitions(s);
-    this.steps = new StepInterpreter({ state: s, observer: this.observer, instances: this.instances, routerSync: this.routerSync, checks: this.checks, transitions: this.transitions, launchConcurrency: deps.launchConcurrency });
+    this.steps = new StepInterpreter({ state: s, observer: this.observer, instances: this.instances, routerSync: this.routerSync, checks: this.checks, transitions: this.transitions, launchConcurrency: deps.launchConcurrency, wake: deps.wake });
     this.commands = new Commands({ state: s, rolloutView: (r) => this.rolloutView(r), abortRollout: (r, reason) => this.transitions.abort(r, reason, true), imageExists: deps.imageExists, secrets: deps.secrets });
   }
 
@@ -265,6 +267,8 @@ export class Controller {
     const { db, service } = this.state;
     this.halted = true;
     while (this.ticking) await new Promise((r) => setTimeout(r, 10));
+    // Launches still with the provider finish first: what they started is stopped below with the rest.
+    await this.instances.launchesSettled();
     const recs = db.liveInstances(service);
     db.updateInstances(recs.map((r) => r.id), { routing: "none" });
     await this.routerSync.sync(undefined);

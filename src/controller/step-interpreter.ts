@@ -22,6 +22,8 @@ export interface StepDeps {
   transitions: Transitions;
   /** most instances starting at once; absent: no bound */
   launchConcurrency?: number;
+  /** the loop's wake-up: with it, launches run beside the loop and their outcome wakes it (InstanceActions.launch) */
+  wake?: () => void;
 }
 
 /** What the pass knows that a step's action depends on. */
@@ -72,7 +74,9 @@ export class StepInterpreter {
           this.healed += count;
           this.d.state.notice("fleet.healing", `launching ${count} instance(s) of ${rel.id} (${step.reason})`, { release: rel.id, reason: step.reason });
         }
-        await this.d.instances.launch(rel, count, rollout);
+        // Not awaited when the loop can be woken: the pass goes on (and the next ones run) while
+        // the provider starts the instances; the intent rows are written before this returns.
+        await this.d.instances.launch(rel, count, rollout, this.d.wake ? { wake: this.d.wake } : undefined);
         return;
       }
       case "register":
