@@ -20,7 +20,7 @@ import { InstanceActions } from "./instances.js";
 import { exitMessage, FleetObserver, type ObserverDeps, type ProbeFn } from "./observe.js";
 import { RouterSync } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
-import { StepInterpreter } from "./step-interpreter.js";
+import { StepInterpreter, type PassContext } from "./step-interpreter.js";
 import { Transitions } from "./transitions.js";
 import { isWakeAfter, nextWarmupEnd } from "./wake.js";
 import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "./types.js";
@@ -185,14 +185,19 @@ export class Controller {
       this.samples.push({ at: now, releases: stats.releases });
       this.samples.splice(0, samplesToDrop(this.samples, now));
       // Instances still coming up, for the launch bound (a step's launches count as they go).
-      const pass = { starting: this.d.launchConcurrency === undefined ? 0 : this.observer.startingCount() };
+      const pass: PassContext = { starting: this.d.launchConcurrency === undefined ? 0 : this.observer.startingCount(), stops: [] };
       const acted: Step[] = [];
       T.push(performance.now());
-      for (const step of steps) if (await this.steps.apply(step, rollout, pass)) acted.push(step);
-      T.push(performance.now());
-      // The router's latest read-back: a step may have read it again after its own write (switch).
-      await this.routerSync.sync(this.observer.lastStats ?? stats);
-      T.push(performance.now());
+      try {
+        for (const step of steps) if (await this.steps.apply(step, rollout, pass)) acted.push(step);
+        T.push(performance.now());
+        // The router's latest read-back: a step may have read it again after its own write (switch).
+        await this.routerSync.sync(this.observer.lastStats ?? stats);
+        T.push(performance.now());
+      } finally {
+        // Out of the table just written (terminate steps): now they are stopped.
+        for (const s of pass.stops!) this.instances.startTerminate(s.id, s.reason);
+      }
       if (process.env.KILN_TRACE_PASSES) {
         const ms = T.slice(1).map((t, i) => (t - T[i]!).toFixed(1));
         this.d.log?.(`pass [${steps.map((x) => x.kind).join(",")}] observe ${ms[0]} plan ${ms[1]} act ${ms[2]} router ${ms[3]} ms`);
