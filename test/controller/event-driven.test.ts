@@ -172,9 +172,39 @@ test("stopping while launches are with the provider: the stop waits for them, no
 test("a launch that fails in the background is an error event and fails the rollout, as one that failed inside its pass", async () => {
   const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
   w.provider.behave("r1", { launchFails: true });
-  w.controller.deploy(deployReq("v1", releaseSpec()));
+  // Failed launches leave no instance to judge: the rollout's deadline ends it (kept short here).
+  w.controller.deploy(deployReq("v1", releaseSpec({}, { rolling: { minHealthyPercent: 100, maxHealthyPercent: 150, instanceWarmup: 300, deadline: 1000, autoRollback: true } })));
   await w.run(settled(w));
   assert.equal(w.db.getRelease("r1")?.status, "failed");
   assert.ok(w.db.events("svc").some((e) => /^launch failed: fake launch failure/.test(e.message)));
   assert.equal(w.provider.running().length, 0);
+});
+
+test("a pass that terminates writes the routing table once, and an instance is out of the table in force before its stop starts", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+  const spec = releaseSpec();
+  w.controller.deploy(deployReq("v1", spec));
+  await w.run(settled(w));
+  const terminate = w.provider.terminate.bind(w.provider);
+  const stoppedWhileRouted: string[] = [];
+  w.provider.terminate = async (id: string) => {
+    if ((w.router.table?.targets ?? []).some((t) => t.id === id)) stoppedWhileRouted.push(id);
+    return terminate(id);
+  };
+  w.controller.deploy(deployReq("v2", spec));
+  let terminatePasses = 0;
+  for (let i = 0; i < 2000 && w.db.activeRollout("svc"); i++) {
+    w.clock.advance(20);
+    const before = w.router.tables.length;
+    const steps = await w.controller.tick();
+    if (steps.some((s) => s.kind === "terminate")) {
+      terminatePasses++;
+      assert.ok(w.router.tables.length - before <= 1, `one table write in a terminate pass, got ${w.router.tables.length - before}`);
+    }
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(w.controller.liveRelease()?.id, "r2");
+  assert.ok(terminatePasses >= 1);
+  assert.deepEqual(stoppedWhileRouted, []);
+  assert.ok(w.provider.running().every((i) => i.release === "r2"));
 });
