@@ -1,11 +1,11 @@
 // npm run bench → bench/results/{cli,layers,simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { gzipSync } from "fflate";
 import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { startDaemons, stopDaemons } from "../src/ops/daemons.js";
 import { buildDeployRequest, lastEventId, watch } from "../src/ops/deploy-flow.js";
@@ -401,7 +401,7 @@ async function benchRollout() {
     // load's p99 over the window. The launch bound's default is derived from these figures
     // (see planLaunchConcurrency).
     const burst: { k: number; allHealthyMs: number; perInstanceMs: number; p99Ms: number; failed: number }[] = [];
-    for (const k of (process.env.KILN_BENCH_BURSTS ?? "1,2,3,6").split(",").map(Number)) {
+    for (const k of (process.env.KILN_BENCH_BURSTS ?? "1,2,3,6").split(",").filter(Boolean).map(Number)) {
       const r = await underLoad(async () => {
         const known = new Set((await ctx.client.status()).instances.map((x) => x.id));
         const t = performance.now();
@@ -466,6 +466,29 @@ async function benchRollout() {
     const flips = sdb.db
       .prepare("SELECT r.id AS id, r.kind AS kind, r.switched_at AS confirmed, (SELECT MIN(e.at) FROM events e WHERE e.rollout = r.id AND e.message LIKE 'switched traffic to %') AS decided FROM rollouts r WHERE r.strategy = 'blue-green' ORDER BY r.id")
       .all() as { id: number; kind: string; confirmed: number | null; decided: number | null }[];
+    // Where the rolling replacement's time went, from its rows and events (ms after the rollout
+    // started): per new instance, the provider's launch returning, its first healthy probe, the
+    // end of its warmup and the router table taking it; per old instance, drained and stopped.
+    const rolled = sdb.db.prepare("SELECT id, target, previous, started_at AS startedAt, finished_at AS finishedAt FROM rollouts WHERE strategy = 'rolling' ORDER BY id DESC LIMIT 1").get() as
+      { id: number; target: string; previous: string; startedAt: number; finishedAt: number };
+    const eventAt = (like: string) => (sdb.db.prepare("SELECT MIN(at) AS at FROM events WHERE rollout IS ? AND message LIKE ?").get(rolled.id, like) as { at: number | null }).at;
+    const instanceRows = (release: string) =>
+      sdb.db.prepare("SELECT id, launched_at AS launchedAt, healthy_since AS healthySince, draining_since AS drainingSince, terminated_at AS terminatedAt FROM instances WHERE release = ? ORDER BY launched_at, id").all(release) as
+        { id: string; launchedAt: number; healthySince: number | null; drainingSince: number | null; terminatedAt: number | null }[];
+    const rel = (t: number | null) => (t === null ? null : t - rolled.startedAt);
+    const warmupMs = spec.strategy.rolling.instanceWarmup;
+    const timeline = {
+      what: "ms after the rolling rollout started; new: launched = the provider's launch returned (the pass decided it earlier), healthy = first healthy (threshold met), warm = healthy + warmup, inRotation = the register step; old: drained = left rotation, stopped = terminated",
+      durationMs: rolled.finishedAt - rolled.startedAt,
+      new: instanceRows(rolled.target).map((r) => ({
+        id: r.id,
+        launched: rel(r.launchedAt),
+        healthy: rel(r.healthySince),
+        warm: r.healthySince === null ? null : rel(r.healthySince + warmupMs),
+        inRotation: rel(eventAt(`in rotation:%${r.id}%`)),
+      })),
+      old: instanceRows(rolled.previous).filter((r) => r.terminatedAt !== null && r.terminatedAt >= rolled.startedAt).map((r) => ({ id: r.id, drained: rel(r.drainingSince), stopped: rel(r.terminatedAt) })),
+    };
     sdb.close();
     const rollbackFlip = flips.filter((x) => x.kind === "rollback").at(-1);
     const decisionToFirstOldMs = rollbackFlip?.decided != null ? servedOldAt - rollbackFlip.decided : NaN;
@@ -486,6 +509,7 @@ async function benchRollout() {
         requests: rollingPhase.requests,
         failedRequests: rollingPhase.failed,
         loadP99Ms: rollingPhase.p99Ms,
+        timeline,
       },
       steadyLoad: { requests: steady.requests, failed: steady.failed, p99Ms: steady.p99Ms },
       launchBurst: { launchConcurrency: process.env.KILN_LAUNCH_CONCURRENCY ?? "default (one per CPU)", bursts: burst },
@@ -508,6 +532,12 @@ async function benchRollout() {
     return out;
   } finally {
     await stopDaemons({ paths, home: ctx.home, service: ctx.loaded.spec.name });
+    // KILN_BENCH_KEEP=DIR: the controller's log and state stay there for a look at the passes (KILN_TRACE_PASSES=1).
+    const keep = process.env.KILN_BENCH_KEEP;
+    if (keep) {
+      mkdirSync(keep, { recursive: true });
+      for (const f of [paths.controllerLog, paths.stateDb]) if (existsSync(f)) copyFileSync(f, join(keep, basename(f)));
+    }
     rmSync(ws.dir, { recursive: true, force: true });
   }
 }

@@ -20,7 +20,7 @@ import { InstanceActions } from "./instances.js";
 import { exitMessage, FleetObserver, type ObserverDeps, type ProbeFn } from "./observe.js";
 import { RouterSync } from "./router-sync.js";
 import { ServiceState } from "./service-state.js";
-import { StepInterpreter } from "./step-interpreter.js";
+import { StepInterpreter, type PassContext } from "./step-interpreter.js";
 import { Transitions } from "./transitions.js";
 import { isWakeAfter, nextWarmupEnd } from "./wake.js";
 import type { DeployRequest, ReleaseView, RolloutView, StatusView } from "./types.js";
@@ -63,6 +63,8 @@ export interface ControllerDeps {
   wake?: () => void;
   /** first delay of the quick poll of a new instance's port (see planProbeDelay); absent: probes follow the health interval */
   startPollMs?: number;
+  /** the quick poll's longest delay (see planProbeDelay); absent: it doubles up to the health interval */
+  startPollMaxMs?: number;
   /** most instances starting at once (launched, port not answering yet); absent: no bound (see planLaunchConcurrency) */
   launchConcurrency?: number;
 }
@@ -93,7 +95,7 @@ export class Controller {
     const s = (this.state = new ServiceState({ service: deps.service, db: deps.db, defaultSpec: deps.defaultSpec, now, log: deps.log, notify: deps.notify }));
     this.observer = new FleetObserver({
       service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, probeNow: deps.probeNow, now, log: deps.log,
-      startPollMs: deps.startPollMs, wake: deps.wake,
+      startPollMs: deps.startPollMs, startPollMaxMs: deps.startPollMaxMs, wake: deps.wake,
       specOf: (id) => s.specOf(id),
       onUnhealthy: (rec, reason) => s.event("warn", `instance ${rec.id} failed health checks: ${reason}`, { instance: rec.id, release: rec.release }),
       onExited: (rec, code) => s.event("warn", exitMessage(rec.id, code, deps.provider.logPath?.(rec.id)), { instance: rec.id, release: rec.release }),
@@ -103,7 +105,7 @@ export class Controller {
     this.checks = new PromotionChecks(s, deps.probe);
     this.instances = new InstanceActions(s, deps.provider, this.observer, deps.newId, deps.secrets);
     this.transitions = new Transitions(s);
-    this.steps = new StepInterpreter({ state: s, observer: this.observer, instances: this.instances, routerSync: this.routerSync, checks: this.checks, transitions: this.transitions, launchConcurrency: deps.launchConcurrency });
+    this.steps = new StepInterpreter({ state: s, observer: this.observer, instances: this.instances, routerSync: this.routerSync, checks: this.checks, transitions: this.transitions, launchConcurrency: deps.launchConcurrency, wake: deps.wake });
     this.commands = new Commands({ state: s, rolloutView: (r) => this.rolloutView(r), abortRollout: (r, reason) => this.transitions.abort(r, reason, true), imageExists: deps.imageExists, secrets: deps.secrets });
   }
 
@@ -183,14 +185,19 @@ export class Controller {
       this.samples.push({ at: now, releases: stats.releases });
       this.samples.splice(0, samplesToDrop(this.samples, now));
       // Instances still coming up, for the launch bound (a step's launches count as they go).
-      const pass = { starting: this.d.launchConcurrency === undefined ? 0 : this.observer.startingCount() };
+      const pass: PassContext = { starting: this.d.launchConcurrency === undefined ? 0 : this.observer.startingCount(), stops: [] };
       const acted: Step[] = [];
       T.push(performance.now());
-      for (const step of steps) if (await this.steps.apply(step, rollout, pass)) acted.push(step);
-      T.push(performance.now());
-      // The router's latest read-back: a step may have read it again after its own write (switch).
-      await this.routerSync.sync(this.observer.lastStats ?? stats);
-      T.push(performance.now());
+      try {
+        for (const step of steps) if (await this.steps.apply(step, rollout, pass)) acted.push(step);
+        T.push(performance.now());
+        // The router's latest read-back: a step may have read it again after its own write (switch).
+        await this.routerSync.sync(this.observer.lastStats ?? stats);
+        T.push(performance.now());
+      } finally {
+        // Out of the table just written (terminate steps): now they are stopped.
+        for (const s of pass.stops!) this.instances.startTerminate(s.id, s.reason);
+      }
       if (process.env.KILN_TRACE_PASSES) {
         const ms = T.slice(1).map((t, i) => (t - T[i]!).toFixed(1));
         this.d.log?.(`pass [${steps.map((x) => x.kind).join(",")}] observe ${ms[0]} plan ${ms[1]} act ${ms[2]} router ${ms[3]} ms`);
@@ -265,6 +272,8 @@ export class Controller {
     const { db, service } = this.state;
     this.halted = true;
     while (this.ticking) await new Promise((r) => setTimeout(r, 10));
+    // Launches still with the provider finish first: what they started is stopped below with the rest.
+    await this.instances.launchesSettled();
     const recs = db.liveInstances(service);
     db.updateInstances(recs.map((r) => r.id), { routing: "none" });
     await this.routerSync.sync(undefined);

@@ -2,7 +2,7 @@
 // state before the provider is called, and its outcome after.
 
 import { randomBytes } from "node:crypto";
-import type { Provider } from "../providers/provider.js";
+import type { ObservedInstance, Provider } from "../providers/provider.js";
 import type { SecretKeeper } from "../secrets/keeper.js";
 import type { Release, RolloutRecord } from "../state/db.js";
 import type { FleetObserver } from "./observe.js";
@@ -18,6 +18,8 @@ interface Stopped {
 
 export class InstanceActions {
   private readonly terminating = new Map<string, Promise<void>>();
+  /** instances whose launch runs in the background, to the promise of its outcome being recorded */
+  private readonly launching = new Map<string, Promise<void>>();
   private stopped: Stopped[] = [];
   private flushing?: Promise<void>;
 
@@ -62,10 +64,17 @@ export class InstanceActions {
   /**
    * Launch `count` instances of a release. Intents first, in one transaction: a controller
    * killed after it adopts or removes them on restart. The provider launches run together and
-   * their outcomes are recorded together (the next tick, which probes them, waits for the
-   * whole step anyway).
+   * their outcomes are recorded together.
+   *
+   * With `background` (the event-driven loop: `wake` is set) the call returns once the intents
+   * are written: the provider's work (a root filesystem to compose, a sandbox to build) runs
+   * beside the loop, whose passes meanwhile probe, register and drain the rest of the fleet, and
+   * the outcome wakes it. A failure is then an error event ("launch failed: …") and the
+   * instances' rows, which the planner judges as it would a launch that failed inside its pass.
+   * Without it (simulation, tests that drive tick()) the call resolves with the outcome and a
+   * failure throws, as before.
    */
-  async launch(rel: Release, count: number, rollout: RolloutRecord | undefined): Promise<void> {
+  async launch(rel: Release, count: number, rollout: RolloutRecord | undefined, background?: { wake: () => void }): Promise<void> {
     const { db, service } = this.state;
     const now = this.state.now();
     const ids = Array.from({ length: count }, () => (this.newId ? this.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
@@ -75,37 +84,78 @@ export class InstanceActions {
     // Read once for the whole step: a failure fails each launch with the same reason.
     const secretValues = this.secrets ? this.secrets.valuesFor(rel.id, rel.spec.secrets) : Promise.resolve({});
     secretValues.catch(() => undefined);
-    const results = await Promise.allSettled(
+    const launched = Promise.allSettled(
       ids.map(async (id) => {
         if (rel.spec.secrets && !this.secrets) throw new Error(`release ${rel.id} declares secrets and this controller keeps none`);
         const env = { ...rel.spec.env, ...(await secretValues) };
         return this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env, volumes: rel.spec.volumes, ...(rel.spec.network ? { network: rel.spec.network } : {}), ...(rel.spec.resources ? { resources: rel.spec.resources } : {}), ...(rel.spec.isolation ? { isolation: rel.spec.isolation } : {}) });
       }),
     );
+    if (!background) {
+      const failure = this.recordLaunched(rel, ids, await launched, rollout);
+      if (failure !== undefined) throw failure;
+      return;
+    }
+    const done = launched
+      .then((results) => {
+        const failure = this.recordLaunched(rel, ids, results, rollout);
+        if (failure !== undefined) this.state.event("error", `launch failed: ${(failure as Error).message}`, { rollout: rollout?.id });
+      })
+      .catch((e) => this.state.event("error", `launch failed: ${(e as Error).message}`, { rollout: rollout?.id }))
+      .finally(() => {
+        for (const id of ids) this.launching.delete(id);
+        background.wake();
+      });
+    for (const id of ids) this.launching.set(id, done);
+  }
+
+  /**
+   * The provider's answers for one launch step, in one transaction. A row no longer
+   * "launching" (a stop was decided while the provider worked: an abort, `kiln down`) keeps
+   * its state: its address and pid are noted for the stop, which waits for this launch (see
+   * startTerminate). Returns the first failure.
+   */
+  private recordLaunched(rel: Release, ids: string[], results: PromiseSettledResult<ObservedInstance>[], rollout: RolloutRecord | undefined): unknown {
+    const { db, service } = this.state;
     const at = this.state.now();
     let failure: unknown;
     const launched: Parameters<ServiceState["events"]>[0] = [];
     db.tx(() => {
+      const live = db.liveIndex(service);
       results.forEach((r, k) => {
         const id = ids[k]!;
+        const stillLaunching = (live.get(id) ?? db.getInstance(id))?.state === "launching";
         if (r.status === "fulfilled") {
+          if (!stillLaunching) {
+            db.updateInstance(id, { address: r.value.address, pid: r.value.pid });
+            return;
+          }
           db.updateInstance(id, { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at });
           launched.push({ level: "info", message: `launched ${id} (${rel.version}) at ${r.value.address}`, instance: id, release: rel.id, rollout: rollout?.id });
         } else {
           failure ??= r.reason;
-          db.updateInstance(id, { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` });
+          if (stillLaunching) db.updateInstance(id, { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` });
         }
       });
       this.state.events(launched);
     });
-    if (failure !== undefined) throw failure;
+    return failure;
+  }
+
+  /** Resolves when every launch started in the background so far has been recorded. */
+  async launchesSettled(): Promise<void> {
+    await Promise.all([...new Set(this.launching.values())]);
   }
 
   startTerminate(id: string, reason: string): void {
     if (this.terminating.has(id)) return;
     const rec = this.state.db.liveIndex(this.state.service).get(id) ?? this.state.db.getInstance(id);
     const grace = this.state.specOf(rec?.release).drainTimeout;
-    const p = this.provider.terminate(id, { graceMs: Math.min(grace, 10_000) }).then(
+    // A stop decided while the instance's launch is still with the provider waits for it: a
+    // provider may not know the instance until its launch returns, and must not start it after the stop.
+    const launching = this.launching.get(id);
+    const stop = () => this.provider.terminate(id, { graceMs: Math.min(grace, 10_000) });
+    const p = (launching ? launching.then(stop) : stop()).then(
       () => this.recordStopped({ id, release: rec?.release, reason, at: this.state.now() }),
       (e) => {
         this.state.event("error", `terminating ${id} failed: ${(e as Error).message}`, { instance: id });
@@ -152,8 +202,9 @@ export class InstanceActions {
     }
   }
 
-  /** Resolves when every stop started so far has finished. */
+  /** Resolves when every launch and stop started so far has finished and been recorded (before state closes). */
   async settle(): Promise<void> {
+    await this.launchesSettled();
     await Promise.all([...this.terminating.values()]);
   }
 }

@@ -38,6 +38,8 @@ export interface ProberDeps {
    * Absent: probes follow the interval from the first (simulation, where a probe per tick is the cost).
    */
   startPollMs?: number;
+  /** the quick poll's longest delay (see planProbeDelay); absent: the health interval */
+  startPollMaxMs?: number;
   /** a health result changed: the loop should look at once */
   wake?: () => void;
 }
@@ -88,7 +90,7 @@ export class Prober {
   private dueAfter(h: TrackedHealth, release: string): number {
     const interval = this.d.specOf(release).health.interval;
     if (this.d.startPollMs === undefined) return h.lastProbeAt + interval;
-    return h.lastProbeAt + planProbeDelay({ answered: hasAnswered(h), refused: h.consecutiveFail, interval, first: this.d.startPollMs });
+    return h.lastProbeAt + planProbeDelay({ answered: hasAnswered(h), refused: h.consecutiveFail, interval, first: this.d.startPollMs, max: this.d.startPollMaxMs });
   }
 
   /** Start the probes due now. They run in the background; the loop reads whatever they last recorded. */

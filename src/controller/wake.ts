@@ -77,21 +77,27 @@ export function nextWarmupEnd(instances: readonly Pick<FleetInstance, "healthySi
 
 /**
  * Delay before the next probe of an instance that has never answered (its port is not open
- * yet): a quick, doubling poll from `first`, capped at the health interval, so the first probe
- * that can pass runs within a few milliseconds of the port opening; once the instance has
- * answered (or was ever healthy) probes follow the health interval.
+ * yet): a quick, doubling poll from `first`, capped at `max` (default: the health interval);
+ * once the instance has answered (or was ever healthy) probes follow the health interval.
+ * The cap is what keeps the first probe that can pass close to the port opening: a poll that
+ * doubled up to a 500 ms interval probes at 5, 15, 35, …, 315, 635 ms after the launch, so a
+ * port that opens at 455 ms (this machine's instance start) is seen 180 ms late, one at 700 ms
+ * 435 ms late. A refused connection on loopback costs microseconds, and only instances still
+ * starting are polled (the launch bound keeps them few).
  *
  *   never answered, 0 refused so far, interval 500   → 5
  *   never answered, 1 refused                        → 10
  *   never answered, 3 refused                        → 40
  *   never answered, 7 refused                        → 500 (5·2^7 = 640, capped)
- *   answered (ok or not), any                        → 500
+ *   never answered, 7 refused, max 25                → 25
+ *   never answered, 1 refused, max 25                → 10
+ *   answered (ok or not), any, max 25                → 500
  *   never answered, interval 2                       → 2
  */
-export function planProbeDelay(p: { answered: boolean; refused: number; interval: number; first?: number }): number {
+export function planProbeDelay(p: { answered: boolean; refused: number; interval: number; first?: number; max?: number }): number {
   if (p.answered) return p.interval;
   const first = p.first ?? 5;
-  return Math.min(p.interval, first * 2 ** Math.min(p.refused, 30));
+  return Math.min(p.interval, p.max ?? p.interval, first * 2 ** Math.min(p.refused, 30));
 }
 
 /**

@@ -35,6 +35,12 @@ const TICK_MS = 100;
 const MAX_PASSES_PER_TICK = 10;
 /** the quick poll of a new instance's port starts at this delay (planProbeDelay) */
 const START_POLL_MS = 5;
+/**
+ * …doubling up to this delay: a port that opens is seen within 25 ms (12 on average), not a
+ * doubled delay of up to half the health interval late. Each poll is a pass (probes start in
+ * passes), at most 40 a second and only while an instance is starting.
+ */
+const START_POLL_MAX_MS = 25;
 
 /** A service with `edge.hosts` registers its table on the shared proxy under its name. */
 function sharedRoute(spec: { name: string; edge: { hosts: string[]; pathPrefix?: string } }) {
@@ -128,6 +134,7 @@ async function main(): Promise<void> {
     secrets: new SecretKeeper({ key: () => homeSecretKey(home) }),
     wake: () => waker.signal(),
     startPollMs: START_POLL_MS,
+    startPollMaxMs: START_POLL_MAX_MS,
     // Providers that start instances on this machine share its CPUs with the serving fleet.
     ...launchBound(providerName),
   });

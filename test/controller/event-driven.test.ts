@@ -110,3 +110,101 @@ test("a blue-green switch is confirmed in the pass that makes it: one routing wr
   await w.run(settled(w));
   assert.equal(w.controller.liveRelease()?.id, "r2");
 });
+
+/** Holds the fake provider's launches until `release()`: a provider still building its sandboxes. */
+function gateLaunches(w: ReturnType<typeof world>) {
+  const launch = w.provider.launch.bind(w.provider);
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let held = 0;
+  w.provider.launch = async (req) => {
+    held++;
+    await gate;
+    return launch(req);
+  };
+  return { release: () => open(), held: () => held };
+}
+const settle = async () => {
+  for (let k = 0; k < 10; k++) await new Promise((r) => setImmediate(r));
+};
+
+test("a launch does not hold the pass: its intent rows are written at once, the provider's answer wakes the loop", async () => {
+  let wakes = 0;
+  const w = world(undefined, { loop: { wake: () => wakes++, startPollMs: 5 } });
+  const gate = gateLaunches(w);
+  w.controller.deploy(deployReq("v1", releaseSpec()));
+  w.clock.advance(10);
+  const steps = await w.controller.tick();
+  assert.ok(steps.some((s) => s.kind === "launch"));
+  // The pass returned while the provider still holds all three launches.
+  assert.equal(gate.held(), 3);
+  assert.deepEqual(w.db.liveInstances("svc").map((r) => r.state), ["launching", "launching", "launching"]);
+  // Passes meanwhile see the instances starting and launch nothing more.
+  w.clock.advance(10);
+  const meanwhile = await w.controller.tick();
+  assert.ok(!meanwhile.some((s) => s.kind === "launch"), JSON.stringify(meanwhile));
+  assert.equal(w.db.liveInstances("svc").length, 3);
+  wakes = 0;
+  gate.release();
+  await settle();
+  assert.ok(wakes >= 1, "the launches' outcome woke the loop");
+  assert.deepEqual(w.db.liveInstances("svc").map((r) => r.state), ["running", "running", "running"]);
+  await w.run(settled(w));
+  assert.equal(w.controller.liveRelease()?.id, "r1");
+  assert.equal(w.provider.running().length, 3);
+});
+
+test("stopping while launches are with the provider: the stop waits for them, nothing is left running", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+  const gate = gateLaunches(w);
+  w.controller.deploy(deployReq("v1", releaseSpec()));
+  w.clock.advance(10);
+  await w.controller.tick();
+  assert.equal(gate.held(), 3);
+  const stopped = w.controller.stopAll();
+  await settle();
+  gate.release();
+  await stopped;
+  assert.equal(w.provider.running().length, 0);
+  assert.deepEqual(w.db.liveInstances("svc"), []);
+});
+
+test("a launch that fails in the background is an error event and fails the rollout, as one that failed inside its pass", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+  w.provider.behave("r1", { launchFails: true });
+  // Failed launches leave no instance to judge: the rollout's deadline ends it (kept short here).
+  w.controller.deploy(deployReq("v1", releaseSpec({}, { rolling: { minHealthyPercent: 100, maxHealthyPercent: 150, instanceWarmup: 300, deadline: 1000, autoRollback: true } })));
+  await w.run(settled(w));
+  assert.equal(w.db.getRelease("r1")?.status, "failed");
+  assert.ok(w.db.events("svc").some((e) => /^launch failed: fake launch failure/.test(e.message)));
+  assert.equal(w.provider.running().length, 0);
+});
+
+test("a pass that terminates writes the routing table once, and an instance is out of the table in force before its stop starts", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+  const spec = releaseSpec();
+  w.controller.deploy(deployReq("v1", spec));
+  await w.run(settled(w));
+  const terminate = w.provider.terminate.bind(w.provider);
+  const stoppedWhileRouted: string[] = [];
+  w.provider.terminate = async (id: string) => {
+    if ((w.router.table?.targets ?? []).some((t) => t.id === id)) stoppedWhileRouted.push(id);
+    return terminate(id);
+  };
+  w.controller.deploy(deployReq("v2", spec));
+  let terminatePasses = 0;
+  for (let i = 0; i < 2000 && w.db.activeRollout("svc"); i++) {
+    w.clock.advance(20);
+    const before = w.router.tables.length;
+    const steps = await w.controller.tick();
+    if (steps.some((s) => s.kind === "terminate")) {
+      terminatePasses++;
+      assert.ok(w.router.tables.length - before <= 1, `one table write in a terminate pass, got ${w.router.tables.length - before}`);
+    }
+    for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+  }
+  assert.equal(w.controller.liveRelease()?.id, "r2");
+  assert.ok(terminatePasses >= 1);
+  assert.deepEqual(stoppedWhileRouted, []);
+  assert.ok(w.provider.running().every((i) => i.release === "r2"));
+});

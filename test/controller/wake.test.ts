@@ -52,6 +52,9 @@ describe("planProbeDelay", () => {
     ["never answered, 3 refused", { answered: false, refused: 3, interval: 500 }, 40],
     ["never answered, 7 refused: capped at the interval", { answered: false, refused: 7, interval: 500 }, 500],
     ["answered", { answered: true, refused: 0, interval: 500 }, 500],
+    ["never answered, 7 refused, max 25: capped at the max", { answered: false, refused: 7, interval: 500, max: 25 }, 25],
+    ["never answered, 1 refused, max 25: still doubling", { answered: false, refused: 1, interval: 500, max: 25 }, 10],
+    ["answered, max 25: the interval", { answered: true, refused: 0, interval: 500, max: 25 }, 500],
     ["never answered, interval 2", { answered: false, refused: 0, interval: 2 }, 2],
     ["a huge refused count stays finite", { answered: false, refused: 10_000, interval: 500 }, 500],
   ];
