@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import type { Provider } from "../providers/provider.js";
 import type { SecretKeeper } from "../secrets/keeper.js";
-import type { Release, RolloutRecord } from "../state/db.js";
+import type { InstanceWrite, Release, RolloutRecord } from "../state/db.js";
 import type { FleetObserver } from "./observe.js";
 import type { ServiceState } from "./service-state.js";
 
@@ -73,29 +73,38 @@ export class InstanceActions {
     for (const id of ids) this.observer.seed(id, false);
     // Secret values join the declared env only here, in memory, on their way to the provider.
     // Read once for the whole step: a failure fails each launch with the same reason.
-    const secretValues = this.secrets ? this.secrets.valuesFor(rel.id, rel.spec.secrets) : Promise.resolve({});
-    secretValues.catch(() => undefined);
+    let env: Record<string, string> | undefined;
+    let envError: unknown;
+    try {
+      if (rel.spec.secrets && !this.secrets) throw new Error(`release ${rel.id} declares secrets and this controller keeps none`);
+      env = { ...rel.spec.env, ...(this.secrets ? await this.secrets.valuesFor(rel.id, rel.spec.secrets) : {}) };
+    } catch (e) {
+      envError = e;
+    }
     const results = await Promise.allSettled(
-      ids.map(async (id) => {
-        if (rel.spec.secrets && !this.secrets) throw new Error(`release ${rel.id} declares secrets and this controller keeps none`);
-        const env = { ...rel.spec.env, ...(await secretValues) };
-        return this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env, volumes: rel.spec.volumes, ...(rel.spec.network ? { network: rel.spec.network } : {}) });
-      }),
+      ids.map((id) =>
+        env === undefined
+          ? Promise.reject(envError)
+          : this.provider.launch({ instanceId: id, service, release: rel.id, digest: rel.digest, env: { ...env }, volumes: rel.spec.volumes, ...(rel.spec.network ? { network: rel.spec.network } : {}) }),
+      ),
     );
     const at = this.state.now();
     let failure: unknown;
     const launched: Parameters<ServiceState["events"]>[0] = [];
+    const outcomes: InstanceWrite[] = [];
+    results.forEach((r, k) => {
+      const id = ids[k]!;
+      if (r.status === "fulfilled") {
+        outcomes.push({ id, patch: { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at } });
+        launched.push({ level: "info", message: `launched ${id} (${rel.version}) at ${r.value.address}`, instance: id, release: rel.id, rollout: rollout?.id });
+      } else {
+        failure ??= r.reason;
+        outcomes.push({ id, patch: { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` } });
+      }
+    });
+    // Every outcome in one transaction, a chunk of instances per statement.
     db.tx(() => {
-      results.forEach((r, k) => {
-        const id = ids[k]!;
-        if (r.status === "fulfilled") {
-          db.updateInstance(id, { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at });
-          launched.push({ level: "info", message: `launched ${id} (${rel.version}) at ${r.value.address}`, instance: id, release: rel.id, rollout: rollout?.id });
-        } else {
-          failure ??= r.reason;
-          db.updateInstance(id, { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` });
-        }
-      });
+      db.updateInstancesEach(outcomes);
       this.state.events(launched);
     });
     if (failure !== undefined) throw failure;
