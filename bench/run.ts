@@ -548,34 +548,50 @@ async function benchRollout() {
  * targets are stated in (10k: ≤ 2 s CPU, ≤ 300 MB). 100k has no target; it shows the curve.
  * Sizes the CLI accepts (≤ 10,000) run as `kiln simulate` itself; larger ones through
  * bench/simulate-child.ts (the same simulateRollout with the same kiln.yaml).
+ * Each size runs several times (KILN_BENCH_SIM_RUNS, default 3; 100k once) and the row gives
+ * the least CPU with every run's figure beside it: on a shared machine the other runs' extra
+ * is other processes' load, not the simulation's. A 1-instance run gives the fixed cost
+ * (Node, module loading, kiln.yaml, the state schema) every row includes.
  * KILN_BENCH_SIM_SIZES=1000,10000 runs fewer sizes.
  */
 function benchSimulate() {
   const main = new URL("../src/cli/main.js", import.meta.url).pathname;
   const child = new URL("./simulate-child.js", import.meta.url).pathname;
   const spec = join(repoRoot, "examples/hello/kiln.yaml");
-  const sizes = (process.env.KILN_BENCH_SIM_SIZES ?? "1000,10000,100000").split(",").map(Number);
+  const sizes = (process.env.KILN_BENCH_SIM_SIZES ?? "1,1000,10000,100000").split(",").map(Number);
+  const simRuns = Math.max(1, Number(process.env.KILN_BENCH_SIM_RUNS ?? 3) || 1);
+  const runsOf = (instances: number) => (instances > 10_000 ? 1 : simRuns);
   const rows = [];
   // The machine is shared: its load average beside each row says how far the figures are inflated.
   const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
   for (const instances of sizes) {
-    const t0 = performance.now();
     const loadBefore = load();
     const viaCli = instances <= 10_000;
     const argv = viaCli ? [main, "simulate", "-f", spec, "--instances", String(instances), "--strategy", "rolling", "--json"] : [child, spec, String(instances)];
-    const r = spawnSync("/usr/bin/time", ["-f", "kiln-bench-time %U %S %M", process.execPath, ...argv], {
-      encoding: "utf8", maxBuffer: 256 * 1024 * 1024, timeout: 15 * 60_000,
-    });
-    const wallMs = Math.round(performance.now() - t0);
-    const m = /kiln-bench-time (\S+) (\S+) (\d+)/.exec(r.stderr ?? "");
-    if (r.error || r.status !== 0 || !m) {
-      rows.push({ instances, error: r.error?.message ?? `exit ${r.status}: ${(r.stderr ?? "").slice(-500)}`, wallMs });
+    const runs: { wallMs: number; cpuMs: number; maxRssMB: number; sim: { outcome: string; durationMs: number; minServing: number; maxAlive: number; launches: number; replacementCpuMs: number } }[] = [];
+    let error: string | undefined;
+    for (let k = 0; k < runsOf(instances) && error === undefined; k++) {
+      const t0 = performance.now();
+      const r = spawnSync("/usr/bin/time", ["-f", "kiln-bench-time %U %S %M", process.execPath, ...argv], {
+        encoding: "utf8", maxBuffer: 256 * 1024 * 1024, timeout: 15 * 60_000,
+      });
+      const wallMs = Math.round(performance.now() - t0);
+      const m = /kiln-bench-time (\S+) (\S+) (\d+)/.exec(r.stderr ?? "");
+      if (r.error || r.status !== 0 || !m) {
+        error = r.error?.message ?? `exit ${r.status}: ${(r.stderr ?? "").slice(-500)}`;
+        break;
+      }
+      runs.push({ wallMs, cpuMs: Math.round((Number(m[1]) + Number(m[2])) * 1000), maxRssMB: Math.round(Number(m[3]) / 1024), sim: JSON.parse(r.stdout) });
+    }
+    if (error !== undefined || runs.length === 0) {
+      rows.push({ instances, error });
       continue;
     }
-    const sim = JSON.parse(r.stdout) as { outcome: string; durationMs: number; minServing: number; maxAlive: number; launches: number; replacementCpuMs: number };
+    const best = runs.reduce((a, b) => (b.cpuMs < a.cpuMs ? b : a));
+    const sim = best.sim;
     rows.push({
-      instances, via: viaCli ? "kiln simulate" : "bench/simulate-child", outcome: sim.outcome, simulatedMs: sim.durationMs, wallMs,
-      cpuMs: Math.round((Number(m[1]) + Number(m[2])) * 1000), maxRssMB: Math.round(Number(m[3]) / 1024),
+      instances, via: viaCli ? "kiln simulate" : "bench/simulate-child", outcome: sim.outcome, simulatedMs: sim.durationMs, wallMs: best.wallMs,
+      cpuMs: best.cpuMs, maxRssMB: Math.max(...runs.map((x) => x.maxRssMB)), cpuMsRuns: runs.map((x) => x.cpuMs),
       replacementCpuMs: sim.replacementCpuMs, minServing: sim.minServing, maxAlive: sim.maxAlive, launches: sim.launches,
       loadAverage: { before: loadBefore, after: load() },
     });
@@ -585,7 +601,7 @@ function benchSimulate() {
   const out = {
     generatedAt: new Date().toISOString(),
     node: process.version,
-    note: `whole process: \`kiln simulate -f examples/hello/kiln.yaml --strategy rolling --json\` (100k: bench/simulate-child, the CLI caps --instances at 10,000) under /usr/bin/time (user+sys, max RSS), CLI startup included; the real controller on the in-memory provider and router, manual clock, 100 ms ticks; the current fleet is brought up first, then replaced. replacementCpuMs is the replacement alone, in process. Target for 10,000 instances: ≤ 2,000 ms CPU and ≤ 300 MB — ${verdict}. Timings depend on the machine's load (loadAverage: 1, 5 and 15 minutes, before and after each row; 2 cores).`,
+    note: `whole process: \`kiln simulate -f examples/hello/kiln.yaml --strategy rolling --json\` (100k: bench/simulate-child, the CLI caps --instances at 10,000) under /usr/bin/time (user+sys, max RSS), CLI startup included; the real controller on the in-memory provider and router, manual clock, 100 ms ticks; the current fleet is brought up first, then replaced. The 1-instance row is the fixed cost every row includes (Node, modules, kiln.yaml, the state schema). cpuMs is the least of cpuMsRuns (the runs of that size; the rest is other processes' load); maxRssMB the most. replacementCpuMs is the replacement alone, in process. Target for 10,000 instances: ≤ 2,000 ms CPU and ≤ 300 MB — ${verdict}. Timings depend on the machine's load (loadAverage: 1, 5 and 15 minutes, before and after each row; 2 cores).`,
     rows,
   };
   writeFileSync(join(results, "simulate.json"), `${JSON.stringify(out, null, 2)}\n`);

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import type { ObservedInstance, Provider } from "../providers/provider.js";
 import type { SecretKeeper } from "../secrets/keeper.js";
-import type { Release, RolloutRecord } from "../state/db.js";
+import type { InstanceWrite, Release, RolloutRecord } from "../state/db.js";
 import type { FleetObserver } from "./observe.js";
 import type { ServiceState } from "./service-state.js";
 
@@ -120,23 +120,26 @@ export class InstanceActions {
     const at = this.state.now();
     let failure: unknown;
     const launched: Parameters<ServiceState["events"]>[0] = [];
+    // Every outcome in one transaction, a chunk of instances per statement (updateInstancesEach).
     db.tx(() => {
       const live = db.liveIndex(service);
+      const outcomes: InstanceWrite[] = [];
       results.forEach((r, k) => {
         const id = ids[k]!;
         const stillLaunching = (live.get(id) ?? db.getInstance(id))?.state === "launching";
         if (r.status === "fulfilled") {
           if (!stillLaunching) {
-            db.updateInstance(id, { address: r.value.address, pid: r.value.pid });
+            outcomes.push({ id, patch: { address: r.value.address, pid: r.value.pid } });
             return;
           }
-          db.updateInstance(id, { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at });
+          outcomes.push({ id, patch: { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at } });
           launched.push({ level: "info", message: `launched ${id} (${rel.version}) at ${r.value.address}`, instance: id, release: rel.id, rollout: rollout?.id });
         } else {
           failure ??= r.reason;
-          if (stillLaunching) db.updateInstance(id, { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` });
+          if (stillLaunching) outcomes.push({ id, patch: { state: "terminated", terminatedAt: at, reason: `launch failed: ${(r.reason as Error).message}` } });
         }
       });
+      db.updateInstancesEach(outcomes);
       this.state.events(launched);
     });
     return failure;

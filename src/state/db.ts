@@ -77,6 +77,12 @@ export interface InstanceRecord {
   reason?: string;
 }
 
+/** One instance's own values for a fleet-wide write (see updateInstancesEach). */
+export interface InstanceWrite {
+  id: string;
+  patch: Partial<Omit<InstanceRecord, "id">>;
+}
+
 /** Where a reader of instanceChangesSince stands. */
 export interface InstanceCursor {
   seq: number;
@@ -376,6 +382,8 @@ function setClause(patch: object, columns: Partial<Record<string, string>>): { s
 /** Rows per multi-row INSERT and ids per `IN (…)`: well under SQLite's and PostgreSQL's bound-parameter limits. */
 const ROWS_PER_INSERT = 64;
 const IDS_PER_UPDATE = 500;
+/** Instance columns holding whole numbers (the rest are text). */
+const INTEGER_INSTANCE_COLUMNS: ReadonlySet<string> = new Set(["pid", "launched_at", "healthy_since", "draining_since", "terminated_at"]);
 /** The `IN (…)` list sizes prepared (a short last chunk is padded up to the next one). */
 const IN_SIZES = [2, 8, 64, IDS_PER_UPDATE];
 /** `(?, ?), (?, ?)` for `rows` rows of `columns` values. */
@@ -687,6 +695,60 @@ export class StateDb {
       }
       for (const id of ids) this.cachePatch(id, patch);
     });
+  }
+  /**
+   * The same fields written to many instances with values of their own (a launch step's
+   * addresses and pids): a chunk of rows per statement (`UPDATE … FROM (VALUES …)`, joined on
+   * the id), in one transaction: a 5,000-instance launch is 79 statements, not 5,000 (on
+   * PostgreSQL, 79 round trips). Rows whose patches name different fields go in separate
+   * statements. Values are CAST to their column's type: PostgreSQL types bare parameters in
+   * VALUES as text.
+   */
+  updateInstancesEach(rows: readonly InstanceWrite[]): void {
+    if (rows.length === 0) return;
+    const groups = new Map<string, { keys: string[]; rows: InstanceWrite[] }>();
+    for (const r of rows) {
+      const keys = Object.keys(r.patch);
+      if (keys.length === 0) continue;
+      const sig = keys.join(",");
+      const g = groups.get(sig);
+      if (g) g.rows.push(r);
+      else groups.set(sig, { keys, rows: [r] });
+    }
+    this.tx(() => {
+      for (const { keys, rows: list } of groups.values()) {
+        for (let k = 0; k < list.length; k += ROWS_PER_INSERT) {
+          const chunk = list.slice(k, k + ROWS_PER_INSERT);
+          const size = IN_SIZES.find((n) => n >= chunk.length)!;
+          // Padded by repeating the first row: the same id with the same values, written once.
+          while (chunk.length < size) chunk.push(chunk[0]!);
+          const values: unknown[] = [];
+          for (const r of chunk) {
+            values.push(r.id);
+            for (const key of keys) values.push((r.patch as Record<string, unknown>)[key] ?? null);
+          }
+          this.instanceUpdateEach(keys, size).run(values);
+        }
+        for (const r of list) this.cachePatch(r.id, r.patch);
+      }
+    });
+  }
+  private instanceUpdateEach(keys: string[], rows: number): Statement {
+    const sig = `each|${keys.join(",")}|${rows}`;
+    let st = this.instanceUpdates.get(sig);
+    if (!st) {
+      const cols = keys.map((k) => {
+        const col = instanceColumns[k as keyof InstanceRecord];
+        if (!col || k === "id") throw new KilnError("KILN_E_INTERNAL", `cannot update field ${k}`);
+        return col;
+      });
+      // VALUES columns are named column1, column2… on both SQLite and PostgreSQL.
+      const set = cols.map((col, j) => `${col} = v.column${j + 2}`).join(", ");
+      const row = `(?${cols.map((col) => `, CAST(? AS ${INTEGER_INSTANCE_COLUMNS.has(col) ? "INTEGER" : "TEXT"})`).join("")})`;
+      st = this.stmt(`UPDATE instances SET ${set} FROM (VALUES ${Array.from({ length: rows }, () => row).join(", ")}) AS v WHERE instances.id = v.column1`);
+      this.instanceUpdates.set(sig, st);
+    }
+    return st;
   }
   /** Keep the live cache and the change feed in step with a write of `patch` to instance `id`. */
   private cachePatch(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {

@@ -214,6 +214,44 @@ export function stateSuite(backend: StateBackendUnderTest): void {
         assert.deepEqual(db.events(svc, 0, 5000).map((e) => e.message), ids.map((_, k) => `m${k}`));
       }
     }));
+    it("updateInstancesEach writes each instance its own values (chunked UPDATE … FROM VALUES), mixed field sets too, and keeps the cache and feed in step", () => withState((open) => {
+      const db = open();
+      // 64 rows per statement: counts around and across the chunk size.
+      for (const n of [1, 2, 3, 63, 64, 65, 130]) {
+        const svc = `e${n}`;
+        const ids = Array.from({ length: n }, (_, k) => `${svc}-${k}`);
+        db.insertInstances(ids.map((id) => rec(id, { service: svc })));
+        db.liveInstances(svc);
+        const feed = db.instanceChangesSince(svc, undefined).cursor;
+        // Every fifth launch failed (other fields); the rest run, each at its own address and pid
+        // (the last one without a pid, as a provider that keeps none reports it).
+        const failed = (k: number) => k % 5 === 4;
+        db.updateInstancesEach(ids.map((id, k) => ({
+          id,
+          patch: failed(k)
+            ? { state: "terminated" as const, terminatedAt: 1_796_000_000_000 + k, reason: `launch failed: ${k}` }
+            : { state: "running" as const, address: `127.0.0.1:${20000 + k}`, pid: k === n - 1 ? undefined : 4_000_000 + k, launchedAt: 1_796_000_000_000 },
+        })));
+        const expectRow = (k: number) => failed(k)
+          ? { id: ids[k], state: "terminated", address: null, pid: null, launched_at: 1, terminated_at: 1_796_000_000_000 + k, reason: `launch failed: ${k}` }
+          : { id: ids[k], state: "running", address: `127.0.0.1:${20000 + k}`, pid: k === n - 1 ? null : 4_000_000 + k, launched_at: 1_796_000_000_000, terminated_at: null, reason: null };
+        const rows = (db.db.prepare("SELECT id, state, address, pid, launched_at, terminated_at, reason FROM instances WHERE service = ? ORDER BY id").all(svc) as Record<string, unknown>[])
+          .map((r) => ({ ...r, pid: r.pid === null ? null : Number(r.pid), launched_at: Number(r.launched_at), terminated_at: r.terminated_at === null ? null : Number(r.terminated_at) }));
+        assert.deepEqual(rows, ids.map((_, k) => expectRow(k)).sort((a, b) => String(a.id).localeCompare(String(b.id))));
+        // the cache agrees with the table
+        const live = db.liveInstances(svc);
+        assert.deepEqual(live.map((i) => i.id).sort(), ids.filter((_, k) => !failed(k)).sort());
+        for (const i of live) {
+          const k = Number(i.id.slice(svc.length + 1));
+          assert.equal(i.address, `127.0.0.1:${20000 + k}`);
+          assert.equal(i.pid, k === n - 1 ? undefined : 4_000_000 + k);
+          assert.equal(i.state, "running");
+        }
+        const changed = db.instanceChangesSince(svc, feed);
+        assert.equal(changed.full, false);
+        assert.deepEqual([...new Set(changed.ids)].sort(), [...ids].sort());
+      }
+    }));
     it("a write to a service no one has read from this connection makes the next read of its feed full", () => withState((open) => {
       const db = open();
       db.insertInstance(rec("a"));
