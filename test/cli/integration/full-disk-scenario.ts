@@ -96,7 +96,7 @@ const logTail = () => {
   }
 };
 
-const brief = (r: RunResult) => ({ code: r.code, stdout: r.stdout.slice(-2000), stderr: r.stderr.slice(-2000) });
+const brief = (r: RunResult) => ({ code: r.code, stdout: r.stdout.slice(-20_000), stderr: r.stderr.slice(-4000) });
 
 const report: Record<string, unknown> = {};
 const ws = await helloWorkspace("kiln-full-disk-");
@@ -106,7 +106,7 @@ try {
   const doc = parseDocument(readFileSync(join(ws.dir, "kiln.yaml"), "utf8"));
   doc.setIn(["image", "base"], "node");
   doc.setIn(["image", "compression"], "none");
-  doc.set("instances", 1);
+  doc.set("instances", 2);
   const { writeFileSync } = await import("node:fs");
   writeFileSync(join(ws.dir, "kiln.yaml"), doc.toString());
 
@@ -138,8 +138,19 @@ try {
   report.deployFull = brief(await kiln(["deploy"], { cwd: ws.dir, env, timeoutMs: 60_000 }));
   report.statusFull = brief(await kiln(["status", "--json"], { cwd: ws.dir, env, timeoutMs: 30_000 }));
   report.duringFull = await requests(ws.port, 20);
+  // One instance dies: the proxy logs the failed attempts and the unhealthy target (its log
+  // writes fail too) and sends the requests to the other one.
+  const status = JSON.parse((report.statusFull as RunResult).stdout) as { proxy: { pid: number }; instances: Array<{ id: string; pid?: number }> };
+  report.proxyPid = status.proxy.pid;
+  const victim = status.instances.find((i) => i.pid !== undefined);
+  report.killed = victim?.id;
+  report.victimPid = victim?.pid;
+  if (victim?.pid) process.kill(victim.pid, "SIGKILL");
+  report.afterKill = await requests(ws.port, 20);
   await new Promise((r) => setTimeout(r, 3_000)); // health checks and ticks go on meanwhile
   report.controllerAliveWhileFull = pidAlive(controllerPid);
+  report.proxyAliveWhileFull = pidAlive(report.proxyPid as number);
+  if (process.env.KILN_TEST_FULL_DISK_PS) report.ps = (await import("node:child_process")).execFileSync("ps", ["-eo", "pid,ppid,stat,args"], { encoding: "utf8" }).split("\n").filter((l) => /node|bwrap/.test(l)).join("\n");
   report.afterWait = await requests(ws.port, 10);
   report.images = brief(await kiln(["images", "--json"], { cwd: ws.dir, env, timeoutMs: 30_000 }));
   report.verify = brief(await kiln(["verify", "hello:1.0.0"], { cwd: ws.dir, env, timeoutMs: 60_000 }));

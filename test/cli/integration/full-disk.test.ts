@@ -3,8 +3,8 @@
 // are never touched), where full-disk-scenario.js bakes and deploys, fills the disk, then tries a
 // bake and a deploy and watches the fleet, frees the space and bakes and deploys again.
 // Here: what it saw. A bake on the full disk fails with a clear KILN_E_ error (exit 1, no stack
-// trace), the store stays consistent, the controller keeps running and the fleet keeps serving
-// while its log writes fail, and after space is freed a bake and a deploy succeed.
+// trace), the store stays consistent, the controller and the proxy keep running and the fleet keeps
+// serving (an instance killed meanwhile included) while their log writes fail, and after space is freed a bake and a deploy succeed.
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -97,7 +97,10 @@ test("on a full disk: a bake fails cleanly, the store stays whole, the fleet kee
 
     // The fleet and the controller, while the disk is full.
     assert.equal(r.duringFull.failed, 0, show("duringFull"));
+    assert.equal(typeof r.killed, "string", "an instance was killed");
+    assert.equal(r.afterKill.failed, 0, show("afterKill"));
     assert.equal(r.afterWait.failed, 0, show("afterWait"));
+    assert.equal(r.proxyAliveWhileFull, true, "the proxy died");
     assert.equal(r.controllerAliveWhileFull, true, `the controller died: ${r.controllerLogTail}`);
     assert.notEqual((r.deployFull as Brief).code, 0, show("deployFull"));
     assert.doesNotMatch((r.deployFull as Brief).stderr, /\n\s+at .+:\d+:\d+|internal error/, show("deployFull"));
