@@ -32,6 +32,29 @@ test("logToFile: the worked examples", () => {
   disk.full = false;
   log("again");
   assert.match(disk.text, /T \(1 log line dropped: ENOSPC\)\nT again\n$/, "the count starts over");
+  disk.full = true;
+  log("same");
+  log("same");
+  disk.full = false;
+  log("same");
+  assert.match(disk.text, /T \(2 log lines dropped: ENOSPC\)\nT same\n$/, "a dropped line is not the line above: its repeats are dropped too");
+});
+
+test("logToFile: repeated lines are counted, not written", () => {
+  const { disk, append } = fakeDisk();
+  let t = 0;
+  const log = logToFile("/x/controller.log", { stamp: () => "T ", append, now: () => t });
+  for (let i = 0; i < 5; i++) log("x");
+  log("y");
+  assert.equal(disk.text, "T x\nT (the line above 4 more times)\nT y\n", "x 5 times, then y");
+  disk.text = "";
+  log("z");
+  t = 61_000;
+  log("z");
+  assert.equal(disk.text, "T z\nT (the line above 1 more time)\n", "a repeat a minute on");
+  log("z");
+  log("w");
+  assert.equal(disk.text, "T z\nT (the line above 1 more time)\nT (the line above 1 more time)\nT w\n", "the count started over");
 });
 
 test("logToFile: a real file whose directory is gone, then back", () => {
