@@ -5,7 +5,7 @@
 //
 //   node full-disk-scenario.js MOUNT_DIR
 
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
@@ -78,6 +78,29 @@ function blobsVerify(): { blobs: number; bad: string[] } {
   return { blobs, bad };
 }
 
+/** Every process below `pid` (from /proc: ppid is the 4th field of /proc/PID/stat, after the command in parentheses). */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, pp] of parent) if (pp === p) {
+      walk(child);
+      out.push(child);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
 const pidAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -88,9 +111,9 @@ const pidAlive = (pid: number) => {
 };
 
 /** The controller log's last lines (it is on the tmpfs, gone with the namespace). */
-const logTail = () => {
+const logTail = (name = "controller.log") => {
   try {
-    return readFileSync(join(home, "logs", "controller.log"), "utf8").split("\n").slice(-80).join("\n");
+    return readFileSync(join(home, "logs", name), "utf8").split("\n").slice(-80).join("\n");
   } catch (e) {
     return String(e);
   }
@@ -118,7 +141,13 @@ try {
   const controllerPid = readPidFile(join(home, "run", "controller.pid")) ?? -1;
   report.controllerPid = controllerPid;
 
-  // The disk is full from here on.
+  // The disk is full from here on. The daemons' logs first end on a page boundary: tmpfs gives a
+  // file whole pages, so a log whose last page had room would take a few more lines on a "full" disk.
+  for (const f of readdirSync(join(home, "logs"))) {
+    const size = statSync(join(home, "logs", f)).size;
+    const pad = (4096 - (size % 4096)) % 4096;
+    if (pad > 0) appendFileSync(join(home, "logs", f), `${"#".repeat(Math.max(0, pad - 1))}\n`.slice(-pad));
+  }
   report.filled = fill(filler);
   report.freeAfterFill = (() => {
     try {
@@ -140,12 +169,20 @@ try {
   report.duringFull = await requests(ws.port, 20);
   // One instance dies: the proxy logs the failed attempts and the unhealthy target (its log
   // writes fail too) and sends the requests to the other one.
-  const status = JSON.parse((report.statusFull as RunResult).stdout) as { proxy: { pid: number }; instances: Array<{ id: string; pid?: number }> };
+  const status = JSON.parse((report.statusFull as RunResult).stdout) as { proxy: { pid: number }; instances: Array<{ id: string; pid?: number; address?: string }> };
   report.proxyPid = status.proxy.pid;
   const victim = status.instances.find((i) => i.pid !== undefined);
   report.killed = victim?.id;
   report.victimPid = victim?.pid;
-  if (victim?.pid) process.kill(victim.pid, "SIGKILL");
+  // The instance's process and everything under it (bwrap's sandboxed app too): its port must go dead.
+  if (victim?.pid) for (const pid of [...descendants(victim.pid), victim.pid]) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone with its parent
+    }
+  }
+  report.victimGone = await until(async () => !(await fetch(`http://${victim?.address}/version`, { signal: AbortSignal.timeout(1_000) }).then(() => true, () => false)), 10_000, "the killed instance's port to close").then(() => true, () => false);
   report.afterKill = await requests(ws.port, 20);
   await new Promise((r) => setTimeout(r, 3_000)); // health checks and ticks go on meanwhile
   report.controllerAliveWhileFull = pidAlive(controllerPid);
@@ -168,6 +205,7 @@ try {
   report.afterFreed = await requests(ws.port, 5);
   report.controllerAliveAtEnd = pidAlive(controllerPid);
   report.controllerLogTail = logTail();
+  report.proxyLogTail = logTail("proxy.log");
   report.homeUsage = statSync(home).isDirectory();
 } catch (e) {
   report.scenarioError = String((e as Error).stack ?? e);

@@ -98,9 +98,13 @@ test("on a full disk: a bake fails cleanly, the store stays whole, the fleet kee
     // The fleet and the controller, while the disk is full.
     assert.equal(r.duringFull.failed, 0, show("duringFull"));
     assert.equal(typeof r.killed, "string", "an instance was killed");
+    assert.equal(r.victimGone, true, "the killed instance's port closed");
     assert.equal(r.afterKill.failed, 0, show("afterKill"));
     assert.equal(r.afterWait.failed, 0, show("afterWait"));
     assert.equal(r.proxyAliveWhileFull, true, "the proxy died");
+    // Both really met the full disk: their logs say how many lines they lost.
+    assert.match(r.controllerLogTail, /\(\d+ log lines? dropped: ENOSPC\)/, show("controllerLogTail"));
+    assert.match(r.proxyLogTail, /\(\d+ log lines? dropped: ENOSPC\)/, show("proxyLogTail"));
     assert.equal(r.controllerAliveWhileFull, true, `the controller died: ${r.controllerLogTail}`);
     assert.notEqual((r.deployFull as Brief).code, 0, show("deployFull"));
     assert.doesNotMatch((r.deployFull as Brief).stderr, /\n\s+at .+:\d+:\d+|internal error/, show("deployFull"));
