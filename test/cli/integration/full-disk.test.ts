@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -119,6 +119,29 @@ test("on a full disk: a bake fails cleanly, the store stays whole, the fleet kee
     assert.equal(r.controllerAliveAtEnd, true);
     assert.equal((r.down as Brief).code, 0, show("down"));
   } finally {
+    // A scenario cut short leaves its daemons running (and its tmpfs mounted with them): end
+    // the processes whose command line names this test's own mount directory.
+    for (const pid of processesNaming(dir)) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** Ids of the processes whose command line contains `text` (from /proc). */
+function processesNaming(text: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, "utf8").includes(text)) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
