@@ -86,7 +86,7 @@ export function fromSystemError(e: unknown): KilnError | undefined {
   const what = errno.code === undefined ? undefined : NO_SPACE[errno.code];
   if (what === undefined) return undefined;
   const op = [errno.syscall, errno.path].filter(Boolean).join(" ");
-  return new KilnError("KILN_E_NO_SPACE", `${what}${op ? ` (${op})` : ""}: the command stopped and kept nothing half-written`, {
+  return new KilnError("KILN_E_NO_SPACE", `${what}${op ? ` (${op})` : ""}`, {
     cause: e,
     hint: "free space on the filesystem that holds kiln's home (KILN_HOME; by default .kiln beside kiln.yaml): `df -h` shows it, `kiln gc` removes images no release uses; then run the command again",
   });

@@ -18,7 +18,7 @@ test("fromSystemError: the worked examples", () => {
   ];
   for (const [name, e, want] of rows) {
     const k = fromSystemError(e);
-    assert.equal(k && `${k.code} ${k.message.split(":")[0]}`, want, name);
+    assert.equal(k && `${k.code} ${k.message}`, want, name);
     if (k) {
       assert.equal(k.exitCode, 1, `${name}: a failed operation, not bad input`);
       assert.match(k.hint ?? "", /free space/);

@@ -57,6 +57,7 @@ export function register(program: Command): void {
       const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
       const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm, sharedEdge: ctx.loaded.spec.edge.hosts.length > 0 });
+      if (d.controllerShutdownFailed !== undefined) process.stderr.write(`warning: the controller could not finish its shutdown (${d.controllerShutdownFailed}); it and its instances were stopped directly\n`);
       if (opts.json) printJson(d);
       else out(`stopped: ${d.stopped.join(", ") || "nothing was running"}`);
     });

@@ -101,6 +101,20 @@ function descendants(pid: number): number[] {
   return out;
 }
 
+/** Ids of the processes whose command line contains `text`. */
+function processesNaming(text: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, "utf8").includes(text)) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 const pidAlive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -206,7 +220,11 @@ try {
   report.controllerAliveAtEnd = pidAlive(controllerPid);
   report.controllerLogTail = logTail();
   report.proxyLogTail = logTail("proxy.log");
-  report.homeUsage = statSync(home).isDirectory();
+  // Full again: `kiln down` still stops everything (nothing left running that names the home).
+  fill(filler);
+  report.downFull = brief(await kiln(["down"], { cwd: ws.dir, env, timeoutMs: 60_000 }));
+  await new Promise((r) => setTimeout(r, 1_000));
+  report.leftRunning = processesNaming(home);
 } catch (e) {
   report.scenarioError = String((e as Error).stack ?? e);
 } finally {
