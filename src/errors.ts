@@ -15,6 +15,7 @@ export type ErrorCode =
   | "KILN_E_STATE" // state database problem
   | "KILN_E_POLICY" // kiln.yaml refuses it: a promotion gate is not met (no passed drill, soak not over, source not live), or an image fails the deploy policy (signature, SBOM, runtime, age)
   | "KILN_E_HOOK" // a pre-* hook (kiln.yaml `hooks`) failed or timed out: the change was refused, nothing changed
+  | "KILN_E_NO_SPACE" // a write failed because the filesystem is full or over quota (ENOSPC, EDQUOT)
   | "KILN_E_INTERNAL";
 
 /** Exit codes are a stable contract: 0 ok, 1 failed operation, 2 bad input. */
@@ -65,4 +66,28 @@ export class KilnError extends Error {
 
 export function isKilnError(e: unknown): e is KilnError {
   return e instanceof KilnError;
+}
+
+/** What a full filesystem says, per errno code. */
+const NO_SPACE: Readonly<Record<string, string>> = { ENOSPC: "no space left on device", EDQUOT: "disk quota exceeded" };
+
+/**
+ * The KilnError for a system error kiln reports as a user's problem rather than as its own bug;
+ * undefined for any other error (an internal error, shown with its stack).
+ *
+ *   fs write → { code: "ENOSPC", syscall: "write" }                → KILN_E_NO_SPACE "no space left on device (write)"
+ *   { code: "ENOSPC", syscall: "open", path: "/h/store/tmp/x" }    → KILN_E_NO_SPACE "no space left on device (open /h/store/tmp/x)"
+ *   { code: "EDQUOT", syscall: "write" }                           → KILN_E_NO_SPACE "disk quota exceeded (write)"
+ *   { code: "ENOENT" }, a TypeError, a KilnError, "text"           → undefined
+ */
+export function fromSystemError(e: unknown): KilnError | undefined {
+  if (isKilnError(e) || !(e instanceof Error)) return undefined;
+  const errno = e as NodeJS.ErrnoException;
+  const what = errno.code === undefined ? undefined : NO_SPACE[errno.code];
+  if (what === undefined) return undefined;
+  const op = [errno.syscall, errno.path].filter(Boolean).join(" ");
+  return new KilnError("KILN_E_NO_SPACE", `${what}${op ? ` (${op})` : ""}`, {
+    cause: e,
+    hint: "free space on the filesystem that holds kiln's home (KILN_HOME; by default .kiln beside kiln.yaml): `df -h` shows it, `kiln gc` removes images no release uses; then run the command again",
+  });
 }

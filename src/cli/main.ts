@@ -4,7 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import { CommanderError } from "commander";
-import { EXIT, isKilnError, type KilnError } from "../errors.js";
+import { EXIT, fromSystemError, isKilnError, type KilnError } from "../errors.js";
 import { rewriteLogsFollow } from "./args.js";
 import { dim as paintDim, red as paintRed, styleFor } from "./output.js";
 import { buildProgram, verbOf } from "./program.js";
@@ -52,9 +52,11 @@ async function main(argv: string[]): Promise<number> {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT.ok;
       return EXIT.badInput;
     }
-    if (isKilnError(e)) {
-      printError(e, verbose);
-      return e.exitCode;
+    // A full disk is the user's to fix, not a kiln bug: a KilnError too (errors.ts fromSystemError).
+    const k = isKilnError(e) ? e : fromSystemError(e);
+    if (k) {
+      printError(k, verbose);
+      return k.exitCode;
     }
     process.stderr.write(`${red("internal error")}: ${(e as Error).stack ?? String(e)}\n`);
     return EXIT.failed;

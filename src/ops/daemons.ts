@@ -317,7 +317,7 @@ export async function stopDaemons(opts: {
    * default "throw", so `kiln down` never claims a fleet gone that it could not see.
    */
   onProviderFailure?: "throw" | "skip";
-}): Promise<{ stopped: string[]; skipped?: { provider: ProviderName; reason: string } }> {
+}): Promise<{ stopped: string[]; skipped?: { provider: ProviderName; reason: string }; controllerShutdownFailed?: string }> {
   const { paths } = opts;
   const stopped: string[] = [];
   // First the supervisor, or it would start again the controller stopped below.
@@ -326,9 +326,16 @@ export async function stopDaemons(opts: {
   if (supervisorPid) stopped.push("supervisor");
   const controller = new ControllerClient(paths.controllerSocket);
   const controllerPid = readPidFile(paths.controllerPid);
+  let shutdownFailed: string | undefined;
   if (await controller.ping()) {
-    await controller.shutdown(true);
-    stopped.push("instances");
+    // A controller that cannot finish its shutdown (on a full disk its state write fails) is
+    // stopped below all the same, and its instances directly, as when it is down.
+    try {
+      await controller.shutdown(true);
+      stopped.push("instances");
+    } catch (e) {
+      shutdownFailed = (e as Error).message;
+    }
   }
   await stopPid(controllerPid, 10_000);
   if (controllerPid) stopped.push("controller");
@@ -370,5 +377,5 @@ export async function stopDaemons(opts: {
   const proxyFiles = othersOnProxy > 0 ? [] : [paths.proxyPid, paths.routesFile, paths.proxyAdminSocket];
   for (const f of [...proxyFiles, paths.controllerPid, paths.controllerSocket, providerFile(paths), routerFile(paths), supervisorFile(paths)]) rmSync(f, { force: true });
   if (othersOnHaproxy === 0) rmSync(haproxyRunDir(paths), { recursive: true, force: true });
-  return skipped ? { stopped, skipped } : { stopped };
+  return { stopped, ...(skipped ? { skipped } : {}), ...(shutdownFailed !== undefined ? { controllerShutdownFailed: shutdownFailed } : {}) };
 }

@@ -2,6 +2,9 @@
 //   supervisor-main.js SOCKET CONTROLLER_PID_FILE LOG_FILE -- CONTROLLER_SCRIPT ARG...
 import { supervise } from "./supervisor.js";
 
+// stdout and stderr are the log file: a write that fails there (a full disk) must not end the supervisor.
+for (const s of [process.stdout, process.stderr]) s.on("error", () => undefined);
+
 const argv = process.argv.slice(2);
 const sep = argv.indexOf("--");
 const [socketPath, controllerPidFile, logFile] = argv;

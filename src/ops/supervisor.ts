@@ -7,8 +7,9 @@
 // down, and the restarted controller resumes any rollout from its state.
 
 import { spawn } from "node:child_process";
-import { appendFileSync, closeSync, openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { pidAlive, readPidFile } from "../home.js";
+import { logToFile } from "../log-line.js";
 import { ControllerClient } from "../server/client.js";
 import { computeBackoff } from "./reconnect.js";
 
@@ -82,7 +83,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function supervise(o: SupervisorOptions): Promise<number> {
   const policy = o.policy ?? DEFAULT_RESTART;
   const client = new ControllerClient(o.socketPath);
-  const log = (line: string) => appendFileSync(o.logFile, `${new Date().toISOString()} supervisor ${process.pid}: ${line}\n`);
+  // Never throws: a full disk drops log lines, it does not end the supervisor (log-line.ts).
+  const log = logToFile(o.logFile, { stamp: () => `${new Date().toISOString()} supervisor ${process.pid}: ` });
   let stopping = false;
   let wake: (() => void) | undefined;
   const stop = () => {

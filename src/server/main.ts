@@ -4,7 +4,7 @@
 // the proxy and the probes, serves the API on a unix socket and runs the reconcile loop.
 
 import { getRequestListener } from "@hono/node-server";
-import { appendFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { availableParallelism, hostname } from "node:os";
 import { parseArgs } from "node:util";
@@ -12,6 +12,7 @@ import { Controller } from "../controller/controller.js";
 import { toReleaseSettings } from "../controller/release-settings.js";
 import { planLaunchConcurrency, planNextPass, Wakeup } from "../controller/wake.js";
 import { KilnError, isKilnError } from "../errors.js";
+import { logToFile } from "../log-line.js";
 import { probeHttp } from "../health/probe.js";
 import { homeFor, homePaths, pidAlive, withSharedEdge, writePidFile } from "../home.js";
 import { assertPolicy, evaluatePolicy, gatherPolicyFacts, keyringDir, openStore, policyIsEmpty } from "../image/index.js";
@@ -64,13 +65,17 @@ function launchBound(providerName: string): { launchConcurrency?: number } {
 }
 
 async function main(): Promise<void> {
+  // stdout and stderr are the log file (daemons.ts startDetached): a write there that fails (a
+  // full disk) must not end the controller either; its lines are lost, as log-line.ts drops them.
+  for (const s of [process.stdout, process.stderr]) s.on("error", () => undefined);
   const { values } = parseArgs({ options: { spec: { type: "string" }, home: { type: "string" }, provider: { type: "string" }, router: { type: "string" }, sandbox: { type: "string", default: "auto" }, env: { type: "string" } } });
   if (!values.spec) throw new Error("--spec is required");
   const loaded = loadSpec(values.spec, values.env);
   const home = values.home ?? homeFor(loaded.file);
   const providerName = checkProviderName(values.provider ?? loaded.spec.provider);
   const paths = withSharedEdge(homePaths(home, loaded.environment), { hosts: loaded.spec.edge.hosts, listen: loaded.spec.listen });
-  const log = (line: string) => appendFileSync(paths.controllerLog, `${new Date().toISOString()} ${line}\n`);
+  // Never throws: a full disk drops log lines, it does not end the controller (log-line.ts).
+  const log = logToFile(paths.controllerLog);
 
   const routerKind = values.router ?? loaded.spec.router;
   if (routerKind !== "builtin" && routerKind !== "haproxy") throw new KilnError("KILN_E_USAGE", `--router: expected builtin or haproxy, got "${routerKind}"`);

@@ -64,7 +64,7 @@ export function register(program: Command): void {
         }
         smoke = parseSmoke(text, opts.smoke);
       }
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const store = openStore(ctx.home);
       const ref = image ?? `${ctx.loaded.spec.name}:${ctx.loaded.spec.version}`;
       const digest = await resolveRef(store, ref);

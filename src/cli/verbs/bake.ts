@@ -17,7 +17,7 @@ export function register(program: Command): void {
     )
     .action(async (opts: { json?: boolean; strict?: boolean }, cmd: Command) => {
       const globals = cmd.optsWithGlobals<GlobalOptions>();
-      const ctx = context(globals);
+      const ctx = await context(globals);
       const store = openStore(ctx.home);
       const started = Date.now();
       const progress = progressFor({ json: opts.json, quiet: globals.quiet });
@@ -38,7 +38,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  kiln export hello:1.0.0 --format oci -o hello.oci.tar            # skopeo inspect oci-archive:hello.oci.tar\n  kiln export hello:1.0.0 --format docker-archive -o hello.tar     # docker load -i hello.tar")
     .action(async (ref: string, opts: { output: string; format: string }, cmd: Command) => {
       if (opts.format !== "oci" && opts.format !== "docker-archive") throw new KilnError("KILN_E_USAGE", `unknown format "${opts.format}"`, { hint: "use --format oci or --format docker-archive" });
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       await exportImage(openStore(ctx.home), ref, opts.format, opts.output);
       out(`wrote ${opts.output} (${opts.format})`);
     });

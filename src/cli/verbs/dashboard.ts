@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .option("--json", "print {url, readOnly} as JSON")
     .addHelpText("after", "\nThe token works once: the browser exchanges it for a session cookie. Run the verb again for another browser.\n\nExamples:\n  kiln dashboard --open\n  kiln dashboard --read-only")
     .action(async (opts: { readOnly?: boolean; open?: boolean; json?: boolean }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const r = await new ControllerClient(ctx.paths.controllerSocket).dashboard(opts.readOnly === true, changeNote(undefined, ctx.loaded.environment));
       if (opts.open) {
         // Best effort: without a desktop the URL printed below is what counts.

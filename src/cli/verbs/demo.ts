@@ -68,7 +68,7 @@ export function register(program: Command): void {
       // Its provider may be out of reach now (a docker demo, then the engine stopped): that part is
       // skipped with one line saying so, since the new run does not depend on it.
       if (existsSync(ws.specFile)) {
-        const old = context({ file: ws.specFile });
+        const old = await context({ file: ws.specFile });
         const previous = await stopDaemons({ paths: old.paths, home: old.home, service: old.loaded.service, provider: chooseProvider({ paths: old.paths, spec: old.loaded.spec.provider }), swarm: old.loaded.spec.swarm, onProviderFailure: "skip" });
         if (previous.skipped) process.stderr.write(`${skippedCleanupLine(previous.skipped, ws.specFile)}\n`);
       }
@@ -85,7 +85,7 @@ export function register(program: Command): void {
       }
       const port = await freeLoopbackPort();
       ws.setSpec((d) => d.set("listen", `127.0.0.1:${port}`));
-      const fresh = context({ file: ws.specFile });
+      const fresh = await context({ file: ws.specFile });
       const provider = chooseProvider({ flag: opts.provider, paths: fresh.paths, spec: fresh.loaded.spec.provider });
       ws.setSpec((d) => d.set("provider", provider)); // the workspace says what it runs on, for `kiln down -f` after --keep
       const router = chooseRouter({ flag: opts.router, paths: fresh.paths, spec: fresh.loaded.spec.router });
@@ -96,15 +96,15 @@ export function register(program: Command): void {
       const recorder = new StepRecorder(say);
       const steps = recorder.steps;
       const step = (name: string, fn: () => Promise<string>) => recorder.step(name, fn);
-      let ctx: Context = context({ file: ws.specFile });
+      let ctx: Context = await context({ file: ws.specFile });
 
       const bakeNow = async () => {
-        ctx = context({ file: ws.specFile });
+        ctx = await context({ file: ws.specFile });
         const r = await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
         return `${r.ref} ${short(r.digest)}${r.cached ? " (cached)" : ""}`;
       };
       const deployNow = async (strategy?: "rolling" | "blue-green" | "canary") => {
-        ctx = context({ file: ws.specFile });
+        ctx = await context({ file: ws.specFile });
         return deployAndWatch(ctx.client, await buildDeployRequest(ctx, undefined, strategy));
       };
       const status = (): Promise<StatusView> => ctx.client.status();

@@ -43,7 +43,7 @@ export function register(program: Command): void {
       const strategy = opts.strategy === undefined ? undefined : strategyName(opts.strategy);
       changeNote(opts.reason); // a bad --reason is refused before anything is read
       const globals = cmd.optsWithGlobals<GlobalOptions>();
-      const ctx = context(globals);
+      const ctx = await context(globals);
       const note = changeNote(opts.reason, ctx.loaded.environment);
       // A registry reference is pulled first: its blobs are progress on stderr, like `kiln pull`'s.
       const pulling = progressFor({ json: opts.json, quiet: globals.quiet });
@@ -78,7 +78,7 @@ export function register(program: Command): void {
     .addHelpText("after", '\nA rollback without --reason is recorded as "no reason given" (and says so).\nHook post-rollback (kiln.yaml `hooks`) runs once it finished.\n\nExample:\n  kiln rollback --reason "login errors since r7"')
     .action(async (opts: { json?: boolean; reason?: string }, cmd: Command) => {
       changeNote(opts.reason); // a bad --reason is refused before anything is read
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const note = changeNote(opts.reason, ctx.loaded.environment);
       const performer = await performerFor(ctx);
       if (note.reason === undefined) process.stderr.write('warning: rolling back without --reason: the audit trail records "no reason given"\n');
@@ -109,7 +109,7 @@ export function register(program: Command): void {
       .addHelpText("after", `\nExit status: 2 when the fleet's rollout performer has no such step (the message says what to do instead).\n\nExample:\n  ${example}`)
       .action(async (opts: { json?: boolean; reason?: string }, cmd: Command) => {
         changeNote(opts.reason);
-        const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+        const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
         const note = changeNote(opts.reason, ctx.loaded.environment);
         const performer = await performerFor(ctx);
         const r = verb === "resume" ? await requireCapability(performer, "resume")({ onProgress: progress(opts.json), note }) : await requireCapability(performer, verb)(note);
@@ -130,7 +130,7 @@ export function register(program: Command): void {
       const count = Number(n);
       if (!/^\d+$/.test(n) || count > 1000) throw new KilnError("KILN_E_USAGE", `cannot scale to "${n}"`, { hint: "give a whole number from 0 to 1000" });
       changeNote(opts.reason); // a bad --reason is refused before anything is read
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const note = changeNote(opts.reason, ctx.loaded.environment);
       const r = await requireCapability(await performerFor(ctx), "scale")(count, note);
       if (opts.json) printJson(r);

@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .action(async (opts: { path: string; concurrency: string; markdown?: string; json?: boolean }, cmd: Command) => {
       const concurrency = Number(opts.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new KilnError("KILN_E_USAGE", `--concurrency ${opts.concurrency}: expected 1 to 256 connections`, { hint: "e.g. --concurrency 4" });
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const report = await runDrill(ctx, { path: opts.path, concurrency, say: opts.json ? undefined : out });
       const md = opts.markdown ? resolve(opts.markdown) : join(ctx.paths.logs, `${report.id}.md`);
       mkdirSync(dirname(md), { recursive: true });

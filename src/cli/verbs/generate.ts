@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .action(async (target: string, opts: { output?: string; force?: boolean; image?: string; json?: boolean }, cmd: Command) => {
       if (isHostTargetName(target)) {
         if (opts.image !== undefined) throw new KilnError("KILN_E_USAGE", `--image does not apply to \`kiln generate ${target}\``, { hint: "the units run kiln's controller, which deploys what `kiln deploy` names" });
-        const ws = context(cmd.optsWithGlobals<GlobalOptions>());
+        const ws = await context(cmd.optsWithGlobals<GlobalOptions>());
         return emit(target, generateHost(target, ws.loaded.spec, hostInfo(ws)), opts);
       }
       if (!isTargetName(target)) {

@@ -48,7 +48,7 @@ Examples:
   kiln images --tree --json | jq '.bases[].images[] | {ref, patchOf}'`,
     )
     .action(async (opts: { json?: boolean; tree?: boolean }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const store = openStore(ctx.home);
       if (opts.tree) {
         const tree = await readImageTree(store, ctx.home, baseStateOf(ctx));

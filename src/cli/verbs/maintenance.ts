@@ -24,7 +24,7 @@ export function register(program: Command): void {
         throw new KilnError("KILN_E_USAGE", `--retry-after: expected a whole number of seconds, got "${opts.retryAfter}"`, { hint: "e.g. --retry-after 600" });
       }
       if (opts.message !== undefined && opts.message.length > 2000) throw new KilnError("KILN_E_USAGE", "--message: at most 2000 characters", { hint: "a sentence or two" });
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const mode = state === "on" ? { ...(opts.message !== undefined ? { message: opts.message } : {}), ...(retry !== undefined ? { retryAfterS: retry } : {}) } : undefined;
       const r = await new ControllerClient(ctx.paths.controllerSocket).maintenance(mode, changeNote(opts.reason, ctx.loaded.environment));
       if (opts.json) return printJson(r);

@@ -65,7 +65,7 @@ Examples:
   kiln rebake --patch && kiln deploy          # then ship the fix`,
     )
     .action(async (opts: { json?: boolean; packagesIndex?: string; osv?: string; npmAudit?: boolean; nodeReleases?: string }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const report = await findOutdated({
         store: openStore(ctx.home),
         home: ctx.home,

@@ -46,7 +46,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExamples:\n  kiln plan\n  kiln plan hello:2.0.0 --strategy blue-green --json")
     .action(async (ref: string | undefined, opts: { strategy?: string; startMs: string; json?: boolean }, cmd: Command) => {
       const { context, buildDeployRequest, performerFor, SwarmPerformer, renderSwarmPlan } = await planModules();
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const spec = ctx.loaded.spec;
       const strategy = strategyOf(opts.strategy, spec);
       const notes: string[] = [];

@@ -31,7 +31,7 @@ Examples:
     .action(async (opts: { patch?: boolean; json?: boolean; strict?: boolean }, cmd: Command) => {
       if (!opts.patch) throw new KilnError("KILN_E_USAGE", "kiln rebake needs --patch", { hint: "kiln rebake --patch" });
       const globals = cmd.optsWithGlobals<GlobalOptions>();
-      const ctx = context(globals);
+      const ctx = await context(globals);
       const started = Date.now();
       const progress = progressFor({ json: opts.json, quiet: globals.quiet });
       const r = await withProgress(progress, (p) => rebakePatch(ctx, { store: openStore(ctx.home), strict: !!opts.strict, onProgress: imageEvents(p) }));

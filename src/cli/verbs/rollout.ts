@@ -30,7 +30,7 @@ export function register(program: Command): void {
       } catch {
         throw new KilnError("KILN_E_USAGE", `--timeout: expected a duration like 90s or 30m, got "${opts.timeout}"`, { hint: "e.g. kiln rollout watch --timeout 10m" });
       }
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       if ((await performerFor(ctx)).name !== "controller") {
         throw new KilnError("KILN_E_USAGE", "`kiln rollout watch` follows kiln's controller; Swarm performs native rollouts itself", { hint: "use `kiln resume` to follow a native Swarm rollout until it settles" });
       }

@@ -24,7 +24,7 @@ export function register(program: Command): void {
       "\nWith no controller running, status says so (exit 0) and how to start one.\n\nExamples:\n  kiln status\n  kiln status --json | jq '.instances[] | {id, pid, health}'\n  kiln status --watch                 # a live view while a rollout runs\n  kiln status --watch | tee fleet.log # one line per change: release, rollout phase, each instance",
     )
     .action(async (opts: { json?: boolean; watch?: boolean; interval: string }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const performer = await performerFor(ctx);
       if (opts.watch) {
         if (performer.name !== "controller") throw new KilnError("KILN_E_USAGE", "`kiln status --watch` follows kiln's controller; native Swarm rollouts have their own", { hint: "run `kiln status` again, or `kiln resume` to follow a native rollout" });
@@ -47,7 +47,7 @@ export function register(program: Command): void {
     .option("-n, --changes <n>", "how many changes of the audit trail to show", "20")
     .addHelpText("after", "\nExamples:\n  kiln history\n  kiln history --env production   # a promoted release says which environment it came from\n  kiln history --json | jq '.changes[] | {at, actor, action, reason}'")
     .action(async (opts: { json?: boolean; changes: string }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const h = await (await performerFor(ctx)).history();
       const n = Math.max(0, Number(opts.changes) || 0);
       const changes = (h.changes ?? []).slice(0, n);
@@ -73,7 +73,7 @@ export function register(program: Command): void {
     .option("--json", "print the events as JSON")
     .addHelpText("after", "\nExamples:\n  kiln events -n 200\n  kiln events --json | jq -r '.events[] | select(.level == \"error\") | .message'")
     .action(async (opts: { lines: string; json?: boolean }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const n = Math.min(5000, Math.max(1, Number(opts.lines) || 50));
       const events = await (await performerFor(ctx)).events(n);
       if (opts.json) return printJson({ events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) });
@@ -88,7 +88,7 @@ export function register(program: Command): void {
     .option("-f, --follow", "keep printing new lines (Ctrl-C ends it); without an instance, instances launched later (replacements) are followed too; here the kiln.yaml is given with --file")
     .addHelpText("after", "\nFollowing several instances prefixes each line with its instance id.\n\nExamples:\n  kiln logs\n  kiln logs hello-r2-1a2b3c -n 200\n  kiln logs -f                       # the whole service, across deploys\n  kiln logs -f hello-r2-1a2b3c")
     .action(async (instance: string | undefined, opts: { lines: string; follow?: boolean }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const n = Math.max(1, Number(opts.lines) || 50);
       const performer = await performerFor(ctx);
       const logs = await requireCapability(performer, "logs")(instance, n);

@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .action(async (opts: { detach?: boolean; provider?: string; router?: string; sandbox: string; unsafeNoSandbox?: boolean; json?: boolean }, cmd: Command) => {
       if (!["auto", "bwrap", "none"].includes(opts.sandbox)) throw new KilnError("KILN_E_USAGE", `--sandbox ${opts.sandbox}: expected bwrap or none`, { hint: "bwrap is the default; none runs instances unisolated" });
       const sandbox = opts.unsafeNoSandbox ? "none" : opts.sandbox;
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
       if (provider === "local") {
         checkSandbox(sandbox);
@@ -57,9 +57,10 @@ export function register(program: Command): void {
     .option("--json", "print what was stopped as JSON")
     .addHelpText("after", "\nExample:\n  kiln down")
     .action(async (opts: { json?: boolean; provider?: string }, cmd: Command) => {
-      const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
       const provider = chooseProvider({ flag: opts.provider, paths: ctx.paths, spec: ctx.loaded.spec.provider });
       const d = await stopDaemons({ paths: ctx.paths, home: ctx.home, service: ctx.loaded.service, provider, swarm: ctx.loaded.spec.swarm, sharedEdge: ctx.loaded.spec.edge.hosts.length > 0 });
+      if (d.controllerShutdownFailed !== undefined) process.stderr.write(`warning: the controller could not finish its shutdown (${d.controllerShutdownFailed}); it and its instances were stopped directly\n`);
       if (opts.json) printJson(d);
       else out(`stopped: ${d.stopped.join(", ") || "nothing was running"}`);
     });

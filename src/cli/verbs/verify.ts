@@ -35,7 +35,7 @@ Examples:
     )
     .action(async (ref: string | undefined, opts: { json?: boolean; docker?: boolean }, cmd: Command) => {
       if (opts.docker) {
-        const ctx = context(cmd.optsWithGlobals<GlobalOptions>());
+        const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
         const found: ContainerDrift[] = await dockerDrift(connectDocker(), ctx.loaded.spec.name, ctx.loaded.spec.volumes.map((v) => v.path));
         const drifted = found.filter((c) => c.findings.length > 0);
         if (opts.json) printJson({ ok: drifted.length === 0, containers: found });

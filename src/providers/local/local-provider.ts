@@ -675,10 +675,16 @@ export class LocalProvider implements Provider {
     const exited = new Promise<void>((resolve) =>
       child.on("exit", (code, signal) => {
         // While we are its parent we learn the real exit code; later controllers read bwrap's status line.
-        const latest = readMeta(dir);
-        if (latest && latest.pid === pid && latest.exitCode == null) {
-          const sig = signalNumber(signal);
-          writeMeta(dir, { ...latest, exitCode: code ?? (sig !== undefined ? 128 + sig : null), exitedAt: this.now() });
+        // This runs in an event handler, outside every caller's try: a write that fails here (a
+        // full disk) would end the controller. Unrecorded, the exit is read back from bwrap's status line.
+        try {
+          const latest = readMeta(dir);
+          if (latest && latest.pid === pid && latest.exitCode == null) {
+            const sig = signalNumber(signal);
+            writeMeta(dir, { ...latest, exitCode: code ?? (sig !== undefined ? 128 + sig : null), exitedAt: this.now() });
+          }
+        } catch (e) {
+          this.log(`instance ${req.instanceId} exited (${code ?? signal}); recording its exit failed: ${(e as Error).message}`);
         }
         this.limits.finish(dir);
         resolve();

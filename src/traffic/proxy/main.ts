@@ -11,9 +11,10 @@
 // Human-readable errors go to stderr; the log (table changes, health changes,
 // failed attempts) to --log or stderr.
 
-import { createWriteStream, type WriteStream } from "node:fs";
+import { writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { EXIT, KilnError, isKilnError } from "../../errors.js";
+import { logToFile } from "../../log-line.js";
 import { startProxy } from "./server.js";
 
 const USAGE = `usage: main.js --listen HOST:PORT --admin SOCKET --state FILE [--preview-listen HOST:PORT] [--log FILE]
@@ -93,13 +94,11 @@ async function main(): Promise<void> {
     fail(new KilnError("KILN_E_USAGE", `missing ${missing.map((m) => `--${m}`).join(", ")}`, { hint: USAGE.split("\n")[0] }));
   }
 
-  let logStream: WriteStream | undefined;
-  if (values.log) logStream = createWriteStream(values.log, { flags: "a" });
-  const log = (line: string) => {
-    const text = `${new Date().toISOString()} ${line}\n`;
-    if (logStream) logStream.write(text);
-    else process.stderr.write(text);
-  };
+  // The fleet is served through this process: a log write that fails (a full disk) drops the
+  // line and never ends it (log-line.ts). stderr is written with writeSync: a failed
+  // process.stderr.write throws from inside the stream, or later as an unhandled 'error'.
+  for (const s of [process.stdout, process.stderr]) s.on("error", () => undefined);
+  const log = values.log ? logToFile(values.log) : logToFile("stderr", { append: (_file, text) => writeSync(2, text) });
 
   const num = (flag: keyof typeof values): number | undefined => {
     const v = values[flag];
@@ -167,8 +166,7 @@ async function main(): Promise<void> {
     log(`${signal}: closing`);
     proxy.close().then(
       () => {
-        if (logStream) logStream.end(() => process.exit(EXIT.ok));
-        else process.exit(EXIT.ok);
+        process.exit(EXIT.ok); // log lines are written synchronously: nothing to flush
       },
       (e: unknown) => {
         log(`close failed: ${(e as Error).message}`);
