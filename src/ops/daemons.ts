@@ -345,8 +345,14 @@ export async function stopDaemons(opts: {
   const providerName = daemonProvider(paths) ?? opts.provider ?? "local";
   try {
     const provider = createProvider(providerName, { home: opts.home, swarm: opts.swarm && { ...opts.swarm, rollouts: "kiln" } });
+    // Each instance is stopped even when another's stop fails (on a full disk its final record
+    // cannot be written): the first failure is reported after.
     for (const inst of await provider.list(opts.service)) {
-      await provider.terminate(inst.id, { graceMs: 5000 });
+      try {
+        await provider.terminate(inst.id, { graceMs: 5000 });
+      } catch (e) {
+        failure ??= e;
+      }
       if (inst.state === "running" && !stopped.includes("instances")) stopped.push("instances");
     }
   } catch (e) {

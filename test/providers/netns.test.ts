@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseAllowEntry } from "../../src/config/network-allow.js";
 import { parseSpec } from "../../src/config/index.js";
-import { describeNetwork, egressPorts, isListening, pastaArgs, planNetwork } from "../../src/providers/local/netns.js";
+import { describeNetwork, egressPorts, isForwarderOf, isListening, pastaArgs, planNetwork } from "../../src/providers/local/netns.js";
 import { bwrapArgs, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 
 test("parseAllowEntry: only host loopback ports", () => {
@@ -92,4 +92,14 @@ test("describeNetwork: the doc comment's rows", () => {
   assert.equal(describeNetwork({ schema: 1, mode: "private", pid: 1, startTime: 1, egress: [] }), "private (own namespace), egress: none");
   assert.equal(describeNetwork({ schema: 1, mode: "host", reason: "network.mode: host", egress: [] }), "host (network.mode: host)");
   assert.equal(describeNetwork(undefined), undefined);
+});
+
+test("isForwarderOf: the doc comment's rows (a forwarder whose record was lost is still found by its argv)", () => {
+  const rows: [string, string, boolean][] = [
+    ["/usr/bin/pasta\0--foreground\0--log-file\0/h/instances/a/net.log\0-t\x00127.0.0.1/9000\0", "/h/instances/a", true],
+    ["/usr/bin/pasta\0--log-file\0/h/instances/ab/net.log\0", "/h/instances/a", false],
+    ["/bin/sh\0-c\0echo --log-file\0/h/instances/a/net.log\0", "/h/instances/a", false],
+    ["pasta.avx2\0--log-file\0/h/instances/a/net.log\0", "/h/instances/a", true],
+  ];
+  for (const [argv, dir, want] of rows) assert.equal(isForwarderOf(argv, dir), want, JSON.stringify(argv));
 });

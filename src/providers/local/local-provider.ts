@@ -231,7 +231,7 @@ export class LocalProvider implements Provider {
           instanceId,
         );
     }
-    await stopForwarder(dir); // netns.ts: the instance is gone, so is what forwarded to it
+    await stopForwarder(dir, { search: true }); // netns.ts: the instance is gone, so is what forwarded to it
     // Our own child may be dead but not yet reaped: let its exit event record the real code.
     const exited = this.exits.get(instanceId);
     if (exited) await Promise.race([exited, sleep(1000)]);
@@ -269,8 +269,8 @@ export class LocalProvider implements Provider {
         seen = this.observe(meta);
       }
       // Before the exit is reported: the log then says whether a limit killed it.
-      if (seen.state === "exited") this.limits.finish(join(root, name));
       if (seen.state === "exited") await stopForwarder(join(root, name)); // netns.ts: adopts and stops a dead instance's forwarder
+      if (seen.state === "exited") this.limits.finish(join(root, name));
       out.push(seen);
     }
     return out;
@@ -283,8 +283,8 @@ export class LocalProvider implements Provider {
     const meta = readMeta(dir);
     if (meta && this.observe(meta).state === "running")
       throw providerError(`instance ${instanceId} is still running`, `run terminate first`, undefined, instanceId);
+    await stopForwarder(dir, { search: true });
     this.limits.finish(dir);
-    await stopForwarder(dir);
     rmSync(dir, { recursive: true, force: true });
   }
 

@@ -24,7 +24,7 @@
 // pasta holds the namespace open itself, so it does not stop on its own when the app dies.
 
 import { spawn } from "node:child_process";
-import { accessSync, closeSync, constants, openSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllowEntry } from "../../config/network-allow.js";
 import { isSameProcessAlive, readStat } from "./procfs.js";
@@ -211,7 +211,13 @@ export async function startForwarder(o: { pasta: string; dir: string; childPid: 
   child.unref();
   const startTime = readStat(pid)?.startTime ?? -1;
   const record: NetRecord = { schema: 1, mode: "private", pid, startTime, egress: [...o.egress] };
-  writeNetRecord(o.dir, record);
+  try {
+    writeNetRecord(o.dir, record);
+  } catch (e) {
+    // Unrecorded, no later controller could find it (a full disk): it goes now, with the reason.
+    await stopForwarder(o.dir);
+    return { ok: false, reason: `cannot record the forwarder: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
+  }
   const deadline = Date.now() + READY_WAIT_MS;
   while (Date.now() < deadline && exit === undefined) {
     if (isListening(readProc("/proc/net/tcp"), o.port)) return { ok: true, record };
@@ -223,10 +229,52 @@ export async function startForwarder(o: { pasta: string; dir: string; childPid: 
 }
 
 /** Stops the instance's forwarder, if it is still the one recorded (SIGTERM, then SIGKILL; bounded). */
-export async function stopForwarder(dir: string): Promise<void> {
+export async function stopForwarder(dir: string, opts: { search?: boolean } = {}): Promise<void> {
   const rec = readNetRecord(dir);
-  if (!rec || rec.pid === undefined || rec.startTime === undefined) return;
-  const { pid, startTime } = rec;
+  const recorded = rec?.pid !== undefined && rec.startTime !== undefined ? [{ pid: rec.pid, startTime: rec.startTime }] : [];
+  // With `search` (a stop that must leave nothing: terminate, removeRecord), also any pasta whose
+  // argv names this instance's own log file: one whose record a failed write (a full disk) lost
+  // or never made. The path is the instance's, so no other process matches. Not on every listing:
+  // it reads all of /proc.
+  const found = opts.search ? forwardersOf(dir).filter((f) => !recorded.some((r) => r.pid === f.pid)) : [];
+  await Promise.all([...recorded, ...found].map((f) => stopProcess(f.pid, f.startTime)));
+}
+
+/**
+ * Whether a process's argv (/proc/PID/cmdline: NUL-separated) is a pasta started for the
+ * instance in `dir`, which kiln gives `--log-file DIR/net.log`.
+ *
+ *   "/usr/bin/pasta\0--foreground\0--log-file\0/h/instances/a/net.log\0…", "/h/instances/a"   → true
+ *   "/usr/bin/pasta\0--log-file\0/h/instances/ab/net.log\0…", "/h/instances/a"                → false (another instance)
+ *   "/bin/sh\0-c\0echo --log-file\0/h/instances/a/net.log\0", "/h/instances/a"                → false (not pasta)
+ */
+export function isForwarderOf(argv: string, dir: string): boolean {
+  return /^(?:[^\0]*\/)?pasta(?:\.avx2)?\0/.test(argv) && argv.includes(`\0--log-file\0${join(dir, NET_LOG_FILE)}\0`);
+}
+
+/** Running pasta processes started for the instance in `dir` (isForwarderOf), with their start times. */
+export function forwardersOf(dir: string): { pid: number; startTime: number }[] {
+  const out: { pid: number; startTime: number }[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (!isForwarderOf(readFileSync(`/proc/${e}/cmdline`, "latin1"), dir)) continue;
+      const startTime = readStat(Number(e))?.startTime;
+      if (startTime !== undefined) out.push({ pid: Number(e), startTime });
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
+}
+
+async function stopProcess(pid: number, startTime: number): Promise<void> {
   const alive = () => isSameProcessAlive(pid, startTime);
   if (!alive()) return;
   const kill = (sig: NodeJS.Signals) => {

@@ -224,7 +224,7 @@ try {
   fill(filler);
   report.downFull = brief(await kiln(["down"], { cwd: ws.dir, env, timeoutMs: 60_000 }));
   await new Promise((r) => setTimeout(r, 1_000));
-  report.leftRunning = processesNaming(home);
+  report.leftRunning = processesNaming(home).map((pid) => { try { return `${pid} ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").slice(0, 300)}`; } catch { return `${pid} (gone)`; } });
 } catch (e) {
   report.scenarioError = String((e as Error).stack ?? e);
 } finally {
