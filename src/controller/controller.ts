@@ -307,23 +307,8 @@ export class Controller {
     return this.observer.lastStats;
   }
 
-  /** How the provider enforces `resources` (the provider's answer; a failing probe is not a status failure). */
-  private limitsEnforcement(): string | undefined {
-    try {
-      return this.d.provider.limitsEnforcement?.();
-    } catch {
-      return undefined;
-    }
-  }
-
   async status(): Promise<StatusView> {
-    const view = statusView({ state: this.state, observer: this.observer, listen: this.d.listen, rolloutView: (r) => this.rolloutView(r), limitsEnforcement: this.limitsEnforcement() });
-    const networkOf = this.d.provider.networkOf?.bind(this.d.provider);
-    if (networkOf) for (const i of view.instances) {
-      const n = networkOf(i.id);
-      if (n) i.network = n;
-    }
-    return view;
+    return statusView({ state: this.state, observer: this.observer, listen: this.d.listen, rolloutView: (r) => this.rolloutView(r), provider: this.d.provider });
   }
 
   history(): { releases: ReleaseView[]; rollouts: RolloutView[] } {

@@ -102,4 +102,6 @@ export interface StatusView {
    * absent when the provider enforces none (the fake).
    */
   limits?: { enforcement: string; resources: string };
+  /** The local provider's sandbox ("bwrap" or "chroot": unisolated); absent for engine providers. */
+  sandbox?: "bwrap" | "chroot";
 }

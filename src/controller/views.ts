@@ -2,6 +2,7 @@
 
 import { describeLimits } from "../config/resources.js";
 import { phaseOf } from "../rollout/index.js";
+import type { Provider } from "../providers/provider.js";
 import type { Step } from "../rollout/types.js";
 import type { Release, RolloutRecord } from "../state/db.js";
 import type { FleetObserver } from "./observe.js";
@@ -30,7 +31,8 @@ export function rolloutView(r: RolloutRecord, lastSteps: readonly Step[]): Rollo
 }
 
 /** The service as `kiln status` shows it: desired and live, the running rollout, every live instance. */
-export function statusView(d: { state: ServiceState; observer: FleetObserver; listen: string; rolloutView: (r: RolloutRecord) => RolloutView; limitsEnforcement?: string }): StatusView {
+export function statusView(d: { state: ServiceState; observer: FleetObserver; listen: string; rolloutView: (r: RolloutRecord) => RolloutView; provider?: ProviderFacts }): StatusView {
+  const facts = providerFacts(d.provider);
   const { db, service } = d.state;
   const stats = d.observer.lastStats;
   const now = d.state.now();
@@ -40,10 +42,12 @@ export function statusView(d: { state: ServiceState; observer: FleetObserver; li
   const instances: InstanceView[] = db.liveInstances(service).map((r) => {
     // Unknown while the router does not answer: nothing is shown as in rotation.
     const t = stats ? d.observer.target(r.id) : undefined;
+    const network = facts.networkOf(r.id);
     return {
       id: r.id, pid: r.pid, address: r.address, release: r.release, version: versions.get(r.release), digest: r.digest,
       health: r.state === "terminating" ? "exited" : d.observer.phase(r, now),
       routing: r.routing, inRotation: t?.inRotation ?? false, inflight: t?.inflight ?? 0, launchedAt: r.launchedAt, state: r.state,
+      ...(network ? { network } : {}),
     };
   });
   return {
@@ -55,6 +59,29 @@ export function statusView(d: { state: ServiceState; observer: FleetObserver; li
     release: live ? releaseView(live) : undefined,
     rollout: rollout ? d.rolloutView(rollout) : undefined,
     instances,
-    ...(d.limitsEnforcement ? { limits: { enforcement: d.limitsEnforcement, resources: describeLimits(live?.spec.resources) } } : {}),
+    ...(facts.limitsEnforcement ? { limits: { enforcement: facts.limitsEnforcement, resources: describeLimits(live?.spec.resources) } } : {}),
+    ...(facts.sandbox ? { sandbox: facts.sandbox } : {}),
+  };
+}
+
+/** What status asks the provider about its isolation and limits. */
+type ProviderFacts = Pick<Provider, "limitsEnforcement" | "sandboxKind" | "networkOf">;
+
+/**
+ * The provider's answers for status. Each is optional, and a question the provider cannot
+ * answer now (no sandbox installed, a cgroup probe failing) is left out: status never fails on it.
+ */
+function providerFacts(p: ProviderFacts | undefined): { limitsEnforcement?: string; sandbox?: "bwrap" | "chroot"; networkOf: (id: string) => string | undefined } {
+  const ask = <T>(f: () => T): T | undefined => {
+    try {
+      return f();
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    limitsEnforcement: ask(() => p?.limitsEnforcement?.()),
+    sandbox: ask(() => p?.sandboxKind?.()),
+    networkOf: (id) => ask(() => p?.networkOf?.(id)),
   };
 }

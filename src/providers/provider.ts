@@ -91,6 +91,12 @@ export interface Provider {
   keptLogs?(service: string): string[];
   /** How `resources` limits are enforced here (absent: this provider does not enforce them). */
   limitsEnforcement?(): LimitsEnforcement;
+  /**
+   * How instances are isolated here, for `kiln status`: "bwrap" (the local provider's sandbox) or
+   * "chroot" (its unisolated fallback, `--sandbox none`); absent for engines, which isolate by
+   * their own rules. Throws when instances cannot be run at all.
+   */
+  sandboxKind?(): "bwrap" | "chroot";
 }
 
 export interface InstanceChanges {

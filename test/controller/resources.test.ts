@@ -56,3 +56,26 @@ test("an instance killed at its memory limit: the exit event carries the provide
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("status says the provider's sandbox and each instance's network; a question the provider cannot answer now is left out", async () => {
+  const w = world();
+  w.controller.deploy(deployReq("r1", releaseSpec({ instances: 2 })));
+  await w.run(() => w.controller.liveRelease()?.id === "r1" && w.db.activeRollout("svc") === undefined);
+  // The fake world's provider isolates nothing: no sandbox line, no network.
+  let s = await w.controller.status();
+  assert.equal(s.sandbox, undefined);
+  assert.ok(s.instances.every((i) => i.network === undefined));
+  Object.assign(w.provider, { sandboxKind: () => "bwrap", networkOf: (id: string) => `private (own namespace) for ${id}` });
+  s = await w.controller.status();
+  assert.equal(s.sandbox, "bwrap");
+  assert.deepEqual(s.instances.map((i) => i.network), s.instances.map((i) => `private (own namespace) for ${i.id}`));
+  // bubblewrap removed since: the provider throws when asked, status still answers, without the line.
+  Object.assign(w.provider, {
+    sandboxKind: () => {
+      throw new Error("bubblewrap is not installed");
+    },
+  });
+  s = await w.controller.status();
+  assert.equal(s.sandbox, undefined);
+  assert.equal(s.instances.length, 2);
+});

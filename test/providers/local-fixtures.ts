@@ -5,6 +5,7 @@
 
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { dirname, join } from "node:path";
 
 export const APP_UID = 1000;
@@ -86,4 +87,34 @@ export function buildTestRootfs(root: string, extraFiles: Record<string, string>
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);
   }
+}
+
+/** GET http://ADDRESS/PATH on a fresh connection: the body of a 200, else a rejection with the status and body. */
+export function httpGet(address: string, path = "/", timeoutMs = 30_000): Promise<string> {
+  const [host, port] = address.split(":");
+  return new Promise((resolve, reject) => {
+    const r = request({ host, port: Number(port), path, agent: false, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
+    });
+    r.on("timeout", () => r.destroy(new Error("timeout")));
+    r.on("error", reject);
+    r.end();
+  });
+}
+
+/** The first 200 body from ADDRESS, asked every 100 ms, at most 150 times (an instance starting up). */
+export async function untilServes(address: string): Promise<string> {
+  let last: unknown;
+  for (let i = 0; i < 150; i++) {
+    try {
+      return await httpGet(address);
+    } catch (e) {
+      last = e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(`${address} never answered: ${String(last)}`);
 }

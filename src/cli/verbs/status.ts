@@ -123,6 +123,8 @@ function statusLines(s: StatusView, router: string, supervisor: number | null = 
     const extra = s.rollout.strategy === "canary" && p.weight !== undefined ? `, canary weight ${p.weight}%` : "";
     lines.push(`rollout     ${s.rollout.kind} to ${s.rollout.target} (${s.rollout.strategy}${extra}), ${s.rollout.phase}: ${(s.rollout.steps ?? []).join("; ")}`);
   }
+  if (s.sandbox)
+    lines.push(`sandbox     ${s.sandbox === "bwrap" ? "bwrap (own PID, IPC, UTS and mount namespaces, read-only root, seccomp filter, no nested user namespaces)" : "none: an unisolated chroot (kiln up --sandbox none); install bubblewrap and restart kiln to isolate instances"}`);
   if (s.limits) lines.push(`limits      ${s.limits.resources === "none" ? `none (kiln.yaml declares no resources; they would be enforced by ${s.limits.enforcement})` : `${s.limits.resources}, enforced by ${s.limits.enforcement}`}`);
   lines.push(`instances   ${s.instances.filter((i) => i.inRotation).length} in rotation, ${s.desiredInstances} desired`);
   const networks = [...new Set(s.instances.map((i) => i.network).filter((n): n is string => !!n))];

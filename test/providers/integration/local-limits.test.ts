@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,7 +14,7 @@ import { after, test } from "node:test";
 import { LocalProvider } from "../../../src/providers/local/index.js";
 import { chooseEnforcement, cgroupPath, readCgroupHost } from "../../../src/providers/local/limits.js";
 import { readBwrapStatus, readMeta } from "../../../src/providers/local/meta.js";
-import { APP_GID, APP_UID, buildTestRootfs } from "../local-fixtures.js";
+import { APP_GID, APP_UID, buildTestRootfs, httpGet as get, untilServes } from "../local-fixtures.js";
 
 const requireAll = process.env.KILN_REQUIRE_ALL === "1";
 const haveBwrap = spawnSync("bwrap", ["--version"]).status === 0;
@@ -53,33 +52,7 @@ after(async () => {
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
-function get(address: string, path = "/"): Promise<string> {
-  const [h, port] = address.split(":");
-  return new Promise((resolve, reject) => {
-    const r = request({ host: h, port: Number(port), path, agent: false, timeout: 30_000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
-    });
-    r.on("timeout", () => r.destroy(new Error("timeout")));
-    r.on("error", reject);
-    r.end();
-  });
-}
 
-async function answered(address: string): Promise<string> {
-  let lastError: unknown;
-  for (let i = 0; i < 150; i++) {
-    try {
-      return await get(address);
-    } catch (e) {
-      lastError = e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`the instance never answered: ${String(lastError)}`);
-}
 
 function setup(): { rootfs: string; home: string } {
   if (!base) {
@@ -142,7 +115,7 @@ test("memory: an allocation past the limit kills the instance; it is reported ex
   launched.push(id);
   const inst = await p.launch({ instanceId: id, service: "limits", release: "r1", digest, env: {}, volumes: [], resources: { memoryBytes: 96 * 1024 * 1024, pids: 64 } });
   const logText = () => readFileSync(p.logPath(id)!, "utf8");
-  await answered(inst.address).catch((e: Error) => assert.fail(`${e.message}\n${logText()}`));
+  await untilServes(inst.address).catch((e: Error) => assert.fail(`${e.message}\n${logText()}`));
 
   // The app (bwrap's child, the namespace's init, and its descendants) is in the instance's cgroups.
   const meta = readMeta(join(base, "home", "instances", id))!;
@@ -184,7 +157,7 @@ test("pids: a fork bomb stops at the limit, the app keeps serving, the log count
   launched.push(id);
   const pids = 48;
   const inst = await p.launch({ instanceId: id, service: "limits", release: "r1", digest, env: {}, volumes: [], resources: { pids, memoryBytes: 256 * 1024 * 1024 } });
-  await answered(inst.address);
+  await untilServes(inst.address);
   const out = await get(inst.address, "/fork-bomb");
   t.diagnostic(out.trim());
   const m = /forked (\d+) refused (\d+)/.exec(out);
@@ -205,7 +178,7 @@ test("cpu: the quota is set on the instance's cgroup", { timeout: 60_000 }, asyn
   const id = "limits-cpu-1";
   launched.push(id);
   const inst = await p.launch({ instanceId: id, service: "limits", release: "r1", digest, env: {}, volumes: [], resources: { cpu: 0.25 } });
-  await answered(inst.address);
+  await untilServes(inst.address);
   const dir = cgroupPath(host.v1.cpu!.mount, host.v1.cpu!.own, join(base, "home"), id);
   assert.equal(readFileSync(join(dir, "cpu.cfs_quota_us"), "utf8").trim(), "25000");
   assert.ok(cgroupsOf(readBwrapStatus(join(base, "home", "instances", id)).childPid!).get("cpu")!.endsWith(`/${id}`));
@@ -233,7 +206,7 @@ process.exit(0);
   const r = spawnSync(process.execPath, [script], { encoding: "utf8", timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
   const address = r.stdout.trim();
-  await answered(address);
+  await untilServes(address);
   const meta = readMeta(join(home, "instances", id))!;
   assert.ok(meta.limits!.cgroups.length > 0);
 

@@ -10,7 +10,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { request } from "node:http";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +18,7 @@ import { LocalProvider } from "../../../src/providers/local/index.js";
 import { findPasta, readNetRecord } from "../../../src/providers/local/netns.js";
 import { isLiveStat, isSameProcessAlive, readStat } from "../../../src/providers/local/procfs.js";
 import { freeLoopbackPort } from "../../../src/net.js";
-import { APP_GID, APP_UID, buildTestRootfs } from "../local-fixtures.js";
+import { APP_GID, APP_UID, buildTestRootfs, httpGet as get, untilServes } from "../local-fixtures.js";
 
 const requireAll = process.env.KILN_REQUIRE_ALL === "1";
 const haveBwrap = spawnSync("bwrap", ["--version"]).status === 0;
@@ -61,33 +60,7 @@ async function listener(greeting: string, host = "127.0.0.1"): Promise<number> {
   return (srv.address() as AddressInfo).port;
 }
 
-function get(address: string, path = "/"): Promise<string> {
-  const [host, port] = address.split(":");
-  return new Promise((resolve, reject) => {
-    const r = request({ host, port: Number(port), path, agent: false, timeout: 15_000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
-    });
-    r.on("timeout", () => r.destroy(new Error("timeout")));
-    r.on("error", reject);
-    r.end();
-  });
-}
 
-async function untilServes(address: string): Promise<string> {
-  let last: unknown;
-  for (let i = 0; i < 150; i++) {
-    try {
-      return await get(address);
-    } catch (e) {
-      last = e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`${address} never answered: ${String(last)}`);
-}
 
 async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;

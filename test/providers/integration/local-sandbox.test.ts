@@ -7,13 +7,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
 import { LocalProvider } from "../../../src/providers/local/index.js";
-import { APP_GID, APP_UID, buildTestRootfs } from "../local-fixtures.js";
+import { APP_GID, APP_UID, buildTestRootfs, httpGet as get } from "../local-fixtures.js";
 
 const requireAll = process.env.KILN_REQUIRE_ALL === "1";
 const haveBwrap = spawnSync("bwrap", ["--version"]).status === 0;
@@ -44,20 +43,6 @@ after(async () => {
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
-function get(address: string, path = "/"): Promise<string> {
-  const [host, port] = address.split(":");
-  return new Promise((resolve, reject) => {
-    const r = request({ host, port: Number(port), path, agent: false, timeout: 15_000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
-    });
-    r.on("timeout", () => r.destroy(new Error("timeout")));
-    r.on("error", reject);
-    r.end();
-  });
-}
 
 test("inside an instance: no user namespace, mount, ptrace, keyring, bpf or io_uring (EPERM); fork, threads and HTTP work", { timeout: 120_000 }, async (t) => {
   const missing = [...(haveBwrap ? [] : ["bubblewrap"]), ...(haveGcc ? [] : ["gcc with static glibc (apt-get install gcc libc6-dev)"])];

@@ -6,14 +6,13 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { LocalProvider } from "../../../src/providers/local/index.js";
 import { readMeta } from "../../../src/providers/local/meta.js";
 import { readStat } from "../../../src/providers/local/procfs.js";
-import { APP_GID, APP_UID, buildTestRootfs } from "../local-fixtures.js";
+import { APP_GID, APP_UID, buildTestRootfs, httpGet as get } from "../local-fixtures.js";
 
 const requireAll = process.env.KILN_REQUIRE_ALL === "1";
 const haveBwrap = spawnSync("bwrap", ["--version"]).status === 0;
@@ -29,20 +28,6 @@ after(async () => {
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
-function get(address: string, path = "/"): Promise<string> {
-  const [h, port] = address.split(":");
-  return new Promise((resolve, reject) => {
-    const r = request({ host: h, port: Number(port), path, agent: false, timeout: 15_000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
-    });
-    r.on("timeout", () => r.destroy(new Error("timeout")));
-    r.on("error", reject);
-    r.end();
-  });
-}
 
 async function probe(address: string, path = "/"): Promise<Record<string, unknown>> {
   let lastError: unknown;
