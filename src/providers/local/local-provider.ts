@@ -572,6 +572,10 @@ export class LocalProvider implements Provider {
     }
     for (const [k, v] of Object.entries(req.env)) env.set(k, v);
     env.set("PORT", String(port));
+    // Where the app should bind, for apps that read HOST (the server `kiln init` scaffolds does):
+    // the loopback, which the proxy dials — in the host's network (mode host, or no passt) 0.0.0.0
+    // would expose the instance on every interface. An image or kiln.yaml that sets HOST wins.
+    if (!env.has("HOST")) env.set("HOST", "127.0.0.1");
     env.set("KILN_INSTANCE_ID", req.instanceId);
     for (const [k, v] of env) {
       if (!k || k.includes("=") || k.includes("\0") || v.includes("\0") || k.startsWith(RESERVED_ENV_PREFIX))

@@ -180,6 +180,7 @@ describe("LocalProvider with bubblewrap", { skip: bwrapSkip }, () => {
     assert.equal(p.env.NODE_ENV, "production", "image env");
     assert.equal(p.env.DATA_DIR, "/data", "declared env");
     assert.equal(p.env.HOME, undefined, "nothing of the host environment leaks in");
+    assert.equal(p.env.HOST, "127.0.0.1", "told to bind the loopback (the scaffolded server reads HOST)");
     assert.equal(p.env.SECRET_TOKEN, "s3cr3t-value");
     assert.deepEqual(strays(["s3cr3t-value"]), [], "environment values are not on any command line");
     // Non-root on the host too, not only inside a user namespace: every process of the instance.
@@ -389,7 +390,7 @@ describe("LocalProvider fallback without bubblewrap (sandbox: none)", { skip: fa
     assert.equal(p.cwd, "/app");
     const { PORT, ...env } = p.env;
     assert.equal(PORT, a.address.split(":")[1]);
-    assert.deepEqual(env, { PATH: "/usr/local/bin:/usr/bin:/bin", NODE_ENV: "production", DATA_DIR: "/data", HOST_PROBE: base, SECRET_TOKEN: "s3cr3t-value", KILN_INSTANCE_ID: a.id }, "exactly the app's environment");
+    assert.deepEqual(env, { PATH: "/usr/local/bin:/usr/bin:/bin", NODE_ENV: "production", DATA_DIR: "/data", HOST_PROBE: base, SECRET_TOKEN: "s3cr3t-value", HOST: "127.0.0.1", KILN_INSTANCE_ID: a.id }, "exactly the app's environment");
     assert.deepEqual(strays(["s3cr3t-value"]), []);
     assert.equal(p.writeRoot, "EROFS");
     assert.equal(p.writeApp, "EROFS");
