@@ -65,6 +65,9 @@ export async function notesWorkspace(opts: { databaseUrl: string; provider: stri
   edit((d) => {
     d.set("listen", `127.0.0.1:${port}`);
     d.setIn(["env", "DATABASE_URL"], opts.databaseUrl);
+    // A local instance dials only the host loopback ports its kiln.yaml allows: the test's database.
+    const db = new URL(opts.databaseUrl);
+    if (db.hostname === "127.0.0.1") d.setIn(["network", "allow"], [`127.0.0.1:${db.port || "5432"}`]);
     if (opts.provider !== "local") d.set("provider", opts.provider);
   });
   return {
