@@ -31,3 +31,33 @@ export function parseAllowEntry(entry: string): AllowParse {
   if (port < 1 || port > 65535) return { ok: false, reason: `${JSON.stringify(entry)}: port ${port} is out of range`, hint: "use a port from 1 to 65535" };
   return { ok: true, port };
 }
+
+/** A declared env value that names a host loopback port a private local instance cannot dial. */
+export interface UnreachableRef {
+  env: string;
+  port: number;
+}
+
+/**
+ * Declared `env` values that name a loopback port (`127.0.0.1:P` or `localhost:P`, e.g. in a
+ * DATABASE_URL) which a local instance in its own network namespace cannot dial because
+ * `network.allow` does not list it — almost always an accessory the user forgot to allow.
+ * Nothing for other providers or `network.mode: host`.
+ *
+ *   env DATABASE_URL "postgres://u@127.0.0.1:5432/db", allow []                    → [{ env: DATABASE_URL, port: 5432 }]
+ *   env DATABASE_URL "postgres://u@127.0.0.1:5432/db", allow ["127.0.0.1:5432"]    → []
+ *   env REDIS "redis://localhost:6379", provider docker                          → []
+ *   env NOTE "see 127.0.0.1", allow []                                            → [] (no port)
+ */
+export function unreachableLoopbackRefs(spec: { provider: string; env: Record<string, string>; network: { mode: "private" | "host"; allow: string[] } }): UnreachableRef[] {
+  if (spec.provider !== "local" || spec.network.mode !== "private") return [];
+  const allowed = new Set(spec.network.allow.map((e) => parseAllowEntry(e)).flatMap((r) => (r.ok ? [r.port] : [])));
+  const out: UnreachableRef[] = [];
+  for (const [env, value] of Object.entries(spec.env)) {
+    for (const m of value.matchAll(/(?:^|[^\w.-])(?:127\.0\.0\.1|localhost):(\d{1,5})(?!\d)/g)) {
+      const port = Number(m[1]);
+      if (port >= 1 && port <= 65535 && !allowed.has(port) && !out.some((r) => r.env === env && r.port === port)) out.push({ env, port });
+    }
+  }
+  return out;
+}
