@@ -61,3 +61,10 @@ export function unreachableLoopbackRefs(spec: { provider: string; env: Record<st
   }
   return out;
 }
+
+/** unreachableLoopbackRefs as the warnings `kiln validate` and `kiln deploy` print. */
+export function unreachableLoopbackWarnings(spec: Parameters<typeof unreachableLoopbackRefs>[0]): string[] {
+  return unreachableLoopbackRefs(spec).map(
+    (u) => `env ${u.env} names 127.0.0.1:${u.port}, which a local instance (own network namespace) cannot dial: add "127.0.0.1:${u.port}" to network.allow, or set network.mode: host`,
+  );
+}

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { unreachableLoopbackRefs } from "../../src/config/network-allow.js";
+import { unreachableLoopbackRefs, unreachableLoopbackWarnings } from "../../src/config/network-allow.js";
 
 test("unreachableLoopbackRefs: the doc comment's rows", () => {
   const local = (env: Record<string, string>, allow: string[] = [], mode: "private" | "host" = "private", provider = "local") => unreachableLoopbackRefs({ provider, env, network: { mode, allow } });
@@ -15,4 +15,10 @@ test("unreachableLoopbackRefs: the doc comment's rows", () => {
   assert.deepEqual(local({ REDIS: "redis://localhost:6379" }), [{ env: "REDIS", port: 6379 }]);
   assert.deepEqual(local({ PEERS: "127.0.0.1:7001,127.0.0.1:7002" }, ["127.0.0.1:7002"]), [{ env: "PEERS", port: 7001 }]);
   assert.deepEqual(local({ UPSTREAM: "http://10.127.0.0.1:80/" }), []);
+});
+
+test("unreachableLoopbackWarnings: one line per unreachable reference, saying what to add", () => {
+  assert.deepEqual(unreachableLoopbackWarnings({ provider: "local", env: { DATABASE_URL: "postgres://u@127.0.0.1:5432/db" }, network: { mode: "private", allow: [] } }), [
+    'env DATABASE_URL names 127.0.0.1:5432, which a local instance (own network namespace) cannot dial: add "127.0.0.1:5432" to network.allow, or set network.mode: host',
+  ]);
 });

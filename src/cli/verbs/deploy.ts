@@ -9,6 +9,7 @@ import { changeNote, hookPrinter, liveDigest, postHook, withReason } from "../ch
 import { context, out, printJson, short, strategyName, type GlobalOptions, type Context } from "../context.js";
 import { mark } from "../output.js";
 import { blobEvents, progressFor, withProgress } from "../progress.js";
+import { unreachableLoopbackWarnings } from "../../config/network-allow.js";
 
 const hookSummary = (h: HookOutcome) => ({ hook: h.hook, ok: h.ok, exitCode: h.exitCode, signal: h.signal, timedOut: h.timedOut, durationMs: h.durationMs });
 
@@ -44,6 +45,7 @@ export function register(program: Command): void {
       changeNote(opts.reason); // a bad --reason is refused before anything is read
       const globals = cmd.optsWithGlobals<GlobalOptions>();
       const ctx = await context(globals);
+      for (const w of unreachableLoopbackWarnings(ctx.loaded.spec)) process.stderr.write(`warning: ${w}\n`);
       const note = changeNote(opts.reason, ctx.loaded.environment);
       // A registry reference is pulled first: its blobs are progress on stderr, like `kiln pull`'s.
       const pulling = progressFor({ json: opts.json, quiet: globals.quiet });

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { KilnError } from "../../errors.js";
 import { jsonSchemaText, parseSpec } from "../../config/index.js";
-import { unreachableLoopbackRefs } from "../../config/network-allow.js";
+import { unreachableLoopbackWarnings } from "../../config/network-allow.js";
 import { out, printJson, type GlobalOptions } from "../output.js";
 import { specFile } from "../spec-file.js";
 
@@ -27,9 +27,7 @@ export function register(program: Command): void {
       }
       // Valid, but an accessory on the host's loopback that a private instance cannot reach is a
       // deploy that will fail health checks: say so now (exit 0: mode host or a relay may be meant).
-      const warnings = unreachableLoopbackRefs(r.spec).map(
-        (u) => `env ${u.env} names 127.0.0.1:${u.port}, which a local instance (own network namespace) cannot dial: add "127.0.0.1:${u.port}" to network.allow, or set network.mode: host`,
-      );
+      const warnings = unreachableLoopbackWarnings(r.spec);
       // Every environment's effective file was checked; list them so a reader knows.
       if (opts.json) printJson({ valid: true, file, service: r.spec.name, version: r.spec.version, environments: r.environments, ...(warnings.length ? { warnings } : {}) });
       else {
