@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -65,7 +65,17 @@ test("an orphan sandboxed instance is terminated by --repair only when no contro
   });
 
   const held = await runDoctor({ home, keep: 5, providerObject: p, repair: true });
-  assert.deepEqual(held.findings.map((f) => [f.check, f.where]), [["instance.orphan", orphan.id]]);
+  // On a failure, say what the doctor saw and what the instances' logs end with (seen once in CI
+  // under load: the recorded instance reported vanished right after its launch).
+  const logTail = (id: string) => {
+    try {
+      return readFileSync(join(home, "instances", id, "log"), "utf8").slice(-1200);
+    } catch (e) {
+      return String(e);
+    }
+  };
+  const why = () => JSON.stringify({ findings: held.findings.map((f) => ({ check: f.check, where: f.where, what: f.what })), logs: { [healthy.id]: logTail(healthy.id), [orphan.id]: logTail(orphan.id) } }, null, 1);
+  assert.deepEqual(held.findings.map((f) => [f.check, f.where]), [["instance.orphan", orphan.id]], why());
   assert.equal(held.findings[0]!.blockedBy, "controller running: it will reconcile");
   assert.equal((await p.list(SERVICE)).find((i) => i.id === orphan.id)?.state, "running");
 
