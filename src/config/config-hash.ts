@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { isolationOf } from "./network-allow.js";
 import type { Spec } from "./types.js";
 
 /** JSON with object keys sorted at every depth, so equal data always gives equal bytes. */
@@ -20,6 +21,7 @@ export function canonicalJson(v: unknown): string {
  * `image.*` (covered by the digest) are left out on purpose.
  */
 export function computeConfigHash(spec: Spec): string {
+  const isolation = isolationOf(spec.network);
   const relevant = {
     env: spec.env,
     // Volume order in the file carries no meaning; names are unique.
@@ -31,7 +33,7 @@ export function computeConfigHash(spec: Spec): string {
     // Limits change what an instance may do: a new release. Absent: left out, as for network.
     resources: spec.resources,
     // The same for kiln.yaml `network` (issue 12): only when it says more than the default.
-    isolation: spec.network.mode !== "private" || spec.network.allow.length > 0 ? { mode: spec.network.mode, allow: [...spec.network.allow].sort() } : undefined,
+    isolation: isolation && { ...isolation, allow: [...isolation.allow].sort() },
   };
   return `sha256:${createHash("sha256").update(canonicalJson(relevant)).digest("hex")}`;
 }

@@ -68,3 +68,15 @@ export function unreachableLoopbackWarnings(spec: Parameters<typeof unreachableL
     (u) => `env ${u.env} names 127.0.0.1:${u.port}, which a local instance (own network namespace) cannot dial: add "127.0.0.1:${u.port}" to network.allow, or set network.mode: host`,
   );
 }
+
+/**
+ * kiln.yaml `network` as a release records it: only when it says more than the default (private,
+ * nothing allowed), so releases recorded before the key existed keep their config hash.
+ *
+ *   { mode: "private", allow: [] }                  → undefined
+ *   { mode: "private", allow: ["127.0.0.1:5432"] }  → { mode: "private", allow: ["127.0.0.1:5432"] }
+ *   { mode: "host", allow: [] }                     → { mode: "host", allow: [] }
+ */
+export function isolationOf(network: { mode: "private" | "host"; allow: string[] }): { mode: "private" | "host"; allow: string[] } | undefined {
+  return network.mode !== "private" || network.allow.length > 0 ? { mode: network.mode, allow: [...network.allow] } : undefined;
+}

@@ -1,8 +1,10 @@
 import type { Spec } from "../config/index.js";
+import { isolationOf } from "../config/network-allow.js";
 import type { ReleaseSettings } from "./types.js";
 
 /** The runtime part of a loaded kiln.yaml, as a release records it. */
 export function toReleaseSettings(spec: Spec): ReleaseSettings {
+  const isolation = isolationOf(spec.network);
   return {
     instances: spec.instances,
     health: { ...spec.health },
@@ -18,6 +20,6 @@ export function toReleaseSettings(spec: Spec): ReleaseSettings {
     env: { ...spec.env },
     ...(spec.docker.network === "host" ? { network: "host" as const } : {}),
     ...(spec.resources ? { resources: { ...spec.resources } } : {}),
-    ...(spec.network.mode !== "private" || spec.network.allow.length > 0 ? { isolation: { mode: spec.network.mode, allow: [...spec.network.allow] } } : {}),
+    ...(isolation ? { isolation } : {}),
   };
 }

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { unreachableLoopbackRefs, unreachableLoopbackWarnings } from "../../src/config/network-allow.js";
+import { isolationOf, unreachableLoopbackRefs, unreachableLoopbackWarnings } from "../../src/config/network-allow.js";
 
 test("unreachableLoopbackRefs: the doc comment's rows", () => {
   const local = (env: Record<string, string>, allow: string[] = [], mode: "private" | "host" = "private", provider = "local") => unreachableLoopbackRefs({ provider, env, network: { mode, allow } });
@@ -21,4 +21,10 @@ test("unreachableLoopbackWarnings: one line per unreachable reference, saying wh
   assert.deepEqual(unreachableLoopbackWarnings({ provider: "local", env: { DATABASE_URL: "postgres://u@127.0.0.1:5432/db" }, network: { mode: "private", allow: [] } }), [
     'env DATABASE_URL names 127.0.0.1:5432, which a local instance (own network namespace) cannot dial: add "127.0.0.1:5432" to network.allow, or set network.mode: host',
   ]);
+});
+
+test("isolationOf: the doc comment's rows", () => {
+  assert.equal(isolationOf({ mode: "private", allow: [] }), undefined);
+  assert.deepEqual(isolationOf({ mode: "private", allow: ["127.0.0.1:5432"] }), { mode: "private", allow: ["127.0.0.1:5432"] });
+  assert.deepEqual(isolationOf({ mode: "host", allow: [] }), { mode: "host", allow: [] });
 });
