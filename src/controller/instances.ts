@@ -120,6 +120,7 @@ export class InstanceActions {
     const at = this.state.now();
     let failure: unknown;
     const launched: Parameters<ServiceState["events"]>[0] = [];
+    const started: string[] = [];
     // Every outcome in one transaction, a chunk of instances per statement (updateInstancesEach).
     db.tx(() => {
       const live = db.liveIndex(service);
@@ -133,6 +134,7 @@ export class InstanceActions {
             return;
           }
           outcomes.push({ id, patch: { state: "running", address: r.value.address, pid: r.value.pid, launchedAt: at } });
+          if (r.value.state === "running") started.push(id);
           launched.push({ level: "info", message: `launched ${id} (${rel.version}) at ${r.value.address}`, instance: id, release: rel.id, rollout: rollout?.id });
         } else {
           failure ??= r.reason;
@@ -142,6 +144,9 @@ export class InstanceActions {
       db.updateInstancesEach(outcomes);
       this.state.events(launched);
     });
+    // The record says running from now on; a provider answer taken before the launch returned
+    // (this pass's list may have seen the container created but not started) must not contradict it.
+    for (const id of started) this.observer.launched(id);
     return failure;
   }
 

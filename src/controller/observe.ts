@@ -32,6 +32,15 @@ export class FleetObserver {
   private readonly prober: Prober;
   private readonly running = new Map<string, boolean>();
   private providerCursor: number | undefined;
+  /** counts provider observations begun; each one's answer describes the fleet as of its start */
+  private observation = 0;
+  /**
+   * Instances whose launch was recorded while an observation was under way, with the number of
+   * the last observation begun by then: an answer from that observation or an earlier one was
+   * taken before the launch returned (a container created but not started yet, or no process
+   * yet), and cannot say the instance stopped.
+   */
+  private readonly launchedDuring = new Map<string, number>();
   private readonly targets = new Map<string, RouterView>();
   private routerCursor: number | undefined;
   private instanceCursor: InstanceCursor | undefined;
@@ -97,7 +106,17 @@ export class FleetObserver {
     this.dirty.add(id);
   }
 
+  /**
+   * The provider reported the instance started (its launch returned). It counts as running
+   * until an observation begun after this moment says otherwise; one begun before cannot.
+   */
+  launched(id: string): void {
+    this.launchedDuring.set(id, this.observation);
+    this.setRunning(id, true);
+  }
+
   forget(id: string): void {
+    this.launchedDuring.delete(id);
     this.prober.forget(id);
     this.dirty.add(id);
   }
@@ -119,29 +138,33 @@ export class FleetObserver {
 
   private async observeProvider(): Promise<void> {
     const p = this.d.provider;
+    const n = ++this.observation;
     if (p.changes) {
       const c = await p.changes(this.d.service, this.providerCursor);
-      if (c.full) this.replaceRunning(c.instances);
+      if (c.full) this.replaceRunning(c.instances, n);
       else {
-        for (const i of c.instances) this.setRunning(i.id, i.state === "running", i.exitCode);
-        for (const id of c.removed) this.setRunning(id, undefined);
+        for (const i of c.instances) this.setRunning(i.id, i.state === "running", i.exitCode, n);
+        for (const id of c.removed) this.setRunning(id, undefined, undefined, n);
       }
       this.providerCursor = c.cursor;
-      return;
-    }
-    this.replaceRunning(await p.list(this.d.service));
+    } else this.replaceRunning(await p.list(this.d.service), n);
+    // Observations begun after a launch was recorded speak for it from now on.
+    for (const [id, during] of this.launchedDuring) if (during < n) this.launchedDuring.delete(id);
   }
 
-  private replaceRunning(list: { id: string; state: string; exitCode?: number | null }[]): void {
+  private replaceRunning(list: { id: string; state: string; exitCode?: number | null }[], n: number): void {
     const seen = new Set<string>();
     for (const i of list) {
       seen.add(i.id);
-      this.setRunning(i.id, i.state === "running", i.exitCode);
+      this.setRunning(i.id, i.state === "running", i.exitCode, n);
     }
-    for (const id of [...this.running.keys()]) if (!seen.has(id)) this.setRunning(id, undefined);
+    for (const id of [...this.running.keys()]) if (!seen.has(id)) this.setRunning(id, undefined, undefined, n);
   }
 
-  private setRunning(id: string, running: boolean | undefined, exitCode?: number | null): void {
+  /** `observation`: the number of the provider observation this comes from (none: the launch itself). */
+  private setRunning(id: string, running: boolean | undefined, exitCode?: number | null, observation?: number): void {
+    // An answer taken before the launch returned cannot say the instance is not running.
+    if (running !== true && observation !== undefined && observation <= (this.launchedDuring.get(id) ?? 0)) return;
     const cur = this.running.get(id);
     if (cur === running) return;
     if (cur === true && this.d.onExited) {

@@ -208,3 +208,52 @@ test("a pass that terminates writes the routing table once, and an instance is o
   assert.deepEqual(stoppedWhileRouted, []);
   assert.ok(w.provider.running().every((i) => i.release === "r2"));
 });
+
+// CI saw a Docker release fail with "instance … exited" right after its launch: the pass's
+// container list was taken while the container was created but not started yet, the launch
+// returned (and was recorded running) before that list's answer was used, and the pass judged
+// the new instance by the older answer. An answer taken before a launch returned cannot say
+// the instance stopped.
+for (const feed of [true, false]) {
+  test(`a provider answer taken before a launch returned does not make the new instance exited (${feed ? "change feed" : "full list"})`, async () => {
+    const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+    const p = w.provider;
+    const inner = { launch: p.launch.bind(p), list: p.list.bind(p), changes: p.changes.bind(p) };
+    let gates: (() => void)[] = [];
+    let held = 0;
+    // Launches wait until a provider observation has taken its answer.
+    p.launch = async (req) => {
+      await new Promise<void>((r) => gates.push(r));
+      return inner.launch(req);
+    };
+    const flush = async () => { for (let k = 0; k < 10; k++) await new Promise((r) => setImmediate(r)); };
+    // The answer: every launching instance as the engine shows a created container (not running,
+    // no exit code); then the held launches complete and are recorded; then the answer arrives.
+    const stale = (list: Awaited<ReturnType<typeof inner.list>>) => {
+      const known = new Set(list.map((i) => i.id));
+      const created = w.db.liveInstances("svc").filter((r) => r.state === "launching" && !known.has(r.id));
+      return [...list, ...created.map((r) => ({ id: r.id, service: "svc", release: r.release, digest: r.digest, address: "", state: "exited" as const, exitCode: null, startedAt: 0 }))];
+    };
+    const hold = async <T>(answer: T): Promise<T> => {
+      if (gates.length) {
+        held += gates.length;
+        const open = gates;
+        gates = [];
+        for (const g of open) g();
+        await flush();
+      }
+      return answer;
+    };
+    if (feed) p.changes = async (service, cursor) => { const c = await inner.changes(service, cursor); return hold({ ...c, instances: stale(c.instances) }); };
+    else {
+      (p as { changes?: unknown }).changes = undefined;
+      p.list = async (service) => hold(stale(await inner.list(service)));
+    }
+    w.controller.deploy(deployReq("v1", releaseSpec()));
+    await w.run(settled(w), { maxTicks: 400 });
+    assert.ok(held > 0, "a launch returned while an observation was under way");
+    const rel = w.db.listReleases("svc").find((r) => r.id === "r1");
+    assert.equal(rel?.status, "live", JSON.stringify(w.db.events("svc", 0, 1000).map((e) => e.message)));
+    assert.ok(!w.db.events("svc", 0, 1000).some((e) => / exited/.test(e.message)), "no instance was judged exited");
+  });
+}
