@@ -399,6 +399,13 @@ function onUpResponseData(this: IncomingMessage, chunk: Buffer): void {
   a.live[LAST_ACTIVE] = Date.now();
   const to = a.x.res;
   if (to.destroyed) return;
+  // The whole rest of the body is in hand (the usual small response comes in one read): the
+  // client's response ends with it, one call where write() then end() would cork, schedule
+  // an uncork and write again.
+  if (this.complete && this.readableLength === 0) {
+    to.end(chunk);
+    return;
+  }
   if (!to.write(chunk)) {
     this.pause();
     to.once("drain", () => {
@@ -410,7 +417,7 @@ function onUpResponseData(this: IncomingMessage, chunk: Buffer): void {
 
 function onUpResponseEnd(this: IncomingMessage): void {
   const to = (this as WithAttempt<IncomingMessage>)[ATTEMPT].x.res;
-  if (!to.destroyed) to.end();
+  if (!to.destroyed && !to.writableEnded) to.end();
 }
 
 function onUpError(this: http.ClientRequest, err: Error): void {
