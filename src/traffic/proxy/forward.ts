@@ -163,27 +163,271 @@ interface Flight extends Tracked {
 }
 
 /**
- * The instance's response body to the client, with backpressure: what `pipe()` does for this
- * one pair, without the half-dozen listeners pipe() adds and removes again on every response.
- * Cuts are handled by the caller: a closed client destroys the instance request, a cut
- * instance response destroys the client's. A slow client pausing the instance's response
- * does not count against the instance's upstream timeout.
+ * Per-request state lives in two small objects, one per client request (Exchange) and one per
+ * attempt (Attempt), reached from the emitters they listen on through these symbols; the
+ * listeners are module-level functions (`this` is the emitter). Measured with V8's sampling
+ * heap profiler under wrk: the closures and their contexts made per request and per attempt
+ * (about a dozen) were ~2 KB of the ~22 KB a request allocated.
  */
-function relay(from: IncomingMessage, to: ServerResponse, live: () => Tracked): void {
-  from.on("data", (chunk: Buffer) => {
-    live()[LAST_ACTIVE] = Date.now();
-    if (to.destroyed) return;
-    if (!to.write(chunk)) {
-      from.pause();
-      to.once("drain", () => {
-        live()[LAST_ACTIVE] = Date.now();
-        from.resume();
-      });
+const EXCHANGE = Symbol("kiln.exchange");
+const ATTEMPT = Symbol("kiln.attempt");
+
+/** What one forwarder shares with every request it handles (made once per forwarder). */
+interface Forwarder {
+  readonly o: ForwardOptions;
+  readonly pool: TargetPool;
+  readonly lane: Lane;
+  readonly preview: boolean;
+  /** attempts on fresh connections, for the upstream-timeout sweep */
+  readonly fresh: Set<Flight>;
+  reply(req: IncomingMessage, res: ServerResponse, status: number, text: string, extra?: Record<string, string>, close?: boolean): void;
+  /** start the upstream-timeout sweep if it is not running */
+  sweeping(): void;
+  attempt(x: Exchange, n: number, tried: Set<Upstream> | undefined, body: Body, last?: { u: Upstream; failure: Failure }): void;
+}
+
+/** One client request, over all its attempts. */
+class Exchange {
+  clientGone = false;
+  /** the attempt's request to the instance, while there is one */
+  current: http.ClientRequest | undefined = undefined;
+  /** the target whose `requests` counted this request, once one did */
+  counted: Upstream | undefined = undefined;
+  readonly started = performance.now();
+  constructor(
+    readonly f: Forwarder,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly method: string,
+    readonly h2: boolean,
+  ) {}
+
+  countResponse(u: Upstream, status: number): void {
+    this.f.pool.countResponse(u, status, this.f.lane);
+    this.counted = u;
+  }
+
+  tooLarge(): void {
+    this.f.reply(this.req, this.res, 413, `kiln: request body larger than ${this.f.o.maxBodyBytes} bytes\n`, {}, true);
+  }
+}
+
+/** The client's response closed: finished, or the client went away (then the attempt is cut). */
+function onClientClose(this: ServerResponse): void {
+  const x = (this as ServerResponse & { [EXCHANGE]: Exchange })[EXCHANGE];
+  x.f.o.active.count--;
+  if (x.counted !== undefined) x.f.pool.observeLatency(x.counted, performance.now() - x.started, x.f.lane);
+  if (this.writableFinished) return;
+  x.clientGone = true;
+  x.current?.destroy();
+}
+
+/** One attempt: a request to one target. */
+class Attempt {
+  /**
+   * Where the sweep reads this attempt's last sign of life: the request until it has a
+   * pooled socket, then that socket; a fresh-connection attempt is its own entry in `fresh`.
+   */
+  live: Tracked;
+  flight: Flight | undefined = undefined;
+  connected = false;
+  responded = false;
+  failed = false;
+  bodyStarted = false;
+  /** the pool no longer counts it in flight */
+  done = false;
+  connectTimer: NodeJS.Timeout | undefined = undefined;
+  /** a fresh connection's completion (pool.begin); pooled attempts end through pool.endPooled */
+  endFresh: (() => void) | undefined = undefined;
+  constructor(
+    readonly x: Exchange,
+    readonly up: http.ClientRequest,
+    readonly target: Upstream,
+    readonly n: number,
+    readonly tried: Set<Upstream> | undefined,
+    readonly body: Body,
+  ) {
+    this.live = up as Tracked;
+  }
+
+  /** No longer in flight (idempotent). */
+  end(): void {
+    if (this.flight !== undefined) this.x.f.fresh.delete(this.flight);
+    if (this.endFresh !== undefined) return this.endFresh();
+    if (this.done) return;
+    this.done = true;
+    this.x.f.pool.endPooled(this.target);
+  }
+
+  startStreaming(): void {
+    const body = this.body;
+    if (body.kind !== "stream" || this.bodyStarted || this.failed) return;
+    this.bodyStarted = true;
+    const { up, x } = this;
+    const req = x.req;
+    const max = x.f.o.maxBodyBytes;
+    let sent = 0;
+    for (const c of body.prefix) {
+      sent += c.length;
+      up.write(c);
     }
+    req.on("data", (c: Buffer) => {
+      sent += c.length;
+      this.live[LAST_ACTIVE] = Date.now();
+      if (sent > max) {
+        req.unpipe(up);
+        up.destroy(new AttemptAbort("too-large"));
+      }
+    });
+    req.pipe(up);
+  }
+
+  fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    clearTimeout(this.connectTimer);
+    const { x, target, up } = this;
+    const { f, req, res, method } = x;
+    if (this.responded) {
+      res.destroy();
+      this.end();
+      return;
+    }
+    this.end();
+    if (x.clientGone) return; // we hung up on the instance ourselves; not its fault
+    const failure = classify(err, this.connected, up.reusedSocket);
+    if (failure === "too-large") {
+      x.countResponse(target, 413);
+      return x.tooLarge();
+    }
+    const { o, pool } = f;
+    const reason = (err as NodeJS.ErrnoException).code ?? err.message;
+    pool.countFailure(target, f.lane);
+    if (failure === "connect") pool.markDown(target, reason);
+    if (failure === "timeout") {
+      x.countResponse(target, 504);
+      o.log(`${method} ${req.url} → ${target.id}: no response in ${o.upstreamTimeoutMs}ms; 504`);
+      f.reply(req, res, 504, "kiln: gateway timeout\n", labels(o.instanceHeaders, target));
+      return;
+    }
+    const retriable =
+      !this.bodyStarted &&
+      this.n + 1 < MAX_ATTEMPTS &&
+      (failure === "connect" || failure === "stale-socket" || IDEMPOTENT.has(method));
+    o.log(`${method} ${req.url} → ${target.id}: ${failure} (${reason})${retriable ? "; retrying" : "; 502"}`);
+    if (retriable) {
+      const next = this.tried ?? new Set<Upstream>();
+      next.add(target);
+      f.attempt(x, this.n + 1, next, this.body, { u: target, failure });
+    } else {
+      x.countResponse(target, 502);
+      f.reply(req, res, 502, "kiln: bad gateway (instance failed)\n", labels(o.instanceHeaders, target));
+    }
+  }
+}
+
+type WithAttempt<T> = T & { [ATTEMPT]: Attempt };
+
+function onUpSocket(this: http.ClientRequest, s: import("node:net").Socket): void {
+  const a = (this as WithAttempt<http.ClientRequest>)[ATTEMPT];
+  if (a.flight === undefined) a.live = s as Tracked;
+  a.live[LAST_ACTIVE] = Date.now();
+  if (!s.connecting) {
+    a.connected = true;
+    a.startStreaming();
+    return;
+  }
+  a.connectTimer = setTimeout(() => this.destroy(new AttemptAbort("connect-timeout")), a.x.f.o.connectTimeoutMs);
+  s.once("connect", () => {
+    a.connected = true;
+    a.live[LAST_ACTIVE] = Date.now(); // the connect timeout covered the wait so far
+    clearTimeout(a.connectTimer);
+    a.startStreaming();
   });
-  from.on("end", () => {
-    if (!to.destroyed) to.end();
-  });
+}
+
+function onUpResponse(this: http.ClientRequest, upRes: IncomingMessage): void {
+  const a = (this as WithAttempt<http.ClientRequest>)[ATTEMPT];
+  const { x, target } = a;
+  const { f, res } = x;
+  a.responded = true;
+  a.live[LAST_ACTIVE] = Date.now();
+  clearTimeout(a.connectTimer);
+  const status = upRes.statusCode ?? 502;
+  x.countResponse(target, status);
+  (upRes as WithAttempt<IncomingMessage>)[ATTEMPT] = a;
+  upRes.on("error", ignore); // surfaced through 'close' below
+  upRes.on("close", onUpResponseClose);
+  if (x.clientGone) {
+    this.destroy();
+    return;
+  }
+  const o = f.o;
+  try {
+    // HTTP/1 clients get the instance's raw lines (no header object is built for them).
+    res.writeHead(
+      status,
+      x.h2
+        ? planDownstreamHeaders(upRes.headers, target, { closing: o.isClosing(), instanceHeaders: o.instanceHeaders, http2: true })
+        : downstreamHeaderList(upRes.rawHeaders, target, { closing: o.isClosing(), instanceHeaders: o.instanceHeaders }),
+    );
+  } catch (e) {
+    o.log(`bad response headers from ${target.id}: ${(e as Error).message}`);
+    this.destroy();
+    res.destroy();
+    return;
+  }
+  // The body to the client, with backpressure: what `pipe()` does for this one pair, without
+  // the half-dozen listeners pipe() adds and removes again on every response. Cuts are handled
+  // apart: a closed client destroys the instance request, a cut instance response destroys
+  // the client's. A slow client pausing the instance's response does not count against the
+  // instance's upstream timeout.
+  upRes.on("data", onUpResponseData);
+  upRes.on("end", onUpResponseEnd);
+}
+
+function ignore(): void {}
+
+function onUpResponseClose(this: IncomingMessage): void {
+  const a = (this as WithAttempt<IncomingMessage>)[ATTEMPT];
+  if (!this.complete) a.x.res.destroy(); // cut mid-body: the client must see a cut, not a short 200
+  a.end();
+}
+
+function onUpResponseData(this: IncomingMessage, chunk: Buffer): void {
+  const a = (this as WithAttempt<IncomingMessage>)[ATTEMPT];
+  a.live[LAST_ACTIVE] = Date.now();
+  const to = a.x.res;
+  if (to.destroyed) return;
+  // The whole rest of the body is in hand (the usual small response comes in one read): the
+  // client's response ends with it, one call where write() then end() would cork, schedule
+  // an uncork and write again.
+  if (this.complete && this.readableLength === 0) {
+    to.end(chunk);
+    return;
+  }
+  if (!to.write(chunk)) {
+    this.pause();
+    to.once("drain", () => {
+      a.live[LAST_ACTIVE] = Date.now();
+      this.resume();
+    });
+  }
+}
+
+function onUpResponseEnd(this: IncomingMessage): void {
+  const to = (this as WithAttempt<IncomingMessage>)[ATTEMPT].x.res;
+  if (!to.destroyed && !to.writableEnded) to.end();
+}
+
+function onUpError(this: http.ClientRequest, err: Error): void {
+  (this as WithAttempt<http.ClientRequest>)[ATTEMPT].fail(err);
+}
+
+function onUpClose(this: http.ClientRequest): void {
+  const a = (this as WithAttempt<http.ClientRequest>)[ATTEMPT];
+  clearTimeout(a.connectTimer);
+  if (!a.responded) a.fail(new Error("instance closed the connection without a response"));
 }
 
 export function clientIp(req: IncomingMessage): string {
@@ -192,7 +436,7 @@ export function clientIp(req: IncomingMessage): string {
 }
 
 export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { pool, log } = o;
+  const { pool } = o;
   const lane: Lane = o.lane ?? "production";
   const preview = lane === "preview";
 
@@ -247,6 +491,76 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
     sweeper.unref();
   };
 
+  const attempt = (x: Exchange, n: number, tried: Set<Upstream> | undefined, body: Body, last?: { u: Upstream; failure: Failure }) => {
+    if (x.clientGone) return;
+    const { req, res, method } = x;
+    if (body.kind === "too-large") return x.tooLarge();
+    let u = preview ? pool.pickPreview(tried) : pool.pick(tried);
+    // An instance that just closed an idle socket is fine: if it is the only
+    // choice, try it once more on a fresh connection.
+    const freshConnection = u === undefined && last?.failure === "stale-socket" && pool.isUsable(last.u, lane);
+    if (freshConnection) u = last?.u;
+    if (u === undefined) {
+      if (last === undefined) {
+        const release = pool.previewRelease;
+        const why = !preview
+          ? "no healthy instance available"
+          : release === undefined
+            ? "no preview release is set"
+            : `no healthy active instance of preview release ${release}`;
+        reply(req, res, 503, `kiln: ${why}\n`, { "retry-after": "1" });
+      } else {
+        x.countResponse(last.u, 502);
+        reply(req, res, 502, "kiln: bad gateway (no instance answered)\n", labels(o.instanceHeaders, last.u));
+      }
+      return;
+    }
+    const target = u;
+
+    const options: http.RequestOptions & { servername: string } = {
+      host: target.host,
+      port: target.port,
+      method,
+      path: req.url,
+      headers: upstreamHeaderList(
+        req.headers,
+        {
+          clientIp: clientIp(req),
+          proto: o.proto,
+          body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body.kind === "stream" ? STREAM_BODY : NO_BODY_HEADERS,
+        },
+        target.address,
+        body.kind === "none" && !BODYLESS_METHODS.has(method),
+      ),
+      agent: freshConnection ? false : target.agent,
+      // No TLS to instances: an empty server name spares the agent working one out (and testing
+      // whether the host is an IP address) on every request.
+      servername: "",
+    };
+    const up = http.request(options);
+    x.current = up;
+    const a = new Attempt(x, up, target, n, tried, body);
+    (up as WithAttempt<http.ClientRequest>)[ATTEMPT] = a;
+    if (freshConnection) {
+      a.flight = { up };
+      fresh.add(a.flight);
+      a.live = a.flight;
+      // A fresh connection is not on the target's agent, which is what the drain deadline cuts.
+      a.endFresh = pool.begin(target, () => up.destroy(new AttemptAbort("drain-timeout")));
+    } else pool.beginPooled(target);
+    a.live[LAST_ACTIVE] = Date.now();
+    sweeping();
+    up.on("socket", onUpSocket);
+    up.on("response", onUpResponse);
+    up.on("error", onUpError);
+    up.on("close", onUpClose);
+
+    // A streamed body waits for the connection (startStreaming); the others go now.
+    if (body.kind !== "stream") up.end(body.kind === "buffered" ? body.data : undefined);
+  };
+
+  const f: Forwarder = { o, pool, lane, preview, fresh, reply, sweeping, attempt };
+
   return (req, res) => {
     if (!preview) {
       const m = pool.maintenance;
@@ -258,218 +572,17 @@ export function createForwarder(o: ForwardOptions): (req: IncomingMessage, res: 
         return;
       }
     }
-    const started = performance.now();
-    const method = req.method ?? "GET";
-    const h2 = req.httpVersionMajor === 2;
-    let clientGone = false;
-    let current: http.ClientRequest | undefined;
-    /** the target whose `requests` counted this request, once one did */
-    let counted: Upstream | undefined;
-    const countResponse = (u: Upstream, status: number) => {
-      pool.countResponse(u, status, lane);
-      counted = u;
-    };
+    const x = new Exchange(f, req, res, req.method ?? "GET", req.httpVersionMajor === 2);
     o.active.count++;
-    res.on("close", () => {
-      o.active.count--;
-      if (counted !== undefined) pool.observeLatency(counted, performance.now() - started, lane);
-      if (res.writableFinished) return;
-      clientGone = true;
-      current?.destroy();
-    });
-    const tooLarge = () => reply(req, res, 413, `kiln: request body larger than ${o.maxBodyBytes} bytes\n`, {}, true);
-
-    // `tried` is allocated only when an attempt fails (most requests need one attempt).
-    const attempt = (n: number, tried: Set<Upstream> | undefined, body: Body, last?: { u: Upstream; failure: Failure }) => {
-      if (clientGone) return;
-      if (body.kind === "too-large") return tooLarge();
-      let u = preview ? pool.pickPreview(tried) : pool.pick(tried);
-      // An instance that just closed an idle socket is fine: if it is the only
-      // choice, try it once more on a fresh connection.
-      const freshConnection = u === undefined && last?.failure === "stale-socket" && pool.isUsable(last.u, lane);
-      if (freshConnection) u = last?.u;
-      if (u === undefined) {
-        if (last === undefined) {
-          const release = pool.previewRelease;
-          const why = !preview
-            ? "no healthy instance available"
-            : release === undefined
-              ? "no preview release is set"
-              : `no healthy active instance of preview release ${release}`;
-          reply(req, res, 503, `kiln: ${why}\n`, { "retry-after": "1" });
-        } else {
-          countResponse(last.u, 502);
-          reply(req, res, 502, "kiln: bad gateway (no instance answered)\n", labels(o.instanceHeaders, last.u));
-        }
-        return;
-      }
-      const target = u;
-
-      const options: http.RequestOptions = {
-        host: target.host,
-        port: target.port,
-        method,
-        path: req.url,
-        headers: upstreamHeaderList(
-          req.headers,
-          {
-            clientIp: clientIp(req),
-            proto: o.proto,
-            body: body.kind === "buffered" ? { kind: "buffered", length: body.data.length } : body.kind === "stream" ? STREAM_BODY : NO_BODY_HEADERS,
-          },
-          target.address,
-          body.kind === "none" && !BODYLESS_METHODS.has(method),
-        ),
-        agent: target.agent,
-      };
-      if (freshConnection) options.agent = false;
-      const up = http.request(options);
-      current = up;
-      // Where the sweep reads this attempt's last sign of life: the request until it has a
-      // pooled socket, then that socket; a fresh-connection attempt is its own entry in `fresh`.
-      let live = up as Tracked;
-      let flight: Flight | undefined;
-      if (freshConnection) {
-        flight = { up };
-        fresh.add(flight);
-        live = flight;
-      }
-      live[LAST_ACTIVE] = Date.now();
-      sweeping();
-      const alive = () => live;
-      let connected = false;
-      let responded = false;
-      let failed = false;
-      let bodyStarted = false;
-      let connectTimer: NodeJS.Timeout | undefined;
-      // A fresh connection is not on the target's agent, which is what the drain deadline cuts.
-      const ended = freshConnection ? pool.begin(target, () => up.destroy(new AttemptAbort("drain-timeout"))) : pool.beginPooled(target);
-      const end = () => {
-        if (flight !== undefined) fresh.delete(flight);
-        ended();
-      };
-
-      const startStreaming = () => {
-        if (body.kind !== "stream" || bodyStarted || failed) return;
-        bodyStarted = true;
-        let sent = 0;
-        for (const c of body.prefix) {
-          sent += c.length;
-          up.write(c);
-        }
-        req.on("data", (c: Buffer) => {
-          sent += c.length;
-          live[LAST_ACTIVE] = Date.now();
-          if (sent > o.maxBodyBytes) {
-            req.unpipe(up);
-            up.destroy(new AttemptAbort("too-large"));
-          }
-        });
-        req.pipe(up);
-      };
-      up.on("socket", (s) => {
-        if (flight === undefined) live = s as Tracked;
-        live[LAST_ACTIVE] = Date.now();
-        if (!s.connecting) {
-          connected = true;
-          startStreaming();
-          return;
-        }
-        connectTimer = setTimeout(() => up.destroy(new AttemptAbort("connect-timeout")), o.connectTimeoutMs);
-        s.once("connect", () => {
-          connected = true;
-          live[LAST_ACTIVE] = Date.now(); // the connect timeout covered the wait so far
-          clearTimeout(connectTimer);
-          startStreaming();
-        });
-      });
-      up.on("response", (upRes) => {
-        responded = true;
-        live[LAST_ACTIVE] = Date.now();
-        clearTimeout(connectTimer);
-        const status = upRes.statusCode ?? 502;
-        countResponse(target, status);
-        upRes.on("error", () => undefined); // surfaced through 'close' below
-        upRes.on("close", () => {
-          if (!upRes.complete) res.destroy(); // cut mid-body: the client must see a cut, not a short 200
-          end();
-        });
-        if (clientGone) {
-          up.destroy();
-          return;
-        }
-        try {
-          // HTTP/1 clients get the instance's raw lines (no header object is built for them).
-          res.writeHead(
-            status,
-            h2
-              ? planDownstreamHeaders(upRes.headers, target, { closing: o.isClosing(), instanceHeaders: o.instanceHeaders, http2: true })
-              : downstreamHeaderList(upRes.rawHeaders, target, { closing: o.isClosing(), instanceHeaders: o.instanceHeaders }),
-          );
-        } catch (e) {
-          log(`bad response headers from ${target.id}: ${(e as Error).message}`);
-          up.destroy();
-          res.destroy();
-          return;
-        }
-        relay(upRes, res, alive);
-      });
-
-      const fail = (err: Error) => {
-        if (failed) return;
-        failed = true;
-        clearTimeout(connectTimer);
-        if (responded) {
-          res.destroy();
-          end();
-          return;
-        }
-        end();
-        if (clientGone) return; // we hung up on the instance ourselves; not its fault
-        const failure = classify(err, connected, up.reusedSocket);
-        if (failure === "too-large") {
-          countResponse(target, 413);
-          return tooLarge();
-        }
-        const reason = (err as NodeJS.ErrnoException).code ?? err.message;
-        pool.countFailure(target, lane);
-        if (failure === "connect") pool.markDown(target, reason);
-        if (failure === "timeout") {
-          countResponse(target, 504);
-          log(`${method} ${req.url} → ${target.id}: no response in ${o.upstreamTimeoutMs}ms; 504`);
-          reply(req, res, 504, "kiln: gateway timeout\n", labels(o.instanceHeaders, target));
-          return;
-        }
-        const retriable =
-          !bodyStarted &&
-          n + 1 < MAX_ATTEMPTS &&
-          (failure === "connect" || failure === "stale-socket" || IDEMPOTENT.has(method));
-        log(`${method} ${req.url} → ${target.id}: ${failure} (${reason})${retriable ? "; retrying" : "; 502"}`);
-        if (retriable) {
-          const next = tried ?? new Set<Upstream>();
-          next.add(target);
-          attempt(n + 1, next, body, { u: target, failure });
-        } else {
-          countResponse(target, 502);
-          reply(req, res, 502, "kiln: bad gateway (instance failed)\n", labels(o.instanceHeaders, target));
-        }
-      };
-      up.on("error", fail);
-      up.on("close", () => {
-        clearTimeout(connectTimer);
-        if (!responded) fail(new Error("instance closed the connection without a response"));
-      });
-
-      // A streamed body waits for the connection (startStreaming); the others go now.
-      if (body.kind !== "stream") up.end(body.kind === "buffered" ? body.data : undefined);
-    };
+    (res as ServerResponse & { [EXCHANGE]: Exchange })[EXCHANGE] = x;
+    res.on("close", onClientClose);
 
     const body = readBody(req, o.maxBodyBytes);
     if (body instanceof Promise) {
       body.then(
-        (b) => attempt(0, undefined, b),
+        (b) => attempt(x, 0, undefined, b),
         () => res.destroy(),
       );
-    } else attempt(0, undefined, body);
+    } else attempt(x, 0, undefined, body);
   };
 }

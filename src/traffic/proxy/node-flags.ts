@@ -1,24 +1,26 @@
 // Node/V8 flags the proxy process is started with (whoever spawns
-// dist/src/traffic/proxy/main.js puts these before the script path).
+// dist/src/traffic/proxy/main.js puts these before the script path: src/ops/daemons.ts,
+// the generated systemd unit, the benches).
 //
-// Why: each proxied request allocates a few tens of kilobytes of short-lived
-// objects (most of them inside Node's HTTP client and server), so the proxy
-// spends a visible share of its CPU in scavenges, and the young generation's
-// size decides both how often they run and how much memory each request's
-// allocations sweep through. The flag tried first, a 16 MiB semi-space, is
-// Node 20's own maximum on 64-bit (checked: the new space grows to 32 MiB with
-// and without it), so it changed nothing. At that size the young generation
-// grew until ~11 MB were allocated between scavenges; requests in
-// flight across two scavenges (70+ ms apart under load) were then promoted,
-// ~2 MB a scavenge, and the old generation was marked and compacted about
-// once a second (--trace-gc-nvp under wrk; the naive proxy promoted ~3 KB).
-// Capped at 4 MiB, three A/B runs of the same build on 2026-12-03 (2 cores,
-// load average 12–15; bench/proxy-ab.ts, OTHER_NODE_FLAGS) all gave less CPU
-// per request than at 16 MiB: 142 → 119, 117 → 97, 151 → 122 µs median (the
-// naive proxy 142, 118, 127 in the same runs). Costs no memory (it is smaller
-// than the default). Re-measure on a quiet machine.
-// Later the cause of that promotion was found and removed (per-request entries
-// in long-lived sets, see TargetPool.beginPooled): ~12 B promoted per request
-// now. Since then the flag measured neutral: 147.9 vs 146.6 µs CPU per request
-// without it (bench/proxy-ab.ts, 6 rounds, load average 12–15, 2026-12-03).
-export const PROXY_NODE_FLAGS: readonly string[] = Object.freeze(["--max-semi-space-size=4"]);
+// Why: each proxied request allocates ~22 KB of short-lived objects (most of them inside
+// Node's HTTP client and server, the same amount as the 25-line naive proxy), so the young
+// generation is scavenged every few hundred requests. A scavenge costs what is alive at that
+// moment (the requests in flight, ~32 under the bench), not what is garbage, so its cost per
+// request falls as the young generation grows. Node 20 starts the semi-spaces small and, with
+// so little surviving, hardly grows them under load: measured under wrk -c32
+// (--trace-gc-nvp, pause summed per request; 2 cores shared, load average 6–12, 2026-12-03,
+// two and three 4 s rounds):
+//
+//   semi-space            scavenges / 4 s   GC pause µs / request   RSS after
+//   default (naive)       92–146            5.2–15.6                62 MB
+//   max 4 MiB (was here)  99–150            10.3–16.9               69 MB
+//   min 16 MiB            17–34             3.4–7.0                 91–93 MB
+//   min = max 32 MiB      7–12              2.1–2.2                 125 MB
+//   min = max 64 MiB      2–8               1.2–3.1                 183 MB
+//
+// 16 MiB is Node 20's own maximum on 64-bit: the proxy's heap is never bigger than Node's
+// defaults allow, it only starts at that size. The earlier cap at 4 MiB dated from when
+// in-flight requests were kept in long-lived sets and promoted ~3.5 KB per request (see
+// TargetPool.beginPooled); with that gone (~20 B promoted per request at every size above)
+// the cap only multiplied scavenges.
+export const PROXY_NODE_FLAGS: readonly string[] = Object.freeze(["--min-semi-space-size=16", "--max-semi-space-size=16"]);
