@@ -396,12 +396,41 @@ const INSERT_EVENT_INTO = "INSERT INTO events (at, level, service, release, inst
 const INSERT_EVENT = INSERT_EVENT_INTO + rowsOf(7, 1);
 const INSERT_EVENTS = INSERT_EVENT_INTO + rowsOf(7, ROWS_PER_INSERT);
 
-function instanceRow(i: InstanceRecord): unknown[] {
-  return [i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null];
-}
+/** A row's values written into `out` from `k` on (a multi-row statement's values are one array, filled in place). */
+type RowWriter<T> = (out: unknown[], k: number, x: T) => void;
 
-function eventRow(e: Omit<EventRecord, "id">): unknown[] {
-  return [e.at, e.level, e.service, e.release ?? null, e.instance ?? null, e.rollout ?? null, e.message];
+const INSTANCE_ROW_WIDTH = 13;
+const instanceRowInto: RowWriter<InstanceRecord> = (out, k, i) => {
+  out[k] = i.id;
+  out[k + 1] = i.service;
+  out[k + 2] = i.release;
+  out[k + 3] = i.digest;
+  out[k + 4] = i.address ?? null;
+  out[k + 5] = i.pid ?? null;
+  out[k + 6] = i.state;
+  out[k + 7] = i.routing;
+  out[k + 8] = i.launchedAt;
+  out[k + 9] = i.healthySince ?? null;
+  out[k + 10] = i.drainingSince ?? null;
+  out[k + 11] = i.terminatedAt ?? null;
+  out[k + 12] = i.reason ?? null;
+};
+
+const EVENT_ROW_WIDTH = 7;
+const eventRowInto: RowWriter<Omit<EventRecord, "id">> = (out, k, e) => {
+  out[k] = e.at;
+  out[k + 1] = e.level;
+  out[k + 2] = e.service;
+  out[k + 3] = e.release ?? null;
+  out[k + 4] = e.instance ?? null;
+  out[k + 5] = e.rollout ?? null;
+  out[k + 6] = e.message;
+};
+
+function rowOf<T>(width: number, into: RowWriter<T>, x: T): unknown[] {
+  const out = new Array<unknown>(width);
+  into(out, 0, x);
+  return out;
 }
 
 /** The driver for a state location: a postgres:// URL is PostgreSQL, anything else an SQLite file. */
@@ -522,7 +551,12 @@ export class StateDb {
     }
     return { cursor: next, full: false, reordered, ids: [...ids] };
   }
-  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[]; at?: Map<string, number> }>();
+  /**
+   * Per service: the live records by id (in insertion order: rows as read, then inserts) and,
+   * once asked for, the same records in launch order (dropped by any write to them and rebuilt
+   * on the next read: a copy and an order check, cheaper than keeping an index to patch it).
+   */
+  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[] }>();
   private dataVersion(): number {
     return this.db.dataVersion();
   }
@@ -623,23 +657,27 @@ export class StateDb {
   insertInstances(list: readonly InstanceRecord[]): void {
     if (list.length === 0) return;
     this.tx(() => {
-      this.insertRows(list, instanceRow, INSERT_INSTANCES, INSERT_INSTANCE);
+      this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, INSERT_INSTANCES, INSERT_INSTANCE);
       // In list order: the cache's order breaks launch-time ties as rowid does.
       for (const i of list) this.cacheInsert(i);
     });
   }
   /** `list` as rows: ROWS_PER_INSERT to a statement (`many`), the rest one by one (`one`). */
-  private insertRows<T>(list: readonly T[], row: (x: T) => unknown[], many: string, one: string): void {
+  private insertRows<T>(list: readonly T[], width: number, into: RowWriter<T>, many: string, one: string): void {
     let k = 0;
-    for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
-      const values: unknown[] = [];
-      for (let j = k; j < k + ROWS_PER_INSERT; j++) values.push(...row(list[j]!));
-      this.stmt(many).run(values);
+    if (list.length >= ROWS_PER_INSERT) {
+      // One values array for every chunk: the driver reads it during run().
+      const values = new Array<unknown>(ROWS_PER_INSERT * width);
+      const st = this.stmt(many);
+      for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
+        for (let j = 0; j < ROWS_PER_INSERT; j++) into(values, j * width, list[k + j]!);
+        st.run(values);
+      }
     }
-    for (; k < list.length; k++) this.stmt(one).run(row(list[k]!));
+    for (; k < list.length; k++) this.stmt(one).run(rowOf(width, into, list[k]!));
   }
   insertInstance(i: InstanceRecord): void {
-    this.stmt(INSERT_INSTANCE).run(instanceRow(i));
+    this.stmt(INSERT_INSTANCE).run(rowOf(INSTANCE_ROW_WIDTH, instanceRowInto, i));
     this.cacheInsert(i);
   }
   private cacheInsert(i: InstanceRecord): void {
@@ -688,10 +726,13 @@ export class StateDb {
     const set = keys.map((k) => (patch as Record<string, unknown>)[k] ?? null);
     this.tx(() => {
       for (let k = 0; k < ids.length; k += IDS_PER_UPDATE) {
-        const chunk = ids.slice(k, k + IDS_PER_UPDATE);
-        const size = IN_SIZES.find((n) => n >= chunk.length)!;
-        while (chunk.length < size) chunk.push(chunk[0]!);
-        this.instanceUpdate(keys, patch, size).run([...set, ...chunk]);
+        // The patch's values, then the chunk's ids, padded with its first.
+        const n = Math.min(IDS_PER_UPDATE, ids.length - k);
+        const size = IN_SIZES.find((x) => x >= n)!;
+        const values = new Array<unknown>(set.length + size);
+        for (let j = 0; j < set.length; j++) values[j] = set[j];
+        for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
+        this.instanceUpdate(keys, patch, size).run(values);
       }
       for (const id of ids) this.cachePatch(id, patch);
     });
@@ -769,8 +810,7 @@ export class StateDb {
       const next = patchInstance(rec, patch);
       if (!LIVE_STATES.has(next.state) || next.service !== service) c.byId.delete(id);
       else c.byId.set(id, next);
-      if (reorders || !c.list || !c.at) c.list = undefined;
-      else c.list[c.at.get(id)!] = next;
+      c.list = undefined;
     }
     // Not cached: no reader follows it from this connection's cache; a reader with a cursor
     // must still hear of it (the cache is rebuilt on a full read): the cursor it holds, the
@@ -791,9 +831,16 @@ export class StateDb {
       this.liveCache.set(service, c);
     }
     // Ordered by launch time, ties in insertion order (the Map's), as the query orders them.
+    // Array.prototype.sort is stable: ties keep the Map's order. Usually already in order: no sort.
     if (!c.list) {
-      c.list = [...c.byId.values()].map((r, i) => ({ r, i })).sort((a, b) => a.r.launchedAt - b.r.launchedAt || a.i - b.i).map((x) => x.r);
-      c.at = new Map(c.list.map((r, i) => [r.id, i]));
+      const list = [...c.byId.values()];
+      for (let k = 1; k < list.length; k++) {
+        if (list[k - 1]!.launchedAt > list[k]!.launchedAt) {
+          list.sort((a, b) => a.launchedAt - b.launchedAt);
+          break;
+        }
+      }
+      c.list = list;
     }
     return [...c.list];
   }
@@ -856,13 +903,13 @@ export class StateDb {
 
   // --- events ---
   addEvent(e: Omit<EventRecord, "id">): EventRecord {
-    const info = this.stmt(INSERT_EVENT).run(eventRow(e));
+    const info = this.stmt(INSERT_EVENT).run(rowOf(EVENT_ROW_WIDTH, eventRowInto, e));
     return { ...e, id: Number(info.lastInsertRowid) };
   }
   /** Many events in one transaction, a chunk of rows per statement (one per instance of a 5,000-instance step). */
   addEvents(list: readonly Omit<EventRecord, "id">[]): void {
     if (list.length === 0) return;
-    this.tx(() => this.insertRows(list, eventRow, INSERT_EVENTS, INSERT_EVENT));
+    this.tx(() => this.insertRows(list, EVENT_ROW_WIDTH, eventRowInto, INSERT_EVENTS, INSERT_EVENT));
   }
   /** The newest `limit` events, oldest first (`kiln events`). */
   recentEvents(service: string, limit: number): EventRecord[] {
