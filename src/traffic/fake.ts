@@ -312,6 +312,8 @@ export class FakeRouter implements Router {
 
   private status(t: Target): TargetStatus {
     const healthy = !this.unhealthy.has(t.id);
+    // A target's counters are the three counts (no histogram: that is per release).
+    const c = this.targetCounters.get(t.id);
     const s: TargetStatus = {
       id: t.id,
       release: t.release,
@@ -321,7 +323,9 @@ export class FakeRouter implements Router {
       healthy,
       inRotation: t.state === "active" && t.weight > 0 && healthy,
       inflight: this.inflight.get(t.id) ?? 0,
-      ...(this.targetCounters.get(t.id) ?? zero()),
+      requests: c?.requests ?? 0,
+      errors5xx: c?.errors5xx ?? 0,
+      connectFailures: c?.connectFailures ?? 0,
     };
     const since = this.drainingSince.get(t.id);
     if (since !== undefined) s.drainingSince = since;
