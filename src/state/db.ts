@@ -313,22 +313,70 @@ function canonInstance(i: InstanceRecord): InstanceRecord {
   };
 }
 
+/**
+ * A patch of instance fields in one object shape whatever fields it names: which fields it
+ * names (`has`, a bit per field, as `in` tells them: a field named with undefined clears it),
+ * their values, and what the write means for the cache and the change feed. Made once per
+ * write (a fleet-wide write patches thousands of records with it): the cache's per-record
+ * code then reads one shape, not one per combination of fields.
+ */
+interface CanonPatch {
+  readonly has: number;
+  readonly service: string | undefined;
+  readonly release: string | undefined;
+  readonly digest: string | undefined;
+  readonly address: string | undefined;
+  readonly pid: number | undefined;
+  readonly state: InstanceRecordState | undefined;
+  readonly routing: Routing | undefined;
+  readonly launchedAt: number | undefined;
+  readonly healthySince: number | undefined;
+  readonly drainingSince: number | undefined;
+  readonly terminatedAt: number | undefined;
+  readonly reason: string | undefined;
+  /** may change what routing reads (state, routing, address, release, drain start) */
+  readonly routingRelevant: boolean;
+  /** may change a record's place in launch order, or its presence (state, launch time, service) */
+  readonly reorders: boolean;
+  /** names a live state: a record not cached may be coming back to life */
+  readonly revives: boolean;
+}
+
+const HAS = {
+  service: 1, release: 2, digest: 4, address: 8, pid: 16, state: 32, routing: 64, launchedAt: 128,
+  healthySince: 256, drainingSince: 512, terminatedAt: 1024, reason: 2048,
+} as const;
+
+function canonPatch(p: Partial<Omit<InstanceRecord, "id">>): CanonPatch {
+  let has = 0;
+  for (const k in p) has |= HAS[k as keyof typeof HAS] ?? 0;
+  return {
+    has,
+    service: p.service, release: p.release, digest: p.digest, address: p.address, pid: p.pid, state: p.state, routing: p.routing,
+    launchedAt: p.launchedAt, healthySince: p.healthySince, drainingSince: p.drainingSince, terminatedAt: p.terminatedAt, reason: p.reason,
+    routingRelevant: p.state !== undefined || p.routing !== undefined || p.address !== undefined || p.release !== undefined || "drainingSince" in p,
+    reorders: p.state !== undefined || p.launchedAt !== undefined || p.service !== undefined,
+    revives: p.state !== undefined && LIVE_STATES.has(p.state),
+  };
+}
+
 /** canonInstance({ ...i, ...patch }) in one allocation (fleet-wide writes). */
-function patchInstance(i: InstanceRecord, p: Partial<InstanceRecord>): InstanceRecord {
+function patchInstance(i: InstanceRecord, p: CanonPatch): InstanceRecord {
+  const h = p.has;
   return {
     id: i.id,
-    service: "service" in p ? p.service! : i.service,
-    release: "release" in p ? p.release! : i.release,
-    digest: "digest" in p ? p.digest! : i.digest,
-    address: "address" in p ? p.address : i.address,
-    pid: "pid" in p ? p.pid : i.pid,
-    state: "state" in p ? p.state! : i.state,
-    routing: "routing" in p ? p.routing! : i.routing,
-    launchedAt: "launchedAt" in p ? p.launchedAt! : i.launchedAt,
-    healthySince: "healthySince" in p ? p.healthySince : i.healthySince,
-    drainingSince: "drainingSince" in p ? p.drainingSince : i.drainingSince,
-    terminatedAt: "terminatedAt" in p ? p.terminatedAt : i.terminatedAt,
-    reason: "reason" in p ? p.reason : i.reason,
+    service: h & HAS.service ? p.service! : i.service,
+    release: h & HAS.release ? p.release! : i.release,
+    digest: h & HAS.digest ? p.digest! : i.digest,
+    address: h & HAS.address ? p.address : i.address,
+    pid: h & HAS.pid ? p.pid : i.pid,
+    state: h & HAS.state ? p.state! : i.state,
+    routing: h & HAS.routing ? p.routing! : i.routing,
+    launchedAt: h & HAS.launchedAt ? p.launchedAt! : i.launchedAt,
+    healthySince: h & HAS.healthySince ? p.healthySince : i.healthySince,
+    drainingSince: h & HAS.drainingSince ? p.drainingSince : i.drainingSince,
+    terminatedAt: h & HAS.terminatedAt ? p.terminatedAt : i.terminatedAt,
+    reason: h & HAS.reason ? p.reason : i.reason,
   };
 }
 
@@ -722,7 +770,7 @@ export class StateDb {
     for (let k = 0; k < keys.length; k++) values[k] = (patch as Record<string, unknown>)[keys[k]!] ?? null;
     values[keys.length] = id;
     this.instanceUpdate(keys, patch, 1).run(values);
-    this.cachePatch(id, patch);
+    this.cachePatch(id, canonPatch(patch));
   }
   /**
    * The same patch to many instances: one statement per chunk of ids, in one transaction (a
@@ -744,7 +792,8 @@ export class StateDb {
         for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
         this.instanceUpdate(keys, patch, size).run(values);
       }
-      for (const id of ids) this.cachePatch(id, patch);
+      const cp = canonPatch(patch);
+      for (const id of ids) this.cachePatch(id, cp);
     });
   }
   /**
@@ -780,7 +829,7 @@ export class StateDb {
           }
           this.instanceUpdateEach(keys, size).run(values);
         }
-        for (const r of list) this.cachePatch(r.id, r.patch);
+        for (const r of list) this.cachePatch(r.id, canonPatch(r.patch));
       }
     });
   }
@@ -802,9 +851,9 @@ export class StateDb {
     return st;
   }
   /** Keep the live cache and the change feed in step with a write of `patch` to instance `id`. */
-  private cachePatch(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
-    if (patch.state !== undefined || patch.routing !== undefined || patch.address !== undefined || patch.release !== undefined || "drainingSince" in patch) this.instanceWrites++;
-    const reorders = patch.state !== undefined || patch.launchedAt !== undefined || patch.service !== undefined;
+  private cachePatch(id: string, patch: CanonPatch): void {
+    if (patch.routingRelevant) this.instanceWrites++;
+    const reorders = patch.reorders;
     let logged = false;
     for (const [service, c] of this.liveCache) {
       const rec = c.byId.get(id);
@@ -814,7 +863,7 @@ export class StateDb {
       }
       if (!rec) {
         // An instance coming back to a live state (never done by kiln) or moving service: reload.
-        if ((patch.state && LIVE_STATES.has(patch.state)) || patch.service === service) this.liveCache.delete(service);
+        if (patch.revives || patch.service === service) this.liveCache.delete(service);
         continue;
       }
       const next = patchInstance(rec, patch);
