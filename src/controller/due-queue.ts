@@ -3,97 +3,79 @@
 // and a min-heap orders the instants. An id has at most one live due time; rescheduling
 // leaves the old bucket entry behind, skipped when taken (lazy deletion).
 //
-// Each id has one small mutable entry that holds its due time, and the buckets hold entries:
-// a probe taken and put back (~250,000 times in a 10,000-instance simulation) changes a field
-// instead of deleting and re-adding a Map key. Entries of ids no longer queued are kept for
-// their next schedule and swept when they outnumber the queued ones.
+// Each thing queued has one small mutable slot that holds its due time, and the buckets hold
+// slots: a probe taken and put back (~250,000 times in a 10,000-instance simulation) changes a
+// field instead of deleting and re-adding a Map key. DueSlots takes the caller's own objects
+// as slots (the prober's per-instance object); DueQueue keys them by id, keeps the entries of
+// ids no longer queued for their next schedule and sweeps them when they outnumber the queued ones.
 
-interface Entry {
-  readonly id: string;
-  /** the live due time; undefined when not queued */
+/** What a queue orders: a thing with a due time the queue sets (undefined: not queued). */
+export interface DueSlot {
   at: number | undefined;
 }
 
-export class DueQueue {
+/**
+ * The queue over slots its caller keeps, one per thing and reused across schedules (the
+ * prober's per-instance object): taking one off and putting it back changes a field, with no
+ * lookup by id. DueQueue below is the same queue keyed by id.
+ */
+export class DueSlots<S extends DueSlot> {
   private readonly times: number[] = [];
-  private readonly buckets = new Map<number, Entry[]>();
-  private readonly entries = new Map<string, Entry>();
+  private readonly buckets = new Map<number, S[]>();
   private queued = 0;
+  /** the bucket last scheduled into (outcomes of one tick fall due at one instant) */
+  private last?: { at: number; slots: S[] };
 
   get size(): number {
     return this.queued;
   }
 
-  has(id: string): boolean {
-    return this.entries.get(id)?.at !== undefined;
-  }
-
-  /** the bucket last scheduled into (outcomes of one tick fall due at one instant) */
-  private last?: { at: number; entries: Entry[] };
-
-  schedule(id: string, at: number): void {
-    let e = this.entries.get(id);
-    if (!e) {
-      e = { id, at: undefined };
-      this.entries.set(id, e);
-    }
-    if (e.at === at) return;
-    if (e.at === undefined) this.queued++;
-    e.at = at;
+  schedule(s: S, at: number): void {
+    if (s.at === at) return;
+    if (s.at === undefined) this.queued++;
+    s.at = at;
     if (this.last?.at === at) {
-      this.last.entries.push(e);
+      this.last.slots.push(s);
       return;
     }
     let b = this.buckets.get(at);
-    if (b) b.push(e);
+    if (b) b.push(s);
     else {
-      b = [e];
+      b = [s];
       this.buckets.set(at, b);
       this.push(at);
     }
-    this.last = { at, entries: b };
+    this.last = { at, slots: b };
   }
 
-  cancel(id: string): void {
-    const e = this.entries.get(id);
-    if (!e) return;
-    if (e.at !== undefined) this.queued--;
-    // A stale bucket slot may still point at the entry: it reads at === undefined and is skipped.
-    e.at = undefined;
-    this.entries.delete(id);
+  /** Take `s` off the queue; a stale bucket slot may still point at it: it reads at === undefined and is skipped. */
+  cancel(s: S): void {
+    if (s.at === undefined) return;
+    this.queued--;
+    s.at = undefined;
   }
 
-  /** The earliest due time queued (an entry since cancelled or rescheduled may still hold it). */
+  /** The earliest due time queued (a slot since cancelled or rescheduled may still hold it). */
   peek(): number | undefined {
     return this.times[0];
   }
 
-  /** Remove and return every id due at or before `now`, earliest first. */
-  popDue(now: number): string[] {
-    const out: string[] = [];
+  /** Remove and return every slot due at or before `now`, earliest first (in schedule order within an instant). */
+  popDue(now: number): S[] {
+    const out: S[] = [];
     while (this.times.length && this.times[0]! <= now) {
       const at = this.pop();
-      for (const e of this.buckets.get(at)!) {
-        if (e.at === at) {
-          e.at = undefined;
-          out.push(e.id);
+      for (const s of this.buckets.get(at)!) {
+        if (s.at === at) {
+          s.at = undefined;
+          out.push(s);
         }
       }
       this.buckets.delete(at);
       if (this.last?.at === at) this.last = undefined;
     }
     this.queued -= out.length;
-    if (this.entries.size >= this.sweepAt) this.sweep();
     return out;
-  }
-
-  /** entries held when the next sweep runs: twice what the last one kept, so sweeping costs O(1) per schedule */
-  private sweepAt = 4096;
-
-  /** Drop the entries of ids not queued (they are made again when scheduled). */
-  private sweep(): void {
-    for (const [id, e] of this.entries) if (e.at === undefined) this.entries.delete(id);
-    this.sweepAt = Math.max(4096, 2 * this.entries.size);
   }
 
   private push(at: number): void {
@@ -129,5 +111,60 @@ export class DueQueue {
       h[i] = last;
     }
     return top;
+  }
+}
+
+interface Entry extends DueSlot {
+  readonly id: string;
+}
+
+/** Ids by due time: one small mutable entry per id (see DueSlots). */
+export class DueQueue {
+  private readonly slots = new DueSlots<Entry>();
+  private readonly entries = new Map<string, Entry>();
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  has(id: string): boolean {
+    return this.entries.get(id)?.at !== undefined;
+  }
+
+  schedule(id: string, at: number): void {
+    let e = this.entries.get(id);
+    if (!e) {
+      e = { id, at: undefined };
+      this.entries.set(id, e);
+    }
+    this.slots.schedule(e, at);
+  }
+
+  cancel(id: string): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    this.slots.cancel(e);
+    this.entries.delete(id);
+  }
+
+  /** The earliest due time queued (an entry since cancelled or rescheduled may still hold it). */
+  peek(): number | undefined {
+    return this.slots.peek();
+  }
+
+  /** Remove and return every id due at or before `now`, earliest first. */
+  popDue(now: number): string[] {
+    const out = this.slots.popDue(now).map((e) => e.id);
+    if (this.entries.size >= this.sweepAt) this.sweep();
+    return out;
+  }
+
+  /** entries held when the next sweep runs: twice what the last one kept, so sweeping costs O(1) per schedule */
+  private sweepAt = 4096;
+
+  /** Drop the entries of ids not queued (they are made again when scheduled). */
+  private sweep(): void {
+    for (const [id, e] of this.entries) if (e.at === undefined) this.entries.delete(id);
+    this.sweepAt = Math.max(4096, 2 * this.entries.size);
   }
 }

@@ -23,6 +23,12 @@ export interface ObserverDeps extends Omit<ProberDeps, "records" | "isRunning" |
   onExited?: (rec: InstanceRecord, exitCode: number | null | undefined) => void;
 }
 
+/** An instance's fleet view and where it stands in the list (valid while the list is not stale). */
+interface ViewSlot {
+  view: FleetInstance;
+  pos: number;
+}
+
 interface RouterView {
   inRotation: boolean;
   inflight: number;
@@ -45,7 +51,7 @@ export class FleetObserver {
   private routerCursor: number | undefined;
   private instanceCursor: InstanceCursor | undefined;
   /** the fleet view: one entry per live instance not being stopped, in launch order */
-  private readonly views = new Map<string, FleetInstance>();
+  private readonly views = new Map<string, ViewSlot>();
   private list: FleetInstance[] = [];
   private listStale = true;
   /** ids whose view must be rebuilt next tick: an input changed, or it depends on the clock */
@@ -75,7 +81,7 @@ export class FleetObserver {
     let n = 0;
     for (const r of this.d.db.liveInstances(this.d.service)) {
       if (r.state === "terminating") continue;
-      const h = this.health.get(r.id);
+      const h = this.prober.healthOf(r.id);
       if (!h || !hasAnswered(h)) n++;
     }
     return n;
@@ -95,9 +101,9 @@ export class FleetObserver {
     }
   }
 
-  /** Each instance's health as the probes track it. */
-  get health(): ReadonlyMap<string, TrackedHealth> {
-    return this.prober.health;
+  /** An instance's health as the probes track it. */
+  healthOf(id: string): TrackedHealth | undefined {
+    return this.prober.healthOf(id);
   }
 
   /** Seed health for instances state knows of (after a restart: healthy if they were and still run). */
@@ -218,7 +224,7 @@ export class FleetObserver {
 
   /** An instance's phase for `kiln status` (as if running: status shows health, not process state). */
   phase(r: InstanceRecord, now: number): FleetInstance["phase"] {
-    return phaseFrom(this.health.get(r.id) ?? initialHealth(false), true, r.launchedAt, this.d.specOf(r.release).health, now);
+    return phaseFrom(this.prober.healthOf(r.id) ?? initialHealth(false), true, r.launchedAt, this.d.specOf(r.release).health, now);
   }
 
   /** The router's view of one instance, as last observed. */
@@ -258,57 +264,66 @@ export class FleetObserver {
     for (const id of this.clockBound) this.dirty.add(id);
     this.clockBound.clear();
     for (const id of this.wakes.popDue(now)) this.dirty.add(id);
-    for (const id of this.dirty) {
-      const r = this.records.get(id);
-      if (!r || r.state === "terminating") {
-        if (this.views.delete(id)) this.listStale = true;
-        continue;
-      }
-      const h = this.health.get(id) ?? initialHealth(false);
-      const isRunning = r.state === "launching" ? true : (this.running.get(id) ?? false);
-      const t = this.targets.get(id);
-      const view: FleetInstance = {
-        id: r.id,
-        release: r.release,
-        phase: phaseFrom(h, isRunning, r.launchedAt, this.d.specOf(r.release).health, now),
-        routing: r.routing,
-        inRotation: t?.inRotation ?? false,
-        inflight: t?.inflight ?? 0,
-        launchedAt: r.launchedAt,
-        healthySince: h.healthy ? (r.healthySince ?? now) : undefined,
-        drainingSince: r.drainingSince,
-        everHealthy: r.healthySince !== undefined || h.healthy,
-      };
-      if (!this.views.has(id)) this.listStale = true;
-      else if (!this.listStale) this.list[this.indexOf(id)] = view;
-      this.views.set(id, view);
-      // The clock moves a view in two ways only: healthySince reads "now" until the first
-      // healthy time is recorded, and a failing instance turns unhealthy when its grace ends.
-      if (h.healthy && r.healthySince === undefined) this.clockBound.add(id);
-      else if (!h.healthy && isRunning) {
-        const graceEnds = r.launchedAt + this.d.specOf(r.release).health.grace;
-        if (now < graceEnds) this.wakes.schedule(id, graceEnds);
-      }
-    }
+    for (const id of this.dirty) this.refresh(id, now);
     this.dirty.clear();
     this.prober.unpark();
-    if (this.listStale) {
-      this.list = [];
-      this.index.clear();
-      for (const r of this.d.db.liveInstances(this.d.service)) {
-        const v = this.views.get(r.id);
-        if (!v) continue;
-        this.index.set(r.id, this.list.length);
-        this.list.push(v);
-      }
-      this.listStale = false;
-    }
+    if (this.listStale) this.rebuildList();
     return { instances: this.list.slice() };
   }
 
-  private readonly index = new Map<string, number>();
-  private indexOf(id: string): number {
-    return this.index.get(id)!;
+  /** The views in launch order (state's), each slot noting its position. */
+  private rebuildList(): void {
+    this.list = [];
+    for (const r of this.d.db.liveInstances(this.d.service)) {
+      const slot = this.views.get(r.id);
+      if (!slot) continue;
+      slot.pos = this.list.length;
+      this.list.push(slot.view);
+    }
+    this.listStale = false;
+  }
+
+  /** Rebuild `id`'s fleet view (its inputs changed, or it depends on the clock); drop it when the instance is gone or being stopped. */
+  private refresh(id: string, now: number): void {
+    const r = this.records.get(id);
+    if (!r || r.state === "terminating") {
+      if (this.views.delete(id)) this.listStale = true;
+      return;
+    }
+    const h = this.prober.healthOf(id) ?? initialHealth(false);
+    const isRunning = r.state === "launching" ? true : (this.running.get(id) ?? false);
+    const t = this.targets.get(id);
+    const view: FleetInstance = {
+      id: r.id,
+      release: r.release,
+      phase: phaseFrom(h, isRunning, r.launchedAt, this.d.specOf(r.release).health, now),
+      routing: r.routing,
+      inRotation: t?.inRotation ?? false,
+      inflight: t?.inflight ?? 0,
+      launchedAt: r.launchedAt,
+      healthySince: h.healthy ? (r.healthySince ?? now) : undefined,
+      drainingSince: r.drainingSince,
+      everHealthy: r.healthySince !== undefined || h.healthy,
+    };
+    const slot = this.views.get(id);
+    if (!slot) {
+      this.views.set(id, { view, pos: -1 });
+      this.listStale = true;
+    } else {
+      slot.view = view;
+      // In place while the list holds it there (its position is from the last rebuild).
+      if (!this.listStale) {
+        if (this.list[slot.pos]?.id === id) this.list[slot.pos] = view;
+        else this.listStale = true;
+      }
+    }
+    // The clock moves a view in two ways only: healthySince reads "now" until the first
+    // healthy time is recorded, and a failing instance turns unhealthy when its grace ends.
+    if (h.healthy && r.healthySince === undefined) this.clockBound.add(id);
+    else if (!h.healthy && isRunning) {
+      const graceEnds = r.launchedAt + this.d.specOf(r.release).health.grace;
+      if (now < graceEnds) this.wakes.schedule(id, graceEnds);
+    }
   }
 }
 

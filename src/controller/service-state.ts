@@ -41,7 +41,9 @@ export class ServiceState {
   /** Many events in one write (one per instance of a fleet-wide step). */
   events(list: { level: EventRecord["level"]; message: string; release?: string; instance?: string; rollout?: number }[]): void {
     const at = this.d.now();
-    this.db.addEvents(list.map(({ level, message, ...extra }) => ({ at, level, service: this.service, message, ...extra })));
+    // Written field by field (a fleet-wide step has one event per instance): the row is the same.
+    const service = this.service;
+    this.db.addEvents(list.map((e) => ({ at, level: e.level, service, message: e.message, release: e.release, instance: e.instance, rollout: e.rollout })));
     if (this.d.log) for (const e of list) this.d.log(`[${e.level}] ${e.message}`);
   }
 

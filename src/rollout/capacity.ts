@@ -134,7 +134,9 @@ export type FailureVerdict = { kind: "none" } | { kind: "quarantine"; ids: strin
  * - 1 new instance only, it turns unhealthy → abort (nothing healthy is left to vouch for the release).
  */
 export function judgeFailures(fresh: FleetInstance[], instanceDeadline: number, now: number, maxQuarantined: number, alreadyQuarantined: number): FailureVerdict {
-  const failed = fresh.filter((i) => failureOf(i, instanceDeadline, now) !== undefined);
+  // A plain loop: run every tick while new instances start, over up to the whole new fleet.
+  const failed: FleetInstance[] = [];
+  for (const i of fresh) if (failureOf(i, instanceDeadline, now) !== undefined) failed.push(i);
   if (failed.length === 0) return { kind: "none" };
   const early = failed.find((i) => !i.everHealthy);
   if (early) return { kind: "abort", reason: failureOf(early, instanceDeadline, now)! };

@@ -38,50 +38,10 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
 
   const equivalent = new Set(p.skipMatching ? (rollout.equivalent ?? []) : []);
   const target = rollout.target;
-  const isNew = (release: string) => release === target || (equivalent.size > 0 && equivalent.has(release));
   const isExited = (i: FleetInstance) => i.phase === "exited" && i.release !== target;
-  // One pass over the fleet (10,000 instances in simulation): exited instances of other
-  // releases, then new ones, then old. A draining instance of the target (taken out by
-  // auto-heal) is on its way out: it counts as old. Everything later asked of the old
-  // instances, and of the new ones before failures are set apart, is sorted out in the same
-  // pass (each list in fleet order, as a filter would give it). What is only counted
-  // (alive, old, confirmed new) is kept as a count, not a list.
-  const exited: FleetInstance[] = [];
-  let alive = 0;
-  let fresh: FleetInstance[] = [];
-  /** new instances not healthy: only these can have failed (see failureOf) */
-  let freshNotHealthy = 0;
-  let old = 0;
-  // new: healthy and not yet in rotation; warm and confirmed by the router (only healthy
-  // instances are either, so setting failed ones apart never changes them)
-  let toRegister: FleetInstance[] = [];
-  let confirmedNew = 0;
-  // old: drained; out of the table with nothing in flight; carrying no capacity; serving
-  const drained: FleetInstance[] = [];
-  const idle: FleetInstance[] = [];
-  const noCapacity: FleetInstance[] = [];
-  const oldServing: FleetInstance[] = [];
-  for (const i of observed.instances) {
-    if (isExited(i)) {
-      exited.push(i);
-      continue;
-    }
-    alive++;
-    if (isNew(i.release) && i.routing !== "draining") {
-      fresh.push(i);
-      if (i.phase !== "healthy") freshNotHealthy++;
-      else if (i.routing === "none" || i.routing === "standby") toRegister.push(i);
-      if (isConfirmed(i, warmup, now)) confirmedNew++;
-      continue;
-    }
-    old++;
-    if (isDrained(i, spec.drainTimeout, now)) drained.push(i);
-    // Out of the table with nothing in flight (e.g. taken out for failing health): stopped directly.
-    if (i.routing === "none" && i.inflight === 0) idle.push(i);
-    // Warm standbys of an earlier blue-green release and unhealthy old ones carry no capacity.
-    if (i.routing === "standby" || (i.routing === "active" && i.phase === "unhealthy")) noCapacity.push(i);
-    if (i.routing === "active" && isServing(i)) oldServing.push(i);
-  }
+  const c = classifyFleet(observed.instances, target, equivalent, warmup, spec.drainTimeout, now);
+  const { exited, alive, freshNotHealthy, old, confirmedNew, drained, idle, noCapacity, oldServing } = c;
+  let { fresh, toRegister } = c;
   /** Failed new instances are set apart: they neither register nor count as confirmed (they are not healthy, so they were neither). */
   const setApart = (gone: readonly FleetInstance[] | readonly string[]) => {
     const keep = notIn(gone);
@@ -89,6 +49,9 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
     toRegister = toRegister.filter(keep);
   };
   const progress = rollout.progress ?? {};
+  // Ids of the terminate and quarantine steps taken below, as they are taken: they free room
+  // for launches (kept here rather than read back from the steps, whose shapes differ by kind).
+  const stopping: string[] = [];
 
   // A healthy instance has not failed (failureOf): with every new one healthy there is nothing to judge.
   if (!rollout.fast) {
@@ -96,6 +59,7 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
     if (verdict.kind === "abort") return [{ kind: "abort", reason: verdict.reason }];
     if (verdict.kind === "quarantine") {
       steps.push({ kind: "quarantine", ids: verdict.ids, reason: verdict.reason });
+      for (const id of verdict.ids) stopping.push(id);
       setApart(verdict.ids);
     }
   } else {
@@ -106,18 +70,27 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
     const routed = failed.filter((i) => i.routing !== "none");
     const unrouted = failed.filter((i) => i.routing === "none");
     if (routed.length) steps.push({ kind: "drain", ids: ids(routed), reason: "failed: leave rotation" });
-    if (unrouted.length) steps.push({ kind: "terminate", ids: ids(unrouted), reason: "failed: replace" });
+    if (unrouted.length) {
+      steps.push({ kind: "terminate", ids: ids(unrouted), reason: "failed: replace" });
+      for (const i of unrouted) stopping.push(i.id);
+    }
   }
   if (progress.completedAt === undefined && now - rollout.startedAt > p.deadline) {
     return [{ kind: "abort", reason: `deadline of ${Math.round(p.deadline / 1000)}s passed with ${confirmedNew} of ${n} new instances healthy` }];
   }
 
-  if (exited.length) steps.push({ kind: "terminate", ids: ids(exited), reason: "clean up exited instances" });
+  if (exited.length) {
+    steps.push({ kind: "terminate", ids: ids(exited), reason: "clean up exited instances" });
+    for (const i of exited) stopping.push(i.id);
+  }
 
   if (toRegister.length) steps.push({ kind: "register", ids: ids(toRegister), reason: "healthy: add to rotation" });
 
   const stoppable = [...drained, ...idle];
-  if (stoppable.length) steps.push({ kind: "terminate", ids: ids(stoppable), reason: "old instance drained" });
+  if (stoppable.length) {
+    steps.push({ kind: "terminate", ids: ids(stoppable), reason: "old instance drained" });
+    for (const i of stoppable) stopping.push(i.id);
+  }
 
   // No capacity: out of the table (draining first, in case something is still in flight).
   if (noCapacity.length) steps.push({ kind: "drain", ids: ids(noCapacity), reason: "not serving: leave rotation" });
@@ -151,9 +124,8 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   }
 
   // Instances stopped this tick (drained, failed, quarantined) free their room for launches.
-  const leaving = new Set([...ids(stoppable), ...steps.flatMap((st) => (st.kind === "quarantine" || st.kind === "terminate" ? st.ids : []))]);
-  let stillAlive = alive;
-  if (leaving.size) for (const i of observed.instances) if (!isExited(i) && leaving.has(i.id)) stillAlive--;
+  const leaving = new Set(stopping);
+  const stillAlive = leaving.size ? alive - countLeaving(observed.instances, leaving, isExited) : alive;
   const room = bounds.maxTotal - stillAlive;
   const want = Math.min(n, cap) - fresh.length;
   const launch = holding ? 0 : Math.min(room, want);
@@ -178,6 +150,67 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
   }
   if (steps.length === 0) steps.push({ kind: "wait", reason: `${confirmedNew}/${n} new instances confirmed` });
   return steps;
+}
+
+/** What planRolling asks of the fleet, from one pass over it (see there). */
+interface RollingFleet {
+  exited: FleetInstance[];
+  alive: number;
+  fresh: FleetInstance[];
+  /** new instances not healthy: only these can have failed (see failureOf) */
+  freshNotHealthy: number;
+  old: number;
+  // new: healthy and not yet in rotation; warm and confirmed by the router (only healthy
+  // instances are either, so setting failed ones apart never changes them)
+  toRegister: FleetInstance[];
+  confirmedNew: number;
+  // old: drained; out of the table with nothing in flight; carrying no capacity; serving
+  drained: FleetInstance[];
+  idle: FleetInstance[];
+  noCapacity: FleetInstance[];
+  oldServing: FleetInstance[];
+}
+
+/**
+ * One pass over the fleet (10,000 instances in simulation): exited instances of other
+ * releases, then new ones, then old. A draining instance of the target (taken out by
+ * auto-heal) is on its way out: it counts as old. Everything later asked of the old
+ * instances, and of the new ones before failures are set apart, is sorted out in the same
+ * pass (each list in fleet order, as a filter would give it). What is only counted
+ * (alive, old, confirmed new) is kept as a count, not a list. A function of its own: the
+ * loop is the hot part, and the engine optimises it apart from the rest of the planner.
+ */
+function classifyFleet(instances: readonly FleetInstance[], target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): RollingFleet {
+  const c: RollingFleet = { exited: [], alive: 0, fresh: [], freshNotHealthy: 0, old: 0, toRegister: [], confirmedNew: 0, drained: [], idle: [], noCapacity: [], oldServing: [] };
+  for (const i of instances) {
+    if (i.phase === "exited" && i.release !== target) {
+      c.exited.push(i);
+      continue;
+    }
+    c.alive++;
+    if ((i.release === target || (equivalent.size > 0 && equivalent.has(i.release))) && i.routing !== "draining") {
+      c.fresh.push(i);
+      if (i.phase !== "healthy") c.freshNotHealthy++;
+      else if (i.routing === "none" || i.routing === "standby") c.toRegister.push(i);
+      if (isConfirmed(i, warmup, now)) c.confirmedNew++;
+      continue;
+    }
+    c.old++;
+    if (isDrained(i, drainTimeout, now)) c.drained.push(i);
+    // Out of the table with nothing in flight (e.g. taken out for failing health): stopped directly.
+    if (i.routing === "none" && i.inflight === 0) c.idle.push(i);
+    // Warm standbys of an earlier blue-green release and unhealthy old ones carry no capacity.
+    if (i.routing === "standby" || (i.routing === "active" && i.phase === "unhealthy")) c.noCapacity.push(i);
+    if (i.routing === "active" && isServing(i)) c.oldServing.push(i);
+  }
+  return c;
+}
+
+/** How many alive instances (not exited of another release) are among `leaving`. */
+function countLeaving(instances: readonly FleetInstance[], leaving: ReadonlySet<string>, isExited: (i: FleetInstance) => boolean): number {
+  let k = 0;
+  for (const i of instances) if (!isExited(i) && leaving.has(i.id)) k++;
+  return k;
 }
 
 function inLaunchOrder(list: readonly FleetInstance[]): boolean {

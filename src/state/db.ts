@@ -313,22 +313,70 @@ function canonInstance(i: InstanceRecord): InstanceRecord {
   };
 }
 
+/**
+ * A patch of instance fields in one object shape whatever fields it names: which fields it
+ * names (`has`, a bit per field, as `in` tells them: a field named with undefined clears it),
+ * their values, and what the write means for the cache and the change feed. Made once per
+ * write (a fleet-wide write patches thousands of records with it): the cache's per-record
+ * code then reads one shape, not one per combination of fields.
+ */
+interface CanonPatch {
+  readonly has: number;
+  readonly service: string | undefined;
+  readonly release: string | undefined;
+  readonly digest: string | undefined;
+  readonly address: string | undefined;
+  readonly pid: number | undefined;
+  readonly state: InstanceRecordState | undefined;
+  readonly routing: Routing | undefined;
+  readonly launchedAt: number | undefined;
+  readonly healthySince: number | undefined;
+  readonly drainingSince: number | undefined;
+  readonly terminatedAt: number | undefined;
+  readonly reason: string | undefined;
+  /** may change what routing reads (state, routing, address, release, drain start) */
+  readonly routingRelevant: boolean;
+  /** may change a record's place in launch order, or its presence (state, launch time, service) */
+  readonly reorders: boolean;
+  /** names a live state: a record not cached may be coming back to life */
+  readonly revives: boolean;
+}
+
+const HAS = {
+  service: 1, release: 2, digest: 4, address: 8, pid: 16, state: 32, routing: 64, launchedAt: 128,
+  healthySince: 256, drainingSince: 512, terminatedAt: 1024, reason: 2048,
+} as const;
+
+function canonPatch(p: Partial<Omit<InstanceRecord, "id">>): CanonPatch {
+  let has = 0;
+  for (const k in p) has |= HAS[k as keyof typeof HAS] ?? 0;
+  return {
+    has,
+    service: p.service, release: p.release, digest: p.digest, address: p.address, pid: p.pid, state: p.state, routing: p.routing,
+    launchedAt: p.launchedAt, healthySince: p.healthySince, drainingSince: p.drainingSince, terminatedAt: p.terminatedAt, reason: p.reason,
+    routingRelevant: p.state !== undefined || p.routing !== undefined || p.address !== undefined || p.release !== undefined || "drainingSince" in p,
+    reorders: p.state !== undefined || p.launchedAt !== undefined || p.service !== undefined,
+    revives: p.state !== undefined && LIVE_STATES.has(p.state),
+  };
+}
+
 /** canonInstance({ ...i, ...patch }) in one allocation (fleet-wide writes). */
-function patchInstance(i: InstanceRecord, p: Partial<InstanceRecord>): InstanceRecord {
+function patchInstance(i: InstanceRecord, p: CanonPatch): InstanceRecord {
+  const h = p.has;
   return {
     id: i.id,
-    service: "service" in p ? p.service! : i.service,
-    release: "release" in p ? p.release! : i.release,
-    digest: "digest" in p ? p.digest! : i.digest,
-    address: "address" in p ? p.address : i.address,
-    pid: "pid" in p ? p.pid : i.pid,
-    state: "state" in p ? p.state! : i.state,
-    routing: "routing" in p ? p.routing! : i.routing,
-    launchedAt: "launchedAt" in p ? p.launchedAt! : i.launchedAt,
-    healthySince: "healthySince" in p ? p.healthySince : i.healthySince,
-    drainingSince: "drainingSince" in p ? p.drainingSince : i.drainingSince,
-    terminatedAt: "terminatedAt" in p ? p.terminatedAt : i.terminatedAt,
-    reason: "reason" in p ? p.reason : i.reason,
+    service: h & HAS.service ? p.service! : i.service,
+    release: h & HAS.release ? p.release! : i.release,
+    digest: h & HAS.digest ? p.digest! : i.digest,
+    address: h & HAS.address ? p.address : i.address,
+    pid: h & HAS.pid ? p.pid : i.pid,
+    state: h & HAS.state ? p.state! : i.state,
+    routing: h & HAS.routing ? p.routing! : i.routing,
+    launchedAt: h & HAS.launchedAt ? p.launchedAt! : i.launchedAt,
+    healthySince: h & HAS.healthySince ? p.healthySince : i.healthySince,
+    drainingSince: h & HAS.drainingSince ? p.drainingSince : i.drainingSince,
+    terminatedAt: h & HAS.terminatedAt ? p.terminatedAt : i.terminatedAt,
+    reason: h & HAS.reason ? p.reason : i.reason,
   };
 }
 
@@ -396,12 +444,41 @@ const INSERT_EVENT_INTO = "INSERT INTO events (at, level, service, release, inst
 const INSERT_EVENT = INSERT_EVENT_INTO + rowsOf(7, 1);
 const INSERT_EVENTS = INSERT_EVENT_INTO + rowsOf(7, ROWS_PER_INSERT);
 
-function instanceRow(i: InstanceRecord): unknown[] {
-  return [i.id, i.service, i.release, i.digest, i.address ?? null, i.pid ?? null, i.state, i.routing, i.launchedAt, i.healthySince ?? null, i.drainingSince ?? null, i.terminatedAt ?? null, i.reason ?? null];
-}
+/** A row's values written into `out` from `k` on (a multi-row statement's values are one array, filled in place). */
+type RowWriter<T> = (out: unknown[], k: number, x: T) => void;
 
-function eventRow(e: Omit<EventRecord, "id">): unknown[] {
-  return [e.at, e.level, e.service, e.release ?? null, e.instance ?? null, e.rollout ?? null, e.message];
+const INSTANCE_ROW_WIDTH = 13;
+const instanceRowInto: RowWriter<InstanceRecord> = (out, k, i) => {
+  out[k] = i.id;
+  out[k + 1] = i.service;
+  out[k + 2] = i.release;
+  out[k + 3] = i.digest;
+  out[k + 4] = i.address ?? null;
+  out[k + 5] = i.pid ?? null;
+  out[k + 6] = i.state;
+  out[k + 7] = i.routing;
+  out[k + 8] = i.launchedAt;
+  out[k + 9] = i.healthySince ?? null;
+  out[k + 10] = i.drainingSince ?? null;
+  out[k + 11] = i.terminatedAt ?? null;
+  out[k + 12] = i.reason ?? null;
+};
+
+const EVENT_ROW_WIDTH = 7;
+const eventRowInto: RowWriter<Omit<EventRecord, "id">> = (out, k, e) => {
+  out[k] = e.at;
+  out[k + 1] = e.level;
+  out[k + 2] = e.service;
+  out[k + 3] = e.release ?? null;
+  out[k + 4] = e.instance ?? null;
+  out[k + 5] = e.rollout ?? null;
+  out[k + 6] = e.message;
+};
+
+function rowOf<T>(width: number, into: RowWriter<T>, x: T): unknown[] {
+  const out = new Array<unknown>(width);
+  into(out, 0, x);
+  return out;
 }
 
 /** The driver for a state location: a postgres:// URL is PostgreSQL, anything else an SQLite file. */
@@ -476,20 +553,34 @@ export class StateDb {
   instancesRevision(): string {
     return `${this.instanceWrites}:${this.dataVersion()}`;
   }
-  /** Instance change feed (see instanceChangesSince): ids written, newest last. */
-  private instanceLog: { seq: number; service: string; id: string; reorders: boolean }[] = [];
+  /**
+   * Instance change feed (see instanceChangesSince): ids written, newest last. Entry k is write
+   * number logStart + k (numbers are consecutive); its id, service and whether it reorders are
+   * kept in three arrays, not an object per write (a 10,000-instance rollout writes ~100,000).
+   */
+  private logIds: string[] = [];
+  private logServices: string[] = [];
+  private logReorders: boolean[] = [];
+  private logStart = 1;
   private instanceSeq = 0;
   /** cursors below this cannot be answered from the log (compacted, a rolled-back transaction, an uncached write) */
   private instanceFloor = 0;
   private logInstance(service: string, id: string, reorders: boolean): void {
-    this.instanceLog.push({ seq: ++this.instanceSeq, service, id, reorders });
+    ++this.instanceSeq;
+    this.logIds.push(id);
+    this.logServices.push(service);
+    this.logReorders.push(reorders);
     // Compacted by half when it outgrows the fleets it describes (a reader more than one
     // fleet's worth of changes behind re-reads everything).
     // Checked every 1,024 entries: counting the fleets on every write is a pass over the caches.
-    if ((this.instanceLog.length & 1023) === 0 && this.instanceLog.length > 4 * this.liveCount() + 4096) {
-      const drop = this.instanceLog.length >> 1;
-      this.instanceFloor = this.instanceLog[drop - 1]!.seq;
-      this.instanceLog = this.instanceLog.slice(drop);
+    const n = this.logIds.length;
+    if ((n & 1023) === 0 && n > 4 * this.liveCount() + 4096) {
+      const drop = n >> 1;
+      this.instanceFloor = this.logStart + drop - 1;
+      this.logIds = this.logIds.slice(drop);
+      this.logServices = this.logServices.slice(drop);
+      this.logReorders = this.logReorders.slice(drop);
+      this.logStart += drop;
     }
   }
   private liveCount(): number {
@@ -508,21 +599,22 @@ export class StateDb {
     if (!cursor || cursor.seq < this.instanceFloor || cursor.dataVersion !== next.dataVersion) return { cursor: next, full: true, reordered: true, ids: [] };
     const ids = new Set<string>();
     let reordered = false;
-    let lo = 0, hi = this.instanceLog.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.instanceLog[mid]!.seq <= cursor.seq) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < this.instanceLog.length; i++) {
-      const e = this.instanceLog[i]!;
-      if (e.service !== service) continue;
-      ids.add(e.id);
-      if (e.reorders) reordered = true;
+    // The first entry written after the cursor (entry k is write logStart + k).
+    const n = this.logIds.length;
+    const lo = Math.min(n, Math.max(0, cursor.seq + 1 - this.logStart));
+    for (let i = lo; i < n; i++) {
+      if (this.logServices[i] !== service) continue;
+      ids.add(this.logIds[i]!);
+      if (this.logReorders[i]) reordered = true;
     }
     return { cursor: next, full: false, reordered, ids: [...ids] };
   }
-  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[]; at?: Map<string, number> }>();
+  /**
+   * Per service: the live records by id (in insertion order: rows as read, then inserts) and,
+   * once asked for, the same records in launch order (dropped by any write to them and rebuilt
+   * on the next read: a copy and an order check, cheaper than keeping an index to patch it).
+   */
+  private readonly liveCache = new Map<string, { dataVersion: number; byId: Map<string, InstanceRecord>; list?: InstanceRecord[] }>();
   private dataVersion(): number {
     return this.db.dataVersion();
   }
@@ -623,23 +715,27 @@ export class StateDb {
   insertInstances(list: readonly InstanceRecord[]): void {
     if (list.length === 0) return;
     this.tx(() => {
-      this.insertRows(list, instanceRow, INSERT_INSTANCES, INSERT_INSTANCE);
+      this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, INSERT_INSTANCES, INSERT_INSTANCE);
       // In list order: the cache's order breaks launch-time ties as rowid does.
       for (const i of list) this.cacheInsert(i);
     });
   }
   /** `list` as rows: ROWS_PER_INSERT to a statement (`many`), the rest one by one (`one`). */
-  private insertRows<T>(list: readonly T[], row: (x: T) => unknown[], many: string, one: string): void {
+  private insertRows<T>(list: readonly T[], width: number, into: RowWriter<T>, many: string, one: string): void {
     let k = 0;
-    for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
-      const values: unknown[] = [];
-      for (let j = k; j < k + ROWS_PER_INSERT; j++) values.push(...row(list[j]!));
-      this.stmt(many).run(values);
+    if (list.length >= ROWS_PER_INSERT) {
+      // One values array for every chunk: the driver reads it during run().
+      const values = new Array<unknown>(ROWS_PER_INSERT * width);
+      const st = this.stmt(many);
+      for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
+        for (let j = 0; j < ROWS_PER_INSERT; j++) into(values, j * width, list[k + j]!);
+        st.run(values);
+      }
     }
-    for (; k < list.length; k++) this.stmt(one).run(row(list[k]!));
+    for (; k < list.length; k++) this.stmt(one).run(rowOf(width, into, list[k]!));
   }
   insertInstance(i: InstanceRecord): void {
-    this.stmt(INSERT_INSTANCE).run(instanceRow(i));
+    this.stmt(INSERT_INSTANCE).run(rowOf(INSTANCE_ROW_WIDTH, instanceRowInto, i));
     this.cacheInsert(i);
   }
   private cacheInsert(i: InstanceRecord): void {
@@ -674,7 +770,7 @@ export class StateDb {
     for (let k = 0; k < keys.length; k++) values[k] = (patch as Record<string, unknown>)[keys[k]!] ?? null;
     values[keys.length] = id;
     this.instanceUpdate(keys, patch, 1).run(values);
-    this.cachePatch(id, patch);
+    this.cachePatch(id, canonPatch(patch));
   }
   /**
    * The same patch to many instances: one statement per chunk of ids, in one transaction (a
@@ -688,12 +784,16 @@ export class StateDb {
     const set = keys.map((k) => (patch as Record<string, unknown>)[k] ?? null);
     this.tx(() => {
       for (let k = 0; k < ids.length; k += IDS_PER_UPDATE) {
-        const chunk = ids.slice(k, k + IDS_PER_UPDATE);
-        const size = IN_SIZES.find((n) => n >= chunk.length)!;
-        while (chunk.length < size) chunk.push(chunk[0]!);
-        this.instanceUpdate(keys, patch, size).run([...set, ...chunk]);
+        // The patch's values, then the chunk's ids, padded with its first.
+        const n = Math.min(IDS_PER_UPDATE, ids.length - k);
+        const size = IN_SIZES.find((x) => x >= n)!;
+        const values = new Array<unknown>(set.length + size);
+        for (let j = 0; j < set.length; j++) values[j] = set[j];
+        for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
+        this.instanceUpdate(keys, patch, size).run(values);
       }
-      for (const id of ids) this.cachePatch(id, patch);
+      const cp = canonPatch(patch);
+      for (const id of ids) this.cachePatch(id, cp);
     });
   }
   /**
@@ -729,7 +829,7 @@ export class StateDb {
           }
           this.instanceUpdateEach(keys, size).run(values);
         }
-        for (const r of list) this.cachePatch(r.id, r.patch);
+        for (const r of list) this.cachePatch(r.id, canonPatch(r.patch));
       }
     });
   }
@@ -751,9 +851,9 @@ export class StateDb {
     return st;
   }
   /** Keep the live cache and the change feed in step with a write of `patch` to instance `id`. */
-  private cachePatch(id: string, patch: Partial<Omit<InstanceRecord, "id">>): void {
-    if (patch.state !== undefined || patch.routing !== undefined || patch.address !== undefined || patch.release !== undefined || "drainingSince" in patch) this.instanceWrites++;
-    const reorders = patch.state !== undefined || patch.launchedAt !== undefined || patch.service !== undefined;
+  private cachePatch(id: string, patch: CanonPatch): void {
+    if (patch.routingRelevant) this.instanceWrites++;
+    const reorders = patch.reorders;
     let logged = false;
     for (const [service, c] of this.liveCache) {
       const rec = c.byId.get(id);
@@ -763,14 +863,13 @@ export class StateDb {
       }
       if (!rec) {
         // An instance coming back to a live state (never done by kiln) or moving service: reload.
-        if ((patch.state && LIVE_STATES.has(patch.state)) || patch.service === service) this.liveCache.delete(service);
+        if (patch.revives || patch.service === service) this.liveCache.delete(service);
         continue;
       }
       const next = patchInstance(rec, patch);
       if (!LIVE_STATES.has(next.state) || next.service !== service) c.byId.delete(id);
       else c.byId.set(id, next);
-      if (reorders || !c.list || !c.at) c.list = undefined;
-      else c.list[c.at.get(id)!] = next;
+      c.list = undefined;
     }
     // Not cached: no reader follows it from this connection's cache; a reader with a cursor
     // must still hear of it (the cache is rebuilt on a full read): the cursor it holds, the
@@ -791,9 +890,16 @@ export class StateDb {
       this.liveCache.set(service, c);
     }
     // Ordered by launch time, ties in insertion order (the Map's), as the query orders them.
+    // Array.prototype.sort is stable: ties keep the Map's order. Usually already in order: no sort.
     if (!c.list) {
-      c.list = [...c.byId.values()].map((r, i) => ({ r, i })).sort((a, b) => a.r.launchedAt - b.r.launchedAt || a.i - b.i).map((x) => x.r);
-      c.at = new Map(c.list.map((r, i) => [r.id, i]));
+      const list = [...c.byId.values()];
+      for (let k = 1; k < list.length; k++) {
+        if (list[k - 1]!.launchedAt > list[k]!.launchedAt) {
+          list.sort((a, b) => a.launchedAt - b.launchedAt);
+          break;
+        }
+      }
+      c.list = list;
     }
     return [...c.list];
   }
@@ -856,13 +962,13 @@ export class StateDb {
 
   // --- events ---
   addEvent(e: Omit<EventRecord, "id">): EventRecord {
-    const info = this.stmt(INSERT_EVENT).run(eventRow(e));
+    const info = this.stmt(INSERT_EVENT).run(rowOf(EVENT_ROW_WIDTH, eventRowInto, e));
     return { ...e, id: Number(info.lastInsertRowid) };
   }
   /** Many events in one transaction, a chunk of rows per statement (one per instance of a 5,000-instance step). */
   addEvents(list: readonly Omit<EventRecord, "id">[]): void {
     if (list.length === 0) return;
-    this.tx(() => this.insertRows(list, eventRow, INSERT_EVENTS, INSERT_EVENT));
+    this.tx(() => this.insertRows(list, EVENT_ROW_WIDTH, eventRowInto, INSERT_EVENTS, INSERT_EVENT));
   }
   /** The newest `limit` events, oldest first (`kiln events`). */
   recentEvents(service: string, limit: number): EventRecord[] {

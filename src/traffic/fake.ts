@@ -70,13 +70,14 @@ export class FakeRouter implements Router {
   private readonly previewCounters = new Map<string, Counters>();
   private readonly drainingSince = new Map<string, number>();
   private candidates: Candidate[] = [];
-  /** the candidates by target id (a new table keeps an unchanged target's candidate, score included) */
-  private candidateById = new Map<string, Candidate>();
   private groups: ReleaseGroup<Candidate>[] | undefined;
   private previewCursor = 0;
   private readonly now: () => number;
-  /** the table in force, by target id */
-  private byId = new Map<string, Target>();
+  /**
+   * The table in force by target id, as balancer candidates (each holds its target): a new
+   * table keeps an unchanged target's candidate, score included. One map for both, built once per table.
+   */
+  private byId = new Map<string, Candidate>();
   /** change log for statsSince: target ids whose status changed, newest last */
   private log: { seq: number; id: string }[] = [];
   private seq = 0;
@@ -105,24 +106,21 @@ export class FakeRouter implements Router {
     // each target's copy, its change-log entry, drain start and balancer candidate (whose
     // score survives a new table for the same target id, as in the proxy).
     const prevById = this.byId;
-    const prevCandidates = this.candidateById;
-    const byId = new Map<string, Target>();
-    const candidateById = new Map<string, Candidate>();
+    const byId = new Map<string, Candidate>();
     const candidates: Candidate[] = [];
     const now = this.now();
     const targets = table.targets.map((t) => {
-      const p = prevById.get(t.id);
+      const pc = prevById.get(t.id);
+      const p = pc?.target;
       const same = p !== undefined && p.release === t.release && p.address === t.address && p.weight === t.weight && p.state === t.state;
       if (!same) this.changed(t.id);
       const c = same ? p : { id: t.id, release: t.release, address: t.address, weight: t.weight, state: t.state };
-      byId.set(t.id, c);
       if (c.state === "draining") {
         if (!this.drainingSince.has(c.id)) this.drainingSince.set(c.id, now);
       } else if (c.state === "active") this.drainingSince.delete(c.id);
       if (!this.releaseCounters.has(c.release)) this.releaseCounters.set(c.release, zeroRelease());
-      const pc = prevCandidates.get(c.id);
-      const candidate = pc !== undefined && pc.target === c ? pc : { target: c, release: c.release, weight: c.weight, currentWeight: pc?.currentWeight ?? 0 };
-      candidateById.set(c.id, candidate);
+      const candidate = same ? pc! : { target: c, release: c.release, weight: c.weight, currentWeight: pc?.currentWeight ?? 0 };
+      byId.set(c.id, candidate);
       candidates.push(candidate);
       return c;
     });
@@ -133,7 +131,6 @@ export class FakeRouter implements Router {
     for (const id of [...this.drainingSince.keys()]) if (!ids.has(id)) this.drainingSince.delete(id);
     for (const id of [...this.targetCounters.keys()]) if (!ids.has(id)) this.targetCounters.delete(id);
     this.candidates = candidates;
-    this.candidateById = candidateById;
     this.groups = groupByRelease(copied.releaseWeights, this.candidates, this.groups);
     this.tables.push(copied);
   }
@@ -150,8 +147,8 @@ export class FakeRouter implements Router {
     const targets: TargetStatus[] = [];
     const removed: string[] = [];
     for (const id of ids) {
-      const t = this.byId.get(id);
-      if (t) targets.push(this.status(t));
+      const c = this.byId.get(id);
+      if (c) targets.push(this.status(c.target));
       else removed.push(id);
     }
     return { ...this.statsOf(targets), cursor: this.seq, full: false, removed };
@@ -294,7 +291,7 @@ export class FakeRouter implements Router {
   }
 
   private countersOf(targetId: string, preview: boolean): { tc: Counters; rc: Counters } {
-    const t = this.byId.get(targetId);
+    const t = this.byId.get(targetId)?.target;
     if (!t) throw new Error(`FakeRouter: no target ${targetId} in the current table`);
     const byRelease = preview ? this.previewCounters : this.releaseCounters;
     let rc = byRelease.get(t.release);
@@ -315,6 +312,8 @@ export class FakeRouter implements Router {
 
   private status(t: Target): TargetStatus {
     const healthy = !this.unhealthy.has(t.id);
+    // A target's counters are the three counts (no histogram: that is per release).
+    const c = this.targetCounters.get(t.id);
     const s: TargetStatus = {
       id: t.id,
       release: t.release,
@@ -324,7 +323,9 @@ export class FakeRouter implements Router {
       healthy,
       inRotation: t.state === "active" && t.weight > 0 && healthy,
       inflight: this.inflight.get(t.id) ?? 0,
-      ...(this.targetCounters.get(t.id) ?? zero()),
+      requests: c?.requests ?? 0,
+      errors5xx: c?.errors5xx ?? 0,
+      connectFailures: c?.connectFailures ?? 0,
     };
     const since = this.drainingSince.get(t.id);
     if (since !== undefined) s.drainingSince = since;

@@ -55,6 +55,21 @@ const REFUSED: ProbeAnswer = Object.freeze({ ok: false, answered: false, reason:
 const ANSWERED_500: ProbeAnswer = Object.freeze({ ok: false, answered: true, reason: "status 500", status: 500 });
 const ANSWERED_OK: ProbeAnswer = Object.freeze({ ok: true, answered: true, status: 200 });
 
+const FIRST_PORT = 20000;
+const ADDRESS_PREFIX = "127.0.0.1:";
+
+/** The port of an address this provider handed out, or -1 (any other shape). */
+function portOf(address: string): number {
+  if (!address.startsWith(ADDRESS_PREFIX)) return -1;
+  let port = 0;
+  for (let k = ADDRESS_PREFIX.length; k < address.length; k++) {
+    const d = address.charCodeAt(k) - 48;
+    if (d < 0 || d > 9) return -1;
+    port = port * 10 + d;
+  }
+  return port;
+}
+
 interface FakeInstance extends ObservedInstance {
   behaviour: FakeBehaviour;
 }
@@ -71,8 +86,13 @@ export class FakeProvider implements Provider {
   readonly name = "fake";
   private readonly instances = new Map<string, FakeInstance>();
   private readonly byAddress = new Map<string, FakeInstance>();
+  /**
+   * The same instances by port (`127.0.0.1:PORT`, ports handed out from FIRST_PORT up): a probe's
+   * lookup is an array index, not a hash of its address (simulations probe ~250,000 times).
+   */
+  private readonly byPort: (FakeInstance | undefined)[] = [];
   private readonly behaviours = new Map<string, FakeBehaviour>();
-  private nextPort = 20000;
+  private nextPort = FIRST_PORT;
   launches = 0;
   /** instances in state running */
   private runningN = 0;
@@ -139,12 +159,13 @@ export class FakeProvider implements Provider {
     if (behaviour.launchFails) throw new Error(`fake launch failure for ${req.release}`);
     this.launches++;
     const inst: FakeInstance = {
-      id: req.instanceId, service: req.service, release: req.release, digest: req.digest, address: `127.0.0.1:${this.nextPort++}`,
+      id: req.instanceId, service: req.service, release: req.release, digest: req.digest, address: `${ADDRESS_PREFIX}${this.nextPort++}`,
       state: "running", startedAt: this.clock.now(), behaviour,
     };
     this.instances.set(inst.id, inst);
     this.runningN++;
     this.byAddress.set(inst.address, inst);
+    this.byPort[this.nextPort - 1 - FIRST_PORT] = inst;
     if (behaviour.exitAfter !== undefined) this.timed.add(inst);
     this.changed(inst.service, inst.id);
     return { ...inst };
@@ -155,6 +176,8 @@ export class FakeProvider implements Provider {
     if (!i) return;
     if (i.state === "running") this.runningN--;
     this.byAddress.delete(i.address);
+    const port = portOf(i.address);
+    if (this.byPort[port - FIRST_PORT] === i) this.byPort[port - FIRST_PORT] = undefined;
     this.instances.delete(instanceId);
     this.timed.delete(i);
     this.changed(i.service, i.id);
@@ -190,7 +213,9 @@ export class FakeProvider implements Provider {
 
   /** probe's answer, synchronously (the simulation records it without a promise). */
   answer(address: string): ProbeAnswer {
-    const i = this.byAddress.get(address);
+    const port = portOf(address);
+    const p = port >= FIRST_PORT ? this.byPort[port - FIRST_PORT] : undefined;
+    const i = p !== undefined && p.address === address ? p : this.byAddress.get(address);
     if (!i || i.state !== "running") return REFUSED;
     if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return REFUSED;
     if (i.behaviour.unhealthy) return ANSWERED_500;
