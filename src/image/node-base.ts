@@ -144,8 +144,12 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
   // back by user tools, so a changed file always misses.
   const fingerprint = sha256Digest(canonicalJson({ v: 1, inputs })).slice(7);
   const known = await store.cacheGet<Record<string, { size: number; sha256: string }>>("node-runtime", fingerprint);
+  // A downloaded or unpacked runtime's binary was hashed as it was unpacked (runtime.ts): not
+  // hashed again here. Its layer re-checks every file's content against these hashes as it reads it.
+  const binaryReal = await realpath(binary);
+  const unpacked = runtime.info.binarySha256 !== "" ? { size: runtime.info.binarySize, sha256: runtime.info.binarySha256 } : undefined;
   for (const { entry, hostPath } of hostFiles) {
-    const hit = known?.[hostPath];
+    const hit = known?.[hostPath] ?? (hostPath === binaryReal && unpacked && (await stat(hostPath)).size === unpacked.size ? unpacked : undefined);
     entry.file = { ...(hit ?? (await hashFile(hostPath))), hostPath };
   }
   if (!known) {
