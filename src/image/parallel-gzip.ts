@@ -49,7 +49,7 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { gzip as wasmGzip, initBundledOnce, Memory } from "@hazae41/foras";
+import { __wbg_init as initEncoder, gzip as wasmGzip, Memory } from "@hazae41/foras";
 import { KilnError } from "../errors.js";
 
 /** The encoder and its setting: part of the layer format (layer.ts LAYER_FORMAT). */
@@ -81,12 +81,28 @@ export function selfCheckSample(length = 64 * 1024): Uint8Array {
 }
 
 /**
+ * The encoder's WebAssembly bytes, from the data: URL the package bundles them in. Decoded
+ * here rather than by the package's initBundledOnce(), which fetch()es the URL: that loads
+ * Node's whole fetch implementation (about 50 ms of CPU in every process and worker thread
+ * that compresses). Same bytes, same module: the package's own file, found next to its entry.
+ */
+async function bundledWasm(): Promise<Uint8Array> {
+  const entry = import.meta.resolve("@hazae41/foras");
+  const { data } = (await import(new URL("../../wasm/pkg/foras.wasm.mjs", entry).href)) as { data: string };
+  const comma = data.indexOf(",");
+  if (!data.startsWith("data:application/wasm;base64,") || comma === -1) {
+    throw new KilnError("KILN_E_INTERNAL", `${GZIP_ENCODER} does not bundle its WebAssembly as this kiln expects`, { hint: "reinstall kiln's dependencies (npm ci)" });
+  }
+  return Buffer.from(data.slice(comma + 1), "base64");
+}
+
+/**
  * Load the wasm encoder (once per thread) and check it against SELF_CHECK_DIGEST.
  * Every path to gzipMember awaits this first.
  */
 export function loadGzipEncoder(): Promise<void> {
   ready ??= (async () => {
-    await initBundledOnce();
+    await initEncoder(await bundledWasm());
     loaded = true;
     const got = createHash("sha256").update(gzipMember(selfCheckSample())).digest("hex");
     if (got !== SELF_CHECK_DIGEST) {
