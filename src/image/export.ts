@@ -7,7 +7,7 @@
 // Every blob is verified as it is read; the file appears by rename when complete.
 // A docker-archive's uncompressed layers are streamed into it (gunzip → diff_id check → tar
 // entry), never written to a scratch file: their length, which the tar header needs first,
-// comes from a first pass that only counts (kept in the store's cache for big layers).
+// is recorded when kiln writes the layer, else counted by a first pass (and then recorded).
 
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -20,7 +20,7 @@ import tar from "tar-stream";
 import { KilnError } from "../errors.js";
 import { canonicalBytes, digestHex } from "./digest.js";
 import { readImage, resolveRef } from "./images.js";
-import type { TarHeader } from "./layer.js";
+import { forgetTarSize, knownTarSize, recordTarSize, type TarHeader } from "./layer.js";
 import { splitRef } from "./ref.js";
 import type { Store } from "./store.js";
 import { ANNOTATION, MEDIA_TYPE, type Descriptor, type OciIndex } from "./types.js";
@@ -138,21 +138,17 @@ function ociMembers(manifestBytes: Buffer, digest: string, blobs: Descriptor[], 
   return members;
 }
 
-/** Layers whose uncompressed length is kept in the store's cache (cache namespace "tar-sizes", keyed by diff_id): smaller ones are counted again, cheaply. */
-const KEEP_SIZE_FROM = 1024 * 1024;
-
 /**
  * The uncompressed length of a layer: from the cache, else counted by one pass through
  * layerChunks (which checks blob digest and diff_id). A wrong cached length cannot reach an
  * archive unnoticed: the streaming pass checks the length and the diff_id again.
  */
 async function uncompressedSize(store: Store, layer: Descriptor, diffId: string): Promise<number> {
-  const key = digestHex(diffId);
-  const known = await store.cacheGet<{ diffId?: string; size?: number }>("tar-sizes", key);
-  if (known?.diffId === diffId && Number.isSafeInteger(known.size) && known.size! >= 0) return known.size!;
+  const known = await knownTarSize(store, diffId);
+  if (known !== undefined) return known;
   let size = 0;
   for await (const chunk of layerChunks(store, layer, diffId)) size += chunk.length;
-  if (size >= KEEP_SIZE_FROM) await store.cachePut("tar-sizes", key, { diffId, size }).catch(() => undefined);
+  await recordTarSize(store, diffId, size);
   return size;
 }
 
@@ -182,7 +178,7 @@ async function* layerChunks(store: Store, layer: Descriptor, diffId: string, siz
     blob.destroy();
   }
   if (size !== undefined && total !== size) {
-    await store.cachePut("tar-sizes", digestHex(diffId), {}).catch(() => undefined);
+    await forgetTarSize(store, diffId);
     throw new KilnError("KILN_E_UNSAFE", `layer ${layer.digest} does not uncompress to the ${size} bytes recorded for it`, {
       hint: "export again: the length is counted afresh",
       details: [{ where: layer.digest, message: "length mismatch" }],

@@ -366,7 +366,28 @@ export async function writeLayer(
   }
   const { digest, size } = await writer.commit();
   const mediaType = compressed ? MEDIA_TYPE.layerGzip : MEDIA_TYPE.layerTar;
-  return { descriptor: { mediaType, digest, size }, diffId: "sha256:" + diffHash.digest("hex") };
+  const diffId = "sha256:" + diffHash.digest("hex");
+  if (compressed) await recordTarSize(store, diffId, tarBytes);
+  return { descriptor: { mediaType, digest, size }, diffId };
+}
+
+/** Layers whose tar length is kept in the store's cache ("tar-sizes", by DiffID; a docker-archive export needs it before the layer): smaller ones are counted again, cheaply. */
+const KEEP_TAR_SIZE_FROM = 1024 * 1024;
+
+/** Remember a layer's tar length (best effort: a cache that cannot be written only costs a count later). */
+export async function recordTarSize(store: Pick<Store, "cachePut">, diffId: string, size: number): Promise<void> {
+  if (size >= KEEP_TAR_SIZE_FROM) await store.cachePut("tar-sizes", diffId.slice("sha256:".length), { diffId, size }).catch(() => undefined);
+}
+
+/** A layer's tar length recorded by recordTarSize, if any. */
+export async function knownTarSize(store: Pick<Store, "cacheGet">, diffId: string): Promise<number | undefined> {
+  const known = await store.cacheGet<{ diffId?: string; size?: number }>("tar-sizes", diffId.slice("sha256:".length));
+  return known?.diffId === diffId && Number.isSafeInteger(known.size) && known.size! >= 0 ? known.size : undefined;
+}
+
+/** Forget a recorded length found wrong. */
+export async function forgetTarSize(store: Pick<Store, "cachePut">, diffId: string): Promise<void> {
+  await store.cachePut("tar-sizes", diffId.slice("sha256:".length), {}).catch(() => undefined);
 }
 
 /** The DiffID and length of a planned layer's tar, without compressing it (checks a machine-cache entry, see machine-layers.ts). */
