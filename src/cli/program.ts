@@ -24,7 +24,8 @@ export interface VerbModuleEntry {
 export const MODULES: VerbModuleEntry[] = [
   { verbs: ["init"], load: () => import("./verbs/init.js") },
   { verbs: ["validate", "schema"], load: () => import("./verbs/spec.js") },
-  { verbs: ["bake", "export"], load: () => import("./verbs/bake.js") },
+  { verbs: ["bake"], load: () => import("./verbs/bake.js") },
+  { verbs: ["export"], load: () => import("./verbs/export.js") },
   { verbs: ["images"], load: () => import("./verbs/images.js") },
   { verbs: ["outdated"], load: () => import("./verbs/outdated.js") },
   { verbs: ["rebake"], load: () => import("./verbs/rebake.js") },

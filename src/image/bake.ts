@@ -23,7 +23,7 @@ import { composeAnnotations, composeConfig, composeManifest, isoFromEpoch, times
 import { canonicalBytes, sha256Digest } from "./digest.js";
 import { cachedLayer, collectFiles, layerCacheKey, planLayer, type LayerEntry } from "./layer.js";
 import { buildLayer } from "./machine-layers.js";
-import { bakeThreads } from "./parallel-gzip.js";
+import { bakeThreads, loadGzipEncoder } from "./parallel-gzip.js";
 import { checkRefParts, formatRef } from "./ref.js";
 import { checkRuntimeSupport, runtimeOfBase } from "./runtime-check.js";
 import type { BaseImage } from "./base-image.js";
@@ -103,10 +103,12 @@ export async function resolveCreatedEpoch(
   explicit: number | undefined,
   env: Record<string, string | undefined>,
   newestInputMtime?: number,
+  /** gitCommitTime(contextDir), when the caller started it already */
+  gitTime?: Promise<number | undefined>,
 ): Promise<{ epoch: number; source: CreatedSource }> {
   const facts: CreatedFacts = { explicit, sourceDateEpoch: env.SOURCE_DATE_EPOCH, newestInputMtime };
   // git only when it could matter: it is a process per bake.
-  if (explicit === undefined && (env.SOURCE_DATE_EPOCH ?? "") === "") facts.gitCommitTime = await gitCommitTime(contextDir);
+  if (explicit === undefined && (env.SOURCE_DATE_EPOCH ?? "") === "") facts.gitCommitTime = await (gitTime ?? gitCommitTime(contextDir));
   return pickCreatedEpoch(facts);
 }
 
@@ -185,6 +187,11 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
   const compression = recipe.compression ?? "gzip";
   const write: LayerWriteOptions = { compression, threads: opts.threads ?? bakeThreads(opts.env ?? process.env) };
 
+  const env = opts.env ?? process.env;
+  // Started now, awaited when needed: git's process and the encoder's compilation run while the base is resolved.
+  const gitTime = opts.sourceDateEpoch === undefined && (env.SOURCE_DATE_EPOCH ?? "") === "" ? gitCommitTime(recipe.contextDir) : undefined;
+  if (compression === "gzip") loadGzipEncoder().catch(() => undefined);
+
   progress({ phase: "base", step: "start", detail: recipe.base });
   const base = await resolveBase(recipe.base, { store, contextDir: recipe.contextDir, onProgress: progress, layerWrite: write });
   progress({ phase: "base", step: "end", detail: `${base.name}${base.cached ? " (cached)" : ""}` });
@@ -207,7 +214,7 @@ export async function bake(recipe: BakeRecipe, opts: BakeOptions): Promise<BakeR
     collected.push({ role, planned: planLayer(entries) });
   }
 
-  const { epoch, source } = await resolveCreatedEpoch(recipe.contextDir, opts.sourceDateEpoch, opts.env ?? process.env, newestInputMtime);
+  const { epoch, source } = await resolveCreatedEpoch(recipe.contextDir, opts.sourceDateEpoch, env, newestInputMtime, gitTime);
   progress({ phase: "created", detail: `${isoFromEpoch(epoch)} (from ${source})` });
 
   // The tag check before any layer work. Only a tag whose inputs kiln recorded (baked here, by

@@ -5,18 +5,22 @@
 //   RepoTags / Layers, the config as <hex>.json, uncompressed layers as
 //   <diffid-hex>.tar, and the legacy `repositories` file).
 // Every blob is verified as it is read; the file appears by rename when complete.
+// A docker-archive's uncompressed layers are streamed into it (gunzip → diff_id check → tar
+// entry), never written to a scratch file: their length, which the tar header needs first,
+// is recorded when kiln writes the layer, else counted by a first pass (and then recorded).
 
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
-import { pipeline } from "node:stream/promises";
+import { pipeline } from "node:stream";
+import { pipeline as pipelineP } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { KilnError } from "../errors.js";
 import { canonicalBytes, digestHex } from "./digest.js";
 import { readImage, resolveRef } from "./images.js";
-import type { TarHeader } from "./layer.js";
+import { forgetTarSize, knownTarSize, recordTarSize, type TarHeader } from "./layer.js";
 import { splitRef } from "./ref.js";
 import type { Store } from "./store.js";
 import { ANNOTATION, MEDIA_TYPE, type Descriptor, type OciIndex } from "./types.js";
@@ -36,8 +40,8 @@ export interface ExportResult {
 interface TarMember {
   name: string;
   size: number;
-  /** an in-memory body, or a host file, or a verified store blob */
-  body: { data: Buffer } | { file: string } | { blob: string };
+  /** an in-memory body, or a verified store blob, or a layer blob uncompressed (checked against its diff_id) */
+  body: { data: Buffer } | { blob: string } | { layer: Descriptor; diffId: string };
 }
 
 export interface ExportOptions {
@@ -64,7 +68,6 @@ export async function exportImage(store: Store, ref: string, format: ExportForma
 
   await mkdir(dirname(outFile), { recursive: true });
   const tmpOut = `${outFile}.tmp-${process.pid}-${Date.now()}`;
-  const scratch: string[] = [];
   try {
     let members: TarMember[];
     if (format === "oci") {
@@ -80,10 +83,8 @@ export async function exportImage(store: Store, ref: string, format: ExportForma
         layerNames.push(name);
         if (seen.has(name) || opts.omitLayers?.has(diffId)) continue;
         seen.add(name);
-        const file = `${tmpOut}.layer${i}`;
-        scratch.push(file);
-        const size = await uncompressedLayer(store, l, diffId, file);
-        members.push({ name, size, body: { file } });
+        const size = await uncompressedSize(store, l, diffId);
+        members.push({ name, size, body: { layer: l, diffId } });
       }
       const configName = `${digestHex(manifest.config.digest)}.json`;
       members.push({ name: configName, size: manifest.config.size, body: { blob: manifest.config.digest } });
@@ -103,8 +104,6 @@ export async function exportImage(store: Store, ref: string, format: ExportForma
   } catch (e) {
     await rm(tmpOut, { force: true });
     throw e;
-  } finally {
-    for (const f of scratch) await rm(f, { force: true });
   }
   const { size } = await stat(outFile);
   return { ref: tag, digest, format, outFile, size };
@@ -139,26 +138,51 @@ function ociMembers(manifestBytes: Buffer, digest: string, blobs: Descriptor[], 
   return members;
 }
 
-/** Decompress (if needed) a layer blob to `file`, checking blob digest and diff_id; returns the tar's size. */
-async function uncompressedLayer(store: Store, layer: Descriptor, diffId: string, file: string): Promise<number> {
+/**
+ * The uncompressed length of a layer: from the cache, else counted by one pass through
+ * layerChunks (which checks blob digest and diff_id). A wrong cached length cannot reach an
+ * archive unnoticed: the streaming pass checks the length and the diff_id again.
+ */
+async function uncompressedSize(store: Store, layer: Descriptor, diffId: string): Promise<number> {
+  const known = await knownTarSize(store, diffId);
+  if (known !== undefined) return known;
+  let size = 0;
+  for await (const chunk of layerChunks(store, layer, diffId)) size += chunk.length;
+  await recordTarSize(store, diffId, size);
+  return size;
+}
+
+/**
+ * A layer blob's uncompressed content, chunk by chunk, checked as it goes: the blob against its
+ * digest (store.openBlob), the content against `diffId` and, when given, its length against
+ * `size` — a mismatch throws KILN_E_UNSAFE after the last chunk (the caller drops its output).
+ */
+async function* layerChunks(store: Store, layer: Descriptor, diffId: string, size?: number): AsyncGenerator<Buffer> {
   const gz = layer.mediaType === MEDIA_TYPE.layerGzip || layer.mediaType === MEDIA_TYPE.dockerLayerGzip;
   const hash = createHash("sha256");
-  let size = 0;
-  const out = createWriteStream(file, { mode: 0o600 });
-  const count = async function* (src: AsyncIterable<Buffer>) {
-    for await (const chunk of src) {
+  let total = 0;
+  const blob = store.openBlob(layer.digest);
+  const source: AsyncIterable<Buffer> = gz ? pipeline(blob, createGunzip({ chunkSize: 256 * 1024 }), () => undefined) : blob;
+  try {
+    for await (const chunk of source) {
       hash.update(chunk);
-      size += chunk.length;
+      total += chunk.length;
+      if (size !== undefined && total > size) break;
       yield chunk;
     }
-  };
-  try {
-    if (gz) await pipeline(store.openBlob(layer.digest), createGunzip(), count, out);
-    else await pipeline(store.openBlob(layer.digest), count, out);
   } catch (e) {
     if (e instanceof KilnError) throw e;
     await store.verifyBlob(layer.digest); // a corrupt blob is KILN_E_UNSAFE, not a gzip error
     throw new KilnError("KILN_E_IMAGE", `cannot decompress layer ${layer.digest}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    blob.destroy();
+  }
+  if (size !== undefined && total !== size) {
+    await forgetTarSize(store, diffId);
+    throw new KilnError("KILN_E_UNSAFE", `layer ${layer.digest} does not uncompress to the ${size} bytes recorded for it`, {
+      hint: "export again: the length is counted afresh",
+      details: [{ where: layer.digest, message: "length mismatch" }],
+    });
   }
   const actual = "sha256:" + hash.digest("hex");
   if (actual !== diffId) {
@@ -166,7 +190,6 @@ async function uncompressedLayer(store: Store, layer: Descriptor, diffId: string
       details: [{ where: layer.digest, message: "diff_id mismatch" }],
     });
   }
-  return size;
 }
 
 async function writeTar(store: Store, members: TarMember[], mtime: number, outFile: string): Promise<void> {
@@ -203,7 +226,7 @@ async function writeTar(store: Store, members: TarMember[], mtime: number, outFi
         await new Promise<void>((res, rej) => {
           const sink = pack.entry(h, (e) => (e ? rej(e) : res()));
           sink.on("error", () => undefined); // reported through rej
-          const source = "file" in body ? fileChunks(body.file) : (store.openBlob(body.blob) as AsyncIterable<Buffer>);
+          const source = "layer" in body ? layerChunks(store, body.layer, body.diffId, m.size) : (store.openBlob(body.blob) as AsyncIterable<Buffer>);
           (async () => {
             for await (const chunk of source) {
               if (!sink.write(chunk)) await new Promise<void>((r) => sink.once("drain", () => r()));
@@ -222,22 +245,8 @@ async function writeTar(store: Store, members: TarMember[], mtime: number, outFi
     }
   };
   const out = createWriteStream(outFile, { mode: 0o644 });
-  const results = await Promise.allSettled([produce(), pipeline(pack, out)]);
+  const results = await Promise.allSettled([produce(), pipelineP(pack, out)]);
   const errors = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as unknown);
   // The producer's error says why (e.g. a blob failed verification); the pipeline's only that it stopped.
   if (errors.length > 0) throw errors.find((e) => e instanceof KilnError) ?? errors[0];
-}
-
-async function* fileChunks(path: string): AsyncIterable<Buffer> {
-  const fh = await open(path, "r");
-  try {
-    for (;;) {
-      const buf = Buffer.allocUnsafe(1024 * 1024);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) return;
-      yield buf.subarray(0, bytesRead);
-    }
-  } finally {
-    await fh.close();
-  }
 }

@@ -1,4 +1,5 @@
-// A worker thread of parallel-gzip.ts's pool: each message is one block, each reply its gzip member.
+// A worker thread of parallel-gzip.ts's pool: each message is one block, each reply its gzip member
+// and the block's buffer, handed back for the next block.
 
 import { parentPort } from "node:worker_threads";
 import { gzipMember, loadGzipEncoder } from "./parallel-gzip.js";
@@ -11,5 +12,6 @@ port.on("message", (block: Uint8Array) => {
   const member = gzipMember(block);
   // gzipMember returns an array that owns its whole buffer; the check keeps the transfer exact if that changes.
   const owned = member.byteOffset === 0 && member.byteLength === member.buffer.byteLength ? member : member.slice();
-  port.postMessage(owned, [owned.buffer as ArrayBuffer]);
+  const buffer = block.buffer as ArrayBuffer;
+  port.postMessage({ member: owned, block: buffer }, [owned.buffer as ArrayBuffer, buffer]);
 });

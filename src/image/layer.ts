@@ -29,7 +29,8 @@
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { lstat, open, readdir, readlink, realpath } from "node:fs/promises";
-import { basename, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { createRequire } from "node:module";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import tar from "tar-stream";
 import { KilnError } from "../errors.js";
 import { canonicalJson, isDigest, sha256Digest } from "./digest.js";
@@ -334,6 +335,9 @@ export function tarSizeEstimate(planned: readonly LayerEntry[]): number {
  * Write a planned layer as a blob into the store: a gzip of its tar (or the tar itself with
  * compression "none"). `mtime` (seconds since the epoch) is stamped on every entry; `onBytes`
  * hears the uncompressed tar bytes written so far, chunk by chunk (for progress).
+ *
+ * One pass over the content: each chunk of the tar, as it is serialized, updates the DiffID
+ * hash and goes to the gzip blocks (or the blob); the blob writer hashes what it writes.
  */
 export async function writeLayer(
   store: Store,
@@ -341,68 +345,114 @@ export async function writeLayer(
   mtime: number,
   opts: LayerWriteOptions & { onBytes?: (tarBytes: number) => void } = {},
 ): Promise<LayerRecord> {
-  const pack = tar.pack();
   const writer = await store.createBlobWriter();
   const diffHash = createHash("sha256");
   const compressed = (opts.compression ?? "gzip") === "gzip";
   const gz = compressed ? new BlockGzip(opts.threads ?? 1, (member) => writer.write(member)) : undefined;
-
-  const produce = () => packEntries(pack, planned, mtime);
-  const consume = async () => {
-    try {
-      let tarBytes = 0;
-      for await (const chunk of pack as AsyncIterable<Buffer>) {
-        diffHash.update(chunk);
-        tarBytes += chunk.length;
-        opts.onBytes?.(tarBytes);
-        if (gz) await gz.push(chunk);
-        else await writer.write(chunk);
-      }
-      await gz?.finish();
-    } catch (e) {
-      pack.destroy(e as Error);
-      throw e;
-    } finally {
-      await gz?.close();
-    }
-  };
-  const [p, c] = await Promise.allSettled([produce(), consume()]);
-  if (p.status === "rejected" || c.status === "rejected") {
+  let tarBytes = 0;
+  try {
+    await serializeTar(planned, mtime, async (chunk) => {
+      diffHash.update(chunk);
+      tarBytes += chunk.length;
+      opts.onBytes?.(tarBytes);
+      if (gz) await gz.push(chunk);
+      else await writer.write(chunk);
+    });
+    await gz?.finish();
+  } catch (e) {
+    await gz?.close();
     await writer.abort();
-    throw p.status === "rejected" ? p.reason : (c as PromiseRejectedResult).reason;
+    throw e;
   }
   const { digest, size } = await writer.commit();
   const mediaType = compressed ? MEDIA_TYPE.layerGzip : MEDIA_TYPE.layerTar;
-  return { descriptor: { mediaType, digest, size }, diffId: "sha256:" + diffHash.digest("hex") };
+  const diffId = "sha256:" + diffHash.digest("hex");
+  if (compressed) await recordTarSize(store, diffId, tarBytes);
+  return { descriptor: { mediaType, digest, size }, diffId };
 }
 
-/** Write every planned entry into `pack` and finalize it; a failure destroys the pack (its reader sees it too). */
-async function packEntries(pack: tar.Pack, planned: readonly LayerEntry[], mtime: number): Promise<void> {
-  try {
-    for (const e of planned) await addEntry(pack, e, mtime);
-    pack.finalize();
-  } catch (e) {
-    pack.destroy(e as Error);
-    throw e;
-  }
+/** Layers whose tar length is kept in the store's cache ("tar-sizes", by DiffID; a docker-archive export needs it before the layer): smaller ones are counted again, cheaply. */
+const KEEP_TAR_SIZE_FROM = 1024 * 1024;
+
+/** Remember a layer's tar length (best effort: a cache that cannot be written only costs a count later). */
+export async function recordTarSize(store: Pick<Store, "cachePut">, diffId: string, size: number): Promise<void> {
+  if (size >= KEEP_TAR_SIZE_FROM) await store.cachePut("tar-sizes", diffId.slice("sha256:".length), { diffId, size }).catch(() => undefined);
+}
+
+/** A layer's tar length recorded by recordTarSize, if any. */
+export async function knownTarSize(store: Pick<Store, "cacheGet">, diffId: string): Promise<number | undefined> {
+  const known = await store.cacheGet<{ diffId?: string; size?: number }>("tar-sizes", diffId.slice("sha256:".length));
+  return known?.diffId === diffId && Number.isSafeInteger(known.size) && known.size! >= 0 ? known.size : undefined;
+}
+
+/** Forget a recorded length found wrong. */
+export async function forgetTarSize(store: Pick<Store, "cachePut">, diffId: string): Promise<void> {
+  await store.cachePut("tar-sizes", diffId.slice("sha256:".length), {}).catch(() => undefined);
 }
 
 /** The DiffID and length of a planned layer's tar, without compressing it (checks a machine-cache entry, see machine-layers.ts). */
 export async function tarDigest(planned: readonly LayerEntry[], mtime: number): Promise<{ diffId: string; bytes: number }> {
-  const pack = tar.pack();
   const hash = createHash("sha256");
   let bytes = 0;
-  const produce = () => packEntries(pack, planned, mtime);
-  const consume = async () => {
-    for await (const chunk of pack as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      bytes += chunk.length;
-    }
-  };
-  const [p, c] = await Promise.allSettled([produce(), consume()]);
-  if (p.status === "rejected") throw p.reason;
-  if (c.status === "rejected") throw c.reason;
+  await serializeTar(planned, mtime, async (chunk) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+  });
   return { diffId: "sha256:" + hash.digest("hex"), bytes };
+}
+
+// tar-stream's own header encoder (headers.js, which its package exports do not list): the
+// bytes of every header stay exactly the ones its pack() wrote before kiln serialized layers
+// itself (LAYER_FORMAT names tar-stream@3.2.2).
+const tarHeaders = createRequire(import.meta.url)(join(dirname(createRequire(import.meta.url).resolve("tar-stream")), "headers.js")) as {
+  encode(h: TarHeader): Uint8Array | null;
+  encodePax(h: { name: string; linkname?: string | null; pax?: unknown }): Uint8Array;
+};
+const ZEROS = new Uint8Array(1024);
+/** Bytes read from a host file at a time; one buffer per layer, reused (every consumer copies or finishes with a chunk before the next read). */
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * The layer's tar, in order, to `emit` (each call awaited before the next; a chunk may be
+ * reused after its call returns). The same bytes tar-stream's pack() gives for these headers:
+ * its header defaults (size 0 for non-files, mode 0 → 0644/0755), a PAX header for names
+ * that do not fit ustar, content padded to 512 bytes, 1 KiB of zeros at the end. File
+ * content is re-hashed as it is read and must still match the hash planned (copied whole).
+ */
+async function serializeTar(planned: readonly LayerEntry[], mtime: number, emit: (chunk: Uint8Array) => Promise<void>): Promise<void> {
+  let buf: Buffer | undefined;
+  const pad = async (size: number) => {
+    const r = size & 511;
+    if (r) await emit(ZEROS.subarray(0, 512 - r));
+  };
+  for (const e of planned) {
+    const header = headerFor(e, mtime);
+    const data = e.kind === "file" && e.file!.data !== undefined ? e.file!.data : undefined;
+    if (data !== undefined) header.size = data.byteLength;
+    // pack.entry()'s defaults
+    if (!header.size || header.type === "symlink") header.size = 0;
+    if (!header.mode) header.mode = header.type === "directory" ? 0o755 : 0o644;
+    const encoded = tarHeaders.encode(header);
+    if (encoded) {
+      await emit(encoded);
+    } else {
+      const pax = tarHeaders.encodePax({ name: header.name, linkname: header.linkname });
+      const paxHeader: TarHeader = { ...header, name: "PaxHeader", size: pax.byteLength, type: "pax-header" as TarHeader["type"], linkname: header.linkname ? "PaxHeader" : header.linkname };
+      await emit(tarHeaders.encode(paxHeader)!);
+      await emit(pax);
+      await pad(pax.byteLength);
+      await emit(tarHeaders.encode({ ...paxHeader, size: header.size, type: header.type })!);
+    }
+    if (e.kind !== "file" || header.size === 0) continue;
+    if (data !== undefined) {
+      await emit(data);
+    } else {
+      buf ??= Buffer.allocUnsafe(READ_CHUNK);
+      await copyChecked(e.file!, `/${e.path}`, buf, emit);
+    }
+    await pad(header.size);
+  }
+  await emit(ZEROS);
 }
 
 /**
@@ -448,62 +498,33 @@ function headerFor(e: LayerEntry, mtime: number): TarHeader {
   };
 }
 
-async function addEntry(pack: tar.Pack, e: LayerEntry, mtime: number): Promise<void> {
-  const header = headerFor(e, mtime);
-  if (e.kind !== "file") {
-    await new Promise<void>((res, rej) => pack.entry(header, (err) => (err ? rej(err) : res())));
-    return;
-  }
-  const file = e.file!;
-  if (file.data !== undefined) {
-    const data = Buffer.from(file.data);
-    await new Promise<void>((res, rej) => pack.entry(header, data, (err) => (err ? rej(err) : res())));
-    return;
-  }
-  let sinkError: Error | undefined;
-  const done = new Promise<void>((res, rej) => {
-    const sink = pack.entry(header, (err) => (err ? rej(err) : res()));
-    // Failures reach the caller through this promise; the sink's own 'error' event would be unhandled.
-    sink.on("error", () => undefined);
-    copyChecked(file, `/${e.path}`, sink).catch((err: Error) => {
-      sinkError = err;
-      sink.destroy(err);
-      rej(err);
-    });
-  });
-  await done.catch((err) => {
-    throw sinkError ?? err;
-  });
-}
-
-type TarSink = ReturnType<tar.Pack["entry"]>;
-
-/** Stream exactly file.size bytes into the tar entry, refusing content that changed since it was hashed. */
-async function copyChecked(file: LayerFile, imagePath: string, sink: TarSink): Promise<void> {
+/** Emit exactly file.size bytes of the host file, refusing content that changed since it was hashed. */
+async function copyChecked(file: LayerFile, imagePath: string, buf: Buffer, emit: (chunk: Uint8Array) => Promise<void>): Promise<void> {
   const hash = createHash("sha256");
   const fh = await open(file.hostPath!, constants.O_RDONLY | constants.O_NOFOLLOW);
   let total = 0;
+  const changed = () =>
+    new KilnError("KILN_E_IMAGE", `${file.hostPath} changed while it was being baked (${imagePath})`, {
+      hint: "stop whatever is writing to the build context and bake again",
+    });
   try {
     while (total < file.size) {
-      // A fresh buffer per chunk: the tar stream may hold on to it.
-      const buf = Buffer.allocUnsafe(Math.min(1024 * 1024, file.size - total));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, file.size - total), null);
       if (bytesRead === 0) break;
       const chunk = buf.subarray(0, bytesRead);
       hash.update(chunk);
       total += bytesRead;
-      if (!sink.write(chunk)) await new Promise<void>((res) => sink.once("drain", () => res()));
+      // The last chunk is checked before it is emitted: a changed file never completes its entry.
+      if (total === file.size) {
+        const extra = await fh.read(Buffer.alloc(1), 0, 1, null);
+        if (extra.bytesRead !== 0 || hash.copy().digest("hex") !== file.sha256) throw changed();
+      }
+      await emit(chunk);
     }
-    const extra = await fh.read(Buffer.alloc(1), 0, 1, null);
-    if (total !== file.size || extra.bytesRead !== 0 || hash.digest("hex") !== file.sha256) {
-      throw new KilnError("KILN_E_IMAGE", `${file.hostPath} changed while it was being baked (${imagePath})`, {
-        hint: "stop whatever is writing to the build context and bake again",
-      });
-    }
+    if (total !== file.size) throw changed();
   } finally {
     await fh.close();
   }
-  sink.end(undefined);
 }
 
 /** Reuse a cached layer when its cache entry exists and its blob is still in the store; otherwise build and remember it. */

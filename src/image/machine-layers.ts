@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { isDigest } from "./digest.js";
-import { LAYER_FORMAT, tarDigest, tarSizeEstimate, writeLayerReported, type LayerEntry } from "./layer.js";
+import { LAYER_FORMAT, recordTarSize, tarDigest, tarSizeEstimate, writeLayerReported, type LayerEntry } from "./layer.js";
 import type { Store } from "./store.js";
 import { MEDIA_TYPE, type LayerRecord, type LayerWriteOptions, type ProgressFn } from "./types.js";
 
@@ -132,6 +132,7 @@ async function take(root: string, e: Entry, store: Store, planned: readonly Laye
     if (bytes !== expected.bytes || `sha256:${hash.digest("hex")}` !== expected.diffId) return undefined;
     await writer.commit({ digest: e.descriptor.digest, size: e.descriptor.size });
     ok = true;
+    await recordTarSize(store, e.diffId, bytes);
   } finally {
     if (!ok) await writer.abort();
     await fh.close();

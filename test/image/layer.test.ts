@@ -6,7 +6,7 @@ import { gunzipSync } from "node:zlib";
 import tar from "tar-stream";
 import { KilnError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/image/digest.js";
-import { collectFiles, layerCacheKey, normalizeFileMode, planLayer, writeLayer, type LayerEntry } from "../../src/image/layer.js";
+import { collectFiles, layerCacheKey, normalizeFileMode, planLayer, writeLayer, type LayerEntry, type TarHeader } from "../../src/image/layer.js";
 import { GZIP_BLOCK, gzipMember, loadGzipEncoder } from "../../src/image/parallel-gzip.js";
 import { openStore } from "../../src/image/store.js";
 import { tempDir } from "./helpers.js";
@@ -217,4 +217,70 @@ test("long and non-ASCII paths survive (pax headers, still deterministic)", asyn
   assert.deepEqual(r1, r2);
   const headers = await readTar(gunzipSync(await readFile(s1.blobPath(r1.descriptor.digest))));
   assert.deepEqual(headers.map((h) => h.name), ["app/", `app/${"d".repeat(120)}/`, long, "app/héllo.js"]);
+});
+
+describe("layer tar bytes", () => {
+  // What tar-stream's pack() wrote for the same headers (kiln serialized layers through it before
+  // writing them itself): the layer's uncompressed blob must be exactly these bytes.
+  async function packedByTarStream(planned: readonly LayerEntry[], mtime: number): Promise<Buffer> {
+    const pack = tar.pack();
+    const chunks: Buffer[] = [];
+    const read = (async () => {
+      for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
+    })();
+    for (const e of planned) {
+      const header: TarHeader = {
+        name: e.kind === "dir" ? `${e.path}/` : e.path,
+        mode: e.mode,
+        uid: 0,
+        gid: 0,
+        uname: "",
+        gname: "",
+        mtime: new Date(mtime * 1000),
+        type: e.kind === "dir" ? "directory" : e.kind === "symlink" ? "symlink" : "file",
+        size: e.kind === "file" ? e.file!.size : 0,
+        ...(e.kind === "symlink" ? { linkname: e.linkTarget! } : {}),
+      };
+      const body = e.kind === "file" ? (e.file!.data ? Buffer.from(e.file!.data) : await readFile(e.file!.hostPath!)) : undefined;
+      await new Promise<void>((res, rej) => (body ? pack.entry(header, body, (err) => (err ? rej(err) : res())) : pack.entry(header, (err) => (err ? rej(err) : res()))));
+    }
+    pack.finalize();
+    await read;
+    return Buffer.concat(chunks);
+  }
+
+  test("same bytes as tar-stream's pack: long names (ustar prefix and PAX), long link targets, mode 0, empty, host and in-memory files", async (t) => {
+    const dir = await tempDir(t);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 777);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 11)) & 0xff;
+    await writeFile(join(dir, "big.bin"), big);
+    await writeFile(join(dir, "odd.txt"), "x".repeat(513));
+    const hosted = async (path: string, host: string, mode = 0o644): Promise<LayerEntry> => {
+      const data = await readFile(join(dir, host));
+      return { path, kind: "file", mode, file: { size: data.length, sha256: sha256Digest(data).slice(7), hostPath: join(dir, host) } };
+    };
+    const long = `${"d".repeat(60)}/${"e".repeat(60)}/${"f".repeat(90)}.js`; // > 100: ustar prefix
+    const longer = `${"g".repeat(120)}/${"h".repeat(120)}.js`; // no prefix split fits: PAX
+    const planned = planLayer([
+      await hosted("opt/big.bin", "big.bin", 0o755),
+      await hosted("opt/odd.txt", "odd.txt"),
+      file(long, "long"),
+      file(longer, "longer"),
+      file("etc/empty", ""),
+      file("etc/zero-mode", "z", 0),
+      { path: "opt/link", kind: "symlink", mode: 0o777, linkTarget: "big.bin" },
+      { path: "opt/far", kind: "symlink", mode: 0o777, linkTarget: `${"../opt/".repeat(20)}odd.txt` }, // > 100: PAX
+      { path: "tmp", kind: "dir", mode: 0o1777 },
+    ]);
+    const store = openStore(join(dir, "store"));
+    const want = await packedByTarStream(planned, 1_700_000_000);
+    const rec = await writeLayer(store, planned, 1_700_000_000, { compression: "none" });
+    const got = await readFile(store.blobPath(rec.descriptor.digest));
+    assert.equal(got.length, want.length);
+    assert.ok(got.equals(want), "tar bytes differ from tar-stream's");
+    assert.equal(rec.diffId, sha256Digest(want));
+    const gz = await writeLayer(store, planned, 1_700_000_000, { compression: "gzip", threads: 2 });
+    assert.equal(gz.diffId, rec.diffId);
+    assert.ok(gunzipSync(await readFile(store.blobPath(gz.descriptor.digest))).equals(want));
+  });
 });

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
-import { KilnError } from "../../errors.js";
-import { bake, exportImage, openStore } from "../../image/index.js";
+import { bake, openStore } from "../../image/index.js";
 import { recipeOf } from "../../ops/recipe.js";
 import { context, out, printJson, type GlobalOptions } from "../context.js";
 import { imageEvents, progressFor, withProgress } from "../progress.js";
@@ -28,18 +27,5 @@ export function register(program: Command): void {
       // "unchanged" only for a re-bake of the same tag and inputs; a new version built from cached layers is new.
       out(`${r.ref} ${r.digest}${r.unchanged ? (r.cached ? " (unchanged, from cache)" : " (unchanged)") : r.cached ? " (new image, layers reused from cache)" : ""}`);
       out(`  name ${r.timestampedName}, ${r.layers.length} layers, ${Date.now() - started} ms`);
-    });
-
-  program
-    .command("export <ref>")
-    .description("write an image as a tarball other tools load: an OCI archive or a docker-archive")
-    .requiredOption("-o, --output <file>", "tarball to write")
-    .option("--format <format>", "oci or docker-archive", "oci")
-    .addHelpText("after", "\nExamples:\n  kiln export hello:1.0.0 --format oci -o hello.oci.tar            # skopeo inspect oci-archive:hello.oci.tar\n  kiln export hello:1.0.0 --format docker-archive -o hello.tar     # docker load -i hello.tar")
-    .action(async (ref: string, opts: { output: string; format: string }, cmd: Command) => {
-      if (opts.format !== "oci" && opts.format !== "docker-archive") throw new KilnError("KILN_E_USAGE", `unknown format "${opts.format}"`, { hint: "use --format oci or --format docker-archive" });
-      const ctx = await context(cmd.optsWithGlobals<GlobalOptions>());
-      await exportImage(openStore(ctx.home), ref, opts.format, opts.output);
-      out(`wrote ${opts.output} (${opts.format})`);
     });
 }
