@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseAllowEntry } from "../../src/config/network-allow.js";
 import { parseSpec } from "../../src/config/index.js";
-import { describeNetwork, egressPorts, isForwarderOf, isListening, pastaArgs, planNetwork } from "../../src/providers/local/netns.js";
+import { describeNetwork, egressPorts, hasLoopbackAddress, isForwarderOf, isListening, pastaArgs, planNetwork } from "../../src/providers/local/netns.js";
 import { bwrapArgs, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 
 test("parseAllowEntry: only host loopback ports", () => {
@@ -102,4 +102,13 @@ test("isForwarderOf: the doc comment's rows (a forwarder whose record was lost i
     ["pasta.avx2\0--log-file\0/h/instances/a/net.log\0", "/h/instances/a", true],
   ];
   for (const [argv, dir, want] of rows) assert.equal(isForwarderOf(argv, dir), want, JSON.stringify(argv));
+});
+
+test("hasLoopbackAddress: the doc comment's rows, and a real namespace's trie", () => {
+  assert.equal(hasLoopbackAddress(""), false);
+  assert.equal(hasLoopbackAddress("Local:\n  |-- 127.0.0.1\n     /32 host LOCAL\n"), true);
+  assert.equal(hasLoopbackAddress("Local:\n  |-- 127.0.0.2\n     /32 host LOCAL\n"), false);
+  // as Linux prints it for a namespace whose lo bwrap configured
+  const configured = "Main:\n  +-- 127.0.0.0/8 2 0 2\n     +-- 127.0.0.0/31 1 0 0\n        |-- 127.0.0.0\n           /8 host LOCAL\n        |-- 127.0.0.1\n           /32 host LOCAL\n     |-- 127.255.255.255\n        /32 link BROADCAST\nLocal:\n  +-- 127.0.0.0/8 2 0 2\n";
+  assert.equal(hasLoopbackAddress(configured), true);
 });

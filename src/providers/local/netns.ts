@@ -136,6 +136,40 @@ export function isListening(procNetTcp: string, port: number): boolean {
   return false;
 }
 
+/**
+ * Whether a network namespace's routing trie (/proc/PID/net/fib_trie) holds the loopback address.
+ * bwrap configures the namespace's loopback itself: it adds 127.0.0.1 exclusively, then brings lo
+ * up. pasta brings lo up too (the kernel then adds 127.0.0.1 on its own), so a pasta attached
+ * before bwrap's add can make that add fail and the sandbox die before the app starts ("bwrap:
+ * loopback: Failed RTM_NEWADDR", seen twice in CI under load). The forwarder waits for it.
+ *
+ *   ""                                                    → false  (a new namespace: lo down, no address)
+ *   "Local:\n  |-- 127.0.0.1\n     /32 host LOCAL\n"      → true
+ *   "Local:\n  |-- 127.0.0.2\n     /32 host LOCAL\n"      → false
+ */
+export function hasLoopbackAddress(fibTrie: string): boolean {
+  return /\|-- 127\.0\.0\.1\n\s+\/32 host LOCAL/.test(fibTrie);
+}
+
+/** Waits (bounded) until the namespace of `pid` has its loopback address, or `pid` is gone. */
+async function loopbackConfigured(pid: number, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    let trie: string;
+    try {
+      trie = readFileSync(`/proc/${pid}/net/fib_trie`, "utf8");
+    } catch {
+      return false; // gone: the caller's open of its namespace says so
+    }
+    if (hasLoopbackAddress(trie)) return true;
+    if (Date.now() >= end) return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** How long the forwarder waits for bwrap's loopback setup (it takes well under 1 ms unloaded). */
+const LOOPBACK_WAIT_MS = 2000;
+
 const PASTA_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
 /** The pasta binary (Debian: passt), or undefined when it is not installed. */
@@ -178,6 +212,9 @@ export type ForwarderStart = { ok: true; record: NetRecord } | { ok: false; reas
 export async function startForwarder(o: { pasta: string; dir: string; childPid: number; port: number; egress: readonly number[]; runAs?: string; joinUserns: boolean }): Promise<ForwarderStart> {
   const logFile = join(o.dir, NET_LOG_FILE);
   closeSync(openSync(logFile, "a", 0o640));
+  // Not while bwrap is still configuring the namespace's loopback (hasLoopbackAddress). Past the
+  // bound pasta attaches anyway, as it did before the wait.
+  await loopbackConfigured(o.childPid, LOOPBACK_WAIT_MS);
   const args = pastaArgs({
     netnsPath: `/proc/self/fd/${NS_FD}`,
     ...(o.joinUserns ? { usernsPath: `/proc/${o.childPid}/ns/user` } : {}),
