@@ -130,7 +130,11 @@ test("two controllers on one PostgreSQL state: one acts, the other waits, and ta
     if (new RegExp(`^${pidB}@`).test(state.lease("hello")?.owner ?? "")) leaseAt ||= Date.now();
     return leaseAt > 0;
   }, 60_000, "B to take the lease");
-  await until(async () => (await running(b)).length === 2 && (await answers(b.port)), 120_000, "B's fleet to serve");
+  // On a timeout, say what B did (seen once in CI: B took the lease, its fleet never served).
+  await until(async () => (await running(b)).length === 2 && (await answers(b.port)), 120_000, "B's fleet to serve").catch((e: Error) => {
+    const log = readFileSync(paths(b).controllerLog, "utf8").split("\n").slice(-40).join("\n");
+    throw new Error(`${e.message}\nB's controller log ends:\n${log}`);
+  });
   const servingAt = Date.now();
 
   const leaseMs = leaseAt - killedAt;
