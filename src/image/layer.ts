@@ -483,7 +483,7 @@ export async function writeLayerReported(
   return record;
 }
 
-function headerFor(e: LayerEntry, mtime: number): TarHeader {
+export function headerFor(e: LayerEntry, mtime: number): TarHeader {
   return {
     name: e.kind === "dir" ? `${e.path}/` : e.path,
     mode: e.mode,

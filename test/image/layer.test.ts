@@ -6,7 +6,7 @@ import { gunzipSync } from "node:zlib";
 import tar from "tar-stream";
 import { KilnError } from "../../src/errors.js";
 import { sha256Digest } from "../../src/image/digest.js";
-import { collectFiles, layerCacheKey, normalizeFileMode, planLayer, writeLayer, type LayerEntry, type TarHeader } from "../../src/image/layer.js";
+import { collectFiles, headerFor, layerCacheKey, normalizeFileMode, planLayer, writeLayer, type LayerEntry } from "../../src/image/layer.js";
 import { GZIP_BLOCK, gzipMember, loadGzipEncoder } from "../../src/image/parallel-gzip.js";
 import { openStore } from "../../src/image/store.js";
 import { tempDir } from "./helpers.js";
@@ -229,18 +229,7 @@ describe("layer tar bytes", () => {
       for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
     })();
     for (const e of planned) {
-      const header: TarHeader = {
-        name: e.kind === "dir" ? `${e.path}/` : e.path,
-        mode: e.mode,
-        uid: 0,
-        gid: 0,
-        uname: "",
-        gname: "",
-        mtime: new Date(mtime * 1000),
-        type: e.kind === "dir" ? "directory" : e.kind === "symlink" ? "symlink" : "file",
-        size: e.kind === "file" ? e.file!.size : 0,
-        ...(e.kind === "symlink" ? { linkname: e.linkTarget! } : {}),
-      };
+      const header = headerFor(e, mtime);
       const body = e.kind === "file" ? (e.file!.data ? Buffer.from(e.file!.data) : await readFile(e.file!.hostPath!)) : undefined;
       await new Promise<void>((res, rej) => (body ? pack.entry(header, body, (err) => (err ? rej(err) : res())) : pack.entry(header, (err) => (err ? rej(err) : res()))));
     }
