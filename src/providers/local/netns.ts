@@ -163,7 +163,7 @@ async function loopbackConfigured(pid: number, timeoutMs: number): Promise<boole
     }
     if (hasLoopbackAddress(trie)) return true;
     if (Date.now() >= end) return false;
-    await new Promise((r) => setTimeout(r, 2));
+    await sleep(2);
   }
 }
 
