@@ -31,6 +31,7 @@ import {
   type TargetStatus,
 } from "../router.js";
 import { nextHealth, parseHostPort, probeHttp, type HealthState } from "../../health/probe.js";
+import { TargetAgent } from "./agent.js";
 import { groupByRelease, pickByRelease, type ReleaseGroup } from "./balancer.js";
 import { EMPTY_TABLE } from "./table.js";
 
@@ -395,17 +396,13 @@ export class TargetPool {
 
   /** A keep-alive pool to one target; `name` is its one destination's key in the agent's maps. */
   private agent(name: string): http.Agent {
-    const agent = new http.Agent({
+    const agent = new TargetAgent(name, {
       keepAlive: true,
       maxSockets: this.opts.maxSocketsPerTarget,
       maxFreeSockets: this.opts.maxSocketsPerTarget,
       // LIFO keeps the fewest sockets warm: the rest time out instead of going stale.
       scheduling: "lifo",
     });
-    // Every request on this agent goes to the same host and port: its pool key is a constant
-    // instead of a string Node builds from the request's options (and looks up) several times
-    // per request.
-    agent.getName = () => name;
     agent.on("free", (sock: PooledSocket) => {
       sock[IDLE_SINCE] = Date.now();
     });
