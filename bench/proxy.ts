@@ -9,8 +9,9 @@
 // drift of the (shared, noisy) machine hits all alike and builtin and naive
 // run back to back both ways; the median of each is reported with every
 // sample and the 1-minute load average when it was taken, so the noise is
-// visible. Each proxy process serves every round, so anything that builds up
-// in it shows as a trend over the rounds (`drift`).
+// visible. Before the rounds, every subject gets the same warm-up (two passes of
+// 2 s), so V8's optimizing compiles are behind it. Each proxy process serves every
+// round, so anything that builds up in it shows as a trend over the rounds (`drift`).
 //
 // Figures, from the least to the most sensitive to other processes' load:
 //   gc          builtin and naive run with --trace-gc-nvp (one line per GC, the same for
@@ -166,6 +167,10 @@ async function until200(url: string, what: string, ms = 15_000): Promise<void> {
   throw new Error(`${what} did not answer 200 at ${url} within ${ms} ms`);
 }
 
+/** Warm-up before the measured rounds: passes over every subject, seconds of wrk each (see benchProxy). */
+const WARM_UP_PASSES = 2;
+const WARM_UP_S = 2;
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -284,7 +289,21 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
     }
     const order = Object.keys(urls).filter((k) => subjects.includes(k as Subject) || k in (opts.extra ?? {}));
     for (const k of order) await until200(urls[k]!, k);
-    for (const k of order) wrk(urls[k]!, 1, connections); // warm-up: JIT, keep-alive pools
+    // Warm-up, the same for every subject: two passes of WARM_UP_S each, every subject in turn.
+    // V8 optimizes a Node process's hot functions on a background thread whose CPU time counts
+    // in the process's: after the 1 s warm-up used before, that compile work (and the
+    // recompiles after the first requests cut mid-flight when wrk stops, a path the first
+    // pass runs once) still landed in the first measured rounds: at load average 7–10 (2–3 s
+    // rounds, 2026-12-04) round 1 cost 1.4–6× the CPU per request of the later rounds, for
+    // either proxy, and the drift figure read that as the process getting cheaper over time.
+    // The CPU per request of each warm-up pass is reported (warmUpCpuUsPerRequest).
+    const warmUp: Record<string, number[]> = Object.fromEntries(order.map((k) => [k, []]));
+    for (let pass = 0; pass < WARM_UP_PASSES; pass++) {
+      for (const k of order) {
+        const w = wrk(urls[k]!, WARM_UP_S, connections, pids[k]);
+        if (w.cpuUsPerRequest !== undefined) warmUp[k]!.push(round1(w.cpuUsPerRequest));
+      }
+    }
 
     const samples: Record<string, WrkRun[]> = Object.fromEntries(order.map((k) => [k, []]));
     for (let r = 0; r < rounds; r++) {
@@ -319,6 +338,7 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
                 }
               : {}),
             drift: { cpuPerRequestLateToEarly: cpuDrift },
+            ...(warmUp[k]!.length ? { warmUpCpuUsPerRequest: warmUp[k] } : {}),
             errors: s.reduce((a, x) => a + x.errors, 0),
             samples: s.map((x) => ({
               rps: Math.round(x.rps),
@@ -348,6 +368,7 @@ export async function benchProxy(opts: ProxyBenchOptions = {}) {
         what: "wrk -t1 -c" + connections + " -d" + seconds + "s GET /version over 2 hello instances (1 for direct)",
         rounds,
         order: `alternating per round: ${order.join(", ")}, then reversed`,
+        warmUp: `${WARM_UP_PASSES} passes of ${WARM_UP_S} s per subject, in the same order, before the rounds`,
         gc: gcTrace ? "builtin and naive run with --trace-gc-nvp" : "off",
       },
       noise: { loadAverageBefore: loadBefore.map(round1), loadAverageAfter: loadAfter.map(round1), note: "other processes share the 2 cores; compare within one run only" },
