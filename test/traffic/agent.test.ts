@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { describe, it } from "node:test";
-import { OWN_REUSE, TargetAgent, keepAliveHintS } from "../../src/traffic/proxy/agent.js";
+import { IDLE_SINCE, OWN_REUSE, TargetAgent, keepAliveHintS } from "../../src/traffic/proxy/agent.js";
 
 describe("keepAliveHintS", () => {
   const rows: Array<[string[], number | undefined]> = [
@@ -97,6 +97,8 @@ describe("TargetAgent", () => {
         assert.deepEqual(pattern(portsOurs), pattern(portsNode));
         // A reused socket gets a new async id for each request, as with Node's Agent.
         assert.equal(new Set(b.asyncIds).size, b.asyncIds.length);
+        // A socket in the free list carries the time it went idle (the pool's idle sweep reads it).
+        for (const list of Object.values(ours.freeSockets)) for (const s of list ?? []) assert.equal(typeof (s as unknown as Record<symbol, unknown>)[IDLE_SINCE], "number");
       } finally {
         node.destroy();
         ours.destroy();

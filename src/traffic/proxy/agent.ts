@@ -18,10 +18,16 @@
 //                    to Node's addRequest unchanged
 //   keepSocketAlive  what Node's does (TCP keep-alive, unref, the socket timeout from the
 //                    instance's `Keep-Alive: timeout=N` hint minus 1 s, not reused if that
-//                    leaves nothing), with the hint read from the response's raw header lines
+//                    leaves nothing), with the hint read from the response's raw header lines;
+//                    and a socket going to the free list is stamped with the time (IDLE_SINCE,
+//                    for the pool's idle sweep) here, where a second 'free' listener on the
+//                    agent made Node copy its listener array on every response
 
 import http from "node:http";
 import net from "node:net";
+
+/** When a pooled socket went idle: Date.now() as it joined the free list (see TargetPool's idle sweep). */
+export const IDLE_SINCE = Symbol("kiln.idleSince");
 
 /** Node's margin under an instance's announced keep-alive timeout (HTTP_AGENT_KEEP_ALIVE_TIMEOUT_BUFFER). */
 const KEEP_ALIVE_HINT_MARGIN_MS = 1000;
@@ -125,6 +131,8 @@ export class TargetAgent extends http.Agent {
       }
     }
     if (socket.timeout !== timeout) socket.setTimeout(timeout);
+    // Node puts the socket in the free list when this returns true (its other checks came first).
+    if (reusable) (socket as net.Socket & { [IDLE_SINCE]?: number })[IDLE_SINCE] = Date.now();
     return reusable;
   }
 }

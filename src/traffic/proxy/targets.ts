@@ -31,7 +31,7 @@ import {
   type TargetStatus,
 } from "../router.js";
 import { nextHealth, parseHostPort, probeHttp, type HealthState } from "../../health/probe.js";
-import { TargetAgent } from "./agent.js";
+import { IDLE_SINCE, TargetAgent } from "./agent.js";
 import { groupByRelease, pickByRelease, type ReleaseGroup } from "./balancer.js";
 import { EMPTY_TABLE } from "./table.js";
 
@@ -82,7 +82,6 @@ export interface PoolOptions {
 }
 
 /** When a pooled socket went idle (see sweepIdleSockets). */
-const IDLE_SINCE = Symbol("kiln.idleSince");
 type PooledSocket = import("node:net").Socket & { [IDLE_SINCE]?: number };
 
 const zero = (): Counters => ({ requests: 0, errors5xx: 0, connectFailures: 0 });
@@ -402,9 +401,6 @@ export class TargetPool {
       maxFreeSockets: this.opts.maxSocketsPerTarget,
       // LIFO keeps the fewest sockets warm: the rest time out instead of going stale.
       scheduling: "lifo",
-    });
-    agent.on("free", (sock: PooledSocket) => {
-      sock[IDLE_SINCE] = Date.now();
     });
     return agent;
   }
