@@ -11,11 +11,12 @@
 // never builds it) only to look at Keep-Alive: ~1 %.
 //
 // TargetAgent keeps Node's behaviour and changes only how:
-//   addRequest       a free socket is reused as Node does it (the first free socket not
-//                    destroyed, then the last one under "lifo"; the async id reset, the
-//                    request's socket set, the socket counted busy), without the copy;
-//                    anything else (no free socket: connect, or queue at maxSockets) goes
-//                    to Node's addRequest unchanged
+//   addRequest       a free socket is reused as Node does it (the last in the free list
+//                    under "lifo", the first under "fifo"; the async id reset, the request's
+//                    socket set, the socket counted busy), without the copy; anything else
+//                    (no free socket: connect, or queue at maxSockets; a destroyed socket at
+//                    the head of the free list, which Node drops first) goes to Node's
+//                    addRequest unchanged
 //   keepSocketAlive  what Node's does (TCP keep-alive, unref, the socket timeout from the
 //                    instance's `Keep-Alive: timeout=N` hint minus 1 s, not reused if that
 //                    leaves nothing), with the hint read from the response's raw header lines;
