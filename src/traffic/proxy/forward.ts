@@ -217,9 +217,12 @@ function onClientClose(this: ServerResponse): void {
   const x = (this as ServerResponse & { [EXCHANGE]: Exchange })[EXCHANGE];
   x.f.o.active.count--;
   if (x.counted !== undefined) x.f.pool.observeLatency(x.counted, performance.now() - x.started, x.f.lane);
-  if (this.writableFinished) return;
-  x.clientGone = true;
-  x.current?.destroy();
+  // Written on every request, false when the response finished: V8 then treats the field as
+  // mutable from the first request on. Written only on a cut, its first `true` (in the bench,
+  // when wrk stops mid-request) made V8 discard the optimized code of everything that reads
+  // it (attempt, onUpResponse, Exchange's constructor) and compile it again.
+  x.clientGone = !this.writableFinished;
+  if (x.clientGone) x.current?.destroy();
 }
 
 /** One attempt: a request to one target. */
@@ -248,6 +251,13 @@ class Attempt {
     readonly body: Body,
   ) {
     this.live = up as Tracked;
+    // Stored once more, so V8 treats these as fields that change (a field written only where
+    // it is initialized counts as constant): the first attempt that fails (in the bench, when
+    // wrk stops mid-request) or streams a body then does not make V8 discard and recompile
+    // the optimized code of everything that reads them (seen with --trace-deopt: attempt,
+    // onUpResponse, Attempt's constructor).
+    this.failed = false;
+    this.bodyStarted = false;
   }
 
   /** No longer in flight (idempotent). */
