@@ -11,7 +11,7 @@
 // the running instances from these files.
 
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, chownSync, lchownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { accessSync, chownSync, lchownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tailLines } from "../../file-tail.js";
 import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
@@ -81,6 +81,8 @@ const KILL_WAIT_MS = 5000;
 const POLL_MS = 20;
 
 const DEFAULT_LOG_MAX_BYTES = 32 * 1024 * 1024;
+/** in the instance's directory: the staged bwrap's staging fstab (sandbox-command.ts stagingFstab) */
+const STAGE_FSTAB_FILE = "stage.fstab";
 
 /** Whether a log of `size` bytes is rotated: strictly over the cap (a cap of 0 never rotates). */
 export function isLogOverCap(size: number, max: number): boolean {
@@ -441,7 +443,7 @@ export class LocalProvider implements Provider {
     // private mount namespace; the host only ever sees it empty. It must be
     // ours alone: root-owned, a real directory, writable by nobody else.
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
     } catch (e) {
       throw providerError(`cannot create the staging directory ${dir}`, "set stageDir to a root-owned directory", e);
     }
@@ -602,6 +604,7 @@ export class LocalProvider implements Provider {
       tmpSizeBytes: this.opts.tmpSizeBytes ?? 64 * 1024 * 1024,
       shmSizeBytes: this.opts.shmSizeBytes ?? 64 * 1024 * 1024,
       stageDir,
+      ...(mode.kind === "staged-bwrap" ? { stageFstabPath: join(dir, STAGE_FSTAB_FILE) } : {}),
       hostPath: HOST_PATH,
       ...(seccomp ? { seccomp } : {}),
       ...(net.mode === "private" ? { unshareNet: true } : {}),
@@ -618,6 +621,8 @@ export class LocalProvider implements Provider {
     spec = limited.spec;
 
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    // Read by the staging shell as root (sandbox-command.ts): root's alone.
+    if (spec.stageFstab) writeFileSync(spec.stageFstab.path, spec.stageFstab.text, { mode: 0o600 });
     // Before the spawn: a controller killed before the forwarder runs leaves what the next one needs to attach it.
     if (net.mode === "private") writeNetRecord(dir, { schema: 1, mode: "private", egress: net.egress });
     const logPath = join(dir, LOG_FILE);
