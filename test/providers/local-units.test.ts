@@ -9,7 +9,7 @@ import { planMounts, type ImageTree, type TreeEntry } from "../../src/providers/
 import { parseStat, readStat, trustedPidNamespace } from "../../src/providers/local/procfs.js";
 import { BIND_STAGE_SCRIPT, bwrapArgs, chrootCommand, fstabField, renderStageOps, stagedBwrapCommand, stagingFstab, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
-import { isLogOverCap } from "../../src/providers/local/local-provider.js";
+import { FactCache, isLogOverCap } from "../../src/providers/local/local-provider.js";
 
 // ------------------------------------------------------------------ pure parts
 
@@ -258,6 +258,23 @@ describe("sandbox command lines", () => {
   });
 });
 
+
+test("FactCache: read once per key, failures read again, the oldest dropped past the bound", () => {
+  const c = new FactCache(2);
+  let reads = 0;
+  const ok = (v: string) => () => (reads++, { ok: true, v });
+  const okOnly = (x: { ok: boolean }) => x.ok;
+  assert.deepEqual(c.get("a", ok("1"), okOnly), { ok: true, v: "1" });
+  assert.deepEqual(c.get("a", ok("2"), okOnly), { ok: true, v: "1" }); // kept: not read again
+  assert.equal(reads, 1);
+  c.get("bad", () => (reads++, { ok: false }), okOnly);
+  c.get("bad", () => (reads++, { ok: false }), okOnly);
+  assert.equal(reads, 3); // a failure is not kept
+  c.get("b", ok("b"), okOnly);
+  c.get("c", ok("c"), okOnly); // a third key: "a" goes
+  assert.deepEqual(c.get("a", ok("3"), okOnly), { ok: true, v: "3" });
+  assert.equal(reads, 6);
+});
 
 describe("isLogOverCap (worked examples)", () => {
   for (const [size, max, want] of [[100, 1000, false], [1000, 1000, false], [1001, 1000, true], [5, 0, false]] as const)

@@ -140,6 +140,27 @@ export function probeBwrap(): { path: string; missing: string[] } | undefined {
   return { path, missing: missingBwrapOptions(`${r.stdout ?? ""}\n${r.stderr ?? ""}`) };
 }
 
+/**
+ * Facts read from an image's unpacked root, by key. A root is content-addressed and never
+ * written, so what was read from it holds for every later launch of the same digest; only
+ * successes are kept (a failure is reported again, as read again). At most `max` entries,
+ * the oldest dropped first.
+ */
+export class FactCache {
+  private readonly entries = new Map<string, unknown>();
+  constructor(private readonly max: number) {}
+
+  get<T>(key: string, read: () => T, keep: (value: T) => boolean): T {
+    if (this.entries.has(key)) return this.entries.get(key) as T;
+    const value = read();
+    if (keep(value)) {
+      if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+}
+
 function signalNumber(sig: NodeJS.Signals | null): number | undefined {
   return sig ? (osConstants.signals as Record<string, number>)[sig] : undefined;
 }
@@ -164,6 +185,10 @@ export class LocalProvider implements Provider {
   private readonly limits: LimitsHook;
   /** uid-range.ts: the range was checked against this host's accounts */
   private uidRangeChecked = false;
+  /** what an image's root says (its user, its mount plan per set of volumes): read once per root, not per launch */
+  private readonly imageFacts = new FactCache(64);
+  /** pasta as last found on PATH (see pasta()) */
+  private foundPasta: string | undefined;
 
   constructor(opts: LocalProviderOptions) {
     this.opts = opts;
@@ -464,7 +489,7 @@ export class LocalProvider implements Provider {
     if (this.exits.has(meta.id) || this.reattaching.has(meta.id) || meta.sandbox !== "bwrap") return;
     const rec = readNetRecord(dir);
     if (rec?.mode !== "private" || isForwarderAlive(rec)) return;
-    const pasta = (this.opts.pasta === undefined ? findPasta() : this.opts.pasta) ?? undefined;
+    const pasta = this.pasta();
     const childPid = readBwrapStatus(dir).childPid;
     if (!pasta || childPid === undefined) return;
     const child = readStat(childPid);
@@ -479,9 +504,27 @@ export class LocalProvider implements Provider {
     }
   }
 
+  /**
+   * The pasta binary: the configured one, or the one found on PATH. Once found, its path is
+   * checked (still executable) instead of searched again on every launch; gone, it is searched again.
+   */
+  private pasta(): string | undefined {
+    if (this.opts.pasta !== undefined) return this.opts.pasta ?? undefined;
+    if (this.foundPasta !== undefined) {
+      try {
+        accessSync(this.foundPasta, constants.X_OK);
+        return this.foundPasta;
+      } catch {
+        this.foundPasta = undefined;
+      }
+    }
+    this.foundPasta = findPasta();
+    return this.foundPasta;
+  }
+
   /** netns.ts's plan for this launch; says once, loudly, when instances fall back to the host's network. */
   private planNetwork(req: LaunchRequest, mode: Mode): NetworkPlan {
-    const pasta = this.opts.pasta === undefined ? findPasta() : (this.opts.pasta ?? undefined);
+    const pasta = this.pasta();
     const net = planNetwork(req.isolation, mode.kind === "chroot" ? "chroot" : "bwrap", pasta);
     if (net.mode === "host" && net.warn && !this.warnedNetwork) {
       this.warnedNetwork = true;
@@ -496,7 +539,7 @@ export class LocalProvider implements Provider {
    */
   private async attachForwarder(meta: InstanceMeta, dir: string, childPid: number, egress: number[], logPath: string): Promise<void> {
     const { id: instanceId, port } = meta;
-    const pasta = (this.opts.pasta === undefined ? findPasta() : this.opts.pasta) ?? undefined;
+    const pasta = this.pasta();
     if (!pasta) throw providerError(`no forwarder for ${instanceId}: pasta is not installed`, "install passt (Debian: apt-get install passt)", undefined, instanceId);
     const r = await startForwarder({ pasta, dir, childPid, port, egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}) });
     if (r.ok) return;
@@ -530,11 +573,13 @@ export class LocalProvider implements Provider {
       throw providerError(`cannot prepare image ${req.digest}`, "check that the image is in the store (`kiln images`)", e, req.instanceId);
     }
 
-    const readEtc = (name: string) => readImageFile(rootfs, `/etc/${name}`);
-    const user = resolveImageUser(cfg.user, readEtc("passwd"), readEtc("group"));
+    const user = this.imageFacts.get(`user\0${rootfs}\0${cfg.user}`, () => {
+      const readEtc = (name: string) => readImageFile(rootfs, `/etc/${name}`);
+      return resolveImageUser(cfg.user, readEtc("passwd"), readEtc("group"));
+    }, (u) => u.ok);
     if (!user.ok) throw providerError(user.reason, user.hint, undefined, req.digest);
 
-    const plan = planMounts(fsImageTree(rootfs), req.volumes);
+    const plan = this.imageFacts.get(`mounts\0${rootfs}\0${JSON.stringify(req.volumes.map((v) => [v.name, v.path]))}`, () => planMounts(fsImageTree(rootfs), req.volumes), (p) => p.ok);
     if (!plan.ok) throw providerError(plan.reason, plan.hint, undefined, req.instanceId);
 
     const argv = [...cfg.entrypoint, ...cfg.cmd];
