@@ -338,7 +338,8 @@ function controllerCpuMs(home: string): number | undefined {
     if (!/^\d+$/.test(e)) continue;
     try {
       const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
-      if (!argv.some((a) => a.endsWith("/server/main.js")) || argv[argv.indexOf("--home") + 1] !== home) continue;
+      // the script node runs is the first .js argument (the supervisor's own arguments name main.js too)
+      if (!argv.find((a) => a.endsWith(".js"))?.endsWith("/server/main.js") || argv[argv.indexOf("--home") + 1] !== home) continue;
       const stat = readFileSync(`/proc/${e}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       return (Number(f[11]) + Number(f[12])) * tick;
