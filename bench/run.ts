@@ -1,7 +1,7 @@
 // npm run bench → bench/results/{cli,layers,simulate,review,bake,rollout,proxy,haproxy-router,kill}.json.
 // Figures are measured side by side in one run and reported as ratios; nothing here asserts a timing.
 
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { gzipSync } from "fflate";
 import { spawnSync } from "node:child_process";
 import { loadavg } from "node:os";
@@ -331,6 +331,25 @@ async function benchLayers() {
   }
 }
 
+/** utime+stime (ms) of the controller process serving `home` (its command line names the home), or undefined when none is found. */
+function controllerCpuMs(home: string): number | undefined {
+  const tick = 10; // USER_HZ is 100 on Linux
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+      // the script node runs is the first .js argument (the supervisor's own arguments name main.js too)
+      if (!argv.find((a) => a.endsWith(".js"))?.endsWith("/server/main.js") || argv[argv.indexOf("--home") + 1] !== home) continue;
+      const stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(f[11]) + Number(f[12])) * tick;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
 async function benchRollout() {
   const ws = await helloWorkspace("kiln-bench-rollout-");
   const instances = 6;
@@ -425,8 +444,12 @@ async function benchRollout() {
     ws.release("2.0.0");
     ctx = openWorkspace(f);
     await bake(recipeOf(ctx.loaded), { store: openStore(ctx.home) });
+    // CPU of the controller process over the rolling phase (utime+stime from /proc): what kiln's own
+    // side of a replacement costs, a figure a shared machine's load does not move the way it moves wall time.
+    const controllerCpuBefore = controllerCpuMs(ctx.home);
     const rollingPhase = await underLoad(() => timed(() => deploy("rolling")));
     const rolling = rollingPhase.value;
+    const controllerCpuAfter = controllerCpuMs(ctx.home);
     const load = startLoad({ url, concurrency: 4, durationMs: 5 * 60_000 });
 
     const spec = ctx.loaded.spec;
@@ -506,6 +529,7 @@ async function benchRollout() {
         instanceStartMs: Math.round(startMs),
         theoreticalMinimumMs: Math.round(theoreticalMs),
         ratioToTheoreticalMinimum: round(rolling.ms / theoreticalMs),
+        controllerCpuMs: controllerCpuBefore !== undefined && controllerCpuAfter !== undefined ? controllerCpuAfter - controllerCpuBefore : null,
         requests: rollingPhase.requests,
         failedRequests: rollingPhase.failed,
         loadP99Ms: rollingPhase.p99Ms,

@@ -7,9 +7,9 @@ import { resolveImageUser } from "../../src/providers/local/image-user.js";
 import { parseBwrapStatus } from "../../src/providers/local/meta.js";
 import { planMounts, type ImageTree, type TreeEntry } from "../../src/providers/local/mount-plan.js";
 import { parseStat, readStat, trustedPidNamespace } from "../../src/providers/local/procfs.js";
-import { bwrapArgs, chrootCommand, renderStageOps, stagedBwrapCommand, STAGE_SCRIPT, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
+import { BIND_STAGE_SCRIPT, bwrapArgs, chrootCommand, fstabField, renderStageOps, stagedBwrapCommand, stagingFstab, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 import type { LaunchRequest } from "../../src/providers/provider.js";
-import { isLogOverCap } from "../../src/providers/local/local-provider.js";
+import { FactCache, isLogOverCap } from "../../src/providers/local/local-provider.js";
 
 // ------------------------------------------------------------------ pure parts
 
@@ -185,17 +185,15 @@ describe("sandbox command lines", () => {
 
   test("staged bwrap: root stages every source, drops to the image user, then bwrap builds the root", () => {
     const seccomp = Buffer.from([6, 0, 0, 0, 0, 0, 0xff, 0x7f]);
-    const spec = stagedBwrapCommand({ ...input, seccomp, shmSizeBytes: 2048 }, tools);
+    const spec = stagedBwrapCommand({ ...input, seccomp, shmSizeBytes: 2048, stageFstabPath: "/root/.kiln/instances/web-1/stage.fstab" }, tools);
     assert.deepEqual(spec, {
       file: "/usr/bin/unshare",
       env: { PATH: "/usr/bin:/bin" },
       args: [
         "--mount", "--propagation", "private", "--",
-        "/bin/sh", "-c", STAGE_SCRIPT, "kiln-stage", "/usr/bin/mount", "/usr/bin/mkdir", "/usr/bin/ln",
-        "tmpfs", "mode=0755,size=1m", "/run/kiln-stage",
-        "dir", "-", "/run/kiln-stage/web-1/0", "bind", "/root/.kiln/rootfs/abc/usr", "/run/kiln-stage/web-1/0",
-        "file", "-", "/run/kiln-stage/web-1/1", "bind", "/root/.kiln/rootfs/abc/VERSION", "/run/kiln-stage/web-1/1",
-        "dir", "-", "/run/kiln-stage/web-1/6", "bind", "/root/.kiln/volumes/web/data", "/run/kiln-stage/web-1/6",
+        // the tmpfs, the file mount points, then every source bound by one `mount --all`
+        "/bin/sh", "-c", BIND_STAGE_SCRIPT, "kiln-stage", "/usr/bin/mount", "/run/kiln-stage", "/root/.kiln/instances/web-1/stage.fstab",
+        "/run/kiln-stage/1",
         "--",
         "/usr/bin/setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", "--inh-caps=-all", "--",
         "/usr/bin/bwrap",
@@ -204,12 +202,12 @@ describe("sandbox command lines", () => {
         "--unshare-user", "--uid", "1000", "--gid", "1000", "--disable-userns",
         "--seccomp", "5",
         "--json-status-fd", "3", "--tmpfs", "/",
-        "--ro-bind", "/run/kiln-stage/web-1/0", "/usr",
-        "--ro-bind", "/run/kiln-stage/web-1/1", "/VERSION",
+        "--ro-bind", "/run/kiln-stage/0", "/usr",
+        "--ro-bind", "/run/kiln-stage/1", "/VERSION",
         "--symlink", "usr/lib", "/lib",
         "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", "2048", "--tmpfs", "/dev/shm",
         "--perms", "1777", "--size", "1024", "--tmpfs", "/tmp",
-        "--bind", "/run/kiln-stage/web-1/6", "/data",
+        "--bind", "/run/kiln-stage/6", "/data",
         "--remount-ro", "/", "--chdir", "/app", "--clearenv", "--args", "4",
         "--", "/usr/local/bin/node", "/app/server.js",
       ],
@@ -217,7 +215,22 @@ describe("sandbox command lines", () => {
       envArgs: ["--setenv", "PORT", "8080", "--setenv", "A", "x y", ""].join("\0"),
       // the filter goes through a pipe, fd 5, like the environment
       seccomp,
+      // written by the provider into the instance's directory, read by the staging shell as root
+      stageFstab: {
+        path: "/root/.kiln/instances/web-1/stage.fstab",
+        text:
+          "/root/.kiln/rootfs/abc/usr /run/kiln-stage/0 none rbind,X-mount.mkdir 0 0\n" +
+          "/root/.kiln/rootfs/abc/VERSION /run/kiln-stage/1 none rbind,X-mount.mkdir 0 0\n" +
+          "/root/.kiln/volumes/web/data /run/kiln-stage/6 none rbind,X-mount.mkdir 0 0\n",
+      },
     });
+  });
+
+  test("fstab fields: blanks and backslashes as octal escapes (the doc comment's examples)", () => {
+    assert.equal(fstabField("/root/.kiln/rootfs/abc/usr"), "/root/.kiln/rootfs/abc/usr");
+    assert.equal(fstabField("/home/a b/data"), "/home/a\\040b/data");
+    assert.equal(fstabField("/x\ty\\z\n"), "/x\\011y\\134z\\012");
+    assert.equal(stagingFstab([{ source: "/h/a b", target: "/s/0" }]), "/h/a\\040b /s/0 none rbind,X-mount.mkdir 0 0\n");
   });
 
   test("the fallback passes the environment as the environment, not as arguments", () => {
@@ -245,6 +258,23 @@ describe("sandbox command lines", () => {
   });
 });
 
+
+test("FactCache: read once per key, failures read again, the oldest dropped past the bound", () => {
+  const c = new FactCache(2);
+  let reads = 0;
+  const ok = (v: string) => () => (reads++, { ok: true, v });
+  const okOnly = (x: { ok: boolean }) => x.ok;
+  assert.deepEqual(c.get("a", ok("1"), okOnly), { ok: true, v: "1" });
+  assert.deepEqual(c.get("a", ok("2"), okOnly), { ok: true, v: "1" }); // kept: not read again
+  assert.equal(reads, 1);
+  c.get("bad", () => (reads++, { ok: false }), okOnly);
+  c.get("bad", () => (reads++, { ok: false }), okOnly);
+  assert.equal(reads, 3); // a failure is not kept
+  c.get("b", ok("b"), okOnly);
+  c.get("c", ok("c"), okOnly); // a third key: "a" goes
+  assert.deepEqual(c.get("a", ok("3"), okOnly), { ok: true, v: "3" });
+  assert.equal(reads, 6);
+});
 
 describe("isLogOverCap (worked examples)", () => {
   for (const [size, max, want] of [[100, 1000, false], [1000, 1000, false], [1001, 1000, true], [5, 0, false]] as const)

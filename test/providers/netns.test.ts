@@ -1,10 +1,14 @@
 // netns.ts and network-allow.ts: the pure pieces (issue 12), rows from their doc comments.
 
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseAllowEntry } from "../../src/config/network-allow.js";
 import { parseSpec } from "../../src/config/index.js";
-import { describeNetwork, egressPorts, hasLoopbackAddress, isForwarderOf, isListening, pastaArgs, planNetwork } from "../../src/providers/local/netns.js";
+import { describeNetwork, egressPorts, hasLoopbackAddress, isForwarderOf, isListening, isPastListeners, pastaArgs, planNetwork, readTcpListeners } from "../../src/providers/local/netns.js";
 import { bwrapArgs, type SandboxInput } from "../../src/providers/local/sandbox-command.js";
 
 test("parseAllowEntry: only host loopback ports", () => {
@@ -71,6 +75,45 @@ test("pastaArgs: inbound on the host's loopback, outbound only the declared port
   const none = pastaArgs({ netnsPath: "/n", usernsPath: "/u", port: 1, egress: [], logFile: "/l" });
   assert.equal(none[none.indexOf("-T") + 1], "none");
   assert.deepEqual(none.slice(6, 10), ["--netns", "/n", "--userns", "/u"]);
+});
+
+test("isPastListeners: the doc comment's rows", () => {
+  const head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+  const listener = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n";
+  const timeWait = "   1: 0100007F:9C40 0100007F:1F90 06 00000000:00000000 03:00000A8C 00000000     0        0 0\n";
+  assert.equal(isPastListeners(head), false);
+  assert.equal(isPastListeners(head + listener), false);
+  assert.equal(isPastListeners(head + listener + timeWait), true);
+  // a line cut by the read is not judged
+  assert.equal(isPastListeners(head + listener + timeWait.slice(0, 40)), false);
+});
+
+test("readTcpListeners: stops past the listeners of a large table, missing none", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-tcp-"));
+  try {
+    const head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+    const row = (n: number, port: number, st: string) => `${String(n).padStart(4)}: 0100007F:${port.toString(16).toUpperCase().padStart(4, "0")} 00000000:0000 ${st} 00000000:00000000 00:00000000 00000000     0        0 ${n}\n`;
+    let text = head;
+    for (let n = 0; n < 40; n++) text += row(n, 20000 + n, "0A");
+    for (let n = 40; n < 3000; n++) text += row(n, 40000 + (n % 20000), "06");
+    writeFileSync(join(dir, "tcp"), text);
+    const part = readTcpListeners(join(dir, "tcp"));
+    for (let n = 0; n < 40; n++) assert.equal(isListening(part, 20000 + n), true, `port ${20000 + n}`);
+    assert.ok(part.length < text.length / 4, `read ${part.length} of ${text.length} bytes`);
+    assert.equal(readTcpListeners(join(dir, "absent")), "");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("readTcpListeners: this host's table shows a listener of ours", async () => {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    assert.equal(isListening(readTcpListeners(), (server.address() as AddressInfo).port), true);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
 });
 
 test("isListening: the doc comment's rows", () => {

@@ -11,7 +11,7 @@
 // the running instances from these files.
 
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, chownSync, lchownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
+import { accessSync, chownSync, lchownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tailLines } from "../../file-tail.js";
 import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
@@ -81,6 +81,8 @@ const KILL_WAIT_MS = 5000;
 const POLL_MS = 20;
 
 const DEFAULT_LOG_MAX_BYTES = 32 * 1024 * 1024;
+/** in the instance's directory: the staged bwrap's staging fstab (sandbox-command.ts stagingFstab) */
+const STAGE_FSTAB_FILE = "stage.fstab";
 
 /** Whether a log of `size` bytes is rotated: strictly over the cap (a cap of 0 never rotates). */
 export function isLogOverCap(size: number, max: number): boolean {
@@ -138,6 +140,27 @@ export function probeBwrap(): { path: string; missing: string[] } | undefined {
   return { path, missing: missingBwrapOptions(`${r.stdout ?? ""}\n${r.stderr ?? ""}`) };
 }
 
+/**
+ * Facts read from an image's unpacked root, by key. A root is content-addressed and never
+ * written, so what was read from it holds for every later launch of the same digest; only
+ * successes are kept (a failure is reported again, as read again). At most `max` entries,
+ * the oldest dropped first.
+ */
+export class FactCache {
+  private readonly entries = new Map<string, unknown>();
+  constructor(private readonly max: number) {}
+
+  get<T>(key: string, read: () => T, keep: (value: T) => boolean): T {
+    if (this.entries.has(key)) return this.entries.get(key) as T;
+    const value = read();
+    if (keep(value)) {
+      if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+}
+
 function signalNumber(sig: NodeJS.Signals | null): number | undefined {
   return sig ? (osConstants.signals as Record<string, number>)[sig] : undefined;
 }
@@ -162,6 +185,12 @@ export class LocalProvider implements Provider {
   private readonly limits: LimitsHook;
   /** uid-range.ts: the range was checked against this host's accounts */
   private uidRangeChecked = false;
+  /** what an image's root says (its user, its mount plan per set of volumes): read once per root, not per launch */
+  private readonly imageFacts = new FactCache(64);
+  /** exited instances whose exit is fully handled, by id: what list() reports of them (see settle) */
+  private readonly settled = new Map<string, ObservedInstance>();
+  /** pasta as last found on PATH (see pasta()) */
+  private foundPasta: string | undefined;
 
   constructor(opts: LocalProviderOptions) {
     this.opts = opts;
@@ -255,7 +284,14 @@ export class LocalProvider implements Provider {
     }
     const out: ObservedInstance[] = [];
     this.limits.sweepOnce(root, (id) => this.launches.has(id));
+    const present = new Set(names);
+    for (const id of this.settled.keys()) if (!present.has(id)) this.settled.delete(id);
     for (const name of names.sort()) {
+      const done = this.settled.get(name);
+      if (done) {
+        if (done.service === service) out.push({ ...done });
+        continue;
+      }
       let meta = readMeta(join(root, name));
       if (!meta || meta.service !== service) continue;
       let seen = this.observe(meta);
@@ -271,9 +307,24 @@ export class LocalProvider implements Provider {
       // Before the exit is reported: the log then says whether a limit killed it.
       if (seen.state === "exited") await stopForwarder(join(root, name)); // netns.ts: adopts and stops a dead instance's forwarder
       if (seen.state === "exited") this.limits.finish(join(root, name));
+      if (seen.state === "exited") this.settle(name, join(root, name));
       out.push(seen);
     }
     return out;
+  }
+
+  /**
+   * Remembers an exited instance whose exit is fully handled (list), so later listings answer it
+   * without reading its directory again: its exit code is known (meta.json or bwrap's status
+   * line), its limits' cgroups are released and its forwarder is not running. None of that can
+   * change for a process that is gone (it is known by pid and start time), and terminate only
+   * adds terminatedAt, which a listing does not show. Forgotten when its directory goes.
+   */
+  private settle(id: string, dir: string): void {
+    const meta = readMeta(dir);
+    if (!meta || (meta.limits && !meta.limits.released) || isForwarderAlive(readNetRecord(dir))) return;
+    const seen = this.observe(meta);
+    if (seen.state === "exited" && seen.exitCode !== null && seen.exitCode !== undefined) this.settled.set(id, seen);
   }
 
   /** Deletes an exited instance's directory (meta, log). Refuses while it runs. */
@@ -285,6 +336,7 @@ export class LocalProvider implements Provider {
       throw providerError(`instance ${instanceId} is still running`, `run terminate first`, undefined, instanceId);
     await stopForwarder(dir, { search: true });
     this.limits.finish(dir);
+    this.settled.delete(instanceId);
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -317,6 +369,7 @@ export class LocalProvider implements Provider {
       return ports;
     }
     for (const name of names) {
+      if (this.settled.has(name)) continue; // exited, its process gone (see settle)
       const m = readMeta(join(root, name));
       if (m && isSameProcessAlive(m.pid, m.startTime)) ports.add(m.port);
     }
@@ -441,7 +494,7 @@ export class LocalProvider implements Provider {
     // private mount namespace; the host only ever sees it empty. It must be
     // ours alone: root-owned, a real directory, writable by nobody else.
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
     } catch (e) {
       throw providerError(`cannot create the staging directory ${dir}`, "set stageDir to a root-owned directory", e);
     }
@@ -462,7 +515,7 @@ export class LocalProvider implements Provider {
     if (this.exits.has(meta.id) || this.reattaching.has(meta.id) || meta.sandbox !== "bwrap") return;
     const rec = readNetRecord(dir);
     if (rec?.mode !== "private" || isForwarderAlive(rec)) return;
-    const pasta = (this.opts.pasta === undefined ? findPasta() : this.opts.pasta) ?? undefined;
+    const pasta = this.pasta();
     const childPid = readBwrapStatus(dir).childPid;
     if (!pasta || childPid === undefined) return;
     const child = readStat(childPid);
@@ -477,9 +530,27 @@ export class LocalProvider implements Provider {
     }
   }
 
+  /**
+   * The pasta binary: the configured one, or the one found on PATH. Once found, its path is
+   * checked (still executable) instead of searched again on every launch; gone, it is searched again.
+   */
+  private pasta(): string | undefined {
+    if (this.opts.pasta !== undefined) return this.opts.pasta ?? undefined;
+    if (this.foundPasta !== undefined) {
+      try {
+        accessSync(this.foundPasta, constants.X_OK);
+        return this.foundPasta;
+      } catch {
+        this.foundPasta = undefined;
+      }
+    }
+    this.foundPasta = findPasta();
+    return this.foundPasta;
+  }
+
   /** netns.ts's plan for this launch; says once, loudly, when instances fall back to the host's network. */
   private planNetwork(req: LaunchRequest, mode: Mode): NetworkPlan {
-    const pasta = this.opts.pasta === undefined ? findPasta() : (this.opts.pasta ?? undefined);
+    const pasta = this.pasta();
     const net = planNetwork(req.isolation, mode.kind === "chroot" ? "chroot" : "bwrap", pasta);
     if (net.mode === "host" && net.warn && !this.warnedNetwork) {
       this.warnedNetwork = true;
@@ -494,7 +565,7 @@ export class LocalProvider implements Provider {
    */
   private async attachForwarder(meta: InstanceMeta, dir: string, childPid: number, egress: number[], logPath: string): Promise<void> {
     const { id: instanceId, port } = meta;
-    const pasta = (this.opts.pasta === undefined ? findPasta() : this.opts.pasta) ?? undefined;
+    const pasta = this.pasta();
     if (!pasta) throw providerError(`no forwarder for ${instanceId}: pasta is not installed`, "install passt (Debian: apt-get install passt)", undefined, instanceId);
     const r = await startForwarder({ pasta, dir, childPid, port, egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}) });
     if (r.ok) return;
@@ -516,6 +587,7 @@ export class LocalProvider implements Provider {
     const dir = this.instanceDir(req.instanceId);
     const existing = readMeta(dir);
     if (existing) return this.observe(existing); // idempotent: the same id is the same instance
+    this.settled.delete(req.instanceId); // a directory removed behind this object's back: a new instance
 
     const mode = this.resolveMode();
     let rootfs: string;
@@ -528,11 +600,13 @@ export class LocalProvider implements Provider {
       throw providerError(`cannot prepare image ${req.digest}`, "check that the image is in the store (`kiln images`)", e, req.instanceId);
     }
 
-    const readEtc = (name: string) => readImageFile(rootfs, `/etc/${name}`);
-    const user = resolveImageUser(cfg.user, readEtc("passwd"), readEtc("group"));
+    const user = this.imageFacts.get(`user\0${rootfs}\0${cfg.user}`, () => {
+      const readEtc = (name: string) => readImageFile(rootfs, `/etc/${name}`);
+      return resolveImageUser(cfg.user, readEtc("passwd"), readEtc("group"));
+    }, (u) => u.ok);
     if (!user.ok) throw providerError(user.reason, user.hint, undefined, req.digest);
 
-    const plan = planMounts(fsImageTree(rootfs), req.volumes);
+    const plan = this.imageFacts.get(`mounts\0${rootfs}\0${JSON.stringify(req.volumes.map((v) => [v.name, v.path]))}`, () => planMounts(fsImageTree(rootfs), req.volumes), (p) => p.ok);
     if (!plan.ok) throw providerError(plan.reason, plan.hint, undefined, req.instanceId);
 
     const argv = [...cfg.entrypoint, ...cfg.cmd];
@@ -602,6 +676,7 @@ export class LocalProvider implements Provider {
       tmpSizeBytes: this.opts.tmpSizeBytes ?? 64 * 1024 * 1024,
       shmSizeBytes: this.opts.shmSizeBytes ?? 64 * 1024 * 1024,
       stageDir,
+      ...(mode.kind === "staged-bwrap" ? { stageFstabPath: join(dir, STAGE_FSTAB_FILE) } : {}),
       hostPath: HOST_PATH,
       ...(seccomp ? { seccomp } : {}),
       ...(net.mode === "private" ? { unshareNet: true } : {}),
@@ -618,6 +693,8 @@ export class LocalProvider implements Provider {
     spec = limited.spec;
 
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    // Read by the staging shell as root (sandbox-command.ts): root's alone.
+    if (spec.stageFstab) writeFileSync(spec.stageFstab.path, spec.stageFstab.text, { mode: 0o600 });
     // Before the spawn: a controller killed before the forwarder runs leaves what the next one needs to attach it.
     if (net.mode === "private") writeNetRecord(dir, { schema: 1, mode: "private", egress: net.egress });
     const logPath = join(dir, LOG_FILE);

@@ -24,7 +24,7 @@
 // pasta holds the namespace open itself, so it does not stop on its own when the app dies.
 
 import { spawn } from "node:child_process";
-import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllowEntry } from "../../config/network-allow.js";
 import { isSameProcessAlive, readStat } from "./procfs.js";
@@ -134,6 +134,54 @@ export function isListening(procNetTcp: string, port: number): boolean {
     if (addr === "0100007F" || /^0+$/.test(addr ?? "")) return true;
   }
   return false;
+}
+
+/**
+ * Whether a /proc/net/tcp text read so far has gone past its listeners: the kernel lists every
+ * listening socket before any other (its listening hash, then the established one, TIME_WAIT
+ * included), so once a complete line in another state is read, no listener follows.
+ *
+ *   "  sl  local_address …\n"                               → false (the header alone)
+ *   header + "  0: 0100007F:1F90 00000000:0000 0A …\n"      → false (a listener: more may follow)
+ *   header + "  0: … 0A …\n  1: 0100007F:9C40 0100007F:1F90 06 …\n" → true (TIME_WAIT: past them)
+ */
+export function isPastListeners(text: string): boolean {
+  const end = text.lastIndexOf("\n");
+  if (end < 0) return false;
+  const lines = text.slice(0, end).split("\n");
+  if (lines.length < 2) return false;
+  const state = lines[lines.length - 1]!.trim().split(/\s+/)[3];
+  return state !== undefined && state !== "0A";
+}
+
+/**
+ * The listening part of /proc/net/tcp (header and every listener, perhaps a little more): read in
+ * chunks only until isPastListeners. The whole table lists every TIME_WAIT socket too; on a host
+ * serving load that is thousands of lines, which a forwarder polled for its listener read in full
+ * on every poll.
+ */
+export function readTcpListeners(file = "/proc/net/tcp"): string {
+  let fd: number;
+  try {
+    fd = openSync(file, "r");
+  } catch {
+    return "";
+  }
+  try {
+    const buf = Buffer.alloc(16 * 1024);
+    let text = "";
+    for (let i = 0; i < 4096; i++) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      text += buf.toString("latin1", 0, n);
+      if (isPastListeners(text)) break;
+    }
+    return text;
+  } catch {
+    return "";
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -257,7 +305,7 @@ export async function startForwarder(o: { pasta: string; dir: string; childPid: 
   }
   const deadline = Date.now() + READY_WAIT_MS;
   while (Date.now() < deadline && exit === undefined) {
-    if (isListening(readProc("/proc/net/tcp"), o.port)) return { ok: true, record };
+    if (isListening(readTcpListeners(), o.port)) return { ok: true, record };
     await sleep(10);
   }
   const tail = readProc(logFile).trim().split("\n").slice(-3).join(" | ");

@@ -5,7 +5,7 @@
 // Three shapes:
 //
 // 1. kiln runs as root, bubblewrap present ("staged bwrap", the normal case):
-//      unshare --mount --propagation private -- /bin/sh -c STAGE_SCRIPT kiln-stage MOUNT MKDIR LN <ops> --
+//      unshare --mount --propagation private -- /bin/sh -c BIND_STAGE_SCRIPT kiln-stage MOUNT STAGE FSTAB <files> --
 //        setpriv --reuid U --regid G --clear-groups --inh-caps=-all --
 //        bwrap --unshare-user --uid U --gid G --disable-userns --seccomp 5 <sandbox args> -- ENTRYPOINT CMD…
 //    bwrap itself runs as the image's uid, so the app is that uid on the host
@@ -16,8 +16,13 @@
 //    unprivileged bwrap must be able to walk to every bind source, and
 //    $KILN_HOME usually lives under /root (0700) or a 0700 mkdtemp dir — so a
 //    tiny root shell, in a private mount namespace that dies with the
-//    instance, first binds each source under a 0755 tmpfs at STAGE/ID/K and
+//    instance, first binds each source under a 0755 tmpfs at STAGE/K and
 //    only then drops to the image user. Nothing is mounted on the host.
+//    The staging is two mount(8) runs, not one process per source: the tmpfs,
+//    then `mount --all --fstab FILE` with one `rbind,X-mount.mkdir` line per
+//    source (the file, written by the provider into the instance's directory,
+//    is stagingFstab's text); a source that is a file gets its mount point
+//    from the shell itself (`: > PATH`), as X-mount.mkdir makes directories.
 //    The app's environment reaches bwrap through a pipe (`--args 4`), never
 //    argv: values may be secrets, and every local user can read argv (ps).
 //
@@ -62,6 +67,8 @@ export interface SpawnCommand {
   envArgs?: string;
   /** the seccomp program, written to a pipe the process reads as fd SECCOMP_FD (bwrap `--seccomp`) */
   seccomp?: Buffer;
+  /** a file the provider writes (root-owned, 0600) before the spawn: the staging fstab (staged bwrap) */
+  stageFstab?: { path: string; text: string };
 }
 
 export interface SandboxInput {
@@ -91,6 +98,8 @@ export interface SandboxInput {
   shmSizeBytes?: number;
   /** where the private staging tmpfs is mounted (a root-owned 0755 host directory) */
   stageDir: string;
+  /** staged bwrap: the host path the provider writes the staging fstab to (in the instance's directory) */
+  stageFstabPath?: string;
   /** PATH for the host-side helpers (unshare, sh, mount, setpriv) */
   hostPath: string;
   /** the seccomp program bwrap loads for the app (seccomp.ts); absent: none (an architecture without one) */
@@ -115,8 +124,8 @@ export function bwrapEnvArgs(env: SandboxInput["env"]): string {
   return env.map(([k, v]) => `--setenv\0${k}\0${v}\0`).join("");
 }
 
-// A constant script; every value reaches it as a positional argument, never
-// spliced into the text: the mount, mkdir and ln binaries (absolute, so the
+// The unisolated fallback's staging (shape 3). A constant script; every value reaches it as a
+// positional argument, never spliced into the text: the mount, mkdir and ln binaries (absolute, so the
 // script needs no PATH and the environment can be the app's own), then ops in
 // triples `OP A B`, then `--`, then the command to exec.
 // Its variables carry a reserved prefix and are unset before the exec, so
@@ -144,6 +153,44 @@ shift
 unset _kiln_mount _kiln_mkdir _kiln_ln _kiln_op _kiln_a _kiln_b PWD
 exec "$@"
 `;
+
+// The staged bwrap's staging (shape 1), also a constant script: MOUNT, STAGE and FSTAB, then the
+// paths of the file mount points to create, then `--`, then the command to exec. One mount(8) run
+// makes the tmpfs, one more binds every source listed in FSTAB (stagingFstab), making each
+// directory mount point on the way (X-mount.mkdir); mount --all exits non-zero unless every line
+// was mounted, and `set -e` then stops the launch before anything runs as the image user.
+export const BIND_STAGE_SCRIPT = `set -eu
+umask 022
+_kiln_mount=$1 _kiln_fstab=$3
+"$_kiln_mount" -t tmpfs -o mode=0755,size=1m kiln-stage "$2"
+shift 3
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+  : > "$1"
+  shift
+done
+shift
+"$_kiln_mount" --all --fstab "$_kiln_fstab"
+# the shell exported its own PWD ("/"), which is not where the app will run
+unset _kiln_mount _kiln_fstab PWD
+exec "$@"
+`;
+
+/**
+ * A path as an fstab field: libmount splits a line on blanks and decodes \ooo octal escapes, so
+ * blanks and backslashes are written as such escapes.
+ *
+ *   "/root/.kiln/rootfs/abc/usr" → "/root/.kiln/rootfs/abc/usr"
+ *   "/home/a b/data"             → "/home/a\040b/data"
+ *   "/x<TAB>y\z<NEWLINE>"        → "/x\011y\134z\012"
+ */
+export function fstabField(path: string): string {
+  return path.replace(/[ \t\n\v\f\r\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+}
+
+/** The staging fstab: one recursive bind per source, onto its mount point under the stage (made on the way when a directory). */
+export function stagingFstab(binds: readonly { source: string; target: string }[]): string {
+  return binds.map((b) => `${fstabField(b.source)} ${fstabField(b.target)} none rbind,X-mount.mkdir 0 0\n`).join("");
+}
 
 /** Environment names the staging script uses for itself. */
 export const RESERVED_ENV_PREFIX = "_kiln_";
@@ -243,8 +290,8 @@ export function bwrapArgs(input: SandboxInput, sourceOf: (m: PlannedMount, index
 }
 
 /**
- * `unshare` arguments up to the command that runs inside the staged mount namespace: a private
- * mount namespace, then the root shell that binds every source under the stage before handing over.
+ * `unshare` arguments up to the command that runs inside the fallback's mount namespace: a private
+ * mount namespace, then the root shell that builds the tree under the stage before handing over.
  */
 function stagePrefix(tools: Tools, ops: readonly StageOp[]): string[] {
   return ["--mount", "--propagation", "private", "--", tools.sh, "-c", STAGE_SCRIPT, "kiln-stage", tools.mount, tools.mkdir, tools.ln, ...renderStageOps(ops), "--"];
@@ -253,17 +300,32 @@ function stagePrefix(tools: Tools, ops: readonly StageOp[]): string[] {
 /** Shape 1: kiln is root, bwrap runs as the image user from a private staging area. */
 export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnCommand {
   if (!tools.bwrap) throw new Error("stagedBwrapCommand needs bwrap");
-  const base = posix.join(input.stageDir, input.instanceId);
-  const ops: StageOp[] = [{ op: "tmpfs", options: "mode=0755,size=1m", target: input.stageDir }];
-  const alias = (i: number) => posix.join(base, String(i));
+  if (!input.stageFstabPath) throw new Error("stagedBwrapCommand needs stageFstabPath");
+  // Directly under the stage: the shell creates a file's mount point there without a mkdir.
+  const alias = (i: number) => posix.join(input.stageDir, String(i));
+  const binds: { source: string; target: string }[] = [];
+  const files: string[] = [];
   input.mounts.forEach((m, i) => {
     const src = hostSource(input, m);
     if (src === undefined) return;
     const isDir = m.kind === "volume" || (m.kind === "image" && m.isDir);
-    ops.push({ op: isDir ? "dir" : "file", target: alias(i) }, { op: "bind", source: src, target: alias(i) });
+    if (!isDir) files.push(alias(i));
+    binds.push({ source: src, target: alias(i) });
   });
   const args = [
-    ...stagePrefix(tools, ops),
+    "--mount",
+    "--propagation",
+    "private",
+    "--",
+    tools.sh,
+    "-c",
+    BIND_STAGE_SCRIPT,
+    "kiln-stage",
+    tools.mount,
+    input.stageDir,
+    input.stageFstabPath,
+    ...files,
+    "--",
     tools.setpriv,
     "--reuid",
     String(input.hostUid ?? input.uid),
@@ -275,7 +337,14 @@ export function stagedBwrapCommand(input: SandboxInput, tools: Tools): SpawnComm
     tools.bwrap,
     ...bwrapArgs(input, (_m, i) => alias(i)),
   ];
-  return { file: tools.unshare, args, env: { PATH: input.hostPath }, envArgs: bwrapEnvArgs(input.env), ...(input.seccomp ? { seccomp: input.seccomp } : {}) };
+  return {
+    file: tools.unshare,
+    args,
+    env: { PATH: input.hostPath },
+    envArgs: bwrapEnvArgs(input.env),
+    ...(input.seccomp ? { seccomp: input.seccomp } : {}),
+    stageFstab: { path: input.stageFstabPath, text: stagingFstab(binds) },
+  };
 }
 
 /** Shape 2: kiln is an ordinary user; bwrap maps the image uid in a user namespace. */

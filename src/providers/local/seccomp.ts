@@ -189,7 +189,14 @@ export function encodeSeccompProgram(prog: readonly BpfInsn[]): Buffer {
   return buf;
 }
 
-/** The filter for this machine, or undefined where it does not apply (only x86_64 numbers are known). */
+let x64Filter: Buffer | undefined;
+
+/**
+ * The filter for this machine, or undefined where it does not apply (only x86_64 numbers are known).
+ * The program is a constant: built once per process, the same bytes for every launch (callers only read it).
+ */
 export function seccompFilterFor(arch: string = process.arch): Buffer | undefined {
-  return arch === "x64" ? encodeSeccompProgram(planSeccompProgram()) : undefined;
+  if (arch !== "x64") return undefined;
+  x64Filter ??= encodeSeccompProgram(planSeccompProgram());
+  return x64Filter;
 }
