@@ -54,7 +54,8 @@ interface Probed {
   /** undefined until seeded or first probed */
   health: TrackedHealth | undefined;
   /** its next probe's due time while queued (the queue's slot) */
-  at: number | undefined;
+  at: number;
+  queued: boolean;
 }
 
 export class Prober {
@@ -69,7 +70,7 @@ export class Prober {
   private entry(id: string): Probed {
     let p = this.tracked.get(id);
     if (!p) {
-      p = { id, health: undefined, at: undefined };
+      p = { id, health: undefined, at: 0, queued: false };
       this.tracked.set(id, p);
     }
     return p;
@@ -108,7 +109,7 @@ export class Prober {
   schedule(r: InstanceRecord): void {
     if (!r.address) return;
     const p = this.tracked.get(r.id);
-    if (p?.at !== undefined || this.probing.has(r.id)) return;
+    if (p?.queued || this.probing.has(r.id)) return;
     const h = p?.health;
     this.probes.schedule(p ?? this.entry(r.id), h ? this.dueAfter(h, r.release) : 0);
   }

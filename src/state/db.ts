@@ -380,6 +380,17 @@ function patchInstance(i: InstanceRecord, p: CanonPatch): InstanceRecord {
   };
 }
 
+/**
+ * `list` ordered by launch time, ties in their order (Array.prototype.sort is stable). Usually
+ * already in order: then no sort. A function of its own: the sort runs only in some phases of
+ * a rollout, and the code around it is compiled once, not again when it first sorts.
+ */
+function inLaunchOrder(list: InstanceRecord[]): InstanceRecord[] {
+  for (let k = 1; k < list.length; k++) if (list[k - 1]!.launchedAt > list[k]!.launchedAt) return list.sort(byLaunchTime);
+  return list;
+}
+const byLaunchTime = (a: InstanceRecord, b: InstanceRecord): number => a.launchedAt - b.launchedAt;
+
 function toRollout(r: Row): RolloutRecord {
   return {
     id: r.id as number,
@@ -792,8 +803,7 @@ export class StateDb {
         for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
         this.instanceUpdate(keys, patch, size).run(values);
       }
-      const cp = canonPatch(patch);
-      for (const id of ids) this.cachePatch(id, cp);
+      this.cachePatchAll(ids, canonPatch(patch));
     });
   }
   /**
@@ -850,6 +860,49 @@ export class StateDb {
     }
     return st;
   }
+  /**
+   * cachePatch for each of `ids`, one patch. The usual case (one service cached, every id in
+   * it) runs in one of two loops of its own: records that stay live are patched, records the
+   * patch takes out of the live states are dropped. Which one is known from the patch alone,
+   * so neither loop meets the other's branch when a rollout moves from one phase to the next
+   * (register, drain → stop): each is compiled once, for the one thing it does. The first id
+   * not cached, and everything after it, go through cachePatch.
+   */
+  private cachePatchAll(ids: readonly string[], p: CanonPatch): void {
+    let k = 0;
+    if (this.liveCache.size === 1 && !(p.has & HAS.service)) {
+      for (const [service, c] of this.liveCache) {
+        k = p.has & HAS.state && !LIVE_STATES.has(p.state as string) ? this.cacheDropRun(service, c.byId, ids, p) : this.cacheKeepRun(service, c.byId, ids, p);
+        if (k > 0) c.list = undefined;
+      }
+    }
+    for (; k < ids.length; k++) this.cachePatch(ids[k]!, p);
+  }
+  /** cachePatchAll's loop for a patch that keeps records live: how many of `ids` (from the first) it patched. */
+  private cacheKeepRun(service: string, byId: Map<string, InstanceRecord>, ids: readonly string[], p: CanonPatch): number {
+    let k = 0;
+    for (; k < ids.length; k++) {
+      const id = ids[k]!;
+      const rec = byId.get(id);
+      if (rec === undefined) break;
+      if (p.routingRelevant) this.instanceWrites++;
+      this.logInstance(service, id, p.reorders);
+      byId.set(id, patchInstance(rec, p));
+    }
+    return k;
+  }
+  /** cachePatchAll's loop for a patch that takes records out of the live states: how many of `ids` (from the first) it dropped. */
+  private cacheDropRun(service: string, byId: Map<string, InstanceRecord>, ids: readonly string[], p: CanonPatch): number {
+    let k = 0;
+    for (; k < ids.length; k++) {
+      const id = ids[k]!;
+      if (!byId.has(id)) break;
+      if (p.routingRelevant) this.instanceWrites++;
+      this.logInstance(service, id, p.reorders);
+      byId.delete(id);
+    }
+    return k;
+  }
   /** Keep the live cache and the change feed in step with a write of `patch` to instance `id`. */
   private cachePatch(id: string, patch: CanonPatch): void {
     if (patch.routingRelevant) this.instanceWrites++;
@@ -891,16 +944,7 @@ export class StateDb {
     }
     // Ordered by launch time, ties in insertion order (the Map's), as the query orders them.
     // Array.prototype.sort is stable: ties keep the Map's order. Usually already in order: no sort.
-    if (!c.list) {
-      const list = [...c.byId.values()];
-      for (let k = 1; k < list.length; k++) {
-        if (list[k - 1]!.launchedAt > list[k]!.launchedAt) {
-          list.sort((a, b) => a.launchedAt - b.launchedAt);
-          break;
-        }
-      }
-      c.list = list;
-    }
+    if (!c.list) c.list = inLaunchOrder([...c.byId.values()]);
     return [...c.list];
   }
   /**
