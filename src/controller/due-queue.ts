@@ -75,7 +75,9 @@ export class DueSlots<S extends DueSlot> {
     const out: S[] = [];
     while (this.times.length && this.times[0]! <= now) {
       const at = this.pop();
-      for (const s of this.buckets.get(at)!) {
+      const bucket = this.buckets.get(at)!;
+      for (let k = 0; k < bucket.length; k++) {
+        const s = bucket[k]!;
         if (s.queued && s.at === at) {
           s.queued = false;
           out.push(s);

@@ -79,7 +79,7 @@ export class InstanceActions {
     const now = this.state.now();
     const ids = Array.from({ length: count }, () => (this.newId ? this.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
     db.insertInstances(ids.map((id) => ({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
-    for (const id of ids) this.observer.seed(id, false);
+    for (let k = 0; k < ids.length; k++) this.observer.seed(ids[k]!, false);
     // Secret values join the declared env only here, in memory, on their way to the provider.
     // Read once for the whole step: a failure fails each launch with the same reason.
     const secretValues = this.secrets ? this.secrets.valuesFor(rel.id, rel.spec.secrets) : Promise.resolve({});
@@ -146,7 +146,7 @@ export class InstanceActions {
     });
     // The record says running from now on; a provider answer taken before the launch returned
     // (this pass's list may have seen the container created but not started) must not contradict it.
-    for (const id of started) this.observer.launched(id);
+    for (let k = 0; k < started.length; k++) this.observer.launched(started[k]!);
     return failure;
   }
 

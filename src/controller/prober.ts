@@ -133,7 +133,8 @@ export class Prober {
     // One spec lookup per run of instances of the same release (a due batch is mostly one or two releases).
     let release: string | undefined;
     let hp: HealthParams | undefined;
-    for (const p of due) {
+    for (let k = 0; k < due.length; k++) {
+      const p = due[k]!;
       const id = p.id;
       const rec = records.get(id);
       if (!rec || rec.state === "terminating") continue;

@@ -182,7 +182,9 @@ interface RollingFleet {
  */
 function classifyFleet(instances: readonly FleetInstance[], target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): RollingFleet {
   const c: RollingFleet = { exited: [], alive: 0, fresh: [], freshNotHealthy: 0, old: 0, toRegister: [], confirmedNew: 0, drained: [], idle: [], noCapacity: [], oldServing: [] };
-  for (const i of instances) {
+  // Indexed, not for…of: until the engine has compiled the loop, each step of an iterator is an object.
+  for (let k = 0; k < instances.length; k++) {
+    const i = instances[k]!;
     if (i.phase === "exited" && i.release !== target) {
       c.exited.push(i);
       continue;
@@ -208,9 +210,12 @@ function classifyFleet(instances: readonly FleetInstance[], target: string, equi
 
 /** How many alive instances (not exited of another release) are among `leaving`. */
 function countLeaving(instances: readonly FleetInstance[], leaving: ReadonlySet<string>, isExited: (i: FleetInstance) => boolean): number {
-  let k = 0;
-  for (const i of instances) if (!isExited(i) && leaving.has(i.id)) k++;
-  return k;
+  let n = 0;
+  for (let k = 0; k < instances.length; k++) {
+    const i = instances[k]!;
+    if (!isExited(i) && leaving.has(i.id)) n++;
+  }
+  return n;
 }
 
 function inLaunchOrder(list: readonly FleetInstance[]): boolean {

@@ -80,7 +80,9 @@ interface SteadyFleet {
  */
 function classifySteady(all: readonly FleetInstance[], live: string | undefined, drainTimeout: number, now: number): SteadyFleet {
   const c: SteadyFleet = { exited: [], drained: [], sickRouted: [], sickIdle: [], toRegister: [], standby: [], good: 0 };
-  for (const i of all) {
+  // Indexed, not for…of: until the engine has compiled the loop, each step of an iterator is an object.
+  for (let k = 0; k < all.length; k++) {
+    const i = all[k]!;
     if (i.phase === "exited") {
       c.exited.push(i);
       continue;

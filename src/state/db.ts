@@ -728,7 +728,7 @@ export class StateDb {
     this.tx(() => {
       this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, INSERT_INSTANCES, INSERT_INSTANCE);
       // In list order: the cache's order breaks launch-time ties as rowid does.
-      for (const i of list) this.cacheInsert(i);
+      for (let k = 0; k < list.length; k++) this.cacheInsert(list[k]!);
     });
   }
   /** `list` as rows: ROWS_PER_INSERT to a statement (`many`), the rest one by one (`one`). */
@@ -817,7 +817,8 @@ export class StateDb {
   updateInstancesEach(rows: readonly InstanceWrite[]): void {
     if (rows.length === 0) return;
     const groups = new Map<string, { keys: string[]; rows: InstanceWrite[] }>();
-    for (const r of rows) {
+    for (let k = 0; k < rows.length; k++) {
+      const r = rows[k]!;
       const keys = Object.keys(r.patch);
       if (keys.length === 0) continue;
       const sig = keys.join(",");
@@ -833,13 +834,14 @@ export class StateDb {
           // Padded by repeating the first row: the same id with the same values, written once.
           while (chunk.length < size) chunk.push(chunk[0]!);
           const values: unknown[] = [];
-          for (const r of chunk) {
+          for (let j = 0; j < chunk.length; j++) {
+            const r = chunk[j]!;
             values.push(r.id);
-            for (const key of keys) values.push((r.patch as Record<string, unknown>)[key] ?? null);
+            for (let q = 0; q < keys.length; q++) values.push((r.patch as Record<string, unknown>)[keys[q]!] ?? null);
           }
           this.instanceUpdateEach(keys, size).run(values);
         }
-        for (const r of list) this.cachePatch(r.id, canonPatch(r.patch));
+        for (let j = 0; j < list.length; j++) this.cachePatch(list[j]!.id, canonPatch(list[j]!.patch));
       }
     });
   }
