@@ -201,7 +201,8 @@ export class InstanceActions {
         }
         for (const g of groups.values()) db.updateInstances(g.map((s) => s.id), { state: "terminated", routing: "none", terminatedAt: g[0]!.at, reason: g[0]!.reason });
         for (const s of list) this.observer.forget(s.id);
-        this.state.events(list.map((s) => ({ level: "info", message: `terminated ${s.id} (${s.reason})`, instance: s.id, release: s.release })));
+        // In the shape recordLaunched's events have (rollout too): one shape for every event written per instance.
+        this.state.events(list.map((s) => ({ level: "info", message: `terminated ${s.id} (${s.reason})`, instance: s.id, release: s.release, rollout: undefined })));
       });
     } catch (e) {
       for (const s of list) this.state.event("error", `terminating ${s.id} failed: ${(e as Error).message}`, { instance: s.id });

@@ -725,11 +725,17 @@ export class StateDb {
    */
   insertInstances(list: readonly InstanceRecord[]): void {
     if (list.length === 0) return;
-    this.tx(() => {
-      this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, INSERT_INSTANCES, INSERT_INSTANCE);
-      // In list order: the cache's order breaks launch-time ties as rowid does.
-      for (let k = 0; k < list.length; k++) this.cacheInsert(list[k]!);
-    });
+    this.tx(() => this.insertInstancesIn(list));
+  }
+  /**
+   * insertInstances' work, inside its transaction. The fleet-wide writes do their work in
+   * methods, not in the closure handed to tx: a closure made per call and run once is never
+   * worth compiling, and the loops in the methods are compiled once for every call.
+   */
+  private insertInstancesIn(list: readonly InstanceRecord[]): void {
+    this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, INSERT_INSTANCES, INSERT_INSTANCE);
+    // In list order: the cache's order breaks launch-time ties as rowid does.
+    for (let k = 0; k < list.length; k++) this.cacheInsert(list[k]!);
   }
   /** `list` as rows: ROWS_PER_INSERT to a statement (`many`), the rest one by one (`one`). */
   private insertRows<T>(list: readonly T[], width: number, into: RowWriter<T>, many: string, one: string): void {
@@ -793,18 +799,20 @@ export class StateDb {
     if (keys.length === 0 || ids.length === 0) return;
     if (ids.length === 1) return this.updateInstance(ids[0]!, patch);
     const set = keys.map((k) => (patch as Record<string, unknown>)[k] ?? null);
-    this.tx(() => {
-      for (let k = 0; k < ids.length; k += IDS_PER_UPDATE) {
-        // The patch's values, then the chunk's ids, padded with its first.
-        const n = Math.min(IDS_PER_UPDATE, ids.length - k);
-        const size = IN_SIZES.find((x) => x >= n)!;
-        const values = new Array<unknown>(set.length + size);
-        for (let j = 0; j < set.length; j++) values[j] = set[j];
-        for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
-        this.instanceUpdate(keys, patch, size).run(values);
-      }
-      this.cachePatchAll(ids, canonPatch(patch));
-    });
+    this.tx(() => this.updateInstancesIn(ids, keys, set, patch));
+  }
+  /** updateInstances' work, inside its transaction (see insertInstancesIn). */
+  private updateInstancesIn(ids: readonly string[], keys: string[], set: unknown[], patch: Partial<Omit<InstanceRecord, "id">>): void {
+    for (let k = 0; k < ids.length; k += IDS_PER_UPDATE) {
+      // The patch's values, then the chunk's ids, padded with its first.
+      const n = Math.min(IDS_PER_UPDATE, ids.length - k);
+      const size = IN_SIZES.find((x) => x >= n)!;
+      const values = new Array<unknown>(set.length + size);
+      for (let j = 0; j < set.length; j++) values[j] = set[j];
+      for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
+      this.instanceUpdate(keys, patch, size).run(values);
+    }
+    this.cachePatchAll(ids, canonPatch(patch));
   }
   /**
    * The same fields written to many instances with values of their own (a launch step's
@@ -827,23 +835,25 @@ export class StateDb {
       else groups.set(sig, { keys, rows: [r] });
     }
     this.tx(() => {
-      for (const { keys, rows: list } of groups.values()) {
-        for (let k = 0; k < list.length; k += ROWS_PER_INSERT) {
-          const chunk = list.slice(k, k + ROWS_PER_INSERT);
-          const size = IN_SIZES.find((n) => n >= chunk.length)!;
-          // Padded by repeating the first row: the same id with the same values, written once.
-          while (chunk.length < size) chunk.push(chunk[0]!);
-          const values: unknown[] = [];
-          for (let j = 0; j < chunk.length; j++) {
-            const r = chunk[j]!;
-            values.push(r.id);
-            for (let q = 0; q < keys.length; q++) values.push((r.patch as Record<string, unknown>)[keys[q]!] ?? null);
-          }
-          this.instanceUpdateEach(keys, size).run(values);
-        }
-        for (let j = 0; j < list.length; j++) this.cachePatch(list[j]!.id, canonPatch(list[j]!.patch));
-      }
+      for (const g of groups.values()) this.updateInstancesEachIn(g.keys, g.rows);
     });
+  }
+  /** updateInstancesEach's work for rows patching the same fields, inside its transaction (see insertInstancesIn). */
+  private updateInstancesEachIn(keys: string[], list: readonly InstanceWrite[]): void {
+    for (let k = 0; k < list.length; k += ROWS_PER_INSERT) {
+      const chunk = list.slice(k, k + ROWS_PER_INSERT);
+      const size = IN_SIZES.find((n) => n >= chunk.length)!;
+      // Padded by repeating the first row: the same id with the same values, written once.
+      while (chunk.length < size) chunk.push(chunk[0]!);
+      const values: unknown[] = [];
+      for (let j = 0; j < chunk.length; j++) {
+        const r = chunk[j]!;
+        values.push(r.id);
+        for (let q = 0; q < keys.length; q++) values.push((r.patch as Record<string, unknown>)[keys[q]!] ?? null);
+      }
+      this.instanceUpdateEach(keys, size).run(values);
+    }
+    for (let j = 0; j < list.length; j++) this.cachePatch(list[j]!.id, canonPatch(list[j]!.patch));
   }
   private instanceUpdateEach(keys: string[], rows: number): Statement {
     const sig = `each|${keys.join(",")}|${rows}`;

@@ -109,7 +109,9 @@ export class FakeRouter implements Router {
     const byId = new Map<string, Candidate>();
     const candidates: Candidate[] = [];
     const now = this.now();
-    const targets = table.targets.map((t) => {
+    const targets: Target[] = new Array(table.targets.length);
+    for (let k = 0; k < table.targets.length; k++) {
+      const t = table.targets[k]!;
       const pc = prevById.get(t.id);
       const p = pc?.target;
       const same = p !== undefined && p.release === t.release && p.address === t.address && p.weight === t.weight && p.state === t.state;
@@ -122,8 +124,8 @@ export class FakeRouter implements Router {
       const candidate = same ? pc! : { target: c, release: c.release, weight: c.weight, currentWeight: pc?.currentWeight ?? 0 };
       byId.set(c.id, candidate);
       candidates.push(candidate);
-      return c;
-    });
+      targets[k] = c;
+    }
     const copied: RoutingTable = { ...structuredClone({ ...table, targets: [] }), targets };
     for (const id of prevById.keys()) if (!byId.has(id)) this.changed(id);
     this.byId = byId;
