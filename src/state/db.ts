@@ -350,11 +350,23 @@ const HAS = {
 function canonPatch(p: Partial<Omit<InstanceRecord, "id">>): CanonPatch {
   let has = 0;
   for (const k in p) has |= HAS[k as keyof typeof HAS] ?? 0;
+  return canonPatchAs(has, p);
+}
+
+/** The bits of HAS for a patch's field names (Object.keys of a plain patch, as `in` sees them). */
+function hasOf(keys: readonly string[]): number {
+  let has = 0;
+  for (let k = 0; k < keys.length; k++) has |= HAS[keys[k] as keyof typeof HAS] ?? 0;
+  return has;
+}
+
+/** canonPatch when the fields it names are known (`has`): rows of a fleet-wide write name the same fields. */
+function canonPatchAs(has: number, p: Partial<Omit<InstanceRecord, "id">>): CanonPatch {
   return {
     has,
     service: p.service, release: p.release, digest: p.digest, address: p.address, pid: p.pid, state: p.state, routing: p.routing,
     launchedAt: p.launchedAt, healthySince: p.healthySince, drainingSince: p.drainingSince, terminatedAt: p.terminatedAt, reason: p.reason,
-    routingRelevant: p.state !== undefined || p.routing !== undefined || p.address !== undefined || p.release !== undefined || "drainingSince" in p,
+    routingRelevant: p.state !== undefined || p.routing !== undefined || p.address !== undefined || p.release !== undefined || (has & HAS.drainingSince) !== 0,
     reorders: p.state !== undefined || p.launchedAt !== undefined || p.service !== undefined,
     revives: p.state !== undefined && LIVE_STATES.has(p.state),
   };
@@ -853,7 +865,33 @@ export class StateDb {
       }
       this.instanceUpdateEach(keys, size).run(values);
     }
-    for (let j = 0; j < list.length; j++) this.cachePatch(list[j]!.id, canonPatch(list[j]!.patch));
+    this.cachePatchEach(list, hasOf(keys));
+  }
+  /** cachePatch for each row (patches naming the fields `has` says), in one loop when one service is cached (see cachePatchAll). */
+  private cachePatchEach(list: readonly InstanceWrite[], has: number): void {
+    let k = 0;
+    if (this.liveCache.size === 1 && !(has & HAS.service)) {
+      for (const [service, c] of this.liveCache) {
+        k = this.cacheEachRun(service, c.byId, list, has);
+        if (k > 0) c.list = undefined;
+      }
+    }
+    for (; k < list.length; k++) this.cachePatch(list[k]!.id, canonPatchAs(has, list[k]!.patch));
+  }
+  /** cachePatchEach's loop: how many rows (from the first) it applied; it stops at the first id not cached. */
+  private cacheEachRun(service: string, byId: Map<string, InstanceRecord>, list: readonly InstanceWrite[], has: number): number {
+    let k = 0;
+    for (; k < list.length; k++) {
+      const w = list[k]!;
+      const rec = byId.get(w.id);
+      if (rec === undefined) break;
+      const p = canonPatchAs(has, w.patch);
+      if (p.routingRelevant) this.instanceWrites++;
+      this.logInstance(service, w.id, p.reorders);
+      if (has & HAS.state && !LIVE_STATES.has(p.state as string)) byId.delete(w.id);
+      else byId.set(w.id, patchInstance(rec, p));
+    }
+    return k;
   }
   private instanceUpdateEach(keys: string[], rows: number): Statement {
     const sig = `each|${keys.join(",")}|${rows}`;
