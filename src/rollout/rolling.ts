@@ -171,6 +171,9 @@ interface RollingFleet {
   oldServing: FleetInstance[];
 }
 
+/** classifyFleet's lists, one bit each in a per-instance code. */
+const EXITED = 1, FRESH = 2, TO_REGISTER = 4, DRAINED = 8, IDLE = 16, NO_CAPACITY = 32, OLD_SERVING = 64;
+
 /**
  * One pass over the fleet (10,000 instances in simulation): exited instances of other
  * releases, then new ones, then old. A draining instance of the target (taken out by
@@ -179,33 +182,77 @@ interface RollingFleet {
  * pass (each list in fleet order, as a filter would give it). What is only counted
  * (alive, old, confirmed new) is kept as a count, not a list. A function of its own: the
  * loop is the hot part, and the engine optimises it apart from the rest of the planner.
+ *
+ * The loop reads every field and makes every comparison for every instance, and only then
+ * combines the answers (into counts, and a code naming the lists the instance goes in; the
+ * lists are gathered after). Its compiled code then holds nothing a phase of the rollout has
+ * not reached yet: the first old instance, the first drained one, the first exited one take
+ * no branch the engine has never seen (each such would make it throw the loop's code away
+ * and compile it again, ~15 times a 10,000-instance simulation before).
  */
 function classifyFleet(instances: readonly FleetInstance[], target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): RollingFleet {
-  const c: RollingFleet = { exited: [], alive: 0, fresh: [], freshNotHealthy: 0, old: 0, toRegister: [], confirmedNew: 0, drained: [], idle: [], noCapacity: [], oldServing: [] };
-  // Indexed, not for…of: until the engine has compiled the loop, each step of an iterator is an object.
-  for (let k = 0; k < instances.length; k++) {
+  const n = instances.length;
+  const codes = new Uint8Array(n);
+  const anyEquivalent = equivalent.size > 0;
+  let alive = 0, freshNotHealthy = 0, old = 0, confirmedNew = 0;
+  let nExited = 0, nFresh = 0, nToRegister = 0, nDrained = 0, nIdle = 0, nNoCapacity = 0, nOldServing = 0;
+  for (let k = 0; k < n; k++) {
     const i = instances[k]!;
-    if (i.phase === "exited" && i.release !== target) {
-      c.exited.push(i);
-      continue;
-    }
-    c.alive++;
-    if ((i.release === target || (equivalent.size > 0 && equivalent.has(i.release))) && i.routing !== "draining") {
-      c.fresh.push(i);
-      if (i.phase !== "healthy") c.freshNotHealthy++;
-      else if (i.routing === "none" || i.routing === "standby") c.toRegister.push(i);
-      if (isConfirmed(i, warmup, now)) c.confirmedNew++;
-      continue;
-    }
-    c.old++;
-    if (isDrained(i, drainTimeout, now)) c.drained.push(i);
-    // Out of the table with nothing in flight (e.g. taken out for failing health): stopped directly.
-    if (i.routing === "none" && i.inflight === 0) c.idle.push(i);
-    // Warm standbys of an earlier blue-green release and unhealthy old ones carry no capacity.
-    if (i.routing === "standby" || (i.routing === "active" && i.phase === "unhealthy")) c.noCapacity.push(i);
-    if (i.routing === "active" && isServing(i)) c.oldServing.push(i);
+    const phase = i.phase, release = i.release, routing = i.routing, inflight = i.inflight, inRotation = i.inRotation, healthySince = i.healthySince, drainingSince = i.drainingSince;
+    const isExited = phase === "exited", isHealthy = phase === "healthy", isUnhealthy = phase === "unhealthy";
+    const isTarget = release === target;
+    const none = routing === "none", active = routing === "active", standby = routing === "standby", draining = routing === "draining";
+    const idleNow = inflight === 0;
+    const hasHealthySince = healthySince !== undefined, hasDrainingSince = drainingSince !== undefined;
+    const warm = now - (hasHealthySince ? healthySince : 0) >= warmup;
+    const drainOver = now - (hasDrainingSince ? drainingSince : 0) >= drainTimeout;
+    const serving = active && inRotation && isHealthy;
+    const exited = isExited && !isTarget;
+    const fresh = !exited && (isTarget || (anyEquivalent && equivalent.has(release))) && !draining;
+    const isOld = !exited && !fresh;
+    const toRegister = fresh && isHealthy && (none || standby);
+    const drained = isOld && draining && (idleNow || (hasDrainingSince && drainOver));
+    const idle = isOld && none && idleNow;
+    const noCapacity = isOld && (standby || (active && isUnhealthy));
+    const oldServing = isOld && serving;
+    alive += exited ? 0 : 1;
+    freshNotHealthy += fresh && !isHealthy ? 1 : 0;
+    confirmedNew += fresh && serving && hasHealthySince && warm ? 1 : 0;
+    old += isOld ? 1 : 0;
+    nExited += exited ? 1 : 0;
+    nFresh += fresh ? 1 : 0;
+    nToRegister += toRegister ? 1 : 0;
+    nDrained += drained ? 1 : 0;
+    nIdle += idle ? 1 : 0;
+    nNoCapacity += noCapacity ? 1 : 0;
+    nOldServing += oldServing ? 1 : 0;
+    codes[k] = (exited ? EXITED : 0) | (fresh ? FRESH : 0) | (toRegister ? TO_REGISTER : 0) | (drained ? DRAINED : 0) | (idle ? IDLE : 0) | (noCapacity ? NO_CAPACITY : 0) | (oldServing ? OLD_SERVING : 0);
   }
-  return c;
+  return {
+    exited: collect(instances, codes, EXITED, nExited),
+    alive,
+    fresh: collect(instances, codes, FRESH, nFresh),
+    freshNotHealthy,
+    old,
+    toRegister: collect(instances, codes, TO_REGISTER, nToRegister),
+    confirmedNew,
+    drained: collect(instances, codes, DRAINED, nDrained),
+    idle: collect(instances, codes, IDLE, nIdle),
+    noCapacity: collect(instances, codes, NO_CAPACITY, nNoCapacity),
+    oldServing: collect(instances, codes, OLD_SERVING, nOldServing),
+  };
+}
+
+/**
+ * The `count` instances whose code has `bit`, in fleet order (one function for every list:
+ * compiled once, for all of them). Called for every list, empty ones too: a call first made
+ * in a later phase would be a branch the caller's compiled code has not seen.
+ */
+function collect(instances: readonly FleetInstance[], codes: Uint8Array, bit: number, count: number): FleetInstance[] {
+  const out: FleetInstance[] = [];
+  if (count === 0) return out;
+  for (let k = 0; k < instances.length; k++) if ((codes[k]! & bit) !== 0) out.push(instances[k]!);
+  return out;
 }
 
 /** How many alive instances (not exited of another release) are among `leaving`. */
