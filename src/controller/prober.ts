@@ -246,11 +246,11 @@ export class Prober {
     if (this.healthyWrites.length === 0) queueMicrotask(() => this.flushHealthySince());
     this.healthyWrites.push({ id, at });
   }
-  private healthyWrites: { id: string; at: number }[] = [];
+  private healthyWrites = noWrites();
 
   private flushHealthySince(): void {
     const list = this.healthyWrites;
-    this.healthyWrites = [];
+    this.healthyWrites = noWrites();
     const live = this.d.db.liveIndex(this.d.service);
     const byTime = new Map<number, string[]>();
     for (const w of list) {
@@ -268,4 +268,9 @@ export class Prober {
       this.d.log?.(`first healthy times not recorded: ${(e as Error).message}`);
     }
   }
+}
+
+/** A new list of first healthy times to write: made in one place, so every such list has the element kind the first learned. */
+function noWrites(): { id: string; at: number }[] {
+  return [];
 }

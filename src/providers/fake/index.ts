@@ -257,10 +257,13 @@ export class FakeProvider implements Provider {
     const port = portOf(address);
     const p = port >= FIRST_PORT ? this.byPort[port - FIRST_PORT] : undefined;
     const i = p !== undefined && p.address === address ? p : this.byAddress.get(address);
-    if (!i || i.state !== "running") return REFUSED;
-    if (this.clock.now() - i.startedAt < i.behaviour.readyAfter) return REFUSED;
-    if (i.behaviour.unhealthy) return ANSWERED_500;
-    return ANSWERED_OK;
+    if (i === undefined) return REFUSED;
+    // Every field read for every probe, then the answer chosen: the compiled code then has no
+    // read first made when the first instance turns ready (seconds into a simulation).
+    const b = i.behaviour;
+    const up = i.state === "running" && this.clock.now() - i.startedAt >= b.readyAfter;
+    const unhealthy = b.unhealthy;
+    return !up ? REFUSED : unhealthy ? ANSWERED_500 : ANSWERED_OK;
   }
 
   /** How many instances run now (running().length without copying the fleet: simulations sample it). */
