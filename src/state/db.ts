@@ -375,21 +375,39 @@ function canonPatchAs(has: number, p: Partial<Omit<InstanceRecord, "id">>): Cano
 /** canonInstance({ ...i, ...patch }) in one allocation (fleet-wide writes). */
 function patchInstance(i: InstanceRecord, p: CanonPatch): InstanceRecord {
   const h = p.has;
+  // Every field of both read, then chosen: a patch naming fields no earlier one named (each
+  // step of a rollout writes its own) meets no read the compiled code has not seen.
+  const service = p.service, release = p.release, digest = p.digest, address = p.address, pid = p.pid, state = p.state, routing = p.routing;
+  const launchedAt = p.launchedAt, healthySince = p.healthySince, drainingSince = p.drainingSince, terminatedAt = p.terminatedAt, reason = p.reason;
+  const iService = i.service, iRelease = i.release, iDigest = i.digest, iAddress = i.address, iPid = i.pid, iState = i.state, iRouting = i.routing;
+  const iLaunchedAt = i.launchedAt, iHealthySince = i.healthySince, iDrainingSince = i.drainingSince, iTerminatedAt = i.terminatedAt, iReason = i.reason;
   return {
     id: i.id,
-    service: h & HAS.service ? p.service! : i.service,
-    release: h & HAS.release ? p.release! : i.release,
-    digest: h & HAS.digest ? p.digest! : i.digest,
-    address: h & HAS.address ? p.address : i.address,
-    pid: h & HAS.pid ? p.pid : i.pid,
-    state: h & HAS.state ? p.state! : i.state,
-    routing: h & HAS.routing ? p.routing! : i.routing,
-    launchedAt: h & HAS.launchedAt ? p.launchedAt! : i.launchedAt,
-    healthySince: h & HAS.healthySince ? p.healthySince : i.healthySince,
-    drainingSince: h & HAS.drainingSince ? p.drainingSince : i.drainingSince,
-    terminatedAt: h & HAS.terminatedAt ? p.terminatedAt : i.terminatedAt,
-    reason: h & HAS.reason ? p.reason : i.reason,
+    service: h & HAS.service ? service! : iService,
+    release: h & HAS.release ? release! : iRelease,
+    digest: h & HAS.digest ? digest! : iDigest,
+    address: h & HAS.address ? address : iAddress,
+    pid: h & HAS.pid ? pid : iPid,
+    state: h & HAS.state ? state! : iState,
+    routing: h & HAS.routing ? routing! : iRouting,
+    launchedAt: h & HAS.launchedAt ? launchedAt! : iLaunchedAt,
+    healthySince: h & HAS.healthySince ? healthySince : iHealthySince,
+    drainingSince: h & HAS.drainingSince ? drainingSince : iDrainingSince,
+    terminatedAt: h & HAS.terminatedAt ? terminatedAt : iTerminatedAt,
+    reason: h & HAS.reason ? reason : iReason,
   };
+}
+
+/**
+ * One chunk's values for updateInstances: the patch's values, then `n` ids from `k`, padded
+ * to `size` with the first. A function of its own, compiled once: the loop around it runs a
+ * handful of times per write and never needs compiling, whatever the write.
+ */
+function chunkValues(set: readonly unknown[], ids: readonly string[], k: number, n: number, size: number): unknown[] {
+  const values = new Array<unknown>(set.length + size);
+  for (let j = 0; j < set.length; j++) values[j] = set[j];
+  for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
+  return values;
 }
 
 /**
@@ -819,10 +837,7 @@ export class StateDb {
       // The patch's values, then the chunk's ids, padded with its first.
       const n = Math.min(IDS_PER_UPDATE, ids.length - k);
       const size = IN_SIZES.find((x) => x >= n)!;
-      const values = new Array<unknown>(set.length + size);
-      for (let j = 0; j < set.length; j++) values[j] = set[j];
-      for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
-      this.instanceUpdate(keys, patch, size).run(values);
+      this.instanceUpdate(keys, patch, size).run(chunkValues(set, ids, k, n, size));
     }
     this.cachePatchAll(ids, canonPatch(patch));
   }
