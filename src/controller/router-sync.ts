@@ -65,7 +65,7 @@ export class RouterSync {
     const maintenance = db.getFact(service, "maintenance");
     const inputs = `${db.instancesRevision()}|${r?.id}:${r?.state}:${JSON.stringify(r?.progress)}:${r?.switchedAt}|${live}|${JSON.stringify(maintenance)}`;
     if (inputs === this.lastInputs && !routerBehind) return;
-    const candidate: RoutingTable = planRoutingTable({ instances: db.liveInstances(service), rollout: r, spec: this.state.specOf(r?.target ?? live), version: current, previous: this.last?.targets });
+    const candidate: RoutingTable = planRoutingTable({ instances: db.liveInstances(service), rollout: r, spec: this.state.specOf(r?.target ?? live), version: current });
     if (maintenance !== undefined) candidate.maintenance = maintenance;
     if (this.last && sameTable(candidate, this.last) && !routerBehind) {
       this.lastInputs = inputs;

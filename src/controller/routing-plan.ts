@@ -15,13 +15,6 @@ export interface RoutingInput {
   /** the spec of the rollout's target, else of the live release: health checks and drain timeout */
   spec: Pick<ReleaseSettings, "health" | "drainTimeout">;
   version: number;
-  /**
-   * The targets of the table planned last, if any: a target that comes out the same (id,
-   * release, address, weight, state) is that object again, not a copy. The table is the same
-   * either way; a fleet of 10,000 whose step changed a few hundred makes a few hundred objects,
-   * not 10,000, each time it is planned. Targets are never modified.
-   */
-  previous?: readonly Target[];
 }
 
 /**
@@ -36,25 +29,9 @@ export interface RoutingInput {
  */
 export function planRoutingTable(input: RoutingInput): RoutingTable {
   const targets: Target[] = [];
-  const prev = input.previous ?? [];
-  // Both lists run in launch order: the previous table's next target is usually this one's.
-  let j = 0;
-  let at: Map<string, number> | undefined;
-  for (let k = 0; k < input.instances.length; k++) {
-    const r = input.instances[k]!;
+  for (const r of input.instances) {
     if (r.routing === "none" || !r.address || r.state === "terminating") continue;
-    const weight = r.routing === "active" ? 1 : 0;
-    const state = r.routing === "draining" ? "draining" : "active";
-    let p = j < prev.length && prev[j]!.id === r.id ? prev[j++] : undefined;
-    if (p === undefined && prev.length > 0) {
-      // Out of step (a target left or joined): found by id, and followed from there on.
-      const x = (at ??= new Map(prev.map((t, i) => [t.id, i]))).get(r.id);
-      if (x !== undefined) {
-        p = prev[x];
-        j = x + 1;
-      }
-    }
-    targets.push(p !== undefined && p.release === r.release && p.address === r.address && p.weight === weight && p.state === state ? p : { id: r.id, release: r.release, address: r.address, weight, state });
+    targets.push({ id: r.id, release: r.release, address: r.address, weight: r.routing === "active" ? 1 : 0, state: r.routing === "draining" ? "draining" : "active" });
   }
   const weights = planReleaseWeights(input.rollout, input.instances);
   const preview = planPreview(input.rollout);
