@@ -191,11 +191,38 @@ const EXITED = 1, FRESH = 2, TO_REGISTER = 4, DRAINED = 8, IDLE = 16, NO_CAPACIT
  * and compile it again, ~15 times a 10,000-instance simulation before).
  */
 function classifyFleet(instances: readonly FleetInstance[], target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): RollingFleet {
+  const codes = new Uint8Array(instances.length);
+  const t = new Int32Array(TALLY_SIZE);
+  tally(instances, codes, t, target, equivalent, warmup, drainTimeout, now);
+  return {
+    exited: collect(instances, codes, EXITED, t[EXITED_N]!),
+    alive: t[ALIVE]!,
+    fresh: collect(instances, codes, FRESH, t[FRESH_N]!),
+    freshNotHealthy: t[FRESH_NOT_HEALTHY]!,
+    old: t[OLD]!,
+    toRegister: collect(instances, codes, TO_REGISTER, t[TO_REGISTER_N]!),
+    confirmedNew: t[CONFIRMED_NEW]!,
+    drained: collect(instances, codes, DRAINED, t[DRAINED_N]!),
+    idle: collect(instances, codes, IDLE, t[IDLE_N]!),
+    noCapacity: collect(instances, codes, NO_CAPACITY, t[NO_CAPACITY_N]!),
+    oldServing: collect(instances, codes, OLD_SERVING, t[OLD_SERVING_N]!),
+  };
+}
+
+/** Where tally counts: what is only counted, then the size of each list (to gather it). */
+const ALIVE = 0, FRESH_NOT_HEALTHY = 1, OLD = 2, CONFIRMED_NEW = 3;
+const EXITED_N = 4, FRESH_N = 5, TO_REGISTER_N = 6, DRAINED_N = 7, IDLE_N = 8, NO_CAPACITY_N = 9, OLD_SERVING_N = 10;
+const TALLY_SIZE = 11;
+
+/**
+ * classifyFleet's loop: each instance's list code into `codes`, the counts into `t`. Nothing
+ * follows the loop, not even building a result: the engine compiles a long loop while it
+ * runs (on-stack replacement), before anything after it has run, and such code, reused each
+ * time the loop runs long again, would be thrown away each time it reached what follows.
+ */
+function tally(instances: readonly FleetInstance[], codes: Uint8Array, t: Int32Array, target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): void {
   const n = instances.length;
-  const codes = new Uint8Array(n);
   const anyEquivalent = equivalent.size > 0;
-  let alive = 0, freshNotHealthy = 0, old = 0, confirmedNew = 0;
-  let nExited = 0, nFresh = 0, nToRegister = 0, nDrained = 0, nIdle = 0, nNoCapacity = 0, nOldServing = 0;
   for (let k = 0; k < n; k++) {
     const i = instances[k]!;
     const phase = i.phase, release = i.release, routing = i.routing, inflight = i.inflight, inRotation = i.inRotation, healthySince = i.healthySince, drainingSince = i.drainingSince;
@@ -215,32 +242,19 @@ function classifyFleet(instances: readonly FleetInstance[], target: string, equi
     const idle = isOld && none && idleNow;
     const noCapacity = isOld && (standby || (active && isUnhealthy));
     const oldServing = isOld && serving;
-    alive += exited ? 0 : 1;
-    freshNotHealthy += fresh && !isHealthy ? 1 : 0;
-    confirmedNew += fresh && serving && hasHealthySince && warm ? 1 : 0;
-    old += isOld ? 1 : 0;
-    nExited += exited ? 1 : 0;
-    nFresh += fresh ? 1 : 0;
-    nToRegister += toRegister ? 1 : 0;
-    nDrained += drained ? 1 : 0;
-    nIdle += idle ? 1 : 0;
-    nNoCapacity += noCapacity ? 1 : 0;
-    nOldServing += oldServing ? 1 : 0;
+    t[ALIVE] += exited ? 0 : 1;
+    t[FRESH_NOT_HEALTHY] += fresh && !isHealthy ? 1 : 0;
+    t[CONFIRMED_NEW] += fresh && serving && hasHealthySince && warm ? 1 : 0;
+    t[OLD] += isOld ? 1 : 0;
+    t[EXITED_N] += exited ? 1 : 0;
+    t[FRESH_N] += fresh ? 1 : 0;
+    t[TO_REGISTER_N] += toRegister ? 1 : 0;
+    t[DRAINED_N] += drained ? 1 : 0;
+    t[IDLE_N] += idle ? 1 : 0;
+    t[NO_CAPACITY_N] += noCapacity ? 1 : 0;
+    t[OLD_SERVING_N] += oldServing ? 1 : 0;
     codes[k] = (exited ? EXITED : 0) | (fresh ? FRESH : 0) | (toRegister ? TO_REGISTER : 0) | (drained ? DRAINED : 0) | (idle ? IDLE : 0) | (noCapacity ? NO_CAPACITY : 0) | (oldServing ? OLD_SERVING : 0);
   }
-  return {
-    exited: collect(instances, codes, EXITED, nExited),
-    alive,
-    fresh: collect(instances, codes, FRESH, nFresh),
-    freshNotHealthy,
-    old,
-    toRegister: collect(instances, codes, TO_REGISTER, nToRegister),
-    confirmedNew,
-    drained: collect(instances, codes, DRAINED, nDrained),
-    idle: collect(instances, codes, IDLE, nIdle),
-    noCapacity: collect(instances, codes, NO_CAPACITY, nNoCapacity),
-    oldServing: collect(instances, codes, OLD_SERVING, nOldServing),
-  };
 }
 
 /**
