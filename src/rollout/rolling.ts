@@ -263,8 +263,22 @@ function tally(instances: readonly FleetInstance[], codes: Uint8Array, t: Int32A
  * in a later phase would be a branch the caller's compiled code has not seen.
  */
 function collect(instances: readonly FleetInstance[], codes: Uint8Array, bit: number, count: number): FleetInstance[] {
+  if (count === 0) return [];
+  // Its size is known: made at that size and filled, not grown (two lists of up to the whole
+  // fleet, every tick). Past PRESIZED the engine would make such an array a dictionary: grown.
+  if (count > PRESIZED) return collectGrowing(instances, codes, bit);
+  const out = new Array<FleetInstance>(count);
+  let j = 0;
+  for (let k = 0; k < instances.length && j < count; k++) if ((codes[k]! & bit) !== 0) out[j++] = instances[k]!;
+  return out;
+}
+
+/** The largest list collect makes at its size (V8 keeps `new Array(n)` a plain array up to 100,000 slots). */
+const PRESIZED = 50_000;
+
+/** collect for lists past PRESIZED. */
+function collectGrowing(instances: readonly FleetInstance[], codes: Uint8Array, bit: number): FleetInstance[] {
   const out: FleetInstance[] = [];
-  if (count === 0) return out;
   for (let k = 0; k < instances.length; k++) if ((codes[k]! & bit) !== 0) out.push(instances[k]!);
   return out;
 }
