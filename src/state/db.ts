@@ -516,6 +516,22 @@ const eventRowInto: RowWriter<Omit<EventRecord, "id">> = (out, k, e) => {
   out[k + 6] = e.message;
 };
 
+/**
+ * ROWS_PER_INSERT rows of `list` from `k` written into `out` (one multi-row statement's values).
+ * One per kind of row, each calling its own row writer: the loop that fills a statement
+ * (40,000 events and 20,000 instances a 10,000-instance simulation) is then compiled for one
+ * writer, not thrown away when the other kind of row first comes through.
+ */
+type ChunkWriter<T> = (out: unknown[], list: readonly T[], k: number) => void;
+
+const instanceChunkInto: ChunkWriter<InstanceRecord> = (out, list, k) => {
+  for (let j = 0; j < ROWS_PER_INSERT; j++) instanceRowInto(out, j * INSTANCE_ROW_WIDTH, list[k + j]!);
+};
+
+const eventChunkInto: ChunkWriter<Omit<EventRecord, "id">> = (out, list, k) => {
+  for (let j = 0; j < ROWS_PER_INSERT; j++) eventRowInto(out, j * EVENT_ROW_WIDTH, list[k + j]!);
+};
+
 function rowOf<T>(width: number, into: RowWriter<T>, x: T): unknown[] {
   const out = new Array<unknown>(width);
   into(out, 0, x);
@@ -763,19 +779,19 @@ export class StateDb {
    * worth compiling, and the loops in the methods are compiled once for every call.
    */
   private insertInstancesIn(list: readonly InstanceRecord[]): void {
-    this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, INSERT_INSTANCES, INSERT_INSTANCE);
+    this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, instanceChunkInto, INSERT_INSTANCES, INSERT_INSTANCE);
     // In list order: the cache's order breaks launch-time ties as rowid does.
     for (let k = 0; k < list.length; k++) this.cacheInsert(list[k]!);
   }
   /** `list` as rows: ROWS_PER_INSERT to a statement (`many`), the rest one by one (`one`). */
-  private insertRows<T>(list: readonly T[], width: number, into: RowWriter<T>, many: string, one: string): void {
+  private insertRows<T>(list: readonly T[], width: number, into: RowWriter<T>, fill: ChunkWriter<T>, many: string, one: string): void {
     let k = 0;
     if (list.length >= ROWS_PER_INSERT) {
       // One values array for every chunk: the driver reads it during run().
       const values = new Array<unknown>(ROWS_PER_INSERT * width);
       const st = this.stmt(many);
       for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
-        for (let j = 0; j < ROWS_PER_INSERT; j++) into(values, j * width, list[k + j]!);
+        fill(values, list, k);
         st.run(values);
       }
     }
@@ -1077,7 +1093,7 @@ export class StateDb {
   /** Many events in one transaction, a chunk of rows per statement (one per instance of a 5,000-instance step). */
   addEvents(list: readonly Omit<EventRecord, "id">[]): void {
     if (list.length === 0) return;
-    this.tx(() => this.insertRows(list, EVENT_ROW_WIDTH, eventRowInto, INSERT_EVENTS, INSERT_EVENT));
+    this.tx(() => this.insertRows(list, EVENT_ROW_WIDTH, eventRowInto, eventChunkInto, INSERT_EVENTS, INSERT_EVENT));
   }
   /** The newest `limit` events, oldest first (`kiln events`). */
   recentEvents(service: string, limit: number): EventRecord[] {
