@@ -191,36 +191,45 @@ const EXITED = 1, FRESH = 2, TO_REGISTER = 4, DRAINED = 8, IDLE = 16, NO_CAPACIT
  * and compile it again, ~15 times a 10,000-instance simulation before).
  */
 function classifyFleet(instances: readonly FleetInstance[], target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): RollingFleet {
-  const codes = new Uint8Array(instances.length);
-  const t = new Int32Array(TALLY_SIZE);
-  tally(instances, codes, t, target, equivalent, warmup, drainTimeout, now);
+  const codes = new Uint16Array(instances.length);
+  const hist = new Int32Array(CODES);
+  tally(instances, codes, hist, target, equivalent, warmup, drainTimeout, now);
+  // How many instances have each bit, from how many have each code.
+  const sums = new Int32Array(BITS);
+  for (let code = 1; code < CODES; code++) {
+    const k = hist[code]!;
+    if (k !== 0) for (let b = 0; b < BITS; b++) if ((code >> b) & 1) sums[b] += k;
+  }
+  const alive = instances.length - sums[0]!;
   return {
-    exited: collect(instances, codes, EXITED, t[EXITED_N]!),
-    alive: t[ALIVE]!,
-    fresh: collect(instances, codes, FRESH, t[FRESH_N]!),
-    freshNotHealthy: t[FRESH_NOT_HEALTHY]!,
-    old: t[OLD]!,
-    toRegister: collect(instances, codes, TO_REGISTER, t[TO_REGISTER_N]!),
-    confirmedNew: t[CONFIRMED_NEW]!,
-    drained: collect(instances, codes, DRAINED, t[DRAINED_N]!),
-    idle: collect(instances, codes, IDLE, t[IDLE_N]!),
-    noCapacity: collect(instances, codes, NO_CAPACITY, t[NO_CAPACITY_N]!),
-    oldServing: collect(instances, codes, OLD_SERVING, t[OLD_SERVING_N]!),
+    exited: collect(instances, codes, EXITED, sums[0]!),
+    alive,
+    fresh: collect(instances, codes, FRESH, sums[1]!),
+    freshNotHealthy: sums[7]!,
+    old: alive - sums[1]!,
+    toRegister: collect(instances, codes, TO_REGISTER, sums[2]!),
+    confirmedNew: sums[8]!,
+    drained: collect(instances, codes, DRAINED, sums[3]!),
+    idle: collect(instances, codes, IDLE, sums[4]!),
+    noCapacity: collect(instances, codes, NO_CAPACITY, sums[5]!),
+    oldServing: collect(instances, codes, OLD_SERVING, sums[6]!),
   };
 }
 
-/** Where tally counts: what is only counted, then the size of each list (to gather it). */
-const ALIVE = 0, FRESH_NOT_HEALTHY = 1, OLD = 2, CONFIRMED_NEW = 3;
-const EXITED_N = 4, FRESH_N = 5, TO_REGISTER_N = 6, DRAINED_N = 7, IDLE_N = 8, NO_CAPACITY_N = 9, OLD_SERVING_N = 10;
-const TALLY_SIZE = 11;
+/** tally's codes: the seven lists' bits, then what is only counted (new and not healthy; new and confirmed). */
+const FRESH_NOT_HEALTHY = 128, CONFIRMED = 256;
+const BITS = 9;
+const CODES = 1 << BITS;
 
 /**
- * classifyFleet's loop: each instance's list code into `codes`, the counts into `t`. Nothing
- * follows the loop, not even building a result: the engine compiles a long loop while it
- * runs (on-stack replacement), before anything after it has run, and such code, reused each
- * time the loop runs long again, would be thrown away each time it reached what follows.
+ * classifyFleet's loop: each instance's code into `codes` (which lists it goes in, what it
+ * counts as), and how many instances have each code into `hist`. Nothing follows the loop:
+ * the engine compiles a long loop while it runs (on-stack replacement), before anything after
+ * it has run, and such code, reused each time the loop runs long again, would be thrown away
+ * each time it reached what follows. One count per instance, whatever it counts as: the loop
+ * is short to run before it is compiled too.
  */
-function tally(instances: readonly FleetInstance[], codes: Uint8Array, t: Int32Array, target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): void {
+function tally(instances: readonly FleetInstance[], codes: Uint16Array, hist: Int32Array, target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): void {
   const n = instances.length;
   const anyEquivalent = equivalent.size > 0;
   for (let k = 0; k < n; k++) {
@@ -242,18 +251,11 @@ function tally(instances: readonly FleetInstance[], codes: Uint8Array, t: Int32A
     const idle = isOld && none && idleNow;
     const noCapacity = isOld && (standby || (active && isUnhealthy));
     const oldServing = isOld && serving;
-    t[ALIVE] += exited ? 0 : 1;
-    t[FRESH_NOT_HEALTHY] += fresh && !isHealthy ? 1 : 0;
-    t[CONFIRMED_NEW] += fresh && serving && hasHealthySince && warm ? 1 : 0;
-    t[OLD] += isOld ? 1 : 0;
-    t[EXITED_N] += exited ? 1 : 0;
-    t[FRESH_N] += fresh ? 1 : 0;
-    t[TO_REGISTER_N] += toRegister ? 1 : 0;
-    t[DRAINED_N] += drained ? 1 : 0;
-    t[IDLE_N] += idle ? 1 : 0;
-    t[NO_CAPACITY_N] += noCapacity ? 1 : 0;
-    t[OLD_SERVING_N] += oldServing ? 1 : 0;
-    codes[k] = (exited ? EXITED : 0) | (fresh ? FRESH : 0) | (toRegister ? TO_REGISTER : 0) | (drained ? DRAINED : 0) | (idle ? IDLE : 0) | (noCapacity ? NO_CAPACITY : 0) | (oldServing ? OLD_SERVING : 0);
+    const code =
+      (exited ? EXITED : 0) | (fresh ? FRESH : 0) | (toRegister ? TO_REGISTER : 0) | (drained ? DRAINED : 0) | (idle ? IDLE : 0) | (noCapacity ? NO_CAPACITY : 0) |
+      (oldServing ? OLD_SERVING : 0) | (fresh && !isHealthy ? FRESH_NOT_HEALTHY : 0) | (fresh && serving && hasHealthySince && warm ? CONFIRMED : 0);
+    codes[k] = code;
+    hist[code]++;
   }
 }
 
@@ -262,7 +264,7 @@ function tally(instances: readonly FleetInstance[], codes: Uint8Array, t: Int32A
  * compiled once, for all of them). Called for every list, empty ones too: a call first made
  * in a later phase would be a branch the caller's compiled code has not seen.
  */
-function collect(instances: readonly FleetInstance[], codes: Uint8Array, bit: number, count: number): FleetInstance[] {
+function collect(instances: readonly FleetInstance[], codes: Uint16Array, bit: number, count: number): FleetInstance[] {
   if (count === 0) return [];
   // Its size is known: made at that size and filled, not grown (two lists of up to the whole
   // fleet, every tick). Past PRESIZED the engine would make such an array a dictionary: grown.
@@ -277,7 +279,7 @@ function collect(instances: readonly FleetInstance[], codes: Uint8Array, bit: nu
 const PRESIZED = 50_000;
 
 /** collect for lists past PRESIZED. */
-function collectGrowing(instances: readonly FleetInstance[], codes: Uint8Array, bit: number): FleetInstance[] {
+function collectGrowing(instances: readonly FleetInstance[], codes: Uint16Array, bit: number): FleetInstance[] {
   const out: FleetInstance[] = [];
   for (let k = 0; k < instances.length; k++) if ((codes[k]! & bit) !== 0) out.push(instances[k]!);
   return out;
