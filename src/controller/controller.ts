@@ -196,7 +196,7 @@ export class Controller {
         T.push(performance.now());
       } finally {
         // Out of the table just written (terminate steps): now they are stopped.
-        for (const s of pass.stops!) this.instances.startTerminate(s.id, s.reason);
+        this.instances.startTerminateAll(pass.stops!);
       }
       if (process.env.KILN_TRACE_PASSES) {
         const ms = T.slice(1).map((t, i) => (t - T[i]!).toFixed(1));

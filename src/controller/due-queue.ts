@@ -9,9 +9,15 @@
 // as slots (the prober's per-instance object); DueQueue keys them by id, keeps the entries of
 // ids no longer queued for their next schedule and sweeps them when they outnumber the queued ones.
 
-/** What a queue orders: a thing with a due time the queue sets (undefined: not queued). */
+/**
+ * What a queue orders: a thing with a due time the queue sets, valid while `queued`. Both
+ * always hold a value of one type (a time is never undefined): the queue's loops compare
+ * times by the ten thousand, and a field that is sometimes a number and sometimes not makes
+ * the engine throw away and redo the code that reads it.
+ */
 export interface DueSlot {
-  at: number | undefined;
+  at: number;
+  queued: boolean;
 }
 
 /**
@@ -31,8 +37,12 @@ export class DueSlots<S extends DueSlot> {
   }
 
   schedule(s: S, at: number): void {
-    if (s.at === at) return;
-    if (s.at === undefined) this.queued++;
+    if (s.queued) {
+      if (s.at === at) return;
+    } else {
+      this.queued++;
+      s.queued = true;
+    }
     s.at = at;
     if (this.last?.at === at) {
       this.last.slots.push(s);
@@ -48,11 +58,11 @@ export class DueSlots<S extends DueSlot> {
     this.last = { at, slots: b };
   }
 
-  /** Take `s` off the queue; a stale bucket slot may still point at it: it reads at === undefined and is skipped. */
+  /** Take `s` off the queue; a stale bucket slot may still point at it: it reads not queued and is skipped. */
   cancel(s: S): void {
-    if (s.at === undefined) return;
+    if (!s.queued) return;
     this.queued--;
-    s.at = undefined;
+    s.queued = false;
   }
 
   /** The earliest due time queued (a slot since cancelled or rescheduled may still hold it). */
@@ -65,9 +75,11 @@ export class DueSlots<S extends DueSlot> {
     const out: S[] = [];
     while (this.times.length && this.times[0]! <= now) {
       const at = this.pop();
-      for (const s of this.buckets.get(at)!) {
-        if (s.at === at) {
-          s.at = undefined;
+      const bucket = this.buckets.get(at)!;
+      for (let k = 0; k < bucket.length; k++) {
+        const s = bucket[k]!;
+        if (s.queued && s.at === at) {
+          s.queued = false;
           out.push(s);
         }
       }
@@ -128,13 +140,13 @@ export class DueQueue {
   }
 
   has(id: string): boolean {
-    return this.entries.get(id)?.at !== undefined;
+    return this.entries.get(id)?.queued === true;
   }
 
   schedule(id: string, at: number): void {
     let e = this.entries.get(id);
     if (!e) {
-      e = { id, at: undefined };
+      e = { id, at: 0, queued: false };
       this.entries.set(id, e);
     }
     this.slots.schedule(e, at);
@@ -164,7 +176,7 @@ export class DueQueue {
 
   /** Drop the entries of ids not queued (they are made again when scheduled). */
   private sweep(): void {
-    for (const [id, e] of this.entries) if (e.at === undefined) this.entries.delete(id);
+    for (const [id, e] of this.entries) if (!e.queued) this.entries.delete(id);
     this.sweepAt = Math.max(4096, 2 * this.entries.size);
   }
 }

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import type { ObservedInstance, Provider } from "../providers/provider.js";
 import type { SecretKeeper } from "../secrets/keeper.js";
-import type { InstanceWrite, Release, RolloutRecord } from "../state/db.js";
+import type { InstanceRecord, InstanceWrite, Release, RolloutRecord } from "../state/db.js";
 import type { FleetObserver } from "./observe.js";
 import type { ServiceState } from "./service-state.js";
 
@@ -79,7 +79,7 @@ export class InstanceActions {
     const now = this.state.now();
     const ids = Array.from({ length: count }, () => (this.newId ? this.newId(rel.id) : `${service}-${rel.id}-${randomBytes(3).toString("hex")}`));
     db.insertInstances(ids.map((id) => ({ id, service, release: rel.id, digest: rel.digest, state: "launching", routing: "none", launchedAt: now })));
-    for (const id of ids) this.observer.seed(id, false);
+    for (let k = 0; k < ids.length; k++) this.observer.seed(ids[k]!, false);
     // Secret values join the declared env only here, in memory, on their way to the provider.
     // Read once for the whole step: a failure fails each launch with the same reason.
     const secretValues = this.secrets ? this.secrets.valuesFor(rel.id, rel.spec.secrets) : Promise.resolve({});
@@ -146,7 +146,7 @@ export class InstanceActions {
     });
     // The record says running from now on; a provider answer taken before the launch returned
     // (this pass's list may have seen the container created but not started) must not contradict it.
-    for (const id of started) this.observer.launched(id);
+    for (let k = 0; k < started.length; k++) this.observer.launched(started[k]!);
     return failure;
   }
 
@@ -157,7 +157,21 @@ export class InstanceActions {
 
   startTerminate(id: string, reason: string): void {
     if (this.terminating.has(id)) return;
-    const rec = this.state.db.liveIndex(this.state.service).get(id) ?? this.state.db.getInstance(id);
+    this.startTerminateIn(this.state.db.liveIndex(this.state.service), id, reason);
+  }
+
+  /** startTerminate for each of a pass's stops, the live records looked up once (a step stops thousands). */
+  startTerminateAll(stops: readonly { id: string; reason: string }[]): void {
+    if (stops.length === 0) return;
+    const live = this.state.db.liveIndex(this.state.service);
+    for (let k = 0; k < stops.length; k++) {
+      const s = stops[k]!;
+      if (!this.terminating.has(s.id)) this.startTerminateIn(live, s.id, s.reason);
+    }
+  }
+
+  private startTerminateIn(live: ReadonlyMap<string, InstanceRecord>, id: string, reason: string): void {
+    const rec = live.get(id) ?? this.state.db.getInstance(id);
     const grace = this.state.specOf(rec?.release).drainTimeout;
     // A stop decided while the instance's launch is still with the provider waits for it: a
     // provider may not know the instance until its launch returns, and must not start it after the stop.
@@ -201,7 +215,8 @@ export class InstanceActions {
         }
         for (const g of groups.values()) db.updateInstances(g.map((s) => s.id), { state: "terminated", routing: "none", terminatedAt: g[0]!.at, reason: g[0]!.reason });
         for (const s of list) this.observer.forget(s.id);
-        this.state.events(list.map((s) => ({ level: "info", message: `terminated ${s.id} (${s.reason})`, instance: s.id, release: s.release })));
+        // In the shape recordLaunched's events have (rollout too): one shape for every event written per instance.
+        this.state.events(list.map((s) => ({ level: "info", message: `terminated ${s.id} (${s.reason})`, instance: s.id, release: s.release, rollout: undefined })));
       });
     } catch (e) {
       for (const s of list) this.state.event("error", `terminating ${s.id} failed: ${(e as Error).message}`, { instance: s.id });

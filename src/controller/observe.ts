@@ -34,6 +34,10 @@ interface RouterView {
   inflight: number;
 }
 
+/** The router's view of an instance it does not have (not in the table): out of rotation, nothing in flight. */
+// Not frozen: frozen, it would have a shape of its own beside the views setTarget makes. Never written.
+const NOT_A_TARGET: RouterView = { inRotation: false, inflight: 0 };
+
 export class FleetObserver {
   private readonly prober: Prober;
   private readonly running = new Map<string, boolean>();
@@ -264,11 +268,20 @@ export class FleetObserver {
     for (const id of this.clockBound) this.dirty.add(id);
     this.clockBound.clear();
     for (const id of this.wakes.popDue(now)) this.dirty.add(id);
-    for (const id of this.dirty) this.refresh(id, now);
-    this.dirty.clear();
+    this.refreshDirty(now);
     this.prober.unpark();
     if (this.listStale) this.rebuildList();
     return { instances: this.list.slice() };
+  }
+
+  /**
+   * Rebuild the views of the dirty ids. The loop (thousands of ids in a fleet-wide step) is a
+   * function of its own, compiled apart from what fleet() does around it (a list rebuilt in
+   * some passes only), so a pass that first rebuilds the list does not throw its code away.
+   */
+  private refreshDirty(now: number): void {
+    for (const id of this.dirty) this.refresh(id, now);
+    this.dirty.clear();
   }
 
   /** The views in launch order (state's), each slot noting its position. */
@@ -290,20 +303,26 @@ export class FleetObserver {
       if (this.views.delete(id)) this.listStale = true;
       return;
     }
+    // Everything read first, then combined: the reads do not depend on the phase the instance
+    // is in (launching, not yet routed, healthy), so the compiled code meets none it has not
+    // seen when the first instance of a fleet reaches the next phase.
     const h = this.prober.healthOf(id) ?? initialHealth(false);
-    const isRunning = r.state === "launching" ? true : (this.running.get(id) ?? false);
-    const t = this.targets.get(id);
+    const running = this.running.get(id);
+    const isRunning = r.state === "launching" ? true : (running ?? false);
+    const t = this.targets.get(id) ?? NOT_A_TARGET;
+    const hp = this.d.specOf(r.release).health;
+    const healthy = h.healthy, healthySince = r.healthySince, launchedAt = r.launchedAt;
     const view: FleetInstance = {
       id: r.id,
       release: r.release,
-      phase: phaseFrom(h, isRunning, r.launchedAt, this.d.specOf(r.release).health, now),
+      phase: phaseFrom(h, isRunning, launchedAt, hp, now),
       routing: r.routing,
-      inRotation: t?.inRotation ?? false,
-      inflight: t?.inflight ?? 0,
-      launchedAt: r.launchedAt,
-      healthySince: h.healthy ? (r.healthySince ?? now) : undefined,
+      inRotation: t.inRotation,
+      inflight: t.inflight,
+      launchedAt,
+      healthySince: healthy ? (healthySince ?? now) : undefined,
       drainingSince: r.drainingSince,
-      everHealthy: r.healthySince !== undefined || h.healthy,
+      everHealthy: healthySince !== undefined || healthy,
     };
     const slot = this.views.get(id);
     if (!slot) {
@@ -319,9 +338,9 @@ export class FleetObserver {
     }
     // The clock moves a view in two ways only: healthySince reads "now" until the first
     // healthy time is recorded, and a failing instance turns unhealthy when its grace ends.
-    if (h.healthy && r.healthySince === undefined) this.clockBound.add(id);
-    else if (!h.healthy && isRunning) {
-      const graceEnds = r.launchedAt + this.d.specOf(r.release).health.grace;
+    if (healthy && healthySince === undefined) this.clockBound.add(id);
+    else if (!healthy && isRunning) {
+      const graceEnds = launchedAt + hp.grace;
       if (now < graceEnds) this.wakes.schedule(id, graceEnds);
     }
   }

@@ -54,7 +54,8 @@ interface Probed {
   /** undefined until seeded or first probed */
   health: TrackedHealth | undefined;
   /** its next probe's due time while queued (the queue's slot) */
-  at: number | undefined;
+  at: number;
+  queued: boolean;
 }
 
 export class Prober {
@@ -69,7 +70,7 @@ export class Prober {
   private entry(id: string): Probed {
     let p = this.tracked.get(id);
     if (!p) {
-      p = { id, health: undefined, at: undefined };
+      p = { id, health: undefined, at: 0, queued: false };
       this.tracked.set(id, p);
     }
     return p;
@@ -108,7 +109,7 @@ export class Prober {
   schedule(r: InstanceRecord): void {
     if (!r.address) return;
     const p = this.tracked.get(r.id);
-    if (p?.at !== undefined || this.probing.has(r.id)) return;
+    if (p?.queued || this.probing.has(r.id)) return;
     const h = p?.health;
     this.probes.schedule(p ?? this.entry(r.id), h ? this.dueAfter(h, r.release) : 0);
   }
@@ -132,7 +133,8 @@ export class Prober {
     // One spec lookup per run of instances of the same release (a due batch is mostly one or two releases).
     let release: string | undefined;
     let hp: HealthParams | undefined;
-    for (const p of due) {
+    for (let k = 0; k < due.length; k++) {
+      const p = due[k]!;
       const id = p.id;
       const rec = records.get(id);
       if (!rec || rec.state === "terminating") continue;
@@ -244,11 +246,11 @@ export class Prober {
     if (this.healthyWrites.length === 0) queueMicrotask(() => this.flushHealthySince());
     this.healthyWrites.push({ id, at });
   }
-  private healthyWrites: { id: string; at: number }[] = [];
+  private healthyWrites = noWrites();
 
   private flushHealthySince(): void {
     const list = this.healthyWrites;
-    this.healthyWrites = [];
+    this.healthyWrites = noWrites();
     const live = this.d.db.liveIndex(this.d.service);
     const byTime = new Map<number, string[]>();
     for (const w of list) {
@@ -266,4 +268,9 @@ export class Prober {
       this.d.log?.(`first healthy times not recorded: ${(e as Error).message}`);
     }
   }
+}
+
+/** A new list of first healthy times to write: made in one place, so every such list has the element kind the first learned. */
+function noWrites(): { id: string; at: number }[] {
+  return [];
 }

@@ -111,7 +111,11 @@ export async function simulateRollout(input: SimulationInput): Promise<Simulatio
   const sample = () => {
     // Counted in a Map (a table of 10,000 targets, every sample), then as a record in the same key order.
     const counts = new Map<string, number>();
-    for (const t of router.table?.targets ?? []) if (t.state === "active" && t.weight > 0) counts.set(t.release, (counts.get(t.release) ?? 0) + 1);
+    const targets = router.table?.targets ?? [];
+    for (let k = 0; k < targets.length; k++) {
+      const t = targets[k]!;
+      if (t.state === "active" && t.weight > 0) counts.set(t.release, (counts.get(t.release) ?? 0) + 1);
+    }
     const serving: Record<string, number> = {};
     for (const [release, k] of counts) serving[release] = k;
     const point: TimelinePoint = { atMs: clock.now(), serving, alive: provider.runningCount() };

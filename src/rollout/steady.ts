@@ -30,31 +30,7 @@ export function planSteady(input: SteadyInput, observed: Observed, now: number):
   const steps: Step[] = [];
   const live = input.live;
   const all = observed.instances;
-  // One pass over the fleet (10,000 instances in simulation, every tick between rollouts):
-  // each list in fleet order, as a filter would give it; the instances of the live release
-  // that are fine ("good") are only counted here.
-  const exited: FleetInstance[] = [];
-  const drained: FleetInstance[] = [];
-  const sickRouted: FleetInstance[] = [];
-  const sickIdle: FleetInstance[] = [];
-  const toRegister: FleetInstance[] = [];
-  const standby: FleetInstance[] = [];
-  let good = 0;
-  for (const i of all) {
-    if (i.phase === "exited") {
-      exited.push(i);
-      continue;
-    }
-    if (isDrained(i, input.drainTimeout, now) || (i.routing === "none" && i.release !== live && i.inflight === 0)) drained.push(i);
-    if (i.release === live && i.routing !== "draining") {
-      if (i.phase === "unhealthy") (i.routing !== "none" ? sickRouted : sickIdle).push(i);
-      else {
-        good++;
-        if (i.phase === "healthy" && i.routing === "none") toRegister.push(i);
-      }
-    }
-    if (i.routing === "standby") standby.push(i);
-  }
+  const { exited, drained, sickRouted, sickIdle, toRegister, standby, good } = classifySteady(all, live, input.drainTimeout, now);
   if (exited.length) steps.push({ kind: "terminate", ids: ids(exited), reason: "instance exited" });
   if (drained.length) steps.push({ kind: "terminate", ids: ids(drained), reason: "drained" });
   if (sickRouted.length) steps.push({ kind: "drain", ids: ids(sickRouted), reason: "unhealthy: replace" });
@@ -82,4 +58,44 @@ export function planSteady(input: SteadyInput, observed: Observed, now: number):
   // Anything routed as active that is not of the live release (left by an aborted rollout
   // without auto-rollback) is kept: the operator decides with `kiln rollback` or `kiln deploy`.
   return steps;
+}
+
+/** What planSteady asks of the fleet, from one pass over it (see there). */
+interface SteadyFleet {
+  exited: FleetInstance[];
+  drained: FleetInstance[];
+  sickRouted: FleetInstance[];
+  sickIdle: FleetInstance[];
+  toRegister: FleetInstance[];
+  standby: FleetInstance[];
+  /** instances of the live release that are fine: only counted */
+  good: number;
+}
+
+/**
+ * One pass over the fleet (10,000 instances in simulation, every tick between rollouts): each
+ * list in fleet order, as a filter would give it. A function of its own: the loop is the hot
+ * part, and the engine compiles it apart from the steps planned after it, which differ from
+ * one tick to the next (a step first taken would otherwise throw the loop's code away).
+ */
+function classifySteady(all: readonly FleetInstance[], live: string | undefined, drainTimeout: number, now: number): SteadyFleet {
+  const c: SteadyFleet = { exited: [], drained: [], sickRouted: [], sickIdle: [], toRegister: [], standby: [], good: 0 };
+  // Indexed, not for…of: until the engine has compiled the loop, each step of an iterator is an object.
+  for (let k = 0; k < all.length; k++) {
+    const i = all[k]!;
+    if (i.phase === "exited") {
+      c.exited.push(i);
+      continue;
+    }
+    if (isDrained(i, drainTimeout, now) || (i.routing === "none" && i.release !== live && i.inflight === 0)) c.drained.push(i);
+    if (i.release === live && i.routing !== "draining") {
+      if (i.phase === "unhealthy") (i.routing !== "none" ? c.sickRouted : c.sickIdle).push(i);
+      else {
+        c.good++;
+        if (i.phase === "healthy" && i.routing === "none") c.toRegister.push(i);
+      }
+    }
+    if (i.routing === "standby") c.standby.push(i);
+  }
+  return c;
 }

@@ -350,11 +350,23 @@ const HAS = {
 function canonPatch(p: Partial<Omit<InstanceRecord, "id">>): CanonPatch {
   let has = 0;
   for (const k in p) has |= HAS[k as keyof typeof HAS] ?? 0;
+  return canonPatchAs(has, p);
+}
+
+/** The bits of HAS for a patch's field names (Object.keys of a plain patch, as `in` sees them). */
+function hasOf(keys: readonly string[]): number {
+  let has = 0;
+  for (let k = 0; k < keys.length; k++) has |= HAS[keys[k] as keyof typeof HAS] ?? 0;
+  return has;
+}
+
+/** canonPatch when the fields it names are known (`has`): rows of a fleet-wide write name the same fields. */
+function canonPatchAs(has: number, p: Partial<Omit<InstanceRecord, "id">>): CanonPatch {
   return {
     has,
     service: p.service, release: p.release, digest: p.digest, address: p.address, pid: p.pid, state: p.state, routing: p.routing,
     launchedAt: p.launchedAt, healthySince: p.healthySince, drainingSince: p.drainingSince, terminatedAt: p.terminatedAt, reason: p.reason,
-    routingRelevant: p.state !== undefined || p.routing !== undefined || p.address !== undefined || p.release !== undefined || "drainingSince" in p,
+    routingRelevant: p.state !== undefined || p.routing !== undefined || p.address !== undefined || p.release !== undefined || (has & HAS.drainingSince) !== 0,
     reorders: p.state !== undefined || p.launchedAt !== undefined || p.service !== undefined,
     revives: p.state !== undefined && LIVE_STATES.has(p.state),
   };
@@ -363,22 +375,51 @@ function canonPatch(p: Partial<Omit<InstanceRecord, "id">>): CanonPatch {
 /** canonInstance({ ...i, ...patch }) in one allocation (fleet-wide writes). */
 function patchInstance(i: InstanceRecord, p: CanonPatch): InstanceRecord {
   const h = p.has;
+  // Every field of both read, then chosen: a patch naming fields no earlier one named (each
+  // step of a rollout writes its own) meets no read the compiled code has not seen.
+  const service = p.service, release = p.release, digest = p.digest, address = p.address, pid = p.pid, state = p.state, routing = p.routing;
+  const launchedAt = p.launchedAt, healthySince = p.healthySince, drainingSince = p.drainingSince, terminatedAt = p.terminatedAt, reason = p.reason;
+  const iService = i.service, iRelease = i.release, iDigest = i.digest, iAddress = i.address, iPid = i.pid, iState = i.state, iRouting = i.routing;
+  const iLaunchedAt = i.launchedAt, iHealthySince = i.healthySince, iDrainingSince = i.drainingSince, iTerminatedAt = i.terminatedAt, iReason = i.reason;
   return {
     id: i.id,
-    service: h & HAS.service ? p.service! : i.service,
-    release: h & HAS.release ? p.release! : i.release,
-    digest: h & HAS.digest ? p.digest! : i.digest,
-    address: h & HAS.address ? p.address : i.address,
-    pid: h & HAS.pid ? p.pid : i.pid,
-    state: h & HAS.state ? p.state! : i.state,
-    routing: h & HAS.routing ? p.routing! : i.routing,
-    launchedAt: h & HAS.launchedAt ? p.launchedAt! : i.launchedAt,
-    healthySince: h & HAS.healthySince ? p.healthySince : i.healthySince,
-    drainingSince: h & HAS.drainingSince ? p.drainingSince : i.drainingSince,
-    terminatedAt: h & HAS.terminatedAt ? p.terminatedAt : i.terminatedAt,
-    reason: h & HAS.reason ? p.reason : i.reason,
+    service: h & HAS.service ? service! : iService,
+    release: h & HAS.release ? release! : iRelease,
+    digest: h & HAS.digest ? digest! : iDigest,
+    address: h & HAS.address ? address : iAddress,
+    pid: h & HAS.pid ? pid : iPid,
+    state: h & HAS.state ? state! : iState,
+    routing: h & HAS.routing ? routing! : iRouting,
+    launchedAt: h & HAS.launchedAt ? launchedAt! : iLaunchedAt,
+    healthySince: h & HAS.healthySince ? healthySince : iHealthySince,
+    drainingSince: h & HAS.drainingSince ? drainingSince : iDrainingSince,
+    terminatedAt: h & HAS.terminatedAt ? terminatedAt : iTerminatedAt,
+    reason: h & HAS.reason ? reason : iReason,
   };
 }
+
+/**
+ * One chunk's values for updateInstances: the patch's values, then `n` ids from `k`, padded
+ * to `size` with the first. A function of its own, compiled once: the loop around it runs a
+ * handful of times per write and never needs compiling, whatever the write.
+ */
+function chunkValues(set: readonly unknown[], ids: readonly string[], k: number, n: number, size: number): unknown[] {
+  const values = new Array<unknown>(set.length + size);
+  for (let j = 0; j < set.length; j++) values[j] = set[j];
+  for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
+  return values;
+}
+
+/**
+ * `list` ordered by launch time, ties in their order (Array.prototype.sort is stable). Usually
+ * already in order: then no sort. A function of its own: the sort runs only in some phases of
+ * a rollout, and the code around it is compiled once, not again when it first sorts.
+ */
+function inLaunchOrder(list: InstanceRecord[]): InstanceRecord[] {
+  for (let k = 1; k < list.length; k++) if (list[k - 1]!.launchedAt > list[k]!.launchedAt) return list.sort(byLaunchTime);
+  return list;
+}
+const byLaunchTime = (a: InstanceRecord, b: InstanceRecord): number => a.launchedAt - b.launchedAt;
 
 function toRollout(r: Row): RolloutRecord {
   return {
@@ -473,6 +514,22 @@ const eventRowInto: RowWriter<Omit<EventRecord, "id">> = (out, k, e) => {
   out[k + 4] = e.instance ?? null;
   out[k + 5] = e.rollout ?? null;
   out[k + 6] = e.message;
+};
+
+/**
+ * ROWS_PER_INSERT rows of `list` from `k` written into `out` (one multi-row statement's values).
+ * One per kind of row, each calling its own row writer: the loop that fills a statement
+ * (40,000 events and 20,000 instances a 10,000-instance simulation) is then compiled for one
+ * writer, not thrown away when the other kind of row first comes through.
+ */
+type ChunkWriter<T> = (out: unknown[], list: readonly T[], k: number) => void;
+
+const instanceChunkInto: ChunkWriter<InstanceRecord> = (out, list, k) => {
+  for (let j = 0; j < ROWS_PER_INSERT; j++) instanceRowInto(out, j * INSTANCE_ROW_WIDTH, list[k + j]!);
+};
+
+const eventChunkInto: ChunkWriter<Omit<EventRecord, "id">> = (out, list, k) => {
+  for (let j = 0; j < ROWS_PER_INSERT; j++) eventRowInto(out, j * EVENT_ROW_WIDTH, list[k + j]!);
 };
 
 function rowOf<T>(width: number, into: RowWriter<T>, x: T): unknown[] {
@@ -714,21 +771,27 @@ export class StateDb {
    */
   insertInstances(list: readonly InstanceRecord[]): void {
     if (list.length === 0) return;
-    this.tx(() => {
-      this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, INSERT_INSTANCES, INSERT_INSTANCE);
-      // In list order: the cache's order breaks launch-time ties as rowid does.
-      for (const i of list) this.cacheInsert(i);
-    });
+    this.tx(() => this.insertInstancesIn(list));
+  }
+  /**
+   * insertInstances' work, inside its transaction. The fleet-wide writes do their work in
+   * methods, not in the closure handed to tx: a closure made per call and run once is never
+   * worth compiling, and the loops in the methods are compiled once for every call.
+   */
+  private insertInstancesIn(list: readonly InstanceRecord[]): void {
+    this.insertRows(list, INSTANCE_ROW_WIDTH, instanceRowInto, instanceChunkInto, INSERT_INSTANCES, INSERT_INSTANCE);
+    // In list order: the cache's order breaks launch-time ties as rowid does.
+    for (let k = 0; k < list.length; k++) this.cacheInsert(list[k]!);
   }
   /** `list` as rows: ROWS_PER_INSERT to a statement (`many`), the rest one by one (`one`). */
-  private insertRows<T>(list: readonly T[], width: number, into: RowWriter<T>, many: string, one: string): void {
+  private insertRows<T>(list: readonly T[], width: number, into: RowWriter<T>, fill: ChunkWriter<T>, many: string, one: string): void {
     let k = 0;
     if (list.length >= ROWS_PER_INSERT) {
       // One values array for every chunk: the driver reads it during run().
       const values = new Array<unknown>(ROWS_PER_INSERT * width);
       const st = this.stmt(many);
       for (; k + ROWS_PER_INSERT <= list.length; k += ROWS_PER_INSERT) {
-        for (let j = 0; j < ROWS_PER_INSERT; j++) into(values, j * width, list[k + j]!);
+        fill(values, list, k);
         st.run(values);
       }
     }
@@ -782,19 +845,17 @@ export class StateDb {
     if (keys.length === 0 || ids.length === 0) return;
     if (ids.length === 1) return this.updateInstance(ids[0]!, patch);
     const set = keys.map((k) => (patch as Record<string, unknown>)[k] ?? null);
-    this.tx(() => {
-      for (let k = 0; k < ids.length; k += IDS_PER_UPDATE) {
-        // The patch's values, then the chunk's ids, padded with its first.
-        const n = Math.min(IDS_PER_UPDATE, ids.length - k);
-        const size = IN_SIZES.find((x) => x >= n)!;
-        const values = new Array<unknown>(set.length + size);
-        for (let j = 0; j < set.length; j++) values[j] = set[j];
-        for (let j = 0; j < size; j++) values[set.length + j] = ids[k + (j < n ? j : 0)];
-        this.instanceUpdate(keys, patch, size).run(values);
-      }
-      const cp = canonPatch(patch);
-      for (const id of ids) this.cachePatch(id, cp);
-    });
+    this.tx(() => this.updateInstancesIn(ids, keys, set, patch));
+  }
+  /** updateInstances' work, inside its transaction (see insertInstancesIn). */
+  private updateInstancesIn(ids: readonly string[], keys: string[], set: unknown[], patch: Partial<Omit<InstanceRecord, "id">>): void {
+    for (let k = 0; k < ids.length; k += IDS_PER_UPDATE) {
+      // The patch's values, then the chunk's ids, padded with its first.
+      const n = Math.min(IDS_PER_UPDATE, ids.length - k);
+      const size = IN_SIZES.find((x) => x >= n)!;
+      this.instanceUpdate(keys, patch, size).run(chunkValues(set, ids, k, n, size));
+    }
+    this.cachePatchAll(ids, canonPatch(patch));
   }
   /**
    * The same fields written to many instances with values of their own (a launch step's
@@ -807,7 +868,8 @@ export class StateDb {
   updateInstancesEach(rows: readonly InstanceWrite[]): void {
     if (rows.length === 0) return;
     const groups = new Map<string, { keys: string[]; rows: InstanceWrite[] }>();
-    for (const r of rows) {
+    for (let k = 0; k < rows.length; k++) {
+      const r = rows[k]!;
       const keys = Object.keys(r.patch);
       if (keys.length === 0) continue;
       const sig = keys.join(",");
@@ -816,22 +878,51 @@ export class StateDb {
       else groups.set(sig, { keys, rows: [r] });
     }
     this.tx(() => {
-      for (const { keys, rows: list } of groups.values()) {
-        for (let k = 0; k < list.length; k += ROWS_PER_INSERT) {
-          const chunk = list.slice(k, k + ROWS_PER_INSERT);
-          const size = IN_SIZES.find((n) => n >= chunk.length)!;
-          // Padded by repeating the first row: the same id with the same values, written once.
-          while (chunk.length < size) chunk.push(chunk[0]!);
-          const values: unknown[] = [];
-          for (const r of chunk) {
-            values.push(r.id);
-            for (const key of keys) values.push((r.patch as Record<string, unknown>)[key] ?? null);
-          }
-          this.instanceUpdateEach(keys, size).run(values);
-        }
-        for (const r of list) this.cachePatch(r.id, canonPatch(r.patch));
-      }
+      for (const g of groups.values()) this.updateInstancesEachIn(g.keys, g.rows);
     });
+  }
+  /** updateInstancesEach's work for rows patching the same fields, inside its transaction (see insertInstancesIn). */
+  private updateInstancesEachIn(keys: string[], list: readonly InstanceWrite[]): void {
+    for (let k = 0; k < list.length; k += ROWS_PER_INSERT) {
+      const chunk = list.slice(k, k + ROWS_PER_INSERT);
+      const size = IN_SIZES.find((n) => n >= chunk.length)!;
+      // Padded by repeating the first row: the same id with the same values, written once.
+      while (chunk.length < size) chunk.push(chunk[0]!);
+      const values: unknown[] = [];
+      for (let j = 0; j < chunk.length; j++) {
+        const r = chunk[j]!;
+        values.push(r.id);
+        for (let q = 0; q < keys.length; q++) values.push((r.patch as Record<string, unknown>)[keys[q]!] ?? null);
+      }
+      this.instanceUpdateEach(keys, size).run(values);
+    }
+    this.cachePatchEach(list, hasOf(keys));
+  }
+  /** cachePatch for each row (patches naming the fields `has` says), in one loop when one service is cached (see cachePatchAll). */
+  private cachePatchEach(list: readonly InstanceWrite[], has: number): void {
+    let k = 0;
+    if (this.liveCache.size === 1 && !(has & HAS.service)) {
+      for (const [service, c] of this.liveCache) {
+        k = this.cacheEachRun(service, c.byId, list, has);
+        if (k > 0) c.list = undefined;
+      }
+    }
+    for (; k < list.length; k++) this.cachePatch(list[k]!.id, canonPatchAs(has, list[k]!.patch));
+  }
+  /** cachePatchEach's loop: how many rows (from the first) it applied; it stops at the first id not cached. */
+  private cacheEachRun(service: string, byId: Map<string, InstanceRecord>, list: readonly InstanceWrite[], has: number): number {
+    let k = 0;
+    for (; k < list.length; k++) {
+      const w = list[k]!;
+      const rec = byId.get(w.id);
+      if (rec === undefined) break;
+      const p = canonPatchAs(has, w.patch);
+      if (p.routingRelevant) this.instanceWrites++;
+      this.logInstance(service, w.id, p.reorders);
+      if (has & HAS.state && !LIVE_STATES.has(p.state as string)) byId.delete(w.id);
+      else byId.set(w.id, patchInstance(rec, p));
+    }
+    return k;
   }
   private instanceUpdateEach(keys: string[], rows: number): Statement {
     const sig = `each|${keys.join(",")}|${rows}`;
@@ -849,6 +940,49 @@ export class StateDb {
       this.instanceUpdates.set(sig, st);
     }
     return st;
+  }
+  /**
+   * cachePatch for each of `ids`, one patch. The usual case (one service cached, every id in
+   * it) runs in one of two loops of its own: records that stay live are patched, records the
+   * patch takes out of the live states are dropped. Which one is known from the patch alone,
+   * so neither loop meets the other's branch when a rollout moves from one phase to the next
+   * (register, drain → stop): each is compiled once, for the one thing it does. The first id
+   * not cached, and everything after it, go through cachePatch.
+   */
+  private cachePatchAll(ids: readonly string[], p: CanonPatch): void {
+    let k = 0;
+    if (this.liveCache.size === 1 && !(p.has & HAS.service)) {
+      for (const [service, c] of this.liveCache) {
+        k = p.has & HAS.state && !LIVE_STATES.has(p.state as string) ? this.cacheDropRun(service, c.byId, ids, p) : this.cacheKeepRun(service, c.byId, ids, p);
+        if (k > 0) c.list = undefined;
+      }
+    }
+    for (; k < ids.length; k++) this.cachePatch(ids[k]!, p);
+  }
+  /** cachePatchAll's loop for a patch that keeps records live: how many of `ids` (from the first) it patched. */
+  private cacheKeepRun(service: string, byId: Map<string, InstanceRecord>, ids: readonly string[], p: CanonPatch): number {
+    let k = 0;
+    for (; k < ids.length; k++) {
+      const id = ids[k]!;
+      const rec = byId.get(id);
+      if (rec === undefined) break;
+      if (p.routingRelevant) this.instanceWrites++;
+      this.logInstance(service, id, p.reorders);
+      byId.set(id, patchInstance(rec, p));
+    }
+    return k;
+  }
+  /** cachePatchAll's loop for a patch that takes records out of the live states: how many of `ids` (from the first) it dropped. */
+  private cacheDropRun(service: string, byId: Map<string, InstanceRecord>, ids: readonly string[], p: CanonPatch): number {
+    let k = 0;
+    for (; k < ids.length; k++) {
+      const id = ids[k]!;
+      if (!byId.has(id)) break;
+      if (p.routingRelevant) this.instanceWrites++;
+      this.logInstance(service, id, p.reorders);
+      byId.delete(id);
+    }
+    return k;
   }
   /** Keep the live cache and the change feed in step with a write of `patch` to instance `id`. */
   private cachePatch(id: string, patch: CanonPatch): void {
@@ -891,16 +1025,7 @@ export class StateDb {
     }
     // Ordered by launch time, ties in insertion order (the Map's), as the query orders them.
     // Array.prototype.sort is stable: ties keep the Map's order. Usually already in order: no sort.
-    if (!c.list) {
-      const list = [...c.byId.values()];
-      for (let k = 1; k < list.length; k++) {
-        if (list[k - 1]!.launchedAt > list[k]!.launchedAt) {
-          list.sort((a, b) => a.launchedAt - b.launchedAt);
-          break;
-        }
-      }
-      c.list = list;
-    }
+    if (!c.list) c.list = inLaunchOrder([...c.byId.values()]);
     return [...c.list];
   }
   /**
@@ -968,7 +1093,7 @@ export class StateDb {
   /** Many events in one transaction, a chunk of rows per statement (one per instance of a 5,000-instance step). */
   addEvents(list: readonly Omit<EventRecord, "id">[]): void {
     if (list.length === 0) return;
-    this.tx(() => this.insertRows(list, EVENT_ROW_WIDTH, eventRowInto, INSERT_EVENTS, INSERT_EVENT));
+    this.tx(() => this.insertRows(list, EVENT_ROW_WIDTH, eventRowInto, eventChunkInto, INSERT_EVENTS, INSERT_EVENT));
   }
   /** The newest `limit` events, oldest first (`kiln events`). */
   recentEvents(service: string, limit: number): EventRecord[] {

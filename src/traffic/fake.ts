@@ -109,21 +109,30 @@ export class FakeRouter implements Router {
     const byId = new Map<string, Candidate>();
     const candidates: Candidate[] = [];
     const now = this.now();
-    const targets = table.targets.map((t) => {
+    const targets: Target[] = new Array(table.targets.length);
+    for (let k = 0; k < table.targets.length; k++) {
+      const t = table.targets[k]!;
       const pc = prevById.get(t.id);
       const p = pc?.target;
-      const same = p !== undefined && p.release === t.release && p.address === t.address && p.weight === t.weight && p.state === t.state;
-      if (!same) this.changed(t.id);
-      const c = same ? p : { id: t.id, release: t.release, address: t.address, weight: t.weight, state: t.state };
+      if (p !== undefined && p.release === t.release && p.address === t.address && p.weight === t.weight && p.state === t.state) {
+        // Unchanged: its drain start and its release's counters were settled when it was first
+        // taken in this state (both stay while the target does), so there is nothing to redo.
+        byId.set(p.id, pc!);
+        candidates.push(pc!);
+        targets[k] = p;
+        continue;
+      }
+      this.changed(t.id);
+      const c: Target = { id: t.id, release: t.release, address: t.address, weight: t.weight, state: t.state };
       if (c.state === "draining") {
         if (!this.drainingSince.has(c.id)) this.drainingSince.set(c.id, now);
       } else if (c.state === "active") this.drainingSince.delete(c.id);
       if (!this.releaseCounters.has(c.release)) this.releaseCounters.set(c.release, zeroRelease());
-      const candidate = same ? pc! : { target: c, release: c.release, weight: c.weight, currentWeight: pc?.currentWeight ?? 0 };
+      const candidate: Candidate = { target: c, release: c.release, weight: c.weight, currentWeight: pc?.currentWeight ?? 0 };
       byId.set(c.id, candidate);
       candidates.push(candidate);
-      return c;
-    });
+      targets[k] = c;
+    }
     const copied: RoutingTable = { ...structuredClone({ ...table, targets: [] }), targets };
     for (const id of prevById.keys()) if (!byId.has(id)) this.changed(id);
     this.byId = byId;

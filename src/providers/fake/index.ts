@@ -50,10 +50,13 @@ export interface ProbeAnswer {
   readonly status?: number;
 }
 
-// The three answers there are, shared (frozen): a simulation asks ~250,000 times.
-const REFUSED: ProbeAnswer = Object.freeze({ ok: false, answered: false, reason: "connection refused" });
-const ANSWERED_500: ProbeAnswer = Object.freeze({ ok: false, answered: true, reason: "status 500", status: 500 });
-const ANSWERED_OK: ProbeAnswer = Object.freeze({ ok: true, answered: true, status: 200 });
+// The three answers there are, shared (frozen): a simulation asks ~250,000 times. One object
+// shape for all three (every field present, in one order): the code that folds them in then
+// reads one shape, whichever answer a phase of the rollout gives most.
+const answer = (ok: boolean, answered: boolean, reason: string | undefined, status: number | undefined): ProbeAnswer => Object.freeze({ ok, answered, reason, status });
+const REFUSED: ProbeAnswer = answer(false, false, "connection refused", undefined);
+const ANSWERED_500: ProbeAnswer = answer(false, true, "status 500", 500);
+const ANSWERED_OK: ProbeAnswer = answer(true, true, undefined, 200);
 
 const FIRST_PORT = 20000;
 const ADDRESS_PREFIX = "127.0.0.1:";
@@ -70,11 +73,48 @@ function portOf(address: string): number {
   return port;
 }
 
-interface FakeInstance extends ObservedInstance {
-  behaviour: FakeBehaviour;
+/**
+ * A behaviour with every field present, in one order, whichever fields the test or the
+ * simulation gave: the probe of every instance reads it (~250,000 times in a simulation),
+ * and behaviours of several shapes there make that read polymorphic.
+ */
+interface Behaviour {
+  readonly readyAfter: number;
+  readonly unhealthy: boolean;
+  readonly exitAfter: number | undefined;
+  readonly exitCode: number | undefined;
+  readonly launchFails: boolean;
+  readonly failRate: number | undefined;
 }
 
-/** What list() reports of an instance: a copy without its behaviour (cheap: simulations list 10,000 a tick). */
+function behaviourOf(b: FakeBehaviour): Behaviour {
+  return {
+    readyAfter: b.readyAfter ?? 0,
+    unhealthy: b.unhealthy === true,
+    exitAfter: b.exitAfter,
+    exitCode: b.exitCode,
+    launchFails: b.launchFails === true,
+    failRate: b.failRate,
+  };
+}
+
+const DEFAULT_BEHAVIOUR = behaviourOf({});
+
+/** One object shape for every instance (all fields from launch on; exit sets, never adds). */
+interface FakeInstance {
+  readonly id: string;
+  readonly service: string;
+  readonly release: string;
+  readonly digest: string;
+  readonly address: string;
+  state: ObservedInstance["state"];
+  readonly startedAt: number;
+  exitCode: number | undefined;
+  readonly pid: number | undefined;
+  behaviour: Behaviour;
+}
+
+/** What launch() and list() report of an instance: a copy without its behaviour (cheap: simulations list 10,000 a tick). */
 function observed(i: FakeInstance): ObservedInstance {
   const o: ObservedInstance = { id: i.id, service: i.service, release: i.release, digest: i.digest, address: i.address, state: i.state, startedAt: i.startedAt };
   if (i.exitCode !== undefined) o.exitCode = i.exitCode;
@@ -91,7 +131,7 @@ export class FakeProvider implements Provider {
    * lookup is an array index, not a hash of its address (simulations probe ~250,000 times).
    */
   private readonly byPort: (FakeInstance | undefined)[] = [];
-  private readonly behaviours = new Map<string, FakeBehaviour>();
+  private readonly behaviours = new Map<string, Behaviour>();
   private nextPort = FIRST_PORT;
   launches = 0;
   /** instances in state running */
@@ -112,7 +152,7 @@ export class FakeProvider implements Provider {
 
   /** Behaviour for instances of a release (by release id). */
   behave(release: string, b: FakeBehaviour): void {
-    this.behaviours.set(release, b);
+    this.behaviours.set(release, behaviourOf(b));
   }
 
   /** Make one instance start (false) or stop (true) failing its health checks, as a sick node would. */
@@ -130,7 +170,8 @@ export class FakeProvider implements Provider {
   private exit(i: FakeInstance, code: number): void {
     if (i.state === "exited") return;
     if (i.state === "running") this.runningN--;
-    Object.assign(i, { state: "exited", exitCode: code });
+    i.state = "exited";
+    i.exitCode = code;
     this.timed.delete(i);
     this.changed(i.service, i.id);
   }
@@ -153,14 +194,14 @@ export class FakeProvider implements Provider {
 
   async launch(req: LaunchRequest): Promise<ObservedInstance> {
     const existing = this.instances.get(req.instanceId);
-    if (existing) return { ...existing };
-    const base = this.behaviours.get(req.release) ?? {};
+    if (existing) return observed(existing);
+    const base = this.behaviours.get(req.release) ?? DEFAULT_BEHAVIOUR;
     const behaviour = base.failRate !== undefined && this.random() < base.failRate ? { ...base, unhealthy: true } : base;
     if (behaviour.launchFails) throw new Error(`fake launch failure for ${req.release}`);
     this.launches++;
     const inst: FakeInstance = {
       id: req.instanceId, service: req.service, release: req.release, digest: req.digest, address: `${ADDRESS_PREFIX}${this.nextPort++}`,
-      state: "running", startedAt: this.clock.now(), behaviour,
+      state: "running", startedAt: this.clock.now(), exitCode: undefined, pid: undefined, behaviour,
     };
     this.instances.set(inst.id, inst);
     this.runningN++;
@@ -168,7 +209,7 @@ export class FakeProvider implements Provider {
     this.byPort[this.nextPort - 1 - FIRST_PORT] = inst;
     if (behaviour.exitAfter !== undefined) this.timed.add(inst);
     this.changed(inst.service, inst.id);
-    return { ...inst };
+    return observed(inst);
   }
 
   async terminate(instanceId: string): Promise<void> {
@@ -216,10 +257,13 @@ export class FakeProvider implements Provider {
     const port = portOf(address);
     const p = port >= FIRST_PORT ? this.byPort[port - FIRST_PORT] : undefined;
     const i = p !== undefined && p.address === address ? p : this.byAddress.get(address);
-    if (!i || i.state !== "running") return REFUSED;
-    if (this.clock.now() - i.startedAt < (i.behaviour.readyAfter ?? 0)) return REFUSED;
-    if (i.behaviour.unhealthy) return ANSWERED_500;
-    return ANSWERED_OK;
+    if (i === undefined) return REFUSED;
+    // Every field read for every probe, then the answer chosen: the compiled code then has no
+    // read first made when the first instance turns ready (seconds into a simulation).
+    const b = i.behaviour;
+    const up = i.state === "running" && this.clock.now() - i.startedAt >= b.readyAfter;
+    const unhealthy = b.unhealthy;
+    return !up ? REFUSED : unhealthy ? ANSWERED_500 : ANSWERED_OK;
   }
 
   /** How many instances run now (running().length without copying the fleet: simulations sample it). */
