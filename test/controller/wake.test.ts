@@ -73,7 +73,7 @@ describe("planReadBackDelay", () => {
 });
 
 describe("planLaunchConcurrency", () => {
-  const rows: [number, number][] = [[1, 1], [2, 2], [8, 8], [64, 16], [0, 1], [Number.NaN, 1]];
+  const rows: [number, number][] = [[1, 2], [2, 3], [8, 9], [64, 16], [15, 16], [0, 1], [Number.NaN, 1]];
   for (const [cpus, want] of rows) it(`${cpus} CPUs → ${want}`, () => assert.equal(planLaunchConcurrency(cpus), want));
 });
 
