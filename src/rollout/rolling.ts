@@ -153,7 +153,7 @@ export function planRolling(spec: RolloutParams, rollout: RolloutStatus, observe
 }
 
 /** What planRolling asks of the fleet, from one pass over it (see there). */
-interface RollingFleet {
+export interface RollingFleet {
   exited: FleetInstance[];
   alive: number;
   fresh: FleetInstance[];
@@ -190,7 +190,7 @@ const EXITED = 1, FRESH = 2, TO_REGISTER = 4, DRAINED = 8, IDLE = 16, NO_CAPACIT
  * no branch the engine has never seen (each such would make it throw the loop's code away
  * and compile it again, ~15 times a 10,000-instance simulation before).
  */
-function classifyFleet(instances: readonly FleetInstance[], target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): RollingFleet {
+export function classifyFleet(instances: readonly FleetInstance[], target: string, equivalent: ReadonlySet<string>, warmup: number, drainTimeout: number, now: number): RollingFleet {
   const codes = new Uint16Array(instances.length);
   const hist = new Int32Array(CODES);
   tally(instances, codes, hist, target, equivalent, warmup, drainTimeout, now);
