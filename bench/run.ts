@@ -4,7 +4,8 @@
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { gzipSync } from "fflate";
 import { spawnSync } from "node:child_process";
-import { loadavg } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
+import { planLaunchConcurrency } from "../src/controller/wake.js";
 import { basename, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { startDaemons, stopDaemons } from "../src/ops/daemons.js";
@@ -536,7 +537,7 @@ async function benchRollout() {
         timeline,
       },
       steadyLoad: { requests: steady.requests, failed: steady.failed, p99Ms: steady.p99Ms },
-      launchBurst: { launchConcurrency: process.env.KILN_LAUNCH_CONCURRENCY ?? "default (one per CPU)", bursts: burst },
+      launchBurst: { launchConcurrency: process.env.KILN_LAUNCH_CONCURRENCY ?? `default: ${planLaunchConcurrency(availableParallelism())} (one more than the CPUs)`, bursts: burst },
       blueGreenRollback: {
         outcome: done.outcome,
         firstOldResponseMs: Math.round(servedOldMs),
