@@ -369,7 +369,6 @@ export class LocalProvider implements Provider {
       return ports;
     }
     for (const name of names) {
-      if (this.settled.has(name)) continue; // exited, its process gone (see settle)
       const m = readMeta(join(root, name));
       if (m && isSameProcessAlive(m.pid, m.startTime)) ports.add(m.port);
     }
