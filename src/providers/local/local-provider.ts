@@ -187,6 +187,8 @@ export class LocalProvider implements Provider {
   private uidRangeChecked = false;
   /** what an image's root says (its user, its mount plan per set of volumes): read once per root, not per launch */
   private readonly imageFacts = new FactCache(64);
+  /** exited instances whose exit is fully handled, by id: what list() reports of them (see settle) */
+  private readonly settled = new Map<string, ObservedInstance>();
   /** pasta as last found on PATH (see pasta()) */
   private foundPasta: string | undefined;
 
@@ -282,7 +284,14 @@ export class LocalProvider implements Provider {
     }
     const out: ObservedInstance[] = [];
     this.limits.sweepOnce(root, (id) => this.launches.has(id));
+    const present = new Set(names);
+    for (const id of this.settled.keys()) if (!present.has(id)) this.settled.delete(id);
     for (const name of names.sort()) {
+      const done = this.settled.get(name);
+      if (done) {
+        if (done.service === service) out.push({ ...done });
+        continue;
+      }
       let meta = readMeta(join(root, name));
       if (!meta || meta.service !== service) continue;
       let seen = this.observe(meta);
@@ -298,9 +307,24 @@ export class LocalProvider implements Provider {
       // Before the exit is reported: the log then says whether a limit killed it.
       if (seen.state === "exited") await stopForwarder(join(root, name)); // netns.ts: adopts and stops a dead instance's forwarder
       if (seen.state === "exited") this.limits.finish(join(root, name));
+      if (seen.state === "exited") this.settle(name, join(root, name));
       out.push(seen);
     }
     return out;
+  }
+
+  /**
+   * Remembers an exited instance whose exit is fully handled (list), so later listings answer it
+   * without reading its directory again: its exit code is known (meta.json or bwrap's status
+   * line), its limits' cgroups are released and its forwarder is not running. None of that can
+   * change for a process that is gone (it is known by pid and start time), and terminate only
+   * adds terminatedAt, which a listing does not show. Forgotten when its directory goes.
+   */
+  private settle(id: string, dir: string): void {
+    const meta = readMeta(dir);
+    if (!meta || (meta.limits && !meta.limits.released) || isForwarderAlive(readNetRecord(dir))) return;
+    const seen = this.observe(meta);
+    if (seen.state === "exited" && seen.exitCode !== null && seen.exitCode !== undefined) this.settled.set(id, seen);
   }
 
   /** Deletes an exited instance's directory (meta, log). Refuses while it runs. */
@@ -312,6 +336,7 @@ export class LocalProvider implements Provider {
       throw providerError(`instance ${instanceId} is still running`, `run terminate first`, undefined, instanceId);
     await stopForwarder(dir, { search: true });
     this.limits.finish(dir);
+    this.settled.delete(instanceId);
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -344,6 +369,7 @@ export class LocalProvider implements Provider {
       return ports;
     }
     for (const name of names) {
+      if (this.settled.has(name)) continue; // exited, its process gone (see settle)
       const m = readMeta(join(root, name));
       if (m && isSameProcessAlive(m.pid, m.startTime)) ports.add(m.port);
     }
@@ -561,6 +587,7 @@ export class LocalProvider implements Provider {
     const dir = this.instanceDir(req.instanceId);
     const existing = readMeta(dir);
     if (existing) return this.observe(existing); // idempotent: the same id is the same instance
+    this.settled.delete(req.instanceId); // a directory removed behind this object's back: a new instance
 
     const mode = this.resolveMode();
     let rootfs: string;
