@@ -136,6 +136,26 @@ export class Controller {
     return at;
   }
 
+  /**
+   * The earliest instant something other than a probe falls due (a warmup's end, a router
+   * read-back retry, a grace period's end): the loop runs a pass then (see planLoopTurn).
+   */
+  nextPassDueAt(): number | undefined {
+    let at: number | undefined;
+    for (const t of [this.observer.nextViewChangeAt(), this.routerSync.nextReadBackAt(), this.warmupDue]) if (t !== undefined && (at === undefined || t < at)) at = t;
+    return at;
+  }
+
+  /**
+   * Start the probes due now, without a pass: a new instance's port is polled every 5–25 ms
+   * while it starts, and a pass per poll (provider and router read, plan) costs the CPU the
+   * starting instances need. Its first answer changes its health, which wakes the loop.
+   */
+  probeDue(): void {
+    if (this.ticking || this.halted) return;
+    this.observer.probeDue();
+  }
+
   /** One reconcile pass. Never runs concurrently with itself. */
   async tick(): Promise<Step[]> {
     if (this.ticking || this.halted) return [];

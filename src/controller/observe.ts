@@ -80,6 +80,20 @@ export class FleetObserver {
     return a === undefined ? b : b === undefined ? a : Math.min(a, b);
   }
 
+  /** The earliest instant a grace period ends: the fleet view changes then, which a pass must see. */
+  nextViewChangeAt(): number | undefined {
+    return this.wakes.peek();
+  }
+
+  /**
+   * Start the probes due now on what the last pass observed, and nothing else (no provider or
+   * router read): the loop's turn for a probe falling due. An answer that changes an
+   * instance's health wakes the loop for a pass.
+   */
+  probeDue(): void {
+    this.prober.probeDue();
+  }
+
   /** Live instances not being stopped whose port has not answered yet (the launch bound counts them). */
   startingCount(): number {
     let n = 0;

@@ -40,6 +40,34 @@ export function planNextPass(p: NextPassInput): number {
   return Math.min(p.tickMs, Math.max(0, Math.ceil(p.dueAt - p.now)));
 }
 
+export interface LoopTurnInput {
+  now: number;
+  /** the fallback interval */
+  tickMs: number;
+  /** a wake-up was signalled since the last turn started */
+  woken: boolean;
+  /** when the last pass started */
+  lastPassAt: number;
+  /** the earliest instant something other than a probe falls due (a warmup's end, a read-back retry, a grace period's end) */
+  passDueAt?: number;
+}
+
+/**
+ * What the loop's turn does: a whole pass, or only start the probes due (the quick poll of a
+ * starting instance's port falls due every 5–25 ms, and its refusals change nothing a pass
+ * would decide on; the answer that changes its health wakes the loop).
+ *
+ *   woken                                               → pass
+ *   not woken, last pass 100 ms ago, tick 100            → pass (the fallback interval)
+ *   not woken, last pass 30 ms ago, a warmup ended       → pass
+ *   not woken, last pass 30 ms ago, a warmup ends later  → probes
+ *   not woken, last pass 30 ms ago, nothing else due     → probes
+ */
+export function planLoopTurn(p: LoopTurnInput): "pass" | "probes" {
+  if (p.woken || p.now - p.lastPassAt >= p.tickMs) return "pass";
+  return p.passDueAt !== undefined && p.passDueAt <= p.now ? "pass" : "probes";
+}
+
 /**
  * Whether a pass's own steps call for another pass at once: an acted step changed state,
  * the provider or the router, and the next decision reads what it changed. A pass that only

@@ -10,7 +10,7 @@ import { availableParallelism, hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { Controller } from "../controller/controller.js";
 import { toReleaseSettings } from "../controller/release-settings.js";
-import { planLaunchConcurrency, planNextPass, Wakeup } from "../controller/wake.js";
+import { planLaunchConcurrency, planLoopTurn, planNextPass, Wakeup } from "../controller/wake.js";
 import { KilnError, isKilnError } from "../errors.js";
 import { logToFile } from "../log-line.js";
 import { probeHttp } from "../health/probe.js";
@@ -38,8 +38,8 @@ const MAX_PASSES_PER_TICK = 10;
 const START_POLL_MS = 5;
 /**
  * …doubling up to this delay: a port that opens is seen within 25 ms (12 on average), not a
- * doubled delay of up to half the health interval late. Each poll is a pass (probes start in
- * passes), at most 40 a second and only while an instance is starting.
+ * doubled delay of up to half the health interval late. A poll is a turn of the loop that only
+ * starts the probe (planLoopTurn), at most 40 a second and only while an instance is starting.
  */
 const START_POLL_MAX_MS = 25;
 
@@ -226,6 +226,9 @@ async function main(): Promise<void> {
   process.on("SIGINT", stop);
 
   let lastCheck = 0;
+  let lastPassAt = 0;
+  /** a wake-up signalled while the last turn ran: the next turn is a pass */
+  let wokenDuringTurn = false;
   const passStarts: number[] = [];
   while (!stopping) {
     if (!acting) {
@@ -255,17 +258,25 @@ async function main(): Promise<void> {
         }
       }
     }
-    // Wake-ups until now are this pass's to handle.
-    waker.take();
-    passStarts.push(Date.now());
-    try {
-      await controller.tick();
-    } catch (e) {
-      log(`tick failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+    // Wake-ups until now are this turn's to handle. A turn for a probe falling due only starts
+    // the probes (planLoopTurn): a starting instance's port is polled every 5–25 ms.
+    const turnAt = Date.now();
+    const woken = waker.take() || wokenDuringTurn;
+    if (planLoopTurn({ now: turnAt, tickMs: TICK_MS, woken, lastPassAt, passDueAt: controller.nextPassDueAt() }) === "probes") {
+      controller.probeDue();
+    } else {
+      lastPassAt = turnAt;
+      passStarts.push(turnAt);
+      try {
+        await controller.tick();
+      } catch (e) {
+        log(`tick failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+      }
     }
     const now = Date.now();
     while (passStarts.length && passStarts[0]! <= now - TICK_MS) passStarts.shift();
-    const delay = planNextPass({ now, tickMs: TICK_MS, woken: waker.take(), dueAt: controller.nextDueAt(), recentPasses: passStarts.length, maxPassesPerTick: MAX_PASSES_PER_TICK });
+    wokenDuringTurn = waker.take();
+    const delay = planNextPass({ now, tickMs: TICK_MS, woken: wokenDuringTurn, dueAt: controller.nextDueAt(), recentPasses: passStarts.length, maxPassesPerTick: MAX_PASSES_PER_TICK });
     await waker.sleep(delay, passStarts.length < MAX_PASSES_PER_TICK);
   }
 }

@@ -257,3 +257,46 @@ for (const feed of [true, false]) {
     assert.ok(!w.db.events("svc", 0, 1000).some((e) => / exited/.test(e.message)), "no instance was judged exited");
   });
 }
+
+test("a probe turn polls a starting instance's port without a pass: no provider or router read; its first answer wakes the loop", async () => {
+  let wakes = 0;
+  const w = world(undefined, { loop: { wake: () => wakes++, startPollMs: 5 } });
+  const readyAfter = 120;
+  w.provider.behave("r1", { readyAfter });
+  let reads = 0;
+  const changes = w.provider.changes.bind(w.provider);
+  w.provider.changes = (service, cursor) => (reads++, changes(service, cursor));
+  const list = w.provider.list.bind(w.provider);
+  w.provider.list = (service) => (reads++, list(service));
+  const statsSince = w.router.statsSince.bind(w.router);
+  w.router.statsSince = (cursor) => (reads++, statsSince(cursor));
+  let probes = 0;
+  const probe = w.provider.probe.bind(w.provider);
+  w.provider.probe = (address) => (probes++, probe(address));
+  w.controller.deploy(deployReq("v1", releaseSpec()));
+  // Passes until the launches are recorded, the new instances' probes are queued and nothing else falls due.
+  for (let i = 0; i < 20 && (w.controller.nextDueAt() === undefined || w.controller.nextPassDueAt() !== undefined); i++) {
+    w.clock.advance(5);
+    await w.controller.tick();
+    await settle();
+  }
+  const launchedAt = w.clock.now();
+  assert.ok(w.db.liveInstances("svc").length === 3 && w.db.liveInstances("svc").every((r) => r.address), "launched");
+  const readsBefore = reads;
+  const probesBefore = probes;
+  wakes = 0;
+  // Probe turns only, as the loop takes them between its passes while nothing but probes falls due.
+  for (let i = 0; i < 100 && wakes === 0; i++) {
+    w.clock.advance(5);
+    assert.equal(w.controller.nextPassDueAt(), undefined, "nothing but probes falls due");
+    w.controller.probeDue();
+    await settle();
+  }
+  assert.equal(reads, readsBefore, "a probe turn reads neither the provider nor the router");
+  assert.ok(probes - probesBefore > 3, `the ports were polled (${probes - probesBefore} probes)`);
+  assert.ok(wakes > 0, "the first answer woke the loop");
+  assert.ok(w.clock.now() - launchedAt >= readyAfter - 5, "not before the port opened");
+  // The pass the answer asks for carries the rollout on.
+  await w.run(settled(w));
+  assert.equal(w.controller.liveRelease()?.id, "r1");
+});

@@ -5,8 +5,20 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Step } from "../../src/rollout/types.js";
 import {
-  hasAnswered, isSwitchConfirmed, isWakeAfter, nextWarmupEnd, planLaunchConcurrency, planLaunchCount, planNextPass, planProbeDelay, planReadBackDelay, READ_BACK_RETRIES, Wakeup,
+  hasAnswered, isSwitchConfirmed, isWakeAfter, nextWarmupEnd, planLaunchConcurrency, planLaunchCount, planLoopTurn, planNextPass, planProbeDelay, planReadBackDelay, READ_BACK_RETRIES, Wakeup,
 } from "../../src/controller/wake.js";
+
+describe("planLoopTurn", () => {
+  const base = { now: 1000, tickMs: 100, woken: false, lastPassAt: 970 };
+  const rows: [string, Partial<typeof base> & { passDueAt?: number }, "pass" | "probes"][] = [
+    ["woken", { woken: true }, "pass"],
+    ["last pass 100 ms ago, tick 100: the fallback interval", { lastPassAt: 900 }, "pass"],
+    ["last pass 30 ms ago, a warmup ended", { passDueAt: 1000 }, "pass"],
+    ["last pass 30 ms ago, a warmup ends later", { passDueAt: 1200 }, "probes"],
+    ["last pass 30 ms ago, nothing else due", {}, "probes"],
+  ];
+  for (const [name, patch, want] of rows) it(name, () => assert.equal(planLoopTurn({ ...base, ...patch }), want));
+});
 
 describe("planNextPass", () => {
   const base = { now: 1000, tickMs: 100, woken: false, recentPasses: 1, maxPassesPerTick: 20 };
