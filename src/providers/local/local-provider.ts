@@ -189,6 +189,8 @@ export class LocalProvider implements Provider {
   private readonly imageFacts = new FactCache(64);
   /** exited instances whose exit is fully handled, by id: what list() reports of them (see settle) */
   private readonly settled = new Map<string, ObservedInstance>();
+  /** forwarder stops of dead instances a listing started, by instance (stopDeadForwarder) */
+  private readonly forwarderStops = new Map<string, Promise<void>>();
   /** pasta as last found on PATH (see pasta()) */
   private foundPasta: string | undefined;
 
@@ -304,13 +306,30 @@ export class LocalProvider implements Provider {
         meta = readMeta(join(root, name)) ?? meta;
         seen = this.observe(meta);
       }
+      // netns.ts: adopts and stops a dead instance's forwarder, beside the listing (see stopDeadForwarder).
+      if (seen.state === "exited") this.stopDeadForwarder(name, join(root, name));
       // Before the exit is reported: the log then says whether a limit killed it.
-      if (seen.state === "exited") await stopForwarder(join(root, name)); // netns.ts: adopts and stops a dead instance's forwarder
       if (seen.state === "exited") this.limits.finish(join(root, name));
       if (seen.state === "exited") this.settle(name, join(root, name));
       out.push(seen);
     }
     return out;
+  }
+
+  /**
+   * Stops the forwarder of an instance a listing found exited, without the listing waiting for it:
+   * pasta takes 30–200 ms to go on a loaded host, and the controller's pass (its probes of starting
+   * instances included) waits on the listing. One stop per instance at a time; the listing after
+   * it settles the instance (settle wants the forwarder gone). terminate waits for its own stop.
+   */
+  private stopDeadForwarder(id: string, dir: string): void {
+    if (this.forwarderStops.has(id) || !isForwarderAlive(readNetRecord(dir))) return;
+    this.forwarderStops.set(
+      id,
+      stopForwarder(dir)
+        .catch((e) => this.log(`stopping the network forwarder of ${id} failed: ${(e as Error).message}`))
+        .finally(() => this.forwarderStops.delete(id)),
+    );
   }
 
   /**
