@@ -42,7 +42,7 @@ export class PromotionChecks {
       .then((results) => {
         const bad = results.filter((r): r is string => r !== undefined);
         this.verdicts.set(rollout.id, bad.length ? { ok: false, reason: bad.join("; ") } : { ok: true });
-        this.state.event(bad.length ? "error" : "info", bad.length ? `pre-promotion checks failed: ${bad.join("; ")}` : `pre-promotion checks passed (${runs.length})`, { rollout: rollout.id });
+        this.state.eventOrLog(bad.length ? "error" : "info", bad.length ? `pre-promotion checks failed: ${bad.join("; ")}` : `pre-promotion checks passed (${runs.length})`, { rollout: rollout.id });
       })
       .finally(() => this.running.delete(rollout.id));
   }

@@ -97,8 +97,8 @@ export class Controller {
       service: deps.service, db: deps.db, provider: deps.provider, router: deps.router, probe: deps.probe, probeNow: deps.probeNow, now, log: deps.log,
       startPollMs: deps.startPollMs, startPollMaxMs: deps.startPollMaxMs, wake: deps.wake,
       specOf: (id) => s.specOf(id),
-      onUnhealthy: (rec, reason) => s.event("warn", `instance ${rec.id} failed health checks: ${reason}`, { instance: rec.id, release: rec.release }),
-      onExited: (rec, code) => s.event("warn", exitMessage(rec.id, code, deps.provider.logPath?.(rec.id)), { instance: rec.id, release: rec.release }),
+      onUnhealthy: (rec, reason) => s.eventOrLog("warn", `instance ${rec.id} failed health checks: ${reason}`, { instance: rec.id, release: rec.release }),
+      onExited: (rec, code) => s.eventOrLog("warn", exitMessage(rec.id, code, deps.provider.logPath?.(rec.id)), { instance: rec.id, release: rec.release }),
     });
     this.lease = new Lease({ db: deps.db, service: deps.service, owner: deps.owner, ttlMs: deps.leaseTtlMs ?? 5000, now, onLost: (holder) => s.event("warn", `not acting: controller ${holder} holds the lease`) });
     this.routerSync = new RouterSync(s, deps.router, deps.wake);

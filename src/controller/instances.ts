@@ -99,9 +99,9 @@ export class InstanceActions {
     const done = launched
       .then((results) => {
         const failure = this.recordLaunched(rel, ids, results, rollout);
-        if (failure !== undefined) this.state.event("error", `launch failed: ${(failure as Error).message}`, { rollout: rollout?.id });
+        if (failure !== undefined) this.state.eventOrLog("error", `launch failed: ${(failure as Error).message}`, { rollout: rollout?.id });
       })
-      .catch((e) => this.state.event("error", `launch failed: ${(e as Error).message}`, { rollout: rollout?.id }))
+      .catch((e) => this.state.eventOrLog("error", `launch failed: ${(e as Error).message}`, { rollout: rollout?.id }))
       .finally(() => {
         for (const id of ids) this.launching.delete(id);
         background.wake();
@@ -180,7 +180,7 @@ export class InstanceActions {
     const p = (launching ? launching.then(stop) : stop()).then(
       () => this.recordStopped({ id, release: rec?.release, reason, at: this.state.now() }),
       (e) => {
-        this.state.event("error", `terminating ${id} failed: ${(e as Error).message}`, { instance: id });
+        this.state.eventOrLog("error", `terminating ${id} failed: ${(e as Error).message}`, { instance: id });
         this.terminating.delete(id);
       },
     );
@@ -219,7 +219,7 @@ export class InstanceActions {
         this.state.events(list.map((s) => ({ level: "info", message: `terminated ${s.id} (${s.reason})`, instance: s.id, release: s.release, rollout: undefined })));
       });
     } catch (e) {
-      for (const s of list) this.state.event("error", `terminating ${s.id} failed: ${(e as Error).message}`, { instance: s.id });
+      for (const s of list) this.state.eventOrLog("error", `terminating ${s.id} failed: ${(e as Error).message}`, { instance: s.id });
     } finally {
       for (const s of list) this.terminating.delete(s.id);
     }

@@ -181,6 +181,11 @@ export class Prober {
         try {
           // Stopped while the probe was out: nothing is tracked for it any more.
           if (this.d.records().has(rec.id)) this.fold(this.entry(rec.id), rec, o, hp, this.d.now());
+        } catch (e) {
+          // The health is folded before anyone is told (an event, a first healthy time): a
+          // write that fails (a full disk) loses that record, not the controller. The
+          // rejection would otherwise go unhandled, and Node ends the process on one.
+          this.d.log?.(`recording the probe of ${rec.id} failed: ${(e as Error).message}`);
         } finally {
           done();
         }

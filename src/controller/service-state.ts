@@ -38,6 +38,19 @@ export class ServiceState {
     this.d.log?.(`[${level}] ${message}`);
   }
 
+  /**
+   * An event from a callback nothing awaits (a probe's answer, a launch or stop finishing in
+   * the background): a write that fails (a full disk) is logged with the event instead of
+   * thrown, where it would be an unhandled rejection, which ends the process.
+   */
+  eventOrLog(level: EventRecord["level"], message: string, extra: { release?: string; instance?: string; rollout?: number } = {}): void {
+    try {
+      this.event(level, message, extra);
+    } catch (e) {
+      this.d.log?.(`[${level}] ${message} (not recorded: ${(e as Error).message})`);
+    }
+  }
+
   /** Many events in one write (one per instance of a fleet-wide step). */
   events(list: { level: EventRecord["level"]; message: string; release?: string; instance?: string; rollout?: number }[]): void {
     const at = this.d.now();

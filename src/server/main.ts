@@ -263,7 +263,11 @@ async function main(): Promise<void> {
     const turnAt = Date.now();
     const woken = waker.take() || wokenDuringTurn;
     if (planLoopTurn({ now: turnAt, tickMs: TICK_MS, woken, lastPassAt, passDueAt: controller.nextPassDueAt() }) === "probes") {
-      controller.probeDue();
+      try {
+        controller.probeDue();
+      } catch (e) {
+        log(`probes failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+      }
     } else {
       lastPassAt = turnAt;
       passStarts.push(turnAt);

@@ -300,3 +300,36 @@ test("a probe turn polls a starting instance's port without a pass: no provider 
   await w.run(settled(w));
   assert.equal(w.controller.liveRelease()?.id, "r1");
 });
+
+test("a probe's news that cannot be written (a full disk) is logged, and the controller goes on: no unhandled rejection", async () => {
+  const lines: string[] = [];
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5, log: (l) => lines.push(l) } });
+    w.controller.deploy(deployReq("v1", releaseSpec()));
+    await w.run(settled(w));
+    const addEvent = w.db.addEvent.bind(w.db);
+    w.db.addEvent = () => {
+      throw Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+    };
+    const victim = w.provider.running()[0]!.id;
+    w.provider.setHealthy(victim, false);
+    // The probe that turns it unhealthy runs in the background: its event write fails.
+    const told = (l: string) => l === `[warn] instance ${victim} failed health checks: status 500 (not recorded: database or disk is full)`;
+    for (let i = 0; i < 100 && !lines.some(told); i++) {
+      w.clock.advance(50);
+      await w.controller.tick().catch(() => []); // a pass's own writes fail too: the loop logs those (main.ts)
+      for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(lines.some(told), lines.join("\n"));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(unhandled, []);
+    // Space again: the controller replaces the unhealthy instance.
+    w.db.addEvent = addEvent;
+    await w.run(() => !w.provider.running().some((i) => i.id === victim) && w.serving().length === 2);
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+});

@@ -40,7 +40,7 @@ function worldState(): string {
 }
 
 /** `secrets`: a fresh keeper per controller (a restart loses what the last one held), as a real controller process. */
-export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) => void; secrets?: () => SecretKeeper; loop?: Pick<ControllerDeps, "wake" | "startPollMs" | "launchConcurrency"> } = {}) {
+export function world(dbFile = worldState(), extra: { notify?: (e: NotifyEvent) => void; secrets?: () => SecretKeeper; loop?: Pick<ControllerDeps, "wake" | "startPollMs" | "launchConcurrency" | "log"> } = {}) {
   const clock = manualClock();
   const provider = new FakeProvider(clock);
   const router = new FakeRouter({ now: clock.now, pid: 1, listen: "127.0.0.1:0" });
