@@ -240,7 +240,7 @@ async function main(): Promise<void> {
           await controller.adopt();
         }
       } catch (e) {
-        log(`standby: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+        log(`standby: ${why(e)}`);
       }
       await new Promise((r) => setTimeout(r, TICK_MS));
       continue;
@@ -254,7 +254,7 @@ async function main(): Promise<void> {
           await hap.detach().catch(() => undefined);
           hap = await startHaproxyRouter(hapOpts);
         } catch (e) {
-          log(`HAProxy restart failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+          log(`HAProxy restart failed: ${why(e)}`);
         }
       }
     }
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
       try {
         controller.probeDue();
       } catch (e) {
-        log(`probes failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+        log(`probes failed: ${why(e)}`);
       }
     } else {
       lastPassAt = turnAt;
@@ -274,7 +274,7 @@ async function main(): Promise<void> {
       try {
         await controller.tick();
       } catch (e) {
-        log(`tick failed: ${isKilnError(e) ? e.message : (e as Error).stack}`);
+        log(`tick failed: ${why(e)}`);
       }
     }
     const now = Date.now();
@@ -283,6 +283,11 @@ async function main(): Promise<void> {
     const delay = planNextPass({ now, tickMs: TICK_MS, woken: wokenDuringTurn, dueAt: controller.nextDueAt(), recentPasses: passStarts.length, maxPassesPerTick: MAX_PASSES_PER_TICK });
     await waker.sleep(delay, passStarts.length < MAX_PASSES_PER_TICK);
   }
+}
+
+/** What a loop error says in the log: a kiln error's message, anything else's stack. */
+function why(e: unknown): string {
+  return isKilnError(e) ? e.message : String((e as Error).stack ?? e);
 }
 
 main().catch((e) => {
