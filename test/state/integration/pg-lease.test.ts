@@ -75,8 +75,8 @@ test("two controllers on one PostgreSQL state: one acts, the other waits, and ta
       rmSync(ws.dir, { recursive: true, force: true });
     });
   }
-  const run = async (ws: { dir: string }, args: string[], timeoutMs = 180_000) => {
-    const r = await kiln(args, { cwd: ws.dir, timeoutMs });
+  const run = async (ws: { dir: string }, args: string[], timeoutMs = 180_000, env?: Record<string, string>) => {
+    const r = await kiln(args, { cwd: ws.dir, timeoutMs, ...(env ? { env } : {}) });
     assert.equal(r.code, 0, `kiln ${args.join(" ")} in ${ws.dir} exited ${r.code}: ${r.stderr}${r.stdout}`);
     return r;
   };
@@ -90,9 +90,15 @@ test("two controllers on one PostgreSQL state: one acts, the other waits, and ta
   const state = new StateDb(stateUrl);
   cleanups.push(async () => state.close());
 
-  // Both bake (the same inputs give the same digest on either side), A deploys.
-  await run(a, ["bake"]);
-  await run(b, ["bake"]);
+  // Both bake, A deploys. The same inputs give the same digest on either side only with the
+  // same created time: without SOURCE_DATE_EPOCH it is the newest input's mtime in whole
+  // seconds, and the two workspaces' files, written moments apart, can straddle a second (B
+  // then has no image of A's release to launch: seen in CI as "blob … is missing from the store").
+  const epoch = { SOURCE_DATE_EPOCH: String(Math.floor(Date.now() / 1000)) };
+  const digestOf = (r: { stdout: string }) => /sha256:[0-9a-f]{64}/.exec(r.stdout)?.[0];
+  const bakedA = digestOf(await run(a, ["bake"], undefined, epoch));
+  const bakedB = digestOf(await run(b, ["bake"], undefined, epoch));
+  assert.ok(bakedA !== undefined && bakedA === bakedB, `both hosts bake one image: A ${bakedA}, B ${bakedB}`);
   await run(a, ["up"]);
   await run(a, ["deploy"]);
   assert.ok(await answers(a.port), "A serves its fleet");
