@@ -70,7 +70,13 @@ export class FleetObserver {
   lastStats?: RouterStats;
 
   constructor(private readonly d: ObserverDeps) {
-    this.prober = new Prober({ ...d, records: () => this.records, isRunning: (id) => this.running.get(id) ?? false, changed: (id) => this.dirty.add(id) });
+    this.prober = new Prober({
+      ...d,
+      records: () => this.records,
+      isRunning: (id) => this.running.get(id) ?? false,
+      changed: (id) => this.dirty.add(id),
+      answered: (id) => d.provider.started?.(id),
+    });
   }
 
   /** The earliest instant a probe or a grace period's end falls due (the loop may wake for it). */

@@ -42,6 +42,8 @@ export interface ProberDeps {
   startPollMaxMs?: number;
   /** a health result changed: the loop should look at once */
   wake?: () => void;
+  /** an instance answered a probe for the first time (ok or an HTTP failure): its start is over */
+  answered?: (id: string) => void;
 }
 
 /**
@@ -220,6 +222,8 @@ export class Prober {
     // not); a first answer is too: the instance no longer counts against the launch bound.
     const news = next.healthy !== cur.healthy || next.everHealthy !== cur.everHealthy || hasAnswered(next) !== hasAnswered(cur) || (!next.healthy && next.lastFailAnswered !== cur.lastFailAnswered);
     const turnedHealthy = next.healthy && !cur.healthy;
+    // Before `cur` is updated in place below.
+    const firstAnswer = hasAnswered(next) && !hasAnswered(cur);
     const turnedUnhealthy = !next.healthy && cur.healthy;
     const h = p.health;
     if (h) {
@@ -238,6 +242,7 @@ export class Prober {
       if (r && r.healthySince === undefined) this.recordHealthySince(rec.id, now);
     }
     if (turnedUnhealthy) this.d.onUnhealthy(rec, next.lastReason ?? "unknown");
+    if (firstAnswer) this.d.answered?.(rec.id);
     return next;
   }
 

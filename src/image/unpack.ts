@@ -80,10 +80,23 @@ export async function unpackRootfs(store: Store, digest: string, limits: LayerLi
   const final = join(store.rootfsRoot(), hex);
   const marker = rootfsMarker(store, hex);
   if ((await isFile(marker)) && (await isDir(final))) return final;
-  await mkdir(store.rootfsRoot(), { recursive: true, mode: 0o755 });
-  // One composer per digest: the others wait and then find the marker.
-  return withLock(join(store.rootfsRoot(), `${hex}.lock`), () => composeLocked(store, digest, hex, final, marker, limits), { timeoutMs: 30 * 60_000 });
+  // One composer per digest: other processes wait on the lock file and then find the marker;
+  // other launches in this process wait on the same promise (a lock file's poll backs off to
+  // 100 ms, which a batch of launches of a new release would each pay).
+  const key = `${final}\0${digest}`;
+  let flight = composing.get(key);
+  if (!flight) {
+    flight = (async () => {
+      await mkdir(store.rootfsRoot(), { recursive: true, mode: 0o755 });
+      return withLock(join(store.rootfsRoot(), `${hex}.lock`), () => composeLocked(store, digest, hex, final, marker, limits), { timeoutMs: 30 * 60_000 });
+    })().finally(() => composing.delete(key));
+    composing.set(key, flight);
+  }
+  return flight;
 }
+
+/** Compositions under way in this process, by root directory and digest. */
+const composing = new Map<string, Promise<string>>();
 
 async function composeLocked(store: Store, digest: string, hex: string, final: string, marker: string, limits: LayerLimits): Promise<string> {
   if ((await isFile(marker)) && (await isDir(final))) return final;

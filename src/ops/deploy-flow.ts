@@ -13,7 +13,7 @@ import { openStore, type Store } from "../image/store.js";
 import { isRegistryRef, parseRegistryRef, pullForDeploy, type BlobProgress } from "../image/registry/index.js";
 import type { PolicySpec } from "../config/types.js";
 import type { StrategyName } from "../rollout/types.js";
-import type { ControllerClient } from "../server/client.js";
+import { isUnknownRoute, type ControllerClient } from "../server/client.js";
 import type { EventRecord } from "../state/db.js";
 import { computeSecretsDigest, homeSecretKey, planSecretSources, resolveSecrets } from "../secrets/index.js";
 import type { Workspace } from "./workspace.js";
@@ -22,6 +22,9 @@ import { readsThroughRestarts, type ReconnectPolicy } from "./reconnect.js";
 export { readsThroughRestarts } from "./reconnect.js";
 
 export type Outcome = "live" | "rolled-back" | "failed";
+
+/** The longest one long poll of a watch waits (the watch's own timeout is checked between them). */
+const WATCH_WAIT_MS = 1000;
 
 export interface WatchResult {
   outcome: Outcome;
@@ -109,20 +112,36 @@ export async function watch(client: ControllerClient, first: RolloutView, opts: 
   const c = {
     events: (n: number) => read(() => client.events(n)),
     rollout: (id: number) => read(() => client.rollout(id)),
+    wait: (id: number, n: number) => read(() => client.waitRollout(id, n, WATCH_WAIT_MS)),
     history: () => read(() => client.history()),
   };
-  const drain = async () => {
-    const { events } = await c.events(after);
+  const tell = (events: readonly EventRecord[]) => {
     for (const e of events) {
       after = e.id;
       opts.onEvent?.(e);
     }
   };
+  const drain = async () => tell((await c.events(after)).events);
+  // The controller's long poll; an older controller without it is polled every 150 ms instead.
+  let longPoll = true;
   for (;;) {
     if (Date.now() > until) throw new KilnError("KILN_E_ROLLOUT", `rollout ${current.id} still running after the watch timeout`, { hint: "see `kiln status`; the controller keeps going" });
-    await new Promise((r) => setTimeout(r, 150));
-    await drain();
-    const r = await c.rollout(current.id);
+    let r: RolloutView;
+    if (longPoll) {
+      try {
+        const w = await c.wait(current.id, after);
+        tell(w.events);
+        r = w.rollout;
+      } catch (e) {
+        if (!isUnknownRoute(e)) throw e;
+        longPoll = false;
+        continue;
+      }
+    } else {
+      await new Promise((res) => setTimeout(res, 150));
+      await drain();
+      r = await c.rollout(current.id);
+    }
     if (r.state === "running") continue;
     seen.push(r);
     if (r.state === "done") {

@@ -81,6 +81,11 @@ export interface Provider {
    * from): `instances` is every instance, as list() would give. Without it, list() is used.
    */
   changes?(service: string, cursor: number | undefined): Promise<InstanceChanges>;
+  /**
+   * The controller saw the instance answer its first health probe: its start is over. A provider
+   * that gives starting instances more of the machine (local: startup-boost.ts) stops doing so.
+   */
+  started?(instanceId: string): void;
   /** How the instance is networked, for `status` (local: its own namespace and egress, or the host's network and why). */
   networkOf?(instanceId: string): string | undefined;
   /** Path of the instance's log file, if the provider keeps one. */

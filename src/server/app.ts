@@ -47,6 +47,9 @@ export function parseNote(v: unknown): ChangeNote | undefined {
 /** A manual rollback without --reason is recorded as such, so the trail shows it was not explained. */
 export const NO_REASON = "no reason given";
 
+/** How often a waiting watcher's rollout and events are read again (one indexed read each). */
+const WAIT_POLL_MS = 20;
+
 export function createApp(d: AppDeps): Hono {
   const app = new Hono();
   const body = async (c: { req: { json(): Promise<unknown> } }) => ((await c.req.json().catch(() => ({}))) ?? {}) as Record<string, unknown>;
@@ -94,6 +97,22 @@ export function createApp(d: AppDeps): Hono {
     const r = d.controller.rolloutById(Number(c.req.param("id")));
     if (!r) throw new KilnError("KILN_E_NOT_FOUND", `rollout ${c.req.param("id")} not found`);
     return c.json(r);
+  });
+  // A watcher's long poll: answers once the rollout is no longer running or an event newer than
+  // `after` exists (with those events), at the latest after `timeoutMs` (≤ 10 s). The rollout's
+  // end reaches `kiln deploy` within a few milliseconds instead of a polling period.
+  app.get("/v1/rollouts/:id/wait", async (c) => {
+    const id = Number(c.req.param("id"));
+    const after = Number(c.req.query("after") ?? "0");
+    const waitMs = Math.min(Math.max(Number(c.req.query("timeoutMs") ?? "1000") || 0, 0), 10_000);
+    const end = Date.now() + waitMs;
+    for (;;) {
+      const rollout = d.controller.rolloutById(id);
+      if (!rollout) throw new KilnError("KILN_E_NOT_FOUND", `rollout ${c.req.param("id")} not found`);
+      const events = d.db.events(d.service, Number.isFinite(after) ? after : 0);
+      if (rollout.state !== "running" || events.length > 0 || Date.now() >= end) return c.json({ rollout, events });
+      await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+    }
   });
   app.post("/v1/deploy", async (c) => {
     const body = (await c.req.json().catch(() => undefined)) as DeployRequest | undefined;

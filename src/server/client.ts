@@ -17,6 +17,16 @@ export interface RecordRequest {
 // system error codes, not message text): the controller is down or restarting.
 const UNREACHABLE = new Set(["ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT"]);
 
+const unknownRoutes = new WeakSet<object>();
+function markUnknownRoute(e: KilnError): KilnError {
+  unknownRoutes.add(e);
+  return e;
+}
+/** Whether `e` says the controller has no such route: it runs an older kiln. */
+export function isUnknownRoute(e: unknown): boolean {
+  return typeof e === "object" && e !== null && unknownRoutes.has(e);
+}
+
 /** Whether `e` says the controller did not answer at all (as opposed to answering with an error). */
 export function isUnreachable(e: unknown): boolean {
   if (!(e instanceof KilnError) || e.code !== "KILN_E_CONTROLLER") return false;
@@ -52,6 +62,8 @@ export class ControllerClient {
             try {
               json = text ? JSON.parse(text) : {};
             } catch {
+              // An older controller has no such route (its framework answers 404 in plain text).
+              if (res.statusCode === 404) return reject(markUnknownRoute(new KilnError("KILN_E_CONTROLLER", `the controller does not know ${path.split("?")[0]} (it runs an older kiln)`, { hint: "restart it with this kiln: `kiln down` and `kiln up --detach`" })));
               return reject(new KilnError("KILN_E_CONTROLLER", `controller answered ${res.statusCode} with non-JSON`));
             }
             if ((res.statusCode ?? 500) >= 400) {
@@ -100,6 +112,13 @@ export class ControllerClient {
   }
   rollout(id: number): Promise<RolloutView> {
     return this.request("GET", `/v1/rollouts/${id}`);
+  }
+  /**
+   * The rollout once it is no longer running or events newer than `after` exist (with them), at
+   * the latest after `timeoutMs`. An older controller rejects it (isUnknownRoute).
+   */
+  waitRollout(id: number, after: number, timeoutMs: number): Promise<{ rollout: RolloutView; events: EventRecord[] }> {
+    return this.request("GET", `/v1/rollouts/${id}/wait?after=${after}&timeoutMs=${timeoutMs}`, undefined, timeoutMs + 30_000);
   }
   // Every change carries a note (who, which command, why) for the audit trail; without one the
   // client sends this process's actor and command line.

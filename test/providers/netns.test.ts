@@ -75,6 +75,9 @@ test("pastaArgs: inbound on the host's loopback, outbound only the declared port
   const none = pastaArgs({ netnsPath: "/n", usernsPath: "/u", port: 1, egress: [], logFile: "/l" });
   assert.equal(none[none.indexOf("-T") + 1], "none");
   assert.deepEqual(none.slice(6, 10), ["--netns", "/n", "--userns", "/u"]);
+  // nothing goes out: IPv4 alone (the inbound port is 127.0.0.1's); with egress, IPv6 stays for ::1 inside
+  assert.ok(none.includes("--ipv4-only"));
+  assert.ok(!pastaArgs({ netnsPath: "/n", port: 1, egress: [5432], logFile: "/l" }).includes("--ipv4-only"));
 });
 
 test("isPastListeners: the doc comment's rows", () => {

@@ -171,3 +171,35 @@ test("a deploy the controller's policy check refuses: 403 with KILN_E_POLICY, no
   assert.deepEqual(seen, [req.digest]);
   assert.equal(w.db.activeRollout("svc"), undefined, "no rollout started");
 });
+
+test("a watcher's long poll: answers at once with newer events or a settled rollout, else after its wait", async () => {
+  const { w, app, post } = setup();
+  const { rollout } = (await (await post("/v1/deploy", deployReq("v1", releaseSpec()))).json()) as { rollout: RolloutView };
+  type Waited = { rollout: RolloutView; events: { id: number; message: string }[] };
+  const wait = async (after: number, timeoutMs: number) => {
+    const t = performance.now();
+    const res = await app.request(`/v1/rollouts/${rollout.id}/wait?after=${after}&timeoutMs=${timeoutMs}`);
+    return { status: res.status, body: (await res.json()) as Waited, ms: performance.now() - t };
+  };
+  // the deploy's own event is newer than 0: no waiting
+  const first = await wait(0, 5000);
+  assert.equal(first.status, 200);
+  assert.equal(first.body.rollout.state, "running");
+  assert.ok(first.body.events.some((e) => e.message.startsWith("deploying")));
+  assert.ok(first.ms < 2500, `answered in ${first.ms} ms`);
+  // nothing newer and still running (the fake world's clock does not move by itself): the whole wait
+  const last = first.body.events.at(-1)!.id;
+  const idle = await wait(last, 80);
+  assert.equal(idle.body.rollout.state, "running");
+  assert.deepEqual(idle.body.events, []);
+  assert.ok(idle.ms >= 70, `waited ${idle.ms} ms`);
+
+  await w.run(() => w.db.activeRollout("svc") === undefined);
+  const newest = ((await (await app.request("/v1/events?after=0")).json()) as { events: { id: number }[] }).events.at(-1)!.id;
+  const done = await wait(newest, 5000);
+  assert.equal(done.body.rollout.state, "done");
+  assert.ok(done.ms < 2500, `answered in ${done.ms} ms`);
+
+  const missing = await app.request("/v1/rollouts/99/wait?after=0&timeoutMs=10");
+  assert.equal(missing.status, 404);
+});

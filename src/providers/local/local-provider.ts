@@ -28,6 +28,7 @@ import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
 import { LimitsHook } from "./limits-hook.js";
+import { DEFAULT_STARTUP_BOOST, StartupBoost } from "./startup-boost.js";
 import { claimUid, formatUidRange, hostRangeConflicts, serviceKey, type UidRange } from "./uid-range.js";
 import { describeNetwork, findPasta, isForwarderAlive, planNetwork, readNetRecord, startForwarder, stopForwarder, writeNetRecord, type NetworkPlan } from "./netns.js";
 
@@ -71,6 +72,8 @@ export interface LocalProviderOptions {
   uidRange?: { range: UidRange; claimsDir: string };
   /** the pasta binary for private networks (netns.ts); default: found on PATH; null: none (host network, with a warning) */
   pasta?: string | null;
+  /** startup-boost.ts: the nice value a starting instance's session runs at until it answers (default -5; 0: off) */
+  startupBoost?: number;
 }
 
 type Mode = { kind: "staged-bwrap" | "user-bwrap" | "chroot"; tools: Tools };
@@ -193,12 +196,22 @@ export class LocalProvider implements Provider {
   private readonly forwarderStops = new Map<string, Promise<void>>();
   /** pasta as last found on PATH (see pasta()) */
   private foundPasta: string | undefined;
+  /** startup-boost.ts: starting instances' CPU priority */
+  private readonly boost: StartupBoost;
+  /** running instances this object has looked at once (an earlier controller's raised priority is undone then) */
+  private readonly normalized = new Set<string>();
 
   constructor(opts: LocalProviderOptions) {
     this.opts = opts;
     this.log = opts.log ?? ((line) => process.stderr.write(line + "\n"));
     this.now = opts.now ?? Date.now;
     this.limits = new LimitsHook({ home: opts.home, now: this.now, findExecutable });
+    this.boost = new StartupBoost({ level: opts.startupBoost ?? DEFAULT_STARTUP_BOOST, log: this.log });
+  }
+
+  /** The controller saw the instance answer its first probe: its start is over (startup-boost.ts). */
+  started(instanceId: string): void {
+    this.boost.end(instanceId);
   }
 
   /** How `resources` are enforced for instances launched here (cgroups when root, rlimits otherwise). */
@@ -226,6 +239,7 @@ export class LocalProvider implements Provider {
   async terminate(instanceId: string, opts: { graceMs: number }): Promise<void> {
     if (!SAFE_SEGMENT.test(instanceId)) return;
     await this.launches.settled(instanceId);
+    this.boost.end(instanceId); // stopped before it answered: what stops it runs at the normal priority
     const dir = this.instanceDir(instanceId);
     const meta = readMeta(dir);
     if (!meta) return;
@@ -288,6 +302,7 @@ export class LocalProvider implements Provider {
     this.limits.sweepOnce(root, (id) => this.launches.has(id));
     const present = new Set(names);
     for (const id of this.settled.keys()) if (!present.has(id)) this.settled.delete(id);
+    for (const id of this.normalized) if (!present.has(id)) this.normalized.delete(id);
     for (const name of names.sort()) {
       const done = this.settled.get(name);
       if (done) {
@@ -299,6 +314,7 @@ export class LocalProvider implements Provider {
       let seen = this.observe(meta);
       if (seen.state === "running") this.capLog(join(root, name));
       if (seen.state === "running") await this.adoptForwarder(meta, join(root, name)); // netns.ts
+      if (seen.state === "running" && !this.normalized.has(meta.id)) this.normalizeAdopted(meta, join(root, name));
       const exited = this.exits.get(meta.id);
       if (seen.state === "exited" && seen.exitCode === null && exited) {
         // our child, dead but not yet reaped: its exit event is about to record the code
@@ -550,6 +566,18 @@ export class LocalProvider implements Provider {
   }
 
   /**
+   * An instance an earlier controller launched, seen for the first time: a start that controller
+   * boosted and never saw end (it was stopped mid-start) goes back to the normal priority.
+   */
+  private normalizeAdopted(meta: InstanceMeta, dir: string): void {
+    this.normalized.add(meta.id);
+    if (this.launches.has(meta.id)) return;
+    this.boost.normalize(meta.pid, meta.startTime);
+    const net = readNetRecord(dir);
+    if (net?.pid !== undefined && net.startTime !== undefined) this.boost.normalize(net.pid, net.startTime);
+  }
+
+  /**
    * The pasta binary: the configured one, or the one found on PATH. Once found, its path is
    * checked (still executable) instead of searched again on every launch; gone, it is searched again.
    */
@@ -586,7 +614,10 @@ export class LocalProvider implements Provider {
     const { id: instanceId, port } = meta;
     const pasta = this.pasta();
     if (!pasta) throw providerError(`no forwarder for ${instanceId}: pasta is not installed`, "install passt (Debian: apt-get install passt)", undefined, instanceId);
-    const r = await startForwarder({ pasta, dir, childPid, port, egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}) });
+    const r = await startForwarder({
+      pasta, dir, childPid, port, egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}),
+      onSpawn: (pid) => this.boost.add(instanceId, pid), // its start is part of the instance's
+    });
     if (r.ok) return;
     const ns = trustedPidNamespace(readBwrapStatus(dir), meta.childStartTime);
     for (const p of this.members(meta, ns)) this.signal(p, "SIGKILL");
@@ -739,6 +770,10 @@ export class LocalProvider implements Provider {
       throw providerError(`cannot start ${spec.file}`, "check that the sandbox tools are installed and executable", err, req.instanceId);
     }
     child.on("error", () => undefined);
+    // Spawned detached, the sandbox is a session of its own: its priority is raised until the
+    // instance answers (startup-boost.ts).
+    this.normalized.add(req.instanceId);
+    this.boost.add(req.instanceId, pid);
     if (spec.envArgs !== undefined) {
       // Fits the pipe buffer for any sane environment, and bwrap reads it at once.
       const envPipe = child.stdio[ENV_FD] as Writable | null;
