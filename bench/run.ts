@@ -16,7 +16,7 @@ import { probeHttp } from "../src/health/probe.js";
 import { bake, bakeThreads, openStore, readImage, resolveRef, unpackRootfs } from "../src/image/index.js";
 import { layersRoot } from "../src/image/unpack.js";
 import { GZIP_BLOCK, GZIP_ENCODER, GZIP_LEVEL, gzipMember, loadGzipEncoder } from "../src/image/parallel-gzip.js";
-import { LocalProvider } from "../src/providers/local/index.js";
+import { LocalProvider, parseStartupBoost } from "../src/providers/local/index.js";
 import { startLoad } from "../src/loadgen/client.js";
 import { computeBounds } from "../src/rollout/index.js";
 import { helloWorkspace, kilnBin, repoRoot } from "../test/integration/support.js";
@@ -523,6 +523,8 @@ async function benchRollout() {
       generatedAt: new Date().toISOString(),
       instances,
       strategy: { minHealthyPercent: spec.strategy.rolling.minHealthyPercent, maxHealthyPercent: spec.strategy.rolling.maxHealthyPercent, instanceWarmupMs: spec.strategy.rolling.instanceWarmup },
+      // the nice value starting instances ran at (startup-boost.ts; KILN_STARTUP_BOOST=off to compare)
+      startupBoost: parseStartupBoost(process.env.KILN_STARTUP_BOOST),
       rolling: {
         outcome: rolling.value.outcome,
         durationMs: Math.round(rolling.ms),
