@@ -131,6 +131,8 @@ export class Controller {
 
   /** The earliest instant the loop should look again without a wake-up: a probe, a warmup's end, a router read-back retry. */
   nextDueAt(): number | undefined {
+    // Stopping (`kiln down`): nothing falls due; the probes probeDue no longer starts would stay due.
+    if (this.halted) return undefined;
     let at: number | undefined;
     for (const t of [this.observer.nextDueAt(), this.routerSync.nextReadBackAt(), this.warmupDue]) if (t !== undefined && (at === undefined || t < at)) at = t;
     return at;
@@ -141,6 +143,7 @@ export class Controller {
    * read-back retry, a grace period's end): the loop runs a pass then (see planLoopTurn).
    */
   nextPassDueAt(): number | undefined {
+    if (this.halted) return undefined;
     let at: number | undefined;
     for (const t of [this.observer.nextViewChangeAt(), this.routerSync.nextReadBackAt(), this.warmupDue]) if (t !== undefined && (at === undefined || t < at)) at = t;
     return at;

@@ -229,10 +229,15 @@ export class Wakeup {
     return p;
   }
 
-  /** Sleep `ms`, or less when a signal comes and `interruptible`. */
+  /**
+   * Sleep `ms`, or less when a signal comes and `interruptible`. Never less than one turn of
+   * the event loop: a loop whose every turn found something due "now" would otherwise run on
+   * resolved promises alone, and no timer, socket or child process would ever be served — not
+   * the probe answers that clear what is due, not `kiln down` (seen in CI: a controller that
+   * spun at full CPU after its shutdown began, never exiting).
+   */
   sleep(ms: number, interruptible: boolean): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    if (interruptible && this.pending) return Promise.resolve();
+    if (ms <= 0 || (interruptible && this.pending)) return new Promise((resolve) => setImmediate(resolve));
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {

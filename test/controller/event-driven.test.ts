@@ -50,6 +50,23 @@ test("the loop knows when to look next: a due probe after a launch, nothing earl
   assert.ok(due <= w.clock.now() + releaseSpec().health.interval);
 });
 
+test("stopping: nothing falls due any more, though probes were queued (the loop must not spin on them)", async () => {
+  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
+  w.controller.deploy(deployReq("v1", releaseSpec()));
+  w.clock.advance(10);
+  await w.controller.tick();
+  w.clock.advance(10);
+  await w.controller.tick();
+  assert.ok(w.controller.nextDueAt() !== undefined, "probes of the new instances are queued");
+  const stopped = w.controller.stopAll();
+  // probeDue does nothing once stopping began; before, what it left queued stayed due "now"
+  w.clock.advance(10_000);
+  w.controller.probeDue();
+  assert.equal(w.controller.nextDueAt(), undefined);
+  assert.equal(w.controller.nextPassDueAt(), undefined);
+  await stopped;
+});
+
 test("new instances' ports are polled quickly: a slow starter turns healthy in fewer passes than with interval polling", async () => {
   const health = { path: "/healthz", interval: 1000, timeout: 100, healthyThreshold: 2, unhealthyThreshold: 2, grace: 0 };
   const passes = async (startPollMs: number | undefined) => {

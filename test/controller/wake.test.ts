@@ -122,6 +122,30 @@ describe("Wakeup", () => {
     await w.sleep(3_600_000, true);
     await new Wakeup().sleep(0, false);
   });
+  it("a loop of zero sleeps still lets timers and I/O run between its turns", { timeout: 10_000 }, async () => {
+    // The controller's loop when something is always due: before, sleep(0) resolved as a
+    // microtask, so a timer (a probe's answer, `kiln down`'s request) never ran again.
+    const w = new Wakeup();
+    let fired = false;
+    setTimeout(() => (fired = true), 1);
+    const end = Date.now() + 2000;
+    let turns = 0;
+    while (!fired && Date.now() < end) {
+      await w.sleep(0, true);
+      turns++;
+    }
+    assert.ok(fired, `a 1 ms timer never ran over ${turns} turns`);
+    // the same with a signal pending (an interruptible sleep that returns at once)
+    let again = false;
+    setTimeout(() => (again = true), 1);
+    const end2 = Date.now() + 2000;
+    while (!again && Date.now() < end2) {
+      w.signal();
+      await w.sleep(3_600_000, true);
+      w.take();
+    }
+    assert.ok(again, "a 1 ms timer never ran while signals kept the sleeps short");
+  });
 });
 
 describe("hasAnswered", () => {

@@ -156,8 +156,13 @@ describe("startLoad client", () => {
   test("snapshots grow, stop returns final totals, and the generator exits", async () => {
     reset("hello");
     const load = startLoad({ url: target.url, concurrency: 4, durationMs: 30_000, reportEveryMs: 50 });
-    await new Promise((r) => setTimeout(r, 400));
-    const a = await load.snapshot();
+    // Until its first report: a node process can take over 400 ms to start on a busy CI host
+    // (the test once waited a fixed 400 ms, and failed there). Bounded: 15 s.
+    let a = await load.snapshot();
+    for (let i = 0; i < 300 && a.requests === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      a = await load.snapshot();
+    }
     await new Promise((r) => setTimeout(r, 200));
     const b = await load.snapshot();
     assert.ok(a.requests > 0, "load is running");
