@@ -38,25 +38,26 @@ test("a command, a pass that acted, and a health change wake the loop; a pass th
   await w.run(() => wakes > 0, { maxTicks: 50 });
 });
 
-test("the loop knows when to look next: a due probe after a launch, nothing earlier than now", async () => {
+/** A fleet just launched by two passes: its new instances' probes are queued. */
+async function justLaunched() {
   const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
   w.controller.deploy(deployReq("v1", releaseSpec()));
   w.clock.advance(10);
   await w.controller.tick();
   w.clock.advance(10);
   await w.controller.tick();
+  return w;
+}
+
+test("the loop knows when to look next: a due probe after a launch, nothing earlier than now", async () => {
+  const w = await justLaunched();
   const due = w.controller.nextDueAt();
   assert.ok(due !== undefined, "probes of the new instances are queued");
   assert.ok(due <= w.clock.now() + releaseSpec().health.interval);
 });
 
 test("stopping: nothing falls due any more, though probes were queued (the loop must not spin on them)", async () => {
-  const w = world(undefined, { loop: { wake: () => undefined, startPollMs: 5 } });
-  w.controller.deploy(deployReq("v1", releaseSpec()));
-  w.clock.advance(10);
-  await w.controller.tick();
-  w.clock.advance(10);
-  await w.controller.tick();
+  const w = await justLaunched();
   assert.ok(w.controller.nextDueAt() !== undefined, "probes of the new instances are queued");
   const stopped = w.controller.stopAll();
   // probeDue does nothing once stopping began; before, what it left queued stayed due "now"
