@@ -570,8 +570,8 @@ export class LocalProvider implements Provider {
    * boosted and never saw end (it was stopped mid-start) goes back to the normal priority.
    */
   private normalizeAdopted(meta: InstanceMeta, dir: string): void {
+    // (An instance this object launches is marked at its spawn, before its meta.json exists.)
     this.normalized.add(meta.id);
-    if (this.launches.has(meta.id)) return;
     this.boost.normalize(meta.pid, meta.startTime);
     const net = readNetRecord(dir);
     if (net?.pid !== undefined && net.startTime !== undefined) this.boost.normalize(net.pid, net.startTime);
