@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DockerProvider, removeServiceVolumes } from "./docker/index.js";
 import { connectDocker } from "./docker/engine.js";
 import { collectEngineGarbage, type EngineGcResult } from "./docker/engine-gc.js";
-import { DEFAULT_UID_CLAIMS_DIR, DEFAULT_UID_RANGE, findPasta, LocalProvider, checkUidRange, parseStartupBoost, parseUidRange, probeBwrap, type UidRange } from "./local/index.js";
+import { DEFAULT_UID_CLAIMS_DIR, DEFAULT_UID_RANGE, findPasta, LocalProvider, checkUidRange, parseSpawnThreads, parseStartupBoost, parseUidRange, probeBwrap, type UidRange } from "./local/index.js";
 import type { Provider } from "./provider.js";
 import { SwarmFleetProvider, connectManager, ensureManager } from "./swarm-fleet/index.js";
 import type { SwarmSpec } from "../config/types.js";
@@ -89,6 +89,7 @@ export function createProvider(name: string, opts: ProviderOptions): Provider {
     log: opts.log,
     uidRange: { range: localUidRange(), claimsDir: process.env.KILN_UID_CLAIMS_DIR || DEFAULT_UID_CLAIMS_DIR },
     startupBoost: parseStartupBoost(process.env.KILN_STARTUP_BOOST),
+    spawnThreads: parseSpawnThreads(process.env.KILN_SPAWN_THREADS),
     rootfs: (digest) => unpackRootfs(store, digest),
     imageConfig: async (digest) => {
       const { config } = await readImage(store, digest);

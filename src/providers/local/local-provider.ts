@@ -10,10 +10,9 @@
 // --die-with-parent: a controller may exit or crash, and the next one adopts
 // the running instances from these files.
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { accessSync, chownSync, lchownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tailLines } from "../../file-tail.js";
-import type { Writable } from "node:stream";
 import { delimiter, join } from "node:path";
 import { constants as osConstants } from "node:os";
 import { KilnError } from "../../errors.js";
@@ -21,14 +20,15 @@ import type { LaunchRequest, LimitsEnforcement, ObservedInstance, Provider } fro
 import { LaunchFlights, SAFE_SEGMENT } from "../single-flight.js";
 import { resolveImageUser } from "./image-user.js";
 import { fsImageTree, readImageFile } from "./image-tree.js";
-import { LOG_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
+import { LOG_FILE, META_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
 import { planMounts } from "./mount-plan.js";
-import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat, trustedPidNamespace } from "./procfs.js";
+import { hasProcessGroup, instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat, trustedPidNamespace } from "./procfs.js";
 import { seccompFilterFor } from "./seccomp.js";
-import { chrootCommand, ENV_FD, RESERVED_ENV_PREFIX, SECCOMP_FD, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
+import { chrootCommand, RESERVED_ENV_PREFIX, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
 import { LimitsHook } from "./limits-hook.js";
 import { DEFAULT_STARTUP_BOOST, StartupBoost } from "./startup-boost.js";
+import { DEFAULT_SPAWN_THREADS, makeSpawner, SpawnFailure, type Spawned, type Spawner } from "./spawner.js";
 import { claimUid, formatUidRange, hostRangeConflicts, serviceKey, type UidRange } from "./uid-range.js";
 import { describeNetwork, findPasta, isForwarderAlive, planNetwork, readNetRecord, startForwarder, stopForwarder, writeNetRecord, type NetworkPlan } from "./netns.js";
 
@@ -74,6 +74,10 @@ export interface LocalProviderOptions {
   pasta?: string | null;
   /** startup-boost.ts: the nice value a starting instance's session runs at until it answers (default -5; 0: off) */
   startupBoost?: number;
+  /** spawner.ts: threads that fork the sandboxes and forwarders (default 3; 0: the event loop's own) */
+  spawnThreads?: number;
+  /** instead of spawnThreads: the spawner itself (tests) */
+  spawner?: Spawner;
 }
 
 type Mode = { kind: "staged-bwrap" | "user-bwrap" | "chroot"; tools: Tools };
@@ -200,6 +204,8 @@ export class LocalProvider implements Provider {
   private readonly boost: StartupBoost;
   /** running instances this object has looked at once (an earlier controller's raised priority is undone then) */
   private readonly normalized = new Set<string>();
+  /** spawner.ts: sandboxes and forwarders start off the event loop */
+  private readonly spawner: Spawner;
 
   constructor(opts: LocalProviderOptions) {
     this.opts = opts;
@@ -207,6 +213,7 @@ export class LocalProvider implements Provider {
     this.now = opts.now ?? Date.now;
     this.limits = new LimitsHook({ home: opts.home, now: this.now, findExecutable });
     this.boost = new StartupBoost({ level: opts.startupBoost ?? DEFAULT_STARTUP_BOOST, log: this.log });
+    this.spawner = opts.spawner ?? makeSpawner(opts.spawnThreads ?? DEFAULT_SPAWN_THREADS, this.log);
   }
 
   /** The controller saw the instance answer its first probe: its start is over (startup-boost.ts). */
@@ -249,7 +256,19 @@ export class LocalProvider implements Provider {
     // instance's namespace (see trustedPidNamespace), whose processes must never be signalled.
     const seen = new Map<number, number>();
     const members = () => this.members(meta, status ? trustedPidNamespace(status, meta.childStartTime) : undefined, seen);
-    const gone = () => !isSameProcessAlive(meta.pid, meta.startTime) && members().length === 0;
+    const gone = () => {
+      if (isSameProcessAlive(meta.pid, meta.startTime)) return false;
+      // Polled while the instance stops, beside a serving fleet: a stat or two each time, and a
+      // scan of all of /proc (members) only when these cannot tell. While the namespace's init
+      // lives, its processes may; once it is gone the kernel has ended them all. A group with no
+      // process left (kill -0 finds none, zombies included) cannot hold one.
+      if (status && trustedPidNamespace(status, meta.childStartTime) !== undefined) return false;
+      if (meta.mountNamespace === undefined && !hasProcessGroup(meta.pid)) {
+        for (const [pid, t] of seen) if (isSameProcessAlive(pid, t)) return false;
+        return true;
+      }
+      return members().length === 0;
+    };
 
     if (!gone()) {
       // Polite first. Under bwrap the leader is bwrap's monitor: it is spared
@@ -547,7 +566,8 @@ export class LocalProvider implements Provider {
    * Instances this object launched are left to their launch, which attaches or kills them.
    */
   private async adoptForwarder(meta: InstanceMeta, dir: string): Promise<void> {
-    if (this.exits.has(meta.id) || this.reattaching.has(meta.id) || meta.sandbox !== "bwrap") return;
+    // Its meta.json exists from the fork on (spawner.ts), before the launch attaches the forwarder.
+    if (this.launches.has(meta.id) || this.exits.has(meta.id) || this.reattaching.has(meta.id) || meta.sandbox !== "bwrap") return;
     const rec = readNetRecord(dir);
     if (rec?.mode !== "private" || isForwarderAlive(rec)) return;
     const pasta = this.pasta();
@@ -558,7 +578,7 @@ export class LocalProvider implements Provider {
     if (!isLiveStat(child) || (meta.childStartTime !== undefined && child.startTime !== meta.childStartTime)) return;
     this.reattaching.add(meta.id);
     try {
-      const r = await startForwarder({ pasta, dir, childPid, port: meta.port, egress: rec.egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}) });
+      const r = await startForwarder({ pasta, dir, childPid, port: meta.port, egress: rec.egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}), spawner: this.spawner });
       this.log(r.ok ? `instance ${meta.id}: network forwarder attached again (adopted without one)` : `instance ${meta.id}: cannot attach its network forwarder: ${r.reason}`);
     } finally {
       this.reattaching.delete(meta.id);
@@ -570,7 +590,7 @@ export class LocalProvider implements Provider {
    * boosted and never saw end (it was stopped mid-start) goes back to the normal priority.
    */
   private normalizeAdopted(meta: InstanceMeta, dir: string): void {
-    // (An instance this object launches is marked at its spawn, before its meta.json exists.)
+    // (An instance this object launches is marked before its spawn, so before its meta.json exists.)
     this.normalized.add(meta.id);
     this.boost.normalize(meta.pid, meta.startTime);
     const net = readNetRecord(dir);
@@ -617,6 +637,7 @@ export class LocalProvider implements Provider {
     const r = await startForwarder({
       pasta, dir, childPid, port, egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}),
       onSpawn: (pid) => this.boost.add(instanceId, pid), // its start is part of the instance's
+      spawner: this.spawner,
     });
     if (r.ok) return;
     const ns = trustedPidNamespace(readBwrapStatus(dir), meta.childStartTime);
@@ -750,44 +771,7 @@ export class LocalProvider implements Provider {
     const logPath = join(dir, LOG_FILE);
     const logFd = openSync(logPath, "a", 0o640);
     const statusFd = sandbox === "bwrap" ? openSync(join(dir, STATUS_FILE), "w", 0o644) : undefined;
-    let child;
-    try {
-      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}${hostIds ? ` (host ${hostIds.uid}:${hostIds.gid})` : ""}, network ${net.mode === "private" ? `private (egress: ${net.egress.length ? net.egress.map((p) => `127.0.0.1:${p}`).join(", ") : "none"})` : `host (${net.reason})`}${limited.logLine}\n`);
-      child = spawn(spec.file, spec.args, {
-        detached: true, // own session + process group: survives us, and can be signalled as one
-        stdio: statusFd === undefined ? ["ignore", logFd, logFd] : ["ignore", logFd, logFd, statusFd, "pipe", ...(spec.seccomp ? (["pipe"] as const) : [])],
-        env: spec.env,
-        cwd: "/",
-      });
-    } finally {
-      closeSync(logFd);
-      if (statusFd !== undefined) closeSync(statusFd);
-    }
-    const pid = child.pid;
-    if (pid === undefined) {
-      this.limits.abandon(limited.record);
-      const err = await new Promise<unknown>((r) => child.once("error", r));
-      throw providerError(`cannot start ${spec.file}`, "check that the sandbox tools are installed and executable", err, req.instanceId);
-    }
-    child.on("error", () => undefined);
-    // Spawned detached, the sandbox is a session of its own: its priority is raised until the
-    // instance answers (startup-boost.ts).
-    this.normalized.add(req.instanceId);
-    this.boost.add(req.instanceId, pid);
-    if (spec.envArgs !== undefined) {
-      // Fits the pipe buffer for any sane environment, and bwrap reads it at once.
-      const envPipe = child.stdio[ENV_FD] as Writable | null;
-      envPipe?.on("error", () => undefined); // bwrap died before reading: the startup check reports it
-      envPipe?.end(spec.envArgs);
-    }
-    if (spec.seccomp !== undefined) {
-      // bwrap reads the program to EOF before it builds the sandbox; a few hundred bytes fit the pipe.
-      const filterPipe = (child.stdio as unknown as (Writable | null)[])[SECCOMP_FD];
-      filterPipe?.on("error", () => undefined);
-      filterPipe?.end(spec.seccomp);
-    }
-    const stat = readStat(pid);
-    const meta: InstanceMeta = {
+    const fields: Omit<InstanceMeta, "pid" | "startTime"> = {
       schema: 1,
       id: req.instanceId,
       service: req.service,
@@ -795,9 +779,6 @@ export class LocalProvider implements Provider {
       digest: req.digest,
       address: `127.0.0.1:${port}`,
       port,
-      pid,
-      // A zombie still has its stat; only a reaped process has none, and we reap only after this tick.
-      startTime: stat?.startTime ?? -1,
       startedAt: this.now(),
       sandbox,
       uid: user.uid,
@@ -805,28 +786,56 @@ export class LocalProvider implements Provider {
       ...(hostIds ? { hostUid: hostIds.uid, hostGid: hostIds.gid } : {}),
       ...(limited.record ? { limits: limited.record } : {}),
     };
-    writeMeta(dir, meta); // synchronously after spawn: no await lies between the two
+    this.normalized.add(req.instanceId); // its own start: nothing of an earlier controller's to undo
+    let spawned: Spawned;
+    try {
+      writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}${hostIds ? ` (host ${hostIds.uid}:${hostIds.gid})` : ""}, network ${net.mode === "private" ? `private (egress: ${net.egress.length ? net.egress.map((p) => `127.0.0.1:${p}`).join(", ") : "none"})` : `host (${net.reason})`}${limited.logLine}\n`);
+      // Off the event loop (spawner.ts), detached: its own session and process group, so it
+      // survives us and can be signalled as one. bwrap reads its environment (--args) and the
+      // seccomp program from pipes; a few KiB fit a pipe's buffer, and bwrap reads them at once.
+      // meta.json is written by the spawning thread right after the fork: no await lies between the two.
+      spawned = await this.spawner.spawn({
+        file: spec.file,
+        args: spec.args,
+        env: spec.env,
+        cwd: "/",
+        stdio:
+          statusFd === undefined
+            ? ["ignore", logFd, logFd]
+            : ["ignore", logFd, logFd, statusFd, spec.envArgs !== undefined ? { write: spec.envArgs } : "ignore", ...(spec.seccomp ? [{ write: spec.seccomp }] : [])],
+        record: { dir, file: META_FILE, fields: { ...fields }, indent: 2 },
+      });
+    } catch (e) {
+      if (!(e instanceof SpawnFailure) || e.stage === "spawn") this.limits.abandon(limited.record);
+      if (e instanceof SpawnFailure && e.stage === "record")
+        throw providerError(`cannot record ${req.instanceId}: ${e.message}`, `check the free space and permissions of ${dir}`, e, req.instanceId);
+      throw providerError(`cannot start ${spec.file}`, "check that the sandbox tools are installed and executable", e, req.instanceId);
+    } finally {
+      closeSync(logFd);
+      if (statusFd !== undefined) closeSync(statusFd);
+    }
+    const { pid } = spawned;
+    // Spawned detached, the sandbox is a session of its own: its priority is raised until the
+    // instance answers (startup-boost.ts).
+    this.boost.add(req.instanceId, pid);
+    const meta: InstanceMeta = { ...fields, pid, startTime: spawned.startTime };
     if (net.mode === "host") writeNetRecord(dir, { schema: 1, mode: "host", reason: net.reason, egress: [] });
-    const exited = new Promise<void>((resolve) =>
-      child.on("exit", (code, signal) => {
-        // While we are its parent we learn the real exit code; later controllers read bwrap's status line.
-        // This runs in an event handler, outside every caller's try: a write that fails here (a
-        // full disk) would end the controller. Unrecorded, the exit is read back from bwrap's status line.
-        try {
-          const latest = readMeta(dir);
-          if (latest && latest.pid === pid && latest.exitCode == null) {
-            const sig = signalNumber(signal);
-            writeMeta(dir, { ...latest, exitCode: code ?? (sig !== undefined ? 128 + sig : null), exitedAt: this.now() });
-          }
-        } catch (e) {
-          this.log(`instance ${req.instanceId} exited (${code ?? signal}); recording its exit failed: ${(e as Error).message}`);
+    const exited = spawned.exit.then(({ code, signal }) => {
+      // While we are its parent we learn the real exit code; later controllers read bwrap's status line.
+      // This runs outside every caller's try: a write that fails here (a full disk) would end the
+      // controller. Unrecorded, the exit is read back from bwrap's status line.
+      try {
+        const latest = readMeta(dir);
+        if (latest && latest.pid === pid && latest.exitCode == null) {
+          const sig = signalNumber(signal);
+          writeMeta(dir, { ...latest, exitCode: code ?? (sig !== undefined ? 128 + sig : null), exitedAt: this.now() });
         }
-        this.limits.finish(dir);
-        resolve();
-      }),
-    );
+      } catch (e) {
+        this.log(`instance ${req.instanceId} exited (${code ?? signal}); recording its exit failed: ${(e as Error).message}`);
+      }
+      this.limits.finish(dir);
+    });
     this.exits.set(req.instanceId, exited);
-    child.unref();
 
     if (sandbox === "bwrap") {
       // bwrap writes its first status line once the namespaces exist; an

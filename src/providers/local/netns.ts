@@ -23,11 +23,11 @@
 // (net.json) and whichever controller terminates the instance, or first sees it exited, stops it.
 // pasta holds the namespace open itself, so it does not stop on its own when the app dies.
 
-import { spawn } from "node:child_process";
 import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllowEntry } from "../../config/network-allow.js";
 import { isSameProcessAlive, readStat } from "./procfs.js";
+import { InlineSpawner, SpawnFailure, type Spawned, type Spawner } from "./spawner.js";
 
 export const NET_FILE = "net.json";
 export const NET_LOG_FILE = "net.log";
@@ -271,6 +271,8 @@ export async function startForwarder(o: {
   joinUserns: boolean;
   /** told pasta's pid as soon as it runs (before it listens) */
   onSpawn?: (pid: number) => void;
+  /** default: the calling thread's (InlineSpawner) */
+  spawner?: Spawner;
 }): Promise<ForwarderStart> {
   const logFile = join(o.dir, NET_LOG_FILE);
   closeSync(openSync(logFile, "a", 0o640));
@@ -295,29 +297,30 @@ export async function startForwarder(o: {
     closeSync(errFd);
     return { ok: false, reason: `cannot open the instance's network namespace: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
   }
-  let child;
+  // Off the event loop (spawner.ts); net.json is written by the spawning thread right after the fork.
+  const fields: Omit<NetRecord, "pid" | "startTime"> = { schema: 1, mode: "private", egress: [...o.egress] };
+  let spawned: Spawned;
   try {
-    child = spawn(o.pasta, args, { detached: true, stdio: ["ignore", errFd, errFd, nsFd], env: { PATH: PASTA_DIRS.join(":") } });
+    spawned = await (o.spawner ?? new InlineSpawner()).spawn({
+      file: o.pasta,
+      args,
+      env: { PATH: PASTA_DIRS.join(":") },
+      stdio: ["ignore", errFd, errFd, nsFd],
+      record: { dir: o.dir, file: NET_FILE, fields: { ...fields } },
+    });
+  } catch (e) {
+    // Unrecorded, no later controller could find it (a full disk): the spawner killed it.
+    if (e instanceof SpawnFailure && e.stage === "record") return { ok: false, reason: `cannot record the forwarder: ${e.code ?? e.message}` };
+    return { ok: false, reason: `cannot start ${o.pasta}${e instanceof Error ? `: ${e.message}` : ""}` };
   } finally {
     closeSync(errFd);
     closeSync(nsFd);
   }
-  child.on("error", () => undefined);
-  const pid = child.pid;
-  if (pid === undefined) return { ok: false, reason: `cannot start ${o.pasta}` };
+  const { pid } = spawned;
   o.onSpawn?.(pid);
   let exit: string | undefined;
-  child.once("exit", (code, sig) => (exit = sig ?? `exit code ${code}`));
-  child.unref();
-  const startTime = readStat(pid)?.startTime ?? -1;
-  const record: NetRecord = { schema: 1, mode: "private", pid, startTime, egress: [...o.egress] };
-  try {
-    writeNetRecord(o.dir, record);
-  } catch (e) {
-    // Unrecorded, no later controller could find it (a full disk): it goes now, with the reason.
-    await stopForwarder(o.dir);
-    return { ok: false, reason: `cannot record the forwarder: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
-  }
+  void spawned.exit.then(({ code, signal }) => (exit = signal ?? `exit code ${code}`));
+  const record: NetRecord = { ...fields, pid, startTime: spawned.startTime };
   const deadline = Date.now() + READY_WAIT_MS;
   while (Date.now() < deadline && exit === undefined) {
     if (isListening(readTcpListeners(), o.port)) return { ok: true, record };
@@ -333,10 +336,13 @@ export async function stopForwarder(dir: string, opts: { search?: boolean } = {}
   const rec = readNetRecord(dir);
   const recorded = rec?.pid !== undefined && rec.startTime !== undefined ? [{ pid: rec.pid, startTime: rec.startTime }] : [];
   // With `search` (a stop that must leave nothing: terminate, removeRecord), also any pasta whose
-  // argv names this instance's own log file: one whose record a failed write (a full disk) lost
-  // or never made. The path is the instance's, so no other process matches. Not on every listing:
-  // it reads all of /proc.
-  const found = opts.search ? forwardersOf(dir).filter((f) => !recorded.some((r) => r.pid === f.pid)) : [];
+  // argv names this instance's own log file: one started but never recorded (a controller killed
+  // between the fork and the record's write, spawner.ts). The path is the instance's, so no other
+  // process matches. It reads all of /proc, so only when the record does not account for the
+  // forwarder: no pid in it, or the recorded one no longer runs. A forwarder is started only
+  // when the recorded one is not running, so a live recorded one has no unrecorded twin.
+  const accounted = recorded.length > 0 && isSameProcessAlive(recorded[0]!.pid, recorded[0]!.startTime);
+  const found = opts.search && !accounted && rec?.mode !== "host" ? forwardersOf(dir).filter((f) => !recorded.some((r) => r.pid === f.pid)) : [];
   await Promise.all([...recorded, ...found].map((f) => stopProcess(f.pid, f.startTime)));
 }
 
