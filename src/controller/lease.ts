@@ -1,5 +1,5 @@
-// Two controllers must never act on one service: each tick renews the lease, and a
-// controller that cannot (another one holds it) takes no step.
+// Two controllers must never act on one service: each tick holds the lease (renewing it once half
+// of it has run), and a controller that cannot (another one holds it) takes no step.
 
 import type { StateDb } from "../state/db.js";
 
@@ -18,8 +18,17 @@ export class Lease {
   private lost = false;
   constructor(private readonly d: LeaseDeps) {}
 
-  /** Renew (or take) the lease; false while another controller holds it. */
+  /**
+   * Renew (or take) the lease; false while another controller holds it. Renewing is a write the
+   * store syncs to disk, and a controller holds several times a second; so while the lease is
+   * ours with more than half its time left, reading it confirms it. A standby takes over only
+   * once `until` has passed, so what is left of it is what this controller may still act on.
+   */
   hold(): boolean {
+    if (this.d.owner && !this.lost) {
+      const cur = this.d.db.lease(this.d.service);
+      if (cur?.owner === this.d.owner && cur.until - this.d.now() > this.d.ttlMs / 2) return true;
+    }
     return this.take(undefined);
   }
 

@@ -30,6 +30,8 @@ export interface AppDeps {
   checkPolicy?: (digest: string) => Promise<void>;
   /** `kiln dashboard`: a dashboard URL with a one-time token (the listener opens on first use) */
   dashboard?: (r: { readOnly: boolean; actor: string }) => Promise<{ url: string; readOnly: boolean }>;
+  /** the long poll's recheck period (default WAIT_RECHECK_MS; tests lengthen it) */
+  waitRecheckMs?: number;
 }
 
 const text = (v: unknown, max: number): v is string => typeof v === "string" && v.length > 0 && v.length <= max;
@@ -47,8 +49,11 @@ export function parseNote(v: unknown): ChangeNote | undefined {
 /** A manual rollback without --reason is recorded as such, so the trail shows it was not explained. */
 export const NO_REASON = "no reason given";
 
-/** How often a waiting watcher's rollout and events are read again (one indexed read each). */
-const WAIT_POLL_MS = 20;
+/**
+ * A waiting watcher's rollout and events are read again when this controller writes either
+ * (StateDb.nextChange), and at least this often: for what another process writes to a shared state.
+ */
+const WAIT_RECHECK_MS = 500;
 
 export function createApp(d: AppDeps): Hono {
   const app = new Hono();
@@ -99,8 +104,9 @@ export function createApp(d: AppDeps): Hono {
     return c.json(r);
   });
   // A watcher's long poll: answers once the rollout is no longer running or an event newer than
-  // `after` exists (with those events), at the latest after `timeoutMs` (≤ 10 s). The rollout's
-  // end reaches `kiln deploy` within a few milliseconds instead of a polling period.
+  // `after` exists (with those events), at the latest after `timeoutMs` (≤ 10 s). Woken by the
+  // controller's own writes, it costs nothing while nothing happens, and the rollout's end
+  // reaches `kiln deploy` at once instead of after a polling period.
   app.get("/v1/rollouts/:id/wait", async (c) => {
     const id = Number(c.req.param("id"));
     const after = Number(c.req.query("after") ?? "0");
@@ -111,7 +117,7 @@ export function createApp(d: AppDeps): Hono {
       if (!rollout) throw new KilnError("KILN_E_NOT_FOUND", `rollout ${c.req.param("id")} not found`);
       const events = d.db.events(d.service, Number.isFinite(after) ? after : 0);
       if (rollout.state !== "running" || events.length > 0 || Date.now() >= end) return c.json({ rollout, events });
-      await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+      await d.db.nextChange(Math.min(d.waitRecheckMs ?? WAIT_RECHECK_MS, end - Date.now()));
     }
   });
   app.post("/v1/deploy", async (c) => {

@@ -545,6 +545,8 @@ export function openStateDriver(location: string): StateDriver {
 
 export class StateDb {
   readonly db: StateDriver;
+  /** nextChange's waiters: woken by the next rollout or event written through this object */
+  private readonly changeWaiters = new Set<() => void>();
 
   /** `location`: an SQLite file (or ":memory:"), or a postgres:// URL (see state-location.ts). */
   constructor(location: string) {
@@ -1083,17 +1085,42 @@ export class StateDb {
     const { sql, values } = setClause(patch, rolloutColumns);
     this.stmt(`UPDATE rollouts SET ${sql} WHERE id = ?`).run(...values, id);
     this.rolloutWrites++;
+    this.changed();
+  }
+
+  /**
+   * Settles at the next rollout or event written through this object (a watcher's long poll then
+   * reads them), or after `ms` at the latest: what another process writes is seen then.
+   */
+  nextChange(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.changeWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      this.changeWaiters.add(done);
+    });
+  }
+
+  /** Wakes nextChange's waiters. Inside a transaction they run once it has ended (they are resumed from the microtask queue). */
+  private changed(): void {
+    if (this.changeWaiters.size === 0) return;
+    for (const done of [...this.changeWaiters]) done();
   }
 
   // --- events ---
   addEvent(e: Omit<EventRecord, "id">): EventRecord {
     const info = this.stmt(INSERT_EVENT).run(rowOf(EVENT_ROW_WIDTH, eventRowInto, e));
+    this.changed();
     return { ...e, id: Number(info.lastInsertRowid) };
   }
   /** Many events in one transaction, a chunk of rows per statement (one per instance of a 5,000-instance step). */
   addEvents(list: readonly Omit<EventRecord, "id">[]): void {
     if (list.length === 0) return;
     this.tx(() => this.insertRows(list, EVENT_ROW_WIDTH, eventRowInto, eventChunkInto, INSERT_EVENTS, INSERT_EVENT));
+    this.changed();
   }
   /** The newest `limit` events, oldest first (`kiln events`). */
   recentEvents(service: string, limit: number): EventRecord[] {

@@ -203,3 +203,17 @@ test("a watcher's long poll: answers at once with newer events or a settled roll
   const missing = await app.request("/v1/rollouts/99/wait?after=0&timeoutMs=10");
   assert.equal(missing.status, 404);
 });
+
+test("a watcher's long poll is woken by the controller's own write, not by a recheck", async () => {
+  const w = world();
+  // Rechecks an hour apart: only the write can end this wait before its 10 s.
+  const app = createApp({ controller: w.controller, db: w.db, service: "svc", onShutdown: () => undefined, waitRecheckMs: 3_600_000 });
+  const res = await app.request("/v1/deploy", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(deployReq("v1", releaseSpec())) });
+  const { rollout } = (await res.json()) as { rollout: RolloutView };
+  const newest = w.db.events("svc", 0).at(-1)!.id;
+  const waiting = app.request(`/v1/rollouts/${rollout.id}/wait?after=${newest}&timeoutMs=10000`);
+  setTimeout(() => w.db.addEvent({ at: Date.now(), level: "info", service: "svc", message: "written while a watcher waits" }), 20);
+  const body = (await (await waiting).json()) as { rollout: RolloutView; events: { message: string }[] };
+  assert.deepEqual(body.events.map((e) => e.message), ["written while a watcher waits"]);
+  assert.equal(body.rollout.state, "running");
+});

@@ -22,7 +22,7 @@ import { resolveImageUser } from "./image-user.js";
 import { fsImageTree, readImageFile } from "./image-tree.js";
 import { LOG_FILE, META_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
 import { planMounts } from "./mount-plan.js";
-import { hasProcessGroup, instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat, trustedPidNamespace } from "./procfs.js";
+import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat, trustedPidNamespace } from "./procfs.js";
 import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, RESERVED_ENV_PREFIX, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
@@ -258,16 +258,15 @@ export class LocalProvider implements Provider {
     const members = () => this.members(meta, status ? trustedPidNamespace(status, meta.childStartTime) : undefined, seen);
     const gone = () => {
       if (isSameProcessAlive(meta.pid, meta.startTime)) return false;
-      // Polled while the instance stops, beside a serving fleet: a stat or two each time, and a
-      // scan of all of /proc (members) only when these cannot tell. While the namespace's init
-      // lives, its processes may; once it is gone the kernel has ended them all. A group with no
-      // process left (kill -0 finds none, zombies included) cannot hold one.
+      // Polled while the instance stops, beside a serving fleet: a few stats each time, not a scan
+      // of all of /proc. Once a scan has listed the instance (the signals below), nothing new can
+      // join it: its namespace's processes end with the namespace's init (the kernel ends them
+      // all), and outside the namespace only bwrap's monitor was in its group. The chroot
+      // fallback has no PID namespace (a child may leave the group): there, every poll scans.
+      if (seen.size === 0 || meta.sandbox !== "bwrap") return members().length === 0;
       if (status && trustedPidNamespace(status, meta.childStartTime) !== undefined) return false;
-      if (meta.mountNamespace === undefined && !hasProcessGroup(meta.pid)) {
-        for (const [pid, t] of seen) if (isSameProcessAlive(pid, t)) return false;
-        return true;
-      }
-      return members().length === 0;
+      for (const [pid, t] of seen) if (isSameProcessAlive(pid, t)) return false;
+      return true;
     };
 
     if (!gone()) {

@@ -93,16 +93,6 @@ export function trustedPidNamespace(
   return read.pidNamespaceOf(childPid) === pidNamespace ? pidNamespace : undefined;
 }
 
-/** Whether any process (a zombie too) is in process group `pgid`: one kill(-pgid, 0), no scan. */
-export function hasProcessGroup(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code !== "ESRCH"; // EPERM: there, not ours to signal
-  }
-}
-
 export interface InstanceIdentity {
   /** its process group (the spawned process's pid); -1 when the number may no longer be ours */
   pgid: number;
