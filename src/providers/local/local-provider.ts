@@ -22,7 +22,7 @@ import { resolveImageUser } from "./image-user.js";
 import { fsImageTree, readImageFile } from "./image-tree.js";
 import { LOG_FILE, META_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
 import { planMounts } from "./mount-plan.js";
-import { instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat, trustedPidNamespace } from "./procfs.js";
+import { descendants, instanceProcesses, isLiveStat, isSameProcessAlive, namespaceOf, readStat, trustedPidNamespace } from "./procfs.js";
 import { seccompFilterFor } from "./seccomp.js";
 import { chrootCommand, RESERVED_ENV_PREFIX, stagedBwrapCommand, userBwrapCommand, type SandboxInput, type SpawnCommand, type Tools } from "./sandbox-command.js";
 import { freeLoopbackPort } from "../../net.js";
@@ -86,6 +86,8 @@ const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 const STARTUP_WAIT_MS = 5000;
 const KILL_WAIT_MS = 5000;
 const POLL_MS = 20;
+/** how often a running instance's log size is checked against its cap */
+const LOG_CHECK_MS = 1000;
 
 const DEFAULT_LOG_MAX_BYTES = 32 * 1024 * 1024;
 /** in the instance's directory: the staged bwrap's staging fstab (sandbox-command.ts stagingFstab) */
@@ -204,6 +206,14 @@ export class LocalProvider implements Provider {
   private readonly boost: StartupBoost;
   /** running instances this object has looked at once (an earlier controller's raised priority is undone then) */
   private readonly normalized = new Set<string>();
+  /**
+   * meta.json of running instances whose launch is over, as read: a listing (several a second)
+   * reads /proc for each, not its file. What changes in meta.json after the launch is written
+   * once the instance has exited (its exit code, its end), and an exited one is read afresh.
+   */
+  private readonly runningMeta = new Map<string, InstanceMeta>();
+  /** when each running instance's log size was last checked (capLog) */
+  private readonly logCheckedAt = new Map<string, number>();
   /** spawner.ts: sandboxes and forwarders start off the event loop */
   private readonly spawner: Spawner;
 
@@ -259,10 +269,10 @@ export class LocalProvider implements Provider {
     const gone = () => {
       if (isSameProcessAlive(meta.pid, meta.startTime)) return false;
       // Polled while the instance stops, beside a serving fleet: a few stats each time, not a scan
-      // of all of /proc. Once a scan has listed the instance (the signals below), nothing new can
-      // join it: its namespace's processes end with the namespace's init (the kernel ends them
-      // all), and outside the namespace only bwrap's monitor was in its group. The chroot
-      // fallback has no PID namespace (a child may leave the group): there, every poll scans.
+      // of all of /proc. Once the instance is listed (the signals below), nothing new can join
+      // it: its namespace's processes end with the namespace's init (the kernel ends them all),
+      // and outside the namespace only bwrap's monitor was in its group. The chroot fallback has
+      // no PID namespace (a child may leave the group): there, every poll scans.
       if (seen.size === 0 || meta.sandbox !== "bwrap") return members().length === 0;
       if (status && trustedPidNamespace(status, meta.childStartTime) !== undefined) return false;
       for (const [pid, t] of seen) if (isSameProcessAlive(pid, t)) return false;
@@ -273,7 +283,16 @@ export class LocalProvider implements Provider {
       // Polite first. Under bwrap the leader is bwrap's monitor: it is spared
       // so it can report the app's exit code, and bwrap's PID 1 ignores
       // SIGTERM from outside its namespace; the app and its children get it.
-      for (const pid of members()) {
+      // While the monitor runs, everything of the instance descends from it (its namespace's
+      // init and what that runs): the tree is read, not all of /proc. What it misses (a process
+      // forked meanwhile) ends with the namespace's init, SIGKILLed below if need be.
+      const tree = meta.sandbox === "bwrap" && isSameProcessAlive(meta.pid, meta.startTime) ? descendants(meta.pid) : undefined;
+      if (tree)
+        for (const pid of tree) {
+          const t = readStat(pid)?.startTime;
+          if (t !== undefined) seen.set(pid, t);
+        }
+      for (const pid of tree && tree.length > 0 ? tree : members()) {
         if (meta.sandbox === "bwrap" && pid === meta.pid) continue;
         this.signal(pid, "SIGTERM");
       }
@@ -321,16 +340,27 @@ export class LocalProvider implements Provider {
     const present = new Set(names);
     for (const id of this.settled.keys()) if (!present.has(id)) this.settled.delete(id);
     for (const id of this.normalized) if (!present.has(id)) this.normalized.delete(id);
+    for (const id of this.runningMeta.keys()) if (!present.has(id)) this.runningMeta.delete(id);
+    for (const id of this.logCheckedAt.keys()) if (!present.has(id)) this.logCheckedAt.delete(id);
     for (const name of names.sort()) {
       const done = this.settled.get(name);
       if (done) {
         if (done.service === service) out.push({ ...done });
         continue;
       }
-      let meta = readMeta(join(root, name));
+      const cached = this.runningMeta.get(name);
+      let meta = cached ?? readMeta(join(root, name));
       if (!meta || meta.service !== service) continue;
       let seen = this.observe(meta);
-      if (seen.state === "running") this.capLog(join(root, name));
+      if (cached && seen.state === "exited") {
+        // What was running when last read: its exit may have been recorded since.
+        this.runningMeta.delete(name);
+        meta = readMeta(join(root, name));
+        if (!meta) continue;
+        seen = this.observe(meta);
+      }
+      if (seen.state === "running" && !cached && !this.launches.has(name)) this.runningMeta.set(name, meta);
+      if (seen.state === "running") this.capLog(name, join(root, name));
       if (seen.state === "running") await this.adoptForwarder(meta, join(root, name)); // netns.ts
       if (seen.state === "running" && !this.normalized.has(meta.id)) this.normalizeAdopted(meta, join(root, name));
       const exited = this.exits.get(meta.id);
@@ -400,7 +430,11 @@ export class LocalProvider implements Provider {
    * kept before it is dropped) and the log is truncated. The instance writes with O_APPEND, so
    * it carries on at the new end; lines written between the copy and the truncation are lost.
    */
-  private capLog(dir: string): void {
+  private capLog(id: string, dir: string): void {
+    // Once a second per instance at most: listings come several times a second.
+    const now = Date.now();
+    if (now - (this.logCheckedAt.get(id) ?? 0) < LOG_CHECK_MS) return;
+    this.logCheckedAt.set(id, now);
     const file = join(dir, LOG_FILE);
     try {
       if (!isLogOverCap(statSync(file).size, this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES)) return;

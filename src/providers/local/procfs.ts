@@ -93,6 +93,43 @@ export function trustedPidNamespace(
   return read.pidNamespaceOf(childPid) === pidNamespace ? pidNamespace : undefined;
 }
 
+/**
+ * The processes descended from `pid` (not itself), read from each thread's children list
+ * (/proc/PID/task/TID/children): a few reads per process of the tree, not one per process on the
+ * host. A process forked while it is read may be missing; one reparented out of the tree (its
+ * parent died and it went to the host's init) is. At most `max` of them.
+ */
+export function descendants(pid: number, max = 4096): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  const seen = new Set(queue);
+  while (queue.length > 0 && out.length < max) {
+    const p = queue.shift()!;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const t of tasks) {
+      let text: string;
+      try {
+        text = readFileSync(`/proc/${p}/task/${t}/children`, "latin1");
+      } catch {
+        continue;
+      }
+      for (const c of text.split(" ")) {
+        const child = Number(c);
+        if (!c || !Number.isInteger(child) || seen.has(child)) continue;
+        seen.add(child);
+        out.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return out;
+}
+
 export interface InstanceIdentity {
   /** its process group (the spawned process's pid); -1 when the number may no longer be ours */
   pgid: number;
