@@ -97,17 +97,6 @@ for (const [name, spawner] of [
       assert.deepEqual(await exitOf(s), { code: null, signal: "SIGTERM" });
     });
 
-    const autogroups = process.geteuid?.() === 0 && readFileSync("/proc/sys/kernel/sched_autogroup_enabled", "utf8").trim() === "1";
-    test("autogroupNice: the child's session runs at that nice value as soon as the spawn settles", { skip: autogroups ? false : "needs root and kernel autogroups" }, async () => {
-      const s = await spawner.spawn({ file: "/bin/sh", args: ["-c", "sleep 30"], env, stdio: ["ignore", "ignore", "ignore"], autogroupNice: -3 });
-      try {
-        assert.match(readFileSync(`/proc/${s.pid}/autogroup`, "utf8"), /^\/autogroup-\d+ nice -3\n$/);
-      } finally {
-        process.kill(-s.pid, "SIGKILL");
-      }
-      await exitOf(s);
-    });
-
     test("a program that does not exist: SpawnFailure at the spawn, with its code", async () => {
       await assert.rejects(spawner.spawn({ file: join(dir, "no-such-program"), args: [], env, stdio: ["ignore", "ignore", "ignore"] }), (e: unknown) => {
         assert.ok(e instanceof SpawnFailure, String(e));

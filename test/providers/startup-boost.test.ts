@@ -75,19 +75,6 @@ test("StartupBoost: off writes nothing; a refused write turns it off with one li
   assert.match(denied.logs[1]!, /sched_autogroup_enabled/);
 });
 
-test("StartupBoost.spawnLevel: the level while starts are raised; nothing when off, refused or without autogroups", () => {
-  assert.equal(fake(-5).b.spawnLevel(), -5);
-  assert.equal(fake(0).b.spawnLevel(), undefined);
-  const denied = fake(-5, "EPERM");
-  denied.b.add("i", process.pid);
-  assert.equal(denied.b.spawnLevel(), undefined, "a refused write turned it off");
-  const logs: string[] = [];
-  const noGroups = new StartupBoost({ level: -5, log: (l) => logs.push(l), autogroupsEnabled: () => false, writeAutogroup: () => assert.fail("written") });
-  assert.equal(noGroups.spawnLevel(), undefined);
-  assert.equal(noGroups.spawnLevel(), undefined);
-  assert.equal(logs.length, 1, "said once");
-});
-
 test("StartupBoost.normalize: a raised session an earlier controller left goes back to 0; a normal one is not written", () => {
   const me = process.pid;
   const start = readStat(me)!.startTime;

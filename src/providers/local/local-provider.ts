@@ -670,7 +670,6 @@ export class LocalProvider implements Provider {
     const r = await startForwarder({
       pasta, dir, childPid, port, egress, joinUserns: process.geteuid?.() !== 0, ...(process.geteuid?.() === 0 ? { runAs: "0:0" } : {}),
       onSpawn: (pid) => this.boost.add(instanceId, pid), // its start is part of the instance's
-      autogroupNice: this.boost.spawnLevel(),
       spawner: this.spawner,
     });
     if (r.ok) return;
@@ -821,8 +820,6 @@ export class LocalProvider implements Provider {
       ...(limited.record ? { limits: limited.record } : {}),
     };
     this.normalized.add(req.instanceId); // its own start: nothing of an earlier controller's to undo
-    // Raised by the spawning thread as soon as the sandbox runs, not a turn of this loop later.
-    const boostLevel = this.boost.spawnLevel();
     let spawned: Spawned;
     try {
       writeSync(logFd, `[kiln] ${new Date(this.now()).toISOString()} launching ${req.instanceId} (${req.service}, ${req.digest}) on 127.0.0.1:${port}, sandbox ${mode.kind}, uid ${user.uid}:${user.gid}${hostIds ? ` (host ${hostIds.uid}:${hostIds.gid})` : ""}, network ${net.mode === "private" ? `private (egress: ${net.egress.length ? net.egress.map((p) => `127.0.0.1:${p}`).join(", ") : "none"})` : `host (${net.reason})`}${limited.logLine}\n`);
@@ -840,7 +837,6 @@ export class LocalProvider implements Provider {
             ? ["ignore", logFd, logFd]
             : ["ignore", logFd, logFd, statusFd, spec.envArgs !== undefined ? { write: spec.envArgs } : "ignore", ...(spec.seccomp ? [{ write: spec.seccomp }] : [])],
         record: { dir, file: META_FILE, fields: { ...fields }, indent: 2 },
-        ...(boostLevel !== undefined ? { autogroupNice: boostLevel } : {}),
       });
     } catch (e) {
       if (!(e instanceof SpawnFailure) || e.stage === "spawn") this.limits.abandon(limited.record);

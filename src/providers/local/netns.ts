@@ -273,8 +273,6 @@ export async function startForwarder(o: {
   onSpawn?: (pid: number) => void;
   /** default: the calling thread's (InlineSpawner) */
   spawner?: Spawner;
-  /** startup-boost.ts: the nice value for pasta's session, written as soon as it runs */
-  autogroupNice?: number;
 }): Promise<ForwarderStart> {
   const logFile = join(o.dir, NET_LOG_FILE);
   closeSync(openSync(logFile, "a", 0o640));
@@ -309,7 +307,6 @@ export async function startForwarder(o: {
       env: { PATH: PASTA_DIRS.join(":") },
       stdio: ["ignore", errFd, errFd, nsFd],
       record: { dir: o.dir, file: NET_FILE, fields: { ...fields } },
-      ...(o.autogroupNice !== undefined ? { autogroupNice: o.autogroupNice } : {}),
     });
   } catch (e) {
     // Unrecorded, no later controller could find it (a full disk): the spawner killed it.

@@ -32,11 +32,6 @@ export interface SpawnRequest {
   cwd?: string;
   /** the child's descriptor i: one of ours (kept open by the caller until spawn settles), nothing, or bytes on a pipe closed after them */
   stdio: (number | "ignore" | { write: string | Uint8Array })[];
-  /**
-   * startup-boost.ts: the nice value written to the child's session (/proc/PID/autogroup) as soon
-   * as it runs, by the spawning thread; a failure is left to the boost's own write to report
-   */
-  autogroupNice?: number;
   /** written atomically right after the fork: `fields` plus the child's `pid` and `startTime` (-1 if /proc had none) */
   record?: { dir: string; file: string; fields: Record<string, unknown>; indent?: number };
 }
@@ -105,13 +100,6 @@ export function spawnHere(req: SpawnRequest, onExit: (e: ChildExit) => void): Pr
     return new Promise((_, reject) =>
       child.once("error", (e: NodeJS.ErrnoException) => reject(new SpawnFailure(`cannot start ${req.file}: ${e.message}`, e.code, "spawn"))),
     );
-  }
-  if (req.autogroupNice !== undefined) {
-    try {
-      writeFileSync(`/proc/${pid}/autogroup`, String(req.autogroupNice));
-    } catch {
-      // the boost's own write after the spawn says why, once
-    }
   }
   // A zombie still has its stat; only a reaped process has none, and this thread reaps only on a later turn.
   const startTime = readStat(pid)?.startTime ?? -1;

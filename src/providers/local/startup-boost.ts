@@ -92,30 +92,17 @@ export class StartupBoost {
     this.write = d.writeAutogroup ?? ((pid, nice) => writeFileSync(`/proc/${pid}/autogroup`, String(nice)));
   }
 
-  /**
-   * The nice value a spawning thread writes for a new session right after its fork (spawner.ts),
-   * before add() records it here: undefined when starts are not raised.
-   */
-  spawnLevel(): number | undefined {
-    return this.active() ? this.d.level : undefined;
-  }
-
-  private active(): boolean {
-    if (this.disabled) return false;
+  /** Raise the priority of `pid`'s session (the sandbox's, or the forwarder's) for instance `id`'s start. */
+  add(id: string, pid: number): void {
+    if (this.disabled) return;
     if (!this.checked) {
       this.checked = true;
       if (!(this.d.autogroupsEnabled ?? autogroupsEnabled)()) {
         this.disabled = true;
         this.d.log("starting instances run at the normal CPU priority: this kernel does not group processes by session (kernel.sched_autogroup_enabled is not 1)");
-        return false;
+        return;
       }
     }
-    return true;
-  }
-
-  /** Raise the priority of `pid`'s session (the sandbox's, or the forwarder's) for instance `id`'s start. */
-  add(id: string, pid: number): void {
-    if (!this.active()) return;
     const startTime = readStat(pid)?.startTime;
     if (startTime === undefined) return;
     try {
