@@ -337,12 +337,11 @@ export async function stopForwarder(dir: string, opts: { search?: boolean } = {}
   const recorded = rec?.pid !== undefined && rec.startTime !== undefined ? [{ pid: rec.pid, startTime: rec.startTime }] : [];
   // With `search` (a stop that must leave nothing: terminate, removeRecord), also any pasta whose
   // argv names this instance's own log file: one started but never recorded (a controller killed
-  // between the fork and the record's write, spawner.ts). The path is the instance's, so no other
-  // process matches. It reads all of /proc, so only when the record does not account for the
-  // forwarder: no pid in it, or the recorded one no longer runs. A forwarder is started only
-  // when the recorded one is not running, so a live recorded one has no unrecorded twin.
-  const accounted = recorded.length > 0 && isSameProcessAlive(recorded[0]!.pid, recorded[0]!.startTime);
-  const found = opts.search && !accounted && rec?.mode !== "host" ? forwardersOf(dir).filter((f) => !recorded.some((r) => r.pid === f.pid)) : [];
+  // between the fork and the record's write, spawner.ts — Node's spawn returns only after the
+  // exec, so that is no short moment on a loaded host). Such a pasta may live beside a recorded
+  // one: it may have lost the port to it and run on without a listener. The path is the
+  // instance's, so no other process matches. Not on every listing: it reads all of /proc.
+  const found = opts.search ? forwardersOf(dir).filter((f) => !recorded.some((r) => r.pid === f.pid)) : [];
   await Promise.all([...recorded, ...found].map((f) => stopProcess(f.pid, f.startTime)));
 }
 
