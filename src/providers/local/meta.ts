@@ -4,6 +4,7 @@
 
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { threadId } from "node:worker_threads";
 import type { ResourceLimits } from "../../config/resources.js";
 import type { LocalEnforcement } from "./limits.js";
 
@@ -69,9 +70,17 @@ export function readMeta(dir: string): InstanceMeta | undefined {
 }
 
 export function writeMeta(dir: string, meta: InstanceMeta): void {
-  const tmp = join(dir, `.${META_FILE}.${process.pid}.tmp`);
-  writeFileSync(tmp, JSON.stringify(meta, null, 2) + "\n", { mode: 0o644 });
-  renameSync(tmp, join(dir, META_FILE));
+  writeRecordFile(dir, META_FILE, meta, 2);
+}
+
+/**
+ * An instance's JSON record (meta.json, net.json), replaced whole: written beside it, then renamed
+ * over it. The temporary name is this thread's (spawner.ts writes records on worker threads).
+ */
+export function writeRecordFile(dir: string, file: string, value: unknown, indent?: number): void {
+  const tmp = join(dir, `.${file}.${process.pid}.${threadId}.tmp`);
+  writeFileSync(tmp, JSON.stringify(value, null, indent) + "\n", { mode: 0o644 });
+  renameSync(tmp, join(dir, file));
 }
 
 export interface BwrapStatus {

@@ -23,9 +23,10 @@
 // (net.json) and whichever controller terminates the instance, or first sees it exited, stops it.
 // pasta holds the namespace open itself, so it does not stop on its own when the app dies.
 
-import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllowEntry } from "../../config/network-allow.js";
+import { writeRecordFile } from "./meta.js";
 import { isSameProcessAlive, readStat } from "./procfs.js";
 import { InlineSpawner, SpawnFailure, type Spawned, type Spawner } from "./spawner.js";
 
@@ -63,9 +64,7 @@ export function readNetRecord(dir: string): NetRecord | undefined {
 }
 
 export function writeNetRecord(dir: string, rec: NetRecord): void {
-  const tmp = join(dir, `.${NET_FILE}.${process.pid}.tmp`);
-  writeFileSync(tmp, JSON.stringify(rec) + "\n", { mode: 0o644 });
-  renameSync(tmp, join(dir, NET_FILE));
+  writeRecordFile(dir, NET_FILE, rec);
 }
 
 export interface PastaInput {
@@ -297,7 +296,7 @@ export async function startForwarder(o: {
     closeSync(errFd);
     return { ok: false, reason: `cannot open the instance's network namespace: ${(e as NodeJS.ErrnoException).code ?? String(e)}` };
   }
-  // Off the event loop (spawner.ts); net.json is written by the spawning thread right after the fork.
+  // Off the event loop (spawner.ts); net.json is written by the spawning thread as soon as the spawn returns.
   const fields: Omit<NetRecord, "pid" | "startTime"> = { schema: 1, mode: "private", egress: [...o.egress] };
   let spawned: Spawned;
   try {

@@ -1,8 +1,8 @@
 // Starting a detached process off the controller's event loop.
 //
 // Node's spawn returns only once the child has exec'd (libuv forks, then waits on a pipe for the
-// exec). On a host whose cores are busy serving, the new child waits its turn on a CPU first:
-// a sandbox or forwarder spawn took 75–160 ms under the bench's load, against 5 ms idle, and a
+// exec). On a host whose cores are busy serving, the new child waits its turn on a CPU first: a
+// sandbox or forwarder spawn took 75–490 ms under the bench's load, against 5 ms idle, and a
 // batch of launches blocked the controller's loop — its probes, drains and router reads — for up
 // to half a second. A worker thread does the fork and exec here; the loop goes on meanwhile.
 //
@@ -10,19 +10,20 @@
 // caller keeps them open until `spawn` settles. Bytes for a pipe (bwrap's `--args` and seccomp
 // program) are written and the pipe closed by the thread that spawned.
 //
-// The record: right after the fork, on the same thread and before anything else runs there, the
-// child's pid and /proc start time are written into a JSON file (meta.json, net.json). No turn of
-// any event loop lies between the two, so a controller killed at any moment leaves no instance
-// its successor cannot find. A record that cannot be written (a full disk) kills the child.
+// The record: as soon as spawn returns, on the same thread and before anything else runs there,
+// the child's pid and /proc start time are written into a JSON file (meta.json, net.json), as the
+// spawn on the event loop did before. A controller killed during the exec wait itself leaves a
+// process no record names: terminate finds a forwarder by its argv (netns.ts stopForwarder), and
+// an unrecorded sandbox is a known gap (the issue 17 notes). A record that cannot be written (a
+// full disk) kills the child.
 //
 // `KILN_SPAWN_THREADS=0` (or `threads: 0`) spawns on the calling thread, as before.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Writable } from "node:stream";
-import { threadId, Worker } from "node:worker_threads";
+import { Worker } from "node:worker_threads";
 import { KilnError } from "../../errors.js";
+import { writeRecordFile } from "./meta.js";
 import { readStat } from "./procfs.js";
 
 export interface SpawnRequest {
@@ -32,7 +33,7 @@ export interface SpawnRequest {
   cwd?: string;
   /** the child's descriptor i: one of ours (kept open by the caller until spawn settles), nothing, or bytes on a pipe closed after them */
   stdio: (number | "ignore" | { write: string | Uint8Array })[];
-  /** written atomically right after the fork: `fields` plus the child's `pid` and `startTime` (-1 if /proc had none) */
+  /** written atomically as soon as the spawn returns: `fields` plus the child's `pid` and `startTime` (-1 if /proc had none) */
   record?: { dir: string; file: string; fields: Record<string, unknown>; indent?: number };
 }
 
@@ -106,9 +107,7 @@ export function spawnHere(req: SpawnRequest, onExit: (e: ChildExit) => void): Pr
   if (req.record) {
     try {
       const r = req.record;
-      const tmp = join(r.dir, `.${r.file}.${process.pid}.${threadId}.tmp`);
-      writeFileSync(tmp, JSON.stringify({ ...r.fields, pid, startTime }, null, r.indent) + "\n", { mode: 0o644 });
-      renameSync(tmp, join(r.dir, r.file));
+      writeRecordFile(r.dir, r.file, { ...r.fields, pid, startTime }, r.indent);
     } catch (e) {
       try {
         process.kill(-pid, "SIGKILL"); // unrecorded, nothing could find it again
