@@ -692,5 +692,7 @@ console.log("layers", JSON.stringify(await benchLayers()));
 // direct over the same backends (proxy.json); kiln's HAProxy router against a hand-written
 // HAProxy config (haproxy-router.json).
 console.log("proxy", JSON.stringify(await benchProxy({})));
-console.log("haproxy-router", JSON.stringify(await benchHaproxyRouter({})));
+const haproxyRouterResult = await benchHaproxyRouter({});
+writeFileSync(join(results, "haproxy-router.json"), `${JSON.stringify(haproxyRouterResult, null, 2)}\n`);
+console.log("haproxy-router", JSON.stringify(haproxyRouterResult));
 if (process.env.KILN_BENCH_SKIP_KILL !== "1") console.log("kill", JSON.stringify(benchKill()));
