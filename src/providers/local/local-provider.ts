@@ -826,7 +826,8 @@ export class LocalProvider implements Provider {
       // Off the event loop (spawner.ts), detached: its own session and process group, so it
       // survives us and can be signalled as one. bwrap reads its environment (--args) and the
       // seccomp program from pipes; a few KiB fit a pipe's buffer, and bwrap reads them at once.
-      // meta.json is written by the spawning thread as soon as the spawn returns: no await lies between the two.
+      // meta.json is written by the spawning thread as soon as the spawn returns, before bwrap itself
+      // runs (the spawner holds the child on a gate until then): no process of ours goes unrecorded.
       spawned = await this.spawner.spawn({
         file: spec.file,
         args: spec.args,

@@ -335,11 +335,11 @@ export async function stopForwarder(dir: string, opts: { search?: boolean } = {}
   const rec = readNetRecord(dir);
   const recorded = rec?.pid !== undefined && rec.startTime !== undefined ? [{ pid: rec.pid, startTime: rec.startTime }] : [];
   // With `search` (a stop that must leave nothing: terminate, removeRecord), also any pasta whose
-  // argv names this instance's own log file: one started but never recorded (a controller killed
-  // between the fork and the record's write, spawner.ts — Node's spawn returns only after the
-  // exec, so that is no short moment on a loaded host). Such a pasta may live beside a recorded
-  // one: it may have lost the port to it and run on without a listener. The path is the
-  // instance's, so no other process matches. Not on every listing: it reads all of /proc.
+  // argv names this instance's own log file: one started but never recorded. This kiln's spawner
+  // records before the exec (spawner.ts, the gate), but a kiln before it recorded after the exec,
+  // and a controller killed in between left such a pasta, perhaps beside a recorded one that took
+  // the port. The path is the instance's, so no other process matches. Not on every listing: it
+  // reads all of /proc.
   const found = opts.search ? forwardersOf(dir).filter((f) => !recorded.some((r) => r.pid === f.pid)) : [];
   await Promise.all([...recorded, ...found].map((f) => stopProcess(f.pid, f.startTime)));
 }

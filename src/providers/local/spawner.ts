@@ -10,16 +10,18 @@
 // caller keeps them open until `spawn` settles. Bytes for a pipe (bwrap's `--args` and seccomp
 // program) are written and the pipe closed by the thread that spawned.
 //
-// The record: as soon as spawn returns, on the same thread and before anything else runs there,
-// the child's pid and /proc start time are written into a JSON file (meta.json, net.json), as the
-// spawn on the event loop did before. A controller killed during the exec wait itself leaves a
-// process no record names: terminate finds a forwarder by its argv (netns.ts stopForwarder), and
-// an unrecorded sandbox is a known gap (the issue 17 notes). A record that cannot be written (a
-// full disk) kills the child.
+// The record comes before the exec. A spawn with a record starts `/bin/sh`, held on a gate pipe
+// (`gatedCommand`): the thread writes the child's pid and /proc start time into a JSON file
+// (meta.json, net.json; exec keeps both), then releases the gate, and only then does sh exec the
+// real program in the same process. A controller killed anywhere before the release closes the
+// gate unread: sh exits without running anything. So no sandbox or forwarder runs that no record
+// names. A record that cannot be written (a full disk) kills sh, again before the exec.
 //
 // `KILN_SPAWN_THREADS=0` (or `threads: 0`) spawns on the calling thread, as before.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants as fsConstants, statSync } from "node:fs";
+import { delimiter, join } from "node:path";
 import type { Writable } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { KilnError } from "../../errors.js";
@@ -80,19 +82,62 @@ export function parseSpawnThreads(text: string | undefined): number {
 /** Threads by default: a batch's launches (3 on two cores) spawn side by side. */
 export const DEFAULT_SPAWN_THREADS = 3;
 
+/** sh's exit code when its gate closed unread: the spawner died before the child's record was written. */
+export const GATE_CLOSED_EXIT = 111;
+
+/**
+ * `file args` behind a gate on the child's descriptor `gateFd`: sh waits for one line there, then
+ * execs the program with that descriptor closed (same pid, same start time). End of file instead
+ * (our end closed unread) makes it exit GATE_CLOSED_EXIT, the program never run.
+ *
+ *   gatedCommand("/usr/bin/bwrap", ["--die-with-parent", "x"], 6)
+ *     → /bin/sh -c 'read -r kiln_gate <&6 || exit 111; exec "$0" "$@" 6<&-' /usr/bin/bwrap --die-with-parent x
+ */
+export function gatedCommand(file: string, args: readonly string[], gateFd: number): { file: string; args: string[] } {
+  if (!Number.isInteger(gateFd) || gateFd < 3 || gateFd > 9) throw new Error(`gate descriptor ${gateFd}: sh redirects only 3–9 here`);
+  return { file: "/bin/sh", args: ["-c", `read -r kiln_gate <&${gateFd} || exit ${GATE_CLOSED_EXIT}; exec "$0" "$@" ${gateFd}<&-`, file, ...args] };
+}
+
+/**
+ * Where execvp would find `file` with `path` (a PATH value), or why not: the gate's sh would only
+ * say so in the child's log, and a missing program is the caller's error to report at once.
+ */
+export function findExecutable(file: string, path: string | undefined): { ok: true; file: string } | { ok: false; code: "ENOENT" | "EACCES" } {
+  const candidates = file.includes("/") ? [file] : (path ?? "").split(delimiter).filter(Boolean).map((d) => join(d, file));
+  let denied = false;
+  for (const c of candidates) {
+    try {
+      if (!statSync(c).isFile()) continue;
+      accessSync(c, fsConstants.X_OK);
+      return { ok: true, file: c };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EACCES") denied = true;
+    }
+  }
+  return { ok: false, code: denied ? "EACCES" : "ENOENT" };
+}
+
 /**
  * The fork, the record and the pipes, on whichever thread calls it. `onExit` is told the child's
  * exit (on this thread). Used by both spawners; the worker thread runs it for the pool.
  */
 export function spawnHere(req: SpawnRequest, onExit: (e: ChildExit) => void): Promise<{ pid: number; startTime: number }> {
   let child: ChildProcess;
+  // With a record, the child waits on a gate (the descriptor after the caller's) until it is written.
+  const gateFd = req.record ? Math.max(3, req.stdio.length) : undefined;
   try {
-    child = spawn(req.file, req.args, {
-      detached: true,
-      stdio: req.stdio.map((s) => (typeof s === "object" ? "pipe" : s)) as ("pipe" | "ignore" | number)[],
-      env: req.env,
-      cwd: req.cwd ?? "/",
-    });
+    let { file, args } = req;
+    if (gateFd !== undefined) {
+      const found = findExecutable(file, req.env.PATH);
+      if (!found.ok) return Promise.reject(new SpawnFailure(`cannot start ${file}: spawn ${file} ${found.code}`, found.code, "spawn"));
+      ({ file, args } = gatedCommand(found.file, args, gateFd));
+    }
+    const stdio = req.stdio.map((s) => (typeof s === "object" ? "pipe" : s)) as ("pipe" | "ignore" | number)[];
+    if (gateFd !== undefined) {
+      while (stdio.length < gateFd) stdio.push("ignore");
+      stdio.push("pipe");
+    }
+    child = spawn(file, args, { detached: true, stdio, env: req.env, cwd: req.cwd ?? "/" });
   } catch (e) {
     return Promise.reject(new SpawnFailure(`cannot start ${req.file}: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code, "spawn"));
   }
@@ -102,6 +147,9 @@ export function spawnHere(req: SpawnRequest, onExit: (e: ChildExit) => void): Pr
       child.once("error", (e: NodeJS.ErrnoException) => reject(new SpawnFailure(`cannot start ${req.file}: ${e.message}`, e.code, "spawn"))),
     );
   }
+  child.on("error", () => undefined);
+  const gate = gateFd !== undefined ? (child.stdio[gateFd] as Writable | null) : null;
+  gate?.on("error", () => undefined); // sh gone before the release: its exit says so
   // A zombie still has its stat; only a reaped process has none, and this thread reaps only on a later turn.
   const startTime = readStat(pid)?.startTime ?? -1;
   if (req.record) {
@@ -110,14 +158,14 @@ export function spawnHere(req: SpawnRequest, onExit: (e: ChildExit) => void): Pr
       writeRecordFile(r.dir, r.file, { ...r.fields, pid, startTime }, r.indent);
     } catch (e) {
       try {
-        process.kill(-pid, "SIGKILL"); // unrecorded, nothing could find it again
+        process.kill(-pid, "SIGKILL"); // still sh on its gate: the program never ran
       } catch {
         // gone already
       }
+      gate?.destroy();
       return Promise.reject(new SpawnFailure(`cannot record ${req.file}'s pid: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, (e as NodeJS.ErrnoException).code, "record"));
     }
   }
-  child.on("error", () => undefined);
   child.once("exit", (code, signal) => onExit({ code, signal }));
   req.stdio.forEach((s, i) => {
     if (typeof s !== "object") return;
@@ -125,6 +173,7 @@ export function spawnHere(req: SpawnRequest, onExit: (e: ChildExit) => void): Pr
     pipe?.on("error", () => undefined); // the child died before reading: its own startup check says so
     pipe?.end(s.write);
   });
+  gate?.end("go\n"); // recorded: now the program may run
   child.unref();
   return Promise.resolve({ pid, startTime });
 }

@@ -3,13 +3,14 @@
 // session of the child's own, exit codes and signals, and the failures.
 
 import assert from "node:assert/strict";
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { KilnError } from "../../../src/errors.js";
 import { isLiveStat, readStat } from "../../../src/providers/local/procfs.js";
-import { DEFAULT_SPAWN_THREADS, InlineSpawner, parseSpawnThreads, SpawnFailure, ThreadSpawner, type ChildExit, type Spawned, type Spawner } from "../../../src/providers/local/spawner.js";
+import { DEFAULT_SPAWN_THREADS, findExecutable, gatedCommand, InlineSpawner, parseSpawnThreads, SpawnFailure, ThreadSpawner, type ChildExit, type Spawned, type Spawner } from "../../../src/providers/local/spawner.js";
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-spawner-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -121,8 +122,124 @@ for (const [name, spawner] of [
       for (let i = 0; i < 200 && running(marker).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
       assert.deepEqual(running(marker), []);
     });
+
+    test("a record that cannot be written: the program itself never ran (the gate held it)", async () => {
+      const ran = join(dir, `${name}-ran-unrecorded`);
+      await assert.rejects(
+        spawner.spawn({ file: "/bin/touch", args: [ran], env, stdio: ["ignore", "ignore", "ignore"], record: { dir: join(dir, "missing"), file: "meta.json", fields: {} } }),
+        (e: unknown) => e instanceof SpawnFailure && e.stage === "record",
+      );
+      await new Promise((r) => setTimeout(r, 200)); // room for a program that did run to finish
+      assert.equal(existsSync(ran), false, "touch ran although its record was never written");
+    });
+
+    test("a program on the child's PATH, by name: found and run as on the spawn's own lookup", async () => {
+      const marker = `kiln-spawner-path-${name}-${process.pid}`;
+      const s = await spawner.spawn({ file: "sh", args: ["-c", "exit 3", marker], env, stdio: ["ignore", "ignore", "ignore"], record: { dir, file: `${name}-path.json`, fields: {} } });
+      assert.deepEqual(await exitOf(s), { code: 3, signal: null });
+      await assert.rejects(
+        spawner.spawn({ file: "no-such-program-kiln", args: [], env, stdio: ["ignore", "ignore", "ignore"], record: { dir, file: `${name}-none.json`, fields: {} } }),
+        (e: unknown) => e instanceof SpawnFailure && e.stage === "spawn" && e.code === "ENOENT",
+      );
+      assert.equal(existsSync(join(dir, `${name}-none.json`)), false, "nothing recorded for a program that never started");
+    });
+
+    test("arguments pass through the gate unchanged: spaces, quotes, globs and dollars", async () => {
+      const file = join(dir, `${name}-args.txt`);
+      const fd = openSync(file, "w");
+      const args = ["a b", "'q'", '"d"', "$HOME", "*", "", "-n"];
+      let s;
+      try {
+        s = await spawner.spawn({ file: "/usr/bin/printf", args: ["[%s]", ...args], env, stdio: ["ignore", fd, fd], record: { dir, file: `${name}-args.json`, fields: {} } });
+      } finally {
+        closeSync(fd);
+      }
+      assert.deepEqual(await exitOf(s), { code: 0, signal: null });
+      assert.equal(readFileSync(file, "utf8"), args.map((a) => `[${a}]`).join(""));
+    });
+
+    test("the gate's descriptor is closed before the program runs: it sees what an ungated child sees", async () => {
+      // The same program without a record (no gate) is the baseline: a descriptor this test's own
+      // process inherited without close-on-exec shows in both.
+      const fdsSeen = async (gated: boolean) => {
+        const file = join(dir, `${name}-gate-fds-${gated}.txt`);
+        const fd = openSync(file, "w");
+        let s;
+        try {
+          s = await spawner.spawn({
+            file: "/bin/ls",
+            args: ["/proc/self/fd"],
+            env,
+            stdio: ["ignore", fd, "ignore", { write: "x" }],
+            ...(gated ? { record: { dir, file: `${name}-fds.json`, fields: {} } } : {}),
+          });
+        } finally {
+          closeSync(fd);
+        }
+        assert.deepEqual(await exitOf(s), { code: 0, signal: null });
+        return readFileSync(file, "utf8").trim().split("\n").map(Number).sort((a, b) => a - b);
+      };
+      const plain = await fdsSeen(false);
+      assert.ok(plain.includes(3), "the caller's pipe");
+      assert.deepEqual(await fdsSeen(true), plain);
+    });
   });
 }
+
+test("a spawner killed before the record is written: the program never runs, and its gate's sh is gone", async () => {
+  // A helper process spawns through the real InlineSpawner, with the record's temporary file made
+  // a FIFO: the write blocks in open() right after the spawn returned, before anything is recorded.
+  // Killed there, as a controller can be, the helper leaves the gate closed unread.
+  const work = mkdtempSync(join(dir, "killed-"));
+  const ran = join(work, "ran");
+  const marker = `kiln-spawner-killed-${process.pid}`;
+  const spawnerJs = new URL("../../../src/providers/local/spawner.js", import.meta.url).href;
+  const helper = spawn(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `import { execFileSync } from "node:child_process";
+       const { InlineSpawner } = await import(${JSON.stringify(spawnerJs)});
+       execFileSync("mkfifo", [${JSON.stringify(work)} + "/.meta.json." + process.pid + ".0.tmp"]);
+       await new InlineSpawner().spawn({ file: "/bin/sh", args: ["-c", "touch " + ${JSON.stringify(ran)} + "; sleep 30", ${JSON.stringify(marker)}],
+         env: { PATH: "/usr/bin:/bin" }, stdio: ["ignore", "ignore", "ignore"], record: { dir: ${JSON.stringify(work)}, file: "meta.json", fields: {} } });
+       console.log("recorded"); // never: the FIFO has no reader`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let out = "";
+  helper.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const helperExit = new Promise((r) => helper.once("exit", r));
+  try {
+    // The gated sh (its argv holds the marker) exists once the helper's spawn returned.
+    for (let i = 0; i < 500 && running(marker).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(running(marker).length, 1, "the helper's child, held on its gate");
+    await new Promise((r) => setTimeout(r, 200)); // the helper is inside the blocked record write by now
+    assert.equal(existsSync(ran), false, "the program ran before its record");
+  } finally {
+    helper.kill("SIGKILL");
+    await helperExit;
+  }
+  assert.equal(out, "");
+  for (let i = 0; i < 300 && running(marker).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(running(marker), [], "the gate's sh ended with its spawner");
+  assert.equal(existsSync(ran), false, "the program ran after its spawner died unrecorded");
+  assert.equal(existsSync(join(work, "meta.json")), false);
+});
+
+test("gatedCommand and findExecutable", () => {
+  const g = gatedCommand("/usr/bin/bwrap", ["--die-with-parent", "a b"], 6);
+  assert.equal(g.file, "/bin/sh");
+  assert.deepEqual(g.args, ["-c", 'read -r kiln_gate <&6 || exit 111; exec "$0" "$@" 6<&-', "/usr/bin/bwrap", "--die-with-parent", "a b"]);
+  assert.throws(() => gatedCommand("/bin/true", [], 10), /3–9/);
+  assert.deepEqual(findExecutable("sh", "/nonexistent:/bin"), { ok: true, file: "/bin/sh" });
+  assert.deepEqual(findExecutable("no-such-kiln-program", "/bin:/usr/bin"), { ok: false, code: "ENOENT" });
+  const plain = join(dir, "not-a-program");
+  writeFileSync(plain, "#!/bin/sh\n", { mode: 0o644 });
+  assert.deepEqual(findExecutable(plain, undefined), { ok: false, code: "EACCES" });
+  assert.deepEqual(findExecutable("/bin", undefined), { ok: false, code: "ENOENT" }, "a directory is not a program");
+});
 
 test("a pool whose thread dies: what it was spawning fails, later spawns run on the calling thread, said once", async () => {
   const lines: string[] = [];
