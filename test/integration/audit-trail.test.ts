@@ -11,7 +11,7 @@ import { after, before, test } from "node:test";
 import { parseDocument } from "yaml";
 import { homeFor, homePaths } from "../../src/home.js";
 import type { ChangeRecord } from "../../src/state/db.js";
-import { hasBwrap, helloWorkspace, kiln, kilnStatus, requireTool, type RunResult, until } from "./support.js";
+import { hasBwrap, helloWorkspace, kiln, kilnDown, kilnStatus, requireTool, type RunResult, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let up = false;
@@ -51,7 +51,7 @@ before(async () => {
 
 after(async () => {
   if (ws) {
-    if (up) await kiln(["down"], { cwd: ws.dir });
+    if (up) await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
 });

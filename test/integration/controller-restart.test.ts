@@ -11,7 +11,7 @@ import { parseDocument } from "yaml";
 import { pidAlive, readPidFile } from "../../src/home.js";
 import { supervisorFile } from "../../src/ops/daemons.js";
 import { openWorkspace } from "../../src/ops/workspace.js";
-import { helloWorkspace, kiln, kilnBin, until, type RunResult } from "./support.js";
+import { helloWorkspace, kiln, kilnBin, kilnDown, type RunResult, until } from "./support.js";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -26,7 +26,7 @@ async function slowHello(prefix: string) {
   doc.setIn(["strategy", "rolling", "instanceWarmup"], "5s");
   writeFileSync(file, doc.toString());
   cleanups.push(async () => {
-    await kiln(["down"], { cwd: ws.dir, timeoutMs: 60_000 });
+    await kilnDown([], { cwd: ws.dir, timeoutMs: 60_000 });
     rmSync(ws.dir, { recursive: true, force: true });
   });
   return ws;

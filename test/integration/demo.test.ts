@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { existsSync } from "node:fs";
-import { kiln, repoRoot, requireTool } from "./support.js";
+import { kiln, kilnDown, repoRoot, requireTool } from "./support.js";
 
 // The data plane under test: kiln's built-in proxy, or HAProxy (demo-haproxy.test.ts sets it).
 const ROUTER = process.env.KILN_DEMO_ROUTER === "haproxy" ? "haproxy" : "builtin";
@@ -37,7 +37,7 @@ test(`kiln demo --json --router ${ROUTER}: every step ok, 0 failed requests, the
     assert.equal(result.totals.failed, 0);
     assert.equal(result.counter.wentBackwards, false);
   } finally {
-    await kiln(["down", "-f", join(dir, ".kiln/demo/workspace/kiln.yaml")], { cwd: dir });
+    await kilnDown(["-f", join(dir, ".kiln/demo/workspace/kiln.yaml")], { cwd: dir });
     rmSync(dir, { recursive: true, force: true });
   }
 });

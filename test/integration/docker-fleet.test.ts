@@ -14,7 +14,7 @@ import type { LoadHandle } from "../../src/loadgen/client.js";
 import { connectDocker, type Docker } from "../../src/providers/docker/engine.js";
 import { LABEL } from "../../src/derive/index.js";
 import { dockerSocket } from "../support/services.js";
-import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, startFleetLoad, until } from "./support.js";
+import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, startFleetLoad, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let docker: Docker | undefined;
@@ -71,7 +71,7 @@ before(async () => {
 after(async () => {
   if (load) await load.stop();
   if (ws) {
-    await kiln(["down"], { cwd: ws.dir });
+    await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
   if (docker) {

@@ -13,7 +13,7 @@ import { after, describe, test } from "node:test";
 import { parseDocument } from "yaml";
 import { HAPROXY_BIN } from "../../src/traffic/haproxy/process.js";
 import { parsePrometheus, sumOf } from "../support/prometheus.js";
-import { freePort, helloWorkspace, inRotation, kiln, kilnStatus, requireTool } from "./support.js";
+import { freePort, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, requireTool } from "./support.js";
 
 const has = (cmd: string, args: string[]) => {
   try {
@@ -59,7 +59,7 @@ for (const router of ["builtin", "haproxy"] as const) {
     let ws: Awaited<ReturnType<typeof helloWorkspace>> | undefined;
     after(async () => {
       if (ws) {
-        await kiln(["down"], { cwd: ws.dir });
+        await kilnDown([], { cwd: ws.dir });
         rmSync(ws.dir, { recursive: true, force: true });
       }
     });

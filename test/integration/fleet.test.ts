@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { after, before, test } from "node:test";
 import type { StatusView } from "../../src/controller/types.js";
 import type { LoadHandle } from "../../src/loadgen/client.js";
-import { bakeAndDeploy, hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
+import { bakeAndDeploy, hasBwrap, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
 import { pidAlive } from "../../src/home.js";
 import { findPasta } from "../../src/providers/local/netns.js";
 
@@ -26,7 +26,7 @@ before(async () => {
 after(async () => {
   if (load) await load.stop();
   if (ws) {
-    await kiln(["down"], { cwd: ws.dir });
+    await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
 });

@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { parseDocument } from "yaml";
 import { homeFor, homePaths } from "../../src/home.js";
 import { StateDb } from "../../src/state/db.js";
-import { hasBwrap, helloWorkspace, kiln, kilnStatus, requireTool } from "./support.js";
+import { hasBwrap, helloWorkspace, kiln, kilnDown, kilnStatus, requireTool } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let up = false;
@@ -67,7 +67,7 @@ before(async () => {
 
 after(async () => {
   if (ws) {
-    if (up) await kiln(["down"], { cwd: ws.dir });
+    if (up) await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
 });

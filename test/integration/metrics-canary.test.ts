@@ -12,7 +12,7 @@ import { parseDocument } from "yaml";
 import type { LoadHandle } from "../../src/loadgen/client.js";
 import { HAPROXY_BIN } from "../../src/traffic/haproxy/process.js";
 import { parsePrometheus, sumOf, type Sample } from "../support/prometheus.js";
-import { freePort, helloWorkspace, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
+import { freePort, helloWorkspace, kiln, kilnDown, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
 
 const ready = (() => {
   try {
@@ -36,7 +36,7 @@ for (const router of ["builtin", "haproxy"] as const) {
     after(async () => {
       await load?.stop();
       if (ws) {
-        await kiln(["down"], { cwd: ws.dir });
+        await kilnDown([], { cwd: ws.dir });
         rmSync(ws.dir, { recursive: true, force: true });
       }
     });

@@ -20,7 +20,7 @@ import type { StatusView } from "../../src/controller/types.js";
 import { dockerSocket, postgresUrl } from "../support/services.js";
 import { dockerBridge, notesWorkspace, scratchDatabase, startRelay, startWriter, type NotesWorkspace, type WriterHandle } from "../support/notes-workspace.js";
 import type { WriterProgress } from "../support/notes-writer.js";
-import { hasBwrap, kiln, repoRoot, requireTool } from "./support.js";
+import { hasBwrap, kiln, kilnDown, repoRoot, requireTool } from "./support.js";
 
 const REPLACEMENTS = [
   { version: "2.0.0", strategy: "rolling" },
@@ -73,7 +73,7 @@ async function run(t: TestContext, provider: string): Promise<void> {
   t.after(async () => {
     if (writer) await writer.stop().catch(() => undefined);
     if (ws) {
-      await kiln(["down"], { cwd: ws.dir, timeoutMs: 60_000 });
+      await kilnDown([], { cwd: ws.dir, timeoutMs: 60_000 });
       ws.remove();
     }
     relay?.stop();

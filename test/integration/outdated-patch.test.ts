@@ -16,7 +16,7 @@ import { openStore, resolveBase, type OciImageConfig, type OciManifest } from ".
 import { planLayer, writeLayer, type LayerEntry } from "../../src/image/layer.js";
 import { MEDIA_TYPE } from "../../src/image/types.js";
 import type { LoadHandle } from "../../src/loadgen/client.js";
-import { hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad } from "./support.js";
+import { hasBwrap, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, requireTool, startFleetLoad } from "./support.js";
 
 const OLD = "3.0.11-1~deb12u2";
 const NEW = "3.0.17-1~deb12u3";
@@ -27,7 +27,7 @@ let load: LoadHandle | undefined;
 after(async () => {
   if (load) await load.stop();
   if (ws) {
-    await kiln(["down"], { cwd: ws.dir });
+    await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
 });

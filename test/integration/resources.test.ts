@@ -10,7 +10,7 @@ import { after, test } from "node:test";
 import { parseDocument } from "yaml";
 import { chooseEnforcement, readCgroupHost } from "../../src/providers/local/limits.js";
 import { DEFAULT_UID_RANGE } from "../../src/providers/local/uid-range.js";
-import { hasBwrap, helloWorkspace, kiln, kilnStatus, requireTool } from "./support.js";
+import { hasBwrap, helloWorkspace, kiln, kilnDown, kilnStatus, requireTool } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>> | undefined;
 const claims = mkdtempSync(join(tmpdir(), "kiln-it-uid-claims-"));
@@ -18,7 +18,7 @@ const env = { KILN_UID_CLAIMS_DIR: claims };
 
 after(async () => {
   if (ws) {
-    await kiln(["down"], { cwd: ws.dir, env });
+    await kilnDown([], { cwd: ws.dir, env });
     rmSync(ws.dir, { recursive: true, force: true });
   }
   rmSync(claims, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import type { LoadHandle } from "../../src/loadgen/client.js";
 import { pidAlive } from "../../src/home.js";
 import { HAPROXY_BIN } from "../../src/traffic/haproxy/process.js";
-import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
+import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, requireTool, startFleetLoad, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let load: LoadHandle | undefined;
@@ -34,7 +34,7 @@ before(async () => {
 after(async () => {
   if (load) await load.stop();
   if (ws) {
-    await kiln(["down"], { cwd: ws.dir });
+    await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
 });
@@ -172,7 +172,7 @@ test("router builtin (kiln.yaml default): kiln maintenance on answers 503 with R
     assert.equal(ok.status, 200);
     await ok.text();
   } finally {
-    await kiln(["down"], { cwd: b.dir });
+    await kilnDown([], { cwd: b.dir });
     rmSync(b.dir, { recursive: true, force: true });
   }
 });

@@ -14,7 +14,7 @@ import { after, test } from "node:test";
 import { parseDocument } from "yaml";
 import { homePaths, pidAlive, withSharedEdge } from "../../src/home.js";
 import { HAPROXY_BIN } from "../../src/traffic/haproxy/process.js";
-import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, until } from "./support.js";
+import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, requireTool, until } from "./support.js";
 
 const ready = (() => {
   try {
@@ -71,7 +71,7 @@ let sharedPort: number | undefined;
 
 after(async () => {
   for (const ws of spaces.reverse()) {
-    await kiln(["down"], { cwd: ws.dir });
+    await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
   if (sharedPort !== undefined) {

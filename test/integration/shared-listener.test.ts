@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { after, test } from "node:test";
 import { parseDocument } from "yaml";
 import { homePaths, pidAlive, withSharedEdge } from "../../src/home.js";
-import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, requireTool } from "./support.js";
+import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, requireTool } from "./support.js";
 
 const ready = (() => {
   try {
@@ -41,7 +41,7 @@ let sharedPort: number | undefined;
 
 after(async () => {
   for (const ws of spaces.reverse()) {
-    await kiln(["down"], { cwd: ws.dir });
+    await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
   // The shared proxy's directory (its log stays after kiln down, as a home's logs do).

@@ -37,6 +37,20 @@ export function kiln(args: string[], opts: { cwd: string; env?: Record<string, s
   });
 }
 
+/**
+ * `kiln down` for a test's teardown (a finally, an after hook): a non-zero exit fails the test
+ * file (process.exitCode) and prints what down said, without masking an error the finally is
+ * unwinding. `args` come after "down".
+ */
+export async function kilnDown(args: string[], opts: { cwd: string; env?: Record<string, string>; timeoutMs?: number }): Promise<RunResult> {
+  const r = await kiln(["down", ...args], opts);
+  if (r.code !== 0) {
+    process.exitCode = 1;
+    console.error(`teardown: \`kiln down${args.map((a) => ` ${a}`).join("")}\` in ${opts.cwd} exited ${r.code}:\n${r.stdout}${r.stderr}`);
+  }
+  return r;
+}
+
 export { freeLoopbackPort as freePort };
 
 /** A private copy of examples/hello, on a free port, that a test can edit like a developer would. */

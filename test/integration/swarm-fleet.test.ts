@@ -21,7 +21,7 @@ import type { Docker } from "../../src/providers/docker/engine.js";
 import { LABEL } from "../../src/derive/index.js";
 import { connectManager, serviceName, type SwarmNode } from "../../src/providers/swarm-fleet/index.js";
 import { swarmRig, type SwarmRig } from "../support/swarm-rig.js";
-import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnStatus, startFleetLoad, until } from "./support.js";
+import { bakeAndDeploy, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, startFleetLoad, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let rig: SwarmRig | undefined;
@@ -88,7 +88,7 @@ before(async () => {
 after(async () => {
   if (load) await load.stop();
   if (ws) {
-    await kiln(["down"], { cwd: ws.dir });
+    await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
   if (manager) for (const id of (await services().catch(() => new Map<string, string>())).keys()) await manager.getService(serviceName(id)).remove().catch(() => undefined);

@@ -9,7 +9,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { openWorkspace } from "../../src/ops/workspace.js";
-import { hasBwrap, helloWorkspace, kiln, kilnBin, requireTool, until, type RunResult } from "./support.js";
+import { hasBwrap, helloWorkspace, kiln, kilnBin, kilnDown, requireTool, type RunResult, until } from "./support.js";
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -40,7 +40,7 @@ test("rollout watch, status --watch and logs -f follow a deploy and a rolled-bac
   if (!requireTool(hasBwrap, "bubblewrap is not installed", t)) return;
   const ws = await helloWorkspace("kiln-watch-");
   cleanups.push(async () => {
-    await kiln(["down"], { cwd: ws.dir, timeoutMs: 60_000 });
+    await kilnDown([], { cwd: ws.dir, timeoutMs: 60_000 });
     rmSync(ws.dir, { recursive: true, force: true });
   });
   const ctx = openWorkspace(join(ws.dir, "kiln.yaml"));

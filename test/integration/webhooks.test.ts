@@ -13,7 +13,7 @@ import { after, before, test } from "node:test";
 import { parseDocument } from "yaml";
 import { homeFor, homePaths } from "../../src/home.js";
 import { StateDb } from "../../src/state/db.js";
-import { bakeAndDeploy, freePort, hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, until } from "./support.js";
+import { bakeAndDeploy, freePort, hasBwrap, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, requireTool, until } from "./support.js";
 
 let ws: Awaited<ReturnType<typeof helloWorkspace>>;
 let up = false;
@@ -83,7 +83,7 @@ before(async () => {
 
 after(async () => {
   if (ws) {
-    if (up) await kiln(["down"], { cwd: ws.dir });
+    if (up) await kilnDown([], { cwd: ws.dir });
     rmSync(ws.dir, { recursive: true, force: true });
   }
   hung.forEach((r) => r.destroy());

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseDocument } from "yaml";
-import { freePort, hasBwrap, helloWorkspace, kiln, repoRoot, requireTool } from "../../integration/support.js";
+import { freePort, hasBwrap, helloWorkspace, kiln, kilnDown, repoRoot, requireTool } from "../../integration/support.js";
 
 const dirs: string[] = [];
 after(() => {
@@ -64,7 +64,7 @@ test("a proxy port already in use is a user error naming the port, its holder an
       assert.match(r.stderr, new RegExp(`hint: stop pid ${process.pid}, or set \`listen\` in ${join(ws.dir, "kiln.yaml").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} to a free host:port`), router);
       assert.doesNotMatch(r.stdout + r.stderr, /[{]"ready"|KILN_E_CONTROLLER/, router);
     } finally {
-      await kiln(["down"], { cwd: ws.dir, timeoutMs: 60_000 });
+      await kilnDown([], { cwd: ws.dir, timeoutMs: 60_000 });
       await new Promise<void>((res) => holder.close(() => res()));
     }
   }

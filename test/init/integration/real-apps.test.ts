@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseDocument } from "yaml";
 import { freeLoopbackPort } from "../../../src/net.js";
-import { inRotation, kiln, kilnStatus, requireTool } from "../../integration/support.js";
+import { inRotation, kiln, kilnDown, kilnStatus, requireTool } from "../../integration/support.js";
 
 interface AppCase {
   name: string;
@@ -228,7 +228,7 @@ describe("kiln init → bake → deploy on published npm servers", { timeout: 40
           assert.match(await res.text(), app.check.body);
         }
       } finally {
-        await kiln(["down"], { cwd: dir, timeoutMs: 60_000 });
+        await kilnDown([], { cwd: dir, timeoutMs: 60_000 });
         console.log(`# timing ${app.name}: ${Object.entries(ms).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(", ")}`);
       }
     });

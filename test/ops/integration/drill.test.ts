@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { parseDocument } from "yaml";
 import type { DrillReport } from "../../../src/ops/drill.js";
 import { StateDb } from "../../../src/state/db.js";
-import { helloWorkspace, kiln, requireTool } from "../../integration/support.js";
+import { helloWorkspace, kiln, kilnDown, requireTool } from "../../integration/support.js";
 import { notesWorkspace, scratchDatabase } from "../../support/notes-workspace.js";
 import { postgresUrl } from "../../support/services.js";
 
@@ -66,7 +66,7 @@ describe("kiln drill (integration)", () => {
         db.close();
       }
     } finally {
-      await kiln(["down"], { cwd: ws.dir });
+      await kilnDown([], { cwd: ws.dir });
       rmSync(ws.dir, { recursive: true, force: true });
     }
   });
@@ -87,7 +87,7 @@ describe("kiln drill (integration)", () => {
       assert.ok(report.totals.requests > 200, `load ran (${report.totals.requests})`);
       assert.equal(report.totals.failed, 0);
     } finally {
-      await kiln(["down"], { cwd: ws.dir, timeoutMs: 60_000 });
+      await kilnDown([], { cwd: ws.dir, timeoutMs: 60_000 });
       ws.remove();
       await db.drop();
     }
@@ -123,7 +123,7 @@ describe("kiln drill (integration)", () => {
         db.close();
       }
     } finally {
-      await kiln(["down"], { cwd: ws.dir });
+      await kilnDown([], { cwd: ws.dir });
       rmSync(ws.dir, { recursive: true, force: true });
     }
   });

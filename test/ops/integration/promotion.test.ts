@@ -12,7 +12,7 @@ import { parseDocument } from "yaml";
 import type { ReleaseView, StatusView } from "../../../src/controller/types.js";
 import { startLoad } from "../../../src/loadgen/client.js";
 import { freeLoopbackPort } from "../../../src/net.js";
-import { helloWorkspace, kiln, requireTool, until } from "../../integration/support.js";
+import { helloWorkspace, kiln, kilnDown, requireTool, until } from "../../integration/support.js";
 
 function hasBwrap(): boolean {
   try {
@@ -118,8 +118,8 @@ describe("environments and promote-release (integration)", () => {
       assert.match(served.instance, /^hello-production-/);
     } finally {
       if (load) await load.stop();
-      await run(["down", "--env", "staging"]);
-      await run(["down", "--env", "production"]);
+      await kilnDown(["--env", "staging"], { cwd: ws.dir, timeoutMs: 5 * 60_000 });
+      await kilnDown(["--env", "production"], { cwd: ws.dir, timeoutMs: 5 * 60_000 });
       rmSync(ws.dir, { recursive: true, force: true });
     }
   });

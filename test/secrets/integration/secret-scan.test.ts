@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseDocument } from "yaml";
 import { pidAlive } from "../../../src/home.js";
-import { hasBwrap, helloWorkspace, inRotation, kiln, kilnStatus, requireTool, until, type RunResult } from "../../integration/support.js";
+import { hasBwrap, helloWorkspace, inRotation, kiln, kilnDown, kilnStatus, requireTool, type RunResult, until } from "../../integration/support.js";
 
 const marker = () => `kilnsecret${randomBytes(12).toString("hex")}`;
 const sha = (v: string) => createHash("sha256").update(v).digest("hex");
@@ -42,7 +42,7 @@ function filesUnder(dir: string, out: string[] = []): string[] {
 let ws: Awaited<ReturnType<typeof helloWorkspace>> | undefined;
 after(async () => {
   if (!ws) return;
-  await kiln(["down"], { cwd: ws.dir });
+  await kilnDown([], { cwd: ws.dir });
   rmSync(ws.dir, { recursive: true, force: true });
 });
 

@@ -12,7 +12,7 @@ import { after, describe, test } from "node:test";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { parseDocument } from "yaml";
 import { startLoad, type LoadHandle } from "../../../src/loadgen/client.js";
-import { hasBwrap, helloWorkspace, kiln, kilnStatus, repoRoot, requireTool, until } from "../../integration/support.js";
+import { hasBwrap, helloWorkspace, kiln, kilnDown, kilnStatus, repoRoot, requireTool, until } from "../../integration/support.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** Screenshots are kept as test artifacts here; KILN_DASHBOARD_SCREENSHOT=docs also refreshes docs/dashboard.png. */
@@ -57,7 +57,7 @@ describe("the dashboard in Chromium", () => {
     await browser?.close().catch(() => undefined);
     await load?.stop();
     if (ws) {
-      await kiln(["down"], { cwd: ws.dir });
+      await kilnDown([], { cwd: ws.dir });
       rmSync(ws.dir, { recursive: true, force: true });
     }
   });

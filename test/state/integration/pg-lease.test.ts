@@ -16,7 +16,7 @@ import { homePaths, pidAlive, readPidFile } from "../../../src/home.js";
 import { supervisorFile } from "../../../src/ops/daemons.js";
 import { createProvider } from "../../../src/providers/registry.js";
 import { StateDb } from "../../../src/state/db.js";
-import { helloWorkspace, kiln, requireTool, until } from "../../integration/support.js";
+import { helloWorkspace, kiln, kilnDown, requireTool, until } from "../../integration/support.js";
 import { postgresUrl } from "../../support/services.js";
 
 /** The controller's lease: renewed every tick, taken over this long after its last renewal. */
@@ -71,7 +71,7 @@ test("two controllers on one PostgreSQL state: one acts, the other waits, and ta
     doc.set("instances", 2);
     writeFileSync(file, doc.toString());
     cleanups.push(async () => {
-      await kiln(["down"], { cwd: ws.dir, timeoutMs: 60_000 });
+      await kilnDown([], { cwd: ws.dir, timeoutMs: 60_000 });
       rmSync(ws.dir, { recursive: true, force: true });
     });
   }
