@@ -1,8 +1,10 @@
 // kiln's HAProxy router against a hand-written HAProxy config over the same 2
 // backends (each its own Node process), measured side by side in one run with
 // wrk -t1 -c32 -d8s. Runs alternate (hand, kiln, hand, kiln) so drift on a
-// shared machine hits both; the best run of each is reported, with every run
-// kept in the JSON. Target: kiln ≥ 0.9× hand-written.
+// shared machine hits both. Judged on the median of the per-round ratios (each
+// round's pair ran back to back, so a burst of other work hits both sides of its
+// ratio); the best run of each is reported too, with every run kept in the JSON.
+// Target: kiln ≥ 0.9× hand-written.
 //
 //   node dist/bench/haproxy-router.js   → bench/results/haproxy-router.json
 // Nothing here asserts a timing.
@@ -34,7 +36,12 @@ export interface HaproxyRouterBench {
   kilnHaproxy: WrkRun & { runs: WrkRun[] };
   /** kiln req/s ÷ hand-written req/s (best runs) */
   ratio: number;
+  /** kiln ÷ hand-written of each round (the pair ran back to back) */
+  perRoundRatios: number[];
+  /** median of perRoundRatios: what the target is judged on */
+  medianOfRounds: number;
   target: number;
+  met: boolean;
 }
 
 /** wrk's --latency output → req/s, p99 (ms), errors (bench/proxy.ts reads it; rounded here). */
@@ -81,9 +88,11 @@ function handWrittenConfig(listen: string, backends: string[]): string {
   ].join("\n");
 }
 
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
 export async function benchHaproxyRouter(opts: { seconds?: number; rounds?: number } = {}): Promise<HaproxyRouterBench> {
   const seconds = opts.seconds ?? 8;
-  const rounds = opts.rounds ?? 3;
+  const rounds = opts.rounds ?? 6;
   const dir = mkdtempSync(join(os.tmpdir(), "kiln-bench-haproxy-"));
   const children: ChildProcess[] = [];
   let stopKiln: (() => Promise<void>) | undefined;
@@ -128,14 +137,21 @@ export async function benchHaproxyRouter(opts: { seconds?: number; rounds?: numb
     const h = best(handRuns);
     const k = best(kilnRuns);
     const version = spawnSync(HAPROXY_BIN, ["-v"], { encoding: "utf8" }).stdout.split("\n")[0] ?? "";
+    const perRoundRatios = handRuns.map((hr, i) => round3(kilnRuns[i]!.reqPerSec / hr.reqPerSec));
+    const sorted = [...perRoundRatios].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    const medianOfRounds = round3(sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2);
     const result: HaproxyRouterBench = {
       generatedAt: new Date().toISOString(),
-      tool: `wrk -t1 -c32 -d${seconds}s --latency GET /version, 2 Node backends, best of ${rounds} alternating runs`,
+      tool: `wrk -t1 -c32 -d${seconds}s --latency GET /version, 2 Node backends, ${rounds} alternating rounds: median of the per-round ratios, and best of each`,
       haproxy: version,
       handWritten: { ...h, runs: handRuns },
       kilnHaproxy: { ...k, runs: kilnRuns },
-      ratio: Math.round((k.reqPerSec / h.reqPerSec) * 1000) / 1000,
+      ratio: round3(k.reqPerSec / h.reqPerSec),
+      perRoundRatios,
+      medianOfRounds,
       target: 0.9,
+      met: medianOfRounds >= 0.9,
     };
     // The request log must have kept up: the release histogram counts what HAProxy counted.
     const rel = s.releases.r1!;
