@@ -9,7 +9,7 @@
 //   node dist/bench/haproxy-router.js   → bench/results/haproxy-router.json
 // Nothing here asserts a timing.
 
-import { parseWrk as parseWrkOutput } from "./proxy.js";
+import { median, parseWrk as parseWrkOutput, round3 } from "./proxy.js";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, openSync, closeSync, writeFileSync, rmSync, mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -88,8 +88,6 @@ function handWrittenConfig(listen: string, backends: string[]): string {
   ].join("\n");
 }
 
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
-
 export async function benchHaproxyRouter(opts: { seconds?: number; rounds?: number } = {}): Promise<HaproxyRouterBench> {
   const seconds = opts.seconds ?? 8;
   const rounds = opts.rounds ?? 6;
@@ -138,9 +136,7 @@ export async function benchHaproxyRouter(opts: { seconds?: number; rounds?: numb
     const k = best(kilnRuns);
     const version = spawnSync(HAPROXY_BIN, ["-v"], { encoding: "utf8" }).stdout.split("\n")[0] ?? "";
     const perRoundRatios = handRuns.map((hr, i) => round3(kilnRuns[i]!.reqPerSec / hr.reqPerSec));
-    const sorted = [...perRoundRatios].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    const medianOfRounds = round3(sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2);
+    const medianOfRounds = round3(median(perRoundRatios));
     const result: HaproxyRouterBench = {
       generatedAt: new Date().toISOString(),
       tool: `wrk -t1 -c32 -d${seconds}s --latency GET /version, 2 Node backends, ${rounds} alternating rounds: median of the per-round ratios, and best of each`,

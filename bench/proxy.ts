@@ -171,12 +171,13 @@ async function until200(url: string, what: string, ms = 15_000): Promise<void> {
 const WARM_UP_PASSES = 2;
 const WARM_UP_S = 2;
 
-const median = (xs: number[]) => {
+/** The median of `xs` (the mean of the middle two for an even count); bench/haproxy-router.ts uses it too. */
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 const round1 = (n: number) => Math.round(n * 10) / 10;
-const round3 = (n: number) => Math.round(n * 1000) / 1000;
+export const round3 = (n: number) => Math.round(n * 1000) / 1000;
 
 export function haproxyConfig(listen: string, backends: string[]): string {
   return [

@@ -13,12 +13,13 @@
 // The upper directory outlives each run, so a restart sees what the last run left.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { chownSync, closeSync, mkdirSync, openSync, readFileSync, statSync } from "node:fs";
+import { chownSync, closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { KilnError } from "../errors.js";
+import { findHostTool, HOST_PATH } from "../providers/local/executable.js";
 import { resolveImageUser } from "../providers/local/image-user.js";
 import { instanceProcesses, namespaceOf } from "../providers/local/procfs.js";
 import { bwrapEnvArgs, ENV_FD, SECCOMP_FD, STATUS_FD } from "../providers/local/sandbox-command.js";
@@ -30,7 +31,6 @@ import type { PathChange, SandboxProcess } from "./types.js";
 import { upperDirChanges } from "./upper-dir.js";
 import { freeLoopbackPort } from "../net.js";
 
-const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const DEFAULT_STAGE = "/run/kiln-audit-stage";
 
 /** Constant: every value arrives as a positional argument. */
@@ -89,18 +89,6 @@ export function localAuditCommand(i: LocalCommandInput): { file: string; args: s
   };
 }
 
-function which(name: string): string | undefined {
-  for (const d of [...(process.env.PATH ?? "").split(":"), ...HOST_PATH.split(":")]) {
-    if (!d) continue;
-    try {
-      const p = join(d, name);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -110,7 +98,7 @@ export async function createLocalSandbox(rootfs: string, cfg: RunConfig, log: (l
       hint: "run it as root, or use --provider docker",
     });
   const tool = (name: string, pkg: string) => {
-    const p = which(name);
+    const p = findHostTool(name);
     if (!p) throw new KilnError("KILN_E_PROVIDER", `${name} is not installed`, { hint: `kiln audit --provider local needs it (Debian: apt-get install ${pkg})` });
     return p;
   };

@@ -13,11 +13,12 @@
 import { spawnSync } from "node:child_process";
 import { accessSync, chownSync, lchownSync, closeSync, constants, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tailLines } from "../../file-tail.js";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { constants as osConstants } from "node:os";
 import { KilnError } from "../../errors.js";
 import type { LaunchRequest, LimitsEnforcement, ObservedInstance, Provider } from "../provider.js";
 import { LaunchFlights, SAFE_SEGMENT } from "../single-flight.js";
+import { findHostTool, HOST_PATH } from "./executable.js";
 import { resolveImageUser } from "./image-user.js";
 import { fsImageTree, readImageFile } from "./image-tree.js";
 import { LOG_FILE, META_FILE, STATUS_FILE, readBwrapStatus, readMeta, writeMeta, type InstanceMeta, type SandboxKind } from "./meta.js";
@@ -82,7 +83,6 @@ export interface LocalProviderOptions {
 
 type Mode = { kind: "staged-bwrap" | "user-bwrap" | "chroot"; tools: Tools };
 
-const HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const STARTUP_WAIT_MS = 5000;
 const KILL_WAIT_MS = 5000;
 const POLL_MS = 20;
@@ -108,21 +108,6 @@ function providerError(message: string, hint: string, cause?: unknown, where?: s
   });
 }
 
-function findExecutable(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter), ...HOST_PATH.split(":")];
-  for (const d of dirs) {
-    if (!d) continue;
-    const p = join(d, name);
-    try {
-      accessSync(p, constants.X_OK);
-      if (lstatSync(p).isDirectory()) continue;
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 async function freePort(isTaken: (port: number) => boolean): Promise<number> {
   // Bind port 0, read it, close. Another process may take it before the
@@ -143,7 +128,7 @@ export function missingBwrapOptions(help: string): string[] {
 
 /** The bwrap on PATH and what it lacks; undefined when none is installed. */
 export function probeBwrap(): { path: string; missing: string[] } | undefined {
-  const path = findExecutable("bwrap");
+  const path = findHostTool("bwrap");
   if (!path) return undefined;
   const r = spawnSync(path, ["--help"], { encoding: "utf8", timeout: 5000 });
   return { path, missing: missingBwrapOptions(`${r.stdout ?? ""}\n${r.stderr ?? ""}`) };
@@ -221,7 +206,7 @@ export class LocalProvider implements Provider {
     this.opts = opts;
     this.log = opts.log ?? ((line) => process.stderr.write(line + "\n"));
     this.now = opts.now ?? Date.now;
-    this.limits = new LimitsHook({ home: opts.home, now: this.now, findExecutable });
+    this.limits = new LimitsHook({ home: opts.home, now: this.now, findExecutable: findHostTool });
     this.boost = new StartupBoost({ level: opts.startupBoost ?? DEFAULT_STARTUP_BOOST, log: this.log });
     this.spawner = opts.spawner ?? makeSpawner(opts.spawnThreads ?? DEFAULT_SPAWN_THREADS, this.log);
   }
@@ -534,7 +519,7 @@ export class LocalProvider implements Provider {
       );
     const bwrap = found?.path;
     const need = (name: string): string => {
-      const p = findExecutable(name);
+      const p = findHostTool(name);
       if (!p) throw providerError(`${name} is not installed`, `the local provider needs ${name} (Debian: util-linux / coreutils / dash)`);
       return p;
     };

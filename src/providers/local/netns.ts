@@ -23,9 +23,10 @@
 // (net.json) and whichever controller terminates the instance, or first sees it exited, stops it.
 // pasta holds the namespace open itself, so it does not stop on its own when the app dies.
 
-import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllowEntry } from "../../config/network-allow.js";
+import { findHostTool, HOST_PATH } from "./executable.js";
 import { writeRecordFile } from "./meta.js";
 import { isSameProcessAlive, readStat } from "./procfs.js";
 import { InlineSpawner, SpawnFailure, type Spawned, type Spawner } from "./spawner.js";
@@ -221,21 +222,9 @@ async function loopbackConfigured(pid: number, timeoutMs: number): Promise<boole
 /** How long the forwarder waits for bwrap's loopback setup (it takes well under 1 ms unloaded). */
 const LOOPBACK_WAIT_MS = 2000;
 
-const PASTA_DIRS = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-
 /** The pasta binary (Debian: passt), or undefined when it is not installed. */
 export function findPasta(path = process.env.PATH ?? ""): string | undefined {
-  for (const d of [...path.split(":"), ...PASTA_DIRS]) {
-    if (!d) continue;
-    const p = join(d, "pasta");
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return findHostTool("pasta", path);
 }
 
 /** the descriptor (in pasta) of the instance's network namespace */
@@ -303,7 +292,7 @@ export async function startForwarder(o: {
     spawned = await (o.spawner ?? new InlineSpawner()).spawn({
       file: o.pasta,
       args,
-      env: { PATH: PASTA_DIRS.join(":") },
+      env: { PATH: HOST_PATH },
       stdio: ["ignore", errFd, errFd, nsFd],
       record: { dir: o.dir, file: NET_FILE, fields: { ...fields } },
     });

@@ -20,11 +20,10 @@
 // `KILN_SPAWN_THREADS=0` (or `threads: 0`) spawns on the calling thread, as before.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants as fsConstants, statSync } from "node:fs";
-import { delimiter, join } from "node:path";
 import type { Writable } from "node:stream";
 import { Worker } from "node:worker_threads";
 import { KilnError } from "../../errors.js";
+import { findExecutable } from "./executable.js";
 import { writeRecordFile } from "./meta.js";
 import { readStat } from "./procfs.js";
 
@@ -96,25 +95,6 @@ export const GATE_CLOSED_EXIT = 111;
 export function gatedCommand(file: string, args: readonly string[], gateFd: number): { file: string; args: string[] } {
   if (!Number.isInteger(gateFd) || gateFd < 3 || gateFd > 9) throw new Error(`gate descriptor ${gateFd}: sh redirects only 3–9 here`);
   return { file: "/bin/sh", args: ["-c", `read -r kiln_gate <&${gateFd} || exit ${GATE_CLOSED_EXIT}; exec "$0" "$@" ${gateFd}<&-`, file, ...args] };
-}
-
-/**
- * Where execvp would find `file` with `path` (a PATH value), or why not: the gate's sh would only
- * say so in the child's log, and a missing program is the caller's error to report at once.
- */
-export function findExecutable(file: string, path: string | undefined): { ok: true; file: string } | { ok: false; code: "ENOENT" | "EACCES" } {
-  const candidates = file.includes("/") ? [file] : (path ?? "").split(delimiter).filter(Boolean).map((d) => join(d, file));
-  let denied = false;
-  for (const c of candidates) {
-    try {
-      if (!statSync(c).isFile()) continue;
-      accessSync(c, fsConstants.X_OK);
-      return { ok: true, file: c };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EACCES") denied = true;
-    }
-  }
-  return { ok: false, code: denied ? "EACCES" : "ENOENT" };
 }
 
 /**

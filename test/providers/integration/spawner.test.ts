@@ -9,8 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { KilnError } from "../../../src/errors.js";
+import { findExecutable } from "../../../src/providers/local/executable.js";
 import { isLiveStat, readStat } from "../../../src/providers/local/procfs.js";
-import { DEFAULT_SPAWN_THREADS, findExecutable, gatedCommand, InlineSpawner, parseSpawnThreads, SpawnFailure, ThreadSpawner, type ChildExit, type Spawned, type Spawner } from "../../../src/providers/local/spawner.js";
+import { DEFAULT_SPAWN_THREADS, gatedCommand, InlineSpawner, parseSpawnThreads, SpawnFailure, ThreadSpawner, type ChildExit, type Spawned, type Spawner } from "../../../src/providers/local/spawner.js";
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-spawner-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
